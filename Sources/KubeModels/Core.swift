@@ -1,0 +1,231 @@
+// Slim models of the core/v1 and discovery.k8s.io/v1 objects Portway reads. Numbers are decoded as
+// Int (not UInt16) so that an out-of-range port reaches the translator, which reports it as a warning
+// naming the field, instead of failing the whole object at decode time.
+
+/// core/v1 Service.
+public struct Service: KubeResource, Hashable {
+    public static let resource = ResourceDescriptor(group: "", version: "v1", plural: "services", kind: "Service", namespaced: true)
+    public var metadata: ObjectMeta
+    public var spec: ServiceSpec
+    public var status: ServiceStatus?
+
+    public init(metadata: ObjectMeta, spec: ServiceSpec, status: ServiceStatus? = nil) {
+        self.metadata = metadata
+        self.spec = spec
+        self.status = status
+    }
+}
+
+public struct ServiceSpec: Codable, Hashable, Sendable {
+    /// ClusterIP (default), NodePort, LoadBalancer or ExternalName.
+    public var type: String?
+    public var clusterIP: String?
+    public var clusterIPs: [String]?
+    public var ports: [ServicePort]?
+    public var externalIPs: [String]?
+    /// Cluster (default) or Local.
+    public var externalTrafficPolicy: String?
+    /// Cluster (default) or Local.
+    public var internalTrafficPolicy: String?
+    /// None (default) or ClientIP.
+    public var sessionAffinity: String?
+    public var sessionAffinityConfig: SessionAffinityConfig?
+    public var externalName: String?
+    public var selector: [String: String]?
+    public var loadBalancerClass: String?
+    public var ipFamilies: [String]?
+
+    public init(
+        type: String? = nil, clusterIP: String? = nil, clusterIPs: [String]? = nil, ports: [ServicePort]? = nil,
+        externalIPs: [String]? = nil, externalTrafficPolicy: String? = nil, internalTrafficPolicy: String? = nil,
+        sessionAffinity: String? = nil, sessionAffinityConfig: SessionAffinityConfig? = nil, externalName: String? = nil,
+        selector: [String: String]? = nil, loadBalancerClass: String? = nil, ipFamilies: [String]? = nil
+    ) {
+        self.type = type
+        self.clusterIP = clusterIP
+        self.clusterIPs = clusterIPs
+        self.ports = ports
+        self.externalIPs = externalIPs
+        self.externalTrafficPolicy = externalTrafficPolicy
+        self.internalTrafficPolicy = internalTrafficPolicy
+        self.sessionAffinity = sessionAffinity
+        self.sessionAffinityConfig = sessionAffinityConfig
+        self.externalName = externalName
+        self.selector = selector
+        self.loadBalancerClass = loadBalancerClass
+        self.ipFamilies = ipFamilies
+    }
+}
+
+public struct ServicePort: Codable, Hashable, Sendable {
+    public var name: String?
+    /// TCP (default), UDP or SCTP.
+    public var `protocol`: String?
+    public var port: Int
+    public var targetPort: IntOrString?
+    public var nodePort: Int?
+    public var appProtocol: String?
+
+    public init(name: String? = nil, protocol: String? = nil, port: Int, targetPort: IntOrString? = nil, nodePort: Int? = nil, appProtocol: String? = nil) {
+        self.name = name
+        self.protocol = `protocol`
+        self.port = port
+        self.targetPort = targetPort
+        self.nodePort = nodePort
+        self.appProtocol = appProtocol
+    }
+}
+
+public struct SessionAffinityConfig: Codable, Hashable, Sendable {
+    public var clientIP: ClientIPConfig?
+    public init(clientIP: ClientIPConfig? = nil) { self.clientIP = clientIP }
+}
+
+public struct ClientIPConfig: Codable, Hashable, Sendable {
+    public var timeoutSeconds: Int?
+    public init(timeoutSeconds: Int? = nil) { self.timeoutSeconds = timeoutSeconds }
+}
+
+public struct ServiceStatus: Codable, Hashable, Sendable {
+    public var loadBalancer: LoadBalancerStatus?
+    public init(loadBalancer: LoadBalancerStatus? = nil) { self.loadBalancer = loadBalancer }
+}
+
+public struct LoadBalancerStatus: Codable, Hashable, Sendable {
+    public var ingress: [LoadBalancerIngress]?
+    public init(ingress: [LoadBalancerIngress]? = nil) { self.ingress = ingress }
+}
+
+public struct LoadBalancerIngress: Codable, Hashable, Sendable {
+    public var ip: String?
+    public var hostname: String?
+    public init(ip: String? = nil, hostname: String? = nil) {
+        self.ip = ip
+        self.hostname = hostname
+    }
+}
+
+/// discovery.k8s.io/v1 EndpointSlice.
+public struct EndpointSlice: KubeResource, Hashable {
+    public static let resource = ResourceDescriptor(group: "discovery.k8s.io", version: "v1", plural: "endpointslices", kind: "EndpointSlice", namespaced: true)
+    /// The label that names the Service a slice belongs to.
+    public static let serviceNameLabel = "kubernetes.io/service-name"
+
+    public var metadata: ObjectMeta
+    /// IPv4, IPv6 or FQDN.
+    public var addressType: String
+    public var endpoints: [Endpoint]?
+    public var ports: [EndpointPort]?
+
+    public init(metadata: ObjectMeta, addressType: String, endpoints: [Endpoint]? = nil, ports: [EndpointPort]? = nil) {
+        self.metadata = metadata
+        self.addressType = addressType
+        self.endpoints = endpoints
+        self.ports = ports
+    }
+}
+
+public struct Endpoint: Codable, Hashable, Sendable {
+    public var addresses: [String]
+    public var conditions: EndpointConditions?
+    public var nodeName: String?
+    public var zone: String?
+    public var hostname: String?
+
+    public init(addresses: [String], conditions: EndpointConditions? = nil, nodeName: String? = nil, zone: String? = nil, hostname: String? = nil) {
+        self.addresses = addresses
+        self.conditions = conditions
+        self.nodeName = nodeName
+        self.zone = zone
+        self.hostname = hostname
+    }
+}
+
+public struct EndpointConditions: Codable, Hashable, Sendable {
+    public var ready: Bool?
+    public var serving: Bool?
+    public var terminating: Bool?
+
+    public init(ready: Bool? = nil, serving: Bool? = nil, terminating: Bool? = nil) {
+        self.ready = ready
+        self.serving = serving
+        self.terminating = terminating
+    }
+}
+
+public struct EndpointPort: Codable, Hashable, Sendable {
+    public var name: String?
+    public var `protocol`: String?
+    public var port: Int?
+    public var appProtocol: String?
+
+    public init(name: String? = nil, protocol: String? = nil, port: Int? = nil, appProtocol: String? = nil) {
+        self.name = name
+        self.protocol = `protocol`
+        self.port = port
+        self.appProtocol = appProtocol
+    }
+}
+
+/// core/v1 Endpoints (the pre-EndpointSlice API, used with `--endpoints-source=endpoints`).
+public struct Endpoints: KubeResource, Hashable {
+    public static let resource = ResourceDescriptor(group: "", version: "v1", plural: "endpoints", kind: "Endpoints", namespaced: true)
+    public var metadata: ObjectMeta
+    public var subsets: [EndpointSubset]?
+
+    public init(metadata: ObjectMeta, subsets: [EndpointSubset]? = nil) {
+        self.metadata = metadata
+        self.subsets = subsets
+    }
+}
+
+public struct EndpointSubset: Codable, Hashable, Sendable {
+    public var addresses: [EndpointAddress]?
+    public var notReadyAddresses: [EndpointAddress]?
+    public var ports: [EndpointPort]?
+
+    public init(addresses: [EndpointAddress]? = nil, notReadyAddresses: [EndpointAddress]? = nil, ports: [EndpointPort]? = nil) {
+        self.addresses = addresses
+        self.notReadyAddresses = notReadyAddresses
+        self.ports = ports
+    }
+}
+
+public struct EndpointAddress: Codable, Hashable, Sendable {
+    public var ip: String
+    public var nodeName: String?
+    public var hostname: String?
+
+    public init(ip: String, nodeName: String? = nil, hostname: String? = nil) {
+        self.ip = ip
+        self.nodeName = nodeName
+        self.hostname = hostname
+    }
+}
+
+/// core/v1 Node: only the addresses.
+public struct Node: KubeResource, Hashable {
+    public static let resource = ResourceDescriptor(group: "", version: "v1", plural: "nodes", kind: "Node", namespaced: false)
+    public var metadata: ObjectMeta
+    public var status: NodeStatus?
+
+    public init(metadata: ObjectMeta, status: NodeStatus? = nil) {
+        self.metadata = metadata
+        self.status = status
+    }
+}
+
+public struct NodeStatus: Codable, Hashable, Sendable {
+    public var addresses: [NodeAddress]?
+    public init(addresses: [NodeAddress]? = nil) { self.addresses = addresses }
+}
+
+public struct NodeAddress: Codable, Hashable, Sendable {
+    /// InternalIP, ExternalIP, Hostname, ...
+    public var type: String
+    public var address: String
+    public init(type: String, address: String) {
+        self.type = type
+        self.address = address
+    }
+}
