@@ -133,6 +133,11 @@ struct pw_ct4_val {
     __be32 client_addr;
     __be16 client_port;
     __u16 pad;
+    /* Where the flow was sent, so an established flow survives its backend's removal from the
+     * services and backends maps (added by the datapath; appended to keep earlier offsets). */
+    __be32 backend_addr;
+    __be16 backend_port;
+    __u16 pad2;
 };
 
 /* SNAT table: (node address, node port, backend, proto) -> original client. */
@@ -159,7 +164,7 @@ _Static_assert(sizeof(struct pw_lb4_reverse_nat) == 8, "pw_lb4_reverse_nat must 
 _Static_assert(sizeof(struct pw_lb4_affinity_key) == 8, "pw_lb4_affinity_key must be 8 bytes");
 _Static_assert(sizeof(struct pw_lb4_affinity_val) == 16, "pw_lb4_affinity_val must be 16 bytes");
 _Static_assert(sizeof(struct pw_ct4_key) == 16, "pw_ct4_key must be 16 bytes");
-_Static_assert(sizeof(struct pw_ct4_val) == 40, "pw_ct4_val must be 40 bytes");
+_Static_assert(sizeof(struct pw_ct4_val) == 48, "pw_ct4_val must be 48 bytes");
 _Static_assert(sizeof(struct pw_snat4_key) == 16, "pw_snat4_key must be 16 bytes");
 _Static_assert(sizeof(struct pw_snat4_val) == 16, "pw_snat4_val must be 16 bytes");
 
