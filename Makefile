@@ -25,7 +25,7 @@ build: deps bpf
 ## bpf: compile bpf/progs/*.c for the BPF target
 bpf: deps $(BPF_OBJS)
 
-$(BPF_OUT)/%.o: bpf/progs/%.c bpf/include/*.h
+$(BPF_OUT)/%.o: bpf/progs/%.c bpf/include/*.h $(wildcard bpf/progs/*.h)
 	@mkdir -p $(BPF_OUT)
 	$(BPF_CLANG) -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -I bpf/include -I /usr/include/$$(uname -m)-linux-gnu -c $< -o $@
 

@@ -1,6 +1,6 @@
 /* The one definition of Portway's BPF map layouts.
  *
- * Included by the BPF programs (bpf/progs/*.c, compiled with clang -target bpf) and by the Swift
+ * Included by the BPF programs (bpf/progs/, compiled with clang -target bpf) and by the Swift
  * C shim module CPortwayBPF, so Swift and the datapath read and write the very same structs.
  * Byte order: addresses, ports and rev_nat_index in network order; slot, backend_id and counts in
  * host order (as in Cilium's lb4 maps).
