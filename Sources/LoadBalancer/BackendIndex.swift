@@ -1,0 +1,160 @@
+import KubeModels
+
+/// A Service port as endpoints name it: backends are matched to a Service port by port name (which
+/// is how named targetPorts resolve: the endpoint port carries the resolved number) and protocol.
+struct PortKey: Hashable {
+    var name: String
+    var proto: L4Protocol
+}
+
+/// Backends of one Service, per port, deduplicated and in `Backend.outputOrder`.
+typealias ServiceBackends = [PortKey: [Backend]]
+
+/// Indexes EndpointSlices (or Endpoints) by the Service they belong to, so that resolving one
+/// Service's backends costs only its own objects (10k Services stay linear).
+struct BackendIndex {
+    private let source: EndpointsSource
+    private var slicesByService: [ServiceKey: [Int]] = [:]
+    private var endpointsByService: [ServiceKey: Int] = [:]
+    private let snapshot: ClusterSnapshot
+
+    init(snapshot: ClusterSnapshot, source: EndpointsSource) {
+        self.snapshot = snapshot
+        self.source = source
+        switch source {
+        case .endpointSlices:
+            for (i, slice) in snapshot.endpointSlices.enumerated() {
+                // A slice without the label belongs to no Service (e.g. a custom one): not ours to use.
+                guard let service = slice.metadata.labels?[EndpointSlice.serviceNameLabel], !service.isEmpty else { continue }
+                slicesByService[ServiceKey(namespace: slice.metadata.namespace, name: service), default: []].append(i)
+            }
+        case .endpoints:
+            for (i, endpoints) in snapshot.endpoints.enumerated() {
+                let key = ServiceKey(namespace: endpoints.metadata.namespace, name: endpoints.metadata.name)
+                // Two objects with one name cannot come from a real API server; keep the first for determinism.
+                if endpointsByService[key] == nil { endpointsByService[key] = i }
+            }
+        }
+    }
+
+    /// The backends of `service`, per port. Problems in its endpoint objects become warnings.
+    func backends(of service: ServiceKey, warnings: inout [TranslationWarning]) -> ServiceBackends {
+        var merger = BackendMerger()
+        switch source {
+        case .endpointSlices:
+            guard let indices = slicesByService[service] else { return [:] }
+            // Slice order decides nothing in the output, but warnings come out in name order.
+            let slices = indices.map { snapshot.endpointSlices[$0] }.sorted { $0.metadata.name < $1.metadata.name }
+            for slice in slices { merger.add(slice: slice, warnings: &warnings) }
+        case .endpoints:
+            guard let index = endpointsByService[service] else { return [:] }
+            merger.add(endpoints: snapshot.endpoints[index], warnings: &warnings)
+        }
+        return merger.result()
+    }
+}
+
+/// Collects backends from several objects, deduplicating by (address, port, protocol) per port;
+/// when an endpoint appears twice (a pod moving between slices), the better state wins.
+struct BackendMerger {
+    private var byPort: [PortKey: [BackendKey: Backend]] = [:]
+
+    struct BackendKey: Hashable {
+        var address: IPAddress
+        var port: UInt16
+        var proto: L4Protocol
+    }
+
+    mutating func insert(_ backend: Backend, for port: PortKey) {
+        let key = BackendKey(address: backend.address, port: backend.port, proto: backend.proto)
+        if let existing = byPort[port]?[key], existing.state <= backend.state { return }
+        byPort[port, default: [:]][key] = backend
+    }
+
+    func result() -> ServiceBackends {
+        byPort.mapValues { $0.values.sorted(by: Backend.outputOrder) }
+    }
+
+    /// The state of a slice endpoint: ready true or absent → active; not ready but serving and
+    /// terminating → terminating; anything else is not used.
+    static func state(of conditions: EndpointConditions?) -> BackendState? {
+        let ready = conditions?.ready ?? true
+        if ready { return .active }
+        if conditions?.serving == true && conditions?.terminating == true { return .terminating }
+        return nil
+    }
+
+    mutating func add(slice: EndpointSlice, warnings: inout [TranslationWarning]) {
+        let object = "EndpointSlice \(ServiceKey(namespace: slice.metadata.namespace, name: slice.metadata.name).description)"
+        switch slice.addressType {
+        case "IPv4": break
+        case "IPv6": return  // IPv4 datapath only for now; dual-stack clusters have these for every Service.
+        case "FQDN":
+            warnings.append(TranslationWarning(object: object, field: "addressType", message: "FQDN endpoints are not supported; slice ignored"))
+            return
+        default:
+            warnings.append(TranslationWarning(object: object, field: "addressType", message: "unknown address type \"\(slice.addressType)\"; slice ignored"))
+            return
+        }
+        let ports = Self.ports(slice.ports ?? [], object: object, path: "ports", warnings: &warnings)
+        guard !ports.isEmpty else { return }
+        for (j, endpoint) in (slice.endpoints ?? []).enumerated() {
+            // Addresses of one endpoint are fungible; like kube-proxy, use the first only.
+            guard let text = endpoint.addresses.first else {
+                warnings.append(TranslationWarning(object: object, field: "endpoints[\(j)].addresses", message: "no address; endpoint ignored"))
+                continue
+            }
+            guard let address = IPv4Address(text) else {
+                warnings.append(TranslationWarning(object: object, field: "endpoints[\(j)].addresses[0]", message: "\"\(text)\" is not an IPv4 address; endpoint ignored"))
+                continue
+            }
+            guard let state = Self.state(of: endpoint.conditions) else { continue }
+            for (key, number) in ports {
+                insert(Backend(address: .v4(address), port: number, proto: key.proto, state: state, nodeName: endpoint.nodeName), for: key)
+            }
+        }
+    }
+
+    mutating func add(endpoints: Endpoints, warnings: inout [TranslationWarning]) {
+        let object = "Endpoints \(ServiceKey(namespace: endpoints.metadata.namespace, name: endpoints.metadata.name).description)"
+        for (i, subset) in (endpoints.subsets ?? []).enumerated() {
+            let ports = Self.ports(subset.ports ?? [], object: object, path: "subsets[\(i)].ports", warnings: &warnings)
+            guard !ports.isEmpty else { continue }
+            // notReadyAddresses are not used: Endpoints cannot say whether they are terminating.
+            for (j, address) in (subset.addresses ?? []).enumerated() {
+                guard let ip = IPAddress(address.ip) else {
+                    warnings.append(TranslationWarning(object: object, field: "subsets[\(i)].addresses[\(j)].ip", message: "\"\(address.ip)\" is not an IP address; address ignored"))
+                    continue
+                }
+                guard case .v4 = ip else { continue }  // IPv4 datapath only for now.
+                for (key, number) in ports {
+                    insert(Backend(address: ip, port: number, proto: key.proto, state: .active, nodeName: address.nodeName), for: key)
+                }
+            }
+        }
+    }
+
+    /// The usable ports of a slice or subset: (name, protocol) → number. A port without a number
+    /// (allowed by the API: "all ports") cannot be used for L4 and is left out silently.
+    static func ports(_ ports: [EndpointPort], object: String, path: String, warnings: inout [TranslationWarning]) -> [(PortKey, UInt16)] {
+        var out: [(PortKey, UInt16)] = []
+        for (k, port) in ports.enumerated() {
+            guard let proto = parseProtocol(port.protocol) else {
+                warnings.append(TranslationWarning(object: object, field: "\(path)[\(k)].protocol", message: "unknown protocol \"\(port.protocol ?? "")\"; port ignored"))
+                continue
+            }
+            guard let value = port.port else { continue }
+            guard let number = validPort(value) else {
+                warnings.append(TranslationWarning(object: object, field: "\(path)[\(k)].port", message: "port \(value) is out of range 1-65535; port ignored"))
+                continue
+            }
+            let key = PortKey(name: port.name ?? "", proto: proto)
+            if out.contains(where: { $0.0 == key }) {
+                warnings.append(TranslationWarning(object: object, field: "\(path)[\(k)].name", message: "duplicate port \"\(key.name)\"/\(proto.rawValue); port ignored"))
+                continue
+            }
+            out.append((key, number))
+        }
+        return out
+    }
+}

@@ -1,0 +1,206 @@
+import KubeModels
+
+/// One translation: walks the Services in (namespace, name) order and emits their frontends.
+struct TranslationRun {
+    private let snapshot: ClusterSnapshot
+    private let options: TranslatorOptions
+    private let index: BackendIndex
+    private let nodeIPv4: [IPv4Address]
+    private var entries: [FrontendEntry] = []
+    private var warnings: [TranslationWarning] = []
+    /// Which Service owns a frontend already: a second claim is skipped with a warning, so the
+    /// result never has two entries for one frontend (the first Service in name order wins).
+    private var owners: [Frontend: ServiceKey] = [:]
+
+    init(snapshot: ClusterSnapshot, options: TranslatorOptions) {
+        self.snapshot = snapshot
+        self.options = options
+        index = BackendIndex(snapshot: snapshot, source: options.endpointsSource)
+        var seen = Set<IPv4Address>()
+        nodeIPv4 = options.nodeAddresses.compactMap(\.ipv4).filter { seen.insert($0).inserted }
+    }
+
+    mutating func translate() -> DesiredL4State {
+        let order = snapshot.services.indices
+            .map { (ServiceKey(namespace: snapshot.services[$0].metadata.namespace, name: snapshot.services[$0].metadata.name), $0) }
+            .sorted { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }
+        entries.reserveCapacity(snapshot.services.count * 2)
+        for (key, i) in order { translate(snapshot.services[i], key: key) }
+        return DesiredL4State(entries: entries, warnings: warnings)
+    }
+
+    private mutating func warn(_ object: String, _ field: String, _ message: String) {
+        warnings.append(TranslationWarning(object: object, field: field, message: message))
+    }
+
+    private mutating func translate(_ service: Service, key: ServiceKey) {
+        let object = "Service \(key.description)"
+        guard !key.name.isEmpty else {
+            warn("Service \(key.namespace)/", "metadata.name", "missing name; Service ignored")
+            return
+        }
+        let spec = service.spec
+        let type: FrontendType
+        switch spec.type ?? "ClusterIP" {
+        case "ClusterIP": type = .clusterIP
+        case "NodePort": type = .nodePort
+        case "LoadBalancer": type = .loadBalancer
+        case "ExternalName": return
+        case let other:
+            warn(object, "spec.type", "unknown Service type \"\(other)\"; Service ignored")
+            return
+        }
+        if spec.clusterIP == "None" || spec.clusterIPs?.first == "None" { return }  // Headless: DNS only.
+        guard let ports = spec.ports, !ports.isEmpty else { return }
+
+        let shape = parseShape(service, type: type, object: object)
+        let backends = index.backends(of: key, warnings: &warnings)
+
+        var seenPorts = Set<PortKey>()
+        for (i, port) in ports.enumerated() {
+            guard let number = validPort(port.port) else {
+                warn(object, "spec.ports[\(i)].port", "port \(port.port) is out of range 1-65535; port ignored")
+                continue
+            }
+            guard let proto = parseProtocol(port.protocol) else {
+                warn(object, "spec.ports[\(i)].protocol", "unknown protocol \"\(port.protocol ?? "")\"; port ignored")
+                continue
+            }
+            let portKey = PortKey(name: port.name ?? "", proto: proto)
+            guard seenPorts.insert(portKey).inserted else {
+                warn(object, "spec.ports[\(i)].name", "duplicate port \"\(portKey.name)\"/\(proto.rawValue); port ignored")
+                continue
+            }
+            var nodePort: UInt16?
+            if type != .clusterIP, let value = port.nodePort, value != 0 {
+                // 0 means "not allocated yet", as in the API; anything else must be a port.
+                if let valid = validPort(value) { nodePort = valid } else {
+                    warn(object, "spec.ports[\(i)].nodePort", "nodePort \(value) is out of range 1-65535; no NodePort frontends for this port")
+                }
+            }
+            let all = backends[portKey] ?? []
+            let local = (shape.externalLocal || shape.internalLocal) ? all.filter { $0.nodeName == options.nodeName } : all
+            let reference = ServiceReference(namespace: key.namespace, name: key.name, port: number, portName: portKey.name)
+            var emit = EmitContext(key: key, object: object, reference: reference, proto: proto, shape: shape)
+
+            emit.backends = shape.internalLocal ? local : all
+            for (ip, field) in shape.clusterIPs {
+                add(&emit, .v4(ip), number, .clusterIP, [.clusterIP, .nonRoutable], field: field)
+            }
+            emit.backends = shape.externalLocal ? local : all
+            if let nodePort {
+                let field = "spec.ports[\(i)].nodePort"
+                add(&emit, .v4(.any), nodePort, .nodePort, [.nodePort, .nonRoutable], field: field)
+                for ip in nodeIPv4 { add(&emit, .v4(ip), nodePort, .nodePort, [.nodePort], field: field) }
+            }
+            for (ip, field) in shape.loadBalancerIPs {
+                add(&emit, .v4(ip), number, .loadBalancer, [.loadBalancer], field: field)
+            }
+            for (ip, field) in shape.externalIPs {
+                add(&emit, .v4(ip), number, .externalIPs, [.externalIPs], field: field)
+            }
+        }
+    }
+
+    /// What is common to every port of a Service.
+    struct Shape {
+        var clusterIPs: [(IPv4Address, String)] = []
+        var loadBalancerIPs: [(IPv4Address, String)] = []
+        var externalIPs: [(IPv4Address, String)] = []
+        var externalLocal = false
+        var internalLocal = false
+        var affinityTimeout: UInt32?
+    }
+
+    struct EmitContext {
+        var key: ServiceKey
+        var object: String
+        var reference: ServiceReference
+        var proto: L4Protocol
+        var shape: Shape
+        var backends: [Backend] = []
+    }
+
+    private mutating func add(_ c: inout EmitContext, _ address: IPAddress, _ port: UInt16, _ type: FrontendType, _ base: ServiceFlags, field: String) {
+        let frontend = Frontend(address: address, port: port, proto: c.proto)
+        if let owner = owners[frontend] {
+            warn(c.object, field, "frontend \(frontend) is already used by Service \(owner.description); skipped")
+            return
+        }
+        owners[frontend] = c.key
+        var flags = base
+        if c.shape.externalLocal && type != .clusterIP { flags.insert(.local) }
+        if c.shape.internalLocal && type == .clusterIP { flags.insert(.internalLocal) }
+        if c.shape.affinityTimeout != nil { flags.insert(.sessionAffinity) }
+        entries.append(FrontendEntry(
+            frontend: frontend, type: type, flags: flags, affinityTimeoutSeconds: c.shape.affinityTimeout,
+            service: c.reference, backends: c.backends
+        ))
+    }
+
+    /// Parses the addresses, policies and affinity of a Service, warning about what is unusable.
+    private mutating func parseShape(_ service: Service, type: FrontendType, object: String) -> Shape {
+        let spec = service.spec
+        var shape = Shape()
+        if let list = spec.clusterIPs, !list.isEmpty {
+            shape.clusterIPs = parseIPs(list.enumerated().map { ($1, "spec.clusterIPs[\($0)]") }, object: object)
+        } else if let single = spec.clusterIP, !single.isEmpty {
+            shape.clusterIPs = parseIPs([(single, "spec.clusterIP")], object: object)
+        }
+        if type == .loadBalancer {
+            // Hostname-only ingress entries (some cloud balancers) give no address to serve.
+            let ingress = (service.status?.loadBalancer?.ingress ?? []).enumerated().compactMap { i, entry in
+                entry.ip.map { ($0, "status.loadBalancer.ingress[\(i)].ip") }
+            }
+            shape.loadBalancerIPs = parseIPs(ingress, object: object)
+        }
+        shape.externalIPs = parseIPs((spec.externalIPs ?? []).enumerated().map { ($1, "spec.externalIPs[\($0)]") }, object: object)
+        shape.externalLocal = parsePolicy(spec.externalTrafficPolicy, field: "spec.externalTrafficPolicy", object: object)
+        shape.internalLocal = parsePolicy(spec.internalTrafficPolicy, field: "spec.internalTrafficPolicy", object: object)
+
+        switch spec.sessionAffinity ?? "None" {
+        case "None": break
+        case "ClientIP":
+            shape.affinityTimeout = Translator.defaultAffinityTimeoutSeconds
+            if let value = spec.sessionAffinityConfig?.clientIP?.timeoutSeconds {
+                if (1...Translator.maxAffinityTimeoutSeconds).contains(value) {
+                    shape.affinityTimeout = UInt32(value)
+                } else {
+                    warn(object, "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+                         "timeout \(value) is out of range 1-\(Translator.maxAffinityTimeoutSeconds); using \(Translator.defaultAffinityTimeoutSeconds)")
+                }
+            }
+        case let other:
+            warn(object, "spec.sessionAffinity", "unknown session affinity \"\(other)\"; using None")
+        }
+        return shape
+    }
+
+    /// IPv4 addresses of `items` (text, field path), deduplicated. IPv6 is skipped silently (not
+    /// served yet); anything that is not an IP address is a warning.
+    private mutating func parseIPs(_ items: [(String, String)], object: String) -> [(IPv4Address, String)] {
+        var out: [(IPv4Address, String)] = []
+        for (text, field) in items {
+            switch IPAddress(text) {
+            case .v4(let ip)?:
+                if !out.contains(where: { $0.0 == ip }) { out.append((ip, field)) }
+            case .v6?:
+                continue
+            case nil:
+                warn(object, field, "\"\(text)\" is not an IP address; ignored")
+            }
+        }
+        return out
+    }
+
+    /// True for `Local`; `Cluster` or absent is false; anything else is a warning and means Cluster.
+    private mutating func parsePolicy(_ value: String?, field: String, object: String) -> Bool {
+        switch value ?? "Cluster" {
+        case "Cluster": return false
+        case "Local": return true
+        case let other:
+            warn(object, field, "unknown traffic policy \"\(other)\"; using Cluster")
+            return false
+        }
+    }
+}
