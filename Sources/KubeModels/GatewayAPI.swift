@@ -1,0 +1,418 @@
+// Slim models of the Gateway API (gateway.networking.k8s.io) objects Portway reads and writes.
+// Only the fields Portway uses; unknown fields are ignored when decoding.
+
+/// A standard `metav1.Condition`, as used in Gateway API statuses.
+public struct Condition: Codable, Hashable, Sendable {
+    public var type: String
+    /// "True", "False" or "Unknown".
+    public var status: String
+    public var reason: String?
+    public var message: String?
+    public var lastTransitionTime: String?
+    public var observedGeneration: Int64?
+
+    public init(type: String, status: String, reason: String? = nil, message: String? = nil, lastTransitionTime: String? = nil, observedGeneration: Int64? = nil) {
+        self.type = type
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.lastTransitionTime = lastTransitionTime
+        self.observedGeneration = observedGeneration
+    }
+}
+
+/// gateway.networking.k8s.io/v1 GatewayClass (cluster-scoped).
+public struct GatewayClass: KubeResource, Hashable {
+    public static let resource = ResourceDescriptor(group: "gateway.networking.k8s.io", version: "v1", plural: "gatewayclasses", kind: "GatewayClass", namespaced: false)
+    public var metadata: ObjectMeta
+    public var spec: GatewayClassSpec
+    public var status: GatewayClassStatus?
+
+    public init(metadata: ObjectMeta, spec: GatewayClassSpec, status: GatewayClassStatus? = nil) {
+        self.metadata = metadata
+        self.spec = spec
+        self.status = status
+    }
+}
+
+public struct GatewayClassSpec: Codable, Hashable, Sendable {
+    public var controllerName: String
+    public var description: String?
+    public init(controllerName: String, description: String? = nil) {
+        self.controllerName = controllerName
+        self.description = description
+    }
+}
+
+public struct GatewayClassStatus: Codable, Hashable, Sendable {
+    public var conditions: [Condition]?
+    public init(conditions: [Condition]? = nil) { self.conditions = conditions }
+}
+
+/// gateway.networking.k8s.io/v1 Gateway.
+public struct Gateway: KubeResource, Hashable {
+    public static let resource = ResourceDescriptor(group: "gateway.networking.k8s.io", version: "v1", plural: "gateways", kind: "Gateway", namespaced: true)
+    public var metadata: ObjectMeta
+    public var spec: GatewaySpec
+    public var status: GatewayStatus?
+
+    public init(metadata: ObjectMeta, spec: GatewaySpec, status: GatewayStatus? = nil) {
+        self.metadata = metadata
+        self.spec = spec
+        self.status = status
+    }
+}
+
+public struct GatewaySpec: Codable, Hashable, Sendable {
+    public var gatewayClassName: String
+    public var listeners: [Listener]
+    public var addresses: [GatewayAddress]?
+
+    public init(gatewayClassName: String, listeners: [Listener], addresses: [GatewayAddress]? = nil) {
+        self.gatewayClassName = gatewayClassName
+        self.listeners = listeners
+        self.addresses = addresses
+    }
+}
+
+public struct Listener: Codable, Hashable, Sendable {
+    public var name: String
+    public var hostname: String?
+    public var port: Int
+    /// HTTP, HTTPS, TLS, TCP, UDP.
+    public var `protocol`: String
+    public var allowedRoutes: AllowedRoutes?
+
+    public init(name: String, hostname: String? = nil, port: Int, protocol: String, allowedRoutes: AllowedRoutes? = nil) {
+        self.name = name
+        self.hostname = hostname
+        self.port = port
+        self.protocol = `protocol`
+        self.allowedRoutes = allowedRoutes
+    }
+}
+
+public struct AllowedRoutes: Codable, Hashable, Sendable {
+    public var namespaces: RouteNamespaces?
+    public var kinds: [RouteGroupKind]?
+    public init(namespaces: RouteNamespaces? = nil, kinds: [RouteGroupKind]? = nil) {
+        self.namespaces = namespaces
+        self.kinds = kinds
+    }
+}
+
+public struct RouteNamespaces: Codable, Hashable, Sendable {
+    /// All, Same (default) or Selector.
+    public var from: String?
+    public var selector: LabelSelector?
+    public init(from: String? = nil, selector: LabelSelector? = nil) {
+        self.from = from
+        self.selector = selector
+    }
+}
+
+public struct RouteGroupKind: Codable, Hashable, Sendable {
+    public var group: String?
+    public var kind: String
+    public init(group: String? = nil, kind: String) {
+        self.group = group
+        self.kind = kind
+    }
+}
+
+/// meta/v1 LabelSelector.
+public struct LabelSelector: Codable, Hashable, Sendable {
+    public var matchLabels: [String: String]?
+    public var matchExpressions: [LabelSelectorRequirement]?
+    public init(matchLabels: [String: String]? = nil, matchExpressions: [LabelSelectorRequirement]? = nil) {
+        self.matchLabels = matchLabels
+        self.matchExpressions = matchExpressions
+    }
+}
+
+public struct LabelSelectorRequirement: Codable, Hashable, Sendable {
+    public var key: String
+    /// In, NotIn, Exists, DoesNotExist.
+    public var `operator`: String
+    public var values: [String]?
+    public init(key: String, operator: String, values: [String]? = nil) {
+        self.key = key
+        self.operator = `operator`
+        self.values = values
+    }
+}
+
+public struct GatewayAddress: Codable, Hashable, Sendable {
+    /// IPAddress (default) or Hostname.
+    public var type: String?
+    public var value: String
+    public init(type: String? = nil, value: String) {
+        self.type = type
+        self.value = value
+    }
+}
+
+public struct GatewayStatus: Codable, Hashable, Sendable {
+    public var addresses: [GatewayAddress]?
+    public var conditions: [Condition]?
+    public var listeners: [ListenerStatus]?
+    public init(addresses: [GatewayAddress]? = nil, conditions: [Condition]? = nil, listeners: [ListenerStatus]? = nil) {
+        self.addresses = addresses
+        self.conditions = conditions
+        self.listeners = listeners
+    }
+}
+
+public struct ListenerStatus: Codable, Hashable, Sendable {
+    public var name: String
+    public var supportedKinds: [RouteGroupKind]
+    public var attachedRoutes: Int
+    public var conditions: [Condition]
+    public init(name: String, supportedKinds: [RouteGroupKind], attachedRoutes: Int, conditions: [Condition]) {
+        self.name = name
+        self.supportedKinds = supportedKinds
+        self.attachedRoutes = attachedRoutes
+        self.conditions = conditions
+    }
+}
+
+/// gateway.networking.k8s.io/v1 HTTPRoute.
+public struct HTTPRoute: KubeResource, Hashable {
+    public static let resource = ResourceDescriptor(group: "gateway.networking.k8s.io", version: "v1", plural: "httproutes", kind: "HTTPRoute", namespaced: true)
+    public var metadata: ObjectMeta
+    public var spec: HTTPRouteSpec
+    public var status: HTTPRouteStatus?
+
+    public init(metadata: ObjectMeta, spec: HTTPRouteSpec, status: HTTPRouteStatus? = nil) {
+        self.metadata = metadata
+        self.spec = spec
+        self.status = status
+    }
+}
+
+public struct HTTPRouteSpec: Codable, Hashable, Sendable {
+    public var parentRefs: [ParentReference]?
+    public var hostnames: [String]?
+    public var rules: [HTTPRouteRule]?
+    public init(parentRefs: [ParentReference]? = nil, hostnames: [String]? = nil, rules: [HTTPRouteRule]? = nil) {
+        self.parentRefs = parentRefs
+        self.hostnames = hostnames
+        self.rules = rules
+    }
+}
+
+public struct ParentReference: Codable, Hashable, Sendable {
+    public var group: String?
+    public var kind: String?
+    public var namespace: String?
+    public var name: String
+    public var sectionName: String?
+    public var port: Int?
+    public init(group: String? = nil, kind: String? = nil, namespace: String? = nil, name: String, sectionName: String? = nil, port: Int? = nil) {
+        self.group = group
+        self.kind = kind
+        self.namespace = namespace
+        self.name = name
+        self.sectionName = sectionName
+        self.port = port
+    }
+}
+
+public struct HTTPRouteRule: Codable, Hashable, Sendable {
+    public var name: String?
+    public var matches: [HTTPRouteMatch]?
+    public var filters: [HTTPRouteFilter]?
+    public var backendRefs: [HTTPBackendRef]?
+    public init(name: String? = nil, matches: [HTTPRouteMatch]? = nil, filters: [HTTPRouteFilter]? = nil, backendRefs: [HTTPBackendRef]? = nil) {
+        self.name = name
+        self.matches = matches
+        self.filters = filters
+        self.backendRefs = backendRefs
+    }
+}
+
+public struct HTTPRouteMatch: Codable, Hashable, Sendable {
+    public var path: HTTPPathMatch?
+    public var headers: [HTTPHeaderMatch]?
+    public var queryParams: [HTTPHeaderMatch]?
+    public var method: String?
+    public init(path: HTTPPathMatch? = nil, headers: [HTTPHeaderMatch]? = nil, queryParams: [HTTPHeaderMatch]? = nil, method: String? = nil) {
+        self.path = path
+        self.headers = headers
+        self.queryParams = queryParams
+        self.method = method
+    }
+}
+
+public struct HTTPPathMatch: Codable, Hashable, Sendable {
+    /// Exact, PathPrefix (default) or RegularExpression.
+    public var type: String?
+    public var value: String?
+    public init(type: String? = nil, value: String? = nil) {
+        self.type = type
+        self.value = value
+    }
+}
+
+/// A header or query parameter match.
+public struct HTTPHeaderMatch: Codable, Hashable, Sendable {
+    /// Exact (default) or RegularExpression.
+    public var type: String?
+    public var name: String
+    public var value: String
+    public init(type: String? = nil, name: String, value: String) {
+        self.type = type
+        self.name = name
+        self.value = value
+    }
+}
+
+public struct HTTPRouteFilter: Codable, Hashable, Sendable {
+    /// RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect, URLRewrite, RequestMirror, ExtensionRef.
+    public var type: String
+    public var requestHeaderModifier: HTTPHeaderFilter?
+    public var responseHeaderModifier: HTTPHeaderFilter?
+    public var requestRedirect: HTTPRequestRedirectFilter?
+    public var urlRewrite: HTTPURLRewriteFilter?
+    public init(type: String, requestHeaderModifier: HTTPHeaderFilter? = nil, responseHeaderModifier: HTTPHeaderFilter? = nil, requestRedirect: HTTPRequestRedirectFilter? = nil, urlRewrite: HTTPURLRewriteFilter? = nil) {
+        self.type = type
+        self.requestHeaderModifier = requestHeaderModifier
+        self.responseHeaderModifier = responseHeaderModifier
+        self.requestRedirect = requestRedirect
+        self.urlRewrite = urlRewrite
+    }
+}
+
+public struct HTTPHeader: Codable, Hashable, Sendable {
+    public var name: String
+    public var value: String
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+public struct HTTPHeaderFilter: Codable, Hashable, Sendable {
+    public var set: [HTTPHeader]?
+    public var add: [HTTPHeader]?
+    public var remove: [String]?
+    public init(set: [HTTPHeader]? = nil, add: [HTTPHeader]? = nil, remove: [String]? = nil) {
+        self.set = set
+        self.add = add
+        self.remove = remove
+    }
+}
+
+public struct HTTPPathModifier: Codable, Hashable, Sendable {
+    /// ReplaceFullPath or ReplacePrefixMatch.
+    public var type: String
+    public var replaceFullPath: String?
+    public var replacePrefixMatch: String?
+    public init(type: String, replaceFullPath: String? = nil, replacePrefixMatch: String? = nil) {
+        self.type = type
+        self.replaceFullPath = replaceFullPath
+        self.replacePrefixMatch = replacePrefixMatch
+    }
+}
+
+public struct HTTPRequestRedirectFilter: Codable, Hashable, Sendable {
+    public var scheme: String?
+    public var hostname: String?
+    public var path: HTTPPathModifier?
+    public var port: Int?
+    public var statusCode: Int?
+    public init(scheme: String? = nil, hostname: String? = nil, path: HTTPPathModifier? = nil, port: Int? = nil, statusCode: Int? = nil) {
+        self.scheme = scheme
+        self.hostname = hostname
+        self.path = path
+        self.port = port
+        self.statusCode = statusCode
+    }
+}
+
+public struct HTTPURLRewriteFilter: Codable, Hashable, Sendable {
+    public var hostname: String?
+    public var path: HTTPPathModifier?
+    public init(hostname: String? = nil, path: HTTPPathModifier? = nil) {
+        self.hostname = hostname
+        self.path = path
+    }
+}
+
+public struct HTTPBackendRef: Codable, Hashable, Sendable {
+    public var group: String?
+    public var kind: String?
+    public var name: String
+    public var namespace: String?
+    public var port: Int?
+    public var weight: Int?
+    public var filters: [HTTPRouteFilter]?
+    public init(group: String? = nil, kind: String? = nil, name: String, namespace: String? = nil, port: Int? = nil, weight: Int? = nil, filters: [HTTPRouteFilter]? = nil) {
+        self.group = group
+        self.kind = kind
+        self.name = name
+        self.namespace = namespace
+        self.port = port
+        self.weight = weight
+        self.filters = filters
+    }
+}
+
+public struct HTTPRouteStatus: Codable, Hashable, Sendable {
+    public var parents: [RouteParentStatus]?
+    public init(parents: [RouteParentStatus]? = nil) { self.parents = parents }
+}
+
+public struct RouteParentStatus: Codable, Hashable, Sendable {
+    public var parentRef: ParentReference
+    public var controllerName: String
+    public var conditions: [Condition]?
+    public init(parentRef: ParentReference, controllerName: String, conditions: [Condition]? = nil) {
+        self.parentRef = parentRef
+        self.controllerName = controllerName
+        self.conditions = conditions
+    }
+}
+
+/// gateway.networking.k8s.io/v1beta1 ReferenceGrant: allows references into its namespace.
+public struct ReferenceGrant: KubeResource, Hashable {
+    public static let resource = ResourceDescriptor(group: "gateway.networking.k8s.io", version: "v1beta1", plural: "referencegrants", kind: "ReferenceGrant", namespaced: true)
+    public var metadata: ObjectMeta
+    public var spec: ReferenceGrantSpec
+
+    public init(metadata: ObjectMeta, spec: ReferenceGrantSpec) {
+        self.metadata = metadata
+        self.spec = spec
+    }
+}
+
+public struct ReferenceGrantSpec: Codable, Hashable, Sendable {
+    public var from: [ReferenceGrantFrom]
+    public var to: [ReferenceGrantTo]
+    public init(from: [ReferenceGrantFrom], to: [ReferenceGrantTo]) {
+        self.from = from
+        self.to = to
+    }
+}
+
+public struct ReferenceGrantFrom: Codable, Hashable, Sendable {
+    public var group: String
+    public var kind: String
+    public var namespace: String
+    public init(group: String, kind: String, namespace: String) {
+        self.group = group
+        self.kind = kind
+        self.namespace = namespace
+    }
+}
+
+public struct ReferenceGrantTo: Codable, Hashable, Sendable {
+    public var group: String
+    public var kind: String
+    public var name: String?
+    public init(group: String, kind: String, name: String? = nil) {
+        self.group = group
+        self.kind = kind
+        self.name = name
+    }
+}
