@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "LoadBalancer", dependencies: ["KubeModels"], swiftSettings: strict),
         .target(
             name: "FileSource",
-            dependencies: ["KubeModels", .product(name: "Yams", package: "Yams")],
+            dependencies: ["KubeModels", "LoadBalancer", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
 
@@ -79,6 +79,11 @@ let package = Package(
         .testTarget(
             name: "LoadBalancerTests",
             dependencies: ["LoadBalancer", "KubeModels", "FileSource"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "FileSourceTests",
+            dependencies: ["FileSource", "LoadBalancer", "KubeModels"],
             swiftSettings: strict
         ),
     ]

@@ -1,2 +1,149 @@
-/// Loads Kubernetes objects from a directory of YAML files (the offline source).
-public enum FileSource {}
+import Foundation
+import KubeModels
+
+/// Loads Kubernetes objects from a directory of YAML files (the offline source of `portway
+/// translate` and `portway agent --from-dir`).
+///
+/// Files named `*.yaml` or `*.yml` are read recursively in path order (hidden files and
+/// directories, such as a mounted ConfigMap's `..data`, are skipped). A file may hold several
+/// documents, and a document may be a `kind: List` (or `ServiceList`…) whose `items` are read.
+/// Objects of the kinds in `FileSource.kinds` go into the snapshot; other kinds are listed in
+/// `LoadResult.ignored`. A YAML syntax error stops the load with an error naming the file and
+/// line; an object that cannot be decoded is skipped with a `LoadWarning` and the load goes on.
+public enum FileSource {
+    /// Loads every YAML file under `directory`.
+    public static func load(directory: String) throws(FileSourceError) -> LoadResult {
+        var loader = DocumentLoader()
+        for file in try yamlFiles(in: directory) {
+            try loader.load(file: file.path, displayName: file.displayName)
+        }
+        return loader.result
+    }
+
+    /// Loads one YAML file.
+    public static func load(file: String) throws(FileSourceError) -> LoadResult {
+        var loader = DocumentLoader()
+        try loader.load(file: file, displayName: file)
+        return loader.result
+    }
+
+    /// Loads YAML text; `file` is the name warnings and errors use for it.
+    public static func load(yaml: String, file: String = "<yaml>") throws(FileSourceError) -> LoadResult {
+        var loader = DocumentLoader()
+        try loader.load(yaml: yaml, file: file)
+        return loader.result
+    }
+
+    /// The YAML files under `directory`, sorted by their path relative to it.
+    static func yamlFiles(in directory: String) throws(FileSourceError) -> [(path: String, displayName: String)] {
+        let root = URL(fileURLWithPath: directory, isDirectory: true).standardizedFileURL
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root.path, isDirectory: &isDirectory) else {
+            throw .unreadableDirectory(path: directory, reason: "no such directory")
+        }
+        guard isDirectory.boolValue else { throw .unreadableDirectory(path: directory, reason: "not a directory") }
+        guard FileManager.default.isReadableFile(atPath: root.path) else {
+            throw .unreadableDirectory(path: directory, reason: "permission denied")
+        }
+        guard let enumerator = FileManager.default.enumerator(
+            at: root, includingPropertiesForKeys: [.isRegularFileKey], options: [.skipsHiddenFiles]
+        ) else {
+            throw .unreadableDirectory(path: directory, reason: "cannot list it")
+        }
+        var files: [(relative: String, path: String)] = []
+        let prefix = root.path.hasSuffix("/") ? root.path : root.path + "/"
+        for case let url as URL in enumerator {
+            let ext = url.pathExtension.lowercased()
+            guard ext == "yaml" || ext == "yml" else { continue }
+            // Resolve symlinks (ConfigMap mounts link each file into ..data) and keep regular files only.
+            guard (try? url.resolvingSymlinksInPath().resourceValues(forKeys: [.isRegularFileKey]))?.isRegularFile == true else { continue }
+            let path = url.standardizedFileURL.path
+            let relative = path.hasPrefix(prefix) ? String(path.dropFirst(prefix.count)) : url.lastPathComponent
+            files.append((relative, path))
+        }
+        files.sort { $0.relative < $1.relative }
+        let shown = directory.hasSuffix("/") ? directory : directory + "/"
+        return files.map { ($0.path, shown + $0.relative) }
+    }
+}
+
+/// What a load found.
+public struct LoadResult: Hashable, Sendable {
+    public var snapshot: ClusterSnapshot
+    /// Objects that were skipped because they could not be decoded, and documents without a kind.
+    public var warnings: [LoadWarning]
+    /// Objects of kinds this source does not read (e.g. Gateway API objects, ConfigMaps).
+    public var ignored: [IgnoredObject]
+
+    public init(snapshot: ClusterSnapshot = ClusterSnapshot(), warnings: [LoadWarning] = [], ignored: [IgnoredObject] = []) {
+        self.snapshot = snapshot
+        self.warnings = warnings
+        self.ignored = ignored
+    }
+}
+
+/// An object that was skipped, with where it is and why.
+public struct LoadWarning: Hashable, Sendable, CustomStringConvertible {
+    /// The file, as given (the directory joined with the file's relative path).
+    public var file: String
+    /// The line of the offending field (or of the object) when known, from 1.
+    public var line: Int?
+    /// `Kind namespace/name` (or `Kind name` for cluster-scoped objects), or "document" when the
+    /// document has no kind.
+    public var object: String
+    /// The field path, e.g. `spec.ports[0].port`; "" when the problem is the whole object.
+    public var field: String
+    public var message: String
+
+    public init(file: String, line: Int?, object: String, field: String, message: String) {
+        self.file = file
+        self.line = line
+        self.object = object
+        self.field = field
+        self.message = message
+    }
+
+    /// `file:line`.
+    public var location: String { line.map { "\(file):\($0)" } ?? file }
+
+    /// `file:line: Service demo/web: spec.ports[0].port: expected a number`.
+    public var description: String {
+        "\(location): \(object)" + (field.isEmpty ? "" : ": \(field)") + ": \(message)"
+    }
+}
+
+/// An object of a kind the source does not read.
+public struct IgnoredObject: Hashable, Sendable {
+    public var file: String
+    public var line: Int?
+    public var apiVersion: String
+    public var kind: String
+    public var name: String
+
+    public init(file: String, line: Int?, apiVersion: String, kind: String, name: String) {
+        self.file = file
+        self.line = line
+        self.apiVersion = apiVersion
+        self.kind = kind
+        self.name = name
+    }
+}
+
+/// Why a load failed as a whole.
+public enum FileSourceError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The directory does not exist, is not a directory, or cannot be listed.
+    case unreadableDirectory(path: String, reason: String)
+    /// A file cannot be read (or is not UTF-8).
+    case unreadableFile(path: String, reason: String)
+    /// The YAML in `file` is malformed at `line` (from 1).
+    case syntax(file: String, line: Int?, column: Int?, problem: String)
+
+    public var description: String {
+        switch self {
+        case .unreadableDirectory(let path, let reason): "cannot read directory \(path): \(reason)"
+        case .unreadableFile(let path, let reason): "cannot read file \(path): \(reason)"
+        case .syntax(let file, let line, let column, let problem):
+            "YAML syntax error in \(file)" + (line.map { ":\($0)" } ?? "") + (column.map { ":\($0)" } ?? "") + ": \(problem)"
+        }
+    }
+}

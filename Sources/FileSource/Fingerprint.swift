@@ -1,0 +1,34 @@
+import Foundation
+
+/// A cheap summary of a directory's YAML files (names, sizes, modification times): poll it and
+/// reload when it changes.
+public struct DirectoryFingerprint: Hashable, Sendable {
+    public struct File: Hashable, Sendable {
+        /// The path as shown in warnings (directory + relative path).
+        public var path: String
+        public var size: UInt64
+        /// Modification time, seconds since 1970 (sub-second where the file system has it).
+        public var modified: Double
+        /// The file a symlink resolves to (a ConfigMap update swaps the link, not the file).
+        public var resolvedPath: String
+    }
+
+    public var files: [File]
+}
+
+extension FileSource {
+    /// The fingerprint of the files `load(directory:)` would read.
+    public static func fingerprint(directory: String) throws(FileSourceError) -> DirectoryFingerprint {
+        let files = try yamlFiles(in: directory).map { file -> DirectoryFingerprint.File in
+            let resolved = URL(fileURLWithPath: file.path).resolvingSymlinksInPath().path
+            let attributes = (try? FileManager.default.attributesOfItem(atPath: resolved)) ?? [:]
+            return DirectoryFingerprint.File(
+                path: file.displayName,
+                size: (attributes[.size] as? NSNumber)?.uint64Value ?? 0,
+                modified: (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0,
+                resolvedPath: resolved
+            )
+        }
+        return DirectoryFingerprint(files: files)
+    }
+}

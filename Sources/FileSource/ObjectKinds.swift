@@ -1,0 +1,37 @@
+import Foundation
+import KubeModels
+import Yams
+
+/// How the offline source decodes one kind of object and where it puts it in the snapshot.
+public struct ObjectKind: Sendable {
+    /// The kind's API group, version and name (only objects of this group are taken).
+    public let descriptor: ResourceDescriptor
+    let decode: @Sendable (_ yaml: String, _ snapshot: inout ClusterSnapshot) throws -> Void
+
+    /// A kind decoded as `T` and stored by `store`, e.g. `ObjectKind(Service.self) { $0.services.append($1) }`.
+    public init<T: KubeResource>(_ type: T.Type, store: @escaping @Sendable (inout ClusterSnapshot, T) -> Void) {
+        descriptor = T.resource
+        decode = { yaml, snapshot in
+            store(&snapshot, try YAMLDecoder().decode(T.self, from: yaml))
+        }
+    }
+
+    /// True when `apiVersion` ("v1", "discovery.k8s.io/v1") is of this kind's group. Any version of
+    /// the group is accepted: the slim models read fields that are stable across versions.
+    func matches(apiVersion: String) -> Bool {
+        guard !apiVersion.isEmpty else { return true }
+        let group = apiVersion.contains("/") ? String(apiVersion.split(separator: "/").first ?? "") : ""
+        return group == descriptor.group
+    }
+}
+
+extension FileSource {
+    /// The kinds read into the snapshot, by `kind`. Adding a kind (e.g. Gateway API objects) is one
+    /// line here, plus its array in `ClusterSnapshot`.
+    public static let kinds: [String: ObjectKind] = [
+        "Service": ObjectKind(Service.self) { $0.services.append($1) },
+        "EndpointSlice": ObjectKind(EndpointSlice.self) { $0.endpointSlices.append($1) },
+        "Endpoints": ObjectKind(Endpoints.self) { $0.endpoints.append($1) },
+        "Node": ObjectKind(KubeModels.Node.self) { $0.nodes.append($1) },
+    ]
+}
