@@ -77,6 +77,11 @@ let package = Package(
         ),
 
         .testTarget(
+            name: "BPFMapsTests",
+            dependencies: ["BPFMaps", "LoadBalancer", "CPortwayBPF"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "LoadBalancerTests",
             dependencies: ["LoadBalancer", "KubeModels", "FileSource"],
             swiftSettings: strict

@@ -8,4 +8,29 @@
 /// Returns libbpf's version as major * 1000 + minor (used to check that the package linked).
 int portway_libbpf_version(void);
 
+/// 1 if path is on a bpffs mount, 0 if not, -errno if statfs failed.
+int portway_is_bpffs(const char *path);
+
+/// bpf_obj_pin / bpf_obj_get; return 0 / an fd, or -errno.
+int portway_obj_pin(int fd, const char *path);
+int portway_obj_get(const char *path);
+
+/// Map types Portway creates (values of enum bpf_map_type).
+unsigned int portway_map_type_hash(void);
+unsigned int portway_map_type_lru_hash(void);
+
+/// Creates a map with flags 0; returns its fd, or -errno.
+int portway_map_create(unsigned int map_type, const char *name, __u32 key_size, __u32 value_size, __u32 max_entries);
+
+/// Fills the basic properties of a map fd (bpf_obj_get_info_by_fd); returns 0 or -errno.
+int portway_map_info(int fd, __u32 *map_type, __u32 *key_size, __u32 *value_size, __u32 *max_entries, __u32 *map_flags);
+
+/// Update with BPF_ANY; returns 0 or -errno.
+int portway_map_update(int fd, const void *key, const void *value);
+
+/// Lookup/delete/get_next_key; return 0 or -errno (ENOENT when absent / at the end).
+int portway_map_lookup(int fd, const void *key, void *value);
+int portway_map_delete(int fd, const void *key);
+int portway_map_next_key(int fd, const void *key, void *next_key);
+
 #endif
