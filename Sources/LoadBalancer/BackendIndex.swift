@@ -7,8 +7,15 @@ struct PortKey: Hashable {
     var proto: L4Protocol
 }
 
-/// Backends of one Service, per port, deduplicated and in `Backend.outputOrder`.
-typealias ServiceBackends = [PortKey: [Backend]]
+/// Backends of one Service, per port, deduplicated and in `Backend.outputOrder`. A Service has a
+/// handful of ports, so a linear search beats hashing the port names.
+struct ServiceBackends {
+    var ports: [(key: PortKey, backends: [Backend])] = []
+
+    subscript(key: PortKey) -> [Backend]? {
+        ports.first { $0.key == key }?.backends
+    }
+}
 
 /// Indexes EndpointSlices (or Endpoints) by the Service they belong to, so that resolving one
 /// Service's backends costs only its own objects (10k Services stay linear).
@@ -42,12 +49,12 @@ struct BackendIndex {
         var merger = BackendMerger()
         switch source {
         case .endpointSlices:
-            guard let indices = slicesByService[service] else { return [:] }
+            guard let indices = slicesByService[service] else { return ServiceBackends() }
             // Slice order decides nothing in the output, but warnings come out in name order.
             let slices = indices.map { snapshot.endpointSlices[$0] }.sorted { $0.metadata.name < $1.metadata.name }
             for slice in slices { merger.add(slice: slice, warnings: &warnings) }
         case .endpoints:
-            guard let index = endpointsByService[service] else { return [:] }
+            guard let index = endpointsByService[service] else { return ServiceBackends() }
             merger.add(endpoints: snapshot.endpoints[index], warnings: &warnings)
         }
         return merger.result()
@@ -57,22 +64,64 @@ struct BackendIndex {
 /// Collects backends from several objects, deduplicating by (address, port, protocol) per port;
 /// when an endpoint appears twice (a pod moving between slices), the better state wins.
 struct BackendMerger {
-    private var byPort: [PortKey: [BackendKey: Backend]] = [:]
+    private var ports: [(key: PortKey, list: PortBackends)] = []
 
     struct BackendKey: Hashable {
         var address: IPAddress
         var port: UInt16
         var proto: L4Protocol
+
+        // One combine instead of three: this is hashed once per endpoint and port.
+        func hash(into hasher: inout Hasher) {
+            switch address {
+            case .v4(let a): hasher.combine(UInt64(a.value) << 24 | UInt64(port) << 8 | UInt64(proto.ipProtocolNumber))
+            case .v6(let a):
+                hasher.combine(a.high)
+                hasher.combine(a.low ^ (UInt64(port) << 8 | UInt64(proto.ipProtocolNumber)))
+            }
+        }
     }
 
-    mutating func insert(_ backend: Backend, for port: PortKey) {
-        let key = BackendKey(address: backend.address, port: backend.port, proto: backend.proto)
-        if let existing = byPort[port]?[key], existing.state <= backend.state { return }
-        byPort[port, default: [:]][key] = backend
+    struct PortBackends {
+        var backends: [Backend] = []
+        var positions: [BackendKey: Int] = [:]
+
+        mutating func insert(_ backend: Backend) {
+            let key = BackendKey(address: backend.address, port: backend.port, proto: backend.proto)
+            if let i = positions[key] {
+                if backend.state < backends[i].state { backends[i] = backend }
+                return
+            }
+            positions[key] = backends.count
+            backends.append(backend)
+        }
+    }
+
+    /// A parsed endpoint, before it is paired with each port.
+    struct ParsedEndpoint {
+        var address: IPAddress
+        var state: BackendState
+        var nodeName: String?
+    }
+
+    private mutating func insert(_ endpoints: [ParsedEndpoint], ports keys: [(PortKey, UInt16)]) {
+        for (key, number) in keys {
+            let index: Int
+            if let existing = ports.firstIndex(where: { $0.key == key }) {
+                index = existing
+            } else {
+                ports.append((key, PortBackends()))
+                index = ports.count - 1
+            }
+            ports[index].list.positions.reserveCapacity(ports[index].list.backends.count + endpoints.count)
+            for endpoint in endpoints {
+                ports[index].list.insert(Backend(address: endpoint.address, port: number, proto: key.proto, state: endpoint.state, nodeName: endpoint.nodeName))
+            }
+        }
     }
 
     func result() -> ServiceBackends {
-        byPort.mapValues { $0.values.sorted(by: Backend.outputOrder) }
+        ServiceBackends(ports: ports.map { ($0.key, $0.list.backends.sorted(by: Backend.outputOrder)) })
     }
 
     /// The state of a slice endpoint: ready true or absent → active; not ready but serving and
@@ -98,21 +147,22 @@ struct BackendMerger {
         }
         let ports = Self.ports(slice.ports ?? [], object: object, path: "ports", warnings: &warnings)
         guard !ports.isEmpty else { return }
+        var parsed: [ParsedEndpoint] = []
+        parsed.reserveCapacity(slice.endpoints?.count ?? 0)
         for (j, endpoint) in (slice.endpoints ?? []).enumerated() {
             // Addresses of one endpoint are fungible; like kube-proxy, use the first only.
             guard let text = endpoint.addresses.first else {
                 warnings.append(TranslationWarning(object: object, field: "endpoints[\(j)].addresses", message: "no address; endpoint ignored"))
                 continue
             }
-            guard let address = IPv4Address(text) else {
+            guard let address = IPv4Address.parse(text) else {
                 warnings.append(TranslationWarning(object: object, field: "endpoints[\(j)].addresses[0]", message: "\"\(text)\" is not an IPv4 address; endpoint ignored"))
                 continue
             }
             guard let state = Self.state(of: endpoint.conditions) else { continue }
-            for (key, number) in ports {
-                insert(Backend(address: .v4(address), port: number, proto: key.proto, state: state, nodeName: endpoint.nodeName), for: key)
-            }
+            parsed.append(ParsedEndpoint(address: .v4(address), state: state, nodeName: endpoint.nodeName))
         }
+        insert(parsed, ports: ports)
     }
 
     mutating func add(endpoints: Endpoints, warnings: inout [TranslationWarning]) {
@@ -121,16 +171,16 @@ struct BackendMerger {
             let ports = Self.ports(subset.ports ?? [], object: object, path: "subsets[\(i)].ports", warnings: &warnings)
             guard !ports.isEmpty else { continue }
             // notReadyAddresses are not used: Endpoints cannot say whether they are terminating.
+            var parsed: [ParsedEndpoint] = []
             for (j, address) in (subset.addresses ?? []).enumerated() {
-                guard let ip = IPAddress(address.ip) else {
+                guard let ip = IPAddress.parse(address.ip) else {
                     warnings.append(TranslationWarning(object: object, field: "subsets[\(i)].addresses[\(j)].ip", message: "\"\(address.ip)\" is not an IP address; address ignored"))
                     continue
                 }
                 guard case .v4 = ip else { continue }  // IPv4 datapath only for now.
-                for (key, number) in ports {
-                    insert(Backend(address: ip, port: number, proto: key.proto, state: .active, nodeName: address.nodeName), for: key)
-                }
+                parsed.append(ParsedEndpoint(address: ip, state: .active, nodeName: address.nodeName))
             }
+            insert(parsed, ports: ports)
         }
     }
 

@@ -25,6 +25,7 @@ struct TranslationRun {
             .map { (ServiceKey(namespace: snapshot.services[$0].metadata.namespace, name: snapshot.services[$0].metadata.name), $0) }
             .sorted { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }
         entries.reserveCapacity(snapshot.services.count * 2)
+        owners.reserveCapacity(snapshot.services.count * 2)
         for (key, i) in order { translate(snapshot.services[i], key: key) }
         return DesiredL4State(entries: entries, warnings: warnings)
     }
@@ -181,7 +182,7 @@ struct TranslationRun {
     private mutating func parseIPs(_ items: [(String, String)], object: String) -> [(IPv4Address, String)] {
         var out: [(IPv4Address, String)] = []
         for (text, field) in items {
-            switch IPAddress(text) {
+            switch IPAddress.parse(text) {
             case .v4(let ip)?:
                 if !out.contains(where: { $0.0 == ip }) { out.append((ip, field)) }
             case .v6?:
