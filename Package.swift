@@ -13,6 +13,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
     ],
     targets: [
         // C library bindings: system libraries plus small shims for what Swift cannot call
@@ -50,7 +52,22 @@ let package = Package(
         // I/O modules.
         .target(
             name: "KubeAPI",
-            dependencies: ["KubeModels", "CCurlShim", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "KubeModels", "CCurlShim", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
+        // A faithful in-process kube-apiserver for tests (TLS, tokens, list/watch, faults) and the envtest harness.
+        .target(
+            name: "KubeAPITestSupport",
+            dependencies: [
+                "KubeModels", "KubeAPI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             swiftSettings: strict
         ),
         .target(
@@ -58,10 +75,16 @@ let package = Package(
             dependencies: ["LoadBalancer", "CPortwayBPF", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        // The tc datapath: loads bpf/out/portway_lb.o onto the pinned maps, attaches it (tcx/clsact).
+        .target(
+            name: "Datapath",
+            dependencies: ["CPortwayBPF", "CLibBPF", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         .target(
             name: "Agent",
             dependencies: [
-                "KubeModels", "LoadBalancer", "FileSource", "KubeAPI", "BPFMaps",
+                "KubeModels", "LoadBalancer", "FileSource", "KubeAPI", "BPFMaps", "Datapath",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -69,16 +92,38 @@ let package = Package(
         .executableTarget(
             name: "portway",
             dependencies: [
-                "Agent", "LoadBalancer", "FileSource", "BPFMaps",
+                "Agent", "LoadBalancer", "FileSource", "BPFMaps", "Datapath",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
 
+        // Benchmarks (`make bench`): ratios measured side by side in one run.
+        .target(name: "CBenchBaseline", dependencies: ["CPortwayBPF", "CLibBPF"]),
+        .executableTarget(
+            name: "portway-bench",
+            dependencies: ["LoadBalancer", "KubeModels", "BPFMaps", "CBenchBaseline"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "KubeAPITests",
+            dependencies: ["KubeAPI", "KubeModels", "KubeAPITestSupport", "Agent"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "DatapathTests",
+            dependencies: ["Datapath", "CPortwayBPF", "CLibBPF"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "BPFMapsTests",
             dependencies: ["BPFMaps", "LoadBalancer", "CPortwayBPF"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "AgentTests",
+            dependencies: ["Agent", "BPFMaps", "LoadBalancer", "KubeModels", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,0 +1,95 @@
+import KubeAPI
+import KubeModels
+
+/// A ClusterStateSource backed by informers on the Kubernetes API: Services, EndpointSlices (or
+/// Endpoints) and the agent's own Node. Snapshots start only after every informer has synced once,
+/// and bursts of events are coalesced (`debounce`) into one snapshot. When the API server goes away
+/// the informers back off and nothing new is yielded, so the datapath keeps its last state; when it
+/// returns they resync (relisting if needed) and a snapshot follows if anything changed.
+public struct KubeClusterSource: ClusterStateSource {
+    /// Which endpoints API to read.
+    public enum EndpointsAPI: Sendable {
+        case endpointSlices
+        case endpoints
+    }
+
+    public let client: KubeClient
+    /// The agent's node (watched with fieldSelector metadata.name=NAME); nil = no Node informer.
+    public let nodeName: String?
+    public let endpointsAPI: EndpointsAPI
+    public let debounce: Duration
+    /// Base informer options (timeouts, backoff); list selectors are set per resource.
+    public let informerOptions: InformerOptions
+    public let onStateChange: @Sendable (String, InformerState) -> Void
+
+    public init(
+        client: KubeClient, nodeName: String?, endpointsAPI: EndpointsAPI = .endpointSlices, debounce: Duration = .milliseconds(100),
+        informerOptions: InformerOptions = InformerOptions(), onStateChange: @escaping @Sendable (String, InformerState) -> Void = { _, _ in }
+    ) {
+        self.client = client
+        self.nodeName = nodeName
+        self.endpointsAPI = endpointsAPI
+        self.debounce = debounce
+        self.informerOptions = informerOptions
+        self.onStateChange = onStateChange
+    }
+
+    public func snapshots() -> AsyncStream<ClusterSnapshot> {
+        let (changes, changed) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let (output, out) = AsyncStream<ClusterSnapshot>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let notify: @Sendable () -> Void = { changed.yield() }
+        func informer<R: KubeResource>(_ type: R.Type, _ name: String, fieldSelector: String? = nil) -> Informer<R> {
+            var options = informerOptions
+            options.list = ListOptions(fieldSelector: fieldSelector)
+            let report = onStateChange
+            return Informer<R>(
+                client: client, options: options,
+                onStateChange: { state in
+                    report(name, state)
+                    if case .watching = state { notify() }
+                },
+                handler: { _ in notify() })
+        }
+        let services = informer(Service.self, "services")
+        let slices = endpointsAPI == .endpointSlices ? informer(EndpointSlice.self, "endpointslices") : nil
+        let endpoints = endpointsAPI == .endpoints ? informer(Endpoints.self, "endpoints") : nil
+        let node = nodeName.map { informer(Node.self, "nodes", fieldSelector: "metadata.name=\($0)") }
+        let debounce = self.debounce
+
+        let task = Task {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await services.run() }
+                if let slices { group.addTask { await slices.run() } }
+                if let endpoints { group.addTask { await endpoints.run() } }
+                if let node { group.addTask { await node.run() } }
+                group.addTask {
+                    var last: ClusterSnapshot?
+                    for await _ in changes {
+                        let synced = services.hasSynced && (slices?.hasSynced ?? true) && (endpoints?.hasSynced ?? true) && (node?.hasSynced ?? true)
+                        guard synced else { continue }
+                        // Coalesce a burst: wait, then read the stores once (signals that came in
+                        // meanwhile are folded into the buffered one and re-checked next round).
+                        do { try await Task.sleep(for: debounce) } catch { break }
+                        let snapshot = ClusterSnapshot(
+                            services: services.store.items.sorted { $0.storeKey < $1.storeKey },
+                            endpointSlices: (slices?.store.items ?? []).sorted { $0.storeKey < $1.storeKey },
+                            endpoints: (endpoints?.store.items ?? []).sorted { $0.storeKey < $1.storeKey },
+                            nodes: (node?.store.items ?? []).sorted { $0.storeKey < $1.storeKey })
+                        if snapshot != last {
+                            last = snapshot
+                            out.yield(snapshot)
+                        }
+                    }
+                }
+                await group.next()
+                group.cancelAll()
+            }
+            out.finish()
+        }
+        out.onTermination = { _ in
+            task.cancel()
+            changed.finish()
+        }
+        return output
+    }
+}

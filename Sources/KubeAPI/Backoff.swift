@@ -1,0 +1,47 @@
+/// Exponential backoff with jitter, reset after a healthy period (client-go's defaults: 0.8 s
+/// doubling to 30 s, reset after 2 minutes without failures). Tests inject tiny values and a fake sleep.
+public struct BackoffPolicy: Sendable {
+    public var initial: Duration
+    public var maximum: Duration
+    public var factor: Double
+    /// Each delay is multiplied by a random factor in 1...(1 + jitter), then capped at `maximum`.
+    public var jitter: Double
+    /// A failure this long after the previous one starts over at `initial`.
+    public var resetAfter: Duration
+
+    public init(initial: Duration = .milliseconds(800), maximum: Duration = .seconds(30), factor: Double = 2, jitter: Double = 1, resetAfter: Duration = .seconds(120)) {
+        self.initial = initial
+        self.maximum = maximum
+        self.factor = factor
+        self.jitter = jitter
+        self.resetAfter = resetAfter
+    }
+
+    /// The delay before retry number `attempt` (0-based).
+    public func delay(attempt: Int, random: Double = Double.random(in: 0...1)) -> Duration {
+        var d = initial * pow2(factor, attempt)
+        d = d * (1 + jitter * random)
+        return min(d, maximum)
+    }
+
+    private func pow2(_ base: Double, _ n: Int) -> Double {
+        var r = 1.0
+        for _ in 0..<min(n, 64) { r *= base }
+        return r
+    }
+}
+
+/// Tracks consecutive failures for one informer.
+struct BackoffState {
+    var attempt = 0
+    var lastFailure: ContinuousClock.Instant?
+
+    /// Records a failure at `now` and returns the delay to wait.
+    mutating func next(policy: BackoffPolicy, now: ContinuousClock.Instant) -> Duration {
+        if let last = lastFailure, now - last > policy.resetAfter { attempt = 0 }
+        let delay = policy.delay(attempt: attempt)
+        attempt += 1
+        lastFailure = now
+        return delay
+    }
+}

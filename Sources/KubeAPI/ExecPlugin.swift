@@ -1,0 +1,101 @@
+import Foundation
+
+/// A kubeconfig `exec` credential plugin (client.authentication.k8s.io/v1 or v1beta1).
+public struct ExecPlugin: Sendable, Hashable {
+    public var command: String
+    public var args: [String]
+    public var env: [String: String]
+    public var apiVersion: String
+    /// The directory relative commands resolve against (the kubeconfig's).
+    public var workingDirectory: String?
+
+    public init(command: String, args: [String] = [], env: [String: String] = [:], apiVersion: String = "client.authentication.k8s.io/v1", workingDirectory: String? = nil) {
+        self.command = command
+        self.args = args
+        self.env = env
+        self.apiVersion = apiVersion
+        self.workingDirectory = workingDirectory
+    }
+
+    /// What a plugin run produced.
+    public struct Credential: Sendable {
+        public var token: String
+        /// Time until `status.expirationTimestamp`; nil = valid until a 401.
+        public var expiresIn: Duration?
+    }
+
+    private struct ExecCredential: Codable {
+        struct Status: Codable {
+            var token: String?
+            var expirationTimestamp: String?
+        }
+        var apiVersion: String?
+        var kind: String?
+        var status: Status?
+    }
+
+    /// Runs the plugin (on its own thread) and parses its ExecCredential.
+    public func run() async throws -> Credential {
+        let request = try JSONEncoder().encode(
+            ["apiVersion": apiVersion, "kind": "ExecCredential"] as [String: String])
+        let plugin = self
+        let output = try await runBlocking { try plugin.runProcess(input: request) }
+        let credential: ExecCredential
+        do {
+            credential = try JSONDecoder().decode(ExecCredential.self, from: output)
+        } catch {
+            throw ConfigError("exec plugin \(command): output is not an ExecCredential: \(error)")
+        }
+        guard let token = credential.status?.token, !token.isEmpty else {
+            throw ConfigError("exec plugin \(command): ExecCredential has no status.token")
+        }
+        var expiresIn: Duration?
+        if let stamp = credential.status?.expirationTimestamp {
+            guard let date = parseRFC3339(stamp) else { throw ConfigError("exec plugin \(command): bad expirationTimestamp \(stamp)") }
+            expiresIn = .milliseconds(Int64(date.timeIntervalSinceNow * 1000))
+        }
+        return Credential(token: token, expiresIn: expiresIn)
+    }
+
+    private func runProcess(input: Data) throws -> Data {
+        let process = Process()
+        var path = command
+        if !command.hasPrefix("/"), command.contains("/"), let dir = workingDirectory {
+            path = (dir as NSString).appendingPathComponent(command)
+        }
+        if path.contains("/") {
+            process.executableURL = URL(fileURLWithPath: path)
+            process.arguments = args
+        } else {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = [command] + args
+        }
+        var environment = ProcessInfo.processInfo.environment
+        for (k, v) in env { environment[k] = v }
+        environment["KUBERNETES_EXEC_INFO"] = String(decoding: input, as: UTF8.self)
+        process.environment = environment
+        let stdout = Pipe()
+        let stderr = Pipe()
+        process.standardOutput = stdout
+        process.standardError = stderr
+        process.standardInput = FileHandle.nullDevice
+        do { try process.run() } catch { throw ConfigError("exec plugin \(command): cannot start: \(error)") }
+        let out = stdout.fileHandleForReading.readDataToEndOfFile()
+        let err = stderr.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            let message = String(decoding: err, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            throw ConfigError("exec plugin \(command) exited with \(process.terminationStatus): \(message)")
+        }
+        return out
+    }
+}
+
+/// Parses RFC 3339 timestamps with or without fractional seconds.
+func parseRFC3339(_ text: String) -> Date? {
+    let f = ISO8601DateFormatter()
+    f.formatOptions = [.withInternetDateTime]
+    if let d = f.date(from: text) { return d }
+    f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return f.date(from: text)
+}

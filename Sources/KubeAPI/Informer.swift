@@ -1,0 +1,202 @@
+import Foundation
+import KubeModels
+
+/// The informer's state machine.
+///
+///     idle ──start──▶ listing ──ok──▶ watching(rv) ──stream ended (timeout)──▶ watching(rv)
+///                       │  ▲              │ ADDED/MODIFIED/DELETED/BOOKMARK: rv advances, stay
+///                  error│  │              │ ERROR 410 event or HTTP 410 ──▶ relisting
+///                       ▼  │              │ 429 / 5xx / transport error / stall ──▶ backingOff(.rewatch)
+///             backingOff(.relist)         │ other ERROR event / 4xx ──▶ backingOff(.relist)
+///                                         ▼
+///     relisting ──ok──▶ watching (the list is diffed against the store: deletes for objects gone)
+///     backingOff(next) ──delay with jitter──▶ next (relist, or rewatch from the last rv: no relist)
+///     any ──task cancelled──▶ stopped
+public enum InformerState: Sendable, Equatable, CustomStringConvertible {
+    public enum Next: Sendable, Equatable {
+        case relist
+        case rewatch
+    }
+    case idle
+    case listing
+    case watching(resourceVersion: String)
+    case backingOff(Next, delay: Duration)
+    case relisting
+    case stopped
+
+    public var description: String {
+        switch self {
+        case .idle: "idle"
+        case .listing: "listing"
+        case .watching(let rv): "watching(rv=\(rv))"
+        case .backingOff(let next, let delay): "backingOff(\(next), \(delay))"
+        case .relisting: "relisting"
+        case .stopped: "stopped"
+        }
+    }
+}
+
+/// How an informer lists and watches.
+public struct InformerOptions: Sendable {
+    public var list: ListOptions
+    public var pageSize: Int
+    /// Each watch asks the server to end it after a random number of seconds in this range.
+    public var watchTimeoutSeconds: ClosedRange<Int>
+    /// How long past its timeout a silent watch is kept before it is closed and restarted.
+    public var stallMargin: Duration
+    public var backoff: BackoffPolicy
+    /// Injectable sleep (tests make backoff instantaneous and observable).
+    public var sleep: @Sendable (Duration) async throws -> Void
+
+    public init(
+        list: ListOptions = ListOptions(), pageSize: Int = 500, watchTimeoutSeconds: ClosedRange<Int> = 300...600,
+        stallMargin: Duration = .seconds(30), backoff: BackoffPolicy = BackoffPolicy(),
+        sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
+    ) {
+        self.list = list
+        self.pageSize = pageSize
+        self.watchTimeoutSeconds = watchTimeoutSeconds
+        self.stallMargin = stallMargin
+        self.backoff = backoff
+        self.sleep = sleep
+    }
+}
+
+/// List-then-watch for one resource, keeping a Store and delivering add/update/delete events.
+/// `run()` loops until its task is cancelled.
+public final class Informer<R: KubeResource>: Sendable {
+    public let client: KubeClient
+    public let options: InformerOptions
+    public let store = Store<R>()
+    private let handler: @Sendable (InformerEvent<R>) -> Void
+    private let stateObserver: @Sendable (InformerState) -> Void
+    private let currentState = Locked<InformerState>(.idle)
+    private let syncWaiters = Locked<[CheckedContinuation<Void, Never>]>([])
+
+    /// - Parameters:
+    ///   - handler: called for each change, in order, from the informer's task.
+    ///   - onStateChange: called on every state transition (logging, metrics, tests).
+    public init(
+        client: KubeClient, options: InformerOptions = InformerOptions(),
+        onStateChange: @escaping @Sendable (InformerState) -> Void = { _ in },
+        handler: @escaping @Sendable (InformerEvent<R>) -> Void = { _ in }
+    ) {
+        self.client = client
+        self.options = options
+        self.handler = handler
+        self.stateObserver = onStateChange
+    }
+
+    public var state: InformerState { currentState.withLock { $0 } }
+    public var hasSynced: Bool { store.hasSynced }
+
+    /// Returns once the first list has been applied (or the task is cancelled).
+    public func waitForSync() async {
+        if hasSynced { return }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let done = syncWaiters.withLock { w -> Bool in
+                if store.hasSynced { return true }
+                w.append(c)
+                return false
+            }
+            if done { c.resume() }
+        }
+    }
+
+    private func transition(_ s: InformerState) {
+        currentState.withLock { $0 = s }
+        stateObserver(s)
+    }
+
+    /// Runs the state machine until the task is cancelled.
+    public func run() async {
+        var backoff = BackoffState()
+        var next: InformerState.Next = .relist
+        var resourceVersion = ""
+        transition(.idle)
+        while !Task.isCancelled {
+            // List (first time or relist), then watch until something breaks.
+            if next == .relist {
+                transition(store.hasSynced ? .relisting : .listing)
+                do {
+                    let list = try await client.list(R.self, options: options.list, pageSize: options.pageSize)
+                    let events = store.replace(with: list.items)
+                    resumeSyncWaiters()
+                    resourceVersion = list.resourceVersion
+                    for e in events { handler(e) }
+                } catch {
+                    if Task.isCancelled { break }
+                    let delay = backoff.next(policy: options.backoff, now: .now)
+                    transition(.backingOff(.relist, delay: delay))
+                    do { try await options.sleep(delay) } catch { break }
+                    continue
+                }
+            }
+            transition(.watching(resourceVersion: resourceVersion))
+            let outcome = await watchOnce(from: &resourceVersion)
+            if Task.isCancelled { break }
+            switch outcome {
+            case .ended:
+                next = .rewatch
+            case .expired:
+                next = .relist
+            case .failed(let then):
+                next = then
+                let delay = backoff.next(policy: options.backoff, now: .now)
+                transition(.backingOff(then, delay: delay))
+                do { try await options.sleep(delay) } catch { break }
+            }
+        }
+        transition(.stopped)
+        resumeSyncWaiters(force: true)
+    }
+
+    private func resumeSyncWaiters(force: Bool = false) {
+        guard force || store.hasSynced else { return }
+        let waiters = syncWaiters.withLock { w -> [CheckedContinuation<Void, Never>] in defer { w = [] }; return w }
+        for w in waiters { w.resume() }
+    }
+
+    enum WatchOutcome {
+        /// The server closed the stream normally (its timeout): watch again from the last rv.
+        case ended
+        /// 410: the rv is too old; relist.
+        case expired
+        case failed(then: InformerState.Next)
+    }
+
+    private func watchOnce(from resourceVersion: inout String) async -> WatchOutcome {
+        let timeout = Int.random(in: options.watchTimeoutSeconds)
+        let stream = client.watch(R.self, options: WatchOptions(
+            list: options.list, resourceVersion: resourceVersion, allowBookmarks: true,
+            timeoutSeconds: timeout, stallMargin: options.stallMargin))
+        do {
+            for try await event in stream {
+                switch event {
+                case .added(let o), .modified(let o):
+                    handler(store.upsert(o))
+                    if let rv = o.metadata.resourceVersion { resourceVersion = rv }
+                case .deleted(let o):
+                    handler(store.remove(o))
+                    if let rv = o.metadata.resourceVersion { resourceVersion = rv }
+                case .bookmark(let rv):
+                    if !rv.isEmpty { resourceVersion = rv }
+                case .error(let status):
+                    if status.code == 410 || status.reason == "Expired" || status.reason == "Gone" { return .expired }
+                    return .failed(then: .relist)
+                }
+                currentState.withLock { $0 = .watching(resourceVersion: resourceVersion) }
+            }
+            return .ended
+        } catch let error as KubeAPIError {
+            if error.isExpired { return .expired }
+            if case .transport(let t) = error.kind, t.isTimeout {
+                // A stream silent past its timeout + margin: close it and start a new one at once.
+                return .ended
+            }
+            return .failed(then: error.isRetryable ? .rewatch : .relist)
+        } catch {
+            return .failed(then: .rewatch)
+        }
+    }
+}

@@ -1,0 +1,118 @@
+import Foundation
+import KubeAPI
+import KubeAPITestSupport
+import KubeModels
+import Testing
+
+/// The recorded exchanges, read in place (never copied into the repo).
+let tracesDirectory: String = {
+    let here = URL(fileURLWithPath: #filePath)  // .../Tests/KubeAPITests/Support.swift
+    return here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("shared/k8s-api-traces").path
+}()
+
+/// One recorded `curl -i` exchange.
+struct Trace {
+    var status: Int
+    var headers: [String: String]
+    var body: Data
+
+    init(_ name: String) throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: "\(tracesDirectory)/\(name)"))
+        let text = String(decoding: data, as: UTF8.self)
+        guard let split = text.range(of: "\r\n\r\n") ?? text.range(of: "\n\n") else { throw TraceError.noBody(name) }
+        let headLines = text[..<split.lowerBound].components(separatedBy: .newlines).map { $0.trimmingCharacters(in: .whitespaces) }
+        let statusParts = headLines[0].split(separator: " ")
+        status = Int(statusParts[1]) ?? 0
+        var headers: [String: String] = [:]
+        for line in headLines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        self.headers = headers
+        body = Data(text[split.upperBound...].utf8)
+    }
+
+    var lines: [[UInt8]] {
+        body.split(separator: UInt8(ascii: "\n")).map(Array.init).filter { !$0.allSatisfy { $0 == 32 || $0 == 13 } }
+    }
+
+    var json: JSONValue { get throws { try JSONValue.parse(body) } }
+}
+
+enum TraceError: Error { case noBody(String) }
+
+/// Fast informer settings for tests: short watches, near-instant backoff (recorded).
+final class SleepRecorder: @unchecked Sendable {
+    private let lock = NSLock()
+    private var delays: [Duration] = []
+    var recorded: [Duration] { lock.lock(); defer { lock.unlock() }; return delays }
+    func sleep(_ d: Duration) async throws {
+        lock.withLock { delays.append(d) }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}
+
+func fastOptions(_ recorder: SleepRecorder, watchTimeout: Int = 30, list: ListOptions = ListOptions()) -> InformerOptions {
+    InformerOptions(
+        list: list, pageSize: 2, watchTimeoutSeconds: watchTimeout...watchTimeout, stallMargin: .milliseconds(500),
+        backoff: BackoffPolicy(initial: .milliseconds(800), maximum: .seconds(30)),
+        sleep: { try await recorder.sleep($0) })
+}
+
+/// Records informer events and states for assertions.
+final class EventLog<R: KubeResource>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var events: [String] = []
+    private var states: [InformerState] = []
+
+    func record(_ e: InformerEvent<R>) {
+        let text: String
+        switch e {
+        case .added(let o): text = "added \(o.storeKey)"
+        case .updated(_, let o): text = "updated \(o.storeKey)@\(o.metadata.resourceVersion ?? "")"
+        case .deleted(let o): text = "deleted \(o.storeKey)"
+        }
+        lock.lock()
+        events.append(text)
+        lock.unlock()
+    }
+
+    func record(_ s: InformerState) {
+        lock.lock()
+        states.append(s)
+        lock.unlock()
+    }
+
+    var all: [String] { lock.lock(); defer { lock.unlock() }; return events }
+    var allStates: [InformerState] { lock.lock(); defer { lock.unlock() }; return states }
+    var relists: Int { allStates.filter { $0 == .relisting }.count }
+}
+
+/// Polls `condition` (no timing assertion: a generous deadline only prevents a hung test).
+func eventually(_ what: String, timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    Issue.record("condition never became true: \(what)")
+    throw EventuallyFailed(what: what)
+}
+
+struct EventuallyFailed: Error { var what: String }
+
+func service(_ name: String, namespace: String = "demo", port: Int = 80, nodePort: Int? = nil, labels: [String: String]? = nil) -> Service {
+    Service(
+        metadata: ObjectMeta(name: name, namespace: namespace, labels: labels),
+        spec: ServiceSpec(type: nodePort == nil ? "ClusterIP" : "NodePort", clusterIP: "10.96.0.\(abs(name.hashValue % 200) + 10)",
+                          ports: [ServicePort(name: "http", protocol: "TCP", port: port, targetPort: .int(8080), nodePort: nodePort)]))
+}
+
+func slice(_ name: String, service: String, namespace: String = "demo", addresses: [String]) -> EndpointSlice {
+    EndpointSlice(
+        metadata: ObjectMeta(name: name, namespace: namespace, labels: [EndpointSlice.serviceNameLabel: service]),
+        addressType: "IPv4",
+        endpoints: addresses.map { Endpoint(addresses: [$0], conditions: EndpointConditions(ready: true, serving: true, terminating: false)) },
+        ports: [EndpointPort(name: "http", protocol: "TCP", port: 8080)])
+}
