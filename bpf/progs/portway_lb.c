@@ -6,8 +6,9 @@
  *   route to the backend leaves through the very device the packet came in on, the backend is on
  *   another node: the source is NATed to the node's address and a port from pw_snat4's range, so
  *   the reply comes back here, as kube-proxy does. Replies to such SNATed flows also arrive on
- *   ingress and are translated back (dst -> client, src -> frontend) before the kernel forwards
- *   them to the client.
+ *   ingress and are translated back (dst -> client, src -> frontend). Both SNATed directions
+ *   carry a node address as source, which the stack would drop as martian on input, so they are
+ *   sent straight back out of the same device with bpf_redirect_neigh.
  * pw_egress: replies from backends on this node leave through the external device; their source
  *   is rewritten back to the frontend the client dialled.
  *
@@ -127,6 +128,10 @@ static __always_inline int pw_apply_forward(struct __sk_buff *skb, const struct 
             return TC_ACT_SHOT;
         if (pw_set_port(skb, p, p->l4_off, p->sport, v->snat_port) < 0)
             return TC_ACT_SHOT;
+        /* The source is now the node's own address: the stack would drop it as a martian on
+         * input, so send it straight back out (SNAT is only chosen when the route to the backend
+         * leaves through this device). */
+        return bpf_redirect_neigh(skb->ifindex, NULL, 0, 0);
     }
     return TC_ACT_OK;
 }
@@ -238,7 +243,9 @@ int pw_ingress(struct __sk_buff *skb)
             pw_set_addr(skb, &p, PW_IP_SADDR_OFF, p.saddr, v.frontend_addr) < 0 ||
             pw_set_port(skb, &p, p.l4_off, p.sport, v.frontend_port) < 0)
             return TC_ACT_SHOT;
-        return TC_ACT_OK;
+        /* Source is now the frontend (a node address): forward to the client directly, out of
+         * the device the client's flow came in on (it came in here too). */
+        return bpf_redirect_neigh(skb->ifindex, NULL, 0, 0);
     }
 
     /* A packet of a known flow keeps its backend, even one since removed from the service. A

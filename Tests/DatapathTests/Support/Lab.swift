@@ -1,0 +1,269 @@
+import CPortwayBPF
+import Datapath
+import Foundation
+
+/// Why the datapath end-to-end tests cannot run here, or nil when they can.
+enum LabPrerequisites {
+    static let missing: String? = {
+        if geteuid() != 0 { return "not root (network namespaces and BPF need root)" }
+        if !haveCommand("ip") { return "`ip` (iproute2) not found" }
+        if !FileManager.default.isExecutableFile(atPath: Lab.python) { return "\(Lab.python) not found" }
+        if portway_dp_is_bpffs("/sys/fs/bpf") != 1 {
+            return "no bpffs at /sys/fs/bpf (mount -t bpf bpf /sys/fs/bpf)"
+        }
+        if (try? ObjectLocator.locate(explicit: nil, currentDirectory: Lab.packageRoot)) == nil {
+            return "bpf/out/portway_lb.o not built (make bpf)"
+        }
+        return nil
+    }()
+
+    /// True when the suite can run; prints the reason once when it cannot.
+    static let ready: Bool = {
+        if let missing { print("⚠️ DatapathTests skipped: \(missing)") }
+        return missing == nil
+    }()
+}
+
+/// A throwaway network lab, all in namespaces named `pw<random>-*`:
+///
+/// ```
+///  client 192.0.2.10 ─┐
+///  node   192.0.2.1  ─┼─ br0 (ns lan)        node:  eth0 = the external device, ip_forward=1
+///  node2  192.0.2.2  ─┘                      node ─ v-b1 ─ be1 10.11.1.2, node ─ v-b2 ─ be2 10.11.2.2
+///                                            node2 ─ v-b3 ─ be3 10.12.1.2 (node routes 10.12/16 via node2)
+/// ```
+/// Backends run `backend.py` on port 8080 (TCP and UDP); the node runs one on 192.0.2.1:7000
+/// (not a frontend). Everything is removed by `tearDown()`.
+final class Lab: @unchecked Sendable {  // used by one test at a time
+    static let python = "/usr/bin/python3"
+    static let packageRoot: String = {
+        // Tests/DatapathTests/Support/Lab.swift -> package root
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<4 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    static let nodeIP = "192.0.2.1"
+    static let node2IP = "192.0.2.2"
+    static let clientIP = "192.0.2.10"
+    static let backendIPs = ["be1": "10.11.1.2", "be2": "10.11.2.2", "be3": "10.12.1.2"]
+    static let backendPort: UInt16 = 8080
+    static let device = "eth0"
+
+    let prefix: String
+    let bpffs: String
+    let scripts: String
+    private(set) var namespaces: [String] = []
+    private var children: [Child] = []
+
+    var client: String { "\(prefix)-client" }
+    var node: String { "\(prefix)-node" }
+    var node2: String { "\(prefix)-node2" }
+    var maps: TestMaps { TestMaps(bpffs: bpffs) }
+
+    init() throws {
+        prefix = "pw" + String(UInt32.random(in: 0..<UInt32.max), radix: 16)
+        bpffs = "/sys/fs/bpf/\(prefix)"
+        scripts = NSTemporaryDirectory() + prefix
+        do { try build() } catch {
+            tearDown()
+            throw error
+        }
+    }
+
+    private func ns(_ name: String) throws -> String {
+        let full = "\(prefix)-\(name)"
+        try run(["ip", "netns", "add", full])
+        namespaces.append(full)
+        try run(["ip", "-n", full, "link", "set", "lo", "up"])
+        return full
+    }
+
+    private func veth(_ a: String, in nsA: String, _ b: String, in nsB: String) throws {
+        try run(["ip", "link", "add", a, "netns", nsA, "type", "veth", "peer", "name", b, "netns", nsB])
+        try run(["ip", "-n", nsA, "link", "set", a, "up"])
+        try run(["ip", "-n", nsB, "link", "set", b, "up"])
+    }
+
+    private func addr(_ ns: String, _ dev: String, _ cidr: String) throws {
+        try run(["ip", "-n", ns, "addr", "add", cidr, "dev", dev])
+    }
+
+    private func sysctl(_ ns: String, _ settings: [String]) throws {
+        try run(["ip", "netns", "exec", ns, "sysctl", "-qw"] + settings)
+    }
+
+    private func build() throws {
+        try FileManager.default.createDirectory(atPath: scripts, withIntermediateDirectories: true)
+        try Scripts.backend.write(toFile: scripts + "/backend.py", atomically: true, encoding: .utf8)
+        try Scripts.client.write(toFile: scripts + "/client.py", atomically: true, encoding: .utf8)
+
+        let lan = try ns("lan")
+        let client = try ns("client")
+        let node = try ns("node")
+        let node2 = try ns("node2")
+        try run(["ip", "-n", lan, "link", "add", "br0", "type", "bridge"])
+        try run(["ip", "-n", lan, "link", "set", "br0", "up"])
+        for (host, ip) in [(client, Self.clientIP), (node, Self.nodeIP), (node2, Self.node2IP)] {
+            let port = "p-" + host.split(separator: "-").last!.prefix(10)
+            try veth("eth0", in: host, String(port), in: lan)
+            try run(["ip", "-n", lan, "link", "set", String(port), "master", "br0"])
+            try addr(host, "eth0", "\(ip)/24")
+        }
+        for n in [node, node2] {
+            try sysctl(n, [
+                "net.ipv4.ip_forward=1", "net.ipv4.conf.all.send_redirects=0", "net.ipv4.conf.eth0.send_redirects=0",
+            ])
+        }
+        try run(["ip", "-n", node, "route", "add", "10.12.0.0/16", "via", Self.node2IP])
+
+        let pods: [(name: String, host: String, gw: String)] = [
+            ("be1", node, "10.11.1.1"), ("be2", node, "10.11.2.1"), ("be3", node2, "10.12.1.1"),
+        ]
+        for pod in pods {
+            let pns = try ns(pod.name)
+            try veth("v-\(pod.name)", in: pod.host, "eth0", in: pns)
+            try addr(pod.host, "v-\(pod.name)", "\(pod.gw)/24")
+            try addr(pns, "eth0", "\(Self.backendIPs[pod.name]!)/24")
+            try run(["ip", "-n", pns, "route", "add", "default", "via", pod.gw])
+            try startServer(in: pns, name: pod.name, port: Self.backendPort)
+        }
+        try startServer(in: node, name: "node", port: 7000)
+    }
+
+    private func startServer(in ns: String, name: String, port: UInt16) throws {
+        let child = try Child(["ip", "netns", "exec", ns, Self.python, scripts + "/backend.py", name, String(port)])
+        children.append(child)
+        guard child.readLine() == "ready" else {
+            throw CommandError(command: ["backend.py", name], status: -1, output: "server did not start")
+        }
+    }
+
+    /// Loads and attaches the datapath on the node's eth0 from inside the node namespace.
+    @discardableResult
+    func installDatapath(mode: AttachMode? = nil) throws -> [AttachedProgram] {
+        let options = DatapathOptions(
+            devices: [Self.device], bpffs: bpffs,
+            objectPath: try ObjectLocator.locate(explicit: nil, currentDirectory: Self.packageRoot),
+            mapSizes: Self.smallMaps, mode: mode)
+        return try inNetns(node) { try Datapath.install(options) }
+    }
+
+    /// Small maps: tests never need many entries.
+    static let smallMaps: [String: UInt32] = [
+        PW_MAP_SERVICES: 1024, PW_MAP_BACKENDS: 1024, PW_MAP_REVNAT: 1024, PW_MAP_AFFINITY: 1024,
+        PW_MAP_CT: 4096, PW_MAP_SNAT: 4096,
+    ]
+
+    /// Runs client.py in the client namespace.
+    func clientRun(_ args: [String]) throws -> String {
+        try run(["ip", "netns", "exec", client, Self.python, scripts + "/client.py"] + args)
+    }
+
+    /// `count` requests to host:port; the decoded answers.
+    func burst(_ proto: String, _ host: String, _ port: UInt16, count: Int) throws -> Burst {
+        let out = try clientRun(["burst", proto, host, String(port), String(count)])
+        return try JSONDecoder().decode(Burst.self, from: Data(out.utf8))
+    }
+
+    /// A client process holding one TCP connection open.
+    func hold(_ host: String, _ port: UInt16) throws -> Child {
+        let child = try Child(["ip", "netns", "exec", client, Self.python, scripts + "/client.py", "hold", host, String(port)])
+        children.append(child)
+        return child
+    }
+
+    /// Starts a process inside a namespace, killed at tear-down.
+    func spawn(in ns: String, _ args: [String]) throws -> Child {
+        let child = try Child(["ip", "netns", "exec", ns] + args)
+        children.append(child)
+        return child
+    }
+
+    func tearDown() {
+        for child in children { child.kill() }
+        children.removeAll()
+        for ns in namespaces.reversed() { _ = try? run(["ip", "netns", "del", ns], allowFailure: true) }
+        namespaces.removeAll()
+        _ = try? run(["rm", "-rf", bpffs, scripts], allowFailure: true)
+    }
+
+    deinit { tearDown() }
+}
+
+/// The async face of the lab: every blocking step runs on a dedicated thread, so the tests'
+/// expectations stay in their task (Swift Testing attributes issues through task locals).
+extension Lab {
+    static func make() async throws -> Lab { try await onDedicatedThread { try Lab() } }
+
+    @discardableResult
+    func install(mode: AttachMode? = nil) async throws -> [AttachedProgram] {
+        try await onDedicatedThread { try self.installDatapath(mode: mode) }
+    }
+
+    func attachments() async throws -> [AttachedProgram] {
+        try await onDedicatedThread { try inNetns(self.node) { Datapath.attachments(devices: [Lab.device], bpffs: self.bpffs) } }
+    }
+
+    func uninstall() async throws -> [AttachedProgram] {
+        try await onDedicatedThread {
+            try inNetns(self.node) { try Datapath.uninstall(devices: [Lab.device], bpffs: self.bpffs) }
+        }
+    }
+
+    func burst(_ proto: String, _ port: UInt16, count: Int, host: String = Lab.nodeIP) async throws -> Burst {
+        try await onDedicatedThread { try self.burst(proto, host, port, count: count) }
+    }
+
+    /// One attempt: `ok NAME`, `refused` or `timeout`.
+    func probe(_ proto: String, _ port: UInt16, host: String = Lab.nodeIP) async throws -> String {
+        try await onDedicatedThread { try self.clientRun(["probe", proto, host, String(port)]).trimmed }
+    }
+
+    func holdConnection(_ port: UInt16, host: String = Lab.nodeIP) async throws -> Child {
+        try await onDedicatedThread { try self.hold(host, port) }
+    }
+
+    func close() async {
+        _ = try? await onDedicatedThread { self.tearDown() }
+    }
+}
+
+extension Child: @unchecked Sendable {}  // one test drives it at a time
+
+extension Child {
+    /// The next stdout line, read on a dedicated thread.
+    func line() async -> String? {
+        (try? await onDedicatedThread { self.readLine() }) ?? nil
+    }
+}
+
+extension String {
+    var trimmed: String { trimmingCharacters(in: .whitespacesAndNewlines) }
+}
+
+/// What client.py burst printed.
+struct Burst: Decodable {
+    struct Answer: Decodable {
+        var name: String
+        var seen_peer: String
+        var seen_local: String
+        var peer: String
+    }
+    var answers: [Answer]
+    var errors: [String]
+
+    var countsByBackend: [String: Int] { answers.reduce(into: [:]) { $0[$1.name, default: 0] += 1 } }
+}
+
+/// Builds a lab, runs the body and always tears the lab down.
+func withLab(_ body: (Lab) async throws -> Void) async throws {
+    let lab = try await Lab.make()
+    do {
+        try await body(lab)
+    } catch {
+        await lab.close()
+        throw error
+    }
+    await lab.close()
+}

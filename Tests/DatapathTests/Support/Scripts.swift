@@ -1,0 +1,110 @@
+/// Small Python programs the end-to-end tests run inside the namespaces (python3 is a Portway
+/// dependency, see the Makefile). Written to a temporary directory by `Lab`.
+enum Scripts {
+    /// `backend.py NAME PORT`: TCP and UDP echo on 0.0.0.0:PORT. Every request line / datagram is
+    /// answered with `NAME PEER_IP:PEER_PORT LOCAL_IP:LOCAL_PORT` (what the backend saw), so tests
+    /// can check DNAT (LOCAL is the backend's own address) and SNAT (PEER is the node).
+    static let backend = #"""
+        import socket, struct, sys, threading
+        name, port = sys.argv[1], int(sys.argv[2])
+        IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+
+        def answer(peer, local):
+            return f"{name} {peer[0]}:{peer[1]} {local[0]}:{local[1]}\n".encode()
+
+        def serve_conn(c):
+            with c:
+                peer, local = c.getpeername(), c.getsockname()
+                for _ in c.makefile("rb"):
+                    c.sendall(answer(peer, local))
+
+        def tcp(s):
+            while True:
+                c, _ = s.accept()
+                threading.Thread(target=serve_conn, args=(c,), daemon=True).start()
+
+        t = socket.socket()
+        t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        t.bind(("0.0.0.0", port))
+        t.listen(256)
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        u.bind(("0.0.0.0", port))
+        threading.Thread(target=tcp, args=(t,), daemon=True).start()
+        print("ready", flush=True)
+        while True:
+            data, anc, _, peer = u.recvmsg(2048, 256)
+            local = "0.0.0.0"
+            for level, kind, blob in anc:
+                if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
+                    local = socket.inet_ntoa(blob[8:12])
+            u.sendto(answer(peer, (local, port)), peer)
+        """#
+
+    /// `client.py burst tcp|udp HOST PORT N`: N fresh connections (TCP) or connected sockets (UDP),
+    /// one request each; prints JSON {"answers": [{"name", "seen_peer", "seen_local", "peer"}], "errors": [..]}.
+    /// A connected UDP socket only accepts datagrams from HOST:PORT, and a TCP handshake only
+    /// completes with it, so every answer proves the reply carried the frontend address.
+    /// `client.py hold HOST PORT`: one TCP connection; each stdin line is sent and the answer printed.
+    /// `client.py probe tcp|udp HOST PORT`: one attempt; prints `ok NAME`, `refused` or `timeout`.
+    static let client = #"""
+        import json, socket, sys
+
+        def once(proto, host, port, timeout=2.0):
+            if proto == "tcp":
+                s = socket.create_connection((host, port), timeout=timeout)
+                try:
+                    s.sendall(b"hello\n")
+                    line = s.makefile("rb").readline().decode()
+                    return line, "%s:%d" % s.getpeername()
+                finally:
+                    s.close()
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(timeout)
+            s.connect((host, port))
+            try:
+                for _ in range(3):
+                    s.send(b"hello\n")
+                    try:
+                        return s.recv(2048).decode(), "%s:%d" % s.getpeername()
+                    except socket.timeout:
+                        continue
+                raise socket.timeout()
+            finally:
+                s.close()
+
+        mode = sys.argv[1]
+        if mode == "burst":
+            proto, host, port, n = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+            answers, errors = [], []
+            for _ in range(n):
+                try:
+                    line, peer = once(proto, host, port)
+                    f = line.split()
+                    answers.append({"name": f[0], "seen_peer": f[1], "seen_local": f[2], "peer": peer})
+                except Exception as e:
+                    errors.append(repr(e))
+            print(json.dumps({"answers": answers, "errors": errors}), flush=True)
+        elif mode == "probe":
+            proto, host, port = sys.argv[2], sys.argv[3], int(sys.argv[4])
+            try:
+                line, _ = once(proto, host, port, timeout=1.0)
+                print("ok " + line.split()[0], flush=True)
+            except ConnectionRefusedError:
+                print("refused", flush=True)
+            except (socket.timeout, TimeoutError):
+                print("timeout", flush=True)
+        elif mode == "hold":
+            host, port = sys.argv[2], int(sys.argv[3])
+            s = socket.create_connection((host, port), timeout=5)
+            r = s.makefile("rb")
+            print("connected %s:%d" % s.getpeername(), flush=True)
+            for line in sys.stdin:
+                try:
+                    s.sendall(line.encode())
+                    print(r.readline().decode().strip() or "EOF", flush=True)
+                except Exception as e:
+                    print("ERROR " + repr(e), flush=True)
+            s.close()
+        """#
+}
