@@ -1,0 +1,111 @@
+import Agent
+import ArgumentParser
+import BPFMaps
+import Datapath
+import Foundation
+import LoadBalancer
+import Logging
+
+/// `portway agent`: keeps the pinned maps in sync with the cluster state (file mode: `--from-dir`).
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Run the node agent: program the eBPF load balancer from a directory of YAML files.",
+        discussion: """
+        Creates (or reuses) the pinned maps under --bpffs, loads and attaches the tc programs to every \
+        --device, then watches DIR and keeps the maps in sync with its Services and EndpointSlices. \
+        SIGINT/SIGTERM stop the agent; the pinned maps and attached programs stay, so traffic keeps flowing.
+        """
+    )
+
+    @Option(name: [.customShort("f"), .customLong("from-dir")], help: ArgumentHelp("Directory of YAML files, polled for changes.", valueName: "DIR"))
+    var directory: String
+
+    @Option(name: .customLong("device"), help: ArgumentHelp("An external device to attach the datapath to, repeatable.", valueName: "DEV"))
+    var devices: [String] = []
+
+    @Flag(help: "Program the maps only; do not load or attach the BPF programs.")
+    var noDatapath = false
+
+    @Option(help: ArgumentHelp("The compiled datapath object (default: searched next to the binary and in bpf/out).", valueName: "PATH"))
+    var bpfObject: String?
+
+    @Option(help: ArgumentHelp("This node's name (default: the host name).", valueName: "NAME"))
+    var nodeName: String?
+
+    @Option(help: ArgumentHelp(
+        "An IPv4 address of this node, repeatable. Default: the InternalIP/ExternalIP addresses of the Node object named --node-name in DIR.",
+        valueName: "IP"))
+    var nodeIP: [String] = []
+
+    @Option(help: "Where backends come from: endpointslices or endpoints.")
+    var endpointsSource: String = EndpointsSource.endpointSlices.rawValue
+
+    @Option(help: ArgumentHelp("The bpffs directory for the pinned maps.", valueName: "DIR"))
+    var bpffs: String = BPFFS.defaultDirectory
+
+    @Option(help: "max_entries of pw_lb4_services (frontends plus their backend slots).")
+    var serviceMapSize: UInt32 = MapSizes.defaults.services
+    @Option(help: "max_entries of pw_lb4_backends.")
+    var backendMapSize: UInt32 = MapSizes.defaults.backends
+    @Option(help: "max_entries of pw_lb4_reverse_nat.")
+    var revnatMapSize: UInt32 = MapSizes.defaults.reverseNAT
+    @Option(help: "max_entries of pw_lb4_affinity.")
+    var affinityMapSize: UInt32 = MapSizes.defaults.affinity
+    @Option(help: "max_entries of pw_ct4 (connection tracking).")
+    var ctMapSize: UInt32 = MapSizes.defaults.connectionTracking
+    @Option(help: "max_entries of pw_snat4.")
+    var snatMapSize: UInt32 = MapSizes.defaults.snat
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        if let bad = nodeIP.first(where: { IPAddress($0) == nil }) { throw ValidationError("--node-ip \"\(bad)\" is not an IP address") }
+        if EndpointsSource(rawValue: endpointsSource) == nil { throw ValidationError("--endpoints-source must be endpointslices or endpoints") }
+        if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("unknown --log-level \(logLevel)") }
+        if devices.isEmpty && !noDatapath { throw ValidationError("give at least one --device (or --no-datapath to program the maps only)") }
+        if let name = nodeName, name.isEmpty { throw ValidationError("--node-name must not be empty") }
+        for (flag, size) in [("--service-map-size", serviceMapSize), ("--backend-map-size", backendMapSize), ("--revnat-map-size", revnatMapSize),
+                             ("--affinity-map-size", affinityMapSize), ("--ct-map-size", ctMapSize), ("--snat-map-size", snatMapSize)] where size == 0 {
+            throw ValidationError("\(flag) must be at least 1")
+        }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "portway.agent")
+        let sizes = MapSizes(
+            services: serviceMapSize, backends: backendMapSize, reverseNAT: revnatMapSize, affinity: affinityMapSize,
+            connectionTracking: ctMapSize, snat: snatMapSize)
+        let options = AgentOptions(
+            nodeName: nodeName ?? ProcessInfo.processInfo.hostName, nodeAddresses: nodeIP.compactMap { IPAddress($0) },
+            endpointsSource: EndpointsSource(rawValue: endpointsSource) ?? .endpointSlices, bpffs: bpffs, mapSizes: sizes)
+        let installer: DatapathInstaller?
+        if noDatapath {
+            installer = nil
+        } else {
+            let devices = devices, bpfObject = bpfObject
+            installer = { maps in
+                let byName = Dictionary(uniqueKeysWithValues: MapKind.allCases.map { ($0.pinName, maps[$0].maxEntries) })
+                return try Datapath.install(DatapathOptions(devices: devices, bpffs: maps.directory, objectPath: bpfObject, mapSizes: byName))
+                    .map(\.description)
+            }
+        }
+        let pipeline = MapSyncPipeline(options: options, logger: logger, installer: installer)
+        let source = FileDirectorySource(directory: directory, logger: Logger(label: "portway.source.files"))
+        do {
+            try await runUntilSignalled { try await pipeline.run(source: source) }
+        } catch is CancellationError {
+            return
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode.failure
+        }
+    }
+}
