@@ -27,7 +27,7 @@ struct AgentCommand: AsyncParsableCommand {
     @Flag(help: "Program the maps only; do not load or attach the BPF programs.")
     var noDatapath = false
 
-    @Option(help: ArgumentHelp("The compiled datapath object (default: searched next to the binary and in bpf/out).", valueName: "PATH"))
+    @Option(help: ArgumentHelp("The compiled datapath object (default: $PORTWAY_BPF_DIR/portway_lb.o, ./bpf/out/portway_lb.o, /usr/lib/portway/portway_lb.o).", valueName: "PATH"))
     var bpfObject: String?
 
     @Option(help: ArgumentHelp("This node's name (default: the host name).", valueName: "NAME"))
