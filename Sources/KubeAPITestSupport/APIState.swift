@@ -298,7 +298,7 @@ final class APIState: @unchecked Sendable {
     /// Forgets history and list snapshots: older versions now answer 410 Expired.
     func compact() {
         lock.withLock {
-            compactedRV = rv + 1
+            compactedRV = rv
             history.removeAll()
             listSnapshots.removeAll()
         }
