@@ -173,9 +173,9 @@ final class Lab: @unchecked Sendable {  // used by one test at a time
         return child
     }
 
-    /// Starts a process inside a namespace, killed at tear-down.
-    func spawn(in ns: String, _ args: [String]) throws -> Child {
-        let child = try Child(["ip", "netns", "exec", ns] + args)
+    /// Starts a process (inside a namespace with `ip netns exec` when ns is given), killed at tear-down.
+    func spawn(in ns: String?, _ args: [String]) throws -> Child {
+        let child = try Child((ns.map { ["ip", "netns", "exec", $0] } ?? []) + args)
         children.append(child)
         return child
     }

@@ -106,6 +106,11 @@ struct TestMaps {
         }
     }
 
+    /// The master entry (slot 0) of a frontend, if programmed.
+    func master(address: String, port: UInt16, proto: UInt8) throws -> pw_lb4_service? {
+        try lookup(PW_MAP_SERVICES, key(address, port, proto, slot: 0), pw_lb4_service())
+    }
+
     /// Number of entries in a map (for assertions on CT/SNAT state).
     func count(_ name: String, keySize: Int) throws -> Int {
         try withMap(name) { fd in
