@@ -21,26 +21,24 @@ struct TestMaps {
 
     private func update<K, V>(_ name: String, _ key: K, _ value: V) throws {
         try withMap(name) { fd in
-            var k = key
-            var v = value
-            guard bpf_map_update_elem(fd, &k, &v, 0) == 0 else {
-                throw MapError(description: "update \(name): errno \(errno)")
+            let rc = withUnsafePointer(to: key) { k in
+                withUnsafePointer(to: value) { v in bpf_map_update_elem(fd, k, v, 0) }
             }
+            guard rc == 0 else { throw MapError(description: "update \(name): errno \(errno)") }
         }
     }
 
     private func delete<K>(_ name: String, _ key: K) throws {
         try withMap(name) { fd in
-            var k = key
-            _ = bpf_map_delete_elem(fd, &k)
+            _ = withUnsafePointer(to: key) { bpf_map_delete_elem(fd, $0) }
         }
     }
 
     private func lookup<K, V>(_ name: String, _ key: K, _ empty: V) throws -> V? {
         try withMap(name) { fd in
-            var k = key
             var v = empty
-            return bpf_map_lookup_elem(fd, &k, &v) == 0 ? v : nil
+            let rc = withUnsafePointer(to: key) { k in withUnsafeMutablePointer(to: &v) { bpf_map_lookup_elem(fd, k, $0) } }
+            return rc == 0 ? v : nil
         }
     }
 
