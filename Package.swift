@@ -113,7 +113,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DatapathTests",
-            dependencies: ["Datapath", "CPortwayBPF", "CLibBPF"],
+            dependencies: ["Datapath", "BPFMaps", "CPortwayBPF", "CLibBPF"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Benchmarks, built in release mode. Each line reports Portway against a baseline measured in the same run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+swift build -c release --product portway-bench
+.build/release/portway-bench
