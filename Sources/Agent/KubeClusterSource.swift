@@ -1,4 +1,5 @@
 import KubeAPI
+import LoadBalancer
 import KubeModels
 
 /// A ClusterStateSource backed by informers on the Kubernetes API: Services, EndpointSlices (or
@@ -91,5 +92,18 @@ public struct KubeClusterSource: ClusterStateSource {
             changed.finish()
         }
         return output
+    }
+}
+
+extension KubeClusterSource {
+    /// The source `portway agent` uses without `--from-dir`: an explicit kubeconfig (and context),
+    /// else in-cluster config when running in a pod, else `$KUBECONFIG` / ~/.kube/config.
+    public static func fromConfiguration(
+        kubeconfig: String?, context: String?, nodeName: String, endpointsSource: EndpointsSource
+    ) throws -> KubeClusterSource {
+        let config = try ClusterConfig.load(kubeconfig: kubeconfig, context: context)
+        return KubeClusterSource(
+            client: KubeClient(config: config), nodeName: nodeName,
+            endpointsAPI: endpointsSource == .endpoints ? .endpoints : .endpointSlices)
     }
 }

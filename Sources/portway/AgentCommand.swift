@@ -10,16 +10,23 @@ import Logging
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent",
-        abstract: "Run the node agent: program the eBPF load balancer from a directory of YAML files.",
+        abstract: "Run the node agent: program the eBPF load balancer from the Kubernetes API (or a directory of YAML files).",
         discussion: """
         Creates (or reuses) the pinned maps under --bpffs, loads and attaches the tc programs to every \
-        --device, then watches DIR and keeps the maps in sync with its Services and EndpointSlices. \
+        --device, then watches the Kubernetes API (--kubeconfig/--context; in a pod, the in-cluster config) or, with \
+        --from-dir, a directory of YAML files, and keeps the maps in sync with the Services and EndpointSlices. \
         SIGINT/SIGTERM stop the agent; the pinned maps and attached programs stay, so traffic keeps flowing.
         """
     )
 
-    @Option(name: [.customShort("f"), .customLong("from-dir")], help: ArgumentHelp("Directory of YAML files, polled for changes.", valueName: "DIR"))
-    var directory: String
+    @Option(name: [.customShort("f"), .customLong("from-dir")], help: ArgumentHelp("Directory of YAML files, polled for changes (instead of the Kubernetes API).", valueName: "DIR"))
+    var directory: String?
+
+    @Option(help: ArgumentHelp("kubeconfig file (default: in-cluster config in a pod, else $KUBECONFIG or ~/.kube/config).", valueName: "FILE"))
+    var kubeconfig: String?
+
+    @Option(help: ArgumentHelp("kubeconfig context (default: its current-context).", valueName: "NAME"))
+    var context: String?
 
     @Option(name: .customLong("device"), help: ArgumentHelp("An external device to attach the datapath to, repeatable.", valueName: "DEV"))
     var devices: [String] = []
@@ -66,6 +73,7 @@ struct AgentCommand: AsyncParsableCommand {
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("unknown --log-level \(logLevel)") }
         if devices.isEmpty && !noDatapath { throw ValidationError("give at least one --device (or --no-datapath to program the maps only)") }
         if let name = nodeName, name.isEmpty { throw ValidationError("--node-name must not be empty") }
+        if directory != nil, kubeconfig != nil || context != nil { throw ValidationError("--from-dir reads files; it cannot be combined with --kubeconfig/--context") }
         for (flag, size) in [("--service-map-size", serviceMapSize), ("--backend-map-size", backendMapSize), ("--revnat-map-size", revnatMapSize),
                              ("--affinity-map-size", affinityMapSize), ("--ct-map-size", ctMapSize), ("--snat-map-size", snatMapSize)] where size == 0 {
             throw ValidationError("\(flag) must be at least 1")
@@ -98,9 +106,15 @@ struct AgentCommand: AsyncParsableCommand {
             }
         }
         let pipeline = MapSyncPipeline(options: options, logger: logger, installer: installer)
-        let source = FileDirectorySource(directory: directory, logger: Logger(label: "portway.source.files"))
         do {
-            try await runUntilSignalled { try await pipeline.run(source: source) }
+            if let directory {
+                let source = FileDirectorySource(directory: directory, logger: Logger(label: "portway.source.files"))
+                try await runUntilSignalled { try await pipeline.run(source: source) }
+            } else {
+                let source = try KubeClusterSource.fromConfiguration(
+                    kubeconfig: kubeconfig, context: context, nodeName: options.nodeName, endpointsSource: options.endpointsSource)
+                try await runUntilSignalled { try await pipeline.run(source: source) }
+            }
         } catch is CancellationError {
             return
         } catch {
