@@ -62,7 +62,7 @@ let package = Package(
         .target(
             name: "KubeAPITestSupport",
             dependencies: [
-                "KubeModels", "KubeAPI",
+                "KubeModels", "KubeAPI", .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
