@@ -8,7 +8,7 @@ struct BPF: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bpf",
         abstract: "Inspect Portway's pinned BPF maps.",
-        subcommands: [LB.self]
+        subcommands: [LB.self, Attach.self, Detach.self, Status.self]
     )
 
     struct LB: ParsableCommand {

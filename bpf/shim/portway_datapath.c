@@ -112,23 +112,19 @@ int portway_dp_tc_attach(int prog_fd, int ifindex, int ingress)
     return bpf_tc_attach(&hook, &opts);
 }
 
+static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+    (void)level;
+    (void)fmt;
+    (void)args;
+    return 0;
+}
+
 int portway_dp_tc_detach(int ifindex, int ingress)
 {
     struct bpf_tc_hook hook;
     struct bpf_tc_opts opts;
-
-    tc_hook_for(&hook, ifindex, ingress);
-    memset(&opts, 0, sizeof(opts));
-    opts.sz = sizeof(opts);
-    opts.handle = 1;
-    opts.priority = 1;
-    return bpf_tc_detach(&hook, &opts);
-}
-
-int portway_dp_tc_query(int ifindex, int ingress)
-{
-    struct bpf_tc_hook hook;
-    struct bpf_tc_opts opts;
+    libbpf_print_fn_t old;
     int err;
 
     tc_hook_for(&hook, ifindex, ingress);
@@ -136,7 +132,28 @@ int portway_dp_tc_query(int ifindex, int ingress)
     opts.sz = sizeof(opts);
     opts.handle = 1;
     opts.priority = 1;
+    /* "no clsact qdisc" is an expected answer here, not something to print. */
+    old = libbpf_set_print(quiet_print);
+    err = bpf_tc_detach(&hook, &opts);
+    libbpf_set_print(old);
+    return err;
+}
+
+int portway_dp_tc_query(int ifindex, int ingress)
+{
+    struct bpf_tc_hook hook;
+    struct bpf_tc_opts opts;
+    libbpf_print_fn_t old;
+    int err;
+
+    tc_hook_for(&hook, ifindex, ingress);
+    memset(&opts, 0, sizeof(opts));
+    opts.sz = sizeof(opts);
+    opts.handle = 1;
+    opts.priority = 1;
+    old = libbpf_set_print(quiet_print);
     err = bpf_tc_query(&hook, &opts);
+    libbpf_set_print(old);
     if (err == -ENOENT || err == -EINVAL)
         return 0;
     return err < 0 ? err : (int)opts.prog_id;
