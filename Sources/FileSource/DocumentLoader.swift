@@ -20,6 +20,8 @@ struct DocumentLoader {
     }
 
     mutating func load(yaml: String, file: String) throws(FileSourceError) {
+        // Editors on some systems write a UTF-8 byte order mark, which libyaml rejects.
+        let yaml = yaml.hasPrefix("\u{FEFF}") ? String(yaml.dropFirst()) : yaml
         var documents: [Yams.Node] = []
         do {
             var sequence = try Yams.compose_all(yaml: yaml)
@@ -44,16 +46,16 @@ struct DocumentLoader {
             return
         }
         let apiVersion = mapping["apiVersion"]?.string ?? ""
-        let label = Self.label(kind: kind, mapping: mapping)
         if kind == "List" || (kind.hasSuffix("List") && mapping["items"] != nil) {
             guard let items = mapping["items"] else { return }
             if let sequence = items.sequence {
                 for item in sequence { add(item, file: file) }
             } else if items.scalar == nil || !["", "~", "null"].contains(items.scalar?.string ?? "") {
-                warn(file, items.mark?.line ?? line, object: label, field: "items", "not a list; ignored")
+                warn(file, items.mark?.line ?? line, object: kind, field: "items", "not a list; ignored")
             }
             return
         }
+        let label = Self.label(kind: kind, mapping: mapping)
         guard let objectKind = FileSource.kinds[kind], objectKind.matches(apiVersion: apiVersion) else {
             let name = mapping["metadata"]?["name"]?.string ?? ""
             result.ignored.append(IgnoredObject(file: file, line: line, apiVersion: apiVersion, kind: kind, name: name))

@@ -103,6 +103,12 @@ import Testing
         }
     }
 
+    @Test func byteOrderMarkAndBadListsAreHandled() throws {
+        let result = try FileSource.load(yaml: "\u{FEFF}apiVersion: v1\nkind: Node\nmetadata: {name: bom}\n---\nkind: List\nitems: {a: b}\n", file: "l.yaml")
+        #expect(result.snapshot.nodes.map(\.metadata.name) == ["bom"])
+        #expect(result.warnings.map(\.description) == ["l.yaml:6: List: items: not a list; ignored"])
+    }
+
     @Test func syntaxErrorDescription() throws {
         let error = FileSourceError.syntax(file: "m/a.yaml", line: 3, column: 7, problem: "found character that cannot start any token")
         #expect(error.description == "YAML syntax error in m/a.yaml:3:7: found character that cannot start any token")
