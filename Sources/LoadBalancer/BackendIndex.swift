@@ -22,7 +22,7 @@ struct ServiceBackends {
 struct BackendIndex {
     private let source: EndpointsSource
     private var slicesByService: [ServiceKey: [Int]] = [:]
-    private var endpointsByService: [ServiceKey: Int] = [:]
+    private var endpointsByService: [ServiceKey: [Int]] = [:]
     private let snapshot: ClusterSnapshot
 
     init(snapshot: ClusterSnapshot, source: EndpointsSource) {
@@ -38,8 +38,9 @@ struct BackendIndex {
         case .endpoints:
             for (i, endpoints) in snapshot.endpoints.enumerated() {
                 let key = ServiceKey(namespace: endpoints.metadata.namespace, name: endpoints.metadata.name)
-                // Two objects with one name cannot come from a real API server; keep the first for determinism.
-                if endpointsByService[key] == nil { endpointsByService[key] = i }
+                // Two objects with one name cannot come from a real API server, but files can hold
+                // them: merge both, which does not depend on their order.
+                endpointsByService[key, default: []].append(i)
             }
         }
     }
@@ -54,8 +55,8 @@ struct BackendIndex {
             let slices = indices.map { snapshot.endpointSlices[$0] }.sorted { $0.metadata.name < $1.metadata.name }
             for slice in slices { merger.add(slice: slice, warnings: &warnings) }
         case .endpoints:
-            guard let index = endpointsByService[service] else { return ServiceBackends() }
-            merger.add(endpoints: snapshot.endpoints[index], warnings: &warnings)
+            guard let indices = endpointsByService[service] else { return ServiceBackends() }
+            for index in indices { merger.add(endpoints: snapshot.endpoints[index], warnings: &warnings) }
         }
         return merger.result()
     }
