@@ -39,7 +39,7 @@ public enum BPFFS {
         guard exists(path) else {
             let parent = parentOf(path)
             if exists(parent), try isBPFFS(parent) {
-                throw .fileSystem(path: path, operation: "no pinned maps: open", errno: ENOENT)
+                throw .noPinDirectory(path: path)
             }
             throw .notBPFFS(path: path)
         }

@@ -10,6 +10,8 @@ public enum BPFMapError: Error, Hashable, Sendable, CustomStringConvertible {
     case mismatch(map: String, path: String, differences: [String], sizeFlag: String?)
     /// A map is not pinned (for commands that only read).
     case notPinned(map: String, path: String)
+    /// The pin directory does not exist (for commands that only read).
+    case noPinDirectory(path: String)
     /// The map refused a new entry because it holds max_entries already.
     case mapFull(map: String, maxEntries: UInt32, sizeFlag: String)
     /// Any other failed bpf() call.
@@ -37,6 +39,8 @@ public enum BPFMapError: Error, Hashable, Sendable, CustomStringConvertible {
             return "pinned map \(map) (\(path)) does not match: \(differences.joined(separator: ", ")); \(how)"
         case .notPinned(let map, let path):
             return "map \(map) is not pinned at \(path): is the agent running with this --bpffs directory?"
+        case .noPinDirectory(let path):
+            return "no pinned maps: \(path) does not exist; is the agent running with this --bpffs directory?"
         case .mapFull(let map, let maxEntries, let sizeFlag):
             return "\(map) is full (\(maxEntries) entries, \(sizeFlag))"
         case .syscall(let map, let operation, let errno):

@@ -79,6 +79,11 @@ struct MapSetTests {
     @Test("reading maps that were never pinned says so")
     func notPinned() throws {
         try withBPFFS { fs in
+            #expect(throws: BPFMapError.noPinDirectory(path: fs.directory)) {
+                _ = try MapSet.openExisting(bpffs: fs.directory)
+            }
+            var st = stat()
+            #expect(stat(fs.directory, &st) != 0, "reading creates nothing")
             try BPFFS.prepare(fs.directory)
             #expect {
                 _ = try MapSet.openExisting(bpffs: fs.directory)
