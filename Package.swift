@@ -78,7 +78,7 @@ let package = Package(
         // The tc datapath: loads bpf/out/portway_lb.o onto the pinned maps, attaches it (tcx/clsact).
         .target(
             name: "Datapath",
-            dependencies: ["CPortwayBPF", "CLibBPF", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CPortwayBPF", "CLibBPF"],
             swiftSettings: strict
         ),
         .target(
@@ -108,7 +108,10 @@ let package = Package(
         ),
         .testTarget(
             name: "KubeAPITests",
-            dependencies: ["KubeAPI", "KubeModels", "KubeAPITestSupport", "Agent"],
+            dependencies: [
+                "KubeAPI", "KubeModels", "KubeAPITestSupport", "Agent", "BPFMaps", "LoadBalancer",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

@@ -101,6 +101,7 @@ public final class EnvtestControlPlane: @unchecked Sendable {
 
     public struct HarnessError: Error, CustomStringConvertible {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     // MARK: helpers (blocking; run on the harness thread)
