@@ -62,9 +62,7 @@ struct DocumentLoader {
             return
         }
         do {
-            // Yams 5 decodes from text only: re-emit the document (cheap next to parsing it).
-            let text = try Yams.serialize(node: node, width: -1, allowUnicode: true)
-            try objectKind.decode(text, &result.snapshot)
+            try objectKind.decode(node, &result.snapshot)
         } catch let error as DecodingError {
             let (path, message) = Self.describe(error, in: node)
             warn(file, Self.line(of: path, in: node) ?? line, object: label, field: Self.fieldPath(path), message + "; object ignored")

@@ -6,13 +6,13 @@ import Yams
 public struct ObjectKind: Sendable {
     /// The kind's API group, version and name (only objects of this group are taken).
     public let descriptor: ResourceDescriptor
-    let decode: @Sendable (_ yaml: String, _ snapshot: inout ClusterSnapshot) throws -> Void
+    let decode: @Sendable (_ node: Yams.Node, _ snapshot: inout ClusterSnapshot) throws -> Void
 
     /// A kind decoded as `T` and stored by `store`, e.g. `ObjectKind(Service.self) { $0.services.append($1) }`.
     public init<T: KubeResource>(_ type: T.Type, store: @escaping @Sendable (inout ClusterSnapshot, T) -> Void) {
         descriptor = T.resource
-        decode = { yaml, snapshot in
-            store(&snapshot, try YAMLDecoder().decode(T.self, from: yaml))
+        decode = { node, snapshot in
+            store(&snapshot, try NodeDecoder.decode(T.self, from: node))
         }
     }
 
