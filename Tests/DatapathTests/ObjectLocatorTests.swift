@@ -24,11 +24,13 @@ import Testing
 
     @Test("a broken object file is a clear error, not a crash")
     func brokenObject() throws {
-        let path = "/tmp/pw-h2a-broken-\(UInt32.random(in: 0...UInt32.max)).o"
+        let path = "/tmp/pw-broken-\(UInt32.random(in: 0...UInt32.max)).o"
         try "not an ELF file".write(toFile: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
+        let bpffs = "/sys/fs/bpf/pw-broken-\(UInt32.random(in: 0...UInt32.max))"
+        defer { rmdir(bpffs) }
         let error = #expect(throws: DatapathError.self) {
-            try Datapath.install(DatapathOptions(devices: [], bpffs: "/sys/fs/bpf/pw-h2a-broken", objectPath: path))
+            try Datapath.install(DatapathOptions(devices: [], bpffs: bpffs, objectPath: path))
         }
         switch error {
         case .objectOpenFailed?, .notRoot?, .bpffsNotMounted?: break
