@@ -19,10 +19,11 @@ final class AgentBPFFS {
         }
     }()
 
-    static var available: Bool {
+    /// Whether the suites can run; the reason they cannot is printed once.
+    static let available: Bool = {
         if let reason = unavailableReason { print("AgentTests: \(reason)") }
         return unavailableReason == nil
-    }
+    }()
 
     struct Failure: Error, CustomStringConvertible { var description: String }
 

@@ -23,13 +23,14 @@ final class BPFFSFixture {
         }
     }()
 
-    static var available: Bool {
+    /// Whether the suites can run; the reason they cannot is printed once.
+    static let available: Bool = {
         if let reason = unavailableReason {
             print("BPFMapsTests: \(reason)")
             return false
         }
         return true
-    }
+    }()
 
     struct MountError: Error, CustomStringConvertible {
         var description: String
