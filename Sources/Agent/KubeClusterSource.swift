@@ -1,6 +1,8 @@
+import Foundation
 import KubeAPI
-import LoadBalancer
 import KubeModels
+import LoadBalancer
+import Logging
 
 /// A ClusterStateSource backed by informers on the Kubernetes API: Services, EndpointSlices (or
 /// Endpoints) and the agent's own Node. Snapshots start only after every informer has synced once,
@@ -98,12 +100,45 @@ public struct KubeClusterSource: ClusterStateSource {
 extension KubeClusterSource {
     /// The source `portway agent` uses without `--from-dir`: an explicit kubeconfig (and context),
     /// else in-cluster config when running in a pod, else `$KUBECONFIG` / ~/.kube/config.
+    /// Informer trouble is logged: each backoff as a warning with its reason (RBAC errors name
+    /// the verb and resource refused), the return to watching after it as a notice.
     public static func fromConfiguration(
-        kubeconfig: String?, context: String?, nodeName: String, endpointsSource: EndpointsSource
+        kubeconfig: String?, context: String?, nodeName: String, endpointsSource: EndpointsSource,
+        logger: Logger = Logger(label: "portway.source.kube")
     ) throws -> KubeClusterSource {
         let config = try ClusterConfig.load(kubeconfig: kubeconfig, context: context)
+        logger.info("using the Kubernetes API at \(config.server)")
+        let troubled = StateLog()
         return KubeClusterSource(
             client: KubeClient(config: config), nodeName: nodeName,
-            endpointsAPI: endpointsSource == .endpoints ? .endpoints : .endpointSlices)
+            endpointsAPI: endpointsSource == .endpoints ? .endpoints : .endpointSlices,
+            onStateChange: { resource, state in
+                switch state {
+                case .backingOff(let next, let delay, let reason):
+                    troubled.set(resource, true)
+                    logger.warning("\(resource): \(reason); retrying (\(next == .relist ? "relist" : "watch")) in \(delay)")
+                case .watching:
+                    if troubled.set(resource, false) { logger.notice("\(resource): watching again") }
+                case .relisting:
+                    logger.info("\(resource): relisting")
+                default: break
+                }
+            })
+    }
+}
+
+/// Which informers are currently in trouble (so recovery is logged once).
+private final class StateLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var troubled: Set<String> = []
+
+    /// Sets the flag; returns whether it was set before.
+    @discardableResult
+    func set(_ resource: String, _ value: Bool) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        let was = troubled.contains(resource)
+        if value { troubled.insert(resource) } else { troubled.remove(resource) }
+        return was
     }
 }

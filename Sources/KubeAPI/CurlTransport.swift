@@ -288,7 +288,7 @@ final class RequestContext: @unchecked Sendable {
         } else {
             let detail = errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
             let message = detail.isEmpty ? String(cString: curl_easy_strerror(result)) : detail
-            finish(error: TransportError(code: Int(result.rawValue), message: message, isTimeout: result == CURLE_OPERATION_TIMEDOUT))
+            finish(error: TransportError(code: Int(result.rawValue), message: message, isTimeout: result == CURLE_OPERATION_TIMEDOUT, afterResponseHead: headSent))
         }
     }
 

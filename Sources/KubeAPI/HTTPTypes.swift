@@ -70,5 +70,7 @@ public struct TransportError: Error, CustomStringConvertible, Sendable {
     public var message: String
     /// True when the request hit its timeout.
     public var isTimeout: Bool
+    /// True when the response head had arrived before the failure (a stream that broke or went silent).
+    public var afterResponseHead: Bool = false
     public var description: String { "transport error: \(message) (curl \(code))" }
 }

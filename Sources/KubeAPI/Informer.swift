@@ -20,7 +20,8 @@ public enum InformerState: Sendable, Equatable, CustomStringConvertible {
     case idle
     case listing
     case watching(resourceVersion: String)
-    case backingOff(Next, delay: Duration)
+    /// `reason`: the error that caused it, for logs ("forbidden: list endpointslices ...").
+    case backingOff(Next, delay: Duration, reason: String)
     case relisting
     case stopped
 
@@ -29,7 +30,7 @@ public enum InformerState: Sendable, Equatable, CustomStringConvertible {
         case .idle: "idle"
         case .listing: "listing"
         case .watching(let rv): "watching(rv=\(rv))"
-        case .backingOff(let next, let delay): "backingOff(\(next), \(delay))"
+        case .backingOff(let next, let delay, let reason): "backingOff(\(next), \(delay)): \(reason)"
         case .relisting: "relisting"
         case .stopped: "stopped"
         }
@@ -127,7 +128,7 @@ public final class Informer<R: KubeResource>: Sendable {
                 } catch {
                     if Task.isCancelled { break }
                     let delay = backoff.next(policy: options.backoff, now: .now)
-                    transition(.backingOff(.relist, delay: delay))
+                    transition(.backingOff(.relist, delay: delay, reason: "\(error)"))
                     do { try await options.sleep(delay) } catch { break }
                     continue
                 }
@@ -140,10 +141,10 @@ public final class Informer<R: KubeResource>: Sendable {
                 next = .rewatch
             case .expired:
                 next = .relist
-            case .failed(let then):
+            case .failed(let then, let reason):
                 next = then
                 let delay = backoff.next(policy: options.backoff, now: .now)
-                transition(.backingOff(then, delay: delay))
+                transition(.backingOff(then, delay: delay, reason: reason))
                 do { try await options.sleep(delay) } catch { break }
             }
         }
@@ -162,7 +163,7 @@ public final class Informer<R: KubeResource>: Sendable {
         case ended
         /// 410: the rv is too old; relist.
         case expired
-        case failed(then: InformerState.Next)
+        case failed(then: InformerState.Next, reason: String)
     }
 
     private func watchOnce(from resourceVersion: inout String) async -> WatchOutcome {
@@ -183,20 +184,20 @@ public final class Informer<R: KubeResource>: Sendable {
                     if !rv.isEmpty { resourceVersion = rv }
                 case .error(let status):
                     if status.code == 410 || status.reason == "Expired" || status.reason == "Gone" { return .expired }
-                    return .failed(then: .relist)
+                    return .failed(then: .relist, reason: "watch ERROR event: \(status.message ?? status.reason ?? "unknown")")
                 }
                 currentState.withLock { $0 = .watching(resourceVersion: resourceVersion) }
             }
             return .ended
         } catch let error as KubeAPIError {
             if error.isExpired { return .expired }
-            if case .transport(let t) = error.kind, t.isTimeout {
+            if case .transport(let t) = error.kind, t.isTimeout, t.afterResponseHead {
                 // A stream silent past its timeout + margin: close it and start a new one at once.
                 return .ended
             }
-            return .failed(then: error.isRetryable ? .rewatch : .relist)
+            return .failed(then: error.isRetryable ? .rewatch : .relist, reason: error.description)
         } catch {
-            return .failed(then: .rewatch)
+            return .failed(then: .rewatch, reason: "\(error)")
         }
     }
 }
