@@ -46,12 +46,12 @@ public enum Datapath {
         defer { object.close() }
         var attached: [AttachedProgram] = []
         for device in options.devices {
-            attached.append(
-                try Attacher.attach(
-                    progFD: object.ingressFD, device: device, direction: .ingress, bpffs: options.bpffs, mode: options.mode))
-            attached.append(
-                try Attacher.attach(
-                    progFD: object.egressFD, device: device, direction: .egress, bpffs: options.bpffs, mode: options.mode))
+            // Egress (reverse NAT) first: once ingress DNATs a flow, its replies are translated.
+            let egress = try Attacher.attach(
+                progFD: object.egressFD, device: device, direction: .egress, bpffs: options.bpffs, mode: options.mode)
+            let ingress = try Attacher.attach(
+                progFD: object.ingressFD, device: device, direction: .ingress, bpffs: options.bpffs, mode: options.mode)
+            attached += [ingress, egress]
         }
         return attached
     }
