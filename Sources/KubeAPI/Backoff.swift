@@ -32,12 +32,15 @@ public struct BackoffPolicy: Sendable {
 }
 
 /// Tracks consecutive failures for one informer.
-struct BackoffState {
-    var attempt = 0
-    var lastFailure: ContinuousClock.Instant?
+public struct BackoffState: Sendable {
+    public private(set) var attempt = 0
+    private var lastFailure: ContinuousClock.Instant?
 
-    /// Records a failure at `now` and returns the delay to wait.
-    mutating func next(policy: BackoffPolicy, now: ContinuousClock.Instant) -> Duration {
+    public init() {}
+
+    /// Records a failure at `now` and returns the delay to wait. A failure more than
+    /// `policy.resetAfter` after the previous one (a healthy period in between) starts over.
+    public mutating func next(policy: BackoffPolicy, now: ContinuousClock.Instant) -> Duration {
         if let last = lastFailure, now - last > policy.resetAfter { attempt = 0 }
         let delay = policy.delay(attempt: attempt)
         attempt += 1
