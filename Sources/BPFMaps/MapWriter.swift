@@ -72,6 +72,9 @@ struct WriterCore: ~Copyable {
             backendAllocator.adopt(id)
             if backendIDs[entry.key] == nil { backendIDs[entry.key] = id }
         }
+        // IDs that slots point at but whose backend entry is gone (a recreated backends map) stay
+        // reserved, so a new backend never takes an ID an old slot still names.
+        for id in programmed.referencedBackendIDs { backendAllocator.adopt(id) }
         var claimed = Set<UInt16>()
         for (key, entries) in programmed.services.sorted(by: { $0.key < $1.key }) {
             guard let master = entries.master, master.revNatID != 0, key.frontend != nil else { continue }

@@ -1,6 +1,7 @@
 import BPFMaps
 import CPortwayBPF
 import LoadBalancer
+import Glibc
 import Testing
 
 /// What the datapath would see for one frontend: its master and the backends of slots 1...count+qcount.
@@ -183,6 +184,27 @@ struct MapWriterTests {
         }
     }
 
+    @Test("after the backends pin was recreated, new backend IDs never reuse IDs old slots still name")
+    func recreatedBackendsMap() throws {
+        try withBPFFS { fs in
+            let writer = try MapWriter(maps: try fs.maps())
+            _ = writer.sync(state(Self.web, Self.api))
+            let oldIDs = try ProgrammedState.read(from: try fs.maps()).referencedIDs
+            // The operator resizes the backends map: pin removed, recreated empty with another size.
+            #expect(unlink(fs.directory + "/pw_lb4_backends") == 0)
+            var sizes = BPFFSFixture.smallSizes
+            sizes.backends = 2048
+            let maps = try fs.maps(sizes)
+            let restarted = try MapWriter(maps: maps)
+            let summary = restarted.sync(state(Self.web, Self.api))
+            #expect(summary.failures.isEmpty && summary[.backends].updates == 4)
+            let after = try ProgrammedState.read(from: maps)
+            #expect(Set(after.backends.keys).isDisjoint(with: oldIDs), "new IDs \(after.backends.keys.sorted()) vs old \(oldIDs.sorted())")
+            #expect(try view(maps, Self.web.frontend)?.backends.count == 3)
+            #expect(try view(maps, Self.api.frontend)?.backends.count == 2)
+        }
+    }
+
     @Test("a full backends map names the map and its flag, keeps what fit, leaves nothing half-written")
     func fullBackendsMap() throws {
         try withBPFFS { fs in
@@ -254,4 +276,9 @@ struct MapWriterTests {
             #expect(try ProgrammedState.read(from: maps).services.count == 1)
         }
     }
+}
+
+extension ProgrammedState {
+    /// Backend IDs named by any slot.
+    var referencedIDs: Set<UInt32> { Set(services.values.flatMap { $0.slots.values }) }
 }
