@@ -31,8 +31,10 @@ public enum BPFMapError: Error, Hashable, Sendable, CustomStringConvertible {
         case .mismatch(let map, let path, let differences, let sizeFlag):
             let how: String
             if let sizeFlag {
+                let loss = ["pw_ct4", "pw_snat4", "pw_lb4_affinity"].contains(map)
+                    ? "the flows it tracks are forgotten" : "the agent rewrites it from the cluster state"
                 how = "pass \(sizeFlag) with the pinned size to keep it, or delete the pin (`rm \(path)`) and restart to recreate it"
-                    + " (connections tracked in it are forgotten)"
+                    + " (\(loss))"
             } else {
                 how = "it was created by an incompatible build: delete the pin (`rm \(path)`) and restart to recreate it"
             }
