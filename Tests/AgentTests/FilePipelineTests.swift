@@ -71,6 +71,17 @@ struct FilePipelineTests {
         let edited = ["10.244.1.10", "10.244.1.12"]
         #expect(try programmed(fs.directory) == ["0.0.0.0:30080": edited, "10.96.0.10:80": edited, "192.0.2.10:30080": edited])
 
+        // A malformed file: nothing is synced (the maps keep the last good state) until it is fixed;
+        // the first sync after the fix has every change and removes nothing.
+        try write(serviceYAML(name: "web", clusterIP: "10.96.0.10", nodePort: 30080) + "garbage: [\n", to: dir + "/web.yaml")
+        try write(sliceYAML(service: "web", addresses: ["10.244.1.10", "10.244.1.13"]), to: dir + "/web-slice.yaml")
+        #expect(try programmed(fs.directory) == ["0.0.0.0:30080": edited, "10.96.0.10:80": edited, "192.0.2.10:30080": edited])
+        try write(serviceYAML(name: "web", clusterIP: "10.96.0.10", nodePort: 30080), to: dir + "/web.yaml")
+        summary = try await events.next(&syncs)
+        #expect(summary.removed == 0 && summary.added == 0 && summary.updated == 3, "\(summary)")
+        let fixed = ["10.244.1.10", "10.244.1.13"]
+        #expect(try programmed(fs.directory) == ["0.0.0.0:30080": fixed, "10.96.0.10:80": fixed, "192.0.2.10:30080": fixed])
+
         // A second Service, then the first one deleted: only the first is pruned.
         try write(serviceYAML(name: "api", clusterIP: "10.96.0.11", nodePort: 30081), to: dir + "/api.yaml")
         summary = try await events.next(&syncs)
