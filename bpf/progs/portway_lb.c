@@ -126,7 +126,7 @@ static __always_inline int pw_apply_forward(struct __sk_buff *skb, const struct 
     if (v->snat_port) {
         if (pw_set_addr(skb, p, PW_IP_SADDR_OFF, p->saddr, v->snat_addr) < 0)
             return TC_ACT_SHOT;
-        if (pw_set_port(skb, p, p->l4_off, p->sport, v->snat_port) < 0)
+        if (pw_set_port(skb, p, p->l4_off, p->sport, v->snat_port) < 0 || pw_dec_ttl(skb) < 0)
             return TC_ACT_SHOT;
         /* The source is now the node's own address: the stack would drop it as a martian on
          * input, so send it straight back out (SNAT is only chosen when the route to the backend
@@ -241,7 +241,7 @@ int pw_ingress(struct __sk_buff *skb)
         if (pw_set_addr(skb, &p, PW_IP_DADDR_OFF, p.daddr, v.client_addr) < 0 ||
             pw_set_port(skb, &p, p.l4_off + 2, p.dport, v.client_port) < 0 ||
             pw_set_addr(skb, &p, PW_IP_SADDR_OFF, p.saddr, v.frontend_addr) < 0 ||
-            pw_set_port(skb, &p, p.l4_off, p.sport, v.frontend_port) < 0)
+            pw_set_port(skb, &p, p.l4_off, p.sport, v.frontend_port) < 0 || pw_dec_ttl(skb) < 0)
             return TC_ACT_SHOT;
         /* Source is now the frontend (a node address): forward to the client directly, out of
          * the device the client's flow came in on (it came in here too). */

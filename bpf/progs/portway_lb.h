@@ -26,6 +26,7 @@
 /* A UDP flow whose last packet is older than this picks a backend afresh. */
 #define PW_UDP_CT_LIFETIME_NS (60ULL * 1000000000ULL)
 
+#define PW_IP_TTL_OFF (ETH_HLEN + 8)
 #define PW_IP_CSUM_OFF (ETH_HLEN + 10)
 #define PW_IP_SADDR_OFF (ETH_HLEN + 12)
 #define PW_IP_DADDR_OFF (ETH_HLEN + 16)
@@ -161,6 +162,25 @@ static __always_inline int pw_set_port(struct __sk_buff *skb, const struct pw_pk
     if (bpf_l4_csum_replace(skb, p->csum_off, from, to, l4flags) < 0)
         return -1;
     return bpf_skb_store_bytes(skb, port_off, &to, sizeof(to), 0) < 0 ? -1 : 0;
+}
+
+/* Decrements the IP TTL of a packet the program forwards itself (bpf_redirect_neigh bypasses
+ * the stack's forwarding path, which would do it). Returns -1 when the TTL is spent. */
+static __always_inline int pw_dec_ttl(struct __sk_buff *skb)
+{
+    __be16 old_word, new_word; /* TTL and protocol share one 16-bit checksum word */
+    __u8 ttl;
+
+    if (bpf_skb_load_bytes(skb, PW_IP_TTL_OFF, &old_word, sizeof(old_word)) < 0)
+        return -1;
+    ttl = *(__u8 *)&old_word;
+    if (ttl <= 1)
+        return -1;
+    new_word = old_word;
+    *(__u8 *)&new_word = ttl - 1;
+    if (bpf_l3_csum_replace(skb, PW_IP_CSUM_OFF, old_word, new_word, sizeof(new_word)) < 0)
+        return -1;
+    return bpf_skb_store_bytes(skb, PW_IP_TTL_OFF, &new_word, sizeof(new_word), 0) < 0 ? -1 : 0;
 }
 
 #endif /* PORTWAY_LB_H */
