@@ -11,16 +11,8 @@ public struct IPv4Address: Hashable, Comparable, Sendable, CustomStringConvertib
 
     /// Parses strict dotted-quad notation ("10.0.0.1"); leading zeros, missing or extra parts are rejected.
     public init?(_ text: some StringProtocol) {
-        var parts: [UInt32] = []
-        parts.reserveCapacity(4)
-        for piece in text.split(separator: ".", omittingEmptySubsequences: false) {
-            guard !piece.isEmpty, piece.count <= 3, piece.allSatisfy({ $0.isASCII && $0.isNumber }),
-                  let n = UInt32(piece), n <= 255, !(piece.count > 1 && piece.first == "0")
-            else { return nil }
-            parts.append(n)
-        }
-        guard parts.count == 4 else { return nil }
-        value = parts[0] << 24 | parts[1] << 16 | parts[2] << 8 | parts[3]
+        guard let parsed = IPv4Address.parse(String(text)) else { return nil }
+        self = parsed
     }
 
     public static let any = IPv4Address(0)
