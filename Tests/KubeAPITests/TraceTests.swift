@@ -159,6 +159,20 @@ struct TraceShapeTests {
             #expect(ours["kind"] == theirs["kind"], "\(file)")
             #expect(ours["reason"] == theirs["reason"], "\(file)")
         }
+        // PATCH .../gateways/public/status with a merge patch: the same object shape as patch-gateway-status.http.
+        let recordedGateway = try Trace("patch-gateway-status.http")
+        var gateway = try recordedGateway.json
+        gateway["status"] = nil
+        gateway["metadata"] = .object(["name": .string("public"), "namespace": .string("demo")])
+        _ = try await raw(server, "/apis/gateway.networking.k8s.io/v1/namespaces/demo/gateways", method: "POST", body: gateway.serialized(), contentType: "application/json")
+        let statusPatch = JSONValue.object(["status": (try recordedGateway.json)["status"]!])
+        let patched = try await raw(server, "/apis/gateway.networking.k8s.io/v1/namespaces/demo/gateways/public/status", method: "PATCH",
+                                    body: statusPatch.serialized(), contentType: "application/merge-patch+json")
+        #expect(patched.status == recordedGateway.status)
+        let stripMeta: (Set<String>) -> Set<String> = { $0.filter { !$0.contains("managedFields") && !$0.contains("annotations") } }
+        #expect(stripMeta(shape(try JSONValue.parse(patched.body))) == stripMeta(shape(try recordedGateway.json)))
+        #expect(try JSONValue.parse(patched.body)["status"] == (try recordedGateway.json)["status"])
+
         // The recorded 403/409/404 messages, word for word, for the same request.
         let forbidden = try JSONValue.parse(try await raw(server, "/api/v1/services", token: "viewer-token").body)
         #expect(forbidden["message"] == (try Trace("list-403.http").json)["message"])
