@@ -183,6 +183,24 @@ struct ConfigTests {
         try await server.stop()
     }
 
+    @Test("a failing exec plugin is a clear error carrying its stderr")
+    func execPluginFails() async throws {
+        let dir = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "#!/bin/sh\necho 'please run: login' >&2\nexit 3\n".write(toFile: dir + "/fail.sh", atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir + "/fail.sh")
+        let plugin = ExecPlugin(command: "./fail.sh", workingDirectory: dir)
+        do {
+            _ = try await plugin.run()
+            Issue.record("no error")
+        } catch let error as ConfigError {
+            #expect(error.description == "exec plugin ./fail.sh exited with 3: please run: login")
+        }
+        try "#!/bin/sh\necho not-json\n".write(toFile: dir + "/bad.sh", atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir + "/bad.sh")
+        await #expect(throws: ConfigError.self) { _ = try await ExecPlugin(command: "./bad.sh", workingDirectory: dir).run() }
+    }
+
     @Test("in-cluster config: service account files, token re-read as it rotates")
     func inCluster() async throws {
         let server = try await TestAPIServer.started(tokens: ["sa-token-1": "system:serviceaccount:portway:agent"])
