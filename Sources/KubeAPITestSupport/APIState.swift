@@ -37,6 +37,20 @@ struct Watcher: Sendable {
     /// Writes one event line (type, object) to the connection.
     var send: @Sendable (String, JSONValue) -> Void
 
+    /// How this watch sees an event, as the real server's watch cache: a change that makes an
+    /// object start matching the selectors is ADDED, one that makes it stop matching is DELETED
+    /// (with the new object); nil when the watch does not see it at all.
+    func view(of e: APIState.Event) -> String? {
+        let now = wants(e.object, resourceID: e.resourceID)
+        guard e.type == "MODIFIED", let previous = e.previous else { return now ? e.type : nil }
+        switch (wants(previous, resourceID: e.resourceID), now) {
+        case (true, true): return "MODIFIED"
+        case (false, true): return "ADDED"
+        case (true, false): return "DELETED"
+        case (false, false): return nil
+        }
+    }
+
     func wants(_ object: JSONValue, resourceID: String) -> Bool {
         guard resourceID == resource.id else { return false }
         if let namespace, object["metadata"]?["namespace"]?.stringValue != namespace { return false }
@@ -52,6 +66,8 @@ final class APIState: @unchecked Sendable {
         var resourceID: String
         var type: String
         var object: JSONValue
+        /// For MODIFIED: the object before the change (selector transitions, see `Watcher.view`).
+        var previous: JSONValue? = nil
     }
 
     private let lock = NIOLock()
@@ -263,7 +279,7 @@ final class APIState: @unchecked Sendable {
             o["kind"] = old["kind"]
             o["apiVersion"] = old["apiVersion"]
             objects[r.id]![key] = o
-            let e = Event(rv: rv, resourceID: r.id, type: "MODIFIED", object: o)
+            let e = Event(rv: rv, resourceID: r.id, type: "MODIFIED", object: o, previous: old)
             history.append(e)
             return (e, o)
         }
@@ -289,8 +305,8 @@ final class APIState: @unchecked Sendable {
     }
 
     private func broadcast(_ e: Event) {
-        let targets = lock.withLock { watchers.values.filter { $0.wants(e.object, resourceID: e.resourceID) } }
-        for w in targets { w.send(e.type, e.object) }
+        let targets = lock.withLock { watchers.values.compactMap { w in w.view(of: e).map { (w, $0) } } }
+        for (w, type) in targets { w.send(type, e.object) }
     }
 
     // MARK: watch
@@ -304,7 +320,7 @@ final class APIState: @unchecked Sendable {
                 guard let from = Int(text), from >= compactedRV else {
                     throw APIFailure.expired("The resourceVersion for the provided watch is too old.")
                 }
-                replay = history.filter { $0.rv > from && w.wants($0.object, resourceID: $0.resourceID) }.map { ($0.type, $0.object) }
+                replay = history.filter { $0.rv > from }.compactMap { e in w.view(of: e).map { ($0, e.object) } }
             } else {
                 replay = (objects[w.resource.id] ?? [:]).sorted { $0.key < $1.key }.map(\.value)
                     .filter { w.wants($0, resourceID: w.resource.id) }.map { ("ADDED", $0) }

@@ -65,6 +65,16 @@ struct RunningBackend: Sendable {
     /// Whether the Gateway API is served (the test server always; envtest when the CRDs were there).
     var hasGatewayAPI: Bool { server != nil || FileManager.default.fileExists(atPath: crdDirectory) }
 
+    /// A merge patch as the admin, for changes the client has no call for (labels).
+    func mergePatch(_ path: String, _ json: String) async throws -> Int {
+        let config = self.config()
+        let token = server != nil ? "test-token" : EnvtestControlPlane.adminToken
+        return try await CurlTransport.shared.send(HTTPRequest(
+            method: "PATCH", url: config.server + path,
+            headers: ["Authorization: Bearer \(token)", "Content-Type: application/merge-patch+json", "Accept: application/json"],
+            body: Data(json.utf8), tls: config.tls)).status
+    }
+
     func stop() async {
         if let server { try? await server.stop() }
         plane?.stop()
@@ -176,6 +186,29 @@ struct ParityTests {
             task.cancel()
             await task.value
             #expect(informer.state == .stopped)
+        }
+    }
+
+    @Test("a watch with a label selector: a change that stops matching is DELETED, one that starts matching is ADDED", arguments: APIBackend.available)
+    func selectorTransitions(_ backend: APIBackend) async throws {
+        try await backend.run { b, client in
+            _ = try await client.create(service("web"))
+            let log = EventLog<Service>()
+            let informer = Informer<Service>(
+                client: client, options: fastOptions(SleepRecorder(), list: ListOptions(namespace: "demo", labelSelector: KubeProxyRules.serviceLabelSelector)),
+                onStateChange: { log.record($0) }, handler: { log.record($0) })
+            let task = Task { await informer.run() }
+            await informer.waitForSync()
+            try await eventually("watching") { if case .watching = informer.state { true } else { false } }
+            let path = "/api/v1/namespaces/demo/services/web"
+            #expect(try await b.mergePatch(path, #"{"metadata":{"labels":{"service.kubernetes.io/service-proxy-name":"other"}}}"#) == 200)
+            try await eventually("gone from the store") { informer.store.get("demo/web") == nil }
+            #expect(try await b.mergePatch(path, #"{"metadata":{"labels":{"service.kubernetes.io/service-proxy-name":null}}}"#) == 200)
+            try await eventually("back in the store") { informer.store.get("demo/web") != nil }
+            #expect(log.all == ["added demo/web", "deleted demo/web", "added demo/web"])
+            #expect(log.relists == 0)
+            task.cancel()
+            await task.value
         }
     }
 
