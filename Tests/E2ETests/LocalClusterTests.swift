@@ -14,7 +14,7 @@ struct LocalClusterTests {
         return (String(f[1]), String(f[2].split(separator: ":")[0]))
     }
 
-    @Test("NodePort through the other node (SNAT) both ways; externalTrafficPolicy Local drops without a local backend and keeps the client address; RBAC as in manifests/")
+    @Test("NodePort through the other node (SNAT) both ways; externalTrafficPolicy Local drops without a local backend and keeps the client address; another proxy's Service; RBAC as in manifests/")
     func trafficPaths() async throws {
         try await withLocalCluster { cluster in
             let a = cluster.nodeIP("node-a"), b = cluster.nodeIP("node-b")
@@ -44,6 +44,14 @@ struct LocalClusterTests {
             for _ in 0..<3 {
                 #expect(try await cluster.get("\(a):30083", timeout: 1.0) == "fail TimeoutError")
             }
+
+            // kube-proxy's rule: a Service handed to another proxy loses its frontends on every node,
+            // and gets them back when the label goes.
+            let webA = "/api/v1/namespaces/\(LocalCluster.namespace)/services/web-a"
+            try await cluster.api("PATCH", webA, ["metadata": ["labels": ["service.kubernetes.io/service-proxy-name": "other"]]])
+            for nodeAddress in [a, b] { try await cluster.waitFor("\(nodeAddress):30082") { $0 == "fail ConnectionRefusedError" } }
+            try await cluster.api("PATCH", webA, ["metadata": ["labels": ["service.kubernetes.io/service-proxy-name": NSNull()]]])
+            for nodeAddress in [a, b] { try await cluster.waitFor("\(nodeAddress):30082") { $0.hasPrefix("ok web-a-1 ") } }
 
             // The agents' ServiceAccount token is bound by the ClusterRole of manifests/: what it needs, nothing more.
             for path in ["/api/v1/services", "/apis/discovery.k8s.io/v1/endpointslices", "/api/v1/nodes?fieldSelector=metadata.name%3Dnode-a"] {
