@@ -10,7 +10,7 @@ APT_PACKAGES := libcurl4-openssl-dev libbpf-dev libelf-dev zlib1g-dev pkg-config
 .PHONY: deps build bpf test envtest e2e demo bench fmt clean
 
 # The real control plane (kube-apiserver, kube-controller-manager, etcd) for the envtest and e2e
-# suites: $$KUBEBUILDER_ASSETS when set, else ../shared/kube/assets.sh when it exists. Without
+# suites: KUBEBUILDER_ASSETS when set, else ../shared/kube/assets.sh when it exists. Without
 # either those suites skip (printing why); with CI=true they fail instead.
 ENVTEST_ASSETS_SCRIPT := $(wildcard $(CURDIR)/../shared/kube/assets.sh)
 WITH_ASSETS = if [ -z "$${KUBEBUILDER_ASSETS:-}" ] && [ -n "$(ENVTEST_ASSETS_SCRIPT)" ]; then \
