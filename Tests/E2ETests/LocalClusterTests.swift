@@ -64,14 +64,15 @@ struct LocalClusterTests {
         }
     }
 
-    @Test("disruptions under a request loop: rolling pod replacement, agent SIGKILL + restart, API server outage")
+    @Test("disruptions under a request loop on three nodes: rolling pod replacement, agent SIGKILL + restart, API server outage")
     func disruptions() async throws {
-        try await withLocalCluster { cluster in
-            let a = cluster.nodeIP("node-a"), b = cluster.nodeIP("node-b")
+        // node-c runs no pods: everything it serves goes through SNAT to the other two.
+        try await withLocalCluster(nodes: ["node-a", "node-b", "node-c"]) { cluster in
+            let a = cluster.nodeIP("node-a"), b = cluster.nodeIP("node-b"), c = cluster.nodeIP("node-c")
             try await cluster.createPod("roll-1", on: "node-a", labels: ["app": "roll"])
             try await cluster.createPod("roll-2", on: "node-b", labels: ["app": "roll"])
             try await cluster.createService("roll", selector: "roll", nodePort: 30084)
-            let targets = ["\(a):30084", "\(b):30084"]
+            let targets = ["\(a):30084", "\(b):30084", "\(c):30084"]
             for t in targets { try await cluster.waitFor(t) { $0.hasPrefix("ok ") } }
 
             // 1. Replace every pod: new pod Ready first, then the old one deleted gracefully; it
@@ -109,7 +110,7 @@ struct LocalClusterTests {
             // then back off and retry, so the check is not repeated after the outage.)
             try expectNoRBACTrouble(cluster)
             try await cluster.createService("moving", selector: "roll", nodePort: 30086)
-            for t in ["\(a):30086", "\(b):30086"] { try await cluster.waitFor(t) { $0.hasPrefix("ok ") } }
+            for t in [a, b, c].map({ "\($0):30086" }) { try await cluster.waitFor(t) { $0.hasPrefix("ok ") } }
             let plane = try #require(cluster.plane)
             let secondary = try plane.newPort()
             try await onDedicatedThread { try plane.launchAPIServer(port: secondary) }
@@ -128,7 +129,7 @@ struct LocalClusterTests {
             result = try await loop.finish()
             #expect(result.failures.isEmpty, "API server outage: \(result.failures.count) failed of \(result.ok + result.failures.count): \(result.failures.prefix(5))")
             #expect(result.ok > 20)
-            for nodeAddress in [a, b] {
+            for nodeAddress in [a, b, c] {
                 try await cluster.waitFor("\(nodeAddress):30087", timeout: .seconds(90)) { $0.hasPrefix("ok roll-") }
                 try await cluster.waitFor("\(nodeAddress):30086", timeout: .seconds(30)) { $0.hasPrefix("fail ") }
             }

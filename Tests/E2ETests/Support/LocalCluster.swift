@@ -71,9 +71,9 @@ struct E2EError: Error, CustomStringConvertible {
 ///        │ Unix socket forwarder: each node's 127.0.0.1:6443 → the API server
 ///   client 192.0.2.10 ─┐
 ///   node-a 192.0.2.1  ─┼─ br0 (ns lan)
-///   node-b 192.0.2.2  ─┘
-///   node-a: eth0 (Portway attached), cbr0 10.244.1.1/24 ─ pods 10.244.1.x; route 10.244.2.0/24 via node-b
-///   node-b: eth0 (Portway attached), cbr0 10.244.2.1/24 ─ pods 10.244.2.x; route 10.244.1.0/24 via node-a
+///   node-b 192.0.2.2  ─┤   (node-c 192.0.2.3 when asked for three nodes)
+///                      ┘
+///   node-N: eth0 (Portway attached), cbr0 10.244.N.1/24 ─ pods 10.244.N.x; a route to every other node's pod subnet
 /// ```
 /// Each node namespace runs `portway agent --kubeconfig` as its DaemonSet pod would: authenticated
 /// with a token of the ServiceAccount in manifests/portway.yaml (from the TokenRequest API) and
@@ -483,8 +483,8 @@ struct RequestLoop: Sendable {
 }
 
 /// Builds a cluster, runs the body and always tears the cluster down.
-func withLocalCluster(_ body: (LocalCluster) async throws -> Void) async throws {
-    let cluster = try await LocalCluster.start()
+func withLocalCluster(nodes: [String] = ["node-a", "node-b"], _ body: (LocalCluster) async throws -> Void) async throws {
+    let cluster = try await LocalCluster.start(nodeNames: nodes)
     do {
         try await body(cluster)
     } catch {
