@@ -79,8 +79,13 @@ struct LocalClusterTests {
             // serves through its grace period, then the "kubelet" stops it.
             var loop = try await cluster.startLoop(targets)
             for (old, new, node) in [("roll-1", "roll-3", "node-a"), ("roll-2", "roll-4", "node-b")] {
-                try await cluster.createPod(new, on: node, labels: ["app": "roll"])
-                try await Task.sleep(for: .seconds(1))
+                let pod = try await cluster.createPod(new, on: node, labels: ["app": "roll"])
+                // As a rollout: the old pod goes only once the new one is a ready endpoint.
+                let deadline = ContinuousClock.now + .seconds(20)
+                while try await cluster.endpointConditions(pod.ip)?["ready"] != true {
+                    guard ContinuousClock.now < deadline else { throw E2EError("\(new) never became a ready endpoint") }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
                 try await cluster.gracefulDelete(old, grace: .seconds(3))
             }
             try await Task.sleep(for: .seconds(1))

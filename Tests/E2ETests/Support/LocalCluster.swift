@@ -365,12 +365,34 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
 
     /// A graceful delete: the API server marks the Pod terminating and it keeps serving; after
     /// `grace` the kubelet (the harness) stops it and deletes the object for good.
+    /// The Pod must back a Service: the EndpointSlice controller has to show its endpoint as
+    /// terminating (ready false, serving true) while it drains, or this throws.
     func gracefulDelete(_ name: String, grace: Duration) async throws {
         let path = "/api/v1/namespaces/\(Self.namespace)/pods/\(name)"
+        let start = ContinuousClock.now
         try await api("DELETE", path, ["apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 30])
-        try await Task.sleep(for: grace)
+        if let ip = pods[name]?.ip {
+            let deadline = start + .seconds(20)
+            while try await endpointConditions(ip) != ["ready": false, "serving": true, "terminating": true] {
+                guard ContinuousClock.now < deadline else { throw E2EError("pod \(name) (\(ip)) never showed as a terminating endpoint") }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        let left = grace - (ContinuousClock.now - start)
+        if left > .zero { try await Task.sleep(for: left) }
         try await removePod(name)
         try await api("DELETE", path, ["apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0], allow: [404])
+    }
+
+    /// The conditions of the endpoint with `ip` in this namespace's EndpointSlices (nil: none yet).
+    func endpointConditions(_ ip: String) async throws -> [String: Bool]? {
+        let list = try await api("GET", "/apis/discovery.k8s.io/v1/namespaces/\(Self.namespace)/endpointslices")
+        for slice in list["items"] as? [[String: Any]] ?? [] {
+            for endpoint in slice["endpoints"] as? [[String: Any]] ?? [] where (endpoint["addresses"] as? [String])?.contains(ip) == true {
+                return (endpoint["conditions"] as? [String: Any] ?? [:]).compactMapValues { $0 as? Bool }
+            }
+        }
+        return nil
     }
 
     private func removePod(_ name: String) async throws {
