@@ -2,6 +2,7 @@ import Agent
 import ArgumentParser
 import BPFMaps
 import Datapath
+import FileSource
 import Foundation
 import LoadBalancer
 import Logging
@@ -74,6 +75,10 @@ struct AgentCommand: AsyncParsableCommand {
         if devices.isEmpty && !noDatapath { throw ValidationError("give at least one --device (or --no-datapath to program the maps only)") }
         if let name = nodeName, name.isEmpty { throw ValidationError("--node-name must not be empty") }
         if directory != nil, kubeconfig != nil || context != nil { throw ValidationError("--from-dir reads files; it cannot be combined with --kubeconfig/--context") }
+        if let directory {
+            // A mistyped directory is an error now, not an empty state later.
+            do { try FileSource.checkDirectory(directory) } catch { throw ValidationError("--from-dir: \(error)") }
+        }
         for (flag, size) in [("--service-map-size", serviceMapSize), ("--backend-map-size", backendMapSize), ("--revnat-map-size", revnatMapSize),
                              ("--affinity-map-size", affinityMapSize), ("--ct-map-size", ctMapSize), ("--snat-map-size", snatMapSize)] where size == 0 {
             throw ValidationError("\(flag) must be at least 1")
