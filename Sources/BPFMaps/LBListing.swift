@@ -48,15 +48,12 @@ public struct LBListing: Hashable, Sendable {
             let lastSlot = UInt16(min(master.slotCount, Int(UInt16.max)))
             var slots: [Slot] = []
             var missing: [ClosedRange<UInt16>] = []
-            for slot in stride(from: UInt16(1), through: lastSlot, by: 1) {
-                guard let id = entries.slots[slot] else {
-                    if let run = missing.last, run.upperBound == slot - 1 {
-                        missing[missing.count - 1] = run.lowerBound...slot
-                    } else {
-                        missing.append(slot...slot)
-                    }
-                    continue
-                }
+            // Walk the slots present (not 1...count+qcount, which may be 131,070 long), noting the gaps.
+            var expected = 1
+            for slot in entries.slots.keys.filter({ $0 >= 1 && $0 <= lastSlot }).sorted() {
+                if Int(slot) > expected { missing.append(UInt16(expected)...(slot - 1)) }
+                expected = Int(slot) + 1
+                let id = entries.slots[slot] ?? 0
                 let backend = state.backends[id]
                 if let backend {
                     if L4Protocol(ipProtocolNumber: backend.proto) == nil {
@@ -69,6 +66,7 @@ public struct LBListing: Hashable, Sendable {
                 }
                 slots.append(Slot(slot: slot, backendID: id, backend: backend))
             }
+            if expected <= Int(lastSlot) { missing.append(UInt16(expected)...lastSlot) }
             for run in missing {
                 let field = run.count == 1 ? "slot \(run.lowerBound)" : "slots \(run.lowerBound)...\(run.upperBound)"
                 warnings.append(TranslationWarning(object: object, field: field, message: "missing, but the master counts \(master.count)+\(master.qcount) backends"))
