@@ -20,7 +20,7 @@ public enum FileSource {
             do {
                 files.append((file.displayName, try load(file: file.path, displayName: file.displayName, limits: limits)))
             } catch .limit(let name, let line, let problem) {
-                let warning = LoadWarning(file: name, line: line, object: "file", field: "", message: problem + "; file ignored")
+                let warning = LoadWarning(file: name, line: line, object: "file", field: "limits", message: problem + "; file ignored")
                 files.append((file.displayName, LoadResult(warnings: [warning])))
             }
         }

@@ -59,9 +59,40 @@ public struct YAMLPreScan: Sendable {
         if size > limits.maxFileBytes {
             throw YAMLLimitExceeded(line: nil, problem: "file is \(size) bytes, more than the limit of \(limits.maxFileBytes)")
         }
-        let violation = text.utf8.withContiguousStorageIfAvailable { firstViolation($0) }
-            ?? Array(text.utf8).withUnsafeBufferPointer { firstViolation($0) }
+        let violation: YAMLLimitExceeded?
+        if text.utf8.contains(where: { $0 == 0x0D || $0 == 0xC2 || $0 == 0xE2 }) {
+            // libyaml also breaks lines at CR, NEL, LS and PS: the scan must see the same lines.
+            violation = Self.normalizedLineBreaks(text).withUnsafeBufferPointer { firstViolation($0) }
+        } else {
+            violation = text.utf8.withContiguousStorageIfAvailable { firstViolation($0) }
+                ?? Array(text.utf8).withUnsafeBufferPointer { firstViolation($0) }
+        }
         if let violation { throw violation }
+    }
+
+    /// The text's bytes with every line break libyaml knows (CR LF, CR, NEL, LS, PS) as one LF.
+    static func normalizedLineBreaks(_ text: String) -> [UInt8] {
+        let b = Array(text.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(b.count)
+        var i = 0
+        while i < b.count {
+            switch b[i] {
+            case 0x0D:
+                out.append(0x0A)
+                i += i + 1 < b.count && b[i + 1] == 0x0A ? 2 : 1
+            case 0xC2 where i + 1 < b.count && b[i + 1] == 0x85:
+                out.append(0x0A)
+                i += 2
+            case 0xE2 where i + 2 < b.count && b[i + 1] == 0x80 && (b[i + 2] == 0xA8 || b[i + 2] == 0xA9):
+                out.append(0x0A)
+                i += 3
+            default:
+                out.append(b[i])
+                i += 1
+            }
+        }
+        return out
     }
 
     private func firstViolation(_ bytes: UnsafeBufferPointer<UInt8>) -> YAMLLimitExceeded? {

@@ -35,6 +35,15 @@ struct InputLimitsTests {
         #expect(error.description.hasPrefix("deep.yaml:"))
     }
 
+    @Test("lines broken by CR, NEL, LS or PS (libyaml breaks lines there too) are counted", arguments: ["\r", "\u{85}", "\u{2028}", "\u{2029}", "\r\n"])
+    func otherLineBreaks(_ lineBreak: String) throws {
+        let yaml = (0..<300).map { String(repeating: " ", count: $0) + "k:" }.joined(separator: lineBreak) + " v" + lineBreak
+        guard case .limit? = limitError(yaml) else {
+            Issue.record("not refused")
+            return
+        }
+    }
+
     @Test("nesting hidden behind a block scalar's indentation is still counted")
     func nestingAfterBlockScalar() throws {
         var yaml = "- a: |\n    text\n  b:\n"
@@ -114,7 +123,7 @@ struct InputLimitsTests {
                 """, to: "web.yaml", in: dir)
             let output = try FileSource.translate(TranslateRequest(directory: dir, nodeName: "node-a", format: .table))
             #expect(output.stdout.contains("10.96.0.10:80/TCP"))
-            #expect(output.stderr.contains("warning: file: : \(dir)/a-deep.yaml:1: nested more than 100 levels deep (the limit); file ignored"))
+            #expect(output.stderr.contains("warning: file: limits: \(dir)/a-deep.yaml:1: nested more than 100 levels deep (the limit); file ignored"))
         }
     }
 }
