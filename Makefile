@@ -7,7 +7,7 @@ BPF_SRCS := $(wildcard bpf/progs/*.c)
 BPF_OBJS := $(patsubst bpf/progs/%.c,$(BPF_OUT)/%.o,$(BPF_SRCS))
 APT_PACKAGES := libcurl4-openssl-dev libbpf-dev libelf-dev zlib1g-dev pkg-config clang llvm bpftool iproute2 iputils-ping netcat-openbsd python3 openssl curl
 
-.PHONY: deps build bpf test demo bench fmt clean
+.PHONY: deps build bpf test demo bench fuzz fmt clean
 
 ## deps: install the Debian packages Portway needs (only what is missing; idempotent)
 deps:
@@ -42,8 +42,13 @@ demo: build
 bench: build
 	./scripts/bench.sh
 
+## fuzz: each libFuzzer target for FUZZ_SECONDS (default 60) seconds; `make test` replays the corpus
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) SWIFT=$(SWIFT) ./scripts/fuzz.sh
+
 fmt:
 	@if $(SWIFT) format --version >/dev/null 2>&1; then $(SWIFT) format --in-place --recursive Sources Tests Package.swift; else echo "swift format not available"; fi
 
 clean:
-	rm -rf .build $(BPF_OUT)
+	rm -rf .build .build-fuzz $(BPF_OUT)

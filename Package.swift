@@ -99,6 +99,13 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // What each fuzz target does with one input; fuzz/ and FuzzCorpusTests both call it.
+        .target(
+            name: "PortwayFuzzEntries",
+            dependencies: ["FileSource", "KubeAPI", "BPFMaps", "LoadBalancer", "KubeModels"],
+            swiftSettings: strict
+        ),
+
         // Benchmarks (`make bench`): ratios measured side by side in one run.
         .target(name: "CBenchBaseline", dependencies: ["CPortwayBPF", "CLibBPF"]),
         .executableTarget(
@@ -135,9 +142,23 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "FuzzCorpusTests",
+            dependencies: ["PortwayFuzzEntries"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "FileSourceTests",
             dependencies: ["FileSource", "LoadBalancer", "KubeModels"],
             swiftSettings: strict
         ),
     ]
 )
+
+// libFuzzer targets (`make fuzz`): only with PORTWAY_FUZZ set, built with -sanitize=fuzzer,address
+// in their own scratch path (.build-fuzz), so a normal `swift build` never sees them.
+if Context.environment["PORTWAY_FUZZ"] != nil {
+    for name in ["yaml-file", "watch-stream", "kubeconfig", "translator", "lb-listing"] {
+        package.targets.append(.executableTarget(
+            name: "fuzz-\(name)", dependencies: ["PortwayFuzzEntries"], path: "fuzz/targets/\(name)", swiftSettings: strict))
+    }
+}
