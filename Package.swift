@@ -121,6 +121,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The local-cluster end-to-end scenarios (`make e2e`): real control plane, node namespaces, agents.
+        .testTarget(
+            name: "E2ETests",
+            dependencies: ["KubeAPI", "KubeAPITestSupport", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "DatapathTests",
             dependencies: ["Datapath", "BPFMaps", "CPortwayBPF", "CLibBPF"],
