@@ -59,8 +59,8 @@ public enum Datapath {
             config: try config(for: options))
         defer { object.close() }
         // L7LB frontends are handed to the proxy with their destination unchanged: the marked
-        // packets need a route that delivers them locally.
-        let routeRC = portway_dp_proxy_route_install()
+        // packets need a route that delivers them locally (only where tc programs run).
+        let routeRC = plan.entries.contains { if case .tc = $0.target { true } else { false } } ? portway_dp_proxy_route_install() : 0
         if routeRC != 0 {
             throw DatapathError.io(path: "table \(PW_PROXY_ROUTE_TABLE)", errno: -routeRC, what: "cannot install the L7 proxy's policy route in")
         }
