@@ -57,6 +57,27 @@ struct SocketLBTests {
         }
     }
 
+    @Test("socket-LB: 127.0.0.1:<nodePort> and 0.0.0.0:<nodePort> reach the NodePort's wildcard entry; the node IP's entry too")
+    func nodePortFromTheNode() async throws {
+        try await withLab(prefix: "pwdp") { lab in
+            try await lab.install(socketLB: true)
+            try addBackends(lab)
+            let nodePort = PW_SVC_FLAG_NODEPORT
+            try lab.maps.setService(address: "0.0.0.0", port: 30120, proto: tcp, flags: nodePort | PW_SVC_FLAG_NON_ROUTABLE, revNat: 4, active: [1, 2])
+            try lab.maps.setService(address: Lab.nodeIP, port: 30120, proto: tcp, flags: nodePort, revNat: 5, active: [1, 2])
+            // A wildcard entry that is not a NodePort is not used for loopback.
+            try lab.maps.setService(address: "0.0.0.0", port: 30121, proto: tcp, flags: clusterFlags, revNat: 6, active: [1])
+            for host in ["127.0.0.1", "0.0.0.0", Lab.nodeIP] {
+                let burst = try await lab.burst(from: lab.node, inCgroup: true, "tcp", host, 30120, count: 10)
+                #expect(burst.errors.isEmpty, "\(host): \(burst.errors)")
+                #expect(Set(burst.countsByBackend.keys).isSubset(of: ["be1", "be2"]) && burst.answers.count == 10, "\(host): \(burst.countsByBackend)")
+                // getpeername shows what the socket connected to (0.0.0.0 is connected as itself).
+                #expect(burst.answers.allSatisfy { $0.peer == "\(host):30120" }, "\(host): \(burst.answers.map(\.peer))")
+            }
+            #expect(try await lab.probe(from: lab.node, inCgroup: true, "tcp", "127.0.0.1", 30121) == "refused")
+        }
+    }
+
     @Test("with socket-LB off the pod reaches the ClusterIP through the tc path on its device")
     func tcPathForPods() async throws {
         try await withLab(prefix: "pwdp") { lab in

@@ -42,6 +42,14 @@ static __always_inline int pw_sock_forward(struct bpf_sock_addr *ctx)
     mk.proto = (__u8)ctx->protocol;
     mk.scope = PW_SCOPE_EXTERNAL;
     master = bpf_map_lookup_elem(&pw_lb4_services, &mk);
+    /* 127.0.0.1:<nodePort> and 0.0.0.0:<nodePort> reach the NodePort's wildcard entry
+     * (0.0.0.0:<nodePort>, written beside the node IPs' entries). */
+    if (!master && (mk.address == 0 || (bpf_ntohl(mk.address) >> 24) == 127)) {
+        mk.address = 0;
+        master = bpf_map_lookup_elem(&pw_lb4_services, &mk);
+        if (master && !(master->flags & PW_SVC_FLAG_NODEPORT))
+            master = NULL;
+    }
     if (!master)
         return 1;
     if (master->flags2 & PW_SVC_FLAG2_TWO_SCOPES) {
@@ -81,7 +89,7 @@ static __always_inline int pw_sock_forward(struct bpf_sock_addr *ctx)
     rk.cookie = bpf_get_socket_cookie(ctx);
     rk.backend_addr = backend_addr;
     rk.backend_port = backend_port;
-    rv.frontend_addr = mk.address;
+    rv.frontend_addr = ctx->user_ip4; /* what the socket asked for (not the wildcard key) */
     rv.frontend_port = mk.dport;
     rv.rev_nat_index = m.rev_nat_index;
     if (bpf_map_update_elem(&pw_sock4_revnat, &rk, &rv, BPF_ANY) < 0)
