@@ -82,6 +82,13 @@ public enum Datapath {
         if rc != 0 { throw DatapathError.io(path: "SO_NETNS_COOKIE", errno: -rc, what: "cannot read the network namespace cookie") }
         config.node_netns_cookie = cookie
         if options.socketLBCgroup != nil { config.flags |= UInt32(PW_CFG_SOCKET_LB) }
+        // Pod-facing devices: host routing enters the pod through the veth's peer directly.
+        let peers = options.podDevices.compactMap { try? Attacher.ifindex($0) }.prefix(Int(PW_MAX_PEER_DEVICES))
+        withUnsafeMutableBytes(of: &config.peer_ifindex) { raw in
+            let slots = raw.bindMemory(to: UInt32.self)
+            for (i, index) in peers.enumerated() { slots[i] = UInt32(index) }
+        }
+        config.peer_device_count = UInt32(peers.count)
         let routing = HostRoutingMode.decide(requested: options.hostRouting)
         if routing.enabled {
             config.flags |= UInt32(PW_CFG_HOST_ROUTING)

@@ -66,6 +66,17 @@ struct HostRoutingTests {
         #expect(remote.countsByBackend == ["be3": 10])
     }
 
+    /// Packets the node sent through the backends' host-side veths (bpf_redirect_peer skips them).
+    private func vethTransmitted(_ lab: Lab) async throws -> Int {
+        let node = lab.node
+        return try await onDedicatedThread {
+            try backendDevices.reduce(0) { sum, dev in
+                let out = try run(["ip", "netns", "exec", node, "cat", "/sys/class/net/\(dev)/statistics/tx_packets"])
+                return sum + (Int(out.trimmed) ?? 0)
+            }
+        }
+    }
+
     private func mode(_ lab: Lab) async throws -> HostRoutingMode? {
         let node = lab.node, bpffs = lab.bpffs
         return try await onDedicatedThread {
@@ -88,6 +99,13 @@ struct HostRoutingTests {
             let backend = first.split(separator: " ").first.map(String.init)
             try await expectServed(lab)
             #expect(try await forwarded() == 0, "host routing on: nothing may go through FORWARD")
+            // Neighbours are known now: packets to local backends enter the pods through the veth
+            // peer (bpf_redirect_peer), not through the host-side veth's transmit path.
+            let txBefore = try await vethTransmitted(lab)
+            let peerBurst = try await lab.burst("tcp", 30110, count: 20)
+            #expect(peerBurst.errors.isEmpty)
+            let txOn = try await vethTransmitted(lab) - txBefore
+            #expect(txOn < 20, "20 connections (>= 60 packets) to local backends, \(txOn) sent through the host-side veths")
 
             // Off (an upgrade re-attaches the programs in place): the stack forwards.
             try await lab.install(podDevices: backendDevices, hostRouting: false)
@@ -97,6 +115,10 @@ struct HostRoutingTests {
             held.send("two")
             #expect(await held.line()?.split(separator: " ").first.map(String.init) == backend, "held connection broke switching off")
             try await expectServed(lab)
+            let txOffBefore = try await vethTransmitted(lab)
+            _ = try await lab.burst("tcp", 30110, count: 20)
+            let txOff = try await vethTransmitted(lab) - txOffBefore
+            #expect(txOff >= 60, "host routing off: the stack transmits through the veths (\(txOff))")
             let afterOff = try await forwarded()
             #expect(afterOff > 0, "host routing off: the stack must forward")
 

@@ -188,10 +188,14 @@ struct pw_sock4_revnat_val {
 #define PW_PROXY_ROUTE_TABLE  2005
 #define PW_PROXY_RULE_PRIO    90
 
+/* Pod-facing devices host routing enters with bpf_redirect_peer (the first ones given). */
+#define PW_MAX_PEER_DEVICES 32
+
 struct pw_dp_config {
     __u64 node_netns_cookie; /* the node's network namespace (sockets there reach L7LB via 127.0.0.1) */
     __u32 flags;             /* PW_CFG_* */
-    __u32 pad;
+    __u32 peer_device_count; /* used entries of peer_ifindex */
+    __u32 peer_ifindex[PW_MAX_PEER_DEVICES]; /* --pod-device ifindexes (veths: redirect_peer) */
 };
 
 _Static_assert(sizeof(struct pw_lb4_key) == 12, "pw_lb4_key must be 12 bytes");
@@ -206,6 +210,6 @@ _Static_assert(sizeof(struct pw_snat4_key) == 16, "pw_snat4_key must be 16 bytes
 _Static_assert(sizeof(struct pw_snat4_val) == 16, "pw_snat4_val must be 16 bytes");
 _Static_assert(sizeof(struct pw_sock4_revnat_key) == 16, "pw_sock4_revnat_key must be 16 bytes");
 _Static_assert(sizeof(struct pw_sock4_revnat_val) == 8, "pw_sock4_revnat_val must be 8 bytes");
-_Static_assert(sizeof(struct pw_dp_config) == 16, "pw_dp_config must be 16 bytes");
+_Static_assert(sizeof(struct pw_dp_config) == 144, "pw_dp_config must be 144 bytes");
 
 #endif /* PORTWAY_MAPS_H */

@@ -126,10 +126,25 @@ static __always_inline __be16 pw_alloc_snat_port(const struct pw_pkt *p, __be32 
     return 0;
 }
 
+/* Whether host routing may enter this device's peer directly (a --pod-device veth). */
+static __always_inline int pw_is_peer_device(__u32 ifindex)
+{
+    __u32 i;
+
+    for (i = 0; i < PW_MAX_PEER_DEVICES; i++) {
+        if (i >= pw_config.peer_device_count)
+            break;
+        if (pw_config.peer_ifindex[i] == ifindex)
+            return 1;
+    }
+    return 0;
+}
+
 /* eBPF host routing: forwards a translated packet (source saddr, destination daddr) itself
  * instead of letting it climb the stack (routing, netfilter FORWARD, neighbour output): a full
  * FIB lookup as the stack would do it; a known neighbour gets its MACs written and a plain
- * bpf_redirect, an unresolved one bpf_redirect_neigh. Anything else the lookup reports
+ * bpf_redirect (bpf_redirect_peer straight into the pod when the device is a pod's veth: the
+ * packet skips the veth pair's transmit path), an unresolved one bpf_redirect_neigh. Anything else the lookup reports
  * (fragmentation needed, not forwarded, blackhole, local) falls back to the stack. */
 static __always_inline int pw_host_route(struct __sk_buff *skb, const struct pw_pkt *p, __be32 saddr, __be32 daddr,
                                          __be16 sport, __be16 dport)
@@ -154,6 +169,8 @@ static __always_inline int pw_host_route(struct __sk_buff *skb, const struct pw_
         if (bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0) < 0 ||
             bpf_skb_store_bytes(skb, ETH_ALEN, fib.smac, ETH_ALEN, 0) < 0)
             return TC_ACT_SHOT;
+        if (pw_is_peer_device(fib.ifindex))
+            return bpf_redirect_peer(fib.ifindex, 0);
         return bpf_redirect(fib.ifindex, 0);
     }
     if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
