@@ -54,6 +54,13 @@ struct SocketLBTests {
             // A process outside the cgroup is not translated (and no tc path serves ClusterIPs here).
             let outside = try? await lab.probe(from: lab.pod, "tcp", clusterIP, 80)
             #expect(outside?.hasPrefix("ok") != true, "\(outside ?? "no route")")
+
+            // Detaching removes the cgroup links too: the cgroup's processes are no longer translated.
+            let removed = try await lab.uninstall()
+            #expect(removed.filter { $0.mode == .cgroup }.count == CgroupHook.allCases.count)
+            #expect(try await lab.attachments().isEmpty)
+            let after = try? await lab.probe(from: lab.node, inCgroup: true, "tcp", clusterIP, 80)
+            #expect(after?.hasPrefix("ok") != true, "\(after ?? "no route")")
         }
     }
 
