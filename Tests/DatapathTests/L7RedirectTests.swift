@@ -41,6 +41,26 @@ struct L7RedirectTests {
         }
     }
 
+    @Test("a LoadBalancer IP (not a node address) of an L7LB frontend lands on the proxy from outside; no listener: reset")
+    func loadBalancerIPLandsOnProxy() async throws {
+        try await withLab(prefix: "pwdp") { lab in
+            try await lab.install()
+            let lbIP = "198.51.100.10"
+            let client = lab.client
+            _ = try await onDedicatedThread { try run(["ip", "-n", client, "route", "add", "198.51.100.0/24", "via", Lab.nodeIP]) }
+            try setL7(lab, address: lbIP, port: 443, flags: PW_SVC_FLAG_LOADBALANCER, revNat: 5, proxy: proxyPort)
+            try setL7(lab, address: lbIP, port: 444, flags: PW_SVC_FLAG_LOADBALANCER, revNat: 6, proxy: noProxyPort)
+            let proxy = try await onDedicatedThread { try ProxyStub(netns: lab.node, port: proxyPort) }
+            defer { proxy.stop() }
+
+            let burst = try await lab.burst(from: client, "tcp", lbIP, 443, count: 10)
+            #expect(burst.errors.isEmpty, "\(burst.errors)")
+            #expect(burst.countsByBackend == ["proxy": 10])
+            #expect(burst.answers.allSatisfy { $0.seen_peer.hasPrefix("\(Lab.clientIP):") && $0.seen_local == "\(lbIP):443" })
+            #expect(try await lab.probe(from: client, "tcp", lbIP, 444) == "refused")
+        }
+    }
+
     @Test("ClusterIP of an L7LB frontend from a pod lands on the proxy; without a listener the pod gets a reset")
     func clusterIPFromPodLandsOnProxy() async throws {
         try await withLab(prefix: "pwdp") { lab in
