@@ -85,6 +85,31 @@ struct SocketLBTests {
         }
     }
 
+    @Test("a cgroup path that is not cgroup v2 is a clear error and attaches nothing")
+    func badCgroupPath() async throws {
+        try await withLab(prefix: "pwdp") { lab in
+            let object = try ObjectLocator.locate(explicit: nil, currentDirectory: Lab.packageRoot)
+            let node = lab.node, bpffs = lab.bpffs
+            for path in ["/nonexistent-pwdp", "/tmp"] {
+                let result: DatapathError? = try await onDedicatedThread {
+                    try inNetns(node) {
+                        do {
+                            try Datapath.install(DatapathOptions(devices: [Lab.device], socketLBCgroup: path, bpffs: bpffs, objectPath: object))
+                            return nil
+                        } catch let e as DatapathError { return e }
+                    }
+                }
+                guard case .cgroupNotFound(let reported, _)? = result else {
+                    Issue.record("\(path): expected cgroupNotFound, got \(String(describing: result))")
+                    continue
+                }
+                #expect(reported == path)
+                #expect(result?.description.contains("--cgroup-path") == true)
+            }
+            #expect(try await lab.attachments().isEmpty)
+        }
+    }
+
     @Test("with socket-LB off the pod reaches the ClusterIP through the tc path on its device")
     func tcPathForPods() async throws {
         try await withLab(prefix: "pwdp") { lab in
