@@ -26,7 +26,6 @@ public struct DatapathOptions: Sendable {
         devices: [String], podDevices: [String] = [], socketLBCgroup: String? = nil, bpffs: String = "/sys/fs/bpf/portway",
         objectPath: String? = nil, mapSizes: [String: UInt32] = [:], mode: AttachMode? = nil, hostRouting: Bool = true
     ) {
-        self.hostRouting = hostRouting
         self.devices = devices
         self.podDevices = podDevices
         self.socketLBCgroup = socketLBCgroup
@@ -34,6 +33,7 @@ public struct DatapathOptions: Sendable {
         self.objectPath = objectPath
         self.mapSizes = mapSizes
         self.mode = mode
+        self.hostRouting = hostRouting
     }
 }
 
@@ -60,9 +60,11 @@ public enum Datapath {
         defer { object.close() }
         // L7LB frontends are handed to the proxy with their destination unchanged: the marked
         // packets need a route that delivers them locally (only where tc programs run).
-        let routeRC = plan.entries.contains { if case .tc = $0.target { true } else { false } } ? portway_dp_proxy_route_install() : 0
-        if routeRC != 0 {
-            throw DatapathError.io(path: "table \(PW_PROXY_ROUTE_TABLE)", errno: -routeRC, what: "cannot install the L7 proxy's policy route in")
+        if plan.entries.contains(where: { if case .tc = $0.target { true } else { false } }) {
+            let rc = portway_dp_proxy_route_install()
+            if rc != 0 {
+                throw DatapathError.io(path: "table \(PW_PROXY_ROUTE_TABLE)", errno: -rc, what: "cannot install the L7 proxy's policy route in")
+            }
         }
         var attached: [AttachedProgram] = []
         for entry in plan.entries {
@@ -83,7 +85,9 @@ public enum Datapath {
         config.node_netns_cookie = cookie
         if options.socketLBCgroup != nil { config.flags |= UInt32(PW_CFG_SOCKET_LB) }
         // Pod-facing devices: host routing enters the pod through the veth's peer directly.
-        let peers = options.podDevices.compactMap { try? Attacher.ifindex($0) }.prefix(Int(PW_MAX_PEER_DEVICES))
+        // (A device that is also external is not a veth into a pod.)
+        let peers = options.podDevices.filter { !options.devices.contains($0) }.compactMap { try? Attacher.ifindex($0) }
+            .prefix(Int(PW_MAX_PEER_DEVICES))
         withUnsafeMutableBytes(of: &config.peer_ifindex) { raw in
             let slots = raw.bindMemory(to: UInt32.self)
             for (i, index) in peers.enumerated() { slots[i] = UInt32(index) }
