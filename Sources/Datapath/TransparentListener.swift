@@ -1,3 +1,4 @@
+import CPortwayBPF
 import Foundation
 
 /// An IPv4 address and port in host form, e.g. `10.96.0.10:80`.
@@ -9,6 +10,14 @@ public struct SocketEndpoint: Sendable, Hashable, CustomStringConvertible {
     public init(address: String, port: UInt16) {
         self.address = address
         self.port = port
+    }
+
+    /// From a network-order address and port.
+    init(address: UInt32, port: UInt16) {
+        var sa = sockaddr_in()
+        sa.sin_addr.s_addr = address
+        sa.sin_port = port
+        self.init(sa)
     }
 
     init(_ sa: sockaddr_in) {
@@ -51,10 +60,58 @@ public enum TransparentListener {
         return fd
     }
 
-    /// A UDP socket with IP_TRANSPARENT bound to `address:port`. Datagrams handed to it keep the
-    /// frontend as destination; enable IP_RECVORIGDSTADDR on it to read that per datagram.
+    /// A UDP socket with IP_TRANSPARENT and IP_RECVORIGDSTADDR bound to `address:port`. Datagrams
+    /// handed to it keep the frontend as destination: `receive(from:)` reads it per datagram, and
+    /// `send(_:to:from:)` answers from it.
     public static func openUDP(port: UInt16, address: String = "0.0.0.0") throws -> Int32 {
-        try bound(type: SOCK_DGRAM, port: port, address: address)
+        let fd = try bound(type: SOCK_DGRAM, port: port, address: address)
+        var one: Int32 = 1
+        guard setsockopt(fd, SOL_IP, IP_RECVORIGDSTADDR, &one, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+            let err = errno
+            close(fd)
+            throw Failure(step: "setsockopt IP_RECVORIGDSTADDR", errno: err)
+        }
+        return fd
+    }
+
+    /// One datagram handed to the proxy: who sent it and which frontend it was addressed to.
+    public struct Datagram: Sendable, Equatable {
+        public var payload: [UInt8]
+        public var client: SocketEndpoint
+        public var originalDestination: SocketEndpoint
+    }
+
+    /// Receives one datagram on a socket from `openUDP` (blocks).
+    public static func receive(from fd: Int32, maxSize: Int = 65535) throws -> Datagram {
+        var buf = [UInt8](repeating: 0, count: maxSize)
+        var srcAddr: UInt32 = 0, dstAddr: UInt32 = 0, srcPort: UInt16 = 0, dstPort: UInt16 = 0
+        let n = buf.withUnsafeMutableBytes {
+            portway_dp_recv_origdst(fd, $0.baseAddress, UInt32($0.count), &srcAddr, &srcPort, &dstAddr, &dstPort)
+        }
+        guard n >= 0 else { throw Failure(step: "recvmsg", errno: -n) }
+        return Datagram(
+            payload: Array(buf.prefix(Int(n))), client: SocketEndpoint(address: srcAddr, port: srcPort),
+            originalDestination: SocketEndpoint(address: dstAddr, port: dstPort))
+    }
+
+    /// Sends `payload` to the client from the frontend it addressed (a transparent socket bound
+    /// to that address, which need not be local), so a client's connected socket accepts it.
+    /// The socket is made in the calling thread's network namespace: call it from the listener's.
+    public static func send(_ payload: [UInt8], to client: SocketEndpoint, from frontend: SocketEndpoint) throws {
+        let fd = try bound(type: SOCK_DGRAM, port: frontend.port, address: frontend.address)
+        defer { close(fd) }
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_port = client.port.bigEndian
+        guard inet_pton(AF_INET, client.address, &sa.sin_addr) == 1 else { throw Failure(step: "address \(client.address)", errno: EINVAL) }
+        let sent = payload.withUnsafeBytes { bytes in
+            withUnsafePointer(to: &sa) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(fd, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+        }
+        guard sent == payload.count else { throw Failure(step: "sendto \(client)", errno: sent < 0 ? errno : EMSGSIZE) }
     }
 
     /// The frontend an accepted connection was addressed to (its local address).

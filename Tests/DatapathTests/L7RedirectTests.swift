@@ -85,6 +85,34 @@ struct L7RedirectTests {
         }
     }
 
+    @Test("UDP to an L7LB NodePort and, from a pod, ClusterIP: the proxy reads the client and the original destination per datagram")
+    func udpToProxy() async throws {
+        try await withLab(prefix: "pwdp") { lab in
+            try await lab.install(podDevices: [Lab.podDevice])
+            let udp = UInt8(PW_PROTO_UDP)
+            for (address, port, flags, revNat) in [
+                (Lab.nodeIP, UInt16(30102), PW_SVC_FLAG_NODEPORT, UInt16(7)),
+                (clusterIP, UInt16(53), PW_SVC_FLAG_CLUSTER_IP | PW_SVC_FLAG_NON_ROUTABLE, UInt16(8)),
+            ] {
+                try lab.maps.setService(
+                    address: address, port: port, proto: udp, flags: flags, flags2: PW_SVC_FLAG2_L7LB, revNat: revNat, active: [],
+                    affinityTimeout: UInt32(proxyPort))
+            }
+            let proxy = try await onDedicatedThread { try ProxyStub(netns: lab.node, port: proxyPort, udp: true) }
+            defer { proxy.stop() }
+
+            for (ns, client, address, port) in [
+                (lab.client, Lab.clientIP, Lab.nodeIP, UInt16(30102)), (lab.pod, Lab.podIP, clusterIP, UInt16(53)),
+            ] {
+                // Connected UDP sockets: an answer only counts if it came from the frontend.
+                let burst = try await lab.burst(from: ns, "udp", address, port, count: 10)
+                #expect(burst.errors.isEmpty, "\(address): \(burst.errors)")
+                #expect(burst.countsByBackend == ["proxy": 10])
+                #expect(burst.answers.allSatisfy { $0.seen_peer.hasPrefix("\(client):") && $0.seen_local == "\(address):\(port)" })
+            }
+        }
+    }
+
     @Test("TransparentListener: a clear error for a port already taken")
     func listenerErrors() throws {
         let first = try TransparentListener.openTCP(port: 0, address: "127.0.0.1")

@@ -60,6 +60,12 @@ int portway_dp_have_host_routing(void);
 /// by its id into out (size bytes). Returns 0, -ENOENT when the program has no such map, or -errno.
 int portway_dp_prog_config(__u32 prog_id, void *out, __u32 size);
 
+/// Receives one datagram on a UDP socket with IP_RECVORIGDSTADDR set: the payload (up to len
+/// bytes), the sender and the destination it was addressed to (addresses and ports in network
+/// order). Returns the payload length or -errno (-ENOMSG: no original destination came with it).
+int portway_dp_recv_origdst(int fd, void *buf, __u32 len, __u32 *src_addr, __u16 *src_port, __u32 *dst_addr,
+                            __u16 *dst_port);
+
 /// 1 if path is on a cgroup v2 filesystem, 0 if not, -errno if it cannot be examined.
 int portway_dp_is_cgroup2(const char *path);
 

@@ -15,6 +15,7 @@
 #include <linux/rtnetlink.h>
 #include <linux/fib_rules.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include "portway_datapath.h"
 #include "portway_maps.h"
 
@@ -385,4 +386,37 @@ int portway_dp_prog_config(__u32 prog_id, void *out, __u32 size)
         close(map_fd);
     }
     return rc;
+}
+
+int portway_dp_recv_origdst(int fd, void *buf, __u32 len, __u32 *src_addr, __u16 *src_port, __u32 *dst_addr,
+                            __u16 *dst_port)
+{
+    struct sockaddr_in from;
+    char control[CMSG_SPACE(sizeof(struct sockaddr_in))];
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
+    struct msghdr msg = {
+        .msg_name = &from,
+        .msg_namelen = sizeof(from),
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = control,
+        .msg_controllen = sizeof(control),
+    };
+    struct cmsghdr *c;
+    ssize_t n = recvmsg(fd, &msg, 0);
+
+    if (n < 0)
+        return -errno;
+    *src_addr = from.sin_addr.s_addr;
+    *src_port = from.sin_port;
+    for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_ORIGDSTADDR) {
+            struct sockaddr_in orig;
+            memcpy(&orig, CMSG_DATA(c), sizeof(orig));
+            *dst_addr = orig.sin_addr.s_addr;
+            *dst_port = orig.sin_port;
+            return (int)n;
+        }
+    }
+    return -ENOMSG;
 }
