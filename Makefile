@@ -5,7 +5,7 @@ BPF_CLANG ?= clang
 BPF_OUT := bpf/out
 BPF_SRCS := $(wildcard bpf/progs/*.c)
 BPF_OBJS := $(patsubst bpf/progs/%.c,$(BPF_OUT)/%.o,$(BPF_SRCS))
-APT_PACKAGES := libcurl4-openssl-dev libbpf-dev libelf-dev zlib1g-dev pkg-config clang llvm bpftool iproute2 iputils-ping netcat-openbsd python3 openssl curl etcd-server xz-utils
+APT_PACKAGES := libcurl4-openssl-dev libbpf-dev libelf-dev zlib1g-dev pkg-config clang llvm bpftool iproute2 iputils-ping netcat-openbsd python3 openssl curl etcd-server xz-utils nftables wrk iptables nginx-light
 
 .PHONY: deps build bpf test envtest e2e demo bench fuzz fmt clean
 

@@ -32,6 +32,8 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .customLong("device"), help: ArgumentHelp("An external device to attach the datapath to, repeatable.", valueName: "DEV"))
     var devices: [String] = []
 
+    @OptionGroup var datapathFeatures: DatapathFeatureOptions
+
     @Flag(help: "Program the maps only; do not load or attach the BPF programs.")
     var noDatapath = false
 
@@ -103,11 +105,11 @@ struct AgentCommand: AsyncParsableCommand {
         if noDatapath {
             installer = nil
         } else {
-            let devices = devices, bpfObject = bpfObject
+            let devices = devices, bpfObject = bpfObject, features = datapathFeatures
             installer = { maps in
                 let byName = Dictionary(uniqueKeysWithValues: MapKind.allCases.map { ($0.pinName, maps[$0].maxEntries) })
-                return try Datapath.install(DatapathOptions(devices: devices, bpffs: maps.directory, objectPath: bpfObject, mapSizes: byName))
-                    .map(\.description)
+                let options = features.options(devices: devices, bpffs: maps.directory, objectPath: bpfObject, mapSizes: byName)
+                return try Datapath.install(options).map(\.description) + [Datapath.hostRouting(options)?.description ?? "host routing unknown"]
             }
         }
         let pipeline = MapSyncPipeline(options: options, logger: logger, installer: installer)
