@@ -320,3 +320,84 @@ private func rule(_ matches: String, _ backend: String = "infra-backend-v1", ext
         #expect(state.route("same-namespace", host: "k.example") == "no-endpoints/0 → 503")
     }
 }
+
+@Suite struct GatewayRulePrecedenceAndFilterTests {
+    @Test func tiesGoToTheOldestRouteThenNamespaceAndName() throws {
+        let same = "[{path: {type: PathPrefix, value: /x}}]"
+        let yaml = sameNamespace
+            + route("b-newer", created: "2026-02-01T00:00:00Z", rules: rule(same, "infra-backend-v1"))
+            + route("c-older", created: "2026-01-01T00:00:00Z", rules: rule(same, "infra-backend-v2"))
+            + route("a-older", created: "2026-01-01T00:00:00Z", rules: rule(same, "infra-backend-v3"))
+        let state = try GW.build(yaml)
+        #expect(state.route("same-namespace", host: "h", path: "/x") == "a-older/0 → infra-backend-v3")
+        let table = try #require(state.table(gateway: NamespacedName(namespace: GW.infra, name: "same-namespace"), port: 80))
+        #expect(table.listeners[0].rules.map(\.route.name) == ["a-older", "c-older", "b-newer"])
+        let decision = RouteMatcher.decide(table, request: RouteRequest(host: "h", path: "/x"))
+        #expect(decision.candidates.map(\.reason) == [
+            "matches; highest precedence",
+            "matches, but loses to gateway-conformance-infra/a-older rule 0: same age: gateway-conformance-infra/a-older comes first by namespace/name",
+            "matches, but loses to gateway-conformance-infra/a-older rule 0: route gateway-conformance-infra/a-older is older (created 2026-01-01T00:00:00Z, the other 2026-02-01T00:00:00Z)",
+        ])
+    }
+
+    @Test func weightsSplitTrafficAndZeroMeansNone() throws {
+        let yaml = sameNamespace + route("weighted", rules: """
+          - backendRefs:
+            - {name: infra-backend-v1, port: 8080, weight: 3}
+            - {name: infra-backend-v2, port: 8080, weight: 0}
+            - {name: infra-backend-v3, port: 8080, weight: 1}
+        """)
+        let state = try GW.build(yaml)
+        let entry = try #require(state.tables.first?.listeners.first?.rules.first)
+        #expect(RouteMatcher.totalWeight(entry.backends) == 4)
+        #expect((0..<4).map { RouteMatcher.pick(entry.backends, roll: $0)?.reference.name } == ["infra-backend-v1", "infra-backend-v1", "infra-backend-v1", "infra-backend-v3"])
+        #expect(RouteMatcher.pick(entry.backends, roll: 4) == nil)
+        #expect(entry.backends.map(\.endpoints) == [
+            [BackendEndpoint(address: "10.1.1.1", port: 3000)], [BackendEndpoint(address: "10.1.2.1", port: 3000)], [BackendEndpoint(address: "10.1.3.1", port: 3000)],
+        ])
+    }
+
+    @Test func terminatingEndpointsOnlyWhenNoneIsReady() throws {
+        let yaml = sameNamespace
+            + GW.backend("mixed", subnet: 30, ready: 1, terminating: 1) + GW.backend("draining", subnet: 31, ready: 0, terminating: 2)
+            + route("r", rules: "  - backendRefs: [{name: mixed, port: 8080}, {name: draining, port: 8080}]")
+        let entry = try #require(try GW.build(yaml).tables.first?.listeners.first?.rules.first)
+        #expect(entry.backends[0].endpoints == [BackendEndpoint(address: "10.1.30.1", port: 3000)])
+        #expect(entry.backends[1].endpoints == [
+            BackendEndpoint(address: "10.1.31.100", port: 3000, terminating: true), BackendEndpoint(address: "10.1.31.101", port: 3000, terminating: true),
+        ])
+    }
+
+    @Test func filtersAreCarriedAndRedirectsAnswerWithTheirCode() throws {
+        let yaml = sameNamespace + route("filters", rules: """
+          - matches: [{path: {type: PathPrefix, value: /moved}}]
+            filters: [{type: RequestRedirect, requestRedirect: {hostname: new.example, statusCode: 301}}]
+          - matches: [{path: {type: PathPrefix, value: /found}}]
+            filters: [{type: RequestRedirect, requestRedirect: {scheme: https}}]
+          - matches: [{path: {type: PathPrefix, value: /rewrite}}]
+            filters:
+            - {type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /v2}}}
+            - {type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-a, value: "1"}], remove: [x-b]}}
+            - {type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: x-c, value: "2"}]}}
+            backendRefs: [{name: infra-backend-v1, port: 8080}]
+        """)
+        let state = try GW.build(yaml)
+        #expect(state.route("same-namespace", host: "h", path: "/moved/x") == "filters/0 → 301")
+        #expect(state.route("same-namespace", host: "h", path: "/found") == "filters/1 → 302")
+        #expect(state.route("same-namespace", host: "h", path: "/rewrite/a") == "filters/2 → infra-backend-v1")
+        let rules = try #require(state.tables.first?.listeners.first?.rules)
+        let rewrite = try #require(rules.first { $0.rule == 2 })
+        #expect(rewrite.filters.map(\.type) == ["URLRewrite", "RequestHeaderModifier", "ResponseHeaderModifier"])
+        #expect(rewrite.filters[0].urlRewrite?.path == HTTPPathModifier(type: "ReplacePrefixMatch", replacePrefixMatch: "/v2"))
+        #expect(rewrite.filters[1].requestHeaderModifier?.remove == ["x-b"])
+        #expect(rules.first { $0.rule == 0 }?.redirect?.hostname == "new.example")
+    }
+
+    @Test func aRouteFromAnotherNamespaceIsNotAllowedBySame() throws {
+        let yaml = sameNamespace + GW.backend("web-backend", namespace: GW.web, subnet: 9)
+            + route("elsewhere", namespace: GW.web, parents: "[{name: same-namespace, namespace: \(GW.infra)}]", rules: rule("[]", "web-backend"))
+        let state = try GW.build(yaml)
+        #expect(state.routeConditions("elsewhere", namespace: GW.web) == ["Accepted=False/NotAllowedByListeners", "ResolvedRefs=True/ResolvedRefs"])
+        #expect(state.route("same-namespace", host: "h") == "404")
+    }
+}
