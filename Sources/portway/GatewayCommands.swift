@@ -98,6 +98,16 @@ struct Explain: ParsableCommand {
     @Option(name: [.customShort("o"), .long], help: "Output format.")
     var output: Output = .text
 
+    func validate() throws {
+        let parts = to.split(separator: ":")
+        guard parts.count == 2, IPv4Address(parts[0]) != nil, let port = UInt16(parts[1]), port > 0 else {
+            throw ValidationError(GatewayCommandError.invalidDestination(to).description)
+        }
+        if let bad = header.first(where: { !$0.contains(":") || $0.hasPrefix(":") }) {
+            throw ValidationError(GatewayCommandError.invalidHeader(bad).description)
+        }
+    }
+
     func run() throws {
         let stdout: String
         do {

@@ -110,9 +110,15 @@ public struct Explainer: Sendable {
             if let warning = multipleParents(winner.route) { result.warnings.append(warning) }
             let shadowed = decision.candidates.filter { $0.result == .lost && $0.route != winner.route && $0.reason.hasPrefix("matches") }
             for loser in shadowed {
+                // The candidate's reason without its "matches, but (loses to X:)" lead-in.
+                var why = loser.reason
+                for lead in ["matches, but loses to \(winner.route) rule \(winner.rule): ", "matches, but "] where why.hasPrefix(lead) {
+                    why = String(why.dropFirst(lead.count))
+                    break
+                }
                 result.warnings.append(ExplainWarning(
                     kind: "route-shadowed",
-                    message: "route \(loser.route) rule \(loser.rule) also matches \(Hostnames.normalize(host: request.host))\(request.path), but \(winner.route) rule \(winner.rule) wins: \(loser.reason)"
+                    message: "route \(loser.route) rule \(loser.rule) also matches \(Hostnames.normalize(host: request.host))\(request.path), but \(winner.route) rule \(winner.rule) wins: \(why)"
                 ))
             }
         }
