@@ -185,3 +185,48 @@ private func lease(holder: String?, renew: String = "t0", transitions: Int = 0, 
         try await server.stop()
     }
 }
+
+/// The same hand-over against a real kube-apiserver (its Lease validation, MicroTime parsing and
+/// resourceVersion preconditions). Skipped, saying why, without KUBEBUILDER_ASSETS.
+@Suite("envtest: leader election", .serialized, .enabled(if: EnvtestControlPlane.availableOrPrintSkip(), "needs KUBEBUILDER_ASSETS with kube-apiserver and etcd"))
+struct LeaderElectionEnvtestTests {
+    @Test func exactlyOneLeadsAndStoppingHandsOver() async throws {
+        let plane = try await EnvtestControlPlane.start(crdDirectory: crdDirectory)
+        defer { plane.stop() }
+        let roles = LeaderElectionAgainstAPIServerTests.Roles()
+        func elector(_ id: String) -> LeaderElector {
+            let c = LeaderElectionConfig(namespace: "kube-system", name: "portway-leader", identity: id,
+                                         leaseDuration: .seconds(2), renewDeadline: .milliseconds(1500), retryPeriod: .milliseconds(200))
+            return LeaderElector(client: KubeClient(config: plane.clusterConfig()), config: c, onChange: { roles.set(id, $0) })
+        }
+        let a = elector("node-a")
+        let b = elector("node-b")
+        let runA = Task { await a.run() }
+        let runB = Task { await b.run() }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while roles.get("node-a") != .leader && roles.get("node-b") != .leader && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try await Task.sleep(for: .seconds(1))
+        let aLeads = await a.role == .leader
+        let bLeads = await b.role == .leader
+        #expect(aLeads != bLeads, "exactly one leader")
+        let (leader, leaderRun, other, otherID) = aLeads ? (a, runA, b, "node-b") : (b, runB, a, "node-a")
+        let client = KubeClient(config: plane.clusterConfig())
+        let held = try await client.get(Lease.self, name: "portway-leader", namespace: "kube-system")
+        #expect(held.spec?.holderIdentity == (aLeads ? "node-a" : "node-b"))
+        #expect(held.spec?.renewTime?.count == 27)  // MicroTime, accepted by the API server
+
+        let stoppedAt = ContinuousClock.now
+        await leader.stop()
+        await leaderRun.value
+        while await other.role != .leader && ContinuousClock.now - stoppedAt < .seconds(5) {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(await other.role == .leader)
+        #expect(ContinuousClock.now - stoppedAt < .seconds(2), "handed over within the lease duration")
+        #expect(try await client.get(Lease.self, name: "portway-leader", namespace: "kube-system").spec?.holderIdentity == otherID)
+        await other.stop()
+        await (aLeads ? runB : runA).value
+    }
+}
