@@ -78,16 +78,9 @@ public struct RouteDecision: Hashable, Codable, Sendable {
 public enum RouteMatcher {
     /// Decides where `request`, arriving on `table`'s port, goes.
     public static func decide(_ table: PortRouteTable, request: RouteRequest) -> RouteDecision {
-        let host = Hostnames.normalize(host: request.host)
-        var path = request.path
-        var query = request.query
-        if let q = path.firstIndex(of: "?") {
-            if query == nil { query = parseQuery(String(path[path.index(after: q)...])) }
-            path = String(path[..<q])
-        }
-        if path.isEmpty { path = "/" }
-        let headers = request.headers.map { HTTPHeader(name: $0.name.lowercased(), value: $0.value) }
-        let listenerIndex = table.listeners.firstIndex { $0.hostname.map { Hostnames.matches(host: host, pattern: $0) } ?? true }
+        let normalized = NormalizedRequest(request)
+        let host = normalized.host
+        let listenerIndex = servingListener(table, host: host)
 
         var candidates: [RouteCandidate] = []
         var matching: [(position: Int, specificity: HostSpecificity)] = []
@@ -95,11 +88,11 @@ public enum RouteMatcher {
         if let listenerIndex {
             let listener = table.listeners[listenerIndex]
             for (position, entry) in listener.rules.enumerated() {
-                let (specificity, failure) = evaluate(entry, host: host, path: path, method: request.method, headers: headers, query: query ?? [])
-                if let specificity {
+                switch evaluate(entry, normalized) {
+                case .success(let specificity):
                     matching.append((position, specificity))
-                } else {
-                    candidates.append(RouteCandidate(route: entry.route, rule: entry.rule, match: entry.match, listener: listener.name, result: .lost, reason: failure))
+                case .failure(let mismatch):
+                    candidates.append(RouteCandidate(route: entry.route, rule: entry.rule, match: entry.match, listener: listener.name, result: .lost, reason: mismatch.description))
                 }
             }
             // Hostname specificity first, then the table's precedence order.
@@ -163,30 +156,86 @@ public enum RouteMatcher {
         backends.reduce(0) { $0 + max(0, $1.weight) }
     }
 
+    /// Why a rule match does not apply to a request (described only when someone asks).
+    enum Mismatch: Error, CustomStringConvertible {
+        case hostname([String], String)
+        case path(String, RouteMatchSpec)
+        case method(String, String)
+        case header(ValueMatch)
+        case query(ValueMatch)
+
+        var description: String {
+            switch self {
+            case .hostname(let names, let host): "hostnames \(names.joined(separator: ", ")) do not match \(host)"
+            case .path(let path, let spec): "path \(path) does not match \(spec.pathKind.rawValue) \(spec.path)"
+            case .method(let method, let wanted): "method \(method) is not \(wanted)"
+            case .header(let c): "header \(c.name) does not match \(c.kind.rawValue) \(c.value)"
+            case .query(let c): "query parameter \(c.name) does not match \(c.kind.rawValue) \(c.value)"
+            }
+        }
+    }
+
     /// The host specificity when `entry` matches, else why not.
-    static func evaluate(_ entry: RouteTableEntry, host: String, path: String, method: String, headers: [HTTPHeader], query: [HTTPHeader]) -> (HostSpecificity?, String) {
-        guard let specificity = Hostnames.specificity(host: host, patterns: entry.hostnames) else {
-            return (nil, "hostnames \(entry.hostnames.joined(separator: ", ")) do not match \(host)")
+    static func evaluate(_ entry: RouteTableEntry, _ request: NormalizedRequest) -> Result<HostSpecificity, Mismatch> {
+        guard let specificity = Hostnames.specificity(host: request.host, patterns: entry.hostnames) else {
+            return .failure(.hostname(entry.hostnames, request.host))
         }
         let spec = entry.matchSpec
-        guard PathMatching.matches(path: path, spec: spec) else {
-            return (nil, "path \(path) does not match \(spec.pathKind.rawValue) \(spec.path)")
-        }
-        if let wanted = spec.method, wanted != method {
-            return (nil, "method \(method) is not \(wanted)")
-        }
-        for condition in spec.headers {
-            let values = headers.filter { $0.name == condition.name }.map(\.value)
-            guard values.contains(where: { valueMatches($0, condition) }) else {
-                return (nil, "header \(condition.name) does not match \(condition.kind.rawValue) \(condition.value)")
-            }
+        guard PathMatching.matches(path: request.path, spec: spec) else { return .failure(.path(request.path, spec)) }
+        if let wanted = spec.method, wanted != request.method { return .failure(.method(request.method, wanted)) }
+        for condition in spec.headers where !request.headers.contains(where: { $0.name == condition.name && valueMatches($0.value, condition) }) {
+            return .failure(.header(condition))
         }
         for condition in spec.queryParams {
-            guard let value = query.first(where: { $0.name == condition.name })?.value, valueMatches(value, condition) else {
-                return (nil, "query parameter \(condition.name) does not match \(condition.kind.rawValue) \(condition.value)")
+            guard let value = request.query.first(where: { $0.name == condition.name })?.value, valueMatches(value, condition) else {
+                return .failure(.query(condition))
             }
         }
-        return (specificity, "")
+        return .success(specificity)
+    }
+
+    /// A request with its host normalized, path and query split, header names lowercased.
+    struct NormalizedRequest {
+        var host: String
+        var path: String
+        var method: String
+        var headers: [HTTPHeader]
+        var query: [HTTPHeader]
+
+        init(_ request: RouteRequest) {
+            host = Hostnames.normalize(host: request.host)
+            var path = request.path
+            var query = request.query
+            if let q = path.firstIndex(of: "?") {
+                if query == nil { query = RouteMatcher.parseQuery(String(path[path.index(after: q)...])) }
+                path = String(path[..<q])
+            }
+            self.path = path.isEmpty ? "/" : path
+            self.query = query ?? []
+            method = request.method
+            headers = request.headers.map { HTTPHeader(name: $0.name.lowercased(), value: $0.value) }
+        }
+    }
+
+    /// The listener serving `host` on `table`'s port: the first (most specific) whose hostname matches.
+    static func servingListener(_ table: PortRouteTable, host: String) -> Int? {
+        table.listeners.firstIndex { $0.hostname.map { Hostnames.matches(host: host, pattern: $0) } ?? true }
+    }
+
+    /// The proxy's fast path: the same choice as `decide`, without explaining it. Returns the
+    /// listener's index, the winning rule match (nil → 404) and the code.
+    public static func match(_ table: PortRouteTable, request: RouteRequest) -> (listener: Int?, entry: RouteTableEntry?, code: Int) {
+        let request = NormalizedRequest(request)
+        guard let listener = servingListener(table, host: request.host) else { return (nil, nil, 404) }
+        var best: (position: Int, specificity: HostSpecificity)?
+        for (position, entry) in table.listeners[listener].rules.enumerated() {
+            // Rules are in precedence order: only a more specific hostname beats an earlier match.
+            if case .success(let specificity) = evaluate(entry, request), best.map({ $0.specificity < specificity }) ?? true {
+                best = (position, specificity)
+            }
+        }
+        let entry = best.map { table.listeners[listener].rules[$0.position] }
+        return (listener, entry, entry.map(code(of:)) ?? 404)
     }
 
     private static func valueMatches(_ value: String, _ condition: ValueMatch) -> Bool {

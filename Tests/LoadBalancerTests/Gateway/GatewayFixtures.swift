@@ -81,7 +81,11 @@ extension GatewayState {
         let parts = gateway.split(separator: "/").map(String.init)
         let key = parts.count == 2 ? NamespacedName(namespace: parts[0], name: parts[1]) : NamespacedName(namespace: GW.infra, name: gateway)
         guard let table = table(gateway: key, port: port) else { return "no table" }
-        let decision = RouteMatcher.decide(table, request: RouteRequest(host: host, path: path, method: method, headers: headers.map { HTTPHeader(name: $0.0, value: $0.1) }))
+        let request = RouteRequest(host: host, path: path, method: method, headers: headers.map { HTTPHeader(name: $0.0, value: $0.1) })
+        let decision = RouteMatcher.decide(table, request: request)
+        // The proxy's fast path chooses exactly what the explaining matcher chooses.
+        let fast = RouteMatcher.match(table, request: request)
+        #expect(fast.entry == decision.entry && fast.code == decision.code && fast.listener.map { table.listeners[$0].name } == decision.listener)
         guard let entry = decision.entry else { return "\(decision.code)" }
         let route = entry.route.namespace == GW.infra ? entry.route.name : entry.route.description
         switch decision.code {
