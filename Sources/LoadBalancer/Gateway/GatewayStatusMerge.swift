@@ -30,6 +30,21 @@ public enum GatewayStatusMerge {
         return out
     }
 
+    /// A Gateway's status after Portway's write: `new`, with the transition times of unchanged
+    /// conditions (the Gateway's and each listener's, matched by listener name) kept from `existing`.
+    /// Compare the result with `existing` to write only when something changed.
+    public static func mergeGatewayStatus(existing: GatewayStatus?, new: GatewayStatus, now: String) -> GatewayStatus {
+        var out = new
+        out.conditions = mergeConditions(existing: existing?.conditions ?? [], new: new.conditions ?? [], now: now)
+        out.listeners = new.listeners?.map { listener in
+            var l = listener
+            let old = existing?.listeners?.first { $0.name == listener.name }
+            l.conditions = mergeConditions(existing: old?.conditions ?? [], new: listener.conditions, now: now)
+            return l
+        }
+        return out
+    }
+
     /// `new` with each condition's `lastTransitionTime` kept from `existing` when its status is
     /// unchanged, else set to `now`.
     public static func mergeConditions(existing: [Condition], new: [Condition], now: String) -> [Condition] {

@@ -222,6 +222,12 @@ public enum RouteMatcher {
         table.listeners.firstIndex { $0.hostname.map { Hostnames.matches(host: host, pattern: $0) } ?? true }
     }
 
+    /// The listener that serves `host` (a Host header or a TLS SNI name) on `table`'s port: the
+    /// proxy picks an HTTPS listener's certificates with it. nil when no listener takes the host.
+    public static func listener(for host: String, in table: PortRouteTable) -> ListenerRouteTable? {
+        servingListener(table, host: Hostnames.normalize(host: host)).map { table.listeners[$0] }
+    }
+
     /// The proxy's fast path: the same choice as `decide`, without explaining it. Returns the
     /// listener's index, the winning rule match (nil → 404) and the code.
     public static func match(_ table: PortRouteTable, request: RouteRequest) -> (listener: Int?, entry: RouteTableEntry?, code: Int) {
