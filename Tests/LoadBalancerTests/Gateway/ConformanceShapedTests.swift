@@ -112,6 +112,28 @@ private func rule(_ matches: String, _ backend: String = "infra-backend-v1", ext
         #expect(state.table(gateway: NamespacedName(namespace: GW.infra, name: gw), port: 80)?.listeners.map(\.name) == ["listener-2", "listener-1", "listener-3", "listener-4"])
     }
 
+    @Test func listenerIsolation() throws {
+        // Each request is served by the most specific listener for its host only: a route on a
+        // less specific listener never takes it, even when its path matches.
+        let names = ["empty-hostname", "wildcard-example-com", "wildcard-foo-example-com", "abc-foo-example-com"]
+        let yaml = gateway("http-listener-isolation", listeners: """
+          - {name: empty-hostname, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
+          - {name: wildcard-example-com, port: 80, protocol: HTTP, hostname: "*.example.com", allowedRoutes: {namespaces: {from: All}}}
+          - {name: wildcard-foo-example-com, port: 80, protocol: HTTP, hostname: "*.foo.example.com", allowedRoutes: {namespaces: {from: All}}}
+          - {name: abc-foo-example-com, port: 80, protocol: HTTP, hostname: abc.foo.example.com, allowedRoutes: {namespaces: {from: All}}}
+        """) + names.map { name in
+            route("attaches-to-\(name)", parents: "[{name: http-listener-isolation, sectionName: \(name)}]", rules: rule("[{path: {type: PathPrefix, value: /\(name)}}]"))
+        }.joined()
+        let state = try GW.build(yaml)
+        let hosts = ["bar.com": "empty-hostname", "bar.example.com": "wildcard-example-com", "bar.foo.example.com": "wildcard-foo-example-com", "abc.foo.example.com": "abc-foo-example-com"]
+        for (host, served) in hosts {
+            for name in names {
+                let expected = name == served ? "attaches-to-\(name)/0 → infra-backend-v1" : "404"
+                #expect(state.route("http-listener-isolation", host: host, path: "/\(name)") == expected, "\(host)/\(name)")
+            }
+        }
+    }
+
     @Test func matchingAcrossRoutes() throws {
         let yaml = sameNamespace
             + route("matching-part1", hostnames: "[example.com, example.net]", rules: [
