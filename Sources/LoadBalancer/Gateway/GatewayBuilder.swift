@@ -82,6 +82,11 @@ struct GatewayBuild {
         let sortedGateways = snapshot.gateways.sorted { key($0.metadata) < key($1.metadata) }
         for gateway in sortedGateways {
             let gatewayKey = key(gateway.metadata)
+            // Files can hold one object twice (an API server cannot): the first one counts.
+            guard gateways[gatewayKey] == nil, state.foreignGateways[gatewayKey] == nil else {
+                state.warnings.append(GatewayWarning(object: "Gateway \(gatewayKey)", message: "defined more than once; the first definition is used"))
+                continue
+            }
             guard let gatewayClass = classes[gateway.spec.gatewayClassName] else {
                 state.foreignGateways[gatewayKey] = ""
                 state.warnings.append(GatewayWarning(object: "Gateway \(gatewayKey)", message: "GatewayClass \"\(gateway.spec.gatewayClassName)\" does not exist; Gateway not served"))
@@ -100,6 +105,10 @@ struct GatewayBuild {
         var routeFacts: [NamespacedName: RouteFacts] = [:]
         for route in routes {
             let routeKey = key(route.metadata)
+            guard routeFacts[routeKey] == nil else {
+                state.warnings.append(GatewayWarning(object: "HTTPRoute \(routeKey)", message: "defined more than once; the first definition is used"))
+                continue
+            }
             let facts = validate(route, key: routeKey)
             routeFacts[routeKey] = facts
             var parents: [RouteParentStatus] = []

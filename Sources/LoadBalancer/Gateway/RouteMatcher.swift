@@ -111,7 +111,7 @@ public enum RouteMatcher {
                 }
             }
             // Keep the table's order in the output.
-            let order = Dictionary(uniqueKeysWithValues: listener.rules.enumerated().map { ("\($1.route)#\($1.rule)#\($1.match)", $0) })
+            let order = Dictionary(listener.rules.enumerated().map { ("\($1.route)#\($1.rule)#\($1.match)", $0) }, uniquingKeysWith: { first, _ in first })
             candidates.sort { (order["\($0.route)#\($0.rule)#\($0.match)"] ?? 0) < (order["\($1.route)#\($1.rule)#\($1.match)"] ?? 0) }
         }
         for (i, listener) in table.listeners.enumerated() where i != listenerIndex {

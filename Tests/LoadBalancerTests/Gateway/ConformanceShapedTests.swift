@@ -423,3 +423,24 @@ private func rule(_ matches: String, _ backend: String = "infra-backend-v1", ext
         #expect(state.route("same-namespace", host: "h") == "404")
     }
 }
+
+@Suite struct GatewayBadInputTests {
+    @Test func objectsDefinedTwiceInFilesUseTheFirstWithAWarning() throws {
+        let yaml = sameNamespace + sameNamespace.replacing("protocol: HTTP", with: "protocol: HTTPS")
+            + route("twice", rules: rule("[]", "infra-backend-v1")) + route("twice", rules: rule("[]", "infra-backend-v2"))
+        let state = try GW.build(yaml)
+        #expect(state.warnings.map(\.description) == [
+            "Gateway gateway-conformance-infra/same-namespace: defined more than once; the first definition is used",
+            "HTTPRoute gateway-conformance-infra/twice: defined more than once; the first definition is used",
+        ])
+        #expect(state.tables.count == 1)
+        #expect(state.route("same-namespace", host: "h") == "twice/0 → infra-backend-v1")
+    }
+
+    @Test func aGatewayWithAMissingClassIsAWarning() throws {
+        let state = try GW.build(sameNamespace.replacing("gatewayClassName: portway", with: "gatewayClassName: nope"))
+        #expect(state.tables.isEmpty)
+        #expect(state.warnings.map(\.message) == ["GatewayClass \"nope\" does not exist; Gateway not served"])
+        #expect(state.foreignGateways[NamespacedName(namespace: GW.infra, name: "same-namespace")] == "")
+    }
+}
