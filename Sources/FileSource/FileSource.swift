@@ -72,7 +72,7 @@ public struct LoadResult: Hashable, Sendable {
     public var snapshot: ClusterSnapshot
     /// Objects that were skipped because they could not be decoded, and documents without a kind.
     public var warnings: [LoadWarning]
-    /// Objects of kinds this source does not read (e.g. Gateway API objects, ConfigMaps).
+    /// Objects of kinds this source does not read (e.g. ConfigMaps, Deployments).
     public var ignored: [IgnoredObject]
 
     public init(snapshot: ClusterSnapshot = ClusterSnapshot(), warnings: [LoadWarning] = [], ignored: [IgnoredObject] = []) {

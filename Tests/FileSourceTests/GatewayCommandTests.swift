@@ -153,3 +153,18 @@ private func summary(_ e: Explanation) -> String {
         #expect(try FileSource.routes(GatewayViewOptions(directory: trapsDirectory), format: .json).stdout == out.stdout)
     }
 }
+
+@Suite struct TranslateWithGatewaysTests {
+    @Test func translateMarksPortwayGatewayFrontendsL7WithTheSamePortsAsExplain() throws {
+        let output = try FileSource.translate(TranslateRequest(directory: trapsDirectory, nodeName: "node-a"))
+        let l7 = output.state.entries.filter { $0.flags.contains(.l7LoadBalancer) }
+        #expect(Set(l7.map(\.service.name)) == ["portway-gw-public", "portway-gw-internal", "internal-extra"])
+        #expect(l7.allSatisfy { $0.backends.isEmpty })
+        let public80 = try #require(output.state.entries.first { $0.frontend.description == "203.0.113.10:80/TCP" })
+        #expect(public80.l7ProxyPort == 10002)
+        #expect(try explain("203.0.113.10:80", host: "www.shop.example").proxyPort == public80.l7ProxyPort)
+        // Another controller's Gateway stays L4.
+        let legacy = try #require(output.state.entries.first { $0.frontend.description == "203.0.113.30:80/TCP" })
+        #expect(legacy.l7ProxyPort == nil && !legacy.flags.contains(.l7LoadBalancer))
+    }
+}
