@@ -23,8 +23,9 @@ struct ListenerFacts {
     var attached: [(route: NamespacedName, hostnames: [String])] = []
 
     var accepted: Bool { protocolSupported && conflict == nil }
-    var resolvedRefs: Bool { !invalidKinds && certificateProblem == nil }
-    var programmed: Bool { accepted && resolvedRefs }
+    /// Served when accepted, with its certificates, for the route kinds it supports (an invalid
+    /// kind beside HTTPRoute makes ResolvedRefs False but does not stop HTTPRoutes).
+    var programmed: Bool { accepted && certificateProblem == nil && !supportedKinds.isEmpty }
 }
 
 /// A route after validation: its entries per rule (without hostnames) and its status facts.

@@ -119,6 +119,9 @@ private func secret(_ name: String, namespace: String = GW.infra, type: String =
         #expect(state.listenerConditions("kinds", listener: "mixed")[2] == "ResolvedRefs=False/InvalidRouteKinds")
         #expect(state.status.gateways.values.first?.listeners?.first { $0.name == "mixed" }?.supportedKinds == [RouteGroupKind(group: GatewayAPI.group, kind: "HTTPRoute")])
         #expect(state.listenerConditions("kinds", listener: "mixed").last == "attachedRoutes=2")
+        // HTTPRoutes are still served on a listener that also names a kind Portway does not support.
+        #expect(state.listenerConditions("kinds", listener: "mixed")[3] == "Programmed=True/Programmed")
+        #expect(state.tables.map { "\($0.port): \($0.listeners.map(\.name))" } == ["80: [\"mixed\"]", "81: [\"selected\"]"])
         #expect(state.listenerConditions("kinds", listener: "selected").last == "attachedRoutes=1")
         // A rule without backendRefs answers 500.
         #expect(state.route("kinds", port: 81, host: "x") == "gateway-conformance-web-backend/r/0 → 500 ")
