@@ -437,7 +437,9 @@ struct GatewayBuild {
         }
         let addresses = gatewayAddresses(gateway)
         if listeners.contains(where: \.programmed) && conditions[0].status == "True" {
-            conditions.append(condition("Programmed", true, "Programmed", "served by every node's proxy", meta))
+            conditions.append(addresses.isEmpty
+                ? condition("Programmed", false, "AddressNotAssigned", "the Gateway's Service (\(GatewayServices.serviceName(gateway: gateway.metadata.name))) has no address yet", meta)
+                : condition("Programmed", true, "Programmed", "served by every node's proxy", meta))
         } else {
             conditions.append(condition("Programmed", false, "Invalid", "no listener is programmed", meta))
         }
