@@ -129,3 +129,28 @@ private func key(_ gateway: String, _ port: Int) -> ProxyPortKey {
         #expect(marked.warnings.map(\.message) == ["no proxy port left for Gateway gateway-conformance-infra/web:8080; its frontends stay L4"])
     }
 }
+
+@Suite struct ProxyPortTablesTests {
+    @Test func theProxyServesEachAllocatedPortWithItsTable() throws {
+        let snapshot = try GW.load("""
+        ---
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: Gateway
+        metadata: {name: web, namespace: \(GW.infra)}
+        spec: {gatewayClassName: portway, listeners: [{name: http, port: 80, protocol: HTTP}, {name: bad, port: 81, protocol: TCP}]}
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: portway-gw-web, namespace: \(GW.infra), labels: {gateway.networking.k8s.io/gateway-name: web}}
+        spec: {type: NodePort, clusterIP: 10.96.100.1, ports: [{port: 80, nodePort: 30080}, {port: 81, nodePort: 30081}]}
+
+        """)
+        let state = GatewayState.build(snapshot)
+        let keys = GatewayFrontends.keys(snapshot, ownedGateways: state.ownedGateways)
+        let allocation = ProxyPortAllocator().allocate(wanted: Set(keys.values), previous: [:])
+        #expect(allocation.ports.count == 2)
+        let served = state.tablesByProxyPort(allocation)
+        // Port 81's only listener is not programmed: its proxy port serves nothing.
+        #expect(served.mapValues(\.port) == [10000: 80])
+    }
+}
