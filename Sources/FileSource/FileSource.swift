@@ -124,7 +124,7 @@ public struct LoadResult: Hashable, Sendable {
     public var snapshot: ClusterSnapshot
     /// Objects that were skipped because they could not be decoded, and documents without a kind.
     public var warnings: [LoadWarning]
-    /// Objects of kinds this source does not read (e.g. Gateway API objects, ConfigMaps).
+    /// Objects of kinds this source does not read (e.g. ConfigMaps, Deployments).
     public var ignored: [IgnoredObject]
     /// Objects of kinds this source reads that failed to decode (each has a warning).
     public var failedObjects = 0
