@@ -1,13 +1,13 @@
 /// Picks one backend by weight, then one endpoint uniformly: the Gateway API `backendRefs` semantics.
 public enum BackendChoice: Equatable, Sendable {
-    case endpoint(BackendEndpoint)
+    case endpoint(UpstreamEndpoint)
     /// Answer with this status instead (500 for an unresolved backendRef, 503 for one without endpoints).
     case status(Int)
 
     /// Chooses for a forward decision. `random(n)` returns a uniform value in `0..<n` (injectable for tests).
     /// `avoiding` is skipped when another endpoint of the chosen backend exists (used by the retry).
     public static func choose(
-        from backends: [WeightedBackend], avoiding: BackendEndpoint? = nil,
+        from backends: [WeightedUpstream], avoiding: UpstreamEndpoint? = nil,
         random: (UInt64) -> UInt64 = { UInt64.random(in: 0..<$0) }
     ) -> BackendChoice {
         let total = backends.reduce(UInt64(0)) { $0 + UInt64($1.weight) }

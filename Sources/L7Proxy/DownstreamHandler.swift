@@ -61,7 +61,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var forward: ForwardDecision?
     private var requestMethod: HTTPMethod = .GET
     private var requestVersion: HTTPVersion = .http1_1
-    private var endpoint: BackendEndpoint?
+    private var endpoint: UpstreamEndpoint?
     private var upstream: UpstreamConnection?
     private var upstreamKeepAlive = true
     private var route: RouteLabel = .none

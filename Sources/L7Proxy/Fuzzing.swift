@@ -65,14 +65,14 @@ private struct FuzzRouter: RequestRouter {
     func route(_ request: RoutingRequest) -> RoutingDecision {
         if request.path == "/redirect" { return .redirect(RedirectDecision(scheme: "https")) }
         if request.host == "backend" {
-            return .forward(ForwardDecision(backends: [.endpoints([BackendEndpoint(host: "192.0.2.1", port: 80)])]))
+            return .forward(ForwardDecision(backends: [.endpoints([UpstreamEndpoint(host: "192.0.2.1", port: 80)])]))
         }
         return .respond(status: 404, route: .none)
     }
 }
 
 private struct FailingConnector: UpstreamConnector {
-    func connect(to endpoint: BackendEndpoint, on eventLoop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<any Channel> {
+    func connect(to endpoint: UpstreamEndpoint, on eventLoop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<any Channel> {
         eventLoop.makeFailedFuture(ChannelError.connectTimeout(timeout))
     }
 }

@@ -48,7 +48,7 @@ public struct RoutingRequest: Sendable {
 }
 
 /// One upstream address the proxy can connect to.
-public struct BackendEndpoint: Hashable, Sendable, CustomStringConvertible {
+public struct UpstreamEndpoint: Hashable, Sendable, CustomStringConvertible {
     /// An IP address literal (IPv4 or IPv6) or a host name resolvable by the system.
     public var host: String
     public var port: Int
@@ -62,10 +62,10 @@ public struct BackendEndpoint: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// One weighted choice of a forwarding rule: a backendRef's endpoints, or a fixed answer for its share.
-public struct WeightedBackend: Sendable {
+public struct WeightedUpstream: Sendable {
     public enum Target: Sendable {
         /// Ready endpoints of the backend (terminating ones only when none is ready); empty means 503.
-        case endpoints([BackendEndpoint])
+        case endpoints([UpstreamEndpoint])
         /// A backendRef that does not resolve or is not permitted: its share of the traffic gets this status (500).
         case status(Int)
     }
@@ -78,8 +78,8 @@ public struct WeightedBackend: Sendable {
         self.target = target
     }
 
-    public static func endpoints(_ endpoints: [BackendEndpoint], weight: UInt32 = 1) -> WeightedBackend {
-        WeightedBackend(weight: weight, target: .endpoints(endpoints))
+    public static func endpoints(_ endpoints: [UpstreamEndpoint], weight: UInt32 = 1) -> WeightedUpstream {
+        WeightedUpstream(weight: weight, target: .endpoints(endpoints))
     }
 }
 
@@ -162,7 +162,7 @@ public struct RouteLabel: Hashable, Sendable, CustomStringConvertible {
 
 /// Forward the request to one of the weighted backends.
 public struct ForwardDecision: Sendable {
-    public var backends: [WeightedBackend]
+    public var backends: [WeightedUpstream]
     public var requestHeaders: HeaderModifier
     public var responseHeaders: HeaderModifier
     public var rewrite: URLRewrite?
@@ -171,7 +171,7 @@ public struct ForwardDecision: Sendable {
     public var route: RouteLabel
 
     public init(
-        backends: [WeightedBackend], requestHeaders: HeaderModifier = .init(),
+        backends: [WeightedUpstream], requestHeaders: HeaderModifier = .init(),
         responseHeaders: HeaderModifier = .init(), rewrite: URLRewrite? = nil,
         requestTimeoutSeconds: Double? = nil, route: RouteLabel = .none
     ) {

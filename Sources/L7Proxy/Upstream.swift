@@ -5,14 +5,14 @@ import NIOPosix
 /// Opens a raw connection to a backend. The proxy adds the HTTP handlers itself.
 /// Injectable so tests can hand out in-memory channels.
 public protocol UpstreamConnector: Sendable {
-    func connect(to endpoint: BackendEndpoint, on eventLoop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<any Channel>
+    func connect(to endpoint: UpstreamEndpoint, on eventLoop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<any Channel>
 }
 
 /// TCP to the backend's address, with the connect timeout.
 public struct TCPUpstreamConnector: UpstreamConnector {
     public init() {}
 
-    public func connect(to endpoint: BackendEndpoint, on eventLoop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<any Channel> {
+    public func connect(to endpoint: UpstreamEndpoint, on eventLoop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<any Channel> {
         ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -33,11 +33,11 @@ protocol UpstreamDelegate: AnyObject {
 /// Confined to its event loop.
 final class UpstreamConnection {
     let channel: any Channel
-    let endpoint: BackendEndpoint
+    let endpoint: UpstreamEndpoint
     fileprivate let handler: UpstreamHandler
     fileprivate var idleTimer: Scheduled<Void>?
 
-    fileprivate init(channel: any Channel, endpoint: BackendEndpoint, handler: UpstreamHandler) {
+    fileprivate init(channel: any Channel, endpoint: UpstreamEndpoint, handler: UpstreamHandler) {
         self.channel = channel
         self.endpoint = endpoint
         self.handler = handler
@@ -127,7 +127,7 @@ final class UpstreamPool {
     private let eventLoop: any EventLoop
     private let connector: any UpstreamConnector
     private let options: ProxyOptions
-    private var idle: [BackendEndpoint: [UpstreamConnection]] = [:]
+    private var idle: [UpstreamEndpoint: [UpstreamConnection]] = [:]
 
     init(eventLoop: any EventLoop, connector: any UpstreamConnector, options: ProxyOptions) {
         self.eventLoop = eventLoop
@@ -141,7 +141,7 @@ final class UpstreamPool {
     /// Calls `completion` on the pool's loop with a pooled connection when one is alive (`reused`
     /// true), else a new one. `fresh` skips the pool (the retry after a failure).
     func acquire(
-        _ endpoint: BackendEndpoint, fresh: Bool,
+        _ endpoint: UpstreamEndpoint, fresh: Bool,
         completion: @escaping (Result<(UpstreamConnection, reused: Bool), any Error>) -> Void
     ) {
         if !fresh {

@@ -8,12 +8,12 @@ import NIOHTTP1
 final class EmbeddedConnector: UpstreamConnector, @unchecked Sendable {
     let loop: EmbeddedEventLoop
     var upstreams: [EmbeddedChannel] = []
-    var endpoints: [BackendEndpoint] = []
+    var endpoints: [UpstreamEndpoint] = []
     var failures: [any Error] = []
 
     init(loop: EmbeddedEventLoop) { self.loop = loop }
 
-    func connect(to endpoint: BackendEndpoint, on eventLoop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<any Channel> {
+    func connect(to endpoint: UpstreamEndpoint, on eventLoop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<any Channel> {
         endpoints.append(endpoint)
         if !failures.isEmpty { return loop.makeFailedFuture(failures.removeFirst()) }
         let channel = EmbeddedChannel(loop: loop)
@@ -73,8 +73,8 @@ final class EmbeddedHarness {
 /// Routes by Host: `a` and `b` to one endpoint each, `split` to both, `gone` to a backend without
 /// endpoints (503), `bad` to an unresolved ref (500), `redirect` to https; anything else 404.
 struct HostRouter: RequestRouter {
-    var a: [BackendEndpoint]
-    var b: [BackendEndpoint]
+    var a: [UpstreamEndpoint]
+    var b: [UpstreamEndpoint]
     var requestHeaders = HeaderModifier()
     var responseHeaders = HeaderModifier()
     var requestTimeoutSeconds: Double? = nil
@@ -91,7 +91,7 @@ struct HostRouter: RequestRouter {
         case "gone.example.com":
             return .forward(ForwardDecision(backends: [.endpoints([])], route: RouteLabel("default/gone/rule0")))
         case "bad.example.com":
-            return .forward(ForwardDecision(backends: [WeightedBackend(weight: 1, target: .status(500))], route: RouteLabel("default/bad/rule0")))
+            return .forward(ForwardDecision(backends: [WeightedUpstream(weight: 1, target: .status(500))], route: RouteLabel("default/bad/rule0")))
         case "redirect.example.com":
             return .redirect(RedirectDecision(scheme: "https", statusCode: 301, route: RouteLabel("default/redirect/rule0")))
         default:

@@ -6,8 +6,8 @@ import Testing
 
 /// The whole handler stack on in-memory channels: codec, limits, state machine, pool, rewriting.
 @Suite struct EmbeddedProxyTests {
-    let a = BackendEndpoint(host: "10.0.0.1", port: 8080)
-    let b = BackendEndpoint(host: "10.0.0.2", port: 8080)
+    let a = UpstreamEndpoint(host: "10.0.0.1", port: 8080)
+    let b = UpstreamEndpoint(host: "10.0.0.2", port: 8080)
 
     @Test func forwardsWithForwardingHeadersAndReusesTheUpstreamOnKeepAlive() throws {
         let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]))

@@ -137,7 +137,7 @@ import Testing
 
             // A backend port nobody listens on: refused, retried once, then 502.
             let dead = TestBackend.unusedPort()
-            proxy.routes.swap(HostRouter(a: [BackendEndpoint(host: "127.0.0.1", port: dead)], b: []))
+            proxy.routes.swap(HostRouter(a: [UpstreamEndpoint(host: "127.0.0.1", port: dead)], b: []))
             let second = try await RawClient(port: port, group: group)
             try await second.send("GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
             #expect(await second.responses(1).map(\.status) == [502])

@@ -36,9 +36,9 @@ import Testing
     }
 
     @Test func weightedChoiceFollowsTheTickets() {
-        let a = BackendEndpoint(host: "10.0.0.1", port: 80)
-        let b = BackendEndpoint(host: "10.0.0.2", port: 80)
-        let backends: [WeightedBackend] = [.endpoints([a], weight: 3), .endpoints([b], weight: 1), .endpoints([a], weight: 0)]
+        let a = UpstreamEndpoint(host: "10.0.0.1", port: 80)
+        let b = UpstreamEndpoint(host: "10.0.0.2", port: 80)
+        let backends: [WeightedUpstream] = [.endpoints([a], weight: 3), .endpoints([b], weight: 1), .endpoints([a], weight: 0)]
         // Tickets 0,1,2 land on the first backend (weight 3), ticket 3 on the second.
         for ticket: UInt64 in 0...3 {
             let choice = BackendChoice.choose(from: backends, random: { n in n == 4 ? ticket : 0 })
@@ -47,8 +47,8 @@ import Testing
     }
 
     @Test func weightedChoiceDistributesRoughlyByWeight() {
-        let a = BackendEndpoint(host: "10.0.0.1", port: 80)
-        let b = BackendEndpoint(host: "10.0.0.2", port: 80)
+        let a = UpstreamEndpoint(host: "10.0.0.1", port: 80)
+        let b = UpstreamEndpoint(host: "10.0.0.2", port: 80)
         var countA = 0
         for _ in 0..<4000 where BackendChoice.choose(from: [.endpoints([a], weight: 80), .endpoints([b], weight: 20)]) == .endpoint(a) {
             countA += 1
@@ -60,12 +60,12 @@ import Testing
         #expect(BackendChoice.choose(from: []) == .status(500))
         #expect(BackendChoice.choose(from: [.endpoints([], weight: 0)]) == .status(500))
         #expect(BackendChoice.choose(from: [.endpoints([], weight: 1)]) == .status(503))
-        #expect(BackendChoice.choose(from: [WeightedBackend(weight: 1, target: .status(500))]) == .status(500))
+        #expect(BackendChoice.choose(from: [WeightedUpstream(weight: 1, target: .status(500))]) == .status(500))
     }
 
     @Test func retryAvoidsTheFailedEndpointWhenThereIsAnother() {
-        let a = BackendEndpoint(host: "10.0.0.1", port: 80)
-        let b = BackendEndpoint(host: "10.0.0.2", port: 80)
+        let a = UpstreamEndpoint(host: "10.0.0.1", port: 80)
+        let b = UpstreamEndpoint(host: "10.0.0.2", port: 80)
         for _ in 0..<20 {
             #expect(BackendChoice.choose(from: [.endpoints([a, b])], avoiding: a) == .endpoint(b))
         }

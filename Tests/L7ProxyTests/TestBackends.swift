@@ -32,7 +32,7 @@ final class TestBackend: Sendable {
         port = channel.localAddress!.port!
     }
 
-    var endpoint: BackendEndpoint { BackendEndpoint(host: "127.0.0.1", port: port) }
+    var endpoint: UpstreamEndpoint { UpstreamEndpoint(host: "127.0.0.1", port: port) }
 
     func close() async { try? await channel.close() }
 }
