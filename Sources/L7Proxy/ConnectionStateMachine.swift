@@ -50,6 +50,9 @@ struct ConnectionStateMachine {
 
     enum ResponsePhase: Equatable {
         case awaitingHead
+        /// A 101 for an upgrade request arrived; the tunnel starts at its end (the decoder has then
+        /// delivered its last HTTP event).
+        case switching(HTTPResponseHead)
         case streaming
     }
 
@@ -57,6 +60,8 @@ struct ConnectionStateMachine {
         var upstreamHead: HTTPRequestHead
         var idempotent: Bool
         var keepAlive: Bool
+        /// The client asked to switch protocols (`Upgrade`): a 101 turns the exchange into a tunnel.
+        var upgrade = false
         var upstream: UpstreamPhase = .connecting
         var attempts = 1
         var requestComplete = false
@@ -70,6 +75,8 @@ struct ConnectionStateMachine {
         case idle(headStarted: Bool)
         case discarding(LocalResponse, keepAlive: Bool, discarded: Int)
         case forwarding(Exchange)
+        /// After a 101: raw bytes both ways, owned by the tunnel handlers.
+        case tunneling
         case closed
     }
 
@@ -96,6 +103,8 @@ struct ConnectionStateMachine {
         /// An answer when no request head was received (a head that never completed): written
         /// below the HTTP codec, which has no request to pair it with, then close.
         case sendWithoutRequest(LocalResponse)
+        /// Send the backend's 101 to the client and splice the two connections into a byte tunnel.
+        case startTunnel(HTTPResponseHead)
         case closeDownstream
     }
 
@@ -131,7 +140,7 @@ struct ConnectionStateMachine {
         return [.armWaitTimer(.requestHead)]
     }
 
-    mutating func requestHead(_ plan: RequestPlan, keepAlive: Bool) -> [Action] {
+    mutating func requestHead(_ plan: RequestPlan, keepAlive: Bool, upgrade: Bool = false) -> [Action] {
         guard case .idle = state else {
             // The pipelining handler delivers one request at a time; anything else is a bug: stop.
             state = .closed
@@ -145,7 +154,7 @@ struct ConnectionStateMachine {
             state = .discarding(response, keepAlive: keepAlive, discarded: 0)
             return [.cancelWaitTimer, .startExchangeTimers]
         case .forward(let head, let idempotent):
-            state = .forwarding(Exchange(upstreamHead: head, idempotent: idempotent, keepAlive: keepAlive))
+            state = .forwarding(Exchange(upstreamHead: head, idempotent: idempotent, keepAlive: keepAlive, upgrade: upgrade))
             return [.cancelWaitTimer, .startExchangeTimers, .connectUpstream(attempt: 1)]
         }
     }
@@ -171,7 +180,7 @@ struct ConnectionStateMachine {
                 state = .forwarding(exchange)
                 return [.writeUpstream(.body(.byteBuffer(bytes)))]
             }
-        case .idle, .closed:
+        case .idle, .tunneling, .closed:
             return []
         }
     }
@@ -196,7 +205,7 @@ struct ConnectionStateMachine {
                 state = .forwarding(exchange)
                 return [.writeUpstream(.end(nil)), .flushUpstream]
             }
-        case .idle, .closed:
+        case .idle, .tunneling, .closed:
             return []
         }
     }
@@ -215,7 +224,7 @@ struct ConnectionStateMachine {
                 return [.cancelExchangeTimers, .releaseUpstream(reuse: false), .sendLocal(LocalResponse(status: status), close: true)]
             }
             return [.cancelExchangeTimers, .releaseUpstream(reuse: false), .closeDownstream]
-        case .closed:
+        case .tunneling, .closed:
             return []
         }
     }
@@ -256,7 +265,7 @@ struct ConnectionStateMachine {
                 return [.releaseUpstream(reuse: false), .sendLocal(LocalResponse(status: status), close: true)]
             }
             return [.releaseUpstream(reuse: false), .closeDownstream]
-        case .idle, .closed:
+        case .idle, .tunneling, .closed:
             return []
         }
     }
@@ -305,6 +314,8 @@ struct ConnectionStateMachine {
                 return [.releaseUpstream(reuse: false), .connectUpstream(attempt: exchange.attempts)]
             }
             return fail(exchange, status: .badGateway)
+        case .switching:
+            return fail(exchange, status: .badGateway)
         case .streaming:
             // The response was cut short: the client must see the connection end too.
             state = .closed
@@ -314,6 +325,15 @@ struct ConnectionStateMachine {
 
     mutating func responseHead(_ head: HTTPResponseHead, allowsKeepAlive: Bool) -> [Action] {
         guard case .forwarding(var exchange) = state, exchange.response == .awaitingHead else { return [] }
+        if exchange.upgrade {
+            if head.status == .switchingProtocols {
+                exchange.response = .switching(head)
+                state = .forwarding(exchange)
+                return [.cancelExchangeTimers]
+            }
+            // Upgrade refused: the client's codec stopped at the upgrade request, so this is the last response.
+            exchange.keepAlive = false
+        }
         exchange.response = .streaming
         // A backend that answers before the request body is complete: the client connection closes after.
         exchange.keepAlive = exchange.keepAlive && allowsKeepAlive
@@ -327,7 +347,12 @@ struct ConnectionStateMachine {
     }
 
     mutating func responseEnd(upstreamKeepAlive: Bool) -> [Action] {
-        guard case .forwarding(let exchange) = state, exchange.response == .streaming else { return [] }
+        guard case .forwarding(let exchange) = state else { return [] }
+        if case .switching(let head) = exchange.response {
+            state = .tunneling
+            return [.startTunnel(head)]
+        }
+        guard exchange.response == .streaming else { return [] }
         if exchange.requestComplete && exchange.keepAlive {
             state = .idle(headStarted: false)
             return [

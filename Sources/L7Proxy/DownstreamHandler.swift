@@ -45,7 +45,7 @@ struct ConnectionContext {
 
 /// The last handler of a client connection: routes each request, drives `ConnectionStateMachine`
 /// and performs its actions against the client channel and the upstream connection.
-final class DownstreamHandler: ChannelDuplexHandler, UpstreamDelegate {
+final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamDelegate {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -69,6 +69,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamDelegate {
     private var responseStatus = 0
     private var lastActivity: NIODeadline = .now()
     private var requestsSeen = 0
+    private var upgradeRequested = false
 
     private var waitTimer: Scheduled<Void>?
     private var idleTimer: Scheduled<Void>?
@@ -131,7 +132,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamDelegate {
             requestsSeen += 1
             let plan = plan(for: head, context: context)
             let keepAlive = head.isKeepAlive && requestsSeen < shared.options.maxRequestsPerConnection
-            run(machine.requestHead(plan, keepAlive: keepAlive))
+            run(machine.requestHead(plan, keepAlive: keepAlive, upgrade: upgradeRequested))
         case .body(let bytes):
             run(machine.requestBody(bytes))
         case .end:
@@ -178,6 +179,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamDelegate {
         exchangeStart = now
         requestMethod = head.method
         requestVersion = head.version
+        upgradeRequested = HeaderRewriting.isUpgrade(head)
         bufferedRequestBytes = 0
         bufferedResponseBytes = 0
 
@@ -290,7 +292,40 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamDelegate {
             probe.writeRawAndClose(context.channel.allocator.buffer(string: text))
         case .closeDownstream:
             context.close(promise: nil)
+        case .startTunnel(let head):
+            startTunnel(head, context: context)
         }
+    }
+
+    /// After the backend's 101: send it on, then replace the HTTP handlers on both connections by a
+    /// byte tunnel. This handler removes itself; the tunnel ends own both connections from here.
+    private func startTunnel(_ head: HTTPResponseHead, context: ChannelHandlerContext) {
+        guard let upstream else {
+            context.close(promise: nil)
+            return
+        }
+        self.upstream = nil
+        upstream.delegate = nil
+        recordMetrics(status: 101)
+        context.write(wrapOutboundOut(.head(HeaderRewriting.switchingProtocolsHead(head, requestVersion: requestVersion))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        let (clientEnd, backendEnd) = TunnelHandler.pair()
+        let channel = context.channel
+        do {
+            let sync = channel.pipeline.syncOperations
+            let http = sync.present([
+                HTTPServerPipelineHandler.self, NIOHTTPResponseHeadersValidator.self,
+                ByteToMessageHandler<HTTPRequestDecoder>.self, HTTPResponseEncoder.self,
+            ])
+            try clientEnd.install(on: channel, removing: [self] + http)
+            try upstream.becomeTunnel(backendEnd)
+        } catch {
+            channel.close(promise: nil)
+            upstream.channel.close(promise: nil)
+            return
+        }
+        channel.read()
+        upstream.channel.read()
     }
 
     private func startExchangeTimers(context: ChannelHandlerContext) {

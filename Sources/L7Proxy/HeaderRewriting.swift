@@ -96,7 +96,13 @@ enum HeaderRewriting {
         var headers = head.headers
         let chunked = headers["transfer-encoding"].contains { $0.lowercased().contains("chunked") }
         let hasLength = headers.contains(name: "content-length")
+        let upgrade = isUpgrade(head) ? headers.first(name: "upgrade") : nil
         removeHopByHop(&headers)
+        if let upgrade {
+            // Upgrade is hop-by-hop, but passing it on is how a proxy lets the protocol switch through.
+            headers.add(name: "connection", value: "upgrade")
+            headers.add(name: "upgrade", value: upgrade)
+        }
         if chunked {
             headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
         } else if !hasLength && head.method.hasBodyByDefault {
@@ -136,6 +142,17 @@ enum HeaderRewriting {
         }
         if !headers.contains(name: "host") { headers.add(name: "host", value: target.host) }
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: uri, headers: headers)
+    }
+
+    /// A request asking to switch protocols: `Connection: upgrade` and an `Upgrade` header.
+    static func isUpgrade(_ head: HTTPRequestHead) -> Bool {
+        head.headers.contains(name: "upgrade")
+            && head.headers["connection"].contains { $0.lowercased().split(separator: ",").contains { String($0).trimmingSpaces() == "upgrade" } }
+    }
+
+    /// The 101 sent to the client: the backend's, with its Upgrade and Connection headers kept.
+    static func switchingProtocolsHead(_ head: HTTPResponseHead, requestVersion: HTTPVersion) -> HTTPResponseHead {
+        HTTPResponseHead(version: requestVersion, status: head.status, headers: head.headers)
     }
 
     /// The response head sent to the client: hop-by-hop headers removed, the route's response header

@@ -58,11 +58,19 @@ final class UpstreamConnection {
     }
 
     func flush() { channel.flush() }
+
+    /// Replaces the HTTP handlers by a tunnel end (after a 101). The connection leaves the pool for good.
+    func becomeTunnel(_ end: TunnelHandler) throws {
+        handler.delegate = nil
+        let sync = channel.pipeline.syncOperations
+        let http = sync.present([HTTPRequestEncoder.self, ByteToMessageHandler<HTTPResponseDecoder>.self, NIOHTTPRequestHeadersValidator.self])
+        try end.install(on: channel, removing: [handler] + http)
+    }
 }
 
 /// The last handler of an upstream channel: hands response parts to the exchange and holds reads
 /// while the client cannot take more (backpressure towards the backend).
-private final class UpstreamHandler: ChannelDuplexHandler {
+private final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
@@ -165,7 +173,8 @@ final class UpstreamPool {
                     do {
                         let handler = UpstreamHandler()
                         let sync = channel.pipeline.syncOperations
-                        try sync.addHTTPClientHandlers()
+                        // Bytes after a 101 stay in the decoder until the tunnel replaces it.
+                        try sync.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
                         try sync.addHandler(handler)
                         completion(.success((UpstreamConnection(channel: channel, endpoint: endpoint, handler: handler), false)))
                     } catch {

@@ -154,4 +154,30 @@ import Testing
         // A late upstream connection for a finished exchange is handed back.
         #expect(m.upstreamConnected(reused: false) == [.releaseUpstream(reuse: true)])
     }
+
+    @Test func switchingProtocolsTurnsAnUpgradeIntoATunnel() {
+        var m = Machine()
+        _ = m.requestHead(forwardGET, keepAlive: true, upgrade: true)
+        _ = m.requestEnd()
+        _ = m.upstreamConnected(reused: false)
+        let switching = HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: ["upgrade": "websocket"])
+        #expect(m.responseHead(switching, allowsKeepAlive: true) == [.cancelExchangeTimers])
+        // The tunnel starts once the decoder has delivered the 101's end.
+        #expect(m.responseEnd(upstreamKeepAlive: true) == [.startTunnel(switching)])
+        // The tunnel owns the connection now: HTTP events are ignored.
+        #expect(m.requestBody(ByteBuffer(string: "x")) == [])
+        #expect(m.exchangeTimedOut() == [])
+
+        var refused = Machine()
+        _ = refused.requestHead(forwardGET, keepAlive: true, upgrade: true)
+        _ = refused.requestEnd()
+        _ = refused.upstreamConnected(reused: false)
+        #expect(refused.responseHead(okHead, allowsKeepAlive: true) == [.writeResponseHead(okHead, keepAlive: false)])
+        // A 101 without an upgrade request is not a tunnel.
+        var plain = Machine()
+        _ = plain.requestHead(forwardGET, keepAlive: true)
+        _ = plain.requestEnd()
+        _ = plain.upstreamConnected(reused: false)
+        #expect(plain.responseHead(switching, allowsKeepAlive: true) == [.writeResponseHead(switching, keepAlive: true)])
+    }
 }

@@ -235,3 +235,42 @@ import Testing
         #expect(!h.client.isActive)
     }
 }
+
+@Suite struct EmbeddedUpgradeTests {
+    let a = UpstreamEndpoint(host: "10.0.0.1", port: 8080)
+
+    @Test func upgradeBecomesAByteTunnelBothWays() throws {
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: []))
+        h.send("GET /ws HTTP/1.1\r\nHost: a.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        let upstream = h.upstreamReceived(0)
+        #expect(upstream.contains("connection: upgrade\r\n"))
+        #expect(upstream.contains("upgrade: websocket\r\n"))
+        // Bytes right behind the 101 in the same read must survive the switch.
+        h.upstreamSends(0, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nfirst-frame")
+        let switched = h.clientReceived()
+        #expect(switched.hasPrefix("HTTP/1.1 101 Switching Protocols\r\n"))
+        #expect(switched.lowercased().contains("upgrade: websocket\r\n"))
+        #expect(switched.hasSuffix("\r\n\r\nfirst-frame"))
+        // From now on bytes are not HTTP: they pass untouched.
+        h.send("GET / HTTP/1.1\r\n\r\nraw")
+        #expect(h.upstreamReceived(0) == "GET / HTTP/1.1\r\n\r\nraw")
+        h.upstreamSends(0, "\u{81}\u{2}hi")
+        #expect(h.clientReceived() == "\u{81}\u{2}hi")
+        #expect(h.metrics.count(route: "default/a/rule0", status: 101) == 1)
+        // The backend closing ends the client connection too.
+        _ = try? h.connector.upstreams[0].close().wait()
+        h.loop.run()
+        #expect(!h.client.isActive)
+        #expect(h.pool.idleCount == 0)
+    }
+
+    @Test func refusedUpgradeAnswersAndCloses() throws {
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: []))
+        h.send("GET /ws HTTP/1.1\r\nHost: a.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        h.upstreamSends(0, "HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\n")
+        let responses = parseResponses(h.clientReceived())
+        #expect(responses.map(\.status) == [426])
+        #expect(responses.first?.header("connection") == "close")
+        #expect(!h.client.isActive)
+    }
+}

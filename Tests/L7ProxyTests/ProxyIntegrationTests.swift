@@ -213,6 +213,25 @@ import Testing
             await client.close()
         }
     }
+
+    @Test func upgradeTunnelsBytesBothWays() async throws {
+        try await withProxy { proxy, port, _, _, group in
+            let echo = try await UpgradeEchoBackend(group: group)
+            proxy.routes.swap(HostRouter(a: [echo.endpoint], b: []))
+            let client = try await RawClient(port: port, group: group)
+            try await client.send("GET /chat HTTP/1.1\r\nHost: a.example.com\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+            // The greeting came in the same segment as the 101: it must not be lost at the switch.
+            #expect(await client.wait { $0.text.hasSuffix("\r\n\r\nhello\n") })
+            #expect(client.text.hasPrefix("HTTP/1.1 101 Switching Protocols\r\n"))
+            try await client.send("ping GET / HTTP/1.1\r\n\r\n")
+            #expect(await client.wait { $0.text.hasSuffix("hello\nping GET / HTTP/1.1\r\n\r\n") })
+            let big = ByteBuffer(repeating: UInt8(ascii: "z"), count: 1 << 20)
+            try await client.send(big)
+            #expect(await client.wait { $0.byteCount >= client.text.utf8.count && $0.text.hasSuffix(String(repeating: "z", count: 64)) && $0.byteCount > 1 << 20 })
+            await echo.close()
+            await client.close()
+        }
+    }
 }
 
 extension TestBackend {

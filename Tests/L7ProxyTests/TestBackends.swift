@@ -207,3 +207,41 @@ private final class Collector: ChannelInboundHandler {
     }
     func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
 }
+
+/// A backend that accepts any request as a protocol switch: answers 101 plus a greeting in the same
+/// write, then echoes every byte back.
+final class UpgradeEchoBackend: Sendable {
+    let channel: any Channel
+    var endpoint: UpstreamEndpoint { UpstreamEndpoint(host: "127.0.0.1", port: channel.localAddress!.port!) }
+
+    init(group: any EventLoopGroup) async throws {
+        channel = try await ServerBootstrap(group: group)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(UpgradeEchoHandler()) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+    }
+
+    func close() async { try? await channel.close() }
+}
+
+private final class UpgradeEchoHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private var head = ""
+    private var switched = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = unwrapInboundIn(data)
+        if switched {
+            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+            return
+        }
+        head += String(buffer: bytes)
+        if head.contains("\r\n\r\n") {
+            switched = true
+            let reply = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhello\n"
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: reply)), promise: nil)
+        }
+    }
+}
