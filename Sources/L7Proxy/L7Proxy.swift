@@ -22,9 +22,9 @@ public struct AddressBinder: ListenerBinder {
 
 /// What a listener needs beyond its port.
 public struct ListenerConfiguration: Sendable {
-    /// TLS to terminate on this listener (HTTPS), or nil for plain HTTP.
-    public var tls: NIOSSLContext?
-    public init(tls: NIOSSLContext? = nil) { self.tls = tls }
+    /// TLS to terminate on this proxy port (its HTTPS listeners' certificates), or nil for plain HTTP.
+    public var tls: TLSListener?
+    public init(tls: TLSListener? = nil) { self.tls = tls }
 }
 
 public enum L7ProxyError: Error, CustomStringConvertible {
@@ -79,13 +79,14 @@ public final class L7Proxy: Sendable {
     @discardableResult
     public func open(port: UInt16, configuration: ListenerConfiguration = ListenerConfiguration()) async throws -> UInt16 {
         if port != 0, listeners.withLockedValue({ $0[port] != nil }) { return port }
+        let tlsContext = try configuration.tls?.makeContext()
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 512)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try self.initializeConnection(channel, configuration: configuration)
+                    try self.initializeConnection(channel, tls: tlsContext)
                 }
             }
         let channel: any Channel
@@ -152,14 +153,14 @@ public final class L7Proxy: Sendable {
         return bound.value
     }
 
-    private func initializeConnection(_ channel: any Channel, configuration: ListenerConfiguration) throws {
+    private func initializeConnection(_ channel: any Channel, tls: NIOSSLContext?) throws {
         let port = UInt16(channel.parent?.localAddress?.port ?? 0)
         try Self.configure(
             channel,
             shared: ConnectionContext(
-                proxyPort: port, isTLS: configuration.tls != nil, options: options, routes: routes, metrics: metrics,
+                proxyPort: port, isTLS: tls != nil, options: options, routes: routes, metrics: metrics,
                 pool: pool(for: channel.eventLoop), random: random),
-            tls: configuration.tls)
+            tls: tls)
     }
 
     /// Installs the proxy's handlers on a client channel: TLS (optional), activity probe, HTTP/1.1

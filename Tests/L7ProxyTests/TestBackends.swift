@@ -2,6 +2,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 @testable import L7Proxy
 
 /// A real HTTP/1.1 backend on 127.0.0.1 for integration tests. Paths:
@@ -133,7 +134,7 @@ final class RawClient: Sendable {
     /// When set, the client stops reading (to make the proxy hold back a download).
     let paused: NIOLockedValueBox<Bool>
 
-    init(port: UInt16, group: any EventLoopGroup, paused: Bool = false) async throws {
+    init(port: UInt16, group: any EventLoopGroup, paused: Bool = false, tls: (NIOSSLContext, String)? = nil) async throws {
         let received = NIOLockedValueBox(ByteBuffer())
         let closed = NIOLockedValueBox(false)
         let pausedBox = NIOLockedValueBox(paused)
@@ -144,6 +145,9 @@ final class RawClient: Sendable {
             .channelOption(.autoRead, value: !paused)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let (context, serverName) = tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName))
+                    }
                     try channel.pipeline.syncOperations.addHandler(Collector(received: received, closed: closed))
                 }
             }
