@@ -95,6 +95,8 @@ struct ConnectionStateMachine {
         /// Let the client connection read again (it was held while the upstream was not ready).
         case resumeDownstreamReads
         case writeResponseHead(HTTPResponseHead, keepAlive: Bool)
+        /// A 1xx other than 101 (`100 Continue`, `103 Early Hints`): relayed, the final head follows.
+        case writeInformationalHead(HTTPResponseHead)
         case writeResponseBody(ByteBuffer)
         /// The last action of an exchange: write the end, then close if `close`.
         case writeResponseEnd(close: Bool)
@@ -325,6 +327,9 @@ struct ConnectionStateMachine {
 
     mutating func responseHead(_ head: HTTPResponseHead, allowsKeepAlive: Bool) -> [Action] {
         guard case .forwarding(var exchange) = state, exchange.response == .awaitingHead else { return [] }
+        if head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols {
+            return [.writeInformationalHead(head)]
+        }
         if exchange.upgrade {
             if head.status == .switchingProtocols {
                 exchange.response = .switching(head)

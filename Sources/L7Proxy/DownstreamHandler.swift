@@ -276,6 +276,10 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
                 head, requestVersion: requestVersion, keepAlive: keepAlive,
                 modifier: forward?.responseHeaders ?? HeaderModifier())
             context.write(wrapOutboundOut(.head(out)), promise: nil)
+        case .writeInformationalHead(let head):
+            var out = HTTPResponseHead(version: requestVersion, status: head.status, headers: head.headers)
+            HeaderRewriting.removeHopByHop(&out.headers)
+            context.writeAndFlush(wrapOutboundOut(.head(out)), promise: nil)
         case .writeResponseBody(let bytes):
             writeDownstreamBody(bytes, context: context)
         case .writeResponseEnd(let close):

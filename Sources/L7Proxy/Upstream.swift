@@ -173,8 +173,10 @@ final class UpstreamPool {
                     do {
                         let handler = UpstreamHandler()
                         let sync = channel.pipeline.syncOperations
-                        // Bytes after a 101 stay in the decoder until the tunnel replaces it.
-                        try sync.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
+                        // As addHTTPClientHandlers, but 1xx heads are forwarded (relayed to the client) and
+                        // bytes after a 101 stay in the decoder until the tunnel replaces it.
+                        let decoder = HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .forward)
+                        try sync.addHandlers([HTTPRequestEncoder(), ByteToMessageHandler(decoder), NIOHTTPRequestHeadersValidator()])
                         try sync.addHandler(handler)
                         completion(.success((UpstreamConnection(channel: channel, endpoint: endpoint, handler: handler), false)))
                     } catch {

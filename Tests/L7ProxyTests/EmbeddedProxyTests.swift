@@ -274,3 +274,36 @@ import Testing
         #expect(!h.client.isActive)
     }
 }
+
+@Suite struct EmbeddedMessageShapeTests {
+    let a = UpstreamEndpoint(host: "10.0.0.1", port: 8080)
+
+    @Test func continueIsRelayedBeforeTheFinalResponse() throws {
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: []))
+        h.send("POST /up HTTP/1.1\r\nHost: a.example.com\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+        #expect(h.upstreamReceived(0).lowercased().contains("expect: 100-continue\r\n"))
+        h.upstreamSends(0, "HTTP/1.1 100 Continue\r\n\r\n")
+        #expect(h.clientReceived().hasPrefix("HTTP/1.1 100 Continue\r\n"))
+        h.send("abc")
+        #expect(h.upstreamReceived(0) == "abc")
+        h.upstreamSends(0, "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok")
+        let responses = parseResponses(h.clientReceived())
+        #expect(responses.map(\.status) == [201])
+        #expect(responses.first?.body == "ok")
+        #expect(h.client.isActive)
+    }
+
+    @Test func headResponseKeepsItsLengthButHasNoBody() throws {
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: []))
+        h.send("HEAD /big HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        #expect(h.upstreamReceived(0).hasPrefix("HEAD /big HTTP/1.1\r\n"))
+        h.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        let text = h.clientReceived()
+        #expect(text.lowercased().contains("content-length: 1000\r\n"))
+        #expect(text.hasSuffix("\r\n\r\n"))
+        // The connection is ready for the next request, over the same upstream connection.
+        h.send("GET /next HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        #expect(h.connector.upstreams.count == 1)
+        #expect(h.upstreamReceived(0).hasPrefix("GET /next"))
+    }
+}
