@@ -86,7 +86,7 @@ let package = Package(
         .target(
             name: "L7Proxy",
             dependencies: [
-                "LoadBalancer",
+                "LoadBalancer", "KubeModels",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -152,7 +152,7 @@ let package = Package(
         .testTarget(
             name: "L7ProxyTests",
             dependencies: [
-                "L7Proxy", "LoadBalancer",
+                "L7Proxy", "LoadBalancer", "KubeModels",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
