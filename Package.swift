@@ -81,6 +81,21 @@ let package = Package(
             dependencies: ["CPortwayBPF", "CLibBPF"],
             swiftSettings: strict
         ),
+        // The node's L7 proxy (SwiftNIO): listens on the proxy ports, routes each request through a
+        // swappable RequestRouter, forwards to pooled upstream connections.
+        .target(
+            name: "L7Proxy",
+            dependencies: [
+                "LoadBalancer", "KubeModels",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "Agent",
             dependencies: [
@@ -150,6 +165,18 @@ let package = Package(
         .testTarget(
             name: "FuzzCorpusTests",
             dependencies: ["PortwayFuzzEntries"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "L7ProxyTests",
+            dependencies: [
+                "L7Proxy", "LoadBalancer", "KubeModels",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
