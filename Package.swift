@@ -121,7 +121,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BPFMapsTests",
-            dependencies: ["BPFMaps", "LoadBalancer", "CPortwayBPF"],
+            dependencies: ["BPFMaps", "LoadBalancer", "CPortwayBPF", "CLibBPF"],
             swiftSettings: strict
         ),
         .testTarget(

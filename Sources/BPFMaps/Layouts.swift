@@ -43,7 +43,8 @@ public struct ServiceMapKey: Hashable, Comparable, Sendable, CustomStringConvert
         (lhs.address, lhs.port, lhs.proto, lhs.scope) < (rhs.address, rhs.port, rhs.proto, rhs.scope)
     }
 
-    func cKey(slot: UInt16) -> pw_lb4_key {
+    /// The C key of one of this frontend's entries (slot 0: the master).
+    public func cKey(slot: UInt16) -> pw_lb4_key {
         var k = zeroed(pw_lb4_key.self)
         k.address = address.value.bigEndian
         k.dport = port.bigEndian
@@ -88,7 +89,8 @@ public struct MasterEntry: Hashable, Sendable {
     /// Slots the datapath may read: 1...count+qcount.
     public var slotCount: Int { Int(count) + Int(qcount) }
 
-    var cValue: pw_lb4_service {
+    /// The C value.
+    public var cValue: pw_lb4_service {
         var v = zeroed(pw_lb4_service.self)
         v.backend_id = union
         v.count = count
@@ -191,7 +193,8 @@ public struct BackendEntry: Hashable, Sendable {
         }
     }
 
-    var cValue: pw_lb4_backend {
+    /// The C value.
+    public var cValue: pw_lb4_backend {
         var v = zeroed(pw_lb4_backend.self)
         v.address = address.value.bigEndian
         v.port = port.bigEndian
@@ -216,7 +219,8 @@ public struct RevNatEntry: Hashable, Sendable {
         self.port = port
     }
 
-    var cValue: pw_lb4_reverse_nat {
+    /// The C value.
+    public var cValue: pw_lb4_reverse_nat {
         var v = zeroed(pw_lb4_reverse_nat.self)
         v.address = address.value.bigEndian
         v.port = port.bigEndian
