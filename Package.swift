@@ -103,7 +103,7 @@ let package = Package(
         .target(name: "CBenchBaseline", dependencies: ["CPortwayBPF", "CLibBPF"]),
         .executableTarget(
             name: "portway-bench",
-            dependencies: ["LoadBalancer", "KubeModels", "BPFMaps", "CBenchBaseline"],
+            dependencies: ["LoadBalancer", "KubeModels", "BPFMaps", "CBenchBaseline", "CPortwayBPF"],
             swiftSettings: strict
         ),
         .testTarget(
