@@ -39,6 +39,11 @@ public struct ServiceMapKey: Hashable, Comparable, Sendable, CustomStringConvert
 
     public var description: String { "\(address):\(port)/\(protocolName(proto))" }
 
+    /// The key packed in 64 bits: one hash combine instead of four (the writer hashes keys a lot).
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(UInt64(address.value) << 32 | UInt64(port) << 16 | UInt64(proto) << 8 | UInt64(scope))
+    }
+
     public static func < (lhs: ServiceMapKey, rhs: ServiceMapKey) -> Bool {
         (lhs.address, lhs.port, lhs.proto, lhs.scope) < (rhs.address, rhs.port, rhs.proto, rhs.scope)
     }
@@ -145,6 +150,11 @@ public struct BackendKey: Hashable, Comparable, Sendable, CustomStringConvertibl
         self.address = address
         self.port = port
         self.proto = proto
+    }
+
+    /// The key packed in 64 bits: one hash combine instead of three.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(UInt64(address.value) << 24 | UInt64(port) << 8 | UInt64(proto))
     }
 
     public static func < (lhs: BackendKey, rhs: BackendKey) -> Bool {

@@ -108,6 +108,7 @@ struct WriterCore: ~Copyable {
         let start = ContinuousClock.now
         var lowering = Lowering()
         var wanted: [ServiceMapKey: DesiredService] = [:]
+        wanted.reserveCapacity(state.entries.count)
         for entry in state.entries {
             guard let service = lowering.lower(entry) else { continue }
             guard wanted[service.key] == nil else {
@@ -118,8 +119,9 @@ struct WriterCore: ~Copyable {
         }
         // Everything known is "changed": the desired, the previously desired and whatever the maps hold.
         var changes: [ServiceMapKey: DesiredService?] = [:]
-        for key in desired.keys { changes[key] = .some(nil) }
-        for key in programmed.services.keys { changes[key] = .some(nil) }
+        changes.reserveCapacity(max(wanted.count, programmed.services.count))
+        for key in desired.keys where wanted[key] == nil { changes[key] = .some(nil) }
+        for key in programmed.services.keys where wanted[key] == nil { changes[key] = .some(nil) }
         for (key, service) in wanted { changes[key] = service }
         var summary = reconcile(changes, full: true, isCancelled: isCancelled)
         summary.skipped = lowering.skipped
@@ -225,12 +227,19 @@ struct WriterCore: ~Copyable {
         var summary = SyncSummary()
 
         // The new desired state, and the backends whose desired state may change.
+        // A full sync touches every desired backend: no set needed for that.
         var touched = Set<BackendKey>()
         for (key, new) in changes {
-            if let old = desired[key] { use(old, by: -1, touching: &touched) }
-            if let new { use(new, by: 1, touching: &touched) }
+            if let old = desired[key] {
+                use(old, by: -1)
+                if !full { touched.formUnion(old.slots) }
+            }
+            if let new {
+                use(new, by: 1)
+                if !full { touched.formUnion(new.slots) }
+            }
             desired[key] = new
-            failed[key] = nil
+            if !failed.isEmpty { failed[key] = nil }
         }
 
         // 1. Removed frontends first: frees room for new ones.
@@ -254,13 +263,13 @@ struct WriterCore: ~Copyable {
         let upserts = changes.compactMap { $0.value }
         let plan = planCapacity(upserts, full: full)
         summary.shortfall = plan.shortfall
-        for service in upserts where !plan.admitted.contains(service.key) {
+        for service in upserts where !plan.admits(service.key) {
             failed[service.key] = plan.error
             summary.failures.append(SyncFailure(subject: service.key.description, frontend: service.frontend, error: plan.error ?? .interrupted))
         }
         // Orphans nothing admitted wants: gone now, to make the room the plan counted on.
         for id in unreferenced.sorted() {
-            guard let entry = programmed.backends[id], !plan.neededBackends.contains(entry.key) || backendIDs[entry.key] != id else { continue }
+            guard let entry = programmed.backends[id], !plan.needs(entry.key, backendUse) || backendIDs[entry.key] != id else { continue }
             pruneBackend(id, into: &summary)
         }
         // Reverse-NAT entries no master uses (left by a crash or a rollback): room the plan counted on.
@@ -277,11 +286,13 @@ struct WriterCore: ~Copyable {
         }
 
         // 3. Admitted frontends, each all-or-nothing: first those that do not grow the services map.
-        var order = upserts.filter { plan.admitted.contains($0.key) }
-        order.sort { a, b in
-            let ga = a.serviceEntries > currentEntries(a.key), gb = b.serviceEntries > currentEntries(b.key)
-            return ga != gb ? !ga : a.key < b.key
+        var ranked: [(grows: Bool, key: ServiceMapKey, index: Int)] = []
+        ranked.reserveCapacity(upserts.count)
+        for (i, s) in upserts.enumerated() where plan.admits(s.key) {
+            ranked.append((s.serviceEntries > currentEntries(s.key), s.key, i))
         }
+        ranked.sort { a, b in a.grows != b.grows ? !a.grows : a.key < b.key }
+        let order = ranked.map { upserts[$0.index] }
         var index = 0
         while index < order.count {
             if isCancelled() {
@@ -302,8 +313,10 @@ struct WriterCore: ~Copyable {
             index += 1
         }
 
-        // 4. Backend entries whose desired state changed (active <-> terminating).
-        for bk in touched.sorted() {
+        // 4. Backend entries whose desired state changed (active <-> terminating); in a stable
+        // order when few (the operation logs tests read), as they come when many.
+        let refresh = full ? Array(backendUse.keys) : touched.count <= 1024 ? touched.sorted() : Array(touched)
+        for bk in refresh {
             guard let id = backendIDs[bk], let entry = programmed.backends[id], let state = backendUse[bk]?.state,
                   entry.state != state, refs[id, default: 0] > 0 else { continue }
             var updated = entry
@@ -325,12 +338,16 @@ struct WriterCore: ~Copyable {
     }
 
     /// Adds (`by` 1) or removes (-1) a desired frontend's uses of its backends.
-    mutating func use(_ service: DesiredService, by delta: Int, touching touched: inout Set<BackendKey>) {
+    mutating func use(_ service: DesiredService, by delta: Int) {
+        let active = Int(service.master.count)
         for (i, bk) in service.slots.enumerated() {
+            if delta > 0 {
+                if i < active { backendUse[bk, default: BackendUse()].active += 1 } else { backendUse[bk, default: BackendUse()].terminating += 1 }
+                continue
+            }
             var u = backendUse[bk] ?? BackendUse()
-            if service.isActive(i) { u.active += delta } else { u.terminating += delta }
-            backendUse[bk] = u.active == 0 && u.terminating == 0 ? nil : u
-            touched.insert(bk)
+            if i < active { u.active -= 1 } else { u.terminating -= 1 }
+            backendUse[bk] = u.active <= 0 && u.terminating <= 0 ? nil : u
         }
     }
 
@@ -375,11 +392,15 @@ struct WriterCore: ~Copyable {
     // MARK: capacity
 
     struct CapacityPlan {
-        var admitted = Set<ServiceMapKey>()
-        /// Backends the admitted frontends use.
-        var neededBackends = Set<BackendKey>()
+        /// The admitted frontends; nil: all of them.
+        var admitted: Set<ServiceMapKey>? = nil
+        /// Backends the admitted frontends use; nil: every desired backend.
+        var neededBackends: Set<BackendKey>? = nil
         var shortfall: String?
         var error: BPFMapError?
+
+        func admits(_ key: ServiceMapKey) -> Bool { admitted?.contains(key) ?? true }
+        func needs(_ bk: BackendKey, _ use: [BackendKey: BackendUse]) -> Bool { neededBackends?.contains(bk) ?? (use[bk] != nil) }
     }
 
     /// Decides which upserts fit the maps, whole Services at a time: Services with a programmed
@@ -412,6 +433,16 @@ struct WriterCore: ~Copyable {
             return freed.contains(id)
         }
 
+        // All of it fits (the usual case, and a full sync needs no per-Service work then): in a
+        // full sync every backend is freed first, so the desired backends are what counts.
+        let allServices = upserts.reduce(0) { $0 + $1.serviceEntries }
+        if full, services + allServices <= limits.services, backends + backendUse.count <= limits.backends,
+           revNat + upserts.count <= limits.revNat {
+            return plan
+        }
+
+        plan.admitted = []
+        plan.neededBackends = []
         var groups: [String: [DesiredService]] = [:]
         for s in upserts { groups[s.group, default: []].append(s) }
         let ordered = groups.map { name, members -> (programmed: Bool, name: String, members: [DesiredService]) in
@@ -440,8 +471,8 @@ struct WriterCore: ~Copyable {
                 revNat += need.revNat
                 counted.formUnion(newKeys)
                 for s in group.members {
-                    plan.admitted.insert(s.key)
-                    plan.neededBackends.formUnion(s.slots)
+                    plan.admitted!.insert(s.key)
+                    plan.neededBackends!.formUnion(s.slots)
                 }
             } else {
                 rejected = true
@@ -457,7 +488,7 @@ struct WriterCore: ~Copyable {
                 }
             }
         }
-        guard rejected else { return plan }
+        guard rejected else { return CapacityPlan() }
         var short: [BPFMapError] = []
         if total.services > limits.services { short.append(.doesNotFit(map: MapKind.services.pinName, needed: total.services, maxEntries: UInt32(limits.services), sizeFlag: MapKind.services.sizeFlag)) }
         if total.backends > limits.backends { short.append(.doesNotFit(map: MapKind.backends.pinName, needed: total.backends, maxEntries: UInt32(limits.backends), sizeFlag: MapKind.backends.sizeFlag)) }
@@ -482,7 +513,7 @@ struct WriterCore: ~Copyable {
     }
 
     /// Programs one admitted frontend, recording the outcome.
-    mutating func upsert(_ service: DesiredService, needed: Set<BackendKey>, into summary: inout SyncSummary) {
+    mutating func upsert(_ service: DesiredService, needed: Set<BackendKey>?, into summary: inout SyncSummary) {
         let before = counts
         let existed = programmed.services[service.key]?.master != nil
         do {
@@ -639,7 +670,7 @@ struct WriterCore: ~Copyable {
         var revIDs: [UInt16] = []
         revIDs.reserveCapacity(services.count)
         var backendKeys: [UInt32] = [], backendValues: [pw_lb4_backend] = [], backendEntries: [BackendEntry] = []
-        var scheduled = Set<UInt32>()
+        var scheduled = Set<UInt32>(minimumCapacity: services.count * 2)
         var allocatedBackends: [(BackendKey, UInt32)] = []
         var usable = services.count
         outer: for (n, s) in services.enumerated() {
@@ -677,10 +708,7 @@ struct WriterCore: ~Copyable {
         // Phase 1: backends.
         let b = maps.backends.updateBatch(backendKeys, backendValues)
         syscalls += 1
-        for i in 0..<b.written {
-            if programmed.backends[backendKeys[i]] == nil { unreferenced.insert(backendKeys[i]) }
-            programmed.backends[backendKeys[i]] = backendEntries[i]
-        }
+        for i in 0..<b.written { programmed.backends[backendKeys[i]] = backendEntries[i] }
         record(.backends, updates: b.written)
         var failedPhase = b.error != nil
 
@@ -697,17 +725,30 @@ struct WriterCore: ~Copyable {
             }
             let r = maps.services.updateBatch(keys, values)
             syscalls += 1
+            // Mirror what was written: whole frontends at once (they had no entries), then the rest slot by slot.
             var n = 0
-            mirror: for s in batch {
-                for (i, _) in s.slots.enumerated() {
-                    guard n < r.written else { break mirror }
-                    mirrorSlot(s.key, slot: UInt16(i + 1), backendID: values[n].backend_id)
-                    n += 1
+            for s in batch {
+                guard n < r.written else { break }
+                let written = min(s.slots.count, r.written - n)
+                if written == s.slots.count && programmed.services[s.key] == nil {
+                    var slots: [UInt16: UInt32] = Dictionary(minimumCapacity: written)
+                    for i in 0..<written {
+                        let id = values[n + i].backend_id
+                        slots[UInt16(i + 1)] = id
+                        refs[id, default: 0] += 1
+                    }
+                    programmed.services[s.key] = ServiceEntries(master: nil, slots: slots)
+                    serviceEntryCount += written
+                } else {
+                    for i in 0..<written { mirrorSlot(s.key, slot: UInt16(i + 1), backendID: values[n + i].backend_id) }
                 }
+                n += written
             }
             record(.services, updates: r.written)
             failedPhase = r.error != nil
         }
+        // Backends written that no slot got to point at are orphans.
+        for i in 0..<b.written where refs[backendKeys[i], default: 0] == 0 { unreferenced.insert(backendKeys[i]) }
 
         // Phase 3: reverse NAT.
         if !failedPhase {
@@ -772,7 +813,7 @@ struct WriterCore: ~Copyable {
         let previous = programmed.services[key, default: ServiceEntries()].slots.updateValue(backendID, forKey: slot)
         if let previous { release(previous) } else { serviceEntryCount += 1 }
         refs[backendID, default: 0] += 1
-        unreferenced.remove(backendID)
+        if !unreferenced.isEmpty { unreferenced.remove(backendID) }
     }
 
     /// One slot less points at `id`.
