@@ -5,8 +5,8 @@ import LoadBalancer
 struct DesiredService: Equatable {
     var key: ServiceMapKey
     var frontend: Frontend
-    /// The Service it belongs to ("namespace/name"): capacity is granted per Service, whole.
-    var group: String
+    /// The Service it belongs to: capacity is granted per Service, whole.
+    var group: ServiceName
     /// The master without its rev-NAT ID, which the writer assigns.
     var master: MasterEntry
     /// Backends of slots 1...N: `master.count` active ones, then terminating ones.
@@ -18,6 +18,14 @@ struct DesiredService: Equatable {
 
     /// Entries this frontend takes in the services map: its master and its slots.
     var serviceEntries: Int { 1 + slots.count }
+}
+
+/// A Service's namespace and name, ordered by namespace, then name.
+struct ServiceName: Hashable, Comparable {
+    var namespace: String
+    var name: String
+
+    static func < (a: ServiceName, b: ServiceName) -> Bool { (a.namespace, a.name) < (b.namespace, b.name) }
 }
 
 /// The most endpoints one frontend can have: slot numbers are u16 and slot 0 is the master.
@@ -37,7 +45,10 @@ struct Lowering {
             return nil
         }
         var active: [BackendKey] = [], terminating: [BackendKey] = []
+        active.reserveCapacity(entry.backends.count)
+        // Duplicates are rare and lists short: a linear check up to 16 backends, a set beyond.
         var slotted = Set<BackendKey>()
+        let small = entry.backends.count <= 16
         for backend in entry.backends {
             guard let v4 = backend.address.ipv4 else {
                 skipped.append("\(entry.frontend) backend \(backend.address): only IPv4 backends are programmed")
@@ -46,7 +57,11 @@ struct Lowering {
             // Quarantined and maintenance backends get no slot: the datapath never picks them.
             guard backend.state == .active || backend.state == .terminating else { continue }
             let bk = BackendKey(address: v4, port: backend.port, proto: backend.proto.ipProtocolNumber)
-            guard slotted.insert(bk).inserted else { continue }
+            if small {
+                guard !active.contains(bk) && !terminating.contains(bk) else { continue }
+            } else {
+                guard slotted.insert(bk).inserted else { continue }
+            }
             if backend.state == .active { active.append(bk) } else { terminating.append(bk) }
         }
         var flags: UInt8 = 0
@@ -76,7 +91,7 @@ struct Lowering {
             count: UInt16(active.count), qcount: UInt16(terminating.count), revNatID: 0,
             flags: flags, flags2: flags2, union: union)
         return DesiredService(
-            key: key, frontend: entry.frontend, group: "\(entry.service.namespace)/\(entry.service.name)", master: master,
+            key: key, frontend: entry.frontend, group: ServiceName(namespace: entry.service.namespace, name: entry.service.name), master: master,
             slots: active + terminating, revNat: RevNatEntry(address: key.address, port: key.port))
     }
 }

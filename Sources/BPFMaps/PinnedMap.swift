@@ -73,11 +73,12 @@ public final class PinnedMap: MapOperations {
 let ENOTSUPP: Int32 = 524
 
 /// A zero-filled value of a plain C struct (padding included), so keys compare bytewise in the kernel.
+/// (On the stack: the writer makes one per entry.)
 func zeroed<T>(_: T.Type) -> T {
-    let raw = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<T>.size, alignment: MemoryLayout<T>.alignment)
-    defer { raw.deallocate() }
-    raw.initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<T>.size)
-    return raw.load(as: T.self)
+    withUnsafeTemporaryAllocation(byteCount: MemoryLayout<T>.size, alignment: MemoryLayout<T>.alignment) { raw in
+        raw.initializeMemory(as: UInt8.self, repeating: 0)
+        return raw.load(as: T.self)
+    }
 }
 
 func bytes<T>(of value: T) -> [UInt8] {

@@ -110,20 +110,22 @@ struct WriterCore: ~Copyable {
         var wanted: [ServiceMapKey: DesiredService] = [:]
         wanted.reserveCapacity(state.entries.count)
         for entry in state.entries {
-            guard let service = lowering.lower(entry) else { continue }
-            guard wanted[service.key] == nil else {
+            if let key = ServiceMapKey(entry.frontend), wanted[key] != nil {
                 lowering.skipped.append("\(entry.frontend): duplicate frontend, the first entry wins")
                 continue
             }
+            guard let service = lowering.lower(entry) else { continue }
             wanted[service.key] = service
         }
-        // Everything known is "changed": the desired, the previously desired and whatever the maps hold.
-        var changes: [ServiceMapKey: DesiredService?] = [:]
-        changes.reserveCapacity(max(wanted.count, programmed.services.count))
-        for key in desired.keys where wanted[key] == nil { changes[key] = .some(nil) }
-        for key in programmed.services.keys where wanted[key] == nil { changes[key] = .some(nil) }
-        for (key, service) in wanted { changes[key] = service }
-        var summary = reconcile(changes, full: true, isCancelled: isCancelled)
+        // The desired state is replaced as a whole: the backend uses are counted afresh.
+        let removals = programmed.services.keys.filter { wanted[$0] == nil }.sorted()
+        for key in desired.keys where wanted[key] == nil && programmed.services[key] == nil { releaseRevNatID(of: key) }
+        desired = wanted
+        failed = [:]
+        backendUse = [:]
+        backendUse.reserveCapacity(wanted.count * 2)
+        for service in wanted.values { use(service, by: 1) }
+        var summary = reconcile(removals: removals, upserts: Array(wanted.values), touched: nil, isCancelled: isCancelled)
         summary.skipped = lowering.skipped
         summary.warnings = lowering.warnings
         summary.duration = ContinuousClock.now - start
@@ -146,7 +148,7 @@ struct WriterCore: ~Copyable {
                 changes[key] = .some(nil)
             }
         }
-        var summary = reconcile(changes, full: false, isCancelled: isCancelled)
+        var summary = reconcileChanges(changes, isCancelled: isCancelled)
         summary.skipped = lowering.skipped
         summary.warnings = lowering.warnings
         summary.duration = ContinuousClock.now - start
@@ -157,7 +159,7 @@ struct WriterCore: ~Copyable {
         let start = ContinuousClock.now
         var changes: [ServiceMapKey: DesiredService?] = [:]
         for key in failed.keys { changes[key] = .some(desired[key]) }
-        var summary = reconcile(changes, full: false, isCancelled: isCancelled)
+        var summary = reconcileChanges(changes, isCancelled: isCancelled)
         summary.duration = ContinuousClock.now - start
         return summary
     }
@@ -219,31 +221,48 @@ struct WriterCore: ~Copyable {
 
     // MARK: reconcile
 
-    /// Makes the frontends of `changes` what they say (nil: removed), leaving all others alone;
-    /// `full` also prunes reverse-NAT entries no master uses.
-    mutating func reconcile(_ changes: [ServiceMapKey: DesiredService?], full: Bool, isCancelled: () -> Bool) -> SyncSummary {
+    /// Makes the frontends of `changes` what they say (nil: removed), leaving all others alone.
+    mutating func reconcileChanges(_ changes: [ServiceMapKey: DesiredService?], isCancelled: () -> Bool) -> SyncSummary {
+        // The new desired state, and the backends whose desired state may change.
+        var touched = Set<BackendKey>()
+        var removals: [ServiceMapKey] = [], upserts: [DesiredService] = []
+        for (key, new) in changes {
+            if let old = desired[key] {
+                use(old, by: -1)
+                touched.formUnion(old.slots)
+            }
+            if let new {
+                use(new, by: 1)
+                touched.formUnion(new.slots)
+                upserts.append(new)
+            } else if programmed.services[key] != nil {
+                removals.append(key)
+            } else {
+                releaseRevNatID(of: key)
+            }
+            desired[key] = new
+            failed[key] = nil
+        }
+        return reconcile(removals: removals.sorted(), upserts: upserts, touched: touched, isCancelled: isCancelled)
+    }
+
+    /// A reverse-NAT ID held for a frontend that has no entries left (a rollback left none) is free.
+    mutating func releaseRevNatID(of key: ServiceMapKey) {
+        if let id = revNatIDs.removeValue(forKey: key), programmed.reverseNAT[id] == nil { revNatAllocator.release(UInt32(id)) }
+    }
+
+    /// Removes `removals`, then programs `upserts` (already in `desired`, with their backend uses
+    /// counted). `touched`: backends whose desired state may have changed; nil for a full sync,
+    /// which writes every desired frontend (and so checks every backend) and prunes strays.
+    mutating func reconcile(
+        removals: [ServiceMapKey], upserts: [DesiredService], touched: Set<BackendKey>?, isCancelled: () -> Bool
+    ) -> SyncSummary {
+        let full = touched == nil
         counts = [:]
         syscalls = 0
         var summary = SyncSummary()
 
-        // The new desired state, and the backends whose desired state may change.
-        // A full sync touches every desired backend: no set needed for that.
-        var touched = Set<BackendKey>()
-        for (key, new) in changes {
-            if let old = desired[key] {
-                use(old, by: -1)
-                if !full { touched.formUnion(old.slots) }
-            }
-            if let new {
-                use(new, by: 1)
-                if !full { touched.formUnion(new.slots) }
-            }
-            desired[key] = new
-            if !failed.isEmpty { failed[key] = nil }
-        }
-
         // 1. Removed frontends first: frees room for new ones.
-        let removals = changes.compactMap { key, new in new == nil && programmed.services[key] != nil ? key : nil }.sorted()
         for key in removals {
             let hadMaster = programmed.services[key]?.master != nil
             do {
@@ -254,13 +273,8 @@ struct WriterCore: ~Copyable {
             }
             pruneNewlyUnreferenced(keeping: nil)
         }
-        // Reverse-NAT IDs of frontends that are gone without entries (a rollback left none).
-        for (key, new) in changes where new == nil && programmed.services[key] == nil {
-            if let id = revNatIDs.removeValue(forKey: key), programmed.reverseNAT[id] == nil { revNatAllocator.release(UInt32(id)) }
-        }
 
         // 2. Capacity: which upserts fit, whole Services in a stable order.
-        let upserts = changes.compactMap { $0.value }
         let plan = planCapacity(upserts, full: full)
         summary.shortfall = plan.shortfall
         for service in upserts where !plan.admits(service.key) {
@@ -313,16 +327,18 @@ struct WriterCore: ~Copyable {
             index += 1
         }
 
-        // 4. Backend entries whose desired state changed (active <-> terminating); in a stable
-        // order when few (the operation logs tests read), as they come when many.
-        let refresh = full ? Array(backendUse.keys) : touched.count <= 1024 ? touched.sorted() : Array(touched)
-        for bk in refresh {
-            guard let id = backendIDs[bk], let entry = programmed.backends[id], let state = backendUse[bk]?.state,
-                  entry.state != state, refs[id, default: 0] > 0 else { continue }
-            var updated = entry
-            updated.state = state
-            do { try writeBackend(id, updated) } catch {
-                summary.failures.append(SyncFailure(subject: "backend \(bk) state", error: error))
+        // 4. Backend entries whose desired state changed (active <-> terminating) while their
+        // frontends did not; in a stable order when few (the operation logs tests read). A full
+        // sync wrote every desired frontend, checking each backend on the way.
+        if let touched {
+            for bk in touched.count <= 1024 ? touched.sorted() : Array(touched) {
+                guard let id = backendIDs[bk], let entry = programmed.backends[id], let state = backendUse[bk]?.state,
+                      entry.state != state, refs[id, default: 0] > 0 else { continue }
+                var updated = entry
+                updated.state = state
+                do { try writeBackend(id, updated) } catch {
+                    summary.failures.append(SyncFailure(subject: "backend \(bk) state", error: error))
+                }
             }
         }
 
@@ -443,9 +459,9 @@ struct WriterCore: ~Copyable {
 
         plan.admitted = []
         plan.neededBackends = []
-        var groups: [String: [DesiredService]] = [:]
+        var groups: [ServiceName: [DesiredService]] = [:]
         for s in upserts { groups[s.group, default: []].append(s) }
-        let ordered = groups.map { name, members -> (programmed: Bool, name: String, members: [DesiredService]) in
+        let ordered = groups.map { name, members -> (programmed: Bool, name: ServiceName, members: [DesiredService]) in
             (members.contains { programmed.services[$0.key]?.master != nil }, name, members)
         }.sorted { a, b in a.programmed != b.programmed ? a.programmed : a.name < b.name }
 

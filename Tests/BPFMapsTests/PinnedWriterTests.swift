@@ -56,19 +56,27 @@ struct PinnedWriterTests {
     @Test("a second process cannot take the pin directory while a writer holds it; the message names its PID")
     func writerLock() throws {
         try withBPFFS { fs in
-            try BPFFS.prepare(fs.directory)
+            // The pins exist (made by a writer that is gone again).
+            do { _ = try fs.maps() }
             let holder = Process()
             holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
-            holder.arguments = ["-x", fs.directory, "sleep", "30"]
+            // -o: only flock itself holds the lock, not its child; the child (cat) ends when we close its stdin.
+            holder.arguments = ["-o", "-x", fs.directory, "cat"]
+            let stdin = Pipe()
+            holder.standardInput = stdin
             guard FileManager.default.isExecutableFile(atPath: "/usr/bin/flock") else {
                 print("writerLock: /usr/bin/flock (util-linux) is missing; skipped")
                 return
             }
             try holder.run()
-            defer {
-                holder.terminate()
+            var released = false
+            func release() {
+                guard !released else { return }
+                released = true
+                try? stdin.fileHandleForWriting.close()
                 holder.waitUntilExit()
             }
+            defer { release() }
             // Wait until the child holds the lock (it blocks while we hold it in a probe).
             var refused: BPFMapError?
             for _ in 0..<250 {
@@ -86,8 +94,7 @@ struct PinnedWriterTests {
             #expect(error.description.contains("another --bpffs"))
             // Reading takes no lock.
             #expect(try MapSet.openExisting(bpffs: fs.directory).holdsWriterLock == false)
-            holder.terminate()
-            holder.waitUntilExit()
+            release()
             #expect(try fs.maps().holdsWriterLock)
         }
     }
