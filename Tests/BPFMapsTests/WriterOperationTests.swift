@@ -196,6 +196,33 @@ struct WriterOperationTests {
         #expect(try m.state == m.writer.programmed)
     }
 
+    @Test("apply plans capacity from the change alone: a new Service that does not fit fails whole, and fits once room is made")
+    func capacityIncremental() throws {
+        var sizes = BPFFSFixture.smallSizes
+        sizes[.backends] = 6
+        let m = try LoggedMaps(sizes: sizes)
+        let a = entry("10.0.0.1", 80, name: "a", backends: (1...3).map { backend("10.1.0.\($0)") })
+        let b = entry("10.0.0.2", 80, name: "b", backends: (4...6).map { backend("10.1.0.\($0)") })
+        _ = m.writer.apply([a.frontend: a, b.frontend: b])
+        _ = m.take()
+        // c and c2 (one Service) need 2 new backends; the map holds 6, all used.
+        let c = entry("10.0.0.3", 80, name: "c", backends: [backend("10.1.0.1"), backend("10.1.0.7")])
+        let c2 = entry("10.0.0.3", 81, name: "c", backends: [backend("10.1.0.8")])
+        let full = m.writer.apply([c.frontend: c, c2.frontend: c2])
+        #expect(full.shortfall == "pw_lb4_backends needs 8 entries, has 6: raise --backend-map-size")
+        #expect(Set(full.failures.compactMap(\.frontend)) == [c.frontend, c2.frontend])
+        #expect(m.take().isEmpty, "nothing written for a Service that does not fit")
+        // Replacing b's backends by shared ones frees room within the same change plan.
+        var b2 = b
+        b2.backends = [backend("10.1.0.1")]
+        let freed = m.writer.apply([b2.frontend: b2])
+        #expect(freed.failures.isEmpty && freed[.backends].deletes == 3)
+        let retry = m.writer.retryFailed()
+        #expect(retry.failures.isEmpty && retry.added == 2 && retry.shortfall == nil)
+        #expect(try LogicalListing(m.maps).problems.isEmpty)
+        #expect(try LogicalListing(m.maps).frontends.count == 4)
+    }
+
     @Test("more than 65,534 endpoints on one frontend: the first 65,534 are programmed and the summary warns")
     func tooManyEndpoints() throws {
         let sizes = MapSizes([.services: 70_000, .backends: 70_000])
