@@ -125,7 +125,7 @@ let package = Package(
         .target(name: "CBenchBaseline", dependencies: ["CPortwayBPF", "CLibBPF"]),
         .executableTarget(
             name: "portway-bench",
-            dependencies: ["LoadBalancer", "KubeModels", "BPFMaps", "CBenchBaseline"],
+            dependencies: ["LoadBalancer", "KubeModels", "BPFMaps", "CBenchBaseline", "CPortwayBPF"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -149,7 +149,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BPFMapsTests",
-            dependencies: ["BPFMaps", "LoadBalancer", "CPortwayBPF"],
+            dependencies: ["BPFMaps", "LoadBalancer", "CPortwayBPF", "CLibBPF"],
             swiftSettings: strict
         ),
         .testTarget(

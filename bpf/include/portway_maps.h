@@ -19,9 +19,11 @@
 #define PW_MAP_SNAT       "pw_snat4"
 #define PW_MAP_SOCK_REVNAT "pw_sock4_revnat" /* socket-LB: (socket, backend) -> frontend; created by the loader */
 
-/* Default sizes (overridable by agent flags; the BPF object is resized before load). */
-#define PW_DEFAULT_SERVICE_MAP_SIZE  65536
-#define PW_DEFAULT_BACKEND_MAP_SIZE  65536
+/* Default sizes (overridable by agent flags; the BPF object is resized before load). The services
+ * and backends maps hold a cluster of 10,000 Services x 10 endpoints (110,002 entries) with room
+ * to spare, for about 46 MiB of kernel memory; see docs/OPERATING.md for the arithmetic. */
+#define PW_DEFAULT_SERVICE_MAP_SIZE  262144
+#define PW_DEFAULT_BACKEND_MAP_SIZE  262144
 #define PW_DEFAULT_REVNAT_MAP_SIZE   65536
 #define PW_DEFAULT_AFFINITY_MAP_SIZE 65536
 #define PW_DEFAULT_CT_MAP_SIZE       262144
