@@ -5,9 +5,9 @@ BPF_CLANG ?= clang
 BPF_OUT := bpf/out
 BPF_SRCS := $(wildcard bpf/progs/*.c)
 BPF_OBJS := $(patsubst bpf/progs/%.c,$(BPF_OUT)/%.o,$(BPF_SRCS))
-APT_PACKAGES := libcurl4-openssl-dev libbpf-dev libelf-dev zlib1g-dev pkg-config clang llvm bpftool iproute2 iputils-ping netcat-openbsd python3 openssl curl etcd-server xz-utils
+APT_PACKAGES := libcurl4-openssl-dev libbpf-dev libelf-dev zlib1g-dev pkg-config clang llvm bpftool iproute2 iputils-ping netcat-openbsd python3 openssl curl etcd-server xz-utils nftables wrk iptables nginx-light
 
-.PHONY: deps build bpf test envtest e2e demo bench fmt clean
+.PHONY: deps build bpf test envtest e2e demo bench fuzz fmt clean
 
 # The real control plane (kube-apiserver, kube-controller-manager, etcd) for the envtest and e2e
 # suites: KUBEBUILDER_ASSETS when set, else ../shared/kube/assets.sh when it exists. Without
@@ -61,8 +61,13 @@ demo: build
 bench: build
 	./scripts/bench.sh
 
+## fuzz: each libFuzzer target for FUZZ_SECONDS (default 60) seconds; `make test` replays the corpus
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) SWIFT=$(SWIFT) ./scripts/fuzz.sh
+
 fmt:
 	@if $(SWIFT) format --version >/dev/null 2>&1; then $(SWIFT) format --in-place --recursive Sources Tests Package.swift; else echo "swift format not available"; fi
 
 clean:
-	rm -rf .build $(BPF_OUT)
+	rm -rf .build .build-fuzz $(BPF_OUT)

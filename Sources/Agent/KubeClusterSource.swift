@@ -117,7 +117,7 @@ extension KubeClusterSource {
                 switch state {
                 case .backingOff(let next, let delay, let reason):
                     troubled.set(resource, true)
-                    logger.warning("\(resource): \(reason); retrying (\(next == .relist ? "relist" : "watch")) in \(delay)")
+                    logger.warning("\(resource): \(reason); retrying (\(next == .relist ? "relist" : "watch")) in \(delay.shortDescription)")
                 case .watching:
                     if troubled.set(resource, false) { logger.notice("\(resource): watching again") }
                 case .relisting:

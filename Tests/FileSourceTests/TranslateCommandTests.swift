@@ -122,7 +122,7 @@ import Testing
         192.0.2.10:30080/TCP (3)  10.244.2.12:8080/TCP (-) (3) [terminating]
 
         """)
-        #expect(output.stderr == "note: 3 object(s) of kinds not translated were ignored (Gateway, GatewayClass, HTTPRoute)\n")
+        #expect(output.stderr == "")
     }
 
     @Test(.enabled(if: recordedObjectsPresent, "needs ../shared/k8s-api-traces/objs.yaml")) func recordedObjectsWithTheEndpointsSource() throws {
