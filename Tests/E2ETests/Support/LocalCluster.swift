@@ -378,10 +378,29 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
                 try await Task.sleep(for: .milliseconds(100))
             }
         }
+        // Like a preStop hook that waits for the node proxies: the pod drains until no node's maps
+        // hold it as an active backend any more (and at least `grace`), so zero failed requests do
+        // not depend on how fast a loaded machine runs the agents.
+        if let ip = pods[name]?.ip { try await waitUntilNotActive(ip) }
         let left = grace - (ContinuousClock.now - start)
         if left > .zero { try await Task.sleep(for: left) }
         try await removePod(name)
         try await api("DELETE", path, ["apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0], allow: [404])
+    }
+
+    /// Waits until no node's pinned maps list `ip` as an active backend (`portway bpf lb list`).
+    func waitUntilNotActive(_ ip: String, timeout: Duration = .seconds(60)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        let binary = E2EPrerequisites.portwayBinary!
+        for node in nodes {
+            while true {
+                let table = try await onDedicatedThread { try run([binary, "bpf", "lb", "list", "--bpffs", node.bpffs]) }
+                let active = table.split(separator: "\n").contains { $0.contains(" \(ip):") && !$0.contains("[terminating]") }
+                if !active { break }
+                guard ContinuousClock.now < deadline else { throw E2EError("\(node.name) still has \(ip) as an active backend after \(timeout)") }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
     }
 
     /// The conditions of the endpoint with `ip` in this namespace's EndpointSlices (nil: none yet).
