@@ -729,6 +729,8 @@ struct WriterCore: ~Copyable {
         var failedPhase = b.error != nil
 
         // Phase 2: slots.
+        let slotsTotal = batch.reduce(0) { $0 + $1.slots.count }
+        var slotsWritten = 0
         if !failedPhase {
             var keys: [pw_lb4_key] = [], values: [pw_lb4_service] = []
             for s in batch {
@@ -741,6 +743,7 @@ struct WriterCore: ~Copyable {
             }
             let r = maps.services.updateBatch(keys, values)
             syscalls += 1
+            slotsWritten = r.written
             // Mirror what was written: whole frontends at once (they had no entries), then the rest slot by slot.
             var n = 0
             for s in batch {
@@ -763,8 +766,10 @@ struct WriterCore: ~Copyable {
             record(.services, updates: r.written)
             failedPhase = r.error != nil
         }
-        // Backends written that no slot got to point at are orphans.
-        for i in 0..<b.written where refs[backendKeys[i], default: 0] == 0 { unreferenced.insert(backendKeys[i]) }
+        // Backends written that no slot got to point at are orphans (none when every slot was written).
+        if slotsWritten < slotsTotal || usable < services.count {
+            for i in 0..<b.written where refs[backendKeys[i], default: 0] == 0 { unreferenced.insert(backendKeys[i]) }
+        }
 
         // Phase 3: reverse NAT.
         if !failedPhase {
@@ -806,7 +811,7 @@ struct WriterCore: ~Copyable {
             leftovers.append(s)
         }
         // Backend IDs allocated but never written are free again.
-        for (bk, id) in allocatedBackends where programmed.backends[id] == nil {
+        for (bk, id) in allocatedBackends where b.written < backendKeys.count && programmed.backends[id] == nil {
             if backendIDs[bk] == id { backendIDs[bk] = nil }
             backendAllocator.release(id)
         }
