@@ -696,9 +696,11 @@ struct WriterCore: ~Copyable {
             for bk in s.slots {
                 let state = backendUse[bk]?.state ?? UInt8(PW_BACKEND_ACTIVE)
                 let id: UInt32
+                var fresh = false
                 if let existing = backendIDs[bk] {
                     id = existing
                 } else {
+                    fresh = true
                     guard let allocated = backendAllocator.allocate() else {
                         revNatIDs[s.key] = nil
                         revNatAllocator.release(rev)
@@ -711,7 +713,8 @@ struct WriterCore: ~Copyable {
                     allocatedBackends.append((bk, id))
                 }
                 let entry = BackendEntry(address: bk.address, port: bk.port, proto: bk.proto, state: state)
-                if programmed.backends[id] != entry, scheduled.insert(id).inserted {
+                // A freshly allocated ID is new to the maps and to this chunk: no checks needed.
+                if fresh || (programmed.backends[id] != entry && scheduled.insert(id).inserted) {
                     backendKeys.append(id)
                     backendValues.append(entry.cValue)
                     backendEntries.append(entry)
