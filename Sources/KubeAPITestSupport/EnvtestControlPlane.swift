@@ -25,6 +25,8 @@ public final class EnvtestControlPlane: @unchecked Sendable {
     private var controllerManager: Process?
     /// Running API servers by port.
     private var apiServers: [Int: Process] = [:]
+    /// Kills the control plane if the test process dies without `stop()`.
+    private let reaper: Reaper
     /// Notes for the test log (e.g. CRDs installed without validation rules).
     public private(set) var notes: [String] = []
 
@@ -98,6 +100,7 @@ public final class EnvtestControlPlane: @unchecked Sendable {
         self.assets = assets
         certificates = try TestCertificates.generate()
         directory = certificates.directory
+        reaper = try Reaper(directory: directory)
         port = try Self.freePort()
         etcdPort = try Self.freePort()
         let peerPort = try Self.freePort()
@@ -115,6 +118,7 @@ public final class EnvtestControlPlane: @unchecked Sendable {
                 "--initial-advertise-peer-urls", "http://127.0.0.1:\(peerPort)", "--initial-cluster", "default=http://127.0.0.1:\(peerPort)",
                 "--unsafe-no-fsync=true",
             ], log: "\(directory)/etcd.log")
+            etcd.map { reaper.register(pid: $0.processIdentifier) }
             try launchAPIServer(port: port)
             if let crdDirectory { try installCRDs(from: crdDirectory) }
             if controllerManager { try launchControllerManager() }
@@ -183,6 +187,7 @@ public final class EnvtestControlPlane: @unchecked Sendable {
             "--service-cluster-ip-range", "10.96.0.0/16", "--allow-privileged=true", "--cert-dir", "\(directory)/certs-\(port)",
             "--disable-admission-plugins", "ServiceAccount",
         ], log: "\(directory)/kube-apiserver-\(port).log")
+        reaper.register(pid: p.processIdentifier)
         lock.withLock { apiServers[port] = p }
         try waitReady(port: port, process: p)
     }
@@ -199,6 +204,7 @@ public final class EnvtestControlPlane: @unchecked Sendable {
             "--leader-elect=false", "--secure-port=0", "--concurrent-service-endpoint-syncs=5",
             "--endpointslice-updates-batch-period=0s", "--endpoint-updates-batch-period=0s",
         ], log: "\(directory)/kube-controller-manager.log")
+        reaper.register(pid: p.processIdentifier)
         lock.withLock { controllerManager = p }
         Thread.sleep(forTimeInterval: 0.5)
         guard p.isRunning else {

@@ -57,7 +57,7 @@ struct LocalClusterTests {
             for path in ["/api/v1/services", "/apis/discovery.k8s.io/v1/endpointslices", "/api/v1/nodes?fieldSelector=metadata.name%3Dnode-a", "/api/v1/namespaces"] {
                 #expect(try await cluster.statusAsAgent(path) == 200, "\(path)")
             }
-            for path in ["/api/v1/namespaces/e2e/pods", "/api/v1/configmaps", "/apis/apps/v1/deployments"] {
+            for path in ["/api/v1/secrets", "/api/v1/namespaces/e2e/pods", "/api/v1/configmaps", "/apis/apps/v1/deployments"] {
                 #expect(try await cluster.statusAsAgent(path) == 403, "\(path)")
             }
             try expectNoRBACTrouble(cluster)

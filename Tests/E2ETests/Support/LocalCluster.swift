@@ -111,6 +111,8 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
     private(set) var agents: [String: Child] = [:]
     private var agentToken = ""
     private var netnsList: [String] = []
+    /// Removes processes, namespaces and pins if the test process dies without `tearDown()`.
+    private var reaper: Reaper?
     private var children: [Child] = []
     private var nextPodHost: [String: Int] = [:]
     private var vethCounter = 0
@@ -140,6 +142,8 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
     private func build(nodeNames: [String]) async throws {
         if let missing = E2EPrerequisites.missing { throw E2EError("cannot run the local cluster: \(missing)") }
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        let work = self.work
+        reaper = try await onDedicatedThread { try Reaper(directory: work) }
         for (name, text) in [("pod.py", Scripts.pod), ("client.py", Scripts.client), ("fwd.py", Scripts.forwarder)] {
             try text.write(toFile: "\(work)/\(name)", atomically: true, encoding: .utf8)
         }
@@ -154,6 +158,7 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
             NodeInfo(name: name, ip: "192.0.2.\(i + 1)", podSubnet: "10.244.\(i + 1)", netns: "\(prefix)-\(name)", bpffs: "/sys/fs/bpf/\(prefix)-\(name)")
         }
         self.nodes = nodes
+        for node in nodes { reaper?.register(path: node.bpffs) }
         let apiPort = plane.port
         try await onDedicatedThread { try self.buildNetwork(apiPort: apiPort) }
         for node in nodes {
@@ -233,6 +238,7 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
     private func netns(_ name: String) throws -> String {
         let full = "\(prefix)-\(name)"
         try run(["ip", "netns", "add", full])
+        reaper?.register(netns: full)
         netnsList.append(full)
         try run(["ip", "-n", full, "link", "set", "lo", "up"])
         return full
@@ -251,6 +257,7 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
     /// A process in a namespace (nsenter keeps the host's /sys/fs/bpf, which `ip netns exec` hides).
     private func spawn(in ns: String?, _ args: [String], log: String? = nil) throws -> Child {
         let child = try Child((ns.map { ["nsenter", "--net=/var/run/netns/\($0)"] } ?? []) + args, stderrLog: log)
+        reaper?.register(pid: child.process.processIdentifier)
         children.append(child)
         return child
     }
@@ -486,6 +493,7 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
         for node in nodes { _ = try? run(["rm", "-rf", node.bpffs], allowFailure: true) }
         guard let plane else { return }  // already torn down
         plane.stop()
+        reaper?.disarm()
         self.plane = nil
         if ProcessInfo.processInfo.environment["PORTWAY_E2E_KEEP_LOGS"] == nil {
             try? FileManager.default.removeItem(atPath: work)
