@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Where the bearer token comes from.
 public enum CredentialSource: Sendable {
@@ -20,7 +21,7 @@ public final class Credentials: Sendable {
         var token: String
         var expires: ContinuousClock.Instant?
     }
-    private let cache = Locked<Cached?>(nil)
+    private let cache = Mutex<Cached?>(nil)
 
     public init(_ source: CredentialSource, fileRefresh: Duration = .seconds(60)) {
         self.source = source

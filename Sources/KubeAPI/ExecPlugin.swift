@@ -81,17 +81,17 @@ public struct ExecPlugin: Sendable, Hashable {
         process.standardInput = FileHandle.nullDevice
         do { try process.run() } catch { throw ConfigError("exec plugin \(command): cannot start: \(error)") }
         // Drain stderr on its own thread so a chatty plugin cannot block on a full pipe while we read stdout.
-        let errData = Locked(Data())
+        let errData = LockedBox(Data())
         let errDone = DispatchSemaphore(value: 0)
         let errHandle = stderr.fileHandleForReading
         Thread {
             let data = errHandle.readDataToEndOfFile()
-            errData.withLock { $0 = data }
+            errData.value.withLock { $0 = data }
             errDone.signal()
         }.start()
         let out = stdout.fileHandleForReading.readDataToEndOfFile()
         errDone.wait()
-        let err = errData.withLock { $0 }
+        let err = errData.value.withLock { $0 }
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
             let message = String(decoding: err, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)

@@ -22,11 +22,12 @@ public struct WatchOptions: Sendable {
 }
 
 extension KubeClient {
-    /// Watches a resource: a stream of events decoded line by line. The stream finishes when the
-    /// server ends the watch (its timeout); it throws `KubeAPIError` for a non-200 answer (e.g. HTTP
-    /// 410) or a broken connection. ERROR events are delivered as `.error(Status)`. Cancelling the
-    /// consuming task closes the connection.
-    public func watch<R: KubeResource>(_ type: R.Type, options: WatchOptions) -> AsyncThrowingStream<WatchEvent<R>, any Error> {
+    /// Watches a resource: a sequence of events decoded line by line, read from the connection only
+    /// as fast as the consumer takes them (a slow consumer pauses the transfer; nothing piles up in
+    /// memory). It ends when the server ends the watch (its timeout); it throws `KubeAPIError` for a
+    /// non-200 answer (e.g. HTTP 410) or a broken connection. ERROR events are delivered as
+    /// `.error(Status)`. Cancelling the consuming task (or dropping the iterator) closes the connection.
+    public func watch<R: KubeResource>(_ type: R.Type, options: WatchOptions) -> WatchEventStream<R> {
         let what = RequestDescription(verb: "watch", resource: R.resource, namespace: options.list.namespace)
         let q = Self.query([
             ("watch", "true"), ("allowWatchBookmarks", options.allowBookmarks ? "true" : nil),
@@ -36,53 +37,78 @@ extension KubeClient {
         ])
         let path = Self.path(R.resource, namespace: options.list.namespace) + q
         let timeout = Duration.seconds(options.timeoutSeconds) + options.stallMargin
-        let (stream, continuation) = AsyncThrowingStream<WatchEvent<R>, any Error>.makeStream()
-        let task = Task {
-            do {
-                let req = try await request(method: "GET", path: path, timeout: timeout)
-                try await Self.pump(transport.stream(req), into: continuation, what: what, credentials: config.credentials)
-                continuation.finish()
-            } catch let error as TransportError {
-                continuation.finish(throwing: KubeAPIError(kind: .transport(error), request: what))
-            } catch {
-                continuation.finish(throwing: error)
-            }
+        return WatchEventStream(what: what, credentials: config.credentials) { [self] in
+            transport.stream(try await request(method: "GET", path: path, timeout: timeout))
         }
-        continuation.onTermination = { _ in task.cancel() }
-        return stream
     }
+}
 
-    private static func pump<R: KubeResource>(
-        _ parts: AsyncThrowingStream<HTTPStreamPart, any Error>, into out: AsyncThrowingStream<WatchEvent<R>, any Error>.Continuation,
-        what: RequestDescription, credentials: Credentials
-    ) async throws {
+/// The events of one watch request (see `KubeClient.watch`).
+public struct WatchEventStream<R: KubeResource>: AsyncSequence, Sendable {
+    public typealias Element = WatchEvent<R>
+    let what: RequestDescription
+    let credentials: Credentials
+    let start: @Sendable () async throws -> HTTPPartStream
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(stream: self) }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let stream: WatchEventStream
+        var parts: HTTPPartStream.AsyncIterator?
         var status = 0
         var errorBody = Data()
         var splitter = LineSplitter()
+        var ready: [[UInt8]] = []
+        var nextReady = 0
+        var finished = false
         let decoder = JSONDecoder()
-        func emit(_ line: [UInt8]) throws {
-            do {
-                out.yield(try decodeWatchEvent(R.self, line: line, decoder: decoder))
-            } catch {
-                throw KubeAPIError(kind: .decoding("watch event: \(error)"), request: what)
-            }
-        }
-        for try await part in parts {
-            switch part {
-            case .head(let code, _): status = code
-            case .data(let data):
-                if status != 200 {
-                    errorBody.append(data)
-                    continue
+
+        init(stream: WatchEventStream) { self.stream = stream }
+
+        public mutating func next() async throws -> WatchEvent<R>? {
+            while true {
+                if nextReady < ready.count {
+                    defer { nextReady += 1 }
+                    return try decode(ready[nextReady])
                 }
-                for line in try splitter.append(data) { try emit(line) }
+                ready = []
+                nextReady = 0
+                if finished { return nil }
+                do {
+                    if parts == nil { parts = try await stream.start().makeAsyncIterator() }
+                    guard let part = try await parts!.next() else {
+                        finished = true
+                        parts = nil
+                        if status != 200 {
+                            if status == 401 { stream.credentials.invalidate() }
+                            throw KubeAPIError.fromResponse(code: status, body: errorBody, request: stream.what)
+                        }
+                        if let rest = splitter.finish() { ready = [rest] }
+                        continue
+                    }
+                    switch part {
+                    case .head(let code, _): status = code
+                    case .data(let data):
+                        if status != 200 {
+                            errorBody.append(data)
+                        } else {
+                            ready = try splitter.append(data)
+                        }
+                    }
+                } catch let error as TransportError {
+                    finished = true
+                    throw KubeAPIError(kind: .transport(error), request: stream.what)
+                }
             }
         }
-        if status != 200 {
-            if status == 401 { credentials.invalidate() }
-            throw KubeAPIError.fromResponse(code: status, body: errorBody, request: what)
+
+        private func decode(_ line: [UInt8]) throws -> WatchEvent<R> {
+            do {
+                return try decodeWatchEvent(R.self, line: line, decoder: decoder)
+            } catch {
+                throw KubeAPIError(kind: .decoding("watch event: \(error)"), request: stream.what)
+            }
         }
-        if let rest = splitter.finish() { try emit(rest) }
     }
 }
 

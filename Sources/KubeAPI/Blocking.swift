@@ -1,18 +1,10 @@
 import Foundation
+import Synchronization
 
-/// A value behind a lock, for state shared between the curl thread, informer tasks and readers.
-final class Locked<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-
-    init(_ value: Value) { self.value = value }
-
-    @discardableResult
-    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(&value)
-    }
+/// A `Mutex` in a class, for a value shared with a closure that outlives the scope (a thread).
+final class LockedBox<Value: Sendable>: Sendable {
+    let value: Mutex<Value>
+    init(_ value: Value) { self.value = Mutex(value) }
 }
 
 /// Runs blocking work (file reads, child processes) on a fresh thread, never on the cooperative pool.
