@@ -3,6 +3,7 @@ import Foundation
 import KubeAPI
 import KubeAPITestSupport
 import KubeModels
+import LoadBalancer
 import Testing
 
 let crdDirectory: String = (tracesDirectory as NSString).deletingLastPathComponent + "/gateway-api-crds"
@@ -81,12 +82,12 @@ struct EnvtestTests {
         }
     }
 
-    @Test("KubeClusterSource yields a snapshot after sync and a new one on change")
+    @Test("KubeClusterSource sends a snapshot after sync and a change on change")
     func agentSource() async throws {
         try await withControlPlane { plane, client in
             _ = try await client.create(service("web", nodePort: 30080))
-            let source = KubeClusterSource(client: client, nodeName: "node-a", debounce: .milliseconds(50), informerOptions: fastOptions(SleepRecorder()))
-            var it = source.snapshots().makeAsyncIterator()
+            let source = KubeClusterSource(client: client, scope: WatchScope(nodeName: "node-a"), informerOptions: fastOptions(SleepRecorder()))
+            var it = FoldedEvents(source)
             let first = try #require(await it.next())
             #expect(first.services.map(\.metadata.name).contains("web"))
             _ = try await client.create(slice("web-1", service: "web", addresses: ["10.244.1.10"]))

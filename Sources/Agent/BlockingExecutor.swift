@@ -1,0 +1,61 @@
+import Dispatch
+import Synchronization
+
+/// The one executor for blocking C calls (bpf() syscalls, program loading, the verifier): a
+/// serial dispatch queue, so they never run on Swift's cooperative pool and map writes never
+/// interleave.
+///
+/// A caller whose task is cancelled stops waiting at once (`CancellationError`) while the work
+/// finishes on the queue: shutdown never waits for a long sync. Writes are ordered make-before-break
+/// per frontend, so what a stopped process leaves is consistent.
+public final class BlockingExecutor: Sendable {
+    private let queue: DispatchQueue
+
+    public init(label: String) { queue = DispatchQueue(label: label) }
+
+    /// Runs `body` on the queue and returns its result, or throws `CancellationError` as soon as
+    /// the calling task is cancelled.
+    public func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        let waiter = Waiter<T>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                guard waiter.install(continuation) else { return }
+                queue.async { waiter.resume(with: Result { try body() }) }
+            }
+        } onCancel: {
+            waiter.resume(with: .failure(CancellationError()))
+        }
+    }
+
+    /// Resumes a continuation once: with the result, or with cancellation, whichever comes first.
+    private final class Waiter<T: Sendable>: Sendable {
+        private struct State {
+            var continuation: CheckedContinuation<T, any Error>?
+            var early: Result<T, any Error>?
+        }
+        private let state = Mutex(State())
+
+        /// False when the result (cancellation) came first: the continuation was resumed with it.
+        func install(_ continuation: CheckedContinuation<T, any Error>) -> Bool {
+            state.withLock { s in
+                if let early = s.early {
+                    continuation.resume(with: early)
+                    return false
+                }
+                s.continuation = continuation
+                return true
+            }
+        }
+
+        func resume(with result: Result<T, any Error>) {
+            state.withLock { s in
+                if let continuation = s.continuation {
+                    s.continuation = nil
+                    continuation.resume(with: result)
+                } else if s.early == nil {
+                    s.early = result
+                }
+            }
+        }
+    }
+}
