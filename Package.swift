@@ -105,7 +105,7 @@ let package = Package(
         .target(name: "CBenchBaseline", dependencies: ["CPortwayBPF", "CLibBPF"]),
         .executableTarget(
             name: "portway-bench",
-            dependencies: ["LoadBalancer", "KubeModels", "BPFMaps", "CBenchBaseline"],
+            dependencies: ["LoadBalancer", "KubeModels", "KubeAPI", "BPFMaps", "CBenchBaseline"],
             swiftSettings: strict
         ),
         .testTarget(

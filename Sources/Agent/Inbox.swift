@@ -62,7 +62,4 @@ public final class Inbox<Element: Sendable>: Sendable {
             }
         }
     }
-
-    /// The number of items waiting (tests, metrics).
-    public var count: Int { state.withLock { $0.items.count } }
 }

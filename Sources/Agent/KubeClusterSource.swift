@@ -31,7 +31,6 @@ public struct KubeClusterSource: ClusterStateSource {
 
     /// One running informer, with its kind's type erased.
     struct WatchedInformer: Sendable {
-        let name: String
         let run: @Sendable () async -> Void
         let waitForSync: @Sendable () async -> Void
         let fill: @Sendable (inout ClusterSnapshot) -> Void
@@ -77,7 +76,7 @@ public struct KubeClusterSource: ClusterStateSource {
                 gate.started.withLock { started in if started { sink.push(.changes([change])) } }
             })
         return WatchedInformer(
-            name: name, run: { await informer.run() }, waitForSync: { await informer.waitForSync() },
+            run: { await informer.run() }, waitForSync: { await informer.waitForSync() },
             fill: { snapshot in
                 for object in informer.store.items.sorted(by: { $0.storeKey < $1.storeKey }) { declaration.store(&snapshot, object) }
             })

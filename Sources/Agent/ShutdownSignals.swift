@@ -54,9 +54,6 @@ public final class ShutdownSignals: Sendable {
         thread.name = "portway-signals"
         thread.start()
     }
-
-    /// How many signals arrived.
-    public var count: Int { received.load(ordering: .sequentiallyConsistent) }
 }
 
 /// Connects a shutdown request (a signal) to whatever the agent is doing: the setup before the

@@ -112,15 +112,28 @@ public struct WatchEventStream<R: KubeResource>: AsyncSequence, Sendable {
     }
 }
 
-/// Decodes one watch event line.
+/// Decodes one watch event line, in one pass: `type` picks how `object` is decoded.
 public func decodeWatchEvent<R: KubeResource>(_ type: R.Type, line: [UInt8], decoder: JSONDecoder = JSONDecoder()) throws -> WatchEvent<R> {
-    let data = Data(line)
-    let head = try decoder.decode(WatchEventHead.self, from: data)
-    switch head.type {
-    case .added: return .added(try decoder.decode(WatchEventBody<R>.self, from: data).object)
-    case .modified: return .modified(try decoder.decode(WatchEventBody<R>.self, from: data).object)
-    case .deleted: return .deleted(try decoder.decode(WatchEventBody<R>.self, from: data).object)
-    case .bookmark: return .bookmark(resourceVersion: try decoder.decode(WatchEventBody<BookmarkObject>.self, from: data).object.metadata.resourceVersion ?? "")
-    case .error: return .error(try decoder.decode(WatchEventBody<Status>.self, from: data).object)
+    try decoder.decode(WatchEventLine<R>.self, from: Data(line)).event
+}
+
+/// An event line: JSONDecoder parses the line once and the keyed container reads `type` before
+/// `object` whatever their order (decoding a head first and the body second parsed it twice).
+struct WatchEventLine<R: KubeResource>: Decodable {
+    let event: WatchEvent<R>
+
+    enum CodingKeys: String, CodingKey {
+        case type, object
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        switch try container.decode(WatchEventType.self, forKey: .type) {
+        case .added: event = .added(try container.decode(R.self, forKey: .object))
+        case .modified: event = .modified(try container.decode(R.self, forKey: .object))
+        case .deleted: event = .deleted(try container.decode(R.self, forKey: .object))
+        case .bookmark: event = .bookmark(resourceVersion: try container.decode(BookmarkObject.self, forKey: .object).metadata.resourceVersion ?? "")
+        case .error: event = .error(try container.decode(Status.self, forKey: .object))
+        }
     }
 }

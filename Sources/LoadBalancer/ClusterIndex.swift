@@ -70,7 +70,17 @@ public struct ClusterIndex: Hashable, Sendable {
 
     /// Indexes every object of `snapshot` (objects with one name keep their snapshot order).
     public init(_ snapshot: ClusterSnapshot) {
-        for change in Self.changes(from: ClusterSnapshot(), to: snapshot) { apply(change) }
+        services.reserveCapacity(snapshot.services.count)
+        for service in snapshot.services { services[ObjectKey(service.metadata), default: []].append(service) }
+        endpointSlices.reserveCapacity(snapshot.endpointSlices.count)
+        slicesByService.reserveCapacity(snapshot.endpointSlices.count)
+        for slice in snapshot.endpointSlices {
+            let key = ObjectKey(slice.metadata)
+            endpointSlices[key, default: []].append(slice)
+            if let service = Self.serviceKey(of: slice) { slicesByService[service, default: []].insert(key) }
+        }
+        for object in snapshot.endpoints { endpoints[ObjectKey(object.metadata), default: []].append(object) }
+        for node in snapshot.nodes { nodes[node.metadata.name, default: []].append(node) }
     }
 
     /// The Service an EndpointSlice belongs to; nil without the label (a custom slice: not ours).

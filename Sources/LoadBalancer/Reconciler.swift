@@ -45,7 +45,7 @@ public struct L4Reconciler: Sendable {
         self.init(options: options)
         index = ClusterIndex(snapshot)
         nodeIPv4 = Self.nodeIPv4(options: options, index: index)
-        retranslate(Set(index.services.keys), collectWarnings: false)
+        retranslate(Set(index.services.keys), incremental: false)
     }
 
     /// True when no `--node-ip` was given and there is no Node object named `options.nodeName`:
@@ -67,7 +67,7 @@ public struct L4Reconciler: Sendable {
                 keys.formUnion(nodePortKeys)
             }
         }
-        return retranslate(keys, collectWarnings: true)
+        return retranslate(keys, incremental: true)
     }
 
     /// The full path (start, relist, periodic resync): `snapshot` translated from scratch, and the
@@ -108,11 +108,11 @@ public struct L4Reconciler: Sendable {
     }
 
     @discardableResult
-    private mutating func retranslate(_ keys: Set<ObjectKey>, collectWarnings: Bool) -> ReconcileStep {
+    private mutating func retranslate(_ keys: Set<ObjectKey>, incremental: Bool) -> ReconcileStep {
         var affected = Set<Frontend>()
         var warningKeys = keys
         var oldWarnings: [ObjectKey: [TranslationWarning]] = [:]
-        if collectWarnings {
+        if incremental {
             for key in keys { oldWarnings[key] = warnings(of: key) }
         }
         for key in keys {
@@ -136,13 +136,14 @@ public struct L4Reconciler: Sendable {
         var changes: FrontendChanges = [:]
         for frontend in affected {
             let winner = claimants[frontend]?.first.flatMap { key in results[key]?.claims.first { $0.entry.frontend == frontend }?.entry }
-            if collectWarnings, let keys = claimants[frontend] { warningKeys.formUnion(keys) }
+            if incremental, let keys = claimants[frontend] { warningKeys.formUnion(keys) }
             guard desired[frontend] != winner else { continue }
             desired[frontend] = winner
-            changes[frontend] = .some(winner)
+            // From scratch nothing is reported (replaceAll diffs whole states).
+            if incremental { changes[frontend] = .some(winner) }
         }
         var newWarnings: [TranslationWarning] = []
-        if collectWarnings {
+        if incremental {
             for key in warningKeys.sorted() {
                 let before = Set(oldWarnings[key] ?? [])
                 newWarnings += warnings(of: key).filter { !before.contains($0) }

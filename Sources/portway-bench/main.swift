@@ -117,6 +117,8 @@ enum BenchError: Error { case failed(String) }
 do {
     try benchTranslator()
     try benchMapWriter()
+    try benchWatchIngest()
+    try benchOneChange()
 } catch {
     print("benchmark failed: \(error)")
     exit(1)
