@@ -129,7 +129,7 @@ let package = Package(
         .testTarget(
             name: "AgentTests",
             dependencies: [
-                "Agent", "BPFMaps", "LoadBalancer", "KubeModels", .product(name: "Logging", package: "swift-log"),
+                "Agent", "BPFMaps", "LoadBalancer", "KubeModels", "KubeAPI", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict

@@ -1,4 +1,5 @@
 import BPFMaps
+import KubeAPI
 import LoadBalancer
 import Synchronization
 

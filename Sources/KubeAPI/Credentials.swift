@@ -42,7 +42,7 @@ public final class Credentials: Sendable {
         case .token(let token): return token
         case .tokenFile(let path):
             if let cached = cache.withLock({ $0 }), let expires = cached.expires, now < expires { return cached.token }
-            let token = try await runBlocking {
+            let token = try await credentialExecutor.run {
                 guard let data = FileManager.default.contents(atPath: path) else { throw ConfigError("cannot read token file \(path)") }
                 return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             }

@@ -39,7 +39,7 @@ public struct ExecPlugin: Sendable, Hashable {
         let request = try JSONEncoder().encode(
             ["apiVersion": apiVersion, "kind": "ExecCredential"] as [String: String])
         let plugin = self
-        let output = try await runBlocking { try plugin.runProcess(input: request) }
+        let output = try await credentialExecutor.run { try plugin.runProcess(input: request) }
         let credential: ExecCredential
         do {
             credential = try JSONDecoder().decode(ExecCredential.self, from: output)

@@ -1,5 +1,6 @@
 import Agent
 import Foundation
+import KubeAPI
 import KubeModels
 import LoadBalancer
 import Logging
