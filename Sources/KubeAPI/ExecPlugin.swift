@@ -57,7 +57,8 @@ public struct ExecPlugin: Sendable, Hashable {
         return Credential(token: token, expiresIn: expiresIn)
     }
 
-    private func runProcess(input: Data) throws -> Data {
+    /// A configured, not yet started plugin process with its output pipes.
+    private func makeProcess(input: Data) -> (Process, Pipe, Pipe) {
         let process = Process()
         var path = command
         if !command.hasPrefix("/"), command.contains("/"), let dir = workingDirectory {
@@ -79,7 +80,31 @@ public struct ExecPlugin: Sendable, Hashable {
         process.standardOutput = stdout
         process.standardError = stderr
         process.standardInput = FileHandle.nullDevice
-        do { try process.run() } catch { throw ConfigError("exec plugin \(command): cannot start: \(error)") }
+        return (process, stdout, stderr)
+    }
+
+    /// Starts the plugin. "Text file busy" (ETXTBSY: the binary was just written, and a process
+    /// forked meanwhile still holds it open for writing) passes within moments: retried briefly.
+    private func start(input: Data) throws -> (Process, Pipe, Pipe) {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let (process, stdout, stderr) = makeProcess(input: input)
+            do {
+                try process.run()
+                return (process, stdout, stderr)
+            } catch {
+                let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError
+                guard attempt < 10, underlying?.domain == NSPOSIXErrorDomain, underlying?.code == Int(ETXTBSY) else {
+                    throw ConfigError("exec plugin \(command): cannot start: \(error)")
+                }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+        }
+    }
+
+    private func runProcess(input: Data) throws -> Data {
+        let (process, stdout, stderr) = try start(input: input)
         // Drain stderr on its own thread so a chatty plugin cannot block on a full pipe while we read stdout.
         let errData = LockedBox(Data())
         let errDone = DispatchSemaphore(value: 0)
