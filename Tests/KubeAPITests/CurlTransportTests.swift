@@ -18,7 +18,7 @@ struct CurlTransportTests {
         try server.create("services", object: service("web"))
         let transport = CurlTransport()
         let req = try request(server, "/api/v1/namespaces/demo/services/web")
-        for _ in 0..<200 {
+        for _ in 0..<100 {
             let outcome = await Task {
                 // Cancel the task first: the cancellation handler runs before the hand-over.
                 withUnsafeCurrentTask { $0?.cancel() }
