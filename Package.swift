@@ -81,6 +81,21 @@ let package = Package(
             dependencies: ["CPortwayBPF", "CLibBPF"],
             swiftSettings: strict
         ),
+        // The node's L7 proxy (SwiftNIO): listens on the proxy ports, routes each request through a
+        // swappable RequestRouter, forwards to pooled upstream connections.
+        .target(
+            name: "L7Proxy",
+            dependencies: [
+                "LoadBalancer", "KubeModels",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "Agent",
             dependencies: [
@@ -101,11 +116,18 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // What each fuzz target does with one input; fuzz/ and FuzzCorpusTests both call it.
+        .target(
+            name: "PortwayFuzzEntries",
+            dependencies: ["FileSource", "KubeAPI", "BPFMaps", "LoadBalancer", "KubeModels"],
+            swiftSettings: strict
+        ),
+
         // Benchmarks (`make bench`): ratios measured side by side in one run.
         .target(name: "CBenchBaseline", dependencies: ["CPortwayBPF", "CLibBPF"]),
         .executableTarget(
             name: "portway-bench",
-            dependencies: ["LoadBalancer", "KubeModels", "KubeAPI", "BPFMaps", "CBenchBaseline"],
+            dependencies: ["LoadBalancer", "KubeModels", "KubeAPI", "BPFMaps", "CBenchBaseline", "CPortwayBPF"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -116,6 +138,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The local-cluster end-to-end scenarios (`make e2e`): real control plane, node namespaces, agents.
+        .testTarget(
+            name: "E2ETests",
+            dependencies: ["KubeAPI", "KubeAPITestSupport", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "DatapathTests",
             dependencies: ["Datapath", "BPFMaps", "CPortwayBPF", "CLibBPF"],
@@ -123,7 +151,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BPFMapsTests",
-            dependencies: ["BPFMaps", "LoadBalancer", "CPortwayBPF"],
+            dependencies: ["BPFMaps", "LoadBalancer", "CPortwayBPF", "CLibBPF"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -140,9 +168,35 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "FuzzCorpusTests",
+            dependencies: ["PortwayFuzzEntries"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "L7ProxyTests",
+            dependencies: [
+                "L7Proxy", "LoadBalancer", "KubeModels",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "FileSourceTests",
             dependencies: ["FileSource", "LoadBalancer", "KubeModels"],
             swiftSettings: strict
         ),
     ]
 )
+
+// libFuzzer targets (`make fuzz`): only with PORTWAY_FUZZ set, built with -sanitize=fuzzer,address
+// in their own scratch path (.build-fuzz), so a normal `swift build` never sees them.
+if Context.environment["PORTWAY_FUZZ"] != nil {
+    for name in ["yaml-file", "watch-stream", "kubeconfig", "translator", "lb-listing"] {
+        package.targets.append(.executableTarget(
+            name: "fuzz-\(name)", dependencies: ["PortwayFuzzEntries"], path: "fuzz/targets/\(name)", swiftSettings: strict))
+    }
+}

@@ -142,7 +142,7 @@ struct ReconcileService: ServiceLifecycle.Service {
 
     private func loop() async {
         var reconciler = L4Reconciler(options: options.translatorOptions)
-        var allocator = ProxyPortAllocator()
+        var allocator = ProxyPortStage()
         var synced = false
         var nodeMissing: Bool?
         let clock = ContinuousClock()

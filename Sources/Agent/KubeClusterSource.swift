@@ -67,11 +67,12 @@ public struct KubeClusterSource: ClusterStateSource {
         let informer = Informer<K.Resource>(
             client: client, options: options, onStateChange: { report(name, $0) },
             handler: { event in
-                let change: ClusterChange
+                let change: ClusterChange?
                 switch event {
                 case .added(let object), .updated(_, let object): change = declaration.change(object.metadata, [object])
                 case .deleted(let object): change = declaration.change(object.metadata, [])
                 }
+                guard let change else { return }
                 // Before the first snapshot, changes are in it already: not sent.
                 gate.started.withLock { started in if started { sink.push(.changes([change])) } }
             })
@@ -101,7 +102,7 @@ extension KubeClusterSource {
                 switch state {
                 case .backingOff(let next, let delay, let reason):
                     troubled.set(resource, true)
-                    logger.warning("\(resource): \(reason); retrying (\(next == .relist ? "relist" : "watch")) in \(delay)")
+                    logger.warning("\(resource): \(reason); retrying (\(next == .relist ? "relist" : "watch")) in \(delay.shortDescription)")
                 case .watching:
                     if troubled.set(resource, false) { logger.notice("\(resource): watching again") }
                 case .relisting:

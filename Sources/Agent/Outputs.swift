@@ -1,7 +1,6 @@
 import BPFMaps
 import KubeAPI
 import LoadBalancer
-import Synchronization
 
 /// What an output did with one step, for the log and for retries.
 public struct OutputReport: Sendable {
@@ -39,17 +38,13 @@ public protocol L4MapOutput: Sendable {
     func repair(_ state: DesiredL4State) async throws -> OutputReport
 }
 
-/// The pinned maps as an output, over today's `MapWriter`.
-///
-/// ADAPTER: `apply` keeps the whole desired state and runs a full `sync` (correct, and only the
-/// changed entries are written, but the diff walks every frontend). When BPFMaps gains the
-/// incremental `MapWriter.apply(_ changes:)` and `repair(desired)`, `apply` and `repair` call them
-/// directly and `desired` goes away.
+/// The pinned maps as an output: the map writer's incremental `apply` for changes, `sync` for the
+/// first full state, `repair` (re-reads the maps and rewrites what drifted) for the periodic resync.
+/// Each checks for cancellation between frontends, so shutdown never waits for a long sync.
 public final class MapWriterOutput: L4MapOutput {
     public let name = "maps"
     public let writer: MapWriter
     private let executor: BlockingExecutor
-    private let desired = Mutex<[Frontend: FrontendEntry]>([:])
     /// Called with every writer summary (tests, metrics).
     private let onSync: (@Sendable (SyncSummary) -> Void)?
 
@@ -60,45 +55,29 @@ public final class MapWriterOutput: L4MapOutput {
     }
 
     public func apply(_ changes: FrontendChanges) async throws -> OutputReport {
-        let state = desired.withLock { desired -> DesiredL4State in
-            for (frontend, entry) in changes { desired[frontend] = entry }
-            return DesiredL4State(entries: Array(desired.values))
-        }
-        return try await write(state, removed: changes.compactMap { $0.value == nil ? $0.key : nil })
+        let writer = writer
+        return report(try await executor.run { isCancelled in writer.apply(changes, isCancelled: isCancelled) })
     }
 
     public func sync(_ state: DesiredL4State) async throws -> OutputReport {
-        desired.withLock { desired in
-            desired = Dictionary(state.entries.map { ($0.frontend, $0) }, uniquingKeysWith: { first, _ in first })
-        }
-        return try await write(state)
+        let writer = writer
+        return report(try await executor.run { isCancelled in writer.sync(state, isCancelled: isCancelled) })
     }
 
     public func repair(_ state: DesiredL4State) async throws -> OutputReport {
-        // Today's writer compares with its mirror of the pins; the writer's `repair` reads them back.
-        try await sync(state)
+        let writer = writer
+        return report(try await executor.run { isCancelled in writer.repair(state, isCancelled: isCancelled) })
     }
 
-    private func write(_ state: DesiredL4State, removed: [Frontend] = []) async throws -> OutputReport {
-        let writer = writer
-        let summary = try await executor.run { writer.sync(state) }
+    private func report(_ summary: SyncSummary) -> OutputReport {
         onSync?(summary)
-        // The writer names a failed frontend by its map key: map it back.
-        var byKey: [String: Frontend] = [:]
-        if !summary.failures.isEmpty {
-            for frontend in state.entries.map(\.frontend) + removed {
-                if let key = ServiceMapKey(frontend) { byKey[key.description] = frontend }
-            }
-        }
-        var failed = Set<Frontend>()
-        for failure in summary.failures {
-            let subject = failure.subject.hasPrefix("remove ") ? String(failure.subject.dropFirst(7)) : failure.subject
-            if let frontend = byKey[subject] { failed.insert(frontend) }
-        }
-        // Truncated backends lose traffic capacity: a warning. The rest (IPv6 not served yet) is expected.
-        let truncated = summary.skipped.filter { $0.contains("backends, the rest are not programmed") }
+        // Truncated backends (more than 65,534 on a frontend), a capacity shortfall (it names the flag
+        // to raise) and what a repair rewrote are warnings; `skipped` (IPv6 not served yet) is expected.
+        var warnings = summary.warnings
+        if let shortfall = summary.shortfall { warnings.append(shortfall) }
+        warnings += summary.repaired.map { "repaired \($0)" }
         return OutputReport(
-            failed: failed, summary: summary.description, errors: summary.failures.map(\.description),
-            warnings: truncated, notes: summary.skipped.filter { !truncated.contains($0) })
+            failed: Set(summary.failures.compactMap(\.frontend)), summary: summary.description,
+            errors: summary.failures.map(\.description), warnings: warnings, notes: summary.skipped)
     }
 }

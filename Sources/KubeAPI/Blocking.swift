@@ -26,14 +26,21 @@ public final class BlockingExecutor: Sendable {
     /// Runs `body` on the queue and returns its result, or throws `CancellationError` as soon as
     /// the calling task is cancelled.
     public func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await run { _ in try body() }
+    }
+
+    /// Like `run`, and `body` gets a check it can call between steps (between frontends of a map
+    /// sync) to stop early once the caller is cancelled.
+    public func run<T: Sendable>(_ body: @escaping @Sendable (_ isCancelled: @escaping @Sendable () -> Bool) throws -> T) async throws -> T {
         let waiter = Waiter<T>()
+        let isCancelled: @Sendable () -> Bool = { waiter.cancelled }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
                 guard waiter.install(continuation) else { return }
-                queue.async { waiter.resume(with: Result { try body() }) }
+                queue.async { waiter.resume(with: Result { try body(isCancelled) }) }
             }
         } onCancel: {
-            waiter.resume(with: .failure(CancellationError()))
+            waiter.cancel()
         }
     }
 
@@ -42,8 +49,16 @@ public final class BlockingExecutor: Sendable {
         private struct State {
             var continuation: CheckedContinuation<T, any Error>?
             var early: Result<T, any Error>?
+            var cancelled = false
         }
         private let state = Mutex(State())
+
+        var cancelled: Bool { state.withLock { $0.cancelled } }
+
+        func cancel() {
+            state.withLock { $0.cancelled = true }
+            resume(with: .failure(CancellationError()))
+        }
 
         /// False when the result (cancellation) came first: the continuation was resumed with it.
         func install(_ continuation: CheckedContinuation<T, any Error>) -> Bool {

@@ -27,7 +27,11 @@ extension KubeClient {
     /// memory). It ends when the server ends the watch (its timeout); it throws `KubeAPIError` for a
     /// non-200 answer (e.g. HTTP 410) or a broken connection. ERROR events are delivered as
     /// `.error(Status)`. Cancelling the consuming task (or dropping the iterator) closes the connection.
-    public func watch<R: KubeResource>(_ type: R.Type, options: WatchOptions) -> WatchEventStream<R> {
+    /// `onConnected` is called once the server has answered 200: the watch is really established
+    /// (before that it may still fail to connect).
+    public func watch<R: KubeResource>(
+        _ type: R.Type, options: WatchOptions, onConnected: (@Sendable () -> Void)? = nil
+    ) -> WatchEventStream<R> {
         let what = RequestDescription(verb: "watch", resource: R.resource, namespace: options.list.namespace)
         let q = Self.query([
             ("watch", "true"), ("allowWatchBookmarks", options.allowBookmarks ? "true" : nil),
@@ -37,7 +41,7 @@ extension KubeClient {
         ])
         let path = Self.path(R.resource, namespace: options.list.namespace) + q
         let timeout = Duration.seconds(options.timeoutSeconds) + options.stallMargin
-        return WatchEventStream(what: what, credentials: config.credentials) { [self] in
+        return WatchEventStream(what: what, credentials: config.credentials, onConnected: onConnected) { [self] in
             transport.stream(try await request(method: "GET", path: path, timeout: timeout))
         }
     }
@@ -48,6 +52,7 @@ public struct WatchEventStream<R: KubeResource>: AsyncSequence, Sendable {
     public typealias Element = WatchEvent<R>
     let what: RequestDescription
     let credentials: Credentials
+    let onConnected: (@Sendable () -> Void)?
     let start: @Sendable () async throws -> HTTPPartStream
 
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(stream: self) }
@@ -87,7 +92,9 @@ public struct WatchEventStream<R: KubeResource>: AsyncSequence, Sendable {
                         continue
                     }
                     switch part {
-                    case .head(let code, _): status = code
+                    case .head(let code, _):
+                        status = code
+                        if code == 200 { stream.onConnected?() }
                     case .data(let data):
                         if status != 200 {
                             errorBody.append(data)
@@ -113,8 +120,10 @@ public struct WatchEventStream<R: KubeResource>: AsyncSequence, Sendable {
 }
 
 /// Decodes one watch event line, in one pass: `type` picks how `object` is decoded.
-public func decodeWatchEvent<R: KubeResource>(_ type: R.Type, line: [UInt8], decoder: JSONDecoder = JSONDecoder()) throws -> WatchEvent<R> {
-    try decoder.decode(WatchEventLine<R>.self, from: Data(line)).event
+/// The line is checked against `JSONLimits` first: a deep or huge event is an error, not a crash.
+public func decodeWatchEvent<R: KubeResource>(_ type: R.Type, line: [UInt8], decoder: JSONDecoder = JSONDecoder(), limits: JSONLimits = .default) throws -> WatchEvent<R> {
+    try limits.check(line)
+    return try decoder.decode(WatchEventLine<R>.self, from: Data(line)).event
 }
 
 /// An event line: JSONDecoder parses the line once and the keyed container reads `type` before

@@ -39,14 +39,15 @@ public struct ResourceKind<Resource: KubeResource & Hashable>: Sendable {
     public let store: @Sendable (inout ClusterSnapshot, Resource) -> Void
     /// The objects of a kind in a snapshot.
     public let objects: @Sendable (ClusterSnapshot) -> [Resource]
-    /// The change that stores `objects` (empty: deleted) under the name of `metadata`.
-    public let change: @Sendable (_ metadata: ObjectMeta, _ objects: [Resource]) -> ClusterChange
+    /// The change that stores `objects` (empty: deleted) under the name of `metadata`; nil for a
+    /// kind no reconciler consumes yet.
+    public let change: @Sendable (_ metadata: ObjectMeta, _ objects: [Resource]) -> ClusterChange?
 
     public init(
         _ type: Resource.Type, selectors: @escaping @Sendable (WatchScope) -> ListSelectors? = { _ in ListSelectors() },
         store: @escaping @Sendable (inout ClusterSnapshot, Resource) -> Void,
         objects: @escaping @Sendable (ClusterSnapshot) -> [Resource],
-        change: @escaping @Sendable (ObjectMeta, [Resource]) -> ClusterChange
+        change: @escaping @Sendable (ObjectMeta, [Resource]) -> ClusterChange?
     ) {
         self.selectors = selectors
         self.store = store
@@ -70,8 +71,10 @@ extension ResourceKind: AnyResourceKind {
 /// Every kind Portway watches. Adding one (Gateways, HTTPRoutes, ReferenceGrants, Namespaces,
 /// Secrets, Pods) is one declaration here, its array in `ClusterSnapshot` and its `ClusterChange`.
 public enum ResourceRegistry {
+    /// As kube-proxy: Services of another proxy (service-proxy-name) or headless-labelled ones are never watched.
     public static let services = ResourceKind(
-        Service.self, store: { $0.services.append($1) }, objects: \.services,
+        Service.self, selectors: { _ in ListSelectors(labelSelector: KubeProxyRules.serviceLabelSelector) },
+        store: { $0.services.append($1) }, objects: \.services,
         change: { .services(ObjectKey($0), $1) })
 
     public static let endpointSlices = ResourceKind(
@@ -90,6 +93,24 @@ public enum ResourceRegistry {
         store: { $0.nodes.append($1) }, objects: \.nodes,
         change: { .nodes($0.name, $1) })
 
+    // Gateway API kinds and what they refer to: read from files (`portway routes`, `explain`). The
+    // agent does not watch them yet: the Gateway reconciler (issue 10) gives them selectors (and
+    // RBAC) and the keys they touch (a Gateway; an HTTPRoute its parent Gateways).
+    public static let gatewayClasses = ResourceKind(
+        GatewayClass.self, selectors: { _ in nil }, store: { $0.gatewayClasses.append($1) }, objects: \.gatewayClasses, change: { _, _ in nil })
+    public static let gateways = ResourceKind(
+        Gateway.self, selectors: { _ in nil }, store: { $0.gateways.append($1) }, objects: \.gateways, change: { _, _ in nil })
+    public static let httpRoutes = ResourceKind(
+        HTTPRoute.self, selectors: { _ in nil }, store: { $0.httpRoutes.append($1) }, objects: \.httpRoutes, change: { _, _ in nil })
+    public static let referenceGrants = ResourceKind(
+        ReferenceGrant.self, selectors: { _ in nil }, store: { $0.referenceGrants.append($1) }, objects: \.referenceGrants, change: { _, _ in nil })
+    public static let namespaces = ResourceKind(
+        Namespace.self, selectors: { _ in nil }, store: { $0.namespaces.append($1) }, objects: \.namespaces, change: { _, _ in nil })
+    public static let secrets = ResourceKind(
+        Secret.self, selectors: { _ in nil }, store: { $0.secrets.append($1) }, objects: \.secrets, change: { _, _ in nil })
+
     /// All kinds, in the order their informers start.
-    public static let kinds: [any AnyResourceKind] = [services, endpointSlices, endpoints, nodes]
+    public static let kinds: [any AnyResourceKind] = [
+        services, endpointSlices, endpoints, nodes, gatewayClasses, gateways, httpRoutes, referenceGrants, namespaces, secrets,
+    ]
 }

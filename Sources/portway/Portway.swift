@@ -8,7 +8,7 @@ struct Portway: AsyncParsableCommand {
         commandName: "portway",
         abstract: "Kubernetes Service load balancing in eBPF, with an L7 proxy for Gateway traffic.",
         version: portwayRelease,
-        subcommands: [Version.self, Translate.self, BPF.self, AgentCommand.self]
+        subcommands: [Version.self, Translate.self, Routes.self, Explain.self, BPF.self, AgentCommand.self]
     )
 }
 

@@ -255,7 +255,7 @@ struct PipelineTests {
     }
 }
 
-@Suite struct ProxyPortAllocatorTests {
+@Suite struct ProxyPortStageTests {
     func l7(_ ip: String, service: String, port: UInt16 = 80) -> FrontendEntry {
         FrontendEntry(
             frontend: Frontend(address: IPAddress(ip)!, port: port, proto: .tcp), type: .clusterIP, flags: [.clusterIP, .l7LoadBalancer],
@@ -264,7 +264,7 @@ struct PipelineTests {
 
     @Test("one port per Service port, shared by its frontends, released with the last one, stable for the same input")
     func allocates() {
-        var allocator = ProxyPortAllocator(range: 20000...20003)
+        var allocator = ProxyPortStage(range: 20000...20003)
         let a1 = l7("10.96.0.1", service: "a"), a2 = l7("192.0.2.10", service: "a"), b = l7("10.96.0.2", service: "b")
         var out = allocator.allocate([a1.frontend: a1, a2.frontend: a2, b.frontend: b])
         let portA = out[a1.frontend]??.l7ProxyPort
@@ -282,12 +282,12 @@ struct PipelineTests {
         _ = allocator.allocate([a2.frontend: FrontendEntry?.none])
         #expect(allocator.port(namespace: "gw", name: "a", servicePort: 80) == nil)
         // A fresh allocator (a restarted agent) picks the same port for the same Service port.
-        var fresh = ProxyPortAllocator(range: 20000...20003)
+        var fresh = ProxyPortStage(range: 20000...20003)
         #expect(fresh.allocate([a1.frontend: a1])[a1.frontend]??.l7ProxyPort == portA)
     }
 
     @Test func exhaustedRangeLeavesFrontendsWithoutAPort() {
-        var allocator = ProxyPortAllocator(range: 20000...20000)
+        var allocator = ProxyPortStage(range: 20000...20000)
         let a = l7("10.96.0.1", service: "a"), b = l7("10.96.0.2", service: "b")
         let out = allocator.allocate([a.frontend: a, b.frontend: b])
         #expect(out.values.compactMap { $0?.l7ProxyPort }.count == 1)

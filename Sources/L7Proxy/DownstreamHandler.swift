@@ -1,0 +1,517 @@
+import NIOCore
+import NIOHTTP1
+
+/// Tells the connection handler that bytes arrived while it waits for a request head, so it can
+/// switch from the keep-alive timeout to the (shorter) request-head timeout. Sits before the decoder.
+final class ActivityProbe: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    struct BytesArrived {}
+
+    /// Set by the connection handler while it waits for a head; cleared at the first bytes.
+    var watching = false
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    /// Writes already-encoded bytes below the HTTP codec and closes the connection.
+    func writeRawAndClose(_ bytes: ByteBuffer) {
+        guard let context else { return }
+        let channel = context.channel
+        context.writeAndFlush(NIOAny(bytes)).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if watching {
+            watching = false
+            context.fireUserInboundEventTriggered(BytesArrived())
+        }
+        context.fireChannelRead(data)
+    }
+}
+
+/// What every connection handler of the proxy shares.
+struct ConnectionContext {
+    var proxyPort: UInt16
+    var isTLS: Bool
+    var options: ProxyOptions
+    var routes: RouteTableHolder
+    var metrics: ProxyMetrics
+    var pool: UpstreamPool
+    var random: @Sendable (UInt64) -> UInt64 = { UInt64.random(in: 0..<$0) }
+}
+
+/// The last handler of a client connection: routes each request, drives `ConnectionStateMachine`
+/// and performs its actions against the client channel and the upstream connection.
+final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamDelegate {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let shared: ConnectionContext
+    private let probe: ActivityProbe
+    private var machine: ConnectionStateMachine
+    private var context: ChannelHandlerContext?
+    private var started = false
+
+    // The current exchange.
+    private var generation = 0
+    private var forward: ForwardDecision?
+    private var requestMethod: HTTPMethod = .GET
+    private var requestVersion: HTTPVersion = .http1_1
+    private var endpoint: UpstreamEndpoint?
+    private var upstream: UpstreamConnection?
+    private var upstreamKeepAlive = true
+    private var route: RouteLabel = .none
+    private var exchangeStart: NIODeadline = .now()
+    private var responseStatus = 0
+    private var lastActivity: NIODeadline = .now()
+    private var requestsSeen = 0
+    private var upgradeRequested = false
+
+    private var waitTimer: Scheduled<Void>?
+    private var idleTimer: Scheduled<Void>?
+    private var requestTimer: Scheduled<Void>?
+    private var readHeld = false
+    private var bufferedRequestBytes = 0
+    private var bufferedResponseBytes = 0
+    private var maxBufferedRequestBytes = 0
+    private var maxBufferedResponseBytes = 0
+
+    init(shared: ConnectionContext, probe: ActivityProbe) {
+        self.shared = shared
+        self.probe = probe
+        self.machine = ConnectionStateMachine(maxDiscardedBodyBytes: shared.options.maxDiscardedBodyBytes)
+    }
+
+    // MARK: channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { startIfNeeded() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        cancelAllTimers()
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        startIfNeeded()
+        context.fireChannelActive()
+    }
+
+    private func startIfNeeded() {
+        guard !started else { return }
+        started = true
+        run(machine.start())
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        run(machine.downstreamClosed())
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ActivityProbe.BytesArrived {
+            run(machine.bytesArrived())
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    /// The loop's clock (virtual on test loops).
+    private var now: NIODeadline { context?.eventLoop.now ?? .now() }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lastActivity = now
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            requestsSeen += 1
+            let plan = plan(for: head, context: context)
+            let keepAlive = head.isKeepAlive && requestsSeen < shared.options.maxRequestsPerConnection
+            run(machine.requestHead(plan, keepAlive: keepAlive, upgrade: upgradeRequested))
+        case .body(let bytes):
+            run(machine.requestBody(bytes))
+        case .end:
+            run(machine.requestEnd())
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        upstream?.flush()
+        context.fireChannelReadComplete()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let parseError = error as? HTTPParserError {
+            run(machine.parseError(headTooLarge: parseError == .headerOverflow))
+        } else {
+            // Resets, TLS failures: nothing to answer on.
+            context.close(promise: nil)
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { upstream?.resumeReads() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if machine.holdsDownstreamReads || (upstream.map { !$0.isWritable } ?? false) {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    // MARK: routing
+
+    private func plan(for head: HTTPRequestHead, context: ChannelHandlerContext) -> ConnectionStateMachine.RequestPlan {
+        generation += 1
+        forward = nil
+        endpoint = nil
+        route = .none
+        responseStatus = 0
+        upstreamKeepAlive = true
+        exchangeStart = now
+        requestMethod = head.method
+        requestVersion = head.version
+        upgradeRequested = HeaderRewriting.isUpgrade(head)
+        bufferedRequestBytes = 0
+        bufferedResponseBytes = 0
+
+        let target: RequestTarget
+        do {
+            target = try RequestTarget.parse(head)
+        } catch {
+            return .reject(.init(status: .badRequest))
+        }
+        if head.headers.contains(name: "content-length") && head.headers.contains(name: "transfer-encoding") {
+            // Request smuggling guard (RFC 9112 §6.1); the decoder rejects most of these already.
+            return .reject(.init(status: .badRequest))
+        }
+        let clientAddress = context.channel.remoteAddress?.clientIP
+        let request = RoutingRequest(
+            proxyPort: shared.proxyPort, host: target.host, path: target.path, query: target.query,
+            method: head.method.rawValue, headers: head.headers, clientAddress: clientAddress, isTLS: shared.isTLS
+        )
+        // Read the table once: this request finishes on it whatever is swapped in meanwhile.
+        let decision = shared.routes.current.route(request)
+        route = decision.route
+        switch decision {
+        case .respond(let status, _):
+            return .local(.init(status: HTTPResponseStatus(statusCode: status), route: route))
+        case .redirect(let redirect):
+            let location = redirect.location(
+                requestScheme: shared.isTLS ? "https" : "http", requestHost: target.host,
+                listenerPort: Int(context.channel.localAddress?.port ?? Int(shared.proxyPort)),
+                path: target.path, query: target.query)
+            var headers = HTTPHeaders()
+            headers.add(name: "location", value: location)
+            return .local(.init(status: HTTPResponseStatus(statusCode: redirect.statusCode), headers: headers, route: route))
+        case .forward(let forward):
+            switch BackendChoice.choose(from: forward.backends, random: shared.random) {
+            case .status(let code):
+                return .local(.init(status: HTTPResponseStatus(statusCode: code), route: route))
+            case .endpoint(let chosen):
+                self.forward = forward
+                self.endpoint = chosen
+                let upstreamHead = HeaderRewriting.upstreamRequestHead(
+                    head, target: target, clientAddress: clientAddress, isTLS: shared.isTLS,
+                    modifier: forward.requestHeaders, rewrite: forward.rewrite)
+                return .forward(upstreamHead: upstreamHead, idempotent: head.method.isIdempotent)
+            }
+        }
+    }
+
+    // MARK: actions
+
+    private func run(_ actions: [ConnectionStateMachine.Action]) {
+        for action in actions { perform(action) }
+    }
+
+    private func perform(_ action: ConnectionStateMachine.Action) {
+        guard let context else { return }
+        switch action {
+        case .armWaitTimer(let kind):
+            waitTimer?.cancel()
+            probe.watching = kind == .keepAlive
+            let delay = kind == .keepAlive ? shared.options.keepAliveTimeout : shared.options.requestHeadTimeout
+            waitTimer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
+                guard let self else { return }
+                self.waitTimer = nil
+                self.run(self.machine.waitTimerFired())
+            }
+        case .cancelWaitTimer:
+            probe.watching = false
+            waitTimer?.cancel()
+            waitTimer = nil
+        case .startExchangeTimers:
+            startExchangeTimers(context: context)
+        case .cancelExchangeTimers:
+            idleTimer?.cancel()
+            idleTimer = nil
+            requestTimer?.cancel()
+            requestTimer = nil
+        case .connectUpstream(let attempt):
+            connectUpstream(attempt: attempt)
+        case .writeUpstream(let part):
+            writeUpstream(part)
+        case .flushUpstream:
+            upstream?.flush()
+        case .releaseUpstream(let reuse):
+            if let upstream {
+                self.upstream = nil
+                upstream.delegate = nil
+                shared.pool.release(upstream, reuse: reuse && upstreamKeepAlive)
+            }
+        case .resumeDownstreamReads:
+            resumeDownstreamReadsIfAllowed()
+        case .writeResponseHead(let head, let keepAlive):
+            responseStatus = Int(head.status.code)
+            let out = HeaderRewriting.downstreamResponseHead(
+                head, requestVersion: requestVersion, keepAlive: keepAlive,
+                modifier: forward?.responseHeaders ?? HeaderModifier())
+            context.write(wrapOutboundOut(.head(out)), promise: nil)
+        case .writeInformationalHead(let head):
+            var out = HTTPResponseHead(version: requestVersion, status: head.status, headers: head.headers)
+            HeaderRewriting.removeHopByHop(&out.headers)
+            context.writeAndFlush(wrapOutboundOut(.head(out)), promise: nil)
+        case .writeResponseBody(let bytes):
+            writeDownstreamBody(bytes, context: context)
+        case .writeResponseEnd(let close):
+            recordMetrics(status: responseStatus)
+            let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+            if close { closeAfter(written, context: context) }
+        case .sendLocal(let response, let close):
+            sendLocal(response, close: close, context: context)
+        case .sendWithoutRequest(let response):
+            recordMetrics(status: Int(response.status.code))
+            let body = "\(response.status.code) \(response.status.reasonPhrase)\n"
+            let text = "HTTP/1.1 \(response.status.code) \(response.status.reasonPhrase)\r\n"
+                + "content-type: text/plain; charset=utf-8\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n" + body
+            probe.writeRawAndClose(context.channel.allocator.buffer(string: text))
+        case .closeDownstream:
+            context.close(promise: nil)
+        case .startTunnel(let head):
+            startTunnel(head, context: context)
+        }
+    }
+
+    /// After the backend's 101: send it on, then replace the HTTP handlers on both connections by a
+    /// byte tunnel. This handler removes itself; the tunnel ends own both connections from here.
+    private func startTunnel(_ head: HTTPResponseHead, context: ChannelHandlerContext) {
+        guard let upstream else {
+            context.close(promise: nil)
+            return
+        }
+        self.upstream = nil
+        upstream.delegate = nil
+        recordMetrics(status: 101)
+        context.write(wrapOutboundOut(.head(HeaderRewriting.switchingProtocolsHead(head, requestVersion: requestVersion))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        let (clientEnd, backendEnd) = TunnelHandler.pair()
+        let channel = context.channel
+        do {
+            let sync = channel.pipeline.syncOperations
+            let http = sync.present([
+                HTTPServerPipelineHandler.self, NIOHTTPResponseHeadersValidator.self,
+                ByteToMessageHandler<HTTPRequestDecoder>.self, HTTPResponseEncoder.self,
+            ])
+            try clientEnd.install(on: channel, removing: [self] + http)
+            try upstream.becomeTunnel(backendEnd)
+        } catch {
+            channel.close(promise: nil)
+            upstream.channel.close(promise: nil)
+            return
+        }
+        channel.read()
+        upstream.channel.read()
+    }
+
+    private func startExchangeTimers(context: ChannelHandlerContext) {
+        let idle = shared.options.idleTimeout
+        scheduleIdleCheck(after: idle, context: context)
+        let requestTimeout = forward?.requestTimeoutSeconds.map { TimeAmount.nanoseconds(Int64($0 * 1e9)) }
+            ?? shared.options.requestTimeout
+        if let requestTimeout {
+            let generation = self.generation
+            requestTimer = context.eventLoop.assumeIsolated().scheduleTask(in: requestTimeout) { [weak self] in
+                guard let self, self.generation == generation else { return }
+                self.requestTimer = nil
+                self.run(self.machine.exchangeTimedOut())
+            }
+        }
+    }
+
+    /// One timer per exchange that re-arms itself for the time left since the last byte, instead of
+    /// rescheduling on every read.
+    private func scheduleIdleCheck(after delay: TimeAmount, context: ChannelHandlerContext) {
+        let generation = self.generation
+        idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
+            guard let self, self.generation == generation, let context = self.context else { return }
+            let quiet = self.now - self.lastActivity
+            if quiet >= self.shared.options.idleTimeout {
+                self.idleTimer = nil
+                self.run(self.machine.exchangeTimedOut())
+            } else {
+                self.scheduleIdleCheck(after: self.shared.options.idleTimeout - quiet, context: context)
+            }
+        }
+    }
+
+    private func cancelAllTimers() {
+        waitTimer?.cancel()
+        idleTimer?.cancel()
+        requestTimer?.cancel()
+        waitTimer = nil
+        idleTimer = nil
+        requestTimer = nil
+    }
+
+    private func connectUpstream(attempt: Int) {
+        guard let forward, let first = endpoint else { return }
+        var chosen = first
+        if attempt > 1 {
+            shared.metrics.noteRetry()
+            if case .endpoint(let other) = BackendChoice.choose(from: forward.backends, avoiding: first, random: shared.random) {
+                chosen = other
+            }
+            endpoint = chosen
+        }
+        let generation = self.generation
+        shared.pool.acquire(chosen, fresh: attempt > 1) { [weak self] result in
+            guard let self, self.generation == generation, self.context != nil else {
+                if case .success(let (connection, _)) = result { connection.channel.close(promise: nil) }
+                return
+            }
+            switch result {
+            case .success(let (connection, reused)):
+                self.shared.metrics.noteUpstream(reused: reused)
+                self.upstream = connection
+                connection.delegate = self
+                self.run(self.machine.upstreamConnected(reused: reused))
+            case .failure(let error):
+                let timedOut: Bool
+                if case ChannelError.connectTimeout = error { timedOut = true } else { timedOut = false }
+                self.run(self.machine.upstreamConnectFailed(timedOut: timedOut))
+            }
+        }
+    }
+
+    private func writeUpstream(_ part: HTTPClientRequestPart) {
+        guard let upstream, let context else { return }
+        guard case .body(let body) = part else {
+            upstream.write(part, promise: nil)
+            return
+        }
+        // Count bytes handed to the upstream socket but not yet taken by it: backpressure keeps this bounded.
+        let size = body.readableBytes
+        bufferedRequestBytes += size
+        if bufferedRequestBytes > maxBufferedRequestBytes {
+            maxBufferedRequestBytes = bufferedRequestBytes
+            shared.metrics.noteBuffered(request: bufferedRequestBytes)
+        }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        let generation = self.generation
+        promise.futureResult.assumeIsolated().whenComplete { [weak self] _ in
+            guard let self, self.generation == generation else { return }
+            self.bufferedRequestBytes -= size
+        }
+        upstream.write(part, promise: promise)
+    }
+
+    private func writeDownstreamBody(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
+        let size = bytes.readableBytes
+        bufferedResponseBytes += size
+        if bufferedResponseBytes > maxBufferedResponseBytes {
+            maxBufferedResponseBytes = bufferedResponseBytes
+            shared.metrics.noteBuffered(response: bufferedResponseBytes)
+        }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        let generation = self.generation
+        promise.futureResult.assumeIsolated().whenComplete { [weak self] _ in
+            guard let self, self.generation == generation else { return }
+            self.bufferedResponseBytes -= size
+        }
+        context.write(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: promise)
+    }
+
+    private func resumeDownstreamReadsIfAllowed() {
+        guard readHeld, let context, !machine.holdsDownstreamReads, upstream?.isWritable ?? true else { return }
+        readHeld = false
+        context.read()
+    }
+
+    private func sendLocal(_ response: ConnectionStateMachine.LocalResponse, close: Bool, context: ChannelHandlerContext) {
+        recordMetrics(status: Int(response.status.code))
+        var headers = response.headers
+        let body = response.body.isEmpty ? "\(response.status.code) \(response.status.reasonPhrase)\n" : response.body
+        headers.replaceOrAdd(name: "content-type", value: "text/plain; charset=utf-8")
+        headers.replaceOrAdd(name: "content-length", value: String(body.utf8.count))
+        if close {
+            headers.replaceOrAdd(name: "connection", value: "close")
+        } else if requestVersion == .http1_0 {
+            headers.replaceOrAdd(name: "connection", value: "keep-alive")
+        }
+        let version: HTTPVersion = requestVersion == .http1_0 ? .http1_0 : .http1_1
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
+        if requestMethod != .HEAD {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        }
+        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if close { closeAfter(written, context: context) }
+    }
+
+    private func closeAfter(_ written: EventLoopFuture<Void>, context: ChannelHandlerContext) {
+        let channel = context.channel
+        written.whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    private func recordMetrics(status: Int) {
+        let elapsed = now - exchangeStart
+        shared.metrics.record(route: route, status: status, latencySeconds: Double(elapsed.nanoseconds) / 1e9)
+    }
+
+    // MARK: UpstreamDelegate
+
+    func upstreamRead(_ part: HTTPClientResponsePart) {
+        lastActivity = now
+        switch part {
+        case .head(let head):
+            upstreamKeepAlive = head.isKeepAlive
+            let allows = HeaderRewriting.responseAllowsKeepAlive(head, requestVersion: requestVersion)
+            run(machine.responseHead(head, allowsKeepAlive: allows))
+        case .body(let bytes):
+            run(machine.responseBody(bytes))
+            // Flush per read batch would be cheaper; a body part is usually a whole socket read.
+            context?.flush()
+        case .end:
+            run(machine.responseEnd(upstreamKeepAlive: upstreamKeepAlive))
+        }
+    }
+
+    func upstreamClosed() {
+        // The connection is gone: do not hand it back to the pool.
+        upstream = nil
+        run(machine.upstreamClosed())
+    }
+
+    func upstreamWritabilityChanged(_ writable: Bool) {
+        if writable { resumeDownstreamReadsIfAllowed() }
+    }
+
+    var upstreamMayRead: Bool { context?.channel.isWritable ?? false }
+}
+
+extension SocketAddress {
+    /// The address without port, for X-Forwarded-For; IPv4-mapped IPv6 shown as IPv4.
+    var clientIP: String? {
+        guard var text = self.ipAddress else { return nil }
+        if text.hasPrefix("::ffff:"), text.contains(".") { text = String(text.dropFirst(7)) }
+        return text
+    }
+}

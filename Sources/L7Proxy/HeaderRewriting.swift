@@ -1,0 +1,208 @@
+import NIOHTTP1
+
+/// The request target split into what routing needs. Pure.
+struct RequestTarget: Equatable {
+    var host: String
+    var path: String
+    var query: String?
+
+    enum Problem: Error, Equatable {
+        /// HTTP/1.1 without Host, several Host headers, or an unusable target: 400.
+        case badRequest(String)
+    }
+
+    /// Reads host, path and query from the head: an absolute-form target's authority wins over Host
+    /// (RFC 9112 §3.2.2); origin-form needs exactly one Host header on HTTP/1.1.
+    static func parse(_ head: HTTPRequestHead) throws(Problem) -> RequestTarget {
+        var uri = head.uri
+        var authority: String?
+        let lowered = uri.lowercased()
+        if lowered.hasPrefix("http://") || lowered.hasPrefix("https://") {
+            let afterScheme = uri.dropFirst(lowered.hasPrefix("http://") ? 7 : 8)
+            let slash = afterScheme.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? afterScheme.endIndex
+            authority = String(afterScheme[..<slash])
+            uri = String(afterScheme[slash...])
+            if uri.isEmpty || uri.hasPrefix("?") { uri = "/" + uri }
+        }
+        let hosts = head.headers["host"]
+        if hosts.count > 1 { throw .badRequest("more than one Host header") }
+        if authority == nil {
+            if let host = hosts.first {
+                authority = host
+            } else if head.version.major == 1 && head.version.minor >= 1 {
+                throw .badRequest("HTTP/1.1 request without Host")
+            }
+        }
+        guard uri.hasPrefix("/") || uri == "*" else { throw .badRequest("unsupported request target") }
+        var path = uri
+        var query: String?
+        if let q = uri.firstIndex(of: "?") {
+            path = String(uri[..<q])
+            query = String(uri[uri.index(after: q)...])
+        }
+        if let hash = path.firstIndex(of: "#") { path = String(path[..<hash]) }
+        return RequestTarget(host: Self.hostWithoutPort(authority ?? ""), path: path, query: query)
+    }
+
+    /// Lowercased host without port; IPv6 literals keep no brackets.
+    static func hostWithoutPort(_ authority: String) -> String {
+        var text = authority.trimmingSpaces()
+        if let at = text.lastIndex(of: "@") { text = String(text[text.index(after: at)...]) }
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            return String(text[text.index(after: text.startIndex)..<close]).lowercased()
+        }
+        if let colon = text.lastIndex(of: ":") { text = String(text[..<colon]) }
+        if text.hasSuffix(".") { text.removeLast() }
+        return text.lowercased()
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while s.first == " " || s.first == "\t" { s.removeFirst() }
+        while s.last == " " || s.last == "\t" { s.removeLast() }
+        return String(s)
+    }
+}
+
+/// Builds the heads the proxy sends on. Pure functions, unit-tested.
+enum HeaderRewriting {
+    /// Hop-by-hop headers (RFC 9110 §7.6.1) that never cross the proxy, plus those named in Connection.
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+    ]
+
+    static func removeHopByHop(_ headers: inout HTTPHeaders) {
+        let named = headers["connection"].flatMap { $0.split(separator: ",") }.map {
+            String($0).trimmingSpaces().lowercased()
+        }
+        for name in hopByHop { headers.remove(name: name) }
+        for name in named where !name.isEmpty { headers.remove(name: name) }
+    }
+
+    /// The `for=` value of Forwarded (RFC 7239 §6): IPv6 quoted in brackets.
+    static func forwardedNode(_ address: String) -> String {
+        address.contains(":") ? "\"[\(address)]\"" : address
+    }
+
+    /// The request head sent to the backend: hop-by-hop headers removed, X-Forwarded-For/-Proto and
+    /// Forwarded added (appending to what the client sent), the route's header edits and URL rewrite
+    /// applied, body framing kept as the client sent it.
+    static func upstreamRequestHead(
+        _ head: HTTPRequestHead, target: RequestTarget, clientAddress: String?, isTLS: Bool,
+        modifier: HeaderModifier, rewrite: URLRewrite?
+    ) -> HTTPRequestHead {
+        var headers = head.headers
+        let chunked = headers["transfer-encoding"].contains { $0.lowercased().contains("chunked") }
+        let hasLength = headers.contains(name: "content-length")
+        let upgrade = isUpgrade(head) ? headers.first(name: "upgrade") : nil
+        removeHopByHop(&headers)
+        if let upgrade {
+            // Upgrade is hop-by-hop, but passing it on is how a proxy lets the protocol switch through.
+            headers.add(name: "connection", value: "upgrade")
+            headers.add(name: "upgrade", value: upgrade)
+        }
+        if chunked {
+            headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
+        } else if !hasLength && head.method.hasBodyByDefault {
+            // No framing header means no body (RFC 9112 §6.3); say so, or the encoder would chunk.
+            headers.replaceOrAdd(name: "content-length", value: "0")
+        }
+        let proto = isTLS ? "https" : "http"
+        let originalHost = head.headers.first(name: "host") ?? target.host
+        if let clientAddress {
+            if let previous = headers.first(name: "x-forwarded-for") {
+                headers.replaceOrAdd(name: "x-forwarded-for", value: "\(previous), \(clientAddress)")
+            } else {
+                headers.add(name: "x-forwarded-for", value: clientAddress)
+            }
+        }
+        headers.replaceOrAdd(name: "x-forwarded-proto", value: proto)
+        if !headers.contains(name: "x-forwarded-host") { headers.add(name: "x-forwarded-host", value: originalHost) }
+        var element = ""
+        if let clientAddress { element += "for=\(forwardedNode(clientAddress));" }
+        element += "host=\"\(originalHost)\";proto=\(proto)"
+        if let previous = headers.first(name: "forwarded") {
+            headers.replaceOrAdd(name: "forwarded", value: "\(previous), \(element)")
+        } else {
+            headers.add(name: "forwarded", value: element)
+        }
+        modifier.apply(to: &headers)
+        var uri = head.uri
+        if let rewrite {
+            if let hostname = rewrite.hostname { headers.replaceOrAdd(name: "host", value: hostname) }
+            if let pathModifier = rewrite.path {
+                uri = pathModifier.apply(to: target.path) + (target.query.map { "?\($0)" } ?? "")
+            }
+        }
+        if !uri.hasPrefix("/") && uri != "*" {
+            // Absolute-form goes to a proxy; a backend expects origin-form.
+            uri = target.path + (target.query.map { "?\($0)" } ?? "")
+        }
+        if !headers.contains(name: "host") { headers.add(name: "host", value: target.host) }
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: uri, headers: headers)
+    }
+
+    /// A request asking to switch protocols: `Connection: upgrade` and an `Upgrade` header.
+    static func isUpgrade(_ head: HTTPRequestHead) -> Bool {
+        head.headers.contains(name: "upgrade")
+            && head.headers["connection"].contains { $0.lowercased().split(separator: ",").contains { String($0).trimmingSpaces() == "upgrade" } }
+    }
+
+    /// The 101 sent to the client: the backend's, with its Upgrade and Connection headers kept.
+    static func switchingProtocolsHead(_ head: HTTPResponseHead, requestVersion: HTTPVersion) -> HTTPResponseHead {
+        HTTPResponseHead(version: requestVersion, status: head.status, headers: head.headers)
+    }
+
+    /// The response head sent to the client: hop-by-hop headers removed, the route's response header
+    /// edits applied, the client's HTTP version, and `Connection: close` when the connection ends.
+    static func downstreamResponseHead(
+        _ head: HTTPResponseHead, requestVersion: HTTPVersion, keepAlive: Bool, modifier: HeaderModifier
+    ) -> HTTPResponseHead {
+        var headers = head.headers
+        removeHopByHop(&headers)
+        modifier.apply(to: &headers)
+        var out = HTTPResponseHead(version: requestVersion, status: head.status, headers: headers)
+        out.headers.remove(name: "connection")
+        if !keepAlive {
+            out.headers.add(name: "connection", value: "close")
+        } else if requestVersion == .http1_0 {
+            out.headers.add(name: "connection", value: "keep-alive")
+        }
+        return out
+    }
+
+    /// Whether the client connection can stay open after this response: the client asked for it and
+    /// the response is framed (an HTTP/1.0 client cannot take chunked encoding).
+    static func responseAllowsKeepAlive(_ head: HTTPResponseHead, requestVersion: HTTPVersion) -> Bool {
+        if requestVersion == .http1_0 && !head.headers.contains(name: "content-length") && head.status.mayHaveResponseBody {
+            return false
+        }
+        return true
+    }
+}
+
+extension HTTPMethod {
+    /// Methods whose requests carry a body by convention (the encoder would frame them as chunked).
+    var hasBodyByDefault: Bool {
+        switch self {
+        case .POST, .PUT, .PATCH: return true
+        default: return false
+        }
+    }
+
+    /// Safe to send twice (RFC 9110 §9.2.2): only these are replayed on a stale pooled connection.
+    var isIdempotent: Bool {
+        switch self {
+        case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: return true
+        default: return false
+        }
+    }
+}
+
+extension HTTPResponseStatus {
+    var mayHaveResponseBody: Bool {
+        !(code < 200 || code == 204 || code == 304)
+    }
+}

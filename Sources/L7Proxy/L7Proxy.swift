@@ -1,0 +1,182 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// Binds a listening socket for a proxy port. Injectable: the agent binds transparent sockets
+/// (IP_TRANSPARENT, the target of the datapath's L7LB redirect); tests bind plain loopback.
+public protocol ListenerBinder: Sendable {
+    /// Binds `bootstrap` (already configured with the proxy's handlers) for `port`.
+    func bind(_ bootstrap: ServerBootstrap, port: UInt16) -> EventLoopFuture<any Channel>
+}
+
+/// Plain TCP on one address (loopback by default). Port 0 picks a free port.
+public struct AddressBinder: ListenerBinder {
+    public var host: String
+    public init(host: String = "127.0.0.1") { self.host = host }
+    public func bind(_ bootstrap: ServerBootstrap, port: UInt16) -> EventLoopFuture<any Channel> {
+        bootstrap.bind(host: host, port: Int(port))
+    }
+}
+
+/// What a listener needs beyond its port.
+public struct ListenerConfiguration: Sendable {
+    /// TLS to terminate on this proxy port (its HTTPS listeners' certificates), or nil for plain HTTP.
+    public var tls: TLSListener?
+    public init(tls: TLSListener? = nil) { self.tls = tls }
+}
+
+public enum L7ProxyError: Error, CustomStringConvertible {
+    case bindFailed(port: UInt16, underlying: any Error)
+    public var description: String {
+        switch self {
+        case .bindFailed(let port, let error): return "proxy port \(port): bind failed: \(error)"
+        }
+    }
+}
+
+/// The node's L7 proxy: HTTP/1.1 listeners on the proxy ports, each request routed with the current
+/// route table and forwarded to pooled upstream connections.
+///
+/// Ports open and close at runtime without touching the others; closing a port stops accepting,
+/// while connections already accepted finish their requests. The route table is swapped with
+/// `routes.swap(_:)`. See docs/L7PROXY.md.
+public final class L7Proxy: Sendable {
+    /// The current route table.
+    public let routes: RouteTableHolder
+    /// Counters and latency per route and status.
+    public let metrics: ProxyMetrics
+    public let options: ProxyOptions
+
+    private let group: any EventLoopGroup
+    private let binder: any ListenerBinder
+    private let connector: any UpstreamConnector
+    private let random: @Sendable (UInt64) -> UInt64
+    private let listeners = NIOLockedValueBox<[UInt16: any Channel]>([:])
+    private let pools = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<UpstreamPool>]>([:])
+
+    public init(
+        group: any EventLoopGroup, routes: RouteTableHolder = RouteTableHolder(), options: ProxyOptions = ProxyOptions(),
+        binder: any ListenerBinder = AddressBinder(), connector: any UpstreamConnector = TCPUpstreamConnector(),
+        metrics: ProxyMetrics = ProxyMetrics(),
+        random: @escaping @Sendable (UInt64) -> UInt64 = { UInt64.random(in: 0..<$0) }
+    ) {
+        self.group = group
+        self.routes = routes
+        self.options = options
+        self.binder = binder
+        self.connector = connector
+        self.metrics = metrics
+        self.random = random
+    }
+
+    /// The ports listening now (the bound port for listeners opened with port 0).
+    public var ports: [UInt16] { listeners.withLockedValue { $0.keys.sorted() } }
+
+    /// Starts listening on `port` (0 picks a free port) and returns the bound port. Opening a port
+    /// that is already open returns it unchanged.
+    @discardableResult
+    public func open(port: UInt16, configuration: ListenerConfiguration = ListenerConfiguration()) async throws -> UInt16 {
+        if port != 0, listeners.withLockedValue({ $0[port] != nil }) { return port }
+        let tlsContext = try configuration.tls?.makeContext()
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 512)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try self.initializeConnection(channel, tls: tlsContext)
+                }
+            }
+        let channel: any Channel
+        do {
+            channel = try await binder.bind(bootstrap, port: port).get()
+        } catch {
+            throw L7ProxyError.bindFailed(port: port, underlying: error)
+        }
+        let bound = UInt16(channel.localAddress?.port ?? Int(port))
+        listeners.withLockedValue { $0[bound] = channel }
+        return bound
+    }
+
+    /// Stops listening on `port`. Connections it accepted finish what they are doing.
+    public func close(port: UInt16) async {
+        guard let channel = listeners.withLockedValue({ $0.removeValue(forKey: port) }) else { return }
+        try? await channel.close()
+    }
+
+    /// Makes the open ports exactly `ports`: opens the missing ones, closes the others. Every port is
+    /// tried; the first bind error is thrown after the rest are done.
+    public func setPorts(_ ports: Set<UInt16>) async throws {
+        let current = Set(self.ports)
+        for port in current.subtracting(ports) { await close(port: port) }
+        var firstError: (any Error)?
+        for port in ports.subtracting(current).sorted() {
+            do { try await open(port: port) } catch { firstError = firstError ?? error }
+        }
+        if let firstError { throw firstError }
+    }
+
+    /// Closes every listener and every pooled upstream connection.
+    public func shutdown() async {
+        for port in ports { await close(port: port) }
+        let all = pools.withLockedValue { pools in
+            defer { pools = [:] }
+            return Array(pools.values)
+        }
+        for pool in all {
+            try? await pool.eventLoop.submit { pool.value.closeAll() }.get()
+        }
+    }
+
+    /// Idle pooled upstream connections on all loops (for tests and diagnostics).
+    public func idleUpstreamConnections() async -> Int {
+        let all = pools.withLockedValue { Array($0.values) }
+        var total = 0
+        for pool in all {
+            total += (try? await pool.eventLoop.submit { pool.value.idleCount }.get()) ?? 0
+        }
+        return total
+    }
+
+    private func pool(for eventLoop: any EventLoop) -> UpstreamPool {
+        let key = ObjectIdentifier(eventLoop)
+        let options = self.options
+        let connector = self.connector
+        let bound = pools.withLockedValue { pools in
+            if let existing = pools[key] { return existing }
+            let created = NIOLoopBound(UpstreamPool(eventLoop: eventLoop, connector: connector, options: options), eventLoop: eventLoop)
+            pools[key] = created
+            return created
+        }
+        return bound.value
+    }
+
+    private func initializeConnection(_ channel: any Channel, tls: NIOSSLContext?) throws {
+        let port = UInt16(channel.parent?.localAddress?.port ?? 0)
+        try Self.configure(
+            channel,
+            shared: ConnectionContext(
+                proxyPort: port, isTLS: tls != nil, options: options, routes: routes, metrics: metrics,
+                pool: pool(for: channel.eventLoop), random: random),
+            tls: tls)
+    }
+
+    /// Installs the proxy's handlers on a client channel: TLS (optional), activity probe, HTTP/1.1
+    /// server codec with pipelining and limits, then the connection handler.
+    static func configure(_ channel: any Channel, shared: ConnectionContext, tls: NIOSSLContext?) throws {
+        let sync = channel.pipeline.syncOperations
+        if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
+        let probe = ActivityProbe()
+        try sync.addHandler(probe)
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderListSize = shared.options.maxHeaderBytes
+        limits.maxHeaderFieldSize = shared.options.maxHeaderBytes
+        limits.maxHeaderFieldCount = shared.options.maxHeaderCount
+        try sync.configureHTTPServerPipeline(
+            withPipeliningAssistance: true, withErrorHandling: false, withOutboundHeaderValidation: true,
+            withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+        try sync.addHandler(DownstreamHandler(shared: shared, probe: probe))
+    }
+}

@@ -1,0 +1,32 @@
+import NIOCore
+
+/// Limits and timeouts of the proxy. The defaults suit a node proxy in front of ordinary web backends.
+public struct ProxyOptions: Sendable {
+    /// Upstream TCP connect timeout; a connect that takes longer counts as a failed attempt (504 when final).
+    public var connectTimeout: TimeAmount = .seconds(5)
+    /// How long a client may take to send a complete request head once its first byte arrived (slowloris): 408.
+    public var requestHeadTimeout: TimeAmount = .seconds(10)
+    /// How long an idle keep-alive client connection is kept open waiting for its next request.
+    public var keepAliveTimeout: TimeAmount = .seconds(60)
+    /// No byte in either direction for this long during an exchange: 408 (client stalled), 504 (backend
+    /// stalled) or, once the response has started, a closed connection.
+    public var idleTimeout: TimeAmount = .seconds(60)
+    /// From request head to the end of the response, unless the route sets its own; nil means no limit.
+    public var requestTimeout: TimeAmount? = nil
+    /// How long an unused pooled upstream connection is kept.
+    public var upstreamIdleTimeout: TimeAmount = .seconds(30)
+    /// Pooled idle connections per backend endpoint and event loop.
+    public var maxIdleConnectionsPerBackend: Int = 32
+    /// Request line plus all header names and values: beyond it 431 (the request line counts, so an
+    /// overlong URL is refused the same way).
+    public var maxHeaderBytes: Int = 64 * 1024
+    /// Number of header fields in a request: beyond it 431.
+    public var maxHeaderCount: Int = 100
+    /// Bytes of a request body the proxy drops while answering locally (404, redirect) before it closes
+    /// the connection instead of reading on.
+    public var maxDiscardedBodyBytes: Int = 1 << 20
+    /// Keep-alive requests answered on one client connection before the proxy closes it.
+    public var maxRequestsPerConnection: Int = 10_000
+
+    public init() {}
+}

@@ -1,0 +1,75 @@
+import NIOCore
+import NIOSSL
+
+/// A certificate of an HTTPS listener: served to clients whose SNI matches `hostname`.
+public struct ListenerCertificate: Sendable {
+    /// The listener hostname: exact (`a.example.com`), wildcard (`*.example.com`, one label or more
+    /// as the Gateway API says) or nil (any host).
+    public var hostname: String?
+    public var certificateChain: [NIOSSLCertificate]
+    public var privateKey: NIOSSLPrivateKey
+
+    public init(hostname: String?, certificateChain: [NIOSSLCertificate], privateKey: NIOSSLPrivateKey) {
+        self.hostname = hostname
+        self.certificateChain = certificateChain
+        self.privateKey = privateKey
+    }
+
+    /// From PEM bytes, as a `kubernetes.io/tls` Secret holds them (`tls.crt`, `tls.key`).
+    public init(hostname: String?, pemCertificateChain: [UInt8], pemPrivateKey: [UInt8]) throws {
+        self.init(
+            hostname: hostname,
+            certificateChain: try NIOSSLCertificate.fromPEMBytes(pemCertificateChain),
+            privateKey: try NIOSSLPrivateKey(bytes: pemPrivateKey, format: .pem))
+    }
+}
+
+/// TLS termination for one proxy port: the HTTPS listeners sharing it, the certificate chosen by SNI.
+public struct TLSListener: Sendable {
+    public var certificates: [ListenerCertificate]
+
+    public enum Problem: Error, CustomStringConvertible {
+        case noCertificate
+        public var description: String { "an HTTPS listener needs at least one certificate" }
+    }
+
+    public init(certificates: [ListenerCertificate]) {
+        self.certificates = certificates
+    }
+
+    /// The certificate for an SNI name: an exact hostname first, then the longest matching wildcard,
+    /// then a listener without hostname; without SNI (or no match) that one, else the first.
+    public static func choose(serverName: String?, among certificates: [ListenerCertificate]) -> ListenerCertificate? {
+        let catchAll = certificates.first { $0.hostname == nil }
+        guard var name = serverName?.lowercased(), !name.isEmpty else { return catchAll ?? certificates.first }
+        if name.hasSuffix(".") { name.removeLast() }
+        if let exact = certificates.first(where: { $0.hostname?.lowercased() == name }) { return exact }
+        let wildcards = certificates.filter { cert in
+            guard let pattern = cert.hostname?.lowercased(), pattern.hasPrefix("*.") else { return false }
+            let suffix = pattern.dropFirst(1)  // ".example.com"
+            return name.hasSuffix(suffix) && name.count > suffix.count
+        }
+        if let best = wildcards.max(by: { ($0.hostname?.count ?? 0) < ($1.hostname?.count ?? 0) }) { return best }
+        return catchAll ?? certificates.first
+    }
+
+    /// The server context: the default certificate, swapped per handshake for the SNI's (ALPN http/1.1).
+    public func makeContext() throws -> NIOSSLContext {
+        guard let fallback = Self.choose(serverName: nil, among: certificates) else { throw Problem.noCertificate }
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: fallback.certificateChain.map { .certificate($0) }, privateKey: .privateKey(fallback.privateKey))
+        configuration.applicationProtocols = ["http/1.1"]
+        let certificates = self.certificates
+        configuration.sslContextCallback = { values, promise in
+            guard let chosen = TLSListener.choose(serverName: values.serverHostname, among: certificates) else {
+                promise.succeed(.noChanges)
+                return
+            }
+            var override = NIOSSLContextConfigurationOverride()
+            override.certificateChain = chosen.certificateChain.map { .certificate($0) }
+            override.privateKey = .privateKey(chosen.privateKey)
+            promise.succeed(override)
+        }
+        return try NIOSSLContext(configuration: configuration)
+    }
+}

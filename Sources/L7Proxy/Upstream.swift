@@ -1,0 +1,229 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Opens a raw connection to a backend. The proxy adds the HTTP handlers itself.
+/// Injectable so tests can hand out in-memory channels.
+public protocol UpstreamConnector: Sendable {
+    func connect(to endpoint: UpstreamEndpoint, on eventLoop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<any Channel>
+}
+
+/// TCP to the backend's address, with the connect timeout.
+public struct TCPUpstreamConnector: UpstreamConnector {
+    public init() {}
+
+    public func connect(to endpoint: UpstreamEndpoint, on eventLoop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<any Channel> {
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(timeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: endpoint.host, port: endpoint.port)
+    }
+}
+
+/// Receives what an upstream connection reports while it serves an exchange.
+protocol UpstreamDelegate: AnyObject {
+    func upstreamRead(_ part: HTTPClientResponsePart)
+    func upstreamClosed()
+    func upstreamWritabilityChanged(_ writable: Bool)
+    /// Whether the upstream may read more: false while the client connection cannot take more bytes.
+    var upstreamMayRead: Bool { get }
+}
+
+/// One HTTP/1.1 connection to a backend, owned by the pool when idle and by one exchange when busy.
+/// Confined to its event loop.
+final class UpstreamConnection {
+    let channel: any Channel
+    let endpoint: UpstreamEndpoint
+    fileprivate let handler: UpstreamHandler
+    fileprivate var idleTimer: Scheduled<Void>?
+
+    fileprivate init(channel: any Channel, endpoint: UpstreamEndpoint, handler: UpstreamHandler) {
+        self.channel = channel
+        self.endpoint = endpoint
+        self.handler = handler
+    }
+
+    var delegate: (any UpstreamDelegate)? {
+        get { handler.delegate }
+        set { handler.delegate = newValue }
+    }
+
+    var isWritable: Bool { channel.isWritable }
+
+    /// Lets a held read go ahead (the client connection drained).
+    func resumeReads() { handler.resumeReads() }
+
+    func write(_ part: HTTPClientRequestPart, promise: EventLoopPromise<Void>?) {
+        channel.write(part, promise: promise)
+    }
+
+    func flush() { channel.flush() }
+
+    /// Replaces the HTTP handlers by a tunnel end (after a 101). The connection leaves the pool for good.
+    func becomeTunnel(_ end: TunnelHandler) throws {
+        handler.delegate = nil
+        let sync = channel.pipeline.syncOperations
+        let http = sync.present([HTTPRequestEncoder.self, ByteToMessageHandler<HTTPResponseDecoder>.self, NIOHTTPRequestHeadersValidator.self])
+        try end.install(on: channel, removing: [handler] + http)
+    }
+}
+
+/// The last handler of an upstream channel: hands response parts to the exchange and holds reads
+/// while the client cannot take more (backpressure towards the backend).
+private final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    weak var delegate: (any UpstreamDelegate)?
+    /// Called when the connection closes while it sits in the pool.
+    var onIdleClose: (() -> Void)?
+    private var readHeld = false
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if let delegate {
+            delegate.upstreamRead(part)
+        } else {
+            // Bytes on an idle pooled connection: the backend broke the protocol; drop the connection.
+            context.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let delegate {
+            self.delegate = nil
+            delegate.upstreamClosed()
+        } else {
+            onIdleClose?()
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A response the decoder rejects, or a reset: the connection is unusable either way.
+        context.close(promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        delegate?.upstreamWritabilityChanged(context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if let delegate, !delegate.upstreamMayRead {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    func resumeReads() {
+        guard readHeld, let context else { return }
+        readHeld = false
+        context.read()
+    }
+}
+
+/// Idle upstream connections per backend endpoint, one pool per event loop (so an exchange and its
+/// upstream connection share a loop and never hop threads).
+final class UpstreamPool {
+    private let eventLoop: any EventLoop
+    private let connector: any UpstreamConnector
+    private let options: ProxyOptions
+    private var idle: [UpstreamEndpoint: [UpstreamConnection]] = [:]
+
+    init(eventLoop: any EventLoop, connector: any UpstreamConnector, options: ProxyOptions) {
+        self.eventLoop = eventLoop
+        self.connector = connector
+        self.options = options
+    }
+
+    /// Number of idle pooled connections (for tests).
+    var idleCount: Int { idle.values.reduce(0) { $0 + $1.count } }
+
+    /// Calls `completion` on the pool's loop with a pooled connection when one is alive (`reused`
+    /// true), else a new one. `fresh` skips the pool (the retry after a failure).
+    func acquire(
+        _ endpoint: UpstreamEndpoint, fresh: Bool,
+        completion: @escaping (Result<(UpstreamConnection, reused: Bool), any Error>) -> Void
+    ) {
+        if !fresh {
+            while var list = idle[endpoint], let connection = list.popLast() {
+                idle[endpoint] = list.isEmpty ? nil : list
+                connection.idleTimer?.cancel()
+                connection.idleTimer = nil
+                connection.handler.onIdleClose = nil
+                if connection.channel.isActive {
+                    completion(.success((connection, true)))
+                    return
+                }
+            }
+        }
+        connector.connect(to: endpoint, on: eventLoop, timeout: options.connectTimeout)
+            .hop(to: eventLoop)
+            .assumeIsolated()
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    do {
+                        let handler = UpstreamHandler()
+                        let sync = channel.pipeline.syncOperations
+                        // As addHTTPClientHandlers, but 1xx heads are forwarded (relayed to the client) and
+                        // bytes after a 101 stay in the decoder until the tunnel replaces it.
+                        let decoder = HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .forward)
+                        try sync.addHandlers([HTTPRequestEncoder(), ByteToMessageHandler(decoder), NIOHTTPRequestHeadersValidator()])
+                        try sync.addHandler(handler)
+                        completion(.success((UpstreamConnection(channel: channel, endpoint: endpoint, handler: handler), false)))
+                    } catch {
+                        channel.close(promise: nil)
+                        completion(.failure(error))
+                    }
+                case .failure(let error):
+                    completion(.failure(error))
+                }
+            }
+    }
+
+    /// Takes a connection back after a complete exchange, or closes it when the pool is full or it is closing.
+    func release(_ connection: UpstreamConnection, reuse: Bool) {
+        connection.delegate = nil
+        guard reuse, connection.channel.isActive,
+            (idle[connection.endpoint]?.count ?? 0) < options.maxIdleConnectionsPerBackend
+        else {
+            connection.channel.close(promise: nil)
+            return
+        }
+        connection.handler.onIdleClose = { [weak self, weak connection] in
+            guard let self, let connection else { return }
+            self.remove(connection)
+        }
+        connection.idleTimer = eventLoop.assumeIsolated().scheduleTask(in: options.upstreamIdleTimeout) { [weak self, weak connection] in
+            guard let self, let connection else { return }
+            self.remove(connection)
+            connection.channel.close(promise: nil)
+        }
+        connection.handler.resumeReads()
+        idle[connection.endpoint, default: []].append(connection)
+    }
+
+    private func remove(_ connection: UpstreamConnection) {
+        connection.idleTimer?.cancel()
+        connection.idleTimer = nil
+        idle[connection.endpoint]?.removeAll { $0 === connection }
+        if idle[connection.endpoint]?.isEmpty == true { idle[connection.endpoint] = nil }
+    }
+
+    /// Closes every idle connection.
+    func closeAll() {
+        for connection in idle.values.joined() {
+            connection.idleTimer?.cancel()
+            connection.channel.close(promise: nil)
+        }
+        idle = [:]
+    }
+}

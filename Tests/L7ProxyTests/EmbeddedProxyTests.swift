@@ -1,0 +1,309 @@
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Testing
+@testable import L7Proxy
+
+/// The whole handler stack on in-memory channels: codec, limits, state machine, pool, rewriting.
+@Suite struct EmbeddedProxyTests {
+    let a = UpstreamEndpoint(host: "10.0.0.1", port: 8080)
+    let b = UpstreamEndpoint(host: "10.0.0.2", port: 8080)
+
+    @Test func forwardsWithForwardingHeadersAndReusesTheUpstreamOnKeepAlive() throws {
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]))
+        h.send("GET /x?y=1 HTTP/1.1\r\nHost: a.example.com\r\nConnection: keep-alive\r\n\r\n")
+        #expect(h.connector.endpoints == [a])
+        let upstream = h.upstreamReceived(0)
+        #expect(upstream.hasPrefix("GET /x?y=1 HTTP/1.1\r\n"))
+        #expect(upstream.contains("x-forwarded-for: 10.1.2.3\r\n"))
+        #expect(upstream.contains("x-forwarded-proto: http\r\n"))
+        #expect(upstream.contains("forwarded: for=10.1.2.3;host=\"a.example.com\";proto=http\r\n"))
+        #expect(!upstream.lowercased().contains("connection:"))
+        h.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-From: a\r\n\r\nhello")
+        let first = parseResponses(h.clientReceived())
+        #expect(first.map(\.status) == [200])
+        #expect(first.first?.body == "hello")
+        #expect(first.first?.header("x-from") == "a")
+        #expect(h.pool.idleCount == 1)
+
+        // The second request goes over the same upstream connection.
+        h.send("GET /again HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        #expect(h.connector.upstreams.count == 1)
+        #expect(h.upstreamReceived(0).hasPrefix("GET /again HTTP/1.1"))
+        h.upstreamSends(0, "HTTP/1.1 204 No Content\r\n\r\n")
+        #expect(parseResponses(h.clientReceived()).map(\.status) == [204])
+        #expect(h.metrics.count(route: "default/a/rule0", status: 200) == 1)
+        #expect(h.metrics.count(route: "default/a/rule0", status: 204) == 1)
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrder() throws {
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]))
+        h.send("GET /1 HTTP/1.1\r\nHost: a.example.com\r\n\r\nGET /2 HTTP/1.1\r\nHost: nowhere\r\n\r\nGET /3 HTTP/1.1\r\nHost: b.example.com\r\n\r\n")
+        // Only the first is in flight; the others wait behind it.
+        #expect(h.connector.upstreams.count == 1)
+        h.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+        // The 404 for /2 is answered, then /3 goes to b.
+        #expect(h.connector.endpoints == [a, b])
+        h.upstreamSends(1, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n3")
+        let responses = parseResponses(h.clientReceived())
+        #expect(responses.map(\.status) == [200, 404, 200])
+        #expect(responses.map(\.body).first == "1")
+        #expect(responses.last?.body == "3")
+    }
+
+    @Test func chunkedRequestAndResponseBodiesStreamThrough() throws {
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]))
+        h.send("POST /up HTTP/1.1\r\nHost: a.example.com\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        h.send("6\r\n world\r\n0\r\n\r\n")
+        let upstream = h.upstreamReceived(0)
+        #expect(upstream.contains("transfer-encoding: chunked\r\n"))
+        #expect(upstream.hasSuffix("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"))
+        h.upstreamSends(0, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        h.upstreamSends(0, "2\r\nde\r\n0\r\n\r\n")
+        let responses = parseResponses(h.clientReceived())
+        #expect(responses.first?.body == "abcde")
+        #expect(responses.first?.header("transfer-encoding") == "chunked")
+    }
+
+    @Test func localDecisionsAnswer404500503AndRedirect() throws {
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]))
+        h.send("GET / HTTP/1.1\r\nHost: unknown.example.com\r\n\r\n")
+        h.send("GET / HTTP/1.1\r\nHost: bad.example.com\r\n\r\n")
+        h.send("GET / HTTP/1.1\r\nHost: gone.example.com\r\n\r\n")
+        h.send("GET /p?q=1 HTTP/1.1\r\nHost: redirect.example.com\r\n\r\n")
+        let responses = parseResponses(h.clientReceived())
+        #expect(responses.map(\.status) == [404, 500, 503, 301])
+        #expect(responses.last?.header("location") == "https://redirect.example.com/p?q=1")
+        #expect(h.connector.upstreams.isEmpty)
+        #expect(h.client.isActive)
+        #expect(h.metrics.count(route: "none", status: 404) == 1)
+        #expect(h.metrics.count(route: "default/gone/rule0", status: 503) == 1)
+    }
+
+    @Test func connectFailureIsRetriedOnAnotherEndpointThenAnswered502() throws {
+        let h = try EmbeddedHarness(router: HostRouter(a: [a, b], b: [b]))
+        h.connector.failures = [ChannelError.connectTimeout(.seconds(1))]
+        h.send("GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        #expect(h.connector.endpoints.count == 2)
+        #expect(h.connector.endpoints[0] != h.connector.endpoints[1])
+        #expect(h.upstreamReceived(0).hasPrefix("GET / HTTP/1.1"))
+        h.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        #expect(parseResponses(h.clientReceived()).map(\.status) == [200])
+
+        let twice = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]))
+        twice.connector.failures = [ChannelError.connectTimeout(.seconds(1)), ChannelError.connectTimeout(.seconds(1))]
+        twice.send("GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        #expect(parseResponses(twice.clientReceived()).map(\.status) == [504])
+        #expect(twice.metrics.gaugeSnapshot.upstreamRetries == 1)
+    }
+
+    @Test func stalePooledConnectionIsReplayedOnAFreshOne() throws {
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]))
+        h.send("GET /1 HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        h.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        _ = h.clientReceived()
+        _ = h.upstreamReceived(0)
+        h.send("GET /2 HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        #expect(h.upstreamReceived(0).hasPrefix("GET /2"))
+        // The backend had closed the pooled connection: no response byte came back.
+        h.connector.upstreams[0].pipeline.fireChannelInactive()
+        h.loop.run()
+        #expect(h.connector.upstreams.count == 2)
+        #expect(h.upstreamReceived(1).hasPrefix("GET /2"))
+        h.upstreamSends(1, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        #expect(parseResponses(h.clientReceived()).map(\.body) == ["ok"])
+    }
+
+    @Test func aSwappedTableAppliesFromTheNextRequestOnly() throws {
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]))
+        h.send("GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        // Swap while the request is in flight: it still finishes on a.
+        h.routes.swap(HostRouter(a: [b], b: [a]))
+        h.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
+        h.send("GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        #expect(h.connector.endpoints == [a, b])
+        h.upstreamSends(1, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")
+        #expect(parseResponses(h.clientReceived()).map(\.body) == ["a", "b"])
+        #expect(h.client.isActive)
+    }
+
+    @Test func routeHeaderFiltersAndRewriteApply() throws {
+        var router = HostRouter(a: [a], b: [b])
+        router.requestHeaders = HeaderModifier(set: [HeaderField("x-env", "prod")], remove: ["x-debug"])
+        router.responseHeaders = HeaderModifier(add: [HeaderField("x-served-by", "portway")])
+        let h = try EmbeddedHarness(router: router)
+        h.send("GET / HTTP/1.1\r\nHost: a.example.com\r\nX-Debug: 1\r\n\r\n")
+        let upstream = h.upstreamReceived(0)
+        #expect(upstream.contains("x-env: prod\r\n"))
+        #expect(!upstream.lowercased().contains("x-debug"))
+        h.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        #expect(parseResponses(h.clientReceived()).first?.header("x-served-by") == "portway")
+    }
+
+    @Test(arguments: [
+        ("GARBAGE\r\n\r\n", 400),
+        ("GET / HTTP/1.1\r\nHost: a.example.com\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        ("GET / HTTP/1.1\r\nHost: a.example.com\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
+        ("GET / HTTP/1.1\r\n\r\n", 400),
+        ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        ("GET / HTTP/1.1\r\nHost: a.example.com\r\nBad Header: x\r\n\r\n", 400),
+        ("POST / HTTP/1.1\r\nHost: a.example.com\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n", 400),
+    ])
+    func malformedRequestsGet400AndAClosedConnection(request: String, status: Int) throws {
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]))
+        h.send(request)
+        let responses = parseResponses(h.clientReceived())
+        #expect(responses.last?.status == status)
+        #expect(responses.last?.header("connection") == "close")
+        #expect(!h.client.isActive)
+    }
+
+    @Test func hugeHeadersGet431() throws {
+        var options = ProxyOptions()
+        options.maxHeaderBytes = 4096
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]), options: options)
+        h.send("GET / HTTP/1.1\r\nHost: a.example.com\r\nX-Big: \(String(repeating: "x", count: 5000))\r\n\r\n")
+        #expect(parseResponses(h.clientReceived()).map(\.status) == [431])
+        #expect(!h.client.isActive)
+
+        let many = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]), options: options)
+        many.send("GET / HTTP/1.1\r\nHost: a.example.com\r\n" + (0..<200).map { "X-\($0): 1\r\n" }.joined() + "\r\n")
+        #expect(parseResponses(many.clientReceived()).map(\.status) == [431])
+
+        let longURL = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]), options: options)
+        longURL.send("GET /\(String(repeating: "u", count: 5000)) HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        #expect(parseResponses(longURL.clientReceived()).map(\.status) == [431])
+    }
+
+    @Test func slowlorisGets408AndAnIdleConnectionJustCloses() throws {
+        var options = ProxyOptions()
+        options.requestHeadTimeout = .seconds(2)
+        options.keepAliveTimeout = .seconds(30)
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]), options: options)
+        h.send("GET / HTTP/1.1\r\nHost: a.ex")
+        h.loop.advanceTime(by: .seconds(1))
+        h.send("ample.com\r\nX-A: 1\r\n")
+        #expect(h.client.isActive)
+        h.loop.advanceTime(by: .seconds(1))
+        #expect(parseResponses(h.clientReceived()).map(\.status) == [408])
+        #expect(!h.client.isActive)
+
+        let idle = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]), options: options)
+        idle.loop.advanceTime(by: .seconds(29))
+        #expect(idle.client.isActive)
+        idle.loop.advanceTime(by: .seconds(1))
+        #expect(idle.clientReceived().isEmpty)
+        #expect(!idle.client.isActive)
+    }
+
+    @Test func stalledBackendGets504AndARouteTimeoutApplies() throws {
+        var options = ProxyOptions()
+        options.idleTimeout = .seconds(5)
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]), options: options)
+        h.send("GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        h.loop.advanceTime(by: .seconds(4))
+        #expect(h.clientReceived().isEmpty)
+        h.loop.advanceTime(by: .seconds(1))
+        #expect(parseResponses(h.clientReceived()).map(\.status) == [504])
+        #expect(!h.connector.upstreams[0].isActive)
+
+        var router = HostRouter(a: [a], b: [b])
+        router.requestTimeoutSeconds = 1
+        let timed = try EmbeddedHarness(router: router, options: options)
+        timed.send("GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        timed.loop.advanceTime(by: .seconds(1))
+        #expect(parseResponses(timed.clientReceived()).map(\.status) == [504])
+    }
+
+    @Test func stalledUploadGets408() throws {
+        var options = ProxyOptions()
+        options.idleTimeout = .seconds(5)
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]), options: options)
+        h.send("POST / HTTP/1.1\r\nHost: a.example.com\r\nContent-Length: 100\r\n\r\nabc")
+        h.loop.advanceTime(by: .seconds(5))
+        #expect(parseResponses(h.clientReceived()).map(\.status) == [408])
+        #expect(!h.client.isActive)
+    }
+
+    @Test func http10ClientGetsAClosedConnectionForAnUnframedResponse() throws {
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]))
+        h.send("GET / HTTP/1.0\r\nHost: a.example.com\r\nConnection: keep-alive\r\n\r\n")
+        h.upstreamSends(0, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
+        let text = h.clientReceived()
+        #expect(text.hasPrefix("HTTP/1.0 200 OK"))
+        #expect(text.hasSuffix("\r\n\r\nhi"))
+        #expect(!h.client.isActive)
+    }
+}
+
+@Suite struct EmbeddedUpgradeTests {
+    let a = UpstreamEndpoint(host: "10.0.0.1", port: 8080)
+
+    @Test func upgradeBecomesAByteTunnelBothWays() throws {
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: []))
+        h.send("GET /ws HTTP/1.1\r\nHost: a.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        let upstream = h.upstreamReceived(0)
+        #expect(upstream.contains("connection: upgrade\r\n"))
+        #expect(upstream.contains("upgrade: websocket\r\n"))
+        // Bytes right behind the 101 in the same read must survive the switch.
+        h.upstreamSends(0, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nfirst-frame")
+        let switched = h.clientReceived()
+        #expect(switched.hasPrefix("HTTP/1.1 101 Switching Protocols\r\n"))
+        #expect(switched.lowercased().contains("upgrade: websocket\r\n"))
+        #expect(switched.hasSuffix("\r\n\r\nfirst-frame"))
+        // From now on bytes are not HTTP: they pass untouched.
+        h.send("GET / HTTP/1.1\r\n\r\nraw")
+        #expect(h.upstreamReceived(0) == "GET / HTTP/1.1\r\n\r\nraw")
+        h.upstreamSends(0, "\u{81}\u{2}hi")
+        #expect(h.clientReceived() == "\u{81}\u{2}hi")
+        #expect(h.metrics.count(route: "default/a/rule0", status: 101) == 1)
+        // The backend closing ends the client connection too.
+        _ = try? h.connector.upstreams[0].close().wait()
+        h.loop.run()
+        #expect(!h.client.isActive)
+        #expect(h.pool.idleCount == 0)
+    }
+
+    @Test func refusedUpgradeAnswersAndCloses() throws {
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: []))
+        h.send("GET /ws HTTP/1.1\r\nHost: a.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        h.upstreamSends(0, "HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\n")
+        let responses = parseResponses(h.clientReceived())
+        #expect(responses.map(\.status) == [426])
+        #expect(responses.first?.header("connection") == "close")
+        #expect(!h.client.isActive)
+    }
+}
+
+@Suite struct EmbeddedMessageShapeTests {
+    let a = UpstreamEndpoint(host: "10.0.0.1", port: 8080)
+
+    @Test func continueIsRelayedBeforeTheFinalResponse() throws {
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: []))
+        h.send("POST /up HTTP/1.1\r\nHost: a.example.com\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+        #expect(h.upstreamReceived(0).lowercased().contains("expect: 100-continue\r\n"))
+        h.upstreamSends(0, "HTTP/1.1 100 Continue\r\n\r\n")
+        #expect(h.clientReceived().hasPrefix("HTTP/1.1 100 Continue\r\n"))
+        h.send("abc")
+        #expect(h.upstreamReceived(0) == "abc")
+        h.upstreamSends(0, "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok")
+        let responses = parseResponses(h.clientReceived())
+        #expect(responses.map(\.status) == [201])
+        #expect(responses.first?.body == "ok")
+        #expect(h.client.isActive)
+    }
+
+    @Test func headResponseKeepsItsLengthButHasNoBody() throws {
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: []))
+        h.send("HEAD /big HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        #expect(h.upstreamReceived(0).hasPrefix("HEAD /big HTTP/1.1\r\n"))
+        h.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        let text = h.clientReceived()
+        #expect(text.lowercased().contains("content-length: 1000\r\n"))
+        #expect(text.hasSuffix("\r\n\r\n"))
+        // The connection is ready for the next request, over the same upstream connection.
+        h.send("GET /next HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        #expect(h.connector.upstreams.count == 1)
+        #expect(h.upstreamReceived(0).hasPrefix("GET /next"))
+    }
+}

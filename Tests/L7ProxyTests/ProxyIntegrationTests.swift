@@ -1,0 +1,247 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Testing
+@testable import L7Proxy
+
+/// The proxy on real loopback sockets against real NIO backends.
+@Suite struct ProxyIntegrationTests {
+    /// Runs `body` with two backends, a proxy routing by Host (`HostRouter`) and one open listener.
+    func withProxy(
+        options: ProxyOptions = ProxyOptions(),
+        _ body: (_ proxy: L7Proxy, _ port: UInt16, _ a: TestBackend, _ b: TestBackend, _ group: any EventLoopGroup) async throws -> Void
+    ) async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let a = try await TestBackend(name: "A", group: group)
+        let b = try await TestBackend(name: "B", group: group)
+        let proxy = L7Proxy(group: group, routes: RouteTableHolder(HostRouter(a: [a.endpoint], b: [b.endpoint])), options: options)
+        do {
+            let port = try await proxy.open(port: 0)
+            try await body(proxy, port, a, b, group)
+        } catch {
+            Issue.record("unexpected error: \(error)")
+        }
+        await proxy.shutdown()
+        await a.close()
+        await b.close()
+        try await group.shutdownGracefully()
+    }
+
+    @Test func routesByHostAndAddsTheClientAddress() async throws {
+        try await withProxy { proxy, port, _, _, group in
+            let client = try await RawClient(port: port, group: group)
+            try await client.send("GET /one HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+            try await client.send("GET /two HTTP/1.1\r\nHost: B.example.com:80\r\n\r\n")
+            try await client.send("GET /three HTTP/1.1\r\nHost: unknown.example.com\r\n\r\n")
+            let responses = await client.responses(3)
+            #expect(responses.map(\.status) == [200, 200, 404])
+            #expect(responses.first?.body == "A GET /one")
+            #expect(responses.dropFirst().first?.body == "B GET /two")
+            #expect(responses.first?.header("x-echo-x-forwarded-for") == "127.0.0.1")
+            #expect(responses.first?.header("x-echo-forwarded") == "for=127.0.0.1;host=\"a.example.com\";proto=http")
+            #expect(proxy.metrics.count(route: "default/a/rule0", status: 200) == 1)
+            #expect(proxy.metrics.count(route: "none", status: 404) == 1)
+            await client.close()
+        }
+    }
+
+    @Test func keepAliveClientReusesOnePooledUpstreamConnection() async throws {
+        try await withProxy { proxy, port, a, _, group in
+            let client = try await RawClient(port: port, group: group)
+            for i in 0..<5 {
+                try await client.send("GET /\(i) HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+                _ = await client.responses(i + 1)
+            }
+            #expect(parseResponses(client.text).map(\.body) == (0..<5).map { "A GET /\($0)" })
+            #expect(a.accepted.withLockedValue { $0 } == 1)
+            #expect(proxy.metrics.gaugeSnapshot.upstreamConnectionsReused == 4)
+            #expect(!client.isClosed)
+            await client.close()
+        }
+    }
+
+    @Test func pipelinedRequestsAnsweredInOrderOverTheSocket() async throws {
+        try await withProxy { _, port, _, _, group in
+            let client = try await RawClient(port: port, group: group)
+            try await client.send(
+                "GET /1 HTTP/1.1\r\nHost: b.example.com\r\n\r\nGET /2 HTTP/1.1\r\nHost: a.example.com\r\n\r\n"
+                    + "GET /3 HTTP/1.1\r\nHost: nope\r\n\r\nGET /4 HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+            let responses = await client.responses(4)
+            #expect(responses.map(\.status) == [200, 200, 404, 200])
+            #expect(responses.map(\.body).first == "B GET /1")
+            #expect(responses.last?.body == "A GET /4")
+            await client.close()
+        }
+    }
+
+    @Test func weightedSplitReachesBothBackends() async throws {
+        try await withProxy { _, port, _, _, group in
+            let client = try await RawClient(port: port, group: group)
+            var request = ""
+            for i in 0..<40 { request += "GET /\(i) HTTP/1.1\r\nHost: split.example.com\r\n\r\n" }
+            try await client.send(request)
+            let responses = await client.responses(40)
+            let fromA = responses.filter { $0.body.hasPrefix("A ") }.count
+            let fromB = responses.filter { $0.body.hasPrefix("B ") }.count
+            #expect(fromA + fromB == 40)
+            // 50/50: both get some (the chance of all 40 on one side is 2^-39).
+            #expect(fromA > 0 && fromB > 0)
+            await client.close()
+        }
+    }
+
+    /// 64 MiB by default; `PORTWAY_PROXY_UPLOAD_MIB=1024` runs the full 1 GiB.
+    @Test func largeUploadStreamsWithBoundedBuffering() async throws {
+        let mib = ProcessInfo.processInfo.environment["PORTWAY_PROXY_UPLOAD_MIB"].flatMap(Int.init) ?? 64
+        let total = mib << 20
+        try await withProxy { proxy, port, _, _, group in
+            let client = try await RawClient(port: port, group: group)
+            // The backend reads slowly, so only backpressure keeps the proxy from buffering the upload.
+            try await client.send("POST /upload HTTP/1.1\r\nHost: a.example.com\r\nContent-Length: \(total)\r\nX-Read-Delay-Ms: 1\r\n\r\n")
+            let chunk = ByteBuffer(repeating: UInt8(ascii: "u"), count: 256 * 1024)
+            for _ in 0..<(total / chunk.readableBytes) { try await client.send(chunk) }
+            let responses = await client.responses(1, seconds: 60)
+            #expect(responses.first?.body == "\(total)")
+            let held = proxy.metrics.gaugeSnapshot.maxBufferedRequestBytes
+            #expect(held > 0)
+            #expect(held < 2 << 20, "the proxy held \(held) bytes of a \(total)-byte upload at once")
+            await client.close()
+        }
+    }
+
+    @Test func largeDownloadToAPausedClientIsHeldBackNotBuffered() async throws {
+        let total = 32 << 20
+        try await withProxy { proxy, port, _, _, group in
+            let client = try await RawClient(port: port, group: group, paused: true)
+            try await client.send("GET /download?bytes=\(total) HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+            try await Task.sleep(for: .milliseconds(500))
+            let heldWhilePaused = proxy.metrics.gaugeSnapshot.maxBufferedResponseBytes
+            #expect(heldWhilePaused < 2 << 20, "the proxy held \(heldWhilePaused) bytes for a paused client")
+            try await client.resume()
+            let complete = await client.wait(seconds: 60) { $0.byteCount >= total + 30 }
+            #expect(complete)
+            #expect(proxy.metrics.gaugeSnapshot.maxBufferedResponseBytes < 2 << 20)
+            await client.close()
+        }
+    }
+
+    @Test func stalledBackendGets504AndADeadBackend502() async throws {
+        var options = ProxyOptions()
+        options.idleTimeout = .milliseconds(300)
+        options.connectTimeout = .milliseconds(500)
+        try await withProxy(options: options) { proxy, port, _, _, group in
+            let client = try await RawClient(port: port, group: group)
+            try await client.send("GET /hang HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+            #expect(await client.responses(1).map(\.status) == [504])
+
+            // A backend port nobody listens on: refused, retried once, then 502.
+            let dead = TestBackend.unusedPort()
+            proxy.routes.swap(HostRouter(a: [UpstreamEndpoint(host: "127.0.0.1", port: dead)], b: []))
+            let second = try await RawClient(port: port, group: group)
+            try await second.send("GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+            #expect(await second.responses(1).map(\.status) == [502])
+            #expect(proxy.metrics.gaugeSnapshot.upstreamRetries >= 1)
+            await client.close()
+            await second.close()
+        }
+    }
+
+    @Test func backendClosingWithoutAnswerGives502() async throws {
+        try await withProxy { _, port, _, _, group in
+            let client = try await RawClient(port: port, group: group)
+            try await client.send("GET /close HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+            #expect(await client.responses(1).map(\.status) == [502])
+            await client.close()
+        }
+    }
+
+    @Test func slowlorisAndGarbageAreRefusedAndClosed() async throws {
+        var options = ProxyOptions()
+        options.requestHeadTimeout = .milliseconds(300)
+        try await withProxy(options: options) { _, port, _, _, group in
+            let slow = try await RawClient(port: port, group: group)
+            try await slow.send("GET / HTTP/1.1\r\nHost: a.exa")
+            #expect(await slow.wait { $0.isClosed })
+            #expect(parseResponses(slow.text).map(\.status) == [408])
+
+            let garbage = try await RawClient(port: port, group: group)
+            try await garbage.send("\u{1}\u{2}NOT HTTP AT ALL\r\n\r\n")
+            #expect(await garbage.wait { $0.isClosed })
+            #expect(parseResponses(garbage.text).map(\.status) == [400])
+
+            let smuggler = try await RawClient(port: port, group: group)
+            try await smuggler.send("POST / HTTP/1.1\r\nHost: a.example.com\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+            #expect(await smuggler.wait { $0.isClosed })
+            #expect(parseResponses(smuggler.text).map(\.status) == [400])
+        }
+    }
+
+    @Test func portsOpenAndCloseWithoutDisturbingTheOthers() async throws {
+        try await withProxy { proxy, first, _, _, group in
+            let second = try await proxy.open(port: 0)
+            #expect(Set(proxy.ports) == [first, second])
+            let kept = try await RawClient(port: second, group: group)
+            try await kept.send("GET /before HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+            #expect(await kept.responses(1).map(\.status) == [200])
+
+            await proxy.close(port: second)
+            #expect(proxy.ports == [first])
+            // New connections to the closed port are refused...
+            await #expect(throws: (any Error).self) { _ = try await RawClient(port: second, group: group) }
+            // ...the connection it already accepted keeps working, and so does the other port.
+            try await kept.send("GET /after HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+            #expect(await kept.responses(2).map(\.status) == [200, 200])
+            let other = try await RawClient(port: first, group: group)
+            try await other.send("GET / HTTP/1.1\r\nHost: b.example.com\r\n\r\n")
+            #expect(await other.responses(1).first?.body == "B GET /")
+            await kept.close()
+            await other.close()
+        }
+    }
+
+    @Test func keepAliveConnectionPicksUpASwappedTable() async throws {
+        try await withProxy { proxy, port, a, b, group in
+            let client = try await RawClient(port: port, group: group)
+            try await client.send("GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+            _ = await client.responses(1)
+            proxy.routes.swap(HostRouter(a: [b.endpoint], b: [a.endpoint]))
+            try await client.send("GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+            let responses = await client.responses(2)
+            #expect(responses.map(\.body) == ["A GET /", "B GET /"])
+            #expect(!client.isClosed)
+            await client.close()
+        }
+    }
+
+    @Test func upgradeTunnelsBytesBothWays() async throws {
+        try await withProxy { proxy, port, _, _, group in
+            let echo = try await UpgradeEchoBackend(group: group)
+            proxy.routes.swap(HostRouter(a: [echo.endpoint], b: []))
+            let client = try await RawClient(port: port, group: group)
+            try await client.send("GET /chat HTTP/1.1\r\nHost: a.example.com\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+            // The greeting came in the same segment as the 101: it must not be lost at the switch.
+            #expect(await client.wait { $0.text.hasSuffix("\r\n\r\nhello\n") })
+            #expect(client.text.hasPrefix("HTTP/1.1 101 Switching Protocols\r\n"))
+            try await client.send("ping GET / HTTP/1.1\r\n\r\n")
+            #expect(await client.wait { $0.text.hasSuffix("hello\nping GET / HTTP/1.1\r\n\r\n") })
+            let big = ByteBuffer(repeating: UInt8(ascii: "z"), count: 1 << 20)
+            try await client.send(big)
+            #expect(await client.wait { $0.byteCount >= client.text.utf8.count && $0.text.hasSuffix(String(repeating: "z", count: 64)) && $0.byteCount > 1 << 20 })
+            await echo.close()
+            await client.close()
+        }
+    }
+}
+
+extension TestBackend {
+    /// A loopback port with no listener (bound, then released).
+    static func unusedPort() -> Int {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        guard let channel = try? ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).wait() else { return 1 }
+        let port = channel.localAddress?.port ?? 1
+        try? channel.close().wait()
+        return port
+    }
+}

@@ -1,0 +1,173 @@
+import NIOHTTP1
+import Testing
+@testable import L7Proxy
+
+@Suite struct RoutingPrimitivesTests {
+    @Test(arguments: [
+        ("/foo", "/xyz", "/foo/bar", "/xyz/bar"),
+        ("/foo", "/xyz", "/foo", "/xyz"),
+        ("/foo", "/xyz", "/foo/", "/xyz/"),
+        ("/foo/", "/xyz/", "/foo/bar", "/xyz/bar"),
+        ("/foo", "/", "/foo/bar", "/bar"),
+        ("/foo", "/", "/foo", "/"),
+        ("/", "/xyz", "/bar", "/xyz/bar"),
+        ("/", "/", "/bar", "/bar"),
+    ])
+    func replacePrefixMatchWorksOnWholeSegments(prefix: String, replacement: String, path: String, expected: String) {
+        #expect(PathModifier.replacePrefixMatch(matchedPrefix: prefix, replacement: replacement).apply(to: path) == expected)
+    }
+
+    @Test func replaceFullPathIgnoresTheOldPath() {
+        #expect(PathModifier.replaceFullPath("/new").apply(to: "/old/deep") == "/new")
+    }
+
+    @Test func redirectLocationFollowsTheGatewayAPIPortRules() {
+        // Scheme changed, no port: the scheme's well-known port, omitted.
+        #expect(RedirectDecision(scheme: "https").location(requestScheme: "http", requestHost: "a.example.com", listenerPort: 80, path: "/x", query: "q=1")
+            == "https://a.example.com/x?q=1")
+        // Nothing set: the listener port, shown when it is not well known.
+        #expect(RedirectDecision().location(requestScheme: "http", requestHost: "a.example.com", listenerPort: 8080, path: "/x", query: nil)
+            == "http://a.example.com:8080/x")
+        // Explicit port and host and path.
+        #expect(RedirectDecision(hostname: "b.example.com", port: 8443, path: .replaceFullPath("/y"), statusCode: 301)
+            .location(requestScheme: "https", requestHost: "a", listenerPort: 443, path: "/x", query: nil) == "https://b.example.com:8443/y")
+        #expect(RedirectDecision(scheme: "http", port: 80).location(requestScheme: "https", requestHost: "h", listenerPort: 443, path: "/", query: nil)
+            == "http://h/")
+    }
+
+    @Test func weightedChoiceFollowsTheTickets() {
+        let a = UpstreamEndpoint(host: "10.0.0.1", port: 80)
+        let b = UpstreamEndpoint(host: "10.0.0.2", port: 80)
+        let backends: [WeightedUpstream] = [.endpoints([a], weight: 3), .endpoints([b], weight: 1), .endpoints([a], weight: 0)]
+        // Tickets 0,1,2 land on the first backend (weight 3), ticket 3 on the second.
+        for ticket: UInt64 in 0...3 {
+            let choice = BackendChoice.choose(from: backends, random: { n in n == 4 ? ticket : 0 })
+            #expect(choice == .endpoint(ticket < 3 ? a : b))
+        }
+    }
+
+    @Test func weightedChoiceDistributesRoughlyByWeight() {
+        let a = UpstreamEndpoint(host: "10.0.0.1", port: 80)
+        let b = UpstreamEndpoint(host: "10.0.0.2", port: 80)
+        var countA = 0
+        for _ in 0..<4000 where BackendChoice.choose(from: [.endpoints([a], weight: 80), .endpoints([b], weight: 20)]) == .endpoint(a) {
+            countA += 1
+        }
+        #expect((2900...3500).contains(countA))
+    }
+
+    @Test func failingSharesAndEmptyBackendsGiveTheirStatus() {
+        #expect(BackendChoice.choose(from: []) == .status(500))
+        #expect(BackendChoice.choose(from: [.endpoints([], weight: 0)]) == .status(500))
+        #expect(BackendChoice.choose(from: [.endpoints([], weight: 1)]) == .status(503))
+        #expect(BackendChoice.choose(from: [WeightedUpstream(weight: 1, target: .status(500))]) == .status(500))
+    }
+
+    @Test func retryAvoidsTheFailedEndpointWhenThereIsAnother() {
+        let a = UpstreamEndpoint(host: "10.0.0.1", port: 80)
+        let b = UpstreamEndpoint(host: "10.0.0.2", port: 80)
+        for _ in 0..<20 {
+            #expect(BackendChoice.choose(from: [.endpoints([a, b])], avoiding: a) == .endpoint(b))
+        }
+        #expect(BackendChoice.choose(from: [.endpoints([a])], avoiding: a) == .endpoint(a))
+    }
+
+    @Test func headerModifierSetsAddsAndRemoves() {
+        var headers: HTTPHeaders = ["X-A": "1", "X-B": "2", "X-C": "3"]
+        HeaderModifier(set: [HeaderField("x-a", "one")], add: [HeaderField("X-B", "two")], remove: ["x-c"]).apply(to: &headers)
+        #expect(headers["x-a"] == ["one"])
+        #expect(headers["x-b"] == ["2", "two"])
+        #expect(!headers.contains(name: "x-c"))
+    }
+
+    @Test func requestTargetParsesHostPathAndQuery() throws {
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/a/b?x=1&y", headers: ["Host": "A.Example.com:8080"])
+        let target = try RequestTarget.parse(head)
+        #expect(target == RequestTarget(host: "a.example.com", path: "/a/b", query: "x=1&y"))
+        let absolute = HTTPRequestHead(version: .http1_1, method: .GET, uri: "http://b.example.com/p", headers: ["Host": "ignored"])
+        #expect(try RequestTarget.parse(absolute).host == "b.example.com")
+        let v6 = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Host": "[fd00::1]:80"])
+        #expect(try RequestTarget.parse(v6).host == "fd00::1")
+    }
+
+    @Test func requestTargetRejectsMissingOrDuplicateHost() {
+        #expect(throws: RequestTarget.Problem.self) {
+            try RequestTarget.parse(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: [:]))
+        }
+        #expect(throws: RequestTarget.Problem.self) {
+            try RequestTarget.parse(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: HTTPHeaders([("Host", "a"), ("Host", "b")])))
+        }
+        // HTTP/1.0 may omit Host.
+        #expect((try? RequestTarget.parse(HTTPRequestHead(version: .http1_0, method: .GET, uri: "/", headers: [:]))) != nil)
+    }
+
+    @Test func queryParametersSplitInOrder() {
+        let request = RoutingRequest(proxyPort: 1, host: "h", path: "/", query: "a=1&b=&c&a=2", method: "GET")
+        #expect(request.queryParameters.map { "\($0.name)=\($0.value)" } == ["a=1", "b=", "c=", "a=2"])
+    }
+
+    @Test func upstreamHeadAddsForwardingHeadersAndDropsHopByHop() throws {
+        let head = HTTPRequestHead(
+            version: .http1_1, method: .POST, uri: "/api/x?q=1",
+            headers: [
+                "Host": "a.example.com", "Connection": "keep-alive, X-Secret", "X-Secret": "s", "Keep-Alive": "timeout=5",
+                "X-Forwarded-For": "203.0.113.9", "Transfer-Encoding": "chunked", "Upgrade": "h2c", "X-Keep": "yes",
+            ])
+        let target = try RequestTarget.parse(head)
+        let out = HeaderRewriting.upstreamRequestHead(
+            head, target: target, clientAddress: "10.1.2.3", isTLS: false,
+            modifier: HeaderModifier(set: [HeaderField("x-added", "1")]),
+            rewrite: URLRewrite(hostname: "internal", path: .replacePrefixMatch(matchedPrefix: "/api", replacement: "/v2")))
+        #expect(out.uri == "/v2/x?q=1")
+        #expect(out.headers["host"] == ["internal"])
+        #expect(out.headers["x-forwarded-for"] == ["203.0.113.9, 10.1.2.3"])
+        #expect(out.headers["x-forwarded-proto"] == ["http"])
+        #expect(out.headers["forwarded"] == ["for=10.1.2.3;host=\"a.example.com\";proto=http"])
+        #expect(out.headers["transfer-encoding"] == ["chunked"])
+        for gone in ["connection", "x-secret", "keep-alive", "upgrade"] { #expect(!out.headers.contains(name: gone)) }
+        #expect(out.headers["x-keep"] == ["yes"])
+        #expect(out.headers["x-added"] == ["1"])
+    }
+
+    @Test func upstreamHeadFramesABodylessPostAndQuotesIPv6InForwarded() throws {
+        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/", headers: ["Host": "h"])
+        let out = HeaderRewriting.upstreamRequestHead(
+            head, target: try RequestTarget.parse(head), clientAddress: "fd00::7", isTLS: true, modifier: .init(), rewrite: nil)
+        #expect(out.headers["content-length"] == ["0"])
+        #expect(out.headers["forwarded"] == ["for=\"[fd00::7]\";host=\"h\";proto=https"])
+        #expect(out.headers["x-forwarded-proto"] == ["https"])
+    }
+
+    @Test func downstreamHeadSaysCloseAndAppliesResponseModifier() {
+        let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Connection": "keep-alive", "Keep-Alive": "timeout=5", "Server": "x"])
+        let out = HeaderRewriting.downstreamResponseHead(head, requestVersion: .http1_1, keepAlive: false, modifier: HeaderModifier(remove: ["server"]))
+        #expect(out.headers["connection"] == ["close"])
+        #expect(!out.headers.contains(name: "keep-alive"))
+        #expect(!out.headers.contains(name: "server"))
+        #expect(!HeaderRewriting.responseAllowsKeepAlive(HTTPResponseHead(version: .http1_1, status: .ok), requestVersion: .http1_0))
+        #expect(HeaderRewriting.responseAllowsKeepAlive(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["content-length": "1"]), requestVersion: .http1_0))
+    }
+
+    @Test func metricsCountPerRouteAndStatusWithHistogram() {
+        let metrics = ProxyMetrics()
+        metrics.record(route: RouteLabel("r1"), status: 200, latencySeconds: 0.002)
+        metrics.record(route: RouteLabel("r1"), status: 200, latencySeconds: 3)
+        metrics.record(route: RouteLabel("r1"), status: 503, latencySeconds: 0.0001)
+        #expect(metrics.count(route: "r1", status: 200) == 2)
+        #expect(metrics.count(route: "r1", status: 503) == 1)
+        let series = metrics.snapshot()[ProxyMetrics.Key(route: "r1", status: 200)]!
+        #expect(series.bucketCounts[1] == 1)  // 0.002 ≤ 0.005
+        #expect(series.bucketCounts[ProxyMetrics.latencyBuckets.firstIndex(of: 5)!] == 1)
+        let text = metrics.prometheusText()
+        #expect(text.contains("portway_proxy_requests_total{route=\"r1\",code=\"200\"} 2"))
+        #expect(text.contains("portway_proxy_request_duration_seconds_bucket{route=\"r1\",code=\"200\",le=\"+Inf\"} 2"))
+    }
+
+    @Test func routeTableSwapIsSeenByTheNextRead() {
+        let holder = RouteTableHolder()
+        let request = RoutingRequest(proxyPort: 1, host: "h", path: "/", method: "GET")
+        guard case .respond(404, _) = holder.current.route(request) else { Issue.record("expected 404"); return }
+        holder.swap(FixedRouter(.respond(status: 503, route: RouteLabel("x"))))
+        guard case .respond(503, _) = holder.current.route(request) else { Issue.record("expected 503"); return }
+    }
+}

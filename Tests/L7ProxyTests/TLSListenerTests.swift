@@ -1,0 +1,105 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import NIOSSL
+import Testing
+@testable import L7Proxy
+
+/// Self-signed certificates made with the `openssl` CLI (EC P-256: fast), or nil when it is missing.
+struct SelfSigned {
+    var pemCertificate: [UInt8]
+    var pemKey: [UInt8]
+
+    static func make(hostname: String) throws -> SelfSigned? {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl") else { return nil }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pwpx-tls-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.arguments = [
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem", "-days", "2",
+            "-subj", "/CN=\(hostname)", "-addext", "subjectAltName=DNS:\(hostname)",
+        ]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0,
+            let cert = FileManager.default.contents(atPath: dir + "/cert.pem"),
+            let key = FileManager.default.contents(atPath: dir + "/key.pem")
+        else { return nil }
+        return SelfSigned(pemCertificate: Array(cert), pemKey: Array(key))
+    }
+
+    func listenerCertificate(hostname: String?) throws -> ListenerCertificate {
+        try ListenerCertificate(hostname: hostname, pemCertificateChain: pemCertificate, pemPrivateKey: pemKey)
+    }
+
+    var certificate: NIOSSLCertificate { get throws { try NIOSSLCertificate(bytes: pemCertificate, format: .pem) } }
+}
+
+@Suite struct TLSListenerTests {
+    @Test func sniChoosesExactThenLongestWildcardThenCatchAll() throws {
+        guard let pem = try SelfSigned.make(hostname: "x.example.com") else {
+            print("skipping: /usr/bin/openssl is missing (install openssl)")
+            return
+        }
+        let exact = try pem.listenerCertificate(hostname: "a.example.com")
+        let wide = try pem.listenerCertificate(hostname: "*.example.com")
+        let narrow = try pem.listenerCertificate(hostname: "*.b.example.com")
+        let any = try pem.listenerCertificate(hostname: nil)
+        let all = [wide, narrow, exact, any]
+        #expect(TLSListener.choose(serverName: "a.example.com", among: all)?.hostname == "a.example.com")
+        #expect(TLSListener.choose(serverName: "A.Example.COM.", among: all)?.hostname == "a.example.com")
+        #expect(TLSListener.choose(serverName: "x.b.example.com", among: all)?.hostname == "*.b.example.com")
+        #expect(TLSListener.choose(serverName: "c.example.com", among: all)?.hostname == "*.example.com")
+        #expect(TLSListener.choose(serverName: "example.com", among: all)?.hostname == nil)
+        #expect(TLSListener.choose(serverName: nil, among: all)?.hostname == nil)
+        #expect(TLSListener.choose(serverName: "other.org", among: [wide, exact])?.hostname == "*.example.com")
+        #expect(throws: TLSListener.Problem.self) { try TLSListener(certificates: []).makeContext() }
+    }
+
+    /// An HTTPS proxy port with two listeners: each SNI gets its own certificate (verified against
+    /// only that certificate as trust root), requests are routed by Host and say proto=https.
+    @Test func httpsListenerServesTheCertificateOfEachSNI() async throws {
+        guard let certA = try SelfSigned.make(hostname: "a.example.com"), let certB = try SelfSigned.make(hostname: "b.example.com") else {
+            print("skipping: /usr/bin/openssl is missing (install openssl)")
+            return
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let a = try await TestBackend(name: "A", group: group)
+        let b = try await TestBackend(name: "B", group: group)
+        let proxy = L7Proxy(group: group, routes: RouteTableHolder(HostRouter(a: [a.endpoint], b: [b.endpoint])))
+        let tls = TLSListener(certificates: [
+            try certA.listenerCertificate(hostname: "a.example.com"), try certB.listenerCertificate(hostname: "b.example.com"),
+        ])
+        do {
+            let port = try await proxy.open(port: 0, configuration: ListenerConfiguration(tls: tls))
+            for (host, trusted, body) in [("a.example.com", certA, "A GET /"), ("b.example.com", certB, "B GET /")] {
+                var client = TLSConfiguration.makeClientConfiguration()
+                client.trustRoots = .certificates([try trusted.certificate])
+                let connection = try await RawClient(port: port, group: group, tls: (try NIOSSLContext(configuration: client), host))
+                try await connection.send("GET / HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+                let response = await connection.responses(1).first
+                #expect(response?.body == body)
+                #expect(response?.header("x-echo-x-forwarded-proto") == "https")
+                await connection.close()
+            }
+            // Asking for a with only b's certificate trusted fails the handshake: a's certificate was served.
+            var mismatched = TLSConfiguration.makeClientConfiguration()
+            mismatched.trustRoots = .certificates([try certB.certificate])
+            let refused = try await RawClient(port: port, group: group, tls: (try NIOSSLContext(configuration: mismatched), "a.example.com"))
+            try? await refused.send("GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+            #expect(await refused.wait { $0.isClosed })
+            #expect(refused.text.isEmpty)
+        } catch {
+            Issue.record("unexpected error: \(error)")
+        }
+        await proxy.shutdown()
+        await a.close()
+        await b.close()
+        try await group.shutdownGracefully()
+    }
+}
