@@ -72,28 +72,28 @@ func benchOneChange() throws {
     }
     let sizes = MapSizes(services: 262_144, backends: 131_072, reverseNAT: 32_768, affinity: 1024, connectionTracking: 1024, snat: 1024)
     let writer = try MapWriter(maps: try MapSet.openOrCreate(bpffs: dir + "/maps", sizes: sizes))
-    var desired = Dictionary(reconciler.state.entries.map { ($0.frontend, $0) }, uniquingKeysWith: { a, _ in a })
-    let first = writer.sync(DesiredL4State(entries: Array(desired.values)))
+    let first = writer.sync(reconciler.state)
     guard first.failures.isEmpty else { throw BenchError.failed("first sync: \(first.failures.first!)") }
-    // Today's MapWriterOutput: keep the desired state, run a full sync per change (the incremental
-    // MapWriter.apply replaces this; see docs/BENCHMARKS.md).
-    let rounds = 50
+    // What the agent does per change: the reconciler's frontend changes into MapWriter.apply.
     var mapSamples: [Double] = []
-    var writes = 0
+    var operations = 0
+    var syscalls = 0
+    let rounds = 1000
     for round in 0..<rounds {
         let c = change(1000 + round)
         let elapsed = clock.measure {
             let step = reconciler.apply([c])
-            for (frontend, entry) in step.changes { desired[frontend] = entry }
-            let summary = writer.sync(DesiredL4State(entries: Array(desired.values)))
-            writes += summary.writes + summary.deletes
+            let summary = writer.apply(step.changes)
+            operations += summary.writes + summary.deletes
+            syscalls += summary.syscalls
         }
         mapSamples.append(seconds(elapsed))
     }
     mapSamples.sort()
-    print("one change, event in hand → maps written (writer adapter: full diff per change), \(rounds) changes: "
-        + "p50 \(format(percentile(mapSamples, 0.5))), p99 \(format(percentile(mapSamples, 0.99))), "
-        + "\(String(format: "%.1f", Double(writes) / Double(rounds))) map writes+deletes per change")
+    print("one change, event in hand → maps written (L4Reconciler.apply + MapWriter.apply), \(rounds) changes: "
+        + "p50 \(formatMicros(percentile(mapSamples, 0.5))), p99 \(formatMicros(percentile(mapSamples, 0.99))), "
+        + "\(String(format: "%.1f", Double(operations) / Double(rounds))) map writes+deletes and "
+        + "\(String(format: "%.1f", Double(syscalls) / Double(rounds))) syscalls per change")
     print("RSS after syncing \(services) services / \(services * endpoints) endpoints (reconciler + writer state, bench process): "
         + String(format: "%.0f MB", residentMB()) + " (target < 150 MB)")
 }
