@@ -5,7 +5,6 @@ let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
 let package = Package(
     name: "Portway",
-    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "portway", targets: ["portway"]),
     ],
@@ -15,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         // C library bindings: system libraries plus small shims for what Swift cannot call
@@ -101,6 +101,7 @@ let package = Package(
             dependencies: [
                 "KubeModels", "LoadBalancer", "FileSource", "KubeAPI", "BPFMaps", "Datapath",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -110,6 +111,7 @@ let package = Package(
                 "Agent", "LoadBalancer", "FileSource", "BPFMaps", "Datapath",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -125,7 +127,7 @@ let package = Package(
         .target(name: "CBenchBaseline", dependencies: ["CPortwayBPF", "CLibBPF"]),
         .executableTarget(
             name: "portway-bench",
-            dependencies: ["LoadBalancer", "KubeModels", "BPFMaps", "CBenchBaseline", "CPortwayBPF"],
+            dependencies: ["LoadBalancer", "KubeModels", "KubeAPI", "BPFMaps", "CBenchBaseline", "CPortwayBPF"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -154,7 +156,10 @@ let package = Package(
         ),
         .testTarget(
             name: "AgentTests",
-            dependencies: ["Agent", "BPFMaps", "LoadBalancer", "KubeModels", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Agent", "BPFMaps", "LoadBalancer", "KubeModels", "KubeAPI", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

@@ -6,21 +6,38 @@ public struct AgentOptions: Sendable {
     /// This node's name (backends on it are local for traffic policies).
     public var nodeName: String
     /// This node's addresses (`--node-ip`); empty: the InternalIP/ExternalIP of the Node object
-    /// named `nodeName` in the source, when there is one.
+    /// named `nodeName` in the source (which is then watched).
     public var nodeAddresses: [IPAddress]
     public var endpointsSource: EndpointsSource
     /// The bpffs directory of the pinned maps (`--bpffs`).
     public var bpffs: String
     public var mapSizes: MapSizes
+    /// How often the full path runs and the outputs are repaired (`--resync-interval`); nil: never.
+    public var resyncInterval: Duration?
+    /// Backoff for frontends an output failed to program.
+    public var retry: RetryPolicy
 
     public init(
         nodeName: String, nodeAddresses: [IPAddress] = [], endpointsSource: EndpointsSource = .endpointSlices,
-        bpffs: String = BPFFS.defaultDirectory, mapSizes: MapSizes = .defaults
+        bpffs: String = BPFFS.defaultDirectory, mapSizes: MapSizes = .defaults, resyncInterval: Duration? = .seconds(300),
+        retry: RetryPolicy = RetryPolicy()
     ) {
         self.nodeName = nodeName
         self.nodeAddresses = nodeAddresses
         self.endpointsSource = endpointsSource
         self.bpffs = bpffs
         self.mapSizes = mapSizes
+        self.resyncInterval = resyncInterval
+        self.retry = retry
+    }
+
+    /// The translator's options (node addresses from the Node object when none are given).
+    public var translatorOptions: TranslatorOptions {
+        TranslatorOptions(nodeName: nodeName, nodeAddresses: nodeAddresses, endpointsSource: endpointsSource)
+    }
+
+    /// What the API source watches: no Node when `--node-ip` is given.
+    public var watchScope: WatchScope {
+        WatchScope(nodeName: nodeName, endpointsSource: endpointsSource, watchNode: nodeAddresses.isEmpty)
     }
 }

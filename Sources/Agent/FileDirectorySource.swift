@@ -4,7 +4,7 @@ import KubeModels
 import Logging
 import Synchronization
 
-/// The `--from-dir` source: polls a directory of YAML files and yields a snapshot whenever the
+/// The `--from-dir` source: polls a directory of YAML files and sends a snapshot whenever the
 /// files changed (by a fingerprint of names, sizes and modification times).
 ///
 /// A file that does not load (a YAML syntax error, a limit, an object that does not decode, a
@@ -25,23 +25,27 @@ public struct FileDirectorySource: ClusterStateSource {
         self.logger = logger
     }
 
-    public func snapshots() -> AsyncStream<ClusterSnapshot> {
-        // Only the newest snapshot matters: a slow consumer skips intermediate ones.
-        let (stream, continuation) = AsyncStream.makeStream(of: ClusterSnapshot.self, bufferingPolicy: .bufferingNewest(1))
+    public func run(sink: Inbox<SourceEvent>) async {
         let stopped = Arc(Atomic<Bool>(false))
-        continuation.onTermination = { _ in stopped.value.store(true, ordering: .releasing) }
         let poller = DirectoryPoller(directory: directory, logger: logger)
         let interval = interval
+        let (finished, done) = AsyncStream<Void>.makeStream()
         let thread = Thread {
             var poller = poller
             while !stopped.value.load(ordering: .acquiring) {
-                if let snapshot = poller.poll() { continuation.yield(snapshot) }
+                // Each reload is a whole snapshot; the pipeline diffs it by key.
+                if let snapshot = poller.poll() { sink.push(.snapshot(snapshot)) }
                 Thread.sleep(forTimeInterval: interval.seconds)
             }
+            done.finish()
         }
         thread.name = "portway-file-source"
-        thread.start()
-        return stream
+        await withTaskCancellationHandler {
+            thread.start()
+            for await _ in finished {}
+        } onCancel: {
+            stopped.value.store(true, ordering: .releasing)
+        }
     }
 }
 

@@ -9,9 +9,6 @@ CURLcode portway_curl_setopt_string(CURL *handle, CURLoption option, const char 
 CURLcode portway_curl_setopt_pointer(CURL *handle, CURLoption option, void *value) {
     return curl_easy_setopt(handle, option, value);
 }
-CURLcode portway_curl_setopt_off(CURL *handle, CURLoption option, curl_off_t value) {
-    return curl_easy_setopt(handle, option, value);
-}
 CURLcode portway_curl_setopt_slist(CURL *handle, CURLoption option, struct curl_slist *value) {
     return curl_easy_setopt(handle, option, value);
 }
@@ -29,21 +26,6 @@ CURLcode portway_curl_set_header_callback(CURL *handle, portway_curl_data_callba
     if (rc != CURLE_OK) return rc;
     return curl_easy_setopt(handle, CURLOPT_HEADERDATA, userdata);
 }
-CURLcode portway_curl_set_read_callback(CURL *handle, portway_curl_data_callback callback, void *userdata) {
-    CURLcode rc = curl_easy_setopt(handle, CURLOPT_READFUNCTION, callback);
-    if (rc != CURLE_OK) return rc;
-    return curl_easy_setopt(handle, CURLOPT_READDATA, userdata);
-}
-CURLcode portway_curl_set_progress_callback(CURL *handle, portway_curl_progress_callback callback, void *userdata) {
-    CURLcode rc = curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, callback);
-    if (rc != CURLE_OK) return rc;
-    rc = curl_easy_setopt(handle, CURLOPT_XFERINFODATA, userdata);
-    if (rc != CURLE_OK) return rc;
-    return curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 0L);
-}
 CURLcode portway_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
-    return curl_easy_getinfo(handle, info, value);
-}
-CURLcode portway_curl_getinfo_string(CURL *handle, CURLINFO info, char **value) {
     return curl_easy_getinfo(handle, info, value);
 }

@@ -1,5 +1,6 @@
 import Foundation
 import KubeModels
+import LoadBalancer
 
 /// Loads Kubernetes objects from a directory of YAML files (the offline source of `portway
 /// translate` and `portway agent --from-dir`).
@@ -57,39 +58,38 @@ public enum FileSource {
     /// taken from an earlier file, or earlier in the same file, is dropped with a warning naming
     /// both places: the translator must see each object once.
     public static func merge(_ files: [(file: String, result: LoadResult)]) -> LoadResult {
+        var merger = Merger()
+        for (file, result) in files {
+            merger.merged.warnings += result.warnings
+            merger.merged.ignored += result.ignored
+            merger.merged.failedObjects += result.failedObjects
+            // Every kind of the registry (a kind forgotten here would vanish from file mode).
+            for kind in ResourceRegistry.kinds { merger.take(kind, of: result.snapshot, from: file) }
+            merger.merged.warnings += merger.duplicates
+            merger.duplicates = []
+        }
+        return merger.merged
+    }
+
+    private struct Merger {
         var merged = LoadResult()
         var seen: [String: String] = [:]
         var duplicates: [LoadWarning] = []
-        // Warnings go to their own list: `list` is a part of `merged`, borrowed for the call.
-        func take<T: KubeResource>(_ object: T, from file: String, into list: inout [T]) {
-            let namespace = T.resource.namespaced ? (object.metadata.namespace ?? "default") : ""
-            let identity = "\(T.resource.kind) " + (namespace.isEmpty ? "" : namespace + "/") + object.metadata.name
-            if let first = seen[identity] {
-                let place = first == file ? "earlier in the same file" : "in \(first)"
-                duplicates.append(LoadWarning(file: file, line: nil, object: identity, field: "", message: "also defined \(place); this definition is ignored"))
-                return
+
+        mutating func take<K: AnyResourceKind>(_ kind: K, of snapshot: ClusterSnapshot, from file: String) {
+            let declaration = kind.declaration
+            for object in declaration.objects(snapshot) {
+                let namespace = K.Resource.resource.namespaced ? (object.metadata.namespace ?? "default") : ""
+                let identity = "\(K.Resource.resource.kind) " + (namespace.isEmpty ? "" : namespace + "/") + object.metadata.name
+                if let first = seen[identity] {
+                    let place = first == file ? "earlier in the same file" : "in \(first)"
+                    duplicates.append(LoadWarning(file: file, line: nil, object: identity, field: "", message: "also defined \(place); this definition is ignored"))
+                    continue
+                }
+                seen[identity] = file
+                declaration.store(&merged.snapshot, object)
             }
-            seen[identity] = file
-            list.append(object)
         }
-        for (file, result) in files {
-            merged.warnings += result.warnings
-            merged.ignored += result.ignored
-            merged.failedObjects += result.failedObjects
-            for o in result.snapshot.services { take(o, from: file, into: &merged.snapshot.services) }
-            for o in result.snapshot.endpointSlices { take(o, from: file, into: &merged.snapshot.endpointSlices) }
-            for o in result.snapshot.endpoints { take(o, from: file, into: &merged.snapshot.endpoints) }
-            for o in result.snapshot.nodes { take(o, from: file, into: &merged.snapshot.nodes) }
-            for o in result.snapshot.namespaces { take(o, from: file, into: &merged.snapshot.namespaces) }
-            for o in result.snapshot.secrets { take(o, from: file, into: &merged.snapshot.secrets) }
-            for o in result.snapshot.gatewayClasses { take(o, from: file, into: &merged.snapshot.gatewayClasses) }
-            for o in result.snapshot.gateways { take(o, from: file, into: &merged.snapshot.gateways) }
-            for o in result.snapshot.httpRoutes { take(o, from: file, into: &merged.snapshot.httpRoutes) }
-            for o in result.snapshot.referenceGrants { take(o, from: file, into: &merged.snapshot.referenceGrants) }
-            merged.warnings += duplicates
-            duplicates = []
-        }
-        return merged
     }
 
     /// The YAML files under `directory`, sorted by their path relative to it.

@@ -101,7 +101,7 @@ public struct GatewayView: Sendable {
             }
             nodeName = (byAddress ?? snapshot.nodes.sorted { $0.metadata.name < $1.metadata.name }.first)?.metadata.name ?? "node"
         }
-        if addresses.isEmpty { addresses = FileSource.addresses(ofNode: nodeName, in: snapshot) }
+        if addresses.isEmpty, let node = snapshot.nodes.first(where: { $0.metadata.name == nodeName }) { addresses = NodeAddresses.of(node) }
         let gateways = GatewayState.build(snapshot, options: options.gateway)
         let keys = GatewayFrontends.keys(snapshot, ownedGateways: gateways.ownedGateways)
         let allocation = options.proxyPorts.allocate(wanted: Set(keys.values), previous: [:])

@@ -1,5 +1,6 @@
 import Foundation
 import KubeModels
+import LoadBalancer
 import Yams
 
 /// How the offline source decodes one kind of object and where it puts it in the snapshot.
@@ -16,6 +17,11 @@ public struct ObjectKind: Sendable {
         }
     }
 
+    /// The kind declared in the resource registry.
+    public init<T>(_ declaration: ResourceKind<T>) {
+        self.init(T.self, store: declaration.store)
+    }
+
     /// True when `apiVersion` ("v1", "discovery.k8s.io/v1") is of this kind's group. Any version of
     /// the group is accepted: the slim models read fields that are stable across versions.
     func matches(apiVersion: String) -> Bool {
@@ -26,18 +32,10 @@ public struct ObjectKind: Sendable {
 }
 
 extension FileSource {
-    /// The kinds read into the snapshot, by `kind`. Adding a kind (e.g. Gateway API objects) is one
-    /// line here, plus its array in `ClusterSnapshot`.
-    public static let kinds: [String: ObjectKind] = [
-        "Service": ObjectKind(Service.self) { $0.services.append($1) },
-        "EndpointSlice": ObjectKind(EndpointSlice.self) { $0.endpointSlices.append($1) },
-        "Endpoints": ObjectKind(Endpoints.self) { $0.endpoints.append($1) },
-        "Node": ObjectKind(KubeModels.Node.self) { $0.nodes.append($1) },
-        "Namespace": ObjectKind(Namespace.self) { $0.namespaces.append($1) },
-        "Secret": ObjectKind(Secret.self) { $0.secrets.append($1) },
-        "GatewayClass": ObjectKind(GatewayClass.self) { $0.gatewayClasses.append($1) },
-        "Gateway": ObjectKind(Gateway.self) { $0.gateways.append($1) },
-        "HTTPRoute": ObjectKind(HTTPRoute.self) { $0.httpRoutes.append($1) },
-        "ReferenceGrant": ObjectKind(ReferenceGrant.self) { $0.referenceGrants.append($1) },
-    ]
+    /// The kinds read into the snapshot, by `kind`: those of `ResourceRegistry` (where adding a
+    /// kind is one declaration).
+    public static let kinds: [String: ObjectKind] = Dictionary(
+        uniqueKeysWithValues: ResourceRegistry.kinds.map { kind in (kind.kind, objectKind(kind)) })
+
+    private static func objectKind<K: AnyResourceKind>(_ kind: K) -> ObjectKind { ObjectKind(kind.declaration) }
 }

@@ -67,9 +67,7 @@ extension FileSource {
         } catch {
             throw .load(error)
         }
-        if request.nodeIPs.isEmpty {
-            nodeAddresses = addresses(ofNode: request.nodeName, in: loaded.snapshot)
-        }
+        // Without --node-ip the translator takes the addresses of the Node named nodeName (NodeAddresses).
         let options = TranslatorOptions(nodeName: request.nodeName, nodeAddresses: nodeAddresses, endpointsSource: request.endpointsSource)
         var state = Translator.translate(loaded.snapshot, options: options)
         // Frontends of Portway's Gateways go to the L7 proxy; offline, proxy ports are allocated afresh.
@@ -90,14 +88,6 @@ extension FileSource {
             }
             return TranslateOutput(state: state, stdout: renderLBTable(state), stderr: stderr)
         }
-    }
-
-    /// The InternalIP and ExternalIP addresses of the Node named `name`, in the object's order.
-    static func addresses(ofNode name: String, in snapshot: ClusterSnapshot) -> [IPAddress] {
-        guard let node = snapshot.nodes.first(where: { $0.metadata.name == name }) else { return [] }
-        return (node.status?.addresses ?? [])
-            .filter { $0.type == "InternalIP" || $0.type == "ExternalIP" }
-            .compactMap { IPAddress($0.address) }
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Where the bearer token comes from.
 public enum CredentialSource: Sendable {
@@ -20,7 +21,7 @@ public final class Credentials: Sendable {
         var token: String
         var expires: ContinuousClock.Instant?
     }
-    private let cache = Locked<Cached?>(nil)
+    private let cache = Mutex<Cached?>(nil)
 
     public init(_ source: CredentialSource, fileRefresh: Duration = .seconds(60)) {
         self.source = source
@@ -41,7 +42,7 @@ public final class Credentials: Sendable {
         case .token(let token): return token
         case .tokenFile(let path):
             if let cached = cache.withLock({ $0 }), let expires = cached.expires, now < expires { return cached.token }
-            let token = try await runBlocking {
+            let token = try await credentialExecutor.run {
                 guard let data = FileManager.default.contents(atPath: path) else { throw ConfigError("cannot read token file \(path)") }
                 return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             }

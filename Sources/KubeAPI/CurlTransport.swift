@@ -1,5 +1,6 @@
 import CCurlShim
 import Foundation
+import Synchronization
 
 /// The version Portway reports in its User-Agent.
 public let portwayVersion = "0.1.0"
@@ -13,13 +14,15 @@ public final class CurlTransport: Sendable {
     /// A process-wide transport, started on first use.
     public static let shared = CurlTransport()
 
-    private struct Queues {
+    struct Queues {
         var adds: [RequestContext] = []
         var cancels: [UInt64] = []
+        /// Paused streaming transfers whose consumer caught up.
+        var resumes: [UInt64] = []
         var nextID: UInt64 = 1
     }
 
-    private let queues = Locked(Queues())
+    private let queues = QueueBox()
     /// The multi handle, touched by `curl_multi_wakeup` from any thread (documented thread-safe) and by the loop thread.
     private struct Multi: @unchecked Sendable { let raw: UnsafeMutableRawPointer }
     private let multiHandle: Multi
@@ -38,15 +41,20 @@ public final class CurlTransport: Sendable {
 
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_ALL)) }()
 
-    /// Sends a request and buffers the whole response. Task cancellation aborts the transfer.
+    /// Sends a request and buffers the whole response. Task cancellation aborts the transfer, also
+    /// when it comes before the transfer has started (the request is then never sent).
     public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
         let id = queues.withLock { q -> UInt64 in defer { q.nextID += 1 }; return q.nextID }
+        let cancelled = CancelFlag()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (cont: CheckedContinuation<HTTPResponse, any Error>) in
-                let ctx = RequestContext(id: id, request: request, userAgent: userAgent, sink: .buffered(cont))
+                let ctx = RequestContext(id: id, request: request, userAgent: userAgent, sink: .buffered(cont), cancelled: cancelled)
                 enqueue(ctx)
             }
         } onCancel: {
+            // The flag is read by the curl thread before it starts the transfer: a cancel that
+            // overtakes the hand-over is not lost.
+            cancelled.set()
             cancel(id)
         }
     }
@@ -54,13 +62,22 @@ public final class CurlTransport: Sendable {
     /// Starts a streaming request: yields the head, then each body chunk as it arrives, and finishes
     /// when the transfer ends. Terminating the stream (or cancelling the consuming task) removes the
     /// curl handle.
-    public func stream(_ request: HTTPRequest) -> AsyncThrowingStream<HTTPStreamPart, any Error> {
+    ///
+    /// Flow control: at most about `bufferLimit` bytes wait for the consumer; beyond that the
+    /// transfer is paused (CURL_WRITEFUNC_PAUSE) until the consumer has taken half of them, so a
+    /// slow consumer slows the socket (TCP flow control), not memory.
+    public func stream(_ request: HTTPRequest, bufferLimit: Int = 1 << 20) -> HTTPPartStream {
         let id = queues.withLock { q -> UInt64 in defer { q.nextID += 1 }; return q.nextID }
         let (stream, continuation) = AsyncThrowingStream<HTTPStreamPart, any Error>.makeStream()
-        let ctx = RequestContext(id: id, request: request, userAgent: userAgent, sink: .streaming(continuation))
-        continuation.onTermination = { [weak self] _ in self?.cancel(id) }
+        let flow = FlowControl(limit: bufferLimit) { [weak self] in self?.resume(id) }
+        let cancelled = CancelFlag()
+        let ctx = RequestContext(id: id, request: request, userAgent: userAgent, sink: .streaming(continuation), cancelled: cancelled, flow: flow)
+        continuation.onTermination = { [weak self] _ in
+            cancelled.set()
+            self?.cancel(id)
+        }
         enqueue(ctx)
-        return stream
+        return HTTPPartStream(base: stream, flow: flow)
     }
 
     private func enqueue(_ ctx: RequestContext) {
@@ -73,16 +90,27 @@ public final class CurlTransport: Sendable {
         curl_multi_wakeup(multi)
     }
 
+    private func resume(_ id: UInt64) {
+        queues.withLock { $0.resumes.append(id) }
+        curl_multi_wakeup(multi)
+    }
+
     /// The loop of the curl thread. Runs for the life of the process (the shared transport is never torn down).
-    private static func loop(multi: UnsafeMutableRawPointer, queues: Locked<Queues>) {
+    private static func loop(multi: UnsafeMutableRawPointer, queues: QueueBox) {
         var active: [UInt64: RequestContext] = [:]
         var byHandle: [UnsafeMutableRawPointer: RequestContext] = [:]
         while true {
-            let (adds, cancels) = queues.withLock { q -> ([RequestContext], [UInt64]) in
-                defer { q.adds.removeAll(); q.cancels.removeAll() }
-                return (q.adds, q.cancels)
+            let (adds, cancels, resumes) = queues.withLock { q -> ([RequestContext], [UInt64], [UInt64]) in
+                defer { q.adds.removeAll(); q.cancels.removeAll(); q.resumes.removeAll() }
+                return (q.adds, q.cancels, q.resumes)
             }
             for ctx in adds {
+                if ctx.cancelled.isSet {
+                    // Cancelled before it started (its cancel may have been drained already): never sent.
+                    ctx.finish(error: CancellationError())
+                    ctx.cleanup()
+                    continue
+                }
                 do {
                     try ctx.configure()
                     curl_multi_add_handle(multi, ctx.easy)
@@ -99,6 +127,11 @@ public final class CurlTransport: Sendable {
                 curl_multi_remove_handle(multi, ctx.easy)
                 ctx.finish(error: CancellationError())
                 ctx.cleanup()
+            }
+            for id in resumes {
+                guard let ctx = active[id] else { continue }
+                // CURLPAUSE_CONT (0): the paused data is delivered again, from inside this call.
+                _ = curl_easy_pause(ctx.easy, 0)
             }
             var running: Int32 = 0
             curl_multi_perform(multi, &running)
@@ -136,14 +169,22 @@ final class RequestContext: @unchecked Sendable {
     var headers: [String: String] = [:]
     var headSent = false
     var body = Data()
-    var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+    /// curl writes its error detail here for the life of the handle: owned memory, freed in `cleanup`.
+    let errorBuffer: UnsafeMutablePointer<CChar>
+    let cancelled: CancelFlag
+    /// Streaming only: how many bytes wait for the consumer.
+    let flow: FlowControl?
 
-    init(id: UInt64, request: HTTPRequest, userAgent: String, sink: Sink) {
+    init(id: UInt64, request: HTTPRequest, userAgent: String, sink: Sink, cancelled: CancelFlag = CancelFlag(), flow: FlowControl? = nil) {
         self.id = id
         self.request = request
         self.userAgent = userAgent
         self.easy = curl_easy_init()
         self.sink = sink
+        self.cancelled = cancelled
+        self.flow = flow
+        errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
     }
 
     struct SetupError: Error, CustomStringConvertible {
@@ -164,9 +205,7 @@ final class RequestContext: @unchecked Sendable {
         if let timeout = request.timeout {
             try check(portway_curl_setopt_long(easy, CURLOPT_TIMEOUT_MS, Self.milliseconds(timeout)), "timeout")
         }
-        errorBuffer.withUnsafeMutableBufferPointer { buf in
-            _ = portway_curl_setopt_pointer(easy, CURLOPT_ERRORBUFFER, buf.baseAddress)
-        }
+        try check(portway_curl_setopt_pointer(easy, CURLOPT_ERRORBUFFER, errorBuffer), "error buffer")
 
         // TLS: data forms as blobs (copied by curl), file forms as paths.
         let tls = request.tls
@@ -215,7 +254,11 @@ final class RequestContext: @unchecked Sendable {
         try check(portway_curl_set_write_callback(easy, { data, size, count, user in
             let ctx = Unmanaged<RequestContext>.fromOpaque(user!).takeUnretainedValue()
             let n = size * count
-            if let data, n > 0 { ctx.received(Data(bytes: data, count: n)) }
+            guard let data, n > 0 else { return n }
+            // A slow consumer: leave the data with curl and pause the transfer (it is delivered
+            // again when the consumer resumes it).
+            if let flow = ctx.flow, !flow.admit(n) { return Int(CURL_WRITEFUNC_PAUSE) }
+            ctx.received(Data(bytes: data, count: n))
             return n
         }, me), "write callback")
         try check(portway_curl_set_header_callback(easy, { data, size, count, user in
@@ -286,7 +329,7 @@ final class RequestContext: @unchecked Sendable {
             }
             sink = nil
         } else {
-            let detail = errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            let detail = String(cString: errorBuffer)
             let message = detail.isEmpty ? String(cString: curl_easy_strerror(result)) : detail
             finish(error: TransportError(code: Int(result.rawValue), message: message, isTimeout: result == CURLE_OPERATION_TIMEDOUT, afterResponseHead: headSent))
         }
@@ -313,4 +356,86 @@ final class RequestContext: @unchecked Sendable {
         curl_slist_free_all(headerList)
         headerList = nil
     }
+
+    deinit { errorBuffer.deallocate() }
+}
+
+/// Set once a request's task is cancelled or its stream dropped.
+final class CancelFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    func set() { flag.store(true, ordering: .releasing) }
+    var isSet: Bool { flag.load(ordering: .acquiring) }
+}
+
+/// The curl thread's hand-over queues.
+final class QueueBox: Sendable {
+    private let queues = Mutex(CurlTransport.Queues())
+    func withLock<T>(_ body: (inout CurlTransport.Queues) -> T) -> T { queues.withLock { body(&$0) } }
+}
+
+/// Back-pressure for one streamed response: bytes handed to the consumer but not yet taken.
+public final class FlowControl: Sendable {
+    private struct State {
+        var outstanding = 0
+        var paused = false
+        var pauses = 0
+        var maxOutstanding = 0
+    }
+    private let state = Mutex(State())
+    /// Above this many waiting bytes the transfer pauses.
+    public let limit: Int
+    private let resume: @Sendable () -> Void
+
+    init(limit: Int, resume: @escaping @Sendable () -> Void) {
+        self.limit = max(limit, 1)
+        self.resume = resume
+    }
+
+    /// On the curl thread, before `count` bytes are yielded: false means pause (the bytes stay with curl).
+    func admit(_ count: Int) -> Bool {
+        state.withLock { s in
+            if s.outstanding > 0 && s.outstanding + count > limit {
+                if !s.paused { s.pauses += 1 }
+                s.paused = true
+                return false
+            }
+            s.outstanding += count
+            s.maxOutstanding = max(s.maxOutstanding, s.outstanding)
+            return true
+        }
+    }
+
+    /// The consumer took `count` bytes; below half the limit a paused transfer resumes.
+    func consumed(_ count: Int) {
+        let wake = state.withLock { s -> Bool in
+            s.outstanding -= count
+            guard s.paused && s.outstanding <= limit / 2 else { return false }
+            s.paused = false
+            return true
+        }
+        if wake { resume() }
+    }
+
+    /// How often the transfer paused, and the most bytes that ever waited (tests).
+    public var statistics: (pauses: Int, maxOutstanding: Int) { state.withLock { ($0.pauses, $0.maxOutstanding) } }
+}
+
+/// The parts of a streamed response (see `CurlTransport.stream`); taking a part tells the flow control.
+public struct HTTPPartStream: AsyncSequence, Sendable {
+    public typealias Element = HTTPStreamPart
+    let base: AsyncThrowingStream<HTTPStreamPart, any Error>
+    public let flow: FlowControl
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: AsyncThrowingStream<HTTPStreamPart, any Error>.AsyncIterator
+        let flow: FlowControl
+
+        public mutating func next() async throws -> HTTPStreamPart? {
+            let part = try await base.next()
+            if case .data(let data)? = part { flow.consumed(data.count) }
+            return part
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator(), flow: flow) }
 }

@@ -39,7 +39,7 @@ public struct ExecPlugin: Sendable, Hashable {
         let request = try JSONEncoder().encode(
             ["apiVersion": apiVersion, "kind": "ExecCredential"] as [String: String])
         let plugin = self
-        let output = try await runBlocking { try plugin.runProcess(input: request) }
+        let output = try await credentialExecutor.run { try plugin.runProcess(input: request) }
         let credential: ExecCredential
         do {
             credential = try JSONDecoder().decode(ExecCredential.self, from: output)
@@ -57,7 +57,8 @@ public struct ExecPlugin: Sendable, Hashable {
         return Credential(token: token, expiresIn: expiresIn)
     }
 
-    private func runProcess(input: Data) throws -> Data {
+    /// A configured, not yet started plugin process with its output pipes.
+    private func makeProcess(input: Data) -> (Process, Pipe, Pipe) {
         let process = Process()
         var path = command
         if !command.hasPrefix("/"), command.contains("/"), let dir = workingDirectory {
@@ -79,19 +80,43 @@ public struct ExecPlugin: Sendable, Hashable {
         process.standardOutput = stdout
         process.standardError = stderr
         process.standardInput = FileHandle.nullDevice
-        do { try process.run() } catch { throw ConfigError("exec plugin \(command): cannot start: \(error)") }
+        return (process, stdout, stderr)
+    }
+
+    /// Starts the plugin. "Text file busy" (ETXTBSY: the binary was just written, and a process
+    /// forked meanwhile still holds it open for writing) passes within moments: retried briefly.
+    private func start(input: Data) throws -> (Process, Pipe, Pipe) {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let (process, stdout, stderr) = makeProcess(input: input)
+            do {
+                try process.run()
+                return (process, stdout, stderr)
+            } catch {
+                let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError
+                guard attempt < 10, underlying?.domain == NSPOSIXErrorDomain, underlying?.code == Int(ETXTBSY) else {
+                    throw ConfigError("exec plugin \(command): cannot start: \(error)")
+                }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+        }
+    }
+
+    private func runProcess(input: Data) throws -> Data {
+        let (process, stdout, stderr) = try start(input: input)
         // Drain stderr on its own thread so a chatty plugin cannot block on a full pipe while we read stdout.
-        let errData = Locked(Data())
+        let errData = LockedBox(Data())
         let errDone = DispatchSemaphore(value: 0)
         let errHandle = stderr.fileHandleForReading
         Thread {
             let data = errHandle.readDataToEndOfFile()
-            errData.withLock { $0 = data }
+            errData.value.withLock { $0 = data }
             errDone.signal()
         }.start()
         let out = stdout.fileHandleForReading.readDataToEndOfFile()
         errDone.wait()
-        let err = errData.withLock { $0 }
+        let err = errData.value.withLock { $0 }
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
             let message = String(decoding: err, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)

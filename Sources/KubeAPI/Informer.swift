@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import KubeModels
 
 /// The informer's state machine.
@@ -71,8 +72,8 @@ public final class Informer<R: KubeResource>: Sendable {
     public let store = Store<R>()
     private let handler: @Sendable (InformerEvent<R>) -> Void
     private let stateObserver: @Sendable (InformerState) -> Void
-    private let currentState = Locked<InformerState>(.idle)
-    private let syncWaiters = Locked<[CheckedContinuation<Void, Never>]>([])
+    private let currentState = Mutex<InformerState>(.idle)
+    private let syncWaiters = Mutex<[CheckedContinuation<Void, Never>]>([])
 
     /// - Parameters:
     ///   - handler: called for each change, in order, from the informer's task.

@@ -1,3 +1,4 @@
+import Synchronization
 import KubeModels
 
 /// A change delivered by an informer.
@@ -13,7 +14,7 @@ public final class Store<R: KubeResource>: Sendable {
         var items: [String: R] = [:]
         var synced = false
     }
-    private let state = Locked(State())
+    private let state = Mutex(State())
 
     public init() {}
 

@@ -22,14 +22,16 @@ public struct WatchOptions: Sendable {
 }
 
 extension KubeClient {
-    /// Watches a resource: a stream of events decoded line by line. The stream finishes when the
-    /// server ends the watch (its timeout); it throws `KubeAPIError` for a non-200 answer (e.g. HTTP
-    /// 410) or a broken connection. ERROR events are delivered as `.error(Status)`. Cancelling the
-    /// consuming task closes the connection. `onConnected` is called once the server has answered
-    /// 200: the watch is really established (before that it may still fail to connect).
+    /// Watches a resource: a sequence of events decoded line by line, read from the connection only
+    /// as fast as the consumer takes them (a slow consumer pauses the transfer; nothing piles up in
+    /// memory). It ends when the server ends the watch (its timeout); it throws `KubeAPIError` for a
+    /// non-200 answer (e.g. HTTP 410) or a broken connection. ERROR events are delivered as
+    /// `.error(Status)`. Cancelling the consuming task (or dropping the iterator) closes the connection.
+    /// `onConnected` is called once the server has answered 200: the watch is really established
+    /// (before that it may still fail to connect).
     public func watch<R: KubeResource>(
         _ type: R.Type, options: WatchOptions, onConnected: (@Sendable () -> Void)? = nil
-    ) -> AsyncThrowingStream<WatchEvent<R>, any Error> {
+    ) -> WatchEventStream<R> {
         let what = RequestDescription(verb: "watch", resource: R.resource, namespace: options.list.namespace)
         let q = Self.query([
             ("watch", "true"), ("allowWatchBookmarks", options.allowBookmarks ? "true" : nil),
@@ -39,69 +41,108 @@ extension KubeClient {
         ])
         let path = Self.path(R.resource, namespace: options.list.namespace) + q
         let timeout = Duration.seconds(options.timeoutSeconds) + options.stallMargin
-        let (stream, continuation) = AsyncThrowingStream<WatchEvent<R>, any Error>.makeStream()
-        let task = Task {
-            do {
-                let req = try await request(method: "GET", path: path, timeout: timeout)
-                try await Self.pump(transport.stream(req), into: continuation, what: what, credentials: config.credentials, onConnected: onConnected)
-                continuation.finish()
-            } catch let error as TransportError {
-                continuation.finish(throwing: KubeAPIError(kind: .transport(error), request: what))
-            } catch {
-                continuation.finish(throwing: error)
-            }
+        return WatchEventStream(what: what, credentials: config.credentials, onConnected: onConnected) { [self] in
+            transport.stream(try await request(method: "GET", path: path, timeout: timeout))
         }
-        continuation.onTermination = { _ in task.cancel() }
-        return stream
-    }
-
-    private static func pump<R: KubeResource>(
-        _ parts: AsyncThrowingStream<HTTPStreamPart, any Error>, into out: AsyncThrowingStream<WatchEvent<R>, any Error>.Continuation,
-        what: RequestDescription, credentials: Credentials, onConnected: (@Sendable () -> Void)?
-    ) async throws {
-        var status = 0
-        var errorBody = Data()
-        var splitter = LineSplitter()
-        let decoder = JSONDecoder()
-        func emit(_ line: [UInt8]) throws {
-            do {
-                out.yield(try decodeWatchEvent(R.self, line: line, decoder: decoder))
-            } catch {
-                throw KubeAPIError(kind: .decoding("watch event: \(error)"), request: what)
-            }
-        }
-        for try await part in parts {
-            switch part {
-            case .head(let code, _):
-                status = code
-                if code == 200 { onConnected?() }
-            case .data(let data):
-                if status != 200 {
-                    errorBody.append(data)
-                    continue
-                }
-                for line in try splitter.append(data) { try emit(line) }
-            }
-        }
-        if status != 200 {
-            if status == 401 { credentials.invalidate() }
-            throw KubeAPIError.fromResponse(code: status, body: errorBody, request: what)
-        }
-        if let rest = splitter.finish() { try emit(rest) }
     }
 }
 
-/// Decodes one watch event line.
+/// The events of one watch request (see `KubeClient.watch`).
+public struct WatchEventStream<R: KubeResource>: AsyncSequence, Sendable {
+    public typealias Element = WatchEvent<R>
+    let what: RequestDescription
+    let credentials: Credentials
+    let onConnected: (@Sendable () -> Void)?
+    let start: @Sendable () async throws -> HTTPPartStream
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(stream: self) }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let stream: WatchEventStream
+        var parts: HTTPPartStream.AsyncIterator?
+        var status = 0
+        var errorBody = Data()
+        var splitter = LineSplitter()
+        var ready: [[UInt8]] = []
+        var nextReady = 0
+        var finished = false
+        let decoder = JSONDecoder()
+
+        init(stream: WatchEventStream) { self.stream = stream }
+
+        public mutating func next() async throws -> WatchEvent<R>? {
+            while true {
+                if nextReady < ready.count {
+                    defer { nextReady += 1 }
+                    return try decode(ready[nextReady])
+                }
+                ready = []
+                nextReady = 0
+                if finished { return nil }
+                do {
+                    if parts == nil { parts = try await stream.start().makeAsyncIterator() }
+                    guard let part = try await parts!.next() else {
+                        finished = true
+                        parts = nil
+                        if status != 200 {
+                            if status == 401 { stream.credentials.invalidate() }
+                            throw KubeAPIError.fromResponse(code: status, body: errorBody, request: stream.what)
+                        }
+                        if let rest = splitter.finish() { ready = [rest] }
+                        continue
+                    }
+                    switch part {
+                    case .head(let code, _):
+                        status = code
+                        if code == 200 { stream.onConnected?() }
+                    case .data(let data):
+                        if status != 200 {
+                            errorBody.append(data)
+                        } else {
+                            ready = try splitter.append(data)
+                        }
+                    }
+                } catch let error as TransportError {
+                    finished = true
+                    throw KubeAPIError(kind: .transport(error), request: stream.what)
+                }
+            }
+        }
+
+        private func decode(_ line: [UInt8]) throws -> WatchEvent<R> {
+            do {
+                return try decodeWatchEvent(R.self, line: line, decoder: decoder)
+            } catch {
+                throw KubeAPIError(kind: .decoding("watch event: \(error)"), request: stream.what)
+            }
+        }
+    }
+}
+
+/// Decodes one watch event line, in one pass: `type` picks how `object` is decoded.
 /// The line is checked against `JSONLimits` first: a deep or huge event is an error, not a crash.
 public func decodeWatchEvent<R: KubeResource>(_ type: R.Type, line: [UInt8], decoder: JSONDecoder = JSONDecoder(), limits: JSONLimits = .default) throws -> WatchEvent<R> {
     try limits.check(line)
-    let data = Data(line)
-    let head = try decoder.decode(WatchEventHead.self, from: data)
-    switch head.type {
-    case .added: return .added(try decoder.decode(WatchEventBody<R>.self, from: data).object)
-    case .modified: return .modified(try decoder.decode(WatchEventBody<R>.self, from: data).object)
-    case .deleted: return .deleted(try decoder.decode(WatchEventBody<R>.self, from: data).object)
-    case .bookmark: return .bookmark(resourceVersion: try decoder.decode(WatchEventBody<BookmarkObject>.self, from: data).object.metadata.resourceVersion ?? "")
-    case .error: return .error(try decoder.decode(WatchEventBody<Status>.self, from: data).object)
+    return try decoder.decode(WatchEventLine<R>.self, from: Data(line)).event
+}
+
+/// An event line: JSONDecoder parses the line once and the keyed container reads `type` before
+/// `object` whatever their order (decoding a head first and the body second parsed it twice).
+struct WatchEventLine<R: KubeResource>: Decodable {
+    let event: WatchEvent<R>
+
+    enum CodingKeys: String, CodingKey {
+        case type, object
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        switch try container.decode(WatchEventType.self, forKey: .type) {
+        case .added: event = .added(try container.decode(R.self, forKey: .object))
+        case .modified: event = .modified(try container.decode(R.self, forKey: .object))
+        case .deleted: event = .deleted(try container.decode(R.self, forKey: .object))
+        case .bookmark: event = .bookmark(resourceVersion: try container.decode(BookmarkObject.self, forKey: .object).metadata.resourceVersion ?? "")
+        case .error: event = .error(try container.decode(Status.self, forKey: .object))
+        }
     }
 }

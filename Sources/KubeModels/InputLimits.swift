@@ -299,6 +299,9 @@ public struct JSONLimits: Hashable, Sendable {
     public static let `default` = JSONLimits()
 
     /// Throws when `bytes` are over a limit: one pass counting brackets outside strings.
+    /// Inlinable: generic over the collection, it is specialized in the caller (an unspecialized
+    /// byte loop across modules cost more than decoding the watch event itself).
+    @inlinable
     public func check(_ bytes: some Collection<UInt8>) throws(JSONLimitExceeded) {
         if bytes.count > maxBytes {
             throw JSONLimitExceeded(problem: "\(bytes.count) bytes, more than the limit of \(maxBytes)")

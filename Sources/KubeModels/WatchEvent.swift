@@ -19,16 +19,6 @@ public enum WatchEvent<Object: KubeResource>: Sendable {
     case error(Status)
 }
 
-/// The `type` field of an event line, decoded first to pick how to decode `object`.
-public struct WatchEventHead: Decodable, Sendable {
-    public var type: WatchEventType
-}
-
-/// An event line with its object decoded as `O`.
-public struct WatchEventBody<O: Decodable>: Decodable {
-    public var object: O
-}
-
 /// A BOOKMARK's object: only `metadata.resourceVersion` matters.
 public struct BookmarkObject: Decodable, Sendable {
     public struct Meta: Decodable, Sendable { public var resourceVersion: String? }

@@ -17,46 +17,19 @@ struct ServiceBackends {
     }
 }
 
-/// Indexes EndpointSlices (or Endpoints) by the Service they belong to, so that resolving one
-/// Service's backends costs only its own objects (10k Services stay linear).
-struct BackendIndex {
-    private let source: EndpointsSource
-    private var slicesByService: [ServiceKey: [Int]] = [:]
-    private var endpointsByService: [ServiceKey: [Int]] = [:]
-    private let snapshot: ClusterSnapshot
-
-    init(snapshot: ClusterSnapshot, source: EndpointsSource) {
-        self.snapshot = snapshot
-        self.source = source
-        switch source {
-        case .endpointSlices:
-            for (i, slice) in snapshot.endpointSlices.enumerated() {
-                // A slice without the label belongs to no Service (e.g. a custom one): not ours to use.
-                guard let service = slice.metadata.labels?[EndpointSlice.serviceNameLabel], !service.isEmpty else { continue }
-                slicesByService[ServiceKey(namespace: slice.metadata.namespace, name: service), default: []].append(i)
-            }
-        case .endpoints:
-            for (i, endpoints) in snapshot.endpoints.enumerated() {
-                let key = ServiceKey(namespace: endpoints.metadata.namespace, name: endpoints.metadata.name)
-                // Two objects with one name cannot come from a real API server, but files can hold
-                // them: merge both, which does not depend on their order.
-                endpointsByService[key, default: []].append(i)
-            }
-        }
-    }
-
+/// Resolves one Service's backends from the indexed objects that belong to it (10k Services stay linear).
+enum BackendResolver {
     /// The backends of `service`, per port. Problems in its endpoint objects become warnings.
-    func backends(of service: ServiceKey, warnings: inout [TranslationWarning]) -> ServiceBackends {
+    static func backends(of service: ServiceKey, in index: ClusterIndex, source: EndpointsSource, warnings: inout [TranslationWarning]) -> ServiceBackends {
         var merger = BackendMerger()
         switch source {
         case .endpointSlices:
-            guard let indices = slicesByService[service] else { return ServiceBackends() }
             // Slice order decides nothing in the output, but warnings come out in name order.
-            let slices = indices.map { snapshot.endpointSlices[$0] }.sorted { $0.metadata.name < $1.metadata.name }
-            for slice in slices { merger.add(slice: slice, warnings: &warnings) }
+            for slice in index.slices(of: service) { merger.add(slice: slice, warnings: &warnings) }
         case .endpoints:
-            guard let indices = endpointsByService[service] else { return ServiceBackends() }
-            for index in indices { merger.add(endpoints: snapshot.endpoints[index], warnings: &warnings) }
+            // Two objects with one name cannot come from a real API server, but files can hold
+            // them: merge both, which does not depend on their order.
+            for endpoints in index.endpoints[service] ?? [] { merger.add(endpoints: endpoints, warnings: &warnings) }
         }
         return merger.result()
     }

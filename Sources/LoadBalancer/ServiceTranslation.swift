@@ -1,37 +1,54 @@
 import KubeModels
 
-/// One translation: walks the Services in (namespace, name) order and emits their frontends.
-struct TranslationRun {
-    private let snapshot: ClusterSnapshot
-    private let options: TranslatorOptions
-    private let index: BackendIndex
-    private let nodeIPv4: [IPv4Address]
-    private var entries: [FrontendEntry] = []
-    private var warnings: [TranslationWarning] = []
-    /// Which Service owns a frontend already: a second claim is skipped with a warning, so the
-    /// result never has two entries for one frontend (the first Service in name order wins).
-    private var owners: [Frontend: ServiceKey] = [:]
+/// A frontend one Service asks for. Which Service gets a frontend claimed twice is decided across
+/// keys (`L4Reconciler`): the first claimant in namespace/name order.
+struct FrontendClaim: Hashable, Sendable {
+    var entry: FrontendEntry
+    /// "Service ns/name", and the field the frontend came from, for the conflict warning.
+    var object: String
+    var field: String
+}
 
-    init(snapshot: ClusterSnapshot, options: TranslatorOptions) {
-        self.snapshot = snapshot
+/// A warning of one key, or the place in its warning order where a claim's conflict warning (if
+/// the claim loses) goes: conflict warnings depend on other keys and are rendered at read time.
+enum KeyNote: Hashable, Sendable {
+    case warning(TranslationWarning)
+    case claim(Int)
+}
+
+/// The translation of one Service key: its claims in emission order and its notes.
+struct KeyResult: Hashable, Sendable {
+    var claims: [FrontendClaim] = []
+    var notes: [KeyNote] = []
+    /// True when a port has a nodePort: the key depends on the node's addresses.
+    var usesNodeAddresses = false
+
+    var isEmpty: Bool { claims.isEmpty && notes.isEmpty && !usesNodeAddresses }
+}
+
+/// Translates the Services stored under one key (usually one) into their frontend claims. Pure:
+/// the result depends only on those Services, their endpoint objects and the node's addresses.
+struct ServiceTranslation {
+    private let index: ClusterIndex
+    private let options: TranslatorOptions
+    private let nodeIPv4: [IPv4Address]
+    private var result = KeyResult()
+
+    init(index: ClusterIndex, options: TranslatorOptions, nodeIPv4: [IPv4Address]) {
+        self.index = index
         self.options = options
-        index = BackendIndex(snapshot: snapshot, source: options.endpointsSource)
-        var seen = Set<IPv4Address>()
-        nodeIPv4 = options.nodeAddresses.compactMap(\.ipv4).filter { seen.insert($0).inserted }
+        self.nodeIPv4 = nodeIPv4
     }
 
-    mutating func translate() -> DesiredL4State {
-        let order = snapshot.services.indices
-            .map { (ServiceKey(namespace: snapshot.services[$0].metadata.namespace, name: snapshot.services[$0].metadata.name), $0) }
-            .sorted { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }
-        entries.reserveCapacity(snapshot.services.count * 2)
-        owners.reserveCapacity(snapshot.services.count * 2)
-        for (key, i) in order { translate(snapshot.services[i], key: key) }
-        return DesiredL4State(entries: entries, warnings: warnings)
+    /// The result for `key`.
+    static func translate(_ key: ServiceKey, index: ClusterIndex, options: TranslatorOptions, nodeIPv4: [IPv4Address]) -> KeyResult {
+        var run = ServiceTranslation(index: index, options: options, nodeIPv4: nodeIPv4)
+        for service in index.services[key] ?? [] { run.translate(service, key: key) }
+        return run.result
     }
 
     private mutating func warn(_ object: String, _ field: String, _ message: String) {
-        warnings.append(TranslationWarning(object: object, field: field, message: message))
+        result.notes.append(.warning(TranslationWarning(object: object, field: field, message: message)))
     }
 
     private mutating func translate(_ service: Service, key: ServiceKey) {
@@ -56,7 +73,9 @@ struct TranslationRun {
         guard let ports = spec.ports, !ports.isEmpty else { return }
 
         let shape = parseShape(service, type: type, object: object)
-        let backends = index.backends(of: key, warnings: &warnings)
+        var backendWarnings: [TranslationWarning] = []
+        let backends = BackendResolver.backends(of: key, in: index, source: options.endpointsSource, warnings: &backendWarnings)
+        result.notes += backendWarnings.map(KeyNote.warning)
 
         var seenPorts = Set<PortKey>()
         for (i, port) in ports.enumerated() {
@@ -76,7 +95,10 @@ struct TranslationRun {
             var nodePort: UInt16?
             if type != .clusterIP, let value = port.nodePort, value != 0 {
                 // 0 means "not allocated yet", as in the API; anything else must be a port.
-                if let valid = validPort(value) { nodePort = valid } else {
+                if let valid = validPort(value) {
+                    nodePort = valid
+                    result.usesNodeAddresses = true
+                } else {
                     warn(object, "spec.ports[\(i)].nodePort", "nodePort \(value) is out of range 1-65535; no NodePort frontends for this port")
                 }
             }
@@ -125,19 +147,16 @@ struct TranslationRun {
 
     private mutating func add(_ c: inout EmitContext, _ address: IPAddress, _ port: UInt16, _ type: FrontendType, _ base: ServiceFlags, field: String) {
         let frontend = Frontend(address: address, port: port, proto: c.proto)
-        if let owner = owners[frontend] {
-            warn(c.object, field, "frontend \(frontend) is already used by Service \(owner.description); skipped")
-            return
-        }
-        owners[frontend] = c.key
         var flags = base
         if c.shape.externalLocal && type != .clusterIP { flags.insert(.local) }
         if c.shape.internalLocal && type == .clusterIP { flags.insert(.internalLocal) }
         if c.shape.affinityTimeout != nil { flags.insert(.sessionAffinity) }
-        entries.append(FrontendEntry(
+        let entry = FrontendEntry(
             frontend: frontend, type: type, flags: flags, affinityTimeoutSeconds: c.shape.affinityTimeout,
             service: c.reference, backends: c.backends
-        ))
+        )
+        result.notes.append(.claim(result.claims.count))
+        result.claims.append(FrontendClaim(entry: entry, object: c.object, field: field))
     }
 
     /// Parses the addresses, policies and affinity of a Service, warning about what is unusable.

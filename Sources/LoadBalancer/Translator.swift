@@ -13,7 +13,8 @@ public struct TranslatorOptions: Hashable, Sendable {
     /// This node's name: backends whose `nodeName` equals it are local (traffic policies).
     public var nodeName: String
     /// This node's addresses: one `[NodePort]` frontend per IPv4 address and nodePort.
-    /// IPv6 addresses are accepted and ignored until the IPv6 datapath exists.
+    /// IPv6 addresses are accepted and ignored until the IPv6 datapath exists. When empty, the
+    /// InternalIP/ExternalIP addresses of the Node object named `nodeName` in the input are used.
     public var nodeAddresses: [IPAddress]
     public var endpointsSource: EndpointsSource
 
@@ -41,28 +42,11 @@ public enum Translator {
     /// Namespace assumed for an object that names none (what `kubectl apply` does with a file).
     public static let defaultNamespace = "default"
 
-    /// Translates `snapshot` for the node described by `options`.
+    /// Translates `snapshot` for the node described by `options`: the full path, the same
+    /// per-key translation the agent's reconcile-by-key runs, over every key at once.
     public static func translate(_ snapshot: ClusterSnapshot, options: TranslatorOptions) -> DesiredL4State {
-        var run = TranslationRun(snapshot: snapshot, options: options)
-        return run.translate()
+        L4Reconciler(options: options, snapshot: snapshot).state
     }
-}
-
-/// Identifies a Service (or the objects that belong to it) by namespace and name.
-struct ServiceKey: Hashable, Comparable {
-    var namespace: String
-    var name: String
-
-    init(namespace: String?, name: String) {
-        self.namespace = namespace.flatMap { $0.isEmpty ? nil : $0 } ?? Translator.defaultNamespace
-        self.name = name
-    }
-
-    static func < (lhs: ServiceKey, rhs: ServiceKey) -> Bool {
-        (lhs.namespace, lhs.name) < (rhs.namespace, rhs.name)
-    }
-
-    var description: String { "\(namespace)/\(name)" }
 }
 
 /// Parses a Kubernetes protocol name ("TCP" when absent); nil when unknown. Case-sensitive, as the API is.

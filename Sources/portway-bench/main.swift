@@ -279,6 +279,8 @@ enum BenchError: Error { case failed(String) }
 do {
     if ProcessInfo.processInfo.environment["PORTWAY_BENCH_ONLY"] == nil { try benchTranslator() }
     try benchMapWriter()
+    try benchWatchIngest()
+    try benchOneChange()
 } catch {
     print("benchmark failed: \(error)")
     exit(1)

@@ -6,6 +6,7 @@ import FileSource
 import Foundation
 import LoadBalancer
 import Logging
+import ServiceLifecycle
 
 /// `portway agent`: keeps the pinned maps in sync with the cluster state (file mode: `--from-dir`).
 struct AgentCommand: AsyncParsableCommand {
@@ -48,8 +49,11 @@ struct AgentCommand: AsyncParsableCommand {
         valueName: "IP"))
     var nodeIP: [String] = []
 
-    @Option(help: "Where backends come from: endpointslices or endpoints.")
-    var endpointsSource: String = EndpointsSource.endpointSlices.rawValue
+    @Option(help: "Where backends come from.")
+    var endpointsSource: EndpointsSource = .endpointSlices
+
+    @Option(help: ArgumentHelp("Seconds between full resyncs (translation from scratch and a repair of the maps); 0 turns them off.", valueName: "SECONDS"))
+    var resyncInterval: Double = 300
 
     @Option(help: ArgumentHelp("The bpffs directory for the pinned maps.", valueName: "DIR"))
     var bpffs: String = BPFFS.defaultDirectory
@@ -72,7 +76,7 @@ struct AgentCommand: AsyncParsableCommand {
 
     func validate() throws {
         if let bad = nodeIP.first(where: { IPAddress($0) == nil }) { throw ValidationError("--node-ip \"\(bad)\" is not an IP address") }
-        if EndpointsSource(rawValue: endpointsSource) == nil { throw ValidationError("--endpoints-source must be endpointslices or endpoints") }
+        if !(resyncInterval >= 0) { throw ValidationError("--resync-interval must be 0 (off) or a number of seconds") }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("unknown --log-level \(logLevel)") }
         if devices.isEmpty && !noDatapath { throw ValidationError("give at least one --device (or --no-datapath to program the maps only)") }
         if let name = nodeName, name.isEmpty { throw ValidationError("--node-name must not be empty") }
@@ -95,12 +99,19 @@ struct AgentCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "portway.agent")
+        // First: from here on SIGINT/SIGTERM never get the default action (see ShutdownSignals).
+        let shutdown = ShutdownTrigger()
+        let signals = ShutdownSignals { signal in
+            logger.notice("signal \(signal): shutting down")
+            shutdown.trigger()
+        }
         let sizes = MapSizes(
             services: serviceMapSize, backends: backendMapSize, reverseNAT: revnatMapSize, affinity: affinityMapSize,
             connectionTracking: ctMapSize, snat: snatMapSize)
         let options = AgentOptions(
             nodeName: nodeName ?? ProcessInfo.processInfo.hostName, nodeAddresses: nodeIP.compactMap { IPAddress($0) },
-            endpointsSource: EndpointsSource(rawValue: endpointsSource) ?? .endpointSlices, bpffs: bpffs, mapSizes: sizes)
+            endpointsSource: endpointsSource, bpffs: bpffs, mapSizes: sizes,
+            resyncInterval: resyncInterval > 0 ? .milliseconds(Int64(resyncInterval * 1000)) : nil)
         let installer: DatapathInstaller?
         if noDatapath {
             installer = nil
@@ -112,21 +123,25 @@ struct AgentCommand: AsyncParsableCommand {
                 return try Datapath.install(options).map(\.description) + [Datapath.hostRouting(options)?.description ?? "host routing unknown"]
             }
         }
-        let pipeline = MapSyncPipeline(options: options, logger: logger, installer: installer)
+        let pipeline = AgentPipeline(options: options, logger: logger, installer: installer)
         do {
+            let services: [any ServiceLifecycle.Service]
             if let directory {
                 let source = FileDirectorySource(directory: directory, logger: Logger(label: "portway.source.files"))
-                try await runUntilSignalled { try await pipeline.run(source: source) }
+                services = try await shutdown.unlessTriggered { try await pipeline.services(source: source) }
             } else {
-                let source = try KubeClusterSource.fromConfiguration(
-                    kubeconfig: kubeconfig, context: context, nodeName: options.nodeName, endpointsSource: options.endpointsSource)
-                try await runUntilSignalled { try await pipeline.run(source: source) }
+                let source = try KubeClusterSource.fromConfiguration(kubeconfig: kubeconfig, context: context, scope: options.watchScope)
+                services = try await shutdown.unlessTriggered { try await pipeline.services(source: source) }
             }
+            let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services.map { .init(service: $0) }, logger: logger))
+            try await shutdown.run(group)
+            logger.info("stopped; pinned maps (and attached programs) stay in place")
         } catch is CancellationError {
-            return
+            logger.info("stopped before the first sync; pinned maps (and attached programs) stay in place")
         } catch {
             logger.critical("\(error)")
             throw ExitCode.failure
         }
+        _ = signals
     }
 }

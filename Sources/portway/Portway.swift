@@ -1,11 +1,13 @@
 import Agent
 import ArgumentParser
+import LoadBalancer
 
 @main
 struct Portway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portway",
         abstract: "Kubernetes Service load balancing in eBPF, with an L7 proxy for Gateway traffic.",
+        version: portwayRelease,
         subcommands: [Version.self, Translate.self, Routes.self, Explain.self, BPF.self, AgentCommand.self]
     )
 }
@@ -14,8 +16,12 @@ struct Version: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print the versions of Portway and its C libraries.")
 
     func run() throws {
+        print("portway: \(portwayRelease)")
         for (name, version) in linkedLibraryVersions().sorted(by: { $0.key < $1.key }) {
             print("\(name): \(version)")
         }
     }
 }
+
+/// `--endpoints-source endpointslices|endpoints`, parsed once for every command.
+extension EndpointsSource: ExpressibleByArgument {}

@@ -18,10 +18,6 @@ struct Translate: ParsableCommand {
         case json, table
     }
 
-    enum Source: String, ExpressibleByArgument, CaseIterable {
-        case endpointslices, endpoints
-    }
-
     @Option(name: [.customShort("f"), .customLong("from-dir")], help: ArgumentHelp("Directory of YAML files (read recursively).", valueName: "DIR"))
     var directory: String
 
@@ -35,7 +31,7 @@ struct Translate: ParsableCommand {
     var nodeIP: [String] = []
 
     @Option(help: "Where backends come from.")
-    var endpointsSource: Source = .endpointslices
+    var endpointsSource: EndpointsSource = .endpointSlices
 
     @Option(name: [.customShort("o"), .long], help: "Output format.")
     var output: Output = .json
@@ -48,7 +44,7 @@ struct Translate: ParsableCommand {
     func run() throws {
         let request = TranslateRequest(
             directory: directory, nodeName: nodeName, nodeIPs: nodeIP,
-            endpointsSource: endpointsSource == .endpoints ? .endpoints : .endpointSlices,
+            endpointsSource: endpointsSource,
             format: output == .table ? .table : .json
         )
         let result: TranslateOutput

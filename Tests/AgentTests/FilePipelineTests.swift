@@ -48,7 +48,7 @@ struct FilePipelineTests {
         var syncs = events.stream.makeAsyncIterator()
         let options = AgentOptions(
             nodeName: "node-a", nodeAddresses: [IPAddress("192.0.2.10")!], bpffs: fs.directory, mapSizes: AgentBPFFS.smallSizes)
-        let pipeline = MapSyncPipeline(options: options, logger: Logger(label: "test.agent"), onSync: { events.continuation.yield($0) })
+        let pipeline = AgentPipeline(options: options, logger: Logger(label: "test.agent"), onSync: { events.continuation.yield($0) })
         let source = FileDirectorySource(directory: dir, interval: .milliseconds(50), logger: Logger(label: "test.files"))
         let agent = Task { try await pipeline.run(source: source) }
 
@@ -106,7 +106,7 @@ struct FilePipelineTests {
         for _ in 0..<2 {
             let events = SyncEvents()
             var syncs = events.stream.makeAsyncIterator()
-            let pipeline = MapSyncPipeline(options: options, logger: Logger(label: "test.agent"), onSync: { events.continuation.yield($0) })
+            let pipeline = AgentPipeline(options: options, logger: Logger(label: "test.agent"), onSync: { events.continuation.yield($0) })
             let agent = Task { try await pipeline.run(source: FileDirectorySource(directory: dir, interval: .milliseconds(50))) }
             summaries.append(try await events.next(&syncs))
             agent.cancel()

@@ -65,9 +65,9 @@ struct AgentAgainstAPIServerTests {
         let sizes = MapSizes(services: 1024, backends: 1024, reverseNAT: 1024, affinity: 256, connectionTracking: 256, snat: 256)
         let options = AgentOptions(nodeName: "node-a", nodeAddresses: [IPAddress("192.0.2.10")!], bpffs: fs.directory, mapSizes: sizes)
         let (syncs, syncContinuation) = AsyncStream<SyncSummary>.makeStream()
-        let pipeline = MapSyncPipeline(options: options, logger: Logger(label: "test.agent"), onSync: { syncContinuation.yield($0) })
+        let pipeline = AgentPipeline(options: options, logger: Logger(label: "test.agent"), onSync: { syncContinuation.yield($0) })
         let source = KubeClusterSource(
-            client: KubeClient(config: server.clusterConfig()), nodeName: "node-a", debounce: .milliseconds(50),
+            client: KubeClient(config: server.clusterConfig()), scope: WatchScope(nodeName: "node-a"),
             informerOptions: fastOptions(SleepRecorder()))
         let agent = Task { try await pipeline.run(source: source) }
         defer { agent.cancel() }

@@ -3,6 +3,7 @@ import Foundation
 import KubeAPI
 import KubeAPITestSupport
 import KubeModels
+import LoadBalancer
 import Testing
 
 let crdDirectory: String = sharedDirectory + "/gateway-api-crds"

@@ -2,6 +2,7 @@ import Foundation
 import KubeAPI
 import KubeAPITestSupport
 import KubeModels
+import Synchronization
 import Testing
 
 /// The project's read-only fixtures beside the package (`../shared`), or `$PORTWAY_SHARED_DIR`
@@ -61,12 +62,11 @@ struct Trace {
 enum TraceError: Error { case noBody(String) }
 
 /// Fast informer settings for tests: short watches, near-instant backoff (recorded).
-final class SleepRecorder: @unchecked Sendable {
-    private let lock = NSLock()
-    private var delays: [Duration] = []
-    var recorded: [Duration] { lock.lock(); defer { lock.unlock() }; return delays }
+final class SleepRecorder: Sendable {
+    private let delays = Mutex<[Duration]>([])
+    var recorded: [Duration] { delays.withLock { $0 } }
     func sleep(_ d: Duration) async throws {
-        lock.withLock { delays.append(d) }
+        delays.withLock { $0.append(d) }
         try await Task.sleep(for: .milliseconds(20))
     }
 }
@@ -79,10 +79,9 @@ func fastOptions(_ recorder: SleepRecorder, watchTimeout: Int = 30, list: ListOp
 }
 
 /// Records informer events and states for assertions.
-final class EventLog<R: KubeResource>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var events: [String] = []
-    private var states: [InformerState] = []
+final class EventLog<R: KubeResource>: Sendable {
+    private let events = Mutex<[String]>([])
+    private let states = Mutex<[InformerState]>([])
 
     func record(_ e: InformerEvent<R>) {
         let text: String
@@ -91,19 +90,15 @@ final class EventLog<R: KubeResource>: @unchecked Sendable {
         case .updated(_, let o): text = "updated \(o.storeKey)@\(o.metadata.resourceVersion ?? "")"
         case .deleted(let o): text = "deleted \(o.storeKey)"
         }
-        lock.lock()
-        events.append(text)
-        lock.unlock()
+        events.withLock { $0.append(text) }
     }
 
     func record(_ s: InformerState) {
-        lock.lock()
-        states.append(s)
-        lock.unlock()
+        states.withLock { $0.append(s) }
     }
 
-    var all: [String] { lock.lock(); defer { lock.unlock() }; return events }
-    var allStates: [InformerState] { lock.lock(); defer { lock.unlock() }; return states }
+    var all: [String] { events.withLock { $0 } }
+    var allStates: [InformerState] { states.withLock { $0 } }
     var relists: Int { allStates.filter { $0 == .relisting }.count }
 }
 

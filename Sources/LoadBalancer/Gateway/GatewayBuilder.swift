@@ -42,7 +42,7 @@ struct RouteFacts {
 struct GatewayBuild {
     let snapshot: ClusterSnapshot
     let options: GatewayOptions
-    private let index: BackendIndex
+    private let index: ClusterIndex
     private var state = GatewayState()
     private var servicesByKey: [NamespacedName: Service] = [:]
     private var secretsByKey: [NamespacedName: Secret] = [:]
@@ -51,7 +51,7 @@ struct GatewayBuild {
     init(snapshot: ClusterSnapshot, options: GatewayOptions) {
         self.snapshot = snapshot
         self.options = options
-        index = BackendIndex(snapshot: snapshot, source: .endpointSlices)
+        index = ClusterIndex(snapshot)
         for service in snapshot.services {
             servicesByKey[NamespacedName(namespace: Self.namespace(service.metadata), name: service.metadata.name)] = service
         }
@@ -315,7 +315,9 @@ struct GatewayBuild {
             return fail("BackendNotFound", "Service \(target) has no TCP port \(port)")
         }
         var ignored: [TranslationWarning] = []
-        let all = index.backends(of: ServiceKey(namespace: target.namespace, name: target.name), warnings: &ignored)[PortKey(name: servicePort.name ?? "", proto: .tcp)] ?? []
+        let all = BackendResolver.backends(
+            of: ServiceKey(namespace: target.namespace, name: target.name), in: index, source: .endpointSlices, warnings: &ignored
+        )[PortKey(name: servicePort.name ?? "", proto: .tcp)] ?? []
         let ready = all.filter { $0.state == .active }
         let chosen = ready.isEmpty ? all.filter { $0.state == .terminating } : ready
         backend.endpoints = chosen.map { BackendEndpoint(address: $0.address.description, port: Int($0.port), terminating: $0.state == .terminating) }

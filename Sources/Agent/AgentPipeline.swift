@@ -1,0 +1,217 @@
+import BPFMaps
+import KubeAPI
+import KubeModels
+import LoadBalancer
+import Logging
+import ServiceLifecycle
+
+/// Installs the datapath programs onto the pinned maps, returning a description of what was
+/// attached for the log. Blocking: it runs on the blocking executor.
+public typealias DatapathInstaller = @Sendable (_ maps: MapSet) throws -> [String]
+
+/// What the reconcile loop is told.
+enum PipelineEvent: Sendable {
+    case source(SourceEvent)
+    /// The periodic resync: the full path and a repair of every output.
+    case resync
+}
+
+/// The node agent's pipeline:
+///
+///     source events ─▶ inbox (coalesce) ─▶ keys ─▶ translate (per key) ─▶ diff ─▶ allocate ─▶ outputs
+///
+/// A source sends a complete snapshot once it has synced (the first full sync, which prunes), then
+/// changes; each change names the keys it touches and only those are translated again
+/// (`L4Reconciler`). The frontend changes go through the allocation stage (proxy ports) to every
+/// output, each in its own task with its own retries (`OutputRunner`). Nothing waits on a timer:
+/// what arrives while a step runs is taken together in the next step. A periodic resync runs the
+/// full path (translation from scratch, compared with the incremental state) and repairs the outputs.
+///
+/// The long-lived parts run as services of a swift-service-lifecycle `ServiceGroup`; the pinned
+/// maps and attached programs stay when the agent stops.
+public struct AgentPipeline: Sendable {
+    public let options: AgentOptions
+    let logger: Logger
+    let installer: DatapathInstaller?
+    /// Called after every map write (tests and metrics).
+    let onSync: (@Sendable (SyncSummary) -> Void)?
+
+    public init(
+        options: AgentOptions, logger: Logger = Logger(label: "portway.agent"), installer: DatapathInstaller? = nil,
+        onSync: (@Sendable (SyncSummary) -> Void)? = nil
+    ) {
+        self.options = options
+        self.logger = logger
+        self.installer = installer
+        self.onSync = onSync
+    }
+
+    /// Opens (or creates) the pinned maps, installs the datapath if an installer is given, re-adopts
+    /// the IDs in the pins without writing, and returns the services to run: source, reconciler and
+    /// outputs, in start order (a ServiceGroup stops them in reverse: the source first).
+    public func services(source: some ClusterStateSource) async throws -> [any ServiceLifecycle.Service] {
+        let executor = BlockingExecutor(label: "portway.blocking")
+        let options = options
+        let maps = try await executor.run { () throws -> MapSet in try MapSet.openOrCreate(bpffs: options.bpffs, sizes: options.mapSizes) }
+        logger.info("pinned maps ready in \(maps.directory)")
+        if let installer {
+            let attached = try await executor.run { () throws -> [String] in try installer(maps) }
+            logger.info("datapath attached: \(attached.joined(separator: ", "))")
+        }
+        let writer = try await executor.run { () throws -> MapWriter in try MapWriter(maps: maps) }
+        let adopted = writer.programmed
+        logger.info(
+            "re-adopted \(adopted.services.values.filter { $0.master != nil }.count) frontends and \(adopted.backends.count) backends from the pins; no change until the first full sync")
+        let output = MapWriterOutput(writer: writer, executor: executor, onSync: onSync)
+        return services(source: source, outputs: [output])
+    }
+
+    /// The services over given outputs (tests use in-memory ones).
+    public func services(source: some ClusterStateSource, outputs: [any L4MapOutput]) -> [any ServiceLifecycle.Service] {
+        let inbox = Inbox<PipelineEvent>()
+        let runners = outputs.map { OutputRunner(output: $0, policy: options.retry, logger: logger) }
+        let reconciler = ReconcileService(options: options, inbox: inbox, runners: runners, logger: logger)
+        return runners.map { OutputService(runner: $0) } + [reconciler, SourceService(source: source, inbox: inbox)]
+    }
+
+    /// Runs the pipeline until the task is cancelled (tests; the agent command runs `services` in
+    /// its ServiceGroup with signal handling).
+    public func run(source: some ClusterStateSource) async throws {
+        let group = ServiceGroup(configuration: .init(services: try await services(source: source).map { .init(service: $0) }, logger: logger))
+        try await group.run()
+        logger.info("stopped; pinned maps (and attached programs) stay in place")
+    }
+}
+
+/// Runs a source, forwarding its events to the reconciler; stops on graceful shutdown. Like every
+/// service of the pipeline it ends only when told to: a ServiceGroup stops its services one by one
+/// in reverse order, and one that ended by itself meanwhile would be an error.
+struct SourceService<Source: ClusterStateSource>: ServiceLifecycle.Service {
+    let source: Source
+    let inbox: Inbox<PipelineEvent>
+
+    func run() async throws {
+        let events = Inbox<SourceEvent>()
+        let inbox = inbox
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await source.run(sink: events) }
+                group.addTask {
+                    while let batch = await events.next() { for event in batch { inbox.push(.source(event)) } }
+                }
+                await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+}
+
+/// Runs one output until shutdown.
+struct OutputService: ServiceLifecycle.Service {
+    let runner: OutputRunner
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await runner.run() }
+    }
+}
+
+/// The reconcile loop: coalesce → keys → translate → diff → allocate → outputs.
+struct ReconcileService: ServiceLifecycle.Service {
+    let options: AgentOptions
+    let inbox: Inbox<PipelineEvent>
+    let runners: [OutputRunner]
+    let logger: Logger
+
+    func run() async throws {
+        let resync = options.resyncInterval.map { interval in
+            let inbox = inbox
+            return Task {
+                while true {
+                    do { try await Task.sleep(for: interval) } catch { return }
+                    inbox.push(.resync)
+                }
+            }
+        }
+        defer { resync?.cancel() }
+        await cancelWhenGracefulShutdown { await loop() }
+    }
+
+    private func send(_ message: OutputMessage) {
+        for runner in runners { runner.send(message) }
+    }
+
+    private func loop() async {
+        var reconciler = L4Reconciler(options: options.translatorOptions)
+        var allocator = ProxyPortStage()
+        var synced = false
+        var nodeMissing: Bool?
+        let clock = ContinuousClock()
+        while let batch = await inbox.next() {
+            let start = clock.now
+            var changes: FrontendChanges = [:]
+            var pending: [ClusterChange] = []
+            var translated = 0
+            var fullState: DesiredL4State?
+            var resync = false
+
+            func flush() {
+                guard !pending.isEmpty else { return }
+                let step = reconciler.apply(pending)
+                pending = []
+                translated += step.translated.count
+                changes.merge(step.changes) { _, new in new }
+                for warning in step.newWarnings { logger.warning("\(warning)") }
+            }
+            for event in batch {
+                switch event {
+                case .source(.snapshot(let snapshot)) where !synced:
+                    // The first full sync: translated from scratch; prunes what the pins hold beyond it.
+                    let step = reconciler.replaceAll(with: snapshot)
+                    for warning in step.newWarnings { logger.warning("\(warning)") }
+                    translated += step.translated.count
+                    changes = [:]
+                    fullState = reconciler.state
+                    synced = true
+                case .source(.snapshot(let snapshot)):
+                    // A whole reload (files): diffed by key against what is indexed.
+                    flush()
+                    pending = ClusterIndex.changes(from: reconciler.index.snapshot, to: snapshot)
+                    flush()
+                case .source(.changes(let more)):
+                    if synced { pending += more }
+                case .resync:
+                    resync = synced
+                }
+            }
+            flush()
+            if let state = fullState {
+                send(.sync(allocator.allocate(state)))
+                if !changes.isEmpty { send(.changes(allocator.allocate(changes))) }
+            } else if !changes.isEmpty {
+                send(.changes(allocator.allocate(changes)))
+            }
+            if resync {
+                // The full path: from scratch, it must agree with the incremental state.
+                let step = reconciler.replaceAll(with: reconciler.index.snapshot)
+                if !step.changes.isEmpty {
+                    logger.warning("resync: \(step.changes.count) frontends differed from the incremental state; corrected")
+                }
+                send(.repair(allocator.allocate(reconciler.state)))
+                logger.info("resync: \(reconciler.desired.count) frontends translated from scratch; repairing the outputs")
+            }
+            if synced && reconciler.nodeObjectMissing != nodeMissing {
+                let previous = nodeMissing
+                nodeMissing = reconciler.nodeObjectMissing
+                if reconciler.nodeObjectMissing {
+                    logger.warning(
+                        "no Node named \(options.nodeName): NodePort frontends on the node's own addresses cannot be made (give --node-ip, or check --node-name)")
+                } else if previous != nil {
+                    logger.notice("Node \(options.nodeName) found: NodePort frontends on \(reconciler.nodeIPv4.map(\.description).joined(separator: ", "))")
+                }
+            }
+            if synced {
+                logger.debug("reconciled \(translated) keys: \(changes.count) frontends changed in \(clock.now - start)")
+            }
+        }
+    }
+}

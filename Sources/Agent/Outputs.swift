@@ -1,0 +1,83 @@
+import BPFMaps
+import KubeAPI
+import LoadBalancer
+
+/// What an output did with one step, for the log and for retries.
+public struct OutputReport: Sendable {
+    /// Frontends that could not be programmed: retried with backoff until they succeed or change.
+    public var failed: Set<Frontend>
+    /// The log line ("3 frontends, ...").
+    public var summary: String
+    /// Failure details for the log.
+    public var errors: [String]
+    /// Notes worth a warning (e.g. more than 65,534 backends on one frontend, truncated).
+    public var warnings: [String]
+    /// Notes for the debug log (e.g. IPv6 entries not programmed yet).
+    public var notes: [String]
+
+    public init(failed: Set<Frontend> = [], summary: String = "", errors: [String] = [], warnings: [String] = [], notes: [String] = []) {
+        self.failed = failed
+        self.summary = summary
+        self.errors = errors
+        self.warnings = warnings
+        self.notes = notes
+    }
+}
+
+/// A consumer of the desired L4 state: the map writer now; the L7 route tables, the Gateway
+/// Services and the status writer join as outputs of their own products. Each output runs in its
+/// own task (`OutputRunner`), so one that fails or is slow never stalls another.
+public protocol L4MapOutput: Sendable {
+    /// For logs ("maps").
+    var name: String { get }
+    /// Programs the frontends that changed (nil: remove it).
+    func apply(_ changes: FrontendChanges) async throws -> OutputReport
+    /// Makes the output hold exactly `state` (the first full sync; prunes the rest).
+    func sync(_ state: DesiredL4State) async throws -> OutputReport
+    /// The periodic resync: makes what is really there equal `state` again, reporting what it repaired.
+    func repair(_ state: DesiredL4State) async throws -> OutputReport
+}
+
+/// The pinned maps as an output: the map writer's incremental `apply` for changes, `sync` for the
+/// first full state, `repair` (re-reads the maps and rewrites what drifted) for the periodic resync.
+/// Each checks for cancellation between frontends, so shutdown never waits for a long sync.
+public final class MapWriterOutput: L4MapOutput {
+    public let name = "maps"
+    public let writer: MapWriter
+    private let executor: BlockingExecutor
+    /// Called with every writer summary (tests, metrics).
+    private let onSync: (@Sendable (SyncSummary) -> Void)?
+
+    public init(writer: MapWriter, executor: BlockingExecutor, onSync: (@Sendable (SyncSummary) -> Void)? = nil) {
+        self.writer = writer
+        self.executor = executor
+        self.onSync = onSync
+    }
+
+    public func apply(_ changes: FrontendChanges) async throws -> OutputReport {
+        let writer = writer
+        return report(try await executor.run { isCancelled in writer.apply(changes, isCancelled: isCancelled) })
+    }
+
+    public func sync(_ state: DesiredL4State) async throws -> OutputReport {
+        let writer = writer
+        return report(try await executor.run { isCancelled in writer.sync(state, isCancelled: isCancelled) })
+    }
+
+    public func repair(_ state: DesiredL4State) async throws -> OutputReport {
+        let writer = writer
+        return report(try await executor.run { isCancelled in writer.repair(state, isCancelled: isCancelled) })
+    }
+
+    private func report(_ summary: SyncSummary) -> OutputReport {
+        onSync?(summary)
+        // Truncated backends (more than 65,534 on a frontend), a capacity shortfall (it names the flag
+        // to raise) and what a repair rewrote are warnings; `skipped` (IPv6 not served yet) is expected.
+        var warnings = summary.warnings
+        if let shortfall = summary.shortfall { warnings.append(shortfall) }
+        warnings += summary.repaired.map { "repaired \($0)" }
+        return OutputReport(
+            failed: Set(summary.failures.compactMap(\.frontend)), summary: summary.description,
+            errors: summary.failures.map(\.description), warnings: warnings, notes: summary.skipped)
+    }
+}

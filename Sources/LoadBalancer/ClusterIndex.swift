@@ -1,0 +1,171 @@
+import KubeModels
+
+/// Names a namespaced object (or, with the default namespace, one without a namespace): a Service,
+/// an EndpointSlice, an Endpoints object. A Service's key is also the key of everything translated
+/// for it. Namespaces default to "default", as `kubectl apply` does with a file.
+public struct ObjectKey: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var namespace: String
+    public var name: String
+
+    public init(namespace: String?, name: String) {
+        self.namespace = namespace.flatMap { $0.isEmpty ? nil : $0 } ?? Translator.defaultNamespace
+        self.name = name
+    }
+
+    /// The key of an object from its metadata.
+    public init(_ metadata: ObjectMeta) { self.init(namespace: metadata.namespace, name: metadata.name) }
+
+    public static func < (lhs: ObjectKey, rhs: ObjectKey) -> Bool {
+        (lhs.namespace, lhs.name) < (rhs.namespace, rhs.name)
+    }
+
+    /// "namespace/name".
+    public var description: String { "\(namespace)/\(name)" }
+}
+
+/// The key of a Service and of everything translated for it.
+typealias ServiceKey = ObjectKey
+
+/// One input change: the objects now stored under one name of one kind (usually one object; a
+/// directory of files can hold the same name twice; empty means deleted).
+public enum ClusterChange: Hashable, Sendable {
+    case services(ObjectKey, [Service])
+    case endpointSlices(ObjectKey, [EndpointSlice])
+    case endpoints(ObjectKey, [Endpoints])
+    /// Nodes are cluster-scoped: by name.
+    case nodes(String, [Node])
+}
+
+/// What one change touches: the Services to translate again, and whether a Node changed (which
+/// touches every Service with node ports when the node's addresses come from its Node object).
+public struct TouchedKeys: Hashable, Sendable {
+    public var services: Set<ObjectKey> = []
+    public var nodes: Set<String> = []
+
+    public init(services: Set<ObjectKey> = [], nodes: Set<String> = []) {
+        self.services = services
+        self.nodes = nodes
+    }
+
+    public mutating func formUnion(_ other: TouchedKeys) {
+        services.formUnion(other.services)
+        nodes.formUnion(other.nodes)
+    }
+
+    public var isEmpty: Bool { services.isEmpty && nodes.isEmpty }
+}
+
+/// The translator's input, indexed for reconcile-by-key: objects by name, and EndpointSlices by the
+/// Service they belong to (their `kubernetes.io/service-name` label), so one Service's backends cost
+/// only its own objects and a change names the keys it touches.
+public struct ClusterIndex: Hashable, Sendable {
+    public private(set) var services: [ObjectKey: [Service]] = [:]
+    public private(set) var endpointSlices: [ObjectKey: [EndpointSlice]] = [:]
+    public private(set) var endpoints: [ObjectKey: [Endpoints]] = [:]
+    public private(set) var nodes: [String: [Node]] = [:]
+    /// Service key → names of the slices labelled with it.
+    private var slicesByService: [ObjectKey: Set<ObjectKey>] = [:]
+
+    public init() {}
+
+    /// Indexes every object of `snapshot` (objects with one name keep their snapshot order).
+    public init(_ snapshot: ClusterSnapshot) {
+        services.reserveCapacity(snapshot.services.count)
+        for service in snapshot.services { services[ObjectKey(service.metadata), default: []].append(service) }
+        endpointSlices.reserveCapacity(snapshot.endpointSlices.count)
+        slicesByService.reserveCapacity(snapshot.endpointSlices.count)
+        for slice in snapshot.endpointSlices {
+            let key = ObjectKey(slice.metadata)
+            endpointSlices[key, default: []].append(slice)
+            if let service = Self.serviceKey(of: slice) { slicesByService[service, default: []].insert(key) }
+        }
+        for object in snapshot.endpoints { endpoints[ObjectKey(object.metadata), default: []].append(object) }
+        for node in snapshot.nodes { nodes[node.metadata.name, default: []].append(node) }
+    }
+
+    /// The Service an EndpointSlice belongs to; nil without the label (a custom slice: not ours).
+    public static func serviceKey(of slice: EndpointSlice) -> ObjectKey? {
+        guard let service = slice.metadata.labels?[EndpointSlice.serviceNameLabel], !service.isEmpty else { return nil }
+        return ObjectKey(namespace: slice.metadata.namespace, name: service)
+    }
+
+    /// Stores `change` and returns the keys it touches: for a slice, the Services of its old AND
+    /// new label (a relabelled slice leaves one Service and joins another).
+    @discardableResult
+    public mutating func apply(_ change: ClusterChange) -> TouchedKeys {
+        var touched = TouchedKeys()
+        switch change {
+        case .services(let key, let objects):
+            services[key] = objects.isEmpty ? nil : objects
+            touched.services.insert(key)
+        case .endpointSlices(let key, let objects):
+            for old in endpointSlices[key] ?? [] {
+                guard let service = Self.serviceKey(of: old) else { continue }
+                touched.services.insert(service)
+                slicesByService[service]?.remove(key)
+                if slicesByService[service]?.isEmpty == true { slicesByService[service] = nil }
+            }
+            endpointSlices[key] = objects.isEmpty ? nil : objects
+            for new in objects {
+                guard let service = Self.serviceKey(of: new) else { continue }
+                touched.services.insert(service)
+                slicesByService[service, default: []].insert(key)
+            }
+        case .endpoints(let key, let objects):
+            endpoints[key] = objects.isEmpty ? nil : objects
+            touched.services.insert(key)
+        case .nodes(let name, let objects):
+            nodes[name] = objects.isEmpty ? nil : objects
+            touched.nodes.insert(name)
+        }
+        return touched
+    }
+
+    /// Everything indexed, as a snapshot (by name; objects with one name in their stored order).
+    public var snapshot: ClusterSnapshot {
+        func ordered<K: Comparable, T>(_ d: [K: [T]]) -> [T] { d.sorted { $0.key < $1.key }.flatMap(\.value) }
+        return ClusterSnapshot(
+            services: ordered(services), endpointSlices: ordered(endpointSlices), endpoints: ordered(endpoints), nodes: ordered(nodes))
+    }
+
+    /// The slices of one Service in name order (objects with one name in their stored order).
+    func slices(of service: ObjectKey) -> [EndpointSlice] {
+        guard let names = slicesByService[service] else { return [] }
+        return names.sorted().flatMap { endpointSlices[$0] ?? [] }
+    }
+
+    /// The changes that turn `old` into `new`, one per name whose objects differ: how a source
+    /// that only has whole snapshots (a directory of files) feeds reconcile-by-key.
+    public static func changes(from old: ClusterSnapshot, to new: ClusterSnapshot) -> [ClusterChange] {
+        func grouped<T: KubeResource & Hashable, K: Hashable & Comparable>(_ items: [T], _ key: (T) -> K) -> [K: [T]] {
+            var out: [K: [T]] = [:]
+            for item in items { out[key(item), default: []].append(item) }
+            return out
+        }
+        func diff<T: KubeResource & Hashable, K: Hashable & Comparable>(
+            _ old: [T], _ new: [T], key: (T) -> K, _ make: (K, [T]) -> ClusterChange
+        ) -> [ClusterChange] {
+            let before = grouped(old, key), after = grouped(new, key)
+            var out: [ClusterChange] = []
+            for name in Set(before.keys).union(after.keys).sorted() where before[name] != after[name] {
+                out.append(make(name, after[name] ?? []))
+            }
+            return out
+        }
+        return diff(old.services, new.services, key: { ObjectKey($0.metadata) }, ClusterChange.services)
+            + diff(old.endpointSlices, new.endpointSlices, key: { ObjectKey($0.metadata) }, ClusterChange.endpointSlices)
+            + diff(old.endpoints, new.endpoints, key: { ObjectKey($0.metadata) }, ClusterChange.endpoints)
+            + diff(old.nodes, new.nodes, key: { $0.metadata.name }, ClusterChange.nodes)
+    }
+}
+
+/// Where a node's addresses come from: `--node-ip` when given, else its Node object. Node address
+/// selection lives here only (agent and `translate` both use it).
+public enum NodeAddresses {
+    /// The InternalIP and ExternalIP addresses of `node`, in its order; others (Hostname…) are not addresses to serve.
+    public static func of(_ node: Node) -> [IPAddress] {
+        (node.status?.addresses ?? [])
+            .filter { $0.type == "InternalIP" || $0.type == "ExternalIP" }
+            .compactMap { IPAddress($0.address) }
+    }
+}

@@ -1,0 +1,116 @@
+import KubeModels
+
+/// What decides which objects of a kind the agent watches: the node it runs for and its flags.
+public struct WatchScope: Hashable, Sendable {
+    public var nodeName: String
+    public var endpointsSource: EndpointsSource
+    /// False when `--node-ip` gives the node's addresses: the agent then reads no Node objects
+    /// (and needs no RBAC on nodes).
+    public var watchNode: Bool
+
+    public init(nodeName: String, endpointsSource: EndpointsSource = .endpointSlices, watchNode: Bool = true) {
+        self.nodeName = nodeName
+        self.endpointsSource = endpointsSource
+        self.watchNode = watchNode
+    }
+}
+
+/// The list (and watch) selectors of a watched kind.
+public struct ListSelectors: Hashable, Sendable {
+    public var labelSelector: String?
+    public var fieldSelector: String?
+
+    public init(labelSelector: String? = nil, fieldSelector: String? = nil) {
+        self.labelSelector = labelSelector
+        self.fieldSelector = fieldSelector
+    }
+}
+
+/// One watched kind, declared once: its model type (which carries the API path), its list
+/// options, where it goes in a snapshot and which keys its changes touch (the `ClusterChange` it
+/// makes, which `ClusterIndex` turns into touched keys). The API source (informers) and the file
+/// source both read `ResourceRegistry.kinds`.
+public struct ResourceKind<Resource: KubeResource & Hashable>: Sendable {
+    /// The object's `kind` as files and the API name it ("Service").
+    public var kind: String { Resource.resource.kind }
+    /// The list options in `scope`; nil when the kind is not watched there.
+    public let selectors: @Sendable (WatchScope) -> ListSelectors?
+    /// Puts an object into a snapshot.
+    public let store: @Sendable (inout ClusterSnapshot, Resource) -> Void
+    /// The objects of a kind in a snapshot.
+    public let objects: @Sendable (ClusterSnapshot) -> [Resource]
+    /// The change that stores `objects` (empty: deleted) under the name of `metadata`; nil for a
+    /// kind no reconciler consumes yet.
+    public let change: @Sendable (_ metadata: ObjectMeta, _ objects: [Resource]) -> ClusterChange?
+
+    public init(
+        _ type: Resource.Type, selectors: @escaping @Sendable (WatchScope) -> ListSelectors? = { _ in ListSelectors() },
+        store: @escaping @Sendable (inout ClusterSnapshot, Resource) -> Void,
+        objects: @escaping @Sendable (ClusterSnapshot) -> [Resource],
+        change: @escaping @Sendable (ObjectMeta, [Resource]) -> ClusterChange?
+    ) {
+        self.selectors = selectors
+        self.store = store
+        self.objects = objects
+        self.change = change
+    }
+}
+
+/// A `ResourceKind` of any model type, for lists of kinds; generic code opens it (`declaration`).
+public protocol AnyResourceKind: Sendable {
+    associatedtype Resource: KubeResource & Hashable
+    var declaration: ResourceKind<Resource> { get }
+    /// The object's `kind` ("Service").
+    var kind: String { get }
+}
+
+extension ResourceKind: AnyResourceKind {
+    public var declaration: ResourceKind<Resource> { self }
+}
+
+/// Every kind Portway watches. Adding one (Gateways, HTTPRoutes, ReferenceGrants, Namespaces,
+/// Secrets, Pods) is one declaration here, its array in `ClusterSnapshot` and its `ClusterChange`.
+public enum ResourceRegistry {
+    /// As kube-proxy: Services of another proxy (service-proxy-name) or headless-labelled ones are never watched.
+    public static let services = ResourceKind(
+        Service.self, selectors: { _ in ListSelectors(labelSelector: KubeProxyRules.serviceLabelSelector) },
+        store: { $0.services.append($1) }, objects: \.services,
+        change: { .services(ObjectKey($0), $1) })
+
+    public static let endpointSlices = ResourceKind(
+        EndpointSlice.self, selectors: { $0.endpointsSource == .endpointSlices ? ListSelectors() : nil },
+        store: { $0.endpointSlices.append($1) }, objects: \.endpointSlices,
+        change: { .endpointSlices(ObjectKey($0), $1) })
+
+    public static let endpoints = ResourceKind(
+        Endpoints.self, selectors: { $0.endpointsSource == .endpoints ? ListSelectors() : nil },
+        store: { $0.endpoints.append($1) }, objects: \.endpoints,
+        change: { .endpoints(ObjectKey($0), $1) })
+
+    /// Only the agent's own Node, and only when its addresses are not given on the command line.
+    public static let nodes = ResourceKind(
+        Node.self, selectors: { $0.watchNode ? ListSelectors(fieldSelector: "metadata.name=\($0.nodeName)") : nil },
+        store: { $0.nodes.append($1) }, objects: \.nodes,
+        change: { .nodes($0.name, $1) })
+
+    // Gateway API kinds and what they refer to: read from files (`portway routes`, `explain`). The
+    // agent does not watch them yet: the Gateway reconciler (issue 10) gives them selectors (and
+    // RBAC) and the keys they touch (a Gateway; an HTTPRoute its parent Gateways).
+    public static let gatewayClasses = ResourceKind(
+        GatewayClass.self, selectors: { _ in nil }, store: { $0.gatewayClasses.append($1) }, objects: \.gatewayClasses, change: { _, _ in nil })
+    public static let gateways = ResourceKind(
+        Gateway.self, selectors: { _ in nil }, store: { $0.gateways.append($1) }, objects: \.gateways, change: { _, _ in nil })
+    public static let httpRoutes = ResourceKind(
+        HTTPRoute.self, selectors: { _ in nil }, store: { $0.httpRoutes.append($1) }, objects: \.httpRoutes, change: { _, _ in nil })
+    public static let referenceGrants = ResourceKind(
+        ReferenceGrant.self, selectors: { _ in nil }, store: { $0.referenceGrants.append($1) }, objects: \.referenceGrants, change: { _, _ in nil })
+    public static let namespaces = ResourceKind(
+        Namespace.self, selectors: { _ in nil }, store: { $0.namespaces.append($1) }, objects: \.namespaces, change: { _, _ in nil })
+    public static let secrets = ResourceKind(
+        Secret.self, selectors: { _ in nil }, store: { $0.secrets.append($1) }, objects: \.secrets, change: { _, _ in nil })
+
+    /// All kinds, in the order their informers start.
+    public static let kinds: [any AnyResourceKind] = [
+        services, endpointSlices, endpoints, nodes, gatewayClasses, gateways, httpRoutes, referenceGrants, namespaces, secrets,
+    ]
+}

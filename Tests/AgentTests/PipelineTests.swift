@@ -1,0 +1,296 @@
+import Agent
+import Foundation
+import KubeAPI
+import KubeModels
+import LoadBalancer
+import Logging
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+/// An output that keeps what it was told in memory, with injectable failures and stalls.
+final class MemoryOutput: L4MapOutput {
+    let name: String
+    struct State {
+        var entries: [Frontend: FrontendEntry] = [:]
+        var attempts: [Frontend: Int] = [:]
+        /// Each frontend fails this many attempts before it is programmed.
+        var failuresLeft: [Frontend: Int] = [:]
+        var syncs = 0
+        var repairs = 0
+        var applies = 0
+    }
+    let state = Mutex(State())
+    /// When set, `apply` waits on this blocking call (a stuck output).
+    let stall: (@Sendable () async throws -> Void)?
+
+    init(name: String = "memory", stall: (@Sendable () async throws -> Void)? = nil) {
+        self.name = name
+        self.stall = stall
+    }
+
+    var entries: [Frontend: FrontendEntry] { state.withLock { $0.entries } }
+
+    func apply(_ changes: FrontendChanges) async throws -> OutputReport {
+        try await stall?()
+        return state.withLock { s in
+            s.applies += 1
+            var failed = Set<Frontend>()
+            for (frontend, entry) in changes {
+                s.attempts[frontend, default: 0] += 1
+                if let left = s.failuresLeft[frontend], left > 0 {
+                    s.failuresLeft[frontend] = left - 1
+                    failed.insert(frontend)
+                    continue
+                }
+                s.entries[frontend] = entry
+            }
+            return OutputReport(failed: failed, summary: "\(changes.count) changes")
+        }
+    }
+
+    func sync(_ state: DesiredL4State) async throws -> OutputReport {
+        self.state.withLock { s in
+            s.syncs += 1
+            s.entries = Dictionary(state.entries.map { ($0.frontend, $0) }, uniquingKeysWith: { a, _ in a })
+        }
+        return OutputReport(summary: "\(state.entries.count) frontends")
+    }
+
+    func repair(_ state: DesiredL4State) async throws -> OutputReport {
+        self.state.withLock { $0.repairs += 1 }
+        return try await sync(state)
+    }
+}
+
+final class Flag: Sendable {
+    let value = Atomic<Bool>(false)
+}
+
+/// A source the test drives by hand.
+struct ManualSource: ClusterStateSource {
+    let events = Inbox<SourceEvent>()
+
+    func run(sink: Inbox<SourceEvent>) async {
+        while let batch = await events.next() { for event in batch { sink.push(event) } }
+    }
+}
+
+func svc(_ name: String, ip: String, port: Int = 80, nodePort: Int? = nil) -> KubeModels.Service {
+    Service(
+        metadata: ObjectMeta(name: name, namespace: "demo"),
+        spec: ServiceSpec(type: nodePort == nil ? "ClusterIP" : "NodePort", clusterIP: ip, ports: [ServicePort(name: "http", port: port, nodePort: nodePort)]))
+}
+
+func epSlice(_ name: String, service: String, addresses: [String]) -> EndpointSlice {
+    EndpointSlice(
+        metadata: ObjectMeta(name: name, namespace: "demo", labels: [EndpointSlice.serviceNameLabel: service]),
+        addressType: "IPv4", endpoints: addresses.map { Endpoint(addresses: [$0]) }, ports: [EndpointPort(name: "http", port: 8080)])
+}
+
+/// Polls `condition` until it holds (bounded: 10 s).
+func eventually(_ what: String, _ condition: () -> Bool) async throws {
+    for _ in 0..<1000 {
+        if condition() { return }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    Issue.record("timed out waiting for \(what)")
+}
+
+@Suite("Agent pipeline: changes -> keys -> translate -> allocate -> outputs (in memory)")
+struct PipelineTests {
+    let options = AgentOptions(
+        nodeName: "node-a", nodeAddresses: [IPAddress("192.0.2.10")!], resyncInterval: nil,
+        retry: RetryPolicy(initial: .milliseconds(5), cap: .milliseconds(40)))
+
+    func start(_ source: ManualSource, outputs: [any L4MapOutput], options: AgentOptions? = nil) -> (ServiceGroup, Task<Void, any Error>) {
+        let pipeline = AgentPipeline(options: options ?? self.options, logger: Logger(label: "test.pipeline"))
+        let group = ServiceGroup(configuration: .init(
+            services: pipeline.services(source: source, outputs: outputs).map { .init(service: $0) }, logger: Logger(label: "test.group")))
+        return (group, Task { try await group.run() })
+    }
+
+    @Test("random changes through the whole pipeline: the output equals a from-scratch translation")
+    func modelCheck() async throws {
+        let source = ManualSource()
+        let output = MemoryOutput()
+        let (group, task) = start(source, outputs: [output])
+        var services: [String: KubeModels.Service] = [:]
+        var slices: [String: EndpointSlice] = [:]
+        var rng = SystemRandomNumberGenerator()
+        source.events.push(.snapshot(ClusterSnapshot()))
+        for round in 0..<20 {
+            var batch: [ClusterChange] = []
+            for _ in 0..<Int.random(in: 1...15, using: &rng) {
+                let name = ["a", "b", "c", "d"].randomElement(using: &rng)!
+                if Bool.random(using: &rng) {
+                    let s = svc(name, ip: "10.96.0.\(Int.random(in: 1...3, using: &rng))", nodePort: Bool.random(using: &rng) ? 30000 + round % 2 : nil)
+                    services[name] = Int.random(in: 0..<4, using: &rng) == 0 ? nil : s
+                    batch.append(.services(ObjectKey(namespace: "demo", name: name), services[name].map { [$0] } ?? []))
+                } else {
+                    let owner = ["a", "b", "c", "d"].randomElement(using: &rng)!
+                    let slice = epSlice("\(name)-1", service: owner, addresses: ["10.244.0.\(Int.random(in: 1...3, using: &rng))"])
+                    slices[name] = slice
+                    batch.append(.endpointSlices(ObjectKey(namespace: "demo", name: "\(name)-1"), [slice]))
+                }
+            }
+            // Sometimes as one event, sometimes as many (the inbox takes together what is waiting).
+            if Bool.random(using: &rng) { source.events.push(.changes(batch)) } else { for c in batch { source.events.push(.changes([c])) } }
+            let expected = Translator.translate(
+                ClusterSnapshot(services: Array(services.values), endpointSlices: Array(slices.values)), options: options.translatorOptions)
+            try await eventually("round \(round) programmed") {
+                DesiredL4State(entries: Array(output.entries.values)).entries == expected.entries
+            }
+        }
+        await group.triggerGracefulShutdown()
+        try await task.value
+    }
+
+    @Test("a failed frontend is retried with backoff until it succeeds; the others are programmed at once")
+    func retry() async throws {
+        let source = ManualSource()
+        let output = MemoryOutput()
+        let failing = Frontend(address: IPAddress("10.96.0.2")!, port: 80, proto: .tcp)
+        output.state.withLock { $0.failuresLeft[failing] = 3 }
+        let (group, task) = start(source, outputs: [output])
+        source.events.push(.snapshot(ClusterSnapshot()))
+        source.events.push(.changes([
+            .services(ObjectKey(namespace: "demo", name: "a"), [svc("a", ip: "10.96.0.1")]),
+            .services(ObjectKey(namespace: "demo", name: "b"), [svc("b", ip: "10.96.0.2")]),
+        ]))
+        try await eventually("retried until programmed") { output.entries[failing] != nil }
+        #expect(output.entries.count == 2)
+        #expect(output.state.withLock { $0.attempts[failing] } == 4, "3 failures, then success")
+        await group.triggerGracefulShutdown()
+        try await task.value
+    }
+
+    @Test("one stuck output does not stall another; shutdown does not wait for it")
+    func independentOutputs() async throws {
+        let source = ManualSource()
+        let finishedStuckWork = Flag()
+        let executor = BlockingExecutor(label: "test.stuck")
+        let stuck = MemoryOutput(name: "stuck", stall: {
+            // A blocking call that takes far longer than the test: shutdown must not wait for it.
+            _ = try await executor.run {
+                Thread.sleep(forTimeInterval: 5)
+                finishedStuckWork.value.store(true, ordering: .relaxed)
+            }
+        })
+        let healthy = MemoryOutput(name: "healthy")
+        let (group, task) = start(source, outputs: [stuck, healthy])
+        source.events.push(.snapshot(ClusterSnapshot()))
+        for i in 1...5 {
+            source.events.push(.changes([.services(ObjectKey(namespace: "demo", name: "s\(i)"), [svc("s\(i)", ip: "10.96.1.\(i)")])]))
+        }
+        try await eventually("healthy output programmed") { healthy.entries.count == 5 }
+        #expect(stuck.entries.isEmpty)
+        await group.triggerGracefulShutdown()
+        try await task.value
+        let finished = finishedStuckWork.value.load(ordering: .relaxed)
+        #expect(!finished)
+    }
+
+    @Test("the periodic resync repairs an output that drifted")
+    func resyncRepairs() async throws {
+        let source = ManualSource()
+        let output = MemoryOutput()
+        var options = options
+        options.resyncInterval = .milliseconds(30)
+        let (group, task) = start(source, outputs: [output], options: options)
+        source.events.push(.snapshot(ClusterSnapshot(services: [svc("a", ip: "10.96.0.1")])))
+        try await eventually("programmed") { output.entries.count == 1 }
+        output.state.withLock { $0.entries = [:] }  // drift: an entry deleted behind the agent's back
+        try await eventually("repaired") { output.entries.count == 1 }
+        #expect(output.state.withLock { $0.repairs } >= 1)
+        await group.triggerGracefulShutdown()
+        try await task.value
+    }
+
+    @Test("nothing is programmed before the source's first complete snapshot")
+    func waitsForFirstSnapshot() async throws {
+        let source = ManualSource()
+        let output = MemoryOutput()
+        let (group, task) = start(source, outputs: [output])
+        source.events.push(.changes([.services(ObjectKey(namespace: "demo", name: "a"), [svc("a", ip: "10.96.0.1")])]))
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(output.state.withLock { $0.syncs + $0.applies } == 0)
+        source.events.push(.snapshot(ClusterSnapshot(services: [svc("b", ip: "10.96.0.2")])))
+        try await eventually("first sync") { output.state.withLock { $0.syncs } == 1 }
+        #expect(output.entries.keys.map(\.description) == ["10.96.0.2:80/TCP"])
+        await group.triggerGracefulShutdown()
+        try await task.value
+    }
+}
+
+@Suite struct InboxTests {
+    @Test func takesTogetherWhatHasArrived() async {
+        let inbox = Inbox<Int>()
+        inbox.push(1)
+        inbox.push(2)
+        inbox.push(3)
+        #expect(await inbox.next() == [1, 2, 3])
+        let waiter = Task { await inbox.next() }
+        try? await Task.sleep(for: .milliseconds(20))
+        inbox.push(4)
+        #expect(await waiter.value == [4], "a lone item is handed over at once")
+        inbox.finish()
+        #expect(await inbox.next() == nil)
+    }
+
+    @Test func cancellationEndsTheWait() async {
+        let inbox = Inbox<Int>()
+        let waiter = Task { await inbox.next() }
+        waiter.cancel()
+        #expect(await waiter.value == nil)
+    }
+}
+
+@Suite struct RetryPolicyTests {
+    @Test func doublesUpToTheCap() {
+        let policy = RetryPolicy(initial: .milliseconds(100), cap: .seconds(1))
+        #expect((1...6).map { policy.delay(attempt: $0) } == [
+            .milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .seconds(1), .seconds(1),
+        ])
+    }
+}
+
+@Suite struct ProxyPortStageTests {
+    func l7(_ ip: String, service: String, port: UInt16 = 80) -> FrontendEntry {
+        FrontendEntry(
+            frontend: Frontend(address: IPAddress(ip)!, port: port, proto: .tcp), type: .clusterIP, flags: [.clusterIP, .l7LoadBalancer],
+            service: ServiceReference(namespace: "gw", name: service, port: port), backends: [])
+    }
+
+    @Test("one port per Service port, shared by its frontends, released with the last one, stable for the same input")
+    func allocates() {
+        var allocator = ProxyPortStage(range: 20000...20003)
+        let a1 = l7("10.96.0.1", service: "a"), a2 = l7("192.0.2.10", service: "a"), b = l7("10.96.0.2", service: "b")
+        var out = allocator.allocate([a1.frontend: a1, a2.frontend: a2, b.frontend: b])
+        let portA = out[a1.frontend]??.l7ProxyPort
+        #expect(portA != nil && portA == out[a2.frontend]??.l7ProxyPort)
+        #expect(out[b.frontend]??.l7ProxyPort != nil && out[b.frontend]??.l7ProxyPort != portA)
+        #expect((20000...20003).contains(portA!))
+        // Plain L4 entries pass through untouched.
+        var plain = a1
+        plain.flags = [.clusterIP]
+        out = allocator.allocate([Frontend(address: IPAddress("10.96.9.9")!, port: 80, proto: .tcp): plain])
+        #expect(out.values.first??.l7ProxyPort == nil)
+        // Removing one frontend keeps the port; removing the last releases it.
+        _ = allocator.allocate([a1.frontend: FrontendEntry?.none])
+        #expect(allocator.port(namespace: "gw", name: "a", servicePort: 80) == portA)
+        _ = allocator.allocate([a2.frontend: FrontendEntry?.none])
+        #expect(allocator.port(namespace: "gw", name: "a", servicePort: 80) == nil)
+        // A fresh allocator (a restarted agent) picks the same port for the same Service port.
+        var fresh = ProxyPortStage(range: 20000...20003)
+        #expect(fresh.allocate([a1.frontend: a1])[a1.frontend]??.l7ProxyPort == portA)
+    }
+
+    @Test func exhaustedRangeLeavesFrontendsWithoutAPort() {
+        var allocator = ProxyPortStage(range: 20000...20000)
+        let a = l7("10.96.0.1", service: "a"), b = l7("10.96.0.2", service: "b")
+        let out = allocator.allocate([a.frontend: a, b.frontend: b])
+        #expect(out.values.compactMap { $0?.l7ProxyPort }.count == 1)
+        #expect(allocator.exhausted.count == 1)
+    }
+}
