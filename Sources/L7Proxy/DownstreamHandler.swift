@@ -268,6 +268,9 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
                 upstream.delegate = nil
                 shared.pool.release(upstream, reuse: reuse && upstreamKeepAlive)
             }
+            // A read held for this upstream's sake would otherwise wait for a writability change
+            // that is no longer reported to us.
+            resumeDownstreamReadsIfAllowed()
         case .resumeDownstreamReads:
             resumeDownstreamReadsIfAllowed()
         case .writeResponseHead(let head, let keepAlive):
