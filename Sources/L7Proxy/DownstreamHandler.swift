@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOHTTP1
 
@@ -41,6 +42,7 @@ struct ConnectionContext {
     var metrics: ProxyMetrics
     var pool: UpstreamPool
     var random: @Sendable (UInt64) -> UInt64 = { UInt64.random(in: 0..<$0) }
+    var logger = Logger(label: "portway.proxy")
 }
 
 /// The last handler of a client connection: routes each request, drives `ConnectionStateMachine`
@@ -147,6 +149,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let parseError = error as? HTTPParserError {
+            shared.logger.debug("rejecting a malformed request", metadata: ["client": "\(context.channel.remoteAddress?.description ?? "?")", "error": "\(parseError)"])
             run(machine.parseError(headTooLarge: parseError == .headerOverflow))
         } else {
             // Resets, TLS failures: nothing to answer on.
@@ -398,6 +401,9 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
                 connection.delegate = self
                 self.run(self.machine.upstreamConnected(reused: reused))
             case .failure(let error):
+                self.shared.logger.notice(
+                    "upstream connect failed",
+                    metadata: ["endpoint": "\(chosen)", "attempt": "\(attempt)", "route": "\(self.route)", "error": "\(error)"])
                 let timedOut: Bool
                 if case ChannelError.connectTimeout = error { timedOut = true } else { timedOut = false }
                 self.run(self.machine.upstreamConnectFailed(timedOut: timedOut))

@@ -1,3 +1,4 @@
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -53,6 +54,7 @@ public final class L7Proxy: Sendable {
     private let binder: any ListenerBinder
     private let connector: any UpstreamConnector
     private let random: @Sendable (UInt64) -> UInt64
+    private let logger: Logger
     private let listeners = NIOLockedValueBox<[UInt16: any Channel]>([:])
     private let pools = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<UpstreamPool>]>([:])
 
@@ -60,8 +62,10 @@ public final class L7Proxy: Sendable {
         group: any EventLoopGroup, routes: RouteTableHolder = RouteTableHolder(), options: ProxyOptions = ProxyOptions(),
         binder: any ListenerBinder = AddressBinder(), connector: any UpstreamConnector = TCPUpstreamConnector(),
         metrics: ProxyMetrics = ProxyMetrics(),
-        random: @escaping @Sendable (UInt64) -> UInt64 = { UInt64.random(in: 0..<$0) }
+        random: @escaping @Sendable (UInt64) -> UInt64 = { UInt64.random(in: 0..<$0) },
+        logger: Logger = Logger(label: "portway.proxy")
     ) {
+        self.logger = logger
         self.group = group
         self.routes = routes
         self.options = options
@@ -93,10 +97,12 @@ public final class L7Proxy: Sendable {
         do {
             channel = try await binder.bind(bootstrap, port: port).get()
         } catch {
+            logger.error("cannot listen on proxy port", metadata: ["port": "\(port)", "error": "\(error)"])
             throw L7ProxyError.bindFailed(port: port, underlying: error)
         }
         let bound = UInt16(channel.localAddress?.port ?? Int(port))
         listeners.withLockedValue { $0[bound] = channel }
+        logger.info("listening", metadata: ["port": "\(bound)", "tls": "\(configuration.tls != nil)"])
         return bound
     }
 
@@ -104,6 +110,7 @@ public final class L7Proxy: Sendable {
     public func close(port: UInt16) async {
         guard let channel = listeners.withLockedValue({ $0.removeValue(forKey: port) }) else { return }
         try? await channel.close()
+        logger.info("stopped listening", metadata: ["port": "\(port)"])
     }
 
     /// Makes the open ports exactly `ports`: opens the missing ones, closes the others. Every port is
@@ -159,7 +166,7 @@ public final class L7Proxy: Sendable {
             channel,
             shared: ConnectionContext(
                 proxyPort: port, isTLS: tls != nil, options: options, routes: routes, metrics: metrics,
-                pool: pool(for: channel.eventLoop), random: random),
+                pool: pool(for: channel.eventLoop), random: random, logger: logger),
             tls: tls)
     }
 

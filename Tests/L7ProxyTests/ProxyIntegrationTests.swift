@@ -232,6 +232,39 @@ import Testing
             await client.close()
         }
     }
+
+    @Test func concurrentKeepAliveClientsEachGetTheirOwnAnswersOverPooledConnections() async throws {
+        try await withProxy { proxy, port, a, b, group in
+            let clients = 8, requests = 25
+            let bodies = try await withThrowingTaskGroup(of: (Int, [String]).self) { tasks in
+                for c in 0..<clients {
+                    tasks.addTask {
+                        let client = try await RawClient(port: port, group: group)
+                        for i in 0..<requests {
+                            let host = (c + i).isMultiple(of: 2) ? "a.example.com" : "b.example.com"
+                            try await client.send("GET /\(c)-\(i) HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+                            _ = await client.responses(i + 1)
+                        }
+                        let responses = parseResponses(client.text)
+                        await client.close()
+                        return (c, responses.map(\.body))
+                    }
+                }
+                var all: [Int: [String]] = [:]
+                for try await (c, bodies) in tasks { all[c] = bodies }
+                return all
+            }
+            for c in 0..<clients {
+                let expected = (0..<requests).map { i in ((c + i).isMultiple(of: 2) ? "A" : "B") + " GET /\(c)-\(i)" }
+                #expect(bodies[c] == expected, "client \(c)")
+            }
+            // Upstream connections are pooled: never more than one per client and backend.
+            let opened = a.accepted.withLockedValue { $0 } + b.accepted.withLockedValue { $0 }
+            #expect(opened <= 2 * clients)
+            #expect(proxy.metrics.count(route: "default/a/rule0", status: 200) + proxy.metrics.count(route: "default/b/rule0", status: 200)
+                == UInt64(clients * requests))
+        }
+    }
 }
 
 extension TestBackend {
