@@ -5,9 +5,17 @@ BPF_CLANG ?= clang
 BPF_OUT := bpf/out
 BPF_SRCS := $(wildcard bpf/progs/*.c)
 BPF_OBJS := $(patsubst bpf/progs/%.c,$(BPF_OUT)/%.o,$(BPF_SRCS))
-APT_PACKAGES := libcurl4-openssl-dev libbpf-dev libelf-dev zlib1g-dev pkg-config clang llvm bpftool iproute2 iputils-ping netcat-openbsd python3 openssl curl
+APT_PACKAGES := libcurl4-openssl-dev libbpf-dev libelf-dev zlib1g-dev pkg-config clang llvm bpftool iproute2 iputils-ping netcat-openbsd python3 openssl curl etcd-server xz-utils nftables wrk iptables nginx-light
 
-.PHONY: deps build bpf test demo bench fmt clean
+.PHONY: deps build bpf test envtest e2e demo bench fuzz fmt clean
+
+# The real control plane (kube-apiserver, kube-controller-manager, etcd) for the envtest and e2e
+# suites: KUBEBUILDER_ASSETS when set, else ../shared/kube/assets.sh when it exists. Without
+# either those suites skip (printing why); with CI=true they fail instead.
+ENVTEST_ASSETS_SCRIPT := $(wildcard $(CURDIR)/../shared/kube/assets.sh)
+WITH_ASSETS = if [ -z "$${KUBEBUILDER_ASSETS:-}" ] && [ -n "$(ENVTEST_ASSETS_SCRIPT)" ]; then \
+	  eval "$$($(ENVTEST_ASSETS_SCRIPT))" || echo "warning: $(ENVTEST_ASSETS_SCRIPT) failed; the control-plane suites will skip"; fi; \
+	  echo "KUBEBUILDER_ASSETS=$${KUBEBUILDER_ASSETS:-<unset: envtest and e2e suites skip>}";
 
 ## deps: install the Debian packages Portway needs (only what is missing; idempotent)
 deps:
@@ -29,10 +37,21 @@ $(BPF_OUT)/%.o: bpf/progs/%.c bpf/include/*.h $(wildcard bpf/progs/*.h)
 	@mkdir -p $(BPF_OUT)
 	$(BPF_CLANG) -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -I bpf/include -I /usr/include/$$(uname -m)-linux-gnu -c $< -o $@
 
-## test: every test (unit, API server, maps and datapath; the root-only ones skip with a reason otherwise)
+## test: every test (unit, API server, real control plane, maps, datapath and e2e; see docs/TESTING.md).
+## The root-only ones skip with a reason otherwise; so do the control-plane ones without KUBEBUILDER_ASSETS.
 test: deps bpf
 	$(SWIFT) build --build-tests
-	PORTWAY_BPF_DIR=$(CURDIR)/$(BPF_OUT) $(SWIFT) test --skip-build
+	@$(WITH_ASSETS) set -x; PORTWAY_BPF_DIR=$(CURDIR)/$(BPF_OUT) $(SWIFT) test --skip-build
+
+## envtest: only the suites against a real kube-apiserver + etcd
+envtest: deps
+	$(SWIFT) build --build-tests
+	@$(WITH_ASSETS) set -x; $(SWIFT) test --skip-build --filter 'KubeAPITests.(Envtest|Parity)'
+
+## e2e: only the local-cluster scenarios (real control plane, node namespaces, `portway agent` per node; root)
+e2e: deps bpf
+	$(SWIFT) build --build-tests
+	@$(WITH_ASSETS) set -x; PORTWAY_BPF_DIR=$(CURDIR)/$(BPF_OUT) $(SWIFT) test --skip-build --filter E2ETests
 
 ## demo: real packets through the NodePort datapath in network namespaces (root)
 demo: build
@@ -42,8 +61,13 @@ demo: build
 bench: build
 	./scripts/bench.sh
 
+## fuzz: each libFuzzer target for FUZZ_SECONDS (default 60) seconds; `make test` replays the corpus
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) SWIFT=$(SWIFT) ./scripts/fuzz.sh
+
 fmt:
 	@if $(SWIFT) format --version >/dev/null 2>&1; then $(SWIFT) format --in-place --recursive Sources Tests Package.swift; else echo "swift format not available"; fi
 
 clean:
-	rm -rf .build $(BPF_OUT)
+	rm -rf .build .build-fuzz $(BPF_OUT)

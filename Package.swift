@@ -115,11 +115,18 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // What each fuzz target does with one input; fuzz/ and FuzzCorpusTests both call it.
+        .target(
+            name: "PortwayFuzzEntries",
+            dependencies: ["FileSource", "KubeAPI", "BPFMaps", "LoadBalancer", "KubeModels"],
+            swiftSettings: strict
+        ),
+
         // Benchmarks (`make bench`): ratios measured side by side in one run.
         .target(name: "CBenchBaseline", dependencies: ["CPortwayBPF", "CLibBPF"]),
         .executableTarget(
             name: "portway-bench",
-            dependencies: ["LoadBalancer", "KubeModels", "BPFMaps", "CBenchBaseline"],
+            dependencies: ["LoadBalancer", "KubeModels", "BPFMaps", "CBenchBaseline", "CPortwayBPF"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -130,6 +137,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The local-cluster end-to-end scenarios (`make e2e`): real control plane, node namespaces, agents.
+        .testTarget(
+            name: "E2ETests",
+            dependencies: ["KubeAPI", "KubeAPITestSupport", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "DatapathTests",
             dependencies: ["Datapath", "BPFMaps", "CPortwayBPF", "CLibBPF"],
@@ -137,7 +150,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BPFMapsTests",
-            dependencies: ["BPFMaps", "LoadBalancer", "CPortwayBPF"],
+            dependencies: ["BPFMaps", "LoadBalancer", "CPortwayBPF", "CLibBPF"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -148,6 +161,11 @@ let package = Package(
         .testTarget(
             name: "LoadBalancerTests",
             dependencies: ["LoadBalancer", "KubeModels", "FileSource"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "FuzzCorpusTests",
+            dependencies: ["PortwayFuzzEntries"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -169,3 +187,12 @@ let package = Package(
         ),
     ]
 )
+
+// libFuzzer targets (`make fuzz`): only with PORTWAY_FUZZ set, built with -sanitize=fuzzer,address
+// in their own scratch path (.build-fuzz), so a normal `swift build` never sees them.
+if Context.environment["PORTWAY_FUZZ"] != nil {
+    for name in ["yaml-file", "watch-stream", "kubeconfig", "translator", "lb-listing"] {
+        package.targets.append(.executableTarget(
+            name: "fuzz-\(name)", dependencies: ["PortwayFuzzEntries"], path: "fuzz/targets/\(name)", swiftSettings: strict))
+    }
+}

@@ -4,3 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build -c release --product portway-bench
 .build/release/portway-bench
+./scripts/bench-datapath.sh

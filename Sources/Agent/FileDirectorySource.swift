@@ -7,10 +7,11 @@ import Synchronization
 /// The `--from-dir` source: polls a directory of YAML files and yields a snapshot whenever the
 /// files changed (by a fingerprint of names, sizes and modification times).
 ///
-/// A file that cannot be parsed (YAML syntax error) or a directory that cannot be read is logged
-/// as a warning and the last good snapshot stays in force: nothing is yielded until the files load
-/// again, so the maps are kept as they are. The first snapshot is yielded only once every file
-/// loads, so a restarted agent never prunes maps from a partial view.
+/// A file that does not load (a YAML syntax error, a limit, an object that does not decode, a
+/// truncated file) keeps its last good content, with a warning naming the file, line and field
+/// (`WatchedDirectory`); a directory that cannot be read keeps the last snapshot. The first
+/// snapshot is yielded only once every file loads and the directory holds objects, so a restarted
+/// agent never prunes the maps from a partial or empty view (`DirectoryPoller`).
 ///
 /// Polling runs on a dedicated thread (file-system calls block), never on Swift's cooperative pool.
 public struct FileDirectorySource: ClusterStateSource {
@@ -50,21 +51,29 @@ final class Arc<T: ~Copyable>: Sendable where T: Sendable {
     init(_ value: consuming T) { self.value = value }
 }
 
-/// One poll step: reload when the fingerprint changed, keep the last good snapshot on errors.
+/// One poll step: reload the files that changed, each keeping its last good content, and yield
+/// the merged snapshot when it changed.
+///
+/// Two guards keep a mistake from emptying the node: nothing is yielded until every file has
+/// loaded cleanly once and the directory has held at least one object (an empty or mistyped
+/// directory at start prunes nothing), and a later change that removes every object is applied
+/// but logged as a warning with the counts.
 struct DirectoryPoller: Sendable {
     let directory: String
     let logger: Logger
+    private var files: WatchedDirectory
     private var lastFingerprint: DirectoryFingerprint?
     private var lastSnapshot: ClusterSnapshot?
     private var lastError: String?
     private var lastWarnings: [String] = []
 
-    init(directory: String, logger: Logger) {
+    init(directory: String, logger: Logger, limits: YAMLLimits = .default) {
         self.directory = directory
         self.logger = logger
+        self.files = WatchedDirectory(directory: directory, limits: limits)
     }
 
-    /// The new snapshot when the files changed and loaded; nil when nothing changed or they did not load.
+    /// The new snapshot when the files changed; nil when nothing changed or it must not be applied.
     mutating func poll() -> ClusterSnapshot? {
         let fingerprint: DirectoryFingerprint
         do {
@@ -74,25 +83,42 @@ struct DirectoryPoller: Sendable {
             return nil
         }
         guard fingerprint != lastFingerprint else { return nil }
-        let loaded: LoadResult
-        do {
-            loaded = try FileSource.load(directory: directory)
-        } catch {
-            // Remember the fingerprint so the same broken file is reported once, not every poll.
-            lastFingerprint = fingerprint
-            report("\(error); keeping the last good state until the files load again")
-            return nil
-        }
         lastFingerprint = fingerprint
         lastError = nil
-        let warnings = loaded.warnings.map(\.description)
-        if warnings != lastWarnings {
-            for warning in warnings where !lastWarnings.contains(warning) { logger.warning("\(warning)") }
-            lastWarnings = warnings
+        let view = files.update(fingerprint)
+        // Each problem and warning is logged once, when it appears, not on every poll.
+        let warnings = view.problems + view.result.warnings.map(\.description)
+        for warning in warnings where !lastWarnings.contains(warning) { logger.warning("\(warning)") }
+        lastWarnings = warnings
+
+        let snapshot = view.result.snapshot
+        guard let last = lastSnapshot else {
+            // The first snapshot is a full sync that prunes whatever else the maps hold: only from
+            // a complete view of a directory that holds something.
+            guard view.complete else {
+                report("not syncing until every file in \(directory) loads (the maps keep their content)")
+                return nil
+            }
+            guard snapshot.objectCount > 0 else {
+                report("\(directory) holds no objects; not syncing (nothing is pruned) until it does")
+                return nil
+            }
+            lastSnapshot = snapshot
+            return snapshot
         }
-        guard loaded.snapshot != lastSnapshot else { return nil }
-        lastSnapshot = loaded.snapshot
-        return loaded.snapshot
+        guard snapshot != last else { return nil }
+        if snapshot.objectCount == 0 {
+            logger.warning("all objects gone from \(directory): \(Self.counts(snapshot, was: last)); applying")
+        }
+        lastSnapshot = snapshot
+        return snapshot
+    }
+
+    /// "0 Services (was 12), 0 EndpointSlices (was 30), 0 Endpoints (was 0), 0 Nodes (was 1)".
+    static func counts(_ now: ClusterSnapshot, was: ClusterSnapshot) -> String {
+        [("Services", now.services.count, was.services.count), ("EndpointSlices", now.endpointSlices.count, was.endpointSlices.count),
+         ("Endpoints", now.endpoints.count, was.endpoints.count), ("Nodes", now.nodes.count, was.nodes.count)]
+            .map { "\($1) \($0) (was \($2))" }.joined(separator: ", ")
     }
 
     private mutating func report(_ message: String) {

@@ -41,9 +41,9 @@ public struct KubeClusterSource: ClusterStateSource {
         let (changes, changed) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let (output, out) = AsyncStream<ClusterSnapshot>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let notify: @Sendable () -> Void = { changed.yield() }
-        func informer<R: KubeResource>(_ type: R.Type, _ name: String, fieldSelector: String? = nil) -> Informer<R> {
+        func informer<R: KubeResource>(_ type: R.Type, _ name: String, labelSelector: String? = nil, fieldSelector: String? = nil) -> Informer<R> {
             var options = informerOptions
-            options.list = ListOptions(fieldSelector: fieldSelector)
+            options.list = ListOptions(labelSelector: labelSelector, fieldSelector: fieldSelector)
             let report = onStateChange
             return Informer<R>(
                 client: client, options: options,
@@ -53,7 +53,8 @@ public struct KubeClusterSource: ClusterStateSource {
                 },
                 handler: { _ in notify() })
         }
-        let services = informer(Service.self, "services")
+        // As kube-proxy: Services of another proxy (service-proxy-name) or headless-labelled ones are never watched.
+        let services = informer(Service.self, "services", labelSelector: KubeProxyRules.serviceLabelSelector)
         let slices = endpointsAPI == .endpointSlices ? informer(EndpointSlice.self, "endpointslices") : nil
         let endpoints = endpointsAPI == .endpoints ? informer(Endpoints.self, "endpoints") : nil
         let node = nodeName.map { informer(Node.self, "nodes", fieldSelector: "metadata.name=\($0)") }
@@ -116,7 +117,7 @@ extension KubeClusterSource {
                 switch state {
                 case .backingOff(let next, let delay, let reason):
                     troubled.set(resource, true)
-                    logger.warning("\(resource): \(reason); retrying (\(next == .relist ? "relist" : "watch")) in \(delay)")
+                    logger.warning("\(resource): \(reason); retrying (\(next == .relist ? "relist" : "watch")) in \(delay.shortDescription)")
                 case .watching:
                     if troubled.set(resource, false) { logger.notice("\(resource): watching again") }
                 case .relisting:

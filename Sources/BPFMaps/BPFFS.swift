@@ -16,6 +16,7 @@ public enum BPFFS {
     /// Makes sure `directory` exists on a bpffs mount, creating it (and missing parents) when the
     /// nearest existing ancestor is on bpffs. Throws `.notBPFFS` with the mount command otherwise.
     public static func prepare(_ directory: String) throws(BPFMapError) {
+        guard !directory.isEmpty else { throw .emptyPath(flag: "--bpffs") }
         let path = normalized(directory)
         var missing: [String] = []
         var current = path
@@ -35,6 +36,7 @@ public enum BPFFS {
 
     /// Checks that `directory` exists and is on bpffs without creating anything (read-only commands).
     public static func check(_ directory: String) throws(BPFMapError) {
+        guard !directory.isEmpty else { throw .emptyPath(flag: "--bpffs") }
         let path = normalized(directory)
         guard exists(path) else {
             let parent = parentOf(path)

@@ -20,6 +20,16 @@ public enum BPFMapError: Error, Hashable, Sendable, CustomStringConvertible {
     case idsExhausted(what: String, limit: Int)
     /// The datapath handles IPv4 only.
     case unsupportedAddress(String)
+    /// Another process holds the pin directory's writer lock (another agent on the same --bpffs).
+    case locked(directory: String, holderPID: Int32?)
+    /// Something other than a map is pinned (or lies) where a map should be.
+    case notAPinnedMap(path: String, found: String)
+    /// A path flag was given as "".
+    case emptyPath(flag: String)
+    /// The call was interrupted (`isCancelled`) before this frontend's turn.
+    case interrupted
+    /// The desired entries need more room than the map has (known before writing).
+    case doesNotFit(map: String, needed: Int, maxEntries: UInt32, sizeFlag: String)
 
     public var description: String {
         switch self {
@@ -51,10 +61,34 @@ public enum BPFMapError: Error, Hashable, Sendable, CustomStringConvertible {
             return "no free \(what) left (all \(limit) in use)"
         case .unsupportedAddress(let what):
             return "\(what): only IPv4 is supported by the datapath"
+        case .locked(let directory, let pid):
+            let holder = pid.map { "process \($0)" } ?? "another process"
+            return "\(directory) is locked by \(holder): another Portway agent writes these pinned maps, and two writers "
+                + "would corrupt them; stop it, or give this agent another --bpffs"
+        case .notAPinnedMap(let path, let found):
+            if found == "a directory" { return "\(path) is a directory, not a pinned map: remove it (`rmdir \(path)`) so the map can be pinned there" }
+            return "\(found), not a map, is pinned at \(path): remove the pin (`rm \(path)`) or use another --bpffs"
+        case .emptyPath(let flag):
+            return "\(flag) is empty: give a directory on a bpffs mount (default \(BPFFS.defaultDirectory))"
+        case .interrupted:
+            return "not programmed yet: the sync was interrupted"
+        case .doesNotFit(let map, let needed, let maxEntries, let sizeFlag):
+            return "\(map) needs \(grouped(needed)) entries, has \(grouped(Int(maxEntries))): raise \(sizeFlag)"
         }
     }
 }
 
 func errnoText(_ code: Int32) -> String {
     "\(String(cString: strerror(code))) (errno \(code))"
+}
+
+/// 110002 -> "110,002".
+func grouped(_ n: Int) -> String {
+    let digits = String(n.magnitude)
+    var out = ""
+    for (i, c) in digits.enumerated() {
+        if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
+        out.append(c)
+    }
+    return (n < 0 ? "-" : "") + out
 }

@@ -1,29 +1,53 @@
 /// Hands out IDs from 1...limit. It moves forward from the last ID given (wrapping around), so a
 /// freed ID is not reused at once: connection-tracking entries may still name it for a while.
+/// IDs in use are a bitmap for small ranges (reverse-NAT IDs) and a set for large ones (backend IDs).
 struct IDAllocator {
     let limit: UInt32
-    private(set) var used = Set<UInt32>()
+    private var bitmap: [UInt64]
+    private var set = Set<UInt32>()
+    private(set) var count = 0
     private var next: UInt32 = 1
 
-    init(limit: UInt32) { self.limit = limit }
+    init(limit: UInt32) {
+        self.limit = limit
+        bitmap = limit <= 1 << 20 ? [UInt64](repeating: 0, count: Int(limit) / 64 + 1) : []
+    }
+
+    func isUsed(_ id: UInt32) -> Bool {
+        if bitmap.isEmpty { return set.contains(id) }
+        return bitmap[Int(id / 64)] & (1 << UInt64(id % 64)) != 0
+    }
+
+    private mutating func mark(_ id: UInt32, _ used: Bool) {
+        guard isUsed(id) != used else { return }
+        count += used ? 1 : -1
+        if bitmap.isEmpty {
+            if used { set.insert(id) } else { set.remove(id) }
+        } else if used {
+            bitmap[Int(id / 64)] |= 1 << UInt64(id % 64)
+        } else {
+            bitmap[Int(id / 64)] &= ~(1 << UInt64(id % 64))
+        }
+    }
 
     /// Marks an ID read back from the maps as taken.
     mutating func adopt(_ id: UInt32) {
         guard id >= 1 && id <= limit else { return }
-        used.insert(id)
+        mark(id, true)
         if id >= next { next = id == limit ? 1 : id + 1 }
     }
 
     mutating func allocate() -> UInt32? {
-        guard used.count < Int(limit) else { return nil }
+        guard count < Int(limit) else { return nil }
         var candidate = next
-        while used.contains(candidate) { candidate = candidate == limit ? 1 : candidate + 1 }
-        used.insert(candidate)
+        while isUsed(candidate) { candidate = candidate == limit ? 1 : candidate + 1 }
+        mark(candidate, true)
         next = candidate == limit ? 1 : candidate + 1
         return candidate
     }
 
-    mutating func release(_ id: UInt32) { used.remove(id) }
-
-    func isUsed(_ id: UInt32) -> Bool { used.contains(id) }
+    mutating func release(_ id: UInt32) {
+        guard id >= 1 && id <= limit else { return }
+        mark(id, false)
+    }
 }

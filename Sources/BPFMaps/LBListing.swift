@@ -40,18 +40,41 @@ public struct LBListing: Hashable, Sendable {
             if key.frontend == nil {
                 warnings.append(TranslationWarning(object: object, field: "key", message: "unknown protocol \(key.proto) or scope \(key.scope): not listed"))
             }
+            // Maps may hold anything (a foreign writer, a half-written sync, corruption): nothing here
+            // may trap, and one bad master must not produce 65,535 warnings.
+            if master.slotCount > Int(UInt16.max) {
+                warnings.append(TranslationWarning(object: object, field: "count", message: "count+qcount is \(master.count)+\(master.qcount) = \(master.slotCount), more than the \(UInt16.max) slots a key can address"))
+            }
+            let lastSlot = UInt16(min(master.slotCount, Int(UInt16.max)))
             var slots: [Slot] = []
-            for n in 0..<master.slotCount {
-                let slot = UInt16(n + 1)
-                guard let id = entries.slots[slot] else {
-                    warnings.append(TranslationWarning(object: object, field: "slot \(slot)", message: "missing, but the master counts \(master.count)+\(master.qcount) backends"))
-                    continue
-                }
+            var missing: [ClosedRange<UInt16>] = []
+            // Walk the slots present (not 1...count+qcount, which may be 131,070 long), noting the gaps.
+            var expected = 1
+            for slot in entries.slots.keys.filter({ $0 >= 1 && $0 <= lastSlot }).sorted() {
+                if Int(slot) > expected { missing.append(UInt16(expected)...(slot - 1)) }
+                expected = Int(slot) + 1
+                let id = entries.slots[slot] ?? 0
                 let backend = state.backends[id]
-                if backend == nil {
+                if let backend {
+                    if L4Protocol(ipProtocolNumber: backend.proto) == nil {
+                        warnings.append(TranslationWarning(object: object, field: "slot \(slot)", message: "backend \(id) has unknown protocol \(backend.proto): not listed"))
+                    } else if backend.backendState == nil {
+                        warnings.append(TranslationWarning(object: object, field: "slot \(slot)", message: "backend \(id) has unknown state \(backend.state): listed as active"))
+                    }
+                } else {
                     warnings.append(TranslationWarning(object: object, field: "slot \(slot)", message: "backend \(id) is not in \(MapKind.backends.pinName)"))
                 }
                 slots.append(Slot(slot: slot, backendID: id, backend: backend))
+            }
+            if expected <= Int(lastSlot) { missing.append(UInt16(expected)...lastSlot) }
+            for run in missing {
+                let field = run.count == 1 ? "slot \(run.lowerBound)" : "slots \(run.lowerBound)...\(run.upperBound)"
+                warnings.append(TranslationWarning(object: object, field: field, message: "missing, but the master counts \(master.count)+\(master.qcount) backends"))
+            }
+            let stray = entries.slots.keys.filter { $0 > lastSlot }.sorted()
+            if !stray.isEmpty {
+                let shown = stray.prefix(10).map(String.init).joined(separator: ", ") + (stray.count > 10 ? ", ..." : "")
+                warnings.append(TranslationWarning(object: object, field: "slots", message: "\(stray.count) slot(s) past count+qcount (\(shown)): the datapath never reads them"))
             }
             if state.reverseNAT[master.revNatID] == nil {
                 warnings.append(TranslationWarning(object: object, field: "rev_nat_index", message: "reverse-NAT entry \(master.revNatID) is not in \(MapKind.reverseNAT.pinName)"))

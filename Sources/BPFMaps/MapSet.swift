@@ -1,52 +1,55 @@
 import CPortwayBPF
 import Glibc
 
-/// The six pinned maps of the datapath, opened from (or created in) one bpffs directory.
+/// Portway's pinned maps (every `MapKind`), opened from (or created in) one bpffs directory.
+///
+/// `openOrCreate` is for the one writer of the directory: it takes the directory's writer lock
+/// (`PinDirectoryLock`) and holds it while the map set lives, so a second agent on the same
+/// `--bpffs` refuses to start. `openExisting` (read-only commands) takes no lock.
 public final class MapSet: Sendable {
     /// The bpffs directory the maps are pinned in.
     public let directory: String
-    public let services: PinnedMap
-    public let backends: PinnedMap
-    public let reverseNAT: PinnedMap
-    public let affinity: PinnedMap
-    public let connectionTracking: PinnedMap
-    public let snat: PinnedMap
+    private let maps: [MapKind: PinnedMap]
+    /// The writer lock, held for the map set's lifetime (nil for read-only opens).
+    private let lock: PinDirectoryLock?
 
-    private init(directory: String, maps: [MapKind: PinnedMap]) {
+    private init(directory: String, maps: [MapKind: PinnedMap], lock: PinDirectoryLock?) {
         self.directory = directory
-        services = maps[.services]!
-        backends = maps[.backends]!
-        reverseNAT = maps[.reverseNAT]!
-        affinity = maps[.affinity]!
-        connectionTracking = maps[.connectionTracking]!
-        snat = maps[.snat]!
+        self.maps = maps
+        self.lock = lock
     }
 
-    public subscript(kind: MapKind) -> PinnedMap {
-        switch kind {
-        case .services: services
-        case .backends: backends
-        case .reverseNAT: reverseNAT
-        case .affinity: affinity
-        case .connectionTracking: connectionTracking
-        case .snat: snat
-        }
-    }
+    /// The pinned map of `kind`.
+    public subscript(kind: MapKind) -> PinnedMap { maps[kind]! }
+
+    public var services: PinnedMap { self[.services] }
+    public var backends: PinnedMap { self[.backends] }
+    public var reverseNAT: PinnedMap { self[.reverseNAT] }
+    public var affinity: PinnedMap { self[.affinity] }
+    public var connectionTracking: PinnedMap { self[.connectionTracking] }
+    public var snat: PinnedMap { self[.snat] }
+
+    /// Whether this map set holds the directory's writer lock.
+    public var holdsWriterLock: Bool { lock != nil }
 
     /// Opens the pinned maps under `bpffs`, creating and pinning the missing ones with `sizes`.
     /// An existing pin is reused only if its type, key size, value size, flags and max_entries
     /// match; otherwise `.mismatch` says what differs and how to migrate. Writes no entries.
+    ///
+    /// Takes the directory's writer lock first: `.locked` (naming the holder's PID) when another
+    /// process writes these pins. Opens in the same process share the lock.
     public static func openOrCreate(bpffs: String, sizes: MapSizes = .defaults) throws(BPFMapError) -> MapSet {
         try BPFFS.prepare(bpffs)
         let dir = BPFFS.normalized(bpffs)
+        let lock = try PinDirectoryLock.acquire(directory: dir)
         var maps: [MapKind: PinnedMap] = [:]
         for kind in MapKind.allCases {
             maps[kind] = try openOrCreate(kind: kind, directory: dir, maxEntries: sizes[kind])
         }
-        return MapSet(directory: dir, maps: maps)
+        return MapSet(directory: dir, maps: maps, lock: lock)
     }
 
-    /// Opens existing pins for reading (`bpf lb list`): layouts must match, any size is accepted.
+    /// Opens existing pins for reading (`bpf lb list`): layouts must match, any size is accepted. Takes no lock.
     public static func openExisting(bpffs: String) throws(BPFMapError) -> MapSet {
         try BPFFS.check(bpffs)
         let dir = BPFFS.normalized(bpffs)
@@ -58,7 +61,7 @@ public final class MapSet: Sendable {
             }
             maps[kind] = map
         }
-        return MapSet(directory: dir, maps: maps)
+        return MapSet(directory: dir, maps: maps, lock: nil)
     }
 
     static func openOrCreate(kind: MapKind, directory: String, maxEntries: UInt32) throws(BPFMapError) -> PinnedMap {
@@ -81,8 +84,19 @@ public final class MapSet: Sendable {
         throw .fileSystem(path: path, operation: "pin \(kind.pinName) at", errno: EEXIST)
     }
 
-    /// Opens the pin at `path`; nil when there is none. Checks the layout, and max_entries when given.
+    /// Opens the pin at `path`; nil when there is none. Checks that it is a map, its layout, and
+    /// max_entries when given.
     static func open(kind: MapKind, path: String, maxEntries: UInt32?) throws(BPFMapError) -> PinnedMap? {
+        var st = stat()
+        if stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR { throw .notAPinnedMap(path: path, found: "a directory") }
+        let objectKind = portway_pinned_object_kind(path)
+        if objectKind == -ENOENT { return nil }
+        switch objectKind {
+        case 2: throw .notAPinnedMap(path: path, found: "a BPF program")
+        case 3: throw .notAPinnedMap(path: path, found: "a BPF link")
+        case 0: throw .notAPinnedMap(path: path, found: "a BPF object of another kind")
+        default: break
+        }
         let fd = portway_obj_get(path)
         if fd == -ENOENT { return nil }
         guard fd >= 0 else { throw .fileSystem(path: path, operation: "open pinned map", errno: -fd) }

@@ -1,6 +1,8 @@
 import CPortwayBPF
 
-/// The six pinned maps Portway's datapath uses, with their layouts from portway_maps.h.
+/// The pinned maps Portway's datapath uses, with their layouts from portway_maps.h. Everything
+/// per map (pin name, size flag, default size, type, layout) is here: `MapSet` and `MapSizes` are
+/// driven by `allCases`, so a new map is one new case.
 public enum MapKind: String, CaseIterable, Sendable, Hashable {
     case services, backends, reverseNAT, affinity, connectionTracking, snat
 
@@ -28,6 +30,18 @@ public enum MapKind: String, CaseIterable, Sendable, Hashable {
         }
     }
 
+    /// max_entries when no flag sets it (PW_DEFAULT_*_MAP_SIZE in portway_maps.h; see OPERATING.md for the arithmetic).
+    public var defaultSize: UInt32 {
+        switch self {
+        case .services: UInt32(PW_DEFAULT_SERVICE_MAP_SIZE)
+        case .backends: UInt32(PW_DEFAULT_BACKEND_MAP_SIZE)
+        case .reverseNAT: UInt32(PW_DEFAULT_REVNAT_MAP_SIZE)
+        case .affinity: UInt32(PW_DEFAULT_AFFINITY_MAP_SIZE)
+        case .connectionTracking: UInt32(PW_DEFAULT_CT_MAP_SIZE)
+        case .snat: UInt32(PW_DEFAULT_SNAT_MAP_SIZE)
+        }
+    }
+
     /// Whether the kernel evicts old entries (LRU_HASH) rather than refusing new ones (HASH).
     public var isLRU: Bool {
         switch self {
@@ -40,7 +54,8 @@ public enum MapKind: String, CaseIterable, Sendable, Hashable {
 
     var mapTypeName: String { isLRU ? "lru_hash" : "hash" }
 
-    var keySize: UInt32 {
+    /// Key size in bytes (portway_maps.h).
+    public var keySize: UInt32 {
         switch self {
         case .services: UInt32(MemoryLayout<pw_lb4_key>.size)
         case .backends: UInt32(MemoryLayout<UInt32>.size)
@@ -51,7 +66,8 @@ public enum MapKind: String, CaseIterable, Sendable, Hashable {
         }
     }
 
-    var valueSize: UInt32 {
+    /// Value size in bytes (portway_maps.h).
+    public var valueSize: UInt32 {
         switch self {
         case .services: UInt32(MemoryLayout<pw_lb4_service>.size)
         case .backends: UInt32(MemoryLayout<pw_lb4_backend>.size)
@@ -63,51 +79,40 @@ public enum MapKind: String, CaseIterable, Sendable, Hashable {
     }
 }
 
-/// Maximum entries of each map (the `--*-map-size` flags). Defaults come from portway_maps.h.
+/// Maximum entries of each map (the `--*-map-size` flags), by kind. A kind without a size set
+/// gets its `MapKind.defaultSize`.
 public struct MapSizes: Hashable, Sendable {
-    public var services: UInt32
-    public var backends: UInt32
-    public var reverseNAT: UInt32
-    public var affinity: UInt32
-    public var connectionTracking: UInt32
-    public var snat: UInt32
+    private var sizes: [MapKind: UInt32]
 
+    /// Sizes by kind; kinds left out get their default.
+    public init(_ sizes: [MapKind: UInt32] = [:]) { self.sizes = sizes }
+
+    /// All six sizes by name (the agent's flags).
     public init(
-        services: UInt32 = UInt32(PW_DEFAULT_SERVICE_MAP_SIZE), backends: UInt32 = UInt32(PW_DEFAULT_BACKEND_MAP_SIZE),
-        reverseNAT: UInt32 = UInt32(PW_DEFAULT_REVNAT_MAP_SIZE), affinity: UInt32 = UInt32(PW_DEFAULT_AFFINITY_MAP_SIZE),
-        connectionTracking: UInt32 = UInt32(PW_DEFAULT_CT_MAP_SIZE), snat: UInt32 = UInt32(PW_DEFAULT_SNAT_MAP_SIZE)
+        services: UInt32 = MapKind.services.defaultSize, backends: UInt32 = MapKind.backends.defaultSize,
+        reverseNAT: UInt32 = MapKind.reverseNAT.defaultSize, affinity: UInt32 = MapKind.affinity.defaultSize,
+        connectionTracking: UInt32 = MapKind.connectionTracking.defaultSize, snat: UInt32 = MapKind.snat.defaultSize
     ) {
-        self.services = services
-        self.backends = backends
-        self.reverseNAT = reverseNAT
-        self.affinity = affinity
-        self.connectionTracking = connectionTracking
-        self.snat = snat
+        self.init([.services: services, .backends: backends, .reverseNAT: reverseNAT, .affinity: affinity,
+                   .connectionTracking: connectionTracking, .snat: snat])
     }
 
-    /// The sizes from portway_maps.h.
+    /// The defaults (`MapKind.defaultSize`, from portway_maps.h).
     public static let defaults = MapSizes()
 
     public subscript(kind: MapKind) -> UInt32 {
-        get {
-            switch kind {
-            case .services: services
-            case .backends: backends
-            case .reverseNAT: reverseNAT
-            case .affinity: affinity
-            case .connectionTracking: connectionTracking
-            case .snat: snat
-            }
-        }
-        set {
-            switch kind {
-            case .services: services = newValue
-            case .backends: backends = newValue
-            case .reverseNAT: reverseNAT = newValue
-            case .affinity: affinity = newValue
-            case .connectionTracking: connectionTracking = newValue
-            case .snat: snat = newValue
-            }
-        }
+        get { sizes[kind] ?? kind.defaultSize }
+        set { sizes[kind] = newValue }
     }
+
+    // Read-only names for the agent's flag defaults.
+    public var services: UInt32 { self[.services] }
+    public var backends: UInt32 { self[.backends] }
+    public var reverseNAT: UInt32 { self[.reverseNAT] }
+    public var affinity: UInt32 { self[.affinity] }
+    public var connectionTracking: UInt32 { self[.connectionTracking] }
+    public var snat: UInt32 { self[.snat] }
+
+    public static func == (lhs: MapSizes, rhs: MapSizes) -> Bool { MapKind.allCases.allSatisfy { lhs[$0] == rhs[$0] } }
+    public func hash(into hasher: inout Hasher) { for kind in MapKind.allCases { hasher.combine(self[kind]) } }
 }

@@ -28,6 +28,11 @@ public struct ProgrammedState: Hashable, Sendable {
 
     /// Reads the services, backends and reverse-NAT maps (blocking syscalls, one per key and value).
     public static func read(from maps: MapSet) throws(BPFMapError) -> ProgrammedState {
+        try read(from: LoadBalancerMaps(maps))
+    }
+
+    /// Reads the three load-balancing maps of any implementation.
+    public static func read(from maps: LoadBalancerMaps) throws(BPFMapError) -> ProgrammedState {
         var state = ProgrammedState()
         for (k, v) in try maps.services.entries(pw_lb4_key.self, pw_lb4_service.self) {
             let (key, slot) = ServiceMapKey.from(k)
@@ -46,10 +51,4 @@ public struct ProgrammedState: Hashable, Sendable {
         return state
     }
 
-    /// Backend IDs some slot points at.
-    var referencedBackendIDs: Set<UInt32> {
-        var ids = Set<UInt32>()
-        for entries in services.values { ids.formUnion(entries.slots.values) }
-        return ids
-    }
 }

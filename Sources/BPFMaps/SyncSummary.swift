@@ -1,3 +1,5 @@
+import LoadBalancer
+
 /// Map operations of one sync, per map.
 public struct MapOpCounts: Hashable, Sendable {
     public var updates: Int = 0
@@ -11,21 +13,24 @@ public struct MapOpCounts: Hashable, Sendable {
 
 /// A frontend (or a map-wide step) the writer could not program; what was there before stays.
 public struct SyncFailure: Hashable, Sendable, CustomStringConvertible {
-    /// "10.0.0.1:80/TCP", or the step ("prune reverse NAT") for map-wide work.
+    /// "10.0.0.1:80/TCP", "remove 10.0.0.1:80/TCP", or the step ("prune reverse NAT 7") for map-wide work.
     public var subject: String
+    /// The frontend that failed (to retry it), nil for map-wide steps.
+    public var frontend: Frontend?
     public var error: BPFMapError
 
-    public init(subject: String, error: BPFMapError) {
+    public init(subject: String, frontend: Frontend? = nil, error: BPFMapError) {
         self.subject = subject
+        self.frontend = frontend
         self.error = error
     }
 
     public var description: String { "\(subject): \(error)" }
 }
 
-/// What one `MapWriter.sync` did: for the agent's one log line and for tests.
+/// What one `MapWriter` call (sync, apply, repair, retry) did: for the agent's one log line and for tests.
 public struct SyncSummary: Hashable, Sendable, CustomStringConvertible {
-    /// IPv4 frontends in the desired state.
+    /// IPv4 frontends in the desired state after the call.
     public var frontends = 0
     /// Distinct backends the desired frontends use.
     public var backends = 0
@@ -34,9 +39,23 @@ public struct SyncSummary: Hashable, Sendable, CustomStringConvertible {
     public var removed = 0
     /// Map operations actually made, per map.
     public var operations: [MapKind: MapOpCounts] = [:]
+    /// Syscalls made (a batch update counts once).
+    public var syscalls = 0
+    /// Frontends (and map-wide steps) that failed; each frontend keeps what it had before.
     public var failures: [SyncFailure] = []
     /// Desired entries the datapath cannot hold (IPv6), as "what: why".
     public var skipped: [String] = []
+    /// Entries programmed only in part (more than 65,534 endpoints on a frontend): log as warnings.
+    public var warnings: [String] = []
+    /// When the desired entries do not fit: one line naming each short map and the flag to raise,
+    /// e.g. "pw_lb4_services needs 110,002 entries, has 65,536: raise --service-map-size".
+    public var shortfall: String?
+    /// Entries the pins held differently from what the writer had written (changed outside the
+    /// agent), found and rewritten by `repair`.
+    public var repaired: [String] = []
+    /// Frontends left unprogrammed because the call was interrupted (`isCancelled`); they are
+    /// retried by `retryFailed` or the next sync.
+    public var interrupted = 0
     public var duration: Duration = .zero
 
     public init() {}
@@ -48,13 +67,17 @@ public struct SyncSummary: Hashable, Sendable, CustomStringConvertible {
 
     public subscript(kind: MapKind) -> MapOpCounts { operations[kind] ?? MapOpCounts() }
 
-    /// One line: "12 frontends, 30 backends: +1 ~2 -0; services 5w/1d, backends 2w/0d, reverse NAT 1w/0d; 0 failures; 1.2ms".
+    /// One line: "12 frontends, 30 backends: +1 ~2 -0; pw_lb4_services 5w/1d, ...; 0 failures; 1.2ms".
     public var description: String {
         let ops = [MapKind.services, .backends, .reverseNAT].map { kind in
             "\(kind.pinName) \(self[kind].updates)w/\(self[kind].deletes)d"
         }.joined(separator: ", ")
         var line = "\(frontends) frontends, \(backends) backends: +\(added) ~\(updated) -\(removed); \(ops); "
             + "\(failures.count) failures; \(formatDuration(duration))"
+        if let shortfall { line += "; \(shortfall)" }
+        if !repaired.isEmpty { line += "; repaired \(repaired.count) entries changed outside the agent" }
+        if interrupted > 0 { line += "; interrupted, \(interrupted) frontends left for later" }
+        if !warnings.isEmpty { line += "; \(warnings.count) warnings" }
         if !skipped.isEmpty { line += "; \(skipped.count) skipped" }
         return line
     }

@@ -18,8 +18,10 @@ public enum DatapathError: Error, Equatable, CustomStringConvertible {
     case programMissing(String)
     /// The network device does not exist in this network namespace.
     case deviceNotFound(String)
-    /// Attaching or detaching on a device failed.
-    case attachFailed(device: String, direction: String, errno: Int32, detail: String)
+    /// Attaching a program to its target (a device hook or a cgroup hook) failed.
+    case attachFailed(target: String, errno: Int32, detail: String)
+    /// The cgroup v2 directory for socket-level load balancing does not exist or is not cgroup v2.
+    case cgroupNotFound(String, errno: Int32)
     /// A filesystem operation on the bpffs failed.
     case io(path: String, errno: Int32, what: String)
 
@@ -42,8 +44,11 @@ public enum DatapathError: Error, Equatable, CustomStringConvertible {
             return "BPF object has no program named \(name); rebuild it with `make bpf`"
         case .deviceNotFound(let dev):
             return "network device \(dev) not found; check --device (`ip link` lists devices)"
-        case .attachFailed(let dev, let dir, let errno, let detail):
-            return "cannot attach \(dir) program to \(dev): \(errnoText(errno))\(detail.isEmpty ? "" : " (\(detail))")"
+        case .attachFailed(let target, let errno, let detail):
+            return "cannot attach to \(target): \(errnoText(errno))\(detail.isEmpty ? "" : " (\(detail))")"
+        case .cgroupNotFound(let path, let errno):
+            return "\(path) is not a cgroup v2 directory (\(errnoText(errno))); check --cgroup-path "
+                + "(`grep cgroup2 /proc/mounts` shows the cgroup v2 root) or leave out --socket-lb"
         case .io(let path, let errno, let what):
             return "\(what) \(path): \(errnoText(errno))"
         }

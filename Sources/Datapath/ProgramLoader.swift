@@ -2,19 +2,18 @@ import CLibBPF
 import CPortwayBPF
 import Foundation
 
-/// The two tc programs of a loaded datapath object. The file descriptors belong to the object:
-/// they are valid until `close()`.
+/// A loaded datapath object: its programs' file descriptors by name. The descriptors belong to
+/// the object: they are valid until `close()`.
 final class LoadedObject {
     private var object: OpaquePointer?
-    let ingressFD: Int32
-    let egressFD: Int32
+    /// The programs the plan asked for, by name.
+    let programFDs: [String: Int32]
     /// The pinned maps the programs use, by name.
     let pinnedMaps: [String: String]
 
-    fileprivate init(object: OpaquePointer, ingressFD: Int32, egressFD: Int32, pinnedMaps: [String: String]) {
+    fileprivate init(object: OpaquePointer, programFDs: [String: Int32], pinnedMaps: [String: String]) {
         self.object = object
-        self.ingressFD = ingressFD
-        self.egressFD = egressFD
+        self.programFDs = programFDs
         self.pinnedMaps = pinnedMaps
     }
 
@@ -49,13 +48,12 @@ struct MapLayout: Equatable {
 /// maps BPFMaps already created, with their sizes and flags; creating and pinning the others),
 /// and loads the programs into the kernel.
 enum ProgramLoader {
-    static let ingressProgram = "pw_ingress"
-    static let egressProgram = "pw_egress"
-
     /// libbpf's print callback is process-global: loads are serialized.
     private static let lock = NSLock()
 
-    static func load(objectPath: String, bpffs: String, mapSizes: [String: UInt32]) throws -> LoadedObject {
+    static func load(
+        objectPath: String, bpffs: String, mapSizes: [String: UInt32], programs: [String], config: pw_dp_config
+    ) throws -> LoadedObject {
         lock.lock()
         defer { lock.unlock() }
         portway_dp_log_capture_start()
@@ -74,7 +72,17 @@ enum ProgramLoader {
         while let m = map {
             defer { map = bpf_object__next_map(object, m) }
             let name = String(cString: bpf_map__name(m))
-            // Internal maps (.rodata, .bss) are never pinned.
+            // Internal maps (.rodata, .bss) are never pinned. The one `const volatile` variable,
+            // the datapath's configuration, lives in .rodata: set it before load.
+            if name.hasSuffix(".rodata") {
+                var value = config
+                let rc = withUnsafeBytes(of: &value) { bpf_map__set_initial_value(m, $0.baseAddress, $0.count) }
+                if rc != 0 {
+                    throw DatapathError.loadFailed(
+                        path: objectPath, errno: -rc, log: "the object's .rodata is not one struct pw_dp_config (\(bpf_map__value_size(m)) bytes)")
+                }
+                continue
+            }
             if name.hasPrefix(".") || name.contains(".") { continue }
             let path = (bpffs as NSString).appendingPathComponent(name)
             if FileManager.default.fileExists(atPath: path) {
@@ -104,14 +112,12 @@ enum ProgramLoader {
         if rc != 0 {
             throw DatapathError.loadFailed(path: objectPath, errno: rc < 0 ? -rc : rc, log: captured())
         }
-        guard let ingress = bpf_object__find_program_by_name(object, ingressProgram) else {
-            throw DatapathError.programMissing(ingressProgram)
-        }
-        guard let egress = bpf_object__find_program_by_name(object, egressProgram) else {
-            throw DatapathError.programMissing(egressProgram)
+        var fds: [String: Int32] = [:]
+        for name in programs {
+            guard let program = bpf_object__find_program_by_name(object, name) else { throw DatapathError.programMissing(name) }
+            fds[name] = bpf_program__fd(program)
         }
         ok = true
-        return LoadedObject(
-            object: object, ingressFD: bpf_program__fd(ingress), egressFD: bpf_program__fd(egress), pinnedMaps: pinned)
+        return LoadedObject(object: object, programFDs: fds, pinnedMaps: pinned)
     }
 }

@@ -6,22 +6,45 @@ import Yams
 struct DocumentLoader {
     private(set) var result = LoadResult()
 
+    let limits: YAMLLimits
+
+    init(limits: YAMLLimits = .default) {
+        self.limits = limits
+    }
+
     mutating func load(file path: String, displayName: String) throws(FileSourceError) {
-        let data: Data
+        try load(data: try Self.read(file: path, displayName: displayName, limits: limits), file: displayName)
+    }
+
+    /// The file's bytes; a file over the size limit is refused before it is read whole.
+    static func read(file path: String, displayName: String, limits: YAMLLimits) throws(FileSourceError) -> Data {
+        let url = URL(fileURLWithPath: path)
+        if let size = (try? url.resourceValues(forKeys: [.fileSizeKey]))?.fileSize, size > limits.maxFileBytes {
+            throw .limit(file: displayName, line: nil, problem: "file is \(size) bytes, more than the limit of \(limits.maxFileBytes)")
+        }
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
+            return try Data(contentsOf: url)
         } catch {
             throw .unreadableFile(path: displayName, reason: Self.reason(error))
         }
+    }
+
+    mutating func load(data: Data, file: String) throws(FileSourceError) {
         guard let text = String(data: data, encoding: .utf8) else {
-            throw .unreadableFile(path: displayName, reason: "not UTF-8 text")
+            throw .unreadableFile(path: file, reason: "not UTF-8 text")
         }
-        try load(yaml: text, file: displayName)
+        try load(yaml: text, file: file)
     }
 
     mutating func load(yaml: String, file: String) throws(FileSourceError) {
         // Editors on some systems write a UTF-8 byte order mark, which libyaml rejects.
         let yaml = yaml.hasPrefix("\u{FEFF}") ? String(yaml.dropFirst()) : yaml
+        // Bounded before parsing: the composer recurses once per level (a deep file would crash it).
+        do {
+            try YAMLPreScan(limits: limits).check(yaml)
+        } catch {
+            throw .limit(file: file, line: error.line, problem: error.problem)
+        }
         var documents: [Yams.Node] = []
         do {
             var sequence = try Yams.compose_all(yaml: yaml)
@@ -65,8 +88,10 @@ struct DocumentLoader {
             try objectKind.decode(node, &result.snapshot)
         } catch let error as DecodingError {
             let (path, message) = Self.describe(error, in: node)
+            result.failedObjects += 1
             warn(file, Self.line(of: path, in: node) ?? line, object: label, field: Self.fieldPath(path), message + "; object ignored")
         } catch {
+            result.failedObjects += 1
             warn(file, line, object: label, field: "", "\(error); object ignored")
         }
     }

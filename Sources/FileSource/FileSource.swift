@@ -11,27 +11,79 @@ import KubeModels
 /// `LoadResult.ignored`. A YAML syntax error stops the load with an error naming the file and
 /// line; an object that cannot be decoded is skipped with a `LoadWarning` and the load goes on.
 public enum FileSource {
-    /// Loads every YAML file under `directory`.
-    public static func load(directory: String) throws(FileSourceError) -> LoadResult {
-        var loader = DocumentLoader()
+    /// Loads every YAML file under `directory`. A file over a `YAMLLimits` limit is skipped with a
+    /// warning; the same object (kind, namespace, name) defined twice is taken once, from the
+    /// first file in path order, with a warning naming both files.
+    public static func load(directory: String, limits: YAMLLimits = .default) throws(FileSourceError) -> LoadResult {
+        var files: [(file: String, result: LoadResult)] = []
         for file in try yamlFiles(in: directory) {
-            try loader.load(file: file.path, displayName: file.displayName)
+            do {
+                files.append((file.displayName, try load(file: file.path, displayName: file.displayName, limits: limits)))
+            } catch .limit(let name, let line, let problem) {
+                let warning = LoadWarning(file: name, line: line, object: "file", field: "limits", message: problem + "; file ignored")
+                files.append((file.displayName, LoadResult(warnings: [warning])))
+            }
         }
-        return loader.result
+        return merge(files)
     }
 
-    /// Loads one YAML file.
-    public static func load(file: String) throws(FileSourceError) -> LoadResult {
-        var loader = DocumentLoader()
-        try loader.load(file: file, displayName: file)
+    /// Loads one YAML file; `displayName` is the name warnings and errors use for it.
+    public static func load(file: String, displayName: String? = nil, limits: YAMLLimits = .default) throws(FileSourceError) -> LoadResult {
+        var loader = DocumentLoader(limits: limits)
+        try loader.load(file: file, displayName: displayName ?? file)
         return loader.result
     }
 
     /// Loads YAML text; `file` is the name warnings and errors use for it.
-    public static func load(yaml: String, file: String = "<yaml>") throws(FileSourceError) -> LoadResult {
-        var loader = DocumentLoader()
+    public static func load(yaml: String, file: String = "<yaml>", limits: YAMLLimits = .default) throws(FileSourceError) -> LoadResult {
+        var loader = DocumentLoader(limits: limits)
         try loader.load(yaml: yaml, file: file)
         return loader.result
+    }
+
+    /// Loads a file's bytes (what the fuzzer feeds): not UTF-8 is an error like any other.
+    public static func load(data: Data, file: String = "<yaml>", limits: YAMLLimits = .default) throws(FileSourceError) -> LoadResult {
+        var loader = DocumentLoader(limits: limits)
+        try loader.load(data: data, file: file)
+        return loader.result
+    }
+
+    /// Fails when `directory` does not exist, is not a directory or cannot be listed.
+    public static func checkDirectory(_ directory: String) throws(FileSourceError) {
+        _ = try yamlFiles(in: directory)
+    }
+
+    /// Joins the results of several files, in order. An object (kind, namespace, name) already
+    /// taken from an earlier file, or earlier in the same file, is dropped with a warning naming
+    /// both places: the translator must see each object once.
+    public static func merge(_ files: [(file: String, result: LoadResult)]) -> LoadResult {
+        var merged = LoadResult()
+        var seen: [String: String] = [:]
+        var duplicates: [LoadWarning] = []
+        // Warnings go to their own list: `list` is a part of `merged`, borrowed for the call.
+        func take<T: KubeResource>(_ object: T, from file: String, into list: inout [T]) {
+            let namespace = T.resource.namespaced ? (object.metadata.namespace ?? "default") : ""
+            let identity = "\(T.resource.kind) " + (namespace.isEmpty ? "" : namespace + "/") + object.metadata.name
+            if let first = seen[identity] {
+                let place = first == file ? "earlier in the same file" : "in \(first)"
+                duplicates.append(LoadWarning(file: file, line: nil, object: identity, field: "", message: "also defined \(place); this definition is ignored"))
+                return
+            }
+            seen[identity] = file
+            list.append(object)
+        }
+        for (file, result) in files {
+            merged.warnings += result.warnings
+            merged.ignored += result.ignored
+            merged.failedObjects += result.failedObjects
+            for o in result.snapshot.services { take(o, from: file, into: &merged.snapshot.services) }
+            for o in result.snapshot.endpointSlices { take(o, from: file, into: &merged.snapshot.endpointSlices) }
+            for o in result.snapshot.endpoints { take(o, from: file, into: &merged.snapshot.endpoints) }
+            for o in result.snapshot.nodes { take(o, from: file, into: &merged.snapshot.nodes) }
+            merged.warnings += duplicates
+            duplicates = []
+        }
+        return merged
     }
 
     /// The YAML files under `directory`, sorted by their path relative to it.
@@ -72,8 +124,10 @@ public struct LoadResult: Hashable, Sendable {
     public var snapshot: ClusterSnapshot
     /// Objects that were skipped because they could not be decoded, and documents without a kind.
     public var warnings: [LoadWarning]
-    /// Objects of kinds this source does not read (e.g. Gateway API objects, ConfigMaps).
+    /// Objects of kinds this source does not read (e.g. ConfigMaps, Deployments).
     public var ignored: [IgnoredObject]
+    /// Objects of kinds this source reads that failed to decode (each has a warning).
+    public var failedObjects = 0
 
     public init(snapshot: ClusterSnapshot = ClusterSnapshot(), warnings: [LoadWarning] = [], ignored: [IgnoredObject] = []) {
         self.snapshot = snapshot
@@ -137,6 +191,8 @@ public enum FileSourceError: Error, Hashable, Sendable, CustomStringConvertible 
     case unreadableFile(path: String, reason: String)
     /// The YAML in `file` is malformed at `line` (from 1).
     case syntax(file: String, line: Int?, column: Int?, problem: String)
+    /// `file` is over a `YAMLLimits` limit (found before parsing, at `line` when known).
+    case limit(file: String, line: Int?, problem: String)
 
     public var description: String {
         switch self {
@@ -144,6 +200,8 @@ public enum FileSourceError: Error, Hashable, Sendable, CustomStringConvertible 
         case .unreadableFile(let path, let reason): "cannot read file \(path): \(reason)"
         case .syntax(let file, let line, let column, let problem):
             "YAML syntax error in \(file)" + (line.map { ":\($0)" } ?? "") + (column.map { ":\($0)" } ?? "") + ": \(problem)"
+        case .limit(let file, let line, let problem):
+            "\(file)" + (line.map { ":\($0)" } ?? "") + ": refused before parsing: \(problem)"
         }
     }
 }

@@ -33,5 +33,11 @@ extension FileSource {
         "EndpointSlice": ObjectKind(EndpointSlice.self) { $0.endpointSlices.append($1) },
         "Endpoints": ObjectKind(Endpoints.self) { $0.endpoints.append($1) },
         "Node": ObjectKind(KubeModels.Node.self) { $0.nodes.append($1) },
+        "Namespace": ObjectKind(Namespace.self) { $0.namespaces.append($1) },
+        "Secret": ObjectKind(Secret.self) { $0.secrets.append($1) },
+        "GatewayClass": ObjectKind(GatewayClass.self) { $0.gatewayClasses.append($1) },
+        "Gateway": ObjectKind(Gateway.self) { $0.gateways.append($1) },
+        "HTTPRoute": ObjectKind(HTTPRoute.self) { $0.httpRoutes.append($1) },
+        "ReferenceGrant": ObjectKind(ReferenceGrant.self) { $0.referenceGrants.append($1) },
     ]
 }

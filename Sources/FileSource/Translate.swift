@@ -72,6 +72,11 @@ extension FileSource {
         }
         let options = TranslatorOptions(nodeName: request.nodeName, nodeAddresses: nodeAddresses, endpointsSource: request.endpointsSource)
         var state = Translator.translate(loaded.snapshot, options: options)
+        // Frontends of Portway's Gateways go to the L7 proxy; offline, proxy ports are allocated afresh.
+        let gatewayKeys = GatewayFrontends.keys(loaded.snapshot, ownedGateways: GatewayState.build(loaded.snapshot).ownedGateways)
+        if !gatewayKeys.isEmpty {
+            state = GatewayFrontends.markL7(state, keys: gatewayKeys, allocation: ProxyPortAllocator().allocate(wanted: Set(gatewayKeys.values), previous: [:]))
+        }
         state.warnings = loaded.warnings.map(\.translationWarning) + state.warnings
 
         switch request.format {

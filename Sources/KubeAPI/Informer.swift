@@ -3,7 +3,7 @@ import KubeModels
 
 /// The informer's state machine.
 ///
-///     idle ──start──▶ listing ──ok──▶ watching(rv) ──stream ended (timeout)──▶ watching(rv)
+///     idle ──start──▶ listing ──ok, watch answered 200──▶ watching(rv) ──stream ended (timeout)──▶ watching(rv)
 ///                       │  ▲              │ ADDED/MODIFIED/DELETED/BOOKMARK: rv advances, stay
 ///                  error│  │              │ ERROR 410 event or HTTP 410 ──▶ relisting
 ///                       ▼  │              │ 429 / 5xx / transport error / stall ──▶ backingOff(.rewatch)
@@ -30,7 +30,7 @@ public enum InformerState: Sendable, Equatable, CustomStringConvertible {
         case .idle: "idle"
         case .listing: "listing"
         case .watching(let rv): "watching(rv=\(rv))"
-        case .backingOff(let next, let delay, let reason): "backingOff(\(next), \(delay)): \(reason)"
+        case .backingOff(let next, let delay, let reason): "backingOff(\(next), \(delay.shortDescription)): \(reason)"
         case .relisting: "relisting"
         case .stopped: "stopped"
         }
@@ -133,7 +133,6 @@ public final class Informer<R: KubeResource>: Sendable {
                     continue
                 }
             }
-            transition(.watching(resourceVersion: resourceVersion))
             let outcome = await watchOnce(from: &resourceVersion)
             if Task.isCancelled { break }
             switch outcome {
@@ -168,9 +167,11 @@ public final class Informer<R: KubeResource>: Sendable {
 
     private func watchOnce(from resourceVersion: inout String) async -> WatchOutcome {
         let timeout = Int.random(in: options.watchTimeoutSeconds)
+        // `watching` only once the server has answered: "watching again" must mean it.
+        let from = resourceVersion
         let stream = client.watch(R.self, options: WatchOptions(
             list: options.list, resourceVersion: resourceVersion, allowBookmarks: true,
-            timeoutSeconds: timeout, stallMargin: options.stallMargin))
+            timeoutSeconds: timeout, stallMargin: options.stallMargin)) { [self] in transition(.watching(resourceVersion: from)) }
         do {
             for try await event in stream {
                 switch event {

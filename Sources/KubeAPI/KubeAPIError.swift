@@ -74,7 +74,8 @@ public struct KubeAPIError: Error, CustomStringConvertible, Sendable {
 
     /// Builds the error for a non-2xx response, decoding its Status body when there is one.
     static func fromResponse(code: Int, body: Data, request: RequestDescription) -> KubeAPIError {
-        let status = try? JSONDecoder().decode(Status.self, from: body)
+        // An error body is bounded like every other JSON body; one over the limits is just not decoded.
+        let status = (try? JSONLimits.default.check(body)) == nil ? nil : try? JSONDecoder().decode(Status.self, from: body)
         return KubeAPIError(kind: .server(code: code, status: status?.kind == "Status" || status?.code != nil ? status : nil), request: request)
     }
 }

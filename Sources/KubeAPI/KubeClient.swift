@@ -90,6 +90,8 @@ public final class KubeClient: Sendable {
 
     static func decode<T: Decodable>(_ type: T.Type, _ data: Data, _ what: RequestDescription) throws -> T {
         do {
+            // Bounded before decoding: a deep document must be an error, not a stack overflow.
+            try JSONLimits.default.check(data)
             return try JSONDecoder().decode(type, from: data)
         } catch {
             throw KubeAPIError(kind: .decoding("\(error)"), request: what)

@@ -1,4 +1,5 @@
 import Foundation
+import KubeModels
 import Yams
 
 /// A kubeconfig file (or several merged, as kubectl merges `$KUBECONFIG`).
@@ -37,10 +38,13 @@ public struct KubeConfig: Sendable {
     /// resolve against `directory`, the kubeconfig file's own directory.
     public init(yaml: String, directory: String, source: String = "kubeconfig") throws {
         let file: KubeConfigFile
+        if yaml.allSatisfy(\.isWhitespace) { throw ConfigError("\(source): not a valid kubeconfig: the file is empty") }
         do {
+            // Bounded before parsing (the parser recurses per level), like the YAML directory.
+            try YAMLPreScan(limits: YAMLLimits(maxFileBytes: 16 << 20)).check(yaml)
             file = try YAMLDecoder().decode(KubeConfigFile.self, from: yaml)
         } catch {
-            throw ConfigError("\(source): not a valid kubeconfig: \(error)")
+            throw ConfigError("\(source): not a valid kubeconfig: \(Self.describe(error))")
         }
         func resolve(_ path: String?) -> String? {
             guard let path, !path.isEmpty else { return nil }
@@ -85,6 +89,59 @@ public struct KubeConfig: Sendable {
         if let current = file.currentContext, !current.isEmpty { currentContext = current }
     }
 
+    /// What is wrong with a kubeconfig, and where, without echoing its content (which may be
+    /// binary garbage, or hold credentials).
+    static func describe(_ error: any Error) -> String {
+        if let limit = error as? YAMLLimitExceeded { return "\(limit)" }
+        switch error as? YamlError {
+        case .scanner(_, let problem, let mark, _)?, .parser(_, let problem, let mark, _)?, .composer(_, let problem, let mark, _)?:
+            return "YAML syntax error at line \(mark.line), column \(mark.column): \(problem)"
+        case .reader(let problem, let offset, _, _)?:
+            return "not readable as text (\(problem)" + (offset.map { " at byte \($0)" } ?? "") + ")"
+        case .some:
+            return "not YAML"
+        case nil:
+            break
+        }
+        guard let decoding = error as? DecodingError else { return "cannot be read" }
+        func path(_ keys: [any CodingKey]) -> String {
+            let text = keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return text.isEmpty ? "the top level" : String(text.drop { $0 == "." })
+        }
+        switch decoding {
+        case .typeMismatch(let type, let context):
+            if context.codingPath.isEmpty { return "the file is not a YAML mapping of clusters, users and contexts" }
+            return "\(path(context.codingPath)): expected \(kind(type))"
+        case .valueNotFound(let type, let context):
+            if context.codingPath.isEmpty { return "the file is empty or not a YAML mapping" }
+            return "\(path(context.codingPath)): expected \(kind(type)), found null"
+        case .keyNotFound(let key, let context):
+            return "\(path(context.codingPath + [key])): required field is missing"
+        case .dataCorrupted(let context):
+            // Yams wraps its parser errors.
+            if let underlying = context.underlyingError { return describe(underlying) }
+            if context.codingPath.isEmpty { return "the file is empty or not a YAML mapping" }
+            return "\(path(context.codingPath)): not a valid value"
+        @unknown default:
+            return "cannot be decoded"
+        }
+    }
+
+    private static func kind(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Bool.Type: "true or false"
+        case is Int.Type: "a number"
+        default:
+            // Yams names structural mismatches by its node types.
+            switch String(describing: type) {
+            case let name where name.contains("Sequence") || name.contains("Array") || name.hasPrefix("["): "a list"
+            case let name where name.contains("Scalar"): "a single value"
+            default: "a mapping"
+            }
+        }
+    }
+
     /// Loads and merges files the way kubectl merges `$KUBECONFIG`: the first file to define a
     /// cluster, user or context name wins, and current-context comes from the first file that sets it.
     /// Missing files in the list are skipped (as kubectl does); if none exists that is an error.
@@ -123,8 +180,16 @@ public struct KubeConfig: Sendable {
         guard let context = contexts[contextName] else { throw ConfigError("context \"\(contextName)\" not found in kubeconfig") }
         guard let cluster = clusters[context.cluster] else { throw ConfigError("cluster \"\(context.cluster)\" of context \"\(contextName)\" not found") }
         guard !cluster.server.isEmpty else { throw ConfigError("cluster \"\(context.cluster)\" has no server") }
+        try Self.checkServer(cluster.server, cluster: context.cluster)
+        for (field, file) in [("certificate-authority", cluster.certificateAuthority)] {
+            try Self.checkReadable(file, field: field, of: "cluster \"\(context.cluster)\"")
+        }
         let user = context.user.flatMap { users[$0] } ?? User()
         if let u = context.user, users[u] == nil { throw ConfigError("user \"\(u)\" of context \"\(contextName)\" not found") }
+        if let name = context.user {
+            try Self.checkReadable(user.clientCertificate, field: "client-certificate", of: "user \"\(name)\"")
+            try Self.checkReadable(user.clientKey, field: "client-key", of: "user \"\(name)\"")
+        }
         let tls = TLSSettings(
             caData: cluster.certificateAuthorityData, caFile: cluster.certificateAuthority,
             insecureSkipVerify: cluster.insecureSkipTLSVerify,
@@ -136,6 +201,35 @@ public struct KubeConfig: Sendable {
         else if let exec = user.exec { source = .exec(exec) }
         else { source = .none }
         return ClusterConfig(server: cluster.server, tls: tls, credentials: Credentials(source), namespace: context.namespace)
+    }
+}
+
+extension KubeConfig {
+    /// The server must be an `https://` URL with a host: the API server speaks TLS only, and a
+    /// server without a scheme or with `http://` gets HTTP 400 answers that would be retried forever.
+    static func checkServer(_ server: String, cluster: String) throws {
+        let lower = server.lowercased()
+        if lower.hasPrefix("http://") {
+            throw ConfigError("cluster \"\(cluster)\": server \(server) uses http://; the Kubernetes API is served over TLS: use https://")
+        }
+        guard lower.hasPrefix("https://") else {
+            let scheme = server.range(of: "://").map { String(server[..<$0.lowerBound]) }
+            if let scheme { throw ConfigError("cluster \"\(cluster)\": server \(server) has scheme \(scheme):// ; use https://") }
+            throw ConfigError("cluster \"\(cluster)\": server \(server) has no scheme; write it as https://\(server)")
+        }
+        guard let url = URLComponents(string: server), let host = url.host, !host.isEmpty else {
+            throw ConfigError("cluster \"\(cluster)\": server \(server) is not a valid URL (https://HOST[:PORT])")
+        }
+    }
+
+    /// A file a kubeconfig names must be readable now: a missing CA is a configuration error at
+    /// start, not a TLS failure retried forever.
+    static func checkReadable(_ path: String?, field: String, of owner: String) throws {
+        guard let path else { return }
+        guard FileManager.default.isReadableFile(atPath: path) else {
+            let reason = FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file"
+            throw ConfigError("\(field) of \(owner): cannot read \(path): \(reason)")
+        }
     }
 }
 

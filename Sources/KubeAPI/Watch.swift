@@ -25,8 +25,11 @@ extension KubeClient {
     /// Watches a resource: a stream of events decoded line by line. The stream finishes when the
     /// server ends the watch (its timeout); it throws `KubeAPIError` for a non-200 answer (e.g. HTTP
     /// 410) or a broken connection. ERROR events are delivered as `.error(Status)`. Cancelling the
-    /// consuming task closes the connection.
-    public func watch<R: KubeResource>(_ type: R.Type, options: WatchOptions) -> AsyncThrowingStream<WatchEvent<R>, any Error> {
+    /// consuming task closes the connection. `onConnected` is called once the server has answered
+    /// 200: the watch is really established (before that it may still fail to connect).
+    public func watch<R: KubeResource>(
+        _ type: R.Type, options: WatchOptions, onConnected: (@Sendable () -> Void)? = nil
+    ) -> AsyncThrowingStream<WatchEvent<R>, any Error> {
         let what = RequestDescription(verb: "watch", resource: R.resource, namespace: options.list.namespace)
         let q = Self.query([
             ("watch", "true"), ("allowWatchBookmarks", options.allowBookmarks ? "true" : nil),
@@ -40,7 +43,7 @@ extension KubeClient {
         let task = Task {
             do {
                 let req = try await request(method: "GET", path: path, timeout: timeout)
-                try await Self.pump(transport.stream(req), into: continuation, what: what, credentials: config.credentials)
+                try await Self.pump(transport.stream(req), into: continuation, what: what, credentials: config.credentials, onConnected: onConnected)
                 continuation.finish()
             } catch let error as TransportError {
                 continuation.finish(throwing: KubeAPIError(kind: .transport(error), request: what))
@@ -54,7 +57,7 @@ extension KubeClient {
 
     private static func pump<R: KubeResource>(
         _ parts: AsyncThrowingStream<HTTPStreamPart, any Error>, into out: AsyncThrowingStream<WatchEvent<R>, any Error>.Continuation,
-        what: RequestDescription, credentials: Credentials
+        what: RequestDescription, credentials: Credentials, onConnected: (@Sendable () -> Void)?
     ) async throws {
         var status = 0
         var errorBody = Data()
@@ -69,7 +72,9 @@ extension KubeClient {
         }
         for try await part in parts {
             switch part {
-            case .head(let code, _): status = code
+            case .head(let code, _):
+                status = code
+                if code == 200 { onConnected?() }
             case .data(let data):
                 if status != 200 {
                     errorBody.append(data)
@@ -87,7 +92,9 @@ extension KubeClient {
 }
 
 /// Decodes one watch event line.
-public func decodeWatchEvent<R: KubeResource>(_ type: R.Type, line: [UInt8], decoder: JSONDecoder = JSONDecoder()) throws -> WatchEvent<R> {
+/// The line is checked against `JSONLimits` first: a deep or huge event is an error, not a crash.
+public func decodeWatchEvent<R: KubeResource>(_ type: R.Type, line: [UInt8], decoder: JSONDecoder = JSONDecoder(), limits: JSONLimits = .default) throws -> WatchEvent<R> {
+    try limits.check(line)
     let data = Data(line)
     let head = try decoder.decode(WatchEventHead.self, from: data)
     switch head.type {

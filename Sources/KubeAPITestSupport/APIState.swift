@@ -37,6 +37,20 @@ struct Watcher: Sendable {
     /// Writes one event line (type, object) to the connection.
     var send: @Sendable (String, JSONValue) -> Void
 
+    /// How this watch sees an event, as the real server's watch cache: a change that makes an
+    /// object start matching the selectors is ADDED, one that makes it stop matching is DELETED
+    /// (with the new object); nil when the watch does not see it at all.
+    func view(of e: APIState.Event) -> String? {
+        let now = wants(e.object, resourceID: e.resourceID)
+        guard e.type == "MODIFIED", let previous = e.previous else { return now ? e.type : nil }
+        switch (wants(previous, resourceID: e.resourceID), now) {
+        case (true, true): return "MODIFIED"
+        case (false, true): return "ADDED"
+        case (true, false): return "DELETED"
+        case (false, false): return nil
+        }
+    }
+
     func wants(_ object: JSONValue, resourceID: String) -> Bool {
         guard resourceID == resource.id else { return false }
         if let namespace, object["metadata"]?["namespace"]?.stringValue != namespace { return false }
@@ -52,6 +66,8 @@ final class APIState: @unchecked Sendable {
         var resourceID: String
         var type: String
         var object: JSONValue
+        /// For MODIFIED: the object before the change (selector transitions, see `Watcher.view`).
+        var previous: JSONValue? = nil
     }
 
     private let lock = NIOLock()
@@ -63,6 +79,41 @@ final class APIState: @unchecked Sendable {
     private var watchers: [UInt64: Watcher] = [:]
     private var nextWatcher: UInt64 = 1
     private var uidCounter = 0
+    /// ClusterIPs in use (from --service-cluster-ip-range 10.96.0.0/16, as the envtest server).
+    private var allocatedClusterIPs: Set<String> = ["10.96.0.1"]
+    private var nextClusterIP = 10
+
+    /// Gives a Service without `spec.clusterIP` the next free address; refuses one already in use
+    /// with the real server's 422. Headless (`None`) and ExternalName Services get none. Call under the lock.
+    private func allocateClusterIP(_ object: JSONValue, name: String) throws -> JSONValue {
+        var o = object
+        if o["spec"]?["type"]?.stringValue == "ExternalName" { return o }
+        if let ip = o["spec"]?["clusterIP"]?.stringValue, !ip.isEmpty {
+            guard ip == "None" || !allocatedClusterIPs.contains(ip) else {
+                let message = "spec.clusterIPs: Invalid value: []string{\"\(ip)\"}: failed to allocate IP \(ip): provided IP is already allocated"
+                throw APIFailure(
+                    code: 422, reason: "Invalid", message: "Service \"\(name)\" is invalid: \(message)",
+                    details: .object([
+                        "name": .string(name), "kind": .string("Service"),
+                        "causes": .array([.object([
+                            "reason": .string("FieldValueInvalid"), "field": .string("spec.clusterIPs"),
+                            "message": .string("Invalid value: []string{\"\(ip)\"}: failed to allocate IP \(ip): provided IP is already allocated"),
+                        ])]),
+                    ]))
+            }
+        } else {
+            var ip: String
+            repeat {
+                ip = "10.96.\(nextClusterIP / 256).\(nextClusterIP % 256)"
+                nextClusterIP += 1
+            } while allocatedClusterIPs.contains(ip)
+            var spec = o["spec"]?.objectValue ?? [:]
+            spec["clusterIP"] = .string(ip)
+            spec["clusterIPs"] = .array([.string(ip)])
+            o["spec"] = .object(spec)
+        }
+        return o
+    }
 
     var currentResourceVersion: Int { lock.withLock { rv } }
 
@@ -155,13 +206,17 @@ final class APIState: @unchecked Sendable {
         try Validation.validate(r, object)
         let (event, stored) = try lock.withLock { () throws -> (Event, JSONValue) in
             let key = Self.key(namespace: r.namespaced ? namespace : nil, name: name)
+            // Like the real server: the ClusterIP is allocated (or refused, 422) before the name is
+            // checked (409); a create that then fails releases what it allocated.
+            var o = object
+            if r.plural == "services", r.group.isEmpty { o = try allocateClusterIP(o, name: name) }
             if objects[r.id]?[key] != nil {
                 throw APIFailure(code: 409, reason: "AlreadyExists", message: "\(r.plural)\(r.group.isEmpty ? "" : "." + r.group) \"\(name)\" already exists",
                                  details: .object(["name": .string(name), "kind": .string(r.plural)].merging(r.group.isEmpty ? [:] : ["group": .string(r.group)]) { a, _ in a }))
             }
             rv += 1
             uidCounter += 1
-            var o = object
+            if let ip = o["spec"]?["clusterIP"]?.stringValue, ip != "None" { allocatedClusterIPs.insert(ip) }
             var meta = o["metadata"]?.objectValue ?? [:]
             if r.namespaced { meta["namespace"] = .string(namespace ?? "default") } else { meta["namespace"] = nil }
             meta["uid"] = .string(String(format: "00000000-0000-4000-8000-%012d", uidCounter))
@@ -224,7 +279,7 @@ final class APIState: @unchecked Sendable {
             o["kind"] = old["kind"]
             o["apiVersion"] = old["apiVersion"]
             objects[r.id]![key] = o
-            let e = Event(rv: rv, resourceID: r.id, type: "MODIFIED", object: o)
+            let e = Event(rv: rv, resourceID: r.id, type: "MODIFIED", object: o, previous: old)
             history.append(e)
             return (e, o)
         }
@@ -238,6 +293,7 @@ final class APIState: @unchecked Sendable {
         let (event, removed) = try lock.withLock { () throws -> (Event, JSONValue) in
             let key = Self.key(namespace: r.namespaced ? namespace : nil, name: name)
             guard var o = objects[r.id]?.removeValue(forKey: key) else { throw APIFailure.notFound(r, name) }
+            if r.plural == "services", r.group.isEmpty, let ip = o["spec"]?["clusterIP"]?.stringValue { allocatedClusterIPs.remove(ip) }
             rv += 1
             o["metadata"]?["resourceVersion"] = .string(String(rv))
             let e = Event(rv: rv, resourceID: r.id, type: "DELETED", object: o)
@@ -249,8 +305,8 @@ final class APIState: @unchecked Sendable {
     }
 
     private func broadcast(_ e: Event) {
-        let targets = lock.withLock { watchers.values.filter { $0.wants(e.object, resourceID: e.resourceID) } }
-        for w in targets { w.send(e.type, e.object) }
+        let targets = lock.withLock { watchers.values.compactMap { w in w.view(of: e).map { (w, $0) } } }
+        for (w, type) in targets { w.send(type, e.object) }
     }
 
     // MARK: watch
@@ -264,7 +320,7 @@ final class APIState: @unchecked Sendable {
                 guard let from = Int(text), from >= compactedRV else {
                     throw APIFailure.expired("The resourceVersion for the provided watch is too old.")
                 }
-                replay = history.filter { $0.rv > from && w.wants($0.object, resourceID: $0.resourceID) }.map { ($0.type, $0.object) }
+                replay = history.filter { $0.rv > from }.compactMap { e in w.view(of: e).map { ($0, e.object) } }
             } else {
                 replay = (objects[w.resource.id] ?? [:]).sorted { $0.key < $1.key }.map(\.value)
                     .filter { w.wants($0, resourceID: w.resource.id) }.map { ("ADDED", $0) }
@@ -308,6 +364,7 @@ final class APIState: @unchecked Sendable {
     func reset() {
         lock.withLock {
             objects.removeAll()
+            allocatedClusterIPs = ["10.96.0.1"]
             rv += 100
             compactedRV = rv
             history.removeAll()

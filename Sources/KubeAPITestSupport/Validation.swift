@@ -14,9 +14,10 @@ enum Validation {
             }
         }
         guard !causes.isEmpty else { return }
+        // As the real server's aggregate error: one cause bare, several in brackets.
         let summary = causes.map { "\($0.field): \($0.message)" }.joined(separator: ", ")
         throw APIFailure(
-            code: 422, reason: "Invalid", message: "Service \"\(name)\" is invalid: [\(summary)]",
+            code: 422, reason: "Invalid", message: "Service \"\(name)\" is invalid: \(causes.count == 1 ? summary : "[\(summary)]")",
             details: .object([
                 "name": .string(name), "kind": .string("Service"),
                 "causes": .array(causes.map { .object(["reason": .string("FieldValueInvalid"), "message": .string($0.message), "field": .string($0.field)]) }),

@@ -99,9 +99,13 @@ public struct LoadBalancerStatus: Codable, Hashable, Sendable {
 public struct LoadBalancerIngress: Codable, Hashable, Sendable {
     public var ip: String?
     public var hostname: String?
-    public init(ip: String? = nil, hostname: String? = nil) {
+    /// `VIP` (the default when absent): traffic arrives with `ip` as its destination, so the node
+    /// serves it; `Proxy`: the load balancer delivers it to the node/pod itself, so the node must not.
+    public var ipMode: String?
+    public init(ip: String? = nil, hostname: String? = nil, ipMode: String? = nil) {
         self.ip = ip
         self.hostname = hostname
+        self.ipMode = ipMode
     }
 }
 

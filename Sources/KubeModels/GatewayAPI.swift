@@ -82,13 +82,41 @@ public struct Listener: Codable, Hashable, Sendable {
     /// HTTP, HTTPS, TLS, TCP, UDP.
     public var `protocol`: String
     public var allowedRoutes: AllowedRoutes?
+    /// HTTPS and TLS listeners: how TLS is handled and with which certificates.
+    public var tls: GatewayTLSConfig?
 
-    public init(name: String, hostname: String? = nil, port: Int, protocol: String, allowedRoutes: AllowedRoutes? = nil) {
+    public init(name: String, hostname: String? = nil, port: Int, protocol: String, allowedRoutes: AllowedRoutes? = nil, tls: GatewayTLSConfig? = nil) {
         self.name = name
         self.hostname = hostname
         self.port = port
         self.protocol = `protocol`
         self.allowedRoutes = allowedRoutes
+        self.tls = tls
+    }
+}
+
+/// `listeners[].tls`.
+public struct GatewayTLSConfig: Codable, Hashable, Sendable {
+    /// Terminate (default) or Passthrough.
+    public var mode: String?
+    public var certificateRefs: [SecretObjectReference]?
+    public init(mode: String? = nil, certificateRefs: [SecretObjectReference]? = nil) {
+        self.mode = mode
+        self.certificateRefs = certificateRefs
+    }
+}
+
+/// A reference to a Secret (group "" and kind "Secret" by default), possibly in another namespace.
+public struct SecretObjectReference: Codable, Hashable, Sendable {
+    public var group: String?
+    public var kind: String?
+    public var name: String
+    public var namespace: String?
+    public init(group: String? = nil, kind: String? = nil, name: String, namespace: String? = nil) {
+        self.group = group
+        self.kind = kind
+        self.name = name
+        self.namespace = namespace
     }
 }
 

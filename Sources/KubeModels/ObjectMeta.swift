@@ -9,11 +9,13 @@ public struct ObjectMeta: Codable, Hashable, Sendable {
     public var annotations: [String: String]?
     public var ownerReferences: [OwnerReference]?
     public var deletionTimestamp: String?
+    /// RFC 3339, e.g. "2026-11-24T11:13:15Z": orders Gateway API routes (the oldest wins ties).
+    public var creationTimestamp: String?
 
     public init(
         name: String, namespace: String? = nil, uid: String? = nil, resourceVersion: String? = nil,
         generation: Int64? = nil, labels: [String: String]? = nil, annotations: [String: String]? = nil,
-        ownerReferences: [OwnerReference]? = nil, deletionTimestamp: String? = nil
+        ownerReferences: [OwnerReference]? = nil, deletionTimestamp: String? = nil, creationTimestamp: String? = nil
     ) {
         self.name = name
         self.namespace = namespace
@@ -24,6 +26,7 @@ public struct ObjectMeta: Codable, Hashable, Sendable {
         self.annotations = annotations
         self.ownerReferences = ownerReferences
         self.deletionTimestamp = deletionTimestamp
+        self.creationTimestamp = creationTimestamp
     }
 
     /// Decodes leniently: a BOOKMARK event's object carries only `resourceVersion`, so `name` may be absent.
@@ -38,6 +41,7 @@ public struct ObjectMeta: Codable, Hashable, Sendable {
         annotations = try c.decodeIfPresent([String: String].self, forKey: .annotations)
         ownerReferences = try c.decodeIfPresent([OwnerReference].self, forKey: .ownerReferences)
         deletionTimestamp = try c.decodeIfPresent(String.self, forKey: .deletionTimestamp)
+        creationTimestamp = try c.decodeIfPresent(String.self, forKey: .creationTimestamp)
     }
 }
 

@@ -35,9 +35,15 @@ public struct IPv6Address: Hashable, Comparable, Sendable, CustomStringConvertib
         self.low = low
     }
 
-    /// Parses RFC 4291 text forms, including "::" compression (no embedded IPv4 tail).
+    /// Parses RFC 4291 text forms, including "::" compression and a dotted-quad IPv4 tail in the
+    /// last 32 bits ("::ffff:10.0.0.4").
     public init?(_ text: some StringProtocol) {
-        let s = String(text)
+        var s = String(text)
+        // An embedded IPv4 tail stands for the last two groups.
+        if let lastColon = s.lastIndex(of: ":"), s[lastColon...].contains(".") {
+            guard let v4 = IPv4Address(s[s.index(after: lastColon)...]) else { return nil }
+            s = String(s[...lastColon]) + String(v4.value >> 16, radix: 16) + ":" + String(v4.value & 0xFFFF, radix: 16)
+        }
         guard s.contains(":"), s.allSatisfy({ $0.isHexDigit || $0 == ":" }) else { return nil }
         // Split on the one allowed "::".
         var halves: [String] = []
@@ -89,6 +95,12 @@ public struct IPv6Address: Hashable, Comparable, Sendable, CustomStringConvertib
         return head + "::" + tail
     }
 
+    /// The IPv4 address of an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, RFC 4291 2.5.5.2); nil otherwise.
+    public var ipv4Mapped: IPv4Address? {
+        guard high == 0, low >> 32 == 0xFFFF else { return nil }
+        return IPv4Address(UInt32(truncatingIfNeeded: low))
+    }
+
     public static func < (lhs: IPv6Address, rhs: IPv6Address) -> Bool {
         (lhs.high, lhs.low) < (rhs.high, rhs.low)
     }
@@ -99,9 +111,17 @@ public enum IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible {
     case v4(IPv4Address)
     case v6(IPv6Address)
 
-    /// Parses an IPv4 or IPv6 address; nil for anything else.
+    /// Parses an IPv4 or IPv6 address; nil for anything else. An IPv4-mapped IPv6 address
+    /// (`::ffff:10.0.0.4`, `::ffff:a00:4`) is the IPv4 address it maps: that is what a socket
+    /// using it reaches.
     public init?(_ text: some StringProtocol) {
-        if let v4 = IPv4Address(text) { self = .v4(v4) } else if let v6 = IPv6Address(text) { self = .v6(v6) } else { return nil }
+        if let v4 = IPv4Address(text) {
+            self = .v4(v4)
+        } else if let v6 = IPv6Address(text) {
+            self = v6.ipv4Mapped.map(IPAddress.v4) ?? .v6(v6)
+        } else {
+            return nil
+        }
     }
 
     public var description: String {

@@ -52,6 +52,7 @@ struct TranslationRun {
             return
         }
         if spec.clusterIP == "None" || spec.clusterIPs?.first == "None" { return }  // Headless: DNS only.
+        guard KubeProxyRules.isServedByPortway(service) else { return }  // Another proxy's (labels).
         guard let ports = spec.ports, !ports.isEmpty else { return }
 
         let shape = parseShape(service, type: type, object: object)
@@ -150,8 +151,16 @@ struct TranslationRun {
         }
         if type == .loadBalancer {
             // Hostname-only ingress entries (some cloud balancers) give no address to serve.
-            let ingress = (service.status?.loadBalancer?.ingress ?? []).enumerated().compactMap { i, entry in
-                entry.ip.map { ($0, "status.loadBalancer.ingress[\(i)].ip") }
+            // Only VIP-mode entries (ipMode VIP or absent) are addresses this node serves.
+            var ingress: [(String, String)] = []
+            for (i, entry) in (service.status?.loadBalancer?.ingress ?? []).enumerated() {
+                guard let ip = entry.ip else { continue }
+                switch KubeProxyRules.ingressMode(entry) {
+                case .vip: ingress.append((ip, "status.loadBalancer.ingress[\(i)].ip"))
+                case .proxy: continue
+                case .unknown(let mode):
+                    warn(object, "status.loadBalancer.ingress[\(i)].ipMode", "unknown ipMode \"\(mode)\" (VIP or Proxy); no frontend for \(ip)")
+                }
             }
             shape.loadBalancerIPs = parseIPs(ingress, object: object)
         }

@@ -2,6 +2,7 @@ import Agent
 import ArgumentParser
 import BPFMaps
 import Datapath
+import FileSource
 import Foundation
 import LoadBalancer
 import Logging
@@ -30,6 +31,8 @@ struct AgentCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("device"), help: ArgumentHelp("An external device to attach the datapath to, repeatable.", valueName: "DEV"))
     var devices: [String] = []
+
+    @OptionGroup var datapathFeatures: DatapathFeatureOptions
 
     @Flag(help: "Program the maps only; do not load or attach the BPF programs.")
     var noDatapath = false
@@ -74,6 +77,10 @@ struct AgentCommand: AsyncParsableCommand {
         if devices.isEmpty && !noDatapath { throw ValidationError("give at least one --device (or --no-datapath to program the maps only)") }
         if let name = nodeName, name.isEmpty { throw ValidationError("--node-name must not be empty") }
         if directory != nil, kubeconfig != nil || context != nil { throw ValidationError("--from-dir reads files; it cannot be combined with --kubeconfig/--context") }
+        if let directory {
+            // A mistyped directory is an error now, not an empty state later.
+            do { try FileSource.checkDirectory(directory) } catch { throw ValidationError("--from-dir: \(error)") }
+        }
         for (flag, size) in [("--service-map-size", serviceMapSize), ("--backend-map-size", backendMapSize), ("--revnat-map-size", revnatMapSize),
                              ("--affinity-map-size", affinityMapSize), ("--ct-map-size", ctMapSize), ("--snat-map-size", snatMapSize)] where size == 0 {
             throw ValidationError("\(flag) must be at least 1")
@@ -98,11 +105,11 @@ struct AgentCommand: AsyncParsableCommand {
         if noDatapath {
             installer = nil
         } else {
-            let devices = devices, bpfObject = bpfObject
+            let devices = devices, bpfObject = bpfObject, features = datapathFeatures
             installer = { maps in
                 let byName = Dictionary(uniqueKeysWithValues: MapKind.allCases.map { ($0.pinName, maps[$0].maxEntries) })
-                return try Datapath.install(DatapathOptions(devices: devices, bpffs: maps.directory, objectPath: bpfObject, mapSizes: byName))
-                    .map(\.description)
+                let options = features.options(devices: devices, bpffs: maps.directory, objectPath: bpfObject, mapSizes: byName)
+                return try Datapath.install(options).map(\.description) + [Datapath.hostRouting(options)?.description ?? "host routing unknown"]
             }
         }
         let pipeline = MapSyncPipeline(options: options, logger: logger, installer: installer)

@@ -6,7 +6,7 @@ struct Portway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portway",
         abstract: "Kubernetes Service load balancing in eBPF, with an L7 proxy for Gateway traffic.",
-        subcommands: [Version.self, Translate.self, BPF.self, AgentCommand.self]
+        subcommands: [Version.self, Translate.self, Routes.self, Explain.self, BPF.self, AgentCommand.self]
     )
 }
 

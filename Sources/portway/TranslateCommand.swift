@@ -8,8 +8,9 @@ struct Translate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print the desired L4 load-balancer state for a directory of Kubernetes YAML objects.",
         discussion: """
-        Reads Services, EndpointSlices, Endpoints and Nodes from the *.yaml/*.yml files under DIR \
-        and prints the frontends and backends this node would program. The JSON schema is in docs/CLI-JSON.md.
+        Reads Services, EndpointSlices, Endpoints, Nodes and Gateway API objects from the *.yaml/*.yml files \
+        under DIR and prints the frontends and backends this node would program (the frontends of Portway's \
+        Gateways go to the L7 proxy). The JSON schema is in docs/CLI-JSON.md.
         """
     )
 

@@ -77,4 +77,26 @@ struct LBListingTests {
             #expect(listing.table.contains("10.0.0.9:80/TCP (0)  0.0.0.0:0 (5) (0) [NodePort]"))
         }
     }
+
+    @Test("a real pinned master with count+qcount over 65,535 is listed with a warning, not a trap (issue 12, defect 5)")
+    func countOverflowOnRealPin() throws {
+        try withBPFFS { fs in
+            let maps = try fs.maps()
+            var key = pw_lb4_key()
+            key.address = IPv4Address(10, 0, 0, 7).value.bigEndian
+            key.dport = UInt16(53).bigEndian
+            key.proto = 17
+            var master = pw_lb4_service()
+            master.count = 65_535
+            master.qcount = 65_535
+            master.rev_nat_index = UInt16(3).bigEndian
+            try maps.services.update(key, master)
+            let listing = try LBListing.read(from: maps)
+            #expect(listing.frontends.count == 1)
+            #expect(listing.warnings.map(\.description).prefix(2) == [
+                "pw_lb4_services 10.0.0.7:53/UDP: count: count+qcount is 65535+65535 = 131070, more than the 65535 slots a key can address",
+                "pw_lb4_services 10.0.0.7:53/UDP: slots 1...65535: missing, but the master counts 65535+65535 backends",
+            ])
+        }
+    }
 }

@@ -29,7 +29,7 @@ struct MapSetTests {
         try withBPFFS { fs in
             _ = try fs.maps()
             var sizes = BPFFSFixture.smallSizes
-            sizes.backends = 2048
+            sizes[.backends] = 2048
             #expect {
                 _ = try fs.maps(sizes)
             } throws: { error in

@@ -193,7 +193,7 @@ struct MapWriterTests {
             // The operator resizes the backends map: pin removed, recreated empty with another size.
             #expect(unlink(fs.directory + "/pw_lb4_backends") == 0)
             var sizes = BPFFSFixture.smallSizes
-            sizes.backends = 2048
+            sizes[.backends] = 2048
             let maps = try fs.maps(sizes)
             let restarted = try MapWriter(maps: maps)
             let summary = restarted.sync(state(Self.web, Self.api))
@@ -205,11 +205,11 @@ struct MapWriterTests {
         }
     }
 
-    @Test("a full backends map names the map and its flag, keeps what fit, leaves nothing half-written")
+    @Test("a backends map too small names the map and its flag, keeps what fit, leaves nothing half-written")
     func fullBackendsMap() throws {
         try withBPFFS { fs in
             var sizes = BPFFSFixture.smallSizes
-            sizes.backends = 4
+            sizes[.backends] = 4
             let maps = try fs.maps(sizes)
             let writer = try MapWriter(maps: maps)
             let a = entry("10.0.0.1", 1, name: "a", backends: [backend("10.1.0.1"), backend("10.1.0.2")])
@@ -219,20 +219,23 @@ struct MapWriterTests {
             #expect(summary.failures.count == 1)
             let failure = try #require(summary.failures.first)
             #expect(failure.subject == "10.0.0.1:2/TCP")
-            #expect(failure.error == .mapFull(map: "pw_lb4_backends", maxEntries: 4, sizeFlag: "--backend-map-size"))
-            #expect(failure.description.contains("pw_lb4_backends is full (4 entries, --backend-map-size)"))
+            #expect(failure.error == .doesNotFit(map: "pw_lb4_backends", needed: 6, maxEntries: 4, sizeFlag: "--backend-map-size"))
+            #expect(failure.description.contains("pw_lb4_backends needs 6 entries, has 4: raise --backend-map-size"))
+            #expect(summary.shortfall == "pw_lb4_backends needs 6 entries, has 4: raise --backend-map-size")
             #expect(try view(maps, a.frontend)?.backends.count == 2)
             #expect(try view(maps, c.frontend)?.backends.count == 2)
             let programmed = try ProgrammedState.read(from: maps)
             #expect(programmed.services[ServiceMapKey(b.frontend)!] == nil, "no master, no slots for b")
-            #expect(programmed.backends.count == 3, "b's partial backends are gone")
+            #expect(programmed.backends.count == 3, "nothing of b was written")
             #expect(programmed.reverseNAT.count == 2 && writer.revNatID(for: b.frontend) == nil)
 
-            // An existing frontend whose update does not fit keeps its old entries.
+            // An existing frontend whose update does not fit while it is written (the new backends
+            // come before the old ones go) keeps its old entries.
             var a2 = a
             a2.backends = [backend("10.4.0.1"), backend("10.4.0.2")]
             let update = writer.sync(state(a2, c))
             #expect(update.failures.map(\.subject) == ["10.0.0.1:1/TCP"])
+            #expect(update.failures.first?.error == .mapFull(map: "pw_lb4_backends", maxEntries: 4, sizeFlag: "--backend-map-size"))
             #expect(try view(maps, a.frontend)?.backends.map { "\($0.address)" } == ["10.1.0.1", "10.1.0.2"])
             #expect(try ProgrammedState.read(from: maps).backends.count == 3)
             #expect(try ProgrammedState.read(from: maps) == writer.programmed)
@@ -244,22 +247,23 @@ struct MapWriterTests {
         }
     }
 
-    @Test("a full services map rolls the frontend back, slots and reverse NAT included")
+    @Test("a services map too small: the frontend that does not fit is not written at all")
     func fullServicesMap() throws {
         try withBPFFS { fs in
             var sizes = BPFFSFixture.smallSizes
-            sizes.services = 5
+            sizes[.services] = 5
             let maps = try fs.maps(sizes)
             let writer = try MapWriter(maps: maps)
             let a = entry("10.0.0.1", 1, name: "a", backends: [backend("10.1.0.1"), backend("10.1.0.2")])
             let b = entry("10.0.0.1", 2, name: "b", backends: [backend("10.1.0.1"), backend("10.1.0.3")])
             let summary = writer.sync(state(a, b))
-            #expect(summary.failures.map(\.description) == ["10.0.0.1:2/TCP: pw_lb4_services is full (5 entries, --service-map-size)"])
+            #expect(summary.failures.map(\.description) == ["10.0.0.1:2/TCP: pw_lb4_services needs 6 entries, has 5: raise --service-map-size"])
+            #expect(summary[.services].deletes == 0 && summary[.backends].deletes == 0, "nothing to roll back")
             let programmed = try ProgrammedState.read(from: maps)
             #expect(programmed.services.keys.map(\.port) == [1])
             #expect(programmed.services.values.first?.slots.count == 2)
             #expect(programmed.reverseNAT.count == 1)
-            #expect(programmed.backends.count == 2, "10.1.0.3 was written for b, then pruned")
+            #expect(programmed.backends.count == 2, "10.1.0.3 was never written")
         }
     }
 

@@ -86,6 +86,39 @@ struct AgentSurvivalTests {
         throw CommandError(command: ["portway", "agent"], status: -1, output: "the frontend was never programmed")
     }
 
+    @Test("portway bpf attach|status|detach: the host routing mode and why, pod devices and socket-LB hooks")
+    func bpfCommands() async throws {
+        try await withLab(prefix: "pwdp") { lab in
+            let object = try ObjectLocator.locate(explicit: nil, currentDirectory: Lab.packageRoot)
+            let cgroup = try await onDedicatedThread { try lab.makeCgroup() }
+            let nsenter = ["nsenter", "--net=/var/run/netns/\(lab.node)", portwayBinary!, "bpf"]
+            let common = ["--device", Lab.device, "--pod-device", Lab.podDevice, "--bpffs", lab.bpffs]
+            func portway(_ args: [String]) async throws -> String {
+                try await onDedicatedThread { try run(nsenter + args) }
+            }
+            let attached = try await portway(
+                ["attach"] + common + ["--bpf-object", object, "--no-host-routing", "--socket-lb", "--cgroup-path", cgroup])
+            #expect(attached.contains("\(Lab.podDevice) ingress tcx"))
+            #expect(attached.contains("cgroup \(cgroup) connect4 cgroup-link"))
+            #expect(attached.contains("host routing off (--no-host-routing"))
+
+            let status = try await portway(["status"] + common)
+            #expect(status.contains("\(Lab.device) ingress: tcx prog"))
+            #expect(status.contains("\(Lab.podDevice) egress: tcx prog"))
+            #expect(status.contains("connect4: cgroup-link prog"), "\(status)")
+            #expect(status.contains("host routing off (--no-host-routing"))
+
+            _ = try await portway(["attach"] + common + ["--bpf-object", object])
+            let switched = try await portway(["status"] + common)
+            #expect(switched.contains("host routing on ("))
+            #expect(!switched.contains("cgroup-link"), "socket-LB off removes its links: \(switched)")
+
+            let detached = try await portway(["detach"] + common)
+            #expect(detached.contains("detached"))
+            #expect(try await portway(["status"] + common).contains("host routing: nothing attached"))
+        }
+    }
+
     @Test("YAML through the agent reaches local and remote backends; traffic survives SIGKILL; a restart keeps serving")
     func agentKillAndRestart() async throws {
         try await withLab { lab in

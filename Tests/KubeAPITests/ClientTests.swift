@@ -77,7 +77,7 @@ struct ClientTests {
             ("409", { _ = try await client.create(service("s1")) }, 409, "AlreadyExists",
              "alreadyExists: create services \"s1\" in namespace demo: services \"s1\" already exists"),
             ("422", { _ = try await client.create(service("bad", port: 99999)) }, 422, "Invalid",
-             "invalid: create services \"bad\" in namespace demo: Service \"bad\" is invalid: [spec.ports[0].port: Invalid value: 99999: must be between 1 and 65535, inclusive]"),
+             "invalid: create services \"bad\" in namespace demo: Service \"bad\" is invalid: spec.ports[0].port: Invalid value: 99999: must be between 1 and 65535, inclusive"),
             ("401", { _ = try await KubeClient(config: server.clusterConfig(token: "wrong")).list(Service.self) }, 401, "Unauthorized",
              "unauthorized: list services cluster-wide: Unauthorized"),
             ("403", { _ = try await KubeClient(config: server.clusterConfig(token: "viewer-token")).list(EndpointSlice.self) }, 403, "Forbidden",

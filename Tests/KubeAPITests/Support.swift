@@ -4,12 +4,30 @@ import KubeAPITestSupport
 import KubeModels
 import Testing
 
-/// The recorded exchanges, read in place (never copied into the repo).
-let tracesDirectory: String = {
+/// The project's read-only fixtures beside the package (`../shared`), or `$PORTWAY_SHARED_DIR`
+/// (point it at a missing folder to check that the dependent tests skip, as in a user's clone).
+let sharedDirectory: String = {
+    if let dir = ProcessInfo.processInfo.environment["PORTWAY_SHARED_DIR"], !dir.isEmpty { return dir }
     let here = URL(fileURLWithPath: #filePath)  // .../Tests/KubeAPITests/Support.swift
     return here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("shared/k8s-api-traces").path
+        .deletingLastPathComponent().appendingPathComponent("shared").path
 }()
+
+/// The recorded exchanges, read in place (never copied into the repo).
+let tracesDirectory: String = sharedDirectory + "/k8s-api-traces"
+
+/// Whether `../shared/<sub>` exists; prints once why the tests that need it are skipped.
+enum SharedFixtures {
+    static let traces: Bool = present("k8s-api-traces")
+    static let gatewayCRDs: Bool = present("gateway-api-crds")
+
+    private static func present(_ sub: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        let ok = FileManager.default.fileExists(atPath: "\(sharedDirectory)/\(sub)", isDirectory: &isDirectory) && isDirectory.boolValue
+        if !ok { print("skipped: tests needing \(sharedDirectory)/\(sub) (../shared beside the package, or $PORTWAY_SHARED_DIR): it is absent") }
+        return ok
+    }
+}
 
 /// One recorded `curl -i` exchange.
 struct Trace {
@@ -102,10 +120,12 @@ func eventually(_ what: String, timeout: Duration = .seconds(20), _ condition: (
 
 struct EventuallyFailed: Error { var what: String }
 
-func service(_ name: String, namespace: String = "demo", port: Int = 80, nodePort: Int? = nil, labels: [String: String]? = nil) -> Service {
+/// A Service for the API tests. No clusterIP: the server allocates one (a fixed one would make a
+/// second create of the same name fail with 422 "already allocated" on a real server, not 409).
+func service(_ name: String, namespace: String = "demo", port: Int = 80, nodePort: Int? = nil, labels: [String: String]? = nil, clusterIP: String? = nil) -> Service {
     Service(
         metadata: ObjectMeta(name: name, namespace: namespace, labels: labels),
-        spec: ServiceSpec(type: nodePort == nil ? "ClusterIP" : "NodePort", clusterIP: "10.96.0.\(abs(name.hashValue % 200) + 10)",
+        spec: ServiceSpec(type: nodePort == nil ? "ClusterIP" : "NodePort", clusterIP: clusterIP,
                           ports: [ServicePort(name: "http", protocol: "TCP", port: port, targetPort: .int(8080), nodePort: nodePort)]))
 }
 

@@ -4,7 +4,7 @@ import KubeAPITestSupport
 import KubeModels
 import Testing
 
-@Suite("Recorded kube-apiserver traces decode with the slim models")
+@Suite("Recorded kube-apiserver traces decode with the slim models", .enabled(if: SharedFixtures.traces, "needs ../shared/k8s-api-traces"))
 struct TraceDecodingTests {
     @Test("list and get bodies")
     func plainReads() throws {
@@ -117,7 +117,7 @@ func shape(_ v: JSONValue, prefix: String = "") -> Set<String> {
     }
 }
 
-@Suite("The test API server answers like the recordings")
+@Suite("The test API server answers like the recordings", .enabled(if: SharedFixtures.traces, "needs ../shared/k8s-api-traces"))
 struct TraceShapeTests {
     /// Loads objs.yaml's web Service / EndpointSlice equivalents into the server.
     func seeded() async throws -> TestAPIServer {

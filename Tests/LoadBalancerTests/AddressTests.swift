@@ -22,3 +22,19 @@ import Testing
         #expect(IPAddress("10.0.0.1")! < IPAddress("10.0.0.2")!)
     }
 }
+
+@Suite("IPv4-mapped IPv6 addresses") struct IPv4MappedAddressTests {
+    @Test("::ffff:a.b.c.d and its hex form are the IPv4 address they map", arguments: ["::ffff:10.0.0.4", "::FFFF:10.0.0.4", "::ffff:a00:4", "0:0:0:0:0:ffff:10.0.0.4"])
+    func mappedIsIPv4(_ text: String) {
+        #expect(IPAddress(text) == .v4(IPv4Address(10, 0, 0, 4)))
+    }
+
+    @Test("other IPv6 addresses with a dotted tail stay IPv6, and broken tails are rejected")
+    func otherTails() {
+        #expect(IPv6Address("64:ff9b::10.0.0.4")?.description == "64:ff9b::a00:4")
+        #expect(IPAddress("64:ff9b::10.0.0.4")?.ipv4 == nil)
+        for bad in ["::ffff:10.0.0", "::ffff:10.0.0.256", "::ffff:10.0.0.4:1", "1:2:3:4:5:6:7:10.0.0.4", "10.0.0.4::"] {
+            #expect(IPAddress(bad) == nil, "\(bad)")
+        }
+    }
+}

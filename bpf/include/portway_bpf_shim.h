@@ -33,4 +33,12 @@ int portway_map_lookup(int fd, const void *key, void *value);
 int portway_map_delete(int fd, const void *key);
 int portway_map_next_key(int fd, const void *key, void *next_key);
 
+/// BPF_MAP_UPDATE_BATCH with BPF_ANY: writes *count key/value pairs (packed arrays) in one syscall.
+/// On return *count holds how many were written; returns 0 or -errno (the error of element *count).
+int portway_map_update_batch(int fd, const void *keys, const void *values, __u32 *count);
+
+/// What the pinned object at `path` is: 1 a map, 2 a program, 3 a link, 0 something else; -errno
+/// when it cannot be opened. (`bpf_obj_get` succeeds for any pinned object.)
+int portway_pinned_object_kind(const char *path);
+
 #endif

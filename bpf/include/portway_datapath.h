@@ -20,11 +20,18 @@ const char *portway_dp_log_captured(void);
 /// Creates a tcx link of prog_fd on ifindex (ingress != 0: TCX_INGRESS, else TCX_EGRESS).
 /// Returns the link fd or -errno.
 int portway_dp_tcx_link_create(int prog_fd, int ifindex, int ingress);
+/// Creates a cgroup link of prog_fd on the cgroup directory fd with a kernel attach type
+/// (BPF_CGROUP_INET4_CONNECT, ...). Returns the link fd or -errno.
+int portway_dp_cgroup_link_create(int prog_fd, int cgroup_fd, __u32 attach_type);
 /// Replaces the program of an existing link. Returns 0 or -errno.
 int portway_dp_link_update(int link_fd, int prog_fd);
 /// Reads a link's program id and, for tcx links, the ifindex and attach type it is attached to
 /// (ifindex 0 once the device is gone). Returns 0 or -errno.
 int portway_dp_link_info(int link_fd, __u32 *prog_id, __u32 *ifindex, __u32 *attach_type);
+/// Where a tcx or cgroup link is attached: its program id, `where` = the ifindex (tcx; 0 once
+/// the device is gone) or the cgroup id (cgroup), and the attach type. Other link types report
+/// where = 0 and attach_type = 0. Returns 0 or -errno.
+int portway_dp_link_target(int link_fd, __u32 *prog_id, __u64 *where, __u32 *attach_type);
 
 /// Attaches prog_fd to the clsact hook of ifindex (created if needed), handle 1, priority 1,
 /// replacing what is there. Returns 0 or -errno.
@@ -39,6 +46,32 @@ int portway_dp_map_info(int map_fd, __u32 *type, __u32 *key_size, __u32 *value_s
                         __u32 *map_flags);
 /// Reads a program's id. Returns 0 or -errno.
 int portway_dp_prog_id(int prog_fd, __u32 *id);
+
+/// Installs, in the calling thread's network namespace, the policy route that delivers packets
+/// marked for the L7 proxy locally: `ip rule add fwmark MARK/MASK lookup TABLE prio PRIO` and
+/// `ip route add local 0.0.0.0/0 dev lo table TABLE` (values from portway_maps.h). Existing
+/// entries are kept. Returns 0 or -errno.
+int portway_dp_proxy_route_install(void);
+
+/// 1 if the kernel offers bpf_redirect_neigh and bpf_fib_lookup to tc programs, 0 if not.
+int portway_dp_have_host_routing(void);
+
+/// Reads the load-time configuration (the .rodata value, struct pw_dp_config) of a loaded program
+/// by its id into out (size bytes). Returns 0, -ENOENT when the program has no such map, or -errno.
+int portway_dp_prog_config(__u32 prog_id, void *out, __u32 size);
+
+/// Receives one datagram on a UDP socket with IP_RECVORIGDSTADDR set: the payload (up to len
+/// bytes), the sender and the destination it was addressed to (addresses and ports in network
+/// order). Returns the payload length or -errno (-ENOMSG: no original destination came with it).
+int portway_dp_recv_origdst(int fd, void *buf, __u32 len, __u32 *src_addr, __u16 *src_port, __u32 *dst_addr,
+                            __u16 *dst_port);
+
+/// 1 if path is on a cgroup v2 filesystem, 0 if not, -errno if it cannot be examined.
+int portway_dp_is_cgroup2(const char *path);
+
+/// The cookie of the calling thread's network namespace (SO_NETNS_COOKIE, Linux 5.14+), the
+/// value bpf_get_netns_cookie() returns for sockets there. Returns 0 or -errno.
+int portway_dp_netns_cookie(__u64 *cookie);
 
 /// 1 if path is on a BPF filesystem (bpffs), 0 if not, -errno if it cannot be examined.
 int portway_dp_is_bpffs(const char *path);

@@ -17,14 +17,18 @@
 #define PW_MAP_AFFINITY   "pw_lb4_affinity"
 #define PW_MAP_CT         "pw_ct4"
 #define PW_MAP_SNAT       "pw_snat4"
+#define PW_MAP_SOCK_REVNAT "pw_sock4_revnat" /* socket-LB: (socket, backend) -> frontend; created by the loader */
 
-/* Default sizes (overridable by agent flags; the BPF object is resized before load). */
-#define PW_DEFAULT_SERVICE_MAP_SIZE  65536
-#define PW_DEFAULT_BACKEND_MAP_SIZE  65536
+/* Default sizes (overridable by agent flags; the BPF object is resized before load). The services
+ * and backends maps hold a cluster of 10,000 Services x 10 endpoints (110,002 entries) with room
+ * to spare, for about 46 MiB of kernel memory; see docs/OPERATING.md for the arithmetic. */
+#define PW_DEFAULT_SERVICE_MAP_SIZE  262144
+#define PW_DEFAULT_BACKEND_MAP_SIZE  262144
 #define PW_DEFAULT_REVNAT_MAP_SIZE   65536
 #define PW_DEFAULT_AFFINITY_MAP_SIZE 65536
 #define PW_DEFAULT_CT_MAP_SIZE       262144
 #define PW_DEFAULT_SNAT_MAP_SIZE     262144
+#define PW_DEFAULT_SOCK_REVNAT_MAP_SIZE 65536
 
 /* Service flags (struct pw_lb4_service.flags). */
 #define PW_SVC_FLAG_CLUSTER_IP     0x01
@@ -157,6 +161,45 @@ struct pw_snat4_val {
     __u64 last_seen_ns;
 };
 
+/* Socket-level LB: what a socket's connect/sendmsg was translated to, so recvmsg and
+ * getpeername can show the frontend again. Key: the socket cookie and the backend. */
+struct pw_sock4_revnat_key {
+    __u64 cookie;
+    __be32 backend_addr;
+    __be16 backend_port;
+    __u16 pad;
+};
+
+struct pw_sock4_revnat_val {
+    __be32 frontend_addr;
+    __be16 frontend_port;
+    __be16 rev_nat_index;
+};
+
+/* The datapath's load-time configuration: the one `const volatile` variable of the object
+ * (its .rodata), written by the loader before the programs are verified. */
+#define PW_CFG_HOST_ROUTING 0x01 /* forward with bpf_fib_lookup + bpf_redirect_neigh/peer */
+#define PW_CFG_SOCKET_LB    0x02 /* socket-LB is attached (informational) */
+#define PW_CFG_HOST_ROUTING_UNSUPPORTED 0x04 /* host routing was asked for, the kernel lacks it */
+
+/* skb->mark set on packets handed to the local L7 proxy, so the policy route
+ * (`ip rule fwmark PW_MARK_TO_PROXY/PW_MARK_TO_PROXY_MASK lookup PW_PROXY_ROUTE_TABLE`, with
+ * `local 0.0.0.0/0 dev lo` in that table) delivers them locally whatever their destination. */
+#define PW_MARK_TO_PROXY      0x0b00
+#define PW_MARK_TO_PROXY_MASK 0x0f00
+#define PW_PROXY_ROUTE_TABLE  2005
+#define PW_PROXY_RULE_PRIO    90
+
+/* Pod-facing devices host routing enters with bpf_redirect_peer (the first ones given). */
+#define PW_MAX_PEER_DEVICES 32
+
+struct pw_dp_config {
+    __u64 node_netns_cookie; /* the node's network namespace (sockets there reach L7LB via 127.0.0.1) */
+    __u32 flags;             /* PW_CFG_* */
+    __u32 peer_device_count; /* used entries of peer_ifindex */
+    __u32 peer_ifindex[PW_MAX_PEER_DEVICES]; /* --pod-device ifindexes (veths: redirect_peer) */
+};
+
 _Static_assert(sizeof(struct pw_lb4_key) == 12, "pw_lb4_key must be 12 bytes");
 _Static_assert(sizeof(struct pw_lb4_service) == 12, "pw_lb4_service must be 12 bytes");
 _Static_assert(sizeof(struct pw_lb4_backend) == 12, "pw_lb4_backend must be 12 bytes");
@@ -167,5 +210,8 @@ _Static_assert(sizeof(struct pw_ct4_key) == 16, "pw_ct4_key must be 16 bytes");
 _Static_assert(sizeof(struct pw_ct4_val) == 48, "pw_ct4_val must be 48 bytes");
 _Static_assert(sizeof(struct pw_snat4_key) == 16, "pw_snat4_key must be 16 bytes");
 _Static_assert(sizeof(struct pw_snat4_val) == 16, "pw_snat4_val must be 16 bytes");
+_Static_assert(sizeof(struct pw_sock4_revnat_key) == 16, "pw_sock4_revnat_key must be 16 bytes");
+_Static_assert(sizeof(struct pw_sock4_revnat_val) == 8, "pw_sock4_revnat_val must be 8 bytes");
+_Static_assert(sizeof(struct pw_dp_config) == 144, "pw_dp_config must be 144 bytes");
 
 #endif /* PORTWAY_MAPS_H */

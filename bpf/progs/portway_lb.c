@@ -1,4 +1,5 @@
-/* Portway's NodePort datapath: two tc programs for the node's external device(s).
+/* Portway's datapath: tc programs for the node's external devices (pw_ingress / pw_egress) and
+ * pod-facing devices (pw_from_pod / pw_to_pod), and cgroup socket hooks (portway_sock.h).
  *
  * pw_ingress: an IPv4 TCP/UDP packet whose (daddr, dport, proto) is a routable external-scope
  *   frontend (nodeIP:nodePort, LoadBalancer IP, external IP) is DNATed to a backend, chosen once
@@ -12,11 +13,20 @@
  * pw_egress: replies from backends on this node leave through the external device; their source
  *   is rewritten back to the frontend the client dialled.
  *
+ * pw_from_pod / pw_to_pod: the same for traffic entering from pods, where ClusterIPs (and the
+ *   internal scope of two-scope frontends) are served too; pw_to_pod translates the replies back
+ *   with the reverse-NAT map.
+ * L7LB frontends (flags2 L7LB) are never DNATed: the packet is handed to the local proxy socket
+ *   on the frontend's proxy port with bpf_sk_assign (TPROXY style), see pw_to_proxy.
+ *
  * Everything else passes untouched (TC_ACT_OK).
  */
 #include "portway_lb.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Set by the loader before load (the object's only .rodata variable): see struct pw_dp_config. */
+const volatile struct pw_dp_config pw_config = {};
 
 /* Picks a backend for a new flow: the affine one when session affinity holds, else a random
  * active backend, else (no active ones) a random terminating one. Returns the backend id or 0. */
@@ -116,6 +126,61 @@ static __always_inline __be16 pw_alloc_snat_port(const struct pw_pkt *p, __be32 
     return 0;
 }
 
+/* Whether host routing may enter this device's peer directly (a --pod-device veth). */
+static __always_inline int pw_is_peer_device(__u32 ifindex)
+{
+    __u32 i;
+
+    for (i = 0; i < PW_MAX_PEER_DEVICES; i++) {
+        if (i >= pw_config.peer_device_count)
+            break;
+        if (pw_config.peer_ifindex[i] == ifindex)
+            return 1;
+    }
+    return 0;
+}
+
+/* eBPF host routing: forwards a translated packet (source saddr, destination daddr) itself
+ * instead of letting it climb the stack (routing, netfilter FORWARD, neighbour output): a full
+ * FIB lookup as the stack would do it; a known neighbour gets its MACs written and a plain
+ * bpf_redirect (bpf_redirect_peer straight into the pod when the device is a pod's veth: the
+ * packet skips the veth pair's transmit path), an unresolved one bpf_redirect_neigh. Anything else the lookup reports
+ * (fragmentation needed, not forwarded, blackhole, local) falls back to the stack. */
+static __always_inline int pw_host_route(struct __sk_buff *skb, const struct pw_pkt *p, __be32 saddr, __be32 daddr,
+                                         __be16 sport, __be16 dport)
+{
+    struct bpf_fib_lookup fib = {};
+    long rc;
+
+    if (!(pw_config.flags & PW_CFG_HOST_ROUTING))
+        return TC_ACT_OK;
+    fib.family = AF_INET;
+    fib.l4_protocol = p->proto;
+    fib.sport = sport;
+    fib.dport = dport;
+    fib.tot_len = p->tot_len;
+    fib.ipv4_src = saddr;
+    fib.ipv4_dst = daddr;
+    fib.ifindex = skb->ingress_ifindex;
+    rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+    if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+        if (pw_dec_ttl(skb) < 0)
+            return TC_ACT_OK; /* let the stack send the ICMP time exceeded */
+        if (bpf_skb_store_bytes(skb, 0, fib.dmac, ETH_ALEN, 0) < 0 ||
+            bpf_skb_store_bytes(skb, ETH_ALEN, fib.smac, ETH_ALEN, 0) < 0)
+            return TC_ACT_SHOT;
+        if (pw_is_peer_device(fib.ifindex))
+            return bpf_redirect_peer(fib.ifindex, 0);
+        return bpf_redirect(fib.ifindex, 0);
+    }
+    if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+        if (pw_dec_ttl(skb) < 0)
+            return TC_ACT_OK;
+        return bpf_redirect_neigh(fib.ifindex, NULL, 0, 0);
+    }
+    return TC_ACT_OK;
+}
+
 /* Applies a flow's translation to a client -> frontend packet. */
 static __always_inline int pw_apply_forward(struct __sk_buff *skb, const struct pw_pkt *p, const struct pw_ct4_val *v)
 {
@@ -133,22 +198,165 @@ static __always_inline int pw_apply_forward(struct __sk_buff *skb, const struct 
          * leaves through this device). */
         return bpf_redirect_neigh(skb->ifindex, NULL, 0, 0);
     }
-    return TC_ACT_OK;
+    return pw_host_route(skb, p, p->saddr, v->backend_addr, p->sport, v->backend_port);
+}
+
+static __always_inline __sum16 pw_csum_fold(__u64 csum)
+{
+    csum = (csum & 0xffff) + (csum >> 16);
+    csum = (csum & 0xffff) + (csum >> 16);
+    csum = (csum & 0xffff) + (csum >> 16);
+    return (__sum16)~csum;
+}
+
+/* Answers a TCP packet for an L7LB frontend nobody listens for with a reset, built in place and
+ * sent back out of the device it came in on. The kernel cannot do it: the frontend (a ClusterIP,
+ * a LoadBalancer IP) is not a local address, so its own reset would not be routable. RFC 9293:
+ * with an ACK the reset takes its sequence number from it, else it acknowledges the segment. */
+static __always_inline int pw_reply_reset(struct __sk_buff *skb, const struct pw_pkt *p)
+{
+    struct {
+        __be32 saddr;
+        __be32 daddr;
+        __u8 zero;
+        __u8 proto;
+        __be16 len;
+    } pseudo = {};
+    struct ethhdr eth;
+    struct iphdr ip = {};
+    struct tcphdr in, rst = {};
+    __u8 mac[ETH_ALEN];
+    __u32 payload;
+    __u64 csum;
+
+    if (p->l4_off != ETH_HLEN + sizeof(struct iphdr))
+        return TC_ACT_SHOT; /* IP options: not worth a reset, drop */
+    if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0 || bpf_skb_load_bytes(skb, p->l4_off, &in, sizeof(in)) < 0)
+        return TC_ACT_SHOT;
+    if (in.rst)
+        return TC_ACT_SHOT;
+    payload = p->tot_len - sizeof(struct iphdr) - in.doff * 4;
+    rst.source = in.dest;
+    rst.dest = in.source;
+    rst.doff = 5;
+    rst.rst = 1;
+    if (in.ack) {
+        rst.seq = in.ack_seq;
+    } else {
+        rst.ack = 1;
+        rst.ack_seq = bpf_htonl(bpf_ntohl(in.seq) + payload + in.syn + in.fin);
+    }
+    ip.version = 4;
+    ip.ihl = 5;
+    ip.tot_len = bpf_htons(sizeof(ip) + sizeof(rst));
+    ip.frag_off = bpf_htons(0x4000); /* DF */
+    ip.ttl = 64;
+    ip.protocol = IPPROTO_TCP;
+    ip.saddr = p->daddr;
+    ip.daddr = p->saddr;
+    ip.check = pw_csum_fold(bpf_csum_diff(NULL, 0, (__be32 *)&ip, sizeof(ip), 0));
+    pseudo.saddr = ip.saddr;
+    pseudo.daddr = ip.daddr;
+    pseudo.proto = IPPROTO_TCP;
+    pseudo.len = bpf_htons(sizeof(rst));
+    csum = bpf_csum_diff(NULL, 0, (__be32 *)&pseudo, sizeof(pseudo), 0);
+    rst.check = pw_csum_fold(bpf_csum_diff(NULL, 0, (__be32 *)&rst, sizeof(rst), (__u32)csum));
+    __builtin_memcpy(mac, eth.h_dest, ETH_ALEN);
+    __builtin_memcpy(eth.h_dest, eth.h_source, ETH_ALEN);
+    __builtin_memcpy(eth.h_source, mac, ETH_ALEN);
+
+    if (bpf_skb_change_tail(skb, ETH_HLEN + sizeof(ip) + sizeof(rst), 0) < 0 ||
+        bpf_skb_store_bytes(skb, 0, &eth, sizeof(eth), 0) < 0 ||
+        bpf_skb_store_bytes(skb, ETH_HLEN, &ip, sizeof(ip), 0) < 0 ||
+        bpf_skb_store_bytes(skb, ETH_HLEN + sizeof(ip), &rst, sizeof(rst), 0) < 0)
+        return TC_ACT_SHOT;
+    return bpf_redirect(skb->ifindex, 0);
+}
+
+/* Hands a packet for an L7LB frontend to the local proxy, TPROXY style: the socket of this
+ * connection if the proxy accepted it already, else the listener on proxy_port (bound with
+ * IP_TRANSPARENT), is assigned to the packet with bpf_sk_assign; the addresses stay as the client
+ * sent them, so the proxy's accepted socket has the client as peer and the frontend as local
+ * address. The mark selects the policy route that delivers any destination locally. Without a
+ * listener TCP gets a reset at once (pw_reply_reset); UDP is delivered locally all the same, where
+ * no socket wants it (an ICMP port unreachable only when the frontend is a node address). */
+static __always_inline int pw_to_proxy(struct __sk_buff *skb, const struct pw_pkt *p, __u32 proxy_port)
+{
+    struct bpf_sock_tuple t = {};
+    struct bpf_sock *sk;
+    long rc;
+
+    t.ipv4.saddr = p->saddr;
+    t.ipv4.daddr = p->daddr;
+    t.ipv4.sport = p->sport;
+    t.ipv4.dport = p->dport;
+    if (p->proto == IPPROTO_TCP) {
+        sk = bpf_skc_lookup_tcp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+        if (sk && (sk->state == BPF_TCP_LISTEN || sk->state == BPF_TCP_TIME_WAIT)) {
+            bpf_sk_release(sk);
+            sk = NULL;
+        }
+        if (!sk) {
+            __builtin_memset(&t, 0, sizeof(t));
+            t.ipv4.dport = bpf_htons((__u16)proxy_port);
+            sk = bpf_skc_lookup_tcp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+            if (sk && sk->state != BPF_TCP_LISTEN) {
+                bpf_sk_release(sk);
+                sk = NULL;
+            }
+        }
+    } else {
+        sk = bpf_sk_lookup_udp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+        if (sk && sk->dst_port == 0) { /* unconnected: not this flow's own socket */
+            bpf_sk_release(sk);
+            sk = NULL;
+        }
+        if (!sk) {
+            __builtin_memset(&t, 0, sizeof(t));
+            t.ipv4.dport = bpf_htons((__u16)proxy_port);
+            sk = (struct bpf_sock *)bpf_sk_lookup_udp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+        }
+    }
+    if (!sk && p->proto == IPPROTO_TCP)
+        return pw_reply_reset(skb, p);
+    skb->mark = (skb->mark & ~PW_MARK_TO_PROXY_MASK) | PW_MARK_TO_PROXY;
+    if (!sk)
+        return TC_ACT_OK;
+    rc = bpf_sk_assign(skb, sk, 0);
+    bpf_sk_release(sk);
+    return rc == 0 ? TC_ACT_OK : TC_ACT_SHOT;
+}
+
+/* The master entry of the frontend a packet is addressed to, as seen from where it entered:
+ * from outside only routable (external-scope) frontends; from pods every frontend, in the
+ * internal scope when the frontend has two. */
+static __always_inline struct pw_lb4_service *pw_lookup_master(const struct pw_pkt *p, struct pw_lb4_key *mk, int from_pod)
+{
+    struct pw_lb4_service *master;
+
+    mk->address = p->daddr;
+    mk->dport = p->dport;
+    mk->backend_slot = 0;
+    mk->proto = p->proto;
+    mk->scope = PW_SCOPE_EXTERNAL;
+    master = bpf_map_lookup_elem(&pw_lb4_services, mk);
+    if (!master)
+        return NULL;
+    if (!from_pod)
+        return (master->flags & PW_SVC_FLAG_NON_ROUTABLE) ? NULL : master;
+    if (master->flags2 & PW_SVC_FLAG2_TWO_SCOPES) {
+        mk->scope = PW_SCOPE_INTERNAL;
+        return bpf_map_lookup_elem(&pw_lb4_services, mk);
+    }
+    return master;
 }
 
 /* A new flow to a frontend: choose the backend, decide SNAT, record CT (both directions) and
  * affinity, then translate. */
 static __always_inline int pw_new_flow(struct __sk_buff *skb, const struct pw_pkt *p, const struct pw_ct4_key *fk,
-                                       __u64 now)
+                                       const struct pw_lb4_key *master_key, const struct pw_lb4_service *master, __u64 now)
 {
-    struct pw_lb4_key mk = {
-        .address = p->daddr,
-        .dport = p->dport,
-        .backend_slot = 0,
-        .proto = p->proto,
-        .scope = PW_SCOPE_EXTERNAL,
-    };
-    struct pw_lb4_service *master;
+    struct pw_lb4_key mk = *master_key;
     struct pw_lb4_service m;
     struct pw_lb4_backend *be;
     struct pw_ct4_val v = {};
@@ -156,17 +364,7 @@ static __always_inline int pw_new_flow(struct __sk_buff *skb, const struct pw_pk
     __u32 backend_id;
     __be32 snat_addr = 0;
 
-    master = bpf_map_lookup_elem(&pw_lb4_services, &mk);
-    if (!master)
-        return TC_ACT_OK; /* not a frontend */
     m = *master;
-    /* ClusterIPs and other non-routable frontends are not served at the external device. */
-    if (m.flags & PW_SVC_FLAG_NON_ROUTABLE)
-        return TC_ACT_OK;
-    /* TODO(L7LB issue): hand L7LB frontends to the local proxy port (m.l7_lb_proxy_port). */
-    if (m.flags2 & PW_SVC_FLAG2_L7LB)
-        return TC_ACT_OK;
-
     backend_id = pw_select_backend(&mk, &m, p->saddr, now);
     if (!backend_id)
         return TC_ACT_SHOT; /* no endpoints (incl. Local without a local backend): drop, like kube-proxy */
@@ -213,10 +411,12 @@ static __always_inline int pw_new_flow(struct __sk_buff *skb, const struct pw_pk
     return pw_apply_forward(skb, p, &v);
 }
 
-SEC("tc")
-int pw_ingress(struct __sk_buff *skb)
+/* Ingress of an external (from_pod = 0) or pod-facing (from_pod = 1) device. */
+static __always_inline int pw_ingress_common(struct __sk_buff *skb, int from_pod)
 {
     struct pw_pkt p;
+    struct pw_lb4_key mk = {};
+    struct pw_lb4_service *master;
     struct pw_ct4_key key = {};
     struct pw_ct4_val *ct;
     struct pw_ct4_val v;
@@ -248,6 +448,25 @@ int pw_ingress(struct __sk_buff *skb)
         return bpf_redirect_neigh(skb->ifindex, NULL, 0, 0);
     }
 
+    /* With host routing, replies of flows to backends reached without SNAT are translated back
+     * where they enter (a backend's device, or the external device for a backend behind another
+     * node) and forwarded from here; without it the stack forwards them and egress translates. */
+    if (ct && (pw_config.flags & PW_CFG_HOST_ROUTING)) {
+        struct pw_lb4_reverse_nat *rn = bpf_map_lookup_elem(&pw_lb4_reverse_nat, &ct->rev_nat_index);
+        __be32 frontend_addr = ct->frontend_addr;
+        __be16 frontend_port = ct->frontend_port;
+
+        ct->last_seen_ns = now;
+        if (rn && rn->address) {
+            frontend_addr = rn->address;
+            frontend_port = rn->port;
+        }
+        if (pw_set_addr(skb, &p, PW_IP_SADDR_OFF, p.saddr, frontend_addr) < 0 ||
+            pw_set_port(skb, &p, p.l4_off, p.sport, frontend_port) < 0)
+            return TC_ACT_SHOT;
+        return pw_host_route(skb, &p, frontend_addr, p.daddr, frontend_port, p.dport);
+    }
+
     /* A packet of a known flow keeps its backend, even one since removed from the service. A
      * TCP SYN starts a new flow (the client may reuse a port), and a UDP flow whose backend is
      * gone or which has been idle too long picks again. */
@@ -267,15 +486,35 @@ int pw_ingress(struct __sk_buff *skb)
             return pw_apply_forward(skb, &p, &v);
         }
     }
-    return pw_new_flow(skb, &p, &key, now);
+    master = pw_lookup_master(&p, &mk, from_pod);
+    if (!master)
+        return TC_ACT_OK; /* not a frontend (served here) */
+    /* L7LB frontends go to the local proxy, even with no backends (the proxy picks them). */
+    if (master->flags2 & PW_SVC_FLAG2_L7LB)
+        return pw_to_proxy(skb, &p, master->l7_lb_proxy_port);
+    return pw_new_flow(skb, &p, &key, &mk, master, now);
 }
 
 SEC("tc")
-int pw_egress(struct __sk_buff *skb)
+int pw_ingress(struct __sk_buff *skb)
+{
+    return pw_ingress_common(skb, 0);
+}
+
+SEC("tc")
+int pw_from_pod(struct __sk_buff *skb)
+{
+    return pw_ingress_common(skb, 1);
+}
+
+/* Egress: replies from backends of flows DNATed here get their source back to the frontend,
+ * read from the reverse-NAT map (the CT entry's copy when the frontend is gone meanwhile). */
+static __always_inline int pw_egress_common(struct __sk_buff *skb)
 {
     struct pw_pkt p;
     struct pw_ct4_key key = {};
     struct pw_ct4_val *ct;
+    struct pw_lb4_reverse_nat *rn;
     __be32 frontend_addr;
     __be16 frontend_port;
 
@@ -293,8 +532,27 @@ int pw_egress(struct __sk_buff *skb)
         return TC_ACT_OK;
     frontend_addr = ct->frontend_addr;
     frontend_port = ct->frontend_port;
+    rn = bpf_map_lookup_elem(&pw_lb4_reverse_nat, &ct->rev_nat_index);
+    if (rn && rn->address) {
+        frontend_addr = rn->address;
+        frontend_port = rn->port;
+    }
     if (pw_set_addr(skb, &p, PW_IP_SADDR_OFF, p.saddr, frontend_addr) < 0 ||
         pw_set_port(skb, &p, p.l4_off, p.sport, frontend_port) < 0)
         return TC_ACT_SHOT;
     return TC_ACT_OK;
 }
+
+SEC("tc")
+int pw_egress(struct __sk_buff *skb)
+{
+    return pw_egress_common(skb);
+}
+
+SEC("tc")
+int pw_to_pod(struct __sk_buff *skb)
+{
+    return pw_egress_common(skb);
+}
+
+#include "portway_sock.h"

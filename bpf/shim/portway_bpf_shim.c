@@ -1,4 +1,6 @@
 #include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 #include <linux/magic.h>
 #include <sys/vfs.h>
@@ -62,4 +64,24 @@ int portway_map_delete(int fd, const void *key) {
 
 int portway_map_next_key(int fd, const void *key, void *next_key) {
     return neg_errno(bpf_map_get_next_key(fd, key, next_key));
+}
+
+int portway_map_update_batch(int fd, const void *keys, const void *values, __u32 *count) {
+    LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+    return neg_errno(bpf_map_update_batch(fd, keys, values, count, &opts));
+}
+
+int portway_pinned_object_kind(const char *path) {
+    int fd = bpf_obj_get(path);
+    if (fd < 0) return neg_errno(fd);
+    char link[64], target[128];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, target, sizeof(target) - 1);
+    close(fd);
+    if (n < 0) return -errno;
+    target[n] = 0;
+    if (strcmp(target, "anon_inode:bpf-map") == 0) return 1;
+    if (strcmp(target, "anon_inode:bpf-prog") == 0) return 2;
+    if (strcmp(target, "anon_inode:bpf_link") == 0 || strcmp(target, "anon_inode:bpf-link") == 0) return 3;
+    return 0;
 }

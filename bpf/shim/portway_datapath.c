@@ -7,10 +7,17 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/vfs.h>
+#include <sys/socket.h>
 #include <linux/bpf.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/fib_rules.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include "portway_datapath.h"
+#include "portway_maps.h"
 
 #define LOG_CAP (64 * 1024)
 static char log_buf[LOG_CAP + 1];
@@ -63,6 +70,12 @@ int portway_dp_tcx_link_create(int prog_fd, int ifindex, int ingress)
     return fd < 0 ? -errno : fd;
 }
 
+int portway_dp_cgroup_link_create(int prog_fd, int cgroup_fd, __u32 attach_type)
+{
+    int fd = bpf_link_create(prog_fd, cgroup_fd, (enum bpf_attach_type)attach_type, NULL);
+    return fd < 0 ? -errno : fd;
+}
+
 int portway_dp_link_update(int link_fd, int prog_fd)
 {
     return bpf_link_update(link_fd, prog_fd, NULL) < 0 ? -errno : 0;
@@ -82,6 +95,30 @@ int portway_dp_link_info(int link_fd, __u32 *prog_id, __u32 *ifindex, __u32 *att
     *prog_id = w[2];
     *ifindex = w[4];
     *attach_type = w[5];
+    return 0;
+}
+
+int portway_dp_link_target(int link_fd, __u32 *prog_id, __u64 *where, __u32 *attach_type)
+{
+    /* Raw struct bpf_link_info (see portway_dp_link_info): w[0] type, w[2] prog_id, union at
+     * byte 16. cgroup (type 3): { __u64 cgroup_id; __u32 attach_type; }; tcx (type 11):
+     * { __u32 ifindex; __u32 attach_type; }. */
+    __u64 raw[32];
+    __u32 len = sizeof(raw);
+    memset(raw, 0, sizeof(raw));
+    if (bpf_obj_get_info_by_fd(link_fd, raw, &len) < 0)
+        return -errno;
+    const __u32 *w = (const __u32 *)raw;
+    *prog_id = w[2];
+    *where = 0;
+    *attach_type = 0;
+    if (w[0] == 3) { /* BPF_LINK_TYPE_CGROUP */
+        *where = raw[2];
+        *attach_type = w[6];
+    } else if (w[0] == 11) { /* BPF_LINK_TYPE_TCX */
+        *where = w[4];
+        *attach_type = w[5];
+    }
     return 0;
 }
 
@@ -186,6 +223,26 @@ int portway_dp_prog_id(int prog_fd, __u32 *id)
     return 0;
 }
 
+int portway_dp_is_cgroup2(const char *path)
+{
+    struct statfs fs;
+    if (statfs(path, &fs) < 0)
+        return -errno;
+    return fs.f_type == 0x63677270 ? 1 : 0; /* CGROUP2_SUPER_MAGIC */
+}
+
+int portway_dp_netns_cookie(__u64 *cookie)
+{
+    socklen_t len = sizeof(*cookie);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int rc;
+    if (fd < 0)
+        return -errno;
+    rc = getsockopt(fd, SOL_SOCKET, 71 /* SO_NETNS_COOKIE */, cookie, &len) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
 int portway_dp_is_bpffs(const char *path)
 {
     struct statfs fs;
@@ -203,4 +260,163 @@ int portway_dp_enter_netns(const char *path)
     rc = setns(fd, CLONE_NEWNET) < 0 ? -errno : 0;
     close(fd);
     return rc;
+}
+
+/* One rtnetlink request with an acknowledgement; EEXIST counts as success. */
+static int nl_request(struct nlmsghdr *req)
+{
+    struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+    char buf[4096];
+    int fd, rc;
+    ssize_t n;
+
+    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0)
+        return -errno;
+    if (sendto(fd, req, req->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    n = recv(fd, buf, sizeof(buf), 0);
+    rc = n < 0 ? -errno : -EIO;
+    if (n >= (ssize_t)sizeof(struct nlmsghdr)) {
+        struct nlmsghdr *h = (struct nlmsghdr *)buf;
+        if (h->nlmsg_type == NLMSG_ERROR) {
+            int err = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
+            rc = (err == 0 || err == -EEXIST) ? 0 : err;
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+static void nl_attr_u32(struct nlmsghdr *h, unsigned short type, __u32 value)
+{
+    struct rtattr *a = (struct rtattr *)((char *)h + NLMSG_ALIGN(h->nlmsg_len));
+    a->rta_type = type;
+    a->rta_len = RTA_LENGTH(sizeof(value));
+    memcpy(RTA_DATA(a), &value, sizeof(value));
+    h->nlmsg_len = NLMSG_ALIGN(h->nlmsg_len) + RTA_ALIGN(a->rta_len);
+}
+
+int portway_dp_proxy_route_install(void)
+{
+    struct {
+        struct nlmsghdr h;
+        union {
+            struct fib_rule_hdr rule;
+            struct rtmsg rt;
+        };
+        char attrs[128];
+    } req;
+    unsigned int lo = if_nametoindex("lo");
+    int rc;
+
+    if (lo == 0)
+        return -errno;
+    memset(&req, 0, sizeof(req));
+    req.h.nlmsg_type = RTM_NEWRULE;
+    req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+    req.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct fib_rule_hdr));
+    req.rule.family = AF_INET;
+    req.rule.action = FR_ACT_TO_TBL;
+    req.rule.table = RT_TABLE_UNSPEC;
+    nl_attr_u32(&req.h, FRA_FWMARK, PW_MARK_TO_PROXY);
+    nl_attr_u32(&req.h, FRA_FWMASK, PW_MARK_TO_PROXY_MASK);
+    nl_attr_u32(&req.h, FRA_TABLE, PW_PROXY_ROUTE_TABLE);
+    nl_attr_u32(&req.h, FRA_PRIORITY, PW_PROXY_RULE_PRIO);
+    rc = nl_request(&req.h);
+    if (rc < 0)
+        return rc;
+
+    memset(&req, 0, sizeof(req));
+    req.h.nlmsg_type = RTM_NEWROUTE;
+    req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+    req.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg));
+    req.rt.rtm_family = AF_INET;
+    req.rt.rtm_table = RT_TABLE_UNSPEC;
+    req.rt.rtm_protocol = RTPROT_STATIC;
+    req.rt.rtm_scope = RT_SCOPE_HOST;
+    req.rt.rtm_type = RTN_LOCAL;
+    nl_attr_u32(&req.h, RTA_TABLE, PW_PROXY_ROUTE_TABLE);
+    nl_attr_u32(&req.h, RTA_OIF, lo);
+    return nl_request(&req.h);
+}
+
+int portway_dp_have_host_routing(void)
+{
+    return libbpf_probe_bpf_helper(BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_redirect_neigh, NULL) == 1 &&
+           libbpf_probe_bpf_helper(BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_fib_lookup, NULL) == 1;
+}
+
+int portway_dp_prog_config(__u32 prog_id, void *out, __u32 size)
+{
+    struct bpf_prog_info info;
+    __u32 ids[64];
+    __u32 len = sizeof(info), i, n;
+    int prog_fd, rc = -ENOENT;
+
+    prog_fd = bpf_prog_get_fd_by_id(prog_id);
+    if (prog_fd < 0)
+        return -errno;
+    memset(&info, 0, sizeof(info));
+    info.nr_map_ids = 64;
+    info.map_ids = (__u64)(unsigned long)ids;
+    if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) < 0) {
+        rc = -errno;
+        close(prog_fd);
+        return rc;
+    }
+    close(prog_fd);
+    n = info.nr_map_ids < 64 ? info.nr_map_ids : 64;
+    for (i = 0; i < n && rc == -ENOENT; i++) {
+        struct bpf_map_info mi;
+        __u32 mlen = sizeof(mi), zero = 0;
+        size_t name_len;
+        int map_fd = bpf_map_get_fd_by_id(ids[i]);
+        if (map_fd < 0)
+            continue;
+        memset(&mi, 0, sizeof(mi));
+        if (bpf_obj_get_info_by_fd(map_fd, &mi, &mlen) == 0) {
+            name_len = strlen(mi.name);
+            if (name_len >= 7 && strcmp(mi.name + name_len - 7, ".rodata") == 0 && mi.value_size == size)
+                rc = bpf_map_lookup_elem(map_fd, &zero, out) < 0 ? -errno : 0;
+        }
+        close(map_fd);
+    }
+    return rc;
+}
+
+int portway_dp_recv_origdst(int fd, void *buf, __u32 len, __u32 *src_addr, __u16 *src_port, __u32 *dst_addr,
+                            __u16 *dst_port)
+{
+    struct sockaddr_in from;
+    char control[CMSG_SPACE(sizeof(struct sockaddr_in))];
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
+    struct msghdr msg = {
+        .msg_name = &from,
+        .msg_namelen = sizeof(from),
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = control,
+        .msg_controllen = sizeof(control),
+    };
+    struct cmsghdr *c;
+    ssize_t n = recvmsg(fd, &msg, 0);
+
+    if (n < 0)
+        return -errno;
+    *src_addr = from.sin_addr.s_addr;
+    *src_port = from.sin_port;
+    for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_ORIGDSTADDR) {
+            struct sockaddr_in orig;
+            memcpy(&orig, CMSG_DATA(c), sizeof(orig));
+            *dst_addr = orig.sin_addr.s_addr;
+            *dst_port = orig.sin_port;
+            return (int)n;
+        }
+    }
+    return -ENOMSG;
 }

@@ -24,7 +24,8 @@ enum LabPrerequisites {
     }()
 }
 
-/// A throwaway network lab, all in namespaces named `pw<random>-*`:
+/// A throwaway network lab, all in namespaces named `<prefix><random>-*` (prefix `pw`, or `pwdp`
+/// for the L7LB/socket-LB suites):
 ///
 /// ```
 ///  client 192.0.2.10 ─┐
@@ -49,6 +50,8 @@ final class Lab: @unchecked Sendable {  // used by one test at a time
     static let backendIPs = ["be1": "10.11.1.2", "be2": "10.11.2.2", "be3": "10.12.1.2"]
     static let backendPort: UInt16 = 8080
     static let device = "eth0"
+    static let podIP = "10.11.3.2"
+    static let podDevice = "v-pod"
 
     let prefix: String
     let bpffs: String
@@ -59,10 +62,13 @@ final class Lab: @unchecked Sendable {  // used by one test at a time
     var client: String { "\(prefix)-client" }
     var node: String { "\(prefix)-node" }
     var node2: String { "\(prefix)-node2" }
+    var pod: String { "\(prefix)-pod" }
+    /// The child cgroup v2 directory socket-LB tests attach to (created on demand, removed at tear-down).
+    private(set) var cgroup: String?
     var maps: TestMaps { TestMaps(bpffs: bpffs) }
 
-    init() throws {
-        prefix = "pw" + String(UInt32.random(in: 0..<UInt32.max), radix: 16)
+    init(prefix namePrefix: String = "pw") throws {
+        prefix = namePrefix + String(UInt32.random(in: 0..<UInt32.max), radix: 16)
         bpffs = "/sys/fs/bpf/\(prefix)"
         scripts = NSTemporaryDirectory() + prefix
         do { try build() } catch {
@@ -116,6 +122,7 @@ final class Lab: @unchecked Sendable {  // used by one test at a time
             ])
         }
         try run(["ip", "-n", node, "route", "add", "10.12.0.0/16", "via", Self.node2IP])
+        try run(["ip", "-n", node2, "route", "add", "10.11.0.0/16", "via", Self.nodeIP])
 
         let pods: [(name: String, host: String, gw: String)] = [
             ("be1", node, "10.11.1.1"), ("be2", node, "10.11.2.1"), ("be3", node2, "10.12.1.1"),
@@ -129,6 +136,25 @@ final class Lab: @unchecked Sendable {  // used by one test at a time
             try startServer(in: pns, name: pod.name, port: Self.backendPort)
         }
         try startServer(in: node, name: "node", port: 7000)
+
+        let pod = try ns("pod")
+        try veth(Self.podDevice, in: node, "eth0", in: pod)
+        try addr(node, Self.podDevice, "10.11.3.1/24")
+        try addr(pod, "eth0", "\(Self.podIP)/24")
+        try run(["ip", "-n", pod, "route", "add", "default", "via", "10.11.3.1"])
+    }
+
+    /// Creates the lab's own child cgroup under the cgroup v2 root (socket-LB tests attach there,
+    /// never to the machine's root).
+    func makeCgroup() throws -> String {
+        if let cgroup { return cgroup }
+        guard let root = CgroupV2.defaultRoot() else {
+            throw CommandError(command: ["cgroup2"], status: -1, output: "no cgroup2 mount in /proc/mounts")
+        }
+        let path = root + "/" + prefix
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+        cgroup = path
+        return path
     }
 
     private func startServer(in ns: String, name: String, port: UInt16) throws {
@@ -141,19 +167,29 @@ final class Lab: @unchecked Sendable {  // used by one test at a time
 
     /// Loads and attaches the datapath on the node's eth0 from inside the node namespace.
     @discardableResult
-    func installDatapath(mode: AttachMode? = nil) throws -> [AttachedProgram] {
+    func installDatapath(mode: AttachMode? = nil, podDevices: [String] = [], socketLB: Bool = false, hostRouting: Bool = true) throws
+        -> [AttachedProgram]
+    {
         let options = DatapathOptions(
-            devices: [Self.device], bpffs: bpffs,
+            devices: [Self.device], podDevices: podDevices, socketLBCgroup: socketLB ? try makeCgroup() : nil, bpffs: bpffs,
             objectPath: try ObjectLocator.locate(explicit: nil, currentDirectory: Self.packageRoot),
-            mapSizes: Self.smallMaps, mode: mode)
+            mapSizes: Self.smallMaps, mode: mode, hostRouting: hostRouting)
         return try inNetns(node) { try Datapath.install(options) }
     }
 
     /// Small maps: tests never need many entries.
     static let smallMaps: [String: UInt32] = [
         PW_MAP_SERVICES: 1024, PW_MAP_BACKENDS: 1024, PW_MAP_REVNAT: 1024, PW_MAP_AFFINITY: 1024,
-        PW_MAP_CT: 4096, PW_MAP_SNAT: 4096,
+        PW_MAP_CT: 4096, PW_MAP_SNAT: 4096, PW_MAP_SOCK_REVNAT: 4096,
     ]
+
+    /// Runs client.py in a namespace; with `inCgroup`, the process first joins the lab's cgroup
+    /// (so socket-LB applies to it).
+    func clientRun(in ns: String, inCgroup: Bool = false, _ args: [String]) throws -> String {
+        let command = ["ip", "netns", "exec", ns, Self.python, scripts + "/client.py"] + args
+        guard inCgroup, let cgroup else { return try run(command) }
+        return try run(["sh", "-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\"", cgroup] + command)
+    }
 
     /// Runs client.py in the client namespace.
     func clientRun(_ args: [String]) throws -> String {
@@ -186,6 +222,11 @@ final class Lab: @unchecked Sendable {  // used by one test at a time
         for ns in namespaces.reversed() { _ = try? run(["ip", "netns", "del", ns], allowFailure: true) }
         namespaces.removeAll()
         _ = try? run(["rm", "-rf", bpffs, scripts], allowFailure: true)
+        if let cgroup {
+            // Links pinned on it are gone with the bpffs directory; the (empty) cgroup can go.
+            if rmdir(cgroup) != 0 { print("⚠️ could not remove test cgroup \(cgroup): errno \(errno)") }
+            self.cgroup = nil
+        }
     }
 
     deinit { tearDown() }
@@ -194,11 +235,30 @@ final class Lab: @unchecked Sendable {  // used by one test at a time
 /// The async face of the lab: every blocking step runs on a dedicated thread, so the tests'
 /// expectations stay in their task (Swift Testing attributes issues through task locals).
 extension Lab {
-    static func make() async throws -> Lab { try await onDedicatedThread { try Lab() } }
+    static func make(prefix: String = "pw") async throws -> Lab { try await onDedicatedThread { try Lab(prefix: prefix) } }
 
     @discardableResult
-    func install(mode: AttachMode? = nil) async throws -> [AttachedProgram] {
-        try await onDedicatedThread { try self.installDatapath(mode: mode) }
+    func install(mode: AttachMode? = nil, podDevices: [String] = [], socketLB: Bool = false, hostRouting: Bool = true) async throws
+        -> [AttachedProgram]
+    {
+        try await onDedicatedThread {
+            try self.installDatapath(mode: mode, podDevices: podDevices, socketLB: socketLB, hostRouting: hostRouting)
+        }
+    }
+
+    /// `count` requests from a namespace (the client's by default); the decoded answers.
+    func burst(from ns: String, inCgroup: Bool = false, _ proto: String, _ host: String, _ port: UInt16, count: Int) async throws
+        -> Burst
+    {
+        try await onDedicatedThread {
+            let out = try self.clientRun(in: ns, inCgroup: inCgroup, ["burst", proto, host, String(port), String(count)])
+            return try JSONDecoder().decode(Burst.self, from: Data(out.utf8))
+        }
+    }
+
+    /// One attempt from a namespace: `ok NAME`, `refused` or `timeout`.
+    func probe(from ns: String, inCgroup: Bool = false, _ proto: String, _ host: String, _ port: UInt16) async throws -> String {
+        try await onDedicatedThread { try self.clientRun(in: ns, inCgroup: inCgroup, ["probe", proto, host, String(port)]).trimmed }
     }
 
     func attachments() async throws -> [AttachedProgram] {
@@ -257,8 +317,8 @@ struct Burst: Decodable {
 }
 
 /// Builds a lab, runs the body and always tears the lab down.
-func withLab(_ body: (Lab) async throws -> Void) async throws {
-    let lab = try await Lab.make()
+func withLab(prefix: String = "pw", _ body: (Lab) async throws -> Void) async throws {
+    let lab = try await Lab.make(prefix: prefix)
     do {
         try await body(lab)
     } catch {

@@ -46,6 +46,8 @@ enum Scripts {
     /// A connected UDP socket only accepts datagrams from HOST:PORT, and a TCP handshake only
     /// completes with it, so every answer proves the reply carried the frontend address.
     /// `client.py hold HOST PORT`: one TCP connection; each stdin line is sent and the answer printed.
+    /// `client.py udpfrom HOST PORT N`: N unconnected UDP sockets, sendto + recvfrom; `peer` is the
+    /// address the answer came from.
     /// `client.py probe tcp|udp HOST PORT`: one attempt; prints `ok NAME`, `refused` or `timeout`.
     static let client = #"""
         import json, socket, sys
@@ -84,6 +86,23 @@ enum Scripts {
                     answers.append({"name": f[0], "seen_peer": f[1], "seen_local": f[2], "peer": peer})
                 except Exception as e:
                     errors.append(repr(e))
+            print(json.dumps({"answers": answers, "errors": errors}), flush=True)
+        elif mode == "udpfrom":
+            # Unconnected UDP: sendto the frontend, report where the answer came from (recvfrom).
+            host, port, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+            answers, errors = [], []
+            for _ in range(n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s.settimeout(2.0)
+                try:
+                    s.sendto(b"hello\n", (host, port))
+                    data, src = s.recvfrom(2048)
+                    f = data.decode().split()
+                    answers.append({"name": f[0], "seen_peer": f[1], "seen_local": f[2], "peer": "%s:%d" % src})
+                except Exception as e:
+                    errors.append(repr(e))
+                finally:
+                    s.close()
             print(json.dumps({"answers": answers, "errors": errors}), flush=True)
         elif mode == "probe":
             proto, host, port = sys.argv[2], sys.argv[3], int(sys.argv[4])

@@ -1,0 +1,179 @@
+import KubeModels
+import LoadBalancer
+
+// `portway routes` and `portway explain` from a directory of YAML files. The logic (and its tests)
+// lives here; Sources/portway only parses flags. JSON schemas: docs/CLI-JSON.md.
+
+/// Output format of `portway routes`.
+public enum RoutesFormat: String, CaseIterable, Sendable {
+    case json, table
+}
+
+/// Output format of `portway explain`.
+public enum ExplainFormat: String, CaseIterable, Sendable {
+    case json, text
+}
+
+/// What the Gateway commands share: the directory, this node, and the Gateway options.
+public struct GatewayViewOptions: Hashable, Sendable {
+    public var directory: String
+    /// This node's name; when empty, the Node object whose address is `--to` (explain), else the first Node.
+    public var nodeName: String
+    /// This node's addresses; when empty, those of the Node object chosen above.
+    public var nodeIPs: [String]
+    public var gateway: GatewayOptions
+    public var proxyPorts: ProxyPortAllocator
+
+    public init(directory: String, nodeName: String = "", nodeIPs: [String] = [], gateway: GatewayOptions = GatewayOptions(), proxyPorts: ProxyPortAllocator = ProxyPortAllocator()) {
+        self.directory = directory
+        self.nodeName = nodeName
+        self.nodeIPs = nodeIPs
+        self.gateway = gateway
+        self.proxyPorts = proxyPorts
+    }
+}
+
+/// One request for `portway explain`.
+public struct ExplainRequest: Hashable, Sendable {
+    /// `ADDRESS:PORT` the client connects to.
+    public var to: String
+    public var host: String
+    public var path: String
+    public var method: String
+    /// `--header K:V` values.
+    public var headers: [String]
+
+    public init(to: String, host: String, path: String, method: String = "GET", headers: [String] = []) {
+        self.to = to
+        self.host = host
+        self.path = path
+        self.method = method
+        self.headers = headers
+    }
+}
+
+/// Why a Gateway command cannot run at all.
+public enum GatewayCommandError: Error, Hashable, Sendable, CustomStringConvertible {
+    case invalidDestination(String)
+    case invalidHeader(String)
+    case invalidNodeIP(String)
+    case load(FileSourceError)
+
+    public var description: String {
+        switch self {
+        case .invalidDestination(let text): "--to \"\(text)\" is not IPV4ADDRESS:PORT"
+        case .invalidHeader(let text): "--header \"\(text)\" is not NAME:VALUE"
+        case .invalidNodeIP(let text): "--node-ip \"\(text)\" is not an IP address"
+        case .load(let error): error.description
+        }
+    }
+}
+
+/// What this node would do with the directory's objects: L4 entries with the Gateway frontends
+/// marked L7LB, and the route tables.
+public struct GatewayView: Sendable {
+    public var snapshot: ClusterSnapshot
+    public var gateways: GatewayState
+    public var state: DesiredL4State
+    public var keys: [ServicePortKey: ProxyPortKey]
+    public var allocation: ProxyPortAllocation
+    public var nodeName: String
+
+    /// Loads `options.directory` and computes the view. Offline there are no maps to read back,
+    /// so proxy ports are allocated afresh in key order (the agent keeps the ones in its maps).
+    public static func load(_ options: GatewayViewOptions, preferNodeWithAddress: IPAddress? = nil) throws(GatewayCommandError) -> GatewayView {
+        var addresses: [IPAddress] = []
+        for text in options.nodeIPs {
+            guard let ip = IPAddress(text) else { throw .invalidNodeIP(text) }
+            addresses.append(ip)
+        }
+        let loaded: LoadResult
+        do {
+            loaded = try FileSource.load(directory: options.directory)
+        } catch {
+            throw .load(error)
+        }
+        let snapshot = loaded.snapshot
+        var nodeName = options.nodeName
+        if nodeName.isEmpty {
+            let byAddress = preferNodeWithAddress.flatMap { wanted in
+                snapshot.nodes.first { node in node.status?.addresses?.contains { IPAddress($0.address) == wanted } ?? false }
+            }
+            nodeName = (byAddress ?? snapshot.nodes.sorted { $0.metadata.name < $1.metadata.name }.first)?.metadata.name ?? "node"
+        }
+        if addresses.isEmpty { addresses = FileSource.addresses(ofNode: nodeName, in: snapshot) }
+        let gateways = GatewayState.build(snapshot, options: options.gateway)
+        let keys = GatewayFrontends.keys(snapshot, ownedGateways: gateways.ownedGateways)
+        let allocation = options.proxyPorts.allocate(wanted: Set(keys.values), previous: [:])
+        var state = Translator.translate(snapshot, options: TranslatorOptions(nodeName: nodeName, nodeAddresses: addresses))
+        state = GatewayFrontends.markL7(state, keys: keys, allocation: allocation)
+        state.warnings = loaded.warnings.map(\.translationWarning) + state.warnings
+        return GatewayView(snapshot: snapshot, gateways: gateways, state: state, keys: keys, allocation: allocation, nodeName: nodeName)
+    }
+}
+
+extension FileSource {
+    /// `portway routes`: every table with its proxy port, as JSON or a table.
+    public static func routes(_ options: GatewayViewOptions, format: RoutesFormat) throws(GatewayCommandError) -> (stdout: String, stderr: String) {
+        let view = try GatewayView.load(options)
+        let warnings = view.gateways.warnings.map { JSONValue.object(["object": .string($0.object), "message": .string($0.message)]) }
+        switch format {
+        case .json:
+            let tables = view.gateways.tables.map { table -> JSONValue in
+                var object = GatewayJSON.table(table)
+                object.insert("proxyPort", .integer(view.allocation.ports[ProxyPortKey(gateway: table.gateway, port: table.port)]), before: "listeners")
+                return .object(object)
+            }
+            let document: JSONObject = ["tables": .array(tables), "warnings": .array(warnings)]
+            return (JSONValue.object(document).rendered() + "\n", "")
+        case .table:
+            var out = ""
+            for table in view.gateways.tables {
+                let proxyPort = view.allocation.ports[ProxyPortKey(gateway: table.gateway, port: table.port)].map(String.init) ?? "-"
+                out += "GATEWAY \(table.gateway) PORT \(table.port) PROXY PORT \(proxyPort)\n"
+                for listener in table.listeners {
+                    out += "  LISTENER \(listener.name) \(listener.protocol.rawValue) \(listener.hostname ?? "*(any host)")"
+                    out += listener.certificates.isEmpty ? "\n" : " certs \(listener.certificates.map(\.description).joined(separator: ","))\n"
+                    for (i, rule) in listener.rules.enumerated() {
+                        out += "    \(i + 1). \(rule.route) rule \(rule.rule) match \(rule.match): \(GatewayJSON.describe(rule))\n"
+                    }
+                    if listener.rules.isEmpty { out += "    (no routes: 404)\n" }
+                }
+            }
+            let stderr = view.gateways.warnings.map { "warning: \($0)\n" }.joined()
+            return (out, stderr)
+        }
+    }
+
+    /// `portway explain`: follows one request through this node's maps and route tables.
+    public static func explain(_ options: GatewayViewOptions, request: ExplainRequest, format: ExplainFormat) throws(GatewayCommandError) -> (stdout: String, explanation: Explanation) {
+        guard let colon = request.to.lastIndex(of: ":"),
+              let address = IPv4Address(request.to[..<colon]),
+              let port = UInt16(request.to[request.to.index(after: colon)...]), port > 0 else {
+            throw .invalidDestination(request.to)
+        }
+        var headers: [HTTPHeader] = []
+        for text in request.headers {
+            guard let colon = text.firstIndex(of: ":"), colon != text.startIndex else { throw .invalidHeader(text) }
+            headers.append(HTTPHeader(name: String(text[..<colon]).trimmingSpaces, value: String(text[text.index(after: colon)...]).trimmingSpaces))
+        }
+        let view = try GatewayView.load(options, preferNodeWithAddress: .v4(address))
+        let explanation = Explainer(snapshot: view.snapshot, gateways: view.gateways, state: view.state, keys: view.keys).explain(
+            to: Frontend(address: .v4(address), port: port, proto: .tcp),
+            request: RouteRequest(host: request.host, path: request.path, method: request.method, headers: headers)
+        )
+        switch format {
+        case .json: return (JSONValue.object(explanation.json).rendered() + "\n", explanation)
+        case .text: return (explanation.text, explanation)
+        }
+    }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        var s = Substring(self)
+        while s.first == " " || s.first == "\t" { s.removeFirst() }
+        while s.last == " " || s.last == "\t" { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,528 @@
+import KubeModels
+
+extension GatewayState {
+    /// Builds the route tables and status of Portway's Gateways from `snapshot`. Pure and
+    /// deterministic; bad objects become status conditions or warnings, never a crash.
+    public static func build(_ snapshot: ClusterSnapshot, options: GatewayOptions = GatewayOptions()) -> GatewayState {
+        var run = GatewayBuild(snapshot: snapshot, options: options)
+        return run.build()
+    }
+}
+
+/// A listener after validation, with what routes attached to it.
+struct ListenerFacts {
+    var index: Int
+    var listener: Listener
+    var protocolSupported: Bool
+    var supportedKinds: [RouteGroupKind]
+    var invalidKinds: Bool
+    var certificates: [NamespacedName] = []
+    /// Why a certificateRef did not resolve: (reason, message) of the first bad one.
+    var certificateProblem: (reason: String, message: String)?
+    var conflict: String?
+    var attached: [(route: NamespacedName, hostnames: [String])] = []
+
+    var accepted: Bool { protocolSupported && conflict == nil }
+    /// Served when accepted, with its certificates, for the route kinds it supports (an invalid
+    /// kind beside HTTPRoute makes ResolvedRefs False but does not stop HTTPRoutes).
+    var programmed: Bool { accepted && certificateProblem == nil && !supportedKinds.isEmpty }
+}
+
+/// A route after validation: its entries per rule (without hostnames) and its status facts.
+struct RouteFacts {
+    var route: HTTPRoute
+    var key: NamespacedName
+    /// (reason, message) when a value is not supported: the route is not accepted anywhere.
+    var unsupported: (reason: String, message: String)?
+    /// The first backendRef that did not resolve.
+    var refProblem: BackendFailure?
+    var entries: [RouteTableEntry] = []
+}
+
+struct GatewayBuild {
+    let snapshot: ClusterSnapshot
+    let options: GatewayOptions
+    private let index: BackendIndex
+    private var state = GatewayState()
+    private var servicesByKey: [NamespacedName: Service] = [:]
+    private var secretsByKey: [NamespacedName: Secret] = [:]
+    private var namespaceLabels: [String: [String: String]] = [:]
+
+    init(snapshot: ClusterSnapshot, options: GatewayOptions) {
+        self.snapshot = snapshot
+        self.options = options
+        index = BackendIndex(snapshot: snapshot, source: .endpointSlices)
+        for service in snapshot.services {
+            servicesByKey[NamespacedName(namespace: Self.namespace(service.metadata), name: service.metadata.name)] = service
+        }
+        for secret in snapshot.secrets {
+            secretsByKey[NamespacedName(namespace: Self.namespace(secret.metadata), name: secret.metadata.name)] = secret
+        }
+        for ns in snapshot.namespaces {
+            namespaceLabels[ns.metadata.name] = ns.metadata.labels ?? [:]
+        }
+    }
+
+    static func namespace(_ meta: ObjectMeta) -> String {
+        meta.namespace.flatMap { $0.isEmpty ? nil : $0 } ?? Translator.defaultNamespace
+    }
+
+    mutating func build() -> GatewayState {
+        // Classes.
+        var classes: [String: GatewayClass] = [:]
+        for gatewayClass in snapshot.gatewayClasses { classes[gatewayClass.metadata.name] = gatewayClass }
+        for gatewayClass in snapshot.gatewayClasses.sorted(by: { $0.metadata.name < $1.metadata.name })
+        where gatewayClass.spec.controllerName == options.controllerName {
+            state.status.gatewayClasses[gatewayClass.metadata.name] = GatewayClassStatus(conditions: [
+                condition("Accepted", true, "Accepted", "handled by \(options.controllerName)", gatewayClass.metadata),
+            ])
+        }
+
+        // Gateways: Portway's, validated listener by listener.
+        var gateways: [NamespacedName: (gateway: Gateway, listeners: [ListenerFacts])] = [:]
+        let sortedGateways = snapshot.gateways.sorted { key($0.metadata) < key($1.metadata) }
+        for gateway in sortedGateways {
+            let gatewayKey = key(gateway.metadata)
+            // Files can hold one object twice (an API server cannot): the first one counts.
+            guard gateways[gatewayKey] == nil, state.foreignGateways[gatewayKey] == nil else {
+                state.warnings.append(GatewayWarning(object: "Gateway \(gatewayKey)", message: "defined more than once; the first definition is used"))
+                continue
+            }
+            guard let gatewayClass = classes[gateway.spec.gatewayClassName] else {
+                state.foreignGateways[gatewayKey] = ""
+                state.warnings.append(GatewayWarning(object: "Gateway \(gatewayKey)", message: "GatewayClass \"\(gateway.spec.gatewayClassName)\" does not exist; Gateway not served"))
+                continue
+            }
+            guard gatewayClass.spec.controllerName == options.controllerName else {
+                state.foreignGateways[gatewayKey] = gatewayClass.spec.controllerName
+                continue
+            }
+            state.ownedGateways.append(gatewayKey)
+            gateways[gatewayKey] = (gateway, validateListeners(gateway, key: gatewayKey))
+        }
+
+        // Routes: validate once, then attach through each parentRef.
+        let routes = snapshot.httpRoutes.sorted { key($0.metadata) < key($1.metadata) }
+        var routeFacts: [NamespacedName: RouteFacts] = [:]
+        for route in routes {
+            let routeKey = key(route.metadata)
+            guard routeFacts[routeKey] == nil else {
+                state.warnings.append(GatewayWarning(object: "HTTPRoute \(routeKey)", message: "defined more than once; the first definition is used"))
+                continue
+            }
+            let facts = validate(route, key: routeKey)
+            routeFacts[routeKey] = facts
+            var parents: [RouteParentStatus] = []
+            for parentRef in route.spec.parentRefs ?? [] {
+                guard (parentRef.group ?? GatewayAPI.group) == GatewayAPI.group, (parentRef.kind ?? "Gateway") == "Gateway" else { continue }
+                let gatewayKey = NamespacedName(namespace: parentRef.namespace ?? routeKey.namespace, name: parentRef.name)
+                guard gateways[gatewayKey] != nil else { continue }
+                let accepted = attach(facts, parentRef: parentRef, to: &gateways[gatewayKey]!.listeners, gatewayNamespace: gatewayKey.namespace)
+                parents.append(parentStatus(facts, parentRef: parentRef, accepted: accepted))
+            }
+            if !parents.isEmpty { state.status.routes[routeKey] = parents }
+        }
+
+        // Tables and Gateway status.
+        for gatewayKey in state.ownedGateways {
+            guard let served = gateways[gatewayKey] else { continue }
+            buildTables(gatewayKey, listeners: served.listeners, routes: routeFacts)
+            state.status.gateways[gatewayKey] = gatewayStatus(served.gateway, listeners: served.listeners)
+        }
+        return state
+    }
+
+    // MARK: Listeners
+
+    private mutating func validateListeners(_ gateway: Gateway, key gatewayKey: NamespacedName) -> [ListenerFacts] {
+        var facts: [ListenerFacts] = []
+        for (i, listener) in gateway.spec.listeners.enumerated() {
+            let proto = ListenerProtocol(rawValue: listener.protocol)
+            var fact = ListenerFacts(index: i, listener: listener, protocolSupported: proto != nil && (1...65535).contains(listener.port), supportedKinds: [], invalidKinds: false)
+            if proto != nil {
+                let requested = listener.allowedRoutes?.kinds ?? []
+                if requested.isEmpty {
+                    fact.supportedKinds = [RouteGroupKind(group: GatewayAPI.group, kind: "HTTPRoute")]
+                } else {
+                    for kind in requested {
+                        if (kind.group ?? GatewayAPI.group) == GatewayAPI.group && kind.kind == "HTTPRoute" {
+                            if fact.supportedKinds.isEmpty { fact.supportedKinds.append(RouteGroupKind(group: GatewayAPI.group, kind: "HTTPRoute")) }
+                        } else {
+                            fact.invalidKinds = true
+                        }
+                    }
+                }
+            }
+            if proto == .https { resolveCertificates(&fact, gateway: gatewayKey) }
+            facts.append(fact)
+        }
+        // Conflicts between listeners on one port: different protocols, or one hostname twice.
+        let byPort = Dictionary(grouping: facts.indices.filter { facts[$0].protocolSupported }, by: { facts[$0].listener.port })
+        for (_, indices) in byPort where indices.count > 1 {
+            if Set(indices.map { facts[$0].listener.protocol }).count > 1 {
+                for i in indices { facts[i].conflict = "ProtocolConflict" }
+                continue
+            }
+            let byHost = Dictionary(grouping: indices, by: { facts[$0].listener.hostname?.lowercased() ?? "" })
+            for (_, same) in byHost where same.count > 1 {
+                for i in same { facts[i].conflict = "HostnameConflict" }
+            }
+        }
+        return facts
+    }
+
+    private mutating func resolveCertificates(_ fact: inout ListenerFacts, gateway: NamespacedName) {
+        let tls = fact.listener.tls
+        if let mode = tls?.mode, mode != "Terminate" {
+            fact.certificateProblem = ("InvalidCertificateRef", "TLS mode \(mode) is not supported on an HTTPS listener")
+            return
+        }
+        let refs = tls?.certificateRefs ?? []
+        if refs.isEmpty {
+            fact.certificateProblem = ("InvalidCertificateRef", "an HTTPS listener needs tls.certificateRefs")
+            return
+        }
+        for ref in refs {
+            let target = NamespacedName(namespace: ref.namespace ?? gateway.namespace, name: ref.name)
+            func fail(_ reason: String, _ message: String) {
+                if fact.certificateProblem == nil { fact.certificateProblem = (reason, message) }
+            }
+            guard (ref.group ?? "") == "", (ref.kind ?? "Secret") == "Secret" else {
+                fail("InvalidCertificateRef", "certificateRef \(target) is a \(ref.kind ?? "Secret") of group \"\(ref.group ?? "")\", not a Secret")
+                continue
+            }
+            if target.namespace != gateway.namespace,
+               !granted(from: (GatewayAPI.group, "Gateway", gateway.namespace), to: ("", "Secret", target)) {
+                fail("RefNotPermitted", "certificateRef to Secret \(target) is not permitted by a ReferenceGrant in namespace \(target.namespace)")
+                continue
+            }
+            guard let secret = secretsByKey[target] else {
+                fail("InvalidCertificateRef", "Secret \(target) does not exist")
+                continue
+            }
+            guard secret.type == Secret.tlsType,
+                  let certificate = secret.data?["tls.crt"].flatMap(Base64.decode), !certificate.isEmpty,
+                  let key = secret.data?["tls.key"].flatMap(Base64.decode), !key.isEmpty else {
+                fail("InvalidCertificateRef", "Secret \(target) is not a kubernetes.io/tls Secret with tls.crt and tls.key")
+                continue
+            }
+            state.certificates[target] = TLSMaterial(certificateChain: certificate, privateKey: key)
+            fact.certificates.append(target)
+        }
+    }
+
+    /// True when a ReferenceGrant in the target's namespace lets `from` refer to `to`.
+    private func granted(from: (group: String, kind: String, namespace: String), to: (group: String, kind: String, target: NamespacedName)) -> Bool {
+        snapshot.referenceGrants.contains { grant in
+            Self.namespace(grant.metadata) == to.target.namespace
+                && grant.spec.from.contains { $0.group == from.group && $0.kind == from.kind && $0.namespace == from.namespace }
+                && grant.spec.to.contains { $0.group == to.group && $0.kind == to.kind && ($0.name.map { $0.isEmpty || $0 == to.target.name } ?? true) }
+        }
+    }
+
+    // MARK: Routes
+
+    private func validate(_ route: HTTPRoute, key routeKey: NamespacedName) -> RouteFacts {
+        var facts = RouteFacts(route: route, key: routeKey)
+        func unsupported(_ message: String) {
+            if facts.unsupported == nil { facts.unsupported = ("UnsupportedValue", message) }
+        }
+        for (r, rule) in (route.spec.rules ?? []).enumerated() {
+            for (f, filter) in (rule.filters ?? []).enumerated() where !GatewayAPI.supportedFilters.contains(filter.type) {
+                unsupported("spec.rules[\(r)].filters[\(f)]: filter type \(filter.type) is not supported")
+            }
+            let backends = (rule.backendRefs ?? []).map { resolve($0, routeNamespace: routeKey.namespace) }
+            if facts.refProblem == nil, let failure = backends.compactMap(\.failure).first { facts.refProblem = failure }
+            let matches = (rule.matches ?? []).isEmpty ? [HTTPRouteMatch()] : rule.matches!
+            for (m, match) in matches.enumerated() {
+                switch Self.matchSpec(match) {
+                case .success(let spec):
+                    facts.entries.append(RouteTableEntry(
+                        route: routeKey, rule: r, match: m, ruleName: rule.name, hostnames: [], matchSpec: spec,
+                        filters: rule.filters ?? [], backends: backends, routeCreated: route.metadata.creationTimestamp ?? ""
+                    ))
+                case .failure(let problem):
+                    unsupported("spec.rules[\(r)].matches[\(m)]: \(problem.message)")
+                }
+            }
+        }
+        return facts
+    }
+
+    struct MatchProblem: Error { var message: String }
+
+    /// Validates one match and applies its defaults.
+    static func matchSpec(_ match: HTTPRouteMatch) -> Result<RouteMatchSpec, MatchProblem> {
+        var spec = RouteMatchSpec()
+        if let path = match.path {
+            guard let kind = PathMatchKind(rawValue: path.type ?? "PathPrefix") else {
+                return .failure(MatchProblem(message: "path match type \(path.type ?? "") is not supported"))
+            }
+            spec.pathKind = kind
+            spec.path = path.value ?? "/"
+            switch kind {
+            case .exact, .pathPrefix:
+                guard spec.path.hasPrefix("/") else { return .failure(MatchProblem(message: "path \"\(spec.path)\" must start with /")) }
+            case .regularExpression:
+                guard (try? Regex(spec.path)) != nil else { return .failure(MatchProblem(message: "path regular expression \"\(spec.path)\" is invalid")) }
+            }
+        }
+        for (list, isHeader) in [(match.headers ?? [], true), (match.queryParams ?? [], false)] {
+            var out: [ValueMatch] = []
+            for item in list {
+                guard let kind = ValueMatchKind(rawValue: item.type ?? "Exact") else {
+                    return .failure(MatchProblem(message: "\(isHeader ? "header" : "query parameter") match type \(item.type ?? "") is not supported"))
+                }
+                if kind == .regularExpression, (try? Regex(item.value)) == nil {
+                    return .failure(MatchProblem(message: "regular expression \"\(item.value)\" is invalid"))
+                }
+                // Later duplicates of a name are ignored, as the spec says.
+                let name = isHeader ? item.name.lowercased() : item.name
+                if out.contains(where: { $0.name == name }) { continue }
+                out.append(ValueMatch(kind: kind, name: name, value: item.value))
+            }
+            if isHeader { spec.headers = out } else { spec.queryParams = out }
+        }
+        if let method = match.method {
+            guard GatewayAPI.methods.contains(method) else { return .failure(MatchProblem(message: "method \(method) is not supported")) }
+            spec.method = method
+        }
+        return .success(spec)
+    }
+
+    /// Resolves one backendRef to its Service's endpoints, or says why it cannot be used.
+    private func resolve(_ ref: HTTPBackendRef, routeNamespace: String) -> WeightedBackend {
+        let target = NamespacedName(namespace: ref.namespace ?? routeNamespace, name: ref.name)
+        var backend = WeightedBackend(weight: max(0, ref.weight ?? 1), reference: target, port: ref.port, filters: ref.filters ?? [])
+        func fail(_ reason: String, _ message: String) -> WeightedBackend {
+            backend.failure = BackendFailure(reason: reason, message: message)
+            return backend
+        }
+        guard (ref.group ?? "") == "", (ref.kind ?? "Service") == "Service" else {
+            return fail("InvalidKind", "backendRef \(target) is a \(ref.kind ?? "Service") of group \"\(ref.group ?? "")\"; only Services are supported")
+        }
+        if target.namespace != routeNamespace,
+           !granted(from: (GatewayAPI.group, "HTTPRoute", routeNamespace), to: ("", "Service", target)) {
+            return fail("RefNotPermitted", "backendRef to Service \(target) is not permitted by a ReferenceGrant in namespace \(target.namespace)")
+        }
+        guard let service = servicesByKey[target] else {
+            return fail("BackendNotFound", "Service \(target) does not exist")
+        }
+        guard let port = ref.port else {
+            return fail("BackendNotFound", "backendRef to Service \(target) has no port")
+        }
+        guard let servicePort = (service.spec.ports ?? []).first(where: { $0.port == port && ($0.protocol ?? "TCP") == "TCP" }) else {
+            return fail("BackendNotFound", "Service \(target) has no TCP port \(port)")
+        }
+        var ignored: [TranslationWarning] = []
+        let all = index.backends(of: ServiceKey(namespace: target.namespace, name: target.name), warnings: &ignored)[PortKey(name: servicePort.name ?? "", proto: .tcp)] ?? []
+        let ready = all.filter { $0.state == .active }
+        let chosen = ready.isEmpty ? all.filter { $0.state == .terminating } : ready
+        backend.endpoints = chosen.map { BackendEndpoint(address: $0.address.description, port: Int($0.port), terminating: $0.state == .terminating) }
+        return backend
+    }
+
+    /// Attaches the route to the listeners `parentRef` selects; returns the Accepted condition's (status, reason, message).
+    private func attach(_ facts: RouteFacts, parentRef: ParentReference, to listeners: inout [ListenerFacts], gatewayNamespace: String) -> (Bool, String, String) {
+        let candidates = listeners.indices.filter { i in
+            (parentRef.sectionName.map { $0 == listeners[i].listener.name } ?? true)
+                && (parentRef.port.map { $0 == listeners[i].listener.port } ?? true)
+        }
+        guard !candidates.isEmpty else {
+            return (false, "NoMatchingParent", "no listener matches sectionName \(parentRef.sectionName ?? "(any)") and port \(parentRef.port.map(String.init) ?? "(any)")")
+        }
+        let allowed = candidates.filter { allows(listeners[$0], routeNamespace: facts.key.namespace, gatewayNamespace: gatewayNamespace) }
+        guard !allowed.isEmpty else {
+            return (false, "NotAllowedByListeners", "no listener allows HTTPRoutes from namespace \(facts.key.namespace)")
+        }
+        let routeHostnames = facts.route.spec.hostnames ?? []
+        let intersecting = allowed.compactMap { i in Hostnames.intersect(listener: listeners[i].listener.hostname, route: routeHostnames).map { (i, $0) } }
+        guard !intersecting.isEmpty else {
+            return (false, "NoMatchingListenerHostname", "no listener hostname matches the route's hostnames")
+        }
+        if let unsupported = facts.unsupported { return (false, unsupported.reason, unsupported.message) }
+        for (i, hostnames) in intersecting where !listeners[i].attached.contains(where: { $0.route == facts.key }) {
+            listeners[i].attached.append((facts.key, hostnames))
+        }
+        return (true, "Accepted", "attached to \(intersecting.map { listeners[$0.0].listener.name }.joined(separator: ", "))")
+    }
+
+    private func allows(_ listener: ListenerFacts, routeNamespace: String, gatewayNamespace: String) -> Bool {
+        guard !listener.supportedKinds.isEmpty else { return false }
+        let namespaces = listener.listener.allowedRoutes?.namespaces
+        switch namespaces?.from ?? "Same" {
+        case "All": return true
+        case "Same": return routeNamespace == gatewayNamespace
+        case "Selector":
+            guard let selector = namespaces?.selector else { return false }
+            var labels = namespaceLabels[routeNamespace] ?? [:]
+            labels[GatewayAPI.namespaceNameLabel] = routeNamespace
+            return LabelSelectorMatcher.matches(selector, labels: labels)
+        default: return false
+        }
+    }
+
+    private func parentStatus(_ facts: RouteFacts, parentRef: ParentReference, accepted: (Bool, String, String)) -> RouteParentStatus {
+        let meta = facts.route.metadata
+        var conditions = [condition("Accepted", accepted.0, accepted.1, accepted.2, meta)]
+        if let problem = facts.refProblem {
+            conditions.append(condition("ResolvedRefs", false, problem.reason, problem.message, meta))
+        } else {
+            conditions.append(condition("ResolvedRefs", true, "ResolvedRefs", "all references resolved", meta))
+        }
+        return RouteParentStatus(parentRef: parentRef, controllerName: options.controllerName, conditions: conditions)
+    }
+
+    // MARK: Tables and status
+
+    private mutating func buildTables(_ gatewayKey: NamespacedName, listeners: [ListenerFacts], routes: [NamespacedName: RouteFacts]) {
+        let programmed = listeners.filter(\.programmed)
+        for port in Set(programmed.map(\.listener.port)).sorted() {
+            var tables: [ListenerRouteTable] = []
+            for fact in programmed where fact.listener.port == port {
+                var entries: [RouteTableEntry] = []
+                for (routeKey, hostnames) in fact.attached {
+                    for var entry in routes[routeKey]?.entries ?? [] {
+                        entry.hostnames = hostnames
+                        entries.append(entry)
+                    }
+                }
+                entries.sort(by: RoutePrecedence.before)
+                tables.append(ListenerRouteTable(
+                    name: fact.listener.name, hostname: fact.listener.hostname?.lowercased(),
+                    protocol: ListenerProtocol(rawValue: fact.listener.protocol) ?? .http, certificates: fact.certificates, rules: entries
+                ))
+            }
+            tables.sort { RoutePrecedence.listenerBefore($0.hostname, $1.hostname) }
+            state.tables.append(PortRouteTable(gateway: gatewayKey, port: port, listeners: tables))
+        }
+    }
+
+    private func gatewayStatus(_ gateway: Gateway, listeners: [ListenerFacts]) -> GatewayStatus {
+        let meta = gateway.metadata
+        var statuses: [ListenerStatus] = []
+        for fact in listeners {
+            var conditions: [Condition] = []
+            if !fact.protocolSupported {
+                conditions.append(condition("Accepted", false, "UnsupportedProtocol", "protocol \(fact.listener.protocol) on port \(fact.listener.port) is not supported", meta))
+            } else if let conflict = fact.conflict {
+                conditions.append(condition("Accepted", false, conflict, "listener conflicts with another on port \(fact.listener.port)", meta))
+            } else {
+                conditions.append(condition("Accepted", true, "Accepted", "listener accepted", meta))
+            }
+            if let conflict = fact.conflict {
+                conditions.append(condition("Conflicted", true, conflict, "listener conflicts with another on port \(fact.listener.port)", meta))
+            } else {
+                conditions.append(condition("Conflicted", false, "NoConflicts", "no conflicts", meta))
+            }
+            if fact.invalidKinds {
+                conditions.append(condition("ResolvedRefs", false, "InvalidRouteKinds", "only HTTPRoute is supported in allowedRoutes.kinds", meta))
+            } else if let problem = fact.certificateProblem {
+                conditions.append(condition("ResolvedRefs", false, problem.reason, problem.message, meta))
+            } else {
+                conditions.append(condition("ResolvedRefs", true, "ResolvedRefs", "all references resolved", meta))
+            }
+            conditions.append(fact.programmed
+                ? condition("Programmed", true, "Programmed", "served by every node's proxy", meta)
+                : condition("Programmed", false, "Invalid", "listener is not accepted or has unresolved references", meta))
+            statuses.append(ListenerStatus(name: fact.listener.name, supportedKinds: fact.supportedKinds, attachedRoutes: fact.attached.count, conditions: conditions))
+        }
+        var conditions: [Condition] = []
+        if let addresses = gateway.spec.addresses, !addresses.isEmpty {
+            conditions.append(condition("Accepted", false, "UnsupportedAddress", "spec.addresses is not supported; the address comes from the Gateway's Service", meta))
+        } else if !listeners.isEmpty, !listeners.contains(where: \.accepted) {
+            conditions.append(condition("Accepted", false, "ListenersNotValid", "no listener is valid", meta))
+        } else {
+            conditions.append(condition("Accepted", true, "Accepted", "handled by \(options.controllerName)", meta))
+        }
+        let addresses = gatewayAddresses(gateway)
+        if listeners.contains(where: \.programmed) && conditions[0].status == "True" {
+            conditions.append(addresses.isEmpty
+                ? condition("Programmed", false, "AddressNotAssigned", "the Gateway's Service (\(GatewayServices.serviceName(gateway: gateway.metadata.name))) has no address yet", meta)
+                : condition("Programmed", true, "Programmed", "served by every node's proxy", meta))
+        } else {
+            conditions.append(condition("Programmed", false, "Invalid", "no listener is programmed", meta))
+        }
+        return GatewayStatus(addresses: addresses.isEmpty ? nil : addresses, conditions: conditions, listeners: statuses)
+    }
+
+    /// The Gateway's addresses: the LoadBalancer ingress of its Services, else their cluster IPs.
+    private func gatewayAddresses(_ gateway: Gateway) -> [GatewayAddress] {
+        let namespace = Self.namespace(gateway.metadata)
+        let services = snapshot.services
+            .filter { Self.namespace($0.metadata) == namespace && $0.metadata.labels?[GatewayAPI.gatewayNameLabel] == gateway.metadata.name }
+            .sorted { $0.metadata.name < $1.metadata.name }
+        var out: [GatewayAddress] = []
+        for service in services {
+            for ingress in service.status?.loadBalancer?.ingress ?? [] {
+                if let ip = ingress.ip { out.append(GatewayAddress(type: "IPAddress", value: ip)) }
+                else if let host = ingress.hostname { out.append(GatewayAddress(type: "Hostname", value: host)) }
+            }
+        }
+        if out.isEmpty {
+            for service in services {
+                let ips = service.spec.clusterIPs ?? service.spec.clusterIP.map { [$0] } ?? []
+                out += ips.filter { $0 != "None" && !$0.isEmpty }.map { GatewayAddress(type: "IPAddress", value: $0) }
+            }
+        }
+        var seen = Set<GatewayAddress>()
+        return out.filter { seen.insert($0).inserted }
+    }
+
+    private func key(_ meta: ObjectMeta) -> NamespacedName {
+        NamespacedName(namespace: Self.namespace(meta), name: meta.name)
+    }
+
+    private func condition(_ type: String, _ status: Bool, _ reason: String, _ message: String, _ meta: ObjectMeta) -> Condition {
+        Condition(type: type, status: status ? "True" : "False", reason: reason, message: message, observedGeneration: meta.generation)
+    }
+}
+
+/// Matches Kubernetes label selectors (matchLabels and matchExpressions, ANDed).
+public enum LabelSelectorMatcher {
+    public static func matches(_ selector: LabelSelector, labels: [String: String]) -> Bool {
+        for (k, v) in selector.matchLabels ?? [:] where labels[k] != v { return false }
+        for requirement in selector.matchExpressions ?? [] {
+            let value = labels[requirement.key]
+            let values = requirement.values ?? []
+            switch requirement.operator {
+            case "In": if !(value.map(values.contains) ?? false) { return false }
+            case "NotIn": if let value, values.contains(value) { return false }
+            case "Exists": if value == nil { return false }
+            case "DoesNotExist": if value != nil { return false }
+            default: return false  // An unknown operator selects nothing.
+            }
+        }
+        return true
+    }
+}
+
+/// Standard base64 (with or without padding); nil on any other character.
+enum Base64 {
+    static func decode(_ text: String) -> [UInt8]? {
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count * 3 / 4)
+        var buffer: UInt32 = 0
+        var bits = 0
+        for c in text.utf8 {
+            let value: UInt32
+            switch c {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = UInt32(c - UInt8(ascii: "A"))
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): value = UInt32(c - UInt8(ascii: "a")) + 26
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = UInt32(c - UInt8(ascii: "0")) + 52
+            case UInt8(ascii: "+"): value = 62
+            case UInt8(ascii: "/"): value = 63
+            case UInt8(ascii: "="): continue
+            case UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: " "): continue
+            default: return nil
+            }
+            buffer = buffer << 6 | value
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: buffer >> UInt32(bits)))
+            }
+        }
+        return out
+    }
+}

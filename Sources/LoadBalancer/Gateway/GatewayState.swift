@@ -1,0 +1,74 @@
+import KubeModels
+
+/// Everything the Gateway control plane derives from one snapshot: the route tables every node's
+/// proxy serves, the certificates they need, and the status the leader writes.
+public struct GatewayState: Hashable, Sendable {
+    /// One table per (Portway Gateway, listener port) with at least one programmed listener,
+    /// sorted by Gateway then port.
+    public var tables: [PortRouteTable]
+    /// The decoded certificate Secrets named by `ListenerRouteTable.certificates`.
+    public var certificates: [NamespacedName: TLSMaterial]
+    public var status: GatewayStatusReport
+    /// Gateways Portway serves (their class names Portway's controller), sorted.
+    public var ownedGateways: [NamespacedName]
+    /// Other Gateways and the controller of their class ("" when the class does not exist).
+    public var foreignGateways: [NamespacedName: String]
+    public var warnings: [GatewayWarning]
+
+    public init(
+        tables: [PortRouteTable] = [], certificates: [NamespacedName: TLSMaterial] = [:], status: GatewayStatusReport = GatewayStatusReport(),
+        ownedGateways: [NamespacedName] = [], foreignGateways: [NamespacedName: String] = [:], warnings: [GatewayWarning] = []
+    ) {
+        self.tables = tables
+        self.certificates = certificates
+        self.status = status
+        self.ownedGateways = ownedGateways
+        self.foreignGateways = foreignGateways
+        self.warnings = warnings
+    }
+
+    /// What the L7 proxy listens on: each allocated proxy port with its route table. A key whose
+    /// Gateway port has no programmed listener gets no entry (nothing to serve: connections to it
+    /// are refused).
+    public func tablesByProxyPort(_ allocation: ProxyPortAllocation) -> [UInt16: PortRouteTable] {
+        var out: [UInt16: PortRouteTable] = [:]
+        for table in tables {
+            if let port = allocation.ports[ProxyPortKey(gateway: table.gateway, port: table.port)] { out[port] = table }
+        }
+        return out
+    }
+
+    /// The table of `gateway`'s listener port `port`.
+    public func table(gateway: NamespacedName, port: Int) -> PortRouteTable? {
+        tables.first { $0.gateway == gateway && $0.port == port }
+    }
+}
+
+/// The status Portway computes for its objects. Conditions carry the object's generation and no
+/// `lastTransitionTime` (the writer keeps or sets it: see `GatewayStatusMerge`).
+public struct GatewayStatusReport: Hashable, Sendable {
+    /// Portway's GatewayClasses by name.
+    public var gatewayClasses: [String: GatewayClassStatus]
+    /// Portway's Gateways.
+    public var gateways: [NamespacedName: GatewayStatus]
+    /// For each HTTPRoute with a parentRef to one of Portway's Gateways: Portway's `status.parents`
+    /// entries, in parentRef order.
+    public var routes: [NamespacedName: [RouteParentStatus]]
+
+    public init(gatewayClasses: [String: GatewayClassStatus] = [:], gateways: [NamespacedName: GatewayStatus] = [:], routes: [NamespacedName: [RouteParentStatus]] = [:]) {
+        self.gatewayClasses = gatewayClasses
+        self.gateways = gateways
+        self.routes = routes
+    }
+}
+
+/// Well-known names of the Gateway API.
+public enum GatewayAPI {
+    public static let group = "gateway.networking.k8s.io"
+    /// The label the Gateway's Services carry (set by the leader on the Services it creates).
+    public static let gatewayNameLabel = "gateway.networking.k8s.io/gateway-name"
+    /// The label every Namespace carries with its own name (set by the API server).
+    public static let namespaceNameLabel = "kubernetes.io/metadata.name"
+    static let supportedFilters: Set<String> = ["RequestHeaderModifier", "ResponseHeaderModifier", "RequestRedirect", "URLRewrite"]
+    static let methods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
+}

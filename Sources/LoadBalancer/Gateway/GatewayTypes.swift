@@ -1,0 +1,242 @@
+import KubeModels
+
+// The route tables: what the Gateway control plane hands to the L7 proxy and to `portway routes`
+// and `portway explain`. All types are plain values (Sendable, Hashable, Codable); encode them
+// with sorted keys for stable JSON. Certificates and keys are kept out of the tables
+// (`GatewayState.certificates`) so that printing a table never prints a private key.
+
+/// A namespaced object's name.
+public struct NamespacedName: Hashable, Comparable, Codable, Sendable, CustomStringConvertible {
+    public var namespace: String
+    public var name: String
+
+    public init(namespace: String, name: String) {
+        self.namespace = namespace
+        self.name = name
+    }
+
+    public static func < (lhs: NamespacedName, rhs: NamespacedName) -> Bool {
+        (lhs.namespace, lhs.name) < (rhs.namespace, rhs.name)
+    }
+
+    /// "namespace/name".
+    public var description: String { "\(namespace)/\(name)" }
+}
+
+/// What the Gateway control plane needs to know beyond the snapshot.
+public struct GatewayOptions: Hashable, Sendable {
+    /// The `spec.controllerName` of GatewayClasses whose Gateways Portway serves.
+    public var controllerName: String
+
+    public static let defaultControllerName = "portway.io/gateway-controller"
+
+    public init(controllerName: String = GatewayOptions.defaultControllerName) {
+        self.controllerName = controllerName
+    }
+}
+
+/// A listener protocol Portway terminates.
+public enum ListenerProtocol: String, Hashable, Codable, Sendable {
+    case http = "HTTP"
+    case https = "HTTPS"
+}
+
+/// The route table of one Gateway listener port: what the L7 proxy serves on that port's proxy port.
+public struct PortRouteTable: Hashable, Codable, Sendable {
+    public var gateway: NamespacedName
+    public var port: Int
+    /// Most specific hostname first: exact names, then wildcards (longest first), then no hostname.
+    /// A request is served by the first listener whose hostname matches its Host (or SNI).
+    public var listeners: [ListenerRouteTable]
+
+    public init(gateway: NamespacedName, port: Int, listeners: [ListenerRouteTable]) {
+        self.gateway = gateway
+        self.port = port
+        self.listeners = listeners
+    }
+}
+
+/// One programmed listener and the rules of every route attached to it, in precedence order.
+public struct ListenerRouteTable: Hashable, Codable, Sendable {
+    public var name: String
+    /// nil: every host.
+    public var hostname: String?
+    public var `protocol`: ListenerProtocol
+    /// The resolved certificate Secrets of an HTTPS listener (their bytes are in `GatewayState.certificates`).
+    public var certificates: [NamespacedName]
+    /// Every match of every rule of the attached routes, sorted by the Gateway API precedence
+    /// (the request's hostname specificity is applied on top by `RouteMatcher`).
+    public var rules: [RouteTableEntry]
+
+    public init(name: String, hostname: String?, protocol: ListenerProtocol, certificates: [NamespacedName] = [], rules: [RouteTableEntry]) {
+        self.name = name
+        self.hostname = hostname
+        self.protocol = `protocol`
+        self.certificates = certificates
+        self.rules = rules
+    }
+}
+
+/// One match of one HTTPRoute rule, as attached to one listener.
+public struct RouteTableEntry: Hashable, Codable, Sendable {
+    public var route: NamespacedName
+    /// Index of the rule in `spec.rules`.
+    public var rule: Int
+    /// Index of the match in the rule's `matches` (0 for the implicit match of a rule without matches).
+    public var match: Int
+    public var ruleName: String?
+    /// The route's hostnames intersected with the listener's; empty means every host the listener takes.
+    public var hostnames: [String]
+    public var matchSpec: RouteMatchSpec
+    /// The rule's filters (RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect, URLRewrite).
+    public var filters: [HTTPRouteFilter]
+    public var backends: [WeightedBackend]
+    /// The route's `metadata.creationTimestamp` (older routes win ties), "" when unknown.
+    public var routeCreated: String
+
+    public init(
+        route: NamespacedName, rule: Int, match: Int, ruleName: String? = nil, hostnames: [String], matchSpec: RouteMatchSpec,
+        filters: [HTTPRouteFilter] = [], backends: [WeightedBackend], routeCreated: String = ""
+    ) {
+        self.route = route
+        self.rule = rule
+        self.match = match
+        self.ruleName = ruleName
+        self.hostnames = hostnames
+        self.matchSpec = matchSpec
+        self.filters = filters
+        self.backends = backends
+        self.routeCreated = routeCreated
+    }
+
+    /// The RequestRedirect filter, if the rule has one: the request is answered by the proxy.
+    public var redirect: HTTPRequestRedirectFilter? {
+        filters.first { $0.type == "RequestRedirect" }?.requestRedirect
+    }
+}
+
+/// How a path is matched.
+public enum PathMatchKind: String, Hashable, Codable, Sendable {
+    case exact = "Exact"
+    /// By whole `/`-separated segments: `/foo` matches `/foo` and `/foo/bar`, not `/foobar`.
+    case pathPrefix = "PathPrefix"
+    /// The whole path must match the pattern.
+    case regularExpression = "RegularExpression"
+}
+
+/// How a header or query parameter value is matched.
+public enum ValueMatchKind: String, Hashable, Codable, Sendable {
+    case exact = "Exact"
+    case regularExpression = "RegularExpression"
+}
+
+/// A header (name case-insensitive) or query parameter (name case-sensitive) condition.
+public struct ValueMatch: Hashable, Codable, Sendable {
+    public var kind: ValueMatchKind
+    public var name: String
+    public var value: String
+
+    public init(kind: ValueMatchKind = .exact, name: String, value: String) {
+        self.kind = kind
+        self.name = name
+        self.value = value
+    }
+}
+
+/// One validated `HTTPRouteMatch`, defaults applied (`PathPrefix /` when no path is given).
+public struct RouteMatchSpec: Hashable, Codable, Sendable {
+    public var pathKind: PathMatchKind
+    public var path: String
+    public var headers: [ValueMatch]
+    public var queryParams: [ValueMatch]
+    public var method: String?
+
+    public init(pathKind: PathMatchKind = .pathPrefix, path: String = "/", headers: [ValueMatch] = [], queryParams: [ValueMatch] = [], method: String? = nil) {
+        self.pathKind = pathKind
+        self.path = path
+        self.headers = headers
+        self.queryParams = queryParams
+        self.method = method
+    }
+}
+
+/// A backendRef of a rule with its weight and what it resolved to.
+public struct WeightedBackend: Hashable, Codable, Sendable {
+    public var weight: Int
+    /// The referenced object as written: `namespace/name` (kind Service unless `kind` says otherwise).
+    public var reference: NamespacedName
+    public var port: Int?
+    /// Set when the reference cannot be used: requests given to it get 500.
+    public var failure: BackendFailure?
+    /// The Service's ready endpoints (its terminating ones when none is ready). Empty with no
+    /// failure: requests given to it get 503.
+    public var endpoints: [BackendEndpoint]
+    /// Filters of the backendRef itself.
+    public var filters: [HTTPRouteFilter]
+
+    public init(weight: Int, reference: NamespacedName, port: Int?, failure: BackendFailure? = nil, endpoints: [BackendEndpoint] = [], filters: [HTTPRouteFilter] = []) {
+        self.weight = weight
+        self.reference = reference
+        self.port = port
+        self.failure = failure
+        self.endpoints = endpoints
+        self.filters = filters
+    }
+
+    /// The status a request given to this backend gets when it cannot be forwarded, nil when it can.
+    public var failureCode: Int? {
+        if failure != nil { return 500 }
+        return endpoints.isEmpty ? 503 : nil
+    }
+}
+
+/// Why a backendRef cannot be used (the HTTPRoute `ResolvedRefs` reasons).
+public struct BackendFailure: Hashable, Codable, Sendable {
+    /// BackendNotFound, RefNotPermitted, InvalidKind or UnsupportedValue.
+    public var reason: String
+    public var message: String
+
+    public init(reason: String, message: String) {
+        self.reason = reason
+        self.message = message
+    }
+}
+
+/// One endpoint of a backend Service.
+public struct BackendEndpoint: Hashable, Codable, Sendable {
+    public var address: String
+    public var port: Int
+    /// True when the endpoint is terminating (used only because no endpoint is ready).
+    public var terminating: Bool
+
+    public init(address: String, port: Int, terminating: Bool = false) {
+        self.address = address
+        self.port = port
+        self.terminating = terminating
+    }
+}
+
+/// The certificate chain and private key of a TLS Secret (PEM bytes, decoded from the Secret).
+public struct TLSMaterial: Hashable, Sendable {
+    public var certificateChain: [UInt8]
+    public var privateKey: [UInt8]
+
+    public init(certificateChain: [UInt8], privateKey: [UInt8]) {
+        self.certificateChain = certificateChain
+        self.privateKey = privateKey
+    }
+}
+
+/// A problem with a Gateway API object that is not a status condition (e.g. a Gateway naming a
+/// missing GatewayClass), for logs and `portway routes`.
+public struct GatewayWarning: Hashable, Codable, Sendable, CustomStringConvertible {
+    public var object: String
+    public var message: String
+
+    public init(object: String, message: String) {
+        self.object = object
+        self.message = message
+    }
+
+    public var description: String { "\(object): \(message)" }
+}

@@ -1,0 +1,280 @@
+import KubeModels
+
+/// One HTTP request as the route matcher sees it.
+public struct RouteRequest: Hashable, Sendable {
+    /// The Host header (or SNI); a port and letter case do not matter.
+    public var host: String
+    /// The request target's path; a query string after `?` is split off into `query` when `query` is nil.
+    public var path: String
+    public var method: String
+    /// Header fields in order; names compare case-insensitively.
+    public var headers: [HTTPHeader]
+    /// Query parameters in order (names case-sensitive); nil: parsed from `path`.
+    public var query: [HTTPHeader]?
+
+    public init(host: String, path: String, method: String = "GET", headers: [HTTPHeader] = [], query: [HTTPHeader]? = nil) {
+        self.host = host
+        self.path = path
+        self.method = method
+        self.headers = headers
+        self.query = query
+    }
+}
+
+/// How one rule match fared for a request.
+public enum CandidateResult: String, Hashable, Codable, Sendable {
+    case won
+    case lost
+    /// The rule belongs to another listener on the port than the one serving the request's host.
+    case notAttached = "not-attached"
+}
+
+/// One rule match considered for a request, and why it won or lost.
+public struct RouteCandidate: Hashable, Codable, Sendable {
+    public var route: NamespacedName
+    public var rule: Int
+    public var match: Int
+    public var listener: String
+    public var result: CandidateResult
+    public var reason: String
+
+    public init(route: NamespacedName, rule: Int, match: Int, listener: String, result: CandidateResult, reason: String) {
+        self.route = route
+        self.rule = rule
+        self.match = match
+        self.listener = listener
+        self.result = result
+        self.reason = reason
+    }
+}
+
+/// What the proxy does with a request: the rule chosen (with its filters and backends), or the
+/// status code when nothing can serve it.
+public struct RouteDecision: Hashable, Codable, Sendable {
+    /// The listener serving the request's host; nil when no listener on the port takes it.
+    public var listener: String?
+    public var listenerHostname: String?
+    /// The winning rule match; nil → 404.
+    public var entry: RouteTableEntry?
+    public var candidates: [RouteCandidate]
+    /// 200 when at least part of the weight goes to a backend with endpoints; the redirect's code
+    /// (302 by default) for a RequestRedirect rule; 503 when the weight goes only to Services
+    /// without endpoints; 500 when it goes only to references that failed (or no weight at all);
+    /// 404 without a winning rule.
+    public var code: Int
+
+    public init(listener: String?, listenerHostname: String?, entry: RouteTableEntry?, candidates: [RouteCandidate], code: Int) {
+        self.listener = listener
+        self.listenerHostname = listenerHostname
+        self.entry = entry
+        self.candidates = candidates
+        self.code = code
+    }
+
+    public var backends: [WeightedBackend] { entry?.backends ?? [] }
+}
+
+/// The one request matcher: the L7 proxy and `portway explain` both decide with it.
+public enum RouteMatcher {
+    /// Decides where `request`, arriving on `table`'s port, goes.
+    public static func decide(_ table: PortRouteTable, request: RouteRequest) -> RouteDecision {
+        let normalized = NormalizedRequest(request)
+        let host = normalized.host
+        let listenerIndex = servingListener(table, host: host)
+
+        var candidates: [RouteCandidate] = []
+        var matching: [(position: Int, specificity: HostSpecificity)] = []
+        var winner: Int?
+        if let listenerIndex {
+            let listener = table.listeners[listenerIndex]
+            for (position, entry) in listener.rules.enumerated() {
+                switch evaluate(entry, normalized) {
+                case .success(let specificity):
+                    matching.append((position, specificity))
+                case .failure(let mismatch):
+                    candidates.append(RouteCandidate(route: entry.route, rule: entry.rule, match: entry.match, listener: listener.name, result: .lost, reason: mismatch.description))
+                }
+            }
+            // Hostname specificity first, then the table's precedence order.
+            winner = matching.max { a, b in a.specificity < b.specificity || (a.specificity == b.specificity && a.position > b.position) }?.position
+            for (position, specificity) in matching {
+                let entry = listener.rules[position]
+                if position == winner {
+                    candidates.append(RouteCandidate(route: entry.route, rule: entry.rule, match: entry.match, listener: listener.name, result: .won, reason: "matches; highest precedence"))
+                } else if let winner {
+                    let best = listener.rules[winner]
+                    let winnerSpecificity = matching.first { $0.position == winner }!.specificity
+                    let reason = winnerSpecificity != specificity
+                        ? "matches, but \(best.route)'s hostname is more specific for \(host)"
+                        : "matches, but loses to \(best.route) rule \(best.rule): \(RoutePrecedence.reason(winner: best, loser: entry))"
+                    candidates.append(RouteCandidate(route: entry.route, rule: entry.rule, match: entry.match, listener: listener.name, result: .lost, reason: reason))
+                }
+            }
+            // Keep the table's order in the output.
+            let order = Dictionary(listener.rules.enumerated().map { ("\($1.route)#\($1.rule)#\($1.match)", $0) }, uniquingKeysWith: { first, _ in first })
+            candidates.sort { (order["\($0.route)#\($0.rule)#\($0.match)"] ?? 0) < (order["\($1.route)#\($1.rule)#\($1.match)"] ?? 0) }
+        }
+        for (i, listener) in table.listeners.enumerated() where i != listenerIndex {
+            let why: String
+            if listener.hostname.map({ Hostnames.matches(host: host, pattern: $0) }) ?? true {
+                why = "attached to listener \(listener.name) (\(listener.hostname ?? "any host")), but listener \(table.listeners[listenerIndex!].name) is more specific for \(host)"
+            } else {
+                why = "attached to listener \(listener.name), whose hostname \(listener.hostname ?? "") does not match \(host)"
+            }
+            for entry in listener.rules {
+                candidates.append(RouteCandidate(route: entry.route, rule: entry.rule, match: entry.match, listener: listener.name, result: .notAttached, reason: why))
+            }
+        }
+        let listener = listenerIndex.map { table.listeners[$0] }
+        let entry = winner.flatMap { listener?.rules[$0] }
+        return RouteDecision(listener: listener?.name, listenerHostname: listener?.hostname, entry: entry, candidates: candidates, code: entry.map(code(of:)) ?? 404)
+    }
+
+    /// The status a request matched to `entry` gets when nothing goes wrong upstream.
+    public static func code(of entry: RouteTableEntry) -> Int {
+        if let redirect = entry.redirect { return redirect.statusCode ?? 302 }
+        let weighted = entry.backends.filter { $0.weight > 0 }
+        if weighted.contains(where: { $0.failureCode == nil }) { return 200 }
+        if weighted.contains(where: { $0.failure == nil }) { return 503 }
+        return 500
+    }
+
+    /// The weighted choice among `backends`: `roll` in 0..<total weight (the caller draws it);
+    /// nil when the total weight is 0 (answer 500). The chosen backend's `failureCode` says
+    /// whether it can be forwarded to (nil) or answers 500/503.
+    public static func pick(_ backends: [WeightedBackend], roll: Int) -> WeightedBackend? {
+        var remaining = roll
+        for backend in backends where backend.weight > 0 {
+            if remaining < backend.weight { return backend }
+            remaining -= backend.weight
+        }
+        return nil
+    }
+
+    /// The total weight of `backends` (the range of `pick`'s roll).
+    public static func totalWeight(_ backends: [WeightedBackend]) -> Int {
+        backends.reduce(0) { $0 + max(0, $1.weight) }
+    }
+
+    /// Why a rule match does not apply to a request (described only when someone asks).
+    enum Mismatch: Error, CustomStringConvertible {
+        case hostname([String], String)
+        case path(String, RouteMatchSpec)
+        case method(String, String)
+        case header(ValueMatch)
+        case query(ValueMatch)
+
+        var description: String {
+            switch self {
+            case .hostname(let names, let host): "hostnames \(names.joined(separator: ", ")) do not match \(host)"
+            case .path(let path, let spec): "path \(path) does not match \(spec.pathKind.rawValue) \(spec.path)"
+            case .method(let method, let wanted): "method \(method) is not \(wanted)"
+            case .header(let c): "header \(c.name) does not match \(c.kind.rawValue) \(c.value)"
+            case .query(let c): "query parameter \(c.name) does not match \(c.kind.rawValue) \(c.value)"
+            }
+        }
+    }
+
+    /// The host specificity when `entry` matches, else why not.
+    static func evaluate(_ entry: RouteTableEntry, _ request: NormalizedRequest) -> Result<HostSpecificity, Mismatch> {
+        guard let specificity = Hostnames.specificity(host: request.host, patterns: entry.hostnames) else {
+            return .failure(.hostname(entry.hostnames, request.host))
+        }
+        let spec = entry.matchSpec
+        guard PathMatching.matches(path: request.path, spec: spec) else { return .failure(.path(request.path, spec)) }
+        if let wanted = spec.method, wanted != request.method { return .failure(.method(request.method, wanted)) }
+        for condition in spec.headers where !request.headers.contains(where: { $0.name == condition.name && valueMatches($0.value, condition) }) {
+            return .failure(.header(condition))
+        }
+        for condition in spec.queryParams {
+            guard let value = request.query.first(where: { $0.name == condition.name })?.value, valueMatches(value, condition) else {
+                return .failure(.query(condition))
+            }
+        }
+        return .success(specificity)
+    }
+
+    /// A request with its host normalized, path and query split, header names lowercased.
+    struct NormalizedRequest {
+        var host: String
+        var path: String
+        var method: String
+        var headers: [HTTPHeader]
+        var query: [HTTPHeader]
+
+        init(_ request: RouteRequest) {
+            host = Hostnames.normalize(host: request.host)
+            var path = request.path
+            var query = request.query
+            if let q = path.firstIndex(of: "?") {
+                if query == nil { query = RouteMatcher.parseQuery(String(path[path.index(after: q)...])) }
+                path = String(path[..<q])
+            }
+            self.path = path.isEmpty ? "/" : path
+            self.query = query ?? []
+            method = request.method
+            headers = request.headers.map { HTTPHeader(name: $0.name.lowercased(), value: $0.value) }
+        }
+    }
+
+    /// The listener serving `host` on `table`'s port: the first (most specific) whose hostname matches.
+    static func servingListener(_ table: PortRouteTable, host: String) -> Int? {
+        table.listeners.firstIndex { $0.hostname.map { Hostnames.matches(host: host, pattern: $0) } ?? true }
+    }
+
+    /// The listener that serves `host` (a Host header or a TLS SNI name) on `table`'s port: the
+    /// proxy picks an HTTPS listener's certificates with it. nil when no listener takes the host.
+    public static func listener(for host: String, in table: PortRouteTable) -> ListenerRouteTable? {
+        servingListener(table, host: Hostnames.normalize(host: host)).map { table.listeners[$0] }
+    }
+
+    /// The proxy's fast path: the same choice as `decide`, without explaining it. Returns the
+    /// listener's index, the winning rule match (nil → 404) and the code.
+    public static func match(_ table: PortRouteTable, request: RouteRequest) -> (listener: Int?, entry: RouteTableEntry?, code: Int) {
+        let request = NormalizedRequest(request)
+        guard let listener = servingListener(table, host: request.host) else { return (nil, nil, 404) }
+        var best: (position: Int, specificity: HostSpecificity)?
+        for (position, entry) in table.listeners[listener].rules.enumerated() {
+            // Rules are in precedence order: only a more specific hostname beats an earlier match.
+            if case .success(let specificity) = evaluate(entry, request), best.map({ $0.specificity < specificity }) ?? true {
+                best = (position, specificity)
+            }
+        }
+        let entry = best.map { table.listeners[listener].rules[$0.position] }
+        return (listener, entry, entry.map(code(of:)) ?? 404)
+    }
+
+    private static func valueMatches(_ value: String, _ condition: ValueMatch) -> Bool {
+        switch condition.kind {
+        case .exact: return value == condition.value
+        case .regularExpression:
+            guard let regex = try? Regex(condition.value) else { return false }
+            return (try? regex.firstMatch(in: value)) != nil
+        }
+    }
+
+    /// `a=1&b=x%20y` → [(a, 1), (b, "x y")].
+    static func parseQuery(_ text: String) -> [HTTPHeader] {
+        text.split(separator: "&", omittingEmptySubsequences: true).map { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            return HTTPHeader(name: percentDecode(String(parts[0])), value: parts.count > 1 ? percentDecode(String(parts[1])) : "")
+        }
+    }
+
+    private static func percentDecode(_ text: String) -> String {
+        guard text.contains("%") || text.contains("+") else { return text }
+        var bytes: [UInt8] = []
+        var utf8 = Array(text.utf8)[...]
+        while let c = utf8.popFirst() {
+            if c == UInt8(ascii: "+") {
+                bytes.append(UInt8(ascii: " "))
+            } else if c == UInt8(ascii: "%"), utf8.count >= 2, let v = UInt8(String(decoding: utf8.prefix(2), as: UTF8.self), radix: 16) {
+                bytes.append(v)
+                utf8 = utf8.dropFirst(2)
+            } else {
+                bytes.append(c)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

@@ -1,0 +1,123 @@
+import ArgumentParser
+import FileSource
+import Foundation
+import LoadBalancer
+
+/// Flags shared by `portway routes` and `portway explain`.
+struct GatewayViewFlags: ParsableArguments {
+    @Option(name: [.customShort("f"), .customLong("from-dir")], help: ArgumentHelp("Directory of YAML files (read recursively).", valueName: "DIR"))
+    var directory: String
+
+    @Option(help: ArgumentHelp("This node's name. Default: the Node object with the --to address (explain), else the first Node in DIR.", valueName: "NAME"))
+    var nodeName: String = ""
+
+    @Option(help: ArgumentHelp("An IPv4 address of this node, repeatable. Default: the addresses of the Node object.", valueName: "IP"))
+    var nodeIP: [String] = []
+
+    @Option(help: "The GatewayClass controllerName whose Gateways Portway serves.")
+    var gatewayController: String = GatewayOptions.defaultControllerName
+
+    @Option(help: ArgumentHelp("Proxy port range FIRST-LAST.", valueName: "RANGE"))
+    var proxyPorts: String = "\(ProxyPortAllocator.defaultRange.lowerBound)-\(ProxyPortAllocator.defaultRange.upperBound)"
+
+    func options() throws -> GatewayViewOptions {
+        let parts = proxyPorts.split(separator: "-")
+        guard parts.count == 2, let first = UInt16(parts[0]), let last = UInt16(parts[1]), first > 0, first <= last else {
+            throw ValidationError("--proxy-ports \"\(proxyPorts)\" is not FIRST-LAST")
+        }
+        return GatewayViewOptions(
+            directory: directory, nodeName: nodeName, nodeIPs: nodeIP,
+            gateway: GatewayOptions(controllerName: gatewayController), proxyPorts: ProxyPortAllocator(range: first...last)
+        )
+    }
+}
+
+/// Reports a Gateway command error the way `translate` does.
+private func fail(_ error: GatewayCommandError) throws -> Never {
+    switch error {
+    case .load:
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        throw ExitCode.failure
+    default:
+        throw ValidationError(error.description)
+    }
+}
+
+/// `portway routes`: each Gateway listener port, its proxy port and its ordered rule table.
+struct Routes: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the Gateway route tables (per Gateway listener port: proxy port, listeners, ordered rules).",
+        discussion: "The JSON schema is in docs/CLI-JSON.md."
+    )
+
+    enum Output: String, ExpressibleByArgument, CaseIterable { case json, table }
+
+    @OptionGroup var flags: GatewayViewFlags
+
+    @Option(name: [.customShort("o"), .long], help: "Output format.")
+    var output: Output = .table
+
+    func run() throws {
+        let result: (stdout: String, stderr: String)
+        do {
+            result = try FileSource.routes(try flags.options(), format: output == .json ? .json : .table)
+        } catch let error as GatewayCommandError {
+            try fail(error)
+        }
+        FileHandle.standardError.write(Data(result.stderr.utf8))
+        FileHandle.standardOutput.write(Data(result.stdout.utf8))
+    }
+}
+
+/// `portway explain`: follows one request as this node would.
+struct Explain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Follow one HTTP request through this node's maps and Gateway route tables, and say why.",
+        discussion: "The JSON schema and the warning kinds are in docs/CLI-JSON.md."
+    )
+
+    enum Output: String, ExpressibleByArgument, CaseIterable { case json, text }
+
+    @OptionGroup var flags: GatewayViewFlags
+
+    @Option(help: ArgumentHelp("The address the client connects to.", valueName: "ADDRESS:PORT"))
+    var to: String
+
+    @Option(help: "The request's Host.")
+    var host: String
+
+    @Option(help: "The request's path (with an optional ?query).")
+    var path: String = "/"
+
+    @Option(help: "The request's method.")
+    var method: String = "GET"
+
+    @Option(help: ArgumentHelp("A request header, repeatable.", valueName: "NAME:VALUE"))
+    var header: [String] = []
+
+    @Option(name: [.customShort("o"), .long], help: "Output format.")
+    var output: Output = .text
+
+    func validate() throws {
+        let parts = to.split(separator: ":")
+        guard parts.count == 2, IPv4Address(parts[0]) != nil, let port = UInt16(parts[1]), port > 0 else {
+            throw ValidationError(GatewayCommandError.invalidDestination(to).description)
+        }
+        if let bad = header.first(where: { !$0.contains(":") || $0.hasPrefix(":") }) {
+            throw ValidationError(GatewayCommandError.invalidHeader(bad).description)
+        }
+    }
+
+    func run() throws {
+        let stdout: String
+        do {
+            stdout = try FileSource.explain(
+                try flags.options(), request: ExplainRequest(to: to, host: host, path: path, method: method, headers: header),
+                format: output == .json ? .json : .text
+            ).stdout
+        } catch let error as GatewayCommandError {
+            try fail(error)
+        }
+        FileHandle.standardOutput.write(Data(stdout.utf8))
+    }
+}

@@ -1,0 +1,133 @@
+import CPortwayBPF
+import Datapath
+import Foundation
+import Testing
+
+private let tcp = UInt8(PW_PROTO_TCP)
+private let clusterIP = "10.96.0.50"
+private let proxyPort: UInt16 = 15001
+private let noProxyPort: UInt16 = 15002
+
+/// L7LB frontends: packets are handed to the local proxy socket (bpf_sk_assign, TPROXY style),
+/// never DNATed. Real packets in network namespaces (`Lab`, prefix `pwdp`). Root only.
+@Suite(.serialized, .enabled(if: LabPrerequisites.ready, "needs root, iproute2, python3, bpffs and bpf/out/portway_lb.o"))
+struct L7RedirectTests {
+    /// An L7LB frontend: no backends, the proxy port in the master's union.
+    private func setL7(_ lab: Lab, address: String, port: UInt16, flags: Int32, revNat: UInt16, proxy: UInt16) throws {
+        try lab.maps.setService(
+            address: address, port: port, proto: tcp, flags: flags, flags2: PW_SVC_FLAG2_L7LB, revNat: revNat, active: [],
+            affinityTimeout: UInt32(proxy))
+    }
+
+    @Test("NodePort of an L7LB frontend: the proxy accepts the client's own address and sees the frontend as local address")
+    func nodePortLandsOnProxy() async throws {
+        try await withLab(prefix: "pwdp") { lab in
+            try await lab.install(podDevices: [Lab.podDevice])
+            try setL7(lab, address: Lab.nodeIP, port: 30100, flags: PW_SVC_FLAG_NODEPORT, revNat: 1, proxy: proxyPort)
+            try setL7(lab, address: Lab.nodeIP, port: 30101, flags: PW_SVC_FLAG_NODEPORT, revNat: 2, proxy: noProxyPort)
+            let proxy = try await onDedicatedThread { try ProxyStub(netns: lab.node, port: proxyPort) }
+            defer { proxy.stop() }
+
+            let burst = try await lab.burst("tcp", 30100, count: 10)
+            #expect(burst.errors.isEmpty, "\(burst.errors)")
+            #expect(burst.countsByBackend == ["proxy": 10])
+            for a in burst.answers {
+                #expect(a.seen_peer.hasPrefix("\(Lab.clientIP):"), "the proxy must see the real client: \(a.seen_peer)")
+                #expect(a.seen_local == "\(Lab.nodeIP):30100", "original destination: \(a.seen_local)")
+                #expect(a.peer == "\(Lab.nodeIP):30100")
+            }
+            // No proxy on that frontend's port: a reset at once, not a hang.
+            #expect(try await lab.probe("tcp", 30101) == "refused")
+        }
+    }
+
+    @Test("a LoadBalancer IP (not a node address) of an L7LB frontend lands on the proxy from outside; no listener: reset")
+    func loadBalancerIPLandsOnProxy() async throws {
+        try await withLab(prefix: "pwdp") { lab in
+            try await lab.install()
+            let lbIP = "198.51.100.10"
+            let client = lab.client
+            _ = try await onDedicatedThread { try run(["ip", "-n", client, "route", "add", "198.51.100.0/24", "via", Lab.nodeIP]) }
+            try setL7(lab, address: lbIP, port: 443, flags: PW_SVC_FLAG_LOADBALANCER, revNat: 5, proxy: proxyPort)
+            try setL7(lab, address: lbIP, port: 444, flags: PW_SVC_FLAG_LOADBALANCER, revNat: 6, proxy: noProxyPort)
+            let proxy = try await onDedicatedThread { try ProxyStub(netns: lab.node, port: proxyPort) }
+            defer { proxy.stop() }
+
+            let burst = try await lab.burst(from: client, "tcp", lbIP, 443, count: 10)
+            #expect(burst.errors.isEmpty, "\(burst.errors)")
+            #expect(burst.countsByBackend == ["proxy": 10])
+            #expect(burst.answers.allSatisfy { $0.seen_peer.hasPrefix("\(Lab.clientIP):") && $0.seen_local == "\(lbIP):443" })
+            #expect(try await lab.probe(from: client, "tcp", lbIP, 444) == "refused")
+        }
+    }
+
+    @Test("ClusterIP of an L7LB frontend from a pod lands on the proxy; without a listener the pod gets a reset")
+    func clusterIPFromPodLandsOnProxy() async throws {
+        try await withLab(prefix: "pwdp") { lab in
+            try await lab.install(podDevices: [Lab.podDevice])
+            let clusterFlags = PW_SVC_FLAG_CLUSTER_IP | PW_SVC_FLAG_NON_ROUTABLE
+            try setL7(lab, address: clusterIP, port: 80, flags: clusterFlags, revNat: 3, proxy: proxyPort)
+            try setL7(lab, address: clusterIP, port: 81, flags: clusterFlags, revNat: 4, proxy: noProxyPort)
+            let proxy = try await onDedicatedThread { try ProxyStub(netns: lab.node, port: proxyPort) }
+
+            let burst = try await lab.burst(from: lab.pod, "tcp", clusterIP, 80, count: 10)
+            #expect(burst.errors.isEmpty, "\(burst.errors)")
+            #expect(burst.countsByBackend == ["proxy": 10])
+            for a in burst.answers {
+                #expect(a.seen_peer.hasPrefix("\(Lab.podIP):"))
+                #expect(a.seen_local == "\(clusterIP):80")
+                #expect(a.peer == "\(clusterIP):80")
+            }
+            #expect(try await lab.probe(from: lab.pod, "tcp", clusterIP, 81) == "refused")
+            // The proxy going away: new connections are reset, not left hanging.
+            await onDedicatedThreadQuiet { proxy.stop() }
+            #expect(try await lab.probe(from: lab.pod, "tcp", clusterIP, 80) == "refused")
+        }
+    }
+
+    @Test("UDP to an L7LB NodePort and, from a pod, ClusterIP: the proxy reads the client and the original destination per datagram")
+    func udpToProxy() async throws {
+        try await withLab(prefix: "pwdp") { lab in
+            try await lab.install(podDevices: [Lab.podDevice])
+            let udp = UInt8(PW_PROTO_UDP)
+            for (address, port, flags, revNat) in [
+                (Lab.nodeIP, UInt16(30102), PW_SVC_FLAG_NODEPORT, UInt16(7)),
+                (clusterIP, UInt16(53), PW_SVC_FLAG_CLUSTER_IP | PW_SVC_FLAG_NON_ROUTABLE, UInt16(8)),
+            ] {
+                try lab.maps.setService(
+                    address: address, port: port, proto: udp, flags: flags, flags2: PW_SVC_FLAG2_L7LB, revNat: revNat, active: [],
+                    affinityTimeout: UInt32(proxyPort))
+            }
+            let proxy = try await onDedicatedThread { try ProxyStub(netns: lab.node, port: proxyPort, udp: true) }
+            defer { proxy.stop() }
+
+            for (ns, client, address, port) in [
+                (lab.client, Lab.clientIP, Lab.nodeIP, UInt16(30102)), (lab.pod, Lab.podIP, clusterIP, UInt16(53)),
+            ] {
+                // Connected UDP sockets: an answer only counts if it came from the frontend.
+                let burst = try await lab.burst(from: ns, "udp", address, port, count: 10)
+                #expect(burst.errors.isEmpty, "\(address): \(burst.errors)")
+                #expect(burst.countsByBackend == ["proxy": 10])
+                #expect(burst.answers.allSatisfy { $0.seen_peer.hasPrefix("\(client):") && $0.seen_local == "\(address):\(port)" })
+            }
+        }
+    }
+
+    @Test("TransparentListener: a clear error for a port already taken")
+    func listenerErrors() throws {
+        let first = try TransparentListener.openTCP(port: 0, address: "127.0.0.1")
+        defer { close(first) }
+        let port = try TransparentListener.originalDestination(of: first).port
+        #expect(port != 0)
+        let error = #expect(throws: TransparentListener.Failure.self) {
+            _ = try TransparentListener.openTCP(port: port, address: "127.0.0.1")
+        }
+        #expect(error?.errno == EADDRINUSE)
+        #expect(error?.description.contains("bind 127.0.0.1:\(port)") == true)
+    }
+}
+
+/// Runs a non-throwing blocking call on a dedicated thread.
+func onDedicatedThreadQuiet(_ body: @escaping @Sendable () -> Void) async {
+    _ = try? await onDedicatedThread { body() }
+}

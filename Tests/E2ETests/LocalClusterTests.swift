@@ -1,0 +1,146 @@
+import Foundation
+import Testing
+
+/// Real traffic through a local two-node cluster (see `LocalCluster`): the real control plane,
+/// `portway agent --kubeconfig` per node under the RBAC of manifests/, the EndpointSlice controller
+/// writing the slices and the harness as the kubelet. Root only; needs KUBEBUILDER_ASSETS with
+/// kube-apiserver, kube-controller-manager and etcd. Every loop is bounded in count and time.
+@Suite("e2e: a local cluster with the real control plane", .serialized, .enabled(if: E2EPrerequisites.ready, "needs root, bpffs, the BPF object, the portway binary and KUBEBUILDER_ASSETS (reason printed)"))
+struct LocalClusterTests {
+    /// `ok NAME PEER` → (NAME, PEER address without port).
+    static func parse(_ answer: String) -> (name: String, peer: String)? {
+        let f = answer.split(separator: " ")
+        guard f.count == 3, f[0] == "ok" else { return nil }
+        return (String(f[1]), String(f[2].split(separator: ":")[0]))
+    }
+
+    @Test("NodePort through the other node (SNAT) both ways; externalTrafficPolicy Local drops without a local backend and keeps the client address; another proxy's Service; RBAC as in manifests/")
+    func trafficPaths() async throws {
+        try await withLocalCluster { cluster in
+            let a = cluster.nodeIP("node-a"), b = cluster.nodeIP("node-b")
+            try await cluster.createPod("web-b-1", on: "node-b", labels: ["app": "web-b"])
+            try await cluster.createPod("web-a-1", on: "node-a", labels: ["app": "web-a"])
+            try await cluster.createPod("local-1", on: "node-b", labels: ["app": "local"])
+            try await cluster.createService("web-b", selector: "web-b", nodePort: 30081)
+            try await cluster.createService("web-a", selector: "web-a", nodePort: 30082)
+            try await cluster.createService("local", selector: "local", nodePort: 30083, externalTrafficPolicy: "Local")
+
+            // Node A, backend only behind node B: served, and the pod saw node A (SNAT), not the client.
+            for (node, nodeAddress, port, pod) in [("node-a", a, 30081, "web-b-1"), ("node-b", b, 30082, "web-a-1")] {
+                let answer = try await cluster.waitFor("\(nodeAddress):\(port)") { $0.hasPrefix("ok ") }
+                #expect(Self.parse(answer)?.name == pod, "\(node): \(answer)")
+                #expect(Self.parse(answer)?.peer == nodeAddress, "\(node) SNATs to its own address: \(answer)")
+                for _ in 0..<10 {
+                    let again = try await cluster.get("\(nodeAddress):\(port)")
+                    #expect(Self.parse(again)?.name == pod, "\(node): \(again)")
+                }
+            }
+
+            // Local: node B has the backend and serves it with the client's own address.
+            let local = try await cluster.waitFor("\(b):30083") { $0.hasPrefix("ok ") }
+            #expect(Self.parse(local)?.name == "local-1")
+            #expect(Self.parse(local)?.peer == LocalCluster.clientIP, "the backend sees the client: \(local)")
+            // Node A has none: it drops (a timeout, not a refusal from its own stack).
+            for _ in 0..<3 {
+                #expect(try await cluster.get("\(a):30083", timeout: 1.0) == "fail TimeoutError")
+            }
+
+            // kube-proxy's rule: a Service handed to another proxy loses its frontends on every node,
+            // and gets them back when the label goes.
+            let webA = "/api/v1/namespaces/\(LocalCluster.namespace)/services/web-a"
+            try await cluster.api("PATCH", webA, ["metadata": ["labels": ["service.kubernetes.io/service-proxy-name": "other"]]])
+            for nodeAddress in [a, b] { try await cluster.waitFor("\(nodeAddress):30082") { $0 == "fail ConnectionRefusedError" } }
+            try await cluster.api("PATCH", webA, ["metadata": ["labels": ["service.kubernetes.io/service-proxy-name": NSNull()]]])
+            for nodeAddress in [a, b] { try await cluster.waitFor("\(nodeAddress):30082") { $0.hasPrefix("ok web-a-1 ") } }
+
+            // The agents' ServiceAccount token is bound by the ClusterRole of manifests/: what it needs, nothing more.
+            for path in ["/api/v1/services", "/apis/discovery.k8s.io/v1/endpointslices", "/api/v1/nodes?fieldSelector=metadata.name%3Dnode-a"] {
+                #expect(try await cluster.statusAsAgent(path) == 200, "\(path)")
+            }
+            for path in ["/api/v1/secrets", "/api/v1/namespaces/e2e/pods", "/api/v1/configmaps"] {
+                #expect(try await cluster.statusAsAgent(path) == 403, "\(path)")
+            }
+            try expectNoRBACTrouble(cluster)
+        }
+    }
+
+    @Test("disruptions under a request loop on three nodes: rolling pod replacement, agent SIGKILL + restart, API server outage")
+    func disruptions() async throws {
+        // node-c runs no pods: everything it serves goes through SNAT to the other two.
+        try await withLocalCluster(nodes: ["node-a", "node-b", "node-c"]) { cluster in
+            let a = cluster.nodeIP("node-a"), b = cluster.nodeIP("node-b"), c = cluster.nodeIP("node-c")
+            try await cluster.createPod("roll-1", on: "node-a", labels: ["app": "roll"])
+            try await cluster.createPod("roll-2", on: "node-b", labels: ["app": "roll"])
+            try await cluster.createService("roll", selector: "roll", nodePort: 30084)
+            let targets = ["\(a):30084", "\(b):30084", "\(c):30084"]
+            for t in targets { try await cluster.waitFor(t) { $0.hasPrefix("ok ") } }
+
+            // 1. Replace every pod: new pod Ready first, then the old one deleted gracefully; it
+            // serves through its grace period, then the "kubelet" stops it.
+            var loop = try await cluster.startLoop(targets)
+            for (old, new, node) in [("roll-1", "roll-3", "node-a"), ("roll-2", "roll-4", "node-b")] {
+                try await cluster.createPod(new, on: node, labels: ["app": "roll"])
+                try await Task.sleep(for: .seconds(1))
+                try await cluster.gracefulDelete(old, grace: .seconds(3))
+            }
+            try await Task.sleep(for: .seconds(1))
+            var result = try await loop.finish()
+            #expect(result.failures.isEmpty, "rolling replacement: \(result.failures.count) failed of \(result.ok + result.failures.count): \(result.failures.prefix(5))")
+            #expect(result.ok > 20)
+            for t in targets {
+                let last: Set<String> = Set(result.names[t]?.suffix(5) ?? [])
+                #expect(!last.isEmpty && last.isSubset(of: ["roll-3", "roll-4"]), "\(t) ends on the new pods: \(result.names[t]?.suffix(10) ?? [])")
+            }
+
+            // 2. SIGKILL node A's agent and start it again while traffic flows.
+            loop = try await cluster.startLoop(targets)
+            try await Task.sleep(for: .seconds(1))
+            try await cluster.killAgent("node-a")
+            try await Task.sleep(for: .seconds(2))
+            try await cluster.startAgent("node-a")
+            try await Task.sleep(for: .seconds(3))
+            result = try await loop.finish()
+            #expect(result.failures.isEmpty, "agent restart: \(result.failures.count) failed of \(result.ok + result.failures.count): \(result.failures.prefix(5))")
+            #expect(result.ok > 20)
+
+            // 3. The API server the agents use goes down (a second one, on the same etcd, stays up
+            // for the change); traffic is unaffected; after it returns, the change reaches every node.
+            // Until now nothing the agents asked for was refused. (Right after a kube-apiserver
+            // restart its RBAC authorizer may refuse for a moment until its caches fill: agents
+            // then back off and retry, so the check is not repeated after the outage.)
+            try expectNoRBACTrouble(cluster)
+            try await cluster.createService("moving", selector: "roll", nodePort: 30086)
+            for t in [a, b, c].map({ "\($0):30086" }) { try await cluster.waitFor(t) { $0.hasPrefix("ok ") } }
+            let plane = try #require(cluster.plane)
+            let secondary = try plane.newPort()
+            try await onDedicatedThread { try plane.launchAPIServer(port: secondary) }
+            loop = try await cluster.startLoop(targets)
+            try await Task.sleep(for: .seconds(1))
+            try await onDedicatedThread { plane.stopAPIServer() }
+            cluster.apiPort = secondary
+            try await cluster.api("PATCH", "/api/v1/namespaces/\(LocalCluster.namespace)/services/moving", [
+                "spec": ["ports": [["name": "http", "port": 80, "targetPort": LocalCluster.podPort, "nodePort": 30087, "protocol": "TCP"]]],
+            ])
+            try await Task.sleep(for: .seconds(2))
+            try await onDedicatedThread { try plane.launchAPIServer() }
+            cluster.apiPort = plane.port
+            try await onDedicatedThread { plane.stopAPIServer(port: secondary) }
+            try await Task.sleep(for: .seconds(1))
+            result = try await loop.finish()
+            #expect(result.failures.isEmpty, "API server outage: \(result.failures.count) failed of \(result.ok + result.failures.count): \(result.failures.prefix(5))")
+            #expect(result.ok > 20)
+            for nodeAddress in [a, b, c] {
+                try await cluster.waitFor("\(nodeAddress):30087", timeout: .seconds(90)) { $0.hasPrefix("ok roll-") }
+                try await cluster.waitFor("\(nodeAddress):30086", timeout: .seconds(30)) { $0.hasPrefix("fail ") }
+            }
+        }
+    }
+
+    /// The agents ran with the ServiceAccount's ClusterRole: nothing they asked for was refused.
+    func expectNoRBACTrouble(_ cluster: LocalCluster) throws {
+        for node in cluster.nodes {
+            let log = cluster.agentLog(node.name)
+            #expect(!log.lowercased().contains("forbidden"), "\(node.name) agent was refused something:\n\(log.suffix(2000))")
+        }
+    }
+}

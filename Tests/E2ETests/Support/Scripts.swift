@@ -1,0 +1,142 @@
+/// Small Python programs the local cluster runs in its namespaces (python3 is a Portway dependency).
+enum Scripts {
+    /// `pod.py NAME IP PORT`: an HTTP server on the Pod IP. `GET /` answers `NAME PEER_IP:PEER_PORT`
+    /// (who the pod saw: the client itself, or a node after SNAT). Prints `ready` once listening.
+    static let pod = #"""
+        import http.server, socketserver, sys
+        name, ip, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+            def do_GET(self):
+                body = f"{name} {self.client_address[0]}:{self.client_address[1]}\n".encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            def log_message(self, *args):
+                pass
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+            request_queue_size = 256
+
+        server = Server((ip, port), Handler)
+        print("ready", flush=True)
+        server.serve_forever()
+        """#
+
+    /// `client.py get HOST:PORT [TIMEOUT]`: one request; prints `ok NAME PEER` or `fail REASON`.
+    /// `client.py loop MAX_SECONDS HOST:PORT...`: requests the targets round-robin, one fresh
+    /// connection each, every 20 ms, until a line arrives on stdin or MAX_SECONDS pass (bounded);
+    /// prints one JSON object: {"ok": N, "failures": ["target: reason"], "names": {target: [names in order]}}.
+    static let client = #"""
+        import json, socket, sys, threading, time
+
+        def get(target, timeout):
+            host, port = target.rsplit(":", 1)
+            try:
+                s = socket.create_connection((host, int(port)), timeout=timeout)
+            except Exception as e:
+                return None, type(e).__name__
+            try:
+                s.settimeout(timeout)
+                s.sendall(b"GET / HTTP/1.0\r\nHost: e2e\r\n\r\n")
+                data = b""
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                head, _, body = data.partition(b"\r\n\r\n")
+                if not head.startswith(b"HTTP/1.0 200"):
+                    return None, "bad answer %r" % head[:40]
+                return body.decode().strip(), None
+            except Exception as e:
+                return None, type(e).__name__
+            finally:
+                s.close()
+
+        mode = sys.argv[1]
+        if mode == "get":
+            timeout = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
+            body, err = get(sys.argv[2], timeout)
+            print(("ok " + body) if body else ("fail " + err), flush=True)
+        elif mode == "loop":
+            limit, targets = float(sys.argv[2]), sys.argv[3:]
+            stop = threading.Event()
+            threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+            ok, failures, names = 0, [], {t: [] for t in targets}
+            print("started", flush=True)
+            deadline, i = time.monotonic() + limit, 0
+            while not stop.is_set() and time.monotonic() < deadline:
+                t = targets[i % len(targets)]
+                i += 1
+                body, err = get(t, 2.0)
+                if body:
+                    ok += 1
+                    names[t].append(body.split()[0])
+                else:
+                    failures.append("%s: %s" % (t, err))
+                time.sleep(0.02)
+            print(json.dumps({"ok": ok, "failures": failures, "names": names}), flush=True)
+        """#
+
+    /// `fwd.py tcp LISTEN_HOST LISTEN_PORT UNIX_PATH` or `fwd.py unix UNIX_PATH HOST PORT`: a byte
+    /// forwarder between a TCP port and a Unix socket. A Unix socket is a file, so it joins network
+    /// namespaces: an agent in a node namespace reaches the API server on the host's loopback.
+    static let forwarder = #"""
+        import os, socket, sys, threading
+
+        def pump(a, b):
+            try:
+                while True:
+                    data = a.recv(65536)
+                    if not data:
+                        break
+                    b.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (a, b):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        def serve(listener, connect):
+            while True:
+                c, _ = listener.accept()
+                try:
+                    upstream = connect()
+                except OSError:
+                    c.close()
+                    continue
+                threading.Thread(target=pump, args=(c, upstream), daemon=True).start()
+                threading.Thread(target=pump, args=(upstream, c), daemon=True).start()
+
+        if sys.argv[1] == "tcp":
+            host, port, path = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+            l = socket.socket()
+            l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            l.bind((host, port))
+            def connect():
+                u = socket.socket(socket.AF_UNIX)
+                u.connect(path)
+                return u
+        else:
+            path, host, port = sys.argv[2], sys.argv[3], int(sys.argv[4])
+            if os.path.exists(path):
+                os.unlink(path)
+            l = socket.socket(socket.AF_UNIX)
+            l.bind(path)
+            def connect():
+                u = socket.create_connection((host, port), timeout=5)
+                u.settimeout(None)  # watches stay quiet for long stretches
+                return u
+        l.listen(128)
+        print("ready", flush=True)
+        serve(l, connect)
+        """#
+}

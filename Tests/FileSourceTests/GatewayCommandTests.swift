@@ -1,0 +1,170 @@
+import Foundation
+import KubeModels
+import LoadBalancer
+import Testing
+@testable import FileSource
+
+/// docs/examples/gateway-traps: three LoadBalancers in front of two Portway Gateways with a shared HTTPRoute.
+private let trapsDirectory: String = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("docs/examples/gateway-traps").standardizedFileURL.path
+
+private func explain(_ to: String, host: String, path: String = "/", headers: [String] = []) throws -> Explanation {
+    try FileSource.explain(GatewayViewOptions(directory: trapsDirectory), request: ExplainRequest(to: to, host: host, path: path, headers: headers), format: .json).explanation
+}
+
+private func summary(_ e: Explanation) -> String {
+    let route = e.decision?.entry.map { "\($0.route) rule \($0.rule)" } ?? "no route"
+    return "\(e.mode) \(e.gateway?.description ?? "-") \(e.decision?.listener ?? "-") \(route) \(e.code.map(String.init) ?? "-")"
+}
+
+@Suite struct GatewayExplainTests {
+    @Test func eachLoadBalancerReachesItsGatewayAndRoute() throws {
+        let public80 = try explain("203.0.113.10:80", host: "www.shop.example", path: "/api/cart")
+        #expect(summary(public80) == "l7lb shop/public http shop/storefront rule 1 200")
+        #expect(public80.backends == [ExplainBackend(address: "10.244.2.10", port: 8080, weight: 1)])
+        #expect(public80.warnings.map(\.kind) == ["shared-nodeport", "route-multiple-parents", "route-shadowed"])
+        #expect(public80.warnings[2].message == "route shop/api-v2 rule 0 also matches www.shop.example/api/cart, but shop/storefront rule 1 wins: shop/storefront's hostname is more specific for www.shop.example")
+
+        let internal80 = try explain("203.0.113.20:80", host: "www.shop.example", path: "/api/cart")
+        #expect(summary(internal80) == "l7lb shop/internal http shop/storefront rule 1 200")
+        #expect(internal80.warnings.map(\.kind) == ["listener-any-hostname", "route-multiple-parents"])
+
+        // The third LoadBalancer shares 203.0.113.10 with the public Gateway but leads to the internal one.
+        let extra = try explain("203.0.113.10:9080", host: "www.shop.example")
+        #expect(summary(extra) == "l7lb shop/internal extra shop/storefront rule 0 200")
+        #expect(extra.backends.map(\.address) == ["10.244.1.10", "10.244.1.11"])
+        #expect(extra.warnings.map(\.kind) == ["shared-nodeport", "listener-any-hostname", "route-multiple-parents"])
+        #expect(extra.warnings[0].message == "LoadBalancer address 203.0.113.10 leads to different Gateways by port: Gateway shop/internal via port 9080 (NodePort 30280); Gateway shop/public via port 80 (NodePort 30080)")
+    }
+
+    @Test func theSameRequestThroughANodePort() throws {
+        let nodePort = try explain("192.0.2.10:30080", host: "www.shop.example")
+        #expect(summary(nodePort) == "l7lb shop/public http shop/storefront rule 0 200")
+        #expect(nodePort.proxyPort == 10002)  // public:80 after internal:80 and internal:9080 in key order
+        #expect(nodePort.warnings.map(\.kind) == ["route-multiple-parents"])
+    }
+
+    @Test func otherHostsAndPaths() throws {
+        // The public listener takes *.shop.example only.
+        #expect(summary(try explain("203.0.113.10:80", host: "shop.example")) == "l7lb shop/public - no route 404")
+        // api-v2 serves other hosts, but its only endpoint is terminating: used because none is ready.
+        let other = try explain("203.0.113.10:80", host: "m.shop.example", path: "/api")
+        #expect(summary(other) == "l7lb shop/public http shop/api-v2 rule 0 200")
+        #expect(other.backends == [ExplainBackend(address: "10.244.3.10", port: 8080, weight: 1)])
+        #expect(other.decision?.candidates.map { "\($0.route) \($0.rule) \($0.result.rawValue)" } == [
+            "shop/storefront 1 lost", "shop/api-v2 0 won", "shop/storefront 0 lost",
+        ])
+        #expect(summary(try explain("203.0.113.10:80", host: "m.shop.example", path: "/")) == "l7lb shop/public http no route 404")
+    }
+
+    @Test func anotherControllersGatewayStaysL4() throws {
+        let legacy = try explain("203.0.113.30:80", host: "www.shop.example")
+        #expect(summary(legacy) == "l4 - - no route -")
+        #expect(legacy.warnings.map(\.kind) == ["not-portway"])
+        #expect(legacy.warnings[0].message.contains("example.org/other-controller"))
+    }
+
+    @Test func anUnknownDestination() throws {
+        let none = try explain("198.51.100.1:80", host: "x")
+        #expect(summary(none) == "none - - no route -")
+        let json = try FileSource.explain(GatewayViewOptions(directory: trapsDirectory), request: ExplainRequest(to: "198.51.100.1:80", host: "x", path: "/"), format: .json).stdout
+        #expect(json == """
+        {
+          "frontend": null,
+          "mode": "none",
+          "proxyPort": null,
+          "gateway": null,
+          "listener": null,
+          "route": null,
+          "candidates": [],
+          "backends": [],
+          "code": null,
+          "warnings": []
+        }
+
+        """)
+    }
+
+    @Test func explainJSONHasTheDocumentedShape() throws {
+        let out = try FileSource.explain(
+            GatewayViewOptions(directory: trapsDirectory), request: ExplainRequest(to: "203.0.113.20:80", host: "www.shop.example", path: "/api"), format: .json
+        ).stdout
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
+        #expect(Set(object.keys) == ["frontend", "mode", "proxyPort", "gateway", "listener", "route", "candidates", "backends", "code", "warnings"])
+        #expect(object["mode"] as? String == "l7lb")
+        #expect(object["gateway"] as? [String: String] == ["namespace": "shop", "name": "internal"])
+        let listener = try #require(object["listener"] as? [String: Any])
+        #expect(listener["name"] as? String == "http")
+        #expect(listener["hostname"] is NSNull)
+        #expect(listener["port"] as? Int == 80)
+        let route = try #require(object["route"] as? [String: Any])
+        #expect(route["name"] as? String == "storefront")
+        #expect(route["rule"] as? Int == 1)
+        let candidates = try #require(object["candidates"] as? [[String: Any]])
+        #expect(candidates.map { Set($0.keys) } == Array(repeating: ["route", "rule", "match", "result", "reason"], count: 2))
+        #expect(object["code"] as? Int == 200)
+    }
+
+    @Test func badArgumentsAreErrors() {
+        let options = GatewayViewOptions(directory: trapsDirectory)
+        #expect(throws: GatewayCommandError.invalidDestination("203.0.113.10")) {
+            try FileSource.explain(options, request: ExplainRequest(to: "203.0.113.10", host: "x", path: "/"), format: .json)
+        }
+        #expect(throws: GatewayCommandError.invalidHeader("novalue")) {
+            try FileSource.explain(options, request: ExplainRequest(to: "203.0.113.10:80", host: "x", path: "/", headers: ["novalue"]), format: .json)
+        }
+    }
+}
+
+@Suite struct GatewayRoutesCommandTests {
+    @Test func routesAsATable() throws {
+        let out = try FileSource.routes(GatewayViewOptions(directory: trapsDirectory), format: .table)
+        #expect(out.stderr == "")
+        #expect(out.stdout == """
+        GATEWAY shop/internal PORT 80 PROXY PORT 10000
+          LISTENER http HTTP *(any host)
+            1. shop/storefront rule 1 match 0: www.shop.example PathPrefix /api → shop/api:80 w1 (1 endpoints)
+            2. shop/storefront rule 0 match 0: www.shop.example PathPrefix / → shop/web:80 w1 (2 endpoints)
+        GATEWAY shop/internal PORT 9080 PROXY PORT 10001
+          LISTENER extra HTTP *(any host)
+            1. shop/storefront rule 1 match 0: www.shop.example PathPrefix /api → shop/api:80 w1 (1 endpoints)
+            2. shop/storefront rule 0 match 0: www.shop.example PathPrefix / → shop/web:80 w1 (2 endpoints)
+        GATEWAY shop/public PORT 80 PROXY PORT 10002
+          LISTENER http HTTP *.shop.example
+            1. shop/storefront rule 1 match 0: www.shop.example PathPrefix /api → shop/api:80 w1 (1 endpoints)
+            2. shop/api-v2 rule 0 match 0: *.shop.example PathPrefix /api → shop/api-v2:80 w1 (1 endpoints)
+            3. shop/storefront rule 0 match 0: www.shop.example PathPrefix / → shop/web:80 w1 (2 endpoints)
+
+        """)
+    }
+
+    @Test func routesAsJSON() throws {
+        let out = try FileSource.routes(GatewayViewOptions(directory: trapsDirectory), format: .json)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any])
+        let tables = try #require(object["tables"] as? [[String: Any]])
+        #expect(tables.map { "\(($0["gateway"] as? [String: String])?["name"] ?? "") \($0["port"] as? Int ?? 0) \($0["proxyPort"] as? Int ?? 0)" } == [
+            "internal 80 10000", "internal 9080 10001", "public 80 10002",
+        ])
+        let rule = try #require(((tables[2]["listeners"] as? [[String: Any]])?.first?["rules"] as? [[String: Any]])?.first)
+        #expect(Set(rule.keys) == ["route", "rule", "match", "hostnames", "path", "headers", "queryParams", "method", "filters", "backends"])
+        #expect(object["warnings"] as? [Any] != nil)
+        // Byte-stable: two runs give the same text.
+        #expect(try FileSource.routes(GatewayViewOptions(directory: trapsDirectory), format: .json).stdout == out.stdout)
+    }
+}
+
+@Suite struct TranslateWithGatewaysTests {
+    @Test func translateMarksPortwayGatewayFrontendsL7WithTheSamePortsAsExplain() throws {
+        let output = try FileSource.translate(TranslateRequest(directory: trapsDirectory, nodeName: "node-a"))
+        let l7 = output.state.entries.filter { $0.flags.contains(.l7LoadBalancer) }
+        #expect(Set(l7.map(\.service.name)) == ["portway-gw-public", "portway-gw-internal", "internal-extra"])
+        #expect(l7.allSatisfy { $0.backends.isEmpty })
+        let public80 = try #require(output.state.entries.first { $0.frontend.description == "203.0.113.10:80/TCP" })
+        #expect(public80.l7ProxyPort == 10002)
+        #expect(try explain("203.0.113.10:80", host: "www.shop.example").proxyPort == public80.l7ProxyPort)
+        // Another controller's Gateway stays L4.
+        let legacy = try #require(output.state.entries.first { $0.frontend.description == "203.0.113.30:80/TCP" })
+        #expect(legacy.l7ProxyPort == nil && !legacy.flags.contains(.l7LoadBalancer))
+    }
+}

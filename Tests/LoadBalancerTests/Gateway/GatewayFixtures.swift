@@ -1,0 +1,114 @@
+import FileSource
+import KubeModels
+import Testing
+@testable import LoadBalancer
+
+/// Builds Gateway API fixtures from YAML (the shape the conformance suite's manifests have).
+enum GW {
+    static let infra = "gateway-conformance-infra"
+    static let app = "gateway-conformance-app-backend"
+    static let web = "gateway-conformance-web-backend"
+
+    /// The GatewayClass `portway` (Portway's controller) and `other` (another controller's).
+    static let classes = """
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: GatewayClass
+    metadata: {name: portway}
+    spec: {controllerName: portway.io/gateway-controller}
+    ---
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: GatewayClass
+    metadata: {name: other}
+    spec: {controllerName: example.org/other-controller}
+    ---
+    apiVersion: v1
+    kind: Namespace
+    metadata: {name: gateway-conformance-infra, labels: {gateway-conformance: infra}}
+    ---
+    apiVersion: v1
+    kind: Namespace
+    metadata: {name: gateway-conformance-web-backend, labels: {gateway-conformance: web-backend}}
+    ---
+    apiVersion: v1
+    kind: Namespace
+    metadata: {name: gateway-conformance-app-backend, labels: {gateway-conformance: app-backend}}
+
+    """
+
+    /// A Service on port 8080 with `ready` endpoints 10.1.<n>.1… (and none when `ready` is 0).
+    static func backend(_ name: String, namespace: String = infra, subnet: Int, ready: Int = 1, terminating: Int = 0) -> String {
+        var endpoints = ""
+        for i in 0..<ready { endpoints += "\n  - {addresses: [10.1.\(subnet).\(i + 1)], conditions: {ready: true}}" }
+        for i in 0..<terminating { endpoints += "\n  - {addresses: [10.1.\(subnet).\(100 + i)], conditions: {ready: false, serving: true, terminating: true}}" }
+        return """
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: \(name), namespace: \(namespace)}
+        spec:
+          clusterIP: 10.96.\(subnet).1
+          ports: [{name: http, port: 8080, targetPort: 3000}]
+        ---
+        apiVersion: discovery.k8s.io/v1
+        kind: EndpointSlice
+        metadata: {name: \(name)-x, namespace: \(namespace), labels: {kubernetes.io/service-name: \(name)}}
+        addressType: IPv4
+        ports: [{name: http, port: 3000}]
+        endpoints:\(endpoints.isEmpty ? " []" : endpoints)
+
+        """
+    }
+
+    /// The three conformance backends in the infra namespace, plus one in the app-backend namespace.
+    static let backends = backend("infra-backend-v1", subnet: 1) + backend("infra-backend-v2", subnet: 2)
+        + backend("infra-backend-v3", subnet: 3) + backend("app-backend-v1", namespace: app, subnet: 4)
+
+    static func load(_ yaml: String) throws -> ClusterSnapshot {
+        let result = try FileSource.load(yaml: classes + backends + "---\n" + yaml, file: "fixture.yaml")
+        #expect(result.warnings == [], "fixture warnings")
+        return result.snapshot
+    }
+
+    static func build(_ yaml: String) throws -> GatewayState {
+        GatewayState.build(try load(yaml))
+    }
+}
+
+extension GatewayState {
+    /// Where a request goes, in one line: `ns/route rule R → backend` (the backend whose first
+    /// endpoint is picked), `404`, `500 (reason)` or `503`.
+    func route(_ gateway: String, port: Int = 80, host: String, path: String = "/", method: String = "GET", headers: [(String, String)] = []) -> String {
+        let parts = gateway.split(separator: "/").map(String.init)
+        let key = parts.count == 2 ? NamespacedName(namespace: parts[0], name: parts[1]) : NamespacedName(namespace: GW.infra, name: gateway)
+        guard let table = table(gateway: key, port: port) else { return "no table" }
+        let request = RouteRequest(host: host, path: path, method: method, headers: headers.map { HTTPHeader(name: $0.0, value: $0.1) })
+        let decision = RouteMatcher.decide(table, request: request)
+        // The proxy's fast path chooses exactly what the explaining matcher chooses.
+        let fast = RouteMatcher.match(table, request: request)
+        #expect(fast.entry == decision.entry && fast.code == decision.code && fast.listener.map { table.listeners[$0].name } == decision.listener)
+        guard let entry = decision.entry else { return "\(decision.code)" }
+        let route = entry.route.namespace == GW.infra ? entry.route.name : entry.route.description
+        switch decision.code {
+        case 200:
+            let names = entry.backends.filter { $0.weight > 0 && $0.failureCode == nil }.map(\.reference.name)
+            return "\(route)/\(entry.rule) → \(names.joined(separator: "+"))"
+        case 500:
+            return "\(route)/\(entry.rule) → 500 \(entry.backends.compactMap(\.failure?.reason).joined(separator: ","))"
+        default:
+            return "\(route)/\(entry.rule) → \(decision.code)"
+        }
+    }
+
+    /// `Type=Status/Reason` of each condition of the route's parent entry for `gateway`.
+    func routeConditions(_ route: String, namespace: String = GW.infra, parent: Int = 0) -> [String] {
+        let parents = status.routes[NamespacedName(namespace: namespace, name: route)] ?? []
+        guard parent < parents.count else { return ["no status"] }
+        return (parents[parent].conditions ?? []).map { "\($0.type)=\($0.status)/\($0.reason ?? "")" }
+    }
+
+    /// `Type=Status/Reason` of the Gateway's listener conditions, and its attachedRoutes.
+    func listenerConditions(_ gateway: String, listener: String, namespace: String = GW.infra) -> [String] {
+        guard let l = status.gateways[NamespacedName(namespace: namespace, name: gateway)]?.listeners?.first(where: { $0.name == listener }) else { return ["no status"] }
+        return l.conditions.map { "\($0.type)=\($0.status)/\($0.reason ?? "")" } + ["attachedRoutes=\(l.attachedRoutes)"]
+    }
+}
