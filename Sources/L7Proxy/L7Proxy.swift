@@ -9,15 +9,32 @@ import NIOSSL
 /// (IP_TRANSPARENT, the target of the datapath's L7LB redirect); tests bind plain loopback.
 public protocol ListenerBinder: Sendable {
     /// Binds `bootstrap` (already configured with the proxy's handlers) for `port`.
-    func bind(_ bootstrap: ServerBootstrap, port: UInt16) -> EventLoopFuture<any Channel>
+    func bind(_ bootstrap: ServerBootstrap, port: UInt16) async throws -> any Channel
 }
 
 /// Plain TCP on one address (loopback by default). Port 0 picks a free port.
 public struct AddressBinder: ListenerBinder {
     public var host: String
     public init(host: String = "127.0.0.1") { self.host = host }
-    public func bind(_ bootstrap: ServerBootstrap, port: UInt16) -> EventLoopFuture<any Channel> {
-        bootstrap.bind(host: host, port: Int(port))
+    public func bind(_ bootstrap: ServerBootstrap, port: UInt16) async throws -> any Channel {
+        try await bootstrap.bind(host: host, port: Int(port)).get()
+    }
+}
+
+/// Adopts a listening socket opened elsewhere, e.g. the datapath's transparent listener:
+/// `BoundSocketBinder { port in try TransparentListener.openTCP(port: port) }`. The proxy owns the
+/// descriptor from then on (closing the port closes it).
+public struct BoundSocketBinder: ListenerBinder {
+    private let openSocket: @Sendable (UInt16) throws -> CInt
+
+    /// `openSocket` returns a bound, listening TCP socket for the port.
+    public init(openSocket: @escaping @Sendable (UInt16) throws -> CInt) {
+        self.openSocket = openSocket
+    }
+
+    public func bind(_ bootstrap: ServerBootstrap, port: UInt16) async throws -> any Channel {
+        let descriptor = try openSocket(port)
+        return try await bootstrap.withBoundSocket(descriptor).get()
     }
 }
 
@@ -95,7 +112,7 @@ public final class L7Proxy: Sendable {
             }
         let channel: any Channel
         do {
-            channel = try await binder.bind(bootstrap, port: port).get()
+            channel = try await binder.bind(bootstrap, port: port)
         } catch {
             logger.error("cannot listen on proxy port", metadata: ["port": "\(port)", "error": "\(error)"])
             throw L7ProxyError.bindFailed(port: port, underlying: error)

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -265,6 +266,47 @@ import Testing
                 == UInt64(clients * requests))
         }
     }
+
+    /// The injectable bind: a listening socket made outside the proxy (as the datapath's transparent
+    /// listener is) is adopted and serves like any other.
+    @Test func adoptsAListeningSocketOpenedElsewhere() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let a = try await TestBackend(name: "A", group: group)
+        let binder = BoundSocketBinder { _ in try openLoopbackListener() }
+        let proxy = L7Proxy(group: group, routes: RouteTableHolder(HostRouter(a: [a.endpoint], b: [])), binder: binder)
+        do {
+            let port = try await proxy.open(port: 10_080)
+            #expect(port != 0)
+            let client = try await RawClient(port: port, group: group)
+            try await client.send("GET /adopted HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+            #expect(await client.responses(1).first?.body == "A GET /adopted")
+            await client.close()
+        } catch {
+            Issue.record("unexpected error: \(error)")
+        }
+        await proxy.shutdown()
+        await a.close()
+        try await group.shutdownGracefully()
+    }
+}
+
+/// A plain listening TCP socket on 127.0.0.1 with a free port, made with the C calls.
+func openLoopbackListener() throws -> CInt {
+    struct Failed: Error {}
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw Failed() }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard bound == 0, listen(fd, 16) == 0 else {
+        close(fd)
+        throw Failed()
+    }
+    return fd
 }
 
 extension TestBackend {
