@@ -319,7 +319,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         recordMetrics(status: 101)
         context.write(wrapOutboundOut(.head(HeaderRewriting.switchingProtocolsHead(head, requestVersion: requestVersion))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        let (clientEnd, backendEnd) = TunnelHandler.pair()
+        let (clientEnd, backendEnd) = TunnelHandler.pair(idleTimeout: shared.options.tunnelIdleTimeout)
         let channel = context.channel
         do {
             let sync = channel.pipeline.syncOperations
@@ -334,6 +334,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
             upstream.channel.close(promise: nil)
             return
         }
+        clientEnd.watchIdleness()
         channel.read()
         upstream.channel.read()
     }
