@@ -98,6 +98,9 @@ extension LoadResult {
 }
 
 extension ClusterSnapshot {
-    /// Services, EndpointSlices, Endpoints and Nodes together.
-    public var objectCount: Int { services.count + endpointSlices.count + endpoints.count + nodes.count }
+    /// Objects of every kind the file source reads, together.
+    public var objectCount: Int {
+        services.count + endpointSlices.count + endpoints.count + nodes.count + namespaces.count + secrets.count
+            + gatewayClasses.count + gateways.count + httpRoutes.count + referenceGrants.count
+    }
 }
