@@ -87,6 +87,7 @@ let package = Package(
             name: "L7Proxy",
             dependencies: [
                 "LoadBalancer", "KubeModels",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOHTTP1
 
@@ -41,6 +42,7 @@ struct ConnectionContext {
     var metrics: ProxyMetrics
     var pool: UpstreamPool
     var random: @Sendable (UInt64) -> UInt64 = { UInt64.random(in: 0..<$0) }
+    var logger = Logger(label: "portway.proxy")
 }
 
 /// The last handler of a client connection: routes each request, drives `ConnectionStateMachine`
@@ -147,6 +149,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let parseError = error as? HTTPParserError {
+            shared.logger.debug("rejecting a malformed request", metadata: ["client": "\(context.channel.remoteAddress?.description ?? "?")", "error": "\(parseError)"])
             run(machine.parseError(headTooLarge: parseError == .headerOverflow))
         } else {
             // Resets, TLS failures: nothing to answer on.
@@ -268,6 +271,9 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
                 upstream.delegate = nil
                 shared.pool.release(upstream, reuse: reuse && upstreamKeepAlive)
             }
+            // A read held for this upstream's sake would otherwise wait for a writability change
+            // that is no longer reported to us.
+            resumeDownstreamReadsIfAllowed()
         case .resumeDownstreamReads:
             resumeDownstreamReadsIfAllowed()
         case .writeResponseHead(let head, let keepAlive):
@@ -313,7 +319,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         recordMetrics(status: 101)
         context.write(wrapOutboundOut(.head(HeaderRewriting.switchingProtocolsHead(head, requestVersion: requestVersion))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        let (clientEnd, backendEnd) = TunnelHandler.pair()
+        let (clientEnd, backendEnd) = TunnelHandler.pair(idleTimeout: shared.options.tunnelIdleTimeout)
         let channel = context.channel
         do {
             let sync = channel.pipeline.syncOperations
@@ -328,6 +334,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
             upstream.channel.close(promise: nil)
             return
         }
+        clientEnd.watchIdleness()
         channel.read()
         upstream.channel.read()
     }
@@ -395,6 +402,9 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
                 connection.delegate = self
                 self.run(self.machine.upstreamConnected(reused: reused))
             case .failure(let error):
+                self.shared.logger.notice(
+                    "upstream connect failed",
+                    metadata: ["endpoint": "\(chosen)", "attempt": "\(attempt)", "route": "\(self.route)", "error": "\(error)"])
                 let timedOut: Bool
                 if case ChannelError.connectTimeout = error { timedOut = true } else { timedOut = false }
                 self.run(self.machine.upstreamConnectFailed(timedOut: timedOut))

@@ -10,16 +10,21 @@ public struct ProxyFuzzOutcome: Sendable, Equatable {
     public var closed: Bool
 }
 
-/// A fuzz entry point for the request side of the proxy: feeds `bytes` (split at `splitAt` when given,
-/// to exercise partial reads) into a client connection with the real codec, limits and connection
-/// state machine, on an in-memory channel. Requests for host `backend` are forwarded to an upstream
-/// whose connect always fails (502 path); `/redirect` redirects; the rest get 404. Must never crash.
-public func fuzzProxyRequestParser(_ bytes: [UInt8], splitAt: Int? = nil, options: ProxyOptions = ProxyOptions()) -> ProxyFuzzOutcome {
+/// A fuzz entry point for the proxy: feeds `bytes` (split at `splitAt` when given, to exercise
+/// partial reads) into a client connection with the real codec, limits and connection state
+/// machine, on in-memory channels. Requests for host `backend` are forwarded: without
+/// `upstreamResponse` every connect fails (the 504 path); with it, each upstream connection that
+/// received a request is answered with those bytes (fuzzing the response side too). `/redirect`
+/// redirects; the rest get 404. Must never crash, whatever the bytes.
+public func fuzzProxyRequestParser(
+    _ bytes: [UInt8], splitAt: Int? = nil, upstreamResponse: [UInt8]? = nil, options: ProxyOptions = ProxyOptions()
+) -> ProxyFuzzOutcome {
     let loop = EmbeddedEventLoop()
     let channel = EmbeddedChannel(loop: loop)
+    let connector = FuzzConnector(loop: loop, succeed: upstreamResponse != nil)
     let shared = ConnectionContext(
         proxyPort: 8080, isTLS: false, options: options, routes: RouteTableHolder(FuzzRouter()), metrics: ProxyMetrics(),
-        pool: UpstreamPool(eventLoop: loop, connector: FailingConnector(), options: options))
+        pool: UpstreamPool(eventLoop: loop, connector: connector, options: options))
     var outcome = ProxyFuzzOutcome(statuses: [], closed: false)
     do {
         try L7Proxy.configure(channel, shared: shared, tls: nil)
@@ -29,6 +34,7 @@ public func fuzzProxyRequestParser(_ bytes: [UInt8], splitAt: Int? = nil, option
             guard channel.isActive else { break }
             _ = try? channel.writeInbound(channel.allocator.buffer(bytes: piece))
             loop.run()
+            if let upstreamResponse { connector.answer(with: upstreamResponse) }
         }
         loop.advanceTime(by: .seconds(3600))
         var response = ByteBuffer()
@@ -71,8 +77,36 @@ private struct FuzzRouter: RequestRouter {
     }
 }
 
-private struct FailingConnector: UpstreamConnector {
+/// Upstream connections for the fuzz entry: all fail, or in-memory channels answered on demand.
+/// Used on the embedded loop's thread only.
+private final class FuzzConnector: UpstreamConnector, @unchecked Sendable {
+    let loop: EmbeddedEventLoop
+    let succeed: Bool
+    private var upstreams: [(channel: EmbeddedChannel, answered: Bool)] = []
+
+    init(loop: EmbeddedEventLoop, succeed: Bool) {
+        self.loop = loop
+        self.succeed = succeed
+    }
+
     func connect(to endpoint: UpstreamEndpoint, on eventLoop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<any Channel> {
-        eventLoop.makeFailedFuture(ChannelError.connectTimeout(timeout))
+        guard succeed else { return eventLoop.makeFailedFuture(ChannelError.connectTimeout(timeout)) }
+        let channel = EmbeddedChannel(loop: loop)
+        _ = try? channel.connect(to: SocketAddress(ipAddress: "192.0.2.1", port: 80)).wait()
+        upstreams.append((channel, false))
+        return loop.makeSucceededFuture(channel)
+    }
+
+    /// Answers, once, every upstream connection that has received bytes.
+    func answer(with response: [UInt8]) {
+        for index in upstreams.indices where !upstreams[index].answered {
+            let channel = upstreams[index].channel
+            var received = false
+            while (try? channel.readOutbound(as: IOData.self)) != nil { received = true }
+            guard received, channel.isActive else { continue }
+            upstreams[index].answered = true
+            _ = try? channel.writeInbound(channel.allocator.buffer(bytes: response))
+            loop.run()
+        }
     }
 }

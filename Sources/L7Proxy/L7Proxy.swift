@@ -1,3 +1,4 @@
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -8,15 +9,32 @@ import NIOSSL
 /// (IP_TRANSPARENT, the target of the datapath's L7LB redirect); tests bind plain loopback.
 public protocol ListenerBinder: Sendable {
     /// Binds `bootstrap` (already configured with the proxy's handlers) for `port`.
-    func bind(_ bootstrap: ServerBootstrap, port: UInt16) -> EventLoopFuture<any Channel>
+    func bind(_ bootstrap: ServerBootstrap, port: UInt16) async throws -> any Channel
 }
 
 /// Plain TCP on one address (loopback by default). Port 0 picks a free port.
 public struct AddressBinder: ListenerBinder {
     public var host: String
     public init(host: String = "127.0.0.1") { self.host = host }
-    public func bind(_ bootstrap: ServerBootstrap, port: UInt16) -> EventLoopFuture<any Channel> {
-        bootstrap.bind(host: host, port: Int(port))
+    public func bind(_ bootstrap: ServerBootstrap, port: UInt16) async throws -> any Channel {
+        try await bootstrap.bind(host: host, port: Int(port)).get()
+    }
+}
+
+/// Adopts a listening socket opened elsewhere, e.g. the datapath's transparent listener:
+/// `BoundSocketBinder { port in try TransparentListener.openTCP(port: port) }`. The proxy owns the
+/// descriptor from then on (closing the port closes it).
+public struct BoundSocketBinder: ListenerBinder {
+    private let openSocket: @Sendable (UInt16) throws -> CInt
+
+    /// `openSocket` returns a bound, listening TCP socket for the port.
+    public init(openSocket: @escaping @Sendable (UInt16) throws -> CInt) {
+        self.openSocket = openSocket
+    }
+
+    public func bind(_ bootstrap: ServerBootstrap, port: UInt16) async throws -> any Channel {
+        let descriptor = try openSocket(port)
+        return try await bootstrap.withBoundSocket(descriptor).get()
     }
 }
 
@@ -53,6 +71,7 @@ public final class L7Proxy: Sendable {
     private let binder: any ListenerBinder
     private let connector: any UpstreamConnector
     private let random: @Sendable (UInt64) -> UInt64
+    private let logger: Logger
     private let listeners = NIOLockedValueBox<[UInt16: any Channel]>([:])
     private let pools = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<UpstreamPool>]>([:])
 
@@ -60,8 +79,10 @@ public final class L7Proxy: Sendable {
         group: any EventLoopGroup, routes: RouteTableHolder = RouteTableHolder(), options: ProxyOptions = ProxyOptions(),
         binder: any ListenerBinder = AddressBinder(), connector: any UpstreamConnector = TCPUpstreamConnector(),
         metrics: ProxyMetrics = ProxyMetrics(),
-        random: @escaping @Sendable (UInt64) -> UInt64 = { UInt64.random(in: 0..<$0) }
+        random: @escaping @Sendable (UInt64) -> UInt64 = { UInt64.random(in: 0..<$0) },
+        logger: Logger = Logger(label: "portway.proxy")
     ) {
+        self.logger = logger
         self.group = group
         self.routes = routes
         self.options = options
@@ -91,12 +112,14 @@ public final class L7Proxy: Sendable {
             }
         let channel: any Channel
         do {
-            channel = try await binder.bind(bootstrap, port: port).get()
+            channel = try await binder.bind(bootstrap, port: port)
         } catch {
+            logger.error("cannot listen on proxy port", metadata: ["port": "\(port)", "error": "\(error)"])
             throw L7ProxyError.bindFailed(port: port, underlying: error)
         }
         let bound = UInt16(channel.localAddress?.port ?? Int(port))
         listeners.withLockedValue { $0[bound] = channel }
+        logger.info("listening", metadata: ["port": "\(bound)", "tls": "\(configuration.tls != nil)"])
         return bound
     }
 
@@ -104,6 +127,7 @@ public final class L7Proxy: Sendable {
     public func close(port: UInt16) async {
         guard let channel = listeners.withLockedValue({ $0.removeValue(forKey: port) }) else { return }
         try? await channel.close()
+        logger.info("stopped listening", metadata: ["port": "\(port)"])
     }
 
     /// Makes the open ports exactly `ports`: opens the missing ones, closes the others. Every port is
@@ -159,7 +183,7 @@ public final class L7Proxy: Sendable {
             channel,
             shared: ConnectionContext(
                 proxyPort: port, isTLS: tls != nil, options: options, routes: routes, metrics: metrics,
-                pool: pool(for: channel.eventLoop), random: random),
+                pool: pool(for: channel.eventLoop), random: random, logger: logger),
             tls: tls)
     }
 

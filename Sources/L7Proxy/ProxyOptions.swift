@@ -13,6 +13,8 @@ public struct ProxyOptions: Sendable {
     public var idleTimeout: TimeAmount = .seconds(60)
     /// From request head to the end of the response, unless the route sets its own; nil means no limit.
     public var requestTimeout: TimeAmount? = nil
+    /// An Upgrade/WebSocket tunnel with no byte in either direction for this long is closed.
+    public var tunnelIdleTimeout: TimeAmount = .hours(1)
     /// How long an unused pooled upstream connection is kept.
     public var upstreamIdleTimeout: TimeAmount = .seconds(30)
     /// Pooled idle connections per backend endpoint and event loop.

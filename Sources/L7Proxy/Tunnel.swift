@@ -12,24 +12,53 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var partner: TunnelHandler?
     private var context: ChannelHandlerContext?
     private var readPending = false
+    private let idleTimeout: TimeAmount
+    private var lastActivity: NIODeadline = .uptimeNanoseconds(0)
+    private var idleCheck: Scheduled<Void>?
 
-    /// Two connected ends: add one to each channel.
-    static func pair() -> (TunnelHandler, TunnelHandler) {
-        let first = TunnelHandler()
-        let second = TunnelHandler()
+    private init(idleTimeout: TimeAmount) {
+        self.idleTimeout = idleTimeout
+    }
+
+    /// Two connected ends: add one to each channel. The client end closes the tunnel after
+    /// `idleTimeout` without a byte either way.
+    static func pair(idleTimeout: TimeAmount = .hours(1)) -> (TunnelHandler, TunnelHandler) {
+        let first = TunnelHandler(idleTimeout: idleTimeout)
+        let second = TunnelHandler(idleTimeout: idleTimeout)
         first.partner = second
         second.partner = first
         return (first, second)
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        lastActivity = context.eventLoop.now
+    }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        idleCheck?.cancel()
+        idleCheck = nil
         self.context = nil
         partner = nil
     }
 
+    /// Arms the idle check on this end (one end per tunnel watches both directions).
+    func watchIdleness() {
+        guard let context else { return }
+        let now = context.eventLoop.now
+        let last = max(lastActivity, partner?.lastActivity ?? lastActivity)
+        let quiet = now - last
+        if quiet >= idleTimeout {
+            context.close(promise: nil)
+            return
+        }
+        idleCheck = context.eventLoop.assumeIsolated().scheduleTask(in: idleTimeout - quiet) { [weak self] in
+            self?.watchIdleness()
+        }
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lastActivity = context.eventLoop.now
         // Flushed at once: bytes the HTTP decoder hands over when it is removed come without a
         // read-complete, and a tunnel read is a whole socket read anyway.
         partner?.context?.writeAndFlush(data, promise: nil)

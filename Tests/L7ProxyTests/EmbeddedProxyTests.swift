@@ -264,6 +264,22 @@ import Testing
         #expect(h.pool.idleCount == 0)
     }
 
+    @Test func idleTunnelIsClosedButABusyOneIsNot() throws {
+        var options = ProxyOptions()
+        options.tunnelIdleTimeout = .seconds(10)
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: []), options: options)
+        h.send("GET /ws HTTP/1.1\r\nHost: a.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        h.upstreamSends(0, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        for _ in 0..<3 {
+            h.loop.advanceTime(by: .seconds(6))
+            h.upstreamSends(0, "ping")  // traffic in one direction keeps it open
+        }
+        #expect(h.client.isActive)
+        h.loop.advanceTime(by: .seconds(10))
+        #expect(!h.client.isActive)
+        #expect(!h.connector.upstreams[0].isActive)
+    }
+
     @Test func refusedUpgradeAnswersAndCloses() throws {
         let h = try EmbeddedHarness(router: HostRouter(a: [a], b: []))
         h.send("GET /ws HTTP/1.1\r\nHost: a.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")

@@ -29,6 +29,19 @@ import Testing
         }
     }
 
+    @Test(arguments: [
+        ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", [200]),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", [200]),
+        ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n", [101]),
+        ("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", [100, 204]),
+        ("garbage\r\n\r\n", [502]),
+        ("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", [200]),
+    ])
+    func upstreamResponsesAreRelayedOrRefused(response: String, statuses: [Int]) {
+        let request = Array("GET / HTTP/1.1\r\nHost: backend\r\n\r\n".utf8)
+        #expect(fuzzProxyRequestParser(request, upstreamResponse: Array(response.utf8)).statuses == statuses)
+    }
+
     @Test func randomBytesNeverCrash() {
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<200 {
@@ -36,6 +49,8 @@ import Testing
             var bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
             if Bool.random(using: &generator) { bytes = Array("GET / HTTP/1.1\r\n".utf8) + bytes }
             _ = fuzzProxyRequestParser(bytes, splitAt: Int.random(in: 0...max(count, 1), using: &generator))
+            let request = Array("GET / HTTP/1.1\r\nHost: backend\r\n\r\n".utf8)
+            _ = fuzzProxyRequestParser(request, upstreamResponse: Array("HTTP/1.1 ".utf8) + bytes)
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -232,6 +233,80 @@ import Testing
             await client.close()
         }
     }
+
+    @Test func concurrentKeepAliveClientsEachGetTheirOwnAnswersOverPooledConnections() async throws {
+        try await withProxy { proxy, port, a, b, group in
+            let clients = 8, requests = 25
+            let bodies = try await withThrowingTaskGroup(of: (Int, [String]).self) { tasks in
+                for c in 0..<clients {
+                    tasks.addTask {
+                        let client = try await RawClient(port: port, group: group)
+                        for i in 0..<requests {
+                            let host = (c + i).isMultiple(of: 2) ? "a.example.com" : "b.example.com"
+                            try await client.send("GET /\(c)-\(i) HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+                            _ = await client.responses(i + 1)
+                        }
+                        let responses = parseResponses(client.text)
+                        await client.close()
+                        return (c, responses.map(\.body))
+                    }
+                }
+                var all: [Int: [String]] = [:]
+                for try await (c, bodies) in tasks { all[c] = bodies }
+                return all
+            }
+            for c in 0..<clients {
+                let expected = (0..<requests).map { i in ((c + i).isMultiple(of: 2) ? "A" : "B") + " GET /\(c)-\(i)" }
+                #expect(bodies[c] == expected, "client \(c)")
+            }
+            // Upstream connections are pooled: never more than one per client and backend.
+            let opened = a.accepted.withLockedValue { $0 } + b.accepted.withLockedValue { $0 }
+            #expect(opened <= 2 * clients)
+            #expect(proxy.metrics.count(route: "default/a/rule0", status: 200) + proxy.metrics.count(route: "default/b/rule0", status: 200)
+                == UInt64(clients * requests))
+        }
+    }
+
+    /// The injectable bind: a listening socket made outside the proxy (as the datapath's transparent
+    /// listener is) is adopted and serves like any other.
+    @Test func adoptsAListeningSocketOpenedElsewhere() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let a = try await TestBackend(name: "A", group: group)
+        let binder = BoundSocketBinder { _ in try openLoopbackListener() }
+        let proxy = L7Proxy(group: group, routes: RouteTableHolder(HostRouter(a: [a.endpoint], b: [])), binder: binder)
+        do {
+            let port = try await proxy.open(port: 10_080)
+            #expect(port != 0)
+            let client = try await RawClient(port: port, group: group)
+            try await client.send("GET /adopted HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+            #expect(await client.responses(1).first?.body == "A GET /adopted")
+            await client.close()
+        } catch {
+            Issue.record("unexpected error: \(error)")
+        }
+        await proxy.shutdown()
+        await a.close()
+        try await group.shutdownGracefully()
+    }
+}
+
+/// A plain listening TCP socket on 127.0.0.1 with a free port, made with the C calls.
+func openLoopbackListener() throws -> CInt {
+    struct Failed: Error {}
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw Failed() }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard bound == 0, listen(fd, 16) == 0 else {
+        close(fd)
+        throw Failed()
+    }
+    return fd
 }
 
 extension TestBackend {

@@ -2,6 +2,8 @@ import Foundation
 import NIOCore
 import NIOPosix
 import NIOSSL
+import KubeModels
+import LoadBalancer
 import Testing
 @testable import L7Proxy
 
@@ -101,5 +103,24 @@ struct SelfSigned {
         await a.close()
         await b.close()
         try await group.shutdownGracefully()
+    }
+
+    @Test func tlsListenerFromAGatewayTableTakesEachHTTPSListenersCertificates() throws {
+        guard let pem = try SelfSigned.make(hostname: "a.example.com") else {
+            print("skipping: /usr/bin/openssl is missing (install openssl)")
+            return
+        }
+        let secret = NamespacedName(namespace: "default", name: "a-tls")
+        let material = TLSMaterial(certificateChain: pem.pemCertificate, privateKey: pem.pemKey)
+        let gateway = NamespacedName(namespace: "default", name: "gw")
+        let https = PortRouteTable(gateway: gateway, port: 443, listeners: [
+            ListenerRouteTable(name: "a", hostname: "a.example.com", protocol: .https, certificates: [secret], rules: []),
+            ListenerRouteTable(name: "missing", hostname: "m.example.com", protocol: .https, certificates: [NamespacedName(namespace: "default", name: "gone")], rules: []),
+        ])
+        let tls = try #require(try TLSListener(table: https, certificates: [secret: material]))
+        #expect(tls.certificates.map(\.hostname) == ["a.example.com"])
+        _ = try tls.makeContext()
+        let plain = PortRouteTable(gateway: gateway, port: 80, listeners: [ListenerRouteTable(name: "h", hostname: nil, protocol: .http, rules: [])])
+        #expect(try TLSListener(table: plain, certificates: [:]) == nil)
     }
 }

@@ -1,0 +1,107 @@
+import KubeModels
+import LoadBalancer
+import NIOHTTP1
+import NIOPosix
+import Testing
+@testable import L7Proxy
+
+/// The adapter from the Gateway route tables (LoadBalancer) to the proxy's RequestRouter.
+@Suite struct GatewayRouteTableRouterTests {
+    static let ns = "default"
+
+    static func entry(_ route: String, rule: Int = 0, hostnames: [String], spec: RouteMatchSpec = RouteMatchSpec(),
+                      filters: [HTTPRouteFilter] = [], backends: [LoadBalancer.WeightedBackend]) -> RouteTableEntry {
+        RouteTableEntry(route: NamespacedName(namespace: ns, name: route), rule: rule, match: 0, hostnames: hostnames,
+                        matchSpec: spec, filters: filters, backends: backends)
+    }
+
+    static func backend(_ name: String, _ address: String, weight: Int = 1) -> LoadBalancer.WeightedBackend {
+        LoadBalancer.WeightedBackend(weight: weight, reference: NamespacedName(namespace: ns, name: name), port: 80,
+                                     endpoints: [LoadBalancer.BackendEndpoint(address: address, port: 8080)])
+    }
+
+    static let table = PortRouteTable(gateway: NamespacedName(namespace: ns, name: "gw"), port: 80, listeners: [
+        ListenerRouteTable(name: "http", hostname: nil, protocol: .http, rules: [
+            entry("a", hostnames: ["a.example.com"], backends: [backend("svc-a", "10.0.0.1")]),
+            entry("b", hostnames: ["b.example.com"], spec: RouteMatchSpec(pathKind: .pathPrefix, path: "/api"),
+                  filters: [HTTPRouteFilter(type: "URLRewrite", urlRewrite: HTTPURLRewriteFilter(path: HTTPPathModifier(type: "ReplacePrefixMatch", replacePrefixMatch: "/v2")))],
+                  backends: [backend("svc-b", "10.0.0.2")]),
+            entry("r", hostnames: ["old.example.com"],
+                  filters: [HTTPRouteFilter(type: "RequestRedirect", requestRedirect: HTTPRequestRedirectFilter(hostname: "new.example.com", statusCode: 301))],
+                  backends: []),
+            entry("broken", hostnames: ["broken.example.com"], backends: [
+                LoadBalancer.WeightedBackend(weight: 1, reference: NamespacedName(namespace: ns, name: "missing"), port: 80,
+                                             failure: BackendFailure(reason: "BackendNotFound", message: "no such Service")),
+            ]),
+            entry("empty", hostnames: ["empty.example.com"], backends: [
+                LoadBalancer.WeightedBackend(weight: 1, reference: NamespacedName(namespace: ns, name: "idle"), port: 80),
+            ]),
+        ]),
+    ])
+
+    let router = GatewayRouteTableRouter(tables: [10080: GatewayRouteTableRouterTests.table])
+
+    func decide(_ host: String, _ path: String = "/", port: UInt16 = 10080) -> RoutingDecision {
+        router.route(RoutingRequest(proxyPort: port, host: host, path: path, method: "GET"))
+    }
+
+    @Test func hostSelectsTheRouteAndItsEndpoints() {
+        guard case .forward(let a) = decide("a.example.com") else { Issue.record("expected forward"); return }
+        #expect(a.route == RouteLabel("default/a/rule0"))
+        #expect(BackendChoice.choose(from: a.backends) == .endpoint(UpstreamEndpoint(host: "10.0.0.1", port: 8080)))
+        guard case .forward(let b) = decide("b.example.com", "/api/users") else { Issue.record("expected forward"); return }
+        #expect(b.rewrite?.path?.apply(to: "/api/users") == "/v2/users")
+    }
+
+    @Test func unknownHostPathOrPortIs404() {
+        guard case .respond(404, _) = decide("nobody.example.com") else { Issue.record("expected 404"); return }
+        guard case .respond(404, _) = decide("b.example.com", "/other") else { Issue.record("expected 404"); return }
+        guard case .respond(404, _) = decide("a.example.com", port: 9) else { Issue.record("expected 404"); return }
+    }
+
+    @Test func redirectAndFailingBackends() {
+        guard case .redirect(let redirect) = decide("old.example.com", "/x") else { Issue.record("expected redirect"); return }
+        #expect(redirect.location(requestScheme: "http", requestHost: "old.example.com", listenerPort: 80, path: "/x", query: nil) == "http://new.example.com/x")
+        #expect(redirect.statusCode == 301)
+        guard case .forward(let broken) = decide("broken.example.com") else { Issue.record("expected forward"); return }
+        #expect(BackendChoice.choose(from: broken.backends) == .status(500))
+        guard case .forward(let empty) = decide("empty.example.com") else { Issue.record("expected forward"); return }
+        #expect(BackendChoice.choose(from: empty.backends) == .status(503))
+    }
+
+    /// The adapter driving the real proxy on loopback: Host picks the backend, unknown hosts get 404.
+    @Test func routesRealTrafficThroughTheGatewayTable() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let a = try await TestBackend(name: "A", group: group)
+        let b = try await TestBackend(name: "B", group: group)
+        let proxy = L7Proxy(group: group)
+        do {
+            let port = try await proxy.open(port: 0)
+            func backend(_ name: String, _ server: TestBackend) -> LoadBalancer.WeightedBackend {
+                LoadBalancer.WeightedBackend(weight: 1, reference: NamespacedName(namespace: Self.ns, name: name), port: 80,
+                                             endpoints: [LoadBalancer.BackendEndpoint(address: "127.0.0.1", port: server.port)])
+            }
+            let table = PortRouteTable(gateway: NamespacedName(namespace: Self.ns, name: "gw"), port: 80, listeners: [
+                ListenerRouteTable(name: "http", hostname: "*.example.com", protocol: .http, rules: [
+                    Self.entry("a", hostnames: ["a.example.com"], backends: [backend("svc-a", a)]),
+                    Self.entry("b", hostnames: ["b.example.com"], backends: [backend("svc-b", b)]),
+                ]),
+            ])
+            proxy.routes.swap(GatewayRouteTableRouter(tables: [port: table]))
+            let client = try await RawClient(port: port, group: group)
+            try await client.send("GET /x HTTP/1.1\r\nHost: a.example.com\r\n\r\nGET /y HTTP/1.1\r\nHost: b.example.com:80\r\n\r\n"
+                + "GET /z HTTP/1.1\r\nHost: c.example.com\r\n\r\n")
+            let responses = await client.responses(3)
+            #expect(responses.map(\.status) == [200, 200, 404])
+            #expect(responses.prefix(2).map(\.body) == ["A GET /x", "B GET /y"])
+            #expect(proxy.metrics.count(route: "default/a/rule0", status: 200) == 1)
+            await client.close()
+        } catch {
+            Issue.record("unexpected error: \(error)")
+        }
+        await proxy.shutdown()
+        await a.close()
+        await b.close()
+        try await group.shutdownGracefully()
+    }
+}
