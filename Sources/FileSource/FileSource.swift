@@ -53,7 +53,8 @@ public enum FileSource {
         _ = try yamlFiles(in: directory)
     }
 
-    /// Joins the results of several files, in order. An object (kind, namespace, name) already
+    /// Joins the results of several files, in order (every kind of `ClusterSnapshot`: a kind added
+    /// there must be added here; FileSourceTests check it). An object (kind, namespace, name) already
     /// taken from an earlier file, or earlier in the same file, is dropped with a warning naming
     /// both places: the translator must see each object once.
     public static func merge(_ files: [(file: String, result: LoadResult)]) -> LoadResult {
@@ -80,6 +81,12 @@ public enum FileSource {
             for o in result.snapshot.endpointSlices { take(o, from: file, into: &merged.snapshot.endpointSlices) }
             for o in result.snapshot.endpoints { take(o, from: file, into: &merged.snapshot.endpoints) }
             for o in result.snapshot.nodes { take(o, from: file, into: &merged.snapshot.nodes) }
+            for o in result.snapshot.gatewayClasses { take(o, from: file, into: &merged.snapshot.gatewayClasses) }
+            for o in result.snapshot.gateways { take(o, from: file, into: &merged.snapshot.gateways) }
+            for o in result.snapshot.httpRoutes { take(o, from: file, into: &merged.snapshot.httpRoutes) }
+            for o in result.snapshot.referenceGrants { take(o, from: file, into: &merged.snapshot.referenceGrants) }
+            for o in result.snapshot.namespaces { take(o, from: file, into: &merged.snapshot.namespaces) }
+            for o in result.snapshot.secrets { take(o, from: file, into: &merged.snapshot.secrets) }
             merged.warnings += duplicates
             duplicates = []
         }

@@ -98,6 +98,9 @@ extension LoadResult {
 }
 
 extension ClusterSnapshot {
-    /// Services, EndpointSlices, Endpoints and Nodes together.
-    public var objectCount: Int { services.count + endpointSlices.count + endpoints.count + nodes.count }
+    /// Objects of every kind together.
+    public var objectCount: Int {
+        services.count + endpointSlices.count + endpoints.count + nodes.count + gatewayClasses.count + gateways.count
+            + httpRoutes.count + referenceGrants.count + namespaces.count + secrets.count
+    }
 }
