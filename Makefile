@@ -7,7 +7,7 @@ BPF_SRCS := $(wildcard bpf/progs/*.c)
 BPF_OBJS := $(patsubst bpf/progs/%.c,$(BPF_OUT)/%.o,$(BPF_SRCS))
 APT_PACKAGES := libcurl4-openssl-dev libbpf-dev libelf-dev zlib1g-dev pkg-config clang llvm bpftool iproute2 iputils-ping netcat-openbsd python3 openssl curl etcd-server xz-utils nftables wrk iptables nginx-light
 
-.PHONY: deps build bpf test envtest e2e demo bench fuzz fmt clean
+.PHONY: deps build bpf bpffs test envtest e2e demo bench fuzz fmt clean
 
 # The real control plane (kube-apiserver, kube-controller-manager, etcd) for the envtest and e2e
 # suites: KUBEBUILDER_ASSETS when set, else ../shared/kube/assets.sh when it exists. Without
@@ -37,9 +37,15 @@ $(BPF_OUT)/%.o: bpf/progs/%.c bpf/include/*.h $(wildcard bpf/progs/*.h)
 	@mkdir -p $(BPF_OUT)
 	$(BPF_CLANG) -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -I bpf/include -I /usr/include/$$(uname -m)-linux-gnu -c $< -o $@
 
+## bpffs: mount the BPF file system at /sys/fs/bpf when running as root and it is not mounted
+## (a freshly booted machine may not have it; the maps are pinned there)
+bpffs:
+	@if [ "$$(id -u)" = 0 ] && [ "$$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" != "bpf_fs" ]; then \
+	  mkdir -p /sys/fs/bpf && mount -t bpf bpf /sys/fs/bpf && echo "mounted bpffs at /sys/fs/bpf"; fi
+
 ## test: every test (unit, API server, real control plane, maps, datapath and e2e; see docs/TESTING.md).
 ## The root-only ones skip with a reason otherwise; so do the control-plane ones without KUBEBUILDER_ASSETS.
-test: deps bpf
+test: deps bpf bpffs
 	$(SWIFT) build --build-tests
 	@$(WITH_ASSETS) set -x; PORTWAY_BPF_DIR=$(CURDIR)/$(BPF_OUT) $(SWIFT) test --skip-build
 
@@ -49,12 +55,12 @@ envtest: deps
 	@$(WITH_ASSETS) set -x; $(SWIFT) test --skip-build --filter 'KubeAPITests.(Envtest|Parity)'
 
 ## e2e: only the local-cluster scenarios (real control plane, node namespaces, `portway agent` per node; root)
-e2e: deps bpf
+e2e: deps bpf bpffs
 	$(SWIFT) build --build-tests
 	@$(WITH_ASSETS) set -x; PORTWAY_BPF_DIR=$(CURDIR)/$(BPF_OUT) $(SWIFT) test --skip-build --filter E2ETests
 
 ## demo: real packets through the NodePort datapath in network namespaces (root)
-demo: build
+demo: build bpffs
 	./scripts/demo.sh
 
 ## bench: benchmarks, reported as ratios measured side by side
