@@ -1,6 +1,6 @@
 /// Hands out IDs from 1...limit. It moves forward from the last ID given (wrapping around), so a
 /// freed ID is not reused at once: connection-tracking entries may still name it for a while.
-/// IDs in use are a bitmap for small ranges (reverse-NAT IDs) and a set for large ones (backend IDs).
+/// IDs in use: a bitmap for 1...2^22 (512 KiB at most), a set above (backend IDs rarely get there).
 struct IDAllocator {
     let limit: UInt32
     private var bitmap: [UInt64]
@@ -10,18 +10,20 @@ struct IDAllocator {
 
     init(limit: UInt32) {
         self.limit = limit
-        bitmap = limit <= 1 << 20 ? [UInt64](repeating: 0, count: Int(limit) / 64 + 1) : []
+        bitmap = [UInt64](repeating: 0, count: Int(min(limit, 1 << 22)) / 64 + 1)
     }
 
+    private func inBitmap(_ id: UInt32) -> Bool { Int(id / 64) < bitmap.count }
+
     func isUsed(_ id: UInt32) -> Bool {
-        if bitmap.isEmpty { return set.contains(id) }
+        if !inBitmap(id) { return set.contains(id) }
         return bitmap[Int(id / 64)] & (1 << UInt64(id % 64)) != 0
     }
 
     private mutating func mark(_ id: UInt32, _ used: Bool) {
         guard isUsed(id) != used else { return }
         count += used ? 1 : -1
-        if bitmap.isEmpty {
+        if !inBitmap(id) {
             if used { set.insert(id) } else { set.remove(id) }
         } else if used {
             bitmap[Int(id / 64)] |= 1 << UInt64(id % 64)

@@ -11,6 +11,12 @@ static int64_t now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+static int64_t cpu_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 int64_t pw_bench_raw_update_loop(uint32_t count) {
     int fd = bpf_map_create(BPF_MAP_TYPE_HASH, "pw_bench_raw", sizeof(struct pw_lb4_key),
                             sizeof(struct pw_lb4_service), count + 1, NULL);
@@ -35,23 +41,25 @@ int pw_bench_create_map(uint32_t key_size, uint32_t value_size, uint32_t max_ent
     return fd < 0 ? -errno : fd;
 }
 
-int64_t pw_bench_update_loop(int fd, const void *keys, const void *values, uint32_t n, uint32_t key_size, uint32_t value_size) {
+int64_t pw_bench_update_loop(int fd, const void *keys, const void *values, uint32_t n, uint32_t key_size, uint32_t value_size, int64_t *cpu) {
     const char *k = keys, *v = values;
-    int64_t start = now_ns();
+    int64_t start = now_ns(), cpu_start = cpu_ns();
     for (uint32_t i = 0; i < n; i++) {
         if (bpf_map_update_elem(fd, k + (size_t)i * key_size, v + (size_t)i * value_size, BPF_ANY) != 0) return -errno;
     }
+    *cpu = cpu_ns() - cpu_start;
     return now_ns() - start;
 }
 
-int64_t pw_bench_update_batch(int fd, const void *keys, const void *values, uint32_t n, uint32_t key_size, uint32_t value_size, uint32_t chunk) {
+int64_t pw_bench_update_batch(int fd, const void *keys, const void *values, uint32_t n, uint32_t key_size, uint32_t value_size, uint32_t chunk, int64_t *cpu) {
     const char *k = keys, *v = values;
     LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
-    int64_t start = now_ns();
+    int64_t start = now_ns(), cpu_start = cpu_ns();
     for (uint32_t done = 0; done < n;) {
         uint32_t count = n - done < chunk ? n - done : chunk;
         if (bpf_map_update_batch(fd, k + (size_t)done * key_size, v + (size_t)done * value_size, &count, &opts) != 0) return -errno;
         done += count;
     }
+    *cpu = cpu_ns() - cpu_start;
     return now_ns() - start;
 }

@@ -81,12 +81,12 @@ public enum FileSource {
             for o in result.snapshot.endpointSlices { take(o, from: file, into: &merged.snapshot.endpointSlices) }
             for o in result.snapshot.endpoints { take(o, from: file, into: &merged.snapshot.endpoints) }
             for o in result.snapshot.nodes { take(o, from: file, into: &merged.snapshot.nodes) }
+            for o in result.snapshot.namespaces { take(o, from: file, into: &merged.snapshot.namespaces) }
+            for o in result.snapshot.secrets { take(o, from: file, into: &merged.snapshot.secrets) }
             for o in result.snapshot.gatewayClasses { take(o, from: file, into: &merged.snapshot.gatewayClasses) }
             for o in result.snapshot.gateways { take(o, from: file, into: &merged.snapshot.gateways) }
             for o in result.snapshot.httpRoutes { take(o, from: file, into: &merged.snapshot.httpRoutes) }
             for o in result.snapshot.referenceGrants { take(o, from: file, into: &merged.snapshot.referenceGrants) }
-            for o in result.snapshot.namespaces { take(o, from: file, into: &merged.snapshot.namespaces) }
-            for o in result.snapshot.secrets { take(o, from: file, into: &merged.snapshot.secrets) }
             merged.warnings += duplicates
             duplicates = []
         }

@@ -98,9 +98,9 @@ extension LoadResult {
 }
 
 extension ClusterSnapshot {
-    /// Objects of every kind together.
+    /// Objects of every kind the file source reads, together.
     public var objectCount: Int {
-        services.count + endpointSlices.count + endpoints.count + nodes.count + gatewayClasses.count + gateways.count
-            + httpRoutes.count + referenceGrants.count + namespaces.count + secrets.count
+        services.count + endpointSlices.count + endpoints.count + nodes.count + namespaces.count + secrets.count
+            + gatewayClasses.count + gateways.count + httpRoutes.count + referenceGrants.count
     }
 }

@@ -111,21 +111,24 @@ func packedEntries(_ map: PinnedMap) throws -> (keys: [UInt8], values: [UInt8], 
 }
 
 /// The same entries written by C: one bpf_map_update_elem per entry, or BPF_MAP_UPDATE_BATCH.
-func cBaseline(_ entries: [(MapKind, keys: [UInt8], values: [UInt8], count: Int, maxEntries: UInt32)], batch: Bool) throws -> Double {
-    var total = 0.0
+/// Returns wall and on-CPU seconds.
+func cBaseline(_ entries: [(MapKind, keys: [UInt8], values: [UInt8], count: Int, maxEntries: UInt32)], batch: Bool) throws -> (wall: Double, cpu: Double) {
+    var total = (wall: 0.0, cpu: 0.0)
     for (kind, keys, values, count, maxEntries) in entries {
-        let fd = pw_bench_create_map(UInt32(Int(kind.keySize)), UInt32(Int(kind.valueSize)), maxEntries)
+        let fd = pw_bench_create_map(kind.keySize, kind.valueSize, maxEntries)
         guard fd >= 0 else { throw BenchError.failed("create map: errno \(-fd)") }
         defer { close(fd) }
+        var cpu: Int64 = 0
         let ns = keys.withUnsafeBytes { k in
             values.withUnsafeBytes { v in
                 batch
-                    ? pw_bench_update_batch(fd, k.baseAddress, v.baseAddress, UInt32(count), UInt32(Int(kind.keySize)), UInt32(Int(kind.valueSize)), 4096)
-                    : pw_bench_update_loop(fd, k.baseAddress, v.baseAddress, UInt32(count), UInt32(Int(kind.keySize)), UInt32(Int(kind.valueSize)))
+                    ? pw_bench_update_batch(fd, k.baseAddress, v.baseAddress, UInt32(count), kind.keySize, kind.valueSize, 4096, &cpu)
+                    : pw_bench_update_loop(fd, k.baseAddress, v.baseAddress, UInt32(count), kind.keySize, kind.valueSize, &cpu)
             }
         }
         guard ns >= 0 else { throw BenchError.failed("C baseline: errno \(-ns)") }
-        total += Double(ns) / 1e9
+        total.wall += Double(ns) / 1e9
+        total.cpu += Double(cpu) / 1e9
     }
     return total
 }
@@ -133,14 +136,16 @@ func cBaseline(_ entries: [(MapKind, keys: [UInt8], values: [UInt8], count: Int,
 /// Cold sync into empty pinned maps, beside C writing the same entries one by one and in batches.
 func benchColdSync(_ dir: String, services: Int, endpoints: Int) throws {
     let desired = desiredState(services: services, endpoints: endpoints)
-    var best = Double.infinity, entries = 0
+    var best = Double.infinity, bestCPU = Double.infinity, entries = 0
     var written: [(MapKind, keys: [UInt8], values: [UInt8], count: Int, maxEntries: UInt32)] = []
     for round in 0..<3 {
         let bpffs = dir + "/cold-\(services)x\(endpoints)-\(round)"
         let maps = try MapSet.openOrCreate(bpffs: bpffs)
         let writer = try MapWriter(maps: maps)
         var summary = SyncSummary()
+        let cpuStart = threadCPUTime()
         let elapsed = ContinuousClock().measure { summary = writer.sync(desired) }
+        bestCPU = min(bestCPU, threadCPUTime() - cpuStart)
         guard summary.failures.isEmpty else { throw BenchError.failed("cold sync: \(summary.failures.first!)") }
         best = min(best, seconds(elapsed))
         entries = summary.writes
@@ -151,14 +156,18 @@ func benchColdSync(_ dir: String, services: Int, endpoints: Int) throws {
             }
         }
     }
-    var loop = Double.infinity, batch = Double.infinity
+    var loop = Double.infinity, batch = Double.infinity, loopCPU = Double.infinity, batchCPU = Double.infinity
     for _ in 0..<3 {
-        loop = min(loop, try cBaseline(written, batch: false))
-        batch = min(batch, try cBaseline(written, batch: true))
+        let l = try cBaseline(written, batch: false), b = try cBaseline(written, batch: true)
+        loop = min(loop, l.wall)
+        loopCPU = min(loopCPU, l.cpu)
+        batch = min(batch, b.wall)
+        batchCPU = min(batchCPU, b.cpu)
     }
     print("cold sync \(services / 1000)k x \(endpoints): \(desired.entries.count) frontends, \(entries) entries in \(format(best)) "
         + "(\(Int(Double(services) / best)) services/s); C update loop \(format(loop)), C batch \(format(batch)); "
-        + "writer/loop = \(String(format: "%.2f", best / loop)), writer/batch = \(String(format: "%.2f", best / batch)) (target <= 1.5)")
+        + "writer/loop = \(String(format: "%.2f", best / loop)), writer/batch = \(String(format: "%.2f", best / batch)) (target <= 1.5); "
+        + "on-CPU: writer \(format(bestCPU)), loop \(format(loopCPU)), batch \(format(batchCPU)), writer/batch = \(String(format: "%.2f", bestCPU / batchCPU))")
 }
 
 /// CPU time of the calling thread, in seconds (wall time on a loaded machine includes waiting for a core).
@@ -208,8 +217,10 @@ func benchCapacity(_ dir: String) throws {
     let sizes = MapSizes([.services: 65_536, .backends: 65_536, .reverseNAT: 65_536])
     let writer = try MapWriter(maps: try MapSet.openOrCreate(bpffs: dir + "/capacity", sizes: sizes))
     var summary = SyncSummary()
+    let cpuStart = threadCPUTime()
     let elapsed = ContinuousClock().measure { summary = writer.sync(desired) }
-    print("10k x 10 into 65,536-entry maps: first sync result in \(format(seconds(elapsed))) (target < 1 s): "
+    let cpu = threadCPUTime() - cpuStart
+    print("10k x 10 into 65,536-entry maps: first sync result in \(format(seconds(elapsed))) (on-CPU \(format(cpu))) (target < 1 s): "
         + "\(summary.added) frontends programmed, \(summary.failures.count) failed; \(summary.shortfall ?? "no shortfall")")
 }
 
@@ -236,13 +247,18 @@ func benchFullMap(_ dir: String) throws {
     let sizes = MapSizes([.services: 30_000])
     let planned = try MapWriter(maps: try MapSet.openOrCreate(bpffs: dir + "/full-planned", sizes: sizes))
     var a = SyncSummary()
+    var cpuStart = threadCPUTime()
     let withPlan = ContinuousClock().measure { a = planned.sync(desired) }
+    let planCPU = threadCPUTime() - cpuStart
     let set = try MapSet.openOrCreate(bpffs: dir + "/full-blind", sizes: sizes)
     let blind = try MapWriter(maps: LoadBalancerMaps(services: BlindCapacityMap(set.services), backends: set.backends, reverseNAT: set.reverseNAT))
     var b = SyncSummary()
+    cpuStart = threadCPUTime()
     let withoutPlan = ContinuousClock().measure { b = blind.sync(desired) }
-    print("20k services into a 30,000-entry map: \(format(seconds(withPlan))) with the capacity plan (\(a.failures.count) failed); "
-        + "\(format(seconds(withoutPlan))) attempting all and rolling back (\(b.failures.count) failed); issue 12 measured 19 s")
+    let blindCPU = threadCPUTime() - cpuStart
+    print("20k services into a 30,000-entry map: \(format(seconds(withPlan))) (on-CPU \(format(planCPU))) with the capacity plan "
+        + "(\(a.failures.count) failed); \(format(seconds(withoutPlan))) (on-CPU \(format(blindCPU))) attempting all and rolling back "
+        + "(\(b.failures.count) failed); issue 12 measured 19 s")
 }
 
 /// PORTWAY_BENCH_ONLY=<name> runs one map benchmark (for profiling): cold10k, cold50k, change, capacity, full.

@@ -77,6 +77,49 @@ import Testing
         #expect(snapshot.secrets.first?.data?["tls.key"] == "a2V5")
     }
 
+    @Test func aDirectoryKeepsEveryGatewayKindOnce() throws {
+        try withTemporaryDirectory { dir in
+            let objects = """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: GatewayClass
+            metadata: {name: portway}
+            spec: {controllerName: portway.io/gateway-controller}
+            ---
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: Gateway
+            metadata: {name: public, namespace: demo}
+            spec: {gatewayClassName: portway, listeners: [{name: http, port: 80, protocol: HTTP}]}
+            ---
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: HTTPRoute
+            metadata: {name: r, namespace: demo}
+            spec: {parentRefs: [{name: public}]}
+            ---
+            apiVersion: gateway.networking.k8s.io/v1beta1
+            kind: ReferenceGrant
+            metadata: {name: g, namespace: demo}
+            spec: {from: [], to: []}
+            ---
+            apiVersion: v1
+            kind: Namespace
+            metadata: {name: demo}
+            ---
+            apiVersion: v1
+            kind: Secret
+            metadata: {name: cert, namespace: demo}
+            type: kubernetes.io/tls
+            """
+            try write(objects, to: "a.yaml", in: dir)
+            try write("apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: public, namespace: demo}\nspec: {gatewayClassName: other, listeners: []}\n", to: "b.yaml", in: dir)
+            let result = try FileSource.load(directory: dir)
+            let s = result.snapshot
+            #expect([s.gatewayClasses.count, s.gateways.count, s.httpRoutes.count, s.referenceGrants.count, s.namespaces.count, s.secrets.count] == [1, 1, 1, 1, 1, 1])
+            #expect(s.gateways.first?.spec.gatewayClassName == "portway")
+            #expect(s.objectCount == 6)
+            #expect(result.warnings.map(\.message) == ["also defined in \(dir)/a.yaml; this definition is ignored"])
+        }
+    }
+
     @Test func aGatewayWithoutListenersIsAWarningNotACrash() throws {
         let yaml = """
         apiVersion: gateway.networking.k8s.io/v1

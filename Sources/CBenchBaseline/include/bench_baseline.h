@@ -10,9 +10,9 @@ int64_t pw_bench_raw_update_loop(uint32_t count);
 int pw_bench_create_map(uint32_t key_size, uint32_t value_size, uint32_t max_entries);
 
 /// Writes `n` pairs from packed arrays with one bpf_map_update_elem each; returns the elapsed
-/// nanoseconds or -errno.
-int64_t pw_bench_update_loop(int fd, const void *keys, const void *values, uint32_t n, uint32_t key_size, uint32_t value_size);
+/// nanoseconds or -errno, and the thread's CPU nanoseconds in *cpu.
+int64_t pw_bench_update_loop(int fd, const void *keys, const void *values, uint32_t n, uint32_t key_size, uint32_t value_size, int64_t *cpu);
 
 /// Writes `n` pairs from packed arrays with BPF_MAP_UPDATE_BATCH, `chunk` pairs per call; returns
-/// the elapsed nanoseconds or -errno.
-int64_t pw_bench_update_batch(int fd, const void *keys, const void *values, uint32_t n, uint32_t key_size, uint32_t value_size, uint32_t chunk);
+/// the elapsed nanoseconds or -errno, and the thread's CPU nanoseconds in *cpu.
+int64_t pw_bench_update_batch(int fd, const void *keys, const void *values, uint32_t n, uint32_t key_size, uint32_t value_size, uint32_t chunk, int64_t *cpu);

@@ -1,0 +1,191 @@
+import CPortwayBPF
+import LoadBalancer
+
+/// One call's algorithm: removals, capacity, writes, state refresh, pruning.
+extension WriterCore {
+    // MARK: reconcile
+
+    /// Makes the frontends of `changes` what they say (nil: removed), leaving all others alone.
+    mutating func reconcileChanges(_ changes: [ServiceMapKey: DesiredService?], isCancelled: () -> Bool) -> SyncSummary {
+        // The new desired state, and the backends whose desired state may change.
+        var touched = Set<BackendKey>()
+        var removals: [ServiceMapKey] = [], upserts: [DesiredService] = []
+        for (key, new) in changes {
+            if let old = desired[key] {
+                use(old, by: -1)
+                touched.formUnion(old.slots)
+            }
+            if let new {
+                use(new, by: 1)
+                touched.formUnion(new.slots)
+                upserts.append(new)
+            } else if programmed.services[key] != nil {
+                removals.append(key)
+            } else {
+                releaseRevNatID(of: key)
+            }
+            desired[key] = new
+            failed[key] = nil
+        }
+        return reconcile(removals: removals.sorted(), upserts: upserts, touched: touched, isCancelled: isCancelled)
+    }
+
+    /// A reverse-NAT ID held for a frontend that has no entries left (a rollback left none) is free.
+    mutating func releaseRevNatID(of key: ServiceMapKey) {
+        if let id = revNatIDs.removeValue(forKey: key), programmed.reverseNAT[id] == nil { revNatAllocator.release(UInt32(id)) }
+    }
+
+    /// Removes `removals`, then programs `upserts` (already in `desired`, with their backend uses
+    /// counted). `touched`: backends whose desired state may have changed; nil for a full sync,
+    /// which writes every desired frontend (and so checks every backend) and prunes strays.
+    mutating func reconcile(
+        removals: [ServiceMapKey], upserts: [DesiredService], touched: Set<BackendKey>?, isCancelled: () -> Bool
+    ) -> SyncSummary {
+        let full = touched == nil
+        counts = [:]
+        syscalls = 0
+        var summary = SyncSummary()
+
+        // 1. Removed frontends first: frees room for new ones.
+        for key in removals {
+            let hadMaster = programmed.services[key]?.master != nil
+            do {
+                try removeService(key)
+                if hadMaster { summary.removed += 1 }
+            } catch {
+                summary.failures.append(SyncFailure(subject: "remove \(key)", frontend: key.frontend, error: error))
+            }
+            pruneNewlyUnreferenced(keeping: nil)
+        }
+
+        // 2. Capacity: which upserts fit, whole Services in a stable order.
+        let plan = planCapacity(upserts, full: full)
+        summary.shortfall = plan.shortfall
+        for service in upserts where !plan.admits(service.key) {
+            failed[service.key] = plan.error
+            summary.failures.append(SyncFailure(subject: service.key.description, frontend: service.frontend, error: plan.error ?? .interrupted))
+        }
+        // Orphans nothing admitted wants: gone now, to make the room the plan counted on.
+        for id in unreferenced.sorted() {
+            guard let entry = programmed.backends[id], !plan.needs(entry.key, backendUse) || backendIDs[entry.key] != id else { continue }
+            pruneBackend(id, into: &summary)
+        }
+        // Reverse-NAT entries no master uses (left by a crash or a rollback): room the plan counted on.
+        if full {
+            let used = Set(revNatIDs.values)
+            for id in programmed.reverseNAT.keys.sorted() where !used.contains(id) {
+                do {
+                    try deleteRevNat(id)
+                    revNatAllocator.release(UInt32(id))
+                } catch {
+                    summary.failures.append(SyncFailure(subject: "prune reverse NAT \(id)", error: error))
+                }
+            }
+        }
+
+        // 3. Admitted frontends, each all-or-nothing: first those that do not grow the services map.
+        var ranked: [(grows: Bool, key: ServiceMapKey, index: Int)] = []
+        ranked.reserveCapacity(upserts.count)
+        for (i, s) in upserts.enumerated() where plan.admits(s.key) {
+            ranked.append((s.serviceEntries > currentEntries(s.key), s.key, i))
+        }
+        ranked.sort { a, b in a.grows != b.grows ? !a.grows : a.key < b.key }
+        let order = ranked.map { upserts[$0.index] }
+        var index = 0
+        while index < order.count {
+            if isCancelled() {
+                for service in order[index...] { failed[service.key] = .interrupted }
+                summary.interrupted = order.count - index
+                break
+            }
+            // A run of new frontends goes in batches.
+            var end = index
+            while end < order.count, end - index < Self.batchChunk, isFresh(order[end].key) { end += 1 }
+            if end - index >= Self.batchThreshold {
+                let leftovers = writeBatch(Array(order[index..<end]), into: &summary)
+                for service in leftovers { upsert(service, needed: plan.neededBackends, into: &summary) }
+                index = end
+                continue
+            }
+            upsert(order[index], needed: plan.neededBackends, into: &summary)
+            index += 1
+        }
+
+        // 4. Backend entries whose desired state changed (active <-> terminating) while their
+        // frontends did not; in a stable order when few (the operation logs tests read). A full
+        // sync wrote every desired frontend, checking each backend on the way.
+        if let touched {
+            for bk in touched.count <= 1024 ? touched.sorted() : Array(touched) {
+                guard let id = backendIDs[bk], let entry = programmed.backends[id], let state = backendUse[bk]?.state,
+                      entry.state != state, refs[id, default: 0] > 0 else { continue }
+                var updated = entry
+                updated.state = state
+                do { try writeBackend(id, updated) } catch {
+                    summary.failures.append(SyncFailure(subject: "backend \(bk) state", error: error))
+                }
+            }
+        }
+
+        // 5. Orphan backends last: no slot points at them any more.
+        newlyUnreferenced.removeAll()
+        for id in unreferenced.sorted() { pruneBackend(id, into: &summary) }
+
+        summary.frontends = desired.count
+        summary.backends = backendUse.count
+        summary.operations = counts
+        summary.syscalls = syscalls
+        return summary
+    }
+
+    /// Adds (`by` 1) or removes (-1) a desired frontend's uses of its backends.
+    mutating func use(_ service: DesiredService, by delta: Int) {
+        let active = Int(service.master.count)
+        for (i, bk) in service.slots.enumerated() {
+            if delta > 0 {
+                if i < active { backendUse[bk, default: BackendUse()].active += 1 } else { backendUse[bk, default: BackendUse()].terminating += 1 }
+                continue
+            }
+            var u = backendUse[bk] ?? BackendUse()
+            if i < active { u.active -= 1 } else { u.terminating -= 1 }
+            backendUse[bk] = u.active <= 0 && u.terminating <= 0 ? nil : u
+        }
+    }
+
+    /// Services-map entries a frontend holds now.
+    func currentEntries(_ key: ServiceMapKey) -> Int {
+        guard let e = programmed.services[key] else { return 0 }
+        return (e.master == nil ? 0 : 1) + e.slots.count
+    }
+
+    /// Whether nothing of this frontend is in the maps (the batch path writes such frontends).
+    func isFresh(_ key: ServiceMapKey) -> Bool { programmed.services[key] == nil && revNatIDs[key] == nil }
+
+    mutating func pruneBackend(_ id: UInt32, into summary: inout SyncSummary) {
+        guard refs[id, default: 0] == 0, let entry = programmed.backends[id] else {
+            unreferenced.remove(id)
+            return
+        }
+        do {
+            try deleteBackend(id)
+            backendAllocator.release(id)
+            if backendIDs[entry.key] == id { backendIDs[entry.key] = nil }
+        } catch {
+            summary.failures.append(SyncFailure(subject: "prune backend \(id)", error: error))
+        }
+    }
+
+    /// Deletes the backends that lost their last slot during the last frontend, unless still
+    /// needed: by an admitted frontend (`needed`), or by any desired one when `needed` is nil.
+    mutating func pruneNewlyUnreferenced(keeping needed: Set<BackendKey>?) {
+        let ids = newlyUnreferenced
+        newlyUnreferenced.removeAll(keepingCapacity: true)
+        var ignored = SyncSummary()
+        for id in ids {
+            guard refs[id, default: 0] == 0, let entry = programmed.backends[id] else { continue }
+            let wanted = needed.map { $0.contains(entry.key) } ?? (backendUse[entry.key] != nil)
+            if wanted && backendIDs[entry.key] == id { continue }
+            pruneBackend(id, into: &ignored)
+        }
+        // A failed prune stays in `unreferenced` for the end of the call.
+    }
+}
