@@ -118,11 +118,22 @@ struct DirectoryPoller: Sendable {
         return snapshot
     }
 
-    /// "0 Services (was 12), 0 EndpointSlices (was 30), 0 Endpoints (was 0), 0 Nodes (was 1)".
+    /// "0 Services (was 12), 0 EndpointSlices (was 30), 0 Endpoints (was 0), 0 Nodes (was 1), ...".
     static func counts(_ now: ClusterSnapshot, was: ClusterSnapshot) -> String {
-        [("Services", now.services.count, was.services.count), ("EndpointSlices", now.endpointSlices.count, was.endpointSlices.count),
-         ("Endpoints", now.endpoints.count, was.endpoints.count), ("Nodes", now.nodes.count, was.nodes.count)]
-            .map { "\($1) \($0) (was \($2))" }.joined(separator: ", ")
+        func named(_ s: ClusterSnapshot) -> [(String, Int)] {
+            [("Services", s.services.count), ("EndpointSlices", s.endpointSlices.count), ("Endpoints", s.endpoints.count),
+             ("Nodes", s.nodes.count), ("Gateways", s.gateways.count), ("HTTPRoutes", s.httpRoutes.count)]
+        }
+        let before = named(was)
+        var parts: [String] = []
+        var shown = (now: 0, was: 0)
+        for (i, (name, count)) in named(now).enumerated() {
+            parts.append("\(count) \(name) (was \(before[i].1))")
+            shown.now += count
+            shown.was += before[i].1
+        }
+        parts.append("\(now.objectCount - shown.now) other objects (was \(was.objectCount - shown.was))")
+        return parts.joined(separator: ", ")
     }
 
     private mutating func report(_ message: String) {

@@ -54,7 +54,8 @@ public enum FileSource {
         _ = try yamlFiles(in: directory)
     }
 
-    /// Joins the results of several files, in order. An object (kind, namespace, name) already
+    /// Joins the results of several files, in order (every kind of `ClusterSnapshot`: a kind added
+    /// there must be added here; FileSourceTests check it). An object (kind, namespace, name) already
     /// taken from an earlier file, or earlier in the same file, is dropped with a warning naming
     /// both places: the translator must see each object once.
     public static func merge(_ files: [(file: String, result: LoadResult)]) -> LoadResult {

@@ -68,3 +68,28 @@ struct WatchedDirectoryTests {
         }
     }
 }
+
+/// `FileSource.merge` and `objectCount` name each kind of `ClusterSnapshot`: a kind added to the
+/// snapshot but not to them would be dropped silently. Counted here by reflection instead.
+@Suite("Merging files keeps every kind")
+struct MergeKeepsEveryKindTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// Objects in every array of the snapshot, found by reflection.
+    static func reflectedCount(_ snapshot: ClusterSnapshot) -> Int {
+        Mirror(reflecting: snapshot).children.reduce(0) { $0 + ((Mirror(reflecting: $1.value).displayStyle == .collection) ? Mirror(reflecting: $1.value).children.count : 0) }
+    }
+
+    @Test("loading a directory keeps what each file holds, of every kind", arguments: ["examples", "docs/examples/gateway-traps"])
+    func everyKind(_ relative: String) throws {
+        let dir = Self.root.appendingPathComponent(relative).path
+        let files = try FileSource.yamlFiles(in: dir)
+        let perFile = try files.map { try FileSource.load(file: $0.path) }
+        let expected = perFile.reduce(0) { $0 + Self.reflectedCount($1.snapshot) }
+        #expect(expected > 0)
+        let merged = try FileSource.load(directory: dir)
+        #expect(Self.reflectedCount(merged.snapshot) == expected)
+        #expect(merged.snapshot.objectCount == expected)
+        #expect(Mirror(reflecting: ClusterSnapshot()).children.count == 10, "a new kind: add it to FileSource.merge and objectCount")
+    }
+}
