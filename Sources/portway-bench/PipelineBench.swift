@@ -1,6 +1,6 @@
 // The pipeline's benchmarks (issue 7): one EndpointSlice change at scale, watch ingest, and memory.
 import BPFMaps
-import Glibc
+import CBenchBaseline
 import Foundation
 import KubeAPI
 import KubeModels
@@ -16,7 +16,7 @@ func formatMicros(_ s: Double) -> String { String(format: "%.1f µs", s * 1e6) }
 /// The process's resident set size in MB (VmRSS) after glibc returned its free heap pages
 /// (`malloc_trim`), so the figure is what the live structures hold, not what freed temporaries left.
 func liveResidentMB() -> Double {
-    malloc_trim(0)
+    pw_bench_malloc_trim()
     return residentMB()
 }
 
