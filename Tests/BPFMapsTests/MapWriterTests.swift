@@ -267,6 +267,37 @@ struct MapWriterTests {
         }
     }
 
+    @Test("a frontend that failed for room is kept and programmed by retryFailed once room is made, on real pins")
+    func retryOnRealPins() throws {
+        try withBPFFS { fs in
+            var sizes = BPFFSFixture.smallSizes
+            sizes[.services] = 5
+            let maps = try fs.maps(sizes)
+            let writer = try MapWriter(maps: maps)
+            let a = entry("10.0.0.1", 1, name: "a", backends: [backend("10.1.0.1"), backend("10.1.0.2")])
+            let b = entry("10.0.0.1", 2, name: "b", backends: [backend("10.1.0.1"), backend("10.1.0.3")])
+            let first = writer.sync(state(a, b))
+            #expect(first.failures.map(\.frontend) == [b.frontend])
+            #expect(writer.failedFrontends.keys.map { $0 } == [b.frontend])
+
+            // Nothing changed: a retry fails the same way and leaves nothing half-written.
+            let again = writer.retryFailed()
+            #expect(again.failures.map(\.frontend) == [b.frontend])
+            #expect(try view(maps, b.frontend) == nil)
+            #expect(try ProgrammedState.read(from: maps) == writer.programmed)
+
+            // a goes away (its input changed): now b fits, and the retry programs it.
+            let removal = writer.apply([a.frontend: nil])
+            #expect(removal.failures.isEmpty)
+            let retry = writer.retryFailed()
+            #expect(retry.failures.isEmpty, "\(retry.failures)")
+            #expect(writer.failedFrontends.isEmpty)
+            #expect(try view(maps, b.frontend)?.backends.map { "\($0.address)" } == ["10.1.0.1", "10.1.0.3"])
+            #expect(try view(maps, a.frontend) == nil)
+            #expect(try ProgrammedState.read(from: maps) == writer.programmed)
+        }
+    }
+
     @Test("IPv6 entries are reported as skipped, not written")
     func ipv6Skipped() throws {
         try withBPFFS { fs in
