@@ -227,7 +227,13 @@ struct L7ProxyOutputTests {
         try write(backendYAML(service: "portway-gw-gone", clusterIP: "10.96.7.12", port: backendA.port), to: "\(directory)/gateway.yaml")
         try await eventually("the proxy port closed") { proxy.proxy.ports.isEmpty }
         try await eventually("the Gateway frontends gone") { !output.entries.values.contains { $0.service.name == "portway-gw-web" } }
-        #expect(await get(port: proxyPort, host: "a.example.com") == nil)
+        // `ports` drops the port before its socket has finished closing: connections are refused soon after.
+        var refused = false
+        for _ in 0..<50 where !refused {
+            refused = await get(port: proxyPort, host: "a.example.com") == nil
+            if !refused { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(refused, "the closed proxy port must refuse connections")
 
         await serviceGroup.triggerGracefulShutdown()
         try await task.value
