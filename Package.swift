@@ -100,9 +100,11 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "KubeModels", "LoadBalancer", "FileSource", "KubeAPI", "BPFMaps", "Datapath",
+                "KubeModels", "LoadBalancer", "FileSource", "KubeAPI", "BPFMaps", "Datapath", "L7Proxy",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
@@ -158,8 +160,11 @@ let package = Package(
         .testTarget(
             name: "AgentTests",
             dependencies: [
-                "Agent", "BPFMaps", "LoadBalancer", "KubeModels", "KubeAPI", .product(name: "Logging", package: "swift-log"),
+                "Agent", "BPFMaps", "LoadBalancer", "KubeModels", "KubeAPI", "L7Proxy", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

@@ -5,7 +5,8 @@
 #                                                                                 │ ── be2 10.11.2.2
 #                                                                                 │ ── be3 10.11.3.2
 # The backends are "pods" running python3 -m http.server answering with their name. The agent runs
-# in file mode on a copy of examples/. Everything is removed on exit, also on Ctrl-C.
+# in file mode on a copy of examples/ (a NodePort Service, and a Gateway routing by Host through
+# the agent's L7 proxy). Everything is removed on exit, also on Ctrl-C.
 # Environment: PORTWAY (the binary; default: swift build's), REQUESTS (per round, default 30).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -134,6 +135,18 @@ tail -n 1 "$WORK/agent.log" | sed 's/^/  agent: /'
 
 say "$REQUESTS requests again: traffic moved to the remaining pods"
 hits
+
+say "Host routing through the Gateway NodePort $NODE_IP:30088 (the agent's L7 proxy, examples/gateway.yaml)"
+for host in a.example.com b.example.com c.example.com; do
+    for _ in $(seq 30); do  # until the proxy port is open
+        ip netns exec "$P-client" curl -s --max-time 1 -o /dev/null "http://$NODE_IP:30088/" && break
+        sleep 0.1
+    done
+    printf '  Host: %-14s -> %s\n' "$host" "$(ip netns exec "$P-client" curl -s --max-time 2 -w ' (HTTP %{http_code})' -H "Host: $host" "http://$NODE_IP:30088/" | tr -d '\n')"
+done
+
+say "portway explain --to $NODE_IP:30088 --host a.example.com"
+"$PORTWAY" explain -f "$WORK/examples" --node-ip $NODE_IP --to $NODE_IP:30088 --host a.example.com | sed 's/^/  /'
 
 say "kill -9 the agent: the pinned maps and tcx links keep serving"
 kill -9 "$AGENT_PID" && wait "$AGENT_PID" 2>/dev/null || true

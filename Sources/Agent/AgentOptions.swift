@@ -16,11 +16,13 @@ public struct AgentOptions: Sendable {
     public var resyncInterval: Duration?
     /// Backoff for frontends an output failed to program.
     public var retry: RetryPolicy
+    /// Where the Gateways' L7 proxy ports are allocated.
+    public var proxyPorts: ClosedRange<UInt16>
 
     public init(
         nodeName: String, nodeAddresses: [IPAddress] = [], endpointsSource: EndpointsSource = .endpointSlices,
         bpffs: String = BPFFS.defaultDirectory, mapSizes: MapSizes = .defaults, resyncInterval: Duration? = .seconds(300),
-        retry: RetryPolicy = RetryPolicy()
+        retry: RetryPolicy = RetryPolicy(), proxyPorts: ClosedRange<UInt16> = ProxyPortAllocator.defaultRange
     ) {
         self.nodeName = nodeName
         self.nodeAddresses = nodeAddresses
@@ -29,6 +31,7 @@ public struct AgentOptions: Sendable {
         self.mapSizes = mapSizes
         self.resyncInterval = resyncInterval
         self.retry = retry
+        self.proxyPorts = proxyPorts
     }
 
     /// The translator's options (node addresses from the Node object when none are given).

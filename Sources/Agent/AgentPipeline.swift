@@ -35,15 +35,18 @@ public struct AgentPipeline: Sendable {
     let installer: DatapathInstaller?
     /// Called after every map write (tests and metrics).
     let onSync: (@Sendable (SyncSummary) -> Void)?
+    /// The node's L7 proxy, fed the Gateway route tables after each step (nil: none).
+    let proxy: L7ProxyOutput?
 
     public init(
         options: AgentOptions, logger: Logger = Logger(label: "portway.agent"), installer: DatapathInstaller? = nil,
-        onSync: (@Sendable (SyncSummary) -> Void)? = nil
+        onSync: (@Sendable (SyncSummary) -> Void)? = nil, proxy: L7ProxyOutput? = nil
     ) {
         self.options = options
         self.logger = logger
         self.installer = installer
         self.onSync = onSync
+        self.proxy = proxy
     }
 
     /// Opens (or creates) the pinned maps, installs the datapath if an installer is given, re-adopts
@@ -70,8 +73,9 @@ public struct AgentPipeline: Sendable {
     public func services(source: some ClusterStateSource, outputs: [any L4MapOutput]) -> [any ServiceLifecycle.Service] {
         let inbox = Inbox<PipelineEvent>()
         let runners = outputs.map { OutputRunner(output: $0, policy: options.retry, logger: logger) }
-        let reconciler = ReconcileService(options: options, inbox: inbox, runners: runners, logger: logger)
-        return runners.map { OutputService(runner: $0) } + [reconciler, SourceService(source: source, inbox: inbox)]
+        let reconciler = ReconcileService(options: options, inbox: inbox, runners: runners, proxy: proxy, logger: logger)
+        let proxyServices: [any ServiceLifecycle.Service] = proxy.map { [$0] } ?? []
+        return proxyServices + runners.map { OutputService(runner: $0) } + [reconciler, SourceService(source: source, inbox: inbox)]
     }
 
     /// Runs the pipeline until the task is cancelled (tests; the agent command runs `services` in
@@ -120,6 +124,7 @@ struct ReconcileService: ServiceLifecycle.Service {
     let options: AgentOptions
     let inbox: Inbox<PipelineEvent>
     let runners: [OutputRunner]
+    let proxy: L7ProxyOutput?
     let logger: Logger
 
     func run() async throws {
@@ -142,7 +147,10 @@ struct ReconcileService: ServiceLifecycle.Service {
 
     private func loop() async {
         var reconciler = L4Reconciler(options: options.translatorOptions)
-        var allocator = ProxyPortStage()
+        var allocator = ProxyPortStage(range: options.proxyPorts)
+        var gateway = GatewayStage()
+        var publishedTables: [UInt16: PortRouteTable]?
+        var gatewayWarnings = Set<GatewayWarning>()
         var synced = false
         var nodeMissing: Bool?
         let clock = ContinuousClock()
@@ -165,6 +173,7 @@ struct ReconcileService: ServiceLifecycle.Service {
             for event in batch {
                 switch event {
                 case .source(.snapshot(let snapshot)) where !synced:
+                    gateway.take(snapshot)
                     // The first full sync: translated from scratch; prunes what the pins hold beyond it.
                     let step = reconciler.replaceAll(with: snapshot)
                     for warning in step.newWarnings { logger.warning("\(warning)") }
@@ -173,6 +182,7 @@ struct ReconcileService: ServiceLifecycle.Service {
                     fullState = reconciler.state
                     synced = true
                 case .source(.snapshot(let snapshot)):
+                    gateway.take(snapshot)
                     // A whole reload (files): diffed by key against what is indexed.
                     flush()
                     pending = ClusterIndex.changes(from: reconciler.index.snapshot, to: snapshot)
@@ -184,6 +194,20 @@ struct ReconcileService: ServiceLifecycle.Service {
                 }
             }
             flush()
+            if synced && !gateway.isIdle {
+                // Gateway frontends go to the proxy; a Service port whose Gateway came or went is
+                // sent again, marked or not.
+                let flipped = gateway.rebuild(index: reconciler.index.snapshot)
+                if fullState == nil && !flipped.isEmpty {
+                    for (frontend, entry) in reconciler.desired where flipped.contains(GatewayStage.key(of: entry)) {
+                        changes[frontend] = .some(entry)
+                    }
+                }
+                for warning in gateway.gateways.warnings where !gatewayWarnings.contains(warning) { logger.warning("gateway: \(warning)") }
+                gatewayWarnings = Set(gateway.gateways.warnings)
+            }
+            fullState = fullState.map { gateway.mark($0) }
+            changes = gateway.mark(changes)
             if let state = fullState {
                 send(.sync(allocator.allocate(state)))
                 if !changes.isEmpty { send(.changes(allocator.allocate(changes))) }
@@ -196,8 +220,17 @@ struct ReconcileService: ServiceLifecycle.Service {
                 if !step.changes.isEmpty {
                     logger.warning("resync: \(step.changes.count) frontends differed from the incremental state; corrected")
                 }
-                send(.repair(allocator.allocate(reconciler.state)))
+                send(.repair(allocator.allocate(gateway.mark(reconciler.state))))
                 logger.info("resync: \(reconciler.desired.count) frontends translated from scratch; repairing the outputs")
+            }
+            if synced, let proxy {
+                let tables = gateway.tables { key in
+                    allocator.port(namespace: key.service.namespace, name: key.service.name, servicePort: UInt16(clamping: key.port))
+                }
+                if tables != publishedTables {
+                    proxy.publish(tables, certificates: gateway.gateways.certificates)
+                    publishedTables = tables
+                }
             }
             if synced && reconciler.nodeObjectMissing != nodeMissing {
                 let previous = nodeMissing

@@ -71,6 +71,14 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "max_entries of pw_snat4.")
     var snatMapSize: UInt32 = MapSizes.defaults.snat
 
+    @Option(help: ArgumentHelp(
+        "How the L7 proxy binds the Gateways' proxy ports: transparent (IP_TRANSPARENT, the target of the datapath's redirect), plain (0.0.0.0), loopback, or off. Default: transparent, plain with --no-datapath.",
+        valueName: "MODE"))
+    var proxyListen: ProxyListenMode?
+
+    @Option(help: "Event loop threads of the L7 proxy (default: the number of cores).")
+    var proxyThreads: Int?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -79,6 +87,7 @@ struct AgentCommand: AsyncParsableCommand {
         if !(resyncInterval >= 0) { throw ValidationError("--resync-interval must be 0 (off) or a number of seconds") }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("unknown --log-level \(logLevel)") }
         if devices.isEmpty && !noDatapath { throw ValidationError("give at least one --device (or --no-datapath to program the maps only)") }
+        if let proxyThreads, proxyThreads < 1 { throw ValidationError("--proxy-threads must be at least 1") }
         if let name = nodeName, name.isEmpty { throw ValidationError("--node-name must not be empty") }
         if directory != nil, kubeconfig != nil || context != nil { throw ValidationError("--from-dir reads files; it cannot be combined with --kubeconfig/--context") }
         if let directory {
@@ -123,7 +132,10 @@ struct AgentCommand: AsyncParsableCommand {
                 return try Datapath.install(options).map(\.description) + [Datapath.hostRouting(options)?.description ?? "host routing unknown"]
             }
         }
-        let pipeline = AgentPipeline(options: options, logger: logger, installer: installer)
+        let listen = proxyListen ?? (noDatapath ? .plain : .transparent)
+        let proxy = listen == .off ? nil : L7ProxyOutput(
+            mode: listen, threads: proxyThreads, retry: options.retry, logger: Logger(label: "portway.proxy"))
+        let pipeline = AgentPipeline(options: options, logger: logger, installer: installer, proxy: proxy)
         do {
             let services: [any ServiceLifecycle.Service]
             if let directory {
@@ -145,3 +157,5 @@ struct AgentCommand: AsyncParsableCommand {
         _ = signals
     }
 }
+
+extension ProxyListenMode: ExpressibleByArgument {}

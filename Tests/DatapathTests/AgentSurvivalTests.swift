@@ -5,7 +5,7 @@ import Testing
 
 /// The `portway` binary next to the test bundle (swift build builds it with the tests), or
 /// $PORTWAY_BIN.
-private let portwayBinary: String? = {
+let portwayBinary: String? = {
     if let env = ProcessInfo.processInfo.environment["PORTWAY_BIN"], FileManager.default.isExecutableFile(atPath: env) {
         return env
     }

@@ -1,0 +1,128 @@
+import Datapath
+import L7Proxy
+import LoadBalancer
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// How the agent's L7 proxy binds its proxy ports (`--proxy-listen`).
+public enum ProxyListenMode: String, Sendable, CaseIterable {
+    /// IP_TRANSPARENT sockets on 0.0.0.0 (`TransparentListener`): the target of the datapath's
+    /// L7LB redirect, which keeps the client's address and the original destination.
+    case transparent
+    /// Plain sockets on 0.0.0.0 (no datapath; tests and `--no-datapath`).
+    case plain
+    /// Plain sockets on 127.0.0.1 (tests).
+    case loopback
+    /// No proxy: the route tables are built but nothing listens.
+    case off
+}
+
+/// The node's L7 proxy as an output of the pipeline: the reconciler publishes, after each step,
+/// every proxy port with its Gateway route table; this service swaps the proxy's router atomically
+/// (a keep-alive connection picks up the new table at its next request) and makes the open
+/// listeners exactly those ports (new ones opened, gone ones closed, the others untouched).
+/// Ports that fail to bind are retried with the pipeline's backoff.
+public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
+    /// The proxy (its `ports` and `routes` for tests and diagnostics).
+    public let proxy: L7Proxy
+    private let group: MultiThreadedEventLoopGroup
+    private let inbox = Inbox<Message>()
+    private let retry: RetryPolicy
+    private let logger: Logger
+    /// Called after each step with the ports listening (tests).
+    private let onApplied: (@Sendable ([UInt16]) -> Void)?
+
+    enum Message: Sendable {
+        case tables([UInt16: PortRouteTable], certificates: [NamespacedName: TLSMaterial])
+        case retryDue
+    }
+
+    /// - Parameters:
+    ///   - mode: how proxy ports are bound (not `.off`).
+    ///   - threads: the proxy's event loops (nil: one per core).
+    public init(
+        mode: ProxyListenMode, threads: Int? = nil, options: ProxyOptions = ProxyOptions(), retry: RetryPolicy = RetryPolicy(),
+        logger: Logger = Logger(label: "portway.proxy"), onApplied: (@Sendable ([UInt16]) -> Void)? = nil
+    ) {
+        let binder: any ListenerBinder
+        switch mode {
+        case .transparent: binder = BoundSocketBinder { port in try TransparentListener.openTCP(port: port) }
+        case .plain: binder = AddressBinder(host: "0.0.0.0")
+        case .loopback, .off: binder = AddressBinder(host: "127.0.0.1")
+        }
+        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads ?? System.coreCount))
+        proxy = L7Proxy(group: group, options: options, binder: binder, logger: logger)
+        self.retry = retry
+        self.logger = logger
+        self.onApplied = onApplied
+    }
+
+    /// Hands the proxy the tables to serve (later calls replace earlier ones not yet applied).
+    func publish(_ tables: [UInt16: PortRouteTable], certificates: [NamespacedName: TLSMaterial]) {
+        inbox.push(.tables(tables, certificates: certificates))
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown { await self.loop() }
+        await proxy.shutdown()
+        try? await group.shutdownGracefully()
+    }
+
+    private func loop() async {
+        var wanted: [UInt16: PortRouteTable] = [:]
+        var certificates: [NamespacedName: TLSMaterial] = [:]
+        var attempt = 0
+        var timer: Task<Void, Never>?
+        defer { timer?.cancel() }
+        while let batch = await inbox.next() {
+            var changed = false
+            for message in batch {
+                if case .tables(let tables, let certs) = message {
+                    wanted = tables
+                    certificates = certs
+                    changed = true
+                    attempt = 0
+                }
+            }
+            // The router first: a port opened next serves its table from its first connection.
+            if changed { proxy.routes.swap(GatewayRouteTableRouter(tables: wanted)) }
+            let failed = await apply(wanted, certificates: certificates)
+            onApplied?(proxy.ports)
+            timer?.cancel()
+            timer = nil
+            if !failed.isEmpty {
+                attempt += 1
+                let delay = retry.delay(attempt: attempt)
+                logger.warning("proxy ports \(failed.sorted()) not listening; retrying in \(delay)")
+                let inbox = inbox
+                timer = Task {
+                    do { try await Task.sleep(for: delay) } catch { return }
+                    inbox.push(.retryDue)
+                }
+            } else if attempt > 0 {
+                logger.notice("proxy ports listening after \(attempt) retries")
+                attempt = 0
+            }
+        }
+    }
+
+    /// Closes the ports no longer wanted and opens the missing ones; returns those that failed.
+    private func apply(_ wanted: [UInt16: PortRouteTable], certificates: [NamespacedName: TLSMaterial]) async -> Set<UInt16> {
+        let open = Set(proxy.ports)
+        for port in open.subtracting(wanted.keys).sorted() { await proxy.close(port: port) }
+        var failed = Set<UInt16>()
+        for port in Set(wanted.keys).subtracting(open).sorted() {
+            guard let table = wanted[port] else { continue }
+            do {
+                let tls = try TLSListener(table: table, certificates: certificates)
+                try await proxy.open(port: port, configuration: ListenerConfiguration(tls: tls))
+            } catch {
+                logger.error("proxy port \(port) (\(table.gateway):\(table.port)): \(error)")
+                failed.insert(port)
+            }
+        }
+        return failed
+    }
+}

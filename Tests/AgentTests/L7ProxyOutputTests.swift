@@ -1,0 +1,244 @@
+import Agent
+import Foundation
+import KubeModels
+import LoadBalancer
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+import Testing
+
+/// An HTTP/1.1 backend on 127.0.0.1 answering `<name> xff=<X-Forwarded-For>`.
+private final class NamedBackend: Sendable {
+    let channel: any Channel
+    var port: Int { channel.localAddress?.port ?? 0 }
+
+    init(name: String, group: any EventLoopGroup) async throws {
+        channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(NamedHandler(name: name))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+    }
+}
+
+private final class NamedHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+    let name: String
+    private var head: HTTPRequestHead?
+    init(name: String) { self.name = name }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): self.head = head
+        case .body: break
+        case .end:
+            guard let head else { return }
+            let text = "\(name) xff=\(head.headers.first(name: "x-forwarded-for") ?? "-")"
+            var headers = HTTPHeaders()
+            headers.add(name: "content-length", value: "\(text.utf8.count)")
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+}
+
+/// One blocking HTTP/1.1 exchange on a fresh connection (Foundation sockets, off the cooperative pool).
+private func get(port: UInt16, host: String) async -> (status: Int, body: String)? {
+    await withCheckedContinuation { continuation in
+        Thread.detachNewThread {
+            continuation.resume(returning: blockingGet(port: port, host: host))
+        }
+    }
+}
+
+private func blockingGet(port: UInt16, host: String) -> (status: Int, body: String)? {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var timeout = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { return nil }
+    let request = Array("GET / HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n".utf8)
+    guard send(fd, request, request.count, 0) == request.count else { return nil }
+    var response: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = recv(fd, &buffer, buffer.count, 0)
+        if n <= 0 { break }
+        response += buffer[0..<n]
+    }
+    let text = String(decoding: response, as: UTF8.self)
+    guard let statusLine = text.split(separator: "\r\n").first, let status = Int(statusLine.split(separator: " ").dropFirst().first ?? "") else { return nil }
+    let body = text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
+    return (status, body)
+}
+
+/// A free loopback TCP port (bound and released), so parallel runs do not share a proxy port.
+private func freePort() throws -> UInt16 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return UInt16(bigEndian: address.sin_port)
+}
+
+func gatewayYAML(routes: [(name: String, host: String, service: String)]) -> String {
+    var text = """
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: GatewayClass
+    metadata: {name: portway}
+    spec: {controllerName: portway.io/gateway-controller}
+    ---
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: Gateway
+    metadata: {name: web, namespace: demo}
+    spec:
+      gatewayClassName: portway
+      listeners:
+      - {name: http, port: 80, protocol: HTTP}
+    ---
+    apiVersion: v1
+    kind: Service
+    metadata:
+      name: portway-gw-web
+      namespace: demo
+      labels: {gateway.networking.k8s.io/gateway-name: web}
+    spec:
+      type: NodePort
+      clusterIP: 10.96.7.7
+      ports:
+      - {name: http, port: 80, targetPort: 80, nodePort: 30880, protocol: TCP}
+
+    """
+    for route in routes {
+        text += """
+        ---
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: HTTPRoute
+        metadata: {name: \(route.name), namespace: demo}
+        spec:
+          parentRefs: [{name: web}]
+          hostnames: [\(route.host)]
+          rules:
+          - backendRefs: [{name: \(route.service), port: 80}]
+
+        """
+    }
+    return text
+}
+
+func backendYAML(service: String, clusterIP: String, port: Int) -> String {
+    """
+    apiVersion: v1
+    kind: Service
+    metadata: {name: \(service), namespace: demo}
+    spec:
+      clusterIP: \(clusterIP)
+      ports: [{name: http, port: 80, targetPort: \(port), protocol: TCP}]
+    ---
+    apiVersion: discovery.k8s.io/v1
+    kind: EndpointSlice
+    metadata:
+      name: \(service)-abc
+      namespace: demo
+      labels: {kubernetes.io/service-name: \(service)}
+    addressType: IPv4
+    ports: [{name: http, port: \(port), protocol: TCP}]
+    endpoints:
+    - addresses: ["127.0.0.1"]
+      conditions: {ready: true}
+
+    """
+}
+
+@Suite("Agent L7 proxy output: Gateway route tables served on the allocated proxy ports (loopback)")
+struct L7ProxyOutputTests {
+    @Test("file mode: Host routing through the proxy port, router swapped on an HTTPRoute edit, port closed when the Gateway goes")
+    func hostRoutingFromFiles() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let backendA = try await NamedBackend(name: "A", group: group)
+        let backendB = try await NamedBackend(name: "B", group: group)
+        let directory = try makeTempDirectory("pwl7-agent")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try write(backendYAML(service: "a", clusterIP: "10.96.7.10", port: backendA.port), to: "\(directory)/a.yaml")
+        try write(backendYAML(service: "b", clusterIP: "10.96.7.11", port: backendB.port), to: "\(directory)/b.yaml")
+        try write(
+            gatewayYAML(routes: [("route-a", "a.example.com", "a"), ("route-b", "b.example.com", "b")]), to: "\(directory)/gateway.yaml")
+
+        let proxyPort = try freePort()
+        let options = AgentOptions(
+            nodeName: "node-a", nodeAddresses: [IPAddress("192.0.2.10")!], resyncInterval: nil, proxyPorts: proxyPort...proxyPort)
+        let output = MemoryOutput()
+        let proxy = L7ProxyOutput(mode: .loopback, threads: 1, logger: Logger(label: "test.proxy"))
+        let pipeline = AgentPipeline(options: options, logger: Logger(label: "test.l7"), proxy: proxy)
+        let source = FileDirectorySource(directory: directory, interval: .milliseconds(50))
+        let serviceGroup = ServiceGroup(configuration: .init(
+            services: pipeline.services(source: source, outputs: [output]).map { .init(service: $0) }, logger: Logger(label: "test.group")))
+        let task = Task { try await serviceGroup.run() }
+
+        // The Gateway's frontends go to the proxy port, without backends.
+        try await eventually("the Gateway frontends marked L7LB") {
+            let gateway = output.entries.values.filter { $0.service.name == "portway-gw-web" }
+            // ClusterIP, the NodePort on the node address and the NodePort surrogate.
+            return gateway.count == 3 && gateway.allSatisfy { $0.flags.contains(.l7LoadBalancer) && $0.l7ProxyPort == proxyPort && $0.backends.isEmpty }
+        }
+        #expect(output.entries.values.filter { $0.service.name == "a" }.allSatisfy { !$0.flags.contains(.l7LoadBalancer) && !$0.backends.isEmpty })
+        try await eventually("the proxy listening on \(proxyPort)") { proxy.proxy.ports == [proxyPort] }
+
+        let a = await get(port: proxyPort, host: "a.example.com")
+        #expect(a?.status == 200)
+        #expect(a?.body == "A xff=127.0.0.1")
+        let b = await get(port: proxyPort, host: "b.example.com")
+        #expect(b?.body == "B xff=127.0.0.1")
+        let unknown = await get(port: proxyPort, host: "c.example.com")
+        #expect(unknown?.status == 404)
+
+        // Editing the HTTPRoute moves a.example.com to backend B: the router is swapped, the port stays.
+        try write(
+            gatewayYAML(routes: [("route-a", "a.example.com", "b"), ("route-b", "b.example.com", "b")]), to: "\(directory)/gateway.yaml")
+        var moved = false
+        for _ in 0..<100 where !moved {
+            moved = await get(port: proxyPort, host: "a.example.com")?.body == "B xff=127.0.0.1"
+            if !moved { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(moved, "a.example.com should reach B after the HTTPRoute edit")
+        #expect(proxy.proxy.ports == [proxyPort])
+
+        // The Gateway goes: its frontends are plain L4 again and the port is closed.
+        try write(backendYAML(service: "portway-gw-gone", clusterIP: "10.96.7.12", port: backendA.port), to: "\(directory)/gateway.yaml")
+        try await eventually("the proxy port closed") { proxy.proxy.ports.isEmpty }
+        try await eventually("the Gateway frontends gone") { !output.entries.values.contains { $0.service.name == "portway-gw-web" } }
+        // `ports` drops the port before its socket has finished closing: connections are refused soon after.
+        var refused = false
+        for _ in 0..<50 where !refused {
+            refused = await get(port: proxyPort, host: "a.example.com") == nil
+            if !refused { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(refused, "the closed proxy port must refuse connections")
+
+        await serviceGroup.triggerGracefulShutdown()
+        try await task.value
+        try? await backendA.channel.close()
+        try? await backendB.channel.close()
+        try await group.shutdownGracefully()
+    }
+}
