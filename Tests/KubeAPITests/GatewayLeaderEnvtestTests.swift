@@ -155,11 +155,18 @@ struct GatewayLeaderEnvtestTests {
 
         // A new generation of the route while the other controller writes its entry: both survive.
         _ = try await admin.patch(HTTPRoute.self, name: "shop", namespace: "demo", mergePatch: Data(#"{"spec":{"hostnames":["shop.example"]}}"#.utf8))
-        var fresh = try await admin.get(HTTPRoute.self, name: "shop", namespace: "demo")
-        if let i = fresh.status?.parents?.firstIndex(where: { $0.controllerName == Self.otherController }) {
+        // The other controller writes as Portway does: PUT with the resourceVersion read, again on 409.
+        try await eventually("the other controller's write") {
+            var fresh = try await admin.get(HTTPRoute.self, name: "shop", namespace: "demo")
+            guard let i = fresh.status?.parents?.firstIndex(where: { $0.controllerName == Self.otherController }) else { return false }
             fresh.status?.parents?[i].conditions?[0].message = "theirs, again"
+            do {
+                _ = try await admin.updateStatus(fresh)
+                return true
+            } catch let error as KubeAPIError where error.code == 409 {
+                return false
+            }
         }
-        _ = try? await admin.updateStatus(fresh)
         try await eventually("the Portway entry at generation 2, the other entry rewritten by its owner") {
             let r = try await admin.get(HTTPRoute.self, name: "shop", namespace: "demo")
             return Self.condition(ours(r)?.conditions, "Accepted")?.observedGeneration == r.metadata.generation
@@ -187,7 +194,8 @@ struct GatewayLeaderEnvtestTests {
             let g = try await admin.get(Gateway.self, name: "gw", namespace: "demo")
             return Self.condition(g.status?.conditions, "Accepted")?.observedGeneration == g.metadata.generation && g.status?.listeners?.count == 2
         }
-        #expect(passes.writes(follower.id) > 0, "the new leader wrote")
+        // onPass runs once the whole pass is done, possibly after the checks above saw its writes.
+        try await eventually("the new leader's pass recorded its writes") { passes.writes(follower.id) > 0 }
         await follower.stop()
         agents = []
     }
