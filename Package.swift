@@ -120,7 +120,7 @@ let package = Package(
         // What each fuzz target does with one input; fuzz/ and FuzzCorpusTests both call it.
         .target(
             name: "PortwayFuzzEntries",
-            dependencies: ["FileSource", "KubeAPI", "BPFMaps", "LoadBalancer", "KubeModels"],
+            dependencies: ["FileSource", "KubeAPI", "BPFMaps", "LoadBalancer", "KubeModels", "L7Proxy"],
             swiftSettings: strict
         ),
 
@@ -196,7 +196,7 @@ let package = Package(
 // libFuzzer targets (`make fuzz`): only with PORTWAY_FUZZ set, built with -sanitize=fuzzer,address
 // in their own scratch path (.build-fuzz), so a normal `swift build` never sees them.
 if Context.environment["PORTWAY_FUZZ"] != nil {
-    for name in ["yaml-file", "watch-stream", "kubeconfig", "translator", "lb-listing"] {
+    for name in ["yaml-file", "watch-stream", "kubeconfig", "translator", "lb-listing", "proxy-request"] {
         package.targets.append(.executableTarget(
             name: "fuzz-\(name)", dependencies: ["PortwayFuzzEntries"], path: "fuzz/targets/\(name)", swiftSettings: strict))
     }

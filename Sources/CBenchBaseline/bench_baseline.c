@@ -1,5 +1,6 @@
 #include <bpf/bpf.h>
 #include <errno.h>
+#include <malloc.h>
 #include <time.h>
 #include <unistd.h>
 #include "bench_baseline.h"
@@ -63,3 +64,5 @@ int64_t pw_bench_update_batch(int fd, const void *keys, const void *values, uint
     *cpu = cpu_ns() - cpu_start;
     return now_ns() - start;
 }
+
+void pw_bench_malloc_trim(void) { malloc_trim(0); }

@@ -3,6 +3,7 @@ import FileSource
 import Foundation
 import KubeAPI
 import KubeModels
+import L7Proxy
 import LoadBalancer
 
 /// The entry points the libFuzzer targets (fuzz/) call with each input, and the corpus regression
@@ -17,6 +18,7 @@ public enum FuzzEntries {
         "kubeconfig": kubeconfig,
         "translator": translator,
         "lb-listing": lbListing,
+        "proxy-request": proxyRequest,
     ]
 
     /// The YAML directory loader on one file's bytes, then the translator on what it loaded.
@@ -68,6 +70,20 @@ public enum FuzzEntries {
         precondition(state == Translator.translate(snapshot, options: options), "the translator is not deterministic")
         _ = JSONValue.object(json(for: state)).rendered()
         _ = renderLBTable(state)
+    }
+
+    /// The L7 proxy's request side (codec, limits, connection state machine) on in-memory channels:
+    /// the first byte chooses where the bytes are split into two reads, the second whether upstream
+    /// connections are answered and with how many of the following bytes; the rest is what the
+    /// client sends. The proxy may answer or close, never crash.
+    public static func proxyRequest(_ data: Data) {
+        let input = FuzzInput(data)
+        let split = Int(input.byte())
+        let answered = input.bool()
+        let responseLength = answered ? Int(input.byte()) : 0
+        let response = (0..<responseLength).map { _ in input.byte() }
+        let request = input.rest
+        _ = fuzzProxyRequestParser(request, splitAt: split % (request.count + 1), upstreamResponse: answered ? response : nil)
     }
 
     /// The `bpf lb list` reader over map contents derived from the bytes (corrupt, foreign, half-written).

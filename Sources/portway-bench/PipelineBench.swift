@@ -1,5 +1,6 @@
 // The pipeline's benchmarks (issue 7): one EndpointSlice change at scale, watch ingest, and memory.
 import BPFMaps
+import CBenchBaseline
 import Foundation
 import KubeAPI
 import KubeModels
@@ -11,6 +12,13 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double {
 }
 
 func formatMicros(_ s: Double) -> String { String(format: "%.1f µs", s * 1e6) }
+
+/// The process's resident set size in MB (VmRSS) after glibc returned its free heap pages
+/// (`malloc_trim`), so the figure is what the live structures hold, not what freed temporaries left.
+func liveResidentMB() -> Double {
+    pw_bench_malloc_trim()
+    return residentMB()
+}
 
 /// The process's resident set size in MB (VmRSS).
 func residentMB() -> Double {
@@ -27,10 +35,13 @@ func residentMB() -> Double {
 func benchOneChange() throws {
     let services = 10_000, endpoints = 10
     let options = TranslatorOptions(nodeName: "node-0", nodeAddresses: [IPAddress("192.0.2.10")!])
+    let baseMB = liveResidentMB()
     var snapshot = syntheticCluster(services: services, endpointsPerService: endpoints)
+    let snapshotMB = liveResidentMB()
     let clock = ContinuousClock()
     var reconciler = L4Reconciler(options: .init(nodeName: "node-0"))
     let cold = clock.measure { reconciler = L4Reconciler(options: options, snapshot: snapshot) }
+    let reconcilerMB = liveResidentMB()
     var generator = SystemRandomNumberGenerator()
 
     /// A change of one endpoint address of one Service's slice.
@@ -72,8 +83,10 @@ func benchOneChange() throws {
     }
     let sizes = MapSizes(services: 262_144, backends: 131_072, reverseNAT: 32_768, affinity: 1024, connectionTracking: 1024, snat: 1024)
     let writer = try MapWriter(maps: try MapSet.openOrCreate(bpffs: dir + "/maps", sizes: sizes))
+    let beforeWriterMB = liveResidentMB()
     let first = writer.sync(reconciler.state)
     guard first.failures.isEmpty else { throw BenchError.failed("first sync: \(first.failures.first!)") }
+    let writerMB = liveResidentMB()
     // What the agent does per change: the reconciler's frontend changes into MapWriter.apply.
     var mapSamples: [Double] = []
     var operations = 0
@@ -96,6 +109,13 @@ func benchOneChange() throws {
         + "\(String(format: "%.1f", Double(syscalls) / Double(rounds))) syscalls per change")
     print("RSS after syncing \(services) services / \(services * endpoints) endpoints (reconciler + writer state, bench process): "
         + String(format: "%.0f MB", residentMB()) + " (target < 150 MB)")
+    // Where it goes: live memory (after malloc_trim) measured after each stage was built.
+    print("RSS by stage (after malloc_trim): process \(String(format: "%.0f", baseMB)) MB, "
+        + "snapshot +\(String(format: "%.0f", snapshotMB - baseMB)) MB, "
+        + "reconciler index and results +\(String(format: "%.0f", reconcilerMB - snapshotMB)) MB, "
+        + "1,000 changes +\(String(format: "%.0f", beforeWriterMB - reconcilerMB)) MB, "
+        + "map writer mirrors after the first sync +\(String(format: "%.0f", writerMB - beforeWriterMB)) MB; "
+        + "live total after the changes \(String(format: "%.0f", liveResidentMB())) MB")
 }
 
 /// Watch ingest: 100,000 watch events shaped like the recordings (../shared/k8s-api-traces),

@@ -16,3 +16,6 @@ int64_t pw_bench_update_loop(int fd, const void *keys, const void *values, uint3
 /// Writes `n` pairs from packed arrays with BPF_MAP_UPDATE_BATCH, `chunk` pairs per call; returns
 /// the elapsed nanoseconds or -errno, and the thread's CPU nanoseconds in *cpu.
 int64_t pw_bench_update_batch(int fd, const void *keys, const void *values, uint32_t n, uint32_t key_size, uint32_t value_size, uint32_t chunk, int64_t *cpu);
+
+/// Returns free heap pages to the kernel (glibc's malloc_trim), so VmRSS shows live memory.
+void pw_bench_malloc_trim(void);
