@@ -7,7 +7,8 @@ import Logging
 
 /// A ClusterStateSource backed by informers on the Kubernetes API, one per kind of
 /// `ResourceRegistry` watched in this scope (Services, EndpointSlices or Endpoints, the agent's own
-/// Node unless `--node-ip` is given). A complete snapshot is sent once every informer has synced;
+/// Node unless `--node-ip` is given, the Gateway API kinds and Namespaces). A Gateway API kind whose
+/// CRD is not installed counts as empty (one warning) and is looked for again every minute. A complete snapshot is sent once every informer has synced;
 /// after it each informer event is sent at once as a change of its key (no debounce: the pipeline
 /// takes together what arrives while it works). When the API server goes away the informers back
 /// off and nothing is sent, so the datapath keeps its last state; when it returns they resync
@@ -61,6 +62,7 @@ public struct KubeClusterSource: ClusterStateSource {
         let declaration = kind.declaration
         guard let selectors = declaration.selectors(scope) else { return nil }
         var options = informerOptions
+        options.absentIsEmpty = declaration.optional
         options.list = ListOptions(labelSelector: selectors.labelSelector, fieldSelector: selectors.fieldSelector)
         let name = K.Resource.resource.plural
         let report = onStateChange
@@ -96,6 +98,7 @@ extension KubeClusterSource {
         let config = try ClusterConfig.load(kubeconfig: kubeconfig, context: context)
         logger.info("using the Kubernetes API at \(config.server)")
         let troubled = StateLog()
+        let absent = StateLog()
         return KubeClusterSource(
             client: KubeClient(config: config), scope: scope,
             onStateChange: { resource, state in
@@ -103,8 +106,15 @@ extension KubeClusterSource {
                 case .backingOff(let next, let delay, let reason):
                     troubled.set(resource, true)
                     logger.warning("\(resource): \(reason); retrying (\(next == .relist ? "relist" : "watch")) in \(delay.shortDescription)")
+                case .absent(let retry, let reason):
+                    // Once, not at every retry: a cluster without the Gateway API CRDs is a normal setup.
+                    if !absent.set(resource, true) {
+                        logger.warning(
+                            "\(resource): not served (\(reason)); are the Gateway API CRDs installed? Taken as none; checked again every \(retry.shortDescription)")
+                    }
                 case .watching:
                     if troubled.set(resource, false) { logger.notice("\(resource): watching again") }
+                    if absent.set(resource, false) { logger.notice("\(resource): now served; watching") }
                 case .relisting:
                     logger.info("\(resource): relisting")
                 default: break

@@ -12,6 +12,7 @@ import KubeModels
 ///                                         ▼
 ///     relisting ──ok──▶ watching (the list is diffed against the store: deletes for objects gone)
 ///     backingOff(next) ──delay with jitter──▶ next (relist, or rewatch from the last rv: no relist)
+///     listing/relisting ──404, `absentIsEmpty`──▶ absent (store emptied, synced) ──absentRetry──▶ relisting
 ///     any ──task cancelled──▶ stopped
 public enum InformerState: Sendable, Equatable, CustomStringConvertible {
     public enum Next: Sendable, Equatable {
@@ -24,6 +25,9 @@ public enum InformerState: Sendable, Equatable, CustomStringConvertible {
     /// `reason`: the error that caused it, for logs ("forbidden: list endpointslices ...").
     case backingOff(Next, delay: Duration, reason: String)
     case relisting
+    /// The resource does not exist on the server (its CRD is not installed): taken as empty, the
+    /// list retried after `retryIn`. Only with `InformerOptions.absentIsEmpty`.
+    case absent(retryIn: Duration, reason: String)
     case stopped
 
     public var description: String {
@@ -33,6 +37,7 @@ public enum InformerState: Sendable, Equatable, CustomStringConvertible {
         case .watching(let rv): "watching(rv=\(rv))"
         case .backingOff(let next, let delay, let reason): "backingOff(\(next), \(delay.shortDescription)): \(reason)"
         case .relisting: "relisting"
+        case .absent(let delay, let reason): "absent(retry in \(delay.shortDescription)): \(reason)"
         case .stopped: "stopped"
         }
     }
@@ -47,12 +52,17 @@ public struct InformerOptions: Sendable {
     /// How long past its timeout a silent watch is kept before it is closed and restarted.
     public var stallMargin: Duration
     public var backoff: BackoffPolicy
+    /// A list answering 404 means "no such resource here" (an optional CRD): the store becomes
+    /// empty and synced (so nothing waits for it) and the list is retried every `absentRetry`.
+    public var absentIsEmpty: Bool
+    public var absentRetry: Duration
     /// Injectable sleep (tests make backoff instantaneous and observable).
     public var sleep: @Sendable (Duration) async throws -> Void
 
     public init(
         list: ListOptions = ListOptions(), pageSize: Int = 500, watchTimeoutSeconds: ClosedRange<Int> = 300...600,
         stallMargin: Duration = .seconds(30), backoff: BackoffPolicy = BackoffPolicy(),
+        absentIsEmpty: Bool = false, absentRetry: Duration = .seconds(60),
         sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
     ) {
         self.list = list
@@ -60,6 +70,8 @@ public struct InformerOptions: Sendable {
         self.watchTimeoutSeconds = watchTimeoutSeconds
         self.stallMargin = stallMargin
         self.backoff = backoff
+        self.absentIsEmpty = absentIsEmpty
+        self.absentRetry = absentRetry
         self.sleep = sleep
     }
 }
@@ -126,6 +138,17 @@ public final class Informer<R: KubeResource>: Sendable {
                     resumeSyncWaiters()
                     resourceVersion = list.resourceVersion
                     for e in events { handler(e) }
+                } catch let error as KubeAPIError where error.code == 404 && options.absentIsEmpty {
+                    if Task.isCancelled { break }
+                    // Objects seen before (the CRD was removed) are deleted; waiters stop waiting.
+                    let events = store.replace(with: [])
+                    resumeSyncWaiters()
+                    resourceVersion = ""
+                    for e in events { handler(e) }
+                    backoff = BackoffState()
+                    transition(.absent(retryIn: options.absentRetry, reason: error.description))
+                    do { try await options.sleep(options.absentRetry) } catch { break }
+                    continue
                 } catch {
                     if Task.isCancelled { break }
                     let delay = backoff.next(policy: options.backoff, now: .now)

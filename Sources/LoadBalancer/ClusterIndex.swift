@@ -34,25 +34,36 @@ public enum ClusterChange: Hashable, Sendable {
     case endpoints(ObjectKey, [Endpoints])
     /// Nodes are cluster-scoped: by name.
     case nodes(String, [Node])
+    /// Gateway API kinds (cluster mode watches them; `GatewayState.build` consumes them). Cluster-scoped
+    /// kinds (GatewayClass, Namespace) are by name.
+    case gatewayClasses(String, [GatewayClass])
+    case gateways(ObjectKey, [Gateway])
+    case httpRoutes(ObjectKey, [HTTPRoute])
+    case referenceGrants(ObjectKey, [ReferenceGrant])
+    case namespaces(String, [Namespace])
 }
 
-/// What one change touches: the Services to translate again, and whether a Node changed (which
-/// touches every Service with node ports when the node's addresses come from its Node object).
+/// What one change touches: the Services to translate again, whether a Node changed (which
+/// touches every Service with node ports when the node's addresses come from its Node object),
+/// and the Gateways whose route tables, Service and status must be built again.
 public struct TouchedKeys: Hashable, Sendable {
     public var services: Set<ObjectKey> = []
     public var nodes: Set<String> = []
+    public var gateways: Set<ObjectKey> = []
 
-    public init(services: Set<ObjectKey> = [], nodes: Set<String> = []) {
+    public init(services: Set<ObjectKey> = [], nodes: Set<String> = [], gateways: Set<ObjectKey> = []) {
         self.services = services
         self.nodes = nodes
+        self.gateways = gateways
     }
 
     public mutating func formUnion(_ other: TouchedKeys) {
         services.formUnion(other.services)
         nodes.formUnion(other.nodes)
+        gateways.formUnion(other.gateways)
     }
 
-    public var isEmpty: Bool { services.isEmpty && nodes.isEmpty }
+    public var isEmpty: Bool { services.isEmpty && nodes.isEmpty && gateways.isEmpty }
 }
 
 /// The translator's input, indexed for reconcile-by-key: objects by name, and EndpointSlices by the
@@ -63,6 +74,11 @@ public struct ClusterIndex: Hashable, Sendable {
     public private(set) var endpointSlices: [ObjectKey: [EndpointSlice]] = [:]
     public private(set) var endpoints: [ObjectKey: [Endpoints]] = [:]
     public private(set) var nodes: [String: [Node]] = [:]
+    public private(set) var gatewayClasses: [String: [GatewayClass]] = [:]
+    public private(set) var gateways: [ObjectKey: [Gateway]] = [:]
+    public private(set) var httpRoutes: [ObjectKey: [HTTPRoute]] = [:]
+    public private(set) var referenceGrants: [ObjectKey: [ReferenceGrant]] = [:]
+    public private(set) var namespaces: [String: [Namespace]] = [:]
     /// Service key → names of the slices labelled with it.
     private var slicesByService: [ObjectKey: Set<ObjectKey>] = [:]
 
@@ -81,6 +97,36 @@ public struct ClusterIndex: Hashable, Sendable {
         }
         for object in snapshot.endpoints { endpoints[ObjectKey(object.metadata), default: []].append(object) }
         for node in snapshot.nodes { nodes[node.metadata.name, default: []].append(node) }
+        for object in snapshot.gatewayClasses { gatewayClasses[object.metadata.name, default: []].append(object) }
+        for object in snapshot.gateways { gateways[ObjectKey(object.metadata), default: []].append(object) }
+        for object in snapshot.httpRoutes { httpRoutes[ObjectKey(object.metadata), default: []].append(object) }
+        for object in snapshot.referenceGrants { referenceGrants[ObjectKey(object.metadata), default: []].append(object) }
+        for object in snapshot.namespaces { namespaces[object.metadata.name, default: []].append(object) }
+    }
+
+    /// The Gateways an HTTPRoute names in its parentRefs (kind Gateway of the Gateway API group;
+    /// the namespace defaults to the route's).
+    public static func parentGateways(of route: HTTPRoute) -> Set<ObjectKey> {
+        var out: Set<ObjectKey> = []
+        for parent in route.spec.parentRefs ?? [] {
+            guard (parent.group ?? GatewayClass.resource.group) == GatewayClass.resource.group,
+                (parent.kind ?? "Gateway") == "Gateway"
+            else { continue }
+            out.insert(ObjectKey(namespace: parent.namespace ?? route.metadata.namespace, name: parent.name))
+        }
+        return out
+    }
+
+    /// Gateways of the class `name`.
+    private func gatewaysOfClass(_ name: String) -> Set<ObjectKey> {
+        Set(gateways.filter { $0.value.contains { $0.spec.gatewayClassName == name } }.keys)
+    }
+
+    /// Gateways with a listener that selects route namespaces by label: a Namespace's labels matter to them only.
+    private var gatewaysSelectingNamespaces: Set<ObjectKey> {
+        Set(gateways.filter { entry in
+            entry.value.contains { $0.spec.listeners.contains { $0.allowedRoutes?.namespaces?.from == "Selector" } }
+        }.keys)
     }
 
     /// The Service an EndpointSlice belongs to; nil without the label (a custom slice: not ours).
@@ -117,6 +163,24 @@ public struct ClusterIndex: Hashable, Sendable {
         case .nodes(let name, let objects):
             nodes[name] = objects.isEmpty ? nil : objects
             touched.nodes.insert(name)
+        case .gatewayClasses(let name, let objects):
+            gatewayClasses[name] = objects.isEmpty ? nil : objects
+            touched.gateways = gatewaysOfClass(name)
+        case .gateways(let key, let objects):
+            gateways[key] = objects.isEmpty ? nil : objects
+            touched.gateways.insert(key)
+        case .httpRoutes(let key, let objects):
+            // The parents of the old AND new route: a route that moves leaves one Gateway and joins another.
+            for route in (httpRoutes[key] ?? []) + objects { touched.gateways.formUnion(Self.parentGateways(of: route)) }
+            httpRoutes[key] = objects.isEmpty ? nil : objects
+        case .referenceGrants(let key, let objects):
+            // A grant can permit any route's backendRef or any listener's certificateRef into its
+            // namespace: every Gateway is built again (grants are few and rarely change).
+            referenceGrants[key] = objects.isEmpty ? nil : objects
+            touched.gateways = Set(gateways.keys)
+        case .namespaces(let name, let objects):
+            namespaces[name] = objects.isEmpty ? nil : objects
+            touched.gateways = gatewaysSelectingNamespaces
         }
         return touched
     }
@@ -125,7 +189,9 @@ public struct ClusterIndex: Hashable, Sendable {
     public var snapshot: ClusterSnapshot {
         func ordered<K: Comparable, T>(_ d: [K: [T]]) -> [T] { d.sorted { $0.key < $1.key }.flatMap(\.value) }
         return ClusterSnapshot(
-            services: ordered(services), endpointSlices: ordered(endpointSlices), endpoints: ordered(endpoints), nodes: ordered(nodes))
+            services: ordered(services), endpointSlices: ordered(endpointSlices), endpoints: ordered(endpoints), nodes: ordered(nodes),
+            gatewayClasses: ordered(gatewayClasses), gateways: ordered(gateways), httpRoutes: ordered(httpRoutes),
+            referenceGrants: ordered(referenceGrants), namespaces: ordered(namespaces))
     }
 
     /// The slices of one Service in name order (objects with one name in their stored order).
@@ -156,6 +222,11 @@ public struct ClusterIndex: Hashable, Sendable {
             + diff(old.endpointSlices, new.endpointSlices, key: { ObjectKey($0.metadata) }, ClusterChange.endpointSlices)
             + diff(old.endpoints, new.endpoints, key: { ObjectKey($0.metadata) }, ClusterChange.endpoints)
             + diff(old.nodes, new.nodes, key: { $0.metadata.name }, ClusterChange.nodes)
+            + diff(old.gatewayClasses, new.gatewayClasses, key: { $0.metadata.name }, ClusterChange.gatewayClasses)
+            + diff(old.gateways, new.gateways, key: { ObjectKey($0.metadata) }, ClusterChange.gateways)
+            + diff(old.httpRoutes, new.httpRoutes, key: { ObjectKey($0.metadata) }, ClusterChange.httpRoutes)
+            + diff(old.referenceGrants, new.referenceGrants, key: { ObjectKey($0.metadata) }, ClusterChange.referenceGrants)
+            + diff(old.namespaces, new.namespaces, key: { $0.metadata.name }, ClusterChange.namespaces)
     }
 }
 

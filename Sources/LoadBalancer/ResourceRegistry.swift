@@ -7,11 +7,14 @@ public struct WatchScope: Hashable, Sendable {
     /// False when `--node-ip` gives the node's addresses: the agent then reads no Node objects
     /// (and needs no RBAC on nodes).
     public var watchNode: Bool
+    /// Whether the Gateway API kinds (and Namespaces, whose labels they select by) are watched.
+    public var watchGateways: Bool
 
-    public init(nodeName: String, endpointsSource: EndpointsSource = .endpointSlices, watchNode: Bool = true) {
+    public init(nodeName: String, endpointsSource: EndpointsSource = .endpointSlices, watchNode: Bool = true, watchGateways: Bool = true) {
         self.nodeName = nodeName
         self.endpointsSource = endpointsSource
         self.watchNode = watchNode
+        self.watchGateways = watchGateways
     }
 }
 
@@ -33,6 +36,9 @@ public struct ListSelectors: Hashable, Sendable {
 public struct ResourceKind<Resource: KubeResource & Hashable>: Sendable {
     /// The object's `kind` as files and the API name it ("Service").
     public var kind: String { Resource.resource.kind }
+    /// True for a kind defined by a CRD that may not be installed: a list answering 404 means
+    /// "none" (with a warning), not an error that holds back the first snapshot.
+    public let optional: Bool
     /// The list options in `scope`; nil when the kind is not watched there.
     public let selectors: @Sendable (WatchScope) -> ListSelectors?
     /// Puts an object into a snapshot.
@@ -44,11 +50,12 @@ public struct ResourceKind<Resource: KubeResource & Hashable>: Sendable {
     public let change: @Sendable (_ metadata: ObjectMeta, _ objects: [Resource]) -> ClusterChange?
 
     public init(
-        _ type: Resource.Type, selectors: @escaping @Sendable (WatchScope) -> ListSelectors? = { _ in ListSelectors() },
+        _ type: Resource.Type, optional: Bool = false, selectors: @escaping @Sendable (WatchScope) -> ListSelectors? = { _ in ListSelectors() },
         store: @escaping @Sendable (inout ClusterSnapshot, Resource) -> Void,
         objects: @escaping @Sendable (ClusterSnapshot) -> [Resource],
         change: @escaping @Sendable (ObjectMeta, [Resource]) -> ClusterChange?
     ) {
+        self.optional = optional
         self.selectors = selectors
         self.store = store
         self.objects = objects
@@ -93,21 +100,31 @@ public enum ResourceRegistry {
         store: { $0.nodes.append($1) }, objects: \.nodes,
         change: { .nodes($0.name, $1) })
 
-    // Gateway API kinds and what they refer to: read from files (`portway routes`, `explain`). The
-    // agent does not watch them yet: the Gateway reconciler (issue 10) gives them selectors (and
-    // RBAC) and the keys they touch (a Gateway; an HTTPRoute its parent Gateways).
+    // Gateway API kinds and what they refer to. Cluster mode watches them when `watchGateways`
+    // (the default); the CRD-backed ones are `optional`: without the CRDs their lists answer 404,
+    // which the informer takes as empty (one warning) and retries later, the L4 half unaffected.
+    // A Gateway change touches its own key, an HTTPRoute its parent Gateways (`ClusterIndex.apply`).
     public static let gatewayClasses = ResourceKind(
-        GatewayClass.self, selectors: { _ in nil }, store: { $0.gatewayClasses.append($1) }, objects: \.gatewayClasses, change: { _, _ in nil })
+        GatewayClass.self, optional: true, selectors: gatewaySelectors, store: { $0.gatewayClasses.append($1) }, objects: \.gatewayClasses,
+        change: { .gatewayClasses($0.name, $1) })
     public static let gateways = ResourceKind(
-        Gateway.self, selectors: { _ in nil }, store: { $0.gateways.append($1) }, objects: \.gateways, change: { _, _ in nil })
+        Gateway.self, optional: true, selectors: gatewaySelectors, store: { $0.gateways.append($1) }, objects: \.gateways,
+        change: { .gateways(ObjectKey($0), $1) })
     public static let httpRoutes = ResourceKind(
-        HTTPRoute.self, selectors: { _ in nil }, store: { $0.httpRoutes.append($1) }, objects: \.httpRoutes, change: { _, _ in nil })
+        HTTPRoute.self, optional: true, selectors: gatewaySelectors, store: { $0.httpRoutes.append($1) }, objects: \.httpRoutes,
+        change: { .httpRoutes(ObjectKey($0), $1) })
     public static let referenceGrants = ResourceKind(
-        ReferenceGrant.self, selectors: { _ in nil }, store: { $0.referenceGrants.append($1) }, objects: \.referenceGrants, change: { _, _ in nil })
+        ReferenceGrant.self, optional: true, selectors: gatewaySelectors, store: { $0.referenceGrants.append($1) }, objects: \.referenceGrants,
+        change: { .referenceGrants(ObjectKey($0), $1) })
+    /// Namespace labels decide `allowedRoutes.namespaces.from: Selector`.
     public static let namespaces = ResourceKind(
-        Namespace.self, selectors: { _ in nil }, store: { $0.namespaces.append($1) }, objects: \.namespaces, change: { _, _ in nil })
+        Namespace.self, selectors: gatewaySelectors, store: { $0.namespaces.append($1) }, objects: \.namespaces,
+        change: { .namespaces($0.name, $1) })
+    /// Not watched yet: TLS termination in cluster mode needs the Secret RBAC decided (manifests/).
     public static let secrets = ResourceKind(
         Secret.self, selectors: { _ in nil }, store: { $0.secrets.append($1) }, objects: \.secrets, change: { _, _ in nil })
+
+    private static let gatewaySelectors: @Sendable (WatchScope) -> ListSelectors? = { $0.watchGateways ? ListSelectors() : nil }
 
     /// All kinds, in the order their informers start.
     public static let kinds: [any AnyResourceKind] = [

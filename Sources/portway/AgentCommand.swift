@@ -58,6 +58,8 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The bpffs directory for the pinned maps.", valueName: "DIR"))
     var bpffs: String = BPFFS.defaultDirectory
 
+    @OptionGroup var gatewayLeader: GatewayLeaderOptions
+
     @Option(help: "max_entries of pw_lb4_services (frontends plus their backend slots).")
     var serviceMapSize: UInt32 = MapSizes.defaults.services
     @Option(help: "max_entries of pw_lb4_backends.")
@@ -89,6 +91,7 @@ struct AgentCommand: AsyncParsableCommand {
         if devices.isEmpty && !noDatapath { throw ValidationError("give at least one --device (or --no-datapath to program the maps only)") }
         if let proxyThreads, proxyThreads < 1 { throw ValidationError("--proxy-threads must be at least 1") }
         if let name = nodeName, name.isEmpty { throw ValidationError("--node-name must not be empty") }
+        try gatewayLeader.validate()
         if directory != nil, kubeconfig != nil || context != nil { throw ValidationError("--from-dir reads files; it cannot be combined with --kubeconfig/--context") }
         if let directory {
             // A mistyped directory is an error now, not an empty state later.
@@ -142,8 +145,15 @@ struct AgentCommand: AsyncParsableCommand {
                 let source = FileDirectorySource(directory: directory, logger: Logger(label: "portway.source.files"))
                 services = try await shutdown.unlessTriggered { try await pipeline.services(source: source) }
             } else {
-                let source = try KubeClusterSource.fromConfiguration(kubeconfig: kubeconfig, context: context, scope: options.watchScope)
-                services = try await shutdown.unlessTriggered { try await pipeline.services(source: source) }
+                let kube = try KubeClusterSource.fromConfiguration(kubeconfig: kubeconfig, context: context, scope: options.watchScope)
+                if gatewayLeader.leaderElection {
+                    // Every agent folds the Gateway state; the one holding the Lease writes Services and status.
+                    let leader = GatewayLeadership(source: kube, identity: options.nodeName, settings: gatewayLeader.settings)
+                    let source = ForwardingSource(kube) { leader.controller.inbox.push(.source($0)) }
+                    services = try await shutdown.unlessTriggered { try await pipeline.services(source: source) } + [leader.controller, leader.election]
+                } else {
+                    services = try await shutdown.unlessTriggered { try await pipeline.services(source: kube) }
+                }
             }
             let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services.map { .init(service: $0) }, logger: logger))
             try await shutdown.run(group)

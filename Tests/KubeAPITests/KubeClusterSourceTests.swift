@@ -8,10 +8,13 @@ import Testing
 
 @Suite("KubeClusterSource: informers -> a snapshot, then changes by key")
 struct KubeClusterSourceTests {
-    func makeSource(_ server: TestAPIServer, api: EndpointsSource = .endpointSlices, watchNode: Bool = true) -> KubeClusterSource {
-        let recorder = SleepRecorder()
-        return KubeClusterSource(
-            client: KubeClient(config: server.clusterConfig()), scope: WatchScope(nodeName: "node-a", endpointsSource: api, watchNode: watchNode),
+    func makeSource(
+        _ server: TestAPIServer, api: EndpointsSource = .endpointSlices, watchNode: Bool = true, watchGateways: Bool = false,
+        recorder: SleepRecorder = SleepRecorder()
+    ) -> KubeClusterSource {
+        KubeClusterSource(
+            client: KubeClient(config: server.clusterConfig()),
+            scope: WatchScope(nodeName: "node-a", endpointsSource: api, watchNode: watchNode, watchGateways: watchGateways),
             informerOptions: fastOptions(recorder))
     }
 
@@ -81,6 +84,44 @@ struct KubeClusterSourceTests {
         #expect(first.services.map(\.metadata.name) == ["web"])
         #expect(server.requests(verb: "list", resource: "nodes").isEmpty)
         #expect(server.requests(verb: "watch", resource: "nodes").isEmpty)
+        try await server.stop()
+    }
+
+    @Test("the Gateway kinds are watched; one whose CRD is missing (list 404) counts as empty without holding back the snapshot, and is picked up once served")
+    func gatewayKinds() async throws {
+        let server = try await TestAPIServer.started()
+        try server.create("services", object: service("web", nodePort: 30080))
+        try server.create("nodes", object: Node(metadata: ObjectMeta(name: "node-a")))
+        let listener = Listener(name: "http", port: 80, protocol: "HTTP")
+        try server.create("gateways", object: Gateway(metadata: ObjectMeta(name: "gw", namespace: "demo"), spec: GatewaySpec(gatewayClassName: "portway", listeners: [listener])))
+        try server.create("httproutes", object: HTTPRoute(metadata: ObjectMeta(name: "shop", namespace: "demo"), spec: HTTPRouteSpec(parentRefs: [ParentReference(name: "gw")])))
+        try server.create("namespaces", object: Namespace(metadata: ObjectMeta(name: "demo")))
+        // GatewayClasses "not installed" for three lists.
+        server.inject(.status(404), verb: "list", resource: "gatewayclasses", count: 3)
+        let recorder = SleepRecorder()
+        var iterator = FoldedEvents(makeSource(server, watchGateways: true, recorder: recorder))
+
+        let first = try #require(await iterator.next())
+        #expect(iterator.lastWasSnapshot)
+        #expect(first.services.map(\.metadata.name) == ["web"], "the L4 half is not held back by the missing kind")
+        #expect(first.gateways.map(\.metadata.name) == ["gw"])
+        #expect(first.httpRoutes.map(\.metadata.name) == ["shop"])
+        #expect(first.namespaces.map(\.metadata.name) == ["demo"])
+        #expect(first.gatewayClasses.isEmpty)
+
+        // Once the list answers, what is there arrives as a change of its key.
+        try server.create("gatewayclasses", object: GatewayClass(metadata: ObjectMeta(name: "portway"), spec: GatewayClassSpec(controllerName: "portway.io/gateway-controller")))
+        var next = try #require(await iterator.next())
+        while next.gatewayClasses.isEmpty { next = try #require(await iterator.next()) }
+        #expect(iterator.lastChanges.contains { if case .gatewayClasses("portway", let objects) = $0 { objects.count == 1 } else { false } })
+        #expect(server.requests(verb: "list", resource: "gatewayclasses").count >= 4)
+        #expect(recorder.recorded.filter { $0 == .seconds(60) }.count >= 3, "each 404 waits the absent-retry interval, not the error backoff")
+
+        // A route change arrives under the route's key.
+        _ = try server.patch("httproutes", namespace: "demo", name: "shop", .object(["spec": .object(["hostnames": .array([.string("shop.example")])])]))
+        next = try #require(await iterator.next())
+        while next.httpRoutes.first?.spec.hostnames == nil { next = try #require(await iterator.next()) }
+        #expect(iterator.lastChanges.contains { if case .httpRoutes(let key, _) = $0 { key == ObjectKey(namespace: "demo", name: "shop") } else { false } })
         try await server.stop()
     }
 }
