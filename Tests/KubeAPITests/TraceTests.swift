@@ -186,11 +186,11 @@ struct TraceShapeTests {
         let server = try await seeded()
         let rv = server.resourceVersion
         let req = HTTPRequest(
-            url: server.url + "/api/v1/namespaces/demo/services?watch=true&allowWatchBookmarks=true&timeoutSeconds=1&resourceVersion=\(rv)",
+            url: server.url + "/api/v1/namespaces/demo/services?watch=true&allowWatchBookmarks=true&timeoutSeconds=5&resourceVersion=\(rv)",
             headers: ["Authorization: Bearer test-token"], timeout: .seconds(20), tls: TLSSettings(caData: server.certificates.read(server.certificates.caCertPath)))
         let stream = CurlTransport.shared.stream(req)
-        // The request was seen (the watch may already have ended after its 1 s when a loaded
-        // machine polls late: counting open watches missed it).
+        // The request was seen (counting open watches could miss a watch that already ended).
+        // The watch lasts 5 s, so the change and the bookmark below reach it even on a loaded machine.
         try await eventually("watch open") { !server.requests(verb: "watch", resource: "services").isEmpty }
         var modified = try #require(server.get("services", namespace: "demo", name: "s1"))
         modified["metadata"]?["labels"] = .object(["x": .string("y")])
@@ -209,7 +209,7 @@ struct TraceShapeTests {
         #expect(headers["content-type"] == "application/json")
         #expect(headers["content-length"] == nil)
         let lines = body.split(separator: UInt8(ascii: "\n")).map { try? JSONValue.parse(Data($0)) }
-        #expect(lines.count == 2)
+        try #require(lines.count == 2, "one MODIFIED and one BOOKMARK line: \(String(decoding: body, as: UTF8.self))")
         #expect(lines[0]?["type"] == .string("MODIFIED"))
         #expect(String(decoding: body.prefix(8), as: UTF8.self) == "{\"type\":", "type comes first, as recorded")
         let bookmark = try #require(lines[1])
