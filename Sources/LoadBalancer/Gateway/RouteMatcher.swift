@@ -76,8 +76,15 @@ public struct RouteDecision: Hashable, Codable, Sendable {
 
 /// The one request matcher: the L7 proxy and `portway explain` both decide with it.
 public enum RouteMatcher {
-    /// Decides where `request`, arriving on `table`'s port, goes.
+    /// Decides where `request`, arriving on `table`'s port, goes. Compiles the table's regular
+    /// expressions for this one call; callers that match many requests keep a `CompiledRouteTable`.
     public static func decide(_ table: PortRouteTable, request: RouteRequest) -> RouteDecision {
+        decide(CompiledRouteTable(table), request: request)
+    }
+
+    /// Decides where `request`, arriving on the compiled table's port, goes.
+    public static func decide(_ compiled: CompiledRouteTable, request: RouteRequest) -> RouteDecision {
+        let table = compiled.table
         let normalized = NormalizedRequest(request)
         let host = normalized.host
         let listenerIndex = servingListener(table, host: host)
@@ -88,7 +95,7 @@ public enum RouteMatcher {
         if let listenerIndex {
             let listener = table.listeners[listenerIndex]
             for (position, entry) in listener.rules.enumerated() {
-                switch evaluate(entry, normalized) {
+                switch evaluate(entry, compiled.matches[listenerIndex][position], normalized) {
                 case .success(let specificity):
                     matching.append((position, specificity))
                 case .failure(let mismatch):
@@ -176,20 +183,19 @@ public enum RouteMatcher {
     }
 
     /// The host specificity when `entry` matches, else why not.
-    static func evaluate(_ entry: RouteTableEntry, _ request: NormalizedRequest) -> Result<HostSpecificity, Mismatch> {
+    /// `compiled` is `entry.matchSpec` with its regular expressions compiled.
+    static func evaluate(_ entry: RouteTableEntry, _ compiled: CompiledMatch, _ request: NormalizedRequest) -> Result<HostSpecificity, Mismatch> {
         guard let specificity = Hostnames.specificity(host: request.host, patterns: entry.hostnames) else {
             return .failure(.hostname(entry.hostnames, request.host))
         }
-        let spec = entry.matchSpec
-        guard PathMatching.matches(path: request.path, spec: spec) else { return .failure(.path(request.path, spec)) }
+        let spec = compiled.spec
+        guard compiled.pathMatches(request.path) else { return .failure(.path(request.path, spec)) }
         if let wanted = spec.method, wanted != request.method { return .failure(.method(request.method, wanted)) }
-        for condition in spec.headers where !request.headers.contains(where: { $0.name == condition.name && valueMatches($0.value, condition) }) {
-            return .failure(.header(condition))
+        for index in spec.headers.indices where !compiled.headerMatches(index, in: request.headers) {
+            return .failure(.header(spec.headers[index]))
         }
-        for condition in spec.queryParams {
-            guard let value = request.query.first(where: { $0.name == condition.name })?.value, valueMatches(value, condition) else {
-                return .failure(.query(condition))
-            }
+        for index in spec.queryParams.indices where !compiled.queryMatches(index, in: request.query) {
+            return .failure(.query(spec.queryParams[index]))
         }
         return .success(specificity)
     }
@@ -228,29 +234,28 @@ public enum RouteMatcher {
         servingListener(table, host: Hostnames.normalize(host: host)).map { table.listeners[$0] }
     }
 
-    /// The proxy's fast path: the same choice as `decide`, without explaining it. Returns the
-    /// listener's index, the winning rule match (nil → 404) and the code.
+    /// `match` for a table used once (its regular expressions compiled for this call).
     public static func match(_ table: PortRouteTable, request: RouteRequest) -> (listener: Int?, entry: RouteTableEntry?, code: Int) {
+        match(CompiledRouteTable(table), request: request)
+    }
+
+    /// The proxy's fast path: the same choice as `decide`, without explaining it. Returns the
+    /// listener's index, the winning rule match (nil → 404) and the code. Compiles nothing.
+    public static func match(_ compiled: CompiledRouteTable, request: RouteRequest) -> (listener: Int?, entry: RouteTableEntry?, code: Int) {
+        let table = compiled.table
         let request = NormalizedRequest(request)
         guard let listener = servingListener(table, host: request.host) else { return (nil, nil, 404) }
         var best: (position: Int, specificity: HostSpecificity)?
         for (position, entry) in table.listeners[listener].rules.enumerated() {
             // Rules are in precedence order: only a more specific hostname beats an earlier match.
-            if case .success(let specificity) = evaluate(entry, request), best.map({ $0.specificity < specificity }) ?? true {
+            if case .success(let specificity) = evaluate(entry, compiled.matches[listener][position], request),
+                best.map({ $0.specificity < specificity }) ?? true
+            {
                 best = (position, specificity)
             }
         }
         let entry = best.map { table.listeners[listener].rules[$0.position] }
         return (listener, entry, entry.map(code(of:)) ?? 404)
-    }
-
-    private static func valueMatches(_ value: String, _ condition: ValueMatch) -> Bool {
-        switch condition.kind {
-        case .exact: return value == condition.value
-        case .regularExpression:
-            guard let regex = try? Regex(condition.value) else { return false }
-            return (try? regex.firstMatch(in: value)) != nil
-        }
     }
 
     /// `a=1&b=x%20y` → [(a, 1), (b, "x y")].

@@ -74,8 +74,14 @@ public enum PathMatching {
         return p
     }
 
-    /// True when `path` (without query) matches `spec`'s path condition.
+    /// True when `path` (without query) matches `spec`'s path condition. A RegularExpression is
+    /// compiled for this call: matchers keep a `CompiledMatch` instead.
     public static func matches(path: String, spec: RouteMatchSpec) -> Bool {
+        CompiledMatch(spec).pathMatches(path)
+    }
+
+    /// Exact and PathPrefix conditions (false for a RegularExpression, which `CompiledMatch` handles).
+    static func literalMatches(path: String, spec: RouteMatchSpec) -> Bool {
         switch spec.pathKind {
         case .exact:
             return path == spec.path
@@ -84,8 +90,7 @@ public enum PathMatching {
             if prefix == "/" { return path.hasPrefix("/") }
             return path == prefix || path.hasPrefix(prefix + "/")
         case .regularExpression:
-            guard let regex = try? Regex(spec.path) else { return false }
-            return (try? regex.wholeMatch(in: path)) != nil
+            return false
         }
     }
 }
