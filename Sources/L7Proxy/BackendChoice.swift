@@ -5,29 +5,46 @@ public enum BackendChoice: Equatable, Sendable {
     case status(Int)
 
     /// Chooses for a forward decision. `random(n)` returns a uniform value in `0..<n` (injectable for tests).
-    /// `avoiding` is skipped when another endpoint of the chosen backend exists (used by the retry).
+    /// `avoiding` is skipped when another endpoint of the chosen backend exists.
     public static func choose(
         from backends: [WeightedUpstream], avoiding: UpstreamEndpoint? = nil,
         random: (UInt64) -> UInt64 = { UInt64.random(in: 0..<$0) }
     ) -> BackendChoice {
+        pick(from: backends, avoiding: avoiding, random: random).choice
+    }
+
+    /// `choose`, also saying which backend (index in `backends`) was chosen, nil when none could be
+    /// (no weight at all: 500). The proxy applies that backend's filters and retries on it.
+    public static func pick(
+        from backends: [WeightedUpstream], avoiding: UpstreamEndpoint? = nil,
+        random: (UInt64) -> UInt64 = { UInt64.random(in: 0..<$0) }
+    ) -> (backend: Int?, choice: BackendChoice) {
         let total = backends.reduce(UInt64(0)) { $0 + UInt64($1.weight) }
         // No backend, or all weights 0: the Gateway API answers 500.
-        guard total > 0 else { return .status(500) }
+        guard total > 0 else { return (nil, .status(500)) }
         var ticket = random(total)
-        for backend in backends where backend.weight > 0 {
+        for (index, backend) in backends.enumerated() where backend.weight > 0 {
             if ticket < UInt64(backend.weight) {
-                switch backend.target {
-                case .status(let code):
-                    return .status(code)
-                case .endpoints(let endpoints):
-                    guard !endpoints.isEmpty else { return .status(503) }
-                    var candidates = endpoints
-                    if let avoiding, candidates.count > 1 { candidates.removeAll { $0 == avoiding } }
-                    return .endpoint(candidates[Int(random(UInt64(candidates.count)))])
-                }
+                return (index, endpoint(of: backend, avoiding: avoiding, random: random))
             }
             ticket -= UInt64(backend.weight)
         }
-        return .status(500)
+        return (nil, .status(500))
+    }
+
+    /// One endpoint of `backend`, uniformly; `avoiding` is skipped when another exists (the retry).
+    public static func endpoint(
+        of backend: WeightedUpstream, avoiding: UpstreamEndpoint? = nil,
+        random: (UInt64) -> UInt64 = { UInt64.random(in: 0..<$0) }
+    ) -> BackendChoice {
+        switch backend.target {
+        case .status(let code):
+            return .status(code)
+        case .endpoints(let endpoints):
+            guard !endpoints.isEmpty else { return .status(503) }
+            var candidates = endpoints
+            if let avoiding, candidates.count > 1 { candidates.removeAll { $0 == avoiding } }
+            return .endpoint(candidates[Int(random(UInt64(candidates.count)))])
+        }
     }
 }

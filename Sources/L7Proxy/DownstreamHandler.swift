@@ -64,6 +64,8 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     private var requestMethod: HTTPMethod = .GET
     private var requestVersion: HTTPVersion = .http1_1
     private var endpoint: UpstreamEndpoint?
+    /// Index of the chosen backend in `forward.backends`.
+    private var backendIndex: Int?
     private var upstream: UpstreamConnection?
     private var upstreamKeepAlive = true
     private var route: RouteLabel = .none
@@ -176,6 +178,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         generation += 1
         forward = nil
         endpoint = nil
+        backendIndex = nil
         route = .none
         responseStatus = 0
         upstreamKeepAlive = true
@@ -216,11 +219,20 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
             headers.add(name: "location", value: location)
             return .local(.init(status: HTTPResponseStatus(statusCode: redirect.statusCode), headers: headers, route: route))
         case .forward(let forward):
-            switch BackendChoice.choose(from: forward.backends, random: shared.random) {
+            let pick = BackendChoice.pick(from: forward.backends, random: shared.random)
+            switch pick.choice {
             case .status(let code):
                 return .local(.init(status: HTTPResponseStatus(statusCode: code), route: route))
             case .endpoint(let chosen):
+                var forward = forward
+                if let index = pick.backend {
+                    // The backendRef's own filters, after the rule's, only for the backend chosen.
+                    let backend = forward.backends[index]
+                    if !backend.requestHeaders.isEmpty { forward.requestHeaders = forward.requestHeaders.followed(by: backend.requestHeaders) }
+                    if !backend.responseHeaders.isEmpty { forward.responseHeaders = forward.responseHeaders.followed(by: backend.responseHeaders) }
+                }
                 self.forward = forward
+                self.backendIndex = pick.backend
                 self.endpoint = chosen
                 let upstreamHead = HeaderRewriting.upstreamRequestHead(
                     head, target: target, clientAddress: clientAddress, isTLS: shared.isTLS,
@@ -384,7 +396,10 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         var chosen = first
         if attempt > 1 {
             shared.metrics.noteRetry()
-            if case .endpoint(let other) = BackendChoice.choose(from: forward.backends, avoiding: first, random: shared.random) {
+            // Another endpoint of the same backend (its filters are already in the request head).
+            if let backendIndex, case .endpoint(let other) = BackendChoice.endpoint(
+                of: forward.backends[backendIndex], avoiding: first, random: shared.random)
+            {
                 chosen = other
             }
             endpoint = chosen

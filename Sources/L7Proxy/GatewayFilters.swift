@@ -71,3 +71,25 @@ public enum RuleFilters {
         return redirect
     }
 }
+
+/// The filters of a backendRef: applied only to requests forwarded to that backend, after the rule's.
+public enum BackendFilters {
+    /// Adds `filters`' header modifiers to `upstream`. Other types are skipped (the control plane
+    /// reports them in the route's status: only the header modifiers are supported on a backendRef).
+    public static func apply(_ filters: [HTTPRouteFilter], to upstream: inout WeightedUpstream) {
+        for filter in filters {
+            switch filter.type {
+            case "RequestHeaderModifier":
+                if let modifier = filter.requestHeaderModifier {
+                    upstream.requestHeaders = upstream.requestHeaders.followed(by: HeaderModifier(modifier))
+                }
+            case "ResponseHeaderModifier":
+                if let modifier = filter.responseHeaderModifier {
+                    upstream.responseHeaders = upstream.responseHeaders.followed(by: HeaderModifier(modifier))
+                }
+            default:
+                continue
+            }
+        }
+    }
+}

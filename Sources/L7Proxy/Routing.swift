@@ -72,10 +72,16 @@ public struct WeightedUpstream: Sendable {
 
     public var weight: UInt32
     public var target: Target
+    /// The backendRef's own RequestHeaderModifier, applied after the rule's when this backend is chosen.
+    public var requestHeaders: HeaderModifier
+    /// The backendRef's own ResponseHeaderModifier, applied after the rule's when this backend is chosen.
+    public var responseHeaders: HeaderModifier
 
-    public init(weight: UInt32, target: Target) {
+    public init(weight: UInt32, target: Target, requestHeaders: HeaderModifier = .init(), responseHeaders: HeaderModifier = .init()) {
         self.weight = weight
         self.target = target
+        self.requestHeaders = requestHeaders
+        self.responseHeaders = responseHeaders
     }
 
     public static func endpoints(_ endpoints: [UpstreamEndpoint], weight: UInt32 = 1) -> WeightedUpstream {

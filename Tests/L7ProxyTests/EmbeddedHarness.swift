@@ -33,12 +33,13 @@ final class EmbeddedHarness {
     let metrics = ProxyMetrics()
     let pool: UpstreamPool
 
-    init(router: any RequestRouter, options: ProxyOptions = ProxyOptions()) throws {
+    init(router: any RequestRouter, options: ProxyOptions = ProxyOptions(),
+         random: @escaping @Sendable (UInt64) -> UInt64 = { UInt64.random(in: 0..<$0) }) throws {
         client = EmbeddedChannel(loop: loop)
         connector = EmbeddedConnector(loop: loop)
         routes = RouteTableHolder(router)
         pool = UpstreamPool(eventLoop: loop, connector: connector, options: options)
-        let shared = ConnectionContext(proxyPort: 8080, isTLS: false, options: options, routes: routes, metrics: metrics, pool: pool)
+        let shared = ConnectionContext(proxyPort: 8080, isTLS: false, options: options, routes: routes, metrics: metrics, pool: pool, random: random)
         try L7Proxy.configure(client, shared: shared, tls: nil)
         try client.connect(to: SocketAddress(ipAddress: "10.1.2.3", port: 5555)).wait()
     }

@@ -322,4 +322,60 @@ import Testing
         #expect(h.connector.upstreams.count == 1)
         #expect(h.upstreamReceived(0).hasPrefix("GET /next"))
     }
+
+    /// backendRef filters apply only when their backend is chosen, after the rule's; a retry stays
+    /// on the chosen backend (another of its endpoints) so its filters still hold.
+    @Test func backendFiltersApplyToTheChosenBackendOnly() throws {
+        let b = UpstreamEndpoint(host: "10.0.0.2", port: 8080)
+        let a2 = UpstreamEndpoint(host: "10.0.0.3", port: 8080)
+        let onlyA = HeaderModifier(set: [HeaderField("x-backend", "a")], remove: ["x-rule"])
+        var backendA = WeightedUpstream.endpoints([a, a2])
+        backendA.requestHeaders = onlyA
+        backendA.responseHeaders = HeaderModifier(add: [HeaderField("x-served-by", "a")])
+        let router = FixedRouter(.forward(ForwardDecision(
+            backends: [backendA, .endpoints([b])],
+            requestHeaders: HeaderModifier(set: [HeaderField("x-rule", "r"), HeaderField("x-keep", "k")]),
+            responseHeaders: HeaderModifier(add: [HeaderField("x-rule-response", "r")]), route: RouteLabel("default/split/rule0"))))
+        let tickets = ScriptedRandom([0, 0, 1, 0, 0, 1, 0])
+        let h = try EmbeddedHarness(router: router, random: { tickets.next($0) })
+
+        // Ticket 0 → backend A (its first endpoint): the rule's edits, then A's.
+        h.send("GET /1 HTTP/1.1\r\nHost: split.example.com\r\n\r\n")
+        #expect(h.connector.endpoints == [a])
+        let toA = h.upstreamReceived(0).lowercased()
+        #expect(toA.contains("x-backend: a\r\n"))
+        #expect(toA.contains("x-keep: k\r\n"))
+        #expect(!toA.contains("x-rule:"))
+        h.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+        let fromA = try #require(parseResponses(h.clientReceived()).first)
+        #expect(fromA.header("x-served-by") == "a")
+        #expect(fromA.header("x-rule-response") == "r")
+
+        // Ticket 1 → backend B: the rule's edits only.
+        h.send("GET /2 HTTP/1.1\r\nHost: split.example.com\r\n\r\n")
+        #expect(h.connector.endpoints == [a, b])
+        let toB = h.upstreamReceived(1).lowercased()
+        #expect(toB.contains("x-rule: r\r\n"))
+        #expect(!toB.contains("x-backend:"))
+        h.upstreamSends(1, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2")
+        let fromB = try #require(parseResponses(h.clientReceived()).first)
+        #expect(fromB.header("x-served-by") == nil)
+        #expect(fromB.header("x-rule-response") == "r")
+
+        // A failed connect to A's second endpoint is retried on A's other endpoint (a fresh
+        // connection), never on B, and A's filters are kept.
+        h.connector.failures = [ChannelError.connectTimeout(.seconds(1))]
+        h.send("GET /3 HTTP/1.1\r\nHost: split.example.com\r\n\r\n")
+        #expect(h.connector.endpoints == [a, b, a2, a])
+        #expect(h.upstreamReceived(2).lowercased().contains("x-backend: a\r\n"))
+        h.upstreamSends(2, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n3")
+        #expect(parseResponses(h.clientReceived()).first?.header("x-served-by") == "a")
+    }
+}
+
+/// Hands out scripted values (modulo the range asked for), then 0: a deterministic backend choice.
+final class ScriptedRandom: @unchecked Sendable {  // used on the embedded loop only
+    private var values: [UInt64]
+    init(_ values: [UInt64]) { self.values = values }
+    func next(_ range: UInt64) -> UInt64 { values.isEmpty ? 0 : values.removeFirst() % range }
 }

@@ -1,4 +1,5 @@
 import KubeModels
+import LoadBalancer
 import NIOHTTP1
 import Testing
 @testable import L7Proxy
@@ -40,5 +41,43 @@ import Testing
         ], matchedPrefix: "/", to: &forward)
         #expect(redirect == RedirectDecision(scheme: "https", statusCode: 302, route: RouteLabel("ns/r/rule1")))
         #expect(redirect?.location(requestScheme: "http", requestHost: "a.example.com", listenerPort: 80, path: "/p", query: nil) == "https://a.example.com/p")
+    }
+
+    /// A backendRef's header modifiers go with that backend only, after the rule's.
+    @Test func backendFiltersTravelWithTheirBackend() {
+        let table = PortRouteTable(gateway: NamespacedName(namespace: "ns", name: "gw"), port: 80, listeners: [
+            ListenerRouteTable(name: "http", hostname: nil, protocol: .http, rules: [
+                RouteTableEntry(
+                    route: NamespacedName(namespace: "ns", name: "r"), rule: 0, match: 0, hostnames: [], matchSpec: RouteMatchSpec(),
+                    filters: [HTTPRouteFilter(type: "RequestHeaderModifier", requestHeaderModifier: HTTPHeaderFilter(set: [HTTPHeader(name: "x-rule", value: "r")]))],
+                    backends: [
+                        Self.backend("one", "10.0.0.1", filters: [
+                            HTTPRouteFilter(type: "RequestHeaderModifier", requestHeaderModifier: HTTPHeaderFilter(set: [HTTPHeader(name: "x-backend", value: "one")], remove: ["x-rule"])),
+                            HTTPRouteFilter(type: "ResponseHeaderModifier", responseHeaderModifier: HTTPHeaderFilter(add: [HTTPHeader(name: "x-served-by", value: "one")])),
+                            HTTPRouteFilter(type: "RequestMirror"),
+                        ]),
+                        Self.backend("two", "10.0.0.2", filters: []),
+                    ]),
+            ]),
+        ])
+        let router = GatewayRouteTableRouter(tables: [10080: table])
+        guard case .forward(let forward) = router.route(RoutingRequest(proxyPort: 10080, host: "h", path: "/", method: "GET")) else {
+            Issue.record("expected forward")
+            return
+        }
+        // The rule's filters stay on the decision; each backend carries its own.
+        #expect(forward.requestHeaders == HeaderModifier(set: [HeaderField("x-rule", "r")]))
+        #expect(forward.backends[0].requestHeaders == HeaderModifier(set: [HeaderField("x-backend", "one")], remove: ["x-rule"]))
+        #expect(forward.backends[0].responseHeaders == HeaderModifier(add: [HeaderField("x-served-by", "one")]))
+        #expect(forward.backends[1].requestHeaders.isEmpty && forward.backends[1].responseHeaders.isEmpty)
+        // The pick says which backend was chosen (its filters then apply).
+        #expect(BackendChoice.pick(from: forward.backends, random: { _ in 0 }).backend == 0)
+        #expect(BackendChoice.pick(from: forward.backends, random: { n in n == 2 ? 1 : 0 }).backend == 1)
+        #expect(BackendChoice.pick(from: [], random: { _ in 0 }).backend == nil)
+    }
+
+    static func backend(_ name: String, _ address: String, filters: [HTTPRouteFilter]) -> LoadBalancer.WeightedBackend {
+        LoadBalancer.WeightedBackend(weight: 1, reference: NamespacedName(namespace: "ns", name: name), port: 80,
+                                     endpoints: [LoadBalancer.BackendEndpoint(address: address, port: 8080)], filters: filters)
     }
 }

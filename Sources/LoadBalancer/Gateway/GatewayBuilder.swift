@@ -231,6 +231,11 @@ struct GatewayBuild {
             for (f, filter) in (rule.filters ?? []).enumerated() where !GatewayAPI.supportedFilters.contains(filter.type) {
                 unsupported("spec.rules[\(r)].filters[\(f)]: filter type \(filter.type) is not supported")
             }
+            for (b, ref) in (rule.backendRefs ?? []).enumerated() {
+                for (f, filter) in (ref.filters ?? []).enumerated() where !GatewayAPI.supportedBackendFilters.contains(filter.type) {
+                    unsupported("spec.rules[\(r)].backendRefs[\(b)].filters[\(f)]: filter type \(filter.type) is not supported on a backendRef")
+                }
+            }
             let backends = (rule.backendRefs ?? []).map { resolve($0, routeNamespace: routeKey.namespace) }
             if facts.refProblem == nil, let failure = backends.compactMap(\.failure).first { facts.refProblem = failure }
             let matches = (rule.matches ?? []).isEmpty ? [HTTPRouteMatch()] : rule.matches!

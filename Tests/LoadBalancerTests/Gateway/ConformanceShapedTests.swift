@@ -311,6 +311,10 @@ private func rule(_ matches: String, _ backend: String = "infra-backend-v1", ext
             """)
             + route("unsupported-filter", hostnames: "[g.example]", rules: rule("[]", extra: "\n    filters: [{type: RequestMirror}]"))
             + route("bad-regex", hostnames: "[h.example]", rules: rule("[{path: {type: RegularExpression, value: '(unclosed'}}]"))
+            + route("backend-mirror", hostnames: "[l.example]", rules: "  - backendRefs: [{name: infra-backend-v1, port: 8080, filters: [{type: RequestMirror}]}]")
+            + route("backend-headers", hostnames: "[m.example]", rules: """
+              - backendRefs: [{name: infra-backend-v1, port: 8080, filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-b, value: v1}]}}]}]
+            """)
             + route("not-portway", parents: "[{name: someone-elses}]", hostnames: "[i.example]", rules: rule("[]"))
             + route("zero-weights", hostnames: "[j.example]", rules: "  - backendRefs: [{name: infra-backend-v1, port: 8080, weight: 0}]")
             + GW.backend("empty", subnet: 20, ready: 0)
@@ -335,6 +339,12 @@ private func rule(_ matches: String, _ backend: String = "infra-backend-v1", ext
         #expect(state.routeConditions("unsupported-filter") == ["Accepted=False/UnsupportedValue", "ResolvedRefs=True/ResolvedRefs"])
         #expect(state.route("same-namespace", host: "g.example") == "404")
         #expect(state.routeConditions("bad-regex") == ["Accepted=False/UnsupportedValue", "ResolvedRefs=True/ResolvedRefs"])
+        // A backendRef takes only the header modifiers; they travel with the backend to the proxy.
+        #expect(state.routeConditions("backend-mirror") == ["Accepted=False/UnsupportedValue", "ResolvedRefs=True/ResolvedRefs"])
+        #expect(state.routeConditions("backend-headers") == ["Accepted=True/Accepted", "ResolvedRefs=True/ResolvedRefs"])
+        let withFilters = try #require(state.table(gateway: NamespacedName(namespace: GW.infra, name: "same-namespace"), port: 80)?
+            .listeners[0].rules.first { $0.route.name == "backend-headers" })
+        #expect(withFilters.backends.first?.filters.map(\.type) == ["RequestHeaderModifier"])
         // Another controller's Gateway gets no status entry from Portway.
         #expect(state.routeConditions("not-portway") == ["no status"])
         #expect(state.foreignGateways[NamespacedName(namespace: GW.infra, name: "someone-elses")] == "example.org/other-controller")
