@@ -74,6 +74,7 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
         var wanted: [UInt16: PortRouteTable] = [:]
         var certificates: [NamespacedName: TLSMaterial] = [:]
         var attempt = 0
+        var appliedTLS: [UInt16: [TLSSource]] = [:]
         var timer: Task<Void, Never>?
         defer { timer?.cancel() }
         while let batch = await inbox.next() {
@@ -87,8 +88,12 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
                 }
             }
             // The router first: a port opened next serves its table from its first connection.
-            if changed { proxy.routes.swap(GatewayRouteTableRouter(tables: wanted)) }
-            let failed = await apply(wanted, certificates: certificates)
+            if changed {
+                let router = GatewayRouteTableRouter(tables: wanted)
+                for problem in router.problems { logger.warning("\(problem)") }
+                proxy.routes.swap(router)
+            }
+            let failed = await apply(wanted, certificates: certificates, applied: &appliedTLS)
             onApplied?(proxy.ports)
             timer?.cancel()
             timer = nil
@@ -108,16 +113,59 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
         }
     }
 
-    /// Closes the ports no longer wanted and opens the missing ones; returns those that failed.
-    private func apply(_ wanted: [UInt16: PortRouteTable], certificates: [NamespacedName: TLSMaterial]) async -> Set<UInt16> {
+    /// What a port's TLS was built from: each HTTPS listener hostname with a certificate's bytes.
+    struct TLSSource: Hashable {
+        var hostname: String?
+        var material: TLSMaterial
+    }
+
+    static func tlsSources(_ table: PortRouteTable, certificates: [NamespacedName: TLSMaterial]) -> [TLSSource] {
+        table.listeners.filter { $0.protocol == .https }.flatMap { listener in
+            listener.certificates.compactMap { certificates[$0] }.map { TLSSource(hostname: listener.hostname, material: $0) }
+        }
+    }
+
+    /// Closes the ports no longer wanted and opens the missing ones; an open port whose
+    /// certificates changed gets them in place (new handshakes only), or is reopened when TLS was
+    /// turned on or off. Returns the ports that failed.
+    private func apply(
+        _ wanted: [UInt16: PortRouteTable], certificates: [NamespacedName: TLSMaterial], applied: inout [UInt16: [TLSSource]]
+    ) async -> Set<UInt16> {
         let open = Set(proxy.ports)
-        for port in open.subtracting(wanted.keys).sorted() { await proxy.close(port: port) }
+        for port in open.subtracting(wanted.keys).sorted() {
+            await proxy.close(port: port)
+            applied[port] = nil
+        }
         var failed = Set<UInt16>()
-        for port in Set(wanted.keys).subtracting(open).sorted() {
+        for port in wanted.keys.sorted() {
             guard let table = wanted[port] else { continue }
+            let sources = Self.tlsSources(table, certificates: certificates)
+            if open.contains(port) {
+                guard applied[port] != sources else { continue }
+                do {
+                    let tls = try TLSListener(table: table, certificates: certificates)
+                    if let tls, proxy.terminatesTLS(port: port) {
+                        proxy.updateCertificates(port: port, tls: tls)
+                        applied[port] = sources
+                        continue
+                    }
+                    if tls == nil, !proxy.terminatesTLS(port: port) {
+                        applied[port] = sources
+                        continue
+                    }
+                    // TLS turned on or off: only a new listener can say so.
+                    logger.notice("proxy port \(port) (\(table.gateway):\(table.port)): reopening, TLS \(tls == nil ? "off" : "on")")
+                    await proxy.close(port: port)
+                } catch {
+                    // A bad certificate never takes down what is serving: keep the previous ones.
+                    logger.error("proxy port \(port) (\(table.gateway):\(table.port)): new certificates unusable, keeping the previous ones: \(error)")
+                    continue
+                }
+            }
             do {
                 let tls = try TLSListener(table: table, certificates: certificates)
                 try await proxy.open(port: port, configuration: ListenerConfiguration(tls: tls))
+                applied[port] = sources
             } catch {
                 logger.error("proxy port \(port) (\(table.gateway):\(table.port)): \(error)")
                 failed.insert(port)

@@ -73,6 +73,8 @@ public final class L7Proxy: Sendable {
     private let random: @Sendable (UInt64) -> UInt64
     private let logger: Logger
     private let listeners = NIOLockedValueBox<[UInt16: any Channel]>([:])
+    /// The certificates of the open HTTPS ports.
+    private let certificateStores = NIOLockedValueBox<[UInt16: TLSCertificateStore]>([:])
     private let pools = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<UpstreamPool>]>([:])
 
     public init(
@@ -100,7 +102,8 @@ public final class L7Proxy: Sendable {
     @discardableResult
     public func open(port: UInt16, configuration: ListenerConfiguration = ListenerConfiguration()) async throws -> UInt16 {
         if port != 0, listeners.withLockedValue({ $0[port] != nil }) { return port }
-        let tlsContext = try configuration.tls?.makeContext()
+        let store = configuration.tls.map { TLSCertificateStore($0.certificates) }
+        let tlsContext = try configuration.tls.flatMap { tls in try store.map { try tls.makeContext(store: $0) } }
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 512)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -119,6 +122,7 @@ public final class L7Proxy: Sendable {
         }
         let bound = UInt16(channel.localAddress?.port ?? Int(port))
         listeners.withLockedValue { $0[bound] = channel }
+        certificateStores.withLockedValue { $0[bound] = store }
         logger.info("listening", metadata: ["port": "\(bound)", "tls": "\(configuration.tls != nil)"])
         return bound
     }
@@ -126,8 +130,25 @@ public final class L7Proxy: Sendable {
     /// Stops listening on `port`. Connections it accepted finish what they are doing.
     public func close(port: UInt16) async {
         guard let channel = listeners.withLockedValue({ $0.removeValue(forKey: port) }) else { return }
+        certificateStores.withLockedValue { $0[port] = nil }
         try? await channel.close()
         logger.info("stopped listening", metadata: ["port": "\(port)"])
+    }
+
+    /// True when `port` is open and terminates TLS.
+    public func terminatesTLS(port: UInt16) -> Bool {
+        certificateStores.withLockedValue { $0[port] != nil }
+    }
+
+    /// Replaces the certificates of the open HTTPS port `port` while it stays open: new handshakes
+    /// get them, connections already established keep theirs. False when `port` is not an open
+    /// HTTPS port (open it with a TLS configuration instead).
+    @discardableResult
+    public func updateCertificates(port: UInt16, tls: TLSListener) -> Bool {
+        guard let store = certificateStores.withLockedValue({ $0[port] }), !tls.certificates.isEmpty else { return false }
+        store.replace(tls.certificates)
+        logger.info("certificates replaced", metadata: ["port": "\(port)", "count": "\(tls.certificates.count)"])
+        return true
     }
 
     /// Makes the open ports exactly `ports`: opens the missing ones, closes the others. Every port is

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
 
@@ -55,13 +56,19 @@ public struct TLSListener: Sendable {
 
     /// The server context: the default certificate, swapped per handshake for the SNI's (ALPN http/1.1).
     public func makeContext() throws -> NIOSSLContext {
+        try makeContext(store: TLSCertificateStore(certificates))
+    }
+
+    /// A server context that chooses among `store`'s certificates at each handshake, so replacing
+    /// them (`TLSCertificateStore.replace`) changes what new handshakes get without reopening the
+    /// port; handshakes done before keep their certificate.
+    public func makeContext(store: TLSCertificateStore) throws -> NIOSSLContext {
         guard let fallback = Self.choose(serverName: nil, among: certificates) else { throw Problem.noCertificate }
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: fallback.certificateChain.map { .certificate($0) }, privateKey: .privateKey(fallback.privateKey))
         configuration.applicationProtocols = ["http/1.1"]
-        let certificates = self.certificates
         configuration.sslContextCallback = { values, promise in
-            guard let chosen = TLSListener.choose(serverName: values.serverHostname, among: certificates) else {
+            guard let chosen = TLSListener.choose(serverName: values.serverHostname, among: store.certificates) else {
                 promise.succeed(.noChanges)
                 return
             }
@@ -71,5 +78,25 @@ public struct TLSListener: Sendable {
             promise.succeed(override)
         }
         return try NIOSSLContext(configuration: configuration)
+    }
+}
+
+/// The certificates an open HTTPS proxy port serves, replaceable while the port stays open (a
+/// Secret rotated): each handshake reads the current set once.
+public final class TLSCertificateStore: Sendable {
+    private let box: NIOLockedValueBox<[ListenerCertificate]>
+
+    public init(_ certificates: [ListenerCertificate]) {
+        box = NIOLockedValueBox(certificates)
+    }
+
+    /// The certificates new handshakes choose among.
+    public var certificates: [ListenerCertificate] { box.withLockedValue { $0 } }
+
+    /// Installs `certificates` for every handshake from now on. An empty list is ignored (a port
+    /// keeps serving its last certificates rather than failing every handshake).
+    public func replace(_ certificates: [ListenerCertificate]) {
+        guard !certificates.isEmpty else { return }
+        box.withLockedValue { $0 = certificates }
     }
 }

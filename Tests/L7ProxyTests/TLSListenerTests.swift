@@ -105,6 +105,66 @@ struct SelfSigned {
         try await group.shutdownGracefully()
     }
 
+    /// A Secret rotated while the port stays open: new handshakes get the new certificate, an
+    /// established connection keeps working, the other listener's certificate is untouched.
+    @Test func certificatesAreReplacedWhileThePortStaysOpen() async throws {
+        guard let oldA = try SelfSigned.make(hostname: "a.example.com"), let newA = try SelfSigned.make(hostname: "a.example.com"),
+            let certB = try SelfSigned.make(hostname: "b.example.com")
+        else {
+            print("skipping: /usr/bin/openssl is missing (install openssl)")
+            return
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let a = try await TestBackend(name: "A", group: group)
+        let b = try await TestBackend(name: "B", group: group)
+        let proxy = L7Proxy(group: group, routes: RouteTableHolder(HostRouter(a: [a.endpoint], b: [b.endpoint])))
+        func tls(_ certA: SelfSigned) throws -> TLSListener {
+            TLSListener(certificates: [try certA.listenerCertificate(hostname: "a.example.com"), try certB.listenerCertificate(hostname: "b.example.com")])
+        }
+        func connect(_ port: UInt16, _ host: String, trusting: SelfSigned) async throws -> RawClient {
+            var client = TLSConfiguration.makeClientConfiguration()
+            client.trustRoots = .certificates([try trusting.certificate])
+            return try await RawClient(port: port, group: group, tls: (try NIOSSLContext(configuration: client), host))
+        }
+        func get(_ port: UInt16, _ host: String, trusting: SelfSigned) async throws -> String? {
+            let connection = try await connect(port, host, trusting: trusting)
+            try? await connection.send("GET / HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+            await connection.wait { !parseResponses($0.text).isEmpty || $0.isClosed }
+            let body = parseResponses(connection.text).first?.body
+            await connection.close()
+            return body
+        }
+        do {
+            let port = try await proxy.open(port: 0, configuration: ListenerConfiguration(tls: try tls(oldA)))
+            #expect(proxy.terminatesTLS(port: port))
+            #expect(try await get(port, "a.example.com", trusting: oldA) == "A GET /")
+            let established = try await connect(port, "a.example.com", trusting: oldA)
+            try await established.send("GET /1 HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+            #expect(await established.responses(1).first?.body == "A GET /1")
+
+            #expect(proxy.updateCertificates(port: port, tls: try tls(newA)))
+            #expect(try await get(port, "a.example.com", trusting: newA) == "A GET /")
+            #expect(try await get(port, "a.example.com", trusting: oldA) == nil, "the old certificate is no longer served")
+            #expect(try await get(port, "b.example.com", trusting: certB) == "B GET /")
+            // The connection made before the change goes on with its session.
+            try await established.send("GET /2 HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+            #expect(await established.responses(2).last?.body == "A GET /2")
+            await established.close()
+
+            // Not an HTTPS port, or no certificate at all: nothing is replaced.
+            let plain = try await proxy.open(port: 0)
+            #expect(!proxy.updateCertificates(port: plain, tls: try tls(oldA)))
+            #expect(!proxy.updateCertificates(port: port, tls: TLSListener(certificates: [])))
+            #expect(try await get(port, "a.example.com", trusting: newA) == "A GET /")
+        } catch {
+            Issue.record("unexpected error: \(error)")
+        }
+        await proxy.shutdown()
+        await a.close()
+        await b.close()
+        try await group.shutdownGracefully()
+    }
+
     @Test func tlsListenerFromAGatewayTableTakesEachHTTPSListenersCertificates() throws {
         guard let pem = try SelfSigned.make(hostname: "a.example.com") else {
             print("skipping: /usr/bin/openssl is missing (install openssl)")
