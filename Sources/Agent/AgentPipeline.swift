@@ -150,6 +150,8 @@ struct ReconcileService: ServiceLifecycle.Service {
         var allocator = ProxyPortStage(range: options.proxyPorts)
         var gateway = GatewayStage()
         var publishedTables: [UInt16: PortRouteTable]?
+        // The tables name certificate Secrets only; their bytes change on their own (a rotation).
+        var publishedCertificates: [NamespacedName: TLSMaterial] = [:]
         var gatewayWarnings = Set<GatewayWarning>()
         var synced = false
         var nodeMissing: Bool?
@@ -227,9 +229,11 @@ struct ReconcileService: ServiceLifecycle.Service {
                 let tables = gateway.tables { key in
                     allocator.port(namespace: key.service.namespace, name: key.service.name, servicePort: UInt16(clamping: key.port))
                 }
-                if tables != publishedTables {
-                    proxy.publish(tables, certificates: gateway.gateways.certificates)
+                let certificates = gateway.gateways.certificates
+                if tables != publishedTables || certificates != publishedCertificates {
+                    proxy.publish(tables, certificates: certificates)
                     publishedTables = tables
+                    publishedCertificates = certificates
                 }
             }
             if synced && reconciler.nodeObjectMissing != nodeMissing {

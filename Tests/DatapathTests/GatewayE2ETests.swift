@@ -37,17 +37,26 @@ private enum HTTPScripts {
         server.serve_forever()
         """#
 
-    /// `httpclient.py HOST PORT`: one keep-alive connection; each stdin line is a Host header, and
-    /// `STATUS BODY` (or `error ...`) is printed per request. `new` as a line reconnects.
+    /// `httpclient.py HOST PORT [CAFILE SNI]`: one keep-alive connection (TLS with SNI, trusting
+    /// only CAFILE, when given); each stdin line is a Host header, and `STATUS BODY` (or
+    /// `error ...`) is printed per request. `new` as a line reconnects.
     static let client = #"""
-        import http.client, sys
+        import http.client, socket, ssl, sys
         host, port = sys.argv[1], int(sys.argv[2])
-        conn = http.client.HTTPConnection(host, port, timeout=3)
+        tls = sys.argv[3:5]
+        class TLSConnection(http.client.HTTPConnection):
+            def connect(self):
+                context = ssl.create_default_context(cafile=tls[0])
+                raw = socket.create_connection((self.host, self.port), self.timeout)
+                self.sock = context.wrap_socket(raw, server_hostname=tls[1])
+        def connect():
+            return (TLSConnection if tls else http.client.HTTPConnection)(host, port, timeout=3)
+        conn = connect()
         for line in sys.stdin:
             name = line.strip()
             if name == "new":
                 conn.close()
-                conn = http.client.HTTPConnection(host, port, timeout=3)
+                conn = connect()
                 print("reconnected", flush=True)
                 continue
             try:
@@ -57,7 +66,43 @@ private enum HTTPScripts {
             except Exception as e:
                 print("error", type(e).__name__, e, flush=True)
                 conn.close()
-                conn = http.client.HTTPConnection(host, port, timeout=3)
+                conn = connect()
+        """#
+
+    /// `loop.py HOST PORT MODE`: GETs with Host a.example.com (MODE `new`: a new connection each;
+    /// `keepalive`: one connection, a new one after a failure), about every 5 ms, until stdin ends
+    /// (at most 20 000 requests or 120 s). Prints `<unix time> ok` or `<unix time> fail <reason>`
+    /// per request, then `done`.
+    static let loop = #"""
+        import http.client, sys, threading, time
+        host, port, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+        stop = threading.Event()
+        threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+        conn = None
+        deadline = time.time() + 120
+        for _ in range(20000):
+            if stop.is_set() or time.time() > deadline:
+                break
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection(host, port, timeout=2)
+                conn.request("GET", "/", headers={"Host": "a.example.com"})
+                r = conn.getresponse()
+                body = r.read()
+                if r.status != 200 or not body.startswith(b"A "):
+                    print(f"{time.time():.3f} fail status-{r.status}", flush=True)
+                else:
+                    print(f"{time.time():.3f} ok", flush=True)
+                if mode == "new":
+                    conn.close()
+                    conn = None
+            except Exception as e:
+                print(f"{time.time():.3f} fail {type(e).__name__}", flush=True)
+                if conn is not None:
+                    conn.close()
+                conn = None
+            time.sleep(0.005)
+        print("done", flush=True)
         """#
 }
 
@@ -106,6 +151,78 @@ private func gatewayYAML(aBackend: String) -> String {
     return text
 }
 
+/// The Gateway `tls` with two HTTPS listeners on port 443 (a.example.com and b.example.com, each
+/// with its own kubernetes.io/tls Secret), its NodePort Service (30443) and one HTTPRoute per host.
+private let httpsGatewayYAML = """
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: GatewayClass
+    metadata: {name: portway}
+    spec: {controllerName: portway.io/gateway-controller}
+    ---
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: Gateway
+    metadata: {name: tls, namespace: lab}
+    spec:
+      gatewayClassName: portway
+      listeners:
+      - {name: https-a, port: 443, protocol: HTTPS, hostname: a.example.com, tls: {mode: Terminate, certificateRefs: [{name: tls-a}]}}
+      - {name: https-b, port: 443, protocol: HTTPS, hostname: b.example.com, tls: {mode: Terminate, certificateRefs: [{name: tls-b}]}}
+    ---
+    apiVersion: v1
+    kind: Service
+    metadata:
+      name: portway-gw-tls
+      namespace: lab
+      labels: {gateway.networking.k8s.io/gateway-name: tls}
+    spec:
+      type: NodePort
+      clusterIP: 10.96.0.43
+      ports:
+      - {name: https, port: 443, targetPort: 443, nodePort: 30443, protocol: TCP}
+    ---
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: HTTPRoute
+    metadata: {name: route-a, namespace: lab}
+    spec:
+      parentRefs: [{name: tls}]
+      hostnames: [a.example.com]
+      rules:
+      - backendRefs: [{name: a, port: 80}]
+    ---
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: HTTPRoute
+    metadata: {name: route-b, namespace: lab}
+    spec:
+      parentRefs: [{name: tls}]
+      hostnames: [b.example.com]
+      rules:
+      - backendRefs: [{name: b, port: 80}]
+
+    """
+
+/// A kubernetes.io/tls Secret holding `certificate` and `key` (PEM files).
+private func tlsSecretYAML(name: String, certificate: String, key: String) throws -> String {
+    let crt = try Data(contentsOf: URL(fileURLWithPath: certificate)).base64EncodedString()
+    let pem = try Data(contentsOf: URL(fileURLWithPath: key)).base64EncodedString()
+    return """
+        apiVersion: v1
+        kind: Secret
+        metadata: {name: \(name), namespace: lab}
+        type: kubernetes.io/tls
+        data: {tls.crt: \(crt), tls.key: \(pem)}
+
+        """
+}
+
+/// A self-signed EC certificate for `hostname` as `<path>.crt` / `<path>.key`. Blocking.
+private func makeCertificate(hostname: String, path: String) throws {
+    try run([
+        "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", path + ".key", "-out", path + ".crt", "-days", "2",
+        "-subj", "/CN=\(hostname)", "-addext", "subjectAltName=DNS:\(hostname)",
+    ])
+}
+
 private func backendYAML(service: String, clusterIP: String, address: String) -> String {
     """
     apiVersion: v1
@@ -129,6 +246,38 @@ private func backendYAML(service: String, clusterIP: String, address: String) ->
     """
 }
 
+/// Writes the HTTP scripts, starts backend A (be1) and B (be2) on port 8081 and writes their
+/// Services `a` and `b` into a new YAML directory, which it returns.
+private func startBackends(_ lab: Lab) async throws -> String {
+    try HTTPScripts.backend.write(toFile: lab.scripts + "/httpbackend.py", atomically: true, encoding: .utf8)
+    try HTTPScripts.client.write(toFile: lab.scripts + "/httpclient.py", atomically: true, encoding: .utf8)
+    try HTTPScripts.loop.write(toFile: lab.scripts + "/loop.py", atomically: true, encoding: .utf8)
+    for (name, ns) in [("A", "\(lab.prefix)-be1"), ("B", "\(lab.prefix)-be2")] {
+        let backend = try await onDedicatedThread { try lab.spawn(in: ns, [Lab.python, lab.scripts + "/httpbackend.py", name, "8081"]) }
+        #expect(await backend.line() == "ready")
+    }
+    let dir = lab.scripts + "/yaml"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    try backendYAML(service: "a", clusterIP: "10.96.0.81", address: Lab.backendIPs["be1"]!).write(
+        toFile: dir + "/a.yaml", atomically: true, encoding: .utf8)
+    try backendYAML(service: "b", clusterIP: "10.96.0.82", address: Lab.backendIPs["be2"]!).write(
+        toFile: dir + "/b.yaml", atomically: true, encoding: .utf8)
+    return dir
+}
+
+/// `portway agent --from-dir dir` in the node namespace, with the datapath on its eth0.
+private func startAgent(_ lab: Lab, dir: String) async throws -> Child {
+    try await onDedicatedThread {
+        try lab.spawn(in: nil, [
+            "nsenter", "--net=/var/run/netns/\(lab.node)", portwayBinary!, "agent", "--from-dir", dir,
+            "--device", Lab.device, "--pod-device", Lab.podDevice, "--node-name", "lab-node", "--node-ip", Lab.nodeIP,
+            "--bpffs", lab.bpffs, "--bpf-object", try ObjectLocator.locate(explicit: nil, currentDirectory: Lab.packageRoot),
+            "--service-map-size", "1024", "--backend-map-size", "1024", "--revnat-map-size", "1024",
+            "--affinity-map-size", "1024", "--ct-map-size", "4096", "--snat-map-size", "4096", "--proxy-threads", "1",
+        ])
+    }
+}
+
 /// The Gateway half end to end: `portway agent --from-dir` with a Portway Gateway, its NodePort
 /// Service and two Host-routed HTTPRoutes; a client outside the node sends to nodeIP:NodePort, the
 /// datapath hands the connection to the agent's transparent L7 proxy, which routes by Host.
@@ -137,29 +286,9 @@ struct GatewayE2ETests {
     @Test("Host routing through the Gateway NodePort: a→A, b→B, unknown→404, X-Forwarded-For is the client; an HTTPRoute edit moves a keep-alive connection")
     func hostRoutingThroughNodePort() async throws {
         try await withLab(prefix: "pwl7") { lab in
-            try HTTPScripts.backend.write(toFile: lab.scripts + "/httpbackend.py", atomically: true, encoding: .utf8)
-            try HTTPScripts.client.write(toFile: lab.scripts + "/httpclient.py", atomically: true, encoding: .utf8)
-            for (name, ns) in [("A", "\(lab.prefix)-be1"), ("B", "\(lab.prefix)-be2")] {
-                let backend = try await onDedicatedThread { try lab.spawn(in: ns, [Lab.python, lab.scripts + "/httpbackend.py", name, "8081"]) }
-                #expect(await backend.line() == "ready")
-            }
-            let dir = lab.scripts + "/yaml"
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            try backendYAML(service: "a", clusterIP: "10.96.0.81", address: Lab.backendIPs["be1"]!).write(
-                toFile: dir + "/a.yaml", atomically: true, encoding: .utf8)
-            try backendYAML(service: "b", clusterIP: "10.96.0.82", address: Lab.backendIPs["be2"]!).write(
-                toFile: dir + "/b.yaml", atomically: true, encoding: .utf8)
+            let dir = try await startBackends(lab)
             try gatewayYAML(aBackend: "a").write(toFile: dir + "/gateway.yaml", atomically: true, encoding: .utf8)
-
-            let agent = try await onDedicatedThread {
-                try lab.spawn(in: nil, [
-                    "nsenter", "--net=/var/run/netns/\(lab.node)", portwayBinary!, "agent", "--from-dir", dir,
-                    "--device", Lab.device, "--pod-device", Lab.podDevice, "--node-name", "lab-node", "--node-ip", Lab.nodeIP,
-                    "--bpffs", lab.bpffs, "--bpf-object", try ObjectLocator.locate(explicit: nil, currentDirectory: Lab.packageRoot),
-                    "--service-map-size", "1024", "--backend-map-size", "1024", "--revnat-map-size", "1024",
-                    "--affinity-map-size", "1024", "--ct-map-size", "4096", "--snat-map-size", "4096", "--proxy-threads", "1",
-                ])
-            }
+            let agent = try await startAgent(lab, dir: dir)
             defer { agent.kill() }
 
             let client = try await onDedicatedThread {
@@ -193,6 +322,167 @@ struct GatewayE2ETests {
             }
             #expect(moved == "200 B xff=\(Lab.clientIP)", "no request may fail while the route moves")
             client.closeInput()
+        }
+    }
+
+    @Test("HTTPS through the Gateway NodePort: each SNI gets its listener's certificate and backend; a rotated Secret is served to new handshakes while the port stays open")
+    func httpsPerSNIAndCertificateRotation() async throws {
+        guard haveCommand("openssl"), haveCommand("curl") else {
+            print("⚠️ httpsPerSNIAndCertificateRotation skipped: openssl or curl not found")
+            return
+        }
+        try await withLab(prefix: "pwl7") { lab in
+            let dir = try await startBackends(lab)
+            let certs = lab.scripts + "/certs"
+            try FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
+            try await onDedicatedThread {
+                try makeCertificate(hostname: "a.example.com", path: certs + "/a1")
+                try makeCertificate(hostname: "a.example.com", path: certs + "/a2")
+                try makeCertificate(hostname: "b.example.com", path: certs + "/b")
+            }
+            try httpsGatewayYAML.write(toFile: dir + "/gateway.yaml", atomically: true, encoding: .utf8)
+            func writeSecret(_ name: String, _ cert: String) throws {
+                try tlsSecretYAML(name: name, certificate: certs + "/\(cert).crt", key: certs + "/\(cert).key")
+                    .write(toFile: dir + "/secret-\(name).yaml", atomically: true, encoding: .utf8)
+            }
+            try writeSecret("tls-a", "a1")
+            try writeSecret("tls-b", "b")
+            let agent = try await startAgent(lab, dir: dir)
+            defer { agent.kill() }
+
+            /// One HTTPS GET with a new connection from the client namespace, trusting only `trust`'s
+            /// certificate: the body, or `error <curl exit code>` (60: the certificate served is not that one).
+            func get(_ host: String, trusting trust: String) async throws -> String {
+                try await onDedicatedThread {
+                    let out = try run([
+                        "ip", "netns", "exec", lab.client, "curl", "-sS", "--max-time", "3", "-o", "-", "-w", " %{http_code}",
+                        "--cacert", certs + "/\(trust).crt", "--resolve", "\(host):30443:\(Lab.nodeIP)", "https://\(host):30443/",
+                    ], allowFailure: true)
+                    return out.trimmed
+                }
+            }
+            let servedA = "A xff=\(Lab.clientIP) 200"
+            let servedB = "B xff=\(Lab.clientIP) 200"
+            // Until the agent has programmed the redirect and opened the HTTPS proxy port.
+            var first = ""
+            for _ in 0..<100 {
+                first = try await get("a.example.com", trusting: "a1")
+                if first == servedA { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(first == servedA)
+            #expect(try await get("b.example.com", trusting: "b") == servedB)
+            // The certificate is chosen by SNI: a.example.com is not served b's certificate.
+            #expect(try await get("a.example.com", trusting: "b") != servedA)
+            #expect(try await get("b.example.com", trusting: "a1") != servedB)
+
+            // A keep-alive TLS connection to b, open across the rotation of a's Secret.
+            let held = try await onDedicatedThread {
+                try lab.spawn(in: lab.client, [Lab.python, lab.scripts + "/httpclient.py", Lab.nodeIP, "30443", certs + "/b.crt", "b.example.com"])
+            }
+            held.send("b.example.com")
+            #expect(await held.line() == "200 B xff=\(Lab.clientIP)")
+
+            try writeSecret("tls-a", "a2")
+            var rotated = ""
+            for _ in 0..<100 {
+                rotated = try await get("a.example.com", trusting: "a2")
+                if rotated == servedA { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(rotated == servedA, "new handshakes get the new certificate")
+            #expect(try await get("a.example.com", trusting: "a1") != servedA, "the old certificate is no longer served")
+            #expect(try await get("b.example.com", trusting: "b") == servedB)
+            held.send("b.example.com")
+            #expect(await held.line() == "200 B xff=\(Lab.clientIP)", "the other listener's open connection is undisturbed")
+            held.closeInput()
+        }
+    }
+
+    /// Two request loops (a new connection per request, and keep-alive) through the Gateway NodePort
+    /// while the agent is restarted twice: SIGTERM then start, SIGKILL then start. Once the proxy is
+    /// back (its first success after the new agent started) no request may fail; what fails in each
+    /// window is printed (docs/OPERATING.md says what the window costs).
+    @Test("Agent restarts (SIGTERM, SIGKILL) under request loops: zero failures once the proxy is back; the window is measured")
+    func requestLoopsAcrossAgentRestarts() async throws {
+        try await withLab(prefix: "pwl7") { lab in
+            let dir = try await startBackends(lab)
+            try gatewayYAML(aBackend: "a").write(toFile: dir + "/gateway.yaml", atomically: true, encoding: .utf8)
+            var agent = try await startAgent(lab, dir: dir)
+            defer { agent.kill() }
+            let probe = try await onDedicatedThread {
+                try lab.spawn(in: lab.client, [Lab.python, lab.scripts + "/httpclient.py", Lab.nodeIP, "30880"])
+            }
+            var ready = ""
+            for _ in 0..<100 {
+                probe.send("a.example.com")
+                ready = await probe.line() ?? "eof"
+                if ready.hasPrefix("200 ") { break }
+                probe.send("new")
+                _ = await probe.line()
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            probe.closeInput()
+            try #require(ready.hasPrefix("200 A"), "the Gateway never answered: \(ready)")
+
+            let modes = ["new", "keepalive"]
+            var loops: [Child] = []
+            for mode in modes {
+                loops.append(try await onDedicatedThread {
+                    try lab.spawn(in: lab.client, [Lab.python, lab.scripts + "/loop.py", Lab.nodeIP, "30880", mode])
+                })
+            }
+            let collectors = loops.map { loop in
+                Task.detached { () -> [String] in
+                    var lines: [String] = []
+                    while let line = await loop.line(), line != "done" { lines.append(line) }
+                    return lines
+                }
+            }
+            // Restart twice; each restart's kill and start times (unix seconds).
+            var restarts: [(signal: String, killed: Double, started: Double)] = []
+            for signal in [SIGTERM, SIGKILL] {
+                try await Task.sleep(for: .seconds(2))
+                let old = agent
+                let killed = Date().timeIntervalSince1970
+                try await onDedicatedThread {
+                    Glibc.kill(old.process.processIdentifier, signal)
+                    old.process.waitUntilExit()
+                }
+                agent = try await startAgent(lab, dir: dir)
+                restarts.append((signal == SIGTERM ? "SIGTERM" : "SIGKILL", killed, Date().timeIntervalSince1970))
+            }
+            // Long enough for the second agent to be back and serve for a while.
+            try await Task.sleep(for: .seconds(5))
+            for loop in loops { loop.closeInput() }
+
+            for (mode, collector) in zip(modes, collectors) {
+                let results: [(time: Double, ok: Bool, reason: String)] = await collector.value.compactMap { line in
+                    let parts = line.split(separator: " ")
+                    guard parts.count >= 2, let time = Double(parts[0]) else { return nil }
+                    return (time, parts[1] == "ok", parts.dropFirst(2).joined(separator: " "))
+                }
+                #expect(results.count > 200, "\(mode): too few requests (\(results.count))")
+                var windowStart = 0.0
+                var settled = [(from: 0.0, to: restarts[0].killed)]
+                for (index, restart) in restarts.enumerated() {
+                    // Back: the first success after the new agent was started.
+                    guard let back = results.first(where: { $0.ok && $0.time > restart.started })?.time else {
+                        Issue.record("\(mode): the proxy never came back after \(restart.signal)")
+                        break
+                    }
+                    windowStart = restart.killed
+                    let failed = results.filter { !$0.ok && $0.time >= windowStart && $0.time < back }
+                    let reasons = Dictionary(grouping: failed, by: \.reason).mapValues(\.count)
+                    print("⏱ \(mode) \(restart.signal): window \(Int((back - restart.killed) * 1000)) ms (signal to new agent started \(Int((restart.started - restart.killed) * 1000)) ms), \(failed.count) failed: \(reasons)")
+                    settled.append((back, index + 1 < restarts.count ? restarts[index + 1].killed : .infinity))
+                }
+                // Outside the restart windows nothing fails: before the first kill and once the proxy is back.
+                for span in settled {
+                    let failed = results.filter { !$0.ok && $0.time >= span.from && $0.time < span.to }
+                    #expect(failed.isEmpty, "\(mode): \(failed.count) failures while the proxy was up: \(failed.prefix(5).map(\.reason))")
+                }
+            }
         }
     }
 }
