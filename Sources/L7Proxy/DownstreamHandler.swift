@@ -33,6 +33,9 @@ final class ActivityProbe: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
+/// Sent to every client connection when the proxy drains (`L7Proxy.drain`).
+struct DrainRequested {}
+
 /// What every connection handler of the proxy shares.
 struct ConnectionContext {
     var proxyPort: UInt16
@@ -74,6 +77,8 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     private var lastActivity: NIODeadline = .now()
     private var requestsSeen = 0
     private var upgradeRequested = false
+    /// Set when the proxy stops: close after the current answer instead of keeping alive.
+    private var draining = false
 
     private var waitTimer: Scheduled<Void>?
     private var idleTimer: Scheduled<Void>?
@@ -121,6 +126,10 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ActivityProbe.BytesArrived {
             run(machine.bytesArrived())
+        } else if event is DrainRequested {
+            // The proxy is stopping: an idle connection closes now, a busy one after its answer.
+            draining = true
+            if probe.watching { context.close(promise: nil) }
         } else {
             context.fireUserInboundEventTriggered(event)
         }
@@ -291,7 +300,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         case .writeResponseHead(let head, let keepAlive):
             responseStatus = Int(head.status.code)
             let out = HeaderRewriting.downstreamResponseHead(
-                head, requestVersion: requestVersion, keepAlive: keepAlive,
+                head, requestVersion: requestVersion, keepAlive: keepAlive && !draining,
                 modifier: forward?.responseHeaders ?? HeaderModifier())
             context.write(wrapOutboundOut(.head(out)), promise: nil)
         case .writeInformationalHead(let head):
@@ -303,9 +312,9 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         case .writeResponseEnd(let close):
             recordMetrics(status: responseStatus)
             let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-            if close { closeAfter(written, context: context) }
+            if close || draining { closeAfter(written, context: context) }
         case .sendLocal(let response, let close):
-            sendLocal(response, close: close, context: context)
+            sendLocal(response, close: close || draining, context: context)
         case .sendWithoutRequest(let response):
             recordMetrics(status: Int(response.status.code))
             let body = "\(response.status.code) \(response.status.reasonPhrase)\n"

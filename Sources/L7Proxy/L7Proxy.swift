@@ -73,6 +73,8 @@ public final class L7Proxy: Sendable {
     private let random: @Sendable (UInt64) -> UInt64
     private let logger: Logger
     private let listeners = NIOLockedValueBox<[UInt16: any Channel]>([:])
+    /// Client connections open now (all ports).
+    private let activeConnections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
     /// The certificates of the open HTTPS ports.
     private let certificateStores = NIOLockedValueBox<[UInt16: TLSCertificateStore]>([:])
     private let pools = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<UpstreamPool>]>([:])
@@ -163,6 +165,23 @@ public final class L7Proxy: Sendable {
         if let firstError { throw firstError }
     }
 
+    /// Client connections open now, on every port.
+    public var connectionCount: Int { activeConnections.withLockedValue { $0.count } }
+
+    /// Stops accepting on every port and closes the idle connections; busy ones close after their
+    /// current answer (sent with `Connection: close`). Returns when all are closed or `timeout`
+    /// passed (a graceful stop: requests in flight finish). Call `shutdown()` after it.
+    public func drain(timeout: Duration) async {
+        for port in ports { await close(port: port) }
+        for channel in activeConnections.withLockedValue({ Array($0.values) }) {
+            channel.pipeline.fireUserInboundEventTriggered(DrainRequested())
+        }
+        let deadline = ContinuousClock.now + timeout
+        while connectionCount > 0, ContinuousClock.now < deadline, !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
     /// Closes every listener and every pooled upstream connection.
     public func shutdown() async {
         for port in ports { await close(port: port) }
@@ -200,6 +219,10 @@ public final class L7Proxy: Sendable {
 
     private func initializeConnection(_ channel: any Channel, tls: NIOSSLContext?) throws {
         let port = UInt16(channel.parent?.localAddress?.port ?? 0)
+        let active = activeConnections
+        let key = ObjectIdentifier(channel)
+        active.withLockedValue { $0[key] = channel }
+        channel.closeFuture.whenComplete { _ in active.withLockedValue { $0[key] = nil } }
         try Self.configure(
             channel,
             shared: ConnectionContext(
