@@ -18,6 +18,8 @@ public struct AgentOptions: Sendable {
     public var retry: RetryPolicy
     /// Where the Gateways' L7 proxy ports are allocated.
     public var proxyPorts: ClosedRange<UInt16>
+    /// Wait for the agent holding the pin directory to stop instead of failing (a takeover).
+    public var waitForPinDirectory = false
 
     public init(
         nodeName: String, nodeAddresses: [IPAddress] = [], endpointsSource: EndpointsSource = .endpointSlices,

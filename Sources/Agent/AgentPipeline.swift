@@ -49,13 +49,29 @@ public struct AgentPipeline: Sendable {
         self.proxy = proxy
     }
 
+    /// The pinned maps; with `waitForPinDirectory`, waits (until cancelled) while another agent holds them.
+    private func openMaps(executor: BlockingExecutor) async throws -> MapSet {
+        let options = options
+        var announced = false
+        while true {
+            do {
+                return try await executor.run { () throws -> MapSet in try MapSet.openOrCreate(bpffs: options.bpffs, sizes: options.mapSizes) }
+            } catch BPFMapError.locked(let directory, let holder) where options.waitForPinDirectory {
+                if !announced {
+                    logger.notice("taking over: waiting for agent \(holder.map { "PID \($0)" } ?? "?") to release \(directory)")
+                    announced = true
+                }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+    }
+
     /// Opens (or creates) the pinned maps, installs the datapath if an installer is given, re-adopts
     /// the IDs in the pins without writing, and returns the services to run: source, reconciler and
     /// outputs, in start order (a ServiceGroup stops them in reverse: the source first).
     public func services(source: some ClusterStateSource) async throws -> [any ServiceLifecycle.Service] {
         let executor = BlockingExecutor(label: "portway.blocking")
-        let options = options
-        let maps = try await executor.run { () throws -> MapSet in try MapSet.openOrCreate(bpffs: options.bpffs, sizes: options.mapSizes) }
+        let maps = try await openMaps(executor: executor)
         logger.info("pinned maps ready in \(maps.directory)")
         if let installer {
             let attached = try await executor.run { () throws -> [String] in try installer(maps) }

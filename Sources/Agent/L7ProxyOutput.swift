@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// How the agent's L7 proxy binds its proxy ports (`--proxy-listen`).
 public enum ProxyListenMode: String, Sendable, CaseIterable {
@@ -30,6 +31,9 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let inbox = Inbox<Message>()
     private let retry: RetryPolicy
+    /// Pre-opened listening sockets not adopted yet.
+    private let preopened: PreopenedSockets
+    private let drainTimeout: Duration
     private let logger: Logger
     /// Called after each step with the ports listening (tests).
     private let onApplied: (@Sendable ([UInt16]) -> Void)?
@@ -42,13 +46,26 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
     /// - Parameters:
     ///   - mode: how proxy ports are bound (not `.off`).
     ///   - threads: the proxy's event loops (nil: one per core).
+    ///   - preopened: transparent listening sockets opened before the agent could serve (a takeover:
+    ///     bound with SO_REUSEPORT while the previous agent still listens, so the kernel queues new
+    ///     connections for this agent); each is adopted when its port opens, the others closed.
+    ///   - drainTimeout: on shutdown, how long connections already accepted may go on after the
+    ///     listeners close (requests in flight finish).
     public init(
         mode: ProxyListenMode, threads: Int? = nil, options: ProxyOptions = ProxyOptions(), retry: RetryPolicy = RetryPolicy(),
+        preopened: [UInt16: CInt] = [:], drainTimeout: Duration = .seconds(1),
         logger: Logger = Logger(label: "portway.proxy"), onApplied: (@Sendable ([UInt16]) -> Void)? = nil
     ) {
         let binder: any ListenerBinder
+        let waiting = PreopenedSockets(preopened)
+        self.preopened = waiting
+        self.drainTimeout = drainTimeout
         switch mode {
-        case .transparent: binder = BoundSocketBinder { port in try TransparentListener.openTCP(port: port) }
+        case .transparent:
+            // SO_REUSEPORT: the next agent can take the ports over before this one closes them.
+            binder = BoundSocketBinder { port in
+                try waiting.take(port) ?? TransparentListener.openTCP(port: port, reusePort: true)
+            }
         case .plain: binder = AddressBinder(host: "0.0.0.0")
         case .loopback, .off: binder = AddressBinder(host: "127.0.0.1")
         }
@@ -66,6 +83,8 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
 
     public func run() async throws {
         await cancelWhenGracefulShutdown { await self.loop() }
+        closeUnadopted()
+        await proxy.drain(timeout: drainTimeout)
         await proxy.shutdown()
         try? await group.shutdownGracefully()
     }
@@ -94,6 +113,7 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
                 proxy.routes.swap(router)
             }
             let failed = await apply(wanted, certificates: certificates, applied: &appliedTLS)
+            closeUnadopted()
             onApplied?(proxy.ports)
             timer?.cancel()
             timer = nil
@@ -110,6 +130,14 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
                 logger.notice("proxy ports listening after \(attempt) retries")
                 attempt = 0
             }
+        }
+    }
+
+    /// Closes the pre-opened sockets no wanted port took (a Gateway gone while the agents changed).
+    private func closeUnadopted() {
+        for (port, fd) in preopened.takeAll() {
+            logger.info("proxy port \(port) taken over but no longer wanted; closed")
+            close(fd)
         }
     }
 
@@ -172,5 +200,23 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
             }
         }
         return failed
+    }
+}
+
+/// Listening sockets opened before the proxy could serve them, each adopted at most once.
+final class PreopenedSockets: Sendable {
+    private let sockets: Mutex<[UInt16: CInt]>
+
+    init(_ sockets: [UInt16: CInt]) { self.sockets = Mutex(sockets) }
+
+    /// The socket for `port`, removed from the set.
+    func take(_ port: UInt16) -> CInt? { sockets.withLock { $0.removeValue(forKey: port) } }
+
+    /// Every socket left, the set emptied.
+    func takeAll() -> [UInt16: CInt] {
+        sockets.withLock { sockets in
+            defer { sockets = [:] }
+            return sockets
+        }
     }
 }

@@ -50,8 +50,10 @@ public enum TransparentListener {
 
     /// A TCP socket with IP_TRANSPARENT (and SO_REUSEADDR) bound to `address:port` and listening,
     /// in the calling thread's network namespace. Returns the file descriptor (the caller closes it).
-    public static func openTCP(port: UInt16, address: String = "0.0.0.0", backlog: Int32 = 1024) throws -> Int32 {
-        let fd = try bound(type: SOCK_STREAM, port: port, address: address)
+    /// With `reusePort` (SO_REUSEPORT) a second process can listen on the same port meanwhile: a
+    /// new agent takes over the proxy ports before the old one closes them.
+    public static func openTCP(port: UInt16, address: String = "0.0.0.0", backlog: Int32 = 1024, reusePort: Bool = false) throws -> Int32 {
+        let fd = try bound(type: SOCK_STREAM, port: port, address: address, reusePort: reusePort)
         guard listen(fd, backlog) == 0 else {
             let err = errno
             close(fd)
@@ -134,7 +136,7 @@ public enum TransparentListener {
         return SocketEndpoint(sa)
     }
 
-    private static func bound(type: __socket_type, port: UInt16, address: String) throws -> Int32 {
+    private static func bound(type: __socket_type, port: UInt16, address: String, reusePort: Bool = false) throws -> Int32 {
         var sa = sockaddr_in()
         sa.sin_family = sa_family_t(AF_INET)
         sa.sin_port = port.bigEndian
@@ -147,6 +149,11 @@ public enum TransparentListener {
             let err = errno
             close(fd)
             throw Failure(step: "setsockopt IP_TRANSPARENT", errno: err)
+        }
+        if reusePort, setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, size) != 0 {
+            let err = errno
+            close(fd)
+            throw Failure(step: "setsockopt SO_REUSEPORT", errno: err)
         }
         let rc = withUnsafePointer(to: &sa) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }

@@ -81,6 +81,10 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Event loop threads of the L7 proxy (default: the number of cores).")
     var proxyThreads: Int?
 
+    @Flag(help: ArgumentHelp(
+        "Take over from the agent running on the same --bpffs without refusing a Gateway connection: listen on the proxy ports it programmed (SO_REUSEPORT) at once, wait for it to stop (SIGTERM it), then serve. Transparent proxy mode."))
+    var takeOver = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -120,7 +124,7 @@ struct AgentCommand: AsyncParsableCommand {
         let sizes = MapSizes(
             services: serviceMapSize, backends: backendMapSize, reverseNAT: revnatMapSize, affinity: affinityMapSize,
             connectionTracking: ctMapSize, snat: snatMapSize)
-        let options = AgentOptions(
+        var options = AgentOptions(
             nodeName: nodeName ?? ProcessInfo.processInfo.hostName, nodeAddresses: nodeIP.compactMap { IPAddress($0) },
             endpointsSource: endpointsSource, bpffs: bpffs, mapSizes: sizes,
             resyncInterval: resyncInterval > 0 ? .milliseconds(Int64(resyncInterval * 1000)) : nil)
@@ -136,8 +140,13 @@ struct AgentCommand: AsyncParsableCommand {
             }
         }
         let listen = proxyListen ?? (noDatapath ? .plain : .transparent)
+        var preopened: [UInt16: CInt] = [:]
+        if takeOver {
+            options.waitForPinDirectory = true
+            if listen == .transparent { preopened = Self.preopenProgrammedProxyPorts(bpffs: bpffs, logger: logger) }
+        }
         let proxy = listen == .off ? nil : L7ProxyOutput(
-            mode: listen, threads: proxyThreads, retry: options.retry, logger: Logger(label: "portway.proxy"))
+            mode: listen, threads: proxyThreads, retry: options.retry, preopened: preopened, logger: Logger(label: "portway.proxy"))
         let pipeline = AgentPipeline(options: options, logger: logger, installer: installer, proxy: proxy)
         do {
             let services: [any ServiceLifecycle.Service]
@@ -165,6 +174,24 @@ struct AgentCommand: AsyncParsableCommand {
             throw ExitCode.failure
         }
         _ = signals
+    }
+
+    /// The takeover's first step: a transparent SO_REUSEPORT listener on every proxy port the pinned
+    /// maps send Gateway traffic to. The kernel queues new connections on them while this agent waits
+    /// for the pins; once the previous agent closes its listeners they get every new connection.
+    /// Nothing is read from them until this agent serves. Best effort: without pins, none.
+    static func preopenProgrammedProxyPorts(bpffs: String, logger: Logger) -> [UInt16: CInt] {
+        guard let maps = try? MapSet.openExisting(bpffs: bpffs), let listing = try? LBListing.read(from: maps) else { return [:] }
+        var sockets: [UInt16: CInt] = [:]
+        for port in Set(listing.rows.compactMap(\.row.entry.l7ProxyPort)).sorted() {
+            do {
+                sockets[port] = try TransparentListener.openTCP(port: port, reusePort: true)
+            } catch {
+                logger.warning("take-over: cannot listen on proxy port \(port) yet: \(error)")
+            }
+        }
+        logger.notice("take-over: listening on proxy ports \(sockets.keys.sorted()); serving once the previous agent stops")
+        return sockets
     }
 }
 

@@ -85,7 +85,7 @@ private enum HTTPScripts {
                 break
             try:
                 if conn is None:
-                    conn = http.client.HTTPConnection(host, port, timeout=2)
+                    conn = http.client.HTTPConnection(host, port, timeout=5)
                 conn.request("GET", "/", headers={"Host": "a.example.com"})
                 r = conn.getresponse()
                 body = r.read()
@@ -266,7 +266,7 @@ private func startBackends(_ lab: Lab) async throws -> String {
 }
 
 /// `portway agent --from-dir dir` in the node namespace, with the datapath on its eth0.
-private func startAgent(_ lab: Lab, dir: String) async throws -> Child {
+private func startAgent(_ lab: Lab, dir: String, extra: [String] = []) async throws -> Child {
     try await onDedicatedThread {
         try lab.spawn(in: nil, [
             "nsenter", "--net=/var/run/netns/\(lab.node)", portwayBinary!, "agent", "--from-dir", dir,
@@ -274,7 +274,7 @@ private func startAgent(_ lab: Lab, dir: String) async throws -> Child {
             "--bpffs", lab.bpffs, "--bpf-object", try ObjectLocator.locate(explicit: nil, currentDirectory: Lab.packageRoot),
             "--service-map-size", "1024", "--backend-map-size", "1024", "--revnat-map-size", "1024",
             "--affinity-map-size", "1024", "--ct-map-size", "4096", "--snat-map-size", "4096", "--proxy-threads", "1",
-        ])
+        ] + extra)
     }
 }
 
@@ -400,10 +400,11 @@ struct GatewayE2ETests {
     }
 
     /// Two request loops (a new connection per request, and keep-alive) through the Gateway NodePort
-    /// while the agent is restarted twice: SIGTERM then start, SIGKILL then start. Once the proxy is
+    /// while the agent is restarted three times: SIGTERM then start, SIGKILL then start, and a
+    /// take-over (`--take-over` started first, then SIGTERM to the old one: no new connection fails). Once the proxy is
     /// back (its first success after the new agent started) no request may fail; what fails in each
     /// window is printed (docs/OPERATING.md says what the window costs).
-    @Test("Agent restarts (SIGTERM, SIGKILL) under request loops: zero failures once the proxy is back; the window is measured")
+    @Test("Agent restarts (SIGTERM, SIGKILL, take-over) under request loops: zero failures once the proxy is back, none at all in a take-over; the window is measured")
     func requestLoopsAcrossAgentRestarts() async throws {
         try await withLab(prefix: "pwl7") { lab in
             let dir = try await startBackends(lab)
@@ -452,6 +453,28 @@ struct GatewayE2ETests {
                 agent = try await startAgent(lab, dir: dir)
                 restarts.append((signal == SIGTERM ? "SIGTERM" : "SIGKILL", killed, Date().timeIntervalSince1970))
             }
+            // The lossless way: the new agent listens on the proxy port (SO_REUSEPORT) before the old
+            // one is told to stop; queued connections move over (tcp_migrate_req) when it closes.
+            try await Task.sleep(for: .seconds(2))
+            _ = try await onDedicatedThread { try run(["ip", "netns", "exec", lab.node, "sysctl", "-qw", "net.ipv4.tcp_migrate_req=1"]) }
+            let old = agent
+            agent = try await startAgent(lab, dir: dir, extra: ["--take-over"])
+            var listeners = 0
+            for _ in 0..<100 {
+                listeners = try await onDedicatedThread {
+                    try run(["ip", "netns", "exec", lab.node, "ss", "-Hltn", "sport >= :10000 and sport <= :10999"])
+                        .split(separator: "\n").count
+                }
+                if listeners >= 2 { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(listeners == 2, "the new agent listens beside the old one")
+            let handedOver = Date().timeIntervalSince1970
+            try await onDedicatedThread {
+                Glibc.kill(old.process.processIdentifier, SIGTERM)
+                old.process.waitUntilExit()
+            }
+            restarts.append(("take-over", handedOver, Date().timeIntervalSince1970))
             // Long enough for the second agent to be back and serve for a while.
             try await Task.sleep(for: .seconds(5))
             for loop in loops { loop.closeInput() }
@@ -474,6 +497,9 @@ struct GatewayE2ETests {
                     windowStart = restart.killed
                     let failed = results.filter { !$0.ok && $0.time >= windowStart && $0.time < back }
                     let reasons = Dictionary(grouping: failed, by: \.reason).mapValues(\.count)
+                    if restart.signal == "take-over" && mode == "new" {
+                        #expect(failed.isEmpty, "a take-over refuses no new connection: \(reasons)")
+                    }
                     print("⏱ \(mode) \(restart.signal): window \(Int((back - restart.killed) * 1000)) ms (signal to new agent started \(Int((restart.started - restart.killed) * 1000)) ms), \(failed.count) failed: \(reasons)")
                     settled.append((back, index + 1 < restarts.count ? restarts[index + 1].killed : .infinity))
                 }
