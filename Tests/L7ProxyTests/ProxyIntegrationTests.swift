@@ -47,6 +47,32 @@ import Testing
         }
     }
 
+    /// A graceful stop: no new connection is accepted, an idle keep-alive connection closes at once,
+    /// a request in flight gets its whole answer (saying `Connection: close`), then its connection closes.
+    @Test func drainClosesIdleConnectionsAndLetsBusyOnesFinish() async throws {
+        try await withProxy { proxy, port, _, _, group in
+            let idle = try await RawClient(port: port, group: group)
+            try await idle.send("GET /first HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+            #expect(await idle.responses(1).first?.body == "A GET /first")
+            let busy = try await RawClient(port: port, group: group)
+            try await busy.send("POST /upload HTTP/1.1\r\nHost: a.example.com\r\nContent-Length: 10\r\n\r\nhello")
+            #expect(await busy.wait { _ in proxy.connectionCount == 2 })
+
+            let drained = Task { await proxy.drain(timeout: .seconds(30)) }
+            #expect(await idle.wait { $0.isClosed }, "an idle connection closes at once")
+            #expect(proxy.ports.isEmpty)
+            #expect(!busy.isClosed)
+            try await busy.send("world")
+            let answer = await busy.responses(1).first
+            #expect(answer?.status == 200)
+            #expect(answer?.body == "10")
+            #expect(answer?.header("connection") == "close")
+            #expect(await busy.wait { $0.isClosed })
+            await drained.value
+            #expect(proxy.connectionCount == 0)
+        }
+    }
+
     @Test func keepAliveClientReusesOnePooledUpstreamConnection() async throws {
         try await withProxy { proxy, port, a, _, group in
             let client = try await RawClient(port: port, group: group)
