@@ -49,10 +49,14 @@ public struct AgentPipeline: Sendable {
         self.proxy = proxy
     }
 
-    /// The pinned maps; with `waitForPinDirectory`, waits (until cancelled) while another agent holds them.
+    /// The pinned maps; with `waitForPinDirectory`, waits (until cancelled) while another agent holds
+    /// them. Proxy sockets pre-opened for the take-over are given up after `takeOverPatience`: while
+    /// they listen unserved they hold back their share of new Gateway connections.
     private func openMaps(executor: BlockingExecutor) async throws -> MapSet {
         let options = options
+        let started = ContinuousClock.now
         var announced = false
+        var released = false
         while true {
             do {
                 return try await executor.run { () throws -> MapSet in try MapSet.openOrCreate(bpffs: options.bpffs, sizes: options.mapSizes) }
@@ -61,10 +65,18 @@ public struct AgentPipeline: Sendable {
                     logger.notice("taking over: waiting for agent \(holder.map { "PID \($0)" } ?? "?") to release \(directory)")
                     announced = true
                 }
+                if !released, ContinuousClock.now - started > Self.takeOverPatience {
+                    logger.warning("taking over: the previous agent did not stop within \(Self.takeOverPatience); closing the proxy ports opened for it (still waiting)")
+                    proxy?.releasePreopened()
+                    released = true
+                }
                 try await Task.sleep(for: .milliseconds(20))
             }
         }
     }
+
+    /// How long a take-over keeps its pre-opened proxy sockets while the previous agent runs on.
+    static let takeOverPatience: Duration = .seconds(30)
 
     /// Opens (or creates) the pinned maps, installs the datapath if an installer is given, re-adopts
     /// the IDs in the pins without writing, and returns the services to run: source, reconciler and

@@ -133,10 +133,13 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
         }
     }
 
+    /// Closes the pre-opened sockets not adopted yet (a take-over given up); ports open later bind anew.
+    func releasePreopened() { closeUnadopted(why: "the take-over was given up") }
+
     /// Closes the pre-opened sockets no wanted port took (a Gateway gone while the agents changed).
-    private func closeUnadopted() {
+    private func closeUnadopted(why: String = "no Gateway wants it") {
         for (port, fd) in preopened.takeAll() {
-            logger.info("proxy port \(port) taken over but no longer wanted; closed")
+            logger.info("pre-opened proxy port \(port) closed: \(why)")
             close(fd)
         }
     }
