@@ -104,8 +104,14 @@ public final class L7Proxy: Sendable {
     @discardableResult
     public func open(port: UInt16, configuration: ListenerConfiguration = ListenerConfiguration()) async throws -> UInt16 {
         if port != 0, listeners.withLockedValue({ $0[port] != nil }) { return port }
+        // HTTPS: handshakes choose among the store's certificates, replaceable while the port is open.
         let store = configuration.tls.map { TLSCertificateStore($0.certificates) }
-        let tlsContext = try configuration.tls.flatMap { tls in try store.map { try tls.makeContext(store: $0) } }
+        let tlsContext: NIOSSLContext?
+        if let tls = configuration.tls, let store {
+            tlsContext = try tls.makeContext(store: store)
+        } else {
+            tlsContext = nil
+        }
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 512)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
