@@ -84,6 +84,10 @@ ip netns exec "$P-node" sysctl -qw net.ipv4.ip_forward=1
 # Many short connections from one client address (Connection: close runs).
 ip netns exec "$P-client" sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1
 ip netns exec "$P-node" sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1
+# Without TIME_WAIT sockets on the node (both proxies alike): a new connection whose 4-tuple still has
+# one (the client reuses its ports across runs) stalls ~1 s per SYN through the L7LB redirect (see
+# docs/BENCHMARKS.md), which would measure that stall instead of the proxy.
+ip netns exec "$P-node" sysctl -qw net.ipv4.tcp_max_tw_buckets=0
 
 # nginx -c FILE in namespace NS, in the foreground (its pid is ours to kill).
 start_nginx() {
