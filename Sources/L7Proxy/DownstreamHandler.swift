@@ -41,7 +41,7 @@ struct ConnectionContext {
     var routes: RouteTableHolder
     var metrics: ProxyMetrics
     var pool: UpstreamPool
-    var random: @Sendable (UInt64) -> UInt64 = { UInt64.random(in: 0..<$0) }
+    var random: @Sendable (UInt64) -> UInt64 = FastRandom.draw
     var logger = Logger(label: "portway.proxy")
 }
 
@@ -72,6 +72,8 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     private var lastActivity: NIODeadline = .now()
     private var requestsSeen = 0
     private var upgradeRequested = false
+    /// The client's address for X-Forwarded-For, formatted at the connection's first request.
+    private var clientAddress: String??
 
     private var waitTimer: Scheduled<Void>?
     private var idleTimer: Scheduled<Void>?
@@ -196,7 +198,13 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
             // Request smuggling guard (RFC 9112 §6.1); the decoder rejects most of these already.
             return .reject(.init(status: .badRequest))
         }
-        let clientAddress = context.channel.remoteAddress?.clientIP
+        let clientAddress: String?
+        if let known = self.clientAddress {
+            clientAddress = known
+        } else {
+            clientAddress = context.channel.remoteAddress?.clientIP
+            self.clientAddress = .some(clientAddress)
+        }
         let request = RoutingRequest(
             proxyPort: shared.proxyPort, host: target.host, path: target.path, query: target.query,
             method: head.method.rawValue, headers: head.headers, clientAddress: clientAddress, isTLS: shared.isTLS
