@@ -235,6 +235,10 @@ for url in "http://$NODE_IP:$GATEWAY_PORT/" "http://$NODE_IP:$NGINX_PORT/"; do
     [ -n "$ok" ] || { echo "bench-l7: $url does not route by Host; agent log:" >&2; cat "$WORK/agent.log" "$WORK"/*.err >&2; exit 1; }
 done
 
+# nginx's workers (children of the master) in the node: their CPU counts for nginx's row.
+NODE_NGINX_WORKERS=$(cat /proc/[0-9]*/stat 2>/dev/null | awk -v p="$NODE_NGINX_PID" '$4 == p {print $1}' | tr '\n' ' ')
+[ -n "$NODE_NGINX_WORKERS" ] || { echo "bench-l7: no nginx worker found in the node" >&2; exit 1; }
+
 # wrk's request alternates the Host header; wrk -H headers (Connection: close) are kept.
 cat >"$WORK/hosts.lua" <<'EOF'
 local requests = {}
@@ -256,7 +260,7 @@ EOF
 # Processes whose CPU time a proxy's row is charged with: the agent (all its threads), or nginx's
 # master and workers in the node.
 proxy_pids() {
-    if [ "$1" = portway ]; then echo "$AGENT_PID"; else echo "$NODE_NGINX_PID" $(pgrep -P "$NODE_NGINX_PID"); fi
+    if [ "$1" = portway ]; then echo "$AGENT_PID"; else echo "$NODE_NGINX_PID" $NODE_NGINX_WORKERS; fi
 }
 # User + system CPU ticks of those processes so far.
 cpu_ticks() {
