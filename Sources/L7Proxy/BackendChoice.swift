@@ -22,7 +22,8 @@ public enum BackendChoice: Equatable, Sendable {
         let total = backends.reduce(UInt64(0)) { $0 + UInt64($1.weight) }
         // No backend, or all weights 0: the Gateway API answers 500.
         guard total > 0 else { return (nil, .status(500)) }
-        var ticket = random(total)
+        // A draw from 0..<1 is always 0: no draw (the common single-backend, single-endpoint route).
+        var ticket = total > 1 ? random(total) : 0
         for (index, backend) in backends.enumerated() where backend.weight > 0 {
             if ticket < UInt64(backend.weight) {
                 return (index, endpoint(of: backend, avoiding: avoiding, random: random))
@@ -32,7 +33,8 @@ public enum BackendChoice: Equatable, Sendable {
         return (nil, .status(500))
     }
 
-    /// One endpoint of `backend`, uniformly; `avoiding` is skipped when another exists (the retry).
+    /// One endpoint of `backend`, uniformly (no draw when there is one); `avoiding` is skipped when
+    /// another exists (the retry).
     public static func endpoint(
         of backend: WeightedUpstream, avoiding: UpstreamEndpoint? = nil,
         random: (UInt64) -> UInt64 = { UInt64.random(in: 0..<$0) }
@@ -44,7 +46,7 @@ public enum BackendChoice: Equatable, Sendable {
             guard !endpoints.isEmpty else { return .status(503) }
             var candidates = endpoints
             if let avoiding, candidates.count > 1 { candidates.removeAll { $0 == avoiding } }
-            return .endpoint(candidates[Int(random(UInt64(candidates.count)))])
+            return .endpoint(candidates.count == 1 ? candidates[0] : candidates[Int(random(UInt64(candidates.count)))])
         }
     }
 }
