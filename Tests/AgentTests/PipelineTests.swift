@@ -172,8 +172,10 @@ struct PipelineTests {
         let executor = BlockingExecutor(label: "test.stuck")
         let stuck = MemoryOutput(name: "stuck", stall: {
             // A blocking call that takes far longer than the test: shutdown must not wait for it.
+            // (60 s: with the whole suite running on a loaded machine the healthy output alone
+            // took more than 5 s to program, and the work finished before the shutdown began.)
             _ = try await executor.run {
-                Thread.sleep(forTimeInterval: 5)
+                Thread.sleep(forTimeInterval: 60)
                 finishedStuckWork.value.store(true, ordering: .relaxed)
             }
         })

@@ -70,7 +70,7 @@ private enum HTTPScripts {
         """#
 
     /// `loop.py HOST PORT MODE`: GETs with Host a.example.com (MODE `new`: a new connection each;
-    /// `keepalive`: one connection, a new one after a failure), about every 5 ms, until stdin ends
+    /// `keepalive`: one connection, a new one after a failure), about every 10 ms, until stdin ends
     /// (at most 20 000 requests or 120 s). Prints `<unix time> ok` or `<unix time> fail <reason>`
     /// per request, then `done`.
     static let loop = #"""
@@ -101,7 +101,7 @@ private enum HTTPScripts {
                 if conn is not None:
                     conn.close()
                 conn = None
-            time.sleep(0.005)
+            time.sleep(0.01)
         print("done", flush=True)
         """#
 }
