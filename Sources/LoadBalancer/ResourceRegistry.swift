@@ -120,9 +120,16 @@ public enum ResourceRegistry {
     public static let namespaces = ResourceKind(
         Namespace.self, selectors: gatewaySelectors, store: { $0.namespaces.append($1) }, objects: \.namespaces,
         change: { .namespaces($0.name, $1) })
-    /// Not watched yet: TLS termination in cluster mode needs the Secret RBAC decided (manifests/).
+    /// HTTPS listeners' certificateRefs: every node's proxy terminates TLS, so every agent reads
+    /// them. Only `kubernetes.io/tls` Secrets are listed and watched (field selector `type=`, which
+    /// the API server supports for Secrets); RBAC cannot narrow by type (manifests/portway.yaml).
+    /// A change touches the Gateways whose listeners name the Secret.
     public static let secrets = ResourceKind(
-        Secret.self, selectors: { _ in nil }, store: { $0.secrets.append($1) }, objects: \.secrets, change: { _, _ in nil })
+        Secret.self, selectors: { $0.watchGateways ? ListSelectors(fieldSelector: tlsSecretFieldSelector) : nil },
+        store: { $0.secrets.append($1) }, objects: \.secrets, change: { .secrets(ObjectKey($0), $1) })
+
+    /// `type=kubernetes.io/tls`: the Secrets the cluster source lists and watches.
+    public static let tlsSecretFieldSelector = "type=\(Secret.tlsType)"
 
     private static let gatewaySelectors: @Sendable (WatchScope) -> ListSelectors? = { $0.watchGateways ? ListSelectors() : nil }
 

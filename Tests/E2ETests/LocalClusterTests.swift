@@ -54,12 +54,18 @@ struct LocalClusterTests {
             for nodeAddress in [a, b] { try await cluster.waitFor("\(nodeAddress):30082") { $0.hasPrefix("ok web-a-1 ") } }
 
             // The agents' ServiceAccount token is bound by the ClusterRole of manifests/: what it needs, nothing more.
-            for path in ["/api/v1/services", "/apis/discovery.k8s.io/v1/endpointslices", "/api/v1/nodes?fieldSelector=metadata.name%3Dnode-a", "/api/v1/namespaces"] {
+            // Secrets: read (HTTPS listeners' certificates; RBAC cannot narrow by type), never written.
+            for path in [
+                "/api/v1/services", "/apis/discovery.k8s.io/v1/endpointslices", "/api/v1/nodes?fieldSelector=metadata.name%3Dnode-a", "/api/v1/namespaces",
+                "/api/v1/secrets?fieldSelector=type%3Dkubernetes.io%2Ftls",
+            ] {
                 #expect(try await cluster.statusAsAgent(path) == 200, "\(path)")
             }
-            for path in ["/api/v1/secrets", "/api/v1/namespaces/e2e/pods", "/api/v1/configmaps", "/apis/apps/v1/deployments"] {
+            for path in ["/api/v1/namespaces/e2e/pods", "/api/v1/configmaps", "/apis/apps/v1/deployments"] {
                 #expect(try await cluster.statusAsAgent(path) == 403, "\(path)")
             }
+            let secret: [String: Any] = ["apiVersion": "v1", "kind": "Secret", "metadata": ["name": "agent-made", "namespace": LocalCluster.namespace], "type": "Opaque"]
+            #expect(try await cluster.statusAsAgent("/api/v1/namespaces/\(LocalCluster.namespace)/secrets", method: "POST", body: secret) == 403, "writing Secrets is forbidden")
             try expectNoRBACTrouble(cluster)
         }
     }

@@ -191,11 +191,13 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
         return object
     }
 
-    /// The HTTP status of a GET made with the agents' ServiceAccount token (RBAC checks).
-    func statusAsAgent(_ path: String) async throws -> Int {
+    /// The HTTP status of a request (GET by default) made with the agents' ServiceAccount token (RBAC checks).
+    func statusAsAgent(_ path: String, method: String = "GET", body: [String: Any]? = nil) async throws -> Int {
         guard let plane else { throw E2EError("no control plane") }
         let request = HTTPRequest(
-            url: "https://127.0.0.1:\(apiPort)\(path)", headers: ["Authorization: Bearer \(agentToken)", "Accept: application/json"],
+            method: method, url: "https://127.0.0.1:\(apiPort)\(path)",
+            headers: ["Authorization: Bearer \(agentToken)", "Accept: application/json", "Content-Type: application/json"],
+            body: try body.map { try JSONSerialization.data(withJSONObject: $0) },
             tls: TLSSettings(caData: plane.certificates.read(plane.certificates.caCertPath)))
         return try await CurlTransport.shared.send(request).status
     }
