@@ -106,6 +106,25 @@ struct ClusterListEnvtestTests {
             ExplainRequest(to: "192.0.2.1:30090", host: "plain.example", path: "/"),
             ExplainRequest(to: "192.0.2.1:30091", host: "elsewhere.example", path: "/"),
         ]
+        // The CLI itself, when the portway binary is next to the tests: the same bytes.
+        if let binary = Self.portwayBinary {
+            let kubeconfig = NSTemporaryDirectory() + "pwc2-\(UUID().uuidString).kubeconfig"
+            defer { try? FileManager.default.removeItem(atPath: kubeconfig) }
+            try EnvtestControlPlane.kubeconfig(
+                server: "https://127.0.0.1:\(plane.port)", caData: plane.certificates.read(plane.certificates.caCertPath),
+                token: EnvtestControlPlane.adminToken, user: "admin"
+            ).write(toFile: kubeconfig, atomically: true, encoding: .utf8)
+            let routes = try await Self.run(binary, ["routes", "--kubeconfig", kubeconfig, "-o", "json"])
+            #expect(routes.status == 0)
+            #expect(routes.stdout == fromFiles.stdout)
+            let request = requests[0]
+            let explained = try await Self.run(binary, ["explain", "--kubeconfig", kubeconfig, "--to", request.to, "--host", request.host, "--path", request.path, "-o", "json"])
+            #expect(explained.status == 0)
+            #expect(explained.stdout == (try FileSource.explain(options, request: request, format: .json)).stdout)
+        } else {
+            print("skipped: the portway binary is not next to the tests; the CLI over --kubeconfig is not run")
+        }
+
         var codes: [String] = []
         for request in requests {
             let cluster = try FileSource.explain(request: request, format: .json) { address throws(GatewayCommandError) in
@@ -156,5 +175,34 @@ struct ClusterListEnvtestTests {
         try await admin.delete(Secret.self, name: "first-tls", namespace: "demo")
         while state.secrets.contains(where: { $0.metadata.name == "first-tls" }) { state = try #require(await events.next()) }
         #expect(state.secrets.map(\.metadata.name) == ["later-tls"])
+    }
+
+    /// The `portway` binary that `swift build` puts beside the test bundle.
+    static let portwayBinary: String? = {
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("portway").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir.deleteLastPathComponent()
+        }
+        return nil
+    }()
+
+    /// Runs a command to completion (stdout to a file: no pipe to fill), off the cooperative pool.
+    static func run(_ binary: String, _ arguments: [String]) async throws -> (status: Int32, stdout: String) {
+        let output = NSTemporaryDirectory() + "pwc2-cli-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.standardOutput = handle
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do { try process.run() } catch { continuation.resume(throwing: error) }
+        }
+        try handle.close()
+        return (status, try String(contentsOfFile: output, encoding: .utf8))
     }
 }
