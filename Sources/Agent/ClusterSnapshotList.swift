@@ -12,8 +12,8 @@ public enum ClusterSnapshotList {
         public var description: String
     }
 
-    /// Lists every kind watched in `scope`. An optional kind (a Gateway API CRD) answering 404 is
-    /// none, with a warning; any other error fails the whole list (a partial cluster would explain
+    /// Lists every kind watched in `scope`. An optional kind (a Gateway API CRD) answering 404, or
+    /// one the agent can do without (Secrets) answering 403, is none, with a warning; any other error fails the whole list (a partial cluster would explain
     /// wrongly). With `allNodes`, every Node is listed instead of the one `scope` names (the CLI,
     /// when no `--node-name` is given, picks the node among them as with files).
     public static func list(client: KubeClient, scope: WatchScope, allNodes: Bool = false) async throws(Failure) -> (snapshot: ClusterSnapshot, warnings: [String]) {
@@ -39,6 +39,9 @@ public enum ClusterSnapshotList {
             ).items
         } catch let error as KubeAPIError where error.code == 404 && declaration.optional {
             warnings.append("\(plural): not served (\(error)); are the Gateway API CRDs installed? Taken as none")
+            return
+        } catch let error as KubeAPIError where error.code == 403 && declaration.forbiddenIsNone {
+            warnings.append("\(plural): not readable (\(error)); taken as none")
             return
         } catch {
             throw Failure(description: "list \(plural): \(error)")
