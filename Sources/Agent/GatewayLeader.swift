@@ -136,6 +136,9 @@ extension GatewayLeaderController {
                 if case .backingOff(_, _, let reason) = state { logger.warning("nodes (the Gateways' NodePort addresses): \(reason)") }
             },
             handler: { event in
+                // Nodes update their status often; only a change of their InternalIPs is news here.
+                var relevant = true
+                if case .updated(let old, let new) = event { relevant = Self.internalIPs([old]) != Self.internalIPs([new]) }
                 let listed = nodes.withLock { state in
                     switch event {
                     case .added(let node), .updated(_, let node): state.byName[node.metadata.name] = node
@@ -143,14 +146,14 @@ extension GatewayLeaderController {
                     }
                     return state.listed
                 }
-                if listed { report() }
+                if listed && relevant { report() }
             })
         return Task {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await informer.run() }
                 await informer.waitForSync()
                 guard !Task.isCancelled else { return }
-                // The store is the truth after the list (a relist may drop objects without events here).
+                // From now on the handler reports; start from the store as listed.
                 nodes.withLock { $0 = (true, Dictionary(informer.store.items.map { ($0.metadata.name, $0) }, uniquingKeysWith: { $1 })) }
                 report()
                 await group.waitForAll()
