@@ -81,21 +81,26 @@ public struct GatewayView: Sendable {
 
     /// Loads `options.directory` and computes the view. Offline there are no maps to read back,
     /// so proxy ports are allocated afresh in key order (the agent keeps the ones in its maps).
-    public static func load(_ options: GatewayViewOptions, preferNodeWithAddress: IPAddress? = nil) throws(GatewayCommandError) -> GatewayView {
+    public static func load(_ options: GatewayViewOptions, preferNodeWithAddress: IPAddress? = nil, pinnedProxyPorts: [Frontend: UInt16] = [:]) throws(GatewayCommandError) -> GatewayView {
         let loaded: LoadResult
         do {
             loaded = try FileSource.load(directory: options.directory)
         } catch {
             throw .load(error)
         }
-        return try build(loaded.snapshot, loadWarnings: loaded.warnings.map(\.translationWarning), options: options, preferNodeWithAddress: preferNodeWithAddress)
+        return try build(
+            loaded.snapshot, loadWarnings: loaded.warnings.map(\.translationWarning), options: options, preferNodeWithAddress: preferNodeWithAddress,
+            pinnedProxyPorts: pinnedProxyPorts)
     }
 
     /// Computes the view of `snapshot`, however it was read (files, or one list of the API server's
     /// objects for `--kubeconfig`): the same code for both, so they agree on the same objects.
     /// Proxy ports are allocated in key order, as an agent starting on empty maps would.
+    /// With `pinnedProxyPorts` (each L7LB frontend's port as a node's maps hold it, `--bpffs`), the
+    /// ports the node uses are kept and only keys the maps lack get new ones.
     public static func build(
-        _ snapshot: ClusterSnapshot, loadWarnings: [TranslationWarning] = [], options: GatewayViewOptions, preferNodeWithAddress: IPAddress? = nil
+        _ snapshot: ClusterSnapshot, loadWarnings: [TranslationWarning] = [], options: GatewayViewOptions, preferNodeWithAddress: IPAddress? = nil,
+        pinnedProxyPorts: [Frontend: UInt16] = [:]
     ) throws(GatewayCommandError) -> GatewayView {
         var addresses: [IPAddress] = []
         for text in options.nodeIPs {
@@ -112,8 +117,9 @@ public struct GatewayView: Sendable {
         if addresses.isEmpty, let node = snapshot.nodes.first(where: { $0.metadata.name == nodeName }) { addresses = NodeAddresses.of(node) }
         let gateways = GatewayState.build(snapshot, options: options.gateway)
         let keys = GatewayFrontends.keys(snapshot, ownedGateways: gateways.ownedGateways)
-        let allocation = options.proxyPorts.allocate(wanted: Set(keys.values), previous: [:])
         var state = Translator.translate(snapshot, options: TranslatorOptions(nodeName: nodeName, nodeAddresses: addresses))
+        let previous = GatewayFrontends.previousAssignment(programmed: pinnedProxyPorts, desired: state, keys: keys)
+        let allocation = options.proxyPorts.allocate(wanted: Set(keys.values), previous: previous)
         state = GatewayFrontends.markL7(state, keys: keys, allocation: allocation)
         state.warnings = loadWarnings + state.warnings
         return GatewayView(snapshot: snapshot, gateways: gateways, state: state, keys: keys, allocation: allocation, nodeName: nodeName)

@@ -1,5 +1,6 @@
 import Agent
 import ArgumentParser
+import BPFMaps
 import FileSource
 import Foundation
 import KubeAPI
@@ -18,6 +19,10 @@ struct GatewayViewFlags: ParsableArguments {
 
     @Option(help: ArgumentHelp("kubeconfig context (default: its current-context).", valueName: "NAME"))
     var context: String?
+
+    @Option(help: ArgumentHelp(
+        "This node's pinned maps (the agent's --bpffs): keep the proxy ports they hold instead of allocating afresh.", valueName: "DIR"))
+    var bpffs: String?
 
     @Option(help: ArgumentHelp("This node's name. Default: the Node object with the --to address (explain), else the first Node in DIR.", valueName: "NAME"))
     var nodeName: String = ""
@@ -49,6 +54,20 @@ struct GatewayViewFlags: ParsableArguments {
             return (listed.snapshot, listed.warnings.map { TranslationWarning(object: "cluster", field: "list", message: $0) })
         } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+
+    /// The proxy port of each L7LB frontend in the maps under `--bpffs` (none without it). The
+    /// bpf() reads run on a blocking executor, not on the cooperative pool.
+    func pinnedProxyPorts() async throws -> [Frontend: UInt16] {
+        guard let bpffs else { return [:] }
+        do {
+            return try await BlockingExecutor(label: "portway.cli.maps").run {
+                try ProgrammedState.read(from: try MapSet.openExisting(bpffs: bpffs)).l7ProxyPorts
+            }
+        } catch {
+            FileHandle.standardError.write(Data("error: --bpffs \(bpffs): \(error)\n".utf8))
             throw ExitCode.failure
         }
     }
@@ -94,12 +113,14 @@ struct Routes: AsyncParsableCommand {
         let result: (stdout: String, stderr: String)
         let format: RoutesFormat = output == .json ? .json : .table
         let cluster = try await flags.listCluster()
+        let pinned = try await flags.pinnedProxyPorts()
         do {
             if let cluster {
                 for warning in cluster.warnings { FileHandle.standardError.write(Data("warning: \(warning.message)\n".utf8)) }
-                result = FileSource.routes(try GatewayView.build(cluster.snapshot, loadWarnings: cluster.warnings, options: try flags.options()), format: format)
+                result = FileSource.routes(
+                    try GatewayView.build(cluster.snapshot, loadWarnings: cluster.warnings, options: try flags.options(), pinnedProxyPorts: pinned), format: format)
             } else {
-                result = try FileSource.routes(try flags.options(), format: format)
+                result = FileSource.routes(try GatewayView.load(try flags.options(), pinnedProxyPorts: pinned), format: format)
             }
         } catch let error as GatewayCommandError {
             try fail(error)
@@ -153,15 +174,18 @@ struct Explain: AsyncParsableCommand {
         let request = ExplainRequest(to: to, host: host, path: path, method: method, headers: header)
         let format: ExplainFormat = output == .json ? .json : .text
         let cluster = try await flags.listCluster()
+        let pinned = try await flags.pinnedProxyPorts()
         do {
             let options = try flags.options()
             if let cluster {
                 for warning in cluster.warnings { FileHandle.standardError.write(Data("warning: \(warning.message)\n".utf8)) }
                 stdout = try FileSource.explain(request: request, format: format) { address throws(GatewayCommandError) in
-                    try GatewayView.build(cluster.snapshot, loadWarnings: cluster.warnings, options: options, preferNodeWithAddress: address)
+                    try GatewayView.build(cluster.snapshot, loadWarnings: cluster.warnings, options: options, preferNodeWithAddress: address, pinnedProxyPorts: pinned)
                 }.stdout
             } else {
-                stdout = try FileSource.explain(options, request: request, format: format).stdout
+                stdout = try FileSource.explain(request: request, format: format) { address throws(GatewayCommandError) in
+                    try GatewayView.load(options, preferNodeWithAddress: address, pinnedProxyPorts: pinned)
+                }.stdout
             }
         } catch let error as GatewayCommandError {
             try fail(error)
