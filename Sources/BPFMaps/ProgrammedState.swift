@@ -51,4 +51,15 @@ public struct ProgrammedState: Hashable, Sendable {
         return state
     }
 
+
+    /// The L7 proxy port of every L7LB frontend the maps hold (what `portway explain --bpffs`
+    /// reports instead of allocating afresh).
+    public var l7ProxyPorts: [Frontend: UInt16] {
+        var out: [Frontend: UInt16] = [:]
+        for (key, entries) in services {
+            guard let master = entries.master, master.isL7LB, let frontend = key.frontend, master.union <= UInt32(UInt16.max) else { continue }
+            out[frontend] = UInt16(master.union)
+        }
+        return out
+    }
 }

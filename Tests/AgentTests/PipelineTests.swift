@@ -170,12 +170,12 @@ struct PipelineTests {
         let source = ManualSource()
         let finishedStuckWork = Flag()
         let executor = BlockingExecutor(label: "test.stuck")
+        // The stuck call blocks until the test releases it after shutdown (at most 120 s), so a slow,
+        // loaded machine cannot let it finish early: shutdown must not wait for it.
+        let release = DispatchSemaphore(value: 0)
         let stuck = MemoryOutput(name: "stuck", stall: {
-            // A blocking call that takes far longer than the test: shutdown must not wait for it.
-            // (60 s: with the whole suite running on a loaded machine the healthy output alone
-            // took more than 5 s to program, and the work finished before the shutdown began.)
             _ = try await executor.run {
-                Thread.sleep(forTimeInterval: 60)
+                _ = release.wait(timeout: .now() + 120)
                 finishedStuckWork.value.store(true, ordering: .relaxed)
             }
         })
@@ -191,6 +191,7 @@ struct PipelineTests {
         try await task.value
         let finished = finishedStuckWork.value.load(ordering: .relaxed)
         #expect(!finished)
+        release.signal()
     }
 
     @Test("the periodic resync repairs an output that drifted")
