@@ -37,16 +37,20 @@ public struct AgentPipeline: Sendable {
     let onSync: (@Sendable (SyncSummary) -> Void)?
     /// The node's L7 proxy, fed the Gateway route tables after each step (nil: none).
     let proxy: L7ProxyOutput?
+    /// Called after every build of the Gateway state (tests and metrics).
+    let onGatewayBuild: (@Sendable (GatewayState) -> Void)?
 
     public init(
         options: AgentOptions, logger: Logger = Logger(label: "portway.agent"), installer: DatapathInstaller? = nil,
-        onSync: (@Sendable (SyncSummary) -> Void)? = nil, proxy: L7ProxyOutput? = nil
+        onSync: (@Sendable (SyncSummary) -> Void)? = nil, proxy: L7ProxyOutput? = nil,
+        onGatewayBuild: (@Sendable (GatewayState) -> Void)? = nil
     ) {
         self.options = options
         self.logger = logger
         self.installer = installer
         self.onSync = onSync
         self.proxy = proxy
+        self.onGatewayBuild = onGatewayBuild
     }
 
     /// Opens (or creates) the pinned maps, installs the datapath if an installer is given, re-adopts
@@ -73,7 +77,8 @@ public struct AgentPipeline: Sendable {
     public func services(source: some ClusterStateSource, outputs: [any L4MapOutput]) -> [any ServiceLifecycle.Service] {
         let inbox = Inbox<PipelineEvent>()
         let runners = outputs.map { OutputRunner(output: $0, policy: options.retry, logger: logger) }
-        let reconciler = ReconcileService(options: options, inbox: inbox, runners: runners, proxy: proxy, logger: logger)
+        let reconciler = ReconcileService(
+            options: options, inbox: inbox, runners: runners, proxy: proxy, onGatewayBuild: onGatewayBuild, logger: logger)
         let proxyServices: [any ServiceLifecycle.Service] = proxy.map { [$0] } ?? []
         return proxyServices + runners.map { OutputService(runner: $0) } + [reconciler, SourceService(source: source, inbox: inbox)]
     }
@@ -125,6 +130,7 @@ struct ReconcileService: ServiceLifecycle.Service {
     let inbox: Inbox<PipelineEvent>
     let runners: [OutputRunner]
     let proxy: L7ProxyOutput?
+    let onGatewayBuild: (@Sendable (GatewayState) -> Void)?
     let logger: Logger
 
     func run() async throws {
@@ -161,10 +167,14 @@ struct ReconcileService: ServiceLifecycle.Service {
             var translated = 0
             var fullState: DesiredL4State?
             var resync = false
+            // Whether the Gateway state must be built again: always on a full path, else only when
+            // a step touched what it reads.
+            var gatewayTouched = false
 
             func flush() {
                 guard !pending.isEmpty else { return }
                 let step = reconciler.apply(pending)
+                if !gatewayTouched { gatewayTouched = gateway.needsRebuild(step.touched, index: reconciler.index) }
                 pending = []
                 translated += step.translated.count
                 changes.merge(step.changes) { _, new in new }
@@ -173,7 +183,6 @@ struct ReconcileService: ServiceLifecycle.Service {
             for event in batch {
                 switch event {
                 case .source(.snapshot(let snapshot)) where !synced:
-                    gateway.take(snapshot)
                     // The first full sync: translated from scratch; prunes what the pins hold beyond it.
                     let step = reconciler.replaceAll(with: snapshot)
                     for warning in step.newWarnings { logger.warning("\(warning)") }
@@ -181,8 +190,8 @@ struct ReconcileService: ServiceLifecycle.Service {
                     changes = [:]
                     fullState = reconciler.state
                     synced = true
+                    gatewayTouched = true
                 case .source(.snapshot(let snapshot)):
-                    gateway.take(snapshot)
                     // A whole reload (files): diffed by key against what is indexed.
                     flush()
                     pending = ClusterIndex.changes(from: reconciler.index.snapshot, to: snapshot)
@@ -191,13 +200,15 @@ struct ReconcileService: ServiceLifecycle.Service {
                     if synced { pending += more }
                 case .resync:
                     resync = synced
+                    gatewayTouched = gatewayTouched || synced
                 }
             }
             flush()
-            if synced && !gateway.isIdle {
+            if synced && gatewayTouched && !gateway.isIdle(index: reconciler.index) {
                 // Gateway frontends go to the proxy; a Service port whose Gateway came or went is
                 // sent again, marked or not.
-                let flipped = gateway.rebuild(index: reconciler.index.snapshot)
+                let flipped = gateway.rebuild(index: reconciler.index)
+                onGatewayBuild?(gateway.gateways)
                 if fullState == nil && !flipped.isEmpty {
                     for (frontend, entry) in reconciler.desired where flipped.contains(GatewayStage.key(of: entry)) {
                         changes[frontend] = .some(entry)

@@ -41,6 +41,8 @@ public enum ClusterChange: Hashable, Sendable {
     case httpRoutes(ObjectKey, [HTTPRoute])
     case referenceGrants(ObjectKey, [ReferenceGrant])
     case namespaces(String, [Namespace])
+    /// TLS Secrets named by HTTPS listeners' certificateRefs.
+    case secrets(ObjectKey, [Secret])
 }
 
 /// What one change touches: the Services to translate again, whether a Node changed (which
@@ -79,6 +81,7 @@ public struct ClusterIndex: Hashable, Sendable {
     public private(set) var httpRoutes: [ObjectKey: [HTTPRoute]] = [:]
     public private(set) var referenceGrants: [ObjectKey: [ReferenceGrant]] = [:]
     public private(set) var namespaces: [String: [Namespace]] = [:]
+    public private(set) var secrets: [ObjectKey: [Secret]] = [:]
     /// Service key → names of the slices labelled with it.
     private var slicesByService: [ObjectKey: Set<ObjectKey>] = [:]
 
@@ -102,6 +105,7 @@ public struct ClusterIndex: Hashable, Sendable {
         for object in snapshot.httpRoutes { httpRoutes[ObjectKey(object.metadata), default: []].append(object) }
         for object in snapshot.referenceGrants { referenceGrants[ObjectKey(object.metadata), default: []].append(object) }
         for object in snapshot.namespaces { namespaces[object.metadata.name, default: []].append(object) }
+        for object in snapshot.secrets { secrets[ObjectKey(object.metadata), default: []].append(object) }
     }
 
     /// The Gateways an HTTPRoute names in its parentRefs (kind Gateway of the Gateway API group;
@@ -126,6 +130,19 @@ public struct ClusterIndex: Hashable, Sendable {
     private var gatewaysSelectingNamespaces: Set<ObjectKey> {
         Set(gateways.filter { entry in
             entry.value.contains { $0.spec.listeners.contains { $0.allowedRoutes?.namespaces?.from == "Selector" } }
+        }.keys)
+    }
+
+    /// Gateways with a listener whose certificateRefs name the Secret `key` (the namespace defaults to the Gateway's).
+    private func gatewaysReferencing(secret key: ObjectKey) -> Set<ObjectKey> {
+        Set(gateways.filter { entry in
+            entry.value.contains { gateway in
+                gateway.spec.listeners.contains { listener in
+                    (listener.tls?.certificateRefs ?? []).contains { ref in
+                        (ref.kind ?? "Secret") == "Secret" && ObjectKey(namespace: ref.namespace ?? gateway.metadata.namespace, name: ref.name) == key
+                    }
+                }
+            }
         }.keys)
     }
 
@@ -181,6 +198,9 @@ public struct ClusterIndex: Hashable, Sendable {
         case .namespaces(let name, let objects):
             namespaces[name] = objects.isEmpty ? nil : objects
             touched.gateways = gatewaysSelectingNamespaces
+        case .secrets(let key, let objects):
+            secrets[key] = objects.isEmpty ? nil : objects
+            touched.gateways = gatewaysReferencing(secret: key)
         }
         return touched
     }
@@ -191,7 +211,7 @@ public struct ClusterIndex: Hashable, Sendable {
         return ClusterSnapshot(
             services: ordered(services), endpointSlices: ordered(endpointSlices), endpoints: ordered(endpoints), nodes: ordered(nodes),
             gatewayClasses: ordered(gatewayClasses), gateways: ordered(gateways), httpRoutes: ordered(httpRoutes),
-            referenceGrants: ordered(referenceGrants), namespaces: ordered(namespaces))
+            referenceGrants: ordered(referenceGrants), namespaces: ordered(namespaces), secrets: ordered(secrets))
     }
 
     /// The slices of one Service in name order (objects with one name in their stored order).
@@ -227,6 +247,7 @@ public struct ClusterIndex: Hashable, Sendable {
             + diff(old.httpRoutes, new.httpRoutes, key: { ObjectKey($0.metadata) }, ClusterChange.httpRoutes)
             + diff(old.referenceGrants, new.referenceGrants, key: { ObjectKey($0.metadata) }, ClusterChange.referenceGrants)
             + diff(old.namespaces, new.namespaces, key: { $0.metadata.name }, ClusterChange.namespaces)
+            + diff(old.secrets, new.secrets, key: { ObjectKey($0.metadata) }, ClusterChange.secrets)
     }
 }
 
