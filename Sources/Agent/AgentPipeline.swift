@@ -70,15 +70,22 @@ public struct AgentPipeline: Sendable {
         logger.info(
             "re-adopted \(adopted.services.values.filter { $0.master != nil }.count) frontends and \(adopted.backends.count) backends from the pins; no change until the first full sync")
         let output = MapWriterOutput(writer: writer, executor: executor, onSync: onSync)
-        return services(source: source, outputs: [output])
+        // Each Gateway listener keeps the proxy port its frontends have in the pins.
+        let inherited = adopted.l7ProxyPorts
+        if !inherited.isEmpty { logger.info("\(Set(inherited.values).count) proxy ports found in the pins; kept for their Gateways") }
+        return services(source: source, outputs: [output], inheritedProxyPorts: inherited)
     }
 
     /// The services over given outputs (tests use in-memory ones).
-    public func services(source: some ClusterStateSource, outputs: [any L4MapOutput]) -> [any ServiceLifecycle.Service] {
+    /// - Parameter inheritedProxyPorts: the proxy port of each L7LB frontend already programmed.
+    public func services(
+        source: some ClusterStateSource, outputs: [any L4MapOutput], inheritedProxyPorts: [Frontend: UInt16] = [:]
+    ) -> [any ServiceLifecycle.Service] {
         let inbox = Inbox<PipelineEvent>()
         let runners = outputs.map { OutputRunner(output: $0, policy: options.retry, logger: logger) }
         let reconciler = ReconcileService(
-            options: options, inbox: inbox, runners: runners, proxy: proxy, onGatewayBuild: onGatewayBuild, logger: logger)
+            options: options, inbox: inbox, runners: runners, proxy: proxy, onGatewayBuild: onGatewayBuild,
+            inheritedProxyPorts: inheritedProxyPorts, logger: logger)
         let proxyServices: [any ServiceLifecycle.Service] = proxy.map { [$0] } ?? []
         return proxyServices + runners.map { OutputService(runner: $0) } + [reconciler, SourceService(source: source, inbox: inbox)]
     }
@@ -131,6 +138,7 @@ struct ReconcileService: ServiceLifecycle.Service {
     let runners: [OutputRunner]
     let proxy: L7ProxyOutput?
     let onGatewayBuild: (@Sendable (GatewayState) -> Void)?
+    let inheritedProxyPorts: [Frontend: UInt16]
     let logger: Logger
 
     func run() async throws {
@@ -153,7 +161,7 @@ struct ReconcileService: ServiceLifecycle.Service {
 
     private func loop() async {
         var reconciler = L4Reconciler(options: options.translatorOptions)
-        var allocator = ProxyPortStage(range: options.proxyPorts)
+        var allocator = ProxyPortStage(range: options.proxyPorts, inherited: inheritedProxyPorts)
         var gateway = GatewayStage()
         var publishedTables: [UInt16: PortRouteTable]?
         var gatewayWarnings = Set<GatewayWarning>()

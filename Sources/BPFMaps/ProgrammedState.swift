@@ -51,4 +51,15 @@ public struct ProgrammedState: Hashable, Sendable {
         return state
     }
 
+    /// The proxy port of every L7LB frontend the maps hold: what a restarted agent hands its
+    /// allocation stage so each Gateway listener keeps its port (`ProxyPortStage`).
+    public var l7ProxyPorts: [Frontend: UInt16] {
+        var out: [Frontend: UInt16] = [:]
+        for (key, entries) in services {
+            guard let master = entries.master, master.isL7LB, let frontend = key.frontend,
+                  let port = UInt16(exactly: master.union), port != 0 else { continue }
+            out[frontend] = port
+        }
+        return out
+    }
 }
