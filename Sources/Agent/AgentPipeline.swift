@@ -175,14 +175,14 @@ struct ReconcileService: ServiceLifecycle.Service {
             var translated = 0
             var fullState: DesiredL4State?
             var resync = false
-            // Whether the Gateway state must be built again: always on a full path, else only when
-            // a step touched what it reads.
-            var gatewayTouched = false
+            // What of the Gateway state must be built again: everything on a full path, else the
+            // Gateways a step affected.
+            var gatewayWork = GatewayStage.Work.none
 
             func flush() {
                 guard !pending.isEmpty else { return }
                 let step = reconciler.apply(pending)
-                if !gatewayTouched { gatewayTouched = gateway.needsRebuild(step.touched, index: reconciler.index) }
+                gatewayWork.formUnion(gateway.affected(step.touched, index: reconciler.index))
                 pending = []
                 translated += step.translated.count
                 changes.merge(step.changes) { _, new in new }
@@ -198,7 +198,7 @@ struct ReconcileService: ServiceLifecycle.Service {
                     changes = [:]
                     fullState = reconciler.state
                     synced = true
-                    gatewayTouched = true
+                    gatewayWork = .all
                 case .source(.snapshot(let snapshot)):
                     // A whole reload (files): diffed by key against what is indexed.
                     flush()
@@ -208,14 +208,14 @@ struct ReconcileService: ServiceLifecycle.Service {
                     if synced { pending += more }
                 case .resync:
                     resync = synced
-                    gatewayTouched = gatewayTouched || synced
+                    if synced { gatewayWork = .all }
                 }
             }
             flush()
-            if synced && gatewayTouched && !gateway.isIdle(index: reconciler.index) {
+            if synced && gatewayWork != .none && !gateway.isIdle(index: reconciler.index) {
                 // Gateway frontends go to the proxy; a Service port whose Gateway came or went is
                 // sent again, marked or not.
-                let flipped = gateway.rebuild(index: reconciler.index)
+                let flipped = gateway.rebuild(gatewayWork, index: reconciler.index)
                 onGatewayBuild?(gateway.gateways)
                 if fullState == nil && !flipped.isEmpty {
                     for (frontend, entry) in reconciler.desired where flipped.contains(GatewayStage.key(of: entry)) {
