@@ -102,7 +102,7 @@ struct GatewayClusterTests {
         ]
     }
 
-    @Test("Host routing through the Gateway's NodePort on every node; status written by the leader; an HTTPRoute edit moves the traffic")
+    @Test("Host routing through the Gateway's NodePort on every node; status written by the leader; an HTTPRoute edit moves the traffic; an agent restart keeps routing")
     func hostRouting() async throws {
         try await withLocalCluster { cluster in
             let ns = Self.namespace
@@ -197,6 +197,14 @@ struct GatewayClusterTests {
             }
             // Unrelated L4 Services still work beside it.
             #expect(try await cluster.get("\(cluster.nodeIP("node-a")):30091").hasPrefix("ok app-a-1 "))
+
+            // node-a's agent killed and restarted: it re-adopts the pins (its L7LB frontends and
+            // their proxy port), reopens the proxy port and routes by Host again.
+            try await cluster.killAgent("node-a")
+            try await cluster.startAgent("node-a")
+            try await cluster.waitFor("\(cluster.nodeIP("node-a")):\(nodePort)", host: "a.example.com") { $0.hasPrefix("ok app-b-1 ") }
+            #expect(try await cluster.get("\(cluster.nodeIP("node-a")):\(nodePort)", host: "b.example.com") == "http 404")
+            #expect(cluster.agentLog("node-a").contains("proxy ports found in the pins; kept for their Gateways"), "the restarted agent read its proxy port back")
         }
     }
 }
