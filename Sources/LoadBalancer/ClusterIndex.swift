@@ -41,7 +41,7 @@ public enum ClusterChange: Hashable, Sendable {
     case httpRoutes(ObjectKey, [HTTPRoute])
     case referenceGrants(ObjectKey, [ReferenceGrant])
     case namespaces(String, [Namespace])
-    /// TLS Secrets named by HTTPS listeners' certificateRefs.
+    /// TLS Secrets (HTTPS listeners' certificateRefs).
     case secrets(ObjectKey, [Secret])
 }
 
@@ -133,13 +133,15 @@ public struct ClusterIndex: Hashable, Sendable {
         }.keys)
     }
 
-    /// Gateways with a listener whose certificateRefs name the Secret `key` (the namespace defaults to the Gateway's).
+    /// Gateways with a listener whose certificateRefs name the Secret `key` (the namespace
+    /// defaults to the Gateway's; group "" and kind Secret by default).
     private func gatewaysReferencing(secret key: ObjectKey) -> Set<ObjectKey> {
         Set(gateways.filter { entry in
             entry.value.contains { gateway in
                 gateway.spec.listeners.contains { listener in
                     (listener.tls?.certificateRefs ?? []).contains { ref in
-                        (ref.kind ?? "Secret") == "Secret" && ObjectKey(namespace: ref.namespace ?? gateway.metadata.namespace, name: ref.name) == key
+                        (ref.group ?? "").isEmpty && (ref.kind ?? "Secret") == "Secret"
+                            && ObjectKey(namespace: ref.namespace ?? gateway.metadata.namespace, name: ref.name) == key
                     }
                 }
             }

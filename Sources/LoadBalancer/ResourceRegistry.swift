@@ -121,10 +121,8 @@ public enum ResourceRegistry {
         Namespace.self, selectors: gatewaySelectors, store: { $0.namespaces.append($1) }, objects: \.namespaces,
         change: { .namespaces($0.name, $1) })
     /// Not watched yet: TLS termination in cluster mode needs the Secret RBAC decided (manifests/).
-    /// A Secret change touches the Gateways whose listeners name it.
     public static let secrets = ResourceKind(
-        Secret.self, selectors: { _ in nil }, store: { $0.secrets.append($1) }, objects: \.secrets,
-        change: { .secrets(ObjectKey($0), $1) })
+        Secret.self, selectors: { _ in nil }, store: { $0.secrets.append($1) }, objects: \.secrets, change: { _, _ in nil })
 
     private static let gatewaySelectors: @Sendable (WatchScope) -> ListSelectors? = { $0.watchGateways ? ListSelectors() : nil }
 
