@@ -66,31 +66,4 @@ struct GatewayKeysTests {
         let changes = ClusterIndex.changes(from: old, to: new)
         #expect(changes == [.gateways(Self.key("b"), []), .httpRoutes(Self.key("r"), new.httpRoutes)])
     }
-
-    @Test("a Secret touches the Gateways whose listeners name it (namespace defaulting to the Gateway's); snapshots and diffs carry it")
-    func secretTouchesReferencingGateways() {
-        func https(_ name: String, namespace: String, ref: SecretObjectReference) -> Gateway {
-            Gateway(
-                metadata: ObjectMeta(name: name, namespace: namespace),
-                spec: GatewaySpec(gatewayClassName: "portway", listeners: [
-                    Listener(name: "https", port: 443, protocol: "HTTPS", tls: GatewayTLSConfig(certificateRefs: [ref])),
-                ]))
-        }
-        var index = ClusterIndex(ClusterSnapshot(gateways: [
-            https("local", namespace: "demo", ref: SecretObjectReference(name: "cert")),
-            https("remote", namespace: "infra", ref: SecretObjectReference(name: "cert", namespace: "demo")),
-            https("other", namespace: "infra", ref: SecretObjectReference(name: "cert")),
-            Self.gateway("plain"),
-        ]))
-        let secret = Secret(metadata: ObjectMeta(name: "cert", namespace: "demo"), type: Secret.tlsType, data: ["tls.crt": "", "tls.key": ""])
-        #expect(index.apply(.secrets(Self.key("cert"), [secret])).gateways == [Self.key("local"), Self.key("remote", "infra")])
-        #expect(index.secrets[Self.key("cert")] == [secret])
-        #expect(index.snapshot.secrets == [secret])
-        #expect(index.apply(.secrets(Self.key("unnamed"), [])).gateways.isEmpty)
-        var without = index.snapshot
-        without.secrets = []
-        #expect(ClusterIndex.changes(from: index.snapshot, to: without) == [.secrets(Self.key("cert"), [])])
-        #expect(index.apply(.secrets(Self.key("cert"), [])).gateways == [Self.key("local"), Self.key("remote", "infra")])
-        #expect(index.secrets.isEmpty)
-    }
 }
