@@ -12,8 +12,11 @@ import LoadBalancer
 ///
 /// Across agent restarts: the stage starts with the proxy ports the pinned maps hold by frontend
 /// (`inherited`, read back from the L7LB master entries). A Service port that gets its first port
-/// takes the one one of its frontends held, unless another Service port uses it now, so every
+/// takes the one most of its frontends held, unless another Service port uses it now, so every
 /// Gateway listener keeps its port whatever order the Gateways are listed in after the restart.
+/// (`GatewayFrontends.previousAssignment` does the same per Gateway key given a desired state; the
+/// stage's keys are Service ports, and it holds the pins' ports by frontend until the first
+/// snapshot names their Service ports.)
 public struct ProxyPortStage: Sendable {
     public let allocator: ProxyPortAllocator
     private var assigned: [ProxyPortKey: UInt16] = [:]
