@@ -3,5 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build -c release --product portway-bench
+swift build -c release --product portway
 .build/release/portway-bench
 ./scripts/bench-datapath.sh
+PORTWAY="$(swift build -c release --show-bin-path)/portway" ./scripts/bench-l7.sh

@@ -13,7 +13,8 @@ public enum BackendChoice: Equatable, Sendable {
         let total = backends.reduce(UInt64(0)) { $0 + UInt64($1.weight) }
         // No backend, or all weights 0: the Gateway API answers 500.
         guard total > 0 else { return .status(500) }
-        var ticket = random(total)
+        // A draw from 0..<1 is always 0: no draw (the common single-backend, single-endpoint route).
+        var ticket = total > 1 ? random(total) : 0
         for backend in backends where backend.weight > 0 {
             if ticket < UInt64(backend.weight) {
                 switch backend.target {
@@ -23,7 +24,7 @@ public enum BackendChoice: Equatable, Sendable {
                     guard !endpoints.isEmpty else { return .status(503) }
                     var candidates = endpoints
                     if let avoiding, candidates.count > 1 { candidates.removeAll { $0 == avoiding } }
-                    return .endpoint(candidates[Int(random(UInt64(candidates.count)))])
+                    return .endpoint(candidates.count == 1 ? candidates[0] : candidates[Int(random(UInt64(candidates.count)))])
                 }
             }
             ticket -= UInt64(backend.weight)

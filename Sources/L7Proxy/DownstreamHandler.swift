@@ -41,7 +41,7 @@ struct ConnectionContext {
     var routes: RouteTableHolder
     var metrics: ProxyMetrics
     var pool: UpstreamPool
-    var random: @Sendable (UInt64) -> UInt64 = { UInt64.random(in: 0..<$0) }
+    var random: @Sendable (UInt64) -> UInt64 = FastRandom.draw
     var logger = Logger(label: "portway.proxy")
 }
 
@@ -72,8 +72,12 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     private var lastActivity: NIODeadline = .now()
     private var requestsSeen = 0
     private var upgradeRequested = false
+    /// The client's address for X-Forwarded-For, formatted at the connection's first request.
+    private var clientAddress: String??
 
     private var waitTimer: Scheduled<Void>?
+    /// The request-head deadline (from the head's first byte), armed as `waitTimer` when the read ends.
+    private var pendingHeadDeadline: NIODeadline?
     private var idleTimer: Scheduled<Void>?
     private var requestTimer: Scheduled<Void>?
     private var readHeld = false
@@ -144,7 +148,19 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
 
     func channelReadComplete(context: ChannelHandlerContext) {
         upstream?.flush()
+        if let deadline = pendingHeadDeadline {
+            pendingHeadDeadline = nil
+            armWaitTimer(at: deadline, context: context)
+        }
         context.fireChannelReadComplete()
+    }
+
+    private func armWaitTimer(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        waitTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+            guard let self else { return }
+            self.waitTimer = nil
+            self.run(self.machine.waitTimerFired())
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -196,7 +212,13 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
             // Request smuggling guard (RFC 9112 §6.1); the decoder rejects most of these already.
             return .reject(.init(status: .badRequest))
         }
-        let clientAddress = context.channel.remoteAddress?.clientIP
+        let clientAddress: String?
+        if let known = self.clientAddress {
+            clientAddress = known
+        } else {
+            clientAddress = context.channel.remoteAddress?.clientIP
+            self.clientAddress = .some(clientAddress)
+        }
         let request = RoutingRequest(
             proxyPort: shared.proxyPort, host: target.host, path: target.path, query: target.query,
             method: head.method.rawValue, headers: head.headers, clientAddress: clientAddress, isTLS: shared.isTLS
@@ -241,17 +263,20 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         switch action {
         case .armWaitTimer(let kind):
             waitTimer?.cancel()
+            waitTimer = nil
             probe.watching = kind == .keepAlive
-            let delay = kind == .keepAlive ? shared.options.keepAliveTimeout : shared.options.requestHeadTimeout
-            waitTimer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
-                guard let self else { return }
-                self.waitTimer = nil
-                self.run(self.machine.waitTimerFired())
+            if kind == .keepAlive {
+                armWaitTimer(at: now + shared.options.keepAliveTimeout, context: context)
+            } else {
+                // Usually the whole head is in the read that started it and the timer would be cancelled
+                // before this read ends: it is armed at the end of the read, only if still needed.
+                pendingHeadDeadline = now + shared.options.requestHeadTimeout
             }
         case .cancelWaitTimer:
             probe.watching = false
             waitTimer?.cancel()
             waitTimer = nil
+            pendingHeadDeadline = nil
         case .startExchangeTimers:
             startExchangeTimers(context: context)
         case .cancelExchangeTimers:
@@ -371,6 +396,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     }
 
     private func cancelAllTimers() {
+        pendingHeadDeadline = nil
         waitTimer?.cancel()
         idleTimer?.cancel()
         requestTimer?.cancel()

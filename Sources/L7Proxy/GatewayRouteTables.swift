@@ -3,20 +3,54 @@ import LoadBalancer
 
 /// The Gateway control plane's route tables as the proxy's router: one `PortRouteTable` per proxy
 /// port, matched with `RouteMatcher.match` (the same matcher `portway explain` uses).
+///
+/// What does not depend on the request is prepared once per table, not per request: each rule
+/// match's decision (backends as upstreams, filters, route label) and whether any rule of the port
+/// matches on headers (if none does, the matcher is not handed the request's headers to normalize).
 public struct GatewayRouteTableRouter: RequestRouter {
-    public var tables: [UInt16: PortRouteTable]
+    public var tables: [UInt16: PortRouteTable] {
+        didSet { compiled = tables.mapValues(CompiledTable.init) }
+    }
+    private var compiled: [UInt16: CompiledTable]
+
+    /// One port's table with its per-rule decisions, indexed like `table.listeners[l].rules[p]`.
+    private struct CompiledTable: Sendable {
+        var table: PortRouteTable
+        var matchesHeaders: Bool
+        var decisions: [[RoutingDecision]]
+
+        init(_ table: PortRouteTable) {
+            self.table = table
+            matchesHeaders = table.listeners.contains { $0.rules.contains { !$0.matchSpec.headers.isEmpty } }
+            decisions = table.listeners.map { $0.rules.map(GatewayRouteTableRouter.decision(for:)) }
+        }
+    }
 
     public init(tables: [UInt16: PortRouteTable]) {
         self.tables = tables
+        self.compiled = tables.mapValues(CompiledTable.init)
     }
 
     public func route(_ request: RoutingRequest) -> RoutingDecision {
-        guard let table = tables[request.proxyPort] else { return .respond(status: 404, route: .none) }
+        guard let port = compiled[request.proxyPort] else { return .respond(status: 404, route: .none) }
         // The matcher splits and percent-decodes the query itself.
-        let target = request.path + (request.query.map { "?\($0)" } ?? "")
-        let headers = request.headers.map { KubeModels.HTTPHeader(name: $0.name, value: $0.value) }
-        let match = RouteMatcher.match(table, request: RouteRequest(host: request.host, path: target, method: request.method, headers: headers))
+        let target = request.query.map { request.path + "?" + $0 } ?? request.path
+        let headers = port.matchesHeaders ? request.headers.map { KubeModels.HTTPHeader(name: $0.name, value: $0.value) } : []
+        let match = RouteMatcher.match(port.table, request: RouteRequest(host: request.host, path: target, method: request.method, headers: headers))
         guard let entry = match.entry else { return .respond(status: 404, route: .none) }
+        // The winner is one of the listener's rules; its decision was built with the table.
+        if let listener = match.listener,
+            let position = port.table.listeners[listener].rules.firstIndex(where: {
+                $0.rule == entry.rule && $0.match == entry.match && $0.route == entry.route
+            })
+        {
+            return port.decisions[listener][position]
+        }
+        return Self.decision(for: entry)
+    }
+
+    /// The decision for a request that matched `entry`: forward to its backends with its filters, or redirect.
+    static func decision(for entry: RouteTableEntry) -> RoutingDecision {
         var forward = ForwardDecision(backends: entry.backends.map(Self.upstream), route: RouteLabel("\(entry.route)/rule\(entry.rule)"))
         let prefix = entry.matchSpec.pathKind == .pathPrefix ? entry.matchSpec.path : nil
         if let redirect = RuleFilters.apply(entry.filters, matchedPrefix: prefix, to: &forward) { return .redirect(redirect) }

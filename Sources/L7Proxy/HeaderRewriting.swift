@@ -16,7 +16,8 @@ struct RequestTarget: Equatable {
     static func parse(_ head: HTTPRequestHead) throws(Problem) -> RequestTarget {
         var uri = head.uri
         var authority: String?
-        let lowered = uri.lowercased()
+        // Origin-form ("/...") is the common case: only a target not starting with "/" is lowercased to look for a scheme.
+        let lowered = uri.utf8.first == UInt8(ascii: "/") ? "" : String(uri.prefix(8)).lowercased()
         if lowered.hasPrefix("http://") || lowered.hasPrefix("https://") {
             let afterScheme = uri.dropFirst(lowered.hasPrefix("http://") ? 7 : 8)
             let slash = afterScheme.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? afterScheme.endIndex
@@ -46,6 +47,12 @@ struct RequestTarget: Equatable {
 
     /// Lowercased host without port; IPv6 literals keep no brackets.
     static func hostWithoutPort(_ authority: String) -> String {
+        // Fast path: already a plain lowercase name or IPv4 address (what clients send), returned as is.
+        if authority.utf8.allSatisfy({ ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") }),
+            authority.utf8.last != UInt8(ascii: ".")
+        {
+            return authority
+        }
         var text = authority.trimmingSpaces()
         if let at = text.lastIndex(of: "@") { text = String(text[text.index(after: at)...]) }
         if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
@@ -58,6 +65,20 @@ struct RequestTarget: Equatable {
 }
 
 extension String {
+    /// ASCII case-insensitive equality with a lowercase ASCII literal, without allocating.
+    func isASCIICaseInsensitiveEqual(to lowercase: StaticString) -> Bool {
+        guard utf8.count == lowercase.utf8CodeUnitCount else { return false }
+        return lowercase.withUTF8Buffer { expected in
+            var index = 0
+            for byte in utf8 {
+                let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+                if folded != expected[index] { return false }
+                index += 1
+            }
+            return true
+        }
+    }
+
     func trimmingSpaces() -> String {
         var s = Substring(self)
         while s.first == " " || s.first == "\t" { s.removeFirst() }
@@ -74,11 +95,40 @@ enum HeaderRewriting {
     ]
 
     static func removeHopByHop(_ headers: inout HTTPHeaders) {
-        let named = headers["connection"].flatMap { $0.split(separator: ",") }.map {
-            String($0).trimmingSpaces().lowercased()
+        // One pass to see whether there is anything to remove: usually at most a Connection header.
+        var connectionSeen = false
+        var hopByHopSeen = false
+        for (name, _) in headers {
+            if name.utf8.count == 10, name.isASCIICaseInsensitiveEqual(to: "connection") {
+                connectionSeen = true
+            } else if isHopByHop(name) {
+                hopByHopSeen = true
+            }
         }
-        for name in hopByHop { headers.remove(name: name) }
-        for name in named where !name.isEmpty { headers.remove(name: name) }
+        guard connectionSeen || hopByHopSeen else { return }
+        var named: [String] = []
+        if connectionSeen {
+            named = headers["connection"].flatMap { $0.split(separator: ",") }.map {
+                String($0).trimmingSpaces().lowercased()
+            }
+            headers.remove(name: "connection")
+        }
+        if hopByHopSeen {
+            for name in hopByHop where name != "connection" { headers.remove(name: name) }
+        }
+        for name in named where !name.isEmpty && headers.contains(name: name) { headers.remove(name: name) }
+    }
+
+    /// Whether `name` is one of `hopByHop`, without allocating a lowercased copy.
+    static func isHopByHop(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 2: return name.isASCIICaseInsensitiveEqual(to: "te")
+        case 7: return name.isASCIICaseInsensitiveEqual(to: "trailer") || name.isASCIICaseInsensitiveEqual(to: "upgrade")
+        case 10: return name.isASCIICaseInsensitiveEqual(to: "connection") || name.isASCIICaseInsensitiveEqual(to: "keep-alive")
+        case 16: return name.isASCIICaseInsensitiveEqual(to: "proxy-connection")
+        case 17: return name.isASCIICaseInsensitiveEqual(to: "transfer-encoding")
+        default: return false
+        }
     }
 
     /// The `for=` value of Forwarded (RFC 7239 §6): IPv6 quoted in brackets.

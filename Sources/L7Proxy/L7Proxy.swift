@@ -79,7 +79,7 @@ public final class L7Proxy: Sendable {
         group: any EventLoopGroup, routes: RouteTableHolder = RouteTableHolder(), options: ProxyOptions = ProxyOptions(),
         binder: any ListenerBinder = AddressBinder(), connector: any UpstreamConnector = TCPUpstreamConnector(),
         metrics: ProxyMetrics = ProxyMetrics(),
-        random: @escaping @Sendable (UInt64) -> UInt64 = { UInt64.random(in: 0..<$0) },
+        random: (@Sendable (UInt64) -> UInt64)? = nil,
         logger: Logger = Logger(label: "portway.proxy")
     ) {
         self.logger = logger
@@ -89,7 +89,8 @@ public final class L7Proxy: Sendable {
         self.binder = binder
         self.connector = connector
         self.metrics = metrics
-        self.random = random
+        // Uniform in 0..<n; by default a fast generator (the system one costs a system call per draw).
+        self.random = random ?? FastRandom.draw
     }
 
     /// The ports listening now (the bound port for listeners opened with port 0).

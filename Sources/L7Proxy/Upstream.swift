@@ -35,7 +35,8 @@ final class UpstreamConnection {
     let channel: any Channel
     let endpoint: UpstreamEndpoint
     fileprivate let handler: UpstreamHandler
-    fileprivate var idleTimer: Scheduled<Void>?
+    /// When it last went back to the pool.
+    fileprivate var idleSince: NIODeadline = .distantPast
 
     fileprivate init(channel: any Channel, endpoint: UpstreamEndpoint, handler: UpstreamHandler) {
         self.channel = channel
@@ -131,11 +132,17 @@ private final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandl
 
 /// Idle upstream connections per backend endpoint, one pool per event loop (so an exchange and its
 /// upstream connection share a loop and never hop threads).
+///
+/// A connection idle for `upstreamIdleTimeout` is closed. Rather than one timer per release (armed and
+/// cancelled for every request), one sweep timer per pool is armed for the oldest idle connection's
+/// deadline: each endpoint's list is in release order and `acquire` takes the most recently released.
 final class UpstreamPool {
     private let eventLoop: any EventLoop
     private let connector: any UpstreamConnector
     private let options: ProxyOptions
     private var idle: [UpstreamEndpoint: [UpstreamConnection]] = [:]
+    private var sweepTimer: Scheduled<Void>?
+    private var sweepDeadline: NIODeadline?
 
     init(eventLoop: any EventLoop, connector: any UpstreamConnector, options: ProxyOptions) {
         self.eventLoop = eventLoop
@@ -153,10 +160,8 @@ final class UpstreamPool {
         completion: @escaping (Result<(UpstreamConnection, reused: Bool), any Error>) -> Void
     ) {
         if !fresh {
-            while var list = idle[endpoint], let connection = list.popLast() {
-                idle[endpoint] = list.isEmpty ? nil : list
-                connection.idleTimer?.cancel()
-                connection.idleTimer = nil
+            while let connection = idle[endpoint]?.popLast() {
+                if idle[endpoint]?.isEmpty == true { idle[endpoint] = nil }
                 connection.handler.onIdleClose = nil
                 if connection.channel.isActive {
                     completion(.success((connection, true)))
@@ -202,28 +207,54 @@ final class UpstreamPool {
             guard let self, let connection else { return }
             self.remove(connection)
         }
-        connection.idleTimer = eventLoop.assumeIsolated().scheduleTask(in: options.upstreamIdleTimeout) { [weak self, weak connection] in
-            guard let self, let connection else { return }
-            self.remove(connection)
-            connection.channel.close(promise: nil)
-        }
+        connection.idleSince = eventLoop.now
         connection.handler.resumeReads()
         idle[connection.endpoint, default: []].append(connection)
+        if sweepDeadline == nil { armSweep(at: connection.idleSince + options.upstreamIdleTimeout) }
     }
 
     private func remove(_ connection: UpstreamConnection) {
-        connection.idleTimer?.cancel()
-        connection.idleTimer = nil
         idle[connection.endpoint]?.removeAll { $0 === connection }
         if idle[connection.endpoint]?.isEmpty == true { idle[connection.endpoint] = nil }
     }
 
+    private func armSweep(at deadline: NIODeadline) {
+        sweepDeadline = deadline
+        sweepTimer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+            self?.sweep()
+        }
+    }
+
+    /// Closes the connections idle for the timeout, then arms the timer for the oldest one left.
+    private func sweep() {
+        sweepTimer = nil
+        sweepDeadline = nil
+        let now = eventLoop.now
+        var oldest: NIODeadline?
+        for endpoint in Array(idle.keys) {
+            guard var list = idle[endpoint] else { continue }
+            let expired = Array(list.prefix { $0.idleSince + options.upstreamIdleTimeout <= now })
+            list.removeFirst(expired.count)
+            idle[endpoint] = list.isEmpty ? nil : list
+            for connection in expired {
+                connection.handler.onIdleClose = nil
+                connection.channel.close(promise: nil)
+            }
+            if let first = list.first { oldest = min(oldest ?? first.idleSince, first.idleSince) }
+        }
+        if let oldest { armSweep(at: oldest + options.upstreamIdleTimeout) }
+    }
+
     /// Closes every idle connection.
     func closeAll() {
-        for connection in idle.values.joined() {
-            connection.idleTimer?.cancel()
+        sweepTimer?.cancel()
+        sweepTimer = nil
+        sweepDeadline = nil
+        let all = idle.values.joined()
+        idle = [:]
+        for connection in all {
+            connection.handler.onIdleClose = nil
             connection.channel.close(promise: nil)
         }
-        idle = [:]
     }
 }

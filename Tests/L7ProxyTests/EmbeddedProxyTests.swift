@@ -234,6 +234,44 @@ import Testing
         #expect(text.hasSuffix("\r\n\r\nhi"))
         #expect(!h.client.isActive)
     }
+
+    @Test func pooledUpstreamIsClosedAfterItsIdleTimeoutCountedFromItsLastRelease() throws {
+        var options = ProxyOptions()
+        options.upstreamIdleTimeout = .seconds(30)
+        options.keepAliveTimeout = .seconds(600)
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]), options: options)
+        func exchange(_ host: String, upstream index: Int) {
+            h.send("GET / HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+            _ = h.upstreamReceived(index)
+            h.upstreamSends(index, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            #expect(parseResponses(h.clientReceived()).map(\.status) == [200])
+        }
+        exchange("a.example.com", upstream: 0)  // t = 0: A idle until 30
+        h.loop.advanceTime(by: .seconds(20))
+        exchange("b.example.com", upstream: 1)  // t = 20: B idle until 50
+        h.loop.advanceTime(by: .seconds(5))
+        exchange("a.example.com", upstream: 0)  // t = 25: A reused (no new connection), idle again until 55
+        #expect(h.connector.upstreams.count == 2)
+        #expect(h.pool.idleCount == 2)
+
+        h.loop.advanceTime(by: .seconds(10))  // t = 35: A's first deadline passed, but it was used since
+        #expect(h.pool.idleCount == 2)
+        #expect(h.connector.upstreams[0].isActive)
+        h.loop.advanceTime(by: .seconds(16))  // t = 51: B expired
+        #expect(h.pool.idleCount == 1)
+        #expect(!h.connector.upstreams[1].isActive)
+        #expect(h.connector.upstreams[0].isActive)
+        h.loop.advanceTime(by: .seconds(5))  // t = 56: A expired too
+        #expect(h.pool.idleCount == 0)
+        #expect(!h.connector.upstreams[0].isActive)
+
+        // The pool arms its timer again for connections released later.
+        exchange("b.example.com", upstream: 2)
+        #expect(h.pool.idleCount == 1)
+        h.loop.advanceTime(by: .seconds(31))
+        #expect(h.pool.idleCount == 0)
+        #expect(!h.connector.upstreams[2].isActive)
+    }
 }
 
 @Suite struct EmbeddedUpgradeTests {

@@ -69,6 +69,27 @@ import Testing
         #expect(BackendChoice.choose(from: empty.backends) == .status(503))
     }
 
+    @Test func headerMatchesSeeTheRequestHeadersAndDecisionsFollowATableChange() {
+        // One rule matching on a header (the router hands the matcher headers only for such tables).
+        let canary = PortRouteTable(gateway: NamespacedName(namespace: Self.ns, name: "gw"), port: 80, listeners: [
+            ListenerRouteTable(name: "http", hostname: nil, protocol: .http, rules: [
+                Self.entry("canary", hostnames: ["a.example.com"], spec: RouteMatchSpec(headers: [ValueMatch(name: "x-canary", value: "1")]),
+                           backends: [Self.backend("svc-canary", "10.0.0.9")]),
+                Self.entry("a", rule: 1, hostnames: ["a.example.com"], backends: [Self.backend("svc-a", "10.0.0.1")]),
+            ]),
+        ])
+        var router = GatewayRouteTableRouter(tables: [10080: canary])
+        func label(_ headers: HTTPHeaders) -> String? {
+            guard case .forward(let f) = router.route(RoutingRequest(proxyPort: 10080, host: "a.example.com", path: "/", method: "GET", headers: headers)) else { return nil }
+            return f.route.name
+        }
+        #expect(label(["X-Canary": "1"]) == "default/canary/rule0")
+        #expect(label([:]) == "default/a/rule1")
+        // Replacing the tables replaces the prepared decisions too.
+        router.tables = [10080: Self.table]
+        #expect(label(["X-Canary": "1"]) == "default/a/rule0")
+    }
+
     /// The adapter driving the real proxy on loopback: Host picks the backend, unknown hosts get 404.
     @Test func routesRealTrafficThroughTheGatewayTable() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)

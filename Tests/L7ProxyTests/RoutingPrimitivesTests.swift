@@ -88,6 +88,12 @@ import Testing
         #expect(try RequestTarget.parse(absolute).host == "b.example.com")
         let v6 = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Host": "[fd00::1]:80"])
         #expect(try RequestTarget.parse(v6).host == "fd00::1")
+        let upperScheme = HTTPRequestHead(version: .http1_1, method: .GET, uri: "HTTPS://C.example.com?q", headers: ["Host": "ignored"])
+        #expect(try RequestTarget.parse(upperScheme) == RequestTarget(host: "c.example.com", path: "/", query: "q"))
+        let plain = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Host": "a-1.example.com"])
+        #expect(try RequestTarget.parse(plain).host == "a-1.example.com")
+        let trailingDot = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Host": "a.example.com."])
+        #expect(try RequestTarget.parse(trailingDot).host == "a.example.com")
     }
 
     @Test func requestTargetRejectsMissingOrDuplicateHost() {
@@ -127,6 +133,17 @@ import Testing
         for gone in ["connection", "x-secret", "keep-alive", "upgrade"] { #expect(!out.headers.contains(name: gone)) }
         #expect(out.headers["x-keep"] == ["yes"])
         #expect(out.headers["x-added"] == ["1"])
+    }
+
+    @Test func hopByHopRemovalWithoutConnectionHeaderAndInAnyCase() {
+        var headers: HTTPHeaders = ["TE": "trailers", "Proxy-Connection": "keep-alive", "X-Keep": "1", "TRAILER": "x"]
+        HeaderRewriting.removeHopByHop(&headers)
+        #expect(headers.map(\.name) == ["X-Keep"])
+        var untouched: HTTPHeaders = ["Host": "h", "Content-Length": "3"]
+        HeaderRewriting.removeHopByHop(&untouched)
+        #expect(untouched.map(\.name) == ["Host", "Content-Length"])
+        #expect(HeaderRewriting.isHopByHop("Transfer-Encoding") && HeaderRewriting.isHopByHop("upgrade"))
+        #expect(!HeaderRewriting.isHopByHop("x-upgrade") && !HeaderRewriting.isHopByHop("tf"))
     }
 
     @Test func upstreamHeadFramesABodylessPostAndQuotesIPv6InForwarded() throws {
