@@ -198,11 +198,10 @@ let package = Package(
     ]
 )
 
-// libFuzzer targets (`make fuzz`): only with PORTWAY_FUZZ set, built with -sanitize=fuzzer,address
-// in their own scratch path (.build-fuzz), so a normal `swift build` never sees them.
+// The libFuzzer driver (`make fuzz`): only with PORTWAY_FUZZ set, built with -sanitize=fuzzer,address
+// in its own scratch path (.build-fuzz), so a normal `swift build` never sees it. One executable for
+// every target: `portway-fuzz TARGET [libFuzzer flags]` (see fuzz/README.md).
 if Context.environment["PORTWAY_FUZZ"] != nil {
-    for name in ["yaml-file", "watch-stream", "kubeconfig", "translator", "lb-listing", "proxy-request"] {
-        package.targets.append(.executableTarget(
-            name: "fuzz-\(name)", dependencies: ["PortwayFuzzEntries"], path: "fuzz/targets/\(name)", swiftSettings: strict))
-    }
+    package.targets.append(.executableTarget(
+        name: "portway-fuzz", dependencies: ["PortwayFuzzEntries"], path: "fuzz/driver", swiftSettings: strict))
 }

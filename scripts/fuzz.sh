@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make fuzz`: builds each libFuzzer target (-sanitize=fuzzer,address, scratch path .build-fuzz) and
-# runs it for FUZZ_SECONDS (default 60) at low priority, one after the other. New inputs go to
+# `make fuzz`: builds the libFuzzer driver portway-fuzz (-sanitize=fuzzer,address, scratch path
+# .build-fuzz) and runs each target with it for FUZZ_SECONDS (default 60) at low priority, one after
+# the other, with LeakSanitizer on (a leak fails the run like a crash). New inputs go to
 # .build-fuzz/corpus/TARGET (the checked-in fuzz/corpus/TARGET is only read); crashes are written
 # to fuzz/crashes/ and make the run fail: minimise one, add it to fuzz/corpus/TARGET as
 # regress-NAME, and fix the bug. Usage: scripts/fuzz.sh [TARGET...]
@@ -11,9 +12,7 @@ SWIFT=${SWIFT:-swift}
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(yaml-file watch-stream kubeconfig translator lb-listing proxy-request)
 
-for t in "${TARGETS[@]}"; do
-  PORTWAY_FUZZ=1 nice -n 19 "$SWIFT" build --scratch-path .build-fuzz --product "fuzz-$t" -Xswiftc -sanitize=fuzzer,address
-done
+PORTWAY_FUZZ=1 nice -n 19 "$SWIFT" build --scratch-path .build-fuzz --product portway-fuzz -Xswiftc -sanitize=fuzzer,address
 
 mkdir -p fuzz/crashes
 failed=()
@@ -24,8 +23,8 @@ for t in "${TARGETS[@]}"; do
   log=.build-fuzz/fuzz-$t.log
   echo "== fuzz-$t for ${SECONDS_EACH}s"
   set +e
-  nice -n 19 ".build-fuzz/debug/fuzz-$t" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
-    -detect_leaks=0 -print_final_stats=1 -artifact_prefix="fuzz/crashes/$t-" "$work" "fuzz/corpus/$t" >"$log" 2>&1
+  nice -n 19 .build-fuzz/debug/portway-fuzz "$t" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
+    -detect_leaks=1 -print_final_stats=1 -artifact_prefix="fuzz/crashes/$t-" "$work" "fuzz/corpus/$t" >"$log" 2>&1
   rc=$?
   set -e
   done_line=$(grep -E '^#[0-9]+.*(DONE|cov:)' "$log" | tail -1 || true)
@@ -41,6 +40,6 @@ done
 echo
 echo "$summary"
 if [ ${#failed[@]} -gt 0 ]; then
-  echo "crashes in: ${failed[*]} (inputs in fuzz/crashes/, logs in .build-fuzz/fuzz-TARGET.log)"
+  echo "crashes or leaks in: ${failed[*]} (inputs in fuzz/crashes/, logs in .build-fuzz/fuzz-TARGET.log)"
   exit 1
 fi

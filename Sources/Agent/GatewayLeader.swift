@@ -4,6 +4,7 @@ import KubeModels
 import LoadBalancer
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// What the leader's Gateway controller is told.
 public enum GatewayControllerEvent: Sendable {
@@ -13,29 +14,40 @@ public enum GatewayControllerEvent: Sendable {
     case leadership(Bool)
     /// A write failed: try the whole pass again.
     case retry
+    /// Every Node, from the Node informer the controller runs while leading (term `term`): the
+    /// agents' own sources see only their own Node, the Gateways' NodePort addresses need all.
+    case nodes(term: Int, [Node])
 }
 
 /// The Gateway control plane's leader-only half: while this agent holds the Lease, it keeps the
 /// Gateways' Services and the Gateway API status (`GatewayWriters`) in line with the cluster
-/// state. Every agent runs it and folds the state; only the leader writes. A pass runs when this
-/// agent becomes leader and after each batch of changes that touch a Gateway (or one of the
-/// `portway-gw-` Services); a pass with failed writes is retried after `retryDelay`.
+/// state. Every agent runs it and folds the state; only the leader writes. While leading it also
+/// watches every Node (the NodePort Gateways' `status.addresses`; followers do not pay for that
+/// watch). A pass runs when this agent becomes leader (once its Node list is in), after each batch
+/// of changes that touch a Gateway (or one of the `portway-gw-` Services) and when a Node's
+/// InternalIP changes; a pass with failed writes is retried after `retryDelay`.
 public struct GatewayLeaderController: ServiceLifecycle.Service {
     public let inbox: Inbox<GatewayControllerEvent>
     public let writers: GatewayWriters
     let logger: Logger
     let retryDelay: Duration
+    /// The leader's Node informer (every Node; list selectors are ignored).
+    let nodeInformerOptions: InformerOptions
     /// Called after each pass (tests, metrics).
     let onPass: (@Sendable (GatewayWriteReport) -> Void)?
 
     public init(
         inbox: Inbox<GatewayControllerEvent>, writers: GatewayWriters, logger: Logger = Logger(label: "portway.gateway.leader"),
-        retryDelay: Duration = .seconds(5), onPass: (@Sendable (GatewayWriteReport) -> Void)? = nil
+        retryDelay: Duration = .seconds(5), nodeInformerOptions: InformerOptions = InformerOptions(),
+        onPass: (@Sendable (GatewayWriteReport) -> Void)? = nil
     ) {
         self.inbox = inbox
         self.writers = writers
         self.logger = logger
         self.retryDelay = retryDelay
+        var options = nodeInformerOptions
+        options.list = ListOptions()
+        self.nodeInformerOptions = options
         self.onPass = onPass
     }
 
@@ -48,11 +60,22 @@ public struct GatewayLeaderController: ServiceLifecycle.Service {
         var synced = false
         var leading = false
         var retry: Task<Void, Never>?
-        defer { retry?.cancel() }
+        // The Node informer of the current term, and what it last reported (nil: not listed yet).
+        var term = 0
+        var nodeWatch: Task<Void, Never>?
+        var allNodes: [Node]?
+        defer {
+            retry?.cancel()
+            nodeWatch?.cancel()
+        }
         while let batch = await inbox.next() {
             var due = false
             for event in batch {
                 switch event {
+                case .nodes(let from, let nodes):
+                    guard from == term, leading else { continue }  // From an earlier term.
+                    if allNodes.map(Self.internalIPs) != Self.internalIPs(nodes) { due = true }
+                    allNodes = nodes
                 case .source(.snapshot(let snapshot)):
                     index = ClusterIndex(snapshot)
                     synced = true
@@ -69,13 +92,19 @@ public struct GatewayLeaderController: ServiceLifecycle.Service {
                     leading = now
                     // A new term starts from what the objects hold, not from what an earlier term wrote.
                     if now { writers.reset() }
+                    term += 1
+                    nodeWatch?.cancel()
+                    nodeWatch = now ? watchNodes(term: term) : nil
+                    allNodes = nil
                     due = now
                 case .retry:
                     due = true
                 }
             }
-            guard due, synced, leading else { continue }
-            let report = await writers.write(index.snapshot)
+            guard due, synced, leading, let allNodes else { continue }
+            var snapshot = index.snapshot
+            snapshot.nodes = allNodes
+            let report = await writers.write(snapshot)
             for error in report.errors { logger.warning("\(error)") }
             onPass?(report)
             if !report.errors.isEmpty {
@@ -87,6 +116,56 @@ public struct GatewayLeaderController: ServiceLifecycle.Service {
                 }
             }
         }
+    }
+}
+
+extension GatewayLeaderController {
+    /// Runs an informer on every Node until cancelled; once it has listed, reports the whole set
+    /// after the list and after each change.
+    private func watchNodes(term: Int) -> Task<Void, Never> {
+        let inbox = inbox, logger = logger
+        // The informer's objects by name, kept from its events; reported whole once it has listed.
+        let nodes = Mutex<(listed: Bool, byName: [String: Node])>((false, [:]))
+        let report: @Sendable () -> Void = {
+            let all = nodes.withLock { $0.byName.values.sorted { $0.metadata.name < $1.metadata.name } }
+            inbox.push(.nodes(term: term, all))
+        }
+        let informer = Informer<Node>(
+            client: writers.client, options: nodeInformerOptions,
+            onStateChange: { state in
+                if case .backingOff(_, _, let reason) = state { logger.warning("nodes (the Gateways' NodePort addresses): \(reason)") }
+            },
+            handler: { event in
+                // Nodes update their status often; only a change of their InternalIPs is news here.
+                var relevant = true
+                if case .updated(let old, let new) = event { relevant = Self.internalIPs([old]) != Self.internalIPs([new]) }
+                let listed = nodes.withLock { state in
+                    switch event {
+                    case .added(let node), .updated(_, let node): state.byName[node.metadata.name] = node
+                    case .deleted(let node): state.byName[node.metadata.name] = nil
+                    }
+                    return state.listed
+                }
+                if listed && relevant { report() }
+            })
+        return Task {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await informer.run() }
+                await informer.waitForSync()
+                guard !Task.isCancelled else { return }
+                // From now on the handler reports; start from the store as listed.
+                nodes.withLock { $0 = (true, Dictionary(informer.store.items.map { ($0.metadata.name, $0) }, uniquingKeysWith: { $1 })) }
+                report()
+                await group.waitForAll()
+            }
+        }
+    }
+
+    /// The addresses a NodePort Gateway's status takes from Nodes: a pass is due when they change.
+    static func internalIPs(_ nodes: [Node]) -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        for node in nodes { out[node.metadata.name] = (node.status?.addresses ?? []).filter { $0.type == "InternalIP" }.map(\.address) }
+        return out
     }
 }
 

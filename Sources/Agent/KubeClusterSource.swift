@@ -63,6 +63,7 @@ public struct KubeClusterSource: ClusterStateSource {
         guard let selectors = declaration.selectors(scope) else { return nil }
         var options = informerOptions
         options.absentIsEmpty = declaration.optional
+        options.forbiddenIsEmpty = declaration.forbiddenIsNone
         options.list = ListOptions(labelSelector: selectors.labelSelector, fieldSelector: selectors.fieldSelector)
         let name = K.Resource.resource.plural
         let report = onStateChange
@@ -109,8 +110,10 @@ extension KubeClusterSource {
                 case .absent(let retry, let reason):
                     // Once, not at every retry: a cluster without the Gateway API CRDs is a normal setup.
                     if !absent.set(resource, true) {
-                        logger.warning(
-                            "\(resource): not served (\(reason)); are the Gateway API CRDs installed? Taken as none; checked again every \(retry.shortDescription)")
+                        let hint = reason.contains("forbidden") || reason.contains("403")
+                            ? "not readable (\(reason)); is the RBAC rule of manifests/portway.yaml granted?"
+                            : "not served (\(reason)); are the Gateway API CRDs installed?"
+                        logger.warning("\(resource): \(hint) Taken as none; checked again every \(retry.shortDescription)")
                     }
                 case .watching:
                     if troubled.set(resource, false) { logger.notice("\(resource): watching again") }

@@ -133,6 +133,7 @@ final class OutputRunner: Sendable {
         for error in report.errors { logger.error("\(output.name): \(error)") }
         for warning in report.warnings { logger.warning("\(output.name): \(warning)") }
         for note in report.notes { logger.debug("\(output.name): skipped \(note)") }
+        for line in report.debug { logger.debug("\(output.name): \(line)") }
         onReport?(report)
     }
 }

@@ -14,6 +14,8 @@ public struct OutputReport: Sendable {
     public var warnings: [String]
     /// Notes for the debug log (e.g. IPv6 entries not programmed yet).
     public var notes: [String]
+    /// Lines for the debug log as they are (e.g. the heap trim after a full sync).
+    public var debug: [String] = []
 
     public init(failed: Set<Frontend> = [], summary: String = "", errors: [String] = [], warnings: [String] = [], notes: [String] = []) {
         self.failed = failed
@@ -59,14 +61,26 @@ public final class MapWriterOutput: L4MapOutput {
         return report(try await executor.run { isCancelled in writer.apply(changes, isCancelled: isCancelled) })
     }
 
+    /// After the sync the heap is trimmed: the full sync's temporaries are freed by then.
     public func sync(_ state: DesiredL4State) async throws -> OutputReport {
         let writer = writer
-        return report(try await executor.run { isCancelled in writer.sync(state, isCancelled: isCancelled) })
+        let (summary, trim) = try await executor.run { isCancelled in
+            (writer.sync(state, isCancelled: isCancelled), HeapTrim.releaseFreePages())
+        }
+        var report = report(summary)
+        report.debug.append("after the sync, \(trim)")
+        return report
     }
 
+    /// After the repair the heap is trimmed, as after the first sync (the resync translated from scratch).
     public func repair(_ state: DesiredL4State) async throws -> OutputReport {
         let writer = writer
-        return report(try await executor.run { isCancelled in writer.repair(state, isCancelled: isCancelled) })
+        let (summary, trim) = try await executor.run { isCancelled in
+            (writer.repair(state, isCancelled: isCancelled), HeapTrim.releaseFreePages())
+        }
+        var report = report(summary)
+        report.debug.append("after the repair, \(trim)")
+        return report
     }
 
     private func report(_ summary: SyncSummary) -> OutputReport {

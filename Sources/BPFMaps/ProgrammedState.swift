@@ -51,8 +51,9 @@ public struct ProgrammedState: Hashable, Sendable {
         return state
     }
 
-    /// The proxy port of every L7LB frontend the maps hold: what a restarted agent hands its
-    /// allocation stage so each Gateway listener keeps its port (`ProxyPortStage`).
+    /// The L7 proxy port of every L7LB frontend the maps hold: what a restarted agent hands its
+    /// allocation stage so each Gateway listener keeps its port (`ProxyPortStage`), and what
+    /// `portway explain --bpffs` reports instead of allocating afresh. Port 0 is no port.
     public var l7ProxyPorts: [Frontend: UInt16] {
         var out: [Frontend: UInt16] = [:]
         for (key, entries) in services {

@@ -81,19 +81,32 @@ public struct GatewayView: Sendable {
 
     /// Loads `options.directory` and computes the view. Offline there are no maps to read back,
     /// so proxy ports are allocated afresh in key order (the agent keeps the ones in its maps).
-    public static func load(_ options: GatewayViewOptions, preferNodeWithAddress: IPAddress? = nil) throws(GatewayCommandError) -> GatewayView {
-        var addresses: [IPAddress] = []
-        for text in options.nodeIPs {
-            guard let ip = IPAddress(text) else { throw .invalidNodeIP(text) }
-            addresses.append(ip)
-        }
+    public static func load(_ options: GatewayViewOptions, preferNodeWithAddress: IPAddress? = nil, pinnedProxyPorts: [Frontend: UInt16] = [:]) throws(GatewayCommandError) -> GatewayView {
         let loaded: LoadResult
         do {
             loaded = try FileSource.load(directory: options.directory)
         } catch {
             throw .load(error)
         }
-        let snapshot = loaded.snapshot
+        return try build(
+            loaded.snapshot, loadWarnings: loaded.warnings.map(\.translationWarning), options: options, preferNodeWithAddress: preferNodeWithAddress,
+            pinnedProxyPorts: pinnedProxyPorts)
+    }
+
+    /// Computes the view of `snapshot`, however it was read (files, or one list of the API server's
+    /// objects for `--kubeconfig`): the same code for both, so they agree on the same objects.
+    /// Proxy ports are allocated in key order, as an agent starting on empty maps would.
+    /// With `pinnedProxyPorts` (each L7LB frontend's port as a node's maps hold it, `--bpffs`), the
+    /// ports the node uses are kept and only keys the maps lack get new ones.
+    public static func build(
+        _ snapshot: ClusterSnapshot, loadWarnings: [TranslationWarning] = [], options: GatewayViewOptions, preferNodeWithAddress: IPAddress? = nil,
+        pinnedProxyPorts: [Frontend: UInt16] = [:]
+    ) throws(GatewayCommandError) -> GatewayView {
+        var addresses: [IPAddress] = []
+        for text in options.nodeIPs {
+            guard let ip = IPAddress(text) else { throw .invalidNodeIP(text) }
+            addresses.append(ip)
+        }
         var nodeName = options.nodeName
         if nodeName.isEmpty {
             let byAddress = preferNodeWithAddress.flatMap { wanted in
@@ -104,10 +117,11 @@ public struct GatewayView: Sendable {
         if addresses.isEmpty, let node = snapshot.nodes.first(where: { $0.metadata.name == nodeName }) { addresses = NodeAddresses.of(node) }
         let gateways = GatewayState.build(snapshot, options: options.gateway)
         let keys = GatewayFrontends.keys(snapshot, ownedGateways: gateways.ownedGateways)
-        let allocation = options.proxyPorts.allocate(wanted: Set(keys.values), previous: [:])
         var state = Translator.translate(snapshot, options: TranslatorOptions(nodeName: nodeName, nodeAddresses: addresses))
+        let previous = GatewayFrontends.previousAssignment(programmed: pinnedProxyPorts, desired: state, keys: keys)
+        let allocation = options.proxyPorts.allocate(wanted: Set(keys.values), previous: previous)
         state = GatewayFrontends.markL7(state, keys: keys, allocation: allocation)
-        state.warnings = loaded.warnings.map(\.translationWarning) + state.warnings
+        state.warnings = loadWarnings + state.warnings
         return GatewayView(snapshot: snapshot, gateways: gateways, state: state, keys: keys, allocation: allocation, nodeName: nodeName)
     }
 }
@@ -115,7 +129,11 @@ public struct GatewayView: Sendable {
 extension FileSource {
     /// `portway routes`: every table with its proxy port, as JSON or a table.
     public static func routes(_ options: GatewayViewOptions, format: RoutesFormat) throws(GatewayCommandError) -> (stdout: String, stderr: String) {
-        let view = try GatewayView.load(options)
+        routes(try GatewayView.load(options), format: format)
+    }
+
+    /// `portway routes` of a view however its objects were read.
+    public static func routes(_ view: GatewayView, format: RoutesFormat) -> (stdout: String, stderr: String) {
         let warnings = view.gateways.warnings.map { JSONValue.object(["object": .string($0.object), "message": .string($0.message)]) }
         switch format {
         case .json:
@@ -147,6 +165,16 @@ extension FileSource {
 
     /// `portway explain`: follows one request through this node's maps and route tables.
     public static func explain(_ options: GatewayViewOptions, request: ExplainRequest, format: ExplainFormat) throws(GatewayCommandError) -> (stdout: String, explanation: Explanation) {
+        try explain(request: request, format: format) { address throws(GatewayCommandError) in
+            try GatewayView.load(options, preferNodeWithAddress: address)
+        }
+    }
+
+    /// `portway explain` over a view however its objects were read: `view` is given the address
+    /// the request goes to (the node that has it is "this node" unless one is named).
+    public static func explain(
+        request: ExplainRequest, format: ExplainFormat, view makeView: (IPAddress) throws(GatewayCommandError) -> GatewayView
+    ) throws(GatewayCommandError) -> (stdout: String, explanation: Explanation) {
         guard let colon = request.to.lastIndex(of: ":"),
               let address = IPv4Address(request.to[..<colon]),
               let port = UInt16(request.to[request.to.index(after: colon)...]), port > 0 else {
@@ -157,7 +185,7 @@ extension FileSource {
             guard let colon = text.firstIndex(of: ":"), colon != text.startIndex else { throw .invalidHeader(text) }
             headers.append(HTTPHeader(name: String(text[..<colon]).trimmingSpaces, value: String(text[text.index(after: colon)...]).trimmingSpaces))
         }
-        let view = try GatewayView.load(options, preferNodeWithAddress: .v4(address))
+        let view = try makeView(.v4(address))
         let explanation = Explainer(snapshot: view.snapshot, gateways: view.gateways, state: view.state, keys: view.keys).explain(
             to: Frontend(address: .v4(address), port: port, proto: .tcp),
             request: RouteRequest(host: request.host, path: request.path, method: request.method, headers: headers)

@@ -12,7 +12,7 @@ import KubeModels
 ///                                         ▼
 ///     relisting ──ok──▶ watching (the list is diffed against the store: deletes for objects gone)
 ///     backingOff(next) ──delay with jitter──▶ next (relist, or rewatch from the last rv: no relist)
-///     listing/relisting ──404, `absentIsEmpty`──▶ absent (store emptied, synced) ──absentRetry──▶ relisting
+///     listing/relisting ──404, `absentIsEmpty` (or 403, `forbiddenIsEmpty`)──▶ absent (store emptied, synced) ──absentRetry──▶ relisting
 ///     any ──task cancelled──▶ stopped
 public enum InformerState: Sendable, Equatable, CustomStringConvertible {
     public enum Next: Sendable, Equatable {
@@ -25,8 +25,9 @@ public enum InformerState: Sendable, Equatable, CustomStringConvertible {
     /// `reason`: the error that caused it, for logs ("forbidden: list endpointslices ...").
     case backingOff(Next, delay: Duration, reason: String)
     case relisting
-    /// The resource does not exist on the server (its CRD is not installed): taken as empty, the
-    /// list retried after `retryIn`. Only with `InformerOptions.absentIsEmpty`.
+    /// The resource does not exist on the server (its CRD is not installed), or may not be read:
+    /// taken as empty, the list retried after `retryIn`. Only with `InformerOptions.absentIsEmpty`
+    /// (404) or `forbiddenIsEmpty` (403).
     case absent(retryIn: Duration, reason: String)
     case stopped
 
@@ -55,6 +56,9 @@ public struct InformerOptions: Sendable {
     /// A list answering 404 means "no such resource here" (an optional CRD): the store becomes
     /// empty and synced (so nothing waits for it) and the list is retried every `absentRetry`.
     public var absentIsEmpty: Bool
+    /// A list answering 403 is taken as empty the same way (a kind the agent can do without,
+    /// whose RBAC an operator may not have granted: it must not hold back the first snapshot).
+    public var forbiddenIsEmpty: Bool = false
     public var absentRetry: Duration
     /// Injectable sleep (tests make backoff instantaneous and observable).
     public var sleep: @Sendable (Duration) async throws -> Void
@@ -138,7 +142,7 @@ public final class Informer<R: KubeResource>: Sendable {
                     resumeSyncWaiters()
                     resourceVersion = list.resourceVersion
                     for e in events { handler(e) }
-                } catch let error as KubeAPIError where error.code == 404 && options.absentIsEmpty {
+                } catch let error as KubeAPIError where (error.code == 404 && options.absentIsEmpty) || (error.code == 403 && options.forbiddenIsEmpty) {
                     if Task.isCancelled { break }
                     // Objects seen before (the CRD was removed) are deleted; waiters stop waiting.
                     let events = store.replace(with: [])

@@ -1,5 +1,5 @@
 /// Label and field selectors, the basics the real server supports: `k=v`, `k==v`, `k!=v`, `k`, `!k`,
-/// comma-separated (AND); field selectors on metadata.name and metadata.namespace.
+/// comma-separated (AND); field selectors on metadata.name, metadata.namespace and (Secrets) type.
 struct Selector: Sendable {
     enum Term: Sendable {
         case equals(String, String)
@@ -48,6 +48,8 @@ extension Selector {
         var out: [String: String] = [:]
         out["metadata.name"] = object["metadata"]?["name"]?.stringValue ?? ""
         out["metadata.namespace"] = object["metadata"]?["namespace"]?.stringValue ?? ""
+        // A top-level `type` among the served kinds is a Secret's, which the real server selects on.
+        if let type = object["type"]?.stringValue { out["type"] = type }
         return out
     }
 }

@@ -90,7 +90,10 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         self.shared = shared
         self.probe = probe
         self.machine = ConnectionStateMachine(maxDiscardedBodyBytes: shared.options.maxDiscardedBodyBytes)
+        shared.metrics.noteDownstreamHandler(alive: 1)
     }
+
+    deinit { shared.metrics.noteDownstreamHandler(alive: -1) }
 
     // MARK: channel events
 

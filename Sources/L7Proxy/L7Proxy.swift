@@ -169,9 +169,10 @@ public final class L7Proxy: Sendable {
         let key = ObjectIdentifier(eventLoop)
         let options = self.options
         let connector = self.connector
+        let metrics = self.metrics
         let bound = pools.withLockedValue { pools in
             if let existing = pools[key] { return existing }
-            let created = NIOLoopBound(UpstreamPool(eventLoop: eventLoop, connector: connector, options: options), eventLoop: eventLoop)
+            let created = NIOLoopBound(UpstreamPool(eventLoop: eventLoop, connector: connector, options: options, metrics: metrics), eventLoop: eventLoop)
             pools[key] = created
             return created
         }

@@ -27,6 +27,7 @@ public final class ProxyMetrics: Sendable {
 
     private let series = NIOLockedValueBox<[Key: Series]>([:])
     private let gauges = NIOLockedValueBox(Gauges())
+    private let live = NIOLockedValueBox(LiveObjects())
 
     /// Highest bytes the proxy held at once for one exchange (written to a peer, not yet taken by its
     /// socket): what backpressure keeps bounded.
@@ -38,7 +39,23 @@ public final class ProxyMetrics: Sendable {
         public var upstreamRetries = 0
     }
 
+    /// Connection objects alive in memory: counted when created and when freed (deinit), so a
+    /// connection whose objects are kept alive by a reference cycle stays counted after it closed.
+    public struct LiveObjects: Sendable, Equatable {
+        /// Client connection handlers (one per accepted connection).
+        public var downstreamHandlers = 0
+        /// Upstream connections (pooled or serving an exchange).
+        public var upstreamConnections = 0
+    }
+
     public init() {}
+
+    /// Client connection handlers and upstream connections not yet freed.
+    public var liveObjects: LiveObjects { live.withLockedValue { $0 } }
+
+    func noteDownstreamHandler(alive delta: Int) { live.withLockedValue { $0.downstreamHandlers += delta } }
+
+    func noteUpstreamConnection(alive delta: Int) { live.withLockedValue { $0.upstreamConnections += delta } }
 
     /// Records one finished request.
     public func record(route: RouteLabel, status: Int, latencySeconds: Double) {

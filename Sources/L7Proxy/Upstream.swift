@@ -37,12 +37,17 @@ final class UpstreamConnection {
     fileprivate let handler: UpstreamHandler
     /// When it last went back to the pool.
     fileprivate var idleSince: NIODeadline = .distantPast
+    private let metrics: ProxyMetrics
 
-    fileprivate init(channel: any Channel, endpoint: UpstreamEndpoint, handler: UpstreamHandler) {
+    fileprivate init(channel: any Channel, endpoint: UpstreamEndpoint, handler: UpstreamHandler, metrics: ProxyMetrics) {
         self.channel = channel
         self.endpoint = endpoint
         self.handler = handler
+        self.metrics = metrics
+        metrics.noteUpstreamConnection(alive: 1)
     }
+
+    deinit { metrics.noteUpstreamConnection(alive: -1) }
 
     var delegate: (any UpstreamDelegate)? {
         get { handler.delegate }
@@ -140,14 +145,16 @@ final class UpstreamPool {
     private let eventLoop: any EventLoop
     private let connector: any UpstreamConnector
     private let options: ProxyOptions
+    private let metrics: ProxyMetrics
     private var idle: [UpstreamEndpoint: [UpstreamConnection]] = [:]
     private var sweepTimer: Scheduled<Void>?
     private var sweepDeadline: NIODeadline?
 
-    init(eventLoop: any EventLoop, connector: any UpstreamConnector, options: ProxyOptions) {
+    init(eventLoop: any EventLoop, connector: any UpstreamConnector, options: ProxyOptions, metrics: ProxyMetrics) {
         self.eventLoop = eventLoop
         self.connector = connector
         self.options = options
+        self.metrics = metrics
     }
 
     /// Number of idle pooled connections (for tests).
@@ -183,7 +190,7 @@ final class UpstreamPool {
                         let decoder = HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .forward)
                         try sync.addHandlers([HTTPRequestEncoder(), ByteToMessageHandler(decoder), NIOHTTPRequestHeadersValidator()])
                         try sync.addHandler(handler)
-                        completion(.success((UpstreamConnection(channel: channel, endpoint: endpoint, handler: handler), false)))
+                        completion(.success((UpstreamConnection(channel: channel, endpoint: endpoint, handler: handler, metrics: self.metrics), false)))
                     } catch {
                         channel.close(promise: nil)
                         completion(.failure(error))

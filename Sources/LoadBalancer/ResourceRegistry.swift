@@ -39,6 +39,10 @@ public struct ResourceKind<Resource: KubeResource & Hashable>: Sendable {
     /// True for a kind defined by a CRD that may not be installed: a list answering 404 means
     /// "none" (with a warning), not an error that holds back the first snapshot.
     public let optional: Bool
+    /// True for a kind the agent can do without when RBAC refuses it: a list answering 403 means
+    /// "none" (with a warning, retried later), so a missing grant does not hold back the first
+    /// snapshot and the L4 half keeps working.
+    public let forbiddenIsNone: Bool
     /// The list options in `scope`; nil when the kind is not watched there.
     public let selectors: @Sendable (WatchScope) -> ListSelectors?
     /// Puts an object into a snapshot.
@@ -50,12 +54,13 @@ public struct ResourceKind<Resource: KubeResource & Hashable>: Sendable {
     public let change: @Sendable (_ metadata: ObjectMeta, _ objects: [Resource]) -> ClusterChange?
 
     public init(
-        _ type: Resource.Type, optional: Bool = false, selectors: @escaping @Sendable (WatchScope) -> ListSelectors? = { _ in ListSelectors() },
+        _ type: Resource.Type, optional: Bool = false, forbiddenIsNone: Bool = false, selectors: @escaping @Sendable (WatchScope) -> ListSelectors? = { _ in ListSelectors() },
         store: @escaping @Sendable (inout ClusterSnapshot, Resource) -> Void,
         objects: @escaping @Sendable (ClusterSnapshot) -> [Resource],
         change: @escaping @Sendable (ObjectMeta, [Resource]) -> ClusterChange?
     ) {
         self.optional = optional
+        self.forbiddenIsNone = forbiddenIsNone
         self.selectors = selectors
         self.store = store
         self.objects = objects
@@ -120,9 +125,17 @@ public enum ResourceRegistry {
     public static let namespaces = ResourceKind(
         Namespace.self, selectors: gatewaySelectors, store: { $0.namespaces.append($1) }, objects: \.namespaces,
         change: { .namespaces($0.name, $1) })
-    /// Not watched yet: TLS termination in cluster mode needs the Secret RBAC decided (manifests/).
+    /// HTTPS listeners' certificateRefs: every node's proxy terminates TLS, so every agent reads
+    /// them. Only `kubernetes.io/tls` Secrets are listed and watched (field selector `type=`, which
+    /// the API server supports for Secrets); RBAC cannot narrow by type (manifests/portway.yaml).
+    /// A change touches the Gateways whose listeners name the Secret. Without the RBAC grant (a
+    /// list answering 403) there are none, with a warning: HTTPS listeners then stay unprogrammed.
     public static let secrets = ResourceKind(
-        Secret.self, selectors: { _ in nil }, store: { $0.secrets.append($1) }, objects: \.secrets, change: { _, _ in nil })
+        Secret.self, forbiddenIsNone: true, selectors: { $0.watchGateways ? ListSelectors(fieldSelector: tlsSecretFieldSelector) : nil },
+        store: { $0.secrets.append($1) }, objects: \.secrets, change: { .secrets(ObjectKey($0), $1) })
+
+    /// `type=kubernetes.io/tls`: the Secrets the cluster source lists and watches.
+    public static let tlsSecretFieldSelector = "type=\(Secret.tlsType)"
 
     private static let gatewaySelectors: @Sendable (WatchScope) -> ListSelectors? = { $0.watchGateways ? ListSelectors() : nil }
 

@@ -1,12 +1,28 @@
+import Agent
 import ArgumentParser
+import BPFMaps
 import FileSource
 import Foundation
+import KubeAPI
+import KubeModels
 import LoadBalancer
 
 /// Flags shared by `portway routes` and `portway explain`.
 struct GatewayViewFlags: ParsableArguments {
     @Option(name: [.customShort("f"), .customLong("from-dir")], help: ArgumentHelp("Directory of YAML files (read recursively).", valueName: "DIR"))
-    var directory: String
+    var directory: String?
+
+    @Option(help: ArgumentHelp(
+        "Read the objects from the Kubernetes API instead (one list of every kind the agent watches, no watch): this kubeconfig file.",
+        valueName: "FILE"))
+    var kubeconfig: String?
+
+    @Option(help: ArgumentHelp("kubeconfig context (default: its current-context).", valueName: "NAME"))
+    var context: String?
+
+    @Option(help: ArgumentHelp(
+        "This node's pinned maps (the agent's --bpffs): keep the proxy ports they hold instead of allocating afresh.", valueName: "DIR"))
+    var bpffs: String?
 
     @Option(help: ArgumentHelp("This node's name. Default: the Node object with the --to address (explain), else the first Node in DIR.", valueName: "NAME"))
     var nodeName: String = ""
@@ -20,13 +36,49 @@ struct GatewayViewFlags: ParsableArguments {
     @Option(help: ArgumentHelp("Proxy port range FIRST-LAST.", valueName: "RANGE"))
     var proxyPorts: String = "\(ProxyPortAllocator.defaultRange.lowerBound)-\(ProxyPortAllocator.defaultRange.upperBound)"
 
+    func validate() throws {
+        switch (directory, kubeconfig) {
+        case (nil, nil): throw ValidationError("give -f DIR or --kubeconfig FILE")
+        case (.some, .some): throw ValidationError("-f DIR and --kubeconfig FILE exclude each other")
+        default: if context != nil && kubeconfig == nil { throw ValidationError("--context needs --kubeconfig") }
+        }
+    }
+
+    /// The cluster's objects when `--kubeconfig` is given (nil: read `-f DIR`). Every Node is
+    /// listed, so that "this node" is chosen among them as with files.
+    func listCluster() async throws -> (snapshot: ClusterSnapshot, warnings: [TranslationWarning])? {
+        guard let kubeconfig else { return nil }
+        do {
+            let client = KubeClient(config: try ClusterConfig.load(kubeconfig: kubeconfig, context: context))
+            let listed = try await ClusterSnapshotList.list(client: client, scope: WatchScope(nodeName: nodeName), allNodes: true)
+            return (listed.snapshot, listed.warnings.map { TranslationWarning(object: "cluster", field: "list", message: $0) })
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+
+    /// The proxy port of each L7LB frontend in the maps under `--bpffs` (none without it). The
+    /// bpf() reads run on a blocking executor, not on the cooperative pool.
+    func pinnedProxyPorts() async throws -> [Frontend: UInt16] {
+        guard let bpffs else { return [:] }
+        do {
+            return try await BlockingExecutor(label: "portway.cli.maps").run {
+                try ProgrammedState.read(from: try MapSet.openExisting(bpffs: bpffs)).l7ProxyPorts
+            }
+        } catch {
+            FileHandle.standardError.write(Data("error: --bpffs \(bpffs): \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+
     func options() throws -> GatewayViewOptions {
         let parts = proxyPorts.split(separator: "-")
         guard parts.count == 2, let first = UInt16(parts[0]), let last = UInt16(parts[1]), first > 0, first <= last else {
             throw ValidationError("--proxy-ports \"\(proxyPorts)\" is not FIRST-LAST")
         }
         return GatewayViewOptions(
-            directory: directory, nodeName: nodeName, nodeIPs: nodeIP,
+            directory: directory ?? "", nodeName: nodeName, nodeIPs: nodeIP,
             gateway: GatewayOptions(controllerName: gatewayController), proxyPorts: ProxyPortAllocator(range: first...last)
         )
     }
@@ -44,7 +96,7 @@ private func fail(_ error: GatewayCommandError) throws -> Never {
 }
 
 /// `portway routes`: each Gateway listener port, its proxy port and its ordered rule table.
-struct Routes: ParsableCommand {
+struct Routes: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print the Gateway route tables (per Gateway listener port: proxy port, listeners, ordered rules).",
         discussion: "The JSON schema is in docs/CLI-JSON.md."
@@ -57,10 +109,19 @@ struct Routes: ParsableCommand {
     @Option(name: [.customShort("o"), .long], help: "Output format.")
     var output: Output = .table
 
-    func run() throws {
+    func run() async throws {
         let result: (stdout: String, stderr: String)
+        let format: RoutesFormat = output == .json ? .json : .table
+        let cluster = try await flags.listCluster()
+        let pinned = try await flags.pinnedProxyPorts()
         do {
-            result = try FileSource.routes(try flags.options(), format: output == .json ? .json : .table)
+            if let cluster {
+                for warning in cluster.warnings { FileHandle.standardError.write(Data("warning: \(warning.message)\n".utf8)) }
+                result = FileSource.routes(
+                    try GatewayView.build(cluster.snapshot, loadWarnings: cluster.warnings, options: try flags.options(), pinnedProxyPorts: pinned), format: format)
+            } else {
+                result = FileSource.routes(try GatewayView.load(try flags.options(), pinnedProxyPorts: pinned), format: format)
+            }
         } catch let error as GatewayCommandError {
             try fail(error)
         }
@@ -70,7 +131,7 @@ struct Routes: ParsableCommand {
 }
 
 /// `portway explain`: follows one request as this node would.
-struct Explain: ParsableCommand {
+struct Explain: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Follow one HTTP request through this node's maps and Gateway route tables, and say why.",
         discussion: "The JSON schema and the warning kinds are in docs/CLI-JSON.md."
@@ -108,13 +169,24 @@ struct Explain: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         let stdout: String
+        let request = ExplainRequest(to: to, host: host, path: path, method: method, headers: header)
+        let format: ExplainFormat = output == .json ? .json : .text
+        let cluster = try await flags.listCluster()
+        let pinned = try await flags.pinnedProxyPorts()
         do {
-            stdout = try FileSource.explain(
-                try flags.options(), request: ExplainRequest(to: to, host: host, path: path, method: method, headers: header),
-                format: output == .json ? .json : .text
-            ).stdout
+            let options = try flags.options()
+            if let cluster {
+                for warning in cluster.warnings { FileHandle.standardError.write(Data("warning: \(warning.message)\n".utf8)) }
+                stdout = try FileSource.explain(request: request, format: format) { address throws(GatewayCommandError) in
+                    try GatewayView.build(cluster.snapshot, loadWarnings: cluster.warnings, options: options, preferNodeWithAddress: address, pinnedProxyPorts: pinned)
+                }.stdout
+            } else {
+                stdout = try FileSource.explain(request: request, format: format) { address throws(GatewayCommandError) in
+                    try GatewayView.load(options, preferNodeWithAddress: address, pinnedProxyPorts: pinned)
+                }.stdout
+            }
         } catch let error as GatewayCommandError {
             try fail(error)
         }

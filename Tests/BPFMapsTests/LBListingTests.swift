@@ -30,6 +30,19 @@ struct LBListingTests {
         }
     }
 
+    @Test("the L7LB frontends' proxy ports read back from the pins (portway explain --bpffs)")
+    func l7ProxyPorts() throws {
+        try withBPFFS { fs in
+            let writer = try MapWriter(maps: try fs.maps())
+            let gw = entry("0.0.0.0", 30510, flags: [.nodePort, .nonRoutable, .l7LoadBalancer], l7ProxyPort: 10285, name: "gw", backends: [])
+            let lb = entry("203.0.113.10", 80, type: .loadBalancer, flags: [.loadBalancer, .l7LoadBalancer], l7ProxyPort: 10286, name: "gw", backends: [])
+            let sticky = entry("10.96.0.5", 80, type: .clusterIP, flags: [.clusterIP, .nonRoutable, .sessionAffinity], affinity: 600, name: "sticky", backends: [backend("10.1.0.1")])
+            #expect(writer.sync(state(gw, lb, sticky)).failures.isEmpty)
+            let ports = try ProgrammedState.read(from: try MapSet.openExisting(bpffs: fs.directory)).l7ProxyPorts
+            #expect(ports == [gw.frontend: 10285, lb.frontend: 10286], "the affinity timeout of an L4 frontend is no proxy port")
+        }
+    }
+
     @Test("the JSON is translate's entries plus serviceID, revNatID, backendID and slot")
     func json() throws {
         try withBPFFS { fs in

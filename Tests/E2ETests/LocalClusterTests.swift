@@ -54,12 +54,18 @@ struct LocalClusterTests {
             for nodeAddress in [a, b] { try await cluster.waitFor("\(nodeAddress):30082") { $0.hasPrefix("ok web-a-1 ") } }
 
             // The agents' ServiceAccount token is bound by the ClusterRole of manifests/: what it needs, nothing more.
-            for path in ["/api/v1/services", "/apis/discovery.k8s.io/v1/endpointslices", "/api/v1/nodes?fieldSelector=metadata.name%3Dnode-a", "/api/v1/namespaces"] {
+            // Secrets: read (HTTPS listeners' certificates; RBAC cannot narrow by type), never written.
+            for path in [
+                "/api/v1/services", "/apis/discovery.k8s.io/v1/endpointslices", "/api/v1/nodes?fieldSelector=metadata.name%3Dnode-a", "/api/v1/namespaces",
+                "/api/v1/secrets?fieldSelector=type%3Dkubernetes.io%2Ftls",
+            ] {
                 #expect(try await cluster.statusAsAgent(path) == 200, "\(path)")
             }
-            for path in ["/api/v1/secrets", "/api/v1/namespaces/e2e/pods", "/api/v1/configmaps", "/apis/apps/v1/deployments"] {
+            for path in ["/api/v1/namespaces/e2e/pods", "/api/v1/configmaps", "/apis/apps/v1/deployments"] {
                 #expect(try await cluster.statusAsAgent(path) == 403, "\(path)")
             }
+            let secret: [String: Any] = ["apiVersion": "v1", "kind": "Secret", "metadata": ["name": "agent-made", "namespace": LocalCluster.namespace], "type": "Opaque"]
+            #expect(try await cluster.statusAsAgent("/api/v1/namespaces/\(LocalCluster.namespace)/secrets", method: "POST", body: secret) == 403, "writing Secrets is forbidden")
             try expectNoRBACTrouble(cluster)
         }
     }
@@ -139,6 +145,89 @@ struct LocalClusterTests {
                 try await cluster.waitFor("\(nodeAddress):30086", timeout: .seconds(30)) { $0.hasPrefix("fail ") }
             }
         }
+    }
+
+    @Test("Gateway leader SIGKILL: the other agent takes the Lease within its duration and writes the new Gateway's Service and status (addresses: the nodes)")
+    func gatewayLeaderCrashHandover() async throws {
+        try await withLocalCluster { cluster in
+            let ns = LocalCluster.namespace
+            try await cluster.api("POST", "/apis/gateway.networking.k8s.io/v1/gatewayclasses", [
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": ["name": "portway"],
+                "spec": ["controllerName": "portway.io/gateway-controller"],
+            ])
+            func createGateway(_ name: String) async throws {
+                try await cluster.api("POST", "/apis/gateway.networking.k8s.io/v1/namespaces/\(ns)/gateways", [
+                    "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": ["name": name, "namespace": ns],
+                    "spec": ["gatewayClassName": "portway", "listeners": [["name": "http", "port": 80, "protocol": "HTTP"]]],
+                ])
+            }
+            /// The Gateway's Service exists and its status is written (Programmed, with addresses).
+            func served(_ name: String) async throws -> [String: Any]? {
+                let service = try await cluster.api("GET", "/api/v1/namespaces/\(ns)/services/portway-gw-\(name)", allow: [404])
+                guard service["spec"] != nil else { return nil }
+                let gateway = try await cluster.api("GET", "/apis/gateway.networking.k8s.io/v1/namespaces/\(ns)/gateways/\(name)")
+                let status = gateway["status"] as? [String: Any] ?? [:]
+                let conditions = status["conditions"] as? [[String: Any]] ?? []
+                guard conditions.contains(where: { $0["type"] as? String == "Programmed" && $0["status"] as? String == "True" }) else { return nil }
+                return status
+            }
+            func waitServed(_ name: String) async throws -> [String: Any] {
+                let deadline = ContinuousClock.now + .seconds(60)
+                while ContinuousClock.now < deadline {
+                    if let status = try await served(name) { return status }
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+                throw E2EError("Gateway \(name) never got its Service and a Programmed status; agent logs:\n\(cluster.nodes.map { cluster.agentLog($0.name).suffix(1500) })")
+            }
+            let leasePath = "/apis/coordination.k8s.io/v1/namespaces/portway-system/leases/portway-gateway-leader"
+            func lease() async throws -> [String: Any] { try await cluster.api("GET", leasePath)["spec"] as? [String: Any] ?? [:] }
+
+            try await createGateway("first")
+            let firstStatus = try await waitServed("first")
+            // NodePort: the addresses clients use are the nodes' InternalIPs.
+            let addresses = (firstStatus["addresses"] as? [[String: Any]] ?? []).compactMap { $0["value"] as? String }
+            #expect(addresses.sorted() == cluster.nodes.map(\.ip).sorted(), "\(firstStatus)")
+            let before = try await lease()
+            let leader = try #require(before["holderIdentity"] as? String)
+            let follower = try #require(cluster.nodes.map(\.name).first { $0 != leader })
+
+            // SIGKILL: the Lease is not released; the follower must wait out the lease duration.
+            try await cluster.killAgent(leader)
+            // Read after the kill: the dead leader's last renewal (it cannot renew any more).
+            let atKill = try await lease()
+            try await createGateway("second")
+            var after: [String: Any] = [:]
+            let deadline = ContinuousClock.now + .seconds(60)
+            while ContinuousClock.now < deadline {
+                after = try await lease()
+                if after["holderIdentity"] as? String == follower { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(atKill["holderIdentity"] as? String == leader, "nobody took over at once: \(atKill)")
+            #expect(after["holderIdentity"] as? String == follower, "the follower took the Lease: \(after)")
+            #expect((after["leaseTransitions"] as? Int ?? 0) > (before["leaseTransitions"] as? Int ?? 0))
+            // Taken over once the dead leader's last renewal was a lease duration old (plus a retry
+            // period between the follower's looks, plus scheduling slack on a shared machine): the
+            // times the agents wrote into the Lease, not a stopwatch of this test.
+            let lastRenew = try #require((atKill["renewTime"] as? String).flatMap(Self.microTime))
+            let acquired = try #require((after["acquireTime"] as? String).flatMap(Self.microTime))
+            let gap = acquired.timeIntervalSince(lastRenew)
+            #expect(gap >= Double(LocalCluster.leaseDurationSeconds) - 0.5, "not before the lease expired: \(gap) s")
+            #expect(gap <= Double(LocalCluster.leaseDurationSeconds + LocalCluster.retryPeriodSeconds) + 3, "within the lease duration + retry period: \(gap) s")
+
+            // The new leader writes: the Gateway created after the kill gets its Service and status.
+            let secondStatus = try await waitServed("second")
+            #expect((secondStatus["addresses"] as? [[String: Any]] ?? []).count == cluster.nodes.count)
+            #expect(cluster.agentLog(follower).contains("leading (Lease"), "the follower logged its new role")
+        }
+    }
+
+    /// A Lease MicroTime (`2026-11-24T11:13:15.123456Z`) as a Date.
+    static func microTime(_ text: String) -> Date? {
+        let parts = text.dropLast().split(separator: ".", maxSplits: 1)
+        guard text.hasSuffix("Z"), let whole = ISO8601DateFormatter().date(from: parts[0] + "Z") else { return nil }
+        let fraction = parts.count == 2 ? Double("0." + parts[1]) ?? 0 : 0
+        return whole.addingTimeInterval(fraction)
     }
 
     /// The agents ran with the ServiceAccount's ClusterRole: nothing they asked for was refused.

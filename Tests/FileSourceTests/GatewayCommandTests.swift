@@ -154,6 +154,33 @@ private func summary(_ e: Explanation) -> String {
     }
 }
 
+@Suite struct PinnedProxyPortTests {
+    @Test("with a node's pinned proxy ports (--bpffs) the ports it uses are kept; keys the maps lack get the lowest free ones")
+    func pinnedPortsAreKept() throws {
+        let options = GatewayViewOptions(directory: trapsDirectory)
+        let fresh = try GatewayView.load(options)
+        // The node's maps: public:80 (reached at 203.0.113.10:80) on 10500; a frontend no Gateway has any more on 10001.
+        let pinned: [Frontend: UInt16] = [
+            Frontend(address: IPAddress("203.0.113.10")!, port: 80, proto: .tcp): 10500,
+            Frontend(address: IPAddress("198.51.100.99")!, port: 80, proto: .tcp): 10001,
+        ]
+        let view = try GatewayView.load(options, pinnedProxyPorts: pinned)
+        func port(_ view: GatewayView, _ name: String, _ listenerPort: Int) -> UInt16? {
+            view.allocation.ports[ProxyPortKey(gateway: NamespacedName(namespace: "shop", name: name), port: listenerPort)]
+        }
+        #expect(port(fresh, "public", 80) == 10002, "without pins: in key order")
+        #expect(port(view, "public", 80) == 10500, "the pinned port")
+        #expect(port(view, "internal", 80) == 10000)
+        #expect(port(view, "internal", 9080) == 10001, "a pin of a frontend no Gateway has does not hold a port")
+        let explained = try FileSource.explain(request: ExplainRequest(to: "203.0.113.10:80", host: "www.shop.example", path: "/"), format: .json) { address throws(GatewayCommandError) in
+            try GatewayView.load(options, preferNodeWithAddress: address, pinnedProxyPorts: pinned)
+        }
+        #expect(explained.explanation.proxyPort == 10500)
+        let routes = try #require(try JSONSerialization.jsonObject(with: Data(FileSource.routes(view, format: .json).stdout.utf8)) as? [String: Any])
+        #expect((routes["tables"] as? [[String: Any]])?.compactMap { $0["proxyPort"] as? Int } == [10000, 10001, 10500])
+    }
+}
+
 @Suite struct TranslateWithGatewaysTests {
     @Test func translateMarksPortwayGatewayFrontendsL7WithTheSamePortsAsExplain() throws {
         let output = try FileSource.translate(TranslateRequest(directory: trapsDirectory, nodeName: "node-a"))

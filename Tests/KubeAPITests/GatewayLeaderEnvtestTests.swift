@@ -199,4 +199,64 @@ struct GatewayLeaderEnvtestTests {
         await follower.stop()
         agents = []
     }
+
+    @Test("status.addresses: NodePort gives every Node's InternalIP (and follows a new Node); LoadBalancer is not Programmed until its ingress is assigned")
+    func gatewayAddresses() async throws {
+        let plane = try await EnvtestControlPlane.start(crdDirectory: crdDirectory)
+        defer { plane.stop() }
+        let admin = KubeClient(config: plane.clusterConfig())
+        for name in ["demo", "portway-system"] { _ = try await admin.create(Namespace(metadata: ObjectMeta(name: name))) }
+        _ = try await admin.create(Node(metadata: ObjectMeta(name: "node-a"), status: NodeStatus(addresses: [
+            NodeAddress(type: "InternalIP", address: "192.0.2.1"), NodeAddress(type: "Hostname", address: "node-a"),
+        ])))
+        _ = try await admin.create(GatewayClass(metadata: ObjectMeta(name: "portway"), spec: GatewayClassSpec(controllerName: GatewayOptions.defaultControllerName)))
+        _ = try await admin.create(Gateway(
+            metadata: ObjectMeta(name: "np", namespace: "demo"),
+            spec: GatewaySpec(gatewayClassName: "portway", listeners: [Listener(name: "http", port: 80, protocol: "HTTP")])))
+        _ = try await admin.create(Gateway(
+            metadata: ObjectMeta(name: "lb", namespace: "demo", annotations: [GatewayServices.serviceTypeAnnotation: "LoadBalancer"]),
+            spec: GatewaySpec(gatewayClassName: "portway", listeners: [Listener(name: "http", port: 80, protocol: "HTTP")])))
+
+        let passes = Passes()
+        // The agent watches only its own Node (node-x, absent): the addresses come from the leader's own Node watch.
+        let agent = RunningAgent.start("node-x", plane: plane, passes: passes)
+        defer { for task in agent.tasks { task.cancel() } }
+
+        func status(_ name: String) async throws -> GatewayStatus? {
+            let gateway = try await admin.get(Gateway.self, name: name, namespace: "demo")
+            return gateway.status
+        }
+        func programmed(_ status: GatewayStatus?) -> String { Self.condition(status?.conditions, "Programmed").map { "\($0.status)/\($0.reason ?? "")" } ?? "-" }
+        try await eventually("the NodePort Gateway's address") { try await status("np")?.addresses?.map(\.value) == ["192.0.2.1"] }
+        let nodePort = try await status("np")
+        #expect(programmed(nodePort) == "True/Programmed")
+        #expect(nodePort?.addresses?.first?.type == "IPAddress")
+        try await eventually("the LoadBalancer Gateway's status") { try await status("lb")?.conditions != nil }
+        let pending = try await status("lb")
+        #expect(pending?.addresses == nil, "no ingress yet, and not its cluster IP")
+        #expect(programmed(pending) == "False/AddressNotAssigned")
+
+        // A Node joins: the NodePort Gateway's addresses follow.
+        _ = try await admin.create(Node(metadata: ObjectMeta(name: "node-b"), status: NodeStatus(addresses: [NodeAddress(type: "InternalIP", address: "192.0.2.2")])))
+        try await eventually("both nodes") { try await status("np")?.addresses?.map(\.value).sorted() == ["192.0.2.1", "192.0.2.2"] }
+
+        // The load balancer assigns an address to the Gateway's Service: written, and Programmed.
+        let lbService = GatewayServices.serviceName(gateway: "lb")
+        try await eventually("the LoadBalancer Service") { (try? await admin.get(Service.self, name: lbService, namespace: "demo")) != nil }
+        _ = try await admin.patchStatus(Service.self, name: lbService, namespace: "demo", mergePatch: Data(
+            #"{"status":{"loadBalancer":{"ingress":[{"ip":"203.0.113.9"},{"hostname":"lb.example"}]}}}"#.utf8))
+        try await eventually("the LoadBalancer Gateway's addresses") { try await status("lb")?.addresses?.map(\.value) == ["203.0.113.9", "lb.example"] }
+        let lb = try await status("lb")
+        #expect(lb?.addresses?.map { $0.type ?? "" } == ["IPAddress", "Hostname"])
+        #expect(programmed(lb) == "True/Programmed")
+
+        // Nothing changed since: a label on a Node makes no write.
+        let writes = passes.writes("node-x")
+        _ = try await admin.patch(Node.self, name: "node-a", mergePatch: Data(#"{"metadata":{"labels":{"touched":"yes"}}}"#.utf8))
+        _ = try await admin.patch(Gateway.self, name: "np", namespace: "demo", mergePatch: Data(#"{"metadata":{"labels":{"touched":"yes"}}}"#.utf8))
+        let passCount = passes.of("node-x").count
+        try await eventually("a pass after the Gateway label") { passes.of("node-x").count > passCount }
+        #expect(passes.writes("node-x") == writes, "same addresses: nothing written")
+        await agent.stop()
+    }
 }

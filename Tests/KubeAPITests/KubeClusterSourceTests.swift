@@ -124,4 +124,28 @@ struct KubeClusterSourceTests {
         #expect(iterator.lastChanges.contains { if case .httpRoutes(let key, _) = $0 { key == ObjectKey(namespace: "demo", name: "shop") } else { false } })
         try await server.stop()
     }
+
+    @Test("Secrets refused by RBAC (403) are none: the first snapshot is not held back; once readable, TLS Secrets arrive as changes, other types never")
+    func forbiddenSecretsDoNotHoldBackTheSnapshot() async throws {
+        let server = try await TestAPIServer.started()
+        try server.create("services", object: service("web", nodePort: 30080))
+        try server.create("secrets", object: Secret(metadata: ObjectMeta(name: "opaque", namespace: "demo"), type: "Opaque", data: ["k": "dg=="]))
+        server.inject(.status(403), verb: "list", resource: "secrets", count: 2)
+        let recorder = SleepRecorder()
+        var iterator = FoldedEvents(makeSource(server, watchGateways: true, recorder: recorder))
+
+        let first = try #require(await iterator.next())
+        #expect(iterator.lastWasSnapshot)
+        #expect(first.services.map(\.metadata.name) == ["web"], "the L4 half is not held back by the refused kind")
+        #expect(first.secrets.isEmpty)
+
+        try server.create("secrets", object: Secret(metadata: ObjectMeta(name: "cert", namespace: "demo"), type: Secret.tlsType, data: ["tls.crt": "Yw==", "tls.key": "aw=="]))
+        var next = try #require(await iterator.next())
+        while next.secrets.isEmpty { next = try #require(await iterator.next()) }
+        #expect(next.secrets.map(\.metadata.name) == ["cert"], "TLS only: the Opaque Secret is not selected")
+        #expect(iterator.lastChanges.contains { if case .secrets(let key, let objects) = $0 { key.name == "cert" && objects.count == 1 } else { false } })
+        #expect(server.requests(verb: "list", resource: "secrets").count >= 3)
+        #expect(recorder.recorded.filter { $0 == .seconds(60) }.count >= 2, "each 403 waits the absent-retry interval")
+        try await server.stop()
+    }
 }

@@ -37,7 +37,7 @@ final class EmbeddedHarness {
         client = EmbeddedChannel(loop: loop)
         connector = EmbeddedConnector(loop: loop)
         routes = RouteTableHolder(router)
-        pool = UpstreamPool(eventLoop: loop, connector: connector, options: options)
+        pool = UpstreamPool(eventLoop: loop, connector: connector, options: options, metrics: metrics)
         let shared = ConnectionContext(proxyPort: 8080, isTLS: false, options: options, routes: routes, metrics: metrics, pool: pool)
         try L7Proxy.configure(client, shared: shared, tls: nil)
         try client.connect(to: SocketAddress(ipAddress: "10.1.2.3", port: 5555)).wait()

@@ -460,7 +460,7 @@ struct GatewayBuild {
         let addresses = gatewayAddresses(gateway)
         if listeners.contains(where: \.programmed) && conditions[0].status == "True" {
             conditions.append(addresses.isEmpty
-                ? condition("Programmed", false, "AddressNotAssigned", "the Gateway's Service (\(GatewayServices.serviceName(gateway: gateway.metadata.name))) has no address yet", meta)
+                ? condition("Programmed", false, "AddressNotAssigned", "the Gateway's Service (\(GatewayServices.serviceName(gateway: gateway.metadata.name))) has no address yet (no Service, a LoadBalancer without ingress, or no Node with an InternalIP)", meta)
                 : condition("Programmed", true, "Programmed", "served by every node's proxy", meta))
         } else {
             conditions.append(condition("Programmed", false, "Invalid", "no listener is programmed", meta))
@@ -468,7 +468,11 @@ struct GatewayBuild {
         return GatewayStatus(addresses: addresses.isEmpty ? nil : addresses, conditions: conditions, listeners: statuses)
     }
 
-    /// The Gateway's addresses: the LoadBalancer ingress of its Services, else their cluster IPs.
+    /// The addresses clients use to reach the Gateway, from its Service(s) by type: LoadBalancer,
+    /// the `status.loadBalancer.ingress` IPs and hostnames (none until the load balancer assigns
+    /// them: Programmed False, AddressNotAssigned); NodePort, the InternalIP of every Node in the
+    /// snapshot (the leader's snapshot holds every Node); ClusterIP, the cluster IPs. In Service
+    /// name order, each address once.
     private func gatewayAddresses(_ gateway: Gateway) -> [GatewayAddress] {
         let namespace = Self.namespace(gateway.metadata)
         let services = snapshot.services
@@ -476,19 +480,31 @@ struct GatewayBuild {
             .sorted { $0.metadata.name < $1.metadata.name }
         var out: [GatewayAddress] = []
         for service in services {
-            for ingress in service.status?.loadBalancer?.ingress ?? [] {
-                if let ip = ingress.ip { out.append(GatewayAddress(type: "IPAddress", value: ip)) }
-                else if let host = ingress.hostname { out.append(GatewayAddress(type: "Hostname", value: host)) }
-            }
-        }
-        if out.isEmpty {
-            for service in services {
+            switch service.spec.type ?? "ClusterIP" {
+            case "LoadBalancer":
+                for ingress in service.status?.loadBalancer?.ingress ?? [] {
+                    if let ip = ingress.ip, IPAddress(ip) != nil {
+                        out.append(GatewayAddress(type: "IPAddress", value: ip))
+                    } else if let host = ingress.hostname, !host.isEmpty {
+                        out.append(GatewayAddress(type: "Hostname", value: host))
+                    }
+                }
+            case "NodePort":
+                out += nodeInternalIPs.map { GatewayAddress(type: "IPAddress", value: $0) }
+            default:
                 let ips = service.spec.clusterIPs ?? service.spec.clusterIP.map { [$0] } ?? []
-                out += ips.filter { $0 != "None" && !$0.isEmpty }.map { GatewayAddress(type: "IPAddress", value: $0) }
+                out += ips.filter { $0 != "None" && IPAddress($0) != nil }.map { GatewayAddress(type: "IPAddress", value: $0) }
             }
         }
         var seen = Set<GatewayAddress>()
         return out.filter { seen.insert($0).inserted }
+    }
+
+    /// The InternalIP addresses of the snapshot's Nodes, in Node name order.
+    private var nodeInternalIPs: [String] {
+        snapshot.nodes.sorted { $0.metadata.name < $1.metadata.name }.flatMap { node in
+            (node.status?.addresses ?? []).filter { $0.type == "InternalIP" && IPAddress($0.address) != nil }.map(\.address)
+        }
     }
 
     private func key(_ meta: ObjectMeta) -> NamespacedName {

@@ -31,10 +31,14 @@ public enum GatewayStatusMerge {
     }
 
     /// A Gateway's status after Portway's write: `new`, with the transition times of unchanged
-    /// conditions (the Gateway's and each listener's, matched by listener name) kept from `existing`.
-    /// Compare the result with `existing` to write only when something changed.
+    /// conditions (the Gateway's and each listener's, matched by listener name) kept from `existing`,
+    /// and `existing`'s addresses when `new` has the same ones in another order (the order is no
+    /// change worth a write). Compare the result with `existing` to write only when something changed.
     public static func mergeGatewayStatus(existing: GatewayStatus?, new: GatewayStatus, now: String) -> GatewayStatus {
         var out = new
+        if let old = existing?.addresses, let addresses = new.addresses, old.count == addresses.count, Set(old) == Set(addresses) {
+            out.addresses = old
+        }
         out.conditions = mergeConditions(existing: existing?.conditions ?? [], new: new.conditions ?? [], now: now)
         out.listeners = new.listeners?.map { listener in
             var l = listener

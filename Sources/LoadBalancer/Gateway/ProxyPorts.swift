@@ -115,6 +115,13 @@ public enum GatewayFrontends {
     /// The previous assignment, recovered from what the maps hold: each read-back L7LB frontend's
     /// proxy port, given to the key of the (unmarked) desired entry with the same frontend.
     public static func previousAssignment(programmed: [FrontendEntry], desired: DesiredL4State, keys: [ServicePortKey: ProxyPortKey]) -> [ProxyPortKey: UInt16] {
+        var ports: [Frontend: UInt16] = [:]
+        for entry in programmed { if let port = entry.l7ProxyPort, ports[entry.frontend] == nil { ports[entry.frontend] = port } }
+        return previousAssignment(programmed: ports, desired: desired, keys: keys)
+    }
+
+    /// `previousAssignment` from the proxy port of each L7LB frontend read back (e.g. from pins).
+    public static func previousAssignment(programmed: [Frontend: UInt16], desired: DesiredL4State, keys: [ServicePortKey: ProxyPortKey]) -> [ProxyPortKey: UInt16] {
         var byFrontend: [Frontend: ProxyPortKey] = [:]
         for entry in desired.entries {
             if let key = keys[ServicePortKey(service: NamespacedName(namespace: entry.service.namespace, name: entry.service.name), port: Int(entry.service.port))] {
@@ -123,8 +130,8 @@ public enum GatewayFrontends {
         }
         var out: [ProxyPortKey: UInt16] = [:]
         // Sorted, so that frontends disagreeing about a key's port resolve the same way every time.
-        for entry in programmed.sorted(by: { $0.frontend < $1.frontend }) {
-            guard let port = entry.l7ProxyPort, let key = byFrontend[entry.frontend], out[key] == nil else { continue }
+        for (frontend, port) in programmed.sorted(by: { $0.key < $1.key }) {
+            guard let key = byFrontend[frontend], out[key] == nil else { continue }
             out[key] = port
         }
         return out

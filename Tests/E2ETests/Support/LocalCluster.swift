@@ -80,7 +80,8 @@ struct E2EError: Error, CustomStringConvertible {
 /// bound by its ClusterRole, so RBAC is the real one. The harness plays the kubelet: a Pod is a
 /// network namespace behind its node serving HTTP on its Pod IP; the harness reports it Running and
 /// Ready, and after a graceful delete it keeps serving until the harness ends its grace period.
-/// Every name carries the `pwcp<random>` prefix; `tearDown()` removes everything.
+/// Every name carries the `pwcp<random>` prefix (`$PORTWAY_TEST_PREFIX<random>` when set);
+/// `tearDown()` removes everything.
 final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
     struct NodeInfo {
         var name: String
@@ -102,6 +103,9 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
     static let podPort = 8080
     static let namespace = "e2e"
     static let apiPortInNodes = 6443
+    /// The agents' Gateway leader election (shorter than the defaults, so a crash hands over quickly).
+    static let leaseDurationSeconds = 6
+    static let retryPeriodSeconds = 1
 
     let prefix: String
     let work: String
@@ -123,7 +127,9 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
     var lan: String { "\(prefix)-lan" }
 
     private init() {
-        prefix = "pwcp" + String(UInt32.random(in: 0..<UInt32.max), radix: 16)
+        // $PORTWAY_TEST_PREFIX lets parallel runs on one machine keep apart (and be found by name).
+        let base = ProcessInfo.processInfo.environment["PORTWAY_TEST_PREFIX"].flatMap { $0.isEmpty ? nil : $0 } ?? "pwcp"
+        prefix = base + String(UInt32.random(in: 0..<UInt32.max), radix: 16)
         work = NSTemporaryDirectory() + prefix
     }
 
@@ -191,11 +197,13 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
         return object
     }
 
-    /// The HTTP status of a GET made with the agents' ServiceAccount token (RBAC checks).
-    func statusAsAgent(_ path: String) async throws -> Int {
+    /// The HTTP status of a request (GET by default) made with the agents' ServiceAccount token (RBAC checks).
+    func statusAsAgent(_ path: String, method: String = "GET", body: [String: Any]? = nil) async throws -> Int {
         guard let plane else { throw E2EError("no control plane") }
         let request = HTTPRequest(
-            url: "https://127.0.0.1:\(apiPort)\(path)", headers: ["Authorization: Bearer \(agentToken)", "Accept: application/json"],
+            method: method, url: "https://127.0.0.1:\(apiPort)\(path)",
+            headers: ["Authorization: Bearer \(agentToken)", "Accept: application/json", "Content-Type: application/json"],
+            body: try body.map { try JSONSerialization.data(withJSONObject: $0) },
             tls: TLSSettings(caData: plane.certificates.read(plane.certificates.caCertPath)))
         return try await CurlTransport.shared.send(request).status
     }
@@ -307,6 +315,7 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
             "--bpffs", node.bpffs, "--bpf-object", E2EPrerequisites.bpfObject!,
             "--service-map-size", "1024", "--backend-map-size", "1024", "--revnat-map-size", "1024",
             "--affinity-map-size", "1024", "--ct-map-size", "8192", "--snat-map-size", "8192",
+            "--lease-duration", String(Self.leaseDurationSeconds), "--renew-deadline", "4", "--retry-period", String(Self.retryPeriodSeconds),
         ]
         let agent = try await onDedicatedThread { try self.spawn(in: node.netns, args, log: "\(self.work)/agent-\(node.name).log") }
         agents[node.name] = agent

@@ -66,4 +66,41 @@ struct GatewayKeysTests {
         let changes = ClusterIndex.changes(from: old, to: new)
         #expect(changes == [.gateways(Self.key("b"), []), .httpRoutes(Self.key("r"), new.httpRoutes)])
     }
+
+    @Test("a Secret touches the Gateways whose listeners name it (namespace defaulted to the Gateway's); snapshots and diffs carry it")
+    func secretTouchesReferencingGateways() {
+        func https(_ name: String, namespace: String, refs: [SecretObjectReference]) -> Gateway {
+            Gateway(
+                metadata: ObjectMeta(name: name, namespace: namespace),
+                spec: GatewaySpec(gatewayClassName: "portway", listeners: [
+                    Listener(name: "http", port: 80, protocol: "HTTP"),
+                    Listener(name: "https", port: 443, protocol: "HTTPS", tls: GatewayTLSConfig(certificateRefs: refs)),
+                ]))
+        }
+        var index = ClusterIndex(ClusterSnapshot(gateways: [
+            https("local", namespace: "demo", refs: [SecretObjectReference(name: "cert")]),
+            https("remote", namespace: "infra", refs: [SecretObjectReference(name: "cert", namespace: "demo")]),
+            https("other", namespace: "infra", refs: [SecretObjectReference(name: "cert")]),
+            https("configmap", namespace: "demo", refs: [SecretObjectReference(group: "", kind: "ConfigMap", name: "cert")]),
+            Self.gateway("plain"),
+        ]))
+        let secret = Secret(metadata: ObjectMeta(name: "cert", namespace: "demo"), type: Secret.tlsType, data: ["tls.crt": "", "tls.key": ""])
+        let touched = index.apply(.secrets(Self.key("cert"), [secret]))
+        #expect(touched.gateways == [Self.key("local"), Self.key("remote", "infra")])
+        #expect(touched.services.isEmpty)
+        #expect(index.secrets[Self.key("cert")] == [secret])
+        #expect(index.snapshot.secrets == [secret])
+        #expect(index.apply(.secrets(Self.key("unused"), [])).gateways.isEmpty)
+        #expect(index.apply(.secrets(Self.key("cert"), [])).gateways == [Self.key("local"), Self.key("remote", "infra")], "a deletion touches them too")
+        #expect(index.snapshot.secrets.isEmpty)
+        let changes = ClusterIndex.changes(from: ClusterSnapshot(), to: ClusterSnapshot(secrets: [secret]))
+        #expect(changes == [.secrets(Self.key("cert"), [secret])])
+    }
+
+    @Test("the registry watches only TLS Secrets, with the Gateway kinds")
+    func secretsSelectors() {
+        #expect(ResourceRegistry.secrets.selectors(WatchScope(nodeName: "n")) == ListSelectors(fieldSelector: "type=kubernetes.io/tls"))
+        #expect(ResourceRegistry.secrets.selectors(WatchScope(nodeName: "n", watchGateways: false)) == nil)
+        #expect(!ResourceRegistry.secrets.optional, "a core kind: always served")
+    }
 }

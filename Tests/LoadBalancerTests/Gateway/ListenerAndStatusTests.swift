@@ -155,8 +155,42 @@ private func secret(_ name: String, namespace: String = GW.infra, type: String =
         let status = try #require(state.status.gateways[NamespacedName(namespace: GW.infra, name: "addr")])
         #expect(status.addresses == [GatewayAddress(type: "IPAddress", value: "203.0.113.7"), GatewayAddress(type: "Hostname", value: "lb.example")])
         #expect(status.conditions?.map { "\($0.type)=\($0.status)/\($0.reason ?? "")" } == ["Accepted=True/Accepted", "Programmed=True/Programmed"])
+        func conditions(_ state: GatewayState) -> [String]? {
+            state.status.gateways.values.first?.conditions?.map { "\($0.type)=\($0.status)/\($0.reason ?? "")" }
+        }
+        // A LoadBalancer without ingress yet: no address (not its cluster IP), and not Programmed.
         let noLB = try GW.build(gateway("addr", listeners: "  - {name: http, port: 80, protocol: HTTP}") + service.replacing("status: {loadBalancer: {ingress: [{ip: 203.0.113.7}, {hostname: lb.example}]}}", with: ""))
-        #expect(noLB.status.gateways.values.first?.addresses == [GatewayAddress(type: "IPAddress", value: "10.96.50.1")])
+        #expect(noLB.status.gateways.values.first?.addresses == nil)
+        #expect(conditions(noLB) == ["Accepted=True/Accepted", "Programmed=False/AddressNotAssigned"])
+        // NodePort: the InternalIP of every Node (name order, each once; ExternalIP and Hostname are not the node's cluster address).
+        let nodes = """
+        ---
+        apiVersion: v1
+        kind: Node
+        metadata: {name: node-b}
+        status: {addresses: [{type: InternalIP, address: 192.0.2.2}, {type: ExternalIP, address: 198.51.100.2}, {type: Hostname, address: node-b}]}
+        ---
+        apiVersion: v1
+        kind: Node
+        metadata: {name: node-a}
+        status: {addresses: [{type: Hostname, address: node-a}, {type: InternalIP, address: 192.0.2.1}]}
+        ---
+        apiVersion: v1
+        kind: Node
+        metadata: {name: node-c}
+        status: {addresses: [{type: InternalIP, address: not-an-ip}]}
+
+        """
+        let nodePortService = service.replacing("type: LoadBalancer", with: "type: NodePort")
+        let nodePort = try GW.build(gateway("addr", listeners: "  - {name: http, port: 80, protocol: HTTP}") + nodePortService + nodes)
+        #expect(nodePort.status.gateways.values.first?.addresses == [GatewayAddress(type: "IPAddress", value: "192.0.2.1"), GatewayAddress(type: "IPAddress", value: "192.0.2.2")])
+        #expect(conditions(nodePort) == ["Accepted=True/Accepted", "Programmed=True/Programmed"])
+        // NodePort without any Node known: no address yet.
+        let noNodes = try GW.build(gateway("addr", listeners: "  - {name: http, port: 80, protocol: HTTP}") + nodePortService)
+        #expect(conditions(noNodes) == ["Accepted=True/Accepted", "Programmed=False/AddressNotAssigned"])
+        // ClusterIP: the cluster IP.
+        let clusterIP = try GW.build(gateway("addr", listeners: "  - {name: http, port: 80, protocol: HTTP}") + service.replacing("type: LoadBalancer", with: "type: ClusterIP") + nodes)
+        #expect(clusterIP.status.gateways.values.first?.addresses == [GatewayAddress(type: "IPAddress", value: "10.96.50.1")])
         // Static addresses are not supported.
         let withAddresses = try GW.build(gateway("addr", addresses: "\n  addresses: [{value: 192.0.2.1}]", listeners: "  - {name: http, port: 80, protocol: HTTP}"))
         #expect(withAddresses.status.gateways.values.first?.conditions?.map { "\($0.type)=\($0.status)/\($0.reason ?? "")" } == ["Accepted=False/UnsupportedAddress", "Programmed=False/Invalid"])
@@ -283,6 +317,29 @@ enum FileSourceDecode {
         #expect(third != first)
         let http = try #require(third.listeners?.first { $0.name == "http" })
         #expect(http.conditions.map { "\($0.type)@\($0.lastTransitionTime ?? "")" } == ["Accepted@T3", "Conflicted@T3", "ResolvedRefs@T1", "Programmed@T3"])
+    }
+
+    @Test("status.addresses: written when they change, not when only their order differs; a Gateway losing its address is no longer Programmed")
+    func gatewayAddressesMerge() {
+        let a = GatewayAddress(type: "IPAddress", value: "192.0.2.1"), b = GatewayAddress(type: "IPAddress", value: "192.0.2.2")
+        let host = GatewayAddress(type: "Hostname", value: "lb.example")
+        let programmed = Condition(type: "Programmed", status: "True", reason: "Programmed", message: "", observedGeneration: 1)
+        let existing = GatewayStatusMerge.mergeGatewayStatus(existing: nil, new: GatewayStatus(addresses: [a, b], conditions: [programmed]), now: "T1")
+        #expect(existing.addresses == [a, b])
+        // Same addresses, other order: the object's order stays, so nothing to write.
+        let reordered = GatewayStatusMerge.mergeGatewayStatus(existing: existing, new: GatewayStatus(addresses: [b, a], conditions: [programmed]), now: "T2")
+        #expect(reordered == existing)
+        // A node more, or another kind of address: a change.
+        let grown = GatewayStatusMerge.mergeGatewayStatus(existing: existing, new: GatewayStatus(addresses: [b, a, host], conditions: [programmed]), now: "T2")
+        #expect(grown.addresses == [b, a, host])
+        #expect(grown.conditions?.first?.lastTransitionTime == "T1", "Programmed did not change")
+        let swapped = GatewayStatusMerge.mergeGatewayStatus(existing: existing, new: GatewayStatus(addresses: [a, host], conditions: [programmed]), now: "T2")
+        #expect(swapped.addresses == [a, host])
+        // The addresses go (a LoadBalancer released): none written, Programmed False from now.
+        let notAssigned = Condition(type: "Programmed", status: "False", reason: "AddressNotAssigned", message: "", observedGeneration: 1)
+        let gone = GatewayStatusMerge.mergeGatewayStatus(existing: existing, new: GatewayStatus(addresses: nil, conditions: [notAssigned]), now: "T3")
+        #expect(gone.addresses == nil)
+        #expect(gone.conditions?.map { "\($0.status)/\($0.reason ?? "")@\($0.lastTransitionTime ?? "")" } == ["False/AddressNotAssigned@T3"])
     }
 
     @Test func sniChoosesTheMostSpecificListener() throws {

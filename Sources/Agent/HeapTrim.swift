@@ -1,0 +1,42 @@
+import Foundation
+
+#if canImport(Glibc)
+/// glibc's `int malloc_trim(size_t pad)` (malloc.h, which the Glibc module does not export).
+@_silgen_name("malloc_trim")
+private func glibcMallocTrim(_ pad: Int) -> CInt
+#endif
+
+/// Returns the heap pages glibc keeps after a full sync to the kernel. A full sync (the first one,
+/// a resync) builds large temporaries — the lowered desired state, batch buffers — that are freed
+/// afterwards, but glibc keeps their pages: the process stayed at about twice its live memory
+/// (docs/BENCHMARKS.md). Blocking (it walks the heap): call it off the cooperative pool.
+enum HeapTrim {
+    /// Resident set sizes around one trim, in bytes (nil where /proc is not readable).
+    struct Outcome: Sendable, CustomStringConvertible {
+        var before: Int?
+        var after: Int?
+
+        var description: String {
+            func mb(_ bytes: Int?) -> String { bytes.map { String(format: "%.1f MB", Double($0) / 1_048_576) } ?? "?" }
+            return "heap trimmed: RSS \(mb(before)) → \(mb(after))"
+        }
+    }
+
+    /// Trims the heap (glibc's `malloc_trim(0)`; nothing elsewhere) and reports the RSS around it.
+    static func releaseFreePages() -> Outcome {
+        let before = residentBytes()
+        #if canImport(Glibc)
+        _ = glibcMallocTrim(0)
+        #endif
+        return Outcome(before: before, after: residentBytes())
+    }
+
+    /// The process's resident set size (VmRSS in /proc/self/status).
+    static func residentBytes() -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
+        else { return nil }
+        return kilobytes * 1024
+    }
+}
