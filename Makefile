@@ -52,7 +52,7 @@ test: deps bpf bpffs
 ## envtest: only the suites against a real kube-apiserver + etcd
 envtest: deps
 	$(SWIFT) build --build-tests
-	@$(WITH_ASSETS) set -x; $(SWIFT) test --skip-build --filter 'KubeAPITests.(Envtest|Parity)'
+	@$(WITH_ASSETS) set -x; $(SWIFT) test --skip-build --filter 'KubeAPITests.(Envtest|Parity|GatewayLeaderEnvtest|ClusterListEnvtest)'
 
 ## e2e: only the local-cluster scenarios (real control plane, node namespaces, `portway agent` per node; root)
 e2e: deps bpf bpffs

@@ -15,6 +15,8 @@ enum HeapTrim {
     struct Outcome: Sendable, CustomStringConvertible {
         var before: Int?
         var after: Int?
+        /// Whether glibc gave any memory back (`malloc_trim` returned 1).
+        var released = false
 
         var description: String {
             func mb(_ bytes: Int?) -> String { bytes.map { String(format: "%.1f MB", Double($0) / 1_048_576) } ?? "?" }
@@ -25,10 +27,11 @@ enum HeapTrim {
     /// Trims the heap (glibc's `malloc_trim(0)`; nothing elsewhere) and reports the RSS around it.
     static func releaseFreePages() -> Outcome {
         let before = residentBytes()
+        var released = false
         #if canImport(Glibc)
-        _ = glibcMallocTrim(0)
+        released = glibcMallocTrim(0) == 1
         #endif
-        return Outcome(before: before, after: residentBytes())
+        return Outcome(before: before, after: residentBytes(), released: released)
     }
 
     /// The process's resident set size (VmRSS in /proc/self/status).

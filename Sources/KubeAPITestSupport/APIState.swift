@@ -338,6 +338,8 @@ final class APIState: @unchecked Sendable {
         lock.withLock { _ = watchers.removeValue(forKey: id) }
     }
 
+    var watcherCount: Int { lock.withLock { watchers.count } }
+
     /// Sends a BOOKMARK at the current resourceVersion to every watch that allowed bookmarks.
     func sendBookmarks() {
         let (targets, current) = lock.withLock { (watchers.values.filter(\.bookmarks), rv) }

@@ -167,6 +167,9 @@ public final class TestAPIServer: @unchecked Sendable {
     /// Sends a BOOKMARK (current resourceVersion) on every watch that allowed bookmarks.
     public func sendBookmarks() { state.sendBookmarks() }
 
+    /// Watches registered with the object store (they receive events and bookmarks from now on).
+    public var registeredWatches: Int { state.watcherCount }
+
     /// Compacts history: watches and continued lists from older versions answer 410.
     public func compact() { state.compact() }
 

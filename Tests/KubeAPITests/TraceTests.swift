@@ -192,6 +192,8 @@ struct TraceShapeTests {
         // The request was seen (counting open watches could miss a watch that already ended).
         // The watch lasts 5 s, so the change and the bookmark below reach it even on a loaded machine.
         try await eventually("watch open") { !server.requests(verb: "watch", resource: "services").isEmpty }
+        // Registered with the store, so the bookmark below reaches it (the request is logged earlier).
+        try await eventually("watch registered") { server.registeredWatches > 0 }
         var modified = try #require(server.get("services", namespace: "demo", name: "s1"))
         modified["metadata"]?["labels"] = .object(["x": .string("y")])
         try server.replace("services", modified)
