@@ -37,16 +37,20 @@ public struct AgentPipeline: Sendable {
     let onSync: (@Sendable (SyncSummary) -> Void)?
     /// The node's L7 proxy, fed the Gateway route tables after each step (nil: none).
     let proxy: L7ProxyOutput?
+    /// Called after every build of the Gateway state (tests and metrics).
+    let onGatewayBuild: (@Sendable (GatewayState) -> Void)?
 
     public init(
         options: AgentOptions, logger: Logger = Logger(label: "portway.agent"), installer: DatapathInstaller? = nil,
-        onSync: (@Sendable (SyncSummary) -> Void)? = nil, proxy: L7ProxyOutput? = nil
+        onSync: (@Sendable (SyncSummary) -> Void)? = nil, proxy: L7ProxyOutput? = nil,
+        onGatewayBuild: (@Sendable (GatewayState) -> Void)? = nil
     ) {
         self.options = options
         self.logger = logger
         self.installer = installer
         self.onSync = onSync
         self.proxy = proxy
+        self.onGatewayBuild = onGatewayBuild
     }
 
     /// The pinned maps; with `waitForPinDirectory`, waits (until cancelled) while another agent holds
@@ -94,14 +98,22 @@ public struct AgentPipeline: Sendable {
         logger.info(
             "re-adopted \(adopted.services.values.filter { $0.master != nil }.count) frontends and \(adopted.backends.count) backends from the pins; no change until the first full sync")
         let output = MapWriterOutput(writer: writer, executor: executor, onSync: onSync)
-        return services(source: source, outputs: [output])
+        // Each Gateway listener keeps the proxy port its frontends have in the pins.
+        let inherited = adopted.l7ProxyPorts
+        if !inherited.isEmpty { logger.info("\(Set(inherited.values).count) proxy ports found in the pins; kept for their Gateways") }
+        return services(source: source, outputs: [output], inheritedProxyPorts: inherited)
     }
 
     /// The services over given outputs (tests use in-memory ones).
-    public func services(source: some ClusterStateSource, outputs: [any L4MapOutput]) -> [any ServiceLifecycle.Service] {
+    /// - Parameter inheritedProxyPorts: the proxy port of each L7LB frontend already programmed.
+    public func services(
+        source: some ClusterStateSource, outputs: [any L4MapOutput], inheritedProxyPorts: [Frontend: UInt16] = [:]
+    ) -> [any ServiceLifecycle.Service] {
         let inbox = Inbox<PipelineEvent>()
         let runners = outputs.map { OutputRunner(output: $0, policy: options.retry, logger: logger) }
-        let reconciler = ReconcileService(options: options, inbox: inbox, runners: runners, proxy: proxy, logger: logger)
+        let reconciler = ReconcileService(
+            options: options, inbox: inbox, runners: runners, proxy: proxy, onGatewayBuild: onGatewayBuild,
+            inheritedProxyPorts: inheritedProxyPorts, logger: logger)
         let proxyServices: [any ServiceLifecycle.Service] = proxy.map { [$0] } ?? []
         return proxyServices + runners.map { OutputService(runner: $0) } + [reconciler, SourceService(source: source, inbox: inbox)]
     }
@@ -153,6 +165,8 @@ struct ReconcileService: ServiceLifecycle.Service {
     let inbox: Inbox<PipelineEvent>
     let runners: [OutputRunner]
     let proxy: L7ProxyOutput?
+    let onGatewayBuild: (@Sendable (GatewayState) -> Void)?
+    let inheritedProxyPorts: [Frontend: UInt16]
     let logger: Logger
 
     func run() async throws {
@@ -175,7 +189,7 @@ struct ReconcileService: ServiceLifecycle.Service {
 
     private func loop() async {
         var reconciler = L4Reconciler(options: options.translatorOptions)
-        var allocator = ProxyPortStage(range: options.proxyPorts)
+        var allocator = ProxyPortStage(range: options.proxyPorts, inherited: inheritedProxyPorts)
         var gateway = GatewayStage()
         var publishedTables: [UInt16: PortRouteTable]?
         // The tables name certificate Secrets only; their bytes change on their own (a rotation).
@@ -191,10 +205,14 @@ struct ReconcileService: ServiceLifecycle.Service {
             var translated = 0
             var fullState: DesiredL4State?
             var resync = false
+            // What of the Gateway state must be built again: everything on a full path, else the
+            // Gateways a step affected.
+            var gatewayWork = GatewayStage.Work.none
 
             func flush() {
                 guard !pending.isEmpty else { return }
                 let step = reconciler.apply(pending)
+                gatewayWork.formUnion(gateway.affected(step.touched, index: reconciler.index))
                 pending = []
                 translated += step.translated.count
                 changes.merge(step.changes) { _, new in new }
@@ -203,7 +221,6 @@ struct ReconcileService: ServiceLifecycle.Service {
             for event in batch {
                 switch event {
                 case .source(.snapshot(let snapshot)) where !synced:
-                    gateway.take(snapshot)
                     // The first full sync: translated from scratch; prunes what the pins hold beyond it.
                     let step = reconciler.replaceAll(with: snapshot)
                     for warning in step.newWarnings { logger.warning("\(warning)") }
@@ -211,8 +228,8 @@ struct ReconcileService: ServiceLifecycle.Service {
                     changes = [:]
                     fullState = reconciler.state
                     synced = true
+                    gatewayWork = .all
                 case .source(.snapshot(let snapshot)):
-                    gateway.take(snapshot)
                     // A whole reload (files): diffed by key against what is indexed.
                     flush()
                     pending = ClusterIndex.changes(from: reconciler.index.snapshot, to: snapshot)
@@ -221,13 +238,15 @@ struct ReconcileService: ServiceLifecycle.Service {
                     if synced { pending += more }
                 case .resync:
                     resync = synced
+                    if synced { gatewayWork = .all }
                 }
             }
             flush()
-            if synced && !gateway.isIdle {
+            if synced && gatewayWork != .none && !gateway.isIdle(index: reconciler.index) {
                 // Gateway frontends go to the proxy; a Service port whose Gateway came or went is
                 // sent again, marked or not.
-                let flipped = gateway.rebuild(index: reconciler.index.snapshot)
+                let flipped = gateway.rebuild(gatewayWork, index: reconciler.index)
+                onGatewayBuild?(gateway.gateways)
                 if fullState == nil && !flipped.isEmpty {
                     for (frontend, entry) in reconciler.desired where flipped.contains(GatewayStage.key(of: entry)) {
                         changes[frontend] = .some(entry)

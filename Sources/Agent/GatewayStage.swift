@@ -2,44 +2,126 @@ import KubeModels
 import LoadBalancer
 
 /// The Gateway stage between translation and allocation: builds the Gateway control plane's route
-/// tables from the snapshot and marks the frontends of Portway's Gateway Services
+/// tables from the reconciler's index and marks the frontends of Portway's Gateway Services
 /// `l7-load-balancer` (no backends, proxy port left to `ProxyPortStage`).
 ///
-/// The L4 reconciler indexes only what the translator reads; the Gateway API objects (and the
-/// Namespaces and Secrets they name) are kept here, taken from each whole snapshot a source sends.
+/// The stage keeps no objects of its own: the reconciler's `ClusterIndex` stores every kind the
+/// sources send (whole snapshots and `ClusterChange`s alike, the Gateway-side kinds included), so a
+/// change of any Gateway-side kind the registry declares reaches the next build. A step builds
+/// only the Gateways it affected (`affected`): those a Gateway-side change touched, and those
+/// reading a touched Service (a route's backendRef, or the Gateway's own Service; their slices
+/// touch the Service). The tables of the others are kept (`GatewayState.build(_:only:)`), so
+/// endpoint churn of unrelated Services costs nothing here and a route edit costs one Gateway.
 struct GatewayStage: Sendable {
-    /// The Gateway-side objects of the last snapshot (no Services, slices or Nodes).
-    private var objects = ClusterSnapshot()
+    /// What a step asks of the stage.
+    enum Work: Equatable, Sendable {
+        case none
+        /// Build these Gateways again.
+        case gateways(Set<NamespacedName>)
+        /// Build everything (the first snapshot, a resync).
+        case all
+
+        mutating func formUnion(_ other: Work) {
+            switch (self, other) {
+            case (.all, _), (_, .none): return
+            case (_, .all), (.none, _): self = other
+            case (.gateways(let a), .gateways(let b)): self = .gateways(a.union(b))
+            }
+        }
+    }
+
+    /// The tables, certificates, ownership and warnings of every Gateway; `status` holds only what
+    /// the last build made (the leader builds its own from scratch).
     private(set) var gateways = GatewayState()
     /// The Service ports that front one of Portway's Gateways.
     private(set) var keys: [ServicePortKey: ProxyPortKey] = [:]
+    /// Service → the Gateways whose build reads it: through a route's backendRef, or as the
+    /// Gateway's own Service.
+    private var readers: [ObjectKey: Set<NamespacedName>] = [:]
+    /// Every Gateway of the last build, Portway's or not (a change to one may flip ownership).
+    private var knownGateways: Set<ObjectKey> = []
+    /// How many builds ran, and how many of them were partial (logs and tests).
+    private(set) var builds = 0
+    private(set) var partialBuilds = 0
 
-    /// Keeps the Gateway-side objects of a whole snapshot.
-    mutating func take(_ snapshot: ClusterSnapshot) {
-        objects = ClusterSnapshot(
-            gatewayClasses: snapshot.gatewayClasses, gateways: snapshot.gateways, httpRoutes: snapshot.httpRoutes,
-            referenceGrants: snapshot.referenceGrants, namespaces: snapshot.namespaces, secrets: snapshot.secrets)
+    /// Whether there is anything to build over `index` (no Gateway now and none before: nothing to do).
+    func isIdle(index: ClusterIndex) -> Bool { index.gateways.isEmpty && keys.isEmpty && knownGateways.isEmpty }
+
+    /// The Gateways a step that touched `touched` (already applied to `index`) affects.
+    func affected(_ touched: TouchedKeys, index: ClusterIndex) -> Work {
+        var out = Set<NamespacedName>()
+        for gateway in touched.gateways where knownGateways.contains(gateway) || index.gateways[gateway] != nil {
+            out.insert(Self.name(gateway))
+        }
+        for service in touched.services {
+            out.formUnion(readers[service] ?? [])
+            // A Service that became a Gateway's Service.
+            for object in index.services[service] ?? [] {
+                if let gateway = Self.gatewayName(of: object) { out.insert(NamespacedName(namespace: service.namespace, name: gateway)) }
+            }
+        }
+        return out.isEmpty ? .none : .gateways(out)
     }
 
-    /// Whether there is anything to build (no Gateway now and none before: nothing to do).
-    var isIdle: Bool { objects.gateways.isEmpty && keys.isEmpty }
-
-    /// Rebuilds the route tables over `index` (the reconciler's Services, slices and Nodes) and
-    /// returns the Service ports whose Gateway changed (their frontends must be marked again).
-    mutating func rebuild(index: ClusterSnapshot) -> Set<ServicePortKey> {
-        var snapshot = index
-        snapshot.gatewayClasses = objects.gatewayClasses
-        snapshot.gateways = objects.gateways
-        snapshot.httpRoutes = objects.httpRoutes
-        snapshot.referenceGrants = objects.referenceGrants
-        snapshot.namespaces = objects.namespaces
-        snapshot.secrets = objects.secrets
-        gateways = GatewayState.build(snapshot)
+    /// Builds `work` over `index` (the reconciler's, with the Gateway-side kinds) and returns the
+    /// Service ports whose Gateway changed (their frontends must be marked again).
+    mutating func rebuild(_ work: Work, index: ClusterIndex) -> Set<ServicePortKey> {
+        let snapshot = index.snapshot
+        switch work {
+        case .none: return []
+        case .all:
+            gateways = GatewayState.build(snapshot)
+        case .gateways(let only):
+            partialBuilds += 1
+            let partial = GatewayState.build(snapshot, only: only)
+            var next = partial
+            next.tables = (gateways.tables.filter { !only.contains($0.gateway) } + partial.tables)
+                .sorted { ($0.gateway, $0.port) < ($1.gateway, $1.port) }
+            // Certificates as a full build has them: those the tables name, fresh for the rebuilt Gateways.
+            next.certificates = [:]
+            for table in next.tables {
+                for listener in table.listeners {
+                    for name in listener.certificates {
+                        next.certificates[name] = only.contains(table.gateway) ? partial.certificates[name] : gateways.certificates[name]
+                    }
+                }
+            }
+            gateways = next
+        }
+        builds += 1
         let previous = keys
         keys = GatewayFrontends.keys(snapshot, ownedGateways: gateways.ownedGateways)
+        knownGateways = Set(index.gateways.keys)
+        readers = Self.readers(snapshot)
         var flipped = Set<ServicePortKey>()
         for key in Set(previous.keys).union(keys.keys) where previous[key] != keys[key] { flipped.insert(key) }
         return flipped
+    }
+
+    private static func name(_ key: ObjectKey) -> NamespacedName { NamespacedName(namespace: key.namespace, name: key.name) }
+
+    private static func gatewayName(of service: Service) -> String? { service.metadata.labels?[GatewayAPI.gatewayNameLabel] }
+
+    /// Which Gateways a build over `snapshot` reads each Service for: the Services routes name as
+    /// backends (any reference that may resolve to a Service), for each Gateway the route names;
+    /// and each Gateway-labelled Service, for its Gateway.
+    static func readers(_ snapshot: ClusterSnapshot) -> [ObjectKey: Set<NamespacedName>] {
+        var out: [ObjectKey: Set<NamespacedName>] = [:]
+        for route in snapshot.httpRoutes {
+            let parents = Set(ClusterIndex.parentGateways(of: route).map(name))
+            guard !parents.isEmpty else { continue }
+            for rule in route.spec.rules ?? [] {
+                for ref in rule.backendRefs ?? [] where (ref.kind ?? "Service") == "Service" {
+                    out[ObjectKey(namespace: ref.namespace ?? route.metadata.namespace, name: ref.name), default: []].formUnion(parents)
+                }
+            }
+        }
+        for service in snapshot.services {
+            guard let gateway = gatewayName(of: service) else { continue }
+            let key = ObjectKey(service.metadata)
+            out[key, default: []].insert(NamespacedName(namespace: key.namespace, name: gateway))
+        }
+        return out
     }
 
     static func key(of entry: FrontendEntry) -> ServicePortKey {

@@ -51,14 +51,15 @@ public struct ProgrammedState: Hashable, Sendable {
         return state
     }
 
-
-    /// The L7 proxy port of every L7LB frontend the maps hold (what `portway explain --bpffs`
-    /// reports instead of allocating afresh).
+    /// The L7 proxy port of every L7LB frontend the maps hold: what a restarted agent hands its
+    /// allocation stage so each Gateway listener keeps its port (`ProxyPortStage`), and what
+    /// `portway explain --bpffs` reports instead of allocating afresh. Port 0 is no port.
     public var l7ProxyPorts: [Frontend: UInt16] {
         var out: [Frontend: UInt16] = [:]
         for (key, entries) in services {
-            guard let master = entries.master, master.isL7LB, let frontend = key.frontend, master.union <= UInt32(UInt16.max) else { continue }
-            out[frontend] = UInt16(master.union)
+            guard let master = entries.master, master.isL7LB, let frontend = key.frontend,
+                  let port = UInt16(exactly: master.union), port != 0 else { continue }
+            out[frontend] = port
         }
         return out
     }

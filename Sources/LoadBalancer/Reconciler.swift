@@ -12,6 +12,9 @@ public struct ReconcileStep: Sendable {
     /// Warnings of the translated keys (and of keys whose frontend conflicts they moved) that were
     /// not there before: what to log.
     public var newWarnings: [TranslationWarning]
+    /// What the applied input changes touched (empty for the full path, which touches everything):
+    /// later stages (the Gateway stage) decide from it whether they have work.
+    public var touched = TouchedKeys()
 }
 
 /// Reconcile by key: keeps the translator's input indexed and the last translation of every
@@ -67,7 +70,9 @@ public struct L4Reconciler: Sendable {
                 keys.formUnion(nodePortKeys)
             }
         }
-        return retranslate(keys, incremental: true)
+        var step = retranslate(keys, incremental: true)
+        step.touched = touched
+        return step
     }
 
     /// The full path (start, relist, periodic resync): `snapshot` translated from scratch, and the

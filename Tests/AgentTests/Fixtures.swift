@@ -27,8 +27,8 @@ final class AgentBPFFS {
 
     struct Failure: Error, CustomStringConvertible { var description: String }
 
-    static func make() throws -> AgentBPFFS {
-        let path = try makeTempDirectory("portway-agent-bpffs")
+    static func make(prefix: String = "portway-agent-bpffs") throws -> AgentBPFFS {
+        let path = try makeTempDirectory(prefix)
         guard mount("bpf", path, "bpf", 0, nil) == 0 else {
             let e = errno
             rmdir(path)

@@ -89,7 +89,7 @@ private func blockingGet(port: UInt16, host: String) -> (status: Int, body: Stri
 }
 
 /// A free loopback TCP port (bound and released), so parallel runs do not share a proxy port.
-private func freePort() throws -> UInt16 {
+func freePort() throws -> UInt16 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()

@@ -4,7 +4,18 @@ extension GatewayState {
     /// Builds the route tables and status of Portway's Gateways from `snapshot`. Pure and
     /// deterministic; bad objects become status conditions or warnings, never a crash.
     public static func build(_ snapshot: ClusterSnapshot, options: GatewayOptions = GatewayOptions()) -> GatewayState {
-        var run = GatewayBuild(snapshot: snapshot, options: options)
+        var run = GatewayBuild(snapshot: snapshot, options: options, only: nil)
+        return run.build()
+    }
+
+    /// Builds what belongs to the Gateways `only`: their tables, certificates and status (and the
+    /// status entries routes have for them); ownership (`ownedGateways`, `foreignGateways`), the
+    /// GatewayClass status and the warnings cover every object, exactly as `build` gives them.
+    /// Tables depend only on their own Gateway, its class, the routes naming it and what those
+    /// reference, so splicing this into a full state of the same snapshot equals a full build
+    /// (`GatewayStage` does; its model test checks it).
+    public static func build(_ snapshot: ClusterSnapshot, only: Set<NamespacedName>, options: GatewayOptions = GatewayOptions()) -> GatewayState {
+        var run = GatewayBuild(snapshot: snapshot, options: options, only: only)
         return run.build()
     }
 }
@@ -42,15 +53,18 @@ struct RouteFacts {
 struct GatewayBuild {
     let snapshot: ClusterSnapshot
     let options: GatewayOptions
+    /// The Gateways to build (nil: all).
+    let only: Set<NamespacedName>?
     private let index: ClusterIndex
     private var state = GatewayState()
     private var servicesByKey: [NamespacedName: Service] = [:]
     private var secretsByKey: [NamespacedName: Secret] = [:]
     private var namespaceLabels: [String: [String: String]] = [:]
 
-    init(snapshot: ClusterSnapshot, options: GatewayOptions) {
+    init(snapshot: ClusterSnapshot, options: GatewayOptions, only: Set<NamespacedName>?) {
         self.snapshot = snapshot
         self.options = options
+        self.only = only
         index = ClusterIndex(snapshot)
         for service in snapshot.services {
             servicesByKey[NamespacedName(namespace: Self.namespace(service.metadata), name: service.metadata.name)] = service
@@ -80,11 +94,12 @@ struct GatewayBuild {
 
         // Gateways: Portway's, validated listener by listener.
         var gateways: [NamespacedName: (gateway: Gateway, listeners: [ListenerFacts])] = [:]
+        var seenGateways = Set<NamespacedName>()
         let sortedGateways = snapshot.gateways.sorted { key($0.metadata) < key($1.metadata) }
         for gateway in sortedGateways {
             let gatewayKey = key(gateway.metadata)
             // Files can hold one object twice (an API server cannot): the first one counts.
-            guard gateways[gatewayKey] == nil, state.foreignGateways[gatewayKey] == nil else {
+            guard seenGateways.insert(gatewayKey).inserted else {
                 state.warnings.append(GatewayWarning(object: "Gateway \(gatewayKey)", message: "defined more than once; the first definition is used"))
                 continue
             }
@@ -98,16 +113,21 @@ struct GatewayBuild {
                 continue
             }
             state.ownedGateways.append(gatewayKey)
-            gateways[gatewayKey] = (gateway, validateListeners(gateway, key: gatewayKey))
+            if only?.contains(gatewayKey) ?? true { gateways[gatewayKey] = (gateway, validateListeners(gateway, key: gatewayKey)) }
         }
 
         // Routes: validate once, then attach through each parentRef.
         let routes = snapshot.httpRoutes.sorted { key($0.metadata) < key($1.metadata) }
         var routeFacts: [NamespacedName: RouteFacts] = [:]
+        var seenRoutes = Set<NamespacedName>()
         for route in routes {
             let routeKey = key(route.metadata)
-            guard routeFacts[routeKey] == nil else {
+            guard seenRoutes.insert(routeKey).inserted else {
                 state.warnings.append(GatewayWarning(object: "HTTPRoute \(routeKey)", message: "defined more than once; the first definition is used"))
+                continue
+            }
+            // A partial build validates only the routes naming one of its Gateways.
+            if only != nil, !ClusterIndex.parentGateways(of: route).contains(where: { gateways[NamespacedName(namespace: $0.namespace, name: $0.name)] != nil }) {
                 continue
             }
             let facts = validate(route, key: routeKey)
