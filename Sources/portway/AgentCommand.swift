@@ -81,6 +81,11 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Event loop threads of the L7 proxy (default: the number of cores).")
     var proxyThreads: Int?
 
+    @Option(help: ArgumentHelp(
+        "The range the Gateways' proxy ports are allocated from, FIRST-LAST (one port per Gateway listener port; kept across restarts). Use the same range for routes/explain.",
+        valueName: "RANGE"))
+    var proxyPorts: String = "\(ProxyPortAllocator.defaultRange.lowerBound)-\(ProxyPortAllocator.defaultRange.upperBound)"
+
     @Flag(help: ArgumentHelp(
         "Take over from the agent running on the same --bpffs without refusing a Gateway connection: listen on the proxy ports it programmed (SO_REUSEPORT) at once, wait for it to stop (SIGTERM it), then serve. Transparent proxy mode."))
     var takeOver = false
@@ -94,6 +99,7 @@ struct AgentCommand: AsyncParsableCommand {
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("unknown --log-level \(logLevel)") }
         if devices.isEmpty && !noDatapath { throw ValidationError("give at least one --device (or --no-datapath to program the maps only)") }
         if let proxyThreads, proxyThreads < 1 { throw ValidationError("--proxy-threads must be at least 1") }
+        _ = try parseProxyPortRange(proxyPorts)
         if let name = nodeName, name.isEmpty { throw ValidationError("--node-name must not be empty") }
         try gatewayLeader.validate()
         if directory != nil, kubeconfig != nil || context != nil { throw ValidationError("--from-dir reads files; it cannot be combined with --kubeconfig/--context") }
@@ -128,6 +134,7 @@ struct AgentCommand: AsyncParsableCommand {
             nodeName: nodeName ?? ProcessInfo.processInfo.hostName, nodeAddresses: nodeIP.compactMap { IPAddress($0) },
             endpointsSource: endpointsSource, bpffs: bpffs, mapSizes: sizes,
             resyncInterval: resyncInterval > 0 ? .milliseconds(Int64(resyncInterval * 1000)) : nil)
+        options.proxyPorts = try parseProxyPortRange(proxyPorts)
         let installer: DatapathInstaller?
         if noDatapath {
             installer = nil

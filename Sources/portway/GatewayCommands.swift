@@ -73,13 +73,9 @@ struct GatewayViewFlags: ParsableArguments {
     }
 
     func options() throws -> GatewayViewOptions {
-        let parts = proxyPorts.split(separator: "-")
-        guard parts.count == 2, let first = UInt16(parts[0]), let last = UInt16(parts[1]), first > 0, first <= last else {
-            throw ValidationError("--proxy-ports \"\(proxyPorts)\" is not FIRST-LAST")
-        }
         return GatewayViewOptions(
             directory: directory ?? "", nodeName: nodeName, nodeIPs: nodeIP,
-            gateway: GatewayOptions(controllerName: gatewayController), proxyPorts: ProxyPortAllocator(range: first...last)
+            gateway: GatewayOptions(controllerName: gatewayController), proxyPorts: ProxyPortAllocator(range: try parseProxyPortRange(proxyPorts))
         )
     }
 }
@@ -192,4 +188,13 @@ struct Explain: AsyncParsableCommand {
         }
         FileHandle.standardOutput.write(Data(stdout.utf8))
     }
+}
+
+/// `--proxy-ports FIRST-LAST` (agent, routes, explain): the range the proxy ports are allocated from.
+func parseProxyPortRange(_ text: String) throws -> ClosedRange<UInt16> {
+    let parts = text.split(separator: "-")
+    guard parts.count == 2, let first = UInt16(parts[0]), let last = UInt16(parts[1]), first > 0, first <= last else {
+        throw ValidationError("--proxy-ports \"\(text)\" is not FIRST-LAST (two ports, 1-65535, the first not above the last)")
+    }
+    return first...last
 }

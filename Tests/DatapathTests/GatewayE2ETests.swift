@@ -288,7 +288,8 @@ struct GatewayE2ETests {
         try await withLab(prefix: "pwl7") { lab in
             let dir = try await startBackends(lab)
             try gatewayYAML(aBackend: "a").write(toFile: dir + "/gateway.yaml", atomically: true, encoding: .utf8)
-            let agent = try await startAgent(lab, dir: dir)
+            // A proxy port range of our own: the Gateway's listener must be served from it.
+            let agent = try await startAgent(lab, dir: dir, extra: ["--proxy-ports", "20000-20009"])
             defer { agent.kill() }
 
             let client = try await onDedicatedThread {
@@ -309,6 +310,11 @@ struct GatewayE2ETests {
             }
             #expect(first == "200 A xff=\(Lab.clientIP)")
             #expect(await ask("b.example.com") == "200 B xff=\(Lab.clientIP)")
+            let listening = try await onDedicatedThread {
+                (try run(["ip", "netns", "exec", lab.node, "ss", "-Hltn", "sport >= :20000 and sport <= :20009"]).split(separator: "\n").count,
+                 try run(["ip", "netns", "exec", lab.node, "ss", "-Hltn", "sport >= :10000 and sport <= :10999"]).split(separator: "\n").count)
+            }
+            #expect(listening.0 == 1 && listening.1 == 0, "the proxy listens in --proxy-ports only: \(listening)")
             #expect(await ask("c.example.com").hasPrefix("404"))
             #expect(await ask("a.example.com") == "200 A xff=\(Lab.clientIP)")
 
