@@ -111,7 +111,7 @@ let package = Package(
         .executableTarget(
             name: "portway",
             dependencies: [
-                "Agent", "LoadBalancer", "FileSource", "BPFMaps", "Datapath",
+                "Agent", "LoadBalancer", "FileSource", "BPFMaps", "Datapath", "L7Proxy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -93,34 +93,14 @@ public enum FileSource {
         }
     }
 
-    /// The YAML files under `directory`, sorted by their path relative to it.
+    /// The YAML files under `directory`, sorted by their path relative to it. Any failure to list
+    /// the tree (out of file descriptors included) is an error, never an empty or partial list.
     static func yamlFiles(in directory: String) throws(FileSourceError) -> [(path: String, displayName: String)] {
-        let root = URL(fileURLWithPath: directory, isDirectory: true).standardizedFileURL
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: root.path, isDirectory: &isDirectory) else {
-            throw .unreadableDirectory(path: directory, reason: "no such directory")
-        }
-        guard isDirectory.boolValue else { throw .unreadableDirectory(path: directory, reason: "not a directory") }
-        guard FileManager.default.isReadableFile(atPath: root.path) else {
-            throw .unreadableDirectory(path: directory, reason: "permission denied")
-        }
-        guard let enumerator = FileManager.default.enumerator(
-            at: root, includingPropertiesForKeys: [.isRegularFileKey], options: [.skipsHiddenFiles]
-        ) else {
-            throw .unreadableDirectory(path: directory, reason: "cannot list it")
-        }
-        var files: [(relative: String, path: String)] = []
-        let prefix = root.path.hasSuffix("/") ? root.path : root.path + "/"
-        for case let url as URL in enumerator {
-            let ext = url.pathExtension.lowercased()
-            guard ext == "yaml" || ext == "yml" else { continue }
-            // Resolve symlinks (ConfigMap mounts link each file into ..data) and keep regular files only.
-            guard (try? url.resolvingSymlinksInPath().resourceValues(forKeys: [.isRegularFileKey]))?.isRegularFile == true else { continue }
-            let path = url.standardizedFileURL.path
-            let relative = path.hasPrefix(prefix) ? String(path.dropFirst(prefix.count)) : url.lastPathComponent
-            files.append((relative, path))
-        }
-        files.sort { $0.relative < $1.relative }
+        let root = URL(fileURLWithPath: directory, isDirectory: true).standardizedFileURL.path
+        let files = try DirectoryListing.files(under: root, shownAs: directory) { name in
+            let ext = (name as NSString).pathExtension.lowercased()
+            return ext == "yaml" || ext == "yml"
+        }.sorted { $0.relative < $1.relative }
         let shown = directory.hasSuffix("/") ? directory : directory + "/"
         return files.map { ($0.path, shown + $0.relative) }
     }

@@ -19,15 +19,12 @@ public struct DirectoryFingerprint: Hashable, Sendable {
 extension FileSource {
     /// The fingerprint of the files `load(directory:)` would read.
     public static func fingerprint(directory: String) throws(FileSourceError) -> DirectoryFingerprint {
-        let files = try yamlFiles(in: directory).map { file -> DirectoryFingerprint.File in
-            let resolved = URL(fileURLWithPath: file.path).resolvingSymlinksInPath().path
-            let attributes = (try? FileManager.default.attributesOfItem(atPath: resolved)) ?? [:]
-            return DirectoryFingerprint.File(
-                path: file.displayName,
-                size: (attributes[.size] as? NSNumber)?.uint64Value ?? 0,
-                modified: (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0,
-                resolvedPath: resolved
-            )
+        var files: [DirectoryFingerprint.File] = []
+        for file in try yamlFiles(in: directory) {
+            // A file that vanished since the listing is left out; any other failure is the caller's error.
+            guard let attributes = try DirectoryListing.attributes(of: file.path) else { continue }
+            files.append(DirectoryFingerprint.File(
+                path: file.displayName, size: attributes.size, modified: attributes.modified, resolvedPath: attributes.resolved))
         }
         return DirectoryFingerprint(files: files)
     }

@@ -43,6 +43,8 @@ struct ConnectionContext {
     var options: ProxyOptions
     var routes: RouteTableHolder
     var metrics: ProxyMetrics
+    /// The proxy's connection count; while a connection waits for room, exchanges end with a close.
+    var admission: ConnectionAdmission = ConnectionAdmission(limits: ConnectionLimits(maxConnections: .max, maxConnectionsPerClient: .max))
     var pool: UpstreamPool
     var random: @Sendable (UInt64) -> UInt64 = FastRandom.draw
     var logger = Logger(label: "portway.proxy")
@@ -133,6 +135,12 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ActivityProbe.BytesArrived {
             run(machine.bytesArrived())
+        } else if event is ReapIfIdle {
+            // The proxy is at its connection limit: a connection waiting for a request makes room.
+            if probe.watching {
+                shared.metrics.noteReaped()
+                context.close(promise: nil)
+            }
         } else if event is DrainRequested {
             // The proxy is stopping: an idle connection closes now, a busy one after its answer.
             draining = true
@@ -141,6 +149,10 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
             context.fireUserInboundEventTriggered(event)
         }
     }
+
+    /// Whether the connection closes once the current exchange ends: the proxy drains, or a new
+    /// connection waits for room (an idle keep-alive connection would hold its place).
+    private var closesAfterExchange: Bool { draining || shared.admission.hasWaiters }
 
     /// The loop's clock (virtual on test loops).
     private var now: NIODeadline { context?.eventLoop.now ?? .now() }
@@ -328,7 +340,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         case .writeResponseHead(let head, let keepAlive):
             responseStatus = Int(head.status.code)
             let out = HeaderRewriting.downstreamResponseHead(
-                head, requestVersion: requestVersion, keepAlive: keepAlive && !draining,
+                head, requestVersion: requestVersion, keepAlive: keepAlive && !closesAfterExchange,
                 modifier: forward?.responseHeaders ?? HeaderModifier())
             context.write(wrapOutboundOut(.head(out)), promise: nil)
         case .writeInformationalHead(let head):
@@ -340,9 +352,9 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         case .writeResponseEnd(let close):
             recordMetrics(status: responseStatus)
             let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-            if close || draining { closeAfter(written, context: context) }
+            if close || closesAfterExchange { closeAfter(written, context: context) }
         case .sendLocal(let response, let close):
-            sendLocal(response, close: close || draining, context: context)
+            sendLocal(response, close: close || closesAfterExchange, context: context)
         case .sendWithoutRequest(let response):
             recordMetrics(status: Int(response.status.code))
             let body = "\(response.status.code) \(response.status.reasonPhrase)\n"

@@ -78,6 +78,11 @@ public final class L7Proxy: Sendable {
     /// The certificates of the open HTTPS ports.
     private let certificateStores = NIOLockedValueBox<[UInt16: TLSCertificateStore]>([:])
     private let pools = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<UpstreamPool>]>([:])
+    /// Client connections counted against `options`' limits.
+    private let admission: ConnectionAdmission
+
+    /// The connection limits in force (derived from the descriptor limit when not set).
+    public var connectionLimits: ConnectionLimits { admission.limits }
 
     public init(
         group: any EventLoopGroup, routes: RouteTableHolder = RouteTableHolder(), options: ProxyOptions = ProxyOptions(),
@@ -93,6 +98,7 @@ public final class L7Proxy: Sendable {
         self.binder = binder
         self.connector = connector
         self.metrics = metrics
+        self.admission = ConnectionAdmission(limits: options.connectionLimits())
         // Uniform in 0..<n; by default a fast generator (the system one costs a system call per draw).
         self.random = random ?? FastRandom.draw
     }
@@ -116,6 +122,13 @@ public final class L7Proxy: Sendable {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 512)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptGate(admission: admission, metrics: metrics) { [weak self] in
+                        self?.underPressure()
+                    })
+                }
+            }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -225,6 +238,18 @@ public final class L7Proxy: Sendable {
         return bound.value
     }
 
+    /// A new connection waits for room: every connection waiting for its next request closes (at
+    /// most every 100 ms), so clients with work get the room idle ones held.
+    private func underPressure() {
+        guard admission.shouldReap(now: .now()) else { return }
+        for channel in activeConnections.withLockedValue({ Array($0.values) }) {
+            channel.pipeline.fireUserInboundEventTriggered(ReapIfIdle())
+        }
+    }
+
+    /// Client connections open now, as counted against the limits.
+    public var admittedConnections: Int { admission.openConnections }
+
     private func initializeConnection(_ channel: any Channel, tls: NIOSSLContext?) throws {
         let port = UInt16(channel.parent?.localAddress?.port ?? 0)
         let active = activeConnections
@@ -234,7 +259,7 @@ public final class L7Proxy: Sendable {
         try Self.configure(
             channel,
             shared: ConnectionContext(
-                proxyPort: port, isTLS: tls != nil, options: options, routes: routes, metrics: metrics,
+                proxyPort: port, isTLS: tls != nil, options: options, routes: routes, metrics: metrics, admission: admission,
                 pool: pool(for: channel.eventLoop), random: random, logger: logger),
             tls: tls)
     }

@@ -37,6 +37,12 @@ public final class ProxyMetrics: Sendable {
         public var upstreamConnectionsOpened = 0
         public var upstreamConnectionsReused = 0
         public var upstreamRetries = 0
+        /// Connections closed at once because their client address had too many open.
+        public var connectionsRejectedPerClient = 0
+        /// Idle client connections closed to make room at the limit.
+        public var idleConnectionsReaped = 0
+        /// Times a listener stopped accepting at the limit (a connection waited for room).
+        public var acceptPauses = 0
     }
 
     /// Connection objects alive in memory: counted when created and when freed (deinit), so a
@@ -93,6 +99,15 @@ public final class ProxyMetrics: Sendable {
     }
 
     func noteRetry() { gauges.withLockedValue { $0.upstreamRetries += 1 } }
+
+    func noteRejected(_ verdict: ConnectionAdmission.Verdict) {
+        guard verdict == .rejectedPerClient else { return }
+        gauges.withLockedValue { $0.connectionsRejectedPerClient += 1 }
+    }
+
+    func noteReaped() { gauges.withLockedValue { $0.idleConnectionsReaped += 1 } }
+
+    func noteAcceptPaused() { gauges.withLockedValue { $0.acceptPauses += 1 } }
 
     /// The series in the Prometheus text format (counter `portway_proxy_requests_total`, histogram
     /// `portway_proxy_request_duration_seconds`).

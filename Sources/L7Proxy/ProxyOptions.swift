@@ -29,6 +29,22 @@ public struct ProxyOptions: Sendable {
     public var maxDiscardedBodyBytes: Int = 1 << 20
     /// Keep-alive requests answered on one client connection before the proxy closes it.
     public var maxRequestsPerConnection: Int = 10_000
+    /// Client connections open at once (all ports); nil derives it from the process's descriptor
+    /// limit (`ConnectionLimits.derived`). At the limit the proxy stops accepting and reaps idle ones.
+    public var maxConnections: Int? = nil
+    /// Client connections open at once from one client address; nil: a quarter of `maxConnections`,
+    /// at most 1,024. Beyond it new connections from that address are closed at once.
+    public var maxConnectionsPerClient: Int? = nil
+    /// File descriptors the proxy leaves to the rest of the agent (maps, the API, files) when it
+    /// derives `maxConnections`.
+    public var fileDescriptorReserve: Int = 256
+
+    /// The connection limits in force for a process allowed `fileDescriptorLimit` descriptors.
+    public func connectionLimits(fileDescriptorLimit: Int = ConnectionLimits.processFileDescriptorLimit) -> ConnectionLimits {
+        ConnectionLimits.derived(
+            fileDescriptorLimit: fileDescriptorLimit, reserve: fileDescriptorReserve,
+            maxConnections: maxConnections, maxConnectionsPerClient: maxConnectionsPerClient)
+    }
 
     public init() {}
 }

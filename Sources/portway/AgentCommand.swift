@@ -4,6 +4,7 @@ import BPFMaps
 import Datapath
 import FileSource
 import Foundation
+import L7Proxy
 import LoadBalancer
 import Logging
 import ServiceLifecycle
@@ -86,6 +87,21 @@ struct AgentCommand: AsyncParsableCommand {
         valueName: "RANGE"))
     var proxyPorts: String = "\(ProxyPortAllocator.defaultRange.lowerBound)-\(ProxyPortAllocator.defaultRange.upperBound)"
 
+    @Option(help: ArgumentHelp(
+        "Client connections the L7 proxy keeps open at once, all ports together; at the limit it stops accepting (new connections wait in the listen backlog) and closes idle keep-alive connections. Default: half of (the descriptor limit minus --fd-reserve).",
+        valueName: "N"))
+    var proxyMaxConnections: Int?
+
+    @Option(help: ArgumentHelp(
+        "Client connections one client address may hold open at the L7 proxy; beyond it its new connections are closed at once. Default: a quarter of --proxy-max-connections, at most 1024.",
+        valueName: "N"))
+    var proxyMaxConnectionsPerClient: Int?
+
+    @Option(help: ArgumentHelp(
+        "File descriptors kept for the agent's own work (maps, the API, files) when the proxy's connection limit is derived from the process's descriptor limit.",
+        valueName: "N"))
+    var fdReserve: Int = 256
+
     @Flag(help: ArgumentHelp(
         "Take over from the agent running on the same --bpffs without refusing a Gateway connection: listen on the proxy ports it programmed (SO_REUSEPORT) at once, wait for it to stop (SIGTERM it), then serve. Transparent proxy mode."))
     var takeOver = false
@@ -99,6 +115,11 @@ struct AgentCommand: AsyncParsableCommand {
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("unknown --log-level \(logLevel)") }
         if devices.isEmpty && !noDatapath { throw ValidationError("give at least one --device (or --no-datapath to program the maps only)") }
         if let proxyThreads, proxyThreads < 1 { throw ValidationError("--proxy-threads must be at least 1") }
+        if let proxyMaxConnections, proxyMaxConnections < 1 { throw ValidationError("--proxy-max-connections must be at least 1") }
+        if let proxyMaxConnectionsPerClient, proxyMaxConnectionsPerClient < 1 {
+            throw ValidationError("--proxy-max-connections-per-client must be at least 1")
+        }
+        if fdReserve < 0 { throw ValidationError("--fd-reserve must not be negative") }
         _ = try parseProxyPortRange(proxyPorts)
         if let name = nodeName, name.isEmpty { throw ValidationError("--node-name must not be empty") }
         try gatewayLeader.validate()
@@ -152,8 +173,18 @@ struct AgentCommand: AsyncParsableCommand {
             options.waitForPinDirectory = true
             if listen == .transparent { preopened = Self.preopenProgrammedProxyPorts(bpffs: bpffs, logger: logger) }
         }
+        // Every connection the proxy accepts costs a descriptor: take the hard limit, and keep a reserve.
+        let descriptors = ConnectionLimits.raiseFileDescriptorLimit()
+        var proxyOptions = ProxyOptions()
+        proxyOptions.maxConnections = proxyMaxConnections
+        proxyOptions.maxConnectionsPerClient = proxyMaxConnectionsPerClient
+        proxyOptions.fileDescriptorReserve = fdReserve
+        if listen != .off {
+            logger.info("proxy: \(proxyOptions.connectionLimits(fileDescriptorLimit: descriptors)) (descriptor limit \(descriptors), \(fdReserve) kept for the agent)")
+        }
         let proxy = listen == .off ? nil : L7ProxyOutput(
-            mode: listen, threads: proxyThreads, retry: options.retry, preopened: preopened, logger: Logger(label: "portway.proxy"))
+            mode: listen, threads: proxyThreads, options: proxyOptions, retry: options.retry, preopened: preopened,
+            logger: Logger(label: "portway.proxy"))
         let pipeline = AgentPipeline(options: options, logger: logger, installer: installer, proxy: proxy)
         do {
             let services: [any ServiceLifecycle.Service]

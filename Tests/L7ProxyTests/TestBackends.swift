@@ -134,14 +134,17 @@ final class RawClient: Sendable {
     /// When set, the client stops reading (to make the proxy hold back a download).
     let paused: NIOLockedValueBox<Bool>
 
-    init(port: UInt16, group: any EventLoopGroup, paused: Bool = false, tls: (NIOSSLContext, String)? = nil) async throws {
+    /// `source`: the local address to connect from (another loopback address is another client).
+    init(port: UInt16, group: any EventLoopGroup, paused: Bool = false, tls: (NIOSSLContext, String)? = nil, source: String? = nil) async throws {
         let received = NIOLockedValueBox(ByteBuffer())
         let closed = NIOLockedValueBox(false)
         let pausedBox = NIOLockedValueBox(paused)
         self.received = received
         self.closed = closed
         self.paused = pausedBox
-        channel = try await ClientBootstrap(group: group)
+        var bootstrap = ClientBootstrap(group: group)
+        if let source { bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: source, port: 0)) }
+        channel = try await bootstrap
             .channelOption(.autoRead, value: !paused)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
