@@ -229,15 +229,20 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         bufferedRequestBytes = 0
         bufferedResponseBytes = 0
 
+        // Everything refused is refused here, before routing, and never forwarded.
         let target: RequestTarget
         do {
-            target = try RequestTarget.parse(head)
+            target = try RequestTarget.parse(head, paths: shared.options.pathNormalization)
         } catch {
+            shared.logger.debug("rejecting a request", metadata: ["client": "\(context.channel.remoteAddress?.description ?? "?")", "reason": "\(error)"])
             return .reject(.init(status: .badRequest))
         }
         if head.headers.contains(name: "content-length") && head.headers.contains(name: "transfer-encoding") {
             // Request smuggling guard (RFC 9112 §6.1); the decoder rejects most of these already.
             return .reject(.init(status: .badRequest))
+        }
+        if let status = HeaderRewriting.transferEncodingProblem(head) {
+            return .reject(.init(status: status))
         }
         let clientAddress: String?
         if let known = self.clientAddress {

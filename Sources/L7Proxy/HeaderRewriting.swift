@@ -1,69 +1,5 @@
 import NIOHTTP1
 
-/// The request target split into what routing needs. Pure.
-struct RequestTarget: Equatable {
-    var host: String
-    var path: String
-    var query: String?
-
-    enum Problem: Error, Equatable {
-        /// HTTP/1.1 without Host, several Host headers, or an unusable target: 400.
-        case badRequest(String)
-    }
-
-    /// Reads host, path and query from the head: an absolute-form target's authority wins over Host
-    /// (RFC 9112 §3.2.2); origin-form needs exactly one Host header on HTTP/1.1.
-    static func parse(_ head: HTTPRequestHead) throws(Problem) -> RequestTarget {
-        var uri = head.uri
-        var authority: String?
-        // Origin-form ("/...") is the common case: only a target not starting with "/" is lowercased to look for a scheme.
-        let lowered = uri.utf8.first == UInt8(ascii: "/") ? "" : String(uri.prefix(8)).lowercased()
-        if lowered.hasPrefix("http://") || lowered.hasPrefix("https://") {
-            let afterScheme = uri.dropFirst(lowered.hasPrefix("http://") ? 7 : 8)
-            let slash = afterScheme.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? afterScheme.endIndex
-            authority = String(afterScheme[..<slash])
-            uri = String(afterScheme[slash...])
-            if uri.isEmpty || uri.hasPrefix("?") { uri = "/" + uri }
-        }
-        let hosts = head.headers["host"]
-        if hosts.count > 1 { throw .badRequest("more than one Host header") }
-        if authority == nil {
-            if let host = hosts.first {
-                authority = host
-            } else if head.version.major == 1 && head.version.minor >= 1 {
-                throw .badRequest("HTTP/1.1 request without Host")
-            }
-        }
-        guard uri.hasPrefix("/") || uri == "*" else { throw .badRequest("unsupported request target") }
-        var path = uri
-        var query: String?
-        if let q = uri.firstIndex(of: "?") {
-            path = String(uri[..<q])
-            query = String(uri[uri.index(after: q)...])
-        }
-        if let hash = path.firstIndex(of: "#") { path = String(path[..<hash]) }
-        return RequestTarget(host: Self.hostWithoutPort(authority ?? ""), path: path, query: query)
-    }
-
-    /// Lowercased host without port; IPv6 literals keep no brackets.
-    static func hostWithoutPort(_ authority: String) -> String {
-        // Fast path: already a plain lowercase name or IPv4 address (what clients send), returned as is.
-        if authority.utf8.allSatisfy({ ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") }),
-            authority.utf8.last != UInt8(ascii: ".")
-        {
-            return authority
-        }
-        var text = authority.trimmingSpaces()
-        if let at = text.lastIndex(of: "@") { text = String(text[text.index(after: at)...]) }
-        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
-            return String(text[text.index(after: text.startIndex)..<close]).lowercased()
-        }
-        if let colon = text.lastIndex(of: ":") { text = String(text[..<colon]) }
-        if text.hasSuffix(".") { text.removeLast() }
-        return text.lowercased()
-    }
-}
-
 extension String {
     /// ASCII case-insensitive equality with a lowercase ASCII literal, without allocating.
     func isASCIICaseInsensitiveEqual(to lowercase: StaticString) -> Bool {
@@ -136,15 +72,42 @@ enum HeaderRewriting {
         address.contains(":") ? "\"[\(address)]\"" : address
     }
 
+    /// A Forwarded parameter value as an RFC 7230 quoted-string: `"` and `\` escaped, so no value
+    /// can end the quotes and add parameters or elements of its own.
+    static func quoted(_ value: String) -> String {
+        guard value.utf8.contains(where: { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else { return "\"\(value)\"" }
+        var out = "\""
+        for character in value.unicodeScalars {
+            if character == "\"" || character == "\\" { out.unicodeScalars.append("\\") }
+            out.unicodeScalars.append(character)
+        }
+        return out + "\""
+    }
+
+    /// Why a request's Transfer-Encoding cannot be forwarded, or nil when it can (none, or exactly
+    /// `chunked`). Chunked not last: the body length is unknowable, 400 (RFC 9112 §6.3); in an
+    /// HTTP/1.0 request: 400 (§6.1); other codings before chunked: 501, as Envoy does — refused,
+    /// never dropped or forwarded with a body the proxy framed differently.
+    static func transferEncodingProblem(_ head: HTTPRequestHead) -> HTTPResponseStatus? {
+        let values = head.headers["transfer-encoding"]
+        guard !values.isEmpty else { return nil }
+        if head.version.major == 1 && head.version.minor == 0 { return .badRequest }
+        let codings = values.flatMap { $0.split(separator: ",") }.map { String($0).trimmingSpaces().lowercased() }.filter { !$0.isEmpty }
+        guard codings.last == "chunked" else { return .badRequest }
+        return codings.count == 1 ? nil : .notImplemented
+    }
+
     /// The request head sent to the backend: hop-by-hop headers removed, X-Forwarded-For/-Proto and
     /// Forwarded added (appending to what the client sent), the route's header edits and URL rewrite
-    /// applied, body framing kept as the client sent it.
+    /// applied, body framing kept as the client sent it. The target is the validated, normalized
+    /// one that was routed, and the authority that was routed is the Host sent on (an absolute-form
+    /// target's authority replaces the client's Host).
     static func upstreamRequestHead(
         _ head: HTTPRequestHead, target: RequestTarget, clientAddress: String?, isTLS: Bool,
         modifier: HeaderModifier, rewrite: URLRewrite?
     ) -> HTTPRequestHead {
         var headers = head.headers
-        let chunked = headers["transfer-encoding"].contains { $0.lowercased().contains("chunked") }
+        let chunked = !headers["transfer-encoding"].isEmpty
         let hasLength = headers.contains(name: "content-length")
         let upgrade = isUpgrade(head) ? headers.first(name: "upgrade") : nil
         removeHopByHop(&headers)
@@ -154,13 +117,17 @@ enum HeaderRewriting {
             headers.add(name: "upgrade", value: upgrade)
         }
         if chunked {
+            // Exactly `chunked` (transferEncodingProblem refused anything else): re-framed the same way.
             headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
         } else if !hasLength && head.method.hasBodyByDefault {
             // No framing header means no body (RFC 9112 §6.3); say so, or the encoder would chunk.
             headers.replaceOrAdd(name: "content-length", value: "0")
         }
+        let routedAuthority = target.authority ?? target.host
+        if let authority = target.authority, headers.first(name: "host") != authority {
+            headers.replaceOrAdd(name: "host", value: authority)
+        }
         let proto = isTLS ? "https" : "http"
-        let originalHost = head.headers.first(name: "host") ?? target.host
         if let clientAddress {
             if let previous = headers.first(name: "x-forwarded-for") {
                 headers.replaceOrAdd(name: "x-forwarded-for", value: "\(previous), \(clientAddress)")
@@ -169,26 +136,22 @@ enum HeaderRewriting {
             }
         }
         headers.replaceOrAdd(name: "x-forwarded-proto", value: proto)
-        if !headers.contains(name: "x-forwarded-host") { headers.add(name: "x-forwarded-host", value: originalHost) }
+        if !headers.contains(name: "x-forwarded-host") { headers.add(name: "x-forwarded-host", value: routedAuthority) }
         var element = ""
         if let clientAddress { element += "for=\(forwardedNode(clientAddress));" }
-        element += "host=\"\(originalHost)\";proto=\(proto)"
+        element += "host=\(quoted(routedAuthority));proto=\(proto)"
         if let previous = headers.first(name: "forwarded") {
             headers.replaceOrAdd(name: "forwarded", value: "\(previous), \(element)")
         } else {
             headers.add(name: "forwarded", value: element)
         }
         modifier.apply(to: &headers)
-        var uri = head.uri
+        var uri = target.originForm
         if let rewrite {
             if let hostname = rewrite.hostname { headers.replaceOrAdd(name: "host", value: hostname) }
             if let pathModifier = rewrite.path {
                 uri = pathModifier.apply(to: target.path) + (target.query.map { "?\($0)" } ?? "")
             }
-        }
-        if !uri.hasPrefix("/") && uri != "*" {
-            // Absolute-form goes to a proxy; a backend expects origin-form.
-            uri = target.path + (target.query.map { "?\($0)" } ?? "")
         }
         if !headers.contains(name: "host") { headers.add(name: "host", value: target.host) }
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: uri, headers: headers)

@@ -29,6 +29,8 @@ public struct ProxyOptions: Sendable {
     public var maxDiscardedBodyBytes: Int = 1 << 20
     /// Keep-alive requests answered on one client connection before the proxy closes it.
     public var maxRequestsPerConnection: Int = 10_000
+    /// How request paths are normalized before routing and forwarding (docs/L7PROXY.md).
+    public var pathNormalization: PathNormalization = .standard
     /// Client connections open at once (all ports); nil derives it from the process's descriptor
     /// limit (`ConnectionLimits.derived`). At the limit the proxy stops accepting and reaps idle ones.
     public var maxConnections: Int? = nil

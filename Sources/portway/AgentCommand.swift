@@ -98,6 +98,16 @@ struct AgentCommand: AsyncParsableCommand {
     var proxyMaxConnectionsPerClient: Int?
 
     @Option(help: ArgumentHelp(
+        "How the L7 proxy treats request paths before routing and forwarding: standard (percent-encoded unreserved characters decoded, dot segments removed, repeated slashes merged: what a normalizing backend would serve) or none (validated only). See docs/L7PROXY.md.",
+        valueName: "MODE"))
+    var proxyPathNormalization: PathNormalizationMode = .standard
+
+    @Option(help: ArgumentHelp(
+        "What the L7 proxy does with %2F and %5C in a path: reject (400), keep (routed and forwarded escaped) or unescape (decoded before normalizing; %5C is still refused).",
+        valueName: "ACTION"))
+    var proxyEscapedSlashes: PathNormalization.EscapedSlashes = .reject
+
+    @Option(help: ArgumentHelp(
         "File descriptors kept for the agent's own work (maps, the API, files) when the proxy's connection limit is derived from the process's descriptor limit.",
         valueName: "N"))
     var fdReserve: Int = 256
@@ -179,6 +189,8 @@ struct AgentCommand: AsyncParsableCommand {
         proxyOptions.maxConnections = proxyMaxConnections
         proxyOptions.maxConnectionsPerClient = proxyMaxConnectionsPerClient
         proxyOptions.fileDescriptorReserve = fdReserve
+        proxyOptions.pathNormalization = PathNormalization(
+            normalize: proxyPathNormalization == .standard, escapedSlashes: proxyEscapedSlashes)
         if listen != .off {
             logger.info("proxy: \(proxyOptions.connectionLimits(fileDescriptorLimit: descriptors)) (descriptor limit \(descriptors), \(fdReserve) kept for the agent)")
         }
@@ -234,3 +246,9 @@ struct AgentCommand: AsyncParsableCommand {
 }
 
 extension ProxyListenMode: ExpressibleByArgument {}
+extension PathNormalization.EscapedSlashes: ExpressibleByArgument {}
+
+/// `--proxy-path-normalization`.
+enum PathNormalizationMode: String, CaseIterable, ExpressibleByArgument {
+    case standard, none
+}
