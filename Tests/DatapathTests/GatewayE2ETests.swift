@@ -223,7 +223,7 @@ private func makeCertificate(hostname: String, path: String) throws {
     ])
 }
 
-private func backendYAML(service: String, clusterIP: String, address: String) -> String {
+func backendYAML(service: String, clusterIP: String, address: String) -> String {
     """
     apiVersion: v1
     kind: Service
@@ -265,10 +265,12 @@ private func startBackends(_ lab: Lab) async throws -> String {
     return dir
 }
 
-/// `portway agent --from-dir dir` in the node namespace, with the datapath on its eth0.
-private func startAgent(_ lab: Lab, dir: String, extra: [String] = []) async throws -> Child {
-    try await onDedicatedThread {
-        try lab.spawn(in: nil, [
+/// `portway agent --from-dir dir` in the node namespace, with the datapath on its eth0. `wrapper`
+/// runs before it (e.g. `prlimit --nofile=N:N --`); with `log`, its standard error goes to that file.
+func startAgent(_ lab: Lab, dir: String, extra: [String] = [], wrapper: [String] = [], log: String? = nil) async throws -> Child {
+    let redirect = log.map { ["sh", "-c", "exec \"$@\" 2>>\($0)", $0] } ?? []
+    return try await onDedicatedThread {
+        try lab.spawn(in: nil, redirect + wrapper + [
             "nsenter", "--net=/var/run/netns/\(lab.node)", portwayBinary!, "agent", "--from-dir", dir,
             "--device", Lab.device, "--pod-device", Lab.podDevice, "--node-name", "lab-node", "--node-ip", Lab.nodeIP,
             "--bpffs", lab.bpffs, "--bpf-object", try ObjectLocator.locate(explicit: nil, currentDirectory: Lab.packageRoot),

@@ -47,7 +47,11 @@ final class Child {
     private let inPipe = Pipe()
     private var buffer = Data()
 
+    /// A child that died must not take the test process with it when a test writes to its stdin.
+    private static let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN) }()
+
     init(_ args: [String]) throws {
+        Self.ignoreSIGPIPE
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = args
         process.standardOutput = out
