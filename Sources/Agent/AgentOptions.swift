@@ -1,4 +1,5 @@
 import BPFMaps
+import L7Proxy
 import LoadBalancer
 
 /// What `portway agent` is told on its command line.
@@ -20,6 +21,9 @@ public struct AgentOptions: Sendable {
     public var proxyPorts: ClosedRange<UInt16>
     /// Wait for the agent holding the pin directory to stop instead of failing (a takeover).
     public var waitForPinDirectory = false
+    /// How the Gateways are built: Portway's controller name, and the certificate check (NIOSSL,
+    /// as the proxy loads them: a Secret it refuses is reported, never served).
+    public var gateway = GatewayOptions.node()
 
     public init(
         nodeName: String, nodeAddresses: [IPAddress] = [], endpointsSource: EndpointsSource = .endpointSlices,
@@ -44,5 +48,13 @@ public struct AgentOptions: Sendable {
     /// What the API source watches: no Node when `--node-ip` is given.
     public var watchScope: WatchScope {
         WatchScope(nodeName: nodeName, endpointsSource: endpointsSource, watchNode: nodeAddresses.isEmpty)
+    }
+}
+
+extension GatewayOptions {
+    /// The options of a node (agent, leader, `portway routes`/`explain`): certificates checked with
+    /// the proxy's TLS library, so that status, the CLI and the proxy agree on every Secret.
+    public static func node(controllerName: String = GatewayOptions.defaultControllerName) -> GatewayOptions {
+        GatewayOptions(controllerName: controllerName, certificateValidator: NIOSSLCertificateValidator.validate)
     }
 }

@@ -190,11 +190,13 @@ struct ReconcileService: ServiceLifecycle.Service {
     private func loop() async {
         var reconciler = L4Reconciler(options: options.translatorOptions)
         var allocator = ProxyPortStage(range: options.proxyPorts, inherited: inheritedProxyPorts)
-        var gateway = GatewayStage()
+        var gateway = GatewayStage(options: options.gateway)
         var publishedTables: [UInt16: PortRouteTable]?
         // The tables name certificate Secrets only; their bytes change on their own (a rotation).
         var publishedCertificates: [NamespacedName: TLSMaterial] = [:]
         var gatewayWarnings = Set<GatewayWarning>()
+        // What the proxy does not serve (listeners left out, ports nothing listens on), logged on change.
+        var servingWarnings = Set<GatewayWarning>()
         var synced = false
         var nodeMissing: Bool?
         let clock = ContinuousClock()
@@ -271,6 +273,16 @@ struct ReconcileService: ServiceLifecycle.Service {
                 }
                 send(.repair(allocator.allocate(gateway.mark(reconciler.state))))
                 logger.info("resync: \(reconciler.desired.count) frontends translated from scratch; repairing the outputs")
+            }
+            if synced {
+                let serving = gateway.servingWarnings { key in
+                    allocator.port(namespace: key.service.namespace, name: key.service.name, servicePort: UInt16(clamping: key.port))
+                }
+                for warning in serving where !servingWarnings.contains(warning) { logger.warning("gateway: \(warning)") }
+                for warning in servingWarnings.subtracting(serving).sorted(by: { $0.description < $1.description }) {
+                    logger.notice("gateway: resolved: \(warning)")
+                }
+                servingWarnings = Set(serving)
             }
             if synced, let proxy {
                 let tables = gateway.tables { key in

@@ -275,7 +275,7 @@ public struct GatewayLeadership: Sendable {
         onPass: (@Sendable (GatewayWriteReport) -> Void)? = nil
     ) {
         let writers = GatewayWriters(
-            client: client, options: GatewayOptions(controllerName: settings.controllerName), serviceType: settings.serviceType, logger: logger)
+            client: client, options: .node(controllerName: settings.controllerName), serviceType: settings.serviceType, logger: logger)
         controller = GatewayLeaderController(inbox: Inbox(), writers: writers, logger: logger, onPass: onPass)
         let config = LeaderElectionConfig(
             namespace: settings.leaseNamespace, name: settings.leaseName, identity: identity, leaseDuration: settings.leaseDuration,

@@ -30,8 +30,10 @@ struct GatewayStage: Sendable {
         }
     }
 
-    /// The tables, certificates, ownership and warnings of every Gateway; `status` holds only what
-    /// the last build made (the leader builds its own from scratch).
+    /// How the Gateways are built (controller name, certificate check).
+    let options: GatewayOptions
+    /// The tables, certificates, ownership, warnings and unserved listeners of every Gateway;
+    /// `status` holds only what the last build made (the leader builds its own from scratch).
     private(set) var gateways = GatewayState()
     /// The Service ports that front one of Portway's Gateways.
     private(set) var keys: [ServicePortKey: ProxyPortKey] = [:]
@@ -43,6 +45,10 @@ struct GatewayStage: Sendable {
     /// How many builds ran, and how many of them were partial (logs and tests).
     private(set) var builds = 0
     private(set) var partialBuilds = 0
+
+    init(options: GatewayOptions = GatewayOptions()) {
+        self.options = options
+    }
 
     /// Whether there is anything to build over `index` (no Gateway now and none before: nothing to do).
     func isIdle(index: ClusterIndex) -> Bool { index.gateways.isEmpty && keys.isEmpty && knownGateways.isEmpty }
@@ -70,13 +76,15 @@ struct GatewayStage: Sendable {
         switch work {
         case .none: return []
         case .all:
-            gateways = GatewayState.build(snapshot)
+            gateways = GatewayState.build(snapshot, options: options)
         case .gateways(let only):
             partialBuilds += 1
-            let partial = GatewayState.build(snapshot, only: only)
+            let partial = GatewayState.build(snapshot, only: only, options: options)
             var next = partial
             next.tables = (gateways.tables.filter { !only.contains($0.gateway) } + partial.tables)
                 .sorted { ($0.gateway, $0.port) < ($1.gateway, $1.port) }
+            next.unservedListeners = (gateways.unservedListeners.filter { !only.contains($0.gateway) } + partial.unservedListeners)
+                .sorted { ($0.gateway, $0.port, $0.name) < ($1.gateway, $1.port, $1.name) }
             // Certificates as a full build has them: those the tables name, fresh for the rebuilt Gateways.
             next.certificates = [:]
             for table in next.tables {
@@ -147,6 +155,18 @@ struct GatewayStage: Sendable {
     func mark(_ state: DesiredL4State) -> DesiredL4State {
         guard !keys.isEmpty else { return state }
         return DesiredL4State(entries: state.entries.map(mark), warnings: state.warnings)
+    }
+
+    /// What the proxy does not serve (`GatewayState.servingWarnings`), with each fronted Gateway
+    /// port's proxy port as `port` gives it.
+    func servingWarnings(port: (ServicePortKey) -> UInt16?) -> [GatewayWarning] {
+        var fronted: [ProxyPortKey: UInt16?] = [:]
+        for (servicePort, key) in keys {
+            // Several Service ports may front one key; keep a port if any has one.
+            if case .some(.some) = fronted[key] { continue }
+            fronted[key] = .some(port(servicePort))
+        }
+        return gateways.servingWarnings(frontedPorts: fronted)
     }
 
     /// What the proxy serves: each Gateway Service port's proxy port (as `port` gives it) with the

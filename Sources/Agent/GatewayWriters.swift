@@ -46,7 +46,7 @@ public final class GatewayWriters: Sendable {
     static let conflictRetries = 4
 
     public init(
-        client: KubeClient, options: GatewayOptions = GatewayOptions(), serviceType: String = "NodePort",
+        client: KubeClient, options: GatewayOptions = .node(), serviceType: String = "NodePort",
         logger: Logger = Logger(label: "portway.gateway.leader"), now: @escaping @Sendable () -> String = GatewayWriters.rfc3339Now
     ) {
         self.client = client

@@ -158,7 +158,10 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
 
     /// Closes the ports no longer wanted and opens the missing ones; an open port whose
     /// certificates changed gets them in place (new handshakes only), or is reopened when TLS was
-    /// turned on or off. Returns the ports that failed.
+    /// turned on or off. A certificate that does not load is skipped and logged with its listener
+    /// and Secret: the port serves its other listeners. An HTTPS port with no usable certificate
+    /// is not opened (never served as plain HTTP), or keeps its previous certificates if open.
+    /// Returns the ports that failed.
     private func apply(
         _ wanted: [UInt16: PortRouteTable], certificates: [NamespacedName: TLSMaterial], applied: inout [UInt16: [TLSSource]]
     ) async -> Set<UInt16> {
@@ -171,34 +174,44 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
         for port in wanted.keys.sorted() {
             guard let table = wanted[port] else { continue }
             let sources = Self.tlsSources(table, certificates: certificates)
+            if open.contains(port) && applied[port] == sources { continue }
+            let label = "proxy port \(port) (\(table.gateway):\(table.port))"
+            var unusable: [UnusableCertificate] = []
+            let tls = TLSListener(table: table, certificates: certificates, unusable: &unusable)
+            for skipped in unusable {
+                logger.error("\(label): certificate skipped, the port's other listeners are served: \(skipped)")
+            }
+            let https = table.listeners.contains { $0.protocol == .https }
+            if https && tls == nil {
+                // Nothing to terminate TLS with: never answer an HTTPS listener in plain text.
+                if open.contains(port) && proxy.terminatesTLS(port: port) {
+                    logger.error("\(label): no usable certificate; keeping the previous ones")
+                } else {
+                    logger.error("\(label): no usable certificate; not listening")
+                    if open.contains(port) { await proxy.close(port: port) }
+                }
+                applied[port] = sources
+                continue
+            }
             if open.contains(port) {
-                guard applied[port] != sources else { continue }
-                do {
-                    let tls = try TLSListener(table: table, certificates: certificates)
-                    if let tls, proxy.terminatesTLS(port: port) {
-                        proxy.updateCertificates(port: port, tls: tls)
-                        applied[port] = sources
-                        continue
-                    }
-                    if tls == nil, !proxy.terminatesTLS(port: port) {
-                        applied[port] = sources
-                        continue
-                    }
-                    // TLS turned on or off: only a new listener can say so.
-                    logger.notice("proxy port \(port) (\(table.gateway):\(table.port)): reopening, TLS \(tls == nil ? "off" : "on")")
-                    await proxy.close(port: port)
-                } catch {
-                    // A bad certificate never takes down what is serving: keep the previous ones.
-                    logger.error("proxy port \(port) (\(table.gateway):\(table.port)): new certificates unusable, keeping the previous ones: \(error)")
+                if let tls, proxy.terminatesTLS(port: port) {
+                    proxy.updateCertificates(port: port, tls: tls)
+                    applied[port] = sources
                     continue
                 }
+                if tls == nil, !proxy.terminatesTLS(port: port) {
+                    applied[port] = sources
+                    continue
+                }
+                // TLS turned on or off: only a new listener can say so.
+                logger.notice("\(label): reopening, TLS \(tls == nil ? "off" : "on")")
+                await proxy.close(port: port)
             }
             do {
-                let tls = try TLSListener(table: table, certificates: certificates)
                 try await proxy.open(port: port, configuration: ListenerConfiguration(tls: tls))
                 applied[port] = sources
             } catch {
-                logger.error("proxy port \(port) (\(table.gateway):\(table.port)): \(error)")
+                logger.error("\(label): \(error)")
                 failed.insert(port)
             }
         }

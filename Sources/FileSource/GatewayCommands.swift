@@ -15,7 +15,7 @@ public enum ExplainFormat: String, CaseIterable, Sendable {
 }
 
 /// What the Gateway commands share: the directory, this node, and the Gateway options.
-public struct GatewayViewOptions: Hashable, Sendable {
+public struct GatewayViewOptions: Sendable {
     public var directory: String
     /// This node's name; when empty, the Node object whose address is `--to` (explain), else the first Node.
     public var nodeName: String
@@ -124,6 +124,13 @@ public struct GatewayView: Sendable {
         state.warnings = loadWarnings + state.warnings
         return GatewayView(snapshot: snapshot, gateways: gateways, state: state, keys: keys, allocation: allocation, nodeName: nodeName)
     }
+
+    /// What the proxy does not serve (`GatewayState.servingWarnings`) on this node's allocation.
+    public var servingWarnings: [GatewayWarning] {
+        var fronted: [ProxyPortKey: UInt16?] = [:]
+        for key in Set(keys.values) { fronted[key] = .some(allocation.ports[key]) }
+        return gateways.servingWarnings(frontedPorts: fronted)
+    }
 }
 
 extension FileSource {
@@ -134,22 +141,37 @@ extension FileSource {
 
     /// `portway routes` of a view however its objects were read.
     public static func routes(_ view: GatewayView, format: RoutesFormat) -> (stdout: String, stderr: String) {
-        let warnings = view.gateways.warnings.map { JSONValue.object(["object": .string($0.object), "message": .string($0.message)]) }
+        let proxyPort = { (gateway: NamespacedName, port: Int) in view.allocation.ports[ProxyPortKey(gateway: gateway, port: port)] }
+        // Listeners left out and ports nothing listens on are warnings too (as the agent logs them).
+        let allWarnings = view.gateways.warnings + view.servingWarnings
+        let warnings = allWarnings.map { JSONValue.object(["object": .string($0.object), "message": .string($0.message)]) }
         switch format {
         case .json:
             let tables = view.gateways.tables.map { table -> JSONValue in
                 var object = GatewayJSON.table(table)
-                object.insert("proxyPort", .integer(view.allocation.ports[ProxyPortKey(gateway: table.gateway, port: table.port)]), before: "listeners")
+                object.insert("proxyPort", .integer(proxyPort(table.gateway, table.port)), before: "listeners")
                 return .object(object)
             }
-            let document: JSONObject = ["tables": .array(tables), "warnings": .array(warnings)]
+            let unserved = view.gateways.unservedListeners.map { listener -> JSONValue in
+                var object = GatewayJSON.unservedListener(listener)
+                object.insert("proxyPort", .integer(proxyPort(listener.gateway, listener.port)), before: "name")
+                return .object(object)
+            }
+            let document: JSONObject = ["tables": .array(tables), "unservedListeners": .array(unserved), "warnings": .array(warnings)]
             return (JSONValue.object(document).rendered() + "\n", "")
         case .table:
             var out = ""
-            for table in view.gateways.tables {
-                let proxyPort = view.allocation.ports[ProxyPortKey(gateway: table.gateway, port: table.port)].map(String.init) ?? "-"
-                out += "GATEWAY \(table.gateway) PORT \(table.port) PROXY PORT \(proxyPort)\n"
-                for listener in table.listeners {
+            // Every Gateway port that has a table, an unserved listener or a Service port fronting it.
+            var ports = Set(view.gateways.tables.map { ProxyPortKey(gateway: $0.gateway, port: $0.port) })
+            ports.formUnion(view.gateways.unservedListeners.map { ProxyPortKey(gateway: $0.gateway, port: $0.port) })
+            ports.formUnion(view.keys.values)
+            for key in ports.sorted() {
+                let table = view.gateways.table(gateway: key.gateway, port: key.port)
+                let unserved = view.gateways.unservedListeners.filter { $0.gateway == key.gateway && $0.port == key.port }
+                let proxy = proxyPort(key.gateway, key.port).map(String.init) ?? "-"
+                out += "GATEWAY \(key.gateway) PORT \(key.port) PROXY PORT \(proxy)"
+                out += table == nil ? " (no listener served: connections are reset)\n" : "\n"
+                for listener in table?.listeners ?? [] {
                     out += "  LISTENER \(listener.name) \(listener.protocol.rawValue) \(listener.hostname ?? "*(any host)")"
                     out += listener.certificates.isEmpty ? "\n" : " certs \(listener.certificates.map(\.description).joined(separator: ","))\n"
                     for (i, rule) in listener.rules.enumerated() {
@@ -157,8 +179,11 @@ extension FileSource {
                     }
                     if listener.rules.isEmpty { out += "    (no routes: 404)\n" }
                 }
+                for listener in unserved {
+                    out += "  NOT SERVED \(listener.name) \(listener.protocol) \(listener.hostname ?? "*(any host)"): \(listener.conditionText) \(listener.reason): \(listener.message)\n"
+                }
             }
-            let stderr = view.gateways.warnings.map { "warning: \($0)\n" }.joined()
+            let stderr = allWarnings.map { "warning: \($0)\n" }.joined()
             return (out, stderr)
         }
     }

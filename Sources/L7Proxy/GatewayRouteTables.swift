@@ -1,5 +1,6 @@
 import KubeModels
 import LoadBalancer
+import NIOSSL
 
 /// The Gateway control plane's route tables as the proxy's router: one `PortRouteTable` per proxy
 /// port, matched with `RouteMatcher.match` (the same matcher `portway explain` uses).
@@ -76,19 +77,80 @@ public struct GatewayRouteTableRouter: RequestRouter {
     }
 }
 
+/// A certificate a proxy port's TLS could not load: which listener and Secret, and why. The port
+/// serves its other listeners; this one's SNI falls back as for any unknown name.
+public struct UnusableCertificate: Hashable, Sendable, CustomStringConvertible {
+    public var listener: String
+    public var hostname: String?
+    public var secret: NamespacedName
+    public var problem: String
+
+    public init(listener: String, hostname: String?, secret: NamespacedName, problem: String) {
+        self.listener = listener
+        self.hostname = hostname
+        self.secret = secret
+        self.problem = problem
+    }
+
+    public var description: String { "listener \(listener) (\(hostname ?? "any host")): Secret \(secret): \(problem)" }
+}
+
 extension TLSListener {
     /// TLS for a proxy port whose table has HTTPS listeners: each listener's certificates with its
-    /// hostname. nil when the port has no HTTPS listener or none of its certificates resolved.
-    public init?(table: PortRouteTable, certificates: [NamespacedName: TLSMaterial]) throws {
+    /// hostname. A certificate that does not load is left out and listed in `unusable` (one bad
+    /// Secret never takes down the other listeners of the port; the builder's certificate check
+    /// normally keeps such listeners out of the table already). nil when the port has no HTTPS
+    /// listener or none of its certificates is usable.
+    public init?(table: PortRouteTable, certificates: [NamespacedName: TLSMaterial], unusable: inout [UnusableCertificate]) {
         var listenerCertificates: [ListenerCertificate] = []
         for listener in table.listeners where listener.protocol == .https {
             for reference in listener.certificates {
-                guard let material = certificates[reference] else { continue }
-                listenerCertificates.append(try ListenerCertificate(
-                    hostname: listener.hostname, pemCertificateChain: material.certificateChain, pemPrivateKey: material.privateKey))
+                guard let material = certificates[reference] else {
+                    unusable.append(UnusableCertificate(listener: listener.name, hostname: listener.hostname, secret: reference, problem: "not among the resolved certificates"))
+                    continue
+                }
+                do {
+                    listenerCertificates.append(try ListenerCertificate(
+                        hostname: listener.hostname, pemCertificateChain: material.certificateChain, pemPrivateKey: material.privateKey))
+                } catch {
+                    unusable.append(UnusableCertificate(listener: listener.name, hostname: listener.hostname, secret: reference, problem: "\(error)"))
+                }
             }
         }
         guard !listenerCertificates.isEmpty else { return nil }
         self.init(certificates: listenerCertificates)
+    }
+}
+
+/// The Gateway builder's certificate check done with the proxy's own TLS library, so what status,
+/// `portway routes`/`explain` and the proxy accept is the same: the PEM structure first (for its
+/// clear messages), then the chain and the key parsed by NIOSSL, and a server context made of them
+/// (BoringSSL refuses a key that does not belong to the first certificate).
+public enum NIOSSLCertificateValidator {
+    public static let validate: CertificateValidator = { material in problem(with: material) }
+
+    /// What is wrong with `material`, nil when the proxy can serve it.
+    public static func problem(with material: TLSMaterial) -> String? {
+        if let structural = material.structuralProblem { return structural }
+        let chain: [NIOSSLCertificate]
+        do {
+            chain = try NIOSSLCertificate.fromPEMBytes(material.certificateChain)
+        } catch {
+            return "tls.crt does not parse as X.509 certificates (\(error))"
+        }
+        guard !chain.isEmpty else { return "tls.crt holds no certificate" }
+        let key: NIOSSLPrivateKey
+        do {
+            key = try NIOSSLPrivateKey(bytes: material.privateKey, format: .pem)
+        } catch {
+            return "tls.key does not parse as a private key (\(error))"
+        }
+        do {
+            _ = try NIOSSLContext(configuration: TLSConfiguration.makeServerConfiguration(
+                certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key)))
+        } catch {
+            return "tls.key does not belong to the first certificate of tls.crt (\(error))"
+        }
+        return nil
     }
 }

@@ -166,6 +166,8 @@ struct AgentCommand: AsyncParsableCommand {
             endpointsSource: endpointsSource, bpffs: bpffs, mapSizes: sizes,
             resyncInterval: resyncInterval > 0 ? .milliseconds(Int64(resyncInterval * 1000)) : nil)
         options.proxyPorts = try parseProxyPortRange(proxyPorts)
+        // The proxy serves the Gateways of the class the leader writes status for, with the same certificate check.
+        options.gateway = .node(controllerName: gatewayLeader.gatewayControllerName)
         let installer: DatapathInstaller?
         if noDatapath {
             installer = nil

@@ -75,7 +75,7 @@ struct GatewayViewFlags: ParsableArguments {
     func options() throws -> GatewayViewOptions {
         return GatewayViewOptions(
             directory: directory ?? "", nodeName: nodeName, nodeIPs: nodeIP,
-            gateway: GatewayOptions(controllerName: gatewayController), proxyPorts: ProxyPortAllocator(range: try parseProxyPortRange(proxyPorts))
+            gateway: .node(controllerName: gatewayController), proxyPorts: ProxyPortAllocator(range: try parseProxyPortRange(proxyPorts))
         )
     }
 }

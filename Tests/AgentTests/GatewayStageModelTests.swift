@@ -1,4 +1,5 @@
 @testable import Agent
+import Foundation
 import KubeModels
 import LoadBalancer
 import Testing
@@ -27,6 +28,8 @@ struct GatewayStageModelTests {
                     tls: GatewayTLSConfig(certificateRefs: [SecretObjectReference(name: "cert", namespace: pick([nil, "demo"]))])))
             }
             if chance(20) { listeners.append(Listener(name: "alt", port: 8080, protocol: "HTTP")) }
+            // A second listener with the first one's hostname: both conflicted, neither served.
+            if chance(15) { listeners.append(Listener(name: "dup", hostname: listeners[0].hostname, port: 80, protocol: "HTTP")) }
             return Gateway(
                 metadata: ObjectMeta(name: key.name, namespace: key.namespace, generation: Int64(rng.next() % 5)),
                 spec: GatewaySpec(gatewayClassName: pick(["portway", "portway", "foreign", "missing"]), listeners: listeners))
@@ -48,6 +51,11 @@ struct GatewayStageModelTests {
                 spec: HTTPRouteSpec(
                     parentRefs: parents, hostnames: chance(30) ? nil : [pick(["a.example.com", "b.example.com", "*.example.com"])],
                     rules: [HTTPRouteRule(matches: [HTTPRouteMatch(path: HTTPPathMatch(type: "PathPrefix", value: pick(["/", "/api"])))], backendRefs: backends)]))
+        }
+
+        /// A base64 PEM block the builder's default (structural) check takes; `tag` makes them differ.
+        static func pem(_ label: String, _ tag: UInt8) -> String {
+            Data("-----BEGIN \(label)-----\n\(Data([0x30, 0x01, tag]).base64EncodedString())\n-----END \(label)-----\n".utf8).base64EncodedString()
         }
 
         /// One random change.
@@ -97,7 +105,7 @@ struct GatewayStageModelTests {
                 let key = ObjectKey(namespace: "demo", name: "cert")
                 return .secrets(key, chance(25) ? [] : [Secret(
                     metadata: ObjectMeta(name: "cert", namespace: "demo"), type: Secret.tlsType,
-                    data: ["tls.crt": pick(["Y2VydA==", "Y2VydDI="]), "tls.key": "a2V5"])])
+                    data: ["tls.crt": pick([Self.pem("CERTIFICATE", 1), Self.pem("CERTIFICATE", 2)]), "tls.key": Self.pem("PRIVATE KEY", 1)])])
             }
         }
     }
@@ -140,6 +148,7 @@ struct GatewayStageModelTests {
             #expect(built.ownedGateways == full.ownedGateways, "seed \(seed) step \(step)")
             #expect(built.foreignGateways == full.foreignGateways, "seed \(seed) step \(step)")
             #expect(built.warnings == full.warnings, "seed \(seed) step \(step)")
+            #expect(built.unservedListeners == full.unservedListeners, "seed \(seed) step \(step)")
             #expect(stage.keys == GatewayFrontends.keys(snapshot, ownedGateways: full.ownedGateways), "seed \(seed) step \(step)")
             if built.tables != full.tables { return }
         }

@@ -7,6 +7,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 /// An HTTP/1.1 backend on 127.0.0.1 answering `<name> xff=<X-Forwarded-For>`.
@@ -241,4 +242,171 @@ struct L7ProxyOutputTests {
         try? await backendB.channel.close()
         try await group.shutdownGracefully()
     }
+
+    /// Issue 16 item 9: one HTTPS proxy port with two listeners, one Secret valid and one garbage.
+    /// The garbage one is reported (status, and a log line naming the listener and the Secret) and
+    /// left out of the SNI table; the valid host is served over TLS. (Before, the certificate that
+    /// failed to parse kept the whole port from listening: the valid host was refused too.)
+    @Test("file mode: a garbage TLS Secret on one HTTPS listener leaves the other listener of the port serving over TLS")
+    func garbageSecretDoesNotTakeDownThePort() async throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl"), FileManager.default.isExecutableFile(atPath: "/usr/bin/curl") else {
+            print("skipping: /usr/bin/openssl or /usr/bin/curl is missing")
+            return
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let backend = try await NamedBackend(name: "A", group: group)
+        let directory = try makeTempDirectory("pwl7-tls")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await onThread { try makeCertificate(hostname: "a.example.com", path: "\(directory)/a") }
+        let crt = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/a.crt")).base64EncodedString()
+        let key = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/a.key")).base64EncodedString()
+        try write(backendYAML(service: "a", clusterIP: "10.96.7.10", port: backend.port), to: "\(directory)/a.yaml")
+        try write("""
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: GatewayClass
+            metadata: {name: portway}
+            spec: {controllerName: portway.io/gateway-controller}
+            ---
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: Gateway
+            metadata: {name: tls, namespace: demo}
+            spec:
+              gatewayClassName: portway
+              listeners:
+              - {name: https-a, port: 443, protocol: HTTPS, hostname: a.example.com, tls: {certificateRefs: [{name: tls-a}]}}
+              - {name: https-bad, port: 443, protocol: HTTPS, hostname: bad.example.com, tls: {certificateRefs: [{name: tls-bad}]}}
+            ---
+            apiVersion: v1
+            kind: Service
+            metadata:
+              name: portway-gw-tls
+              namespace: demo
+              labels: {gateway.networking.k8s.io/gateway-name: tls}
+            spec:
+              type: NodePort
+              clusterIP: 10.96.7.43
+              ports:
+              - {name: https, port: 443, targetPort: 443, nodePort: 30443, protocol: TCP}
+            ---
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: HTTPRoute
+            metadata: {name: route, namespace: demo}
+            spec:
+              parentRefs: [{name: tls}]
+              hostnames: [a.example.com, bad.example.com]
+              rules:
+              - backendRefs: [{name: a, port: 80}]
+            ---
+            apiVersion: v1
+            kind: Secret
+            metadata: {name: tls-a, namespace: demo}
+            type: kubernetes.io/tls
+            data: {tls.crt: \(crt), tls.key: \(key)}
+            ---
+            apiVersion: v1
+            kind: Secret
+            metadata: {name: tls-bad, namespace: demo}
+            type: kubernetes.io/tls
+            data: {tls.crt: SGVsbG8gd29ybGQK, tls.key: SGVsbG8gd29ybGQK}
+
+            """, to: "\(directory)/gateway.yaml")
+
+        let proxyPort = try freePort()
+        // The agent's default Gateway options: certificates checked with NIOSSL, as the proxy loads them.
+        let options = AgentOptions(
+            nodeName: "node-a", nodeAddresses: [IPAddress("192.0.2.10")!], resyncInterval: nil, proxyPorts: proxyPort...proxyPort)
+        let logs = LogLines()
+        let builds = Recorded<GatewayState>()
+        let proxy = L7ProxyOutput(mode: .loopback, threads: 1, logger: Logger(label: "test.proxy") { _ in CapturingLogHandler(sink: logs) })
+        let pipeline = AgentPipeline(
+            options: options, logger: Logger(label: "test.tls") { _ in CapturingLogHandler(sink: logs) }, proxy: proxy,
+            onGatewayBuild: { state in builds.items.withLock { $0.append(state) } })
+        let source = FileDirectorySource(directory: directory, interval: .milliseconds(50))
+        let serviceGroup = ServiceGroup(configuration: .init(
+            services: pipeline.services(source: source, outputs: [MemoryOutput()]).map { .init(service: $0) }, logger: Logger(label: "test.group")))
+        let task = Task { try await serviceGroup.run() }
+
+        try await eventually("the HTTPS proxy port listening on \(proxyPort)") { proxy.proxy.ports == [proxyPort] }
+        #expect(proxy.proxy.terminatesTLS(port: proxyPort))
+        let served = await curlHTTPS(port: proxyPort, host: "a.example.com", trusting: "\(directory)/a.crt")
+        #expect(served == "A xff=127.0.0.1 200", "the valid host is served over TLS with its certificate")
+
+        let state = try #require(builds.items.withLock { $0.last })
+        #expect(state.tables.first?.listeners.map(\.name) == ["https-a"], "the garbage listener is out of the table (and the SNI table)")
+        #expect(state.unservedListeners.map { "\($0.name) \($0.reason)" } == ["https-bad InvalidCertificateRef"])
+        let line = logs.lines.withLock { $0 }.first { $0.contains("https-bad") }
+        #expect(line?.contains("Secret demo/tls-bad: tls.crt holds no PEM block") == true, "the log names the listener and the Secret: \(line ?? "none")")
+
+        await serviceGroup.triggerGracefulShutdown()
+        try await task.value
+        try? await backend.channel.close()
+        try await group.shutdownGracefully()
+    }
+}
+
+/// What a callback was given, in order.
+final class Recorded<T: Sendable>: Sendable {
+    let items = Mutex<[T]>([])
+}
+
+/// Log lines, for tests that check what the agent says.
+final class LogLines: Sendable {
+    let lines = Mutex<[String]>([])
+}
+
+struct CapturingLogHandler: LogHandler {
+    let sink: LogLines
+    var logLevel: Logger.Level = .info
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        sink.lines.withLock { $0.append("\(event.level) \(event.message)") }
+    }
+}
+
+/// Runs blocking work (a child process) on a thread of its own, off the cooperative pool.
+private func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
+    }
+}
+
+/// A self-signed EC certificate for `hostname` as `<path>.crt` / `<path>.key` (the openssl CLI).
+private func makeCertificate(hostname: String, path: String) throws {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+    process.arguments = [
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", path + ".key", "-out", path + ".crt",
+        "-days", "2", "-subj", "/CN=\(hostname)", "-addext", "subjectAltName=DNS:\(hostname)",
+    ]
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { throw CocoaError(.fileWriteUnknown) }
+}
+
+/// One HTTPS GET on 127.0.0.1:`port` with SNI and Host `host`, trusting only `trusting` (curl):
+/// `BODY STATUS`, or `error N` (curl's exit code).
+private func curlHTTPS(port: UInt16, host: String, trusting: String) async -> String {
+    (try? await onThread { () throws -> String in
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        process.arguments = [
+            "-sS", "--max-time", "5", "-o", "-", "-w", " %{http_code}", "--cacert", trusting,
+            "--resolve", "\(host):\(port):127.0.0.1", "https://\(host):\(port)/",
+        ]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return process.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : "error \(process.terminationStatus)"
+    }) ?? "error spawn"
 }

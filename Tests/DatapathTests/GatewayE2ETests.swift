@@ -151,8 +151,9 @@ private func gatewayYAML(aBackend: String) -> String {
     return text
 }
 
-/// The Gateway `tls` with two HTTPS listeners on port 443 (a.example.com and b.example.com, each
-/// with its own kubernetes.io/tls Secret), its NodePort Service (30443) and one HTTPRoute per host.
+/// The Gateway `tls` with three HTTPS listeners on port 443 (a.example.com and b.example.com, each
+/// with its own kubernetes.io/tls Secret; bad.example.com with a Secret of garbage), its NodePort
+/// Service (30443) and one HTTPRoute per good host.
 private let httpsGatewayYAML = """
     apiVersion: gateway.networking.k8s.io/v1
     kind: GatewayClass
@@ -167,6 +168,7 @@ private let httpsGatewayYAML = """
       listeners:
       - {name: https-a, port: 443, protocol: HTTPS, hostname: a.example.com, tls: {mode: Terminate, certificateRefs: [{name: tls-a}]}}
       - {name: https-b, port: 443, protocol: HTTPS, hostname: b.example.com, tls: {mode: Terminate, certificateRefs: [{name: tls-b}]}}
+      - {name: https-bad, port: 443, protocol: HTTPS, hostname: bad.example.com, tls: {mode: Terminate, certificateRefs: [{name: tls-bad}]}}
     ---
     apiVersion: v1
     kind: Service
@@ -333,7 +335,7 @@ struct GatewayE2ETests {
         }
     }
 
-    @Test("HTTPS through the Gateway NodePort: each SNI gets its listener's certificate and backend; a rotated Secret is served to new handshakes while the port stays open")
+    @Test("HTTPS through the Gateway NodePort: each SNI gets its listener's certificate and backend, a garbage Secret on a third listener takes only that one out; a rotated Secret is served to new handshakes while the port stays open")
     func httpsPerSNIAndCertificateRotation() async throws {
         guard haveCommand("openssl"), haveCommand("curl") else {
             print("⚠️ httpsPerSNIAndCertificateRotation skipped: openssl or curl not found")
@@ -355,6 +357,16 @@ struct GatewayE2ETests {
             }
             try writeSecret("tls-a", "a1")
             try writeSecret("tls-b", "b")
+            // Issue 16 item 9: a Secret of garbage (the conformance suite's "Hello world") on a third
+            // listener of the port. It used to keep the whole port from listening.
+            try """
+                apiVersion: v1
+                kind: Secret
+                metadata: {name: tls-bad, namespace: lab}
+                type: kubernetes.io/tls
+                data: {tls.crt: SGVsbG8gd29ybGQK, tls.key: SGVsbG8gd29ybGQK}
+
+                """.write(toFile: dir + "/secret-tls-bad.yaml", atomically: true, encoding: .utf8)
             let agent = try await startAgent(lab, dir: dir)
             defer { agent.kill() }
 

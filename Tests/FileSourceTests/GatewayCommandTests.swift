@@ -80,6 +80,10 @@ private func summary(_ e: Explanation) -> String {
           "candidates": [],
           "backends": [],
           "code": null,
+          "refused": false,
+          "reason": null,
+          "unservedListeners": [],
+          "notAttached": [],
           "warnings": []
         }
 
@@ -91,7 +95,10 @@ private func summary(_ e: Explanation) -> String {
             GatewayViewOptions(directory: trapsDirectory), request: ExplainRequest(to: "203.0.113.20:80", host: "www.shop.example", path: "/api"), format: .json
         ).stdout
         let object = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
-        #expect(Set(object.keys) == ["frontend", "mode", "proxyPort", "gateway", "listener", "route", "candidates", "backends", "code", "warnings"])
+        #expect(Set(object.keys) == [
+            "frontend", "mode", "proxyPort", "gateway", "listener", "route", "candidates", "backends", "code", "refused", "reason", "unservedListeners",
+            "notAttached", "warnings",
+        ])
         #expect(object["mode"] as? String == "l7lb")
         #expect(object["gateway"] as? [String: String] == ["namespace": "shop", "name": "internal"])
         let listener = try #require(object["listener"] as? [String: Any])

@@ -17,8 +17,10 @@ import Testing
 struct ClusterListEnvtestTests {
     static func base64(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
 
-    /// Objects a small cluster with one Portway Gateway holds (its Service as a leader would have made it).
-    static func populate(_ admin: KubeClient) async throws -> Int {
+    /// Objects a small cluster with one Portway Gateway holds (its Service as a leader would have made
+    /// it); the HTTPS listener's Secret holds `certificates`' serving pair (a real certificate and key:
+    /// the CLI checks them with NIOSSL, the files view structurally, and both must take them).
+    static func populate(_ admin: KubeClient, certificates: TestCertificates) async throws -> Int {
         _ = try await admin.create(Namespace(metadata: ObjectMeta(name: "demo", labels: ["team": "shop"])))
         _ = try await admin.create(Node(metadata: ObjectMeta(name: "node-a"), status: NodeStatus(addresses: [NodeAddress(type: "InternalIP", address: "192.0.2.1")])))
         _ = try await admin.create(Node(metadata: ObjectMeta(name: "node-b"), status: NodeStatus(addresses: [NodeAddress(type: "InternalIP", address: "192.0.2.2")])))
@@ -43,7 +45,10 @@ struct ClusterListEnvtestTests {
             ])))
         _ = try await admin.create(Secret(
             metadata: ObjectMeta(name: "shop-tls", namespace: "demo"), type: Secret.tlsType,
-            data: ["tls.crt": base64("-----BEGIN CERTIFICATE-----"), "tls.key": base64("-----BEGIN PRIVATE KEY-----")]))
+            data: [
+                "tls.crt": certificates.read(certificates.serverCertPath).base64EncodedString(),
+                "tls.key": certificates.read(certificates.serverKeyPath).base64EncodedString(),
+            ]))
         _ = try await admin.create(Secret(metadata: ObjectMeta(name: "db-password", namespace: "demo"), type: "Opaque", data: ["password": base64("hunter2")]))
         return try #require(gatewayService.spec.ports?.first { $0.port == 80 }?.nodePort)
     }
@@ -80,7 +85,7 @@ struct ClusterListEnvtestTests {
         let plane = try await EnvtestControlPlane.start(crdDirectory: crdDirectory)
         defer { plane.stop() }
         let admin = KubeClient(config: plane.clusterConfig())
-        let nodePort = try await Self.populate(admin)
+        let nodePort = try await Self.populate(admin, certificates: plane.certificates)
         let directory = try scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try await Self.dump(plane, to: directory)

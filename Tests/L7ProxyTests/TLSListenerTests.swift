@@ -177,10 +177,74 @@ struct SelfSigned {
             ListenerRouteTable(name: "a", hostname: "a.example.com", protocol: .https, certificates: [secret], rules: []),
             ListenerRouteTable(name: "missing", hostname: "m.example.com", protocol: .https, certificates: [NamespacedName(namespace: "default", name: "gone")], rules: []),
         ])
-        let tls = try #require(try TLSListener(table: https, certificates: [secret: material]))
+        var unusable: [UnusableCertificate] = []
+        let tls = try #require(TLSListener(table: https, certificates: [secret: material], unusable: &unusable))
         #expect(tls.certificates.map(\.hostname) == ["a.example.com"])
+        #expect(unusable.map(\.description) == ["listener missing (m.example.com): Secret default/gone: not among the resolved certificates"])
         _ = try tls.makeContext()
         let plain = PortRouteTable(gateway: gateway, port: 80, listeners: [ListenerRouteTable(name: "h", hostname: nil, protocol: .http, rules: [])])
-        #expect(try TLSListener(table: plain, certificates: [:]) == nil)
+        #expect(TLSListener(table: plain, certificates: [:], unusable: &unusable) == nil)
+    }
+
+    /// Issue 16 item 9: a certificate that does not parse (one bad Secret) is skipped and reported
+    /// with its listener and Secret; the port's other listener still terminates TLS and serves.
+    /// (It used to throw for the whole port: no listener at all.)
+    @Test func aCertificateThatDoesNotParseIsSkippedAndTheOthersServe() async throws {
+        guard let certA = try SelfSigned.make(hostname: "a.example.com") else {
+            print("skipping: /usr/bin/openssl is missing (install openssl)")
+            return
+        }
+        let good = NamespacedName(namespace: "default", name: "a-tls")
+        let garbage = NamespacedName(namespace: "default", name: "b-tls")
+        let table = PortRouteTable(gateway: NamespacedName(namespace: "default", name: "gw"), port: 443, listeners: [
+            ListenerRouteTable(name: "a", hostname: "a.example.com", protocol: .https, certificates: [good], rules: []),
+            ListenerRouteTable(name: "b", hostname: "b.example.com", protocol: .https, certificates: [garbage], rules: []),
+        ])
+        let hello = Array("Hello world\n".utf8)
+        var unusable: [UnusableCertificate] = []
+        let tls = try #require(TLSListener(
+            table: table, certificates: [good: TLSMaterial(certificateChain: certA.pemCertificate, privateKey: certA.pemKey), garbage: TLSMaterial(certificateChain: hello, privateKey: hello)],
+            unusable: &unusable))
+        #expect(tls.certificates.map(\.hostname) == ["a.example.com"])
+        #expect(unusable.map { "\($0.listener) \($0.secret)" } == ["b default/b-tls"])
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let a = try await TestBackend(name: "A", group: group)
+        let proxy = L7Proxy(group: group, routes: RouteTableHolder(HostRouter(a: [a.endpoint], b: [a.endpoint])))
+        do {
+            let port = try await proxy.open(port: 0, configuration: ListenerConfiguration(tls: tls))
+            var client = TLSConfiguration.makeClientConfiguration()
+            client.trustRoots = .certificates([try certA.certificate])
+            let connection = try await RawClient(port: port, group: group, tls: (try NIOSSLContext(configuration: client), "a.example.com"))
+            try await connection.send("GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+            #expect(await connection.responses(1).first?.body == "A GET /")
+            await connection.close()
+        } catch {
+            Issue.record("unexpected error: \(error)")
+        }
+        await proxy.shutdown()
+        await a.close()
+        try await group.shutdownGracefully()
+    }
+
+    /// The builder's NIOSSL check: what the proxy can load passes; garbage, a key that is not a key,
+    /// and a key of another certificate are named.
+    @Test func theNIOSSLValidatorAgreesWithWhatTheProxyLoads() throws {
+        guard let certA = try SelfSigned.make(hostname: "a.example.com"), let certB = try SelfSigned.make(hostname: "b.example.com") else {
+            print("skipping: /usr/bin/openssl is missing (install openssl)")
+            return
+        }
+        let check = NIOSSLCertificateValidator.problem(with:)
+        #expect(check(TLSMaterial(certificateChain: certA.pemCertificate, privateKey: certA.pemKey)) == nil)
+        #expect(check(TLSMaterial(certificateChain: certA.pemCertificate + certB.pemCertificate, privateKey: certA.pemKey)) == nil, "a chain")
+        #expect(check(TLSMaterial(certificateChain: Array("Hello world\n".utf8), privateKey: certA.pemKey)) == "tls.crt holds no PEM block (expected -----BEGIN CERTIFICATE-----)")
+        let mismatched = check(TLSMaterial(certificateChain: certA.pemCertificate, privateKey: certB.pemKey))
+        #expect(mismatched?.hasPrefix("tls.key does not belong to the first certificate of tls.crt") == true, "\(mismatched ?? "nil")")
+        // Well armored, but not a key inside: only a real parse sees it.
+        let fakeKey = Array("-----BEGIN PRIVATE KEY-----\nMAEA\n-----END PRIVATE KEY-----\n".utf8)
+        #expect(TLSMaterial(certificateChain: certA.pemCertificate, privateKey: fakeKey).structuralProblem == nil)
+        #expect(check(TLSMaterial(certificateChain: certA.pemCertificate, privateKey: fakeKey))?.hasPrefix("tls.key does not parse as a private key") == true)
+        // And every material the check passes loads in the proxy.
+        _ = try ListenerCertificate(hostname: nil, pemCertificateChain: certA.pemCertificate, pemPrivateKey: certA.pemKey)
     }
 }

@@ -2,7 +2,8 @@ import KubeModels
 
 /// A trap `portway explain` points out.
 public struct ExplainWarning: Hashable, Codable, Sendable, CustomStringConvertible {
-    /// route-multiple-parents, listener-any-hostname, route-shadowed, shared-nodeport, not-portway.
+    /// route-multiple-parents, listener-any-hostname, route-shadowed, shared-nodeport, not-portway,
+    /// listener-not-served.
     public var kind: String
     public var message: String
 
@@ -27,6 +28,43 @@ public struct ExplainBackend: Hashable, Codable, Sendable {
     }
 }
 
+/// A listener of the Gateway port the request goes to that is not served, and whether its
+/// hostname takes the request's host (it would serve it, were it served).
+public struct ExplainUnservedListener: Hashable, Sendable {
+    public var listener: UnservedListener
+    public var takesHost: Bool
+
+    public init(listener: UnservedListener, takesHost: Bool) {
+        self.listener = listener
+        self.takesHost = takesHost
+    }
+}
+
+/// A parentRef of an HTTPRoute that names the Gateway but did not attach, with its `Accepted`
+/// condition's reason (NoMatchingParent, NotAllowedByListeners, NoMatchingListenerHostname,
+/// UnsupportedValue, NoReadyListeners).
+public struct NotAttachedRoute: Hashable, Sendable {
+    public var route: NamespacedName
+    public var parentRef: ParentReference
+    public var reason: String
+    public var message: String
+
+    public init(route: NamespacedName, parentRef: ParentReference, reason: String, message: String) {
+        self.route = route
+        self.parentRef = parentRef
+        self.reason = reason
+        self.message = message
+    }
+
+    /// The parentRef as written: `name`, then ` section S`, ` port P` when given.
+    public var parentText: String {
+        var text = parentRef.namespace.map { "\($0)/\(parentRef.name)" } ?? parentRef.name
+        if let section = parentRef.sectionName { text += " section \(section)" }
+        if let port = parentRef.port { text += " port \(port)" }
+        return text
+    }
+}
+
 /// How this node handles one request: `portway explain`'s answer.
 public struct Explanation: Hashable, Sendable {
     /// The map entry the destination hits; nil when none.
@@ -38,12 +76,23 @@ public struct Explanation: Hashable, Sendable {
     public var listenerPort: Int?
     public var decision: RouteDecision?
     public var backends: [ExplainBackend]
-    /// The HTTP status the client gets (nil for L4 and unknown destinations: no HTTP involved).
+    /// The HTTP status the client gets (nil for L4 and unknown destinations: no HTTP involved; and
+    /// when the connection is refused).
     public var code: Int?
+    /// True when nothing listens on the proxy port (no listener of the Gateway port is served): the
+    /// datapath resets the connection, there is no HTTP answer.
+    public var refused: Bool
+    /// Why the request gets `code` (404) or is refused, in a sentence; nil otherwise.
+    public var reason: String?
+    /// The listeners of the Gateway port that are not served.
+    public var unservedListeners: [ExplainUnservedListener]
+    /// The routes that name the Gateway in a parentRef but did not attach through it.
+    public var notAttached: [NotAttachedRoute]
     public var warnings: [ExplainWarning]
 
     public init(frontend: FrontendEntry? = nil, mode: String = "none", proxyPort: UInt16? = nil, gateway: NamespacedName? = nil, listenerPort: Int? = nil,
-                decision: RouteDecision? = nil, backends: [ExplainBackend] = [], code: Int? = nil, warnings: [ExplainWarning] = []) {
+                decision: RouteDecision? = nil, backends: [ExplainBackend] = [], code: Int? = nil, refused: Bool = false, reason: String? = nil,
+                unservedListeners: [ExplainUnservedListener] = [], notAttached: [NotAttachedRoute] = [], warnings: [ExplainWarning] = []) {
         self.frontend = frontend
         self.mode = mode
         self.proxyPort = proxyPort
@@ -52,6 +101,10 @@ public struct Explanation: Hashable, Sendable {
         self.decision = decision
         self.backends = backends
         self.code = code
+        self.refused = refused
+        self.reason = reason
+        self.unservedListeners = unservedListeners
+        self.notAttached = notAttached
         self.warnings = warnings
     }
 }
@@ -90,14 +143,44 @@ public struct Explainer: Sendable {
         result.proxyPort = proxyPort
         result.gateway = key.gateway
         result.listenerPort = key.port
+        let host = Hostnames.normalize(host: request.host)
+        let unserved = gateways.unservedListeners.filter { $0.gateway == key.gateway && $0.port == key.port }
+        result.unservedListeners = unserved.map { ExplainUnservedListener(listener: $0, takesHost: $0.takes(host: host)) }
+        result.notAttached = notAttached(to: key.gateway)
+        let wouldTake = unserved.filter { $0.takes(host: host) }
+        for listener in wouldTake {
+            result.warnings.append(ExplainWarning(
+                kind: "listener-not-served",
+                message: "listener \(listener.name) (\(listener.hostname ?? "any host")) of Gateway \(key.gateway) would take \(host) on port \(key.port), but is not served: \(listener.conditionText) \(listener.reason): \(listener.message)"))
+        }
+        let notServedText = wouldTake.map { "\($0.name) \($0.conditionText) \($0.reason)" }.joined(separator: ", ")
         guard let table = gateways.table(gateway: key.gateway, port: key.port) else {
-            // No programmed listener on this port: the proxy has no table for it.
-            result.code = 404
+            // No programmed listener on this port: the proxy has no table for it and does not
+            // listen on its proxy port; the datapath resets the connection (pw_reply_reset).
+            result.refused = true
+            let why = unserved.isEmpty
+                ? "Gateway \(key.gateway) has no listener on port \(key.port)"
+                : "no listener of Gateway \(key.gateway) on port \(key.port) is served (\(unserved.map { "\($0.name): \($0.conditionText) \($0.reason)" }.joined(separator: "; ")))"
+            result.reason = "\(why): nothing listens on proxy port \(proxyPort), so this node resets the connection (no HTTP answer)"
             return result
         }
         let decision = RouteMatcher.decide(table, request: request)
         result.decision = decision
         result.code = decision.code
+        if decision.code == 404 {
+            var why: String
+            if let name = decision.listener {
+                let rules = table.listeners.first { $0.name == name }?.rules ?? []
+                why = rules.isEmpty ? "listener \(name) takes \(host), but no route is attached to it" : "listener \(name) takes \(host), but no rule of its routes matches"
+            } else {
+                why = "no served listener of Gateway \(key.gateway) on port \(key.port) takes \(host)"
+                if !wouldTake.isEmpty { why += "; \(wouldTake.count == 1 ? "listener" : "listeners") \(notServedText) would, but \(wouldTake.count == 1 ? "is" : "are") not served" }
+            }
+            if !result.notAttached.isEmpty {
+                why += "; \(result.notAttached.count) parentRef\(result.notAttached.count == 1 ? "" : "s") naming this Gateway did not attach (\(result.notAttached.map { "\($0.route): \($0.reason)" }.joined(separator: ", ")))"
+            }
+            result.reason = why
+        }
         if let winner = decision.entry, decision.code == 200 || decision.code == 503 || decision.code == 500 {
             for backend in winner.backends where backend.weight > 0 {
                 result.backends += backend.endpoints.map { ExplainBackend(address: $0.address, port: $0.port, weight: backend.weight) }
@@ -123,6 +206,18 @@ public struct Explainer: Sendable {
             }
         }
         return result
+    }
+
+    /// The parentRefs naming `gateway` whose Accepted condition is False, by route.
+    private func notAttached(to gateway: NamespacedName) -> [NotAttachedRoute] {
+        var out: [NotAttachedRoute] = []
+        for (route, parents) in gateways.status.routes.sorted(by: { $0.key < $1.key }) {
+            for parent in parents where NamespacedName(namespace: parent.parentRef.namespace ?? route.namespace, name: parent.parentRef.name) == gateway {
+                guard let accepted = parent.conditions?.first(where: { $0.type == "Accepted" }), accepted.status == "False" else { continue }
+                out.append(NotAttachedRoute(route: route, parentRef: parent.parentRef, reason: accepted.reason ?? "", message: accepted.message ?? ""))
+            }
+        }
+        return out
     }
 
     /// A LoadBalancer address whose Services lead to more than one Gateway.
@@ -198,6 +293,27 @@ extension Explanation {
         })
         out["backends"] = .array(backends.map { .object(["address": .string($0.address), "port": .int($0.port), "weight": .int($0.weight)]) })
         out["code"] = .integer(code)
+        out["refused"] = .bool(refused)
+        out["reason"] = reason.map { .string($0) } ?? .null
+        out["unservedListeners"] = .array(unservedListeners.map { item in
+            var object = GatewayJSON.unservedListener(item.listener)
+            object["gateway"] = nil
+            object["port"] = nil
+            object["takesHost"] = .bool(item.takesHost)
+            return .object(object)
+        })
+        out["notAttached"] = .array(notAttached.map { item in
+            let ref = item.parentRef
+            return .object([
+                "route": .object(["namespace": .string(item.route.namespace), "name": .string(item.route.name)]),
+                "parentRef": .object([
+                    "namespace": ref.namespace.map { .string($0) } ?? .null, "name": .string(ref.name),
+                    "sectionName": ref.sectionName.map { .string($0) } ?? .null, "port": .integer(ref.port),
+                ]),
+                "reason": .string(item.reason),
+                "message": .string(item.message),
+            ])
+        })
         out["warnings"] = .array(warnings.map { .object(["kind": .string($0.kind), "message": .string($0.message)]) })
         return out
     }
@@ -215,6 +331,10 @@ extension Explanation {
         } else {
             out += "mode: l7lb → proxy port \(proxyPort.map(String.init) ?? "?")\n"
             if let gateway { out += "gateway: \(gateway) port \(listenerPort.map(String.init) ?? "?")\n" }
+            for item in unservedListeners {
+                let l = item.listener
+                out += "not served: listener \(l.name) \(l.protocol) \(l.hostname ?? "*(any host)")\(item.takesHost ? " (takes this host)" : ""): \(l.conditionText) \(l.reason): \(l.message)\n"
+            }
             if let decision {
                 out += "listener: \(decision.listener.map { "\($0) (\(decision.listenerHostname ?? "any host"))" } ?? "none takes this host")\n"
                 for c in decision.candidates {
@@ -222,8 +342,15 @@ extension Explanation {
                 }
                 out += "route: \(decision.entry.map { "\($0.route) rule \($0.rule)" } ?? "none")\n"
             }
+            for item in notAttached {
+                out += "not attached: \(item.route) (parentRef \(item.parentText)): \(item.reason): \(item.message)\n"
+            }
             out += "backends: \(backends.isEmpty ? "none" : backends.map { "\($0.address):\($0.port) (weight \($0.weight))" }.joined(separator: ", "))\n"
-            out += "code: \(code.map(String.init) ?? "-")\n"
+            if refused {
+                out += "code: - (connection reset: \(reason ?? "nothing listens on the proxy port"))\n"
+            } else {
+                out += "code: \(code.map(String.init) ?? "-")\(reason.map { " (\($0))" } ?? "")\n"
+            }
         }
         for warning in warnings { out += "warning: \(warning)\n" }
         return out
@@ -249,6 +376,21 @@ public enum GatewayJSON {
                     "rules": .array(listener.rules.map { .object(rule($0)) }),
                 ])
             }),
+        ]
+    }
+
+    /// An unserved listener: `{"gateway", "port", "name", "hostname", "protocol", "condition", "status", "reason", "message"}`.
+    public static func unservedListener(_ listener: UnservedListener) -> JSONObject {
+        [
+            "gateway": .object(["namespace": .string(listener.gateway.namespace), "name": .string(listener.gateway.name)]),
+            "port": .int(listener.port),
+            "name": .string(listener.name),
+            "hostname": listener.hostname.map { .string($0) } ?? .null,
+            "protocol": .string(listener.protocol),
+            "condition": .string(listener.condition),
+            "status": .string(listener.condition == "Conflicted" ? "True" : "False"),
+            "reason": .string(listener.reason),
+            "message": .string(listener.message),
         ]
     }
 

@@ -30,13 +30,25 @@ struct ListenerFacts {
     var certificates: [NamespacedName] = []
     /// Why a certificateRef did not resolve: (reason, message) of the first bad one.
     var certificateProblem: (reason: String, message: String)?
-    var conflict: String?
+    /// HostnameConflict or ProtocolConflict, with the listeners it conflicts with.
+    var conflict: (reason: String, message: String)?
     var attached: [(route: NamespacedName, hostnames: [String])] = []
 
     var accepted: Bool { protocolSupported && conflict == nil }
     /// Served when accepted, with its certificates, for the route kinds it supports (an invalid
     /// kind beside HTTPRoute makes ResolvedRefs False but does not stop HTTPRoutes).
     var programmed: Bool { accepted && certificateProblem == nil && !supportedKinds.isEmpty }
+
+    /// Why it is not programmed, as its status says it: (condition, reason, message); nil when it is.
+    var unserved: (condition: String, reason: String, message: String)? {
+        if !protocolSupported {
+            return ("Accepted", "UnsupportedProtocol", "protocol \(listener.protocol) on port \(listener.port) is not supported (HTTP and HTTPS are)")
+        }
+        if let conflict { return ("Conflicted", conflict.reason, conflict.message) }
+        if supportedKinds.isEmpty { return ("ResolvedRefs", "InvalidRouteKinds", "no route kind Portway serves is allowed (only HTTPRoute is supported)") }
+        if let problem = certificateProblem { return ("ResolvedRefs", problem.reason, problem.message) }
+        return nil
+    }
 }
 
 /// A route after validation: its entries per rule (without hostnames) and its status facts.
@@ -59,6 +71,8 @@ struct GatewayBuild {
     private var state = GatewayState()
     private var servicesByKey: [NamespacedName: Service] = [:]
     private var secretsByKey: [NamespacedName: Secret] = [:]
+    /// The validator's answer per Secret in this build (listeners often share one).
+    private var certificateChecks: [NamespacedName: String?] = [:]
     private var namespaceLabels: [String: [String: String]] = [:]
 
     init(snapshot: ClusterSnapshot, options: GatewayOptions, only: Set<NamespacedName>?) {
@@ -143,12 +157,22 @@ struct GatewayBuild {
             if !parents.isEmpty { state.status.routes[routeKey] = parents }
         }
 
-        // Tables and Gateway status.
+        // Tables, Gateway status and the listeners left out.
         for gatewayKey in state.ownedGateways {
             guard let served = gateways[gatewayKey] else { continue }
             buildTables(gatewayKey, listeners: served.listeners, routes: routeFacts)
             state.status.gateways[gatewayKey] = gatewayStatus(served.gateway, listeners: served.listeners)
+            for fact in served.listeners {
+                guard let why = fact.unserved else { continue }
+                state.unservedListeners.append(UnservedListener(
+                    gateway: gatewayKey, name: fact.listener.name, port: fact.listener.port, hostname: fact.listener.hostname?.lowercased(),
+                    protocol: fact.listener.protocol, condition: why.condition, reason: why.reason, message: why.message))
+            }
         }
+        state.unservedListeners.sort { ($0.gateway, $0.port, $0.name) < ($1.gateway, $1.port, $1.name) }
+        // Only the certificates the tables name (a conflicted listener's Secret is not served).
+        let named = Set(state.tables.flatMap { $0.listeners.flatMap(\.certificates) })
+        state.certificates = state.certificates.filter { named.contains($0.key) }
         return state
     }
 
@@ -176,16 +200,25 @@ struct GatewayBuild {
             if proto == .https { resolveCertificates(&fact, gateway: gatewayKey) }
             facts.append(fact)
         }
-        // Conflicts between listeners on one port: different protocols, or one hostname twice.
+        // Conflicts between listeners on one port: different protocols, or one hostname twice. No
+        // listener of a conflicting set is served (the spec: never pick a winner among them).
         let byPort = Dictionary(grouping: facts.indices.filter { facts[$0].protocolSupported }, by: { facts[$0].listener.port })
-        for (_, indices) in byPort where indices.count > 1 {
-            if Set(indices.map { facts[$0].listener.protocol }).count > 1 {
-                for i in indices { facts[i].conflict = "ProtocolConflict" }
+        for (port, indices) in byPort where indices.count > 1 {
+            let protocols = Dictionary(grouping: indices, by: { facts[$0].listener.protocol })
+            if protocols.count > 1 {
+                let list = protocols.keys.sorted().map { proto in "\(proto) (\(protocols[proto]!.map { facts[$0].listener.name }.joined(separator: ", ")))" }
+                for i in indices {
+                    facts[i].conflict = ("ProtocolConflict", "port \(port) has listeners of different protocols: \(list.joined(separator: " and ")); none of them is served")
+                }
                 continue
             }
             let byHost = Dictionary(grouping: indices, by: { facts[$0].listener.hostname?.lowercased() ?? "" })
-            for (_, same) in byHost where same.count > 1 {
-                for i in same { facts[i].conflict = "HostnameConflict" }
+            for (host, same) in byHost where same.count > 1 {
+                let names = same.map { facts[$0].listener.name }.joined(separator: ", ")
+                let what = host.isEmpty ? "have no hostname (each would take every host)" : "have the same hostname \(host)"
+                for i in same {
+                    facts[i].conflict = ("HostnameConflict", "listeners \(names) on port \(port) \(what); none of them is served")
+                }
             }
         }
         return facts
@@ -220,15 +253,37 @@ struct GatewayBuild {
                 fail("InvalidCertificateRef", "Secret \(target) does not exist")
                 continue
             }
-            guard secret.type == Secret.tlsType,
-                  let certificate = secret.data?["tls.crt"].flatMap(Base64.decode), !certificate.isEmpty,
-                  let key = secret.data?["tls.key"].flatMap(Base64.decode), !key.isEmpty else {
-                fail("InvalidCertificateRef", "Secret \(target) is not a kubernetes.io/tls Secret with tls.crt and tls.key")
-                continue
+            switch material(of: secret, target) {
+            case .failure(let problem):
+                fail("InvalidCertificateRef", problem.message)
+            case .success(let material):
+                state.certificates[target] = material
+                fact.certificates.append(target)
             }
-            state.certificates[target] = TLSMaterial(certificateChain: certificate, privateKey: key)
-            fact.certificates.append(target)
         }
+    }
+
+    /// The certificate chain and key of a `kubernetes.io/tls` Secret, if the validator takes them;
+    /// else what is wrong, naming the Secret.
+    private mutating func material(of secret: Secret, _ target: NamespacedName) -> Result<TLSMaterial, MatchProblem> {
+        func problem(_ message: String) -> Result<TLSMaterial, MatchProblem> { .failure(MatchProblem(message: "Secret \(target): \(message)")) }
+        guard secret.type == Secret.tlsType else { return problem("type \(secret.type ?? "Opaque") is not \(Secret.tlsType)") }
+        var fields: [[UInt8]] = []
+        for field in ["tls.crt", "tls.key"] {
+            guard let text = secret.data?[field], !text.isEmpty else { return problem("\(field) is missing or empty") }
+            guard let bytes = Base64.decode(text), !bytes.isEmpty else { return problem("\(field) is not base64") }
+            fields.append(bytes)
+        }
+        let material = TLSMaterial(certificateChain: fields[0], privateKey: fields[1])
+        let verdict: String?
+        if let checked = certificateChecks[target] {
+            verdict = checked
+        } else {
+            verdict = options.certificateValidator(material)
+            certificateChecks[target] = .some(verdict)  // a success (nil) is remembered too
+        }
+        if let verdict { return problem(verdict) }
+        return .success(material)
     }
 
     /// True when a ReferenceGrant in the target's namespace lets `from` refer to `to`.
@@ -371,7 +426,14 @@ struct GatewayBuild {
         for (i, hostnames) in intersecting where !listeners[i].attached.contains(where: { $0.route == facts.key }) {
             listeners[i].attached.append((facts.key, hostnames))
         }
-        return (true, "Accepted", "attached to \(intersecting.map { listeners[$0.0].listener.name }.joined(separator: ", "))")
+        // Attached (the listeners count it, as the spec says), but served only through accepted
+        // listeners: with none (all conflicted), the route is not accepted. Envoy Gateway's reason.
+        let accepted = intersecting.filter { listeners[$0.0].accepted }
+        guard !accepted.isEmpty else {
+            let why = intersecting.map { i, _ in "\(listeners[i].listener.name): \(listeners[i].conflict?.reason ?? "not accepted")" }
+            return (false, "NoReadyListeners", "every listener the route attaches to is not accepted (\(why.joined(separator: "; "))): it is not served")
+        }
+        return (true, "Accepted", "attached to \(accepted.map { listeners[$0.0].listener.name }.joined(separator: ", "))")
     }
 
     private func allows(_ listener: ListenerFacts, routeNamespace: String, gatewayNamespace: String) -> Bool {
@@ -431,14 +493,15 @@ struct GatewayBuild {
         for fact in listeners {
             var conditions: [Condition] = []
             if !fact.protocolSupported {
-                conditions.append(condition("Accepted", false, "UnsupportedProtocol", "protocol \(fact.listener.protocol) on port \(fact.listener.port) is not supported", meta))
+                conditions.append(condition("Accepted", false, "UnsupportedProtocol", fact.unserved?.message ?? "", meta))
             } else if let conflict = fact.conflict {
-                conditions.append(condition("Accepted", false, conflict, "listener conflicts with another on port \(fact.listener.port)", meta))
+                // The conformance suite's reason for a conflicted listener (GatewayListenerProtocolAndRouteKindConflicts).
+                conditions.append(condition("Accepted", false, "Invalid", conflict.message, meta))
             } else {
                 conditions.append(condition("Accepted", true, "Accepted", "listener accepted", meta))
             }
             if let conflict = fact.conflict {
-                conditions.append(condition("Conflicted", true, conflict, "listener conflicts with another on port \(fact.listener.port)", meta))
+                conditions.append(condition("Conflicted", true, conflict.reason, conflict.message, meta))
             } else {
                 conditions.append(condition("Conflicted", false, "NoConflicts", "no conflicts", meta))
             }
@@ -451,14 +514,20 @@ struct GatewayBuild {
             }
             conditions.append(fact.programmed
                 ? condition("Programmed", true, "Programmed", "served by every node's proxy", meta)
-                : condition("Programmed", false, "Invalid", "listener is not accepted or has unresolved references", meta))
+                : condition("Programmed", false, "Invalid", "not served: \(fact.unserved?.message ?? "listener is not accepted or has unresolved references")", meta))
             statuses.append(ListenerStatus(name: fact.listener.name, supportedKinds: fact.supportedKinds, attachedRoutes: fact.attached.count, conditions: conditions))
         }
         var conditions: [Condition] = []
+        // The spec: ListenersNotValid whenever a listener is not accepted (conflicted ones included),
+        // with Accepted True as long as one listener is.
+        let invalid = listeners.filter { !$0.accepted }.map { "\($0.listener.name) (\($0.unserved?.reason ?? "invalid"))" }
+        let valid = listeners.filter(\.accepted).map(\.listener.name)
         if let addresses = gateway.spec.addresses, !addresses.isEmpty {
             conditions.append(condition("Accepted", false, "UnsupportedAddress", "spec.addresses is not supported; the address comes from the Gateway's Service", meta))
-        } else if !listeners.isEmpty, !listeners.contains(where: \.accepted) {
-            conditions.append(condition("Accepted", false, "ListenersNotValid", "no listener is valid", meta))
+        } else if !listeners.isEmpty, valid.isEmpty {
+            conditions.append(condition("Accepted", false, "ListenersNotValid", "no listener is valid: \(invalid.joined(separator: ", "))", meta))
+        } else if !invalid.isEmpty {
+            conditions.append(condition("Accepted", true, "ListenersNotValid", "listeners not valid: \(invalid.joined(separator: ", ")); accepted: \(valid.joined(separator: ", "))", meta))
         } else {
             conditions.append(condition("Accepted", true, "Accepted", "handled by \(options.controllerName)", meta))
         }

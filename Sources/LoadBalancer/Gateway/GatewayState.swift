@@ -14,10 +14,14 @@ public struct GatewayState: Hashable, Sendable {
     /// Other Gateways and the controller of their class ("" when the class does not exist).
     public var foreignGateways: [NamespacedName: String]
     public var warnings: [GatewayWarning]
+    /// The listeners of Portway's Gateways that are not in the tables, and why (conflicted, a
+    /// certificate that did not resolve…), sorted by Gateway, port, name.
+    public var unservedListeners: [UnservedListener]
 
     public init(
         tables: [PortRouteTable] = [], certificates: [NamespacedName: TLSMaterial] = [:], status: GatewayStatusReport = GatewayStatusReport(),
-        ownedGateways: [NamespacedName] = [], foreignGateways: [NamespacedName: String] = [:], warnings: [GatewayWarning] = []
+        ownedGateways: [NamespacedName] = [], foreignGateways: [NamespacedName: String] = [:], warnings: [GatewayWarning] = [],
+        unservedListeners: [UnservedListener] = []
     ) {
         self.tables = tables
         self.certificates = certificates
@@ -25,6 +29,26 @@ public struct GatewayState: Hashable, Sendable {
         self.ownedGateways = ownedGateways
         self.foreignGateways = foreignGateways
         self.warnings = warnings
+        self.unservedListeners = unservedListeners
+    }
+
+    /// What the proxy does not serve, as warnings for the log and `portway routes`: each unserved
+    /// listener, and each Gateway port whose frontends go to the proxy (`frontedPorts`, with the
+    /// proxy port allocated to it if any) without a table: nothing listens on that proxy port, so
+    /// the datapath answers every connection with a reset. Sorted by Gateway and port.
+    public func servingWarnings(frontedPorts: [ProxyPortKey: UInt16?]) -> [GatewayWarning] {
+        var out: [(key: ProxyPortKey, warning: GatewayWarning)] = unservedListeners.map { listener in
+            (ProxyPortKey(gateway: listener.gateway, port: listener.port), GatewayWarning(object: "Gateway \(listener.gateway)", message: listener.description))
+        }
+        for (key, proxyPort) in frontedPorts where table(gateway: key.gateway, port: key.port) == nil {
+            let listeners = unservedListeners.filter { $0.gateway == key.gateway && $0.port == key.port }.map(\.name)
+            let why = listeners.isEmpty ? "the Gateway has no listener on port \(key.port)" : "no listener on port \(key.port) is served (\(listeners.joined(separator: ", ")))"
+            let port = proxyPort.map { "proxy port \($0)" } ?? "the proxy"
+            out.append((key, GatewayWarning(
+                object: "Gateway \(key.gateway)",
+                message: "port \(key.port): \(why); its Service's frontends go to \(port), where nothing listens: connections are reset")))
+        }
+        return out.sorted { ($0.key, $0.warning.message) < ($1.key, $1.warning.message) }.map(\.warning)
     }
 
     /// What the L7 proxy listens on: each allocated proxy port with its route table. A key whose

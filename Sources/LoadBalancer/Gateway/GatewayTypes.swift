@@ -23,15 +23,27 @@ public struct NamespacedName: Hashable, Comparable, Codable, Sendable, CustomStr
     public var description: String { "\(namespace)/\(name)" }
 }
 
+/// Says what is wrong with a TLS Secret's certificate chain and key (nil: usable). The builder asks
+/// it for every certificateRef it resolves: a listener whose Secret it refuses gets `ResolvedRefs`
+/// False/`InvalidCertificateRef` with the answer, and stays out of the tables (and so out of its
+/// port's SNI table), while the other listeners are served.
+public typealias CertificateValidator = @Sendable (TLSMaterial) -> String?
+
 /// What the Gateway control plane needs to know beyond the snapshot.
-public struct GatewayOptions: Hashable, Sendable {
+public struct GatewayOptions: Sendable {
     /// The `spec.controllerName` of GatewayClasses whose Gateways Portway serves.
     public var controllerName: String
+    /// Decides whether a Secret's certificate and key are usable. The default,
+    /// `TLSMaterial.structuralProblem`, checks the PEM structure in pure Swift; the agent and the
+    /// CLI inject one that parses them with the proxy's TLS library (and checks that the key belongs
+    /// to the certificate), so status, `routes`, `explain` and the proxy agree on every Secret.
+    public var certificateValidator: CertificateValidator
 
     public static let defaultControllerName = "portway.io/gateway-controller"
 
-    public init(controllerName: String = GatewayOptions.defaultControllerName) {
+    public init(controllerName: String = GatewayOptions.defaultControllerName, certificateValidator: @escaping CertificateValidator = TLSMaterial.structuralProblem) {
         self.controllerName = controllerName
+        self.certificateValidator = certificateValidator
     }
 }
 
@@ -224,6 +236,50 @@ public struct TLSMaterial: Hashable, Sendable {
     public init(certificateChain: [UInt8], privateKey: [UInt8]) {
         self.certificateChain = certificateChain
         self.privateKey = privateKey
+    }
+}
+
+/// A listener of one of Portway's Gateways that the proxy does not serve, and why (what its status
+/// conditions say, in short): conflicted, an unsupported protocol or route kinds, or a certificate
+/// that did not resolve.
+public struct UnservedListener: Hashable, Codable, Sendable, CustomStringConvertible {
+    public var gateway: NamespacedName
+    public var name: String
+    public var port: Int
+    /// nil: every host.
+    public var hostname: String?
+    /// As written in the Gateway (`HTTP`, `HTTPS`, or one Portway does not serve).
+    public var `protocol`: String
+    /// The condition that keeps it out, as in the listener's status: `Accepted` (False),
+    /// `Conflicted` (True) or `ResolvedRefs` (False).
+    public var condition: String
+    /// The condition's reason: UnsupportedProtocol, HostnameConflict, ProtocolConflict,
+    /// InvalidRouteKinds, InvalidCertificateRef or RefNotPermitted.
+    public var reason: String
+    public var message: String
+
+    public init(gateway: NamespacedName, name: String, port: Int, hostname: String?, protocol: String, condition: String, reason: String, message: String) {
+        self.gateway = gateway
+        self.name = name
+        self.port = port
+        self.hostname = hostname
+        self.protocol = `protocol`
+        self.condition = condition
+        self.reason = reason
+        self.message = message
+    }
+
+    /// `Conflicted=True` or `ResolvedRefs=False`, as the status says it.
+    public var conditionText: String { "\(condition)=\(condition == "Conflicted" ? "True" : "False")" }
+
+    /// "listener NAME (port P, HOST) not served: CONDITION REASON: MESSAGE".
+    public var description: String {
+        "listener \(name) (port \(port), \(hostname ?? "any host")) not served: \(conditionText) \(reason): \(message)"
+    }
+
+    /// True when this listener's hostname takes `host` (normalized): it would serve the request if it were served.
+    public func takes(host: String) -> Bool {
+        hostname.map { Hostnames.matches(host: host, pattern: $0) } ?? true
     }
 }
 

@@ -1,4 +1,5 @@
 import FileSource
+import Foundation
 import KubeModels
 import Testing
 @testable import LoadBalancer
@@ -69,8 +70,19 @@ enum GW {
         return result.snapshot
     }
 
-    static func build(_ yaml: String) throws -> GatewayState {
-        GatewayState.build(try load(yaml))
+    static func build(_ yaml: String, options: GatewayOptions = GatewayOptions()) throws -> GatewayState {
+        GatewayState.build(try load(yaml), options: options)
+    }
+
+    /// A PEM block of `label` whose body is DER-shaped (an ASN.1 SEQUENCE), as the default
+    /// (structural) certificate check wants it; `tag` makes blocks differ.
+    static func pem(_ label: String, tag: UInt8 = 0) -> String {
+        "-----BEGIN \(label)-----\n\(Data([0x30, 0x01, tag]).base64EncodedString())\n-----END \(label)-----\n"
+    }
+
+    /// The `data` of a kubernetes.io/tls Secret holding `certificate` and `key` (PEM text).
+    static func tlsData(certificate: String = pem("CERTIFICATE"), key: String = pem("PRIVATE KEY")) -> String {
+        "{tls.crt: \(Data(certificate.utf8).base64EncodedString()), tls.key: \(Data(key.utf8).base64EncodedString())}"
     }
 }
 
