@@ -106,34 +106,38 @@ private enum HTTPScripts {
         """#
 }
 
-private func gatewayYAML(aBackend: String) -> String {
-    var text = """
-        apiVersion: gateway.networking.k8s.io/v1
-        kind: GatewayClass
-        metadata: {name: portway}
-        spec: {controllerName: portway.io/gateway-controller}
-        ---
-        apiVersion: gateway.networking.k8s.io/v1
-        kind: Gateway
-        metadata: {name: web, namespace: lab}
-        spec:
-          gatewayClassName: portway
-          listeners:
-          - {name: http, port: 80, protocol: HTTP}
-        ---
-        apiVersion: v1
-        kind: Service
-        metadata:
-          name: portway-gw-web
-          namespace: lab
-          labels: {gateway.networking.k8s.io/gateway-name: web}
-        spec:
-          type: NodePort
-          clusterIP: 10.96.0.80
-          ports:
-          - {name: http, port: 80, targetPort: 80, nodePort: 30880, protocol: TCP}
+/// The GatewayClass `portway`, the Gateway `web` in namespace `lab` with one HTTP listener on port
+/// 80, and its NodePort Service (30880).
+let webGatewayYAML = """
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: GatewayClass
+    metadata: {name: portway}
+    spec: {controllerName: portway.io/gateway-controller}
+    ---
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: Gateway
+    metadata: {name: web, namespace: lab}
+    spec:
+      gatewayClassName: portway
+      listeners:
+      - {name: http, port: 80, protocol: HTTP}
+    ---
+    apiVersion: v1
+    kind: Service
+    metadata:
+      name: portway-gw-web
+      namespace: lab
+      labels: {gateway.networking.k8s.io/gateway-name: web}
+    spec:
+      type: NodePort
+      clusterIP: 10.96.0.80
+      ports:
+      - {name: http, port: 80, targetPort: 80, nodePort: 30880, protocol: TCP}
 
-        """
+    """
+
+private func gatewayYAML(aBackend: String) -> String {
+    var text = webGatewayYAML
     for (route, host, service) in [("route-a", "a.example.com", aBackend), ("route-b", "b.example.com", "b")] {
         text += """
             ---

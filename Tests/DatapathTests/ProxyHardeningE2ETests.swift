@@ -124,31 +124,7 @@ private let hardeningReady: Bool = {
 
 /// The Gateway `web` (port 80, NodePort 30880): paths.example.com sends `/admin` to A and the rest to
 /// B, echo.example.com sends everything to B; and a plain L4 NodePort Service `plain` (30090) to A.
-private let hardeningYAML = """
-    apiVersion: gateway.networking.k8s.io/v1
-    kind: GatewayClass
-    metadata: {name: portway}
-    spec: {controllerName: portway.io/gateway-controller}
-    ---
-    apiVersion: gateway.networking.k8s.io/v1
-    kind: Gateway
-    metadata: {name: web, namespace: lab}
-    spec:
-      gatewayClassName: portway
-      listeners:
-      - {name: http, port: 80, protocol: HTTP}
-    ---
-    apiVersion: v1
-    kind: Service
-    metadata:
-      name: portway-gw-web
-      namespace: lab
-      labels: {gateway.networking.k8s.io/gateway-name: web}
-    spec:
-      type: NodePort
-      clusterIP: 10.96.0.80
-      ports:
-      - {name: http, port: 80, targetPort: 80, nodePort: 30880, protocol: TCP}
+private let hardeningYAML = webGatewayYAML + """
     ---
     apiVersion: gateway.networking.k8s.io/v1
     kind: HTTPRoute

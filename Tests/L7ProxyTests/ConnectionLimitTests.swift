@@ -11,23 +11,10 @@ import Testing
         maxConnections: Int, perClient: Int,
         _ body: (_ proxy: L7Proxy, _ port: UInt16, _ group: any EventLoopGroup, _ a: TestBackend) async throws -> Void
     ) async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        let a = try await TestBackend(name: "A", group: group)
-        let b = try await TestBackend(name: "B", group: group)
         var options = ProxyOptions()
         options.maxConnections = maxConnections
         options.maxConnectionsPerClient = perClient
-        let proxy = L7Proxy(group: group, routes: RouteTableHolder(HostRouter(a: [a.endpoint], b: [b.endpoint])), options: options)
-        do {
-            let port = try await proxy.open(port: 0)
-            try await body(proxy, port, group, a)
-        } catch {
-            Issue.record("unexpected error: \(error)")
-        }
-        await proxy.shutdown()
-        await a.close()
-        await b.close()
-        try await group.shutdownGracefully()
+        try await withHostRoutedProxy(options: options) { proxy, port, a, _, group in try await body(proxy, port, group, a) }
     }
 
     @Test("the limits derive from the descriptor limit minus the reserve; explicit values win")

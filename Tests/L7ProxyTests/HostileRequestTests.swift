@@ -8,20 +8,7 @@ import Testing
 /// against the release binary (issue 16); the backend echoes what it received.
 @Suite struct HostileRequestTests {
     func withProxy(_ body: (_ port: UInt16, _ group: any EventLoopGroup, _ a: TestBackend, _ b: TestBackend) async throws -> Void) async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        let a = try await TestBackend(name: "A", group: group)
-        let b = try await TestBackend(name: "B", group: group)
-        let proxy = L7Proxy(group: group, routes: RouteTableHolder(HostRouter(a: [a.endpoint], b: [b.endpoint])))
-        do {
-            let port = try await proxy.open(port: 0)
-            try await body(port, group, a, b)
-        } catch {
-            Issue.record("unexpected error: \(error)")
-        }
-        await proxy.shutdown()
-        await a.close()
-        await b.close()
-        try await group.shutdownGracefully()
+        try await withHostRoutedProxy { _, port, a, b, group in try await body(port, group, a, b) }
     }
 
     /// One request on a new connection: the response, or nil when none came within 5 s.

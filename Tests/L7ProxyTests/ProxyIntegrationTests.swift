@@ -8,25 +8,11 @@ import Testing
 
 /// The proxy on real loopback sockets against real NIO backends.
 @Suite struct ProxyIntegrationTests {
-    /// Runs `body` with two backends, a proxy routing by Host (`HostRouter`) and one open listener.
     func withProxy(
         options: ProxyOptions = ProxyOptions(),
         _ body: (_ proxy: L7Proxy, _ port: UInt16, _ a: TestBackend, _ b: TestBackend, _ group: any EventLoopGroup) async throws -> Void
     ) async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        let a = try await TestBackend(name: "A", group: group)
-        let b = try await TestBackend(name: "B", group: group)
-        let proxy = L7Proxy(group: group, routes: RouteTableHolder(HostRouter(a: [a.endpoint], b: [b.endpoint])), options: options)
-        do {
-            let port = try await proxy.open(port: 0)
-            try await body(proxy, port, a, b, group)
-        } catch {
-            Issue.record("unexpected error: \(error)")
-        }
-        await proxy.shutdown()
-        await a.close()
-        await b.close()
-        try await group.shutdownGracefully()
+        try await withHostRoutedProxy(options: options, body)
     }
 
     @Test func routesByHostAndAddsTheClientAddress() async throws {

@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import Testing
 @testable import L7Proxy
 
 /// A real HTTP/1.1 backend on 127.0.0.1 for integration tests. Paths:
@@ -124,6 +125,28 @@ private final class BackendHandler: ChannelDuplexHandler {
         context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
+}
+
+/// Runs `body` with two backends (A and B), a proxy routing by Host (`HostRouter`) with `options`,
+/// and one open listener on loopback; shuts everything down after.
+func withHostRoutedProxy(
+    options: ProxyOptions = ProxyOptions(),
+    _ body: (_ proxy: L7Proxy, _ port: UInt16, _ a: TestBackend, _ b: TestBackend, _ group: any EventLoopGroup) async throws -> Void
+) async throws {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let a = try await TestBackend(name: "A", group: group)
+    let b = try await TestBackend(name: "B", group: group)
+    let proxy = L7Proxy(group: group, routes: RouteTableHolder(HostRouter(a: [a.endpoint], b: [b.endpoint])), options: options)
+    do {
+        let port = try await proxy.open(port: 0)
+        try await body(proxy, port, a, b, group)
+    } catch {
+        Issue.record("unexpected error: \(error)")
+    }
+    await proxy.shutdown()
+    await a.close()
+    await b.close()
+    try await group.shutdownGracefully()
 }
 
 /// A raw TCP client: sends bytes as given, collects everything received.
