@@ -98,7 +98,7 @@ private let agentProcessTestsReady: Bool = {
 }()
 
 /// The built `portway` binary as an operator runs it: one writer per pin directory for the whole
-/// life of the agent.
+/// life of the agent, and a second signal that ends a stuck graceful stop at once.
 @Suite("portway agent (the binary): one writer per pin directory, signals", .serialized, .enabled(if: agentProcessTestsReady, "needs root, a bpffs mount and the portway binary"))
 struct AgentProcessTests {
     static let sizeFlags = [
@@ -191,5 +191,55 @@ struct AgentProcessTests {
         #expect(flockHolders(of: fs.directory) == [second.pid])
         kill(second.pid, SIGTERM)
         #expect(try await second.waitForExit(limit: .seconds(20)) == 0)
+    }
+
+    @Test("a second SIGTERM ends at once a graceful stop that waits on an API server that never answers (exit 143)")
+    func secondSignalExitsAtOnce() async throws {
+        let fs = try AgentBPFFS.make()
+        defer { fs.cleanup() }
+        let root = try makeTempDirectory("pwpl-signal2")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        // A listener that never accepts: connections complete in its backlog and nothing ever answers,
+        // so the leader election's requests (and its release of the Lease on stop) hang until cancelled.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        try #require(bound && listen(listener, 64) == 0)
+        let kubeconfig = root + "/kubeconfig"
+        try write("""
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: silent
+              cluster: {server: "https://127.0.0.1:\(UInt16(bigEndian: address.sin_port))", insecure-skip-tls-verify: true}
+            users:
+            - name: agent
+              user: {token: not-checked}
+            contexts:
+            - name: silent
+              context: {cluster: silent, user: agent}
+            current-context: silent
+
+            """, to: kubeconfig)
+        let agent = try PortwayProcess(
+            ["agent", "--kubeconfig", kubeconfig, "--no-datapath", "--proxy-listen", "off", "--bpffs", fs.directory, "--node-name", "node-a",
+             "--node-ip", "192.0.2.10"] + Self.sizeFlags, logPath: root + "/agent.log")
+        defer { agent.kill9() }
+        // Set up: from here on a stop goes through the election's release of the Lease, a request
+        // the silent server never answers (the ServiceGroup would cancel it after 10 s).
+        #expect(try await agent.waitForLog("re-adopted"), "\(agent.log)")
+        kill(agent.pid, SIGTERM)
+        #expect(try await agent.waitForLog("signal 15: shutting down"), "\(agent.log)")
+        // The graceful stop now waits on the silent server (the election's round, then its release).
+        #expect(agent.isRunning, "\(agent.log)")
+        kill(agent.pid, SIGTERM)
+        let status = try await agent.waitForExit(limit: .seconds(5))
+        #expect(status == 128 + SIGTERM, "the second signal exits at once with 143: \(String(describing: status))\n\(agent.log)")
     }
 }
