@@ -193,16 +193,11 @@ struct AgentProcessTests {
         #expect(try await second.waitForExit(limit: .seconds(20)) == 0)
     }
 
-    @Test("a second SIGTERM ends at once a graceful stop that waits on an API server that never answers (exit 143)")
-    func secondSignalExitsAtOnce() async throws {
-        let fs = try AgentBPFFS.make()
-        defer { fs.cleanup() }
-        let root = try makeTempDirectory("pwpl-signal2")
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        // A listener that never accepts: connections complete in its backlog and nothing ever answers,
-        // so the leader election's requests (and its release of the Lease on stop) hang until cancelled.
+    /// A kubeconfig for an API server that never answers: a listener that never accepts, so
+    /// connections complete in its backlog and every request (TLS handshake first) hangs until it
+    /// is cancelled or times out. Returns the kubeconfig's path and the listener (close it).
+    static func silentAPIServer(root: String) throws -> (kubeconfig: String, listener: Int32) {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(listener) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -210,7 +205,10 @@ struct AgentProcessTests {
         let bound = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
         }
-        try #require(bound && listen(listener, 64) == 0)
+        guard bound && listen(listener, 64) == 0 else {
+            close(listener)
+            throw AgentBPFFS.Failure(description: "cannot listen on 127.0.0.1: errno \(errno)")
+        }
         let kubeconfig = root + "/kubeconfig"
         try write("""
             apiVersion: v1
@@ -227,16 +225,50 @@ struct AgentProcessTests {
             current-context: silent
 
             """, to: kubeconfig)
-        let agent = try PortwayProcess(
-            ["agent", "--kubeconfig", kubeconfig, "--no-datapath", "--proxy-listen", "off", "--bpffs", fs.directory, "--node-name", "node-a",
-             "--node-ip", "192.0.2.10"] + Self.sizeFlags, logPath: root + "/agent.log")
+        return (kubeconfig, listener)
+    }
+
+    static func kubeAgent(kubeconfig: String, bpffs: String, log: String) throws -> PortwayProcess {
+        try PortwayProcess(
+            ["agent", "--kubeconfig", kubeconfig, "--no-datapath", "--proxy-listen", "off", "--bpffs", bpffs, "--node-name", "node-a",
+             "--node-ip", "192.0.2.10"] + sizeFlags, logPath: log)
+    }
+
+    @Test("one SIGTERM stops the agent within the grace period while the API server never answers (its informers never synced)")
+    func stopsWhileTheAPIServerIsSilent() async throws {
+        let fs = try AgentBPFFS.make()
+        defer { fs.cleanup() }
+        let root = try makeTempDirectory("pwpl-silent")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let (kubeconfig, listener) = try Self.silentAPIServer(root: root)
+        defer { close(listener) }
+        let agent = try Self.kubeAgent(kubeconfig: kubeconfig, bpffs: fs.directory, log: root + "/agent.log")
+        defer { agent.kill9() }
+        #expect(try await agent.waitForLog("re-adopted"), "\(agent.log)")
+        kill(agent.pid, SIGTERM)
+        // Liveness, generous: the election's release of the Lease is cancelled after 10 s
+        // (ShutdownTrigger.gracefulShutdownLimit); Kubernetes' default grace period is 30 s. Before,
+        // the source waited forever for informers that had stopped without a sync.
+        let status = try await agent.waitForExit(limit: .seconds(25))
+        #expect(status == 0, "exit status \(String(describing: status)) (nil: still running after 25 s)\n\(agent.log)")
+        #expect(agent.log.contains("stopped"), "\(agent.log)")
+    }
+
+    @Test("a second SIGTERM ends at once a graceful stop that waits on an API server that never answers (exit 143)")
+    func secondSignalExitsAtOnce() async throws {
+        let fs = try AgentBPFFS.make()
+        defer { fs.cleanup() }
+        let root = try makeTempDirectory("pwpl-signal2")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let (kubeconfig, listener) = try Self.silentAPIServer(root: root)
+        defer { close(listener) }
+        let agent = try Self.kubeAgent(kubeconfig: kubeconfig, bpffs: fs.directory, log: root + "/agent.log")
         defer { agent.kill9() }
         // Set up: from here on a stop goes through the election's release of the Lease, a request
         // the silent server never answers (the ServiceGroup would cancel it after 10 s).
         #expect(try await agent.waitForLog("re-adopted"), "\(agent.log)")
         kill(agent.pid, SIGTERM)
         #expect(try await agent.waitForLog("signal 15: shutting down"), "\(agent.log)")
-        // The graceful stop now waits on the silent server (the election's round, then its release).
         #expect(agent.isRunning, "\(agent.log)")
         kill(agent.pid, SIGTERM)
         let status = try await agent.waitForExit(limit: .seconds(5))
