@@ -63,6 +63,7 @@ let package = Package(
             name: "KubeAPITestSupport",
             dependencies: [
                 "KubeModels", "KubeAPI", .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -160,7 +161,8 @@ let package = Package(
         .testTarget(
             name: "AgentTests",
             dependencies: [
-                "Agent", "BPFMaps", "LoadBalancer", "KubeModels", "KubeAPI", "L7Proxy", .product(name: "Logging", package: "swift-log"),
+                "Agent", "BPFMaps", "LoadBalancer", "KubeModels", "KubeAPI", "KubeAPITestSupport", "L7Proxy",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -192,6 +192,15 @@ public struct LeaderElectionService: ServiceLifecycle.Service {
                 logger.info("left the election (Lease \(lease))")
                 onChange(false)
             }
+        }, onError: { status in
+            // Once per change of the API's answer, not per retry: the elector keeps it in `status`.
+            guard let error = status.error else {
+                logger.notice("leader election: the Lease \(lease) can be read and written again")
+                return
+            }
+            let hint = status.namespaceMissing
+                ? "; create the namespace \(config.namespace) or pass --lease-namespace" : ""
+            logger.warning("leader election: cannot take part, the API server refuses the Lease \(lease): \(error)\(hint); this agent cannot lead (write the Gateways' Services and status) until it can")
         })
     }
 

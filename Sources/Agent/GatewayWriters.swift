@@ -14,6 +14,9 @@ public struct GatewayWriteReport: Sendable, Equatable {
     public var statusWrites: [String] = []
     /// Writes that failed (retried at the next pass).
     public var errors: [String] = []
+    /// The resourceVersion of each Gateway ("namespace/name") in the state the pass was made from:
+    /// which change a pass has seen (tests wait for the pass after a change with it).
+    public var gatewayVersions: [String: String] = [:]
 
     public init() {}
 
@@ -70,6 +73,9 @@ public final class GatewayWriters: Sendable {
     public func write(_ snapshot: ClusterSnapshot) async -> GatewayWriteReport {
         let state = GatewayState.build(snapshot, options: options)
         var report = GatewayWriteReport()
+        for gateway in snapshot.gateways {
+            report.gatewayVersions["\(gateway.metadata.namespace ?? "")/\(gateway.metadata.name)"] = gateway.metadata.resourceVersion ?? ""
+        }
         for key in state.ownedGateways {
             guard let gateway = snapshot.gateways.first(where: { Self.key($0.metadata) == key }) else { continue }
             await writeService(for: gateway, existing: snapshot.services, into: &report)

@@ -1,4 +1,5 @@
 import Datapath
+import Dispatch
 import L7Proxy
 import LoadBalancer
 import Logging
@@ -81,12 +82,28 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
         inbox.push(.tables(tables, certificates: certificates))
     }
 
+    /// How long the stop may take after the drain: closing what is left and stopping the event
+    /// loops. The whole shutdown takes at most `drainTimeout` + this, busy event loops or not.
+    public static let stopTimeout: Duration = .seconds(1)
+
+    /// The event loops the proxy runs on (tests, diagnostics).
+    public var eventLoops: any EventLoopGroup { group }
+
+    /// Serves until graceful shutdown (or cancellation), then drains and stops within
+    /// `drainTimeout` + `stopTimeout`. The work on the proxy's event loops never holds the
+    /// lifecycle: every wait of the shutdown has a deadline kept on Swift's clock, and a step of
+    /// the loop below still waiting on a busy event loop is left behind (cancelled, not awaited).
     public func run() async throws {
-        await cancelWhenGracefulShutdown { await self.loop() }
+        let work = Task { await self.loop() }
+        try? await gracefulShutdown()
+        work.cancel()
+        let stopBy = ContinuousClock.now + drainTimeout + Self.stopTimeout
         closeUnadopted()
         await proxy.drain(timeout: drainTimeout)
-        await proxy.shutdown()
-        try? await group.shutdownGracefully()
+        await proxy.shutdown(until: stopBy)
+        let group = group
+        let stopped = await BoundedWait.until(stopBy) { done in group.shutdownGracefully(queue: .global()) { _ in done() } }
+        if !stopped { logger.warning("proxy: event loops still busy at shutdown; not waiting for them") }
     }
 
     private func loop() async {

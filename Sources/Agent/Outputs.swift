@@ -4,12 +4,24 @@ import LoadBalancer
 
 /// What an output did with one step, for the log and for retries.
 public struct OutputReport: Sendable {
+    /// A line for the log about something that failed, with what stays the same while the same
+    /// thing keeps failing (`cause`): the runner logs a cause at most once per interval.
+    public struct Problem: Hashable, Sendable {
+        public var cause: String
+        public var line: String
+
+        public init(cause: String, line: String) {
+            self.cause = cause
+            self.line = line
+        }
+    }
+
     /// Frontends that could not be programmed: retried with backoff until they succeed or change.
     public var failed: Set<Frontend>
     /// The log line ("3 frontends, ...").
     public var summary: String
-    /// Failure details for the log.
-    public var errors: [String]
+    /// Failure details for the log: one line per cause, however many frontends share it.
+    public var errors: [Problem]
     /// Notes worth a warning (e.g. more than 65,534 backends on one frontend, truncated).
     public var warnings: [String]
     /// Notes for the debug log (e.g. IPv6 entries not programmed yet).
@@ -17,7 +29,7 @@ public struct OutputReport: Sendable {
     /// Lines for the debug log as they are (e.g. the heap trim after a full sync).
     public var debug: [String] = []
 
-    public init(failed: Set<Frontend> = [], summary: String = "", errors: [String] = [], warnings: [String] = [], notes: [String] = []) {
+    public init(failed: Set<Frontend> = [], summary: String = "", errors: [Problem] = [], warnings: [String] = [], notes: [String] = []) {
         self.failed = failed
         self.summary = summary
         self.errors = errors
@@ -85,13 +97,19 @@ public final class MapWriterOutput: L4MapOutput {
 
     private func report(_ summary: SyncSummary) -> OutputReport {
         onSync?(summary)
-        // Truncated backends (more than 65,534 on a frontend), a capacity shortfall (it names the flag
-        // to raise) and what a repair rewrote are warnings; `skipped` (IPv6 not served yet) is expected.
+        // Failures: one line per cause (a map too small fails thousands of frontends at once; the
+        // summary line carries the whole shortfall, the error line the flag to raise). Truncated
+        // backends (more than 65,534 on a frontend) and what a repair rewrote (one line) are
+        // warnings; `skipped` (IPv6 not served yet) is expected.
         var warnings = summary.warnings
-        if let shortfall = summary.shortfall { warnings.append(shortfall) }
-        warnings += summary.repaired.map { "repaired \($0)" }
+        if !summary.repaired.isEmpty {
+            let named = summary.repaired.prefix(SyncFailureGroup.examples).joined(separator: "; ")
+            let more = summary.repaired.count > SyncFailureGroup.examples ? " and \(summary.repaired.count - SyncFailureGroup.examples) more" : ""
+            warnings.append("repaired \(summary.repaired.count) entries changed outside the agent: \(named)\(more)")
+        }
         return OutputReport(
             failed: Set(summary.failures.compactMap(\.frontend)), summary: summary.description,
-            errors: summary.failures.map(\.description), warnings: warnings, notes: summary.skipped)
+            errors: summary.failureGroups.map { OutputReport.Problem(cause: "\($0.error.cause)", line: $0.description) },
+            warnings: warnings, notes: summary.skipped)
     }
 }

@@ -68,6 +68,11 @@ public final class ShutdownTrigger: Sendable {
 
     public init() {}
 
+    /// How long a graceful shutdown may take before the ServiceGroup cancels what is still running
+    /// (an API request to a server that does not answer, say): well inside Kubernetes' default
+    /// 30 s grace period. The L7 proxy bounds its own stop (drain + 1 s) far below this.
+    public static let gracefulShutdownLimit: Duration = .seconds(10)
+
     /// Asks for shutdown; safe from any thread, any number of times.
     public func trigger() {
         let (cancel, group) = state.withLock { s -> ((@Sendable () -> Void)?, ServiceGroup?) in

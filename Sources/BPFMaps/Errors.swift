@@ -31,6 +31,16 @@ public enum BPFMapError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The desired entries need more room than the map has (known before writing).
     case doesNotFit(map: String, needed: Int, maxEntries: UInt32, sizeFlag: String)
 
+    /// The error without what changes from one attempt to the next while the cause stays (how many
+    /// entries a map too small needs): failures with one cause compare equal, for grouping and for
+    /// rate-limiting their log lines.
+    public var cause: BPFMapError {
+        if case .doesNotFit(let map, _, let maxEntries, let sizeFlag) = self {
+            return .doesNotFit(map: map, needed: 0, maxEntries: maxEntries, sizeFlag: sizeFlag)
+        }
+        return self
+    }
+
     public var description: String {
         switch self {
         case .notBPFFS(let path):

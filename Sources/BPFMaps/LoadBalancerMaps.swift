@@ -4,21 +4,31 @@ import LoadBalancer
 /// The three maps the writer programs: services (masters and slots), backends and reverse NAT.
 /// Any `MapOperations` will do: the pins (`init(_: MapSet)`), in-memory maps (`inMemory`), or
 /// either wrapped to inject faults (`injectingFaults`).
+///
+/// Made from a `MapSet`, they keep that map set (and so the pin directory's writer lock) alive for
+/// as long as they are used: a writer never writes pins whose lock it has let go.
 public struct LoadBalancerMaps: Sendable {
     public let services: any MapOperations
     public let backends: any MapOperations
     public let reverseNAT: any MapOperations
+    /// The map set the pins came from (nil for other maps): holds the writer lock.
+    private let pinned: MapSet?
 
     public init(services: any MapOperations, backends: any MapOperations, reverseNAT: any MapOperations) {
+        self.init(services: services, backends: backends, reverseNAT: reverseNAT, pinned: nil)
+    }
+
+    private init(services: any MapOperations, backends: any MapOperations, reverseNAT: any MapOperations, pinned: MapSet?) {
         precondition(services.kind == .services && backends.kind == .backends && reverseNAT.kind == .reverseNAT)
         self.services = services
         self.backends = backends
         self.reverseNAT = reverseNAT
+        self.pinned = pinned
     }
 
-    /// The pinned maps of a map set.
+    /// The pinned maps of a map set; the map set (with its writer lock) lives as long as these.
     public init(_ set: MapSet) {
-        self.init(services: set[.services], backends: set[.backends], reverseNAT: set[.reverseNAT])
+        self.init(services: set[.services], backends: set[.backends], reverseNAT: set[.reverseNAT], pinned: set)
     }
 
     /// Empty in-memory maps of `sizes`, logging into `log` when given.
@@ -34,7 +44,7 @@ public struct LoadBalancerMaps: Sendable {
         LoadBalancerMaps(
             services: FaultInjectingMap(services, injector: injector),
             backends: FaultInjectingMap(backends, injector: injector),
-            reverseNAT: FaultInjectingMap(reverseNAT, injector: injector))
+            reverseNAT: FaultInjectingMap(reverseNAT, injector: injector), pinned: pinned)
     }
 
     public subscript(kind: MapKind) -> any MapOperations {

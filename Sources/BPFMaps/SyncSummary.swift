@@ -28,6 +28,25 @@ public struct SyncFailure: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(subject): \(error)" }
 }
 
+/// Failures of one call that share their error: one log line for all of them.
+public struct SyncFailureGroup: Hashable, Sendable, CustomStringConvertible {
+    /// The error (the first one seen of its `cause`).
+    public var error: BPFMapError
+    /// What failed, in the order the writer met them ("10.0.0.1:80/TCP", "prune backend 7").
+    public var subjects: [String]
+
+    /// How many subjects a line names before "and N more".
+    public static let examples = 3
+
+    /// "9,900 failed: pw_lb4_services needs 20,002 entries, has 100: raise --service-map-size
+    /// (10.96.0.1:80/TCP, 10.96.0.2:80/TCP, 10.96.0.3:80/TCP and 9,897 more)".
+    public var description: String {
+        let named = subjects.prefix(Self.examples).joined(separator: ", ")
+        let more = subjects.count > Self.examples ? " and \(grouped(subjects.count - Self.examples)) more" : ""
+        return "\(grouped(subjects.count)) failed: \(error) (\(named)\(more))"
+    }
+}
+
 /// What one `MapWriter` call (sync, apply, repair, retry) did: for the agent's one log line and for tests.
 public struct SyncSummary: Hashable, Sendable, CustomStringConvertible {
     /// IPv4 frontends in the desired state after the call.
@@ -64,6 +83,23 @@ public struct SyncSummary: Hashable, Sendable, CustomStringConvertible {
     public var writes: Int { operations.values.reduce(0) { $0 + $1.updates } }
     /// Deletes over all maps.
     public var deletes: Int { operations.values.reduce(0) { $0 + $1.deletes } }
+
+    /// The failures grouped by `BPFMapError.cause`, in the order first met: a map too small for
+    /// 10,000 frontends is one group (one log line), not 10,000.
+    public var failureGroups: [SyncFailureGroup] {
+        var groups: [SyncFailureGroup] = []
+        var index: [BPFMapError: Int] = [:]
+        for failure in failures {
+            let cause = failure.error.cause
+            if let i = index[cause] {
+                groups[i].subjects.append(failure.subject)
+            } else {
+                index[cause] = groups.count
+                groups.append(SyncFailureGroup(error: failure.error, subjects: [failure.subject]))
+            }
+        }
+        return groups
+    }
 
     public subscript(kind: MapKind) -> MapOpCounts { operations[kind] ?? MapOpCounts() }
 

@@ -89,7 +89,14 @@ public final class Informer<R: KubeResource>: Sendable {
     private let handler: @Sendable (InformerEvent<R>) -> Void
     private let stateObserver: @Sendable (InformerState) -> Void
     private let currentState = Mutex<InformerState>(.idle)
-    private let syncWaiters = Mutex<[CheckedContinuation<Void, Never>]>([])
+    private let syncWaiters = Mutex(SyncWaiters())
+
+    /// Who waits for the first list, and whether `run` has ended (then nobody waits).
+    private struct SyncWaiters {
+        var waiting: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var nextID: UInt64 = 0
+        var stopped = false
+    }
 
     /// - Parameters:
     ///   - handler: called for each change, in order, from the informer's task.
@@ -108,16 +115,26 @@ public final class Informer<R: KubeResource>: Sendable {
     public var state: InformerState { currentState.withLock { $0 } }
     public var hasSynced: Bool { store.hasSynced }
 
-    /// Returns once the first list has been applied (or the task is cancelled).
+    /// Returns once the first list has been applied, or when the calling task is cancelled, or
+    /// once `run` has ended (a source stopping before its informers ever synced must not hang on
+    /// an informer that has already stopped).
     public func waitForSync() async {
         if hasSynced { return }
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let done = syncWaiters.withLock { w -> Bool in
-                if store.hasSynced { return true }
-                w.append(c)
-                return false
+        let id = syncWaiters.withLock { w in
+            defer { w.nextID += 1 }
+            return w.nextID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let done = syncWaiters.withLock { w -> Bool in
+                    if store.hasSynced || w.stopped || Task.isCancelled { return true }
+                    w.waiting[id] = c
+                    return false
+                }
+                if done { c.resume() }
             }
-            if done { c.resume() }
+        } onCancel: {
+            syncWaiters.withLock { $0.waiting.removeValue(forKey: id) }?.resume()
         }
     }
 
@@ -131,6 +148,7 @@ public final class Informer<R: KubeResource>: Sendable {
         var backoff = BackoffState()
         var next: InformerState.Next = .relist
         var resourceVersion = ""
+        syncWaiters.withLock { $0.stopped = false }
         transition(.idle)
         while !Task.isCancelled {
             // List (first time or relist), then watch until something breaks.
@@ -176,12 +194,18 @@ public final class Informer<R: KubeResource>: Sendable {
             }
         }
         transition(.stopped)
-        resumeSyncWaiters(force: true)
+        resumeSyncWaiters(stopping: true)
     }
 
-    private func resumeSyncWaiters(force: Bool = false) {
-        guard force || store.hasSynced else { return }
-        let waiters = syncWaiters.withLock { w -> [CheckedContinuation<Void, Never>] in defer { w = [] }; return w }
+    /// Resumes the waiters once synced; `stopping` (the end of `run`) resumes them anyway, and
+    /// so does every `waitForSync` from then on.
+    private func resumeSyncWaiters(stopping: Bool = false) {
+        guard stopping || store.hasSynced else { return }
+        let waiters = syncWaiters.withLock { w -> [CheckedContinuation<Void, Never>] in
+            defer { w.waiting = [:] }
+            if stopping { w.stopped = true }
+            return Array(w.waiting.values)
+        }
         for w in waiters { w.resume() }
     }
 

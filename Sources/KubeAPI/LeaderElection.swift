@@ -166,8 +166,33 @@ extension KubeClient {
     }
 }
 
+/// What a candidate knows about its part in the election: its role, and why it cannot take part
+/// when the API server refuses (for logs, readiness and metrics).
+public struct LeaderElectionStatus: Hashable, Sendable {
+    public var role: LeaderRole
+    /// The API's answer to the last round's failed Lease read or write, e.g. `notFound: create
+    /// leases (coordination.k8s.io) "portway-gateway-leader" in namespace portway-system: namespaces
+    /// "portway-system" not found`; nil once a round succeeds. A 409 Conflict (another candidate
+    /// wrote first) is the election working, not an error.
+    public var error: String?
+    /// The HTTP code of that answer (nil for transport errors, or no error).
+    public var errorCode: Int?
+    /// Rounds refused in a row (0 after a round that succeeded).
+    public var refusedRounds: Int
+
+    public init(role: LeaderRole = .follower(holder: nil), error: String? = nil, errorCode: Int? = nil, refusedRounds: Int = 0) {
+        self.role = role
+        self.error = error
+        self.errorCode = errorCode
+        self.refusedRounds = refusedRounds
+    }
+
+    /// The API said that the Lease's namespace does not exist: no candidate can ever lead.
+    public var namespaceMissing: Bool { errorCode == 404 && error?.contains("namespaces \"") == true }
+}
+
 /// Runs the state machine against the API server: reads the Lease every retry period, writes
-/// what the machine says, and reports role changes. Not wired into the agent yet.
+/// what the machine says, and reports role changes and changes of the API's refusal (`status`).
 public actor LeaderElector {
     private let client: KubeClient
     private var machine: LeaderElectionMachine
@@ -175,13 +200,19 @@ public actor LeaderElector {
     private let sleep: @Sendable (Duration) async throws -> Void
     private let wallClock: @Sendable () -> Date
     private let onChange: @Sendable (LeaderRole) -> Void
+    private let onError: @Sendable (LeaderElectionStatus) -> Void
     private var stopRequested = false
+    private var lastError: (description: String, code: Int?)?
+    private var refusedRounds = 0
 
     /// `monotonic` and `sleep` pace the loop (tests may inject their own); `wallClock` stamps the Lease.
+    /// `onError` runs when the API's answer to a round changes: a new error, another error, or
+    /// none any more (the status then has `error == nil`); never again for the same error.
     public init(
         client: KubeClient, config: LeaderElectionConfig, monotonic: @escaping @Sendable () -> Duration = LeaderElector.continuousClock(),
         sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
-        wallClock: @escaping @Sendable () -> Date = { Date() }, onChange: @escaping @Sendable (LeaderRole) -> Void
+        wallClock: @escaping @Sendable () -> Date = { Date() }, onChange: @escaping @Sendable (LeaderRole) -> Void,
+        onError: @escaping @Sendable (LeaderElectionStatus) -> Void = { _ in }
     ) {
         self.client = client
         machine = LeaderElectionMachine(config: config)
@@ -189,9 +220,15 @@ public actor LeaderElector {
         self.sleep = sleep
         self.wallClock = wallClock
         self.onChange = onChange
+        self.onError = onError
     }
 
     public var role: LeaderRole { machine.role }
+
+    /// The role and the API's last refusal, if the last round had one.
+    public var status: LeaderElectionStatus {
+        LeaderElectionStatus(role: machine.role, error: lastError?.description, errorCode: lastError?.code, refusedRounds: refusedRounds)
+    }
 
     private var now: Duration { monotonic() }
 
@@ -206,15 +243,17 @@ public actor LeaderElector {
         let config = machine.config
         while !stopRequested && !Task.isCancelled {
             let before = machine.role
-            await step()
+            let failure = await step()
             if machine.role != before { onChange(machine.role) }
+            record(failure)
             try? await sleep(config.retryPeriod)
         }
         await release()
     }
 
-    /// One read-decide-write round.
-    func step() async {
+    /// One read-decide-write round; returns the API's refusal, if any (409 Conflict is none: the
+    /// race between candidates the resourceVersion precondition decides).
+    func step() async -> (any Error)? {
         let config = machine.config
         let current: Lease?
         do {
@@ -223,7 +262,7 @@ public actor LeaderElector {
             current = nil
         } catch {
             machine.writeFailed(now: now)
-            return
+            return error
         }
         let action = machine.decide(current: current, now: now, wallTime: LeaderElectionMachine.microTime(wallClock()))
         do {
@@ -234,7 +273,19 @@ public actor LeaderElector {
             }
         } catch {
             machine.writeFailed(now: now)
+            if let error = error as? KubeAPIError, error.code == 409 { return nil }
+            return error
         }
+        return nil
+    }
+
+    /// Keeps the round's refusal and reports it when it differs from the last one.
+    private func record(_ failure: (any Error)?) {
+        refusedRounds = failure == nil ? 0 : refusedRounds + 1
+        let next = failure.map { ("\($0)", ($0 as? KubeAPIError)?.code) }
+        guard next?.0 != lastError?.description || next?.1 != lastError?.code else { return }
+        lastError = next.map { (description: $0.0, code: $0.1) }
+        onError(status)
     }
 
     /// Asks `run()` to stop after its current round.

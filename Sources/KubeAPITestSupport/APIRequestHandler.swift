@@ -151,6 +151,7 @@ final class APIRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
                 if let ns = object["metadata"]?["namespace"]?.stringValue, let pathNS = route.namespace, ns != pathNS {
                     throw APIFailure(code: 400, reason: "BadRequest", message: "the namespace of the provided object does not match the namespace sent on the request")
                 }
+                if r.namespaced, let namespace = route.namespace { try server.state.admitCreate(namespace: namespace) }
                 respond(context, code: 201, json: try server.state.create(r, version: route.version, namespace: route.namespace, object: object), keepAlive: keepAlive)
             case "update":
                 let object = try parseBody(body)

@@ -194,6 +194,21 @@ final class APIState: @unchecked Sendable {
         return (Int(rv), start.hasSuffix("\u{0}") ? String(start.dropLast()) : start)
     }
 
+    /// Namespaces the real server creates itself and never lets go (not listed here: the test
+    /// server holds only the objects a test makes; creates into them are admitted all the same).
+    static let systemNamespaces: Set<String> = ["default", "kube-system", "kube-public", "kube-node-lease"]
+
+    /// The NamespaceLifecycle admission check of a create: the namespace must exist. The real
+    /// server answers 404 with the missing namespace as the object not found, before validating.
+    func admitCreate(namespace: String) throws {
+        guard !Self.systemNamespaces.contains(namespace) else { return }
+        let exists = lock.withLock { objects["/namespaces"]?[namespace] != nil }
+        guard !exists else { return }
+        throw APIFailure(
+            code: 404, reason: "NotFound", message: "namespaces \"\(namespace)\" not found",
+            details: .object(["name": .string(namespace), "kind": .string("namespaces")]))
+    }
+
     // MARK: writes
 
     /// Creates an object (409 if it exists). Fills uid, resourceVersion, creationTimestamp, kind/apiVersion.

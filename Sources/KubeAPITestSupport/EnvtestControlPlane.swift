@@ -292,6 +292,7 @@ public final class EnvtestControlPlane: @unchecked Sendable {
             return
         }
         let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".yaml") }.sorted()
+        var installed: [String] = []
         for file in files {
             let text = try String(contentsOfFile: "\(dir)/\(file)", encoding: .utf8)
             for document in try Yams.load_all(yaml: text) {
@@ -310,14 +311,50 @@ public final class EnvtestControlPlane: @unchecked Sendable {
                 guard r.status < 300 || r.status == 409 else {
                     throw HarnessError(description: "installing CRD \(name): HTTP \(r.status): \(String(decoding: r.body, as: UTF8.self))")
                 }
+                installed.append(name)
             }
         }
-        // Wait until the Gateway API is served.
-        for _ in 0..<300 {
-            if let r = try? request("GET", "/apis/gateway.networking.k8s.io/v1/gateways"), r.status == 200 { return }
-            Thread.sleep(forTimeInterval: 0.1)
+        try waitUntilEstablished(crds: installed)
+    }
+
+    /// Waits until every CRD named is usable, as a client that creates its objects right away
+    /// needs: its `Established` condition True (the server accepted its names and serves it), and
+    /// then a list of each served version answering 200 (the handler serving the new resource may
+    /// lag the condition a little). Without the wait, a create right after the install can get
+    /// `404 the server could not find the requested resource`. Blocking: the harness thread only.
+    func waitUntilEstablished(crds names: [String], limit: Duration = .seconds(60)) throws {
+        let deadline = ContinuousClock.now + limit
+        for name in names {
+            var paths: [String]?
+            while paths == nil {
+                if let r = try? request("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/\(name)"), r.status == 200,
+                   let crd = try? JSONSerialization.jsonObject(with: r.body) as? [String: Any] {
+                    paths = Self.servedPaths(ifEstablished: crd)
+                }
+                if paths == nil {
+                    guard ContinuousClock.now < deadline else { throw HarnessError(description: "CRD \(name) not Established after \(limit)") }
+                    Thread.sleep(forTimeInterval: 0.05)
+                }
+            }
+            for path in paths ?? [] {
+                while (try? request("GET", path + "?limit=1"))?.status != 200 {
+                    guard ContinuousClock.now < deadline else { throw HarnessError(description: "CRD \(name) Established but \(path) not served after \(limit)") }
+                    Thread.sleep(forTimeInterval: 0.05)
+                }
+            }
         }
-        throw HarnessError(description: "Gateway API CRDs not established after 30 s")
+    }
+
+    /// The list path of each served version of `crd` ("/apis/gateway.networking.k8s.io/v1/httproutes"),
+    /// or nil while its `Established` condition is not True.
+    static func servedPaths(ifEstablished crd: [String: Any]) -> [String]? {
+        let conditions = (crd["status"] as? [String: Any])?["conditions"] as? [[String: Any]] ?? []
+        guard conditions.contains(where: { $0["type"] as? String == "Established" && $0["status"] as? String == "True" }) else { return nil }
+        let spec = crd["spec"] as? [String: Any] ?? [:]
+        guard let group = spec["group"] as? String, let plural = (spec["names"] as? [String: Any])?["plural"] as? String else { return nil }
+        let versions = (spec["versions"] as? [[String: Any]] ?? []).filter { $0["served"] as? Bool == true }.compactMap { $0["name"] as? String }
+        // A cluster-wide list, for namespaced kinds too (the admin may list everything).
+        return versions.map { "/apis/\(group)/\($0)/\(plural)" }
     }
 
     /// `value` with every `key` removed at any depth (used to drop CEL rules an old server rejects).

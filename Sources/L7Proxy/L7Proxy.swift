@@ -47,9 +47,12 @@ public struct ListenerConfiguration: Sendable {
 
 public enum L7ProxyError: Error, CustomStringConvertible {
     case bindFailed(port: UInt16, underlying: any Error)
+    /// The proxy began to stop (`drain`, `shutdown`) while the port was being opened.
+    case stopped(port: UInt16)
     public var description: String {
         switch self {
         case .bindFailed(let port, let error): return "proxy port \(port): bind failed: \(error)"
+        case .stopped(let port): return "proxy port \(port): not opened, the proxy is stopping"
         }
     }
 }
@@ -80,6 +83,8 @@ public final class L7Proxy: Sendable {
     private let pools = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<UpstreamPool>]>([:])
     /// Client connections counted against `options`' limits.
     private let admission: ConnectionAdmission
+    /// Set by `drain`/`shutdown`: a listener whose bind completes after that is closed at once.
+    private let stopping = NIOLockedValueBox(false)
 
     /// The connection limits in force (derived from the descriptor limit when not set).
     public var connectionLimits: ConnectionLimits { admission.limits }
@@ -107,10 +112,11 @@ public final class L7Proxy: Sendable {
     public var ports: [UInt16] { listeners.withLockedValue { $0.keys.sorted() } }
 
     /// Starts listening on `port` (0 picks a free port) and returns the bound port. Opening a port
-    /// that is already open returns it unchanged.
+    /// that is already open returns it unchanged; once `drain` or `shutdown` began, nothing opens.
     @discardableResult
     public func open(port: UInt16, configuration: ListenerConfiguration = ListenerConfiguration()) async throws -> UInt16 {
         if port != 0, listeners.withLockedValue({ $0[port] != nil }) { return port }
+        if stopping.withLockedValue({ $0 }) { throw L7ProxyError.stopped(port: port) }
         // HTTPS: handshakes choose among the store's certificates, replaceable while the port is open.
         let store = configuration.tls.map { TLSCertificateStore($0.certificates) }
         let tlsContext: NIOSSLContext?
@@ -143,18 +149,29 @@ public final class L7Proxy: Sendable {
             throw L7ProxyError.bindFailed(port: port, underlying: error)
         }
         let bound = UInt16(channel.localAddress?.port ?? Int(port))
-        listeners.withLockedValue { $0[bound] = channel }
+        // A bind that was slow (a busy event loop) may finish after the proxy began to stop.
+        let registered = stopping.withLockedValue { stopping in
+            if stopping { return false }
+            listeners.withLockedValue { $0[bound] = channel }
+            return true
+        }
+        guard registered else {
+            channel.close(promise: nil)
+            throw L7ProxyError.stopped(port: port)
+        }
         certificateStores.withLockedValue { $0[bound] = store }
         logger.info("listening", metadata: ["port": "\(bound)", "tls": "\(configuration.tls != nil)"])
         return bound
     }
 
-    /// Stops listening on `port`. Connections it accepted finish what they are doing.
-    public func close(port: UInt16) async {
+    /// Stops listening on `port`. Connections it accepted finish what they are doing. Waits for
+    /// the listener to close until `deadline` (nil: none) or until the task is cancelled: the port
+    /// is out of `ports` at once either way, and a busy event loop closes it when it gets to it.
+    public func close(port: UInt16, until deadline: ContinuousClock.Instant? = nil) async {
         guard let channel = listeners.withLockedValue({ $0.removeValue(forKey: port) }) else { return }
         certificateStores.withLockedValue { $0[port] = nil }
-        try? await channel.close()
-        logger.info("stopped listening", metadata: ["port": "\(port)"])
+        let closed = await BoundedWait.until(deadline, channel.close(mode: .all))
+        logger.info("stopped listening", metadata: ["port": "\(port)", "closed": "\(closed ? "yes" : "pending (event loop busy)")"])
     }
 
     /// True when `port` is open and terminates TLS.
@@ -190,27 +207,38 @@ public final class L7Proxy: Sendable {
 
     /// Stops accepting on every port and closes the idle connections; busy ones close after their
     /// current answer (sent with `Connection: close`). Returns when all are closed or `timeout`
-    /// passed (a graceful stop: requests in flight finish). Call `shutdown()` after it.
+    /// passed (a graceful stop: requests in flight finish), whatever the event loops do: the
+    /// deadline is kept on Swift's clock. Call `shutdown()` after it.
     public func drain(timeout: Duration) async {
-        for port in ports { await close(port: port) }
+        let deadline = ContinuousClock.now + timeout
+        stopping.withLockedValue { $0 = true }
+        // Every listener at once: one busy loop must not hold back the others' closes.
+        let closing = ports
+        await withTaskGroup(of: Void.self) { group in
+            for port in closing { group.addTask { await self.close(port: port, until: deadline) } }
+        }
         for channel in activeConnections.withLockedValue({ Array($0.values) }) {
             channel.pipeline.fireUserInboundEventTriggered(DrainRequested())
         }
-        let deadline = ContinuousClock.now + timeout
         while connectionCount > 0, ContinuousClock.now < deadline, !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(20))
         }
     }
 
-    /// Closes every listener and every pooled upstream connection.
-    public func shutdown() async {
-        for port in ports { await close(port: port) }
+    /// Closes every listener and every pooled upstream connection; waits for the event loops to
+    /// do so until `deadline` (nil: until done or cancelled).
+    public func shutdown(until deadline: ContinuousClock.Instant? = nil) async {
+        stopping.withLockedValue { $0 = true }
+        let closing = ports
         let all = pools.withLockedValue { pools in
             defer { pools = [:] }
             return Array(pools.values)
         }
-        for pool in all {
-            try? await pool.eventLoop.submit { pool.value.closeAll() }.get()
+        await withTaskGroup(of: Void.self) { group in
+            for port in closing { group.addTask { await self.close(port: port, until: deadline) } }
+            for pool in all {
+                group.addTask { await BoundedWait.until(deadline, pool.eventLoop.submit { pool.value.closeAll() }) }
+            }
         }
     }
 

@@ -216,9 +216,14 @@ struct AgentCommand: AsyncParsableCommand {
                     services = try await shutdown.unlessTriggered { try await pipeline.services(source: kube) }
                 }
             }
-            let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services.map { .init(service: $0) }, logger: logger))
+            var configuration = ServiceGroupConfiguration(services: services.map { .init(service: $0) }, logger: logger)
+            configuration.maximumGracefulShutdownDuration = ShutdownTrigger.gracefulShutdownLimit
+            let group = ServiceGroup(configuration: configuration)
             try await shutdown.run(group)
             logger.info("stopped; pinned maps (and attached programs) stay in place")
+            // The map writer among the services holds the pin directory's lock: kept until the
+            // process exits, so an agent waiting to take over writes only once this one is gone.
+            withExtendedLifetime(services) {}
         } catch is CancellationError {
             logger.info("stopped before the first sync; pinned maps (and attached programs) stay in place")
         } catch {

@@ -410,3 +410,55 @@ private func curlHTTPS(port: UInt16, host: String, trusting: String) async -> St
         return process.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : "error \(process.terminationStatus)"
     }) ?? "error spawn"
 }
+
+@Suite("Agent L7 proxy output: the shutdown never waits on a busy event loop")
+struct L7ProxyOutputShutdownTests {
+    @Test("graceful shutdown with the proxy's only event loop blocked (on a semaphore the test holds) ends within drainTimeout + stopTimeout")
+    func shutdownWithABlockedEventLoop() async throws {
+        let drain: Duration = .milliseconds(300)
+        let output = L7ProxyOutput(mode: .loopback, threads: 1, drainTimeout: drain, logger: Logger(label: "test.proxy"))
+        let port = try await output.proxy.open(port: 0)
+        // A client connection: the drain has one to wait for.
+        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(client) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(connected == 0)
+        try await eventually("the connection accepted") { output.proxy.connectionCount == 1 }
+
+        let group = ServiceGroup(configuration: .init(services: [.init(service: output)], logger: Logger(label: "test.group")))
+        let finished = Flag()
+        let run = Task {
+            try? await group.run()
+            finished.value.store(true, ordering: .sequentiallyConsistent)
+        }
+        // The loop's thread waits on a semaphore until the test signals it (after the checks).
+        let gate = DispatchSemaphore(value: 0)
+        let blocked = Flag()
+        output.eventLoops.next().execute {
+            blocked.value.store(true, ordering: .sequentiallyConsistent)
+            gate.wait()
+        }
+        try await eventually("the event loop blocked") { blocked.value.load(ordering: .sequentiallyConsistent) }
+
+        let started = ContinuousClock.now
+        await group.triggerGracefulShutdown()
+        // Liveness, generous bound: drain + stop is 1.3 s; without the bounds it never ends while blocked.
+        let bound = drain + L7ProxyOutput.stopTimeout + .seconds(5)
+        while !finished.value.load(ordering: .sequentiallyConsistent), ContinuousClock.now - started < bound {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let elapsed = ContinuousClock.now - started
+        let stopped = finished.value.load(ordering: .sequentiallyConsistent)
+        gate.signal()
+        await run.value
+        #expect(stopped, "the proxy output's shutdown did not end within \(bound) while its event loop was blocked")
+        #expect(elapsed < bound, "took \(elapsed)")
+        #expect(output.proxy.ports.isEmpty)
+    }
+}

@@ -44,6 +44,7 @@ struct ClientTests {
     @Test("get, create, merge-patch of status, delete")
     func crud() async throws {
         let server = try await TestAPIServer.started()
+        try server.create("namespaces", object: Namespace(metadata: ObjectMeta(name: "demo")))
         let client = KubeClient(config: server.clusterConfig())
         let gw = Gateway(metadata: ObjectMeta(name: "public", namespace: "demo"),
                          spec: GatewaySpec(gatewayClassName: "lbgw", listeners: [Listener(name: "http", hostname: "*.example.com", port: 80, protocol: "HTTP")]))
@@ -69,6 +70,7 @@ struct ClientTests {
         let server = try await TestAPIServer.started(tokens: ["test-token": "admin", "viewer-token": "viewer"])
         server.forbid(user: "viewer", verb: "list", resource: "endpointslices")
         let client = KubeClient(config: server.clusterConfig())
+        try server.create("namespaces", object: Namespace(metadata: ObjectMeta(name: "demo")))
         try server.create("services", object: service("s1"))
 
         let cases: [(String, () async throws -> Void, Int, String?, String)] = [

@@ -2,6 +2,7 @@ import Foundation
 import KubeAPI
 import KubeAPITestSupport
 import KubeModels
+import Synchronization
 import Testing
 
 @Suite("Informers against the test API server")
@@ -23,6 +24,34 @@ struct InformerTests {
             onStateChange: { log.record($0) }, handler: { log.record($0) })
         let task = Task { await informer.run() }
         return Running(informer: informer, log: log, task: task)
+    }
+
+    @Test("waitForSync ends without a sync: for a cancelled waiter, and for one that starts after the informer stopped")
+    func waitForSyncEndsWithoutSync() async throws {
+        let server = try await TestAPIServer.started()
+        server.inject(.status(500), verb: "list", resource: "services", count: 1_000_000)
+        let run = start(Service.self, server, SleepRecorder())
+        try await eventually("lists refused") { server.requests(verb: "list", resource: "services").count >= 2 }
+        /// Waits in its own task; `returned` says whether that wait has ended.
+        func waiter(cancel: Bool) -> (task: Task<Void, Never>, returned: @Sendable () -> Bool) {
+            let done = Mutex(false)
+            let task = Task {
+                await run.informer.waitForSync()
+                done.withLock { $0 = true }
+            }
+            if cancel { task.cancel() }
+            return (task, { done.withLock { $0 } })
+        }
+        // The informer runs and never syncs: a cancelled waiter stops waiting.
+        let cancelled = waiter(cancel: true)
+        try await eventually("the cancelled waiter returned") { cancelled.returned() }
+        // The informer stopped (as a source stopping before its first sync stops them one by one):
+        // a wait that starts afterwards returns at once (it used to wait for a resume nobody sends).
+        await run.stop()
+        let late = waiter(cancel: false)
+        try await eventually("the wait after the stop returned") { late.returned() }
+        #expect(!run.informer.hasSynced)
+        try await server.stop()
     }
 
     @Test("lists (paginated), syncs, then watches: adds, updates, deletes, bookmarks advance the resourceVersion")

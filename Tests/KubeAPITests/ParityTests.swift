@@ -109,6 +109,9 @@ struct ParityTests {
                  "invalid: create services \"bad\" in namespace demo: Service \"bad\" is invalid: spec.ports[0].port: Invalid value: 99999: must be between 1 and 65535, inclusive"),
                 ("422 clusterIP taken", { _ = try await client.create(service("taken", clusterIP: s1.spec.clusterIP)) }, 422, "Invalid",
                  "invalid: create services \"taken\" in namespace demo: Service \"taken\" is invalid: spec.clusterIPs: Invalid value: []string{\"\(s1.spec.clusterIP ?? "")\"}: failed to allocate IP \(s1.spec.clusterIP ?? ""): provided IP is already allocated"),
+                // NamespaceLifecycle admission: the missing namespace is the object not found.
+                ("404 namespace", { _ = try await client.create(Lease(metadata: ObjectMeta(name: "l", namespace: "nowhere"))) }, 404, "NotFound",
+                 "notFound: create leases (coordination.k8s.io) \"l\" in namespace nowhere: namespaces \"nowhere\" not found"),
                 ("401", { _ = try await KubeClient(config: b.config(token: "wrong")).list(Service.self) }, 401, "Unauthorized",
                  "unauthorized: list services cluster-wide: Unauthorized"),
                 ("403", { _ = try await KubeClient(config: b.config(token: b.viewerToken)).list(EndpointSlice.self) }, 403, "Forbidden",
@@ -122,6 +125,9 @@ struct ParityTests {
                     #expect(error.code == code, "\(name)")
                     #expect(error.reason == reason, "\(name)")
                     #expect(error.description == message, "\(name)")
+                    if name == "404 namespace" {
+                        #expect(error.status?.details == StatusDetails(name: "nowhere", kind: "namespaces"), "\(name): \(String(describing: error.status))")
+                    }
                 }
             }
 
@@ -209,6 +215,39 @@ struct ParityTests {
             #expect(log.relists == 0)
             task.cancel()
             await task.value
+        }
+    }
+
+    @Test("leader election in a missing Lease namespace: one warning with the API's answer (not one per retry), kept in the status; leads once the namespace exists", arguments: APIBackend.available)
+    func leaseNamespaceMissing(_ backend: APIBackend) async throws {
+        try await backend.run { b, client in
+            let capture = LogCapture()
+            let config = LeaderElectionConfig(
+                namespace: "portway-missing", name: "portway-gateway-leader", identity: "node-a",
+                leaseDuration: .seconds(4), renewDeadline: .seconds(3), retryPeriod: .milliseconds(50))
+            let service = LeaderElectionService(client: client, config: config, logger: capture.logger("portway.leader")) { _ in }
+            let elector = service.elector
+            let run = Task { await elector.run() }
+            // Many rounds, each refused the same way (the elector retries every 50 ms).
+            try await eventually("ten refused rounds") { await elector.status.refusedRounds >= 10 }
+            if let server = b.server { #expect(server.requests(verb: "create", resource: "leases").count >= 10) }
+            let status = await elector.status
+            #expect(status.role == .follower(holder: nil))
+            #expect(status.namespaceMissing)
+            #expect(status.error == "notFound: create leases (coordination.k8s.io) \"portway-gateway-leader\" in namespace portway-missing: namespaces \"portway-missing\" not found")
+            let warnings = capture.lines(atLeast: .warning)
+            #expect(warnings.count == 1, "one warning for one unchanged answer: \(warnings)")
+            #expect(warnings.first?.message.contains(#"namespaces "portway-missing" not found"#) == true, "\(warnings)")
+            #expect(warnings.first?.message.contains("--lease-namespace") == true, "names the flag: \(warnings)")
+
+            // The namespace appears: the election goes on, and says so once.
+            _ = try await client.create(Namespace(metadata: ObjectMeta(name: "portway-missing")))
+            try await eventually("leading") { await elector.role == .leader }
+            try await eventually("the recovery logged") { !capture.lines(containing: "can be read and written again").isEmpty }
+            #expect(await elector.status.error == nil)
+            #expect(capture.lines(atLeast: .warning).count == 1)
+            await elector.stop()
+            await run.value
         }
     }
 

@@ -122,6 +122,8 @@ struct TraceShapeTests {
     /// Loads objs.yaml's web Service / EndpointSlice equivalents into the server.
     func seeded() async throws -> TestAPIServer {
         let server = try await TestAPIServer.started(tokens: ["test-token": "admin", "viewer-token": "viewer"])
+        // The recordings were made in an existing namespace `demo` (a create elsewhere is a 404).
+        try server.create("namespaces", object: Namespace(metadata: ObjectMeta(name: "demo")))
         for i in 1...6 { try server.create("services", object: service("s\(i)", labels: ["app": "s\(i)"])) }
         try server.create("endpointslices", object: slice("web-abc12", service: "web", addresses: ["10.244.1.10", "10.244.2.11"]))
         return server
