@@ -42,7 +42,9 @@ let package = Package(
 
         // Pure code: Kubernetes object models and the translator.
         .target(name: "KubeModels", swiftSettings: strict),
-        .target(name: "LoadBalancer", dependencies: ["KubeModels"], swiftSettings: strict),
+        // RE2-syntax regular expressions matched in linear time (Gateway RegularExpression matches).
+        .target(name: "LinearRegex", swiftSettings: strict),
+        .target(name: "LoadBalancer", dependencies: ["KubeModels", "LinearRegex"], swiftSettings: strict),
         .target(
             name: "FileSource",
             dependencies: ["KubeModels", "LoadBalancer", .product(name: "Yams", package: "Yams")],
@@ -123,7 +125,7 @@ let package = Package(
         // What each fuzz target does with one input; fuzz/ and FuzzCorpusTests both call it.
         .target(
             name: "PortwayFuzzEntries",
-            dependencies: ["FileSource", "KubeAPI", "BPFMaps", "LoadBalancer", "KubeModels", "L7Proxy"],
+            dependencies: ["FileSource", "KubeAPI", "BPFMaps", "LoadBalancer", "KubeModels", "L7Proxy", "LinearRegex"],
             swiftSettings: strict
         ),
 
@@ -173,6 +175,11 @@ let package = Package(
         .testTarget(
             name: "LoadBalancerTests",
             dependencies: ["LoadBalancer", "KubeModels", "FileSource"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "LinearRegexTests",
+            dependencies: ["LinearRegex"],
             swiftSettings: strict
         ),
         .testTarget(

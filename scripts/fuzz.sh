@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 SWIFT=${SWIFT:-swift}
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(yaml-file watch-stream kubeconfig translator lb-listing proxy-request)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(yaml-file watch-stream kubeconfig translator lb-listing proxy-request regex)
 
 PORTWAY_FUZZ=1 nice -n 19 "$SWIFT" build --scratch-path .build-fuzz --product portway-fuzz -Xswiftc -sanitize=fuzzer,address
 

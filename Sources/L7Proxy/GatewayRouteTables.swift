@@ -34,7 +34,7 @@ public struct GatewayRouteTableRouter: RequestRouter {
         self.compiled = tables.mapValues(CompiledTable.init)
     }
 
-    /// Rule matches that can never apply (a regular expression that does not compile), for the log.
+    /// Rule matches that can never apply (a regular expression the engine refuses), for the log.
     public var problems: [GatewayWarning] {
         compiled.keys.sorted().flatMap { compiled[$0]!.matcher.problems }
     }

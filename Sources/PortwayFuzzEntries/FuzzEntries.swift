@@ -4,6 +4,7 @@ import Foundation
 import KubeAPI
 import KubeModels
 import L7Proxy
+import LinearRegex
 import LoadBalancer
 
 /// The entry points the libFuzzer targets (fuzz/) call with each input, and the corpus regression
@@ -19,6 +20,7 @@ public enum FuzzEntries {
         "translator": translator,
         "lb-listing": lbListing,
         "proxy-request": proxyRequest,
+        "regex": regex,
     ]
 
     /// The YAML directory loader on one file's bytes, then the translator on what it loaded.
@@ -84,6 +86,27 @@ public enum FuzzEntries {
         let response = (0..<responseLength).map { _ in input.byte() }
         let request = input.rest
         _ = fuzzProxyRequestParser(request, splitAt: split % (request.count + 1), upstreamResponse: answered ? response : nil)
+    }
+
+    /// The regular-expression engine of Gateway matches: the first byte says where the pattern ends
+    /// (the rest, up to 64 bytes, is the input), the pattern is compiled and, when accepted, matched
+    /// whole and unanchored against the input and a few fixed ones. Refusals are fine; a trap, a
+    /// hang (libFuzzer's -timeout) or disagreement between the two answers is a bug: whatever
+    /// matches the whole input also matches a part of it.
+    public static func regex(_ data: Data) {
+        let bytes = Array(data)
+        guard let first = bytes.first else { return }
+        let body = bytes.dropFirst()
+        let cut = body.startIndex + min(Int(first), body.count)
+        let pattern = String(decoding: body[body.startIndex..<cut], as: UTF8.self)
+        let input = String(decoding: body[cut...].prefix(64), as: UTF8.self)
+        guard let compiled = try? LinearRegex(pattern) else { return }
+        precondition(compiled.programSize <= LinearRegex.Limits.programSize, "program over the size limit")
+        for text in [input, "", "/", String(repeating: "a", count: 40), "/files/a/b/c.json"] {
+            let whole = compiled.wholeMatch(text)
+            let part = compiled.containsMatch(text)
+            precondition(!whole || part, "\(pattern.debugDescription) matches \(text.debugDescription) whole but no part of it")
+        }
     }
 
     /// The `bpf lb list` reader over map contents derived from the bytes (corrupt, foreign, half-written).

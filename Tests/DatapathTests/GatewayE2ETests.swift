@@ -38,8 +38,9 @@ private enum HTTPScripts {
         """#
 
     /// `httpclient.py HOST PORT [CAFILE SNI]`: one keep-alive connection (TLS with SNI, trusting
-    /// only CAFILE, when given); each stdin line is a Host header, and `STATUS BODY` (or
-    /// `error ...`) is printed per request. `new` as a line reconnects.
+    /// only CAFILE, when given); each stdin line is a Host header, optionally followed by a space
+    /// and the path (default `/`), and `STATUS BODY` (or `error ...`, after 3 s without an answer)
+    /// is printed per request. `new` as a line reconnects.
     static let client = #"""
         import http.client, socket, ssl, sys
         host, port = sys.argv[1], int(sys.argv[2])
@@ -53,14 +54,14 @@ private enum HTTPScripts {
             return (TLSConnection if tls else http.client.HTTPConnection)(host, port, timeout=3)
         conn = connect()
         for line in sys.stdin:
-            name = line.strip()
+            name, _, path = line.strip().partition(" ")
             if name == "new":
                 conn.close()
                 conn = connect()
                 print("reconnected", flush=True)
                 continue
             try:
-                conn.request("GET", "/", headers={"Host": name})
+                conn.request("GET", path or "/", headers={"Host": name})
                 r = conn.getresponse()
                 print(r.status, r.read().decode().strip(), flush=True)
             except Exception as e:
@@ -136,9 +137,11 @@ let webGatewayYAML = """
 
     """
 
-private func gatewayYAML(aBackend: String) -> String {
+/// The Gateway `web` (port 80, NodePort 30880) with route-a (a.example.com → `aBackend`, with
+/// `aMatches` as its rule's matches when given) and route-b (b.example.com → b).
+private func gatewayYAML(aBackend: String, aMatches: String? = nil) -> String {
     var text = webGatewayYAML
-    for (route, host, service) in [("route-a", "a.example.com", aBackend), ("route-b", "b.example.com", "b")] {
+    for (route, host, service, matches) in [("route-a", "a.example.com", aBackend, aMatches), ("route-b", "b.example.com", "b", nil)] {
         text += """
             ---
             apiVersion: gateway.networking.k8s.io/v1
@@ -149,7 +152,7 @@ private func gatewayYAML(aBackend: String) -> String {
               hostnames: [\(host)]
               rules:
               - backendRefs: [{name: \(service), port: 80}]
-
+            \(matches.map { "    matches: \($0)\n" } ?? "")
             """
     }
     return text
@@ -336,6 +339,54 @@ struct GatewayE2ETests {
             }
             #expect(moved == "200 B xff=\(Lab.clientIP)", "no request may fail while the route moves")
             client.closeInput()
+        }
+    }
+
+    /// Issue 16 item 2: with a backtracking regex engine, `/(a+)+b` against `/` + 40 `a`s pinned the
+    /// proxy's event loop (one here, `--proxy-threads 1`): the request never got an answer and
+    /// neither did any other host. With the linear-time engine both are answered at once (the
+    /// clients give up after 3 s).
+    @Test("A pathological RegularExpression path (/(a+)+b, / + 40 a's) does not freeze the proxy: it gets its 404 and another host its 200 at the same time")
+    func pathologicalRegexDoesNotFreezeTheProxy() async throws {
+        try await withLab(prefix: "pwl7") { lab in
+            let dir = try await startBackends(lab)
+            try gatewayYAML(aBackend: "a", aMatches: "[{path: {type: RegularExpression, value: '/(a+)+b'}}]")
+                .write(toFile: dir + "/gateway.yaml", atomically: true, encoding: .utf8)
+            let agent = try await startAgent(lab, dir: dir)
+            defer { agent.kill() }
+            var clients: [Child] = []
+            for _ in 0..<2 {
+                clients.append(try await onDedicatedThread {
+                    try lab.spawn(in: lab.client, [Lab.python, lab.scripts + "/httpclient.py", Lab.nodeIP, "30880"])
+                })
+            }
+            let (pathological, other) = (clients[0], clients[1])
+            func ask(_ client: Child, _ line: String) async -> String {
+                client.send(line)
+                return await client.line() ?? "eof"
+            }
+            // Until the agent has programmed the redirect and opened the proxy port.
+            var first = ""
+            for _ in 0..<100 {
+                first = await ask(other, "b.example.com")
+                if first.hasPrefix("200 ") { break }
+                _ = await ask(other, "new")
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(first == "200 B xff=\(Lab.clientIP)")
+            #expect(await ask(pathological, "a.example.com /aab") == "200 A xff=\(Lab.clientIP)", "the pattern matches")
+
+            // The pathological request, and while it is outstanding another host's.
+            pathological.send("a.example.com /" + String(repeating: "a", count: 40))
+            other.send("b.example.com")
+            #expect(await other.line() == "200 B xff=\(Lab.clientIP)", "another host is answered while the pathological request is served")
+            let answer = await pathological.line() ?? "eof"
+            #expect(answer.hasPrefix("404 "), "the pathological request is answered (no route matches it): \(answer)")
+            // And the proxy still serves both after it.
+            #expect(await ask(pathological, "a.example.com /ab") == "200 A xff=\(Lab.clientIP)")
+            #expect(await ask(other, "b.example.com") == "200 B xff=\(Lab.clientIP)")
+            pathological.closeInput()
+            other.closeInput()
         }
     }
 

@@ -202,3 +202,70 @@ private func summary(_ e: Explanation) -> String {
         #expect(legacy.l7ProxyPort == nil && !legacy.flags.contains(.l7LoadBalancer))
     }
 }
+
+/// `portway explain` decides with the proxy's engine: RE2, linear time (issue 16 item 2). With
+/// a backtracking engine the pathological path never gets an answer (the time limit fails it).
+@Suite struct ExplainRegularExpressionTests {
+    static let yaml = """
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: GatewayClass
+        metadata: {name: portway}
+        spec: {controllerName: portway.io/gateway-controller}
+        ---
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: Gateway
+        metadata: {name: web, namespace: lab}
+        spec:
+          gatewayClassName: portway
+          listeners: [{name: http, port: 80, protocol: HTTP}]
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: portway-gw-web, namespace: lab, labels: {gateway.networking.k8s.io/gateway-name: web}}
+        spec:
+          type: NodePort
+          clusterIP: 10.96.0.80
+          ports: [{name: http, port: 80, targetPort: 80, nodePort: 30880, protocol: TCP}]
+        ---
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: HTTPRoute
+        metadata: {name: nested, namespace: lab}
+        spec:
+          parentRefs: [{name: web}]
+          hostnames: [a.example.com]
+          rules:
+          - matches: [{path: {type: RegularExpression, value: '/(a+)+b'}}]
+            backendRefs: [{name: a, port: 80}]
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: a, namespace: lab}
+        spec:
+          clusterIP: 10.96.0.81
+          ports: [{name: http, port: 80, targetPort: 8081, protocol: TCP}]
+        ---
+        apiVersion: discovery.k8s.io/v1
+        kind: EndpointSlice
+        metadata: {name: a-1, namespace: lab, labels: {kubernetes.io/service-name: a}}
+        addressType: IPv4
+        ports: [{name: http, port: 8081, protocol: TCP}]
+        endpoints: [{addresses: [10.244.1.10], conditions: {ready: true}}]
+
+        """
+
+    @Test(.timeLimit(.minutes(1)))
+    func explainAnswersPathologicalPathsInLinearTime() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("portway-explain-regex-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Self.yaml.write(toFile: directory + "/gateway.yaml", atomically: true, encoding: .utf8)
+        let options = GatewayViewOptions(directory: directory, nodeName: "lab-node", nodeIPs: ["192.0.2.10"])
+        func explain(_ path: String) throws -> Explanation {
+            try FileSource.explain(options, request: ExplainRequest(to: "192.0.2.10:30880", host: "a.example.com", path: path), format: .json).explanation
+        }
+        #expect(try explain("/aab").decision?.entry?.route.name == "nested")
+        let pathological = try explain("/" + String(repeating: "a", count: 5000))
+        #expect(pathological.code == 404)
+        #expect(pathological.decision?.candidates.first?.reason.contains("does not match RegularExpression /(a+)+b") == true)
+    }
+}

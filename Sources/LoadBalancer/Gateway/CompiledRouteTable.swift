@@ -1,17 +1,26 @@
 import KubeModels
+import LinearRegex
 
-/// A compiled regular expression shared by every event loop of the proxy.
+/// A regular expression of a rule match that the engine refused, and why.
+public struct RejectedPattern: Hashable, Sendable {
+    public var pattern: String
+    /// What the engine said (`LinearRegexError.description`: the construct and its offset).
+    public var reason: String
+}
+
+/// The Gateway API's RegularExpression matches: one engine, one syntax, one meaning for the
+/// builder's validation, the proxy and `portway explain`.
 ///
-/// `Regex<AnyRegexOutput>` is not `Sendable` only because of the `Any` in its match output; the
-/// regex itself is an immutable value whose compiled program is initialized atomically, so sharing
-/// it across threads is safe. Only Bool answers leave this type, never a match output.
-struct CompiledPattern: @unchecked Sendable {
-    let regex: Regex<AnyRegexOutput>
-
-    /// True when the whole of `text` matches.
-    func wholeMatches(_ text: String) -> Bool { (try? regex.wholeMatch(in: text)) != nil }
-    /// True when some part of `text` matches.
-    func containsMatch(in text: String) -> Bool { (try? regex.firstMatch(in: text)) != nil }
+/// Patterns are RE2 syntax matched by `LinearRegex` (linear time in the request, no backtracking),
+/// as Envoy (and so Envoy Gateway, Istio, Cilium, Contour) matches them. The whole value must
+/// match, for a path as for a header or query parameter value — Envoy's `safe_regex` semantics
+/// ("the rule will not match if only a subsequence of the value matches"); the spec leaves the
+/// dialect and this choice to the implementation.
+public enum GatewayRegex {
+    /// Compiles `pattern`, or says why it is refused (unsupported construct, syntax, limits).
+    public static func compile(_ pattern: String) -> Result<LinearRegex, LinearRegexError> {
+        Result { () throws(LinearRegexError) in try LinearRegex(pattern) }
+    }
 }
 
 /// A rule match's conditions with their regular expressions compiled once, when the route table
@@ -19,20 +28,22 @@ struct CompiledPattern: @unchecked Sendable {
 public struct CompiledMatch: Sendable {
     public let spec: RouteMatchSpec
     /// The compiled RegularExpression path (nil for Exact and PathPrefix).
-    let pathRegex: CompiledPattern?
+    let pathRegex: LinearRegex?
     /// Parallel to `spec.headers` / `spec.queryParams`: the compiled pattern of a RegularExpression
     /// condition, nil for an Exact one.
-    let headerRegexes: [CompiledPattern?]
-    let queryRegexes: [CompiledPattern?]
-    /// Patterns that did not compile. The builder rejects such matches (the route gets a condition),
+    let headerRegexes: [LinearRegex?]
+    let queryRegexes: [LinearRegex?]
+    /// Patterns the engine refused. The builder rejects such matches (the route gets a condition),
     /// so only a table made by hand has them; such a match never applies.
-    public let invalidPatterns: [String]
+    public let invalidPatterns: [RejectedPattern]
 
     public init(_ spec: RouteMatchSpec) {
-        var invalid: [String] = []
-        func compile(_ pattern: String) -> CompiledPattern? {
-            do { return CompiledPattern(regex: try Regex(pattern)) } catch {
-                invalid.append(pattern)
+        var invalid: [RejectedPattern] = []
+        func compile(_ pattern: String) -> LinearRegex? {
+            switch GatewayRegex.compile(pattern) {
+            case .success(let regex): return regex
+            case .failure(let error):
+                invalid.append(RejectedPattern(pattern: pattern, reason: error.description))
                 return nil
             }
         }
@@ -50,7 +61,7 @@ public struct CompiledMatch: Sendable {
             return PathMatching.literalMatches(path: path, spec: spec)
         case .regularExpression:
             guard let pathRegex else { return false }
-            return pathRegex.wholeMatches(path)
+            return pathRegex.wholeMatch(path)
         }
     }
 
@@ -67,12 +78,13 @@ public struct CompiledMatch: Sendable {
         return Self.valueMatches(value, condition, queryRegexes[index])
     }
 
-    private static func valueMatches(_ value: String, _ condition: ValueMatch, _ regex: CompiledPattern?) -> Bool {
+    private static func valueMatches(_ value: String, _ condition: ValueMatch, _ regex: LinearRegex?) -> Bool {
         switch condition.kind {
         case .exact: return value == condition.value
         case .regularExpression:
+            // The whole value, as Envoy's safe_regex (see `GatewayRegex`).
             guard let regex else { return false }
-            return regex.containsMatch(in: value)
+            return regex.wholeMatch(value)
         }
     }
 }
@@ -89,15 +101,15 @@ public struct CompiledRouteTable: Sendable {
         matches = table.listeners.map { $0.rules.map { CompiledMatch($0.matchSpec) } }
     }
 
-    /// One warning per rule match whose regular expression does not compile (it never matches).
+    /// One warning per regular expression the engine refused (its match never applies).
     public var problems: [GatewayWarning] {
         var out: [GatewayWarning] = []
         for (l, listener) in table.listeners.enumerated() {
             for (position, entry) in listener.rules.enumerated() {
-                for pattern in matches[l][position].invalidPatterns {
+                for rejected in matches[l][position].invalidPatterns {
                     out.append(GatewayWarning(
                         object: "HTTPRoute \(entry.route)",
-                        message: "rule \(entry.rule) match \(entry.match): regular expression \"\(pattern)\" is invalid; the match never applies"))
+                        message: "rule \(entry.rule) match \(entry.match): regular expression \"\(rejected.pattern)\" is rejected (\(rejected.reason)); the match never applies"))
                 }
             }
         }

@@ -344,7 +344,9 @@ struct GatewayBuild {
             case .exact, .pathPrefix:
                 guard spec.path.hasPrefix("/") else { return .failure(MatchProblem(message: "path \"\(spec.path)\" must start with /")) }
             case .regularExpression:
-                guard (try? Regex(spec.path)) != nil else { return .failure(MatchProblem(message: "path regular expression \"\(spec.path)\" is invalid")) }
+                if case .failure(let error) = GatewayRegex.compile(spec.path) {
+                    return .failure(MatchProblem(message: "path regular expression \"\(spec.path)\" is rejected: \(error)"))
+                }
             }
         }
         for (list, isHeader) in [(match.headers ?? [], true), (match.queryParams ?? [], false)] {
@@ -353,8 +355,9 @@ struct GatewayBuild {
                 guard let kind = ValueMatchKind(rawValue: item.type ?? "Exact") else {
                     return .failure(MatchProblem(message: "\(isHeader ? "header" : "query parameter") match type \(item.type ?? "") is not supported"))
                 }
-                if kind == .regularExpression, (try? Regex(item.value)) == nil {
-                    return .failure(MatchProblem(message: "regular expression \"\(item.value)\" is invalid"))
+                if kind == .regularExpression, case .failure(let error) = GatewayRegex.compile(item.value) {
+                    return .failure(MatchProblem(
+                        message: "\(isHeader ? "header" : "query parameter") \(item.name) regular expression \"\(item.value)\" is rejected: \(error)"))
                 }
                 // Later duplicates of a name are ignored, as the spec says.
                 let name = isHeader ? item.name.lowercased() : item.name

@@ -132,13 +132,14 @@ public enum PathMatchKind: String, Hashable, Codable, Sendable {
     case exact = "Exact"
     /// By whole `/`-separated segments: `/foo` matches `/foo` and `/foo/bar`, not `/foobar`.
     case pathPrefix = "PathPrefix"
-    /// The whole path must match the pattern.
+    /// The whole path must match the pattern (RE2 syntax, `GatewayRegex`).
     case regularExpression = "RegularExpression"
 }
 
 /// How a header or query parameter value is matched.
 public enum ValueMatchKind: String, Hashable, Codable, Sendable {
     case exact = "Exact"
+    /// The whole value must match the pattern (RE2 syntax, `GatewayRegex`), as in Envoy.
     case regularExpression = "RegularExpression"
 }
 

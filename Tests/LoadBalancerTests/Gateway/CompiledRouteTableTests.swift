@@ -72,3 +72,89 @@ import Testing
         #expect(decision.candidates.filter { $0.result == .lost }.map(\.route.name).sorted() == ["bad-header", "bad-path"])
     }
 }
+
+/// Gateway regular expressions are RE2 matched in linear time (`LinearRegex`): the builder, the
+/// proxy's compiled tables and `explain` use the one engine.
+@Suite struct GatewayRegexTests {
+    static func route(_ name: String, host: String, match: String) -> String {
+        """
+        ---
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: HTTPRoute
+        metadata: {name: \(name), namespace: \(GW.infra), generation: 1}
+        spec:
+          parentRefs: [{name: gw}]
+          hostnames: [\(host)]
+          rules:
+          - matches: [\(match)]
+            backendRefs: [{name: infra-backend-v1, port: 8080}]
+
+        """
+    }
+
+    static let gateway = """
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: Gateway
+        metadata: {name: gw, namespace: \(GW.infra), generation: 1}
+        spec:
+          gatewayClassName: portway
+          listeners: [{name: http, port: 80, protocol: HTTP}]
+
+        """
+
+    /// Patterns RE2 cannot express are never evaluated: the route is not accepted, and the
+    /// condition's message names the construct.
+    @Test(arguments: [
+        ("{path: {type: RegularExpression, value: '/(?=x)'}}", "path regular expression \"/(?=x)\" is rejected: lookahead (?= is not supported"),
+        ("{headers: [{name: x-id, type: RegularExpression, value: '(a)\\1'}]}", "header x-id regular expression \"(a)\\1\" is rejected: backreference \\1 is not supported"),
+        ("{queryParams: [{name: q, type: RegularExpression, value: 'a*+'}]}", "query parameter q regular expression \"a*+\" is rejected: possessive quantifier *+"),
+        ("{path: {type: RegularExpression, value: '/x{1001}'}}", "path regular expression \"/x{1001}\" is rejected: repetition count in {1001} is over 1000"),
+    ])
+    func unsupportedPatternsAreNotAccepted(match: String, message: String) throws {
+        let state = try GW.build(Self.gateway + Self.route("bad", host: "bad.example", match: match)
+            + Self.route("good", host: "good.example", match: "{path: {type: RegularExpression, value: '/v[0-9]+'}}"))
+        #expect(state.routeConditions("bad") == ["Accepted=False/UnsupportedValue", "ResolvedRefs=True/ResolvedRefs"])
+        let accepted = state.status.routes[NamespacedName(namespace: GW.infra, name: "bad")]?.first?.conditions?.first { $0.type == "Accepted" }
+        #expect(accepted?.message?.hasPrefix("spec.rules[0].matches[0]: ") == true, "\(accepted?.message ?? "no message")")
+        #expect(accepted?.message?.contains(message) == true, "\(accepted?.message ?? "no message")")
+        #expect(state.route("gw", host: "bad.example", path: "/x") == "404")
+        #expect(state.routeConditions("good") == ["Accepted=True/Accepted", "ResolvedRefs=True/ResolvedRefs"])
+        #expect(state.route("gw", host: "good.example", path: "/v2") == "good/0 → infra-backend-v1")
+    }
+
+    /// Header and query parameter patterns must match the whole value, as Envoy's safe_regex does.
+    @Test func valuePatternsMatchTheWholeValue() {
+        let table = CompiledRouteTableTests.table([
+            CompiledRouteTableTests.entry("header", RouteMatchSpec(headers: [ValueMatch(kind: .regularExpression, name: "x-id", value: "[0-9]+")])),
+            CompiledRouteTableTests.entry("query", RouteMatchSpec(queryParams: [ValueMatch(kind: .regularExpression, name: "v", value: "v[12]")])),
+        ])
+        let compiled = CompiledRouteTable(table)
+        func winner(_ path: String, _ headers: [(String, String)] = []) -> String? {
+            RouteMatcher.match(compiled, request: RouteRequest(host: "h", path: path, headers: headers.map { HTTPHeader(name: $0.0, value: $0.1) })).entry?.route.name
+        }
+        #expect(winner("/", [("x-id", "123")]) == "header")
+        #expect(winner("/", [("x-id", "id-123")]) == nil)
+        #expect(winner("/", [("x-id", "123a")]) == nil)
+        #expect(winner("/?v=v1") == "query")
+        #expect(winner("/?v=v12") == nil)
+        #expect(winner("/?v=xv1") == nil)
+    }
+
+    /// The issue's request: with a backtracking engine `match` (the proxy) and `decide`
+    /// (`explain`) never return on it; the time limit fails the test instead of hanging.
+    @Test(.timeLimit(.minutes(1)))
+    func pathologicalRequestsAreDecidedInLinearTime() {
+        let table = CompiledRouteTableTests.table([
+            CompiledRouteTableTests.entry("nested", RouteMatchSpec(pathKind: .regularExpression, path: "/(a+)+b")),
+            CompiledRouteTableTests.entry("files", RouteMatchSpec(pathKind: .regularExpression, path: "/files/(.*)/(.*)/(.*)\\.json")),
+            CompiledRouteTableTests.entry("header", RouteMatchSpec(headers: [ValueMatch(kind: .regularExpression, name: "x", value: "(a|aa)+c")])),
+        ])
+        let nested = RouteRequest(host: "h", path: "/" + String(repeating: "a", count: 5000), headers: [HTTPHeader(name: "x", value: String(repeating: "a", count: 5000))])
+        #expect(RouteMatcher.match(CompiledRouteTable(table), request: nested).code == 404)
+        let decision = RouteMatcher.decide(table, request: nested)
+        #expect(decision.code == 404 && decision.candidates.count == 3)
+        let files = RouteRequest(host: "h", path: "/files/" + String(repeating: "d/", count: 400) + "x.json")
+        #expect(RouteMatcher.match(table, request: files).entry?.route.name == "files")
+        #expect(RouteMatcher.decide(table, request: files).entry?.route.name == "files")
+    }
+}
