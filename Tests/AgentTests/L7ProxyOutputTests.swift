@@ -413,7 +413,7 @@ private func curlHTTPS(port: UInt16, host: String, trusting: String) async -> St
 
 @Suite("Agent L7 proxy output: the shutdown never waits on a busy event loop")
 struct L7ProxyOutputShutdownTests {
-    @Test("graceful shutdown with the proxy's only event loop blocked (on a semaphore the test holds) ends within drainTimeout + stopTimeout")
+    @Test("graceful shutdown with the proxy's only event loop blocked (on a semaphore the test holds) ends anyway (its waits are bounded by drainTimeout + stopTimeout)")
     func shutdownWithABlockedEventLoop() async throws {
         let drain: Duration = .milliseconds(300)
         let output = L7ProxyOutput(mode: .loopback, threads: 1, drainTimeout: drain, logger: Logger(label: "test.proxy"))
@@ -448,8 +448,9 @@ struct L7ProxyOutputShutdownTests {
 
         let started = ContinuousClock.now
         await group.triggerGracefulShutdown()
-        // Liveness, generous bound: drain + stop is 1.3 s; without the bounds it never ends while blocked.
-        let bound = drain + L7ProxyOutput.stopTimeout + .seconds(5)
+        // Liveness, not timing: drain + stop is 1.3 s, and without the bounds it never ends while the
+        // loop is blocked; 30 s leaves room for a loaded machine.
+        let bound: Duration = .seconds(30)
         while !finished.value.load(ordering: .sequentiallyConsistent), ContinuousClock.now - started < bound {
             try await Task.sleep(for: .milliseconds(10))
         }
@@ -457,8 +458,7 @@ struct L7ProxyOutputShutdownTests {
         let stopped = finished.value.load(ordering: .sequentiallyConsistent)
         gate.signal()
         await run.value
-        #expect(stopped, "the proxy output's shutdown did not end within \(bound) while its event loop was blocked")
-        #expect(elapsed < bound, "took \(elapsed)")
+        #expect(stopped, "the proxy output's shutdown did not end within \(bound) while its event loop was blocked (took \(elapsed))")
         #expect(output.proxy.ports.isEmpty)
     }
 }
