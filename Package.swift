@@ -44,10 +44,13 @@ let package = Package(
         .target(name: "KubeModels", swiftSettings: strict),
         // RE2-syntax regular expressions matched in linear time (Gateway RegularExpression matches).
         .target(name: "LinearRegex", swiftSettings: strict),
-        .target(name: "LoadBalancer", dependencies: ["KubeModels", "LinearRegex"], swiftSettings: strict),
+        .target(name: "LoadBalancer", dependencies: ["KubeModels"], swiftSettings: strict),
+        // The Gateway API, owned once: listeners, route tables, precedence, matching, status, proxy
+        // ports, explain. Pure (no I/O), like LoadBalancer, whose index it reads.
+        .target(name: "GatewayCore", dependencies: ["LoadBalancer", "KubeModels", "LinearRegex"], swiftSettings: strict),
         .target(
             name: "FileSource",
-            dependencies: ["KubeModels", "LoadBalancer", .product(name: "Yams", package: "Yams")],
+            dependencies: ["KubeModels", "LoadBalancer", "GatewayCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
 
@@ -89,7 +92,7 @@ let package = Package(
         .target(
             name: "L7Proxy",
             dependencies: [
-                "LoadBalancer", "KubeModels",
+                "LoadBalancer", "GatewayCore", "KubeModels",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -103,7 +106,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "KubeModels", "LoadBalancer", "FileSource", "KubeAPI", "BPFMaps", "Datapath", "L7Proxy",
+                "KubeModels", "LoadBalancer", "GatewayCore", "FileSource", "KubeAPI", "BPFMaps", "Datapath", "L7Proxy",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -114,7 +117,7 @@ let package = Package(
         .executableTarget(
             name: "portway",
             dependencies: [
-                "Agent", "LoadBalancer", "FileSource", "BPFMaps", "Datapath", "L7Proxy",
+                "Agent", "LoadBalancer", "GatewayCore", "FileSource", "BPFMaps", "Datapath", "L7Proxy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -125,7 +128,7 @@ let package = Package(
         // What each fuzz target does with one input; fuzz/ and FuzzCorpusTests both call it.
         .target(
             name: "PortwayFuzzEntries",
-            dependencies: ["FileSource", "KubeAPI", "BPFMaps", "LoadBalancer", "KubeModels", "L7Proxy", "LinearRegex"],
+            dependencies: ["FileSource", "KubeAPI", "BPFMaps", "LoadBalancer", "GatewayCore", "KubeModels", "L7Proxy", "LinearRegex"],
             swiftSettings: strict
         ),
 
@@ -139,7 +142,7 @@ let package = Package(
         .testTarget(
             name: "KubeAPITests",
             dependencies: [
-                "KubeAPI", "KubeModels", "KubeAPITestSupport", "Agent", "BPFMaps", "LoadBalancer",
+                "KubeAPI", "KubeModels", "KubeAPITestSupport", "Agent", "BPFMaps", "LoadBalancer", "GatewayCore",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -163,7 +166,7 @@ let package = Package(
         .testTarget(
             name: "AgentTests",
             dependencies: [
-                "Agent", "BPFMaps", "LoadBalancer", "KubeModels", "KubeAPI", "KubeAPITestSupport", "L7Proxy",
+                "Agent", "BPFMaps", "LoadBalancer", "GatewayCore", "KubeModels", "KubeAPI", "KubeAPITestSupport", "L7Proxy",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -175,6 +178,11 @@ let package = Package(
         .testTarget(
             name: "LoadBalancerTests",
             dependencies: ["LoadBalancer", "KubeModels", "FileSource"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "GatewayCoreTests",
+            dependencies: ["GatewayCore", "LoadBalancer", "KubeModels", "FileSource", "LinearRegex"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -190,7 +198,7 @@ let package = Package(
         .testTarget(
             name: "L7ProxyTests",
             dependencies: [
-                "L7Proxy", "LoadBalancer", "KubeModels",
+                "L7Proxy", "LoadBalancer", "GatewayCore", "KubeModels",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -201,7 +209,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FileSourceTests",
-            dependencies: ["FileSource", "LoadBalancer", "KubeModels"],
+            dependencies: ["FileSource", "LoadBalancer", "GatewayCore", "KubeModels"],
             swiftSettings: strict
         ),
     ]

@@ -1,4 +1,5 @@
 import BPFMaps
+import GatewayCore
 import L7Proxy
 import LoadBalancer
 

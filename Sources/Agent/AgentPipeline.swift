@@ -1,4 +1,5 @@
 import BPFMaps
+import GatewayCore
 import KubeAPI
 import KubeModels
 import LoadBalancer

@@ -1,3 +1,4 @@
+import GatewayCore
 import KubeModels
 import LoadBalancer
 

@@ -1,5 +1,6 @@
 import Datapath
 import Dispatch
+import GatewayCore
 import L7Proxy
 import LoadBalancer
 import Logging

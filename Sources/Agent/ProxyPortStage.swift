@@ -1,3 +1,4 @@
+import GatewayCore
 import LoadBalancer
 
 /// The allocation stage between translation and the outputs: stateful choices the pure translator

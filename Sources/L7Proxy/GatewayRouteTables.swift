@@ -1,3 +1,4 @@
+import GatewayCore
 import KubeModels
 import LoadBalancer
 import NIOSSL
@@ -68,7 +69,7 @@ public struct GatewayRouteTableRouter: RequestRouter {
     /// A backendRef as a weighted upstream: its endpoints, or 500 for its share when it failed to
     /// resolve (no endpoints at all gives 503 when chosen).
     /// Its RequestHeaderModifier / ResponseHeaderModifier filters go with it (applied when it is chosen).
-    static func upstream(_ backend: LoadBalancer.WeightedBackend) -> WeightedUpstream {
+    static func upstream(_ backend: GatewayCore.WeightedBackend) -> WeightedUpstream {
         let weight = UInt32(clamping: max(0, backend.weight))
         if backend.failure != nil { return WeightedUpstream(weight: weight, target: .status(500)) }
         var upstream = WeightedUpstream(weight: weight, target: .endpoints(backend.endpoints.map { UpstreamEndpoint(host: $0.address, port: $0.port) }))

@@ -2,25 +2,29 @@ import KubeModels
 
 /// A Service port as endpoints name it: backends are matched to a Service port by port name (which
 /// is how named targetPorts resolve: the endpoint port carries the resolved number) and protocol.
-struct PortKey: Hashable {
-    var name: String
-    var proto: L4Protocol
+package struct PortKey: Hashable {
+    package var name: String
+    package var proto: L4Protocol
+    package init(name: String, proto: L4Protocol) {
+        self.name = name
+        self.proto = proto
+    }
 }
 
 /// Backends of one Service, per port, deduplicated and in `Backend.outputOrder`. A Service has a
 /// handful of ports, so a linear search beats hashing the port names.
-struct ServiceBackends {
+package struct ServiceBackends {
     var ports: [(key: PortKey, backends: [Backend])] = []
 
-    subscript(key: PortKey) -> [Backend]? {
+    package subscript(key: PortKey) -> [Backend]? {
         ports.first { $0.key == key }?.backends
     }
 }
 
 /// Resolves one Service's backends from the indexed objects that belong to it (10k Services stay linear).
-enum BackendResolver {
+package enum BackendResolver {
     /// The backends of `service`, per port. Problems in its endpoint objects become warnings.
-    static func backends(of service: ServiceKey, in index: ClusterIndex, source: EndpointsSource, warnings: inout [TranslationWarning]) -> ServiceBackends {
+    package static func backends(of service: ServiceKey, in index: ClusterIndex, source: EndpointsSource, warnings: inout [TranslationWarning]) -> ServiceBackends {
         var merger = BackendMerger()
         switch source {
         case .endpointSlices:

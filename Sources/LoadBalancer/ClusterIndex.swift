@@ -24,7 +24,7 @@ public struct ObjectKey: Hashable, Comparable, Sendable, CustomStringConvertible
 }
 
 /// The key of a Service and of everything translated for it.
-typealias ServiceKey = ObjectKey
+package typealias ServiceKey = ObjectKey
 
 /// One input change: the objects now stored under one name of one kind (usually one object; a
 /// directory of files can hold the same name twice; empty means deleted).

@@ -4,6 +4,7 @@ import BPFMaps
 import Datapath
 import FileSource
 import Foundation
+import GatewayCore
 import L7Proxy
 import LoadBalancer
 import Logging

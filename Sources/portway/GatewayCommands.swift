@@ -3,6 +3,7 @@ import ArgumentParser
 import BPFMaps
 import FileSource
 import Foundation
+import GatewayCore
 import KubeAPI
 import KubeModels
 import LoadBalancer

@@ -1,6 +1,7 @@
 import Agent
 import ArgumentParser
 import Foundation
+import GatewayCore
 import LoadBalancer
 import Logging
 

@@ -1,4 +1,5 @@
 import Agent
+import GatewayCore
 import KubeModels
 import L7Proxy
 import LoadBalancer

@@ -1,5 +1,6 @@
 @testable import Agent
 import Foundation
+import GatewayCore
 import KubeModels
 import LoadBalancer
 import Testing

@@ -1,5 +1,6 @@
 import Agent
 import Foundation
+import GatewayCore
 import KubeModels
 import LoadBalancer
 import Logging

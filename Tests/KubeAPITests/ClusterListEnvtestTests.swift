@@ -1,6 +1,7 @@
 import Agent
 import FileSource
 import Foundation
+import GatewayCore
 import KubeAPI
 import KubeAPITestSupport
 import KubeModels

@@ -1,5 +1,6 @@
 import Agent
 import Foundation
+import GatewayCore
 import KubeAPI
 import KubeAPITestSupport
 import KubeModels

@@ -1,3 +1,4 @@
+import GatewayCore
 import KubeModels
 import LoadBalancer
 import NIOHTTP1
@@ -76,8 +77,8 @@ import Testing
         #expect(BackendChoice.pick(from: [], random: { _ in 0 }).backend == nil)
     }
 
-    static func backend(_ name: String, _ address: String, filters: [HTTPRouteFilter]) -> LoadBalancer.WeightedBackend {
-        LoadBalancer.WeightedBackend(weight: 1, reference: NamespacedName(namespace: "ns", name: name), port: 80,
-                                     endpoints: [LoadBalancer.BackendEndpoint(address: address, port: 8080)], filters: filters)
+    static func backend(_ name: String, _ address: String, filters: [HTTPRouteFilter]) -> GatewayCore.WeightedBackend {
+        GatewayCore.WeightedBackend(weight: 1, reference: NamespacedName(namespace: "ns", name: name), port: 80,
+                                     endpoints: [GatewayCore.BackendEndpoint(address: address, port: 8080)], filters: filters)
     }
 }

@@ -1,3 +1,4 @@
+import GatewayCore
 import KubeModels
 import LoadBalancer
 import NIOHTTP1
@@ -10,14 +11,14 @@ import Testing
     static let ns = "default"
 
     static func entry(_ route: String, rule: Int = 0, hostnames: [String], spec: RouteMatchSpec = RouteMatchSpec(),
-                      filters: [HTTPRouteFilter] = [], backends: [LoadBalancer.WeightedBackend]) -> RouteTableEntry {
+                      filters: [HTTPRouteFilter] = [], backends: [GatewayCore.WeightedBackend]) -> RouteTableEntry {
         RouteTableEntry(route: NamespacedName(namespace: ns, name: route), rule: rule, match: 0, hostnames: hostnames,
                         matchSpec: spec, filters: filters, backends: backends)
     }
 
-    static func backend(_ name: String, _ address: String, weight: Int = 1) -> LoadBalancer.WeightedBackend {
-        LoadBalancer.WeightedBackend(weight: weight, reference: NamespacedName(namespace: ns, name: name), port: 80,
-                                     endpoints: [LoadBalancer.BackendEndpoint(address: address, port: 8080)])
+    static func backend(_ name: String, _ address: String, weight: Int = 1) -> GatewayCore.WeightedBackend {
+        GatewayCore.WeightedBackend(weight: weight, reference: NamespacedName(namespace: ns, name: name), port: 80,
+                                     endpoints: [GatewayCore.BackendEndpoint(address: address, port: 8080)])
     }
 
     static let table = PortRouteTable(gateway: NamespacedName(namespace: ns, name: "gw"), port: 80, listeners: [
@@ -30,11 +31,11 @@ import Testing
                   filters: [HTTPRouteFilter(type: "RequestRedirect", requestRedirect: HTTPRequestRedirectFilter(hostname: "new.example.com", statusCode: 301))],
                   backends: []),
             entry("broken", hostnames: ["broken.example.com"], backends: [
-                LoadBalancer.WeightedBackend(weight: 1, reference: NamespacedName(namespace: ns, name: "missing"), port: 80,
+                GatewayCore.WeightedBackend(weight: 1, reference: NamespacedName(namespace: ns, name: "missing"), port: 80,
                                              failure: BackendFailure(reason: "BackendNotFound", message: "no such Service")),
             ]),
             entry("empty", hostnames: ["empty.example.com"], backends: [
-                LoadBalancer.WeightedBackend(weight: 1, reference: NamespacedName(namespace: ns, name: "idle"), port: 80),
+                GatewayCore.WeightedBackend(weight: 1, reference: NamespacedName(namespace: ns, name: "idle"), port: 80),
             ]),
         ]),
     ])
@@ -98,9 +99,9 @@ import Testing
         let proxy = L7Proxy(group: group)
         do {
             let port = try await proxy.open(port: 0)
-            func backend(_ name: String, _ server: TestBackend) -> LoadBalancer.WeightedBackend {
-                LoadBalancer.WeightedBackend(weight: 1, reference: NamespacedName(namespace: Self.ns, name: name), port: 80,
-                                             endpoints: [LoadBalancer.BackendEndpoint(address: "127.0.0.1", port: server.port)])
+            func backend(_ name: String, _ server: TestBackend) -> GatewayCore.WeightedBackend {
+                GatewayCore.WeightedBackend(weight: 1, reference: NamespacedName(namespace: Self.ns, name: name), port: 80,
+                                             endpoints: [GatewayCore.BackendEndpoint(address: "127.0.0.1", port: server.port)])
             }
             let table = PortRouteTable(gateway: NamespacedName(namespace: Self.ns, name: "gw"), port: 80, listeners: [
                 ListenerRouteTable(name: "http", hostname: "*.example.com", protocol: .http, rules: [

@@ -1,6 +1,8 @@
+import GatewayCore
 import KubeModels
 import Testing
-@testable import LoadBalancer
+@testable import GatewayCore
+import LoadBalancer
 
 // Fixtures shaped like the Gateway API conformance tests (v1.2), written from their facts.
 

@@ -1,6 +1,8 @@
+import GatewayCore
 import KubeModels
 import Testing
-@testable import LoadBalancer
+@testable import GatewayCore
+import LoadBalancer
 
 private func gateway(_ name: String, generation: Int = 5, addresses: String = "", listeners: String) -> String {
     """

@@ -1,3 +1,4 @@
+import LoadBalancer
 import KubeModels
 import LinearRegex
 

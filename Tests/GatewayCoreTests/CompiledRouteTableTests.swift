@@ -1,6 +1,8 @@
+import GatewayCore
 import KubeModels
 import Testing
-@testable import LoadBalancer
+@testable import GatewayCore
+import LoadBalancer
 
 /// Regular expressions are compiled once, with the table; matching never compiles.
 @Suite struct CompiledRouteTableTests {

@@ -1,5 +1,7 @@
+import GatewayCore
 import Testing
-@testable import LoadBalancer
+@testable import GatewayCore
+import LoadBalancer
 
 @Suite struct GatewayHostnameTests {
     @Test(arguments: [

@@ -1,3 +1,4 @@
+import LoadBalancer
 import KubeModels
 
 /// A trap `portway explain` points out.

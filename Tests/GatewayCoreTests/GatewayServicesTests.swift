@@ -1,6 +1,8 @@
+import GatewayCore
 import KubeModels
 import Testing
-@testable import LoadBalancer
+@testable import GatewayCore
+import LoadBalancer
 
 @Suite struct GatewayServicesTests {
     private func gateway(_ name: String, annotations: [String: String]? = nil, ports: [Int] = [80, 443, 80, 8080]) -> Gateway {

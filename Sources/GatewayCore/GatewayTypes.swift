@@ -1,3 +1,4 @@
+import LoadBalancer
 import KubeModels
 
 // The route tables: what the Gateway control plane hands to the L7 proxy and to `portway routes`

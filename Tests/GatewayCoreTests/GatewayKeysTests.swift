@@ -1,6 +1,7 @@
 import KubeModels
 import Testing
-@testable import LoadBalancer
+@testable import GatewayCore
+import LoadBalancer
 
 /// Which Gateways a change of each Gateway API kind touches (`ClusterIndex.apply`).
 @Suite("ClusterIndex: Gateway API changes and the Gateways they touch")

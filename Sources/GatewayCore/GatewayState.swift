@@ -1,3 +1,4 @@
+import LoadBalancer
 import KubeModels
 
 /// Everything the Gateway control plane derives from one snapshot: the route tables every node's

@@ -1,3 +1,4 @@
+import LoadBalancer
 import KubeModels
 
 /// Pure merges for the leader's status writer: Portway's computed status into what an object has.

@@ -1,8 +1,10 @@
 import FileSource
 import Foundation
+import GatewayCore
 import KubeModels
 import Testing
-@testable import LoadBalancer
+@testable import GatewayCore
+import LoadBalancer
 
 /// Builds Gateway API fixtures from YAML (the shape the conformance suite's manifests have).
 enum GW {

@@ -1,6 +1,8 @@
+import GatewayCore
 import KubeModels
 import Testing
-@testable import LoadBalancer
+@testable import GatewayCore
+import LoadBalancer
 
 private func key(_ gateway: String, _ port: Int) -> ProxyPortKey {
     ProxyPortKey(gateway: NamespacedName(namespace: "ns", name: gateway), port: port)

@@ -1,3 +1,4 @@
+import LoadBalancer
 import KubeModels
 
 /// What gets one proxy port: a listener port of one Gateway.

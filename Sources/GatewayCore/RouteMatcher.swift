@@ -1,3 +1,4 @@
+import LoadBalancer
 import KubeModels
 
 /// One HTTP request as the route matcher sees it.

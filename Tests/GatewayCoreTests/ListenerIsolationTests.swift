@@ -1,8 +1,10 @@
 import Foundation
+import GatewayCore
 import KubeModels
 import Synchronization
 import Testing
-@testable import LoadBalancer
+@testable import GatewayCore
+import LoadBalancer
 
 // Issue 16, items 9 and 10: one bad TLS Secret or a conflicting listener is reported on its own
 // listener and never takes the others down or vanishes silently.

@@ -1,3 +1,4 @@
+import LoadBalancer
 import KubeModels
 
 /// The Service the leader keeps for each of Portway's Gateways (pure: what it should look like;

@@ -1,3 +1,4 @@
+import LoadBalancer
 import KubeModels
 
 extension GatewayState {
