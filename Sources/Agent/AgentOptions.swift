@@ -29,7 +29,7 @@ public struct AgentOptions: Sendable {
     public init(
         nodeName: String, nodeAddresses: [IPAddress] = [], endpointsSource: EndpointsSource = .endpointSlices,
         bpffs: String = BPFFS.defaultDirectory, mapSizes: MapSizes = .defaults, resyncInterval: Duration? = .seconds(300),
-        retry: RetryPolicy = RetryPolicy(), proxyPorts: ClosedRange<UInt16> = ProxyPortAllocator.defaultRange
+        retry: RetryPolicy = RetryPolicy(), proxyPorts: ClosedRange<UInt16> = GatewayPlan.defaultProxyPortRange
     ) {
         self.nodeName = nodeName
         self.nodeAddresses = nodeAddresses

@@ -190,8 +190,8 @@ struct ReconcileService: ServiceLifecycle.Service {
 
     private func loop() async {
         var reconciler = L4Reconciler(options: options.translatorOptions)
-        var allocator = ProxyPortStage(range: options.proxyPorts, inherited: inheritedProxyPorts)
-        var gateway = GatewayStage(options: options.gateway)
+        // The Gateway API as this node serves it: tables, status, proxy ports, L7 frontends.
+        var gateway = GatewayPlan(options: options.gateway, proxyPortRange: options.proxyPorts, inherited: inheritedProxyPorts)
         var publishedTables: [UInt16: PortRouteTable]?
         // The tables name certificate Secrets only; their bytes change on their own (a rotation).
         var publishedCertificates: [NamespacedName: TLSMaterial] = [:]
@@ -210,7 +210,7 @@ struct ReconcileService: ServiceLifecycle.Service {
             var resync = false
             // What of the Gateway state must be built again: everything on a full path, else the
             // Gateways a step affected.
-            var gatewayWork = GatewayStage.Work.none
+            var gatewayWork = GatewayPlan.Work.none
 
             func flush() {
                 guard !pending.isEmpty else { return }
@@ -249,22 +249,20 @@ struct ReconcileService: ServiceLifecycle.Service {
                 // Gateway frontends go to the proxy; a Service port whose Gateway came or went is
                 // sent again, marked or not.
                 let flipped = gateway.rebuild(gatewayWork, index: reconciler.index)
-                onGatewayBuild?(gateway.gateways)
+                onGatewayBuild?(gateway.state)
                 if fullState == nil && !flipped.isEmpty {
-                    for (frontend, entry) in reconciler.desired where flipped.contains(GatewayStage.key(of: entry)) {
+                    for (frontend, entry) in reconciler.desired where flipped.contains(GatewayPlan.servicePort(of: entry)) {
                         changes[frontend] = .some(entry)
                     }
                 }
-                for warning in gateway.gateways.warnings where !gatewayWarnings.contains(warning) { logger.warning("gateway: \(warning)") }
-                gatewayWarnings = Set(gateway.gateways.warnings)
+                for warning in gateway.state.warnings where !gatewayWarnings.contains(warning) { logger.warning("gateway: \(warning)") }
+                gatewayWarnings = Set(gateway.state.warnings)
             }
-            fullState = fullState.map { gateway.mark($0) }
-            changes = gateway.mark(changes)
             if let state = fullState {
-                send(.sync(allocator.allocate(state)))
-                if !changes.isEmpty { send(.changes(allocator.allocate(changes))) }
+                send(.sync(gateway.program(state)))
+                if !changes.isEmpty { send(.changes(gateway.program(changes))) }
             } else if !changes.isEmpty {
-                send(.changes(allocator.allocate(changes)))
+                send(.changes(gateway.program(changes)))
             }
             if resync {
                 // The full path: from scratch, it must agree with the incremental state.
@@ -272,13 +270,11 @@ struct ReconcileService: ServiceLifecycle.Service {
                 if !step.changes.isEmpty {
                     logger.warning("resync: \(step.changes.count) frontends differed from the incremental state; corrected")
                 }
-                send(.repair(allocator.allocate(gateway.mark(reconciler.state))))
+                send(.repair(gateway.program(reconciler.state)))
                 logger.info("resync: \(reconciler.desired.count) frontends translated from scratch; repairing the outputs")
             }
             if synced {
-                let serving = gateway.servingWarnings { key in
-                    allocator.port(namespace: key.service.namespace, name: key.service.name, servicePort: UInt16(clamping: key.port))
-                }
+                let serving = gateway.servingWarnings
                 for warning in serving where !servingWarnings.contains(warning) { logger.warning("gateway: \(warning)") }
                 for warning in servingWarnings.subtracting(serving).sorted(by: { $0.description < $1.description }) {
                     logger.notice("gateway: resolved: \(warning)")
@@ -286,10 +282,8 @@ struct ReconcileService: ServiceLifecycle.Service {
                 servingWarnings = Set(serving)
             }
             if synced, let proxy {
-                let tables = gateway.tables { key in
-                    allocator.port(namespace: key.service.namespace, name: key.service.name, servicePort: UInt16(clamping: key.port))
-                }
-                let certificates = gateway.gateways.certificates
+                let tables = gateway.routeTables
+                let certificates = gateway.state.certificates
                 if tables != publishedTables || certificates != publishedCertificates {
                     proxy.publish(tables, certificates: certificates)
                     publishedTables = tables

@@ -72,7 +72,8 @@ public final class GatewayWriters: Sendable {
 
     /// One pass over `snapshot`: Services, then status.
     public func write(_ snapshot: ClusterSnapshot) async -> GatewayWriteReport {
-        let state = GatewayState.build(snapshot, options: options)
+        // The plan every node makes, from scratch: the leader writes the status and Services it implies.
+        let state = GatewayPlan(index: ClusterIndex(snapshot), options: options).state
         var report = GatewayWriteReport()
         for gateway in snapshot.gateways {
             report.gatewayVersions["\(gateway.metadata.namespace ?? "")/\(gateway.metadata.name)"] = gateway.metadata.resourceVersion ?? ""

@@ -23,14 +23,18 @@ public struct GatewayViewOptions: Sendable {
     /// This node's addresses; when empty, those of the Node object chosen above.
     public var nodeIPs: [String]
     public var gateway: GatewayOptions
-    public var proxyPorts: ProxyPortAllocator
+    /// Where proxy ports come from (the agent's `--proxy-ports`).
+    public var proxyPortRange: ClosedRange<UInt16>
 
-    public init(directory: String, nodeName: String = "", nodeIPs: [String] = [], gateway: GatewayOptions = GatewayOptions(), proxyPorts: ProxyPortAllocator = ProxyPortAllocator()) {
+    public init(
+        directory: String, nodeName: String = "", nodeIPs: [String] = [], gateway: GatewayOptions = GatewayOptions(),
+        proxyPortRange: ClosedRange<UInt16> = GatewayPlan.defaultProxyPortRange
+    ) {
         self.directory = directory
         self.nodeName = nodeName
         self.nodeIPs = nodeIPs
         self.gateway = gateway
-        self.proxyPorts = proxyPorts
+        self.proxyPortRange = proxyPortRange
     }
 }
 
@@ -74,11 +78,13 @@ public enum GatewayCommandError: Error, Hashable, Sendable, CustomStringConverti
 /// marked L7LB, and the route tables.
 public struct GatewayView: Sendable {
     public var snapshot: ClusterSnapshot
-    public var gateways: GatewayState
+    /// The Gateway plan of the snapshot, with this node's proxy ports.
+    public var plan: GatewayPlan
+    /// The L4 state, the Gateway frontends programmed as the plan says.
     public var state: DesiredL4State
-    public var keys: [ServicePortKey: ProxyPortKey]
-    public var allocation: ProxyPortAllocation
     public var nodeName: String
+
+    public var gateways: GatewayState { plan.state }
 
     /// Loads `options.directory` and computes the view. Offline there are no maps to read back,
     /// so proxy ports are allocated afresh in key order (the agent keeps the ones in its maps).
@@ -116,22 +122,15 @@ public struct GatewayView: Sendable {
             nodeName = (byAddress ?? snapshot.nodes.sorted { $0.metadata.name < $1.metadata.name }.first)?.metadata.name ?? "node"
         }
         if addresses.isEmpty, let node = snapshot.nodes.first(where: { $0.metadata.name == nodeName }) { addresses = NodeAddresses.of(node) }
-        let gateways = GatewayState.build(snapshot, options: options.gateway)
-        let keys = GatewayFrontends.keys(snapshot, ownedGateways: gateways.ownedGateways)
-        var state = Translator.translate(snapshot, options: TranslatorOptions(nodeName: nodeName, nodeAddresses: addresses))
-        let previous = GatewayFrontends.previousAssignment(programmed: pinnedProxyPorts, desired: state, keys: keys)
-        let allocation = options.proxyPorts.allocate(wanted: Set(keys.values), previous: previous)
-        state = GatewayFrontends.markL7(state, keys: keys, allocation: allocation)
+        let index = ClusterIndex(snapshot)
+        var plan = GatewayPlan(index: index, options: options.gateway, proxyPortRange: options.proxyPortRange, inherited: pinnedProxyPorts)
+        var state = plan.program(Translator.translate(snapshot, options: TranslatorOptions(nodeName: nodeName, nodeAddresses: addresses)))
         state.warnings = loadWarnings + state.warnings
-        return GatewayView(snapshot: snapshot, gateways: gateways, state: state, keys: keys, allocation: allocation, nodeName: nodeName)
+        return GatewayView(snapshot: snapshot, plan: plan, state: state, nodeName: nodeName)
     }
 
-    /// What the proxy does not serve (`GatewayState.servingWarnings`) on this node's allocation.
-    public var servingWarnings: [GatewayWarning] {
-        var fronted: [ProxyPortKey: UInt16?] = [:]
-        for key in Set(keys.values) { fronted[key] = .some(allocation.ports[key]) }
-        return gateways.servingWarnings(frontedPorts: fronted)
-    }
+    /// What the proxy does not serve (`GatewayPlan.servingWarnings`) with this node's proxy ports.
+    public var servingWarnings: [GatewayWarning] { plan.servingWarnings }
 }
 
 extension FileSource {
@@ -142,7 +141,7 @@ extension FileSource {
 
     /// `portway routes` of a view however its objects were read.
     public static func routes(_ view: GatewayView, format: RoutesFormat) -> (stdout: String, stderr: String) {
-        let proxyPort = { (gateway: NamespacedName, port: Int) in view.allocation.ports[ProxyPortKey(gateway: gateway, port: port)] }
+        let proxyPort = { (gateway: NamespacedName, port: Int) in view.plan.proxyPort(gateway: gateway, port: port) }
         // Listeners left out and ports nothing listens on are warnings too (as the agent logs them).
         let allWarnings = view.gateways.warnings + view.servingWarnings
         let warnings = allWarnings.map { JSONValue.object(["object": .string($0.object), "message": .string($0.message)]) }
@@ -165,7 +164,7 @@ extension FileSource {
             // Every Gateway port that has a table, an unserved listener or a Service port fronting it.
             var ports = Set(view.gateways.tables.map { ProxyPortKey(gateway: $0.gateway, port: $0.port) })
             ports.formUnion(view.gateways.unservedListeners.map { ProxyPortKey(gateway: $0.gateway, port: $0.port) })
-            ports.formUnion(view.keys.values)
+            ports.formUnion(view.plan.frontends.values)
             for key in ports.sorted() {
                 let table = view.gateways.table(gateway: key.gateway, port: key.port)
                 let unserved = view.gateways.unservedListeners.filter { $0.gateway == key.gateway && $0.port == key.port }
@@ -212,7 +211,7 @@ extension FileSource {
             headers.append(HTTPHeader(name: String(text[..<colon]).trimmingSpaces, value: String(text[text.index(after: colon)...]).trimmingSpaces))
         }
         let view = try makeView(.v4(address))
-        let explanation = Explainer(snapshot: view.snapshot, gateways: view.gateways, state: view.state, keys: view.keys).explain(
+        let explanation = Explainer(snapshot: view.snapshot, plan: view.plan, state: view.state).explain(
             to: Frontend(address: .v4(address), port: port, proto: .tcp),
             request: RouteRequest(host: request.host, path: request.path, method: request.method, headers: headers)
         )

@@ -70,12 +70,9 @@ extension FileSource {
         }
         // Without --node-ip the translator takes the addresses of the Node named nodeName (NodeAddresses).
         let options = TranslatorOptions(nodeName: request.nodeName, nodeAddresses: nodeAddresses, endpointsSource: request.endpointsSource)
-        var state = Translator.translate(loaded.snapshot, options: options)
         // Frontends of Portway's Gateways go to the L7 proxy; offline, proxy ports are allocated afresh.
-        let gatewayKeys = GatewayFrontends.keys(loaded.snapshot, ownedGateways: GatewayState.build(loaded.snapshot).ownedGateways)
-        if !gatewayKeys.isEmpty {
-            state = GatewayFrontends.markL7(state, keys: gatewayKeys, allocation: ProxyPortAllocator().allocate(wanted: Set(gatewayKeys.values), previous: [:]))
-        }
+        var plan = GatewayPlan(index: ClusterIndex(loaded.snapshot))
+        var state = plan.program(Translator.translate(loaded.snapshot, options: options))
         state.warnings = loaded.warnings.map(\.translationWarning) + state.warnings
 
         switch request.format {

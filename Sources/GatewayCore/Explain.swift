@@ -114,15 +114,16 @@ public struct Explanation: Hashable, Sendable {
 public struct Explainer: Sendable {
     public var snapshot: ClusterSnapshot
     public var gateways: GatewayState
-    /// The desired state with the Gateway frontends already marked (`GatewayFrontends.markL7`).
+    /// The desired state with the Gateway frontends already programmed (`GatewayPlan.program`).
     public var state: DesiredL4State
+    /// The Service ports that front Portway's Gateways (`GatewayPlan.frontends`).
     public var keys: [ServicePortKey: ProxyPortKey]
 
-    public init(snapshot: ClusterSnapshot, gateways: GatewayState, state: DesiredL4State, keys: [ServicePortKey: ProxyPortKey]) {
+    public init(snapshot: ClusterSnapshot, plan: GatewayPlan, state: DesiredL4State) {
         self.snapshot = snapshot
-        self.gateways = gateways
+        self.gateways = plan.state
         self.state = state
-        self.keys = keys
+        self.keys = plan.frontends
     }
 
     public func explain(to destination: Frontend, request: RouteRequest) -> Explanation {

@@ -5,7 +5,13 @@ extension GatewayState {
     /// Builds the route tables and status of Portway's Gateways from `snapshot`. Pure and
     /// deterministic; bad objects become status conditions or warnings, never a crash.
     public static func build(_ snapshot: ClusterSnapshot, options: GatewayOptions = GatewayOptions()) -> GatewayState {
-        var run = GatewayBuild(snapshot: snapshot, options: options, only: nil)
+        build(ClusterIndex(snapshot), options: options)
+    }
+
+    /// Builds the route tables and status of Portway's Gateways straight from `index` (the
+    /// reconciler's: nothing is copied into a snapshot first).
+    public static func build(_ index: ClusterIndex, options: GatewayOptions = GatewayOptions()) -> GatewayState {
+        var run = GatewayBuild(index: index, options: options, only: nil)
         return run.build()
     }
 
@@ -13,11 +19,16 @@ extension GatewayState {
     /// status entries routes have for them); ownership (`ownedGateways`, `foreignGateways`), the
     /// GatewayClass status and the warnings cover every object, exactly as `build` gives them.
     /// Tables depend only on their own Gateway, its class, the routes naming it and what those
-    /// reference, so splicing this into a full state of the same snapshot equals a full build
-    /// (`GatewayStage` does; its model test checks it).
-    public static func build(_ snapshot: ClusterSnapshot, only: Set<NamespacedName>, options: GatewayOptions = GatewayOptions()) -> GatewayState {
-        var run = GatewayBuild(snapshot: snapshot, options: options, only: only)
+    /// reference, so splicing this into a full state of the same index equals a full build
+    /// (`GatewayPlan` does; its model test checks it).
+    public static func build(_ index: ClusterIndex, only: Set<NamespacedName>, options: GatewayOptions = GatewayOptions()) -> GatewayState {
+        var run = GatewayBuild(index: index, options: options, only: only)
         return run.build()
+    }
+
+    /// `build(_:only:options:)` over a snapshot (tests).
+    public static func build(_ snapshot: ClusterSnapshot, only: Set<NamespacedName>, options: GatewayOptions = GatewayOptions()) -> GatewayState {
+        build(ClusterIndex(snapshot), only: only, options: options)
     }
 }
 
@@ -64,32 +75,37 @@ struct RouteFacts {
 }
 
 struct GatewayBuild {
-    let snapshot: ClusterSnapshot
     let options: GatewayOptions
     /// The Gateways to build (nil: all).
     let only: Set<NamespacedName>?
+    /// Every object, by name: read directly, never copied.
     private let index: ClusterIndex
     private var state = GatewayState()
-    private var servicesByKey: [NamespacedName: Service] = [:]
-    private var secretsByKey: [NamespacedName: Secret] = [:]
     /// The validator's answer per Secret in this build (listeners often share one).
     private var certificateChecks: [NamespacedName: String?] = [:]
-    private var namespaceLabels: [String: [String: String]] = [:]
 
-    init(snapshot: ClusterSnapshot, options: GatewayOptions, only: Set<NamespacedName>?) {
-        self.snapshot = snapshot
+    init(index: ClusterIndex, options: GatewayOptions, only: Set<NamespacedName>?) {
+        self.index = index
         self.options = options
         self.only = only
-        index = ClusterIndex(snapshot)
-        for service in snapshot.services {
-            servicesByKey[NamespacedName(namespace: Self.namespace(service.metadata), name: service.metadata.name)] = service
-        }
-        for secret in snapshot.secrets {
-            secretsByKey[NamespacedName(namespace: Self.namespace(secret.metadata), name: secret.metadata.name)] = secret
-        }
-        for ns in snapshot.namespaces {
-            namespaceLabels[ns.metadata.name] = ns.metadata.labels ?? [:]
-        }
+    }
+
+    /// The object stored under a name (the last of several: files can hold one name twice).
+    private func service(_ key: NamespacedName) -> Service? {
+        index.services[ObjectKey(namespace: key.namespace, name: key.name)]?.last
+    }
+
+    private func secret(_ key: NamespacedName) -> Secret? {
+        index.secrets[ObjectKey(namespace: key.namespace, name: key.name)]?.last
+    }
+
+    private func namespaceLabels(_ name: String) -> [String: String]? {
+        index.namespaces[name]?.last.map { $0.metadata.labels ?? [:] }
+    }
+
+    /// Objects of one kind in name order (several under one name in their stored order).
+    private static func ordered<K: Comparable, T>(_ objects: [K: [T]]) -> [T] {
+        objects.sorted { $0.key < $1.key }.flatMap(\.value)
     }
 
     static func namespace(_ meta: ObjectMeta) -> String {
@@ -99,8 +115,9 @@ struct GatewayBuild {
     mutating func build() -> GatewayState {
         // Classes.
         var classes: [String: GatewayClass] = [:]
-        for gatewayClass in snapshot.gatewayClasses { classes[gatewayClass.metadata.name] = gatewayClass }
-        for gatewayClass in snapshot.gatewayClasses.sorted(by: { $0.metadata.name < $1.metadata.name })
+        let gatewayClasses = Self.ordered(index.gatewayClasses)
+        for gatewayClass in gatewayClasses { classes[gatewayClass.metadata.name] = gatewayClass }
+        for gatewayClass in gatewayClasses
         where gatewayClass.spec.controllerName == options.controllerName {
             state.status.gatewayClasses[gatewayClass.metadata.name] = GatewayClassStatus(conditions: [
                 condition("Accepted", true, "Accepted", "handled by \(options.controllerName)", gatewayClass.metadata),
@@ -110,7 +127,7 @@ struct GatewayBuild {
         // Gateways: Portway's, validated listener by listener.
         var gateways: [NamespacedName: (gateway: Gateway, listeners: [ListenerFacts])] = [:]
         var seenGateways = Set<NamespacedName>()
-        let sortedGateways = snapshot.gateways.sorted { key($0.metadata) < key($1.metadata) }
+        let sortedGateways = Self.ordered(index.gateways)
         for gateway in sortedGateways {
             let gatewayKey = key(gateway.metadata)
             // Files can hold one object twice (an API server cannot): the first one counts.
@@ -132,7 +149,7 @@ struct GatewayBuild {
         }
 
         // Routes: validate once, then attach through each parentRef.
-        let routes = snapshot.httpRoutes.sorted { key($0.metadata) < key($1.metadata) }
+        let routes = Self.ordered(index.httpRoutes)
         var routeFacts: [NamespacedName: RouteFacts] = [:]
         var seenRoutes = Set<NamespacedName>()
         for route in routes {
@@ -250,7 +267,7 @@ struct GatewayBuild {
                 fail("RefNotPermitted", "certificateRef to Secret \(target) is not permitted by a ReferenceGrant in namespace \(target.namespace)")
                 continue
             }
-            guard let secret = secretsByKey[target] else {
+            guard let secret = secret(target) else {
                 fail("InvalidCertificateRef", "Secret \(target) does not exist")
                 continue
             }
@@ -289,7 +306,7 @@ struct GatewayBuild {
 
     /// True when a ReferenceGrant in the target's namespace lets `from` refer to `to`.
     private func granted(from: (group: String, kind: String, namespace: String), to: (group: String, kind: String, target: NamespacedName)) -> Bool {
-        snapshot.referenceGrants.contains { grant in
+        Self.ordered(index.referenceGrants).contains { grant in
             Self.namespace(grant.metadata) == to.target.namespace
                 && grant.spec.from.contains { $0.group == from.group && $0.kind == from.kind && $0.namespace == from.namespace }
                 && grant.spec.to.contains { $0.group == to.group && $0.kind == to.kind && ($0.name.map { $0.isEmpty || $0 == to.target.name } ?? true) }
@@ -389,7 +406,7 @@ struct GatewayBuild {
            !granted(from: (GatewayAPI.group, "HTTPRoute", routeNamespace), to: ("", "Service", target)) {
             return fail("RefNotPermitted", "backendRef to Service \(target) is not permitted by a ReferenceGrant in namespace \(target.namespace)")
         }
-        guard let service = servicesByKey[target] else {
+        guard let service = service(target) else {
             return fail("BackendNotFound", "Service \(target) does not exist")
         }
         guard let port = ref.port else {
@@ -448,7 +465,7 @@ struct GatewayBuild {
         case "Same": return routeNamespace == gatewayNamespace
         case "Selector":
             guard let selector = namespaces?.selector else { return false }
-            var labels = namespaceLabels[routeNamespace] ?? [:]
+            var labels = namespaceLabels(routeNamespace) ?? [:]
             labels[GatewayAPI.namespaceNameLabel] = routeNamespace
             return LabelSelectorMatcher.matches(selector, labels: labels)
         default: return false
@@ -553,7 +570,7 @@ struct GatewayBuild {
     /// name order, each address once.
     private func gatewayAddresses(_ gateway: Gateway) -> [GatewayAddress] {
         let namespace = Self.namespace(gateway.metadata)
-        let services = snapshot.services
+        let services = Self.ordered(index.services)
             .filter { Self.namespace($0.metadata) == namespace && $0.metadata.labels?[GatewayAPI.gatewayNameLabel] == gateway.metadata.name }
             .sorted { $0.metadata.name < $1.metadata.name }
         var out: [GatewayAddress] = []
@@ -580,7 +597,7 @@ struct GatewayBuild {
 
     /// The InternalIP addresses of the snapshot's Nodes, in Node name order.
     private var nodeInternalIPs: [String] {
-        snapshot.nodes.sorted { $0.metadata.name < $1.metadata.name }.flatMap { node in
+        Self.ordered(index.nodes).flatMap { node in
             (node.status?.addresses ?? []).filter { $0.type == "InternalIP" && IPAddress($0.address) != nil }.map(\.address)
         }
     }

@@ -3,7 +3,7 @@ import KubeModels
 
 /// The Service the leader keeps for each of Portway's Gateways (pure: what it should look like;
 /// creating, updating and deleting it is the leader's writer's job). Its frontends are what every
-/// node marks L7LB (`GatewayFrontends`).
+/// node marks L7LB (`GatewayPlan.program`).
 public enum GatewayServices {
     public static let namePrefix = "portway-gw-"
     /// Gateway annotation choosing the Service type: `NodePort` (the default) or `LoadBalancer`.

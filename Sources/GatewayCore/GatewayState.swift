@@ -52,17 +52,6 @@ public struct GatewayState: Hashable, Sendable {
         return out.sorted { ($0.key, $0.warning.message) < ($1.key, $1.warning.message) }.map(\.warning)
     }
 
-    /// What the L7 proxy listens on: each allocated proxy port with its route table. A key whose
-    /// Gateway port has no programmed listener gets no entry (nothing to serve: connections to it
-    /// are refused).
-    public func tablesByProxyPort(_ allocation: ProxyPortAllocation) -> [UInt16: PortRouteTable] {
-        var out: [UInt16: PortRouteTable] = [:]
-        for table in tables {
-            if let port = allocation.ports[ProxyPortKey(gateway: table.gateway, port: table.port)] { out[port] = table }
-        }
-        return out
-    }
-
     /// The table of `gateway`'s listener port `port`.
     public func table(gateway: NamespacedName, port: Int) -> PortRouteTable? {
         tables.first { $0.gateway == gateway && $0.port == port }

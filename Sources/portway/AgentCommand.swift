@@ -83,10 +83,7 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Event loop threads of the L7 proxy (default: the number of cores).")
     var proxyThreads: Int?
 
-    @Option(help: ArgumentHelp(
-        "The range the Gateways' proxy ports are allocated from, FIRST-LAST (one port per Gateway listener port; kept across restarts). Use the same range for routes/explain.",
-        valueName: "RANGE"))
-    var proxyPorts: String = "\(ProxyPortAllocator.defaultRange.lowerBound)-\(ProxyPortAllocator.defaultRange.upperBound)"
+    @OptionGroup var gatewayFlags: GatewayFlags
 
     @Option(help: ArgumentHelp(
         "Client connections the L7 proxy keeps open at once, all ports together; at the limit it stops accepting (new connections wait in the listen backlog) and closes idle keep-alive connections. Default: half of (the descriptor limit minus --fd-reserve).",
@@ -131,7 +128,6 @@ struct AgentCommand: AsyncParsableCommand {
             throw ValidationError("--proxy-max-connections-per-client must be at least 1")
         }
         if fdReserve < 0 { throw ValidationError("--fd-reserve must not be negative") }
-        _ = try parseProxyPortRange(proxyPorts)
         if let name = nodeName, name.isEmpty { throw ValidationError("--node-name must not be empty") }
         try gatewayLeader.validate()
         if directory != nil, kubeconfig != nil || context != nil { throw ValidationError("--from-dir reads files; it cannot be combined with --kubeconfig/--context") }
@@ -166,9 +162,9 @@ struct AgentCommand: AsyncParsableCommand {
             nodeName: nodeName ?? ProcessInfo.processInfo.hostName, nodeAddresses: nodeIP.compactMap { IPAddress($0) },
             endpointsSource: endpointsSource, bpffs: bpffs, mapSizes: sizes,
             resyncInterval: resyncInterval > 0 ? .milliseconds(Int64(resyncInterval * 1000)) : nil)
-        options.proxyPorts = try parseProxyPortRange(proxyPorts)
+        options.proxyPorts = gatewayFlags.proxyPorts.range
         // The proxy serves the Gateways of the class the leader writes status for, with the same certificate check.
-        options.gateway = .node(controllerName: gatewayLeader.gatewayControllerName)
+        options.gateway = gatewayFlags.gateway
         let installer: DatapathInstaller?
         if noDatapath {
             installer = nil
@@ -210,7 +206,7 @@ struct AgentCommand: AsyncParsableCommand {
                 let kube = try KubeClusterSource.fromConfiguration(kubeconfig: kubeconfig, context: context, scope: options.watchScope)
                 if gatewayLeader.leaderElection {
                     // Every agent folds the Gateway state; the one holding the Lease writes Services and status.
-                    let leader = GatewayLeadership(source: kube, identity: options.nodeName, settings: gatewayLeader.settings)
+                    let leader = GatewayLeadership(source: kube, identity: options.nodeName, settings: gatewayLeader.settings(controllerName: gatewayFlags.gatewayControllerName))
                     let source = ForwardingSource(kube) { leader.controller.inbox.push(.source($0)) }
                     services = try await shutdown.unlessTriggered { try await pipeline.services(source: source) } + [leader.controller, leader.election]
                 } else {

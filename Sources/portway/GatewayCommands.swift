@@ -31,11 +31,7 @@ struct GatewayViewFlags: ParsableArguments {
     @Option(help: ArgumentHelp("An IPv4 address of this node, repeatable. Default: the addresses of the Node object.", valueName: "IP"))
     var nodeIP: [String] = []
 
-    @Option(help: "The GatewayClass controllerName whose Gateways Portway serves.")
-    var gatewayController: String = GatewayOptions.defaultControllerName
-
-    @Option(help: ArgumentHelp("Proxy port range FIRST-LAST.", valueName: "RANGE"))
-    var proxyPorts: String = "\(ProxyPortAllocator.defaultRange.lowerBound)-\(ProxyPortAllocator.defaultRange.upperBound)"
+    @OptionGroup var gatewayFlags: GatewayFlags
 
     func validate() throws {
         switch (directory, kubeconfig) {
@@ -76,7 +72,7 @@ struct GatewayViewFlags: ParsableArguments {
     func options() throws -> GatewayViewOptions {
         return GatewayViewOptions(
             directory: directory ?? "", nodeName: nodeName, nodeIPs: nodeIP,
-            gateway: .node(controllerName: gatewayController), proxyPorts: ProxyPortAllocator(range: try parseProxyPortRange(proxyPorts))
+            gateway: gatewayFlags.gateway, proxyPortRange: gatewayFlags.proxyPorts.range
         )
     }
 }
@@ -191,11 +187,3 @@ struct Explain: AsyncParsableCommand {
     }
 }
 
-/// `--proxy-ports FIRST-LAST` (agent, routes, explain): the range the proxy ports are allocated from.
-func parseProxyPortRange(_ text: String) throws -> ClosedRange<UInt16> {
-    let parts = text.split(separator: "-")
-    guard parts.count == 2, let first = UInt16(parts[0]), let last = UInt16(parts[1]), first > 0, first <= last else {
-        throw ValidationError("--proxy-ports \"\(text)\" is not FIRST-LAST (two ports, 1-65535, the first not above the last)")
-    }
-    return first...last
-}

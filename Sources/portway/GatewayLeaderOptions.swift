@@ -25,9 +25,6 @@ struct GatewayLeaderOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Seconds between reads (and the leader's renewals) of the Lease.", valueName: "SECONDS"))
     var retryPeriod: Int = 2
 
-    @Option(help: ArgumentHelp("The spec.controllerName of the GatewayClasses Portway serves.", valueName: "NAME"))
-    var gatewayControllerName = GatewayOptions.defaultControllerName
-
     @Option(help: ArgumentHelp("Type of the Gateways' Services: NodePort or LoadBalancer (a Gateway's portway.io/service-type annotation overrides it).", valueName: "TYPE"))
     var gatewayServiceType = "NodePort"
 
@@ -52,9 +49,10 @@ struct GatewayLeaderOptions: ParsableArguments {
         return "portway-system"
     }
 
-    var settings: GatewayLeaderSettings {
+    /// The leader's settings; `controllerName` is the agent's `--gateway-controller-name` (GatewayFlags).
+    func settings(controllerName: String) -> GatewayLeaderSettings {
         GatewayLeaderSettings(
             leaseName: leaseName, leaseNamespace: namespace, leaseDuration: .seconds(leaseDuration), renewDeadline: .seconds(renewDeadline),
-            retryPeriod: .seconds(retryPeriod), controllerName: gatewayControllerName, serviceType: gatewayServiceType)
+            retryPeriod: .seconds(retryPeriod), controllerName: controllerName, serviceType: gatewayServiceType)
     }
 }

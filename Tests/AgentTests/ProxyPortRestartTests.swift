@@ -66,36 +66,3 @@ struct ProxyPortRestartTests {
         #expect(all.count == 9)
     }
 }
-
-@Suite("ProxyPortStage: ports inherited from the pins")
-struct ProxyPortInheritanceTests {
-    func l7(_ ip: String, service: String, port: UInt16 = 80) -> FrontendEntry {
-        FrontendEntry(
-            frontend: Frontend(address: IPAddress(ip)!, port: port, proto: .tcp), type: .clusterIP, flags: [.clusterIP, .l7LoadBalancer],
-            service: ServiceReference(namespace: "gw", name: service, port: port), backends: [])
-    }
-
-    @Test("each Service port takes the port most of its frontends held; a frontend that moved to another Service does not steal it")
-    func majorityWins() {
-        // Pins: a's three frontends held 20005; b's frontend held 20007. Now a node port of a's
-        // (192.0.2.10:30001) belongs to Service c, which sorts before a and b.
-        let a1 = l7("10.96.0.1", service: "a"), a2 = l7("10.96.0.11", service: "a"), moved = l7("192.0.2.10", service: "c", port: 30001)
-        let b = l7("10.96.0.2", service: "b"), fresh = l7("10.96.0.3", service: "0-new")
-        let inherited: [Frontend: UInt16] = [a1.frontend: 20005, a2.frontend: 20005, moved.frontend: 20005, b.frontend: 20007]
-        var stage = ProxyPortStage(range: 20000...20009, inherited: inherited)
-        let out = stage.allocate([a1.frontend: a1, a2.frontend: a2, moved.frontend: moved, b.frontend: b, fresh.frontend: fresh])
-        #expect(out[a1.frontend]??.l7ProxyPort == 20005)
-        #expect(out[a2.frontend]??.l7ProxyPort == 20005)
-        #expect(out[b.frontend]??.l7ProxyPort == 20007)
-        // c lost the contest for 20005 and 0-new had nothing: the lowest free ports.
-        #expect(out[fresh.frontend]??.l7ProxyPort == 20000)
-        #expect(out[moved.frontend]??.l7ProxyPort == 20001)
-    }
-
-    @Test("an inherited port outside the range is not kept")
-    func outsideRange() {
-        let a = l7("10.96.0.1", service: "a")
-        var stage = ProxyPortStage(range: 20000...20009, inherited: [a.frontend: 10005])
-        #expect(stage.allocate([a.frontend: a])[a.frontend]??.l7ProxyPort == 20000)
-    }
-}

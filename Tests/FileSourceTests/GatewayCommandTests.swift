@@ -174,7 +174,7 @@ private func summary(_ e: Explanation) -> String {
         ]
         let view = try GatewayView.load(options, pinnedProxyPorts: pinned)
         func port(_ view: GatewayView, _ name: String, _ listenerPort: Int) -> UInt16? {
-            view.allocation.ports[ProxyPortKey(gateway: NamespacedName(namespace: "shop", name: name), port: listenerPort)]
+            view.plan.proxyPort(gateway: NamespacedName(namespace: "shop", name: name), port: listenerPort)
         }
         #expect(port(fresh, "public", 80) == 10002, "without pins: in key order")
         #expect(port(view, "public", 80) == 10500, "the pinned port")

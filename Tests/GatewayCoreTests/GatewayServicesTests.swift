@@ -62,12 +62,8 @@ import LoadBalancer
             gatewayClasses: [GatewayClass(metadata: ObjectMeta(name: "portway"), spec: GatewayClassSpec(controllerName: GatewayOptions.defaultControllerName))],
             gateways: [gw]
         )
-        let owned = GatewayState.build(snapshot).ownedGateways
-        let keys = GatewayFrontends.keys(snapshot, ownedGateways: owned)
-        let marked = GatewayFrontends.markL7(
-            Translator.translate(snapshot, options: TranslatorOptions(nodeName: "n")), keys: keys,
-            allocation: ProxyPortAllocator().allocate(wanted: Set(keys.values), previous: [:])
-        )
+        var plan = GatewayPlan(index: ClusterIndex(snapshot))
+        let marked = plan.program(Translator.translate(snapshot, options: TranslatorOptions(nodeName: "n")))
         #expect(marked.entries.count == 6)  // ClusterIP and 0.0.0.0 NodePort for each of 3 ports
         #expect(marked.entries.allSatisfy { $0.flags.contains(.l7LoadBalancer) && $0.backends.isEmpty })
         #expect(Set(marked.entries.compactMap(\.l7ProxyPort)) == [10000, 10001, 10002])

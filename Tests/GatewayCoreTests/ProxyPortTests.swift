@@ -5,45 +5,137 @@ import Testing
 import LoadBalancer
 
 private func key(_ gateway: String, _ port: Int) -> ProxyPortKey {
-    ProxyPortKey(gateway: NamespacedName(namespace: "ns", name: gateway), port: port)
+    ProxyPortKey(gateway: NamespacedName(namespace: GW.infra, name: gateway), port: port)
 }
 
-@Suite struct ProxyPortAllocatorTests {
-    private let allocator = ProxyPortAllocator(range: 10000...10003)
+/// Gateways `names` in the infra namespace, one HTTP listener per port of `ports`, each with its
+/// NodePort Service (`portway-gw-NAME`, node ports from 30000 up).
+private func gateways(_ names: [String], ports: [Int] = [80]) throws -> ClusterSnapshot {
+    var yaml = ""
+    var nodePort = 30000
+    for name in names {
+        let listeners = ports.map { "{name: l\($0), port: \($0), protocol: HTTP}" }.joined(separator: ", ")
+        let servicePorts = ports.map { port -> String in
+            defer { nodePort += 1 }
+            return "{name: p\(port), port: \(port), nodePort: \(nodePort)}"
+        }.joined(separator: ", ")
+        yaml += """
+        ---
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: Gateway
+        metadata: {name: \(name), namespace: \(GW.infra)}
+        spec: {gatewayClassName: portway, listeners: [\(listeners)]}
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: portway-gw-\(name), namespace: \(GW.infra), labels: {gateway.networking.k8s.io/gateway-name: \(name)}}
+        spec: {type: NodePort, ports: [\(servicePorts)]}
 
-    @Test func newKeysGetTheLowestFreePortsInKeyOrder() {
-        let result = allocator.allocate(wanted: [key("b", 80), key("a", 443), key("a", 80)], previous: [:])
-        #expect(result.ports == [key("a", 80): 10000, key("a", 443): 10001, key("b", 80): 10002])
-        #expect(result.exhausted == [])
+        """
+    }
+    return try GW.load(yaml)
+}
+
+/// The plan of `snapshot` and the translated state it programs.
+private func programmed(
+    _ snapshot: ClusterSnapshot, range: ClosedRange<UInt16> = 10000...10003, inherited: [Frontend: UInt16] = [:]
+) -> (plan: GatewayPlan, state: DesiredL4State) {
+    var plan = GatewayPlan(index: ClusterIndex(snapshot), proxyPortRange: range, inherited: inherited)
+    let state = plan.program(Translator.translate(snapshot, options: TranslatorOptions(nodeName: "node-a")))
+    return (plan, state)
+}
+
+@Suite struct GatewayPlanProxyPortTests {
+    @Test func newKeysGetTheLowestFreePortsInKeyOrder() throws {
+        let (plan, _) = programmed(try gateways(["b", "a"], ports: [80, 443]))
+        #expect(plan.proxyPorts == [key("a", 80): 10000, key("a", 443): 10001, key("b", 80): 10002, key("b", 443): 10003])
+        #expect(plan.exhausted.isEmpty)
     }
 
-    @Test func previousAssignmentsAreKeptAndNewKeysFillTheGaps() {
-        let previous: [ProxyPortKey: UInt16] = [key("b", 80): 10000, key("gone", 80): 10001, key("c", 80): 10003]
-        let result = allocator.allocate(wanted: [key("a", 80), key("b", 80), key("c", 80)], previous: previous)
-        #expect(result.ports == [key("a", 80): 10001, key("b", 80): 10000, key("c", 80): 10003])
+    @Test func portsHeldInThePinsAreKeptAndNewKeysFillTheGaps() throws {
+        let snapshot = try gateways(["a", "b", "c"])
+        let first = programmed(snapshot)
+        // The pins of a previous run gave b 10000 and c 10003 (another Gateway, since deleted, had 10001).
+        var pins: [Frontend: UInt16] = [:]
+        for entry in first.state.entries where entry.l7ProxyPort != nil {
+            switch entry.service.name {
+            case "portway-gw-b": pins[entry.frontend] = 10000
+            case "portway-gw-c": pins[entry.frontend] = 10003
+            default: break
+            }
+        }
+        let (plan, _) = programmed(snapshot, inherited: pins)
+        #expect(plan.proxyPorts == [key("a", 80): 10001, key("b", 80): 10000, key("c", 80): 10003])
     }
 
-    @Test func outOfRangeOrDuplicatePreviousPortsAreReassigned() {
-        let previous: [ProxyPortKey: UInt16] = [key("a", 80): 9000, key("b", 80): 10002, key("c", 80): 10002]
-        let result = allocator.allocate(wanted: [key("a", 80), key("b", 80), key("c", 80)], previous: previous)
+    @Test func aPortOutOfRangeOrClaimedTwiceIsReassigned() throws {
+        let snapshot = try gateways(["a", "b", "c"])
+        let first = programmed(snapshot)
+        var pins: [Frontend: UInt16] = [:]
+        for entry in first.state.entries where entry.l7ProxyPort != nil {
+            switch entry.service.name {
+            case "portway-gw-a": pins[entry.frontend] = 9000
+            case "portway-gw-b", "portway-gw-c": pins[entry.frontend] = 10002
+            default: break
+            }
+        }
+        let (plan, _) = programmed(snapshot, inherited: pins)
         // b keeps 10002 (first in key order); a and c get the lowest free ports.
-        #expect(result.ports == [key("a", 80): 10000, key("b", 80): 10002, key("c", 80): 10001])
+        #expect(plan.proxyPorts == [key("a", 80): 10000, key("b", 80): 10002, key("c", 80): 10001])
     }
 
-    @Test func aFullRangeReportsWhatIsLeftOver() {
-        let wanted: Set = [key("a", 1), key("a", 2), key("a", 3), key("a", 4), key("a", 5), key("a", 6)]
-        let result = allocator.allocate(wanted: wanted, previous: [key("a", 6): 10003])
-        #expect(result.ports.count == 4)
-        #expect(result.ports[key("a", 6)] == 10003)
-        #expect(result.exhausted == [key("a", 4), key("a", 5)])
-        #expect(Set(result.ports.values) == [10000, 10001, 10002, 10003])
+    @Test func aFullRangeLeavesTheRestL4WithAWarning() throws {
+        let (plan, state) = programmed(try gateways(["a"], ports: [1, 2, 3, 4, 5, 6]))
+        #expect(plan.proxyPorts.count == 4)
+        #expect(plan.exhausted == [key("a", 5), key("a", 6)])
+        #expect(Set(plan.proxyPorts.values) == [10000, 10001, 10002, 10003])
+        #expect(state.entries.filter { $0.service.port == 6 }.allSatisfy { !$0.flags.contains(.l7LoadBalancer) && $0.l7ProxyPort == nil })
+        #expect(state.warnings.map(\.message).contains("no proxy port left in 10000-10003 for port 6; its Service's frontends stay L4"))
     }
 
-    @Test func theTopOfThePortSpaceDoesNotOverflow() {
-        let top = ProxyPortAllocator(range: 65534...65535)
-        let result = top.allocate(wanted: [key("a", 1), key("a", 2), key("a", 3)], previous: [:])
-        #expect(result.ports == [key("a", 1): 65534, key("a", 2): 65535])
-        #expect(result.exhausted == [key("a", 3)])
+    @Test func theTopOfThePortSpaceDoesNotOverflow() throws {
+        let (plan, _) = programmed(try gateways(["a"], ports: [1, 2, 3]), range: 65534...65535)
+        #expect(plan.proxyPorts == [key("a", 1): 65534, key("a", 2): 65535])
+        #expect(plan.exhausted == [key("a", 3)])
+    }
+
+    @Test("each listener port takes the port most of its frontends held; a frontend that moved to another Service does not steal it")
+    func majorityWins() throws {
+        // Gateways a, b and c (one listener each); the pins of a previous run: a's frontends held
+        // 10003 — and so did c's NodePort surrogate, reused from a Service of a's since deleted — b's 10002.
+        let snapshot = try gateways(["a", "b", "c"])
+        let first = programmed(snapshot)
+        var pins: [Frontend: UInt16] = [:]
+        for entry in first.state.entries where entry.l7ProxyPort != nil {
+            switch entry.service.name {
+            case "portway-gw-a": pins[entry.frontend] = 10003
+            case "portway-gw-b": pins[entry.frontend] = 10002
+            case "portway-gw-c" where entry.frontend.address.description == "0.0.0.0": pins[entry.frontend] = 10003
+            default: break
+            }
+        }
+        let (plan, state) = programmed(snapshot, inherited: pins)
+        #expect(plan.proxyPorts == [key("a", 80): 10003, key("b", 80): 10002, key("c", 80): 10000])
+        #expect(state.entries.filter { $0.service.name == "portway-gw-a" }.allSatisfy { $0.l7ProxyPort == 10003 })
+    }
+
+    @Test func anInheritedPortOutsideTheRangeIsNotKept() throws {
+        let snapshot = try gateways(["a"])
+        let first = programmed(snapshot)
+        let pins = Dictionary(uniqueKeysWithValues: first.state.entries.filter { $0.l7ProxyPort != nil }.map { ($0.frontend, UInt16(20005)) })
+        #expect(programmed(snapshot, inherited: pins).plan.proxyPorts == [key("a", 80): 10000])
+    }
+
+    @Test func aKeyThatGoesGivesItsPortBack() throws {
+        var plan = GatewayPlan(index: ClusterIndex(try gateways(["a", "b"])), proxyPortRange: 10000...10003)
+        let index = ClusterIndex(try gateways(["a", "b"]))
+        _ = plan.program(Translator.translate(index.snapshot, options: TranslatorOptions(nodeName: "n")))
+        #expect(plan.proxyPorts == [key("a", 80): 10000, key("b", 80): 10001])
+        let smaller = ClusterIndex(try gateways(["b", "c"]))
+        plan.rebuild(.all, index: smaller)
+        #expect(plan.proxyPorts == [key("b", 80): 10001], "a's port is released, b keeps its own")
+        _ = plan.program(Translator.translate(smaller.snapshot, options: TranslatorOptions(nodeName: "n")))
+        #expect(plan.proxyPorts == [key("b", 80): 10001, key("c", 80): 10000])
     }
 }
 
@@ -79,16 +171,14 @@ private func key(_ gateway: String, _ port: Int) -> ProxyPortKey {
 
     @Test func everyFrontendOfAPortwayGatewayServiceBecomesL7LB() throws {
         let snapshot = try GW.load(yaml)
-        let gateways = GatewayState.build(snapshot)
-        let keys = GatewayFrontends.keys(snapshot, ownedGateways: gateways.ownedGateways)
+        var plan = GatewayPlan(index: ClusterIndex(snapshot))
         let web = NamespacedName(namespace: GW.infra, name: "web")
-        #expect(keys == [
+        #expect(plan.frontends == [
             ServicePortKey(service: NamespacedName(namespace: GW.infra, name: "portway-gw-web"), port: 80): ProxyPortKey(gateway: web, port: 80),
             ServicePortKey(service: NamespacedName(namespace: GW.infra, name: "portway-gw-web"), port: 8080): ProxyPortKey(gateway: web, port: 8080),
         ])
-        let allocation = ProxyPortAllocator().allocate(wanted: Set(keys.values), previous: [:])
         let l4 = Translator.translate(snapshot, options: TranslatorOptions(nodeName: "node-a", nodeAddresses: [IPAddress("192.0.2.10")!]))
-        let marked = GatewayFrontends.markL7(l4, keys: keys, allocation: allocation)
+        let marked = plan.program(l4)
         let lines = marked.entries.map { e in
             "\(e.frontend) \(e.service.name) \(e.flags.contains(.l7LoadBalancer) ? "l7:\(e.l7ProxyPort!)" : "l4") backends=\(e.backends.count)"
         }
@@ -109,26 +199,24 @@ private func key(_ gateway: String, _ port: Int) -> ProxyPortKey {
 
     @Test func portsSurviveARestartThroughTheMaps() throws {
         let snapshot = try GW.load(yaml)
-        let keys = GatewayFrontends.keys(snapshot, ownedGateways: GatewayState.build(snapshot).ownedGateways)
         let l4 = Translator.translate(snapshot, options: TranslatorOptions(nodeName: "node-a"))
         // The previous run had given the ports in the other order (e.g. another Gateway was deleted since).
+        var pins: [Frontend: UInt16] = [:]
+        for entry in l4.entries where entry.service.name == "portway-gw-web" { pins[entry.frontend] = entry.service.port == 80 ? 10005 : 10002 }
+        var plan = GatewayPlan(index: ClusterIndex(snapshot), inherited: pins)
+        let programmed = plan.program(l4)
         let web = NamespacedName(namespace: GW.infra, name: "web")
-        let before = ProxyPortAllocation(ports: [ProxyPortKey(gateway: web, port: 80): 10005, ProxyPortKey(gateway: web, port: 8080): 10002])
-        let programmed = GatewayFrontends.markL7(l4, keys: keys, allocation: before).entries
-        let previous = GatewayFrontends.previousAssignment(programmed: programmed, desired: l4, keys: keys)
-        #expect(previous == before.ports)
-        let after = ProxyPortAllocator().allocate(wanted: Set(keys.values), previous: previous)
-        #expect(after.ports == before.ports)
+        #expect(plan.proxyPorts == [ProxyPortKey(gateway: web, port: 80): 10005, ProxyPortKey(gateway: web, port: 8080): 10002])
+        #expect(programmed.entries.filter { $0.service.name == "portway-gw-web" }.allSatisfy { $0.l7ProxyPort == pins[$0.frontend] })
     }
 
     @Test func anExhaustedRangeLeavesFrontendsL4WithAWarning() throws {
         let snapshot = try GW.load(yaml)
-        let keys = GatewayFrontends.keys(snapshot, ownedGateways: GatewayState.build(snapshot).ownedGateways)
-        let allocation = ProxyPortAllocator(range: 10000...10000).allocate(wanted: Set(keys.values), previous: [:])
+        var plan = GatewayPlan(index: ClusterIndex(snapshot), proxyPortRange: 10000...10000)
         let l4 = Translator.translate(snapshot, options: TranslatorOptions(nodeName: "node-a"))
-        let marked = GatewayFrontends.markL7(l4, keys: keys, allocation: allocation)
+        let marked = plan.program(l4)
         #expect(marked.entries.filter { $0.l7ProxyPort != nil }.map(\.frontend.description) == ["0.0.0.0:30080/TCP", "10.96.100.1:80/TCP", "203.0.113.10:80/TCP"])
-        #expect(marked.warnings.map(\.message) == ["no proxy port left for Gateway gateway-conformance-infra/web:8080; its frontends stay L4"])
+        #expect(marked.warnings.map(\.message) == ["no proxy port left in 10000-10000 for port 8080; its Service's frontends stay L4"])
     }
 }
 
@@ -144,14 +232,13 @@ private func key(_ gateway: String, _ port: Int) -> ProxyPortKey {
         apiVersion: v1
         kind: Service
         metadata: {name: portway-gw-web, namespace: \(GW.infra), labels: {gateway.networking.k8s.io/gateway-name: web}}
-        spec: {type: NodePort, clusterIP: 10.96.100.1, ports: [{port: 80, nodePort: 30080}, {port: 81, nodePort: 30081}]}
+        spec: {type: NodePort, clusterIP: 10.96.100.1, ports: [{name: http, port: 80, nodePort: 30080}, {name: bad, port: 81, nodePort: 30081}]}
 
         """)
-        let state = GatewayState.build(snapshot)
-        let keys = GatewayFrontends.keys(snapshot, ownedGateways: state.ownedGateways)
-        let allocation = ProxyPortAllocator().allocate(wanted: Set(keys.values), previous: [:])
-        #expect(allocation.ports.count == 2)
-        let served = state.tablesByProxyPort(allocation)
+        var plan = GatewayPlan(index: ClusterIndex(snapshot))
+        _ = plan.program(Translator.translate(snapshot, options: TranslatorOptions(nodeName: "n")))
+        #expect(plan.proxyPorts.count == 2)
+        let served = plan.routeTables
         // Port 81's only listener is not programmed: its proxy port serves nothing.
         #expect(served.mapValues(\.port) == [10000: 80])
     }
