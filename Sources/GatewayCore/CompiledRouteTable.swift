@@ -34,6 +34,8 @@ public struct CompiledMatch: Sendable {
     /// condition, nil for an Exact one.
     let headerRegexes: [LinearRegex?]
     let queryRegexes: [LinearRegex?]
+    /// Parallel to `spec.headers`: the names lowercased once (header names compare case-insensitively).
+    let headerNames: [String]
     /// Patterns the engine refused. The builder rejects such matches (the route gets a condition),
     /// so only a table made by hand has them; such a match never applies.
     public let invalidPatterns: [RejectedPattern]
@@ -52,6 +54,7 @@ public struct CompiledMatch: Sendable {
         pathRegex = spec.pathKind == .regularExpression ? compile(spec.path) : nil
         headerRegexes = spec.headers.map { $0.kind == .regularExpression ? compile($0.value) : nil }
         queryRegexes = spec.queryParams.map { $0.kind == .regularExpression ? compile($0.value) : nil }
+        headerNames = spec.headers.map { $0.name.lowercased() }
         invalidPatterns = invalid
     }
 
@@ -66,10 +69,11 @@ public struct CompiledMatch: Sendable {
         }
     }
 
-    /// True when some header (names lowercased) satisfies header condition `index`.
-    func headerMatches(_ index: Int, in headers: [HTTPHeader]) -> Bool {
+    /// True when some header satisfies header condition `index`.
+    func headerMatches<H: RouteRequestHeaders>(_ index: Int, in headers: H) -> Bool {
         let condition = spec.headers[index]
-        return headers.contains { $0.name == condition.name && Self.valueMatches($0.value, condition, headerRegexes[index]) }
+        let regex = headerRegexes[index]
+        return headers.contains(name: headerNames[index]) { Self.valueMatches($0, condition, regex) }
     }
 
     /// True when the first query parameter named like condition `index` satisfies it.
@@ -96,10 +100,13 @@ public struct CompiledRouteTable: Sendable {
     public let table: PortRouteTable
     /// `matches[listener][position]` compiles `table.listeners[listener].rules[position].matchSpec`.
     let matches: [[CompiledMatch]]
+    /// Whether any rule looks at query parameters (if none does, a request's query is not parsed).
+    let matchesQuery: Bool
 
     public init(_ table: PortRouteTable) {
         self.table = table
         matches = table.listeners.map { $0.rules.map { CompiledMatch($0.matchSpec) } }
+        matchesQuery = table.listeners.contains { $0.rules.contains { !$0.matchSpec.queryParams.isEmpty } }
     }
 
     /// One warning per regular expression the engine refused (its match never applies).

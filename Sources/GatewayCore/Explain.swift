@@ -424,29 +424,32 @@ public enum GatewayJSON {
         ]
     }
 
-    /// A filter as `{"type", <its settings>}`.
-    public static func filter(_ f: HTTPRouteFilter) -> JSONValue {
-        func headers(_ h: HTTPHeaderFilter?) -> JSONValue {
-            let pairs = { (list: [HTTPHeader]?) -> JSONValue in .array((list ?? []).map { .object(["name": .string($0.name), "value": .string($0.value)]) }) }
-            return .object(["set": pairs(h?.set), "add": pairs(h?.add), "remove": .array((h?.remove ?? []).map { .string($0) })])
+    /// A filter as `{"type", <its settings>}` (the Gateway API's shape, from the lowered filter).
+    public static func filter(_ f: RouteFilter) -> JSONValue {
+        func headers(_ h: HeaderModifier) -> JSONValue {
+            let pairs = { (list: [HeaderField]) -> JSONValue in .array(list.map { .object(["name": .string($0.name), "value": .string($0.value)]) }) }
+            return .object(["set": pairs(h.set), "add": pairs(h.add), "remove": .array(h.remove.map { .string($0) })])
         }
-        func path(_ p: HTTPPathModifier?) -> JSONValue {
+        func path(_ p: PathModifier?) -> JSONValue {
             guard let p else { return .null }
-            return .object(["type": .string(p.type), "replaceFullPath": p.replaceFullPath.map { .string($0) } ?? .null, "replacePrefixMatch": p.replacePrefixMatch.map { .string($0) } ?? .null])
+            switch p {
+            case .replaceFullPath(let full):
+                return .object(["type": .string(p.typeName), "replaceFullPath": .string(full), "replacePrefixMatch": .null])
+            case .replacePrefixMatch(_, let replacement):
+                return .object(["type": .string(p.typeName), "replaceFullPath": .null, "replacePrefixMatch": .string(replacement)])
+            }
         }
-        var out: JSONObject = ["type": .string(f.type)]
-        switch f.type {
-        case "RequestHeaderModifier": out["requestHeaderModifier"] = headers(f.requestHeaderModifier)
-        case "ResponseHeaderModifier": out["responseHeaderModifier"] = headers(f.responseHeaderModifier)
-        case "RequestRedirect":
-            let r = f.requestRedirect
+        var out: JSONObject = ["type": .string(f.typeName)]
+        switch f {
+        case .requestHeaderModifier(let h): out["requestHeaderModifier"] = headers(h)
+        case .responseHeaderModifier(let h): out["responseHeaderModifier"] = headers(h)
+        case .requestRedirect(let r):
             out["requestRedirect"] = .object([
-                "scheme": r?.scheme.map { .string($0) } ?? .null, "hostname": r?.hostname.map { .string($0) } ?? .null,
-                "path": path(r?.path), "port": .integer(r?.port), "statusCode": .int(r?.statusCode ?? 302),
+                "scheme": r.scheme.map { .string($0) } ?? .null, "hostname": r.hostname.map { .string($0) } ?? .null,
+                "path": path(r.path), "port": .integer(r.port), "statusCode": .int(r.statusCode),
             ])
-        case "URLRewrite":
-            out["urlRewrite"] = .object(["hostname": f.urlRewrite?.hostname.map { .string($0) } ?? .null, "path": path(f.urlRewrite?.path)])
-        default: break
+        case .urlRewrite(let u):
+            out["urlRewrite"] = .object(["hostname": u.hostname.map { .string($0) } ?? .null, "path": path(u.path)])
         }
         return .object(out)
     }
@@ -461,7 +464,7 @@ public enum GatewayJSON {
         parts += m.queryParams.map { "query \($0.name)\($0.kind == .exact ? "=" : "~")\($0.value)" }
         let action: String
         if let redirect = entry.redirect {
-            action = "redirect \(redirect.statusCode ?? 302)"
+            action = "redirect \(redirect.statusCode)"
         } else if entry.backends.isEmpty {
             action = "500 (no backends)"
         } else {
@@ -469,7 +472,7 @@ public enum GatewayJSON {
                 "\(b.reference):\(b.port.map(String.init) ?? "?") w\(b.weight)" + (b.failureCode.map { " (\($0)\(b.failure.map { " \($0.reason)" } ?? " no endpoints"))" } ?? " (\(b.endpoints.count) endpoints)")
             }.joined(separator: ", ")
         }
-        let filters = entry.filters.filter { $0.type != "RequestRedirect" }.map(\.type)
+        let filters = entry.filters.map(\.typeName).filter { $0 != "RequestRedirect" }
         return parts.joined(separator: " ") + " → " + action + (filters.isEmpty ? "" : " [\(filters.joined(separator: ", "))]")
     }
 }

@@ -321,23 +321,33 @@ struct GatewayBuild {
             if facts.unsupported == nil { facts.unsupported = ("UnsupportedValue", message) }
         }
         for (r, rule) in (route.spec.rules ?? []).enumerated() {
-            for (f, filter) in (rule.filters ?? []).enumerated() where !GatewayAPI.supportedFilters.contains(filter.type) {
-                unsupported("spec.rules[\(r)].filters[\(f)]: filter type \(filter.type) is not supported")
-            }
+            var backends: [WeightedBackend] = []
             for (b, ref) in (rule.backendRefs ?? []).enumerated() {
-                for (f, filter) in (ref.filters ?? []).enumerated() where !GatewayAPI.supportedBackendFilters.contains(filter.type) {
-                    unsupported("spec.rules[\(r)].backendRefs[\(b)].filters[\(f)]: filter type \(filter.type) is not supported on a backendRef")
+                var backend = resolve(ref, routeNamespace: routeKey.namespace)
+                for (f, filter) in (ref.filters ?? []).enumerated() {
+                    switch RouteFilter.lower(filter, at: .backendRef, matchedPrefix: nil) {
+                    case .success(let lowered): backend.filters.append(lowered)
+                    case .failure(let problem): unsupported("spec.rules[\(r)].backendRefs[\(b)].filters[\(f)]: \(problem.message)")
+                    }
                 }
+                backends.append(backend)
             }
-            let backends = (rule.backendRefs ?? []).map { resolve($0, routeNamespace: routeKey.namespace) }
             if facts.refProblem == nil, let failure = backends.compactMap(\.failure).first { facts.refProblem = failure }
             let matches = (rule.matches ?? []).isEmpty ? [HTTPRouteMatch()] : rule.matches!
             for (m, match) in matches.enumerated() {
                 switch Self.matchSpec(match) {
                 case .success(let spec):
+                    // Lowered per match: ReplacePrefixMatch replaces this match's prefix.
+                    var filters: [RouteFilter] = []
+                    for (f, filter) in (rule.filters ?? []).enumerated() {
+                        switch RouteFilter.lower(filter, at: .rule, matchedPrefix: spec.pathKind == .pathPrefix ? spec.path : nil) {
+                        case .success(let lowered): filters.append(lowered)
+                        case .failure(let problem): unsupported("spec.rules[\(r)].filters[\(f)]: \(problem.message)")
+                        }
+                    }
                     facts.entries.append(RouteTableEntry(
                         route: routeKey, rule: r, match: m, ruleName: rule.name, hostnames: [], matchSpec: spec,
-                        filters: rule.filters ?? [], backends: backends, routeCreated: route.metadata.creationTimestamp ?? ""
+                        filters: filters, backends: backends, routeCreated: route.metadata.creationTimestamp ?? ""
                     ))
                 case .failure(let problem):
                     unsupported("spec.rules[\(r)].matches[\(m)]: \(problem.message)")
@@ -394,7 +404,7 @@ struct GatewayBuild {
     /// Resolves one backendRef to its Service's endpoints, or says why it cannot be used.
     private func resolve(_ ref: HTTPBackendRef, routeNamespace: String) -> WeightedBackend {
         let target = NamespacedName(namespace: ref.namespace ?? routeNamespace, name: ref.name)
-        var backend = WeightedBackend(weight: max(0, ref.weight ?? 1), reference: target, port: ref.port, filters: ref.filters ?? [])
+        var backend = WeightedBackend(weight: max(0, ref.weight ?? 1), reference: target, port: ref.port)
         func fail(_ reason: String, _ message: String) -> WeightedBackend {
             backend.failure = BackendFailure(reason: reason, message: message)
             return backend

@@ -83,8 +83,5 @@ public enum GatewayAPI {
     public static let gatewayNameLabel = "gateway.networking.k8s.io/gateway-name"
     /// The label every Namespace carries with its own name (set by the API server).
     public static let namespaceNameLabel = "kubernetes.io/metadata.name"
-    static let supportedFilters: Set<String> = ["RequestHeaderModifier", "ResponseHeaderModifier", "RequestRedirect", "URLRewrite"]
-    /// Filters Portway applies on a backendRef (after the backend is chosen).
-    static let supportedBackendFilters: Set<String> = ["RequestHeaderModifier", "ResponseHeaderModifier"]
     static let methods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
 }

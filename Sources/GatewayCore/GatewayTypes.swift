@@ -101,15 +101,15 @@ public struct RouteTableEntry: Hashable, Codable, Sendable {
     /// The route's hostnames intersected with the listener's; empty means every host the listener takes.
     public var hostnames: [String]
     public var matchSpec: RouteMatchSpec
-    /// The rule's filters (RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect, URLRewrite).
-    public var filters: [HTTPRouteFilter]
+    /// The rule's filters, lowered (`RouteFilter.lower`), in the rule's order.
+    public var filters: [RouteFilter]
     public var backends: [WeightedBackend]
     /// The route's `metadata.creationTimestamp` (older routes win ties), "" when unknown.
     public var routeCreated: String
 
     public init(
         route: NamespacedName, rule: Int, match: Int, ruleName: String? = nil, hostnames: [String], matchSpec: RouteMatchSpec,
-        filters: [HTTPRouteFilter] = [], backends: [WeightedBackend], routeCreated: String = ""
+        filters: [RouteFilter] = [], backends: [WeightedBackend], routeCreated: String = ""
     ) {
         self.route = route
         self.rule = rule
@@ -123,8 +123,9 @@ public struct RouteTableEntry: Hashable, Codable, Sendable {
     }
 
     /// The RequestRedirect filter, if the rule has one: the request is answered by the proxy.
-    public var redirect: HTTPRequestRedirectFilter? {
-        filters.first { $0.type == "RequestRedirect" }?.requestRedirect
+    public var redirect: RedirectDecision? {
+        for filter in filters { if case .requestRedirect(let redirect) = filter { return redirect } }
+        return nil
     }
 }
 
@@ -185,10 +186,10 @@ public struct WeightedBackend: Hashable, Codable, Sendable {
     /// The Service's ready endpoints (its terminating ones when none is ready). Empty with no
     /// failure: requests given to it get 503.
     public var endpoints: [BackendEndpoint]
-    /// Filters of the backendRef itself.
-    public var filters: [HTTPRouteFilter]
+    /// Filters of the backendRef itself, lowered (header modifiers only).
+    public var filters: [RouteFilter]
 
-    public init(weight: Int, reference: NamespacedName, port: Int?, failure: BackendFailure? = nil, endpoints: [BackendEndpoint] = [], filters: [HTTPRouteFilter] = []) {
+    public init(weight: Int, reference: NamespacedName, port: Int?, failure: BackendFailure? = nil, endpoints: [BackendEndpoint] = [], filters: [RouteFilter] = []) {
         self.weight = weight
         self.reference = reference
         self.port = port

@@ -6,6 +6,13 @@ public enum Hostnames {
 
     /// Lowercases a request's Host and drops a port and a trailing dot: `Foo.Example.com:8080` → `foo.example.com`.
     public static func normalize(host: String) -> String {
+        // Fast path: already a plain lowercase name or IPv4 address without port (what clients send).
+        let bytes = host.utf8
+        if bytes.allSatisfy({ ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") }),
+            bytes.last != UInt8(ascii: ".")
+        {
+            return host
+        }
         var host = host.lowercased()
         if host.hasPrefix("[") {
             // IPv6 literal: keep the brackets' content only.

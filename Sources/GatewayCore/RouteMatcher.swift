@@ -22,6 +22,27 @@ public struct RouteRequest: Hashable, Sendable {
     }
 }
 
+/// A request's headers as the matcher reads them: the proxy hands its parsed headers over as they
+/// are (no copy per request), `explain` a list.
+public protocol RouteRequestHeaders {
+    /// True when some header named `name` (given lowercase; header names compare case-insensitively)
+    /// has a value satisfying `predicate`.
+    func contains(name: String, where predicate: (String) -> Bool) -> Bool
+}
+
+extension Array: RouteRequestHeaders where Element == HTTPHeader {
+    public func contains(name: String, where predicate: (String) -> Bool) -> Bool {
+        contains { $0.name.lowercased() == name && predicate($0.value) }
+    }
+}
+
+/// Where a request goes, by position: the listener serving its host (`table.listeners[listener]`)
+/// and the winning rule match (`listeners[listener].rules[rule]`), nil → 404.
+public struct RouteMatch: Hashable, Sendable {
+    public var listener: Int?
+    public var rule: Int?
+}
+
 /// How one rule match fared for a request.
 public enum CandidateResult: String, Hashable, Codable, Sendable {
     case won
@@ -86,7 +107,7 @@ public enum RouteMatcher {
     /// Decides where `request`, arriving on the compiled table's port, goes.
     public static func decide(_ compiled: CompiledRouteTable, request: RouteRequest) -> RouteDecision {
         let table = compiled.table
-        let normalized = NormalizedRequest(request)
+        let normalized = input(request)
         let host = normalized.host
         let listenerIndex = servingListener(table, host: host)
 
@@ -147,23 +168,6 @@ public enum RouteMatcher {
         return 500
     }
 
-    /// The weighted choice among `backends`: `roll` in 0..<total weight (the caller draws it);
-    /// nil when the total weight is 0 (answer 500). The chosen backend's `failureCode` says
-    /// whether it can be forwarded to (nil) or answers 500/503.
-    public static func pick(_ backends: [WeightedBackend], roll: Int) -> WeightedBackend? {
-        var remaining = roll
-        for backend in backends where backend.weight > 0 {
-            if remaining < backend.weight { return backend }
-            remaining -= backend.weight
-        }
-        return nil
-    }
-
-    /// The total weight of `backends` (the range of `pick`'s roll).
-    public static func totalWeight(_ backends: [WeightedBackend]) -> Int {
-        backends.reduce(0) { $0 + max(0, $1.weight) }
-    }
-
     /// Why a rule match does not apply to a request (described only when someone asks).
     enum Mismatch: Error, CustomStringConvertible {
         case hostname([String], String)
@@ -185,7 +189,7 @@ public enum RouteMatcher {
 
     /// The host specificity when `entry` matches, else why not.
     /// `compiled` is `entry.matchSpec` with its regular expressions compiled.
-    static func evaluate(_ entry: RouteTableEntry, _ compiled: CompiledMatch, _ request: NormalizedRequest) -> Result<HostSpecificity, Mismatch> {
+    static func evaluate<H: RouteRequestHeaders>(_ entry: RouteTableEntry, _ compiled: CompiledMatch, _ request: MatchInput<H>) -> Result<HostSpecificity, Mismatch> {
         guard let specificity = Hostnames.specificity(host: request.host, patterns: entry.hostnames) else {
             return .failure(.hostname(entry.hostnames, request.host))
         }
@@ -201,27 +205,37 @@ public enum RouteMatcher {
         return .success(specificity)
     }
 
-    /// A request with its host normalized, path and query split, header names lowercased.
-    struct NormalizedRequest {
+    /// A request as the rules see it: the host normalized, the path without query, the query
+    /// parameters decoded once (only when some rule of the table looks at them).
+    struct MatchInput<H: RouteRequestHeaders> {
         var host: String
         var path: String
         var method: String
-        var headers: [HTTPHeader]
+        var headers: H
         var query: [HTTPHeader]
 
-        init(_ request: RouteRequest) {
-            host = Hostnames.normalize(host: request.host)
-            var path = request.path
-            var query = request.query
-            if let q = path.firstIndex(of: "?") {
-                if query == nil { query = RouteMatcher.parseQuery(String(path[path.index(after: q)...])) }
-                path = String(path[..<q])
-            }
+        init(host: String, path: String, query: String?, method: String, headers: H, parseQuery: Bool) {
+            self.host = host
             self.path = path.isEmpty ? "/" : path
-            self.query = query ?? []
-            method = request.method
-            headers = request.headers.map { HTTPHeader(name: $0.name.lowercased(), value: $0.value) }
+            self.method = method
+            self.headers = headers
+            self.query = parseQuery ? query.map(RouteMatcher.parseQuery) ?? [] : []
         }
+    }
+
+    /// `request` split as the matcher wants it (explain and tests give a path that may carry `?query`).
+    static func input(_ request: RouteRequest, parseQuery: Bool = true) -> MatchInput<[HTTPHeader]> {
+        var path = request.path
+        var rawQuery: String?
+        if let q = path.firstIndex(of: "?") {
+            rawQuery = String(path[path.index(after: q)...])
+            path = String(path[..<q])
+        }
+        var input = MatchInput(
+            host: Hostnames.normalize(host: request.host), path: path, query: rawQuery, method: request.method, headers: request.headers,
+            parseQuery: parseQuery && request.query == nil)
+        if let query = request.query { input.query = query }
+        return input
     }
 
     /// The listener serving `host` on `table`'s port: the first (most specific) whose hostname matches.
@@ -240,12 +254,26 @@ public enum RouteMatcher {
         match(CompiledRouteTable(table), request: request)
     }
 
-    /// The proxy's fast path: the same choice as `decide`, without explaining it. Returns the
-    /// listener's index, the winning rule match (nil → 404) and the code. Compiles nothing.
+    /// The same choice as `decide`, without explaining it: the listener's index, the winning rule
+    /// match (nil → 404) and the code.
     public static func match(_ compiled: CompiledRouteTable, request: RouteRequest) -> (listener: Int?, entry: RouteTableEntry?, code: Int) {
+        let found = match(compiled, input(request, parseQuery: compiled.matchesQuery))
+        let entry = found.listener.flatMap { l in found.rule.map { compiled.table.listeners[l].rules[$0] } }
+        return (found.listener, entry, entry.map(code(of:)) ?? 404)
+    }
+
+    /// The proxy's path: the same choice as `decide`, by position, for a request whose host is
+    /// already normalized (`Hostnames.normalize`), with its path and raw query apart and its headers
+    /// as the proxy holds them. Compiles nothing, copies no header, parses the query at most once.
+    public static func match<H: RouteRequestHeaders>(
+        _ compiled: CompiledRouteTable, normalizedHost: String, path: String, query: String?, method: String, headers: H
+    ) -> RouteMatch {
+        match(compiled, MatchInput(host: normalizedHost, path: path, query: query, method: method, headers: headers, parseQuery: compiled.matchesQuery))
+    }
+
+    private static func match<H: RouteRequestHeaders>(_ compiled: CompiledRouteTable, _ request: MatchInput<H>) -> RouteMatch {
         let table = compiled.table
-        let request = NormalizedRequest(request)
-        guard let listener = servingListener(table, host: request.host) else { return (nil, nil, 404) }
+        guard let listener = servingListener(table, host: request.host) else { return RouteMatch(listener: nil, rule: nil) }
         var best: (position: Int, specificity: HostSpecificity)?
         for (position, entry) in table.listeners[listener].rules.enumerated() {
             // Rules are in precedence order: only a more specific hostname beats an earlier match.
@@ -255,8 +283,7 @@ public enum RouteMatcher {
                 best = (position, specificity)
             }
         }
-        let entry = best.map { table.listeners[listener].rules[$0.position] }
-        return (listener, entry, entry.map(code(of:)) ?? 404)
+        return RouteMatch(listener: listener, rule: best?.position)
     }
 
     /// `a=1&b=x%20y` → [(a, 1), (b, "x y")].

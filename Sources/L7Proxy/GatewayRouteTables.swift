@@ -1,15 +1,16 @@
 import GatewayCore
-import KubeModels
 import LoadBalancer
+import NIOHTTP1
 import NIOSSL
 
 /// The Gateway control plane's route tables as the proxy's router: one `PortRouteTable` per proxy
 /// port, matched with `RouteMatcher.match` (the same matcher `portway explain` uses).
 ///
 /// What does not depend on the request is prepared once per table, not per request: the regular
-/// expressions compiled (`CompiledRouteTable`), each rule match's decision (backends as upstreams
-/// with their own filters, rule filters, route label) and whether any rule of the port matches on
-/// headers (if none does, the matcher is not handed the request's headers to normalize).
+/// expressions compiled (`CompiledRouteTable`) and each rule match's decision (backends as upstreams
+/// with their own filters, the rule's lowered filters, route label). A request is matched by
+/// position (`RouteMatch`) and answered with the decision at that position: its headers are read in
+/// place and its query parsed only when a rule of the port looks at one.
 public struct GatewayRouteTableRouter: RequestRouter {
     public var tables: [UInt16: PortRouteTable] {
         didSet { compiled = tables.mapValues(CompiledTable.init) }
@@ -19,13 +20,10 @@ public struct GatewayRouteTableRouter: RequestRouter {
     /// One port's table with its per-rule decisions, indexed like `table.listeners[l].rules[p]`.
     private struct CompiledTable: Sendable {
         var matcher: CompiledRouteTable
-        var matchesHeaders: Bool
         var decisions: [[RoutingDecision]]
-        var table: PortRouteTable { matcher.table }
 
         init(_ table: PortRouteTable) {
             matcher = CompiledRouteTable(table)
-            matchesHeaders = table.listeners.contains { $0.rules.contains { !$0.matchSpec.headers.isEmpty } }
             decisions = table.listeners.map { $0.rules.map(GatewayRouteTableRouter.decision(for:)) }
         }
     }
@@ -42,27 +40,19 @@ public struct GatewayRouteTableRouter: RequestRouter {
 
     public func route(_ request: RoutingRequest) -> RoutingDecision {
         guard let port = compiled[request.proxyPort] else { return .respond(status: 404, route: .none) }
-        // The matcher splits and percent-decodes the query itself.
-        let target = request.query.map { request.path + "?" + $0 } ?? request.path
-        let headers = port.matchesHeaders ? request.headers.map { KubeModels.HTTPHeader(name: $0.name, value: $0.value) } : []
-        let match = RouteMatcher.match(port.matcher, request: RouteRequest(host: request.host, path: target, method: request.method, headers: headers))
-        guard let entry = match.entry else { return .respond(status: 404, route: .none) }
-        // The winner is one of the listener's rules; its decision was built with the table.
-        if let listener = match.listener,
-            let position = port.table.listeners[listener].rules.firstIndex(where: {
-                $0.rule == entry.rule && $0.match == entry.match && $0.route == entry.route
-            })
-        {
-            return port.decisions[listener][position]
-        }
-        return Self.decision(for: entry)
+        // The host is normalized already (RequestTarget), the path and query are apart, the
+        // headers are read in place: the matcher converts nothing and says where by position.
+        let found = RouteMatcher.match(
+            port.matcher, normalizedHost: request.host, path: request.path, query: request.query, method: request.method,
+            headers: ProxyRequestHeaders(headers: request.headers))
+        guard let listener = found.listener, let rule = found.rule else { return .respond(status: 404, route: .none) }
+        return port.decisions[listener][rule]
     }
 
     /// The decision for a request that matched `entry`: forward to its backends with its filters, or redirect.
     static func decision(for entry: RouteTableEntry) -> RoutingDecision {
         var forward = ForwardDecision(backends: entry.backends.map(Self.upstream), route: RouteLabel("\(entry.route)/rule\(entry.rule)"))
-        let prefix = entry.matchSpec.pathKind == .pathPrefix ? entry.matchSpec.path : nil
-        if let redirect = RuleFilters.apply(entry.filters, matchedPrefix: prefix, to: &forward) { return .redirect(redirect) }
+        if let redirect = RuleFilters.apply(entry.filters, to: &forward) { return .redirect(redirect) }
         return .forward(forward)
     }
 
@@ -94,6 +84,28 @@ public struct UnusableCertificate: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "listener \(listener) (\(hostname ?? "any host")): Secret \(secret): \(problem)" }
+}
+
+/// The proxy's parsed request headers as the route matcher reads them (in place, no copy).
+struct ProxyRequestHeaders: RouteRequestHeaders {
+    let headers: HTTPHeaders
+
+    func contains(name: String, where predicate: (String) -> Bool) -> Bool {
+        for (field, value) in headers where Self.equalIgnoringASCIICase(field, lowercased: name) {
+            if predicate(value) { return true }
+        }
+        return false
+    }
+
+    /// `field` equals the lowercase `name` when ASCII letters are folded (no allocation).
+    static func equalIgnoringASCIICase(_ field: String, lowercased name: String) -> Bool {
+        guard field.utf8.count == name.utf8.count else { return false }
+        for (a, b) in zip(field.utf8, name.utf8) {
+            let folded = a >= UInt8(ascii: "A") && a <= UInt8(ascii: "Z") ? a | 0x20 : a
+            if folded != b { return false }
+        }
+        return true
+    }
 }
 
 extension TLSListener {

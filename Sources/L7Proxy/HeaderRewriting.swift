@@ -1,3 +1,4 @@
+import GatewayCore
 import NIOHTTP1
 
 extension String {

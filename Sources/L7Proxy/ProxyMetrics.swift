@@ -1,3 +1,4 @@
+import GatewayCore
 import NIOConcurrencyHelpers
 
 /// Request counters and latency histograms per (route, status code), kept for a metrics endpoint.

@@ -1,3 +1,4 @@
+import GatewayCore
 import NIOHTTP1
 
 /// How the proxy normalizes request paths before it matches routes and forwards them
@@ -101,8 +102,8 @@ struct RequestTarget: Equatable {
         }
         let path = rawPath == "*" ? "*" : try PathNormalizer.normalize(rawPath, policy: paths)
         let query = try rawQuery.map { query throws(Problem) in try PathNormalizer.sanitizeQuery(query) }
-        return RequestTarget(
-            host: HostSyntax.routingHost(authority ?? ""), authority: authority.map(String.init), path: path, query: query)
+        let authorityText = authority.map(String.init)
+        return RequestTarget(host: Hostnames.normalize(host: authorityText ?? ""), authority: authorityText, path: path, query: query)
     }
 
     /// `http://` or `https://` (any case) removed, or nil.
@@ -119,8 +120,6 @@ struct RequestTarget: Equatable {
         return nil
     }
 
-    /// Lowercased host without port; IPv6 literals keep no brackets (the routing view of an authority).
-    static func hostWithoutPort(_ authority: String) -> String { HostSyntax.routingHost(Substring(authority)) }
 }
 
 /// RFC 3986 host syntax, as HTTP requires of Host and of an absolute-form authority (RFC 9110 §7.2):
@@ -174,25 +173,6 @@ enum HostSyntax {
 
     static func isHex(_ byte: UInt8) -> Bool {
         (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || (byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "f"))
-    }
-
-    /// The routing view of a valid authority: lowercased, without port and trailing dot; IPv6
-    /// literals without brackets.
-    static func routingHost(_ authority: Substring) -> String {
-        let bytes = authority.utf8
-        // Fast path: a plain lowercase name or IPv4 address without port (what clients send), as is.
-        if bytes.allSatisfy({ ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") }),
-            bytes.last != UInt8(ascii: ".")
-        {
-            return String(authority)
-        }
-        var text = authority
-        if text.first == "[", let close = text.firstIndex(of: "]") {
-            return text[text.index(after: text.startIndex)..<close].lowercased()
-        }
-        if let colon = text.lastIndex(of: ":") { text = text[..<colon] }
-        if text.last == "." { text = text.dropLast() }
-        return text.lowercased()
     }
 }
 

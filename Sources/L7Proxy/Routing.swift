@@ -1,3 +1,4 @@
+import GatewayCore
 import NIOHTTP1
 
 /// What the proxy knows about one request when it asks the route table where it goes.
@@ -33,17 +34,6 @@ public struct RoutingRequest: Sendable {
         self.headers = headers
         self.clientAddress = clientAddress
         self.isTLS = isTLS
-    }
-
-    /// The query's `name=value` pairs in order (values not percent-decoded, as Gateway API compares them).
-    public var queryParameters: [(name: String, value: String)] {
-        guard let query, !query.isEmpty else { return [] }
-        return query.split(separator: "&", omittingEmptySubsequences: true).map { pair in
-            if let eq = pair.firstIndex(of: "=") {
-                return (String(pair[..<eq]), String(pair[pair.index(after: eq)...]))
-            }
-            return (String(pair), "")
-        }
     }
 }
 
@@ -89,81 +79,13 @@ public struct WeightedUpstream: Sendable {
     }
 }
 
-/// Header edits of a RequestHeaderModifier or ResponseHeaderModifier filter, applied in the order set, add, remove.
-public struct HeaderModifier: Sendable, Equatable {
-    public var set: [HeaderField]
-    public var add: [HeaderField]
-    public var remove: [String]
-
-    public init(set: [HeaderField] = [], add: [HeaderField] = [], remove: [String] = []) {
-        self.set = set
-        self.add = add
-        self.remove = remove
-    }
-
-    public var isEmpty: Bool { self.set.isEmpty && self.add.isEmpty && self.remove.isEmpty }
-
+extension HeaderModifier {
     /// Applies the edits to `headers` (names compare case-insensitively).
     public func apply(to headers: inout HTTPHeaders) {
         for field in self.set { headers.replaceOrAdd(name: field.name, value: field.value) }
         for field in add { headers.add(name: field.name, value: field.value) }
         for name in remove { headers.remove(name: name) }
     }
-}
-
-/// A header name and value.
-public struct HeaderField: Sendable, Equatable {
-    public var name: String
-    public var value: String
-    public init(_ name: String, _ value: String) {
-        self.name = name
-        self.value = value
-    }
-}
-
-/// How a path is rewritten by URLRewrite or RequestRedirect.
-public enum PathModifier: Sendable, Equatable {
-    /// Replace the whole path.
-    case replaceFullPath(String)
-    /// Replace the prefix the rule matched (a PathPrefix match) by `replacement`, keeping the rest.
-    case replacePrefixMatch(matchedPrefix: String, replacement: String)
-
-    /// The new path for `path`, as the Gateway API specifies (segment-wise prefix replacement).
-    public func apply(to path: String) -> String {
-        switch self {
-        case .replaceFullPath(let full):
-            return full
-        case .replacePrefixMatch(let prefix, let replacement):
-            // Compare without trailing slashes: "/" becomes "", so the rest keeps its leading "/".
-            let matched = prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix
-            guard path.hasPrefix(matched) else { return path }
-            let rest = path.dropFirst(matched.count)
-            let base = replacement.hasSuffix("/") ? String(replacement.dropLast()) : replacement
-            let result = base + rest
-            if result.isEmpty { return "/" }
-            return result.hasPrefix("/") ? result : "/" + result
-        }
-    }
-}
-
-/// The URLRewrite filter: a new Host and/or path for the upstream request.
-public struct URLRewrite: Sendable, Equatable {
-    public var hostname: String?
-    public var path: PathModifier?
-
-    public init(hostname: String? = nil, path: PathModifier? = nil) {
-        self.hostname = hostname
-        self.path = path
-    }
-}
-
-/// Names the route rule a request matched, for metrics and logs (e.g. `default/web/rule0`).
-public struct RouteLabel: Hashable, Sendable, CustomStringConvertible {
-    public var name: String
-    public init(_ name: String) { self.name = name }
-    /// Requests that matched no route.
-    public static let none = RouteLabel("none")
-    public var description: String { name }
 }
 
 /// Forward the request to one of the weighted backends.
@@ -187,51 +109,6 @@ public struct ForwardDecision: Sendable {
         self.rewrite = rewrite
         self.requestTimeoutSeconds = requestTimeoutSeconds
         self.route = route
-    }
-}
-
-/// The RequestRedirect filter: answer with a redirect built from the request.
-public struct RedirectDecision: Sendable, Equatable {
-    public var scheme: String?
-    public var hostname: String?
-    public var port: Int?
-    public var path: PathModifier?
-    /// 301 or 302 (the Gateway API default).
-    public var statusCode: Int
-    public var route: RouteLabel
-
-    public init(
-        scheme: String? = nil, hostname: String? = nil, port: Int? = nil, path: PathModifier? = nil,
-        statusCode: Int = 302, route: RouteLabel = .none
-    ) {
-        self.scheme = scheme
-        self.hostname = hostname
-        self.port = port
-        self.path = path
-        self.statusCode = statusCode
-        self.route = route
-    }
-
-    /// The Location header for a request, following the Gateway API rules: the scheme and host default
-    /// to the request's; the port is the explicit one, else the scheme's well-known port when the scheme
-    /// is set, else the listener port; well-known ports (80 for http, 443 for https) are omitted.
-    public func location(requestScheme: String, requestHost: String, listenerPort: Int, path: String, query: String?) -> String {
-        let scheme = self.scheme ?? requestScheme
-        let host = hostname ?? requestHost
-        let port: Int
-        if let explicit = self.port {
-            port = explicit
-        } else if self.scheme != nil {
-            port = scheme == "https" ? 443 : 80
-        } else {
-            port = listenerPort
-        }
-        let wellKnown = (scheme == "http" && port == 80) || (scheme == "https" && port == 443)
-        let authorityHost = host.contains(":") ? "[\(host)]" : host
-        let authority = wellKnown ? authorityHost : "\(authorityHost):\(port)"
-        let newPath = self.path.map { $0.apply(to: path) } ?? path
-        let suffix = query.map { "?\($0)" } ?? ""
-        return "\(scheme)://\(authority)\(newPath)\(suffix)"
     }
 }
 

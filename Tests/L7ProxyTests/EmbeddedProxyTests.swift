@@ -1,3 +1,4 @@
+import GatewayCore
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1

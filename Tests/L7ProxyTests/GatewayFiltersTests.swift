@@ -5,14 +5,18 @@ import NIOHTTP1
 import Testing
 @testable import L7Proxy
 
+/// A filter as the builder lowers it (the proxy only ever sees lowered filters).
+private func lowered(_ filter: HTTPRouteFilter, at place: RouteFilter.Place = .rule, prefix: String? = "/") throws -> RouteFilter {
+    try RouteFilter.lower(filter, at: place, matchedPrefix: prefix).get()
+}
+
 @Suite struct GatewayFiltersTests {
-    @Test func headerModifiersAccumulateInOrder() {
+    @Test func headerModifiersAccumulateInOrder() throws {
         var forward = ForwardDecision(backends: [], route: RouteLabel("ns/r/rule0"))
         let redirect = RuleFilters.apply([
-            HTTPRouteFilter(type: "RequestHeaderModifier", requestHeaderModifier: HTTPHeaderFilter(set: [HTTPHeader(name: "x-a", value: "1")], remove: ["x-b"])),
-            HTTPRouteFilter(type: "ResponseHeaderModifier", responseHeaderModifier: HTTPHeaderFilter(add: [HTTPHeader(name: "x-r", value: "2")])),
-            HTTPRouteFilter(type: "RequestMirror"),
-        ], matchedPrefix: "/", to: &forward)
+            try lowered(HTTPRouteFilter(type: "RequestHeaderModifier", requestHeaderModifier: HTTPHeaderFilter(set: [HTTPHeader(name: "x-a", value: "1")], remove: ["x-b"]))),
+            try lowered(HTTPRouteFilter(type: "ResponseHeaderModifier", responseHeaderModifier: HTTPHeaderFilter(add: [HTTPHeader(name: "x-r", value: "2")]))),
+        ], to: &forward)
         #expect(redirect == nil)
         var headers: HTTPHeaders = ["x-b": "gone", "x-a": "old"]
         forward.requestHeaders.apply(to: &headers)
@@ -24,38 +28,33 @@ import Testing
     @Test func urlRewriteUsesTheMatchedPrefix() throws {
         var forward = ForwardDecision(backends: [])
         _ = RuleFilters.apply([
-            HTTPRouteFilter(type: "URLRewrite", urlRewrite: HTTPURLRewriteFilter(
-                hostname: "internal.example", path: HTTPPathModifier(type: "ReplacePrefixMatch", replacePrefixMatch: "/v2"))),
-        ], matchedPrefix: "/api", to: &forward)
+            try lowered(HTTPRouteFilter(type: "URLRewrite", urlRewrite: HTTPURLRewriteFilter(
+                hostname: "internal.example", path: HTTPPathModifier(type: "ReplacePrefixMatch", replacePrefixMatch: "/v2"))), prefix: "/api"),
+        ], to: &forward)
         #expect(forward.rewrite == URLRewrite(hostname: "internal.example", path: .replacePrefixMatch(matchedPrefix: "/api", replacement: "/v2")))
         #expect(forward.rewrite?.path?.apply(to: "/api/users") == "/v2/users")
-        // ReplacePrefixMatch without a prefix match cannot apply.
-        #expect(PathModifier(HTTPPathModifier(type: "ReplacePrefixMatch", replacePrefixMatch: "/x"), matchedPrefix: nil) == nil)
-        #expect(PathModifier(HTTPPathModifier(type: "ReplaceFullPath", replaceFullPath: "/full"), matchedPrefix: nil) == .replaceFullPath("/full"))
-        #expect(PathModifier(HTTPPathModifier(type: "Bogus"), matchedPrefix: "/") == nil)
     }
 
-    @Test func requestRedirectWinsWithDefaults() {
+    @Test func requestRedirectWinsWithDefaults() throws {
         var forward = ForwardDecision(backends: [], route: RouteLabel("ns/r/rule1"))
         let redirect = RuleFilters.apply([
-            HTTPRouteFilter(type: "RequestRedirect", requestRedirect: HTTPRequestRedirectFilter(scheme: "https")),
-        ], matchedPrefix: "/", to: &forward)
+            try lowered(HTTPRouteFilter(type: "RequestRedirect", requestRedirect: HTTPRequestRedirectFilter(scheme: "https"))),
+        ], to: &forward)
         #expect(redirect == RedirectDecision(scheme: "https", statusCode: 302, route: RouteLabel("ns/r/rule1")))
         #expect(redirect?.location(requestScheme: "http", requestHost: "a.example.com", listenerPort: 80, path: "/p", query: nil) == "https://a.example.com/p")
     }
 
     /// A backendRef's header modifiers go with that backend only, after the rule's.
-    @Test func backendFiltersTravelWithTheirBackend() {
+    @Test func backendFiltersTravelWithTheirBackend() throws {
         let table = PortRouteTable(gateway: NamespacedName(namespace: "ns", name: "gw"), port: 80, listeners: [
             ListenerRouteTable(name: "http", hostname: nil, protocol: .http, rules: [
                 RouteTableEntry(
                     route: NamespacedName(namespace: "ns", name: "r"), rule: 0, match: 0, hostnames: [], matchSpec: RouteMatchSpec(),
-                    filters: [HTTPRouteFilter(type: "RequestHeaderModifier", requestHeaderModifier: HTTPHeaderFilter(set: [HTTPHeader(name: "x-rule", value: "r")]))],
+                    filters: [try lowered(HTTPRouteFilter(type: "RequestHeaderModifier", requestHeaderModifier: HTTPHeaderFilter(set: [HTTPHeader(name: "x-rule", value: "r")])))],
                     backends: [
                         Self.backend("one", "10.0.0.1", filters: [
-                            HTTPRouteFilter(type: "RequestHeaderModifier", requestHeaderModifier: HTTPHeaderFilter(set: [HTTPHeader(name: "x-backend", value: "one")], remove: ["x-rule"])),
-                            HTTPRouteFilter(type: "ResponseHeaderModifier", responseHeaderModifier: HTTPHeaderFilter(add: [HTTPHeader(name: "x-served-by", value: "one")])),
-                            HTTPRouteFilter(type: "RequestMirror"),
+                            try lowered(HTTPRouteFilter(type: "RequestHeaderModifier", requestHeaderModifier: HTTPHeaderFilter(set: [HTTPHeader(name: "x-backend", value: "one")], remove: ["x-rule"])), at: .backendRef),
+                            try lowered(HTTPRouteFilter(type: "ResponseHeaderModifier", responseHeaderModifier: HTTPHeaderFilter(add: [HTTPHeader(name: "x-served-by", value: "one")])), at: .backendRef),
                         ]),
                         Self.backend("two", "10.0.0.2", filters: []),
                     ]),
@@ -77,7 +76,7 @@ import Testing
         #expect(BackendChoice.pick(from: [], random: { _ in 0 }).backend == nil)
     }
 
-    static func backend(_ name: String, _ address: String, filters: [HTTPRouteFilter]) -> GatewayCore.WeightedBackend {
+    static func backend(_ name: String, _ address: String, filters: [RouteFilter]) -> GatewayCore.WeightedBackend {
         GatewayCore.WeightedBackend(weight: 1, reference: NamespacedName(namespace: "ns", name: name), port: 80,
                                      endpoints: [GatewayCore.BackendEndpoint(address: address, port: 8080)], filters: filters)
     }

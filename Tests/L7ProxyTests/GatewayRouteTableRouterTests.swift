@@ -11,7 +11,7 @@ import Testing
     static let ns = "default"
 
     static func entry(_ route: String, rule: Int = 0, hostnames: [String], spec: RouteMatchSpec = RouteMatchSpec(),
-                      filters: [HTTPRouteFilter] = [], backends: [GatewayCore.WeightedBackend]) -> RouteTableEntry {
+                      filters: [RouteFilter] = [], backends: [GatewayCore.WeightedBackend]) -> RouteTableEntry {
         RouteTableEntry(route: NamespacedName(namespace: ns, name: route), rule: rule, match: 0, hostnames: hostnames,
                         matchSpec: spec, filters: filters, backends: backends)
     }
@@ -25,10 +25,10 @@ import Testing
         ListenerRouteTable(name: "http", hostname: nil, protocol: .http, rules: [
             entry("a", hostnames: ["a.example.com"], backends: [backend("svc-a", "10.0.0.1")]),
             entry("b", hostnames: ["b.example.com"], spec: RouteMatchSpec(pathKind: .pathPrefix, path: "/api"),
-                  filters: [HTTPRouteFilter(type: "URLRewrite", urlRewrite: HTTPURLRewriteFilter(path: HTTPPathModifier(type: "ReplacePrefixMatch", replacePrefixMatch: "/v2")))],
+                  filters: [.urlRewrite(URLRewrite(path: .replacePrefixMatch(matchedPrefix: "/api", replacement: "/v2")))],
                   backends: [backend("svc-b", "10.0.0.2")]),
             entry("r", hostnames: ["old.example.com"],
-                  filters: [HTTPRouteFilter(type: "RequestRedirect", requestRedirect: HTTPRequestRedirectFilter(hostname: "new.example.com", statusCode: 301))],
+                  filters: [.requestRedirect(RedirectDecision(hostname: "new.example.com", statusCode: 301))],
                   backends: []),
             entry("broken", hostnames: ["broken.example.com"], backends: [
                 GatewayCore.WeightedBackend(weight: 1, reference: NamespacedName(namespace: ns, name: "missing"), port: 80,
@@ -52,6 +52,29 @@ import Testing
         #expect(BackendChoice.choose(from: a.backends) == .endpoint(UpstreamEndpoint(host: "10.0.0.1", port: 8080)))
         guard case .forward(let b) = decide("b.example.com", "/api/users") else { Issue.record("expected forward"); return }
         #expect(b.rewrite?.path?.apply(to: "/api/users") == "/v2/users")
+    }
+
+    /// The Gateway API weights, through the picker the proxy forwards with (BackendChoice): 3:0:1,
+    /// a weight of 0 never chosen.
+    @Test func weightsSplitTrafficAndZeroMeansNone() {
+        let weighted = PortRouteTable(gateway: NamespacedName(namespace: Self.ns, name: "gw"), port: 80, listeners: [
+            ListenerRouteTable(name: "http", hostname: nil, protocol: .http, rules: [
+                Self.entry("w", hostnames: [], backends: [
+                    Self.backend("v1", "10.1.1.1", weight: 3), Self.backend("v2", "10.1.2.1", weight: 0), Self.backend("v3", "10.1.3.1", weight: 1),
+                ]),
+            ]),
+        ])
+        let router = GatewayRouteTableRouter(tables: [1: weighted])
+        guard case .forward(let forward) = router.route(RoutingRequest(proxyPort: 1, host: "x", path: "/", method: "GET")) else {
+            Issue.record("expected forward")
+            return
+        }
+        var totals: [UInt64] = []
+        let picks = (0..<4).map { roll in
+            BackendChoice.pick(from: forward.backends) { total in totals.append(total); return UInt64(roll) }.backend
+        }
+        #expect(totals.allSatisfy { $0 == 4 }, "the draw is over the total weight")
+        #expect(picks == [0, 0, 0, 2])
     }
 
     @Test func unknownHostPathOrPortIs404() {

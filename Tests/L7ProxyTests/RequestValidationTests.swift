@@ -1,3 +1,4 @@
+import GatewayCore
 import NIOHTTP1
 import Testing
 @testable import L7Proxy

@@ -1,3 +1,4 @@
+import GatewayCore
 import NIOHTTP1
 import Testing
 @testable import L7Proxy
@@ -107,10 +108,6 @@ import Testing
         #expect((try? RequestTarget.parse(HTTPRequestHead(version: .http1_0, method: .GET, uri: "/", headers: [:]))) != nil)
     }
 
-    @Test func queryParametersSplitInOrder() {
-        let request = RoutingRequest(proxyPort: 1, host: "h", path: "/", query: "a=1&b=&c&a=2", method: "GET")
-        #expect(request.queryParameters.map { "\($0.name)=\($0.value)" } == ["a=1", "b=", "c=", "a=2"])
-    }
 
     @Test func upstreamHeadAddsForwardingHeadersAndDropsHopByHop() throws {
         let head = HTTPRequestHead(

@@ -1,3 +1,4 @@
+import GatewayCore
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1

@@ -1,0 +1,223 @@
+import KubeModels
+
+// The HTTPRoute filters Portway applies, lowered once from the Gateway API objects when the route
+// tables are built (`RouteFilter.lower`, the one place that names the supported types): status,
+// `routes`, `explain` and the proxy all read the lowered form, so a filter accepted in status is a
+// filter the proxy applies.
+
+/// Names the route rule a request matched, for metrics and logs (e.g. `default/web/rule0`).
+public struct RouteLabel: Hashable, Codable, Sendable, CustomStringConvertible {
+    public var name: String
+    public init(_ name: String) { self.name = name }
+    /// Requests that matched no route.
+    public static let none = RouteLabel("none")
+    public var description: String { name }
+}
+
+/// A header name and value.
+public struct HeaderField: Hashable, Codable, Sendable {
+    public var name: String
+    public var value: String
+    public init(_ name: String, _ value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// Header edits of a RequestHeaderModifier or ResponseHeaderModifier filter, applied in the order
+/// set, add, remove (names compare case-insensitively).
+public struct HeaderModifier: Hashable, Codable, Sendable {
+    public var set: [HeaderField]
+    public var add: [HeaderField]
+    public var remove: [String]
+
+    public init(set: [HeaderField] = [], add: [HeaderField] = [], remove: [String] = []) {
+        self.set = set
+        self.add = add
+        self.remove = remove
+    }
+
+    /// A RequestHeaderModifier or ResponseHeaderModifier filter's edits.
+    public init(_ filter: HTTPHeaderFilter) {
+        self.init(
+            set: (filter.set ?? []).map { HeaderField($0.name, $0.value) },
+            add: (filter.add ?? []).map { HeaderField($0.name, $0.value) },
+            remove: filter.remove ?? [])
+    }
+
+    public var isEmpty: Bool { self.set.isEmpty && self.add.isEmpty && self.remove.isEmpty }
+
+    /// Both modifiers in order (the later one's edits applied after the earlier one's).
+    public func followed(by next: HeaderModifier) -> HeaderModifier {
+        HeaderModifier(set: set + next.set, add: add + next.add, remove: remove + next.remove)
+    }
+}
+
+/// How a path is rewritten by URLRewrite or RequestRedirect.
+public enum PathModifier: Hashable, Codable, Sendable {
+    /// Replace the whole path.
+    case replaceFullPath(String)
+    /// Replace the prefix the rule matched (a PathPrefix match) by `replacement`, keeping the rest.
+    case replacePrefixMatch(matchedPrefix: String, replacement: String)
+
+    /// The new path for `path`, as the Gateway API specifies (segment-wise prefix replacement).
+    public func apply(to path: String) -> String {
+        switch self {
+        case .replaceFullPath(let full):
+            return full
+        case .replacePrefixMatch(let prefix, let replacement):
+            // Compare without trailing slashes: "/" becomes "", so the rest keeps its leading "/".
+            let matched = prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix
+            guard path.hasPrefix(matched) else { return path }
+            let rest = path.dropFirst(matched.count)
+            let base = replacement.hasSuffix("/") ? String(replacement.dropLast()) : replacement
+            let result = base + rest
+            if result.isEmpty { return "/" }
+            return result.hasPrefix("/") ? result : "/" + result
+        }
+    }
+
+    /// The Gateway API `type` of the modifier.
+    public var typeName: String {
+        switch self {
+        case .replaceFullPath: "ReplaceFullPath"
+        case .replacePrefixMatch: "ReplacePrefixMatch"
+        }
+    }
+}
+
+/// The URLRewrite filter: a new Host and/or path for the upstream request.
+public struct URLRewrite: Hashable, Codable, Sendable {
+    public var hostname: String?
+    public var path: PathModifier?
+
+    public init(hostname: String? = nil, path: PathModifier? = nil) {
+        self.hostname = hostname
+        self.path = path
+    }
+}
+
+/// The RequestRedirect filter: answer with a redirect built from the request.
+public struct RedirectDecision: Hashable, Codable, Sendable {
+    public var scheme: String?
+    public var hostname: String?
+    public var port: Int?
+    public var path: PathModifier?
+    /// 301 or 302 (the Gateway API default).
+    public var statusCode: Int
+    public var route: RouteLabel
+
+    public init(
+        scheme: String? = nil, hostname: String? = nil, port: Int? = nil, path: PathModifier? = nil,
+        statusCode: Int = 302, route: RouteLabel = .none
+    ) {
+        self.scheme = scheme
+        self.hostname = hostname
+        self.port = port
+        self.path = path
+        self.statusCode = statusCode
+        self.route = route
+    }
+
+    /// The Location header for a request, following the Gateway API rules: the scheme and host default
+    /// to the request's; the port is the explicit one, else the scheme's well-known port when the scheme
+    /// is set, else the listener port; well-known ports (80 for http, 443 for https) are omitted.
+    public func location(requestScheme: String, requestHost: String, listenerPort: Int, path: String, query: String?) -> String {
+        let scheme = self.scheme ?? requestScheme
+        let host = hostname ?? requestHost
+        let port: Int
+        if let explicit = self.port {
+            port = explicit
+        } else if self.scheme != nil {
+            port = scheme == "https" ? 443 : 80
+        } else {
+            port = listenerPort
+        }
+        let wellKnown = (scheme == "http" && port == 80) || (scheme == "https" && port == 443)
+        let authorityHost = host.contains(":") ? "[\(host)]" : host
+        let authority = wellKnown ? authorityHost : "\(authorityHost):\(port)"
+        let newPath = self.path.map { $0.apply(to: path) } ?? path
+        let suffix = query.map { "?\($0)" } ?? ""
+        return "\(scheme)://\(authority)\(newPath)\(suffix)"
+    }
+}
+
+/// One filter of a rule (or of a backendRef), as Portway applies it.
+public enum RouteFilter: Hashable, Codable, Sendable {
+    case requestHeaderModifier(HeaderModifier)
+    case responseHeaderModifier(HeaderModifier)
+    /// Answered by the proxy (the route label is set when the rule's decision is made).
+    case requestRedirect(RedirectDecision)
+    case urlRewrite(URLRewrite)
+
+    /// Where a filter stands: a backendRef takes only the header modifiers.
+    public enum Place: Sendable {
+        case rule
+        case backendRef
+    }
+
+    /// Why a filter cannot be applied: its route is `Accepted=False/UnsupportedValue` with the message.
+    public struct Unsupported: Error, Hashable, Sendable {
+        public var message: String
+    }
+
+    /// The Gateway API `type` of the filter.
+    public var typeName: String {
+        switch self {
+        case .requestHeaderModifier: "RequestHeaderModifier"
+        case .responseHeaderModifier: "ResponseHeaderModifier"
+        case .requestRedirect: "RequestRedirect"
+        case .urlRewrite: "URLRewrite"
+        }
+    }
+
+    /// Lowers one Gateway API filter for a match whose PathPrefix is `matchedPrefix` (nil: the match
+    /// is not a PathPrefix match). The only place that decides what Portway supports: a type not
+    /// handled here, a filter without its settings, or a ReplacePrefixMatch on a match without a
+    /// path prefix is refused (never skipped: what status accepts, the proxy applies).
+    public static func lower(_ filter: HTTPRouteFilter, at place: Place, matchedPrefix: String?) -> Result<RouteFilter, Unsupported> {
+        func missing() -> Result<RouteFilter, Unsupported> {
+            .failure(Unsupported(message: "filter type \(filter.type) has no \(filter.type.prefix(1).lowercased() + filter.type.dropFirst()) settings"))
+        }
+        switch (filter.type, place) {
+        case ("RequestHeaderModifier", _):
+            guard let modifier = filter.requestHeaderModifier else { return missing() }
+            return .success(.requestHeaderModifier(HeaderModifier(modifier)))
+        case ("ResponseHeaderModifier", _):
+            guard let modifier = filter.responseHeaderModifier else { return missing() }
+            return .success(.responseHeaderModifier(HeaderModifier(modifier)))
+        case ("URLRewrite", .rule):
+            guard let rewrite = filter.urlRewrite else { return missing() }
+            return path(rewrite.path, matchedPrefix: matchedPrefix).map { .urlRewrite(URLRewrite(hostname: rewrite.hostname, path: $0)) }
+        case ("RequestRedirect", .rule):
+            guard let redirect = filter.requestRedirect else { return missing() }
+            return path(redirect.path, matchedPrefix: matchedPrefix).map {
+                .requestRedirect(RedirectDecision(
+                    scheme: redirect.scheme, hostname: redirect.hostname, port: redirect.port, path: $0, statusCode: redirect.statusCode ?? 302))
+            }
+        case (_, .rule):
+            return .failure(Unsupported(message: "filter type \(filter.type) is not supported"))
+        case (_, .backendRef):
+            return .failure(Unsupported(message: "filter type \(filter.type) is not supported on a backendRef"))
+        }
+    }
+
+    private static func path(_ modifier: HTTPPathModifier?, matchedPrefix: String?) -> Result<PathModifier?, Unsupported> {
+        guard let modifier else { return .success(nil) }
+        switch modifier.type {
+        case "ReplaceFullPath":
+            guard let full = modifier.replaceFullPath else { return .failure(Unsupported(message: "ReplaceFullPath without replaceFullPath")) }
+            return .success(.replaceFullPath(full))
+        case "ReplacePrefixMatch":
+            guard let replacement = modifier.replacePrefixMatch else {
+                return .failure(Unsupported(message: "ReplacePrefixMatch without replacePrefixMatch"))
+            }
+            guard let matchedPrefix else {
+                return .failure(Unsupported(message: "ReplacePrefixMatch needs a PathPrefix match"))
+            }
+            return .success(.replacePrefixMatch(matchedPrefix: matchedPrefix, replacement: replacement))
+        default:
+            return .failure(Unsupported(message: "path modifier type \(modifier.type) is not supported"))
+        }
+    }
+}
