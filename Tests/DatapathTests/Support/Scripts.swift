@@ -3,7 +3,8 @@
 enum Scripts {
     /// `backend.py NAME PORT`: TCP and UDP echo on 0.0.0.0:PORT. Every request line / datagram is
     /// answered with `NAME PEER_IP:PEER_PORT LOCAL_IP:LOCAL_PORT` (what the backend saw), so tests
-    /// can check DNAT (LOCAL is the backend's own address) and SNAT (PEER is the node).
+    /// can check DNAT (LOCAL is the backend's own address) and SNAT (PEER is the node). After the
+    /// line `close` the backend closes the connection first.
     static let backend = #"""
         import socket, struct, sys, threading
         name, port = sys.argv[1], int(sys.argv[2])
@@ -15,8 +16,11 @@ enum Scripts {
         def serve_conn(c):
             with c:
                 peer, local = c.getpeername(), c.getsockname()
-                for _ in c.makefile("rb"):
+                for line in c.makefile("rb"):
                     c.sendall(answer(peer, local))
+                    if line == b"close\n":  # the server closes first (it keeps the TIME_WAIT socket)
+                        c.shutdown(socket.SHUT_RDWR)
+                        break
 
         def tcp(s):
             while True:
@@ -50,7 +54,7 @@ enum Scripts {
     /// address the answer came from.
     /// `client.py probe tcp|udp HOST PORT`: one attempt; prints `ok NAME`, `refused` or `timeout`.
     /// `client.py reuse HOST PORT SPORT N`: N TCP connections one after the other, all from source
-    /// port SPORT; each sends a line, reads the answer and waits for the server to close first (so
+    /// port SPORT; each sends `close`, reads the answer and waits for the server to close first (so
     /// the server side keeps the TIME_WAIT socket the next connection's SYN meets), then closes once
     /// its own FIN is acknowledged (the port is free again). Prints the `burst` JSON.
     static let client = #"""
@@ -127,7 +131,7 @@ enum Scripts {
                 try:
                     s.bind(("0.0.0.0", sport))
                     s.connect((host, port))
-                    s.sendall(b"hello\n")
+                    s.sendall(b"close\n")
                     r = s.makefile("rb")
                     line = r.readline().decode()
                     peer = "%s:%d" % s.getpeername()
