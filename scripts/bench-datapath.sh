@@ -20,7 +20,9 @@
 # Environment: PORTWAY (binary; default: swift build's), DURATION (per run, default 5s),
 # CONNECTIONS (default 16), SERVICES (iptables services, default 10000), ROUNDS (default 3: direct,
 # host routing on and off measured in turn each round, medians reported; the iptables row, whose
-# rules stay in the node's netfilter, runs once at the end). Needs root, wrk, nginx,
+# rules stay in the node's netfilter, runs once at the end), BPF_STATS=1 (sets
+# kernel.bpf_stats_enabled for the run, restored at exit, and prints each Portway program's average
+# run time and runs per request for every Portway run). Needs root, wrk, nginx,
 # iptables-restore (make deps installs them). Prints a Markdown table; ratios are to "direct".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +41,7 @@ DURATION=${DURATION:-5s}
 CONNECTIONS=${CONNECTIONS:-16}
 SERVICES=${SERVICES:-10000}
 ROUNDS=${ROUNDS:-3}
+BPF_STATS=${BPF_STATS:-0}
 [ -x "$PORTWAY" ] || { echo "bench-datapath: $PORTWAY not found; run make build" >&2; exit 1; }
 [ -f "$OBJECT" ] || { echo "bench-datapath: $OBJECT not found; run make bpf" >&2; exit 1; }
 
@@ -58,6 +61,7 @@ cleanup() {
         ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
         ip netns del "$ns" 2>/dev/null
     done
+    [ -n "${STATS_WAS:-}" ] && sysctl -qw kernel.bpf_stats_enabled="$STATS_WAS"
     rm -rf "$BPFFS" "$WORK"
 }
 trap cleanup EXIT
@@ -65,6 +69,10 @@ trap 'exit 130' INT TERM
 
 addns() { ip netns add "$1"; NAMESPACES+=("$1"); ip -n "$1" link set lo up; }
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+if [ "$BPF_STATS" = 1 ]; then
+    STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled)
+    sysctl -qw kernel.bpf_stats_enabled=1
+fi
 
 addns "$P-client"
 addns "$P-node"
@@ -145,11 +153,25 @@ run_row() {
     ip -n "$P-client" route replace $NODE_IP/32 dev eth0 src "$src"
     for mode in keepalive close; do
         before=$(syn_retrans)
+        [ "$BPF_STATS" = 1 ] && [ "$name" != direct ] && prog_stats >"$WORK/stats.before"
         read -r rps p99 < <(measure "$url" "$mode")
         RPS[$name/$mode]+="$rps "
         P99[$name/$mode]+="$p99 "
         SYNR[$name/$mode]+="$(( $(syn_retrans) - before )) "
+        if [ "$BPF_STATS" = 1 ] && [ "$name" != direct ]; then
+            prog_stats | join "$WORK/stats.before" - | awk -v row="$name" -v mode="$mode" -v req="$rps" -v d="${DURATION%s}" \
+                '{n = $5 - $3; t = $4 - $2; printf "bench-datapath: %s %s: %s %.0f ns per run, %.1f runs per request\n", row, mode, $1, n ? t / n : 0, req ? n / (req * d) : 0}' >&2
+        fi
     done
+}
+
+# "device_direction run_time_ns run_cnt" of each attached Portway tc program, sorted (BPF_STATS=1).
+prog_stats() {
+    nsenter --net="/var/run/netns/$P-node" "$PORTWAY" bpf status --device eth0 --pod-device v-be1 --bpffs "$BPFFS" |
+        awk '$3 == "prog" || $4 == "prog" {sub(/:$/, "", $2); print $1 "_" $2, ($3 == "prog" ? $4 : $5)}' |
+        while read -r where id; do
+            bpftool -j prog show id "$id" | python3 -c 'import json, sys; p = json.load(sys.stdin); print(sys.argv[1], p.get("run_time_ns", 0), p.get("run_cnt", 0))' "$where"
+        done | sort
 }
 
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {print NR ? v[int((NR + 1) / 2)] : 0}'; }
