@@ -4,11 +4,25 @@
 # (10,000 services installed), Portway with eBPF host routing on and off; each with keep-alive and
 # with a new connection per request.
 #
-#   client 192.0.2.10 ── eth0 │ node 192.0.2.1 (eth0; v-be1 ─ be1 10.11.1.2:8080 nginx)
+#   client 192.0.2.10-13 ── eth0 │ node 192.0.2.1 (eth0; v-be1 ─ be1 10.11.1.2:8080 nginx)
+#
+# Each path is measured from its own client address (direct .10, host routing on .11, off .12,
+# iptables .13). With one address, the backend's TIME_WAIT sockets left by one path meet the next
+# path's SYNs on the very same 4-tuple (no SNAT: the backend sees client:port either way) but with
+# another TCP timestamp offset (Linux draws it per source/destination address pair, and the client
+# dials the pod IP directly but the node IP through the NodePort), so the backend rejects them by
+# PAWS (TcpExtPAWSTimewait), the client resets and retransmits its SYN a second later: whichever
+# path ran right after "direct" lost a third to two thirds of its new connections/s (issue 20).
+# The "SYN retr." column counts the client's SYN retransmissions in the new-connection runs: a
+# stall of this kind shows there, not as errors.
 #
 # Namespaces pwbench<pid>-*, bpffs /sys/fs/bpf/pwbench<pid>: removed on exit, also on Ctrl-C.
 # Environment: PORTWAY (binary; default: swift build's), DURATION (per run, default 5s),
-# CONNECTIONS (default 16), SERVICES (iptables services, default 10000). Needs root, wrk, nginx,
+# CONNECTIONS (default 16), SERVICES (iptables services, default 10000), ROUNDS (default 3: direct,
+# host routing on and off measured in turn each round, medians reported; the iptables row, whose
+# rules stay in the node's netfilter, runs once at the end), BPF_STATS=1 (sets
+# kernel.bpf_stats_enabled for the run, restored at exit, and prints each Portway program's average
+# run time and runs per request for every Portway run). Needs root, wrk, nginx,
 # iptables-restore (make deps installs them). Prints a Markdown table; ratios are to "direct".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +40,8 @@ OBJECT=${PORTWAY_BPF_OBJECT:-bpf/out/portway_lb.o}
 DURATION=${DURATION:-5s}
 CONNECTIONS=${CONNECTIONS:-16}
 SERVICES=${SERVICES:-10000}
+ROUNDS=${ROUNDS:-3}
+BPF_STATS=${BPF_STATS:-0}
 [ -x "$PORTWAY" ] || { echo "bench-datapath: $PORTWAY not found; run make build" >&2; exit 1; }
 [ -f "$OBJECT" ] || { echo "bench-datapath: $OBJECT not found; run make bpf" >&2; exit 1; }
 
@@ -45,6 +61,7 @@ cleanup() {
         ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
         ip netns del "$ns" 2>/dev/null
     done
+    [ -n "${STATS_WAS:-}" ] && sysctl -qw kernel.bpf_stats_enabled="$STATS_WAS"
     rm -rf "$BPFFS" "$WORK"
 }
 trap cleanup EXIT
@@ -52,13 +69,18 @@ trap 'exit 130' INT TERM
 
 addns() { ip netns add "$1"; NAMESPACES+=("$1"); ip -n "$1" link set lo up; }
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+if [ "$BPF_STATS" = 1 ]; then
+    STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled)
+    sysctl -qw kernel.bpf_stats_enabled=1
+fi
 
 addns "$P-client"
 addns "$P-node"
 addns "$P-be1"
 ip link add eth0 netns "$P-client" type veth peer name eth0 netns "$P-node"
 ip -n "$P-client" addr add 192.0.2.10/24 dev eth0 && ip -n "$P-client" link set eth0 up
-ip -n "$P-client" route add 10.11.0.0/16 via $NODE_IP
+for a in 11 12 13; do ip -n "$P-client" addr add 192.0.2.$a/24 dev eth0; done
+ip -n "$P-client" route add 10.11.0.0/16 via $NODE_IP src 192.0.2.10
 ip -n "$P-node" addr add $NODE_IP/24 dev eth0 && ip -n "$P-node" link set eth0 up
 ip netns exec "$P-node" sysctl -qw net.ipv4.ip_forward=1
 ip link add v-be1 netns "$P-node" type veth peer name eth0 netns "$P-be1"
@@ -117,23 +139,47 @@ measure() {
          END {printf "%d %.2f\n", rps, p99}' <<<"$out"
 }
 
-declare -A RPS P99
+# The client's SYN retransmissions so far (a counter of its namespace).
+syn_retrans() {
+    ip netns exec "$P-client" awk '/^TcpExt:/ {if (!h) {split($0, k); h=1} else {split($0, v); for (i in k) if (k[i]=="TCPSynRetrans") print v[i]}}' /proc/net/netstat
+}
+
+# Results of each round by "row/mode"; medians are taken at the end.
+declare -A RPS P99 SYNR
 run_row() {
-    local name=$1 url=$2
+    local name=$1 url=$2 src=$3 before
+    # The client's own address for this row: NodePort rows reach the node through a host route
+    # with that source; the direct row's route to the pods says .10.
+    ip -n "$P-client" route replace $NODE_IP/32 dev eth0 src "$src"
     for mode in keepalive close; do
+        before=$(syn_retrans)
+        [ "$BPF_STATS" = 1 ] && [ "$name" != direct ] && prog_stats >"$WORK/stats.before"
         read -r rps p99 < <(measure "$url" "$mode")
-        RPS[$name/$mode]=$rps
-        P99[$name/$mode]=$p99
+        RPS[$name/$mode]+="$rps "
+        P99[$name/$mode]+="$p99 "
+        SYNR[$name/$mode]+="$(( $(syn_retrans) - before )) "
+        if [ "$BPF_STATS" = 1 ] && [ "$name" != direct ]; then
+            prog_stats | join "$WORK/stats.before" - | awk -v row="$name" -v mode="$mode" -v req="$rps" -v d="${DURATION%s}" \
+                '{n = $5 - $3; t = $4 - $2; printf "bench-datapath: %s %s: %s %.0f ns per run, %.1f runs per request\n", row, mode, $1, n ? t / n : 0, req ? n / (req * d) : 0}' >&2
+        fi
     done
 }
+
+# "device_direction run_time_ns run_cnt" of each attached Portway tc program, sorted (BPF_STATS=1).
+prog_stats() {
+    nsenter --net="/var/run/netns/$P-node" "$PORTWAY" bpf status --device eth0 --pod-device v-be1 --bpffs "$BPFFS" |
+        awk '$3 == "prog" || $4 == "prog" {sub(/:$/, "", $2); print $1 "_" $2, ($3 == "prog" ? $4 : $5)}' |
+        while read -r where id; do
+            bpftool -j prog show id "$id" | python3 -c 'import json, sys; p = json.load(sys.stdin); print(sys.argv[1], p.get("run_time_ns", 0), p.get("run_cnt", 0))' "$where"
+        done | sort
+}
+
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {print NR ? v[int((NR + 1) / 2)] : 0}'; }
 
 attach() {
     nsenter --net="/var/run/netns/$P-node" "$PORTWAY" bpf attach --device eth0 --pod-device v-be1 --bpffs "$BPFFS" \
         --bpf-object "$OBJECT" "$@" | tail -n 1 >&2
 }
-
-echo "bench-datapath: direct" >&2
-run_row direct "http://$BE_IP:8080/"
 
 echo "bench-datapath: portway (agent programs the maps, then exits; the datapath stays)" >&2
 mkdir -p "$BPFFS" "$WORK/yaml" && cp "$WORK/web.yaml" "$WORK/yaml/"
@@ -149,10 +195,15 @@ for _ in $(seq 100); do
 done
 kill "$AGENT_PID" && wait "$AGENT_PID" 2>/dev/null || true
 AGENT_PID=""
-attach
-run_row "portway, host routing on" "http://$NODE_IP:30080/"
-attach --no-host-routing
-run_row "portway, host routing off" "http://$NODE_IP:30080/"
+for round in $(seq "$ROUNDS"); do
+    echo "bench-datapath: round $round of $ROUNDS: direct, host routing on, off" >&2
+    nsenter --net="/var/run/netns/$P-node" "$PORTWAY" bpf detach --device eth0 --pod-device v-be1 --bpffs "$BPFFS" >/dev/null
+    run_row direct "http://$BE_IP:8080/" 192.0.2.10
+    attach
+    run_row "portway, host routing on" "http://$NODE_IP:30080/" 192.0.2.11
+    attach --no-host-routing
+    run_row "portway, host routing off" "http://$NODE_IP:30080/" 192.0.2.12
+done
 nsenter --net="/var/run/netns/$P-node" "$PORTWAY" bpf detach --device eth0 --pod-device v-be1 --bpffs "$BPFFS" >/dev/null
 
 echo "bench-datapath: iptables DNAT, $SERVICES services (kube-proxy style)" >&2
@@ -175,15 +226,41 @@ out.append("COMMIT")
 print("\n".join(out))
 EOF
 ip netns exec "$P-node" iptables-restore <"$WORK/rules"
-run_row "iptables DNAT, $SERVICES services" "http://$NODE_IP:30080/"
+run_row "iptables DNAT, $SERVICES services" "http://$NODE_IP:30080/" 192.0.2.13
 
 ROWS=("direct" "portway, host routing on" "portway, host routing off" "iptables DNAT, $SERVICES services")
-echo
-echo "| path (wrk -t1 -c$CONNECTIONS -d$DURATION) | keep-alive req/s | ratio | p99 ms | new conn. req/s | ratio | p99 ms |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+declare -A MED
 for row in "${ROWS[@]}"; do
-    ka=${RPS[$row/keepalive]} cl=${RPS[$row/close]}
-    ka_ratio=$(awk -v a="$ka" -v b="${RPS[direct/keepalive]}" 'BEGIN {printf "%.2f", b ? a / b : 0}')
-    cl_ratio=$(awk -v a="$cl" -v b="${RPS[direct/close]}" 'BEGIN {printf "%.2f", b ? a / b : 0}')
-    echo "| $row | $ka | $ka_ratio | ${P99[$row/keepalive]} | $cl | $cl_ratio | ${P99[$row/close]} |"
+    for mode in keepalive close; do
+        MED[$row/$mode]=$(median "${RPS[$row/$mode]}")
+        MED[$row/$mode/p99]=$(median "${P99[$row/$mode]}")
+        MED[$row/$mode/synr]=$(median "${SYNR[$row/$mode]}")
+    done
 done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b ? a / b : 0}'; }
+echo
+echo "| path (wrk -t1 -c$CONNECTIONS -d$DURATION, median of $ROUNDS rounds; iptables 1) | keep-alive req/s | ratio | p99 ms | new conn. req/s | ratio | p99 ms | SYN retr. |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+for row in "${ROWS[@]}"; do
+    ka=${MED[$row/keepalive]} cl=${MED[$row/close]}
+    echo "| $row | $ka | $(ratio "$ka" "${MED[direct/keepalive]}") | ${MED[$row/keepalive/p99]} | $cl | $(ratio "$cl" "${MED[direct/close]}") | ${MED[$row/close/p99]} | ${MED[$row/close/synr]} |"
+done
+echo
+echo "Each round's new conn. req/s (direct / on / off): $(for r in $(seq "$ROUNDS"); do
+    printf '%s/%s/%s ' "$(cut -d' ' -f"$r" <<<"${RPS[direct/close]}")" "$(cut -d' ' -f"$r" <<<"${RPS[portway, host routing on/close]}")" \
+        "$(cut -d' ' -f"$r" <<<"${RPS[portway, host routing off/close]}")"; done)"
+
+# Targets (issue 20), from the medians of this run.
+on=("${MED[portway, host routing on/keepalive]}" "${MED[portway, host routing on/close]}")
+off_cl=${MED[portway, host routing off/close]}
+target() { # name value target-expression
+    local met
+    met=$(awk "BEGIN {print ($2 $3) ? \"yes\" : \"no\"}")
+    echo "| $1 | $2 | $3 | $met |"
+}
+echo
+echo "| target (issue 20) | measured | target | met |"
+echo "| --- | ---: | --- | --- |"
+target "L4 new connections/s, host routing on / direct" "$(ratio "${on[1]}" "${MED[direct/close]}")" ">= 0.90"
+target "L4 new connections/s, host routing on / off" "$(ratio "${on[1]}" "$off_cl")" ">= 1.00"
+target "L4 keep-alive req/s, host routing on / direct" "$(ratio "${on[0]}" "${MED[direct/keepalive]}")" ">= 0.95"

@@ -81,13 +81,12 @@ ip link add eth0 netns "$P-client" type veth peer name eth0 netns "$P-node"
 ip -n "$P-client" addr add 192.0.2.10/24 dev eth0 && ip -n "$P-client" link set eth0 up
 ip -n "$P-node" addr add $NODE_IP/24 dev eth0 && ip -n "$P-node" link set eth0 up
 ip netns exec "$P-node" sysctl -qw net.ipv4.ip_forward=1
-# Many short connections from one client address (Connection: close runs).
-ip netns exec "$P-client" sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1
-ip netns exec "$P-node" sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1
-# Without TIME_WAIT sockets on the node (both proxies alike): a new connection whose 4-tuple still has
-# one (the client reuses its ports across runs) stalls ~1 s per SYN through the L7LB redirect (see
-# docs/BENCHMARKS.md), which would measure that stall instead of the proxy.
-ip netns exec "$P-node" sysctl -qw net.ipv4.tcp_max_tw_buckets=0
+# Otherwise default sysctls. Both proxies close first after `Connection: close`, so the node keeps a
+# TIME_WAIT socket per connection for 60 s, and the client, cycling through its ephemeral ports,
+# reuses ports whose 4-tuple still has one: the kernel recycles it for the new SYN (through the L7LB
+# redirect too, with pw_sk_lookup; before it such SYNs were dropped, see docs/BENCHMARKS.md). The
+# "SYN retr." column counts the client's SYN retransmissions in the new-connection runs: a stalled
+# connection shows there.
 
 # nginx -c FILE in namespace NS, in the foreground (its pid is ours to kill).
 start_nginx() {
@@ -271,19 +270,26 @@ cpu_ticks() {
     echo "$total"
 }
 
-# wrk in the client namespace against row $1; prints "requests/s p50_ms p99_ms errors cpu_us_per_request requests".
+# The client's SYN retransmissions so far (a counter of its namespace).
+syn_retrans() {
+    ip netns exec "$P-client" awk '/^TcpExt:/ {if (!h) {split($0, k); h=1} else {split($0, v); for (i in k) if (k[i]=="TCPSynRetrans") print v[i]}}' /proc/net/netstat
+}
+
+# wrk in the client namespace against row $1; prints "requests/s p50_ms p99_ms errors cpu_us_per_request requests syn_retransmissions".
 measure() {
-    local row=$1 mode=$2 out before after
+    local row=$1 mode=$2 out before after synr
     local header=()
     [ "$mode" = close ] && header=(-H "Connection: close")
     before=$(cpu_ticks "$row")
+    synr=$(syn_retrans)
     out=$(ip netns exec "$P-client" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/hosts.lua" "${header[@]}" "${URL[$row]}" 2>&1)
     after=$(cpu_ticks "$row")
-    awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" \
+    synr=$(( $(syn_retrans) - synr ))
+    awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" -v synr="$synr" \
         'function ms(v) { if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 } if (v ~ /ms$/) { sub(/ms$/, "", v); return v } if (v ~ /s$/) { sub(/s$/, "", v); return v * 1000 } return v }
          /requests in/ {n=$1} /Requests\/sec/ {rps=$2} $1=="50%" {p50=ms($2)} $1=="99%" {p99=ms($2)}
          /Non-2xx/ {err+=$NF} /Socket errors/ {gsub(/,/, ""); err+=$4+$6+$8+$10}
-         END {printf "%d %.3f %.3f %d %.1f %d\n", rps, p50, p99, err, n ? ticks * 1e6 / hz / n : 0, n}' <<<"$out"
+         END {printf "%d %.3f %.3f %d %.1f %d %d\n", rps, p50, p99, err, n ? ticks * 1e6 / hz / n : 0, n, synr}' <<<"$out"
 }
 
 declare -A RUNS
@@ -292,9 +298,9 @@ declare -A URL=([portway]="http://$NODE_IP:$GATEWAY_PORT/" [nginx]="http://$NODE
 for round in $(seq "$ROUNDS"); do
     for mode in keepalive close; do
         for row in "${ROWS[@]}"; do  # side by side: each round measures both, one right after the other
-            read -r rps p50 p99 err cpu _ < <(measure "$row" "$mode")
-            echo "bench-l7: round $round $row $mode: $rps req/s p50 $p50 ms p99 $p99 ms, $cpu µs CPU/request, errors $err" >&2
-            RUNS[$row/$mode]+="$rps $p50 $p99 $err $cpu
+            read -r rps p50 p99 err cpu _ synr < <(measure "$row" "$mode")
+            echo "bench-l7: round $round $row $mode: $rps req/s p50 $p50 ms p99 $p99 ms, $cpu µs CPU/request, errors $err, SYN retransmissions $synr" >&2
+            RUNS[$row/$mode]+="$rps $p50 $p99 $err $cpu $synr
 "
         done
     done
@@ -303,7 +309,8 @@ done
 # Median of column $1 over the rounds; errors are summed.
 median() { awk -v c="$1" 'NF {print $c}' | sort -g | awk '{v[++n]=$1} END {print (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2}'; }
 errors() { awk '{s+=$4} END {print s + 0}'; }
-declare -A RPS P50 P99 ERR CPU
+synretrans() { awk '{s+=$6} END {print s + 0}'; }
+declare -A RPS P50 P99 ERR CPU SYNR
 for row in "${ROWS[@]}"; do
     for mode in keepalive close; do
         RPS[$row/$mode]=$(median 1 <<<"${RUNS[$row/$mode]}")
@@ -311,15 +318,16 @@ for row in "${ROWS[@]}"; do
         P99[$row/$mode]=$(median 3 <<<"${RUNS[$row/$mode]}")
         ERR[$row/$mode]=$(errors <<<"${RUNS[$row/$mode]}")
         CPU[$row/$mode]=$(median 5 <<<"${RUNS[$row/$mode]}")
+        SYNR[$row/$mode]=$(synretrans <<<"${RUNS[$row/$mode]}")
     done
 done
 
 echo
-echo "| L7, Host a/b alternating (wrk -t1 -c$CONNECTIONS -d$DURATION, median of $ROUNDS; $THREADS thread(s) each) | keep-alive req/s | p50 ms | p99 ms | CPU µs/req | new conn. req/s | p50 ms | p99 ms | CPU µs/req | errors |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| L7, Host a/b alternating (wrk -t1 -c$CONNECTIONS -d$DURATION, median of $ROUNDS; $THREADS thread(s) each) | keep-alive req/s | p50 ms | p99 ms | CPU µs/req | new conn. req/s | p50 ms | p99 ms | CPU µs/req | errors | SYN retr. (new conn., all rounds) |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for row in "${ROWS[@]}"; do
     label=$([ "$row" = portway ] && echo "portway Gateway NodePort ($NODE_IP:$GATEWAY_PORT)" || echo "nginx $(nginx -v 2>&1 | sed 's/.*\///') in the node ($NODE_IP:$NGINX_PORT)")
-    echo "| $label | ${RPS[$row/keepalive]} | ${P50[$row/keepalive]} | ${P99[$row/keepalive]} | ${CPU[$row/keepalive]} | ${RPS[$row/close]} | ${P50[$row/close]} | ${P99[$row/close]} | ${CPU[$row/close]} | $((ERR[$row/keepalive] + ERR[$row/close])) |"
+    echo "| $label | ${RPS[$row/keepalive]} | ${P50[$row/keepalive]} | ${P99[$row/keepalive]} | ${CPU[$row/keepalive]} | ${RPS[$row/close]} | ${P50[$row/close]} | ${P99[$row/close]} | ${CPU[$row/close]} | $((ERR[$row/keepalive] + ERR[$row/close])) | ${SYNR[$row/close]} |"
 done
 echo
 for mode in keepalive close; do

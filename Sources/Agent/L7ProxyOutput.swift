@@ -53,9 +53,11 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
     ///     connections for this agent); each is adopted when its port opens, the others closed.
     ///   - drainTimeout: on shutdown, how long connections already accepted may go on after the
     ///     listeners close (requests in flight finish).
+    ///   - listeners: where transparent listeners are registered for the datapath's sk_lookup
+    ///     program as their ports open (nil: not registered; the tc programs assign them instead).
     public init(
         mode: ProxyListenMode, threads: Int? = nil, options: ProxyOptions = ProxyOptions(), retry: RetryPolicy = RetryPolicy(),
-        preopened: [UInt16: CInt] = [:], drainTimeout: Duration = .seconds(1),
+        preopened: [UInt16: CInt] = [:], drainTimeout: Duration = .seconds(1), listeners: L7ListenerMap? = nil,
         logger: Logger = Logger(label: "portway.proxy"), onApplied: (@Sendable ([UInt16]) -> Void)? = nil
     ) {
         let binder: any ListenerBinder
@@ -66,7 +68,12 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
         case .transparent:
             // SO_REUSEPORT: the next agent can take the ports over before this one closes them.
             binder = BoundSocketBinder { port in
-                try waiting.take(port) ?? TransparentListener.openTCP(port: port, reusePort: true)
+                let fd = try waiting.take(port) ?? TransparentListener.openTCP(port: port, reusePort: true)
+                // The kernel drops the entry when the socket closes: nothing to undo on close.
+                do { try listeners?.register(port: port, listener: fd) } catch {
+                    logger.warning("proxy port \(port): served through bpf_sk_assign only (a client port reused while the node holds its TIME_WAIT socket stalls): \(error)")
+                }
+                return fd
             }
         case .plain: binder = AddressBinder(host: "0.0.0.0")
         case .loopback, .off: binder = AddressBinder(host: "127.0.0.1")

@@ -5,12 +5,20 @@ public enum CgroupHook: String, Sendable, CaseIterable {
     case connect4, sendmsg4, recvmsg4, getpeername4
 }
 
+/// A hook of the node's network namespace (a netns link).
+public enum NetnsHook: String, Sendable, CaseIterable {
+    /// The listener lookup of TCP: steers L7LB connections to the proxy's listeners.
+    case skLookup = "sk_lookup"
+}
+
 /// Where one program of the datapath runs.
 public enum AttachTarget: Sendable, Hashable, CustomStringConvertible {
     /// The tc hook of a network device (tcx link, or clsact filter on older kernels).
     case tc(device: String, direction: Direction)
     /// A cgroup v2 socket hook (a pinned cgroup link).
     case cgroup(path: String, hook: CgroupHook)
+    /// A hook of the calling thread's network namespace (a pinned netns link).
+    case netns(hook: NetnsHook)
 
     /// The link pin's file name under `<bpffs>/links` (kept stable across versions: an upgrade
     /// finds the links of the previous agent by these names and swaps their programs in place).
@@ -18,6 +26,7 @@ public enum AttachTarget: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .tc(let device, let direction): "\(device)_\(direction.rawValue)"
         case .cgroup(_, let hook): "cgroup_\(hook.rawValue)"
+        case .netns(let hook): "netns_\(hook.rawValue)"
         }
     }
 
@@ -25,6 +34,7 @@ public enum AttachTarget: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .tc(let device, let direction): "\(device) \(direction.rawValue)"
         case .cgroup(let path, let hook): "cgroup \(path) \(hook.rawValue)"
+        case .netns(let hook): "netns \(hook.rawValue)"
         }
     }
 }
@@ -55,13 +65,19 @@ public struct AttachPlan: Sendable, Equatable {
         public static let podIngress = "pw_from_pod"
         public static let podEgress = "pw_to_pod"
         public static func cgroup(_ hook: CgroupHook) -> String { "pw_sock_\(hook.rawValue)" }
+        public static let skLookup = "pw_sk_lookup"
     }
 
     /// The plan for a set of options. Order matters: reverse translations go first (egress
     /// before ingress, recvmsg/getpeername before connect/sendmsg), so a flow is never translated
     /// one way without its replies being translated back.
+    /// Where tc programs run, `pw_sk_lookup` comes first: the tc programs are loaded knowing it is
+    /// there (they pass L7LB TCP up the stack for it to steer).
     public static func make(_ options: DatapathOptions) -> AttachPlan {
         var entries: [PlannedAttachment] = []
+        if options.skLookup && !(options.devices.isEmpty && options.podDevices.isEmpty) {
+            entries.append(PlannedAttachment(program: Program.skLookup, target: .netns(hook: .skLookup)))
+        }
         for device in options.devices {
             entries.append(PlannedAttachment(program: Program.externalEgress, target: .tc(device: device, direction: .egress)))
             entries.append(PlannedAttachment(program: Program.externalIngress, target: .tc(device: device, direction: .ingress)))

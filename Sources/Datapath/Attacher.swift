@@ -8,11 +8,12 @@ public enum Direction: String, Sendable, CaseIterable {
 }
 
 /// How a program is attached: a tcx link pinned under `<bpffs>/links` (Linux 6.6+), a clsact
-/// filter (older kernels), or a cgroup link pinned under `<bpffs>/links`. All outlive the process
-/// that attached them.
+/// filter (older kernels), or a cgroup or network-namespace link pinned under `<bpffs>/links`.
+/// All outlive the process that attached them.
 public enum AttachMode: String, Sendable {
     case tcx, tc
     case cgroup = "cgroup-link"
+    case netns = "netns-link"
 }
 
 /// One program attached to one target.
@@ -66,6 +67,7 @@ enum Attacher {
         switch target {
         case .tc(let device, _): _ = try ifindex(device)
         case .cgroup(let path, _): _ = try CgroupV2.id(of: path)
+        case .netns: break
         }
     }
 
@@ -115,6 +117,15 @@ enum Attacher {
             }
             try pinLink(fd: fd, pin: pin, bpffs: bpffs, target: target)
             return attached(.cgroup)
+
+        case .netns(let hook):
+            if try updateLiveLink(pin: pin, target: target, progFD: progFD) { return attached(.netns) }
+            let fd = portway_dp_netns_link_create(progFD, hook.attachType)
+            guard fd >= 0 else {
+                throw DatapathError.attachFailed(target: target.description, errno: -fd, detail: "creating a network namespace link")
+            }
+            try pinLink(fd: fd, pin: pin, bpffs: bpffs, target: target)
+            return attached(.netns)
         }
     }
 
@@ -162,6 +173,10 @@ enum Attacher {
         case .cgroup(let path, let hook):
             guard let id = try? CgroupV2.id(of: path) else { return nil }
             return where1 == id && type == CgroupV2.attachType(hook) ? progID : nil
+        case .netns(let hook):
+            var inode: UInt64 = 0
+            guard portway_dp_netns_inode(&inode) == 0 else { return nil }
+            return where1 == inode && type == hook.attachType ? progID : nil
         }
     }
 
@@ -174,7 +189,12 @@ enum Attacher {
             if fd >= 0 {
                 defer { Glibc.close(fd) }
                 if let id = liveProgramID(linkFD: fd, target: target) {
-                    let mode: AttachMode = if case .cgroup = target { .cgroup } else { .tcx }
+                    let mode: AttachMode =
+                        switch target {
+                        case .tc: .tcx
+                        case .cgroup: .cgroup
+                        case .netns: .netns
+                        }
                     return AttachedProgram(program: entry.program, target: target, mode: mode, programID: id)
                 }
             }
@@ -210,6 +230,15 @@ enum Attacher {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
             throw DatapathError.io(path: path, errno: errno == 0 ? EIO : errno, what: "cannot create directory")
+        }
+    }
+}
+
+extension NetnsHook {
+    /// The kernel attach type of a hook (enum bpf_attach_type).
+    var attachType: UInt32 {
+        switch self {
+        case .skLookup: BPF_SK_LOOKUP.rawValue
         }
     }
 }

@@ -21,6 +21,11 @@ public struct DatapathOptions: Sendable {
     public var mode: AttachMode?
     /// eBPF host routing (on unless `--no-host-routing`; off anyway where the kernel lacks it).
     public var hostRouting: Bool
+    /// The sk_lookup program on the node's network namespace, through which TCP for L7LB frontends
+    /// reaches the proxy's registered listeners (`L7ListenerMap`) with the kernel's TIME_WAIT
+    /// handling. Install leaves it out where the kernel lacks sk_lookup (the tc programs then hand
+    /// every packet to the listener with bpf_sk_assign).
+    public var skLookup: Bool = true
 
     public init(
         devices: [String], podDevices: [String] = [], socketLBCgroup: String? = nil, bpffs: String = "/sys/fs/bpf/portway",
@@ -51,12 +56,14 @@ public enum Datapath {
     @discardableResult
     public static func install(_ options: DatapathOptions) throws -> [AttachedProgram] {
         try checkPrerequisites(bpffs: options.bpffs)
+        var options = options
+        options.skLookup = options.skLookup && skLookupSupported
         let plan = AttachPlan.make(options)
         for entry in plan.entries { try Attacher.check(entry.target) }
         let path = try ObjectLocator.locate(explicit: options.objectPath)
         let object = try ProgramLoader.load(
             objectPath: path, bpffs: options.bpffs, mapSizes: options.mapSizes, programs: plan.programs,
-            config: try config(for: options))
+            config: try config(for: options), skip: skLookupSupported ? [] : [AttachPlan.Program.skLookup])
         defer { object.close() }
         // L7LB frontends are handed to the proxy with their destination unchanged: the marked
         // packets need a route that delivers them locally (only where tc programs run).
@@ -93,6 +100,9 @@ public enum Datapath {
             for (i, index) in peers.enumerated() { slots[i] = UInt32(index) }
         }
         config.peer_device_count = UInt32(peers.count)
+        if AttachPlan.make(options).entries.contains(where: { $0.target == .netns(hook: .skLookup) }) {
+            config.flags |= UInt32(PW_CFG_SK_LOOKUP)
+        }
         let routing = HostRoutingMode.decide(requested: options.hostRouting)
         if routing.enabled {
             config.flags |= UInt32(PW_CFG_HOST_ROUTING)
@@ -102,7 +112,10 @@ public enum Datapath {
         return config
     }
 
-    /// Detaches every program of the plan (tc and cgroup) and removes the link pins, plus any
+    /// Whether this kernel has what `pw_sk_lookup` needs (sk_lookup programs, bpf_sk_assign there, SOCKHASH).
+    public static let skLookupSupported: Bool = portway_dp_have_sk_lookup() == 1
+
+    /// Detaches every program of the plan (tc, netns and cgroup) and removes the link pins, plus any
     /// cgroup link still pinned under `<bpffs>/links`. The maps stay pinned (BPFMaps owns them).
     /// Returns what was attached before.
     @discardableResult

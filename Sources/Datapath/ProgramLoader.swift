@@ -52,7 +52,8 @@ enum ProgramLoader {
     private static let lock = NSLock()
 
     static func load(
-        objectPath: String, bpffs: String, mapSizes: [String: UInt32], programs: [String], config: pw_dp_config
+        objectPath: String, bpffs: String, mapSizes: [String: UInt32], programs: [String], config: pw_dp_config,
+        skip: [String] = []
     ) throws -> LoadedObject {
         lock.lock()
         defer { lock.unlock() }
@@ -108,6 +109,10 @@ enum ProgramLoader {
             pinned[name] = path
         }
 
+        // Programs this kernel cannot load (and the plan does not use) stay out of the load.
+        for name in skip {
+            if let program = bpf_object__find_program_by_name(object, name) { bpf_program__set_autoload(program, false) }
+        }
         let rc = bpf_object__load(object)
         if rc != 0 {
             throw DatapathError.loadFailed(path: objectPath, errno: rc < 0 ? -rc : rc, log: captured())

@@ -195,7 +195,7 @@ struct AgentCommand: AsyncParsableCommand {
         }
         let proxy = listen == .off ? nil : L7ProxyOutput(
             mode: listen, threads: proxyThreads, options: proxyOptions, retry: options.retry, preopened: preopened,
-            logger: Logger(label: "portway.proxy"))
+            listeners: noDatapath ? nil : L7ListenerMap(bpffs: bpffs), logger: Logger(label: "portway.proxy"))
         let pipeline = AgentPipeline(options: options, logger: logger, installer: installer, proxy: proxy)
         do {
             let services: [any ServiceLifecycle.Service]

@@ -106,6 +106,7 @@ struct AgentSurvivalTests {
             #expect(status.contains("\(Lab.device) ingress: tcx prog"))
             #expect(status.contains("\(Lab.podDevice) egress: tcx prog"))
             #expect(status.contains("connect4: cgroup-link prog"), "\(status)")
+            #expect(status.contains("netns sk_lookup: netns-link prog") == Datapath.skLookupSupported, "\(status)")
             #expect(status.contains("host routing off (--no-host-routing"))
 
             _ = try await portway(["attach"] + common + ["--bpf-object", object])
@@ -115,6 +116,7 @@ struct AgentSurvivalTests {
 
             let detached = try await portway(["detach"] + common)
             #expect(detached.contains("detached"))
+            #expect(!(try await portway(["status"] + common)).contains("netns-link"), "detach removes the sk_lookup link")
             #expect(try await portway(["status"] + common).contains("host routing: nothing attached"))
         }
     }
@@ -138,7 +140,7 @@ struct AgentSurvivalTests {
             let before = try #require(await held.line())
 
             try await onDedicatedThread { agent.kill() }  // SIGKILL: no cleanup ran
-            #expect(try await lab.attachments().count == 2)
+            #expect(try await lab.attachments().filter { $0.device != nil }.count == 2)
             let afterKill = try await lab.burst("tcp", 30090, count: 30)
             #expect(afterKill.errors.isEmpty, "\(afterKill.errors)")
             #expect(Set(afterKill.countsByBackend.keys) == ["be1", "be2", "be3"])

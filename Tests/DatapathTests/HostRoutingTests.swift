@@ -84,6 +84,42 @@ struct HostRoutingTests {
         }
     }
 
+    /// The case behind issue 20's "host routing makes new connections 3x slower": that was the
+    /// benchmark (the backend's TIME_WAIT sockets from its direct run, met with another TCP
+    /// timestamp offset: PAWS, a 1 s SYN retransmission each). Through the datapath itself, new
+    /// connections that keep reusing one client port while the backend holds the TIME_WAIT socket
+    /// of the one before are answered at once, and every packet of them takes the host-routed path.
+    @Test("on: new connections from one reused client port, each closed by the backend first, are answered without a SYN retransmission, none through FORWARD or the host-side veths")
+    func reusedPortNewConnections() async throws {
+        try await withLab(prefix: "pwdp") { lab in
+            try await lab.install(podDevices: backendDevices, hostRouting: true)
+            try program(lab)
+            let forwarded = try await forwardCounter(lab)
+            // Neighbours resolved first (until then bpf_redirect_neigh sends through the veths).
+            try await expectServed(lab)
+            let txBefore = try await vethTransmitted(lab)
+            let retransBefore = try await lab.tcpExt(lab.client, "TCPSynRetrans")
+            let count = 10
+            for (port, sourcePort, backends) in [(UInt16(30110), UInt16(40200), ["be1", "be2"]), (30111, 40201, ["be3"])] {
+                let reuse = try await lab.reuse(from: lab.client, Lab.nodeIP, port, sourcePort: sourcePort, count: count)
+                #expect(reuse.errors.isEmpty, "\(port): \(reuse.errors)")
+                #expect(reuse.answers.count == count && Set(reuse.countsByBackend.keys).isSubset(of: Set(backends)), "\(reuse.countsByBackend)")
+                #expect(reuse.answers.allSatisfy { $0.peer == "\(Lab.nodeIP):\(port)" })
+            }
+            // The local backends saw the client itself (no SNAT): their TIME_WAIT sockets were met.
+            var timeWaits = 0
+            for name in ["be1", "be2"] {
+                timeWaits += try await lab.timeWaitCount(
+                    "\(lab.prefix)-\(name)", local: "\(Lab.backendIPs[name]!):\(Lab.backendPort)", peer: "\(Lab.clientIP):40200")
+            }
+            #expect(timeWaits >= 1, "the backends closed first: a TIME_WAIT socket of the reused 4-tuple must exist")
+            #expect(try await lab.tcpExt(lab.client, "TCPSynRetrans") - retransBefore == 0, "a SYN was not answered at once")
+            #expect(try await forwarded() == 0, "host routing on: nothing may go through FORWARD")
+            let tx = try await vethTransmitted(lab) - txBefore
+            #expect(tx < count, "\(count) connections (>= \(3 * count) packets) to local backends, \(tx) sent through the host-side veths")
+        }
+    }
+
     @Test("on: local and remote backends are reached with the FORWARD counter at zero; off: it moves; held connections survive switching")
     func forwardBypass() async throws {
         try await withLab(prefix: "pwdp") { lab in

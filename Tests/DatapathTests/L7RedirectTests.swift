@@ -19,14 +19,22 @@ struct L7RedirectTests {
             affinityTimeout: UInt32(proxy))
     }
 
-    @Test("NodePort of an L7LB frontend: the proxy accepts the client's own address and sees the frontend as local address")
-    func nodePortLandsOnProxy() async throws {
+    /// Registered: the way the agent's proxy listens (the kernel's lookup with `pw_sk_lookup`);
+    /// not registered: the tc programs' bpf_sk_assign (an older agent, a take-over's gap).
+    @Test(
+        "NodePort of an L7LB frontend: the proxy accepts the client's own address and sees the frontend as local address",
+        arguments: [true, false])
+    func nodePortLandsOnProxy(registered: Bool) async throws {
         try await withLab(prefix: "pwdp") { lab in
-            try await lab.install(podDevices: [Lab.podDevice])
+            let attached = try await lab.install(podDevices: [Lab.podDevice])
+            #expect(attached.contains { $0.target == .netns(hook: .skLookup) && $0.mode == .netns } == Datapath.skLookupSupported)
             try setL7(lab, address: Lab.nodeIP, port: 30100, flags: PW_SVC_FLAG_NODEPORT, revNat: 1, proxy: proxyPort)
             try setL7(lab, address: Lab.nodeIP, port: 30101, flags: PW_SVC_FLAG_NODEPORT, revNat: 2, proxy: noProxyPort)
-            let proxy = try await onDedicatedThread { try ProxyStub(netns: lab.node, port: proxyPort) }
+            let proxy = try await onDedicatedThread {
+                try ProxyStub(netns: lab.node, port: proxyPort, registerIn: registered ? lab.bpffs : nil)
+            }
             defer { proxy.stop() }
+            #expect(try L7ListenerMap(bpffs: lab.bpffs).cookie(port: proxyPort) == (registered ? proxy.cookie : nil))
 
             let burst = try await lab.burst("tcp", 30100, count: 10)
             #expect(burst.errors.isEmpty, "\(burst.errors)")
@@ -50,7 +58,7 @@ struct L7RedirectTests {
             _ = try await onDedicatedThread { try run(["ip", "-n", client, "route", "add", "198.51.100.0/24", "via", Lab.nodeIP]) }
             try setL7(lab, address: lbIP, port: 443, flags: PW_SVC_FLAG_LOADBALANCER, revNat: 5, proxy: proxyPort)
             try setL7(lab, address: lbIP, port: 444, flags: PW_SVC_FLAG_LOADBALANCER, revNat: 6, proxy: noProxyPort)
-            let proxy = try await onDedicatedThread { try ProxyStub(netns: lab.node, port: proxyPort) }
+            let proxy = try await onDedicatedThread { try ProxyStub(netns: lab.node, port: proxyPort, registerIn: lab.bpffs) }
             defer { proxy.stop() }
 
             let burst = try await lab.burst(from: client, "tcp", lbIP, 443, count: 10)
@@ -68,7 +76,7 @@ struct L7RedirectTests {
             let clusterFlags = PW_SVC_FLAG_CLUSTER_IP | PW_SVC_FLAG_NON_ROUTABLE
             try setL7(lab, address: clusterIP, port: 80, flags: clusterFlags, revNat: 3, proxy: proxyPort)
             try setL7(lab, address: clusterIP, port: 81, flags: clusterFlags, revNat: 4, proxy: noProxyPort)
-            let proxy = try await onDedicatedThread { try ProxyStub(netns: lab.node, port: proxyPort) }
+            let proxy = try await onDedicatedThread { try ProxyStub(netns: lab.node, port: proxyPort, registerIn: lab.bpffs) }
 
             let burst = try await lab.burst(from: lab.pod, "tcp", clusterIP, 80, count: 10)
             #expect(burst.errors.isEmpty, "\(burst.errors)")
@@ -79,9 +87,70 @@ struct L7RedirectTests {
                 #expect(a.peer == "\(clusterIP):80")
             }
             #expect(try await lab.probe(from: lab.pod, "tcp", clusterIP, 81) == "refused")
-            // The proxy going away: new connections are reset, not left hanging.
+            // The proxy going away: its registration goes with the socket, and new connections are
+            // reset, not left hanging.
             await onDedicatedThreadQuiet { proxy.stop() }
+            #expect(try L7ListenerMap(bpffs: lab.bpffs).cookie(port: proxyPort) == nil)
             #expect(try await lab.probe(from: lab.pod, "tcp", clusterIP, 80) == "refused")
+        }
+    }
+
+    @Test("a client port reused right after the proxy closed first is answered at once: the node's TIME_WAIT socket gives way to the proxy's listener")
+    func reusedPortAfterProxyClose() async throws {
+        try await withLab(prefix: "pwdp") { lab in
+            try await lab.install(podDevices: [Lab.podDevice])
+            try setL7(lab, address: Lab.nodeIP, port: 30100, flags: PW_SVC_FLAG_NODEPORT, revNat: 1, proxy: proxyPort)
+            try setL7(lab, address: clusterIP, port: 80, flags: PW_SVC_FLAG_CLUSTER_IP | PW_SVC_FLAG_NON_ROUTABLE, revNat: 3, proxy: proxyPort)
+            // The stub answers one line and closes first, as the proxy does after `Connection: close`.
+            let proxy = try await onDedicatedThread { try ProxyStub(netns: lab.node, port: proxyPort, registerIn: lab.bpffs) }
+            defer { proxy.stop() }
+
+            try #require(Datapath.skLookupSupported, "this kernel has no sk_lookup: the TIME_WAIT stall cannot be avoided")
+            let count = 6
+            for (ns, client, address, port, sourcePort) in [
+                (lab.client, Lab.clientIP, Lab.nodeIP, UInt16(30100), UInt16(40123)), (lab.pod, Lab.podIP, clusterIP, UInt16(80), UInt16(40124)),
+            ] {
+                let before = try await lab.tcpExt(ns, "TCPSynRetrans")
+                let reuse = try await lab.reuse(from: ns, address, port, sourcePort: sourcePort, count: count)
+                let retransmitted = try await lab.tcpExt(ns, "TCPSynRetrans") - before
+                #expect(reuse.errors.isEmpty, "\(address): \(reuse.errors)")
+                #expect(reuse.countsByBackend == ["proxy": count])
+                #expect(reuse.answers.allSatisfy { $0.seen_peer == "\(client):\(sourcePort)" && $0.seen_local == "\(address):\(port)" })
+                // The case under test happened: the node holds the TIME_WAIT socket of the 4-tuple
+                // (each connection's SYN met the one of the connection before).
+                #expect(try await lab.timeWaitCount(lab.node, local: "\(address):\(port)", peer: "\(client):\(sourcePort)") == 1)
+                // A SYN the node did not answer is sent again a second later: none may be.
+                #expect(retransmitted == 0, "\(address): \(retransmitted) SYNs of \(count) reused-port connections were retransmitted (stalled)")
+            }
+        }
+    }
+
+    @Test("take-over: a second SO_REUSEPORT listener registered over the first shares the port with it; the first closing refuses nothing")
+    func takeOverSharesThePort() async throws {
+        try await withLab(prefix: "pwdp") { lab in
+            try await lab.install(podDevices: [Lab.podDevice])
+            try setL7(lab, address: Lab.nodeIP, port: 30100, flags: PW_SVC_FLAG_NODEPORT, revNat: 1, proxy: proxyPort)
+            let old = try await onDedicatedThread {
+                try ProxyStub(netns: lab.node, port: proxyPort, registerIn: lab.bpffs, name: "old", reusePort: true)
+            }
+            defer { old.stop() }
+            let new = try await onDedicatedThread {
+                try ProxyStub(netns: lab.node, port: proxyPort, registerIn: lab.bpffs, name: "new", reusePort: true)
+            }
+            defer { new.stop() }
+            let listeners = L7ListenerMap(bpffs: lab.bpffs)
+            #expect(try listeners.cookie(port: proxyPort) == new.cookie)
+
+            // Both agents' listeners take connections (the kernel picks in the group after the program).
+            let shared = try await lab.burst("tcp", 30100, count: 40)
+            #expect(shared.errors.isEmpty, "\(shared.errors)")
+            #expect(Set(shared.countsByBackend.keys) == ["old", "new"], "\(shared.countsByBackend)")
+            // The old agent stops: its closing leaves the new one's registration alone.
+            await onDedicatedThreadQuiet { old.stop() }
+            #expect(try listeners.cookie(port: proxyPort) == new.cookie)
+            let after = try await lab.burst("tcp", 30100, count: 10)
+            #expect(after.errors.isEmpty, "\(after.errors)")
+            #expect(after.countsByBackend == ["new": 10])
         }
     }
 

@@ -138,7 +138,7 @@ struct SocketLBTests {
             try lab.maps.setService(
                 address: clusterIP, port: 443, proto: tcp, flags: clusterFlags, flags2: PW_SVC_FLAG2_L7LB, revNat: 3, active: [],
                 affinityTimeout: 15003)
-            let proxy = try await onDedicatedThread { try ProxyStub(netns: lab.node, port: 15003) }
+            let proxy = try await onDedicatedThread { try ProxyStub(netns: lab.node, port: 15003, registerIn: lab.bpffs) }
             defer { proxy.stop() }
             let fromNode = try await lab.burst(from: lab.node, inCgroup: true, "tcp", clusterIP, 443, count: 5)
             #expect(fromNode.errors.isEmpty, "\(fromNode.errors)")

@@ -23,13 +23,20 @@ int portway_dp_tcx_link_create(int prog_fd, int ifindex, int ingress);
 /// Creates a cgroup link of prog_fd on the cgroup directory fd with a kernel attach type
 /// (BPF_CGROUP_INET4_CONNECT, ...). Returns the link fd or -errno.
 int portway_dp_cgroup_link_create(int prog_fd, int cgroup_fd, __u32 attach_type);
+/// Creates a network-namespace link of prog_fd (attach type BPF_SK_LOOKUP) on the calling thread's
+/// network namespace. Returns the link fd or -errno.
+int portway_dp_netns_link_create(int prog_fd, __u32 attach_type);
+/// The inode of the calling thread's network namespace (what a netns link reports). Returns 0 or -errno.
+int portway_dp_netns_inode(__u64 *ino);
+/// 1 if the kernel offers sk_lookup programs with bpf_sk_assign and SOCKHASH maps, 0 if not.
+int portway_dp_have_sk_lookup(void);
 /// Replaces the program of an existing link. Returns 0 or -errno.
 int portway_dp_link_update(int link_fd, int prog_fd);
 /// Reads a link's program id and, for tcx links, the ifindex and attach type it is attached to
 /// (ifindex 0 once the device is gone). Returns 0 or -errno.
 int portway_dp_link_info(int link_fd, __u32 *prog_id, __u32 *ifindex, __u32 *attach_type);
-/// Where a tcx or cgroup link is attached: its program id, `where` = the ifindex (tcx; 0 once
-/// the device is gone) or the cgroup id (cgroup), and the attach type. Other link types report
+/// Where a tcx, cgroup or netns link is attached: its program id, `where` = the ifindex (tcx; 0
+/// once the device is gone), the cgroup id (cgroup) or the namespace's inode (netns), and the attach type. Other link types report
 /// where = 0 and attach_type = 0. Returns 0 or -errno.
 int portway_dp_link_target(int link_fd, __u32 *prog_id, __u64 *where, __u32 *attach_type);
 

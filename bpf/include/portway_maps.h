@@ -18,6 +18,7 @@
 #define PW_MAP_CT         "pw_ct4"
 #define PW_MAP_SNAT       "pw_snat4"
 #define PW_MAP_SOCK_REVNAT "pw_sock4_revnat" /* socket-LB: (socket, backend) -> frontend; created by the loader */
+#define PW_MAP_L7_LISTENERS "pw_l7_listeners" /* L7LB: proxy port -> the proxy's listener (SOCKHASH); created by the loader */
 
 /* Default sizes (overridable by agent flags; the BPF object is resized before load). The services
  * and backends maps hold a cluster of 10,000 Services x 10 endpoints (110,002 entries) with room
@@ -29,6 +30,7 @@
 #define PW_DEFAULT_CT_MAP_SIZE       262144
 #define PW_DEFAULT_SNAT_MAP_SIZE     262144
 #define PW_DEFAULT_SOCK_REVNAT_MAP_SIZE 65536
+#define PW_DEFAULT_L7_LISTENERS_MAP_SIZE 4096
 
 /* Service flags (struct pw_lb4_service.flags). */
 #define PW_SVC_FLAG_CLUSTER_IP     0x01
@@ -176,11 +178,24 @@ struct pw_sock4_revnat_val {
     __be16 rev_nat_index;
 };
 
+/* The L7 proxy's listening sockets (BPF_MAP_TYPE_SOCKHASH), for the sk_lookup program pw_sk_lookup:
+ * key: the proxy port (host order, as pw_lb4_service.l7_lb_proxy_port); value: the socket. The agent
+ * writes a listener's file descriptor when the proxy opens the port (user space writes an fd and
+ * reads back the socket cookie, both as the 8-byte value); the kernel removes the entry when that
+ * socket closes. One socket per port: the others of its SO_REUSEPORT group (a take-over's second
+ * agent) are chosen among by the kernel after the program assigns one. */
+struct pw_l7_listener_key {
+    __u32 proxy_port;
+};
+
 /* The datapath's load-time configuration: the one `const volatile` variable of the object
  * (its .rodata), written by the loader before the programs are verified. */
 #define PW_CFG_HOST_ROUTING 0x01 /* forward with bpf_fib_lookup + bpf_redirect_neigh/peer */
 #define PW_CFG_SOCKET_LB    0x02 /* socket-LB is attached (informational) */
 #define PW_CFG_HOST_ROUTING_UNSUPPORTED 0x04 /* host routing was asked for, the kernel lacks it */
+#define PW_CFG_SK_LOOKUP    0x08 /* pw_sk_lookup is attached to the node's namespace: a TCP packet for an
+                                  * L7LB frontend whose listener is in pw_l7_listeners goes up the stack
+                                  * unassigned, and the kernel's own lookup (TIME_WAIT included) finds it */
 
 /* skb->mark set on packets handed to the local L7 proxy, so the policy route
  * (`ip rule fwmark PW_MARK_TO_PROXY/PW_MARK_TO_PROXY_MASK lookup PW_PROXY_ROUTE_TABLE`, with
@@ -212,6 +227,7 @@ _Static_assert(sizeof(struct pw_snat4_key) == 16, "pw_snat4_key must be 16 bytes
 _Static_assert(sizeof(struct pw_snat4_val) == 16, "pw_snat4_val must be 16 bytes");
 _Static_assert(sizeof(struct pw_sock4_revnat_key) == 16, "pw_sock4_revnat_key must be 16 bytes");
 _Static_assert(sizeof(struct pw_sock4_revnat_val) == 8, "pw_sock4_revnat_val must be 8 bytes");
+_Static_assert(sizeof(struct pw_l7_listener_key) == 4, "pw_l7_listener_key must be 4 bytes");
 _Static_assert(sizeof(struct pw_dp_config) == 144, "pw_dp_config must be 144 bytes");
 
 #endif /* PORTWAY_MAPS_H */

@@ -17,7 +17,8 @@
  *   internal scope of two-scope frontends) are served too; pw_to_pod translates the replies back
  *   with the reverse-NAT map.
  * L7LB frontends (flags2 L7LB) are never DNATed: the packet is handed to the local proxy socket
- *   on the frontend's proxy port with bpf_sk_assign (TPROXY style), see pw_to_proxy.
+ *   on the frontend's proxy port, TPROXY style: TCP through the kernel's own socket lookup with
+ *   pw_sk_lookup naming the listener, else (and UDP) with bpf_sk_assign, see pw_to_proxy.
  *
  * Everything else passes untouched (TC_ACT_OK).
  */
@@ -273,9 +274,29 @@ static __always_inline int pw_reply_reset(struct __sk_buff *skb, const struct pw
     return bpf_redirect(skb->ifindex, 0);
 }
 
-/* Hands a packet for an L7LB frontend to the local proxy, TPROXY style: the socket of this
- * connection if the proxy accepted it already, else the listener on proxy_port (bound with
- * IP_TRANSPARENT), is assigned to the packet with bpf_sk_assign; the addresses stay as the client
+/* The proxy's listener on proxy_port as registered in pw_l7_listeners (a new reference to
+ * release), or NULL. */
+static __always_inline struct bpf_sock *pw_proxy_listener(__u32 proxy_port)
+{
+    struct pw_l7_listener_key k = {.proxy_port = proxy_port};
+
+    return bpf_map_lookup_elem(&pw_l7_listeners, &k);
+}
+
+static __always_inline int pw_proxy_registered(__u32 proxy_port)
+{
+    struct bpf_sock *sk = pw_proxy_listener(proxy_port);
+
+    if (!sk)
+        return 0;
+    bpf_sk_release(sk);
+    return 1;
+}
+
+/* Hands a packet for an L7LB frontend to the local proxy, TPROXY style. TCP, when pw_sk_lookup
+ * is attached and the proxy registered its listener: marked and passed up (see below). Otherwise
+ * the socket of this connection if the proxy accepted it already, else the listener on proxy_port
+ * (bound with IP_TRANSPARENT), is assigned to the packet with bpf_sk_assign; the addresses stay as the client
  * sent them, so the proxy's accepted socket has the client as peer and the frontend as local
  * address. The mark selects the policy route that delivers any destination locally. Without a
  * listener TCP gets a reset at once (pw_reply_reset); UDP is delivered locally all the same, where
@@ -286,6 +307,16 @@ static __always_inline int pw_to_proxy(struct __sk_buff *skb, const struct pw_pk
     struct bpf_sock *sk;
     long rc;
 
+    /* With pw_sk_lookup attached and the proxy's listener registered, TCP goes up the stack
+     * unassigned, only marked for local delivery: the kernel's own lookup finds the connection's
+     * socket, and for a SYN that meets the TIME_WAIT socket of a reused client port it recycles
+     * that socket and asks for a listener, which pw_sk_lookup names. (A SYN assigned to the
+     * listener here skips that: its request is dropped as a duplicate of the TIME_WAIT socket, for
+     * as long as that lives.) Not registered (an older agent, a take-over's gap): as below. */
+    if (p->proto == IPPROTO_TCP && (pw_config.flags & PW_CFG_SK_LOOKUP) && pw_proxy_registered(proxy_port)) {
+        skb->mark = (skb->mark & ~PW_MARK_TO_PROXY_MASK) | PW_MARK_TO_PROXY;
+        return TC_ACT_OK;
+    }
     t.ipv4.saddr = p->saddr;
     t.ipv4.daddr = p->daddr;
     t.ipv4.sport = p->sport;
@@ -553,6 +584,42 @@ SEC("tc")
 int pw_to_pod(struct __sk_buff *skb)
 {
     return pw_egress_common(skb);
+}
+
+/* sk_lookup, attached to the node's network namespace (a netns link): the kernel's listener
+ * lookup for a TCP connection to an L7LB frontend finds the proxy's listener on the frontend's
+ * proxy port (pw_l7_listeners), TPROXY style, instead of the nothing that listens on the
+ * frontend's own address and port. It runs for connections pw_to_proxy passed up unassigned (a
+ * ClusterIP or LoadBalancer IP is delivered locally by its mark) and for those to a node address
+ * from anywhere in the namespace (the node's own processes included); established connections
+ * and the rest never reach it. Within the listener's SO_REUSEPORT group (a take-over's two agents)
+ * the kernel chooses afterwards. */
+SEC("sk_lookup")
+int pw_sk_lookup(struct bpf_sk_lookup *ctx)
+{
+    struct pw_lb4_key mk = {};
+    struct pw_lb4_service *master;
+    struct bpf_sock *sk;
+
+    if (ctx->family != AF_INET || ctx->protocol != IPPROTO_TCP)
+        return SK_PASS;
+    mk.address = ctx->local_ip4;
+    mk.dport = bpf_htons((__u16)ctx->local_port);
+    mk.proto = IPPROTO_TCP;
+    mk.scope = PW_SCOPE_EXTERNAL;
+    master = bpf_map_lookup_elem(&pw_lb4_services, &mk);
+    if (master && !(master->flags2 & PW_SVC_FLAG2_L7LB) && (master->flags2 & PW_SVC_FLAG2_TWO_SCOPES)) {
+        mk.scope = PW_SCOPE_INTERNAL;
+        master = bpf_map_lookup_elem(&pw_lb4_services, &mk);
+    }
+    if (!master || !(master->flags2 & PW_SVC_FLAG2_L7LB))
+        return SK_PASS;
+    sk = pw_proxy_listener(master->l7_lb_proxy_port);
+    if (!sk)
+        return SK_PASS; /* no proxy listening: the regular lookup (a reset) */
+    bpf_sk_assign(ctx, sk, 0);
+    bpf_sk_release(sk);
+    return SK_PASS;
 }
 
 #include "portway_sock.h"

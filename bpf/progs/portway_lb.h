@@ -79,6 +79,14 @@ struct {
     __uint(max_entries, PW_DEFAULT_SNAT_MAP_SIZE);
 } pw_snat4 SEC(".maps");
 
+/* The proxy's listeners by proxy port, written by the agent (see portway_maps.h). */
+struct {
+    __uint(type, BPF_MAP_TYPE_SOCKHASH);
+    __type(key, struct pw_l7_listener_key);
+    __type(value, __u64);
+    __uint(max_entries, PW_DEFAULT_L7_LISTENERS_MAP_SIZE);
+} pw_l7_listeners SEC(".maps");
+
 /* The parts of an IPv4 TCP/UDP packet the datapath reads. */
 struct pw_pkt {
     __be32 saddr;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/vfs.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <linux/bpf.h>
 #include <bpf/bpf.h>
@@ -76,6 +77,19 @@ int portway_dp_cgroup_link_create(int prog_fd, int cgroup_fd, __u32 attach_type)
     return fd < 0 ? -errno : fd;
 }
 
+int portway_dp_netns_link_create(int prog_fd, __u32 attach_type)
+{
+    int netns_fd, fd;
+
+    netns_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (netns_fd < 0)
+        return -errno;
+    fd = bpf_link_create(prog_fd, netns_fd, (enum bpf_attach_type)attach_type, NULL);
+    fd = fd < 0 ? -errno : fd;
+    close(netns_fd);
+    return fd;
+}
+
 int portway_dp_link_update(int link_fd, int prog_fd)
 {
     return bpf_link_update(link_fd, prog_fd, NULL) < 0 ? -errno : 0;
@@ -102,7 +116,7 @@ int portway_dp_link_target(int link_fd, __u32 *prog_id, __u64 *where, __u32 *att
 {
     /* Raw struct bpf_link_info (see portway_dp_link_info): w[0] type, w[2] prog_id, union at
      * byte 16. cgroup (type 3): { __u64 cgroup_id; __u32 attach_type; }; tcx (type 11):
-     * { __u32 ifindex; __u32 attach_type; }. */
+     * { __u32 ifindex; __u32 attach_type; }; netns (type 5): { __u32 netns_ino; __u32 attach_type; }. */
     __u64 raw[32];
     __u32 len = sizeof(raw);
     memset(raw, 0, sizeof(raw));
@@ -116,6 +130,9 @@ int portway_dp_link_target(int link_fd, __u32 *prog_id, __u64 *where, __u32 *att
         *where = raw[2];
         *attach_type = w[6];
     } else if (w[0] == 11) { /* BPF_LINK_TYPE_TCX */
+        *where = w[4];
+        *attach_type = w[5];
+    } else if (w[0] == 5) { /* BPF_LINK_TYPE_NETNS: { __u32 netns_ino; __u32 attach_type; }, ino 0 once gone */
         *where = w[4];
         *attach_type = w[5];
     }
@@ -348,6 +365,23 @@ int portway_dp_have_host_routing(void)
 {
     return libbpf_probe_bpf_helper(BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_redirect_neigh, NULL) == 1 &&
            libbpf_probe_bpf_helper(BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_fib_lookup, NULL) == 1;
+}
+
+int portway_dp_have_sk_lookup(void)
+{
+    return libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_LOOKUP, NULL) == 1 &&
+           libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SOCKHASH, NULL) == 1 &&
+           libbpf_probe_bpf_helper(BPF_PROG_TYPE_SK_LOOKUP, BPF_FUNC_sk_assign, NULL) == 1;
+}
+
+int portway_dp_netns_inode(__u64 *ino)
+{
+    struct stat st;
+
+    if (stat("/proc/thread-self/ns/net", &st) != 0)
+        return -errno;
+    *ino = st.st_ino;
+    return 0;
 }
 
 int portway_dp_prog_config(__u32 prog_id, void *out, __u32 size)

@@ -261,6 +261,40 @@ extension Lab {
         try await onDedicatedThread { try self.clientRun(in: ns, inCgroup: inCgroup, ["probe", proto, host, String(port)]).trimmed }
     }
 
+    /// `count` connections one after the other from source port `sport` of a namespace, each closed
+    /// by the server first (`client.py reuse`): every SYN after the first meets the server's
+    /// TIME_WAIT socket of the connection before.
+    func reuse(from ns: String, _ host: String, _ port: UInt16, sourcePort: UInt16, count: Int) async throws -> Burst {
+        try await onDedicatedThread {
+            let out = try self.clientRun(in: ns, ["reuse", host, String(port), String(sourcePort), String(count)])
+            return try JSONDecoder().decode(Burst.self, from: Data(out.utf8))
+        }
+    }
+
+    /// A TCP extension counter of a namespace (`TcpExt: NAME` in /proc/net/netstat), e.g.
+    /// `TCPSynRetrans`: SYNs sent again because no answer came (a stalled connection attempt).
+    func tcpExt(_ ns: String, _ name: String) async throws -> Int {
+        try await onDedicatedThread {
+            let lines = try run(["ip", "netns", "exec", ns, "cat", "/proc/net/netstat"]).split(separator: "\n")
+            for (i, line) in lines.enumerated() where line.hasPrefix("TcpExt:") && i + 1 < lines.count {
+                let names = line.split(separator: " "), values = lines[i + 1].split(separator: " ")
+                if let at = names.firstIndex(where: { $0 == name }), at < values.count, let value = Int(values[at]) { return value }
+            }
+            throw CommandError(command: ["/proc/net/netstat"], status: -1, output: "no TcpExt \(name) in \(ns)")
+        }
+    }
+
+    /// The TCP sockets of a namespace in TIME_WAIT from `local` to `peer` (`ss`).
+    func timeWaitCount(_ ns: String, local: String, peer: String) async throws -> Int {
+        try await onDedicatedThread {
+            let out = try run(["ip", "netns", "exec", ns, "ss", "-Htan", "state", "time-wait"])
+            return out.split(separator: "\n").filter { line in
+                let f = line.split(separator: " ", omittingEmptySubsequences: true)
+                return f.count >= 4 && f[f.count - 2] == local && f[f.count - 1] == peer
+            }.count
+        }
+    }
+
     func attachments() async throws -> [AttachedProgram] {
         try await onDedicatedThread { try inNetns(self.node) { Datapath.attachments(devices: [Lab.device], bpffs: self.bpffs) } }
     }

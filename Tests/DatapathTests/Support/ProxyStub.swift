@@ -7,18 +7,31 @@ import Foundation
 /// `proxy PEER LOCAL` (PEER should be the real client, LOCAL the frontend the client dialled,
 /// read with `TransparentListener.originalDestination`). With `udp`, every datagram is answered
 /// the same way (LOCAL from IP_ORIGDSTADDR), sent from the frontend. Runs on its own thread until
-/// `stop()`.
+/// `stop()`. Answering, it closes the connection first, as the proxy does after `Connection: close`.
 final class ProxyStub: @unchecked Sendable {  // the fd and flag are only touched as documented
     private let fd: Int32
     private let stopped = NSLock()
     private var isStopped = false
     private let done = DispatchSemaphore(value: 0)
     private let udp: Bool
+    private let name: String
 
-    /// Opens the listener inside the namespace (the socket stays there) and starts serving.
-    init(netns: String, port: UInt16, udp: Bool = false) throws {
+    /// Opens the listener inside the namespace (the socket stays there) and starts serving. With
+    /// `registerIn` (a bpffs directory), a TCP listener is registered in the datapath's
+    /// `pw_l7_listeners`, as the agent registers its proxy's.
+    /// `name` starts every answer; `reusePort` joins the port's SO_REUSEPORT group (a take-over).
+    init(netns: String, port: UInt16, udp: Bool = false, registerIn bpffs: String? = nil, name: String = "proxy", reusePort: Bool = false) throws {
         self.udp = udp
-        fd = try inNetns(netns) { udp ? try TransparentListener.openUDP(port: port) : try TransparentListener.openTCP(port: port) }
+        self.name = name
+        fd = try inNetns(netns) {
+            udp ? try TransparentListener.openUDP(port: port) : try TransparentListener.openTCP(port: port, reusePort: reusePort)
+        }
+        if let bpffs, !udp {
+            do { try L7ListenerMap(bpffs: bpffs).register(port: port, listener: fd) } catch {
+                close(fd)
+                throw error
+            }
+        }
         // The serving thread lives in the namespace too: the UDP answers' sockets are made there.
         let thread = Thread { [self] in
             if portway_dp_enter_netns("/var/run/netns/\(netns)") == 0 { serve() }
@@ -62,13 +75,13 @@ final class ProxyStub: @unchecked Sendable {  // the fd and flag are only touche
         }
         let peer = (try? TransparentListener.client(of: conn).description) ?? "?"
         let local = (try? TransparentListener.originalDestination(of: conn).description) ?? "?"
-        let reply = Array("proxy \(peer) \(local)\n".utf8)
+        let reply = Array("\(name) \(peer) \(local)\n".utf8)
         _ = reply.withUnsafeBytes { send(conn, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }
 
     private func answerDatagram() {
         guard let datagram = try? TransparentListener.receive(from: fd) else { return }
-        let reply = Array("proxy \(datagram.client) \(datagram.originalDestination)\n".utf8)
+        let reply = Array("\(name) \(datagram.client) \(datagram.originalDestination)\n".utf8)
         try? TransparentListener.send(reply, to: datagram.client, from: datagram.originalDestination)
     }
 
@@ -82,6 +95,9 @@ final class ProxyStub: @unchecked Sendable {  // the fd and flag are only touche
         done.wait()
         close(fd)
     }
+
+    /// The listener's socket cookie (what `L7ListenerMap.cookie(port:)` shows when it is registered).
+    var cookie: UInt64 { (try? L7ListenerMap.cookie(of: fd)) ?? 0 }
 
     deinit { stop() }
 }

@@ -3,7 +3,8 @@
 enum Scripts {
     /// `backend.py NAME PORT`: TCP and UDP echo on 0.0.0.0:PORT. Every request line / datagram is
     /// answered with `NAME PEER_IP:PEER_PORT LOCAL_IP:LOCAL_PORT` (what the backend saw), so tests
-    /// can check DNAT (LOCAL is the backend's own address) and SNAT (PEER is the node).
+    /// can check DNAT (LOCAL is the backend's own address) and SNAT (PEER is the node). After the
+    /// line `close` the backend closes the connection first.
     static let backend = #"""
         import socket, struct, sys, threading
         name, port = sys.argv[1], int(sys.argv[2])
@@ -15,8 +16,11 @@ enum Scripts {
         def serve_conn(c):
             with c:
                 peer, local = c.getpeername(), c.getsockname()
-                for _ in c.makefile("rb"):
+                for line in c.makefile("rb"):
                     c.sendall(answer(peer, local))
+                    if line == b"close\n":  # the server closes first (it keeps the TIME_WAIT socket)
+                        c.shutdown(socket.SHUT_RDWR)
+                        break
 
         def tcp(s):
             while True:
@@ -49,8 +53,12 @@ enum Scripts {
     /// `client.py udpfrom HOST PORT N`: N unconnected UDP sockets, sendto + recvfrom; `peer` is the
     /// address the answer came from.
     /// `client.py probe tcp|udp HOST PORT`: one attempt; prints `ok NAME`, `refused` or `timeout`.
+    /// `client.py reuse HOST PORT SPORT N`: N TCP connections one after the other, all from source
+    /// port SPORT; each sends `close`, reads the answer and waits for the server to close first (so
+    /// the server side keeps the TIME_WAIT socket the next connection's SYN meets), then closes once
+    /// its own FIN is acknowledged (the port is free again). Prints the `burst` JSON.
     static let client = #"""
-        import json, socket, sys
+        import json, socket, sys, time
 
         def once(proto, host, port, timeout=2.0):
             if proto == "tcp":
@@ -113,6 +121,36 @@ enum Scripts {
                 print("refused", flush=True)
             except (socket.timeout, TimeoutError):
                 print("timeout", flush=True)
+        elif mode == "reuse":
+            host, port, sport, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+            answers, errors = [], []
+            for _ in range(n):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.settimeout(5.0)
+                try:
+                    s.bind(("0.0.0.0", sport))
+                    s.connect((host, port))
+                    s.sendall(b"close\n")
+                    r = s.makefile("rb")
+                    line = r.readline().decode()
+                    peer = "%s:%d" % s.getpeername()
+                    if r.read() != b"":
+                        raise RuntimeError("the server sent more than one line")
+                    s.shutdown(socket.SHUT_WR)
+                    # LAST_ACK until the server acknowledges our FIN; then TCP_CLOSE (7).
+                    deadline = time.monotonic() + 5
+                    while s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] != 7:
+                        if time.monotonic() > deadline:
+                            raise TimeoutError("our FIN was never acknowledged")
+                        time.sleep(0.001)
+                    f = line.split()
+                    answers.append({"name": f[0], "seen_peer": f[1], "seen_local": f[2], "peer": peer})
+                except Exception as e:
+                    errors.append(repr(e))
+                finally:
+                    s.close()
+            print(json.dumps({"answers": answers, "errors": errors}), flush=True)
         elif mode == "hold":
             host, port = sys.argv[2], int(sys.argv[3])
             s = socket.create_connection((host, port), timeout=5)
