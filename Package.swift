@@ -44,6 +44,9 @@ let package = Package(
         .target(name: "KubeModels", swiftSettings: strict),
         // RE2-syntax regular expressions matched in linear time (Gateway RegularExpression matches).
         .target(name: "LinearRegex", swiftSettings: strict),
+        // What every layer shares: the blocking executor, the coalescing inbox, the lock box,
+        // backoff, the version. No dependency.
+        .target(name: "Runtime", swiftSettings: strict),
         .target(name: "LoadBalancer", dependencies: ["KubeModels"], swiftSettings: strict),
         // The Gateway API, owned once: listeners, route tables, precedence, matching, status, proxy
         // ports, explain. Pure (no I/O), like LoadBalancer, whose index it reads.
@@ -58,7 +61,7 @@ let package = Package(
         .target(
             name: "KubeAPI",
             dependencies: [
-                "KubeModels", "CCurlShim", .product(name: "Logging", package: "swift-log"),
+                "KubeModels", "Runtime", "CCurlShim", .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict
@@ -106,7 +109,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "KubeModels", "LoadBalancer", "GatewayCore", "FileSource", "KubeAPI", "BPFMaps", "Datapath", "L7Proxy",
+                "KubeModels", "LoadBalancer", "GatewayCore", "FileSource", "KubeAPI", "BPFMaps", "Datapath", "L7Proxy", "Runtime",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -117,7 +120,7 @@ let package = Package(
         .executableTarget(
             name: "portway",
             dependencies: [
-                "Agent", "LoadBalancer", "GatewayCore", "FileSource", "BPFMaps", "Datapath", "L7Proxy",
+                "Agent", "LoadBalancer", "GatewayCore", "FileSource", "BPFMaps", "Datapath", "L7Proxy", "Runtime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -142,7 +145,7 @@ let package = Package(
         .testTarget(
             name: "KubeAPITests",
             dependencies: [
-                "KubeAPI", "KubeModels", "KubeAPITestSupport", "Agent", "BPFMaps", "LoadBalancer", "GatewayCore",
+                "KubeAPI", "KubeModels", "KubeAPITestSupport", "Agent", "BPFMaps", "LoadBalancer", "GatewayCore", "Runtime",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -166,7 +169,7 @@ let package = Package(
         .testTarget(
             name: "AgentTests",
             dependencies: [
-                "Agent", "BPFMaps", "LoadBalancer", "GatewayCore", "KubeModels", "KubeAPI", "KubeAPITestSupport", "L7Proxy",
+                "Agent", "BPFMaps", "LoadBalancer", "GatewayCore", "KubeModels", "KubeAPI", "KubeAPITestSupport", "L7Proxy", "Runtime",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),

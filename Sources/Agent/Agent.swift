@@ -1,5 +1,6 @@
 import BPFMaps
 import KubeAPI
+import Runtime
 
 /// Portway's version (`portway --version`, `portway version`; the User-Agent uses the same).
 public let portwayRelease = portwayVersion

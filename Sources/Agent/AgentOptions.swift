@@ -2,6 +2,7 @@ import BPFMaps
 import GatewayCore
 import L7Proxy
 import LoadBalancer
+import Runtime
 
 /// What `portway agent` is told on its command line.
 public struct AgentOptions: Sendable {
@@ -17,7 +18,7 @@ public struct AgentOptions: Sendable {
     /// How often the full path runs and the outputs are repaired (`--resync-interval`); nil: never.
     public var resyncInterval: Duration?
     /// Backoff for frontends an output failed to program.
-    public var retry: RetryPolicy
+    public var retry: BackoffPolicy
     /// Where the Gateways' L7 proxy ports are allocated.
     public var proxyPorts: ClosedRange<UInt16>
     /// Wait for the agent holding the pin directory to stop instead of failing (a takeover).
@@ -29,7 +30,7 @@ public struct AgentOptions: Sendable {
     public init(
         nodeName: String, nodeAddresses: [IPAddress] = [], endpointsSource: EndpointsSource = .endpointSlices,
         bpffs: String = BPFFS.defaultDirectory, mapSizes: MapSizes = .defaults, resyncInterval: Duration? = .seconds(300),
-        retry: RetryPolicy = RetryPolicy(), proxyPorts: ClosedRange<UInt16> = GatewayPlan.defaultProxyPortRange
+        retry: BackoffPolicy = .retries(), proxyPorts: ClosedRange<UInt16> = GatewayPlan.defaultProxyPortRange
     ) {
         self.nodeName = nodeName
         self.nodeAddresses = nodeAddresses

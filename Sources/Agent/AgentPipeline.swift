@@ -4,6 +4,7 @@ import KubeAPI
 import KubeModels
 import LoadBalancer
 import Logging
+import Runtime
 import ServiceLifecycle
 
 /// Installs the datapath programs onto the pinned maps, returning a description of what was

@@ -1,5 +1,6 @@
 import KubeModels
 import LoadBalancer
+import Runtime
 
 /// What a source tells the pipeline.
 public enum SourceEvent: Sendable {

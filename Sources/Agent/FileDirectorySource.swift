@@ -2,6 +2,7 @@ import FileSource
 import Foundation
 import KubeModels
 import Logging
+import Runtime
 import Synchronization
 
 /// The `--from-dir` source: polls a directory of YAML files and sends a snapshot whenever the

@@ -4,6 +4,7 @@ import KubeAPI
 import KubeModels
 import LoadBalancer
 import Logging
+import Runtime
 import ServiceLifecycle
 import Synchronization
 

@@ -1,5 +1,6 @@
 import Foundation
 import KubeAPI
+import Runtime
 import Synchronization
 import KubeModels
 import LoadBalancer

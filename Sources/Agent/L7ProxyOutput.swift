@@ -6,6 +6,7 @@ import LoadBalancer
 import Logging
 import NIOCore
 import NIOPosix
+import Runtime
 import ServiceLifecycle
 import Synchronization
 
@@ -32,7 +33,7 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
     public let proxy: L7Proxy
     private let group: MultiThreadedEventLoopGroup
     private let inbox = Inbox<Message>()
-    private let retry: RetryPolicy
+    private let retry: BackoffPolicy
     /// Pre-opened listening sockets not adopted yet.
     private let preopened: PreopenedSockets
     private let drainTimeout: Duration
@@ -56,7 +57,7 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
     ///   - listeners: where transparent listeners are registered for the datapath's sk_lookup
     ///     program as their ports open (nil: not registered; the tc programs assign them instead).
     public init(
-        mode: ProxyListenMode, threads: Int? = nil, options: ProxyOptions = ProxyOptions(), retry: RetryPolicy = RetryPolicy(),
+        mode: ProxyListenMode, threads: Int? = nil, options: ProxyOptions = ProxyOptions(), retry: BackoffPolicy = .retries(),
         preopened: [UInt16: CInt] = [:], drainTimeout: Duration = .seconds(1), listeners: L7ListenerMap? = nil,
         logger: Logger = Logger(label: "portway.proxy"), onApplied: (@Sendable ([UInt16]) -> Void)? = nil
     ) {
@@ -144,7 +145,7 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
             timer = nil
             if !failed.isEmpty {
                 attempt += 1
-                let delay = retry.delay(attempt: attempt)
+                let delay = retry.retryDelay(attempt: attempt)
                 logger.warning("proxy ports \(failed.sorted()) not listening; retrying in \(delay)")
                 let inbox = inbox
                 timer = Task {

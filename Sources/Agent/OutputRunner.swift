@@ -1,26 +1,6 @@
 import LoadBalancer
 import Logging
-
-/// Capped exponential backoff for frontends an output failed to program.
-public struct RetryPolicy: Hashable, Sendable {
-    public var initial: Duration
-    public var cap: Duration
-
-    public init(initial: Duration = .milliseconds(500), cap: Duration = .seconds(60)) {
-        self.initial = initial
-        self.cap = cap
-    }
-
-    /// The delay before attempt `attempt` (1 = the first retry): initial × 2^(attempt-1), at most `cap`.
-    public func delay(attempt: Int) -> Duration {
-        var delay = initial
-        for _ in 1..<max(attempt, 1) {
-            delay *= 2
-            if delay >= cap { return cap }
-        }
-        return min(delay, cap)
-    }
-}
+import Runtime
 
 /// What the pipeline hands an output.
 enum OutputMessage: Sendable {
@@ -63,7 +43,7 @@ struct RepeatLimiter {
 final class OutputRunner: Sendable {
     let output: any L4MapOutput
     let inbox = Inbox<OutputMessage>()
-    let policy: RetryPolicy
+    let policy: BackoffPolicy
     let logger: Logger
     /// How often the same failure (or warning) is logged while it repeats.
     let repeatInterval: Duration
@@ -71,7 +51,7 @@ final class OutputRunner: Sendable {
     let onReport: (@Sendable (OutputReport) -> Void)?
 
     init(
-        output: any L4MapOutput, policy: RetryPolicy, logger: Logger, repeatInterval: Duration = .seconds(60),
+        output: any L4MapOutput, policy: BackoffPolicy, logger: Logger, repeatInterval: Duration = .seconds(60),
         onReport: (@Sendable (OutputReport) -> Void)? = nil
     ) {
         self.output = output
@@ -136,7 +116,7 @@ final class OutputRunner: Sendable {
                         var recovered: [(frontend: Frontend, attempts: Int)] = []
                         for (frontend, retry) in due {
                             if report.failed.contains(frontend) {
-                                retries[frontend] = Retry(attempt: retry.attempt + 1, due: clock.now + policy.delay(attempt: retry.attempt + 1))
+                                retries[frontend] = Retry(attempt: retry.attempt + 1, due: clock.now + policy.retryDelay(attempt: retry.attempt + 1))
                             } else {
                                 retries[frontend] = nil
                                 recovered.append((frontend, retry.attempt))
@@ -151,7 +131,7 @@ final class OutputRunner: Sendable {
                     }
                 }
                 for frontend in failedNow where retries[frontend] == nil {
-                    retries[frontend] = Retry(attempt: 1, due: clock.now + policy.delay(attempt: 1))
+                    retries[frontend] = Retry(attempt: 1, due: clock.now + policy.retryDelay(attempt: 1))
                 }
                 timer?.cancel()
                 timer = nil

@@ -1,6 +1,7 @@
 import BPFMaps
 import KubeAPI
 import LoadBalancer
+import Runtime
 
 /// What an output did with one step, for the log and for retries.
 public struct OutputReport: Sendable {

@@ -1,9 +1,9 @@
 import CCurlShim
 import Foundation
+import Runtime
 import Synchronization
 
 /// The version Portway reports in its User-Agent.
-public let portwayVersion = "0.1.0"
 
 /// libcurl behind Swift concurrency. One dedicated thread runs a curl multi handle; requests are
 /// handed over through a lock-protected queue and `curl_multi_wakeup`, and results come back through

@@ -1,4 +1,5 @@
 import Foundation
+import Runtime
 
 /// A kubeconfig `exec` credential plugin (client.authentication.k8s.io/v1 or v1beta1).
 public struct ExecPlugin: Sendable, Hashable {
@@ -106,7 +107,7 @@ public struct ExecPlugin: Sendable, Hashable {
     private func runProcess(input: Data) throws -> Data {
         let (process, stdout, stderr) = try start(input: input)
         // Drain stderr on its own thread so a chatty plugin cannot block on a full pipe while we read stdout.
-        let errData = LockedBox(Data())
+        let errData = LockBox(Data())
         let errDone = DispatchSemaphore(value: 0)
         let errHandle = stderr.fileHandleForReading
         Thread {

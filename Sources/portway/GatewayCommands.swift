@@ -7,6 +7,7 @@ import GatewayCore
 import KubeAPI
 import KubeModels
 import LoadBalancer
+import Runtime
 
 /// Flags shared by `portway routes` and `portway explain`.
 struct GatewayViewFlags: ParsableArguments {

@@ -7,6 +7,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import Testing
+import Runtime
 
 /// What a pipeline built for its Gateways, collected from `onGatewayBuild`.
 final class GatewayBuilds: Sendable {
@@ -66,7 +67,7 @@ func endpoints(_ state: GatewayState?, gateway: String = "web", port: Int = 80, 
 struct GatewayFeedTests {
     let options = AgentOptions(
         nodeName: "node-a", nodeAddresses: [IPAddress("192.0.2.10")!], resyncInterval: nil,
-        retry: RetryPolicy(initial: .milliseconds(5), cap: .milliseconds(40)))
+        retry: BackoffPolicy.retries(initial: .milliseconds(5), cap: .milliseconds(40)))
 
     func start(
         _ source: ManualSource, output: MemoryOutput, builds: GatewayBuilds, proxy: L7ProxyOutput? = nil, proxyPort: UInt16? = nil

@@ -1,6 +1,7 @@
 import BPFMaps
 import KubeAPI
 import LoadBalancer
+import Runtime
 import Testing
 @testable import Agent
 

@@ -5,6 +5,7 @@ import KubeAPITestSupport
 import KubeModels
 import LoadBalancer
 import Logging
+import Runtime
 import ServiceLifecycle
 import Testing
 
@@ -16,7 +17,7 @@ struct LogVolumeTests {
         let capture = LogCapture()
         let options = AgentOptions(
             nodeName: "node-a", nodeAddresses: [IPAddress("192.0.2.10")!], resyncInterval: nil,
-            retry: RetryPolicy(initial: .milliseconds(5), cap: .milliseconds(20)))
+            retry: BackoffPolicy.retries(initial: .milliseconds(5), cap: .milliseconds(20)))
         let sizes = MapSizes(services: 100, backends: 10_000, reverseNAT: 10_000, affinity: 64, connectionTracking: 64, snat: 64)
         let writer = try MapWriter(maps: LoadBalancerMaps.inMemory(sizes: sizes))
         let output = MapWriterOutput(writer: writer, executor: BlockingExecutor(label: "test.log-volume"))

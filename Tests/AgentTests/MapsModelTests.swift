@@ -5,6 +5,7 @@ import KubeAPI
 import KubeModels
 import LoadBalancer
 import Logging
+import Runtime
 import ServiceLifecycle
 import Testing
 

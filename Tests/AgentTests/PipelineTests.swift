@@ -4,6 +4,7 @@ import KubeAPI
 import KubeModels
 import LoadBalancer
 import Logging
+import Runtime
 import ServiceLifecycle
 import Synchronization
 import Testing
@@ -101,7 +102,7 @@ func eventually(_ what: String, _ condition: () -> Bool) async throws {
 struct PipelineTests {
     let options = AgentOptions(
         nodeName: "node-a", nodeAddresses: [IPAddress("192.0.2.10")!], resyncInterval: nil,
-        retry: RetryPolicy(initial: .milliseconds(5), cap: .milliseconds(40)))
+        retry: BackoffPolicy.retries(initial: .milliseconds(5), cap: .milliseconds(40)))
 
     func start(_ source: ManualSource, outputs: [any L4MapOutput], options: AgentOptions? = nil) -> (ServiceGroup, Task<Void, any Error>) {
         let pipeline = AgentPipeline(options: options ?? self.options, logger: Logger(label: "test.pipeline"))
@@ -249,10 +250,10 @@ struct PipelineTests {
     }
 }
 
-@Suite struct RetryPolicyTests {
+@Suite struct RetryBackoffTests {
     @Test func doublesUpToTheCap() {
-        let policy = RetryPolicy(initial: .milliseconds(100), cap: .seconds(1))
-        #expect((1...6).map { policy.delay(attempt: $0) } == [
+        let policy = BackoffPolicy.retries(initial: .milliseconds(100), cap: .seconds(1))
+        #expect((1...6).map { policy.retryDelay(attempt: $0) } == [
             .milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .seconds(1), .seconds(1),
         ])
     }

@@ -1,4 +1,5 @@
 import KubeAPI
+import Runtime
 import Testing
 
 @Suite("Backoff policy")

@@ -2,6 +2,7 @@ import Foundation
 import KubeAPI
 import KubeAPITestSupport
 import KubeModels
+import Runtime
 import Testing
 
 @Suite("KubeClient against the test API server")

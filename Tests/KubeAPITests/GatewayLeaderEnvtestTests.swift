@@ -5,6 +5,7 @@ import KubeAPI
 import KubeAPITestSupport
 import KubeModels
 import LoadBalancer
+import Runtime
 import Synchronization
 import Testing
 

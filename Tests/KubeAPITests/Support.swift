@@ -2,6 +2,7 @@ import Foundation
 import KubeAPI
 import KubeAPITestSupport
 import KubeModels
+import Runtime
 import Synchronization
 import Testing
 

@@ -2,13 +2,10 @@ import Dispatch
 import Synchronization
 
 /// A `Mutex` in a class, for a value shared with a closure that outlives the scope (a thread).
-final class LockedBox<Value: Sendable>: Sendable {
-    let value: Mutex<Value>
-    init(_ value: Value) { self.value = Mutex(value) }
+public final class LockBox<Value: Sendable>: Sendable {
+    public let value: Mutex<Value>
+    public init(_ value: Value) { self.value = Mutex(value) }
 }
-
-/// KubeAPI's blocking work (token files, exec credential plugins).
-let credentialExecutor = BlockingExecutor(label: "portway.kubeapi.blocking")
 
 /// The one executor type for blocking calls (bpf() syscalls, program loading, the verifier; file
 /// reads and exec plugins): a serial dispatch queue, so they never run on Swift's cooperative pool

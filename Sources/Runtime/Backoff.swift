@@ -1,6 +1,8 @@
-/// Exponential backoff with jitter, reset after a healthy period (client-go's defaults: 0.8 s
-/// doubling to 30 s, reset after 2 minutes without failures). Tests inject tiny values and a fake sleep.
-public struct BackoffPolicy: Sendable {
+/// The one backoff policy: exponential, with jitter, reset after a healthy period (client-go's
+/// defaults: 0.8 s doubling to 30 s, reset after 2 minutes without failures; the informers use
+/// them). `retries` is the same policy without jitter, for the agent's outputs and listeners.
+/// Tests inject tiny values and a fake sleep.
+public struct BackoffPolicy: Hashable, Sendable {
     public var initial: Duration
     public var maximum: Duration
     public var factor: Double
@@ -46,5 +48,18 @@ public struct BackoffState: Sendable {
         attempt += 1
         lastFailure = now
         return delay
+    }
+}
+
+extension BackoffPolicy {
+    /// Capped doubling without jitter: what the agent's outputs (a frontend that failed to program,
+    /// a proxy port that failed to bind) wait before trying again.
+    public static func retries(initial: Duration = .milliseconds(500), cap: Duration = .seconds(60)) -> BackoffPolicy {
+        BackoffPolicy(initial: initial, maximum: cap, factor: 2, jitter: 0)
+    }
+
+    /// The delay before retry `attempt` (1 = the first retry): initial × factor^(attempt-1), at most the maximum.
+    public func retryDelay(attempt: Int) -> Duration {
+        delay(attempt: max(attempt, 1) - 1, random: 0)
     }
 }
