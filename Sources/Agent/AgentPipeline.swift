@@ -11,11 +11,9 @@ import ServiceLifecycle
 /// attached for the log. Blocking: it runs on the blocking executor.
 public typealias DatapathInstaller = @Sendable (_ maps: MapSet) throws -> [String]
 
-/// What the reconcile loop is told.
+/// What the reconcile loop is told (the periodic resync is its loop's deadline).
 enum PipelineEvent: Sendable {
     case source(SourceEvent)
-    /// The periodic resync: the full path and a repair of every output.
-    case resync
 }
 
 /// The node agent's pipeline:
@@ -111,13 +109,13 @@ public struct AgentPipeline: Sendable {
     public func services(
         source: some ClusterStateSource, outputs: [any L4MapOutput], inheritedProxyPorts: [Frontend: UInt16] = [:]
     ) -> [any ServiceLifecycle.Service] {
-        let inbox = Inbox<PipelineEvent>()
+        let loop = CoalescingLoop<PipelineEvent>()
         let runners = outputs.map { OutputRunner(output: $0, policy: options.retry, logger: logger) }
         let reconciler = ReconcileService(
-            options: options, inbox: inbox, runners: runners, proxy: proxy, onGatewayBuild: onGatewayBuild,
+            options: options, loop: loop, runners: runners, proxy: proxy, onGatewayBuild: onGatewayBuild,
             inheritedProxyPorts: inheritedProxyPorts, logger: logger)
         let proxyServices: [any ServiceLifecycle.Service] = proxy.map { [$0] } ?? []
-        return proxyServices + runners.map { OutputService(runner: $0) } + [reconciler, SourceService(source: source, inbox: inbox)]
+        return proxyServices + runners.map { OutputService(runner: $0) } + [reconciler, SourceService(source: source, loop: loop)]
     }
 
     /// Runs the pipeline until the task is cancelled (tests; the agent command runs `services` in
@@ -129,25 +127,17 @@ public struct AgentPipeline: Sendable {
     }
 }
 
-/// Runs a source, forwarding its events to the reconciler; stops on graceful shutdown. Like every
-/// service of the pipeline it ends only when told to: a ServiceGroup stops its services one by one
-/// in reverse order, and one that ended by itself meanwhile would be an error.
+/// Runs a source, its events going straight into the reconciler's loop; stops on graceful
+/// shutdown. Like every service of the pipeline it ends only when told to: a ServiceGroup stops its
+/// services one by one in reverse order, and one that ended by itself meanwhile would be an error.
 struct SourceService<Source: ClusterStateSource>: ServiceLifecycle.Service {
     let source: Source
-    let inbox: Inbox<PipelineEvent>
+    let loop: CoalescingLoop<PipelineEvent>
 
     func run() async throws {
-        let events = Inbox<SourceEvent>()
-        let inbox = inbox
+        let loop = loop
         await cancelWhenGracefulShutdown {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await source.run(sink: events) }
-                group.addTask {
-                    while let batch = await events.next() { for event in batch { inbox.push(.source(event)) } }
-                }
-                await group.next()
-                group.cancelAll()
-            }
+            await source.run { loop.send(.source($0)) }
         }
     }
 }
@@ -161,10 +151,11 @@ struct OutputService: ServiceLifecycle.Service {
     }
 }
 
-/// The reconcile loop: coalesce → keys → translate → diff → allocate → outputs.
+/// The reconcile loop: coalesce → keys → translate → diff → allocate → outputs; its deadline is
+/// the next periodic resync.
 struct ReconcileService: ServiceLifecycle.Service {
     let options: AgentOptions
-    let inbox: Inbox<PipelineEvent>
+    let loop: CoalescingLoop<PipelineEvent>
     let runners: [OutputRunner]
     let proxy: L7ProxyOutput?
     let onGatewayBuild: (@Sendable (GatewayState) -> Void)?
@@ -172,24 +163,14 @@ struct ReconcileService: ServiceLifecycle.Service {
     let logger: Logger
 
     func run() async throws {
-        let resync = options.resyncInterval.map { interval in
-            let inbox = inbox
-            return Task {
-                while true {
-                    do { try await Task.sleep(for: interval) } catch { return }
-                    inbox.push(.resync)
-                }
-            }
-        }
-        defer { resync?.cancel() }
-        await cancelWhenGracefulShutdown { await loop() }
+        await cancelWhenGracefulShutdown { await reconcile() }
     }
 
     private func send(_ message: OutputMessage) {
         for runner in runners { runner.send(message) }
     }
 
-    private func loop() async {
+    private func reconcile() async {
         var reconciler = L4Reconciler(options: options.translatorOptions)
         // The Gateway API as this node serves it: tables, status, proxy ports, L7 frontends.
         var gateway = GatewayPlan(options: options.gateway, proxyPortRange: options.proxyPorts, inherited: inheritedProxyPorts)
@@ -202,7 +183,8 @@ struct ReconcileService: ServiceLifecycle.Service {
         var synced = false
         var nodeMissing: Bool?
         let clock = ContinuousClock()
-        while let batch = await inbox.next() {
+        var nextResync: ContinuousClock.Instant?
+        await loop.run { batch, deadlinePassed in
             let start = clock.now
             var changes: FrontendChanges = [:]
             var pending: [ClusterChange] = []
@@ -240,10 +222,13 @@ struct ReconcileService: ServiceLifecycle.Service {
                     flush()
                 case .source(.changes(let more)):
                     if synced { pending += more }
-                case .resync:
-                    resync = synced
-                    if synced { gatewayWork = .all }
                 }
+            }
+            if deadlinePassed {
+                // The periodic resync: the full path and a repair of every output.
+                resync = synced
+                if synced { gatewayWork = .all }
+                nextResync = nil
             }
             flush()
             if synced && gatewayWork != .none && !gateway.isIdle(index: reconciler.index) {
@@ -304,6 +289,9 @@ struct ReconcileService: ServiceLifecycle.Service {
             if synced {
                 logger.debug("reconciled \(translated) keys: \(changes.count) frontends changed in \(clock.now - start)")
             }
+            // The first resync one interval after the first sync, then one interval after each.
+            if synced, nextResync == nil, let interval = options.resyncInterval { nextResync = clock.now + interval }
+            return nextResync
         }
     }
 }

@@ -11,29 +11,27 @@ public enum SourceEvent: Sendable {
     case changes([ClusterChange])
 }
 
+/// Where a source's events go: straight into the consumer's loop (no relay in between).
+public typealias SourceSink = @Sendable (SourceEvent) -> Void
+
 /// Where the agent learns the cluster's state: a directory of YAML files (`--from-dir`) or the
 /// Kubernetes API (informers). A source sends a complete `.snapshot` only once it has fully synced,
 /// so the agent never prunes maps from a partial view, and `.changes` after that.
 public protocol ClusterStateSource: Sendable {
-    /// Runs until the task is cancelled, pushing events into `sink`.
-    func run(sink: Inbox<SourceEvent>) async
+    /// Runs until the task is cancelled, handing each event to `sink` as it happens.
+    func run(sink: @escaping SourceSink) async
 }
 
 extension ClusterStateSource {
     /// The events as a stream (tests, tools); the source stops when the stream is dropped.
     public func events() -> AsyncStream<SourceEvent> {
         let (stream, continuation) = AsyncStream.makeStream(of: SourceEvent.self)
-        let inbox = Inbox<SourceEvent>()
         let source = self
-        let producer = Task { await source.run(sink: inbox) }
-        let forwarder = Task {
-            while let batch = await inbox.next() { for event in batch { continuation.yield(event) } }
+        let producer = Task {
+            await source.run { continuation.yield($0) }
             continuation.finish()
         }
-        continuation.onTermination = { _ in
-            producer.cancel()
-            forwarder.cancel()
-        }
+        continuation.onTermination = { _ in producer.cancel() }
         return stream
     }
 }

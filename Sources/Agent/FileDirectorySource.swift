@@ -26,7 +26,7 @@ public struct FileDirectorySource: ClusterStateSource {
         self.logger = logger
     }
 
-    public func run(sink: Inbox<SourceEvent>) async {
+    public func run(sink: @escaping SourceSink) async {
         let stopped = Arc(Atomic<Bool>(false))
         let poller = DirectoryPoller(directory: directory, logger: logger)
         let interval = interval
@@ -35,7 +35,7 @@ public struct FileDirectorySource: ClusterStateSource {
             var poller = poller
             while !stopped.value.load(ordering: .acquiring) {
                 // Each reload is a whole snapshot; the pipeline diffs it by key.
-                if let snapshot = poller.poll() { sink.push(.snapshot(snapshot)) }
+                if let snapshot = poller.poll() { sink(.snapshot(snapshot)) }
                 Thread.sleep(forTimeInterval: interval.seconds)
             }
             done.finish()

@@ -14,8 +14,6 @@ public enum GatewayControllerEvent: Sendable {
     case source(SourceEvent)
     /// This agent became (true) or stopped being (false) the leader.
     case leadership(Bool)
-    /// A write failed: try the whole pass again.
-    case retry
     /// Every Node, from the Node informer the controller runs while leading (term `term`): the
     /// agents' own sources see only their own Node, the Gateways' NodePort addresses need all.
     case nodes(term: Int, [Node])
@@ -29,7 +27,8 @@ public enum GatewayControllerEvent: Sendable {
 /// of changes that touch a Gateway (or one of the `portway-gw-` Services) and when a Node's
 /// InternalIP changes; a pass with failed writes is retried after `retryDelay`.
 public struct GatewayLeaderController: ServiceLifecycle.Service {
-    public let inbox: Inbox<GatewayControllerEvent>
+    /// Its loop: a failed pass is its deadline (tried again after `retryDelay`).
+    let loop: CoalescingLoop<GatewayControllerEvent>
     public let writers: GatewayWriters
     let logger: Logger
     let retryDelay: Duration
@@ -39,11 +38,11 @@ public struct GatewayLeaderController: ServiceLifecycle.Service {
     let onPass: (@Sendable (GatewayWriteReport) -> Void)?
 
     public init(
-        inbox: Inbox<GatewayControllerEvent>, writers: GatewayWriters, logger: Logger = Logger(label: "portway.gateway.leader"),
+        writers: GatewayWriters, logger: Logger = Logger(label: "portway.gateway.leader"),
         retryDelay: Duration = .seconds(5), nodeInformerOptions: InformerOptions = InformerOptions(),
         onPass: (@Sendable (GatewayWriteReport) -> Void)? = nil
     ) {
-        self.inbox = inbox
+        self.loop = CoalescingLoop()
         self.writers = writers
         self.logger = logger
         self.retryDelay = retryDelay
@@ -53,25 +52,24 @@ public struct GatewayLeaderController: ServiceLifecycle.Service {
         self.onPass = onPass
     }
 
+    /// Tells the controller something (from any task or thread).
+    public func send(_ event: GatewayControllerEvent) { loop.send(event) }
+
     public func run() async throws {
-        await cancelWhenGracefulShutdown { await loop() }
+        await cancelWhenGracefulShutdown { await control() }
     }
 
-    private func loop() async {
+    private func control() async {
         var index = ClusterIndex()
         var synced = false
         var leading = false
-        var retry: Task<Void, Never>?
         // The Node informer of the current term, and what it last reported (nil: not listed yet).
         var term = 0
         var nodeWatch: Task<Void, Never>?
         var allNodes: [Node]?
-        defer {
-            retry?.cancel()
-            nodeWatch?.cancel()
-        }
-        while let batch = await inbox.next() {
-            var due = false
+        defer { nodeWatch?.cancel() }
+        await loop.run { batch, retryDue in
+            var due = retryDue
             for event in batch {
                 switch event {
                 case .nodes(let from, let nodes):
@@ -99,24 +97,16 @@ public struct GatewayLeaderController: ServiceLifecycle.Service {
                     nodeWatch = now ? watchNodes(term: term) : nil
                     allNodes = nil
                     due = now
-                case .retry:
-                    due = true
                 }
             }
-            guard due, synced, leading, let allNodes else { continue }
+            guard due, synced, leading, let allNodes else { return nil }
             var snapshot = index.snapshot
             snapshot.nodes = allNodes
             let report = await writers.write(snapshot)
             for error in report.errors { logger.warning("\(error)") }
             onPass?(report)
-            if !report.errors.isEmpty {
-                retry?.cancel()
-                let inbox = inbox, delay = retryDelay
-                retry = Task {
-                    do { try await Task.sleep(for: delay) } catch { return }
-                    inbox.push(.retry)
-                }
-            }
+            // A pass with failed writes is tried again (whole) after the delay.
+            return report.errors.isEmpty ? nil : ContinuousClock.now + retryDelay
         }
     }
 }
@@ -125,12 +115,12 @@ extension GatewayLeaderController {
     /// Runs an informer on every Node until cancelled; once it has listed, reports the whole set
     /// after the list and after each change.
     private func watchNodes(term: Int) -> Task<Void, Never> {
-        let inbox = inbox, logger = logger
+        let loop = loop, logger = logger
         // The informer's objects by name, kept from its events; reported whole once it has listed.
         let nodes = Mutex<(listed: Bool, byName: [String: Node])>((false, [:]))
         let report: @Sendable () -> Void = {
             let all = nodes.withLock { $0.byName.values.sorted { $0.metadata.name < $1.metadata.name } }
-            inbox.push(.nodes(term: term, all))
+            loop.send(.nodes(term: term, all))
         }
         let informer = Informer<Node>(
             client: writers.client, options: nodeInformerOptions,
@@ -227,21 +217,11 @@ public struct ForwardingSource<Inner: ClusterStateSource>: ClusterStateSource {
         self.copy = copy
     }
 
-    public func run(sink: Inbox<SourceEvent>) async {
-        let relay = Inbox<SourceEvent>()
-        let inner = inner, copy = copy
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await inner.run(sink: relay) }
-            group.addTask {
-                while let batch = await relay.next() {
-                    for event in batch {
-                        copy(event)
-                        sink.push(event)
-                    }
-                }
-            }
-            await group.next()
-            group.cancelAll()
+    public func run(sink: @escaping SourceSink) async {
+        let copy = copy
+        await inner.run { event in
+            copy(event)
+            sink(event)
         }
     }
 }
@@ -276,7 +256,7 @@ public struct GatewayLeaderSettings: Sendable {
 /// The controller and the election of one agent, wired together: the election tells the
 /// controller its role. Add `controller` then `election` to the ServiceGroup after the pipeline's
 /// services (stopped in reverse: the Lease is released first), and feed the controller with
-/// `ForwardingSource(source) { leadership.controller.inbox.push(.source($0)) }`.
+/// `ForwardingSource(source) { leadership.controller.send(.source($0)) }`.
 public struct GatewayLeadership: Sendable {
     public let controller: GatewayLeaderController
     public let election: LeaderElectionService
@@ -287,12 +267,12 @@ public struct GatewayLeadership: Sendable {
     ) {
         let writers = GatewayWriters(
             client: client, options: .node(controllerName: settings.controllerName), serviceType: settings.serviceType, logger: logger)
-        controller = GatewayLeaderController(inbox: Inbox(), writers: writers, logger: logger, onPass: onPass)
+        controller = GatewayLeaderController(writers: writers, logger: logger, onPass: onPass)
         let config = LeaderElectionConfig(
             namespace: settings.leaseNamespace, name: settings.leaseName, identity: identity, leaseDuration: settings.leaseDuration,
             renewDeadline: settings.renewDeadline, retryPeriod: settings.retryPeriod)
-        let inbox = controller.inbox
-        election = LeaderElectionService(client: client, config: config, logger: logger) { inbox.push(.leadership($0)) }
+        let controller = controller
+        election = LeaderElectionService(client: client, config: config, logger: logger) { controller.send(.leadership($0)) }
     }
 
     /// With the client of the cluster source (one connection setup for both).

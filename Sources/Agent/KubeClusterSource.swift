@@ -38,7 +38,7 @@ public struct KubeClusterSource: ClusterStateSource {
         let fill: @Sendable (inout ClusterSnapshot) -> Void
     }
 
-    public func run(sink: Inbox<SourceEvent>) async {
+    public func run(sink: @escaping SourceSink) async {
         // Serializes pushes with the building of the first snapshot: an event sent before the
         // snapshot is in it (stores are updated before handlers run), one sent after follows it.
         let gate = SnapshotGate()
@@ -51,7 +51,7 @@ public struct KubeClusterSource: ClusterStateSource {
                 gate.started.withLock { started in
                     var snapshot = ClusterSnapshot()
                     for informer in informers { informer.fill(&snapshot) }
-                    sink.push(.snapshot(snapshot))
+                    sink(.snapshot(snapshot))
                     started = true
                 }
             }
@@ -59,7 +59,7 @@ public struct KubeClusterSource: ClusterStateSource {
         }
     }
 
-    private func watched<K: AnyResourceKind>(_ kind: K, sink: Inbox<SourceEvent>, gate: SnapshotGate) -> WatchedInformer? {
+    private func watched<K: AnyResourceKind>(_ kind: K, sink: @escaping SourceSink, gate: SnapshotGate) -> WatchedInformer? {
         let declaration = kind.declaration
         guard let selectors = declaration.selectors(scope) else { return nil }
         var options = informerOptions
@@ -78,7 +78,7 @@ public struct KubeClusterSource: ClusterStateSource {
                 }
                 guard let change else { return }
                 // Before the first snapshot, changes are in it already: not sent.
-                gate.started.withLock { started in if started { sink.push(.changes([change])) } }
+                gate.started.withLock { started in if started { sink(.changes([change])) } }
             })
         return WatchedInformer(
             run: { await informer.run() }, waitForSync: { await informer.waitForSync() },

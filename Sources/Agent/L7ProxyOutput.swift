@@ -32,7 +32,7 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
     /// The proxy (its `ports` and `routes` for tests and diagnostics).
     public let proxy: L7Proxy
     private let group: MultiThreadedEventLoopGroup
-    private let inbox = Inbox<Message>()
+    private let loop = CoalescingLoop<Message>()
     private let retry: BackoffPolicy
     /// Pre-opened listening sockets not adopted yet.
     private let preopened: PreopenedSockets
@@ -43,7 +43,6 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
 
     enum Message: Sendable {
         case tables([UInt16: PortRouteTable], certificates: [NamespacedName: TLSMaterial])
-        case retryDue
     }
 
     /// - Parameters:
@@ -88,7 +87,7 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
 
     /// Hands the proxy the tables to serve (later calls replace earlier ones not yet applied).
     func publish(_ tables: [UInt16: PortRouteTable], certificates: [NamespacedName: TLSMaterial]) {
-        inbox.push(.tables(tables, certificates: certificates))
+        loop.send(.tables(tables, certificates: certificates))
     }
 
     /// How long the stop may take after the drain: closing what is left and stopping the event
@@ -103,7 +102,7 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
     /// lifecycle: every wait of the shutdown has a deadline kept on Swift's clock, and a step of
     /// the loop below still waiting on a busy event loop is left behind (cancelled, not awaited).
     public func run() async throws {
-        let work = Task { await self.loop() }
+        let work = Task { await self.serve() }
         try? await gracefulShutdown()
         work.cancel()
         let stopBy = ContinuousClock.now + drainTimeout + Self.stopTimeout
@@ -115,14 +114,14 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
         if !stopped { logger.warning("proxy: event loops still busy at shutdown; not waiting for them") }
     }
 
-    private func loop() async {
+    /// A step function of the output's loop: the newest tables, then the ports; a port that failed
+    /// to bind makes the step ask to be woken when its retry is due.
+    private func serve() async {
         var wanted: [UInt16: PortRouteTable] = [:]
         var certificates: [NamespacedName: TLSMaterial] = [:]
         var attempt = 0
         var appliedTLS: [UInt16: [TLSSource]] = [:]
-        var timer: Task<Void, Never>?
-        defer { timer?.cancel() }
-        while let batch = await inbox.next() {
+        await loop.run { batch, _ in
             var changed = false
             for message in batch {
                 if case .tables(let tables, let certs) = message {
@@ -141,21 +140,17 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
             let failed = await apply(wanted, certificates: certificates, applied: &appliedTLS)
             closeUnadopted()
             onApplied?(proxy.ports)
-            timer?.cancel()
-            timer = nil
             if !failed.isEmpty {
                 attempt += 1
                 let delay = retry.retryDelay(attempt: attempt)
                 logger.warning("proxy ports \(failed.sorted()) not listening; retrying in \(delay)")
-                let inbox = inbox
-                timer = Task {
-                    do { try await Task.sleep(for: delay) } catch { return }
-                    inbox.push(.retryDue)
-                }
-            } else if attempt > 0 {
+                return ContinuousClock.now + delay
+            }
+            if attempt > 0 {
                 logger.notice("proxy ports listening after \(attempt) retries")
                 attempt = 0
             }
+            return nil
         }
     }
 

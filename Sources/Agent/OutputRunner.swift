@@ -7,7 +7,6 @@ enum OutputMessage: Sendable {
     case changes(FrontendChanges)
     case sync(DesiredL4State)
     case repair(DesiredL4State)
-    case retryDue
 }
 
 /// Lets a log line of a given cause through once per `interval`; the repeats in between go to the
@@ -32,17 +31,18 @@ struct RepeatLimiter {
     }
 }
 
-/// Runs one output in its own task: takes together what the pipeline sent while the output was
-/// busy (later changes of a frontend replace earlier ones), and retries failed frontends with
-/// capped exponential backoff until they succeed or their input changes (a new change resets the
-/// backoff and is tried at once).
+/// Runs one output in its own task (a step function of `CoalescingLoop`): takes together what the
+/// pipeline sent while the output was busy (later changes of a frontend replace earlier ones), and
+/// retries failed frontends with capped exponential backoff until they succeed or their input
+/// changes (a new change resets the backoff and is tried at once). What a call throws, other than
+/// cancellation, is logged and retried with the same backoff: an output never ends by itself.
 ///
 /// The log gets one summary line per pass, one line per cause of failure (however many frontends
 /// share it; the same cause again within `repeatInterval` goes to the debug log), and one line for
 /// the frontends a retry programmed.
 final class OutputRunner: Sendable {
     let output: any L4MapOutput
-    let inbox = Inbox<OutputMessage>()
+    let loop = CoalescingLoop<OutputMessage>()
     let policy: BackoffPolicy
     let logger: Logger
     /// How often the same failure (or warning) is logged while it repeats.
@@ -61,91 +61,114 @@ final class OutputRunner: Sendable {
         self.onReport = onReport
     }
 
-    func send(_ message: OutputMessage) { inbox.push(message) }
+    func send(_ message: OutputMessage) { loop.send(message) }
 
     struct Retry {
         var attempt: Int
         var due: ContinuousClock.Instant
     }
 
-    func run() async {
-        let clock = ContinuousClock()
+    /// What the runner keeps between steps.
+    struct State {
+        /// The last desired entry of every frontend (what a retry programs again).
         var desired: [Frontend: FrontendEntry] = [:]
         var retries: [Frontend: Retry] = [:]
-        var timer: Task<Void, Never>?
-        var limiter = RepeatLimiter(interval: repeatInterval)
-        defer { timer?.cancel() }
-        do {
-            while let batch = await inbox.next() {
-                var full: (state: DesiredL4State, repair: Bool)?
-                var changes: FrontendChanges = [:]
-                var retryDue = false
-                for message in batch {
-                    switch message {
-                    case .sync(let state): full = (state, false); changes = [:]
-                    case .repair(let state): full = (state, true); changes = [:]
-                    case .changes(let more): changes.merge(more) { _, new in new }
-                    case .retryDue: retryDue = true
-                    }
-                }
-                var failedNow = Set<Frontend>()
-                if let full {
-                    desired = Dictionary(full.state.entries.map { ($0.frontend, $0) }, uniquingKeysWith: { first, _ in first })
-                    retries = [:]
-                    let report = full.repair ? try await output.repair(full.state) : try await output.sync(full.state)
-                    log(report, full.repair ? "repair" : "sync", &limiter)
-                    failedNow.formUnion(report.failed)
-                }
-                if !changes.isEmpty {
-                    for (frontend, entry) in changes {
-                        desired[frontend] = entry
-                        retries[frontend] = nil  // its input changed: tried now, backoff starts over
-                    }
-                    let report = try await output.apply(changes)
-                    log(report, "sync", &limiter)
-                    failedNow.formUnion(report.failed)
-                }
-                let now = clock.now
-                if retryDue {
-                    let due = retries.filter { $0.value.due <= now }
-                    if !due.isEmpty {
-                        var again: FrontendChanges = [:]
-                        for frontend in due.keys { again[frontend] = .some(desired[frontend]) }
-                        let report = try await output.apply(again)
-                        log(report, "retry of \(due.count) frontends", &limiter)
-                        var recovered: [(frontend: Frontend, attempts: Int)] = []
-                        for (frontend, retry) in due {
-                            if report.failed.contains(frontend) {
-                                retries[frontend] = Retry(attempt: retry.attempt + 1, due: clock.now + policy.retryDelay(attempt: retry.attempt + 1))
-                            } else {
-                                retries[frontend] = nil
-                                recovered.append((frontend, retry.attempt))
-                            }
-                        }
-                        if !recovered.isEmpty {
-                            recovered.sort { $0.frontend.description < $1.frontend.description }
-                            let named = recovered.prefix(3).map { "\($0.frontend) after \($0.attempts) retries" }.joined(separator: ", ")
-                            let more = recovered.count > 3 ? " and \(recovered.count - 3) more" : ""
-                            logger.notice("\(output.name): \(recovered.count) frontends programmed: \(named)\(more)")
-                        }
-                    }
-                }
-                for frontend in failedNow where retries[frontend] == nil {
-                    retries[frontend] = Retry(attempt: 1, due: clock.now + policy.retryDelay(attempt: 1))
-                }
-                timer?.cancel()
-                timer = nil
-                if let next = retries.values.map(\.due).min() {
-                    let inbox = inbox
-                    timer = Task {
-                        do { try await clock.sleep(until: next) } catch { return }
-                        inbox.push(.retryDue)
-                    }
+        /// A full pass whose call failed as a whole (an error, not a frontend): tried again when due.
+        var pendingFull: (state: DesiredL4State, repair: Bool, retry: Retry)?
+        var limiter: RepeatLimiter
+    }
+
+    func run() async {
+        var state = State(limiter: RepeatLimiter(interval: repeatInterval))
+        await loop.run { messages, _ in
+            await self.step(messages, &state)
+        }
+    }
+
+    /// One pass over what arrived: full passes, changes, then the retries that are due. Returns the
+    /// earliest retry deadline.
+    private func step(_ messages: [OutputMessage], _ state: inout State) async -> ContinuousClock.Instant? {
+        let clock = ContinuousClock()
+        var full: (state: DesiredL4State, repair: Bool)?
+        var changes: FrontendChanges = [:]
+        for message in messages {
+            switch message {
+            case .sync(let desired): full = (desired, false); changes = [:]
+            case .repair(let desired): full = (desired, true); changes = [:]
+            case .changes(let more): changes.merge(more) { _, new in new }
+            }
+        }
+        if full == nil, let pending = state.pendingFull, pending.retry.due <= clock.now { full = (pending.state, pending.repair) }
+        var failedNow = Set<Frontend>()
+        if let full {
+            state.desired = Dictionary(full.state.entries.map { ($0.frontend, $0) }, uniquingKeysWith: { first, _ in first })
+            state.retries = [:]
+            let attempt = state.pendingFull.map { $0.retry.attempt + 1 } ?? 1
+            state.pendingFull = nil
+            do {
+                let report = full.repair ? try await output.repair(full.state) : try await output.sync(full.state)
+                log(report, full.repair ? "repair" : "sync", &state.limiter)
+                failedNow.formUnion(report.failed)
+            } catch {
+                guard !Self.isCancellation(error) else { return nil }
+                logger.error("\(output.name) \(full.repair ? "repair" : "sync") failed: \(error); trying again")
+                state.pendingFull = (full.state, full.repair, Retry(attempt: attempt, due: clock.now + policy.retryDelay(attempt: attempt)))
+            }
+        }
+        if !changes.isEmpty {
+            for (frontend, entry) in changes {
+                state.desired[frontend] = entry
+                state.retries[frontend] = nil  // its input changed: tried now, backoff starts over
+            }
+            do {
+                let report = try await output.apply(changes)
+                log(report, "sync", &state.limiter)
+                failedNow.formUnion(report.failed)
+            } catch {
+                guard !Self.isCancellation(error) else { return nil }
+                logger.error("\(output.name): applying \(changes.count) changes failed: \(error); trying again")
+                failedNow.formUnion(changes.keys)
+            }
+        }
+        let now = clock.now
+        let due = state.retries.filter { $0.value.due <= now }
+        if !due.isEmpty {
+            var again: FrontendChanges = [:]
+            for frontend in due.keys { again[frontend] = .some(state.desired[frontend]) }
+            var failedAgain = Set(due.keys)
+            do {
+                let report = try await output.apply(again)
+                log(report, "retry of \(due.count) frontends", &state.limiter)
+                failedAgain = report.failed
+            } catch {
+                guard !Self.isCancellation(error) else { return nil }
+                logger.error("\(output.name): retrying \(due.count) frontends failed: \(error); trying again")
+            }
+            var recovered: [(frontend: Frontend, attempts: Int)] = []
+            for (frontend, retry) in due {
+                if failedAgain.contains(frontend) {
+                    state.retries[frontend] = Retry(attempt: retry.attempt + 1, due: clock.now + policy.retryDelay(attempt: retry.attempt + 1))
+                } else {
+                    state.retries[frontend] = nil
+                    recovered.append((frontend, retry.attempt))
                 }
             }
-        } catch {
-            // Cancelled while the output worked: shutdown does not wait for it.
+            if !recovered.isEmpty {
+                recovered.sort { $0.frontend.description < $1.frontend.description }
+                let named = recovered.prefix(3).map { "\($0.frontend) after \($0.attempts) retries" }.joined(separator: ", ")
+                let more = recovered.count > 3 ? " and \(recovered.count - 3) more" : ""
+                logger.notice("\(output.name): \(recovered.count) frontends programmed: \(named)\(more)")
+            }
         }
+        for frontend in failedNow where state.retries[frontend] == nil {
+            state.retries[frontend] = Retry(attempt: 1, due: clock.now + policy.retryDelay(attempt: 1))
+        }
+        return ([state.pendingFull?.retry.due].compactMap { $0 } + state.retries.values.map(\.due)).min()
+    }
+
+    /// Shutdown cancels the task: a call that ends with that is not a failure to retry.
+    private static func isCancellation(_ error: any Error) -> Bool {
+        error is CancellationError || Task.isCancelled
     }
 
     private func log(_ report: OutputReport, _ what: String, _ limiter: inout RepeatLimiter) {

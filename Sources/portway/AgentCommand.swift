@@ -207,7 +207,7 @@ struct AgentCommand: AsyncParsableCommand {
                 if gatewayLeader.leaderElection {
                     // Every agent folds the Gateway state; the one holding the Lease writes Services and status.
                     let leader = GatewayLeadership(source: kube, identity: options.nodeName, settings: gatewayLeader.settings(controllerName: gatewayFlags.gatewayControllerName))
-                    let source = ForwardingSource(kube) { leader.controller.inbox.push(.source($0)) }
+                    let source = ForwardingSource(kube) { leader.controller.send(.source($0)) }
                     services = try await shutdown.unlessTriggered { try await pipeline.services(source: source) } + [leader.controller, leader.election]
                 } else {
                     services = try await shutdown.unlessTriggered { try await pipeline.services(source: kube) }

@@ -17,6 +17,8 @@ final class MemoryOutput: L4MapOutput {
         var attempts: [Frontend: Int] = [:]
         /// Each frontend fails this many attempts before it is programmed.
         var failuresLeft: [Frontend: Int] = [:]
+        /// This many calls to `apply` throw (an output's own error, not a cancellation).
+        var throwsLeft = 0
         var syncs = 0
         var repairs = 0
         var applies = 0
@@ -32,8 +34,15 @@ final class MemoryOutput: L4MapOutput {
 
     var entries: [Frontend: FrontendEntry] { state.withLock { $0.entries } }
 
+    struct Broken: Error {}
+
     func apply(_ changes: FrontendChanges) async throws -> OutputReport {
         try await stall?()
+        let fails = state.withLock { s in
+            defer { s.throwsLeft = max(0, s.throwsLeft - 1) }
+            return s.throwsLeft > 0
+        }
+        if fails { throw Broken() }
         return state.withLock { s in
             s.applies += 1
             var failed = Set<Frontend>()
@@ -72,8 +81,8 @@ final class Flag: Sendable {
 struct ManualSource: ClusterStateSource {
     let events = Inbox<SourceEvent>()
 
-    func run(sink: Inbox<SourceEvent>) async {
-        while let batch = await events.next() { for event in batch { sink.push(event) } }
+    func run(sink: @escaping SourceSink) async {
+        while let batch = await events.next() { for event in batch { sink(event) } }
     }
 }
 
@@ -193,6 +202,24 @@ struct PipelineTests {
         let finished = finishedStuckWork.value.load(ordering: .relaxed)
         #expect(!finished)
         release.signal()
+    }
+
+    /// Issue 18: a catch-all ended an output on any error, silently; now only cancellation does.
+    @Test("an output that throws is retried with backoff and goes on serving later changes")
+    func throwingOutputIsRetried() async throws {
+        let source = ManualSource()
+        let output = MemoryOutput()
+        let (group, task) = start(source, outputs: [output])
+        source.events.push(.snapshot(ClusterSnapshot(services: [svc("a", ip: "10.96.0.1")])))
+        try await eventually("first sync") { output.entries.count == 1 }
+        output.state.withLock { $0.throwsLeft = 2 }
+        source.events.push(.changes([.services(ObjectKey(namespace: "demo", name: "b"), [svc("b", ip: "10.96.0.2")])]))
+        try await eventually("programmed after two failed calls") { output.entries.count == 2 }
+        #expect(output.state.withLock { $0.applies } >= 1)
+        source.events.push(.changes([.services(ObjectKey(namespace: "demo", name: "c"), [svc("c", ip: "10.96.0.3")])]))
+        try await eventually("the output still serves") { output.entries.count == 3 }
+        await group.triggerGracefulShutdown()
+        try await task.value
     }
 
     @Test("the periodic resync repairs an output that drifted")

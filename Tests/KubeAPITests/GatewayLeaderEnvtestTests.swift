@@ -36,10 +36,10 @@ struct GatewayLeaderEnvtestTests {
                 leaseNamespace: "portway-system", leaseDuration: .seconds(4), renewDeadline: .seconds(3), retryPeriod: .seconds(1))
             let leadership = GatewayLeadership(client: client, identity: id, settings: settings, onPass: { passes.record(id, $0) })
             let kube = KubeClusterSource(client: client, scope: WatchScope(nodeName: id, watchNode: false), informerOptions: fastOptions(SleepRecorder()))
-            let source = ForwardingSource(kube) { leadership.controller.inbox.push(.source($0)) }
+            let source = ForwardingSource(kube) { leadership.controller.send(.source($0)) }
             let controller = leadership.controller, elector = leadership.election.elector
             return RunningAgent(id: id, leadership: leadership, tasks: [
-                Task { await source.run(sink: Inbox()) },
+                Task { await source.run { _ in } },
                 Task { try? await controller.run() },
                 Task { await elector.run() },
             ])
