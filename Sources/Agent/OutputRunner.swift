@@ -32,14 +32,14 @@ struct RepeatLimiter {
 }
 
 /// Runs one output in its own task (a step function of `CoalescingLoop`): takes together what the
-/// pipeline sent while the output was busy (later changes of a frontend replace earlier ones), and
-/// retries failed frontends with capped exponential backoff until they succeed or their input
-/// changes (a new change resets the backoff and is tried at once). What a call throws, other than
-/// cancellation, is logged and retried with the same backoff: an output never ends by itself.
+/// pipeline sent while the output was busy (later changes of a frontend replace earlier ones). The
+/// output owns its failures (`L4MapOutput.retryFailed`); the runner decides when to retry them:
+/// with capped exponential backoff while any fail. What a call throws, other than cancellation, is
+/// logged and retried the same way: an output never ends by itself.
 ///
 /// The log gets one summary line per pass, one line per cause of failure (however many frontends
-/// share it; the same cause again within `repeatInterval` goes to the debug log), and one line for
-/// the frontends a retry programmed.
+/// share it; the same cause again within `repeatInterval` goes to the debug log), and one line when
+/// the failed frontends are programmed.
 final class OutputRunner: Sendable {
     let output: any L4MapOutput
     let loop = CoalescingLoop<OutputMessage>()
@@ -63,18 +63,17 @@ final class OutputRunner: Sendable {
 
     func send(_ message: OutputMessage) { loop.send(message) }
 
-    struct Retry {
-        var attempt: Int
-        var due: ContinuousClock.Instant
-    }
-
-    /// What the runner keeps between steps.
+    /// What the runner keeps between steps: when to retry, not what (the output knows).
     struct State {
-        /// The last desired entry of every frontend (what a retry programs again).
-        var desired: [Frontend: FrontendEntry] = [:]
-        var retries: [Frontend: Retry] = [:]
-        /// A full pass whose call failed as a whole (an error, not a frontend): tried again when due.
-        var pendingFull: (state: DesiredL4State, repair: Bool, retry: Retry)?
+        /// Retries since the failures began (0: nothing fails).
+        var attempt = 0
+        var due: ContinuousClock.Instant?
+        /// Frontends failing now (for the log line when they recover).
+        var failing = Set<Frontend>()
+        /// A full pass whose call failed as a whole (an error, not a frontend): made again when due.
+        var pendingFull: (state: DesiredL4State, repair: Bool)?
+        /// Changes whose call failed as a whole: sent again when due (newer changes replace them).
+        var pendingChanges: FrontendChanges = [:]
         var limiter: RepeatLimiter
     }
 
@@ -85,8 +84,8 @@ final class OutputRunner: Sendable {
         }
     }
 
-    /// One pass over what arrived: full passes, changes, then the retries that are due. Returns the
-    /// earliest retry deadline.
+    /// One pass over what arrived: the full pass, the changes, then the retry when due. Returns
+    /// when to retry (nil: nothing fails).
     private func step(_ messages: [OutputMessage], _ state: inout State) async -> ContinuousClock.Instant? {
         let clock = ContinuousClock()
         var full: (state: DesiredL4State, repair: Bool)?
@@ -98,72 +97,74 @@ final class OutputRunner: Sendable {
             case .changes(let more): changes.merge(more) { _, new in new }
             }
         }
-        if full == nil, let pending = state.pendingFull, pending.retry.due <= clock.now { full = (pending.state, pending.repair) }
-        var failedNow = Set<Frontend>()
+        let retryDue = state.due.map { $0 <= clock.now } ?? false
+        if full == nil, retryDue, let pending = state.pendingFull { full = pending }
+        if full != nil { state.pendingChanges = [:] }
+        if retryDue || !changes.isEmpty {
+            // A call that threw reached nothing: its changes go again, under newer ones.
+            changes = state.pendingChanges.merging(changes) { _, new in new }
+            state.pendingChanges = [:]
+        }
+        var failedNow: Set<Frontend>?
+        var thrown = false
         if let full {
-            state.desired = Dictionary(full.state.entries.map { ($0.frontend, $0) }, uniquingKeysWith: { first, _ in first })
-            state.retries = [:]
-            let attempt = state.pendingFull.map { $0.retry.attempt + 1 } ?? 1
             state.pendingFull = nil
             do {
                 let report = full.repair ? try await output.repair(full.state) : try await output.sync(full.state)
                 log(report, full.repair ? "repair" : "sync", &state.limiter)
-                failedNow.formUnion(report.failed)
+                failedNow = report.failed
             } catch {
                 guard !Self.isCancellation(error) else { return nil }
                 logger.error("\(output.name) \(full.repair ? "repair" : "sync") failed: \(error); trying again")
-                state.pendingFull = (full.state, full.repair, Retry(attempt: attempt, due: clock.now + policy.retryDelay(attempt: attempt)))
+                state.pendingFull = full
+                thrown = true
             }
         }
         if !changes.isEmpty {
-            for (frontend, entry) in changes {
-                state.desired[frontend] = entry
-                state.retries[frontend] = nil  // its input changed: tried now, backoff starts over
-            }
             do {
                 let report = try await output.apply(changes)
                 log(report, "sync", &state.limiter)
-                failedNow.formUnion(report.failed)
+                // Frontends of these changes that fail join the failing; the others left them.
+                var failing = (failedNow ?? state.failing).subtracting(changes.keys)
+                failing.formUnion(report.failed)
+                failedNow = failing
             } catch {
                 guard !Self.isCancellation(error) else { return nil }
                 logger.error("\(output.name): applying \(changes.count) changes failed: \(error); trying again")
-                failedNow.formUnion(changes.keys)
+                state.pendingChanges = changes
+                thrown = true
             }
         }
-        let now = clock.now
-        let due = state.retries.filter { $0.value.due <= now }
-        if !due.isEmpty {
-            var again: FrontendChanges = [:]
-            for frontend in due.keys { again[frontend] = .some(state.desired[frontend]) }
-            var failedAgain = Set(due.keys)
+        if let failedNow { state.failing = failedNow }
+        if retryDue, !state.failing.isEmpty {
+            // The output programs its own failures again (and what a thrown call did not reach).
             do {
-                let report = try await output.apply(again)
-                log(report, "retry of \(due.count) frontends", &state.limiter)
-                failedAgain = report.failed
+                let report = try await output.retryFailed()
+                log(report, "retry of \(state.failing.count) frontends", &state.limiter)
+                let recovered = state.failing.subtracting(report.failed)
+                if !recovered.isEmpty {
+                    let named = recovered.sorted { $0.description < $1.description }.prefix(3).map(\.description).joined(separator: ", ")
+                    let more = recovered.count > 3 ? " and \(recovered.count - 3) more" : ""
+                    logger.notice("\(output.name): \(recovered.count) frontends programmed after \(state.attempt) retries: \(named)\(more)")
+                }
+                state.failing = report.failed
             } catch {
                 guard !Self.isCancellation(error) else { return nil }
-                logger.error("\(output.name): retrying \(due.count) frontends failed: \(error); trying again")
-            }
-            var recovered: [(frontend: Frontend, attempts: Int)] = []
-            for (frontend, retry) in due {
-                if failedAgain.contains(frontend) {
-                    state.retries[frontend] = Retry(attempt: retry.attempt + 1, due: clock.now + policy.retryDelay(attempt: retry.attempt + 1))
-                } else {
-                    state.retries[frontend] = nil
-                    recovered.append((frontend, retry.attempt))
-                }
-            }
-            if !recovered.isEmpty {
-                recovered.sort { $0.frontend.description < $1.frontend.description }
-                let named = recovered.prefix(3).map { "\($0.frontend) after \($0.attempts) retries" }.joined(separator: ", ")
-                let more = recovered.count > 3 ? " and \(recovered.count - 3) more" : ""
-                logger.notice("\(output.name): \(recovered.count) frontends programmed: \(named)\(more)")
+                logger.error("\(output.name): retrying failed: \(error); trying again")
+                thrown = true
             }
         }
-        for frontend in failedNow where state.retries[frontend] == nil {
-            state.retries[frontend] = Retry(attempt: 1, due: clock.now + policy.retryDelay(attempt: 1))
+        guard !state.failing.isEmpty || thrown || state.pendingFull != nil || !state.pendingChanges.isEmpty else {
+            state.attempt = 0
+            state.due = nil
+            return nil
         }
-        return ([state.pendingFull?.retry.due].compactMap { $0 } + state.retries.values.map(\.due)).min()
+        // Backoff while anything fails: the first retry soon, later ones further apart.
+        if state.due == nil || retryDue {
+            state.attempt += 1
+            state.due = clock.now + policy.retryDelay(attempt: state.attempt)
+        }
+        return state.due
     }
 
     /// Shutdown cancels the task: a call that ends with that is not a failure to retry.

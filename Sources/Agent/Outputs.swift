@@ -51,6 +51,9 @@ public protocol L4MapOutput: Sendable {
     func sync(_ state: DesiredL4State) async throws -> OutputReport
     /// The periodic resync: makes what is really there equal `state` again, reporting what it repaired.
     func repair(_ state: DesiredL4State) async throws -> OutputReport
+    /// Programs again what failed before, as last desired. The output owns its failures (which
+    /// frontends, as what entry); its runner decides when to call this (backoff).
+    func retryFailed() async throws -> OutputReport
 }
 
 /// The pinned maps as an output: the map writer's incremental `apply` for changes, `sync` for the
@@ -83,6 +86,11 @@ public final class MapWriterOutput: L4MapOutput {
         var report = report(summary)
         report.debug.append("after the sync, \(trim)")
         return report
+    }
+
+    public func retryFailed() async throws -> OutputReport {
+        let writer = writer
+        return report(try await executor.run { isCancelled in writer.retryFailed(isCancelled: isCancelled) })
     }
 
     /// After the repair the heap is trimmed, as after the first sync (the resync translated from scratch).

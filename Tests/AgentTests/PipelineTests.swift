@@ -19,6 +19,8 @@ final class MemoryOutput: L4MapOutput {
         var failuresLeft: [Frontend: Int] = [:]
         /// This many calls to `apply` throw (an output's own error, not a cancellation).
         var throwsLeft = 0
+        /// What failed, as last desired (the output owns its failures, as the map writer does).
+        var failed: [Frontend: FrontendEntry?] = [:]
         var syncs = 0
         var repairs = 0
         var applies = 0
@@ -51,8 +53,10 @@ final class MemoryOutput: L4MapOutput {
                 if let left = s.failuresLeft[frontend], left > 0 {
                     s.failuresLeft[frontend] = left - 1
                     failed.insert(frontend)
+                    s.failed[frontend] = entry
                     continue
                 }
+                s.failed[frontend] = nil
                 s.entries[frontend] = entry
             }
             return OutputReport(failed: failed, summary: "\(changes.count) changes")
@@ -70,6 +74,10 @@ final class MemoryOutput: L4MapOutput {
     func repair(_ state: DesiredL4State) async throws -> OutputReport {
         self.state.withLock { $0.repairs += 1 }
         return try await sync(state)
+    }
+
+    func retryFailed() async throws -> OutputReport {
+        try await apply(state.withLock { $0.failed })
     }
 }
 
