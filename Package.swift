@@ -129,6 +129,15 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // What every test target shares (never linked into `portway`): the bpffs fixture, builders of
+        // Kubernetes objects and their YAML, `eventually`, the seeded generator, the process runner,
+        // golden files. Not the test API server: that is KubeAPITestSupport (see docs/TESTING.md).
+        .target(
+            name: "PortwayTestSupport",
+            dependencies: ["KubeModels", "LoadBalancer", "BPFMaps"],
+            swiftSettings: strict
+        ),
+
         // Benchmarks (`make bench`): ratios measured side by side in one run.
         .target(name: "CBenchBaseline", dependencies: ["CPortwayBPF", "CLibBPF"]),
         .executableTarget(
@@ -139,6 +148,7 @@ let package = Package(
         .testTarget(
             name: "KubeAPITests",
             dependencies: [
+                "PortwayTestSupport",
                 "KubeAPI", "KubeModels", "KubeAPITestSupport", "Agent", "BPFMaps", "LoadBalancer",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -147,22 +157,23 @@ let package = Package(
         // The local-cluster end-to-end scenarios (`make e2e`): real control plane, node namespaces, agents.
         .testTarget(
             name: "E2ETests",
-            dependencies: ["KubeAPI", "KubeAPITestSupport", .product(name: "Yams", package: "Yams")],
+            dependencies: ["PortwayTestSupport", "KubeAPI", "KubeAPITestSupport", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "DatapathTests",
-            dependencies: ["Datapath", "BPFMaps", "CPortwayBPF", "CLibBPF"],
+            dependencies: ["PortwayTestSupport", "Datapath", "BPFMaps", "CPortwayBPF", "CLibBPF"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "BPFMapsTests",
-            dependencies: ["BPFMaps", "LoadBalancer", "CPortwayBPF", "CLibBPF"],
+            dependencies: ["PortwayTestSupport", "BPFMaps", "LoadBalancer", "CPortwayBPF", "CLibBPF"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "AgentTests",
             dependencies: [
+                "PortwayTestSupport",
                 "Agent", "BPFMaps", "LoadBalancer", "KubeModels", "KubeAPI", "KubeAPITestSupport", "L7Proxy",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -174,22 +185,23 @@ let package = Package(
         ),
         .testTarget(
             name: "LoadBalancerTests",
-            dependencies: ["LoadBalancer", "KubeModels", "FileSource"],
+            dependencies: ["PortwayTestSupport", "LoadBalancer", "KubeModels", "FileSource"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "LinearRegexTests",
-            dependencies: ["LinearRegex"],
+            dependencies: ["PortwayTestSupport", "LinearRegex"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "FuzzCorpusTests",
-            dependencies: ["PortwayFuzzEntries"],
+            dependencies: ["PortwayTestSupport", "PortwayFuzzEntries"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "L7ProxyTests",
             dependencies: [
+                "PortwayTestSupport",
                 "L7Proxy", "LoadBalancer", "KubeModels",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -201,7 +213,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FileSourceTests",
-            dependencies: ["FileSource", "LoadBalancer", "KubeModels"],
+            dependencies: ["PortwayTestSupport", "FileSource", "LoadBalancer", "KubeModels"],
             swiftSettings: strict
         ),
     ]

@@ -27,11 +27,11 @@ import Testing
         #expect(kept.count == 1_024)
     }
 
-    @Test(.enabled(if: AgentBPFFS.available, "needs root and a bpffs mount (reason printed)"))
+    @Test(.enabled(if: BPFFSFixture.available, "needs root and a bpffs mount (reason printed)"))
     func syncAndRepairReportTheTrim() async throws {
-        let fs = try AgentBPFFS.make()
+        let fs = try BPFFSFixture.make()
         defer { fs.cleanup() }
-        let writer = try MapWriter(maps: try MapSet.openOrCreate(bpffs: fs.mountPoint + "/trim", sizes: AgentBPFFS.smallSizes))
+        let writer = try MapWriter(maps: try MapSet.openOrCreate(bpffs: fs.mountPoint + "/trim", sizes: BPFFSFixture.smallSizes))
         let output = MapWriterOutput(writer: writer, executor: BlockingExecutor(label: "test.trim"))
         let synced = try await output.sync(DesiredL4State(entries: []))
         #expect(synced.debug.count == 1)

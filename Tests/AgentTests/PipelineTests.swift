@@ -76,27 +76,6 @@ struct ManualSource: ClusterStateSource {
     }
 }
 
-func svc(_ name: String, ip: String, port: Int = 80, nodePort: Int? = nil) -> KubeModels.Service {
-    Service(
-        metadata: ObjectMeta(name: name, namespace: "demo"),
-        spec: ServiceSpec(type: nodePort == nil ? "ClusterIP" : "NodePort", clusterIP: ip, ports: [ServicePort(name: "http", port: port, nodePort: nodePort)]))
-}
-
-func epSlice(_ name: String, service: String, addresses: [String]) -> EndpointSlice {
-    EndpointSlice(
-        metadata: ObjectMeta(name: name, namespace: "demo", labels: [EndpointSlice.serviceNameLabel: service]),
-        addressType: "IPv4", endpoints: addresses.map { Endpoint(addresses: [$0]) }, ports: [EndpointPort(name: "http", port: 8080)])
-}
-
-/// Polls `condition` until it holds (bounded: 10 s).
-func eventually(_ what: String, _ condition: () -> Bool) async throws {
-    for _ in 0..<1000 {
-        if condition() { return }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    Issue.record("timed out waiting for \(what)")
-}
-
 @Suite("Agent pipeline: changes -> keys -> translate -> allocate -> outputs (in memory)")
 struct PipelineTests {
     let options = AgentOptions(
@@ -124,14 +103,14 @@ struct PipelineTests {
             for _ in 0..<Int.random(in: 1...15, using: &rng) {
                 let name = ["a", "b", "c", "d"].randomElement(using: &rng)!
                 if Bool.random(using: &rng) {
-                    let s = svc(name, ip: "10.96.0.\(Int.random(in: 1...3, using: &rng))", nodePort: Bool.random(using: &rng) ? 30000 + round % 2 : nil)
+                    let s = service(name, clusterIP: "10.96.0.\(Int.random(in: 1...3, using: &rng))", nodePort: Bool.random(using: &rng) ? 30000 + round % 2 : nil)
                     services[name] = Int.random(in: 0..<4, using: &rng) == 0 ? nil : s
                     batch.append(.services(ObjectKey(namespace: "demo", name: name), services[name].map { [$0] } ?? []))
                 } else {
                     let owner = ["a", "b", "c", "d"].randomElement(using: &rng)!
-                    let slice = epSlice("\(name)-1", service: owner, addresses: ["10.244.0.\(Int.random(in: 1...3, using: &rng))"])
-                    slices[name] = slice
-                    batch.append(.endpointSlices(ObjectKey(namespace: "demo", name: "\(name)-1"), [slice]))
+                    let endpoints = slice("\(name)-1", service: owner, addresses: ["10.244.0.\(Int.random(in: 1...3, using: &rng))"])
+                    slices[name] = endpoints
+                    batch.append(.endpointSlices(ObjectKey(namespace: "demo", name: "\(name)-1"), [endpoints]))
                 }
             }
             // Sometimes as one event, sometimes as many (the inbox takes together what is waiting).
@@ -155,8 +134,8 @@ struct PipelineTests {
         let (group, task) = start(source, outputs: [output])
         source.events.push(.snapshot(ClusterSnapshot()))
         source.events.push(.changes([
-            .services(ObjectKey(namespace: "demo", name: "a"), [svc("a", ip: "10.96.0.1")]),
-            .services(ObjectKey(namespace: "demo", name: "b"), [svc("b", ip: "10.96.0.2")]),
+            .services(ObjectKey(namespace: "demo", name: "a"), [service("a", clusterIP: "10.96.0.1")]),
+            .services(ObjectKey(namespace: "demo", name: "b"), [service("b", clusterIP: "10.96.0.2")]),
         ]))
         try await eventually("retried until programmed") { output.entries[failing] != nil }
         #expect(output.entries.count == 2)
@@ -183,7 +162,7 @@ struct PipelineTests {
         let (group, task) = start(source, outputs: [stuck, healthy])
         source.events.push(.snapshot(ClusterSnapshot()))
         for i in 1...5 {
-            source.events.push(.changes([.services(ObjectKey(namespace: "demo", name: "s\(i)"), [svc("s\(i)", ip: "10.96.1.\(i)")])]))
+            source.events.push(.changes([.services(ObjectKey(namespace: "demo", name: "s\(i)"), [service("s\(i)", clusterIP: "10.96.1.\(i)")])]))
         }
         try await eventually("healthy output programmed") { healthy.entries.count == 5 }
         #expect(stuck.entries.isEmpty)
@@ -201,7 +180,7 @@ struct PipelineTests {
         var options = options
         options.resyncInterval = .milliseconds(30)
         let (group, task) = start(source, outputs: [output], options: options)
-        source.events.push(.snapshot(ClusterSnapshot(services: [svc("a", ip: "10.96.0.1")])))
+        source.events.push(.snapshot(ClusterSnapshot(services: [service("a", clusterIP: "10.96.0.1")])))
         try await eventually("programmed") { output.entries.count == 1 }
         output.state.withLock { $0.entries = [:] }  // drift: an entry deleted behind the agent's back
         try await eventually("repaired") { output.entries.count == 1 }
@@ -215,10 +194,10 @@ struct PipelineTests {
         let source = ManualSource()
         let output = MemoryOutput()
         let (group, task) = start(source, outputs: [output])
-        source.events.push(.changes([.services(ObjectKey(namespace: "demo", name: "a"), [svc("a", ip: "10.96.0.1")])]))
+        source.events.push(.changes([.services(ObjectKey(namespace: "demo", name: "a"), [service("a", clusterIP: "10.96.0.1")])]))
         try await Task.sleep(for: .milliseconds(100))
         #expect(output.state.withLock { $0.syncs + $0.applies } == 0)
-        source.events.push(.snapshot(ClusterSnapshot(services: [svc("b", ip: "10.96.0.2")])))
+        source.events.push(.snapshot(ClusterSnapshot(services: [service("b", clusterIP: "10.96.0.2")])))
         try await eventually("first sync") { output.state.withLock { $0.syncs } == 1 }
         #expect(output.entries.keys.map(\.description) == ["10.96.0.2:80/TCP"])
         await group.triggerGracefulShutdown()

@@ -5,18 +5,6 @@ import LoadBalancer
 import Synchronization
 import Testing
 
-/// A small deterministic generator (SplitMix64) so a failing churn can be replayed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Walks the maps like the datapath does: master, then slots 1...count+qcount, then each slot's
 /// backend, using only key lookups. A missing slot or backend is a violation unless the master
 /// changed meanwhile (every churned master carries a new generation in its affinity timeout, so a
@@ -94,7 +82,7 @@ struct ConcurrentReaderTests {
         let reader = DatapathLikeReader(maps: maps, frontends: frontends)
 
         let readerDone = startThread { reader.run() }
-        var rng = SplitMix64(state: 0x5EED)
+        var rng = SeededRandom(seed: 0x5EED)
         var totals = (writes: 0, deletes: 0, failures: 0)
         let rounds = 400
         for generation in 1...rounds {

@@ -3,21 +3,6 @@ import Datapath
 import Foundation
 import Testing
 
-/// The `portway` binary next to the test bundle (swift build builds it with the tests), or
-/// $PORTWAY_BIN.
-let portwayBinary: String? = {
-    if let env = ProcessInfo.processInfo.environment["PORTWAY_BIN"], FileManager.default.isExecutableFile(atPath: env) {
-        return env
-    }
-    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-    for _ in 0..<4 {
-        let candidate = dir.appendingPathComponent("portway").path
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        dir.deleteLastPathComponent()
-    }
-    return nil
-}()
-
 private let agentReady: Bool = {
     guard LabPrerequisites.ready else { return false }
     guard portwayBinary != nil else {
@@ -68,7 +53,7 @@ struct AgentSurvivalTests {
             try lab.spawn(in: nil, [
                 "nsenter", "--net=/var/run/netns/\(lab.node)", portwayBinary!, "agent", "--from-dir", dir,
                 "--device", Lab.device, "--node-name", "lab-node", "--node-ip", Lab.nodeIP, "--bpffs", lab.bpffs,
-                "--bpf-object", try ObjectLocator.locate(explicit: nil, currentDirectory: Lab.packageRoot),
+                "--bpf-object", try ObjectLocator.locate(explicit: nil, currentDirectory: packageRoot),
                 "--service-map-size", "1024", "--backend-map-size", "1024", "--revnat-map-size", "1024",
                 "--affinity-map-size", "1024", "--ct-map-size", "4096", "--snat-map-size", "4096",
             ])
@@ -89,7 +74,7 @@ struct AgentSurvivalTests {
     @Test("portway bpf attach|status|detach: the host routing mode and why, pod devices and socket-LB hooks")
     func bpfCommands() async throws {
         try await withLab(prefix: "pwdp") { lab in
-            let object = try ObjectLocator.locate(explicit: nil, currentDirectory: Lab.packageRoot)
+            let object = try ObjectLocator.locate(explicit: nil, currentDirectory: packageRoot)
             let cgroup = try await onDedicatedThread { try lab.makeCgroup() }
             let nsenter = ["nsenter", "--net=/var/run/netns/\(lab.node)", portwayBinary!, "bpf"]
             let common = ["--device", Lab.device, "--pod-device", Lab.podDevice, "--bpffs", lab.bpffs]

@@ -5,9 +5,7 @@ import Testing
 @testable import FileSource
 
 /// docs/examples/gateway-traps: three LoadBalancers in front of two Portway Gateways with a shared HTTPRoute.
-private let trapsDirectory: String = URL(fileURLWithPath: #filePath)
-    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    .appendingPathComponent("docs/examples/gateway-traps").standardizedFileURL.path
+private let trapsDirectory = packageRoot + "/docs/examples/gateway-traps"
 
 private func explain(_ to: String, host: String, path: String = "/", headers: [String] = []) throws -> Explanation {
     try FileSource.explain(GatewayViewOptions(directory: trapsDirectory), request: ExplainRequest(to: to, host: host, path: path, headers: headers), format: .json).explanation
@@ -206,52 +204,12 @@ private func summary(_ e: Explanation) -> String {
 /// `portway explain` decides with the proxy's engine: RE2, linear time (issue 16 item 2). With
 /// a backtracking engine the pathological path never gets an answer (the time limit fails it).
 @Suite struct ExplainRegularExpressionTests {
-    static let yaml = """
-        apiVersion: gateway.networking.k8s.io/v1
-        kind: GatewayClass
-        metadata: {name: portway}
-        spec: {controllerName: portway.io/gateway-controller}
-        ---
-        apiVersion: gateway.networking.k8s.io/v1
-        kind: Gateway
-        metadata: {name: web, namespace: lab}
-        spec:
-          gatewayClassName: portway
-          listeners: [{name: http, port: 80, protocol: HTTP}]
-        ---
-        apiVersion: v1
-        kind: Service
-        metadata: {name: portway-gw-web, namespace: lab, labels: {gateway.networking.k8s.io/gateway-name: web}}
-        spec:
-          type: NodePort
-          clusterIP: 10.96.0.80
-          ports: [{name: http, port: 80, targetPort: 80, nodePort: 30880, protocol: TCP}]
-        ---
-        apiVersion: gateway.networking.k8s.io/v1
-        kind: HTTPRoute
-        metadata: {name: nested, namespace: lab}
-        spec:
-          parentRefs: [{name: web}]
-          hostnames: [a.example.com]
-          rules:
-          - matches: [{path: {type: RegularExpression, value: '/(a+)+b'}}]
-            backendRefs: [{name: a, port: 80}]
-        ---
-        apiVersion: v1
-        kind: Service
-        metadata: {name: a, namespace: lab}
-        spec:
-          clusterIP: 10.96.0.81
-          ports: [{name: http, port: 80, targetPort: 8081, protocol: TCP}]
-        ---
-        apiVersion: discovery.k8s.io/v1
-        kind: EndpointSlice
-        metadata: {name: a-1, namespace: lab, labels: {kubernetes.io/service-name: a}}
-        addressType: IPv4
-        ports: [{name: http, port: 8081, protocol: TCP}]
-        endpoints: [{addresses: [10.244.1.10], conditions: {ready: true}}]
-
-        """
+    static let yaml = KubeYAML.join(
+        KubeYAML.webGateway(namespace: "lab", clusterIP: "10.96.0.80"),
+        KubeYAML.httpRoute("nested", namespace: "lab", hostnames: ["a.example.com"], rules: [
+            KubeYAML.rule("a", matches: "[{path: {type: RegularExpression, value: '/(a+)+b'}}]"),
+        ]),
+        KubeYAML.backend("a", namespace: "lab", clusterIP: "10.96.0.81", targetPort: 8081, addresses: ["10.244.1.10"]))
 
     @Test(.timeLimit(.minutes(1)))
     func explainAnswersPathologicalPathsInLinearTime() throws {
