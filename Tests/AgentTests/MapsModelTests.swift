@@ -26,7 +26,7 @@ struct MapsModelTests {
 
         var services: [String: KubeModels.Service] = [:]
         var slices: [String: EndpointSlice] = [:]
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededRandom()
         source.events.push(.snapshot(ClusterSnapshot()))
         let names = ["a", "b", "c", "d", "e", "f"]
         for round in 0..<25 {
@@ -50,7 +50,7 @@ struct MapsModelTests {
             let full = scratch.sync(expected)
             #expect(full.failures.isEmpty)
             let want = try programmed(fs.mountPoint + "/scratch")
-            try await eventually("round \(round): incremental maps equal the from-scratch ones") {
+            try await eventually("round \(round) (seed \(rng.seed)): incremental maps equal the from-scratch ones") {
                 (try? programmed(fs.mountPoint + "/incremental")) == want
             }
         }

@@ -19,6 +19,8 @@ final class MemoryOutput: L4MapOutput {
         var syncs = 0
         var repairs = 0
         var applies = 0
+        /// Every call in order: `sync`, `repair`, or `apply` with the frontends it was given.
+        var calls: [String] = []
     }
     let state = Mutex(State())
     /// When set, `apply` waits on this blocking call (a stuck output).
@@ -35,6 +37,7 @@ final class MemoryOutput: L4MapOutput {
         try await stall?()
         return state.withLock { s in
             s.applies += 1
+            s.calls.append("apply " + changes.keys.map(\.description).sorted().joined(separator: ","))
             var failed = Set<Frontend>()
             for (frontend, entry) in changes {
                 s.attempts[frontend, default: 0] += 1
@@ -52,13 +55,17 @@ final class MemoryOutput: L4MapOutput {
     func sync(_ state: DesiredL4State) async throws -> OutputReport {
         self.state.withLock { s in
             s.syncs += 1
+            s.calls.append("sync")
             s.entries = Dictionary(state.entries.map { ($0.frontend, $0) }, uniquingKeysWith: { a, _ in a })
         }
         return OutputReport(summary: "\(state.entries.count) frontends")
     }
 
     func repair(_ state: DesiredL4State) async throws -> OutputReport {
-        self.state.withLock { $0.repairs += 1 }
+        self.state.withLock {
+            $0.repairs += 1
+            $0.calls.append("repair")
+        }
         return try await sync(state)
     }
 }
@@ -96,7 +103,7 @@ struct PipelineTests {
         let (group, task) = start(source, outputs: [output])
         var services: [String: KubeModels.Service] = [:]
         var slices: [String: EndpointSlice] = [:]
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededRandom()
         source.events.push(.snapshot(ClusterSnapshot()))
         for round in 0..<20 {
             var batch: [ClusterChange] = []
@@ -117,7 +124,7 @@ struct PipelineTests {
             if Bool.random(using: &rng) { source.events.push(.changes(batch)) } else { for c in batch { source.events.push(.changes([c])) } }
             let expected = Translator.translate(
                 ClusterSnapshot(services: Array(services.values), endpointSlices: Array(slices.values)), options: options.translatorOptions)
-            try await eventually("round \(round) programmed") {
+            try await eventually("round \(round) programmed (seed \(rng.seed))") {
                 DesiredL4State(entries: Array(output.entries.values)).entries == expected.entries
             }
         }
@@ -195,11 +202,16 @@ struct PipelineTests {
         let output = MemoryOutput()
         let (group, task) = start(source, outputs: [output])
         source.events.push(.changes([.services(ObjectKey(namespace: "demo", name: "a"), [service("a", clusterIP: "10.96.0.1")])]))
-        try await Task.sleep(for: .milliseconds(100))
-        #expect(output.state.withLock { $0.syncs + $0.applies } == 0)
         source.events.push(.snapshot(ClusterSnapshot(services: [service("b", clusterIP: "10.96.0.2")])))
-        try await eventually("first sync") { output.state.withLock { $0.syncs } == 1 }
-        #expect(output.entries.keys.map(\.description) == ["10.96.0.2:80/TCP"])
+        // The positive signal: a change pushed after the snapshot is programmed. Events travel in
+        // order (source inbox, pipeline inbox, output), so everything pushed before it, the early
+        // change to "a" included, has had its chance to reach the output by then.
+        source.events.push(.changes([.services(ObjectKey(namespace: "demo", name: "c"), [service("c", clusterIP: "10.96.0.3")])]))
+        try await eventually("the change after the snapshot programmed") { output.entries.keys.contains { $0.address.description == "10.96.0.3" } }
+        #expect(output.entries.keys.map(\.description).sorted() == ["10.96.0.2:80/TCP", "10.96.0.3:80/TCP"], "the early change to a is dropped")
+        let calls = output.state.withLock { $0.calls }
+        #expect(calls.first == "sync", "the first call is the snapshot's sync: \(calls)")
+        #expect(!calls.contains { $0.contains("10.96.0.1") }, "a was never handed to the output: \(calls)")
         await group.triggerGracefulShutdown()
         try await task.value
     }

@@ -120,25 +120,27 @@ struct ConcurrentReaderTests {
     }
 
     @Test("the reader does catch a writer that breaks the order (the test can fail)")
-    func readerDetectsBadOrder() throws {
-        try withBPFFS { fs in
-            let maps = try fs.maps()
-            let frontend = Frontend(address: ip("10.0.0.1"), port: 30080, proto: .tcp)
-            let key = try #require(ServiceMapKey(frontend))
-            let reader = DatapathLikeReader(maps: maps, frontends: [frontend])
-            // A master with count 2 whose second slot was never written, and whose first points at no backend.
-            var master = pw_lb4_service()
-            master.count = 2
-            try maps.services.update(reader.cKey(key, slot: 0), master)
-            var slot = pw_lb4_service()
-            slot.backend_id = 42
-            try maps.services.update(reader.cKey(key, slot: 1), slot)
-            let done = startThread { reader.run() }
-            while reader.walks.load(ordering: .relaxed) < 3 { usleep(1000) }
-            reader.stop.store(true, ordering: .releasing)
-            done.wait()
-            #expect(reader.violations.withLock { $0.contains { $0.contains("backend 42 missing") } })
-        }
+    func readerDetectsBadOrder() async throws {
+        let fs = try BPFFSFixture.make()
+        defer { fs.cleanup() }
+        let maps = try fs.maps()
+        let frontend = Frontend(address: ip("10.0.0.1"), port: 30080, proto: .tcp)
+        let key = try #require(ServiceMapKey(frontend))
+        let reader = DatapathLikeReader(maps: maps, frontends: [frontend])
+        // A master with count 2 whose second slot was never written, and whose first points at no backend.
+        var master = pw_lb4_service()
+        master.count = 2
+        try maps.services.update(reader.cKey(key, slot: 0), master)
+        var slot = pw_lb4_service()
+        slot.backend_id = 42
+        try maps.services.update(reader.cKey(key, slot: 1), slot)
+        let done = startThread { reader.run() }
+        // Bounded: a reader that never finds the master must fail the test, not hang it.
+        let walked = await waitUntil { reader.walks.load(ordering: .relaxed) >= 3 }
+        reader.stop.store(true, ordering: .releasing)
+        await done.value
+        try #require(walked, "the reader never walked the master 3 times (walks: \(reader.walks.load(ordering: .relaxed)))")
+        #expect(reader.violations.withLock { $0.contains { $0.contains("backend 42 missing") } })
     }
 }
 

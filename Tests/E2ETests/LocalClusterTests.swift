@@ -70,7 +70,7 @@ struct LocalClusterTests {
         }
     }
 
-    @Test("disruptions under a request loop on three nodes: rolling pod replacement, agent SIGKILL + restart, API server outage")
+    @Test("disruptions under a request loop on three nodes: rolling pod replacement, agent SIGKILL + restart (the new agent writes again), API server outage")
     func disruptions() async throws {
         // node-c runs no pods: everything it serves goes through SNAT to the other two.
         try await withLocalCluster(nodes: ["node-a", "node-b", "node-c"]) { cluster in
@@ -107,9 +107,17 @@ struct LocalClusterTests {
             loop = try await cluster.startLoop(targets)
             try await Task.sleep(for: .seconds(1))
             try await cluster.killAgent("node-a")
-            try await Task.sleep(for: .seconds(2))
+            // A Service created while node A has no agent: the other nodes program it, node A
+            // cannot. Its pins keep serving 30084 whether an agent runs or not, so this Service
+            // served on node A is what shows that the restarted agent is back and writing.
+            try await cluster.createService("revived", selector: "roll", nodePort: 30085)
+            for t in [b, c] { try await cluster.waitFor("\(t):30085") { $0.hasPrefix("ok roll-") } }
+            #expect(try await cluster.get("\(a):30085").hasPrefix("fail "), "node A's maps lack the new Service while its agent is down")
             try await cluster.startAgent("node-a")
-            try await Task.sleep(for: .seconds(3))
+            try await cluster.waitFor("\(a):30085") { $0.hasPrefix("ok roll-") }
+            let restartedLog = cluster.agents["node-a"]?.log ?? ""
+            #expect(restartedLog.contains("maps sync:"), "the restarted agent logged its own sync:\n\(restartedLog.suffix(2000))")
+            try await Task.sleep(for: .seconds(1))
             result = try await loop.finish()
             #expect(result.failures.isEmpty, "agent restart: \(result.failures.count) failed of \(result.ok + result.failures.count): \(result.failures.prefix(5))")
             #expect(result.ok > 20)
