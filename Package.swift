@@ -213,7 +213,8 @@ let package = Package(
         ),
         .testTarget(
             name: "FileSourceTests",
-            dependencies: ["PortwayTestSupport", "FileSource", "LoadBalancer", "KubeModels"],
+            dependencies: ["PortwayTestSupport", "FileSource", "LoadBalancer", "KubeModels", "BPFMaps"],
+            exclude: ["Golden"],
             swiftSettings: strict
         ),
     ]

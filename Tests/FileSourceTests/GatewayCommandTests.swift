@@ -126,22 +126,7 @@ private func summary(_ e: Explanation) -> String {
     @Test func routesAsATable() throws {
         let out = try FileSource.routes(GatewayViewOptions(directory: trapsDirectory), format: .table)
         #expect(out.stderr == "")
-        #expect(out.stdout == """
-        GATEWAY shop/internal PORT 80 PROXY PORT 10000
-          LISTENER http HTTP *(any host)
-            1. shop/storefront rule 1 match 0: www.shop.example PathPrefix /api → shop/api:80 w1 (1 endpoints)
-            2. shop/storefront rule 0 match 0: www.shop.example PathPrefix / → shop/web:80 w1 (2 endpoints)
-        GATEWAY shop/internal PORT 9080 PROXY PORT 10001
-          LISTENER extra HTTP *(any host)
-            1. shop/storefront rule 1 match 0: www.shop.example PathPrefix /api → shop/api:80 w1 (1 endpoints)
-            2. shop/storefront rule 0 match 0: www.shop.example PathPrefix / → shop/web:80 w1 (2 endpoints)
-        GATEWAY shop/public PORT 80 PROXY PORT 10002
-          LISTENER http HTTP *.shop.example
-            1. shop/storefront rule 1 match 0: www.shop.example PathPrefix /api → shop/api:80 w1 (1 endpoints)
-            2. shop/api-v2 rule 0 match 0: *.shop.example PathPrefix /api → shop/api-v2:80 w1 (1 endpoints)
-            3. shop/storefront rule 0 match 0: www.shop.example PathPrefix / → shop/web:80 w1 (2 endpoints)
-
-        """)
+        Golden.check(out.stdout, "gateway-traps.routes.txt")
     }
 
     @Test func routesAsJSON() throws {
