@@ -200,12 +200,12 @@ struct GatewayE2ETests {
             }
             // Until the agent has programmed the redirect and opened the proxy port.
             var first = ""
-            for _ in 0..<100 {
+            await waitUntil(every: .milliseconds(100)) {
                 first = await ask("a.example.com")
-                if first.hasPrefix("200 ") { break }
+                if first.hasPrefix("200 ") { return true }
                 client.send("new")
                 _ = await client.line()
-                try await Task.sleep(for: .milliseconds(100))
+                return false
             }
             #expect(first == "200 A xff=\(Lab.clientIP)")
             #expect(await ask("b.example.com") == "200 B xff=\(Lab.clientIP)")
@@ -220,10 +220,9 @@ struct GatewayE2ETests {
             // The HTTPRoute for a.example.com now points at B; the same keep-alive connection follows.
             try gatewayYAML(aBackend: "b").write(toFile: dir + "/gateway.yaml", atomically: true, encoding: .utf8)
             var moved = ""
-            for _ in 0..<60 {
+            await waitUntil(every: .milliseconds(100)) {
                 moved = await ask("a.example.com")
-                if moved != "200 A xff=\(Lab.clientIP)" { break }
-                try await Task.sleep(for: .milliseconds(100))
+                return moved != "200 A xff=\(Lab.clientIP)"
             }
             #expect(moved == "200 B xff=\(Lab.clientIP)", "no request may fail while the route moves")
             client.closeInput()
@@ -255,11 +254,11 @@ struct GatewayE2ETests {
             }
             // Until the agent has programmed the redirect and opened the proxy port.
             var first = ""
-            for _ in 0..<100 {
+            await waitUntil(every: .milliseconds(100)) {
                 first = await ask(other, "b.example.com")
-                if first.hasPrefix("200 ") { break }
+                if first.hasPrefix("200 ") { return true }
                 _ = await ask(other, "new")
-                try await Task.sleep(for: .milliseconds(100))
+                return false
             }
             #expect(first == "200 B xff=\(Lab.clientIP)")
             #expect(await ask(pathological, "a.example.com /aab") == "200 A xff=\(Lab.clientIP)", "the pattern matches")
@@ -328,10 +327,9 @@ struct GatewayE2ETests {
             let servedB = "B xff=\(Lab.clientIP) 200"
             // Until the agent has programmed the redirect and opened the HTTPS proxy port.
             var first = ""
-            for _ in 0..<100 {
+            try await waitUntil(every: .milliseconds(100)) {
                 first = try await get("a.example.com", trusting: "a1")
-                if first == servedA { break }
-                try await Task.sleep(for: .milliseconds(100))
+                return first == servedA
             }
             #expect(first == servedA)
             #expect(try await get("b.example.com", trusting: "b") == servedB)
@@ -348,10 +346,9 @@ struct GatewayE2ETests {
 
             try writeSecret("tls-a", "a2")
             var rotated = ""
-            for _ in 0..<100 {
+            try await waitUntil(every: .milliseconds(100)) {
                 rotated = try await get("a.example.com", trusting: "a2")
-                if rotated == servedA { break }
-                try await Task.sleep(for: .milliseconds(100))
+                return rotated == servedA
             }
             #expect(rotated == servedA, "new handshakes get the new certificate")
             #expect(try await get("a.example.com", trusting: "a1") != servedA, "the old certificate is no longer served")
@@ -378,13 +375,13 @@ struct GatewayE2ETests {
                 try lab.spawn(in: lab.client, [Lab.python, lab.scripts + "/httpclient.py", Lab.nodeIP, "30880"])
             }
             var ready = ""
-            for _ in 0..<100 {
+            await waitUntil(every: .milliseconds(100)) {
                 probe.send("a.example.com")
                 ready = await probe.line() ?? "eof"
-                if ready.hasPrefix("200 ") { break }
+                if ready.hasPrefix("200 ") { return true }
                 probe.send("new")
                 _ = await probe.line()
-                try await Task.sleep(for: .milliseconds(100))
+                return false
             }
             probe.closeInput()
             try #require(ready.hasPrefix("200 A"), "the Gateway never answered: \(ready)")
@@ -423,13 +420,12 @@ struct GatewayE2ETests {
             let old = agent
             agent = try await startAgent(lab, dir: dir, extra: ["--take-over"])
             var listeners = 0
-            for _ in 0..<100 {
+            try await waitUntil(every: .milliseconds(50)) {
                 listeners = try await onDedicatedThread {
                     try run(["ip", "netns", "exec", lab.node, "ss", "-Hltn", "sport >= :10000 and sport <= :10999"])
                         .split(separator: "\n").count
                 }
-                if listeners >= 2 { break }
-                try await Task.sleep(for: .milliseconds(50))
+                return listeners >= 2
             }
             #expect(listeners == 2, "the new agent listens beside the old one")
             let handedOver = Date().timeIntervalSince1970

@@ -183,10 +183,9 @@ struct ProxyHardeningE2ETests {
     /// Until `GET / Host: echo.example.com` is answered by B through the Gateway NodePort.
     private func waitForGateway(_ client: RawRequests) async throws -> String {
         var answer = ""
-        for _ in 0..<150 {
+        await waitUntil(every: .milliseconds(100)) {
             answer = await client.send("GET / HTTP/1.1\r\nHost: echo.example.com\r\n\r\n").line
-            if answer.hasPrefix("200 B") { break }
-            try await Task.sleep(for: .milliseconds(100))
+            return answer.hasPrefix("200 B")
         }
         return answer
     }
@@ -284,10 +283,9 @@ struct ProxyHardeningE2ETests {
             }
             print("flood without limits: \(await exhaust.line() ?? "eof")")
             var text = ""
-            for _ in 0..<200 {
+            await waitUntil(every: .milliseconds(50)) {
                 text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-                if text.contains("Too many open files") { break }
-                try await Task.sleep(for: .milliseconds(50))
+                return text.contains("Too many open files")
             }
             #expect(text.contains("Too many open files"), "the agent ran out of descriptors and said so")
             #expect(try await plainAnswers(), "the L4 NodePort keeps answering")

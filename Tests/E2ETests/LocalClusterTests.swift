@@ -87,11 +87,10 @@ struct LocalClusterTests {
             for (old, new, node) in [("roll-1", "roll-3", "node-a"), ("roll-2", "roll-4", "node-b")] {
                 let pod = try await cluster.createPod(new, on: node, labels: ["app": "roll"])
                 // As a rollout: the old pod goes only once the new one is a ready endpoint.
-                let deadline = ContinuousClock.now + .seconds(20)
-                while try await cluster.endpointConditions(pod.ip)?["ready"] != true {
-                    guard ContinuousClock.now < deadline else { throw E2EError("\(new) never became a ready endpoint") }
-                    try await Task.sleep(for: .milliseconds(100))
+                let ready = try await waitUntil(timeout: .seconds(20), every: .milliseconds(100)) {
+                    try await cluster.endpointConditions(pod.ip)?["ready"] == true
                 }
+                guard ready else { throw E2EError("\(new) never became a ready endpoint") }
                 try await cluster.gracefulDelete(old, grace: .seconds(3))
             }
             try await Task.sleep(for: .seconds(1))
@@ -180,11 +179,12 @@ struct LocalClusterTests {
                 return status
             }
             func waitServed(_ name: String) async throws -> [String: Any] {
-                let deadline = ContinuousClock.now + .seconds(60)
-                while ContinuousClock.now < deadline {
-                    if let status = try await served(name) { return status }
-                    try await Task.sleep(for: .milliseconds(200))
+                var status: [String: Any]?
+                try await waitUntil(timeout: .seconds(60), every: .milliseconds(200)) {
+                    status = try await served(name)
+                    return status != nil
                 }
+                if let status { return status }
                 throw E2EError("Gateway \(name) never got its Service and a Programmed status; agent logs:\n\(cluster.nodes.map { cluster.agentLog($0.name).suffix(1500) })")
             }
             let leasePath = "/apis/coordination.k8s.io/v1/namespaces/portway-system/leases/portway-gateway-leader"
@@ -205,11 +205,9 @@ struct LocalClusterTests {
             let atKill = try await lease()
             try await createGateway("second")
             var after: [String: Any] = [:]
-            let deadline = ContinuousClock.now + .seconds(60)
-            while ContinuousClock.now < deadline {
+            try await waitUntil(timeout: .seconds(60), every: .milliseconds(200)) {
                 after = try await lease()
-                if after["holderIdentity"] as? String == follower { break }
-                try await Task.sleep(for: .milliseconds(200))
+                return after["holderIdentity"] as? String == follower
             }
             #expect(atKill["holderIdentity"] as? String == leader, "nobody took over at once: \(atKill)")
             #expect(after["holderIdentity"] as? String == follower, "the follower took the Lease: \(after)")

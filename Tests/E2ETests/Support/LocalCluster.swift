@@ -365,11 +365,10 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
         let start = ContinuousClock.now
         try await api("DELETE", path, ["apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 30])
         if let ip = pods[name]?.ip {
-            let deadline = start + .seconds(20)
-            while try await endpointConditions(ip) != ["ready": false, "serving": true, "terminating": true] {
-                guard ContinuousClock.now < deadline else { throw E2EError("pod \(name) (\(ip)) never showed as a terminating endpoint") }
-                try await Task.sleep(for: .milliseconds(100))
+            let terminating = try await waitUntil(timeout: .seconds(20), every: .milliseconds(100)) {
+                try await endpointConditions(ip) == ["ready": false, "serving": true, "terminating": true]
             }
+            guard terminating else { throw E2EError("pod \(name) (\(ip)) never showed as a terminating endpoint") }
         }
         // Like a preStop hook that waits for the node proxies: the pod drains until no node's maps
         // hold it as an active backend any more (and at least `grace`), so zero failed requests do
@@ -386,13 +385,11 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
         let deadline = ContinuousClock.now + timeout
         let binary = portwayBinary!
         for node in nodes {
-            while true {
+            let gone = try await waitUntil(timeout: max(deadline - ContinuousClock.now, .zero), every: .milliseconds(100)) {
                 let table = try await onDedicatedThread { try run([binary, "bpf", "lb", "list", "--bpffs", node.bpffs]) }
-                let active = table.split(separator: "\n").contains { $0.contains(" \(ip):") && !$0.contains("[terminating]") }
-                if !active { break }
-                guard ContinuousClock.now < deadline else { throw E2EError("\(node.name) still has \(ip) as an active backend after \(timeout)") }
-                try await Task.sleep(for: .milliseconds(100))
+                return !table.split(separator: "\n").contains { $0.contains(" \(ip):") && !$0.contains("[terminating]") }
             }
+            guard gone else { throw E2EError("\(node.name) still has \(ip) as an active backend after \(timeout)") }
         }
     }
 
@@ -444,14 +441,13 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
     /// Polls `target` until `accept` holds for an answer (bounded by `timeout`); returns the last answer.
     @discardableResult
     func waitFor(_ target: String, timeout: Duration = .seconds(60), _ accept: (String) -> Bool) async throws -> String {
-        let deadline = ContinuousClock.now + timeout
         var last = ""
-        while ContinuousClock.now < deadline {
+        let answered = try await waitUntil(timeout: timeout, every: .milliseconds(200)) {
             last = try await get(target, timeout: 0.5)
-            if accept(last) { return last }
-            try await Task.sleep(for: .milliseconds(200))
+            return accept(last)
         }
-        throw E2EError("\(target): never answered as expected within \(timeout); last answer: \(last)")
+        guard answered else { throw E2EError("\(target): never answered as expected within \(timeout); last answer: \(last)") }
+        return last
     }
 
     /// A request loop running in the client namespace until `finish()` (bounded by `maxSeconds`).
