@@ -135,6 +135,15 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // What every test target shares (never linked into `portway`): the bpffs fixture, builders of
+        // Kubernetes objects and their YAML, `eventually`, the seeded generator, the process runner,
+        // golden files. Not the test API server: that is KubeAPITestSupport (see docs/TESTING.md).
+        .target(
+            name: "PortwayTestSupport",
+            dependencies: ["KubeModels", "LoadBalancer", "BPFMaps"],
+            swiftSettings: strict
+        ),
+
         // Benchmarks (`make bench`): ratios measured side by side in one run.
         .target(name: "CBenchBaseline", dependencies: ["CPortwayBPF", "CLibBPF"]),
         .executableTarget(
@@ -145,6 +154,7 @@ let package = Package(
         .testTarget(
             name: "KubeAPITests",
             dependencies: [
+                "PortwayTestSupport",
                 "KubeAPI", "KubeModels", "KubeAPITestSupport", "Agent", "BPFMaps", "LoadBalancer", "GatewayCore", "Runtime",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -153,22 +163,23 @@ let package = Package(
         // The local-cluster end-to-end scenarios (`make e2e`): real control plane, node namespaces, agents.
         .testTarget(
             name: "E2ETests",
-            dependencies: ["KubeAPI", "KubeAPITestSupport", .product(name: "Yams", package: "Yams")],
+            dependencies: ["PortwayTestSupport", "KubeAPI", "KubeAPITestSupport", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "DatapathTests",
-            dependencies: ["Datapath", "BPFMaps", "CPortwayBPF", "CLibBPF"],
+            dependencies: ["PortwayTestSupport", "Datapath", "BPFMaps", "CPortwayBPF", "CLibBPF"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "BPFMapsTests",
-            dependencies: ["BPFMaps", "LoadBalancer", "CPortwayBPF", "CLibBPF"],
+            dependencies: ["PortwayTestSupport", "BPFMaps", "LoadBalancer", "CPortwayBPF", "CLibBPF"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "AgentTests",
             dependencies: [
+                "PortwayTestSupport",
                 "Agent", "BPFMaps", "LoadBalancer", "GatewayCore", "KubeModels", "KubeAPI", "KubeAPITestSupport", "L7Proxy", "Runtime",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -180,27 +191,28 @@ let package = Package(
         ),
         .testTarget(
             name: "LoadBalancerTests",
-            dependencies: ["LoadBalancer", "KubeModels", "FileSource"],
+            dependencies: ["PortwayTestSupport", "LoadBalancer", "KubeModels", "FileSource"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "GatewayCoreTests",
-            dependencies: ["GatewayCore", "LoadBalancer", "KubeModels", "FileSource", "LinearRegex"],
+            dependencies: ["PortwayTestSupport", "GatewayCore", "LoadBalancer", "KubeModels", "FileSource", "LinearRegex"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "LinearRegexTests",
-            dependencies: ["LinearRegex"],
+            dependencies: ["PortwayTestSupport", "LinearRegex"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "FuzzCorpusTests",
-            dependencies: ["PortwayFuzzEntries"],
+            dependencies: ["PortwayTestSupport", "PortwayFuzzEntries"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "L7ProxyTests",
             dependencies: [
+                "PortwayTestSupport",
                 "L7Proxy", "LoadBalancer", "GatewayCore", "KubeModels",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -212,7 +224,8 @@ let package = Package(
         ),
         .testTarget(
             name: "FileSourceTests",
-            dependencies: ["FileSource", "LoadBalancer", "GatewayCore", "KubeModels"],
+            dependencies: ["PortwayTestSupport", "FileSource", "LoadBalancer", "GatewayCore", "KubeModels", "BPFMaps"],
+            exclude: ["Golden"],
             swiftSettings: strict
         ),
     ]

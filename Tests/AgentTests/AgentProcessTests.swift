@@ -3,72 +3,9 @@ import Glibc
 import Synchronization
 import Testing
 
-/// A `portway` process run by a test, its stderr in a file.
-final class PortwayProcess: Sendable {
-    let process: Process
-    let logPath: String
-
-    /// Starts `portway ARGS…`, its log in `logPath`.
-    init(_ arguments: [String], logPath: String) throws {
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        defer { try? log.close() }
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: portwayBinary!)
-        process.arguments = arguments
-        process.standardError = log
-        process.standardOutput = FileHandle.nullDevice
-        self.logPath = logPath
-        try process.run()
-    }
-
-    var pid: Int32 { process.processIdentifier }
-    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
-    var isRunning: Bool { process.isRunning }
-
-    /// Waits until the log holds `marker` (true), or the process ended or `limit` passed (false).
-    func waitForLog(_ marker: String, count: Int = 1, limit: Duration = .seconds(30)) async throws -> Bool {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
-            if log.components(separatedBy: marker).count > count { return true }
-            if !isRunning { return log.components(separatedBy: marker).count > count }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        return false
-    }
-
-    /// Waits for the exit within `limit`: its status, or nil (still running; then killed).
-    func waitForExit(limit: Duration) async throws -> Int32? {
-        let deadline = ContinuousClock.now + limit
-        while isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-        if isRunning {
-            kill(pid, SIGKILL)
-            process.waitUntilExit()
-            return nil
-        }
-        process.waitUntilExit()
-        return process.terminationStatus
-    }
-
-    /// Ends it if it still runs (a failed test's cleanup).
-    func kill9() {
-        if isRunning { kill(pid, SIGKILL) }
-        process.waitUntilExit()
-    }
-
-    /// Runs `portway ARGS…` to its end; its stdout.
-    static func output(_ arguments: [String]) throws -> (status: Int32, stdout: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: portwayBinary!)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
+/// A `portway` process run by a test, its stderr in `logPath`.
+func portwayProcess(_ arguments: [String], logPath: String) throws -> Child {
+    try Child([portwayBinary!] + arguments, stderrLog: logPath, discardStdout: true)
 }
 
 /// The flock holders of a file or directory, from /proc/locks ("1: FLOCK ADVISORY WRITE 4242 00:27:32992 0 EOF").
@@ -89,7 +26,7 @@ func flockHolders(of path: String) -> [Int32] {
 }
 
 private let agentProcessTestsReady: Bool = {
-    guard AgentBPFFS.available else { return false }
+    guard BPFFSFixture.available else { return false }
     guard portwayBinary != nil else {
         print("AgentProcessTests skipped: the portway binary was not found next to the tests (set PORTWAY_BIN)")
         return false
@@ -112,10 +49,8 @@ struct AgentProcessTests {
          "--node-ip", "192.0.2.10", "--resync-interval", "0.2"] + sizeFlags + extra
     }
 
-    static func listing(_ bpffs: String) throws -> String {
-        let result = try PortwayProcess.output(["bpf", "lb", "list", "-o", "json", "--bpffs", bpffs])
-        #expect(result.status == 0)
-        return result.stdout
+    static func listing(_ bpffs: String) async throws -> String {
+        try await onDedicatedThread { try run([portwayBinary!, "bpf", "lb", "list", "-o", "json", "--bpffs", bpffs]) }
     }
 
     /// Two source directories: the first agent's Service, and another one the second agent would write.
@@ -130,67 +65,67 @@ struct AgentProcessTests {
     }
 
     /// Agent 1 synced and idle (two repairs after its sync, well past start-up), its lock checked.
-    static func startFirst(bpffs: String, dir: String, log: String) async throws -> PortwayProcess {
-        let first = try PortwayProcess(agentArguments(bpffs: bpffs, dir: dir), logPath: log)
-        #expect(try await first.waitForLog("maps sync:"), "agent 1 synced: \(first.log)")
-        #expect(try await first.waitForLog("maps repair:", count: 2), "agent 1 idle, resyncing: \(first.log)")
+    static func startFirst(bpffs: String, dir: String, log: String) async throws -> Child {
+        let first = try portwayProcess(agentArguments(bpffs: bpffs, dir: dir), logPath: log)
+        #expect(await first.waitForLog("maps sync:"), "agent 1 synced: \(first.log)")
+        #expect(await first.waitForLog("maps repair:", count: 2), "agent 1 idle, resyncing: \(first.log)")
         return first
     }
 
     @Test("a second agent on the same --bpffs refuses while the first runs synced and idle; the first one's frontends stay")
     func secondAgentRefuses() async throws {
-        let fs = try AgentBPFFS.make()
+        let fs = try BPFFSFixture.make()
         defer { fs.cleanup() }
         let (root, firstDir, secondDir) = try Self.sources()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let first = try await Self.startFirst(bpffs: fs.directory, dir: firstDir, log: root + "/first.log")
-        defer { first.kill9() }
+        defer { first.kill() }
 
         #expect(flockHolders(of: fs.directory) == [first.pid], "agent 1 (PID \(first.pid)) holds the flock on \(fs.directory) while idle: /proc/locks:\n\((try? String(contentsOfFile: "/proc/locks", encoding: .utf8)) ?? "")")
-        let before = try Self.listing(fs.directory)
+        let before = try await Self.listing(fs.directory)
         #expect(before.contains("10.96.0.10"))
 
-        let second = try PortwayProcess(Self.agentArguments(bpffs: fs.directory, dir: secondDir), logPath: root + "/second.log")
-        defer { second.kill9() }
-        let status = try await second.waitForExit(limit: .seconds(30))
+        let second = try portwayProcess(Self.agentArguments(bpffs: fs.directory, dir: secondDir), logPath: root + "/second.log")
+        defer { second.kill() }
+        let status = await second.waitForExit(limit: .seconds(30))
         #expect(status != nil && status != 0, "agent 2 must refuse: status \(String(describing: status))\n\(second.log)")
         #expect(second.log.contains("is locked by process \(first.pid)"), "a clear message naming the holder: \(second.log)")
         // Agent 1 repairs its maps every 200 ms, so the listing alone could hide a write: agent 2's log says it made none.
         #expect(!second.log.contains("pinned maps ready") && !second.log.contains("maps sync:"), "agent 2 opened or wrote the maps: \(second.log)")
-        #expect(try Self.listing(fs.directory) == before, "agent 1's frontends unchanged")
+        #expect(try await Self.listing(fs.directory) == before, "agent 1's frontends unchanged")
         #expect(first.isRunning)
 
         kill(first.pid, SIGTERM)
-        #expect(try await first.waitForExit(limit: .seconds(20)) == 0)
+        #expect(await first.waitForExit(limit: .seconds(20)) == 0)
     }
 
     @Test("--take-over waits for the running agent's lock, writes nothing meanwhile, and takes the maps once it exits")
     func takeOverWaits() async throws {
-        let fs = try AgentBPFFS.make()
+        let fs = try BPFFSFixture.make()
         defer { fs.cleanup() }
         let (root, firstDir, secondDir) = try Self.sources()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let first = try await Self.startFirst(bpffs: fs.directory, dir: firstDir, log: root + "/first.log")
-        defer { first.kill9() }
-        let before = try Self.listing(fs.directory)
+        defer { first.kill() }
+        let before = try await Self.listing(fs.directory)
 
-        let second = try PortwayProcess(Self.agentArguments(bpffs: fs.directory, dir: secondDir, extra: ["--take-over"]), logPath: root + "/second.log")
-        defer { second.kill9() }
-        #expect(try await second.waitForLog("taking over: waiting for agent PID \(first.pid)"), "agent 2 waits for agent 1: \(second.log)")
+        let second = try portwayProcess(Self.agentArguments(bpffs: fs.directory, dir: secondDir, extra: ["--take-over"]), logPath: root + "/second.log")
+        defer { second.kill() }
+        #expect(await second.waitForLog("taking over: waiting for agent PID \(first.pid)"), "agent 2 waits for agent 1: \(second.log)")
         // Agent 1 keeps resyncing meanwhile; agent 2 has not opened the maps.
-        #expect(try await first.waitForLog("maps repair:", count: 4))
+        #expect(await first.waitForLog("maps repair:", count: 4))
         #expect(!second.log.contains("pinned maps ready"), "\(second.log)")
-        #expect(try Self.listing(fs.directory) == before, "nothing written while agent 1 runs")
+        #expect(try await Self.listing(fs.directory) == before, "nothing written while agent 1 runs")
         #expect(flockHolders(of: fs.directory) == [first.pid])
 
         kill(first.pid, SIGTERM)
-        #expect(try await first.waitForExit(limit: .seconds(20)) == 0)
-        #expect(try await second.waitForLog("maps sync:"), "agent 2 syncs once agent 1 is gone: \(second.log)")
-        let after = try Self.listing(fs.directory)
+        #expect(await first.waitForExit(limit: .seconds(20)) == 0)
+        #expect(await second.waitForLog("maps sync:"), "agent 2 syncs once agent 1 is gone: \(second.log)")
+        let after = try await Self.listing(fs.directory)
         #expect(after.contains("10.96.0.20") && !after.contains("10.96.0.10"), "agent 2's state: \(after)")
         #expect(flockHolders(of: fs.directory) == [second.pid])
         kill(second.pid, SIGTERM)
-        #expect(try await second.waitForExit(limit: .seconds(20)) == 0)
+        #expect(await second.waitForExit(limit: .seconds(20)) == 0)
     }
 
     /// A kubeconfig for an API server that never answers: a listener that never accepts, so
@@ -207,7 +142,7 @@ struct AgentProcessTests {
         }
         guard bound && listen(listener, 64) == 0 else {
             close(listener)
-            throw AgentBPFFS.Failure(description: "cannot listen on 127.0.0.1: errno \(errno)")
+            throw TestFileError("cannot listen on 127.0.0.1: errno \(errno)")
         }
         let kubeconfig = root + "/kubeconfig"
         try write("""
@@ -228,50 +163,50 @@ struct AgentProcessTests {
         return (kubeconfig, listener)
     }
 
-    static func kubeAgent(kubeconfig: String, bpffs: String, log: String) throws -> PortwayProcess {
-        try PortwayProcess(
+    static func kubeAgent(kubeconfig: String, bpffs: String, log: String) throws -> Child {
+        try portwayProcess(
             ["agent", "--kubeconfig", kubeconfig, "--no-datapath", "--proxy-listen", "off", "--bpffs", bpffs, "--node-name", "node-a",
              "--node-ip", "192.0.2.10"] + sizeFlags, logPath: log)
     }
 
     @Test("one SIGTERM stops the agent within the grace period while the API server never answers (its informers never synced)")
     func stopsWhileTheAPIServerIsSilent() async throws {
-        let fs = try AgentBPFFS.make()
+        let fs = try BPFFSFixture.make()
         defer { fs.cleanup() }
         let root = try makeTempDirectory("pwpl-silent")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let (kubeconfig, listener) = try Self.silentAPIServer(root: root)
         defer { close(listener) }
         let agent = try Self.kubeAgent(kubeconfig: kubeconfig, bpffs: fs.directory, log: root + "/agent.log")
-        defer { agent.kill9() }
-        #expect(try await agent.waitForLog("re-adopted"), "\(agent.log)")
+        defer { agent.kill() }
+        #expect(await agent.waitForLog("re-adopted"), "\(agent.log)")
         kill(agent.pid, SIGTERM)
         // Liveness, generous: the election's release of the Lease is cancelled after 10 s
         // (ShutdownTrigger.gracefulShutdownLimit); Kubernetes' default grace period is 30 s. Before,
         // the source waited forever for informers that had stopped without a sync.
-        let status = try await agent.waitForExit(limit: .seconds(25))
+        let status = await agent.waitForExit(limit: .seconds(25))
         #expect(status == 0, "exit status \(String(describing: status)) (nil: still running after 25 s)\n\(agent.log)")
         #expect(agent.log.contains("stopped"), "\(agent.log)")
     }
 
     @Test("a second SIGTERM ends at once a graceful stop that waits on an API server that never answers (exit 143)")
     func secondSignalExitsAtOnce() async throws {
-        let fs = try AgentBPFFS.make()
+        let fs = try BPFFSFixture.make()
         defer { fs.cleanup() }
         let root = try makeTempDirectory("pwpl-signal2")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let (kubeconfig, listener) = try Self.silentAPIServer(root: root)
         defer { close(listener) }
         let agent = try Self.kubeAgent(kubeconfig: kubeconfig, bpffs: fs.directory, log: root + "/agent.log")
-        defer { agent.kill9() }
+        defer { agent.kill() }
         // Set up: from here on a stop goes through the election's release of the Lease, a request
         // the silent server never answers (the ServiceGroup would cancel it after 10 s).
-        #expect(try await agent.waitForLog("re-adopted"), "\(agent.log)")
+        #expect(await agent.waitForLog("re-adopted"), "\(agent.log)")
         kill(agent.pid, SIGTERM)
-        #expect(try await agent.waitForLog("signal 15: shutting down"), "\(agent.log)")
+        #expect(await agent.waitForLog("signal 15: shutting down"), "\(agent.log)")
         #expect(agent.isRunning, "\(agent.log)")
         kill(agent.pid, SIGTERM)
-        let status = try await agent.waitForExit(limit: .seconds(5))
+        let status = await agent.waitForExit(limit: .seconds(5))
         #expect(status == 128 + SIGTERM, "the second signal exits at once with 143: \(String(describing: status))\n\(agent.log)")
     }
 }

@@ -35,11 +35,11 @@ func programmed(_ bpffs: String) throws -> [String: [String]] {
     return result
 }
 
-@Suite("Agent file mode: YAML directory to pinned maps", .serialized, .enabled(if: AgentBPFFS.available, "needs root and a bpffs mount (reason printed)"))
+@Suite("Agent file mode: YAML directory to pinned maps", .serialized, .enabled(if: BPFFSFixture.available, "needs root and a bpffs mount (reason printed)"))
 struct FilePipelineTests {
     @Test("write YAML, see the maps programmed; edit the EndpointSlice, see it; delete the Service, see it pruned; stop cleanly")
     func pipeline() async throws {
-        let fs = try AgentBPFFS.make()
+        let fs = try BPFFSFixture.make()
         defer { fs.cleanup() }
         let dir = try makeTempDirectory("portway-agent-yaml")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -47,7 +47,7 @@ struct FilePipelineTests {
         let events = SyncEvents()
         var syncs = events.stream.makeAsyncIterator()
         let options = AgentOptions(
-            nodeName: "node-a", nodeAddresses: [IPAddress("192.0.2.10")!], bpffs: fs.directory, mapSizes: AgentBPFFS.smallSizes)
+            nodeName: "node-a", nodeAddresses: [IPAddress("192.0.2.10")!], bpffs: fs.directory, mapSizes: BPFFSFixture.smallSizes)
         let pipeline = AgentPipeline(options: options, logger: Logger(label: "test.agent"), onSync: { events.continuation.yield($0) })
         let source = FileDirectorySource(directory: dir, interval: .milliseconds(50), logger: Logger(label: "test.files"))
         let agent = Task { try await pipeline.run(source: source) }
@@ -94,13 +94,13 @@ struct FilePipelineTests {
 
     @Test("a restarted agent re-adopts the pins and rewrites nothing for unchanged services")
     func restart() async throws {
-        let fs = try AgentBPFFS.make()
+        let fs = try BPFFSFixture.make()
         defer { fs.cleanup() }
         let dir = try makeTempDirectory("portway-agent-yaml")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try write(serviceYAML(name: "web", clusterIP: "10.96.0.10", nodePort: 30080), to: dir + "/web.yaml")
         try write(sliceYAML(service: "web", addresses: ["10.244.1.10"]), to: dir + "/web-slice.yaml")
-        let options = AgentOptions(nodeName: "node-a", nodeAddresses: [IPAddress("192.0.2.10")!], bpffs: fs.directory, mapSizes: AgentBPFFS.smallSizes)
+        let options = AgentOptions(nodeName: "node-a", nodeAddresses: [IPAddress("192.0.2.10")!], bpffs: fs.directory, mapSizes: BPFFSFixture.smallSizes)
 
         var summaries: [SyncSummary] = []
         for _ in 0..<2 {

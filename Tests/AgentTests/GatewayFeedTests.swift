@@ -49,8 +49,8 @@ enum GatewayObjects {
     static func backend(_ name: String, clusterIP: String, addresses: [String]) -> [ClusterChange] {
         let key = ObjectKey(namespace: namespace, name: name)
         return [
-            .services(key, [svc(name, ip: clusterIP)]),
-            .endpointSlices(ObjectKey(namespace: namespace, name: "\(name)-abc"), [epSlice("\(name)-abc", service: name, addresses: addresses)]),
+            .services(key, [service(name, clusterIP: clusterIP)]),
+            .endpointSlices(ObjectKey(namespace: namespace, name: "\(name)-abc"), [slice("\(name)-abc", service: name, addresses: addresses)]),
         ]
     }
 }
@@ -84,10 +84,10 @@ struct GatewayFeedTests {
     /// A cluster with one Gateway "web" (Service portway-gw-web), backends a and b, and route-a: a.example.com → a.
     var initialSnapshot: ClusterSnapshot {
         var snapshot = ClusterSnapshot(
-            services: [svc("a", ip: "10.96.1.1"), svc("b", ip: "10.96.1.2"), svc("other", ip: "10.96.1.3"),
+            services: [service("a", clusterIP: "10.96.1.1"), service("b", clusterIP: "10.96.1.2"), service("other", clusterIP: "10.96.1.3"),
                        GatewayObjects.gatewayService("web", clusterIP: "10.96.7.7", nodePort: 30880)],
-            endpointSlices: [epSlice("a-abc", service: "a", addresses: ["10.1.0.1"]), epSlice("b-abc", service: "b", addresses: ["10.1.0.2"]),
-                             epSlice("other-abc", service: "other", addresses: ["10.1.0.3"])])
+            endpointSlices: [slice("a-abc", service: "a", addresses: ["10.1.0.1"]), slice("b-abc", service: "b", addresses: ["10.1.0.2"]),
+                             slice("other-abc", service: "other", addresses: ["10.1.0.3"])])
         snapshot.gatewayClasses = [GatewayObjects.gatewayClass]
         snapshot.gateways = [GatewayObjects.gateway("web")]
         snapshot.httpRoutes = [GatewayObjects.route("route-a", host: "a.example.com", service: "a")]
@@ -127,7 +127,7 @@ struct GatewayFeedTests {
         try await eventually("route-a moved to b in the proxy") { proxyEndpoints(proxy, port: proxyPort, host: "a.example.com") == ["10.1.0.2"] }
 
         // A backend's endpoints change: the tables follow.
-        source.events.push(.changes([.endpointSlices(ObjectKey(namespace: "demo", name: "b-abc"), [epSlice("b-abc", service: "b", addresses: ["10.1.0.9"])])]))
+        source.events.push(.changes([.endpointSlices(ObjectKey(namespace: "demo", name: "b-abc"), [slice("b-abc", service: "b", addresses: ["10.1.0.9"])])]))
         try await eventually("b's new endpoint in the tables") { endpoints(builds.last, host: "b.example.com") == ["10.1.0.9"] }
 
         // Deleted: b.example.com is a 404 again.
@@ -184,7 +184,7 @@ struct GatewayFeedTests {
         // Endpoint churn of an unrelated Service: translated and programmed, the Gateway state untouched.
         for round in 1...5 {
             source.events.push(.changes([.endpointSlices(
-                ObjectKey(namespace: "demo", name: "other-abc"), [epSlice("other-abc", service: "other", addresses: ["10.1.0.\(10 + round)"])])]))
+                ObjectKey(namespace: "demo", name: "other-abc"), [slice("other-abc", service: "other", addresses: ["10.1.0.\(10 + round)"])])]))
             try await eventually("other's endpoint \(round) programmed") {
                 output.entries.values.contains { $0.service.name == "other" && $0.backends.contains { $0.address == IPAddress("10.1.0.\(10 + round)")! } }
             }
@@ -194,7 +194,7 @@ struct GatewayFeedTests {
         source.events.push(.changes([.httpRoutes(ObjectKey(namespace: "demo", name: "stray"), [GatewayObjects.route("stray", gateway: "nowhere", host: "x.example.com", service: "new")])]))
         try await eventually("the new Service programmed") { output.entries.values.contains { $0.service.name == "new" } }
         // A marker change that must rebuild, so the count below is read after everything above was processed.
-        source.events.push(.changes([.endpointSlices(ObjectKey(namespace: "demo", name: "a-abc"), [epSlice("a-abc", service: "a", addresses: ["10.1.0.5"])])]))
+        source.events.push(.changes([.endpointSlices(ObjectKey(namespace: "demo", name: "a-abc"), [slice("a-abc", service: "a", addresses: ["10.1.0.5"])])]))
         try await eventually("a's endpoint change rebuilt the tables") { endpoints(builds.last, host: "a.example.com") == ["10.1.0.5"] }
         #expect(builds.count == 2, "only the change of a Service a route names builds again (builds: \(builds.count))")
 

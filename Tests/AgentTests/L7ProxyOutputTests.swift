@@ -90,86 +90,17 @@ private func blockingGet(port: UInt16, host: String) -> (status: Int, body: Stri
     return (status, body)
 }
 
-/// A free loopback TCP port (bound and released), so parallel runs do not share a proxy port.
-func freePort() throws -> UInt16 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return UInt16(bigEndian: address.sin_port)
-}
-
+/// The Gateway `web` (port 80, NodePort 30880) in namespace demo with one HTTPRoute per `routes`
+/// entry (its hostname to its Service on port 80).
 func gatewayYAML(routes: [(name: String, host: String, service: String)]) -> String {
-    var text = """
-    apiVersion: gateway.networking.k8s.io/v1
-    kind: GatewayClass
-    metadata: {name: portway}
-    spec: {controllerName: portway.io/gateway-controller}
-    ---
-    apiVersion: gateway.networking.k8s.io/v1
-    kind: Gateway
-    metadata: {name: web, namespace: demo}
-    spec:
-      gatewayClassName: portway
-      listeners:
-      - {name: http, port: 80, protocol: HTTP}
-    ---
-    apiVersion: v1
-    kind: Service
-    metadata:
-      name: portway-gw-web
-      namespace: demo
-      labels: {gateway.networking.k8s.io/gateway-name: web}
-    spec:
-      type: NodePort
-      clusterIP: 10.96.7.7
-      ports:
-      - {name: http, port: 80, targetPort: 80, nodePort: 30880, protocol: TCP}
-
-    """
-    for route in routes {
-        text += """
-        ---
-        apiVersion: gateway.networking.k8s.io/v1
-        kind: HTTPRoute
-        metadata: {name: \(route.name), namespace: demo}
-        spec:
-          parentRefs: [{name: web}]
-          hostnames: [\(route.host)]
-          rules:
-          - backendRefs: [{name: \(route.service), port: 80}]
-
-        """
-    }
-    return text
+    KubeYAML.join([KubeYAML.webGateway(clusterIP: "10.96.7.7")] + routes.map {
+        KubeYAML.httpRoute($0.name, hostnames: [$0.host], rules: [KubeYAML.rule($0.service)])
+    })
 }
 
+/// Service `service` (port 80 to `port`) with one endpoint, 127.0.0.1:`port`.
 func backendYAML(service: String, clusterIP: String, port: Int) -> String {
-    """
-    apiVersion: v1
-    kind: Service
-    metadata: {name: \(service), namespace: demo}
-    spec:
-      clusterIP: \(clusterIP)
-      ports: [{name: http, port: 80, targetPort: \(port), protocol: TCP}]
-    ---
-    apiVersion: discovery.k8s.io/v1
-    kind: EndpointSlice
-    metadata:
-      name: \(service)-abc
-      namespace: demo
-      labels: {kubernetes.io/service-name: \(service)}
-    addressType: IPv4
-    ports: [{name: http, port: \(port), protocol: TCP}]
-    endpoints:
-    - addresses: ["127.0.0.1"]
-      conditions: {ready: true}
-
-    """
+    KubeYAML.backend(service, clusterIP: clusterIP, targetPort: port, addresses: ["127.0.0.1"], sliceName: "\(service)-abc")
 }
 
 @Suite("Agent L7 proxy output: Gateway route tables served on the allocated proxy ports (loopback)")
@@ -217,12 +148,9 @@ struct L7ProxyOutputTests {
         // Editing the HTTPRoute moves a.example.com to backend B: the router is swapped, the port stays.
         try write(
             gatewayYAML(routes: [("route-a", "a.example.com", "b"), ("route-b", "b.example.com", "b")]), to: "\(directory)/gateway.yaml")
-        var moved = false
-        for _ in 0..<100 where !moved {
-            moved = await get(port: proxyPort, host: "a.example.com")?.body == "B xff=127.0.0.1"
-            if !moved { try await Task.sleep(for: .milliseconds(50)) }
+        try await eventually("a.example.com reaches B after the HTTPRoute edit", every: .milliseconds(50)) {
+            await get(port: proxyPort, host: "a.example.com")?.body == "B xff=127.0.0.1"
         }
-        #expect(moved, "a.example.com should reach B after the HTTPRoute edit")
         #expect(proxy.proxy.ports == [proxyPort])
 
         // The Gateway goes: its frontends are plain L4 again and the port is closed.
@@ -230,12 +158,9 @@ struct L7ProxyOutputTests {
         try await eventually("the proxy port closed") { proxy.proxy.ports.isEmpty }
         try await eventually("the Gateway frontends gone") { !output.entries.values.contains { $0.service.name == "portway-gw-web" } }
         // `ports` drops the port before its socket has finished closing: connections are refused soon after.
-        var refused = false
-        for _ in 0..<50 where !refused {
-            refused = await get(port: proxyPort, host: "a.example.com") == nil
-            if !refused { try await Task.sleep(for: .milliseconds(20)) }
+        try await eventually("the closed proxy port refuses connections", every: .milliseconds(20)) {
+            await get(port: proxyPort, host: "a.example.com") == nil
         }
-        #expect(refused, "the closed proxy port must refuse connections")
 
         await serviceGroup.triggerGracefulShutdown()
         try await task.value
@@ -258,59 +183,21 @@ struct L7ProxyOutputTests {
         let backend = try await NamedBackend(name: "A", group: group)
         let directory = try makeTempDirectory("pwl7-tls")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try await onThread { try makeCertificate(hostname: "a.example.com", path: "\(directory)/a") }
-        let crt = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/a.crt")).base64EncodedString()
-        let key = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/a.key")).base64EncodedString()
+        try await onDedicatedThread { try makeCertificate(hostname: "a.example.com", path: "\(directory)/a") }
+        let crt = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/a.crt"))
+        let key = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/a.key"))
         try write(backendYAML(service: "a", clusterIP: "10.96.7.10", port: backend.port), to: "\(directory)/a.yaml")
-        try write("""
-            apiVersion: gateway.networking.k8s.io/v1
-            kind: GatewayClass
-            metadata: {name: portway}
-            spec: {controllerName: portway.io/gateway-controller}
-            ---
-            apiVersion: gateway.networking.k8s.io/v1
-            kind: Gateway
-            metadata: {name: tls, namespace: demo}
-            spec:
-              gatewayClassName: portway
-              listeners:
-              - {name: https-a, port: 443, protocol: HTTPS, hostname: a.example.com, tls: {certificateRefs: [{name: tls-a}]}}
-              - {name: https-bad, port: 443, protocol: HTTPS, hostname: bad.example.com, tls: {certificateRefs: [{name: tls-bad}]}}
-            ---
-            apiVersion: v1
-            kind: Service
-            metadata:
-              name: portway-gw-tls
-              namespace: demo
-              labels: {gateway.networking.k8s.io/gateway-name: tls}
-            spec:
-              type: NodePort
-              clusterIP: 10.96.7.43
-              ports:
-              - {name: https, port: 443, targetPort: 443, nodePort: 30443, protocol: TCP}
-            ---
-            apiVersion: gateway.networking.k8s.io/v1
-            kind: HTTPRoute
-            metadata: {name: route, namespace: demo}
-            spec:
-              parentRefs: [{name: tls}]
-              hostnames: [a.example.com, bad.example.com]
-              rules:
-              - backendRefs: [{name: a, port: 80}]
-            ---
-            apiVersion: v1
-            kind: Secret
-            metadata: {name: tls-a, namespace: demo}
-            type: kubernetes.io/tls
-            data: {tls.crt: \(crt), tls.key: \(key)}
-            ---
-            apiVersion: v1
-            kind: Secret
-            metadata: {name: tls-bad, namespace: demo}
-            type: kubernetes.io/tls
-            data: {tls.crt: SGVsbG8gd29ybGQK, tls.key: SGVsbG8gd29ybGQK}
-
-            """, to: "\(directory)/gateway.yaml")
+        try write(KubeYAML.join(
+            KubeYAML.gatewayClass(),
+            KubeYAML.gateway("tls", listeners: [
+                KubeYAML.listener("https-a", port: 443, protocol: "HTTPS", hostname: "a.example.com", certificate: "tls-a"),
+                KubeYAML.listener("https-bad", port: 443, protocol: "HTTPS", hostname: "bad.example.com", certificate: "tls-bad"),
+            ]),
+            KubeYAML.gatewayService("tls", clusterIP: "10.96.7.43", ports: [.init(name: "https", port: 443, targetPort: 443, nodePort: 30443)]),
+            KubeYAML.httpRoute("route", parent: "tls", hostnames: ["a.example.com", "bad.example.com"], rules: [KubeYAML.rule("a")]),
+            KubeYAML.tlsSecret("tls-a", certificate: crt, key: key),
+            KubeYAML.tlsSecret("tls-bad", certificate: Data("Hello world\n".utf8), key: Data("Hello world\n".utf8))
+        ), to: "\(directory)/gateway.yaml")
 
         let proxyPort = try freePort()
         // The agent's default Gateway options: certificates checked with NIOSSL, as the proxy loads them.
@@ -370,32 +257,10 @@ struct CapturingLogHandler: LogHandler {
     }
 }
 
-/// Runs blocking work (a child process) on a thread of its own, off the cooperative pool.
-private func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
-    }
-}
-
-/// A self-signed EC certificate for `hostname` as `<path>.crt` / `<path>.key` (the openssl CLI).
-private func makeCertificate(hostname: String, path: String) throws {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-    process.arguments = [
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", path + ".key", "-out", path + ".crt",
-        "-days", "2", "-subj", "/CN=\(hostname)", "-addext", "subjectAltName=DNS:\(hostname)",
-    ]
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw CocoaError(.fileWriteUnknown) }
-}
-
 /// One HTTPS GET on 127.0.0.1:`port` with SNI and Host `host`, trusting only `trusting` (curl):
 /// `BODY STATUS`, or `error N` (curl's exit code).
 private func curlHTTPS(port: UInt16, host: String, trusting: String) async -> String {
-    (try? await onThread { () throws -> String in
+    (try? await onDedicatedThread { () throws -> String in
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
         process.arguments = [
@@ -452,11 +317,8 @@ struct L7ProxyOutputShutdownTests {
         // Liveness, not timing: drain + stop is 1.3 s, and without the bounds it never ends while the
         // loop is blocked; 30 s leaves room for a loaded machine.
         let bound: Duration = .seconds(30)
-        while !finished.value.load(ordering: .sequentiallyConsistent), ContinuousClock.now - started < bound {
-            try await Task.sleep(for: .milliseconds(10))
-        }
+        let stopped = await waitUntil(timeout: bound) { finished.value.load(ordering: .sequentiallyConsistent) }
         let elapsed = ContinuousClock.now - started
-        let stopped = finished.value.load(ordering: .sequentiallyConsistent)
         gate.signal()
         await run.value
         #expect(stopped, "the proxy output's shutdown did not end within \(bound) while its event loop was blocked (took \(elapsed))")

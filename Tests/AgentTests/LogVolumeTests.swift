@@ -31,8 +31,8 @@ struct LogVolumeTests {
         var services: [KubeModels.Service] = []
         var slices: [EndpointSlice] = []
         for i in 0..<2000 {
-            services.append(svc("s\(i)", ip: "10.96.\(i / 250).\(i % 250 + 1)"))
-            slices.append(epSlice("s\(i)-1", service: "s\(i)", addresses: ["10.244.\(i / 250).\(i % 250 + 1)"]))
+            services.append(service("s\(i)", clusterIP: "10.96.\(i / 250).\(i % 250 + 1)"))
+            slices.append(slice("s\(i)-1", service: "s\(i)", addresses: ["10.244.\(i / 250).\(i % 250 + 1)"]))
         }
         source.events.push(.snapshot(ClusterSnapshot(services: services, endpointSlices: slices)))
 

@@ -24,6 +24,8 @@ final class MemoryOutput: L4MapOutput {
         var syncs = 0
         var repairs = 0
         var applies = 0
+        /// Every call in order: `sync`, `repair`, or `apply` with the frontends it was given.
+        var calls: [String] = []
     }
     let state = Mutex(State())
     /// When set, `apply` waits on this blocking call (a stuck output).
@@ -47,6 +49,7 @@ final class MemoryOutput: L4MapOutput {
         if fails { throw Broken() }
         return state.withLock { s in
             s.applies += 1
+            s.calls.append("apply " + changes.keys.map(\.description).sorted().joined(separator: ","))
             var failed = Set<Frontend>()
             for (frontend, entry) in changes {
                 s.attempts[frontend, default: 0] += 1
@@ -66,13 +69,17 @@ final class MemoryOutput: L4MapOutput {
     func sync(_ state: DesiredL4State) async throws -> OutputReport {
         self.state.withLock { s in
             s.syncs += 1
+            s.calls.append("sync")
             s.entries = Dictionary(state.entries.map { ($0.frontend, $0) }, uniquingKeysWith: { a, _ in a })
         }
         return OutputReport(summary: "\(state.entries.count) frontends")
     }
 
     func repair(_ state: DesiredL4State) async throws -> OutputReport {
-        self.state.withLock { $0.repairs += 1 }
+        self.state.withLock {
+            $0.repairs += 1
+            $0.calls.append("repair")
+        }
         return try await sync(state)
     }
 
@@ -92,27 +99,6 @@ struct ManualSource: ClusterStateSource {
     func run(sink: @escaping SourceSink) async {
         while let batch = await events.next() { for event in batch { sink(event) } }
     }
-}
-
-func svc(_ name: String, ip: String, port: Int = 80, nodePort: Int? = nil) -> KubeModels.Service {
-    Service(
-        metadata: ObjectMeta(name: name, namespace: "demo"),
-        spec: ServiceSpec(type: nodePort == nil ? "ClusterIP" : "NodePort", clusterIP: ip, ports: [ServicePort(name: "http", port: port, nodePort: nodePort)]))
-}
-
-func epSlice(_ name: String, service: String, addresses: [String]) -> EndpointSlice {
-    EndpointSlice(
-        metadata: ObjectMeta(name: name, namespace: "demo", labels: [EndpointSlice.serviceNameLabel: service]),
-        addressType: "IPv4", endpoints: addresses.map { Endpoint(addresses: [$0]) }, ports: [EndpointPort(name: "http", port: 8080)])
-}
-
-/// Polls `condition` until it holds (bounded: 10 s).
-func eventually(_ what: String, _ condition: () -> Bool) async throws {
-    for _ in 0..<1000 {
-        if condition() { return }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    Issue.record("timed out waiting for \(what)")
 }
 
 @Suite("Agent pipeline: changes -> keys -> translate -> allocate -> outputs (in memory)")
@@ -135,28 +121,28 @@ struct PipelineTests {
         let (group, task) = start(source, outputs: [output])
         var services: [String: KubeModels.Service] = [:]
         var slices: [String: EndpointSlice] = [:]
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededRandom()
         source.events.push(.snapshot(ClusterSnapshot()))
         for round in 0..<20 {
             var batch: [ClusterChange] = []
             for _ in 0..<Int.random(in: 1...15, using: &rng) {
                 let name = ["a", "b", "c", "d"].randomElement(using: &rng)!
                 if Bool.random(using: &rng) {
-                    let s = svc(name, ip: "10.96.0.\(Int.random(in: 1...3, using: &rng))", nodePort: Bool.random(using: &rng) ? 30000 + round % 2 : nil)
+                    let s = service(name, clusterIP: "10.96.0.\(Int.random(in: 1...3, using: &rng))", nodePort: Bool.random(using: &rng) ? 30000 + round % 2 : nil)
                     services[name] = Int.random(in: 0..<4, using: &rng) == 0 ? nil : s
                     batch.append(.services(ObjectKey(namespace: "demo", name: name), services[name].map { [$0] } ?? []))
                 } else {
                     let owner = ["a", "b", "c", "d"].randomElement(using: &rng)!
-                    let slice = epSlice("\(name)-1", service: owner, addresses: ["10.244.0.\(Int.random(in: 1...3, using: &rng))"])
-                    slices[name] = slice
-                    batch.append(.endpointSlices(ObjectKey(namespace: "demo", name: "\(name)-1"), [slice]))
+                    let endpoints = slice("\(name)-1", service: owner, addresses: ["10.244.0.\(Int.random(in: 1...3, using: &rng))"])
+                    slices[name] = endpoints
+                    batch.append(.endpointSlices(ObjectKey(namespace: "demo", name: "\(name)-1"), [endpoints]))
                 }
             }
             // Sometimes as one event, sometimes as many (the inbox takes together what is waiting).
             if Bool.random(using: &rng) { source.events.push(.changes(batch)) } else { for c in batch { source.events.push(.changes([c])) } }
             let expected = Translator.translate(
                 ClusterSnapshot(services: Array(services.values), endpointSlices: Array(slices.values)), options: options.translatorOptions)
-            try await eventually("round \(round) programmed") {
+            try await eventually("round \(round) programmed (seed \(rng.seed))") {
                 DesiredL4State(entries: Array(output.entries.values)).entries == expected.entries
             }
         }
@@ -173,8 +159,8 @@ struct PipelineTests {
         let (group, task) = start(source, outputs: [output])
         source.events.push(.snapshot(ClusterSnapshot()))
         source.events.push(.changes([
-            .services(ObjectKey(namespace: "demo", name: "a"), [svc("a", ip: "10.96.0.1")]),
-            .services(ObjectKey(namespace: "demo", name: "b"), [svc("b", ip: "10.96.0.2")]),
+            .services(ObjectKey(namespace: "demo", name: "a"), [service("a", clusterIP: "10.96.0.1")]),
+            .services(ObjectKey(namespace: "demo", name: "b"), [service("b", clusterIP: "10.96.0.2")]),
         ]))
         try await eventually("retried until programmed") { output.entries[failing] != nil }
         #expect(output.entries.count == 2)
@@ -201,7 +187,7 @@ struct PipelineTests {
         let (group, task) = start(source, outputs: [stuck, healthy])
         source.events.push(.snapshot(ClusterSnapshot()))
         for i in 1...5 {
-            source.events.push(.changes([.services(ObjectKey(namespace: "demo", name: "s\(i)"), [svc("s\(i)", ip: "10.96.1.\(i)")])]))
+            source.events.push(.changes([.services(ObjectKey(namespace: "demo", name: "s\(i)"), [service("s\(i)", clusterIP: "10.96.1.\(i)")])]))
         }
         try await eventually("healthy output programmed") { healthy.entries.count == 5 }
         #expect(stuck.entries.isEmpty)
@@ -218,13 +204,13 @@ struct PipelineTests {
         let source = ManualSource()
         let output = MemoryOutput()
         let (group, task) = start(source, outputs: [output])
-        source.events.push(.snapshot(ClusterSnapshot(services: [svc("a", ip: "10.96.0.1")])))
+        source.events.push(.snapshot(ClusterSnapshot(services: [service("a", clusterIP: "10.96.0.1")])))
         try await eventually("first sync") { output.entries.count == 1 }
         output.state.withLock { $0.throwsLeft = 2 }
-        source.events.push(.changes([.services(ObjectKey(namespace: "demo", name: "b"), [svc("b", ip: "10.96.0.2")])]))
+        source.events.push(.changes([.services(ObjectKey(namespace: "demo", name: "b"), [service("b", clusterIP: "10.96.0.2")])]))
         try await eventually("programmed after two failed calls") { output.entries.count == 2 }
         #expect(output.state.withLock { $0.applies } >= 1)
-        source.events.push(.changes([.services(ObjectKey(namespace: "demo", name: "c"), [svc("c", ip: "10.96.0.3")])]))
+        source.events.push(.changes([.services(ObjectKey(namespace: "demo", name: "c"), [service("c", clusterIP: "10.96.0.3")])]))
         try await eventually("the output still serves") { output.entries.count == 3 }
         await group.triggerGracefulShutdown()
         try await task.value
@@ -237,7 +223,7 @@ struct PipelineTests {
         var options = options
         options.resyncInterval = .milliseconds(30)
         let (group, task) = start(source, outputs: [output], options: options)
-        source.events.push(.snapshot(ClusterSnapshot(services: [svc("a", ip: "10.96.0.1")])))
+        source.events.push(.snapshot(ClusterSnapshot(services: [service("a", clusterIP: "10.96.0.1")])))
         try await eventually("programmed") { output.entries.count == 1 }
         output.state.withLock { $0.entries = [:] }  // drift: an entry deleted behind the agent's back
         try await eventually("repaired") { output.entries.count == 1 }
@@ -251,12 +237,17 @@ struct PipelineTests {
         let source = ManualSource()
         let output = MemoryOutput()
         let (group, task) = start(source, outputs: [output])
-        source.events.push(.changes([.services(ObjectKey(namespace: "demo", name: "a"), [svc("a", ip: "10.96.0.1")])]))
-        try await Task.sleep(for: .milliseconds(100))
-        #expect(output.state.withLock { $0.syncs + $0.applies } == 0)
-        source.events.push(.snapshot(ClusterSnapshot(services: [svc("b", ip: "10.96.0.2")])))
-        try await eventually("first sync") { output.state.withLock { $0.syncs } == 1 }
-        #expect(output.entries.keys.map(\.description) == ["10.96.0.2:80/TCP"])
+        source.events.push(.changes([.services(ObjectKey(namespace: "demo", name: "a"), [service("a", clusterIP: "10.96.0.1")])]))
+        source.events.push(.snapshot(ClusterSnapshot(services: [service("b", clusterIP: "10.96.0.2")])))
+        // The positive signal: a change pushed after the snapshot is programmed. Events travel in
+        // order (source inbox, pipeline inbox, output), so everything pushed before it, the early
+        // change to "a" included, has had its chance to reach the output by then.
+        source.events.push(.changes([.services(ObjectKey(namespace: "demo", name: "c"), [service("c", clusterIP: "10.96.0.3")])]))
+        try await eventually("the change after the snapshot programmed") { output.entries.keys.contains { $0.address.description == "10.96.0.3" } }
+        #expect(output.entries.keys.map(\.description).sorted() == ["10.96.0.2:80/TCP", "10.96.0.3:80/TCP"], "the early change to a is dropped")
+        let calls = output.state.withLock { $0.calls }
+        #expect(calls.first == "sync", "the first call is the snapshot's sync: \(calls)")
+        #expect(!calls.contains { $0.contains("10.96.0.1") }, "a was never handed to the output: \(calls)")
         await group.triggerGracefulShutdown()
         try await task.value
     }

@@ -5,7 +5,7 @@ import LoadBalancer
 import Logging
 import Testing
 
-@Suite("Agent: proxy ports kept across restarts (real pins)", .serialized, .enabled(if: AgentBPFFS.available, "needs root and a bpffs mount (reason printed)"))
+@Suite("Agent: proxy ports kept across restarts (real pins)", .serialized, .enabled(if: BPFFSFixture.available, "needs root and a bpffs mount (reason printed)"))
 struct ProxyPortRestartTests {
     static let clusterIPs = ["api": "10.96.8.1", "shop": "10.96.8.2", "web": "10.96.8.3"]
     static let nodePorts = ["api": 30801, "shop": 30802, "web": 30803]
@@ -23,11 +23,11 @@ struct ProxyPortRestartTests {
 
     /// Runs the pipeline on the pins until the first sync of `snapshot` is written; returns the
     /// proxy port the pins then hold for each ClusterIP.
-    func run(_ fs: AgentBPFFS, _ snapshot: ClusterSnapshot) async throws -> [String: UInt16] {
+    func run(_ fs: BPFFSFixture, _ snapshot: ClusterSnapshot) async throws -> [String: UInt16] {
         let events = SyncEvents()
         var syncs = events.stream.makeAsyncIterator()
         let options = AgentOptions(
-            nodeName: "node-a", nodeAddresses: [IPAddress("192.0.2.10")!], bpffs: fs.directory, mapSizes: AgentBPFFS.smallSizes,
+            nodeName: "node-a", nodeAddresses: [IPAddress("192.0.2.10")!], bpffs: fs.directory, mapSizes: BPFFSFixture.smallSizes,
             resyncInterval: nil, proxyPorts: 20000...20009)
         let pipeline = AgentPipeline(options: options, logger: Logger(label: "test.restart"), onSync: { events.continuation.yield($0) })
         let source = ManualSource()
@@ -45,7 +45,7 @@ struct ProxyPortRestartTests {
 
     @Test("run 2 lists a new Gateway first (sorted before the others): the first two keep their ports, the new one gets a free one")
     func portsSurviveRestart() async throws {
-        let fs = try AgentBPFFS.make(prefix: "pwc1-bpffs")
+        let fs = try BPFFSFixture.make(prefix: "pwc1-bpffs")
         defer { fs.cleanup() }
 
         let first = try await run(fs, snapshot(["web", "shop"]))

@@ -5,18 +5,6 @@ import LoadBalancer
 import Synchronization
 import Testing
 
-/// A small deterministic generator (SplitMix64) so a failing churn can be replayed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Walks the maps like the datapath does: master, then slots 1...count+qcount, then each slot's
 /// backend, using only key lookups. A missing slot or backend is a violation unless the master
 /// changed meanwhile (every churned master carries a new generation in its affinity timeout, so a
@@ -94,7 +82,7 @@ struct ConcurrentReaderTests {
         let reader = DatapathLikeReader(maps: maps, frontends: frontends)
 
         let readerDone = startThread { reader.run() }
-        var rng = SplitMix64(state: 0x5EED)
+        var rng = SeededRandom(seed: 0x5EED)
         var totals = (writes: 0, deletes: 0, failures: 0)
         let rounds = 400
         for generation in 1...rounds {
@@ -132,25 +120,27 @@ struct ConcurrentReaderTests {
     }
 
     @Test("the reader does catch a writer that breaks the order (the test can fail)")
-    func readerDetectsBadOrder() throws {
-        try withBPFFS { fs in
-            let maps = try fs.maps()
-            let frontend = Frontend(address: ip("10.0.0.1"), port: 30080, proto: .tcp)
-            let key = try #require(ServiceMapKey(frontend))
-            let reader = DatapathLikeReader(maps: maps, frontends: [frontend])
-            // A master with count 2 whose second slot was never written, and whose first points at no backend.
-            var master = pw_lb4_service()
-            master.count = 2
-            try maps.services.update(reader.cKey(key, slot: 0), master)
-            var slot = pw_lb4_service()
-            slot.backend_id = 42
-            try maps.services.update(reader.cKey(key, slot: 1), slot)
-            let done = startThread { reader.run() }
-            while reader.walks.load(ordering: .relaxed) < 3 { usleep(1000) }
-            reader.stop.store(true, ordering: .releasing)
-            done.wait()
-            #expect(reader.violations.withLock { $0.contains { $0.contains("backend 42 missing") } })
-        }
+    func readerDetectsBadOrder() async throws {
+        let fs = try BPFFSFixture.make()
+        defer { fs.cleanup() }
+        let maps = try fs.maps()
+        let frontend = Frontend(address: ip("10.0.0.1"), port: 30080, proto: .tcp)
+        let key = try #require(ServiceMapKey(frontend))
+        let reader = DatapathLikeReader(maps: maps, frontends: [frontend])
+        // A master with count 2 whose second slot was never written, and whose first points at no backend.
+        var master = pw_lb4_service()
+        master.count = 2
+        try maps.services.update(reader.cKey(key, slot: 0), master)
+        var slot = pw_lb4_service()
+        slot.backend_id = 42
+        try maps.services.update(reader.cKey(key, slot: 1), slot)
+        let done = startThread { reader.run() }
+        // Bounded: a reader that never finds the master must fail the test, not hang it.
+        let walked = await waitUntil { reader.walks.load(ordering: .relaxed) >= 3 }
+        reader.stop.store(true, ordering: .releasing)
+        await done.value
+        try #require(walked, "the reader never walked the master 3 times (walks: \(reader.walks.load(ordering: .relaxed)))")
+        #expect(reader.violations.withLock { $0.contains { $0.contains("backend 42 missing") } })
     }
 }
 

@@ -62,7 +62,7 @@ struct LogicalListing: Equatable {
 
 /// A random workload over a small universe, so frontends and backends collide, share and churn.
 struct ChangeGenerator {
-    var rng: SplitMix64
+    var rng: SeededRandom
     /// 8 Services (one per address) × 4 ports.
     let frontends: [(frontend: Frontend, service: String)] = (1...8).flatMap { a in
         [(UInt16(80), L4Protocol.tcp), (443, .tcp), (53, .udp), (UInt16(30000 + a), .tcp)].map { port, proto in
@@ -115,7 +115,7 @@ struct IncrementalModelCheckTests {
         let sizes = MapSizes([.services: 4096, .backends: 4096, .reverseNAT: 4096])
         let maps = LoadBalancerMaps.inMemory(sizes: sizes)
         let writer = try MapWriter(maps: maps)
-        var generator = ChangeGenerator(rng: SplitMix64(state: seed))
+        var generator = ChangeGenerator(rng: SeededRandom(seed: seed))
         var desired: [Frontend: FrontendEntry] = [:]
         var totals = (writes: 0, deletes: 0)
         for step in 1...300 {

@@ -3,21 +3,6 @@ import Datapath
 import Foundation
 import Testing
 
-/// The `portway` binary next to the test bundle (swift build builds it with the tests), or
-/// $PORTWAY_BIN.
-let portwayBinary: String? = {
-    if let env = ProcessInfo.processInfo.environment["PORTWAY_BIN"], FileManager.default.isExecutableFile(atPath: env) {
-        return env
-    }
-    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-    for _ in 0..<4 {
-        let candidate = dir.appendingPathComponent("portway").path
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        dir.deleteLastPathComponent()
-    }
-    return nil
-}()
-
 private let agentReady: Bool = {
     guard LabPrerequisites.ready else { return false }
     guard portwayBinary != nil else {
@@ -35,61 +20,52 @@ private let agentReady: Bool = {
 /// and the datapath outliving the agent process.
 @Suite(.serialized, .enabled(if: agentReady, "needs root, the netns lab prerequisites and the portway binary"))
 struct AgentSurvivalTests {
-    private static let yaml = """
-        apiVersion: v1
-        kind: Service
-        metadata: {name: web, namespace: lab}
-        spec:
-          type: NodePort
-          clusterIP: 10.96.0.90
-          ports:
-          - {name: echo, port: 80, targetPort: 8080, nodePort: 30090, protocol: TCP}
-        ---
-        apiVersion: discovery.k8s.io/v1
-        kind: EndpointSlice
-        metadata:
-          name: web-1
-          namespace: lab
-          labels: {kubernetes.io/service-name: web}
-        addressType: IPv4
-        ports:
-        - {name: echo, port: 8080, protocol: TCP}
-        endpoints:
-        - {addresses: ["10.11.1.2"], conditions: {ready: true}, nodeName: lab-node}
-        - {addresses: ["10.11.2.2"], conditions: {ready: true}, nodeName: lab-node}
-        - {addresses: ["10.12.1.2"], conditions: {ready: true}, nodeName: lab-node2}
+    /// A NodePort Service `name` (port 80 → 8080) whose endpoints are the lab's three backends.
+    private static func yaml(_ name: String, clusterIP: String, nodePort: Int) -> String {
+        KubeYAML.join(
+            KubeYAML.service(
+                name, namespace: "lab", type: "NodePort", clusterIP: clusterIP,
+                ports: [.init(name: "echo", port: 80, targetPort: 8080, nodePort: nodePort)]),
+            KubeYAML.endpointSlice(
+                "\(name)-1", namespace: "lab", service: name, ports: [.init(name: "echo", port: 8080)],
+                endpoints: [
+                    .init(Lab.backendIPs["be1"]!, nodeName: "lab-node"), .init(Lab.backendIPs["be2"]!, nodeName: "lab-node"),
+                    .init(Lab.backendIPs["be3"]!, nodeName: "lab-node2"),
+                ]))
+    }
 
-        """
+    /// Whether the master of nodeIP:`port` in the pins counts three backends.
+    private static func programmed(_ lab: Lab, port: UInt16) -> Bool {
+        (try? lab.maps.master(address: Lab.nodeIP, port: port, proto: UInt8(PW_PROTO_TCP)))?.count == 3
+    }
 
     /// Starts `portway agent` in the node namespace (nsenter keeps the host's /sys/fs/bpf, which
-    /// `ip netns exec` would hide by remounting /sys) and waits until the frontend is programmed.
-    private func startAgent(_ lab: Lab, dir: String) async throws -> Child {
+    /// `ip netns exec` would hide by remounting /sys) and waits until nodeIP:`port` is programmed.
+    private func startAgent(_ lab: Lab, dir: String, until port: UInt16 = 30090) async throws -> Child {
         let agent = try await onDedicatedThread {
             try lab.spawn(in: nil, [
                 "nsenter", "--net=/var/run/netns/\(lab.node)", portwayBinary!, "agent", "--from-dir", dir,
                 "--device", Lab.device, "--node-name", "lab-node", "--node-ip", Lab.nodeIP, "--bpffs", lab.bpffs,
-                "--bpf-object", try ObjectLocator.locate(explicit: nil, currentDirectory: Lab.packageRoot),
+                "--bpf-object", try ObjectLocator.locate(explicit: nil, currentDirectory: packageRoot),
                 "--service-map-size", "1024", "--backend-map-size", "1024", "--revnat-map-size", "1024",
                 "--affinity-map-size", "1024", "--ct-map-size", "4096", "--snat-map-size", "4096",
             ])
         }
-        // Programmed when the master of nodeIP:30090 has its three backends.
-        for _ in 0..<200 {
-            if let master = try? lab.maps.master(address: Lab.nodeIP, port: 30090, proto: UInt8(PW_PROTO_TCP)),
-                master.count == 3
-            {
-                return agent
+        do {
+            try await eventually("the agent programmed \(Lab.nodeIP):\(port) with its three backends", every: .milliseconds(50)) {
+                Self.programmed(lab, port: port)
             }
-            try await Task.sleep(for: .milliseconds(50))
+        } catch {
+            agent.kill()
+            throw error
         }
-        agent.kill()
-        throw CommandError(command: ["portway", "agent"], status: -1, output: "the frontend was never programmed")
+        return agent
     }
 
     @Test("portway bpf attach|status|detach: the host routing mode and why, pod devices and socket-LB hooks")
     func bpfCommands() async throws {
         try await withLab(prefix: "pwdp") { lab in
-            let object = try ObjectLocator.locate(explicit: nil, currentDirectory: Lab.packageRoot)
+            let object = try ObjectLocator.locate(explicit: nil, currentDirectory: packageRoot)
             let cgroup = try await onDedicatedThread { try lab.makeCgroup() }
             let nsenter = ["nsenter", "--net=/var/run/netns/\(lab.node)", portwayBinary!, "bpf"]
             let common = ["--device", Lab.device, "--pod-device", Lab.podDevice, "--bpffs", lab.bpffs]
@@ -121,12 +97,12 @@ struct AgentSurvivalTests {
         }
     }
 
-    @Test("YAML through the agent reaches local and remote backends; traffic survives SIGKILL; a restart keeps serving")
+    @Test("YAML through the agent reaches local and remote backends; traffic survives SIGKILL; the restarted agent writes again and keeps serving")
     func agentKillAndRestart() async throws {
         try await withLab { lab in
             let dir = lab.scripts + "/yaml"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            try Self.yaml.write(toFile: dir + "/web.yaml", atomically: true, encoding: .utf8)
+            try Self.yaml("web", clusterIP: "10.96.0.90", nodePort: 30090).write(toFile: dir + "/web.yaml", atomically: true, encoding: .utf8)
 
             let agent = try await startAgent(lab, dir: dir)
             let first = try await lab.burst("tcp", 30090, count: 60)
@@ -145,8 +121,16 @@ struct AgentSurvivalTests {
             #expect(afterKill.errors.isEmpty, "\(afterKill.errors)")
             #expect(Set(afterKill.countsByBackend.keys) == ["be1", "be2", "be3"])
 
+            // A Service added while no agent runs: only the restarted agent can program it, so
+            // seeing it programmed proves the new process came back and writes (the pins alone
+            // keep serving 30090 whether it did or not).
+            try Self.yaml("web2", clusterIP: "10.96.0.91", nodePort: 30091).write(toFile: dir + "/web2.yaml", atomically: true, encoding: .utf8)
+            #expect(!Self.programmed(lab, port: 30091), "nobody programs the new Service while the agent is down")
             // A restarted agent swaps the programs in place; the established connection stays.
-            let restarted = try await startAgent(lab, dir: dir)
+            let restarted = try await startAgent(lab, dir: dir, until: 30091)
+            let added = try await lab.burst("tcp", 30091, count: 30)
+            #expect(added.errors.isEmpty, "the Service only the restarted agent wrote serves: \(added.errors)")
+            #expect(Set(added.countsByBackend.keys) == ["be1", "be2", "be3"], "\(added.countsByBackend)")
             held.send("after restart")
             let after = try #require(await held.line())
             #expect(after.split(separator: " ").first == before.split(separator: " ").first)

@@ -109,150 +109,38 @@ private enum HTTPScripts {
 
 /// The GatewayClass `portway`, the Gateway `web` in namespace `lab` with one HTTP listener on port
 /// 80, and its NodePort Service (30880).
-let webGatewayYAML = """
-    apiVersion: gateway.networking.k8s.io/v1
-    kind: GatewayClass
-    metadata: {name: portway}
-    spec: {controllerName: portway.io/gateway-controller}
-    ---
-    apiVersion: gateway.networking.k8s.io/v1
-    kind: Gateway
-    metadata: {name: web, namespace: lab}
-    spec:
-      gatewayClassName: portway
-      listeners:
-      - {name: http, port: 80, protocol: HTTP}
-    ---
-    apiVersion: v1
-    kind: Service
-    metadata:
-      name: portway-gw-web
-      namespace: lab
-      labels: {gateway.networking.k8s.io/gateway-name: web}
-    spec:
-      type: NodePort
-      clusterIP: 10.96.0.80
-      ports:
-      - {name: http, port: 80, targetPort: 80, nodePort: 30880, protocol: TCP}
-
-    """
+let webGatewayYAML = KubeYAML.webGateway(namespace: "lab", clusterIP: "10.96.0.80")
 
 /// The Gateway `web` (port 80, NodePort 30880) with route-a (a.example.com → `aBackend`, with
 /// `aMatches` as its rule's matches when given) and route-b (b.example.com → b).
 private func gatewayYAML(aBackend: String, aMatches: String? = nil) -> String {
-    var text = webGatewayYAML
-    for (route, host, service, matches) in [("route-a", "a.example.com", aBackend, aMatches), ("route-b", "b.example.com", "b", nil)] {
-        text += """
-            ---
-            apiVersion: gateway.networking.k8s.io/v1
-            kind: HTTPRoute
-            metadata: {name: \(route), namespace: lab}
-            spec:
-              parentRefs: [{name: web}]
-              hostnames: [\(host)]
-              rules:
-              - backendRefs: [{name: \(service), port: 80}]
-            \(matches.map { "    matches: \($0)\n" } ?? "")
-            """
-    }
-    return text
+    KubeYAML.join(
+        webGatewayYAML,
+        KubeYAML.httpRoute("route-a", namespace: "lab", hostnames: ["a.example.com"], rules: [KubeYAML.rule(aBackend, matches: aMatches)]),
+        KubeYAML.httpRoute("route-b", namespace: "lab", hostnames: ["b.example.com"], rules: [KubeYAML.rule("b")]))
 }
 
 /// The Gateway `tls` with three HTTPS listeners on port 443 (a.example.com and b.example.com, each
 /// with its own kubernetes.io/tls Secret; bad.example.com with a Secret of garbage), its NodePort
 /// Service (30443) and one HTTPRoute per good host.
-private let httpsGatewayYAML = """
-    apiVersion: gateway.networking.k8s.io/v1
-    kind: GatewayClass
-    metadata: {name: portway}
-    spec: {controllerName: portway.io/gateway-controller}
-    ---
-    apiVersion: gateway.networking.k8s.io/v1
-    kind: Gateway
-    metadata: {name: tls, namespace: lab}
-    spec:
-      gatewayClassName: portway
-      listeners:
-      - {name: https-a, port: 443, protocol: HTTPS, hostname: a.example.com, tls: {mode: Terminate, certificateRefs: [{name: tls-a}]}}
-      - {name: https-b, port: 443, protocol: HTTPS, hostname: b.example.com, tls: {mode: Terminate, certificateRefs: [{name: tls-b}]}}
-      - {name: https-bad, port: 443, protocol: HTTPS, hostname: bad.example.com, tls: {mode: Terminate, certificateRefs: [{name: tls-bad}]}}
-    ---
-    apiVersion: v1
-    kind: Service
-    metadata:
-      name: portway-gw-tls
-      namespace: lab
-      labels: {gateway.networking.k8s.io/gateway-name: tls}
-    spec:
-      type: NodePort
-      clusterIP: 10.96.0.43
-      ports:
-      - {name: https, port: 443, targetPort: 443, nodePort: 30443, protocol: TCP}
-    ---
-    apiVersion: gateway.networking.k8s.io/v1
-    kind: HTTPRoute
-    metadata: {name: route-a, namespace: lab}
-    spec:
-      parentRefs: [{name: tls}]
-      hostnames: [a.example.com]
-      rules:
-      - backendRefs: [{name: a, port: 80}]
-    ---
-    apiVersion: gateway.networking.k8s.io/v1
-    kind: HTTPRoute
-    metadata: {name: route-b, namespace: lab}
-    spec:
-      parentRefs: [{name: tls}]
-      hostnames: [b.example.com]
-      rules:
-      - backendRefs: [{name: b, port: 80}]
-
-    """
+private let httpsGatewayYAML = KubeYAML.join(
+    KubeYAML.gatewayClass(),
+    KubeYAML.gateway("tls", namespace: "lab", listeners: ["a", "b", "bad"].map {
+        KubeYAML.listener("https-\($0)", port: 443, protocol: "HTTPS", hostname: "\($0).example.com", certificate: "tls-\($0)", mode: "Terminate")
+    }),
+    KubeYAML.gatewayService("tls", namespace: "lab", clusterIP: "10.96.0.43", ports: [.init(name: "https", port: 443, targetPort: 443, nodePort: 30443)]),
+    KubeYAML.httpRoute("route-a", namespace: "lab", parent: "tls", hostnames: ["a.example.com"], rules: [KubeYAML.rule("a")]),
+    KubeYAML.httpRoute("route-b", namespace: "lab", parent: "tls", hostnames: ["b.example.com"], rules: [KubeYAML.rule("b")]))
 
 /// A kubernetes.io/tls Secret holding `certificate` and `key` (PEM files).
 private func tlsSecretYAML(name: String, certificate: String, key: String) throws -> String {
-    let crt = try Data(contentsOf: URL(fileURLWithPath: certificate)).base64EncodedString()
-    let pem = try Data(contentsOf: URL(fileURLWithPath: key)).base64EncodedString()
-    return """
-        apiVersion: v1
-        kind: Secret
-        metadata: {name: \(name), namespace: lab}
-        type: kubernetes.io/tls
-        data: {tls.crt: \(crt), tls.key: \(pem)}
-
-        """
+    KubeYAML.tlsSecret(
+        name, namespace: "lab", certificate: try Data(contentsOf: URL(fileURLWithPath: certificate)), key: try Data(contentsOf: URL(fileURLWithPath: key)))
 }
 
-/// A self-signed EC certificate for `hostname` as `<path>.crt` / `<path>.key`. Blocking.
-private func makeCertificate(hostname: String, path: String) throws {
-    try run([
-        "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", path + ".key", "-out", path + ".crt", "-days", "2",
-        "-subj", "/CN=\(hostname)", "-addext", "subjectAltName=DNS:\(hostname)",
-    ])
-}
-
+/// Service `service` (port 80 → 8081) with one endpoint, `address`:8081 on lab-node: the lab's HTTP backends.
 func backendYAML(service: String, clusterIP: String, address: String) -> String {
-    """
-    apiVersion: v1
-    kind: Service
-    metadata: {name: \(service), namespace: lab}
-    spec:
-      clusterIP: \(clusterIP)
-      ports: [{name: http, port: 80, targetPort: 8081, protocol: TCP}]
-    ---
-    apiVersion: discovery.k8s.io/v1
-    kind: EndpointSlice
-    metadata:
-      name: \(service)-1
-      namespace: lab
-      labels: {kubernetes.io/service-name: \(service)}
-    addressType: IPv4
-    ports: [{name: http, port: 8081, protocol: TCP}]
-    endpoints:
-    - {addresses: ["\(address)"], conditions: {ready: true}, nodeName: lab-node}
-
-    """
+    KubeYAML.backend(service, namespace: "lab", clusterIP: clusterIP, targetPort: 8081, addresses: [address], nodeName: "lab-node")
 }
 
 /// Writes the HTTP scripts, starts backend A (be1) and B (be2) on port 8081 and writes their
@@ -282,7 +170,7 @@ func startAgent(_ lab: Lab, dir: String, extra: [String] = [], wrapper: [String]
         try lab.spawn(in: nil, redirect + wrapper + [
             "nsenter", "--net=/var/run/netns/\(lab.node)", portwayBinary!, "agent", "--from-dir", dir,
             "--device", Lab.device, "--pod-device", Lab.podDevice, "--node-name", "lab-node", "--node-ip", Lab.nodeIP,
-            "--bpffs", lab.bpffs, "--bpf-object", try ObjectLocator.locate(explicit: nil, currentDirectory: Lab.packageRoot),
+            "--bpffs", lab.bpffs, "--bpf-object", try ObjectLocator.locate(explicit: nil, currentDirectory: packageRoot),
             "--service-map-size", "1024", "--backend-map-size", "1024", "--revnat-map-size", "1024",
             "--affinity-map-size", "1024", "--ct-map-size", "4096", "--snat-map-size", "4096", "--proxy-threads", "1",
         ] + extra)
@@ -312,12 +200,12 @@ struct GatewayE2ETests {
             }
             // Until the agent has programmed the redirect and opened the proxy port.
             var first = ""
-            for _ in 0..<100 {
+            await waitUntil(every: .milliseconds(100)) {
                 first = await ask("a.example.com")
-                if first.hasPrefix("200 ") { break }
+                if first.hasPrefix("200 ") { return true }
                 client.send("new")
                 _ = await client.line()
-                try await Task.sleep(for: .milliseconds(100))
+                return false
             }
             #expect(first == "200 A xff=\(Lab.clientIP)")
             #expect(await ask("b.example.com") == "200 B xff=\(Lab.clientIP)")
@@ -332,10 +220,9 @@ struct GatewayE2ETests {
             // The HTTPRoute for a.example.com now points at B; the same keep-alive connection follows.
             try gatewayYAML(aBackend: "b").write(toFile: dir + "/gateway.yaml", atomically: true, encoding: .utf8)
             var moved = ""
-            for _ in 0..<60 {
+            await waitUntil(every: .milliseconds(100)) {
                 moved = await ask("a.example.com")
-                if moved != "200 A xff=\(Lab.clientIP)" { break }
-                try await Task.sleep(for: .milliseconds(100))
+                return moved != "200 A xff=\(Lab.clientIP)"
             }
             #expect(moved == "200 B xff=\(Lab.clientIP)", "no request may fail while the route moves")
             client.closeInput()
@@ -367,11 +254,11 @@ struct GatewayE2ETests {
             }
             // Until the agent has programmed the redirect and opened the proxy port.
             var first = ""
-            for _ in 0..<100 {
+            await waitUntil(every: .milliseconds(100)) {
                 first = await ask(other, "b.example.com")
-                if first.hasPrefix("200 ") { break }
+                if first.hasPrefix("200 ") { return true }
                 _ = await ask(other, "new")
-                try await Task.sleep(for: .milliseconds(100))
+                return false
             }
             #expect(first == "200 B xff=\(Lab.clientIP)")
             #expect(await ask(pathological, "a.example.com /aab") == "200 A xff=\(Lab.clientIP)", "the pattern matches")
@@ -440,10 +327,9 @@ struct GatewayE2ETests {
             let servedB = "B xff=\(Lab.clientIP) 200"
             // Until the agent has programmed the redirect and opened the HTTPS proxy port.
             var first = ""
-            for _ in 0..<100 {
+            try await waitUntil(every: .milliseconds(100)) {
                 first = try await get("a.example.com", trusting: "a1")
-                if first == servedA { break }
-                try await Task.sleep(for: .milliseconds(100))
+                return first == servedA
             }
             #expect(first == servedA)
             #expect(try await get("b.example.com", trusting: "b") == servedB)
@@ -460,10 +346,9 @@ struct GatewayE2ETests {
 
             try writeSecret("tls-a", "a2")
             var rotated = ""
-            for _ in 0..<100 {
+            try await waitUntil(every: .milliseconds(100)) {
                 rotated = try await get("a.example.com", trusting: "a2")
-                if rotated == servedA { break }
-                try await Task.sleep(for: .milliseconds(100))
+                return rotated == servedA
             }
             #expect(rotated == servedA, "new handshakes get the new certificate")
             #expect(try await get("a.example.com", trusting: "a1") != servedA, "the old certificate is no longer served")
@@ -490,13 +375,13 @@ struct GatewayE2ETests {
                 try lab.spawn(in: lab.client, [Lab.python, lab.scripts + "/httpclient.py", Lab.nodeIP, "30880"])
             }
             var ready = ""
-            for _ in 0..<100 {
+            await waitUntil(every: .milliseconds(100)) {
                 probe.send("a.example.com")
                 ready = await probe.line() ?? "eof"
-                if ready.hasPrefix("200 ") { break }
+                if ready.hasPrefix("200 ") { return true }
                 probe.send("new")
                 _ = await probe.line()
-                try await Task.sleep(for: .milliseconds(100))
+                return false
             }
             probe.closeInput()
             try #require(ready.hasPrefix("200 A"), "the Gateway never answered: \(ready)")
@@ -535,13 +420,12 @@ struct GatewayE2ETests {
             let old = agent
             agent = try await startAgent(lab, dir: dir, extra: ["--take-over"])
             var listeners = 0
-            for _ in 0..<100 {
+            try await waitUntil(every: .milliseconds(50)) {
                 listeners = try await onDedicatedThread {
                     try run(["ip", "netns", "exec", lab.node, "ss", "-Hltn", "sport >= :10000 and sport <= :10999"])
                         .split(separator: "\n").count
                 }
-                if listeners >= 2 { break }
-                try await Task.sleep(for: .milliseconds(50))
+                return listeners >= 2
             }
             #expect(listeners == 2, "the new agent listens beside the old one")
             let handedOver = Date().timeIntervalSince1970

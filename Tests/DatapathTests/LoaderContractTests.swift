@@ -9,12 +9,6 @@ import Testing
 /// maps. Loads the programs without attaching them (no devices), so no namespace is needed.
 @Suite(.serialized, .enabled(if: LabPrerequisites.ready, "needs root, bpffs and bpf/out/portway_lb.o"))
 struct LoaderContractTests {
-    private func withBPFFS(_ body: (String) throws -> Void) throws {
-        let dir = "/sys/fs/bpf/pw-loader-\(UInt32.random(in: 0...UInt32.max))"
-        defer { _ = try? run(["rm", "-rf", dir], allowFailure: true) }
-        try body(dir)
-    }
-
     private func mapID(_ path: String) -> UInt32? {
         let fd = bpf_obj_get(path)
         guard fd >= 0 else { return nil }
@@ -24,11 +18,11 @@ struct LoaderContractTests {
         return bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : nil
     }
 
-    private var object: String { get throws { try ObjectLocator.locate(explicit: nil, currentDirectory: Lab.packageRoot) } }
+    private var object: String { get throws { try ObjectLocator.locate(explicit: nil, currentDirectory: packageRoot) } }
 
     @Test("the loader reuses the maps BPFMaps created, with their sizes")
     func reusesBPFMapsPins() throws {
-        try withBPFFS { dir in
+        try withBPFFS(onHost: "pw-loader-") { dir in
             let sizes = MapSizes(services: 333, backends: 222, reverseNAT: 111, affinity: 64, connectionTracking: 512, snat: 256)
             let maps = try MapSet.openOrCreate(bpffs: dir, sizes: sizes)
             let before = MapKind.allCases.map { mapID("\(dir)/\($0.pinName)") }
@@ -42,7 +36,7 @@ struct LoaderContractTests {
 
     @Test("BPFMaps reuses the maps the loader created first")
     func loaderFirst() throws {
-        try withBPFFS { dir in
+        try withBPFFS(onHost: "pw-loader-") { dir in
             let sizes = MapSizes(services: 300, backends: 200, reverseNAT: 100, affinity: 64, connectionTracking: 512, snat: 256)
             let byName = Dictionary(uniqueKeysWithValues: MapKind.allCases.map { ($0.pinName, sizes[$0]) })
             try Datapath.install(DatapathOptions(devices: [], bpffs: dir, objectPath: try object, mapSizes: byName))
@@ -55,7 +49,7 @@ struct LoaderContractTests {
 
     @Test("a pinned map with another layout is a clear error naming the map")
     func mismatch() throws {
-        try withBPFFS { dir in
+        try withBPFFS(onHost: "pw-loader-") { dir in
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let fd = bpf_map_create(BPF_MAP_TYPE_HASH, "pw_lb4_backends", 4, 8, 16, nil)
             try #require(fd >= 0)

@@ -194,7 +194,7 @@ struct NodePortDatapathTests {
     @Test("a missing device is a clear error and attaches nothing")
     func missingDevice() async throws {
         try await withLab { lab in
-            let object = try ObjectLocator.locate(explicit: nil, currentDirectory: Lab.packageRoot)
+            let object = try ObjectLocator.locate(explicit: nil, currentDirectory: packageRoot)
             let bpffs = lab.bpffs
             let node = lab.node
             let result: Result<[AttachedProgram], DatapathError> = try await onDedicatedThread {

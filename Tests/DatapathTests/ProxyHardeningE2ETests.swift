@@ -124,48 +124,15 @@ private let hardeningReady: Bool = {
 
 /// The Gateway `web` (port 80, NodePort 30880): paths.example.com sends `/admin` to A and the rest to
 /// B, echo.example.com sends everything to B; and a plain L4 NodePort Service `plain` (30090) to A.
-private let hardeningYAML = webGatewayYAML + """
-    ---
-    apiVersion: gateway.networking.k8s.io/v1
-    kind: HTTPRoute
-    metadata: {name: paths, namespace: lab}
-    spec:
-      parentRefs: [{name: web}]
-      hostnames: [paths.example.com]
-      rules:
-      - matches: [{path: {type: PathPrefix, value: /admin}}]
-        backendRefs: [{name: a, port: 80}]
-      - backendRefs: [{name: b, port: 80}]
-    ---
-    apiVersion: gateway.networking.k8s.io/v1
-    kind: HTTPRoute
-    metadata: {name: echo, namespace: lab}
-    spec:
-      parentRefs: [{name: web}]
-      hostnames: [echo.example.com]
-      rules:
-      - backendRefs: [{name: b, port: 80}]
-    ---
-    apiVersion: v1
-    kind: Service
-    metadata: {name: plain, namespace: lab}
-    spec:
-      type: NodePort
-      clusterIP: 10.96.0.90
-      ports: [{name: http, port: 80, targetPort: 8081, nodePort: 30090, protocol: TCP}]
-    ---
-    apiVersion: discovery.k8s.io/v1
-    kind: EndpointSlice
-    metadata:
-      name: plain-1
-      namespace: lab
-      labels: {kubernetes.io/service-name: plain}
-    addressType: IPv4
-    ports: [{name: http, port: 8081, protocol: TCP}]
-    endpoints:
-    - {addresses: ["\(Lab.backendIPs["be1"]!)"], conditions: {ready: true}, nodeName: lab-node}
-
-    """
+private let hardeningYAML = KubeYAML.join(
+    webGatewayYAML,
+    KubeYAML.httpRoute("paths", namespace: "lab", hostnames: ["paths.example.com"], rules: [
+        KubeYAML.rule("a", matches: "[{path: {type: PathPrefix, value: /admin}}]"), KubeYAML.rule("b"),
+    ]),
+    KubeYAML.httpRoute("echo", namespace: "lab", hostnames: ["echo.example.com"], rules: [KubeYAML.rule("b")]),
+    KubeYAML.service("plain", namespace: "lab", type: "NodePort", clusterIP: "10.96.0.90", ports: [.init(port: 80, targetPort: 8081, nodePort: 30090)]),
+    KubeYAML.endpointSlice(
+        "plain-1", namespace: "lab", service: "plain", ports: [.init(port: 8081)], endpoints: [.init(Lab.backendIPs["be1"]!, nodeName: "lab-node")]))
 
 /// Issue 16 with real packets: a client outside the node sends hostile requests and floods
 /// connections through the Gateway NodePort, to the real agent binary (file mode, datapath on).
@@ -216,10 +183,9 @@ struct ProxyHardeningE2ETests {
     /// Until `GET / Host: echo.example.com` is answered by B through the Gateway NodePort.
     private func waitForGateway(_ client: RawRequests) async throws -> String {
         var answer = ""
-        for _ in 0..<150 {
+        await waitUntil(every: .milliseconds(100)) {
             answer = await client.send("GET / HTTP/1.1\r\nHost: echo.example.com\r\n\r\n").line
-            if answer.hasPrefix("200 B") { break }
-            try await Task.sleep(for: .milliseconds(100))
+            return answer.hasPrefix("200 B")
         }
         return answer
     }
@@ -317,10 +283,9 @@ struct ProxyHardeningE2ETests {
             }
             print("flood without limits: \(await exhaust.line() ?? "eof")")
             var text = ""
-            for _ in 0..<200 {
+            await waitUntil(every: .milliseconds(50)) {
                 text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-                if text.contains("Too many open files") { break }
-                try await Task.sleep(for: .milliseconds(50))
+                return text.contains("Too many open files")
             }
             #expect(text.contains("Too many open files"), "the agent ran out of descriptors and said so")
             #expect(try await plainAnswers(), "the L4 NodePort keeps answering")

@@ -17,11 +17,12 @@ struct VerifierLogTests {
     @Test("a rejected program reports the verifier log")
     func rejectedProgram() async throws {
         let dir = NSTemporaryDirectory() + "pw-verifier-\(UInt32.random(in: 0...UInt32.max))"
-        let bpffs = "/sys/fs/bpf/pw-verifier-\(UInt32.random(in: 0...UInt32.max))"
+        let pins = try BPFFSFixture.onHost(prefix: "pw-verifier-")
+        let bpffs = pins.directory
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer {
             try? FileManager.default.removeItem(atPath: dir)
-            _ = try? run(["rm", "-rf", bpffs], allowFailure: true)
+            pins.cleanup()
         }
         // Reads packet data without a bounds check: "invalid access to packet".
         try """

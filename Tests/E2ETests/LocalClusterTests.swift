@@ -70,7 +70,7 @@ struct LocalClusterTests {
         }
     }
 
-    @Test("disruptions under a request loop on three nodes: rolling pod replacement, agent SIGKILL + restart, API server outage")
+    @Test("disruptions under a request loop on three nodes: rolling pod replacement, agent SIGKILL + restart (the new agent writes again), API server outage")
     func disruptions() async throws {
         // node-c runs no pods: everything it serves goes through SNAT to the other two.
         try await withLocalCluster(nodes: ["node-a", "node-b", "node-c"]) { cluster in
@@ -87,11 +87,10 @@ struct LocalClusterTests {
             for (old, new, node) in [("roll-1", "roll-3", "node-a"), ("roll-2", "roll-4", "node-b")] {
                 let pod = try await cluster.createPod(new, on: node, labels: ["app": "roll"])
                 // As a rollout: the old pod goes only once the new one is a ready endpoint.
-                let deadline = ContinuousClock.now + .seconds(20)
-                while try await cluster.endpointConditions(pod.ip)?["ready"] != true {
-                    guard ContinuousClock.now < deadline else { throw E2EError("\(new) never became a ready endpoint") }
-                    try await Task.sleep(for: .milliseconds(100))
+                let ready = try await waitUntil(timeout: .seconds(20), every: .milliseconds(100)) {
+                    try await cluster.endpointConditions(pod.ip)?["ready"] == true
                 }
+                guard ready else { throw E2EError("\(new) never became a ready endpoint") }
                 try await cluster.gracefulDelete(old, grace: .seconds(3))
             }
             try await Task.sleep(for: .seconds(1))
@@ -107,9 +106,17 @@ struct LocalClusterTests {
             loop = try await cluster.startLoop(targets)
             try await Task.sleep(for: .seconds(1))
             try await cluster.killAgent("node-a")
-            try await Task.sleep(for: .seconds(2))
+            // A Service created while node A has no agent: the other nodes program it, node A
+            // cannot. Its pins keep serving 30084 whether an agent runs or not, so this Service
+            // served on node A is what shows that the restarted agent is back and writing.
+            try await cluster.createService("revived", selector: "roll", nodePort: 30085)
+            for t in [b, c] { try await cluster.waitFor("\(t):30085") { $0.hasPrefix("ok roll-") } }
+            #expect(try await cluster.get("\(a):30085").hasPrefix("fail "), "node A's maps lack the new Service while its agent is down")
             try await cluster.startAgent("node-a")
-            try await Task.sleep(for: .seconds(3))
+            try await cluster.waitFor("\(a):30085") { $0.hasPrefix("ok roll-") }
+            let restartedLog = cluster.agents["node-a"]?.log ?? ""
+            #expect(restartedLog.contains("maps sync:"), "the restarted agent logged its own sync:\n\(restartedLog.suffix(2000))")
+            try await Task.sleep(for: .seconds(1))
             result = try await loop.finish()
             #expect(result.failures.isEmpty, "agent restart: \(result.failures.count) failed of \(result.ok + result.failures.count): \(result.failures.prefix(5))")
             #expect(result.ok > 20)
@@ -172,11 +179,12 @@ struct LocalClusterTests {
                 return status
             }
             func waitServed(_ name: String) async throws -> [String: Any] {
-                let deadline = ContinuousClock.now + .seconds(60)
-                while ContinuousClock.now < deadline {
-                    if let status = try await served(name) { return status }
-                    try await Task.sleep(for: .milliseconds(200))
+                var status: [String: Any]?
+                try await waitUntil(timeout: .seconds(60), every: .milliseconds(200)) {
+                    status = try await served(name)
+                    return status != nil
                 }
+                if let status { return status }
                 throw E2EError("Gateway \(name) never got its Service and a Programmed status; agent logs:\n\(cluster.nodes.map { cluster.agentLog($0.name).suffix(1500) })")
             }
             let leasePath = "/apis/coordination.k8s.io/v1/namespaces/portway-system/leases/portway-gateway-leader"
@@ -197,11 +205,9 @@ struct LocalClusterTests {
             let atKill = try await lease()
             try await createGateway("second")
             var after: [String: Any] = [:]
-            let deadline = ContinuousClock.now + .seconds(60)
-            while ContinuousClock.now < deadline {
+            try await waitUntil(timeout: .seconds(60), every: .milliseconds(200)) {
                 after = try await lease()
-                if after["holderIdentity"] as? String == follower { break }
-                try await Task.sleep(for: .milliseconds(200))
+                return after["holderIdentity"] as? String == follower
             }
             #expect(atKill["holderIdentity"] as? String == leader, "nobody took over at once: \(atKill)")
             #expect(after["holderIdentity"] as? String == follower, "the follower took the Lease: \(after)")

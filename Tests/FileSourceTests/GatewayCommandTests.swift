@@ -6,9 +6,7 @@ import Testing
 @testable import FileSource
 
 /// docs/examples/gateway-traps: three LoadBalancers in front of two Portway Gateways with a shared HTTPRoute.
-private let trapsDirectory: String = URL(fileURLWithPath: #filePath)
-    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    .appendingPathComponent("docs/examples/gateway-traps").standardizedFileURL.path
+private let trapsDirectory = packageRoot + "/docs/examples/gateway-traps"
 
 private func explain(_ to: String, host: String, path: String = "/", headers: [String] = []) throws -> Explanation {
     try FileSource.explain(GatewayViewOptions(directory: trapsDirectory), request: ExplainRequest(to: to, host: host, path: path, headers: headers), format: .json).explanation
@@ -129,22 +127,7 @@ private func summary(_ e: Explanation) -> String {
     @Test func routesAsATable() throws {
         let out = try FileSource.routes(GatewayViewOptions(directory: trapsDirectory), format: .table)
         #expect(out.stderr == "")
-        #expect(out.stdout == """
-        GATEWAY shop/internal PORT 80 PROXY PORT 10000
-          LISTENER http HTTP *(any host)
-            1. shop/storefront rule 1 match 0: www.shop.example PathPrefix /api → shop/api:80 w1 (1 endpoints)
-            2. shop/storefront rule 0 match 0: www.shop.example PathPrefix / → shop/web:80 w1 (2 endpoints)
-        GATEWAY shop/internal PORT 9080 PROXY PORT 10001
-          LISTENER extra HTTP *(any host)
-            1. shop/storefront rule 1 match 0: www.shop.example PathPrefix /api → shop/api:80 w1 (1 endpoints)
-            2. shop/storefront rule 0 match 0: www.shop.example PathPrefix / → shop/web:80 w1 (2 endpoints)
-        GATEWAY shop/public PORT 80 PROXY PORT 10002
-          LISTENER http HTTP *.shop.example
-            1. shop/storefront rule 1 match 0: www.shop.example PathPrefix /api → shop/api:80 w1 (1 endpoints)
-            2. shop/api-v2 rule 0 match 0: *.shop.example PathPrefix /api → shop/api-v2:80 w1 (1 endpoints)
-            3. shop/storefront rule 0 match 0: www.shop.example PathPrefix / → shop/web:80 w1 (2 endpoints)
-
-        """)
+        Golden.check(out.stdout, "gateway-traps.routes.txt")
     }
 
     @Test func routesAsJSON() throws {
@@ -207,52 +190,12 @@ private func summary(_ e: Explanation) -> String {
 /// `portway explain` decides with the proxy's engine: RE2, linear time (issue 16 item 2). With
 /// a backtracking engine the pathological path never gets an answer (the time limit fails it).
 @Suite struct ExplainRegularExpressionTests {
-    static let yaml = """
-        apiVersion: gateway.networking.k8s.io/v1
-        kind: GatewayClass
-        metadata: {name: portway}
-        spec: {controllerName: portway.io/gateway-controller}
-        ---
-        apiVersion: gateway.networking.k8s.io/v1
-        kind: Gateway
-        metadata: {name: web, namespace: lab}
-        spec:
-          gatewayClassName: portway
-          listeners: [{name: http, port: 80, protocol: HTTP}]
-        ---
-        apiVersion: v1
-        kind: Service
-        metadata: {name: portway-gw-web, namespace: lab, labels: {gateway.networking.k8s.io/gateway-name: web}}
-        spec:
-          type: NodePort
-          clusterIP: 10.96.0.80
-          ports: [{name: http, port: 80, targetPort: 80, nodePort: 30880, protocol: TCP}]
-        ---
-        apiVersion: gateway.networking.k8s.io/v1
-        kind: HTTPRoute
-        metadata: {name: nested, namespace: lab}
-        spec:
-          parentRefs: [{name: web}]
-          hostnames: [a.example.com]
-          rules:
-          - matches: [{path: {type: RegularExpression, value: '/(a+)+b'}}]
-            backendRefs: [{name: a, port: 80}]
-        ---
-        apiVersion: v1
-        kind: Service
-        metadata: {name: a, namespace: lab}
-        spec:
-          clusterIP: 10.96.0.81
-          ports: [{name: http, port: 80, targetPort: 8081, protocol: TCP}]
-        ---
-        apiVersion: discovery.k8s.io/v1
-        kind: EndpointSlice
-        metadata: {name: a-1, namespace: lab, labels: {kubernetes.io/service-name: a}}
-        addressType: IPv4
-        ports: [{name: http, port: 8081, protocol: TCP}]
-        endpoints: [{addresses: [10.244.1.10], conditions: {ready: true}}]
-
-        """
+    static let yaml = KubeYAML.join(
+        KubeYAML.webGateway(namespace: "lab", clusterIP: "10.96.0.80"),
+        KubeYAML.httpRoute("nested", namespace: "lab", hostnames: ["a.example.com"], rules: [
+            KubeYAML.rule("a", matches: "[{path: {type: RegularExpression, value: '/(a+)+b'}}]"),
+        ]),
+        KubeYAML.backend("a", namespace: "lab", clusterIP: "10.96.0.81", targetPort: 8081, addresses: ["10.244.1.10"]))
 
     @Test(.timeLimit(.minutes(1)))
     func explainAnswersPathologicalPathsInLinearTime() throws {

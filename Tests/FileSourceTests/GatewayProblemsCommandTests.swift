@@ -6,9 +6,7 @@ import Testing
 /// docs/examples/gateway-problems: conflicted listeners, a garbage TLS Secret beside a valid one,
 /// and routes that name the Gateway but do not attach. What `routes` and `explain` say about them
 /// (issue 16, items 9-11): never a silent drop.
-private let problemsDirectory: String = URL(fileURLWithPath: #filePath)
-    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    .appendingPathComponent("docs/examples/gateway-problems").standardizedFileURL.path
+private let problemsDirectory = packageRoot + "/docs/examples/gateway-problems"
 
 private func explainJSON(_ to: String, host: String, path: String = "/") throws -> [String: Any] {
     let out = try FileSource.explain(GatewayViewOptions(directory: problemsDirectory), request: ExplainRequest(to: to, host: host, path: path), format: .json).stdout

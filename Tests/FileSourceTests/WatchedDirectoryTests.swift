@@ -73,7 +73,7 @@ struct WatchedDirectoryTests {
 /// snapshot but not to them would be dropped silently. Counted here by reflection instead.
 @Suite("Merging files keeps every kind")
 struct MergeKeepsEveryKindTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = URL(fileURLWithPath: packageRoot)
 
     /// Objects in every array of the snapshot, found by reflection.
     static func reflectedCount(_ snapshot: ClusterSnapshot) -> Int {

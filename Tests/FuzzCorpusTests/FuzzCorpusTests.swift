@@ -6,9 +6,7 @@ import Testing
 /// the entry point its fuzzer calls: a regression of any of them traps the test process.
 @Suite("Fuzz corpus regression")
 struct FuzzCorpusTests {
-    static let corpus = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("fuzz/corpus")
+    static let corpus = URL(fileURLWithPath: packageRoot).appendingPathComponent("fuzz/corpus")
 
     static func inputs(_ target: String) throws -> [URL] {
         let dir = corpus.appendingPathComponent(target)

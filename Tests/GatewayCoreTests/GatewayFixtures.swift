@@ -13,53 +13,19 @@ enum GW {
     static let web = "gateway-conformance-web-backend"
 
     /// The GatewayClass `portway` (Portway's controller) and `other` (another controller's).
-    static let classes = """
-    apiVersion: gateway.networking.k8s.io/v1
-    kind: GatewayClass
-    metadata: {name: portway}
-    spec: {controllerName: portway.io/gateway-controller}
-    ---
-    apiVersion: gateway.networking.k8s.io/v1
-    kind: GatewayClass
-    metadata: {name: other}
-    spec: {controllerName: example.org/other-controller}
-    ---
-    apiVersion: v1
-    kind: Namespace
-    metadata: {name: gateway-conformance-infra, labels: {gateway-conformance: infra}}
-    ---
-    apiVersion: v1
-    kind: Namespace
-    metadata: {name: gateway-conformance-web-backend, labels: {gateway-conformance: web-backend}}
-    ---
-    apiVersion: v1
-    kind: Namespace
-    metadata: {name: gateway-conformance-app-backend, labels: {gateway-conformance: app-backend}}
-
-    """
+    static let classes = KubeYAML.join(
+        KubeYAML.gatewayClass(), KubeYAML.gatewayClass("other", controller: "example.org/other-controller"),
+        KubeYAML.namespace(infra, labels: ["gateway-conformance": "infra"]),
+        KubeYAML.namespace(web, labels: ["gateway-conformance": "web-backend"]),
+        KubeYAML.namespace(app, labels: ["gateway-conformance": "app-backend"]))
 
     /// A Service on port 8080 with `ready` endpoints 10.1.<n>.1… (and none when `ready` is 0).
     static func backend(_ name: String, namespace: String = infra, subnet: Int, ready: Int = 1, terminating: Int = 0) -> String {
-        var endpoints = ""
-        for i in 0..<ready { endpoints += "\n  - {addresses: [10.1.\(subnet).\(i + 1)], conditions: {ready: true}}" }
-        for i in 0..<terminating { endpoints += "\n  - {addresses: [10.1.\(subnet).\(100 + i)], conditions: {ready: false, serving: true, terminating: true}}" }
-        return """
-        ---
-        apiVersion: v1
-        kind: Service
-        metadata: {name: \(name), namespace: \(namespace)}
-        spec:
-          clusterIP: 10.96.\(subnet).1
-          ports: [{name: http, port: 8080, targetPort: 3000}]
-        ---
-        apiVersion: discovery.k8s.io/v1
-        kind: EndpointSlice
-        metadata: {name: \(name)-x, namespace: \(namespace), labels: {kubernetes.io/service-name: \(name)}}
-        addressType: IPv4
-        ports: [{name: http, port: 3000}]
-        endpoints:\(endpoints.isEmpty ? " []" : endpoints)
-
-        """
+        let endpoints = (0..<ready).map { KubeYAML.Endpoint("10.1.\(subnet).\($0 + 1)") }
+            + (0..<terminating).map { KubeYAML.Endpoint("10.1.\(subnet).\(100 + $0)", ready: false, serving: true, terminating: true) }
+        return "---\n" + KubeYAML.join(
+            KubeYAML.service(name, namespace: namespace, clusterIP: "10.96.\(subnet).1", ports: [.init(port: 8080, targetPort: 3000, protocol: nil)]),
+            KubeYAML.endpointSlice("\(name)-x", namespace: namespace, service: name, ports: [.init(port: 3000, protocol: nil)], endpoints: endpoints))
     }
 
     /// The three conformance backends in the infra namespace, plus one in the app-backend namespace.

@@ -8,42 +8,6 @@ import LoadBalancer
 import Logging
 import Testing
 
-/// A private bpffs mount for one test (root only).
-final class PrivateBPFFS {
-    let mountPoint: String
-    var directory: String { mountPoint + "/portway" }
-
-    init() throws {
-        var template = Array("/tmp/portway-kubeapi-bpffs-XXXXXX".utf8CString)
-        guard let dir = mkdtemp(&template) else { throw EnvtestControlPlane.HarnessError(description: "mkdtemp: errno \(errno)") }
-        mountPoint = String(cString: dir)
-        guard mount("bpf", mountPoint, "bpf", 0, nil) == 0 else {
-            let e = errno
-            rmdir(mountPoint)
-            throw EnvtestControlPlane.HarnessError(description: "mount -t bpf bpf \(mountPoint): \(String(cString: strerror(e)))")
-        }
-    }
-
-    func cleanup() {
-        umount2(mountPoint, Int32(MNT_DETACH))
-        rmdir(mountPoint)
-    }
-
-    static let available: Bool = {
-        guard getuid() == 0 else {
-            print("skipped: the agent-against-API-server test needs root (bpffs, bpf())")
-            return false
-        }
-        do {
-            try PrivateBPFFS().cleanup()
-            return true
-        } catch {
-            print("skipped: cannot mount a bpffs (\(error))")
-            return false
-        }
-    }()
-}
-
 /// The pinned maps' frontends as "address:port" -> backend addresses.
 func programmedFrontends(_ bpffs: String) throws -> [String: [String]] {
     let listing = try LBListing.read(from: try MapSet.openExisting(bpffs: bpffs))
@@ -54,16 +18,15 @@ func programmedFrontends(_ bpffs: String) throws -> [String: [String]] {
     return result
 }
 
-@Suite("Agent against the test API server: maps follow the cluster", .serialized, .enabled(if: PrivateBPFFS.available, "needs root and a bpffs mount (reason printed)"))
+@Suite("Agent against the test API server: maps follow the cluster", .serialized, .enabled(if: BPFFSFixture.available, "needs root and a bpffs mount (reason printed)"))
 struct AgentAgainstAPIServerTests {
     @Test("create -> programmed, change -> updated, delete -> pruned; survives the API server restarting")
     func agent() async throws {
-        let fs = try PrivateBPFFS()
+        let fs = try BPFFSFixture.make()
         defer { fs.cleanup() }
         let server = try await TestAPIServer.started()
-        try server.create("nodes", object: Node(metadata: ObjectMeta(name: "node-a"), status: NodeStatus(addresses: [NodeAddress(type: "InternalIP", address: "192.0.2.10")])))
-        let sizes = MapSizes(services: 1024, backends: 1024, reverseNAT: 1024, affinity: 256, connectionTracking: 256, snat: 256)
-        let options = AgentOptions(nodeName: "node-a", nodeAddresses: [IPAddress("192.0.2.10")!], bpffs: fs.directory, mapSizes: sizes)
+        try server.create("nodes", object: node("node-a", internalIP: "192.0.2.10"))
+                let options = AgentOptions(nodeName: "node-a", nodeAddresses: [IPAddress("192.0.2.10")!], bpffs: fs.directory, mapSizes: BPFFSFixture.smallSizes)
         let (syncs, syncContinuation) = AsyncStream<SyncSummary>.makeStream()
         let pipeline = AgentPipeline(options: options, logger: Logger(label: "test.agent"), onSync: { syncContinuation.yield($0) })
         let source = KubeClusterSource(

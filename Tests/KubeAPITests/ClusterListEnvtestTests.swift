@@ -23,8 +23,8 @@ struct ClusterListEnvtestTests {
     /// the CLI checks them with NIOSSL, the files view structurally, and both must take them).
     static func populate(_ admin: KubeClient, certificates: TestCertificates) async throws -> Int {
         _ = try await admin.create(Namespace(metadata: ObjectMeta(name: "demo", labels: ["team": "shop"])))
-        _ = try await admin.create(Node(metadata: ObjectMeta(name: "node-a"), status: NodeStatus(addresses: [NodeAddress(type: "InternalIP", address: "192.0.2.1")])))
-        _ = try await admin.create(Node(metadata: ObjectMeta(name: "node-b"), status: NodeStatus(addresses: [NodeAddress(type: "InternalIP", address: "192.0.2.2")])))
+        _ = try await admin.create(node("node-a", internalIP: "192.0.2.1"))
+        _ = try await admin.create(node("node-b", internalIP: "192.0.2.2"))
         _ = try await admin.create(GatewayClass(metadata: ObjectMeta(name: "portway"), spec: GatewayClassSpec(controllerName: GatewayOptions.defaultControllerName)))
         let gateway = try await admin.create(Gateway(
             metadata: ObjectMeta(name: "gw", namespace: "demo"),
@@ -87,7 +87,7 @@ struct ClusterListEnvtestTests {
         defer { plane.stop() }
         let admin = KubeClient(config: plane.clusterConfig())
         let nodePort = try await Self.populate(admin, certificates: plane.certificates)
-        let directory = try scratchDirectory()
+        let directory = try makeTempDirectory("portway-kcfg")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try await Self.dump(plane, to: directory)
 

@@ -5,12 +5,6 @@ import KubeModels
 import Testing
 
 /// A scratch directory for kubeconfigs, token files and plugin scripts.
-func scratchDirectory() throws -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("portway-kcfg-\(UUID().uuidString)").path
-    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    return dir
-}
-
 func kubeconfig(server: String, cluster: String, user: String, currentContext: String? = "ctx", context: String = "ctx", namespace: String? = nil) -> String {
     """
     apiVersion: v1
@@ -47,7 +41,7 @@ struct ConfigTests {
     func kubeconfigForms() async throws {
         let server = try await TestAPIServer.started(tokens: ["test-token": "admin", "file-token": "file-user"])
         let certs = server.certificates
-        let dir = try scratchDirectory()
+        let dir = try makeTempDirectory("portway-kcfg")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // Relative paths resolve against the kubeconfig's directory.
         try FileManager.default.createDirectory(atPath: dir + "/pki", withIntermediateDirectories: true)
@@ -109,7 +103,7 @@ struct ConfigTests {
     @Test("$KUBECONFIG lists merge like kubectl: first file wins per name, current-context from the first that sets it")
     func mergedList() async throws {
         let server = try await TestAPIServer.started(tokens: ["test-token": "admin", "second": "second-user"])
-        let dir = try scratchDirectory()
+        let dir = try makeTempDirectory("portway-kcfg")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let caData = server.certificates.read(server.certificates.caCertPath).base64EncodedString()
         // File 1: no current-context; its user u1 (token test-token) wins over file 2's u1.
@@ -140,7 +134,7 @@ struct ConfigTests {
     @Test("exec credential plugin: cached until expirationTimestamp, re-run after, and after a 401")
     func execPlugin() async throws {
         let server = try await TestAPIServer.started(tokens: ["exec-token": "exec-user"])
-        let dir = try scratchDirectory()
+        let dir = try makeTempDirectory("portway-kcfg")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         func plugin(_ name: String, expiry: String) throws -> String {
             let script = """
@@ -185,7 +179,7 @@ struct ConfigTests {
 
     @Test("a failing exec plugin is a clear error carrying its stderr")
     func execPluginFails() async throws {
-        let dir = try scratchDirectory()
+        let dir = try makeTempDirectory("portway-kcfg")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try "#!/bin/sh\necho 'please run: login' >&2\nexit 3\n".write(toFile: dir + "/fail.sh", atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir + "/fail.sh")
@@ -204,7 +198,7 @@ struct ConfigTests {
     @Test("in-cluster config: service account files, token re-read as it rotates")
     func inCluster() async throws {
         let server = try await TestAPIServer.started(tokens: ["sa-token-1": "system:serviceaccount:portway:agent"])
-        let root = try scratchDirectory()
+        let root = try makeTempDirectory("portway-kcfg")
         defer { try? FileManager.default.removeItem(atPath: root) }
         try FileManager.default.copyItem(atPath: server.certificates.caCertPath, toPath: root + "/ca.crt")
         try "sa-token-1".write(toFile: root + "/token", atomically: true, encoding: .utf8)

@@ -15,7 +15,7 @@ struct EnvtestHarnessTests {
         #expect(EnvtestControlPlane.assets(environment: [:]).reason == "KUBEBUILDER_ASSETS not set (needs kube-apiserver and etcd)")
         #expect(EnvtestControlPlane.assets(environment: [:], controllerManager: true).reason
             == "KUBEBUILDER_ASSETS not set (needs kube-apiserver, kube-controller-manager and etcd)")
-        let dir = try scratchDirectory()
+        let dir = try makeTempDirectory("portway-kcfg")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(EnvtestControlPlane.assets(environment: ["KUBEBUILDER_ASSETS": dir]).reason.contains("no executable kube-apiserver"))
         for name in ["kube-apiserver", "etcd"] {
@@ -36,7 +36,7 @@ struct EnvtestHarnessTests {
 
     @Test("the kubeconfig the harness writes loads with the client's own loader")
     func kubeconfigRoundTrip() throws {
-        let dir = try scratchDirectory()
+        let dir = try makeTempDirectory("portway-kcfg")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let text = EnvtestControlPlane.kubeconfig(server: "https://127.0.0.1:6443", caData: Data("CA".utf8), token: "t0k", user: "system:serviceaccount:a:b")
         try text.write(toFile: "\(dir)/config", atomically: true, encoding: .utf8)

@@ -245,7 +245,7 @@ struct GatewayLeaderEnvtestTests {
         #expect(programmed(pending) == "False/AddressNotAssigned")
 
         // A Node joins: the NodePort Gateway's addresses follow.
-        _ = try await admin.create(Node(metadata: ObjectMeta(name: "node-b"), status: NodeStatus(addresses: [NodeAddress(type: "InternalIP", address: "192.0.2.2")])))
+        _ = try await admin.create(node("node-b", internalIP: "192.0.2.2"))
         try await eventually("both nodes") { try await status("np")?.addresses?.map(\.value).sorted() == ["192.0.2.1", "192.0.2.2"] }
 
         // The load balancer assigns an address to the Gateway's Service: written, and Programmed.

@@ -242,7 +242,7 @@ struct InformerTests {
     @Test("field selector: the agent's own Node only")
     func nodeFieldSelector() async throws {
         let server = try await TestAPIServer.started()
-        try server.create("nodes", object: Node(metadata: ObjectMeta(name: "node-a"), status: NodeStatus(addresses: [NodeAddress(type: "InternalIP", address: "192.168.1.10")])))
+        try server.create("nodes", object: node("node-a", internalIP: "192.168.1.10"))
         try server.create("nodes", object: Node(metadata: ObjectMeta(name: "node-b")))
         let recorder = SleepRecorder()
         let run = start(Node.self, server, recorder, list: ListOptions(fieldSelector: "metadata.name=node-a"))

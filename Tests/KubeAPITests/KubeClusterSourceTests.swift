@@ -23,7 +23,7 @@ struct KubeClusterSourceTests {
         let server = try await TestAPIServer.started()
         try server.create("services", object: service("web", nodePort: 30080))
         try server.create("endpointslices", object: slice("web-1", service: "web", addresses: ["10.244.1.10"]))
-        try server.create("nodes", object: Node(metadata: ObjectMeta(name: "node-a"), status: NodeStatus(addresses: [NodeAddress(type: "InternalIP", address: "192.168.1.10")])))
+        try server.create("nodes", object: node("node-a", internalIP: "192.168.1.10"))
         try server.create("nodes", object: Node(metadata: ObjectMeta(name: "node-b")))
         // Hold the Node list back: no snapshot may come before it syncs.
         server.inject(.status(500), verb: "list", resource: "nodes", count: 3)

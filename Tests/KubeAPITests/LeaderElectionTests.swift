@@ -123,14 +123,6 @@ private func lease(holder: String?, renew: String = "t0", transitions: Int = 0, 
         func all(_ id: String) -> [LeaderRole] { lock.withLock { history[id] ?? [] } }
     }
 
-    static func waitUntil(_ limit: Duration = .seconds(20), _ condition: () async -> Bool) async throws {
-        let deadline = ContinuousClock.now + limit
-        while await !condition() {
-            guard ContinuousClock.now < deadline else { return }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-    }
-
     static func config(_ id: String, leaseDuration: Duration = .seconds(60)) -> LeaderElectionConfig {
         LeaderElectionConfig(namespace: "kube-system", name: "portway-leader", identity: id,
                              leaseDuration: leaseDuration, renewDeadline: leaseDuration * 2 / 3, retryPeriod: .milliseconds(100))
@@ -145,10 +137,10 @@ private func lease(holder: String?, renew: String = "t0", transitions: Int = 0, 
         let a = elector("node-a")
         let b = elector("node-b")
         let runA = Task { await a.run() }
-        try await Self.waitUntil { roles.get("node-a") == .leader }
+        try await eventually("node-a leads") { roles.get("node-a") == .leader }
         #expect(roles.get("node-a") == .leader)
         let runB = Task { await b.run() }
-        try await Self.waitUntil { roles.get("node-b") == .follower(holder: "node-a") }
+        try await eventually("node-b follows node-a") { roles.get("node-b") == .follower(holder: "node-a") }
         #expect(await b.role == .follower(holder: "node-a"))
         #expect(await a.role == .leader)
 
@@ -158,7 +150,7 @@ private func lease(holder: String?, renew: String = "t0", transitions: Int = 0, 
         await a.stop()
         await runA.value
         #expect(roles.all("node-a") == [.leader, .stopped])
-        try await Self.waitUntil { roles.get("node-b") == .leader }
+        try await eventually("node-b leads: \(roles.all("node-b"))") { roles.get("node-b") == .leader }
         #expect(roles.all("node-b") == [.follower(holder: "node-a"), .leader])
         #expect(ContinuousClock.now - stoppedAt < .seconds(60))
         let stored = try await KubeClient(config: server.clusterConfig()).get(Lease.self, name: "portway-leader", namespace: "kube-system")
@@ -182,7 +174,7 @@ private func lease(holder: String?, renew: String = "t0", transitions: Int = 0, 
         let b = LeaderElector(client: client, config: Self.config("node-b", leaseDuration: .seconds(1)), onChange: { roles.set("node-b", $0) })
         let started = ContinuousClock.now
         let run = Task { await b.run() }
-        try await Self.waitUntil { roles.get("node-b") == .leader }
+        try await eventually("node-b leads: \(roles.all("node-b"))") { roles.get("node-b") == .leader }
         // It first followed the old holder, and waited a whole lease duration on its own clock.
         #expect(roles.all("node-b") == [.follower(holder: "node-gone"), .leader])
         #expect(ContinuousClock.now - started >= .seconds(1))
@@ -207,7 +199,7 @@ struct LeaderElectionEnvtestTests {
         let b = elector("node-b")
         let runA = Task { await a.run() }
         let runB = Task { await b.run() }
-        try await LeaderElectionAgainstAPIServerTests.waitUntil {
+        try await eventually("exactly one of node-a and node-b leads") {
             let roleA = await a.role
             let roleB = await b.role
             return (roleA == .leader && roleB == .follower(holder: "node-a")) || (roleB == .leader && roleA == .follower(holder: "node-b"))
@@ -223,7 +215,7 @@ struct LeaderElectionEnvtestTests {
         // Released on stop: taken over long before the 60 s lease duration.
         await leader.stop()
         await leaderRun.value
-        try await LeaderElectionAgainstAPIServerTests.waitUntil { await other.role == .leader }
+        try await eventually("the other elector leads") { await other.role == .leader }
         #expect(await other.role == .leader)
         #expect(try await client.get(Lease.self, name: "portway-leader", namespace: "kube-system").spec?.holderIdentity == otherID)
         await other.stop()

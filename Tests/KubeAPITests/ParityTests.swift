@@ -257,7 +257,7 @@ struct ParityTests {
             _ = try await client.create(service("web", nodePort: 30080))
             _ = try await client.create(service("not-ours", labels: [KubeProxyRules.serviceProxyNameLabel: "other"]))
             _ = try await client.create(service("headless-label", labels: [KubeProxyRules.headlessLabel: ""]))
-            _ = try await client.create(Node(metadata: ObjectMeta(name: "node-a"), status: NodeStatus(addresses: [NodeAddress(type: "InternalIP", address: "192.0.2.10")])))
+            _ = try await client.create(node("node-a", internalIP: "192.0.2.10"))
             let source = KubeClusterSource(client: client, scope: WatchScope(nodeName: "node-a"), informerOptions: fastOptions(SleepRecorder()))
             var it = FoldedEvents(source)
             let first = try #require(await it.next())

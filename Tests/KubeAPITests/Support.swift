@@ -6,18 +6,6 @@ import Runtime
 import Synchronization
 import Testing
 
-/// The project's read-only fixtures beside the package (`../shared`), or `$PORTWAY_SHARED_DIR`
-/// (point it at a missing folder to check that the dependent tests skip, as in a user's clone).
-let sharedDirectory: String = {
-    if let dir = ProcessInfo.processInfo.environment["PORTWAY_SHARED_DIR"], !dir.isEmpty { return dir }
-    let here = URL(fileURLWithPath: #filePath)  // .../Tests/KubeAPITests/Support.swift
-    return here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("shared").path
-}()
-
-/// The recorded exchanges, read in place (never copied into the repo).
-let tracesDirectory: String = sharedDirectory + "/k8s-api-traces"
-
 /// Whether `../shared/<sub>` exists; prints once why the tests that need it are skipped.
 enum SharedFixtures {
     static let traces: Bool = present("k8s-api-traces")
@@ -101,34 +89,4 @@ final class EventLog<R: KubeResource>: Sendable {
     var all: [String] { events.withLock { $0 } }
     var allStates: [InformerState] { states.withLock { $0 } }
     var relists: Int { allStates.filter { $0 == .relisting }.count }
-}
-
-/// Polls `condition` (no timing assertion: a generous deadline only prevents a hung test).
-func eventually(_ what: String, timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    Issue.record("condition never became true: \(what)")
-    throw EventuallyFailed(what: what)
-}
-
-struct EventuallyFailed: Error { var what: String }
-
-/// A Service for the API tests. No clusterIP: the server allocates one (a fixed one would make a
-/// second create of the same name fail with 422 "already allocated" on a real server, not 409).
-func service(_ name: String, namespace: String = "demo", port: Int = 80, nodePort: Int? = nil, labels: [String: String]? = nil, clusterIP: String? = nil) -> Service {
-    Service(
-        metadata: ObjectMeta(name: name, namespace: namespace, labels: labels),
-        spec: ServiceSpec(type: nodePort == nil ? "ClusterIP" : "NodePort", clusterIP: clusterIP,
-                          ports: [ServicePort(name: "http", protocol: "TCP", port: port, targetPort: .int(8080), nodePort: nodePort)]))
-}
-
-func slice(_ name: String, service: String, namespace: String = "demo", addresses: [String]) -> EndpointSlice {
-    EndpointSlice(
-        metadata: ObjectMeta(name: name, namespace: namespace, labels: [EndpointSlice.serviceNameLabel: service]),
-        addressType: "IPv4",
-        endpoints: addresses.map { Endpoint(addresses: [$0], conditions: EndpointConditions(ready: true, serving: true, terminating: false)) },
-        ports: [EndpointPort(name: "http", protocol: "TCP", port: 8080)])
 }

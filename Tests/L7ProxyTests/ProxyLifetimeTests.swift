@@ -9,16 +9,6 @@ import Testing
 /// a reference cycle (handler ↔ channel ↔ promise, a pool holding a closed connection) keeps them
 /// counted and fails this test.
 @Suite struct ProxyLifetimeTests {
-    /// Waits (bounded) until `condition` holds; returns whether it did.
-    func eventually(seconds: Double = 10, _ condition: () -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while ContinuousClock.now < deadline {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        return condition()
-    }
-
     /// One client connection per way a connection can end: answered and closed by the client,
     /// closed by the proxy (close, 400, 408), a streamed upload and download, a backend that closes
     /// or hangs, a client leaving mid-exchange, an upgrade tunnel.
@@ -88,17 +78,17 @@ import Testing
             }
 
             // Every client is gone: no handler may be left, only pooled (idle) upstream connections.
-            let handlersFreed = await eventually { proxy.metrics.liveObjects.downstreamHandlers == 0 }
+            let handlersFreed = await waitUntil { proxy.metrics.liveObjects.downstreamHandlers == 0 }
             #expect(handlersFreed, "connection handlers still alive after every client closed: \(proxy.metrics.liveObjects)")
             let idle = await proxy.idleUpstreamConnections()
-            let upstreamsOnlyPooled = await eventually { proxy.metrics.liveObjects.upstreamConnections <= idle }
+            let upstreamsOnlyPooled = await waitUntil { proxy.metrics.liveObjects.upstreamConnections <= idle }
             #expect(upstreamsOnlyPooled, "\(proxy.metrics.liveObjects.upstreamConnections) upstream connections alive, \(idle) pooled")
             #expect(proxy.metrics.gaugeSnapshot.upstreamConnectionsOpened >= 15)
         } catch {
             Issue.record("unexpected error: \(error)")
         }
         await proxy.shutdown()
-        let allFreed = await eventually { proxy.metrics.liveObjects == ProxyMetrics.LiveObjects() }
+        let allFreed = await waitUntil { proxy.metrics.liveObjects == ProxyMetrics.LiveObjects() }
         #expect(allFreed, "alive after shutdown: \(proxy.metrics.liveObjects)")
         await a.close()
         await b.close()

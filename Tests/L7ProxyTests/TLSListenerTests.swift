@@ -18,20 +18,9 @@ struct SelfSigned {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pwpx-tls-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = [
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem", "-days", "2",
-            "-subj", "/CN=\(hostname)", "-addext", "subjectAltName=DNS:\(hostname)",
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0,
-            let cert = FileManager.default.contents(atPath: dir + "/cert.pem"),
-            let key = FileManager.default.contents(atPath: dir + "/key.pem")
+        guard (try? makeCertificate(hostname: hostname, path: dir + "/tls")) != nil,
+            let cert = FileManager.default.contents(atPath: dir + "/tls.crt"),
+            let key = FileManager.default.contents(atPath: dir + "/tls.key")
         else { return nil }
         return SelfSigned(pemCertificate: Array(cert), pemKey: Array(key))
     }

@@ -197,12 +197,7 @@ final class RawClient: Sendable {
     /// Waits (bounded) until `condition` holds on what was received; returns whether it did.
     @discardableResult
     func wait(seconds: Double = 10, until condition: (RawClient) -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while ContinuousClock.now < deadline {
-            if condition(self) { return true }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return condition(self)
+        await waitUntil(timeout: .milliseconds(Int(seconds * 1000))) { condition(self) }
     }
 
     /// Waits for `count` complete responses and returns them.

@@ -1,49 +1,7 @@
 import KubeModels
 @testable import LoadBalancer
 
-// Compact builders for translator tests: every field the translator reads, defaults elsewhere.
-
-func service(
-    _ name: String, ns: String? = "demo", type: String? = nil, clusterIP: String? = nil, clusterIPs: [String]? = nil,
-    ports: [ServicePort]? = [port(80, name: "http", target: .int(8080))], externalIPs: [String]? = nil,
-    etp: String? = nil, itp: String? = nil, affinity: String? = nil, timeout: Int? = nil,
-    ingress: [LoadBalancerIngress]? = nil, externalName: String? = nil
-) -> Service {
-    Service(
-        metadata: ObjectMeta(name: name, namespace: ns),
-        spec: ServiceSpec(
-            type: type, clusterIP: clusterIP, clusterIPs: clusterIPs, ports: ports, externalIPs: externalIPs,
-            externalTrafficPolicy: etp, internalTrafficPolicy: itp, sessionAffinity: affinity,
-            sessionAffinityConfig: timeout.map { SessionAffinityConfig(clientIP: ClientIPConfig(timeoutSeconds: $0)) },
-            externalName: externalName
-        ),
-        status: ingress.map { ServiceStatus(loadBalancer: LoadBalancerStatus(ingress: $0)) }
-    )
-}
-
-func port(_ number: Int, name: String? = nil, proto: String? = nil, target: IntOrString? = nil, nodePort: Int? = nil) -> ServicePort {
-    ServicePort(name: name, protocol: proto, port: number, targetPort: target, nodePort: nodePort)
-}
-
-func slice(
-    _ name: String, service: String? = "web", ns: String? = "demo", addressType: String = "IPv4",
-    ports: [EndpointPort]? = [EndpointPort(name: "http", protocol: "TCP", port: 8080)], endpoints: [Endpoint]
-) -> EndpointSlice {
-    EndpointSlice(
-        metadata: ObjectMeta(name: name, namespace: ns, labels: service.map { [EndpointSlice.serviceNameLabel: $0] }),
-        addressType: addressType, endpoints: endpoints, ports: ports
-    )
-}
-
-func ep(_ address: String, node: String? = nil, ready: Bool? = nil, serving: Bool? = nil, terminating: Bool? = nil) -> Endpoint {
-    let conditions = (ready == nil && serving == nil && terminating == nil)
-        ? nil : EndpointConditions(ready: ready, serving: serving, terminating: terminating)
-    return Endpoint(addresses: [address], conditions: conditions, nodeName: node)
-}
-
-func eport(_ number: Int?, name: String? = "http", proto: String? = "TCP") -> EndpointPort {
-    EndpointPort(name: name, protocol: proto, port: number)
-}
+// The Service, EndpointSlice and Node builders are PortwayTestSupport's (KubeObjects.swift).
 
 let nodeA = TranslatorOptions(nodeName: "node-a", nodeAddresses: [IPAddress("192.0.2.10")!])
 

@@ -2,23 +2,10 @@ import KubeModels
 import Testing
 @testable import LoadBalancer
 
-/// A small deterministic generator (SplitMix64), so a failing sequence can be replayed by its seed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Random cluster changes over a small name space, so that objects collide: two Services claim one
 /// frontend, slices move between Services, node addresses come and go.
 struct ChangeGenerator {
-    var rng: SeededGenerator
+    var rng: SeededRandom
     let names = ["a", "b", "c", "d", "e"]
     let namespaces = ["demo", "prod"]
     /// The cluster as the generator has built it: the truth a from-scratch translation reads.
@@ -27,7 +14,7 @@ struct ChangeGenerator {
     var endpoints: [ObjectKey: Endpoints] = [:]
     var nodes: [String: Node] = [:]
 
-    init(seed: UInt64) { rng = SeededGenerator(seed: seed) }
+    init(seed: UInt64) { rng = SeededRandom(seed: seed) }
 
     var snapshot: ClusterSnapshot {
         ClusterSnapshot(
@@ -194,13 +181,13 @@ struct ChangeGenerator {
             service("cip", clusterIP: "10.96.0.2"),
         ]))
         #expect(reconciler.nodeObjectMissing)
-        let node = Node(metadata: ObjectMeta(name: "node-a"), status: NodeStatus(addresses: [NodeAddress(type: "InternalIP", address: "192.0.2.7")]))
-        let step = reconciler.apply([.nodes("node-a", [node])])
+        let nodeObject = node("node-a", internalIP: "192.0.2.7")
+        let step = reconciler.apply([.nodes("node-a", [nodeObject])])
         #expect(!reconciler.nodeObjectMissing)
         #expect(step.translated == [ObjectKey(namespace: "demo", name: "np")])
         #expect(step.changes.keys.map(\.description) == ["192.0.2.7:30080/TCP"])
         // Another node's object touches nothing.
-        #expect(reconciler.apply([.nodes("node-b", [node])]).translated.isEmpty)
+        #expect(reconciler.apply([.nodes("node-b", [nodeObject])]).translated.isEmpty)
     }
 
     @Test func conflictMovesToNextClaimantWhenOwnerLeaves() {

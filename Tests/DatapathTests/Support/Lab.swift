@@ -8,10 +8,8 @@ enum LabPrerequisites {
         if geteuid() != 0 { return "not root (network namespaces and BPF need root)" }
         if !haveCommand("ip") { return "`ip` (iproute2) not found" }
         if !FileManager.default.isExecutableFile(atPath: Lab.python) { return "\(Lab.python) not found" }
-        if portway_dp_is_bpffs("/sys/fs/bpf") != 1 {
-            return "no bpffs at /sys/fs/bpf (mount -t bpf bpf /sys/fs/bpf)"
-        }
-        if (try? ObjectLocator.locate(explicit: nil, currentDirectory: Lab.packageRoot)) == nil {
+        if let missing = BPFFSFixture.hostBPFFSMissing { return missing }
+        if (try? ObjectLocator.locate(explicit: nil, currentDirectory: packageRoot)) == nil {
             return "bpf/out/portway_lb.o not built (make bpf)"
         }
         return nil
@@ -37,12 +35,6 @@ enum LabPrerequisites {
 /// (not a frontend). Everything is removed by `tearDown()`.
 final class Lab: @unchecked Sendable {  // used by one test at a time
     static let python = "/usr/bin/python3"
-    static let packageRoot: String = {
-        // Tests/DatapathTests/Support/Lab.swift -> package root
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<4 { url.deleteLastPathComponent() }
-        return url.path
-    }()
 
     static let nodeIP = "192.0.2.1"
     static let node2IP = "192.0.2.2"
@@ -54,7 +46,10 @@ final class Lab: @unchecked Sendable {  // used by one test at a time
     static let podDevice = "v-pod"
 
     let prefix: String
-    let bpffs: String
+    /// The lab's pins: /sys/fs/bpf/<prefix> (the agent runs in the node namespace through nsenter,
+    /// which keeps the host's /sys/fs/bpf).
+    let pins: BPFFSFixture
+    var bpffs: String { pins.directory }
     let scripts: String
     private(set) var namespaces: [String] = []
     private var children: [Child] = []
@@ -69,7 +64,7 @@ final class Lab: @unchecked Sendable {  // used by one test at a time
 
     init(prefix namePrefix: String = "pw") throws {
         prefix = namePrefix + String(UInt32.random(in: 0..<UInt32.max), radix: 16)
-        bpffs = "/sys/fs/bpf/\(prefix)"
+        pins = try BPFFSFixture.onHost(name: prefix)
         scripts = NSTemporaryDirectory() + prefix
         do { try build() } catch {
             tearDown()
@@ -172,7 +167,7 @@ final class Lab: @unchecked Sendable {  // used by one test at a time
     {
         let options = DatapathOptions(
             devices: [Self.device], podDevices: podDevices, socketLBCgroup: socketLB ? try makeCgroup() : nil, bpffs: bpffs,
-            objectPath: try ObjectLocator.locate(explicit: nil, currentDirectory: Self.packageRoot),
+            objectPath: try ObjectLocator.locate(explicit: nil, currentDirectory: packageRoot),
             mapSizes: Self.smallMaps, mode: mode, hostRouting: hostRouting)
         return try inNetns(node) { try Datapath.install(options) }
     }
@@ -221,7 +216,8 @@ final class Lab: @unchecked Sendable {  // used by one test at a time
         children.removeAll()
         for ns in namespaces.reversed() { _ = try? run(["ip", "netns", "del", ns], allowFailure: true) }
         namespaces.removeAll()
-        _ = try? run(["rm", "-rf", bpffs, scripts], allowFailure: true)
+        pins.cleanup()
+        _ = try? run(["rm", "-rf", scripts], allowFailure: true)
         if let cgroup {
             // Links pinned on it are gone with the bpffs directory; the (empty) cgroup can go.
             if rmdir(cgroup) != 0 { print("⚠️ could not remove test cgroup \(cgroup): errno \(errno)") }
@@ -321,19 +317,6 @@ extension Lab {
     func close() async {
         _ = try? await onDedicatedThread { self.tearDown() }
     }
-}
-
-extension Child: @unchecked Sendable {}  // one test drives it at a time
-
-extension Child {
-    /// The next stdout line, read on a dedicated thread.
-    func line() async -> String? {
-        (try? await onDedicatedThread { self.readLine() }) ?? nil
-    }
-}
-
-extension String {
-    var trimmed: String { trimmingCharacters(in: .whitespacesAndNewlines) }
 }
 
 /// What client.py burst printed.

@@ -5,30 +5,6 @@ import Yams
 
 /// Where things are, and why the local cluster cannot run here (nil when it can).
 enum E2EPrerequisites {
-    static let packageRoot: String = {
-        var url = URL(fileURLWithPath: #filePath)  // Tests/E2ETests/Support/LocalCluster.swift
-        for _ in 0..<4 { url.deleteLastPathComponent() }
-        return url.path
-    }()
-
-    /// ../shared beside the package (or $PORTWAY_SHARED_DIR); only the Gateway API CRDs are used.
-    static let sharedDirectory: String = {
-        if let dir = ProcessInfo.processInfo.environment["PORTWAY_SHARED_DIR"], !dir.isEmpty { return dir }
-        return URL(fileURLWithPath: packageRoot).deletingLastPathComponent().appendingPathComponent("shared").path
-    }()
-
-    /// The `portway` binary next to the test bundle (swift build builds it with the tests), or $PORTWAY_BIN.
-    static let portwayBinary: String? = {
-        if let env = ProcessInfo.processInfo.environment["PORTWAY_BIN"], FileManager.default.isExecutableFile(atPath: env) { return env }
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = dir.appendingPathComponent("portway").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir.deleteLastPathComponent()
-        }
-        return nil
-    }()
-
     /// The compiled datapath: $PORTWAY_BPF_DIR/portway_lb.o, else bpf/out/portway_lb.o.
     static let bpfObject: String? = {
         let candidates = [ProcessInfo.processInfo.environment["PORTWAY_BPF_DIR"].map { $0 + "/portway_lb.o" }, packageRoot + "/bpf/out/portway_lb.o"]
@@ -38,7 +14,7 @@ enum E2EPrerequisites {
     static let missing: String? = {
         if geteuid() != 0 { return "not root (network namespaces and BPF need root)" }
         for tool in ["ip", "nsenter", "python3"] where !haveCommand(tool) { return "`\(tool)` not found" }
-        if !FileManager.default.fileExists(atPath: "/sys/fs/bpf") { return "no bpffs at /sys/fs/bpf" }
+        if let missing = BPFFSFixture.hostBPFFSMissing { return missing }
         if bpfObject == nil { return "bpf/out/portway_lb.o not built (make bpf)" }
         if portwayBinary == nil { return "the portway binary was not found next to the tests (swift build, or set PORTWAY_BIN)" }
         let assets = EnvtestControlPlane.assets(controllerManager: true)
@@ -153,7 +129,7 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
         for (name, text) in [("pod.py", Scripts.pod), ("client.py", Scripts.client), ("fwd.py", Scripts.forwarder)] {
             try text.write(toFile: "\(work)/\(name)", atomically: true, encoding: .utf8)
         }
-        let plane = try await EnvtestControlPlane.start(crdDirectory: E2EPrerequisites.sharedDirectory + "/gateway-api-crds", controllerManager: true)
+        let plane = try await EnvtestControlPlane.start(crdDirectory: sharedDirectory + "/gateway-api-crds", controllerManager: true)
         self.plane = plane
         apiPort = plane.port
         try await applyManifests()
@@ -210,7 +186,7 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
 
     /// Creates what manifests/portway.yaml declares (the DaemonSet excepted: the harness runs the agents).
     private func applyManifests() async throws {
-        let text = try String(contentsOfFile: E2EPrerequisites.packageRoot + "/manifests/portway.yaml", encoding: .utf8)
+        let text = try String(contentsOfFile: packageRoot + "/manifests/portway.yaml", encoding: .utf8)
         let paths = [
             "Namespace": "/api/v1/namespaces", "ClusterRole": "/apis/rbac.authorization.k8s.io/v1/clusterroles",
             "ClusterRoleBinding": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
@@ -311,7 +287,7 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
             token: agentToken, user: "system:serviceaccount:portway-system:portway"
         ).write(toFile: kubeconfig, atomically: true, encoding: .utf8)
         let args = [
-            E2EPrerequisites.portwayBinary!, "agent", "--kubeconfig", kubeconfig, "--device", "eth0", "--node-name", node.name,
+            portwayBinary!, "agent", "--kubeconfig", kubeconfig, "--device", "eth0", "--node-name", node.name,
             "--bpffs", node.bpffs, "--bpf-object", E2EPrerequisites.bpfObject!,
             "--service-map-size", "1024", "--backend-map-size", "1024", "--revnat-map-size", "1024",
             "--affinity-map-size", "1024", "--ct-map-size", "8192", "--snat-map-size", "8192",
@@ -327,7 +303,8 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
         try await onDedicatedThread { agent.kill() }
     }
 
-    /// What the agents logged (for failure messages and the RBAC check).
+    /// What the agents of a node logged, every run of it (for failure messages and the RBAC
+    /// check); `agents[node]?.log` is what the running one logged.
     func agentLog(_ nodeName: String) -> String {
         (try? String(contentsOfFile: "\(work)/agent-\(nodeName).log", encoding: .utf8)) ?? ""
     }
@@ -388,11 +365,10 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
         let start = ContinuousClock.now
         try await api("DELETE", path, ["apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 30])
         if let ip = pods[name]?.ip {
-            let deadline = start + .seconds(20)
-            while try await endpointConditions(ip) != ["ready": false, "serving": true, "terminating": true] {
-                guard ContinuousClock.now < deadline else { throw E2EError("pod \(name) (\(ip)) never showed as a terminating endpoint") }
-                try await Task.sleep(for: .milliseconds(100))
+            let terminating = try await waitUntil(timeout: .seconds(20), every: .milliseconds(100)) {
+                try await endpointConditions(ip) == ["ready": false, "serving": true, "terminating": true]
             }
+            guard terminating else { throw E2EError("pod \(name) (\(ip)) never showed as a terminating endpoint") }
         }
         // Like a preStop hook that waits for the node proxies: the pod drains until no node's maps
         // hold it as an active backend any more (and at least `grace`), so zero failed requests do
@@ -407,15 +383,13 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
     /// Waits until no node's pinned maps list `ip` as an active backend (`portway bpf lb list`).
     func waitUntilNotActive(_ ip: String, timeout: Duration = .seconds(60)) async throws {
         let deadline = ContinuousClock.now + timeout
-        let binary = E2EPrerequisites.portwayBinary!
+        let binary = portwayBinary!
         for node in nodes {
-            while true {
+            let gone = try await waitUntil(timeout: max(deadline - ContinuousClock.now, .zero), every: .milliseconds(100)) {
                 let table = try await onDedicatedThread { try run([binary, "bpf", "lb", "list", "--bpffs", node.bpffs]) }
-                let active = table.split(separator: "\n").contains { $0.contains(" \(ip):") && !$0.contains("[terminating]") }
-                if !active { break }
-                guard ContinuousClock.now < deadline else { throw E2EError("\(node.name) still has \(ip) as an active backend after \(timeout)") }
-                try await Task.sleep(for: .milliseconds(100))
+                return !table.split(separator: "\n").contains { $0.contains(" \(ip):") && !$0.contains("[terminating]") }
             }
+            guard gone else { throw E2EError("\(node.name) still has \(ip) as an active backend after \(timeout)") }
         }
     }
 
@@ -467,14 +441,13 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
     /// Polls `target` until `accept` holds for an answer (bounded by `timeout`); returns the last answer.
     @discardableResult
     func waitFor(_ target: String, timeout: Duration = .seconds(60), _ accept: (String) -> Bool) async throws -> String {
-        let deadline = ContinuousClock.now + timeout
         var last = ""
-        while ContinuousClock.now < deadline {
+        let answered = try await waitUntil(timeout: timeout, every: .milliseconds(200)) {
             last = try await get(target, timeout: 0.5)
-            if accept(last) { return last }
-            try await Task.sleep(for: .milliseconds(200))
+            return accept(last)
         }
-        throw E2EError("\(target): never answered as expected within \(timeout); last answer: \(last)")
+        guard answered else { throw E2EError("\(target): never answered as expected within \(timeout); last answer: \(last)") }
+        return last
     }
 
     /// A request loop running in the client namespace until `finish()` (bounded by `maxSeconds`).

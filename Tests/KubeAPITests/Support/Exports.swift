@@ -1,0 +1,2 @@
+// The helpers every test target shares (Sources/PortwayTestSupport; see docs/TESTING.md).
+@_exported import PortwayTestSupport
