@@ -489,36 +489,42 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
             upstream.write(part, promise: nil)
             return
         }
-        // Count bytes handed to the upstream socket but not yet taken by it: backpressure keeps this bounded.
-        let size = body.readableBytes
-        bufferedRequestBytes += size
-        if bufferedRequestBytes > maxBufferedRequestBytes {
-            maxBufferedRequestBytes = bufferedRequestBytes
-            shared.metrics.noteBuffered(request: bufferedRequestBytes)
-        }
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        let generation = self.generation
-        promise.futureResult.assumeIsolated().whenComplete { [weak self] _ in
-            guard let self, self.generation == generation else { return }
-            self.bufferedRequestBytes -= size
-        }
-        upstream.write(part, promise: promise)
+        upstream.write(part, promise: tracked(body.readableBytes, toward: .upstream, context: context))
     }
 
     private func writeDownstreamBody(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
-        let size = bytes.readableBytes
-        bufferedResponseBytes += size
-        if bufferedResponseBytes > maxBufferedResponseBytes {
-            maxBufferedResponseBytes = bufferedResponseBytes
-            shared.metrics.noteBuffered(response: bufferedResponseBytes)
+        context.write(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: tracked(bytes.readableBytes, toward: .downstream, context: context))
+    }
+
+    private enum Peer { case upstream, downstream }
+
+    /// Counts `size` bytes handed to a peer's socket but not yet taken by it (backpressure keeps this
+    /// bounded; the metrics keep the most ever held), until the returned write promise completes.
+    private func tracked(_ size: Int, toward peer: Peer, context: ChannelHandlerContext) -> EventLoopPromise<Void> {
+        switch peer {
+        case .upstream:
+            bufferedRequestBytes += size
+            if bufferedRequestBytes > maxBufferedRequestBytes {
+                maxBufferedRequestBytes = bufferedRequestBytes
+                shared.metrics.noteBuffered(request: bufferedRequestBytes)
+            }
+        case .downstream:
+            bufferedResponseBytes += size
+            if bufferedResponseBytes > maxBufferedResponseBytes {
+                maxBufferedResponseBytes = bufferedResponseBytes
+                shared.metrics.noteBuffered(response: bufferedResponseBytes)
+            }
         }
         let promise = context.eventLoop.makePromise(of: Void.self)
         let generation = self.generation
         promise.futureResult.assumeIsolated().whenComplete { [weak self] _ in
             guard let self, self.generation == generation else { return }
-            self.bufferedResponseBytes -= size
+            switch peer {
+            case .upstream: self.bufferedRequestBytes -= size
+            case .downstream: self.bufferedResponseBytes -= size
+            }
         }
-        context.write(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: promise)
+        return promise
     }
 
     private func resumeDownstreamReadsIfAllowed() {
