@@ -1,9 +1,14 @@
 import CCurlShim
+import CPortwayBuild
 import Foundation
 import Synchronization
 
-/// The version Portway reports in its User-Agent.
-public let portwayVersion = "0.1.0"
+/// Portway's version, stamped at build time from the VERSION file ("dev" in an unstamped
+/// `swift build`); also in the User-Agent.
+public let portwayVersion = String(cString: portway_build_version())
+
+/// The git commit the binary was built from ("unknown" in an unstamped build).
+public let portwayCommit = String(cString: portway_build_commit())
 
 /// libcurl behind Swift concurrency. One dedicated thread runs a curl multi handle; requests are
 /// handed over through a lock-protected queue and `curl_multi_wakeup`, and results come back through
