@@ -271,7 +271,7 @@ private func startAgent(_ lab: Lab, dir: String, extra: [String] = []) async thr
         try lab.spawn(in: nil, [
             "nsenter", "--net=/var/run/netns/\(lab.node)", portwayBinary!, "agent", "--from-dir", dir,
             "--device", Lab.device, "--pod-device", Lab.podDevice, "--node-name", "lab-node", "--node-ip", Lab.nodeIP,
-            "--bpffs", lab.bpffs, "--bpf-object", try ObjectLocator.locate(explicit: nil, currentDirectory: Lab.packageRoot),
+            "--bpffs", lab.bpffs, "--bpf-object", try Lab.objectPath(),
             "--service-map-size", "1024", "--backend-map-size", "1024", "--revnat-map-size", "1024",
             "--affinity-map-size", "1024", "--ct-map-size", "4096", "--snat-map-size", "4096", "--proxy-threads", "1",
         ] + extra)

@@ -193,7 +193,7 @@ struct NodePortDatapathTests {
     @Test("a missing device is a clear error and attaches nothing")
     func missingDevice() async throws {
         try await withLab { lab in
-            let object = try ObjectLocator.locate(explicit: nil, currentDirectory: Lab.packageRoot)
+            let object = try Lab.objectPath()
             let bpffs = lab.bpffs
             let node = lab.node
             let result: Result<[AttachedProgram], DatapathError> = try await onDedicatedThread {
