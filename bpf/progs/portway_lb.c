@@ -278,7 +278,10 @@ static __always_inline int pw_reply_reset(struct __sk_buff *skb, const struct pw
  * IP_TRANSPARENT), is assigned to the packet with bpf_sk_assign; the addresses stay as the client
  * sent them, so the proxy's accepted socket has the client as peer and the frontend as local
  * address. The mark selects the policy route that delivers any destination locally. Without a
- * listener TCP gets a reset at once (pw_reply_reset); UDP is delivered locally all the same, where
+ * listener, a TCP SYN is dropped: the proxy is restarting (a frontend is L7LB only while an agent
+ * programs it), and the client's SYN retransmission (1 s, then 3 s) reaches the next agent, so a
+ * restart or a SIGKILL refuses no connection; any other TCP segment of a connection the proxy no
+ * longer has gets a reset at once (pw_reply_reset). UDP is delivered locally all the same, where
  * no socket wants it (an ICMP port unreachable only when the frontend is a node address). */
 static __always_inline int pw_to_proxy(struct __sk_buff *skb, const struct pw_pkt *p, __u32 proxy_port)
 {
@@ -317,8 +320,11 @@ static __always_inline int pw_to_proxy(struct __sk_buff *skb, const struct pw_pk
             sk = (struct bpf_sock *)bpf_sk_lookup_udp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
         }
     }
-    if (!sk && p->proto == IPPROTO_TCP)
+    if (!sk && p->proto == IPPROTO_TCP) {
+        if ((p->tcp_flags & (PW_TCP_FLAG_SYN | PW_TCP_FLAG_ACK)) == PW_TCP_FLAG_SYN)
+            return TC_ACT_SHOT;
         return pw_reply_reset(skb, p);
+    }
     skb->mark = (skb->mark & ~PW_MARK_TO_PROXY_MASK) | PW_MARK_TO_PROXY;
     if (!sk)
         return TC_ACT_OK;

@@ -48,7 +48,7 @@ enum Scripts {
     /// `client.py hold HOST PORT`: one TCP connection; each stdin line is sent and the answer printed.
     /// `client.py udpfrom HOST PORT N`: N unconnected UDP sockets, sendto + recvfrom; `peer` is the
     /// address the answer came from.
-    /// `client.py probe tcp|udp HOST PORT`: one attempt; prints `ok NAME`, `refused` or `timeout`.
+    /// `client.py probe tcp|udp HOST PORT [TIMEOUT]`: one attempt (1 s); prints `ok NAME`, `refused` or `timeout`.
     static let client = #"""
         import json, socket, sys
 
@@ -106,8 +106,9 @@ enum Scripts {
             print(json.dumps({"answers": answers, "errors": errors}), flush=True)
         elif mode == "probe":
             proto, host, port = sys.argv[2], sys.argv[3], int(sys.argv[4])
+            timeout = float(sys.argv[5]) if len(sys.argv) > 5 else 1.0
             try:
-                line, _ = once(proto, host, port, timeout=1.0)
+                line, _ = once(proto, host, port, timeout=timeout)
                 print("ok " + line.split()[0], flush=True)
             except ConnectionRefusedError:
                 print("refused", flush=True)
