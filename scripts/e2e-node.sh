@@ -229,7 +229,8 @@ api_ok() { in_pod "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 10.96.0.1 443" | gr
 retry 40 api_ok || fail "the kubernetes Service 10.96.0.1:443 from a pod"
 log "ok: a pod reaches the kubernetes Service (10.96.0.1:443)"
 gw_np() { kubectl -n $NS get svc portway-gw-web -o jsonpath='{.spec.ports[0].nodePort}' 2>/dev/null; }
-retry 60 test -n "$(gw_np)" || fail "the Gateway's Service portway-gw-web was not created"
+has_gw_np() { [ -n "$(gw_np)" ]; }
+retry 60 has_gw_np || fail "the Gateway's Service portway-gw-web was not created"
 GNP=$(gw_np)
 gw_host() { from_ext -H "Host: $1" "http://$NODE_IP:$GNP/"; }
 retry 60 sh -c "ip netns exec knode-ext curl -s --max-time 3 -H 'Host: a.example.com' http://$NODE_IP:$GNP/ | grep -q '^a a-'" ||
@@ -257,6 +258,12 @@ PY
 log "ok: kubectl logs shows JSON lines ($(wc -l <"$WORK/agent.log")), with the start line: $(grep -o '"msg":"portway [^"]*' "$WORK/agent.log" | head -1 | cut -c8-)"
 
 # ---- 4. zero failures through an upgrade, a pod delete and a SIGKILL
+# The agents' logs as they run (a replaced pod's go with it): kept in $WORK/pods on failure.
+( while [ ! -e "$WORK/loop-gateway-new.stop" ]; do
+    cp -r /var/log/pods/portway-system_* "$WORK/pods/" 2>/dev/null; sleep 0.5
+  done ) &
+mkdir -p "$WORK/pods"
+LOOPS+=($!)
 start_loop() { # NAME URL HOST MODE
   ip netns exec knode-ext python3 "$ROOT/scripts/e2e-node-loop.py" "$2" "$3" "$4" "$WORK/loop-$1" &
   LOOPS+=($!)
@@ -267,6 +274,9 @@ start_loop gateway-new "http://$NODE_IP:$GNP/" a.example.com "new"
 start_loop gateway-keepalive "http://$NODE_IP:$GNP/" b.example.com "keepalive"
 sleep 3
 agent_pod() { kubectl -n portway-system get pods -l app.kubernetes.io/name=portway -o jsonpath='{.items[0].metadata.name}'; }
+agent_pods() { kubectl -n portway-system get pods -l app.kubernetes.io/name=portway -o jsonpath='{.items[*].metadata.name}'; }
+one_agent_pod() { [ "$(kubectl -n portway-system get pods -l app.kubernetes.io/name=portway --no-headers | wc -l)" = 1 ]; }
+replaced() { local pods; pods=$(agent_pods); [ -n "$pods" ] && [ "$pods" != "$1" ] && ! echo "$pods" | grep -qw "$1"; }
 ready_again() {
   kubectl -n portway-system rollout status ds/portway --timeout=180s >/dev/null &&
     kubectl -n portway-system wait --for=condition=Ready pod -l app.kubernetes.io/name=portway --timeout=120s >/dev/null
@@ -275,7 +285,7 @@ log "kubectl set image ds/portway agent=$UPGRADED (maxSurge 1: the new agent tak
 old=$(agent_pod)
 kubectl -n portway-system set image ds/portway agent="$UPGRADED" >/dev/null
 ready_again || fail "the rolling update did not finish"
-retry 60 test "$(kubectl -n portway-system get pods -l app.kubernetes.io/name=portway --no-headers | wc -l)" = 1 || fail "the old agent pod did not go"
+retry 60 one_agent_pod || fail "the old agent pod did not go"
 [ "$(agent_pod)" != "$old" ] || fail "the agent pod was not replaced"
 [ "$(kubectl -n portway-system get pod "$(agent_pod)" -o jsonpath='{.spec.containers[0].image}')" = "$UPGRADED" ] || fail "not running $UPGRADED"
 log "upgraded: $old -> $(agent_pod)"
@@ -283,10 +293,9 @@ sleep 3
 log "kubectl delete pod (SIGTERM)"
 old=$(agent_pod)
 kubectl -n portway-system delete pod "$old" --wait=false >/dev/null
-retry 120 sh -c "[ \"\$(kubectl -n portway-system get pods -l app.kubernetes.io/name=portway -o jsonpath='{.items[*].metadata.name}')\" != '$old' ]" ||
-  fail "no new agent pod after the delete"
+retry 120 replaced "$old" || fail "the deleted agent pod was not replaced"
 ready_again || fail "the agent did not come back after the pod delete"
-retry 60 test "$(kubectl -n portway-system get pods -l app.kubernetes.io/name=portway --no-headers | wc -l)" = 1 || fail "the deleted pod did not go"
+retry 60 one_agent_pod || fail "the deleted pod did not go"
 log "replaced: $old -> $(agent_pod)"
 sleep 3
 pod=$(agent_pod)
@@ -297,8 +306,8 @@ pid=$("${CTR[@]}" tasks ls | awk -v id="$cid" '$1 == id {print $2}')
 restarts=$(kubectl -n portway-system get pod "$pod" -o jsonpath='{.status.containerStatuses[0].restartCount}')
 log "SIGKILL of the agent container (pid $pid)"
 kill -KILL "$pid"
-retry 120 test "$(kubectl -n portway-system get pod "$pod" -o jsonpath='{.status.containerStatuses[0].restartCount}')" -gt "$restarts" ||
-  fail "the agent container was not restarted"
+restarted() { [ "$(kubectl -n portway-system get pod "$pod" -o jsonpath='{.status.containerStatuses[0].restartCount}')" -gt "$restarts" ]; }
+retry 120 restarted || fail "the agent container was not restarted"
 ready_again || fail "the agent did not come back after SIGKILL"
 log "restarted after SIGKILL"
 sleep 3
@@ -319,7 +328,8 @@ log "ok: zero failed requests through the upgrade, the pod delete and the SIGKIL
 kubectl delete namespace $NS --wait=false >/dev/null
 log "uninstall: delete the DaemonSet, run deploy/uninstall.yaml on every node, delete both"
 kubectl -n portway-system delete daemonset portway --wait=true --timeout=60s >/dev/null || fail "deleting the DaemonSet"
-retry 60 test -z "$(kubectl -n portway-system get pods -l app.kubernetes.io/name=portway -o name)" || fail "the agent pod did not go"
+no_agent_pod() { [ -z "$(kubectl -n portway-system get pods -l app.kubernetes.io/name=portway -o name)" ]; }
+retry 60 no_agent_pod || fail "the agent pod did not go"
 kubectl apply -f "$WORK/deploy/uninstall.yaml" >/dev/null || fail "applying deploy/uninstall.yaml"
 kubectl -n portway-system rollout status ds/portway-cleanup --timeout=120s >/dev/null || fail "the cleanup DaemonSet did not run"
 kubectl -n portway-system logs ds/portway-cleanup -c cleanup >"$WORK/cleanup.log" 2>&1 || true

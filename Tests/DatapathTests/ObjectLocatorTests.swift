@@ -62,3 +62,39 @@ import Testing
         }
     }
 }
+
+@Suite struct NetworkDeviceTests {
+    private func device(_ name: String, kind: String = "veth", peerElsewhere: Bool = true) -> NetworkDevice {
+        NetworkDevice(name: name, ifindex: 1, kind: kind, master: 0, peerInOtherNamespace: peerElsewhere, up: true)
+    }
+
+    @Test("pod devices: veths whose peer is in another namespace, with the CNI's prefix, never an external device")
+    func podDevices() {
+        let all = [
+            device("veth1234"), device("vethabcd"), device("knode0"), device("veth-local", peerElsewhere: false),
+            device("kbr0", kind: "bridge", peerElsewhere: false), device("eth0", kind: ""), device("lxc99"),
+        ]
+        #expect(NetworkDevices.podDevices(all, prefix: "veth", excluding: ["knode0"]) == ["veth1234", "vethabcd"])
+        #expect(NetworkDevices.podDevices(all, prefix: "", excluding: ["knode0"]) == ["lxc99", "veth1234", "vethabcd"])
+        #expect(NetworkDevices.podDevices(all, prefix: "", excluding: []).contains("knode0"))
+    }
+
+    @Test("the loopback device holds 127.0.0.1; an address nobody holds has no device")
+    func deviceHolding() {
+        #expect(NetworkDevices.deviceHolding(["192.0.2.250", "127.0.0.1"]) == "lo")
+        #expect(NetworkDevices.deviceHolding(["192.0.2.250"]) == nil)
+    }
+
+    @Test("--cgroup-path: a directory with the cgroup2 mount below it (a hybrid host's unified) resolves to that mount")
+    func cgroupResolve() {
+        let mounts = """
+            tmpfs /host/cgroup tmpfs rw 0 0
+            cgroup /host/cgroup/cpu cgroup rw,cpu 0 0
+            cgroup2 /host/cgroup/unified cgroup2 rw 0 0
+            cgroup2 /other cgroup2 rw 0 0
+            """
+        #expect(CgroupV2.resolve("/host/cgroup", mounts: mounts) == "/host/cgroup/unified")
+        #expect(CgroupV2.resolve("/host/cgroup/", mounts: mounts) == "/host/cgroup/unified")
+        #expect(CgroupV2.resolve("/nowhere", mounts: mounts) == "/nowhere")
+    }
+}
