@@ -330,7 +330,14 @@ static __always_inline int pw_to_proxy(struct __sk_buff *skb, const struct pw_pk
         return TC_ACT_OK;
     rc = bpf_sk_assign(skb, sk, 0);
     bpf_sk_release(sk);
-    return rc == 0 ? TC_ACT_OK : TC_ACT_SHOT;
+    if (rc == 0)
+        return TC_ACT_OK;
+    /* The socket is going away (a proxy killed or stopping while a handshake or a connection was
+     * still in its queue): a SYN waits for the next proxy (retransmission), any other segment
+     * gets a reset, so the client learns at once instead of retransmitting into nothing. */
+    if (p->proto == IPPROTO_TCP && (p->tcp_flags & (PW_TCP_FLAG_SYN | PW_TCP_FLAG_ACK)) != PW_TCP_FLAG_SYN)
+        return pw_reply_reset(skb, p);
+    return TC_ACT_SHOT;
 }
 
 /* The master entry of the frontend a packet is addressed to, as seen from where it entered:
