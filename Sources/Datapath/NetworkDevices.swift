@@ -13,6 +13,15 @@ public struct NetworkDevice: Sendable, Hashable {
     /// A veth whose peer lives in another network namespace (a pod's host-side device, or an uplink veth).
     public var peerInOtherNamespace: Bool
     public var up: Bool
+
+    public init(name: String, ifindex: Int32, kind: String, master: Int32, peerInOtherNamespace: Bool, up: Bool) {
+        self.name = name
+        self.ifindex = ifindex
+        self.kind = kind
+        self.master = master
+        self.peerInOtherNamespace = peerInOtherNamespace
+        self.up = up
+    }
 }
 
 /// Device discovery for the agent: the uplink (the device holding the node's address) and the pods'

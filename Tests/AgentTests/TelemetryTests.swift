@@ -66,13 +66,13 @@ import Testing
         t.proxyMetrics.record(route: .none, status: 404, latencySeconds: 0.001)
         let text = t.metricsText()
         for line in [
-            #"portway_build_info{version="1.2.3",commit="abcdef123456"} 1"#,
-            "portway_frontends 3", "portway_backends 2",
-            #"portway_map_entries{map="pw_lb4_services"} 5"#, #"portway_map_capacity{map="pw_lb4_reverse_nat"} 256"#,
+            #"portway_build_info{version="1.2.3",commit="abcdef123456"} 1.0"#,
+            "portway_frontends 3.0", "portway_backends 2.0",
+            #"portway_map_entries{map="pw_lb4_services"} 5.0"#, #"portway_map_capacity{map="pw_lb4_reverse_nat"} 256.0"#,
             "portway_sync_duration_seconds_count 2", "portway_sync_failures_total 2",
-            #"portway_programmed_generation{node="node-a"} 2"#,
+            #"portway_programmed_generation{node="node-a"} 2.0"#,
             #"portway_watch_restarts_total{resource="services"} 1"#, #"portway_relists_total{resource="services"} 1"#,
-            #"portway_gateway_leader{node="node-a"} 1"#,
+            #"portway_gateway_leader{node="node-a"} 1.0"#,
             #"portway_proxy_requests_total{route="none",code="404"} 1"#, #"portway_proxy_requests_rejected_total{reason="no_route"} 1"#,
         ] {
             #expect(text.contains(line + "\n"), "missing \(line)")
