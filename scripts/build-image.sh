@@ -30,6 +30,8 @@ for lib in $(ldd "$binary" | awk '$2 == "=>" {print $1}'); do
   [ -n "$found" ] || { echo "make image: $lib (linked by portway) is not in the Debian base" >&2; exit 1; }
 done
 install -D -m 0755 "$binary" "$rootfs/usr/bin/portway"
+# DWARF off (about 40 MB); the symbol table stays for backtraces.
+strip --strip-debug "$rootfs/usr/bin/portway"
 version=$("$binary" version | awk '/^portway: / {print $2}')
 commit=$("$binary" version | awk '/^commit: / {print $2}')
 python3 "$node/image.py" "$out" "$ref" --rootfs "$rootfs" --entrypoint '["/usr/bin/portway"]' --cmd '["agent"]' \

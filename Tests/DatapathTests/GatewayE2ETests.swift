@@ -491,7 +491,9 @@ struct GatewayE2ETests {
                     guard parts.count >= 2, let time = Double(parts[0]) else { return nil }
                     return (time, parts[1] == "ok", parts.dropFirst(2).joined(separator: " "))
                 }
-                #expect(results.count > 200, "\(mode): too few requests (\(results.count))")
+                // A request during a restart window waits for its SYN's retransmission (1 s, 3 s):
+                // the datapath drops SYNs while no proxy listens instead of refusing them.
+                #expect(results.count > 100, "\(mode): too few requests (\(results.count))")
                 var windowStart = 0.0
                 var settled = [(from: 0.0, to: restarts[0].killed)]
                 for (index, restart) in restarts.enumerated() {
