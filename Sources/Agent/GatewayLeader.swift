@@ -263,7 +263,7 @@ public struct GatewayLeadership: Sendable {
 
     public init(
         client: KubeClient, identity: String, settings: GatewayLeaderSettings, logger: Logger = Logger(label: "portway.gateway.leader"),
-        onPass: (@Sendable (GatewayWriteReport) -> Void)? = nil
+        onPass: (@Sendable (GatewayWriteReport) -> Void)? = nil, onLeadership: (@Sendable (Bool) -> Void)? = nil
     ) {
         let writers = GatewayWriters(
             client: client, options: .node(controllerName: settings.controllerName), serviceType: settings.serviceType, logger: logger)
@@ -272,11 +272,14 @@ public struct GatewayLeadership: Sendable {
             namespace: settings.leaseNamespace, name: settings.leaseName, identity: identity, leaseDuration: settings.leaseDuration,
             renewDeadline: settings.renewDeadline, retryPeriod: settings.retryPeriod)
         let controller = controller
-        election = LeaderElectionService(client: client, config: config, logger: logger) { controller.send(.leadership($0)) }
+        election = LeaderElectionService(client: client, config: config, logger: logger) { leading in
+            controller.send(.leadership(leading))
+            onLeadership?(leading)
+        }
     }
 
     /// With the client of the cluster source (one connection setup for both).
-    public init(source: KubeClusterSource, identity: String, settings: GatewayLeaderSettings) {
-        self.init(client: source.client, identity: identity, settings: settings)
+    public init(source: KubeClusterSource, identity: String, settings: GatewayLeaderSettings, onLeadership: (@Sendable (Bool) -> Void)? = nil) {
+        self.init(client: source.client, identity: identity, settings: settings, onLeadership: onLeadership)
     }
 }

@@ -95,7 +95,7 @@ extension KubeClusterSource {
     /// the verb and resource refused), the return to watching after it as a notice.
     public static func fromConfiguration(
         kubeconfig: String?, context: String?, scope: WatchScope,
-        logger: Logger = Logger(label: "portway.source.kube")
+        logger: Logger = Logger(label: "portway.source.kube"), observe: @escaping @Sendable (String, InformerState) -> Void = { _, _ in }
     ) throws -> KubeClusterSource {
         let config = try ClusterConfig.load(kubeconfig: kubeconfig, context: context)
         logger.info("using the Kubernetes API at \(config.server)")
@@ -104,6 +104,7 @@ extension KubeClusterSource {
         return KubeClusterSource(
             client: KubeClient(config: config), scope: scope,
             onStateChange: { resource, state in
+                observe(resource, state)
                 switch state {
                 case .backingOff(let next, let delay, let reason):
                     troubled.set(resource, true)

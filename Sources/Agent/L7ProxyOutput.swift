@@ -40,6 +40,8 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
     private let logger: Logger
     /// Called after each step with the ports listening (tests).
     private let onApplied: (@Sendable ([UInt16]) -> Void)?
+    /// Called after each step with the ports wanted but not listening (readiness).
+    private let onPending: (@Sendable (Set<UInt16>) -> Void)?
 
     enum Message: Sendable {
         case tables([UInt16: PortRouteTable], certificates: [NamespacedName: TLSMaterial])
@@ -58,7 +60,8 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
     public init(
         mode: ProxyListenMode, threads: Int? = nil, options: ProxyOptions = ProxyOptions(), retry: BackoffPolicy = .retries(),
         preopened: [UInt16: CInt] = [:], drainTimeout: Duration = .seconds(1), listeners: L7ListenerMap? = nil,
-        logger: Logger = Logger(label: "portway.proxy"), onApplied: (@Sendable ([UInt16]) -> Void)? = nil
+        logger: Logger = Logger(label: "portway.proxy"), onApplied: (@Sendable ([UInt16]) -> Void)? = nil,
+        metrics: ProxyMetrics = ProxyMetrics(), onPending: (@Sendable (Set<UInt16>) -> Void)? = nil
     ) {
         let binder: any ListenerBinder
         let waiting = PreopenedSockets(preopened)
@@ -79,10 +82,11 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
         case .loopback, .off: binder = AddressBinder(host: "127.0.0.1")
         }
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads ?? System.coreCount))
-        proxy = L7Proxy(group: group, options: options, binder: binder, logger: logger)
+        proxy = L7Proxy(group: group, options: options, binder: binder, metrics: metrics, logger: logger)
         self.retry = retry
         self.logger = logger
         self.onApplied = onApplied
+        self.onPending = onPending
     }
 
     /// Hands the proxy the tables to serve (later calls replace earlier ones not yet applied).
@@ -140,6 +144,7 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
             let failed = await apply(wanted, certificates: certificates, applied: &appliedTLS)
             closeUnadopted()
             onApplied?(proxy.ports)
+            onPending?(failed)
             if !failed.isEmpty {
                 attempt += 1
                 let delay = retry.retryDelay(attempt: attempt)

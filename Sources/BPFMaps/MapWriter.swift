@@ -55,25 +55,25 @@ public final class MapWriter: Sendable {
 
     /// Makes the maps hold `desired` and prunes everything else.
     public func sync(_ desired: DesiredL4State, isCancelled: () -> Bool = { false }) -> SyncSummary {
-        core.withLock { $0.sync(desired, isCancelled: isCancelled) }
+        core.withLock { core in counted(core.sync(desired, isCancelled: isCancelled), core, full: true) }
     }
 
     /// Upserts (non-nil) or removes (nil) only the given frontends; everything else stays as it
     /// is. The frontends of one Service should come together (capacity is granted per Service).
     public func apply(_ changes: [Frontend: FrontendEntry?], isCancelled: () -> Bool = { false }) -> SyncSummary {
-        core.withLock { $0.apply(changes, isCancelled: isCancelled) }
+        core.withLock { core in counted(core.apply(changes, isCancelled: isCancelled), core) }
     }
 
     /// Re-reads the maps (the truth), rewrites every entry that differs from what this writer
     /// wrote (deleted, changed or added outside the agent), then syncs `desired`. The summary's
     /// `repaired` lists the entries that had drifted.
     public func repair(_ desired: DesiredL4State, isCancelled: () -> Bool = { false }) -> SyncSummary {
-        core.withLock { $0.repair(desired, isCancelled: isCancelled) }
+        core.withLock { core in counted(core.repair(desired, isCancelled: isCancelled), core, full: true) }
     }
 
     /// Programs again the desired frontends that failed (or were interrupted) before.
     public func retryFailed(isCancelled: () -> Bool = { false }) -> SyncSummary {
-        core.withLock { $0.retryFailed(isCancelled: isCancelled) }
+        core.withLock { core in counted(core.retryFailed(isCancelled: isCancelled), core) }
     }
 
     /// Desired frontends not programmed as desired, with the last error of each.
@@ -98,6 +98,21 @@ public final class MapWriter: Sendable {
     public func revNatID(for frontend: Frontend) -> UInt16? {
         guard let key = ServiceMapKey(frontend) else { return nil }
         return core.withLock { $0.revNatIDs[key] }
+    }
+
+    /// The summary with what each map holds now and its capacity. The services map's entry count
+    /// walks every frontend, so only the full path (`full`) counts it: an incremental call stays
+    /// proportional to its change.
+    private func counted(_ summary: SyncSummary, _ core: borrowing WriterCore, full: Bool = false) -> SyncSummary {
+        var summary = summary
+        let programmed = core.programmed
+        if full {
+            summary.entries[.services] = programmed.services.values.reduce(0) { $0 + ($1.master == nil ? 0 : 1) + $1.slots.count }
+        }
+        summary.entries[.backends] = programmed.backends.count
+        summary.entries[.reverseNAT] = programmed.reverseNAT.count
+        for kind in [MapKind.services, .backends, .reverseNAT] { summary.capacity[kind] = Int(maps[kind].maxEntries) }
+        return summary
     }
 
     /// What the writer believes the maps hold (its mirror of every successful write).

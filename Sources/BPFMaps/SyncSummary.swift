@@ -76,6 +76,10 @@ public struct SyncSummary: Hashable, Sendable, CustomStringConvertible {
     /// retried by `retryFailed` or the next sync.
     public var interrupted = 0
     public var duration: Duration = .zero
+    /// Entries each map holds after the call (the writer's mirror), and its max_entries: for the
+    /// `portway_map_entries` / `portway_map_capacity` metrics.
+    public var entries: [MapKind: Int] = [:]
+    public var capacity: [MapKind: Int] = [:]
 
     public init() {}
 

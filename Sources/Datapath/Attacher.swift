@@ -263,6 +263,21 @@ public enum CgroupV2 {
         return UInt64(st.st_ino)
     }
 
+    /// The cgroup v2 directory to attach socket-LB to for a `--cgroup-path`: the path itself when
+    /// it is cgroup v2, else the first cgroup2 mount below it (a host's /sys/fs/cgroup mounted into
+    /// the agent's container: on a hybrid host the v2 hierarchy is its `unified` submount), else
+    /// the path unchanged (the attach then says it is not cgroup v2).
+    public static func resolve(_ path: String, mounts: String? = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) -> String {
+        if portway_dp_is_cgroup2(path) == 1 { return path }
+        guard let mounts else { return path }
+        let base = path.hasSuffix("/") ? String(path.dropLast()) : path
+        for line in mounts.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            if fields.count >= 3, fields[2] == "cgroup2", fields[1].hasPrefix(base + "/") { return String(fields[1]) }
+        }
+        return path
+    }
+
     /// The first cgroup2 mount point in `/proc/mounts` (e.g. /sys/fs/cgroup, or
     /// /sys/fs/cgroup/unified on hybrid hosts), or nil.
     public static func defaultRoot(mounts: String? = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) -> String? {

@@ -13,7 +13,8 @@ public struct DatapathOptions: Sendable {
     public var socketLBCgroup: String?
     /// The bpffs directory holding the pinned maps and links (`--bpffs`).
     public var bpffs: String
-    /// An explicit object path; nil searches `ObjectLocator.candidates`.
+    /// An explicit object path (`--bpf-object`); nil: `$PORTWAY_BPF_DIR/portway_lb.o` when set, else
+    /// the object embedded in the binary (`ObjectLocator`).
     public var objectPath: String?
     /// max_entries by map name, used only for maps that are not pinned yet (pinned maps keep theirs).
     public var mapSizes: [String: UInt32]
@@ -60,9 +61,9 @@ public enum Datapath {
         options.skLookup = options.skLookup && skLookupSupported
         let plan = AttachPlan.make(options)
         for entry in plan.entries { try Attacher.check(entry.target) }
-        let path = try ObjectLocator.locate(explicit: options.objectPath)
+        let source = try ObjectLocator.locate(explicit: options.objectPath)
         let object = try ProgramLoader.load(
-            objectPath: path, bpffs: options.bpffs, mapSizes: options.mapSizes, programs: plan.programs,
+            object: source, bpffs: options.bpffs, mapSizes: options.mapSizes, programs: plan.programs,
             config: try config(for: options), skip: skLookupSupported ? [] : [AttachPlan.Program.skLookup])
         defer { object.close() }
         // L7LB frontends are handed to the proxy with their destination unchanged: the marked

@@ -6,7 +6,8 @@ public enum DatapathError: Error, Equatable, CustomStringConvertible {
     case notRoot
     /// The bpffs directory is not on a mounted BPF filesystem.
     case bpffsNotMounted(String)
-    /// No compiled BPF object was found; `searched` lists where we looked.
+    /// No compiled BPF object was found; `searched` lists the file looked for (empty: the binary
+    /// embeds none and no file was given).
     case objectNotFound(searched: [String])
     /// libbpf could not open or parse the object file.
     case objectOpenFailed(path: String, errno: Int32, log: String)
@@ -31,6 +32,9 @@ public enum DatapathError: Error, Equatable, CustomStringConvertible {
             return "loading the eBPF datapath needs root (CAP_BPF and CAP_NET_ADMIN); run as root"
         case .bpffsNotMounted(let dir):
             return "\(dir) is not on a BPF filesystem; mount one with `mount -t bpf bpf /sys/fs/bpf` or pass --bpffs DIR"
+        case .objectNotFound(let searched) where searched.isEmpty:
+            return "this portway binary embeds no datapath object (built with a plain `swift build` before `make bpf`): "
+                + "build it with `make build`, or pass --bpf-object PATH or set PORTWAY_BPF_DIR"
         case .objectNotFound(let searched):
             return "BPF object portway_lb.o not found (looked in: \(searched.joined(separator: ", "))); run `make bpf` or pass its path"
         case .objectOpenFailed(let path, let errno, let log):

@@ -1,37 +1,52 @@
+import CPortwayBuild
 import Foundation
 
-/// Finds the compiled datapath object `portway_lb.o`.
+/// The compiled datapath (`portway_lb.o`) to load: embedded in the binary at build time, or a file
+/// given for development.
+public enum DatapathObject: Sendable, Equatable, CustomStringConvertible {
+    /// The object compiled into this binary (`make build` embeds bpf/out/portway_lb.o).
+    case embedded
+    /// An object file: `--bpf-object PATH` or `$PORTWAY_BPF_DIR/portway_lb.o`.
+    case file(String)
+
+    public var description: String {
+        switch self {
+        case .embedded: "the embedded datapath object"
+        case .file(let path): path
+        }
+    }
+
+    /// The bytes compiled into this binary; empty when the build embedded none (a plain
+    /// `swift build` before `make bpf`).
+    public static var embeddedBytes: UnsafeRawBufferPointer {
+        var size = 0
+        guard let base = portway_build_bpf_object(&size), size > 0 else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(start: base, count: size)
+    }
+}
+
+/// Chooses the datapath object. Nothing is searched on disk: an explicit path (`--bpf-object`),
+/// else `$PORTWAY_BPF_DIR/portway_lb.o` (development: a freshly compiled object without relinking),
+/// else the object embedded in the binary.
 public enum ObjectLocator {
     /// The object's file name.
     public static let fileName = "portway_lb.o"
 
-    /// The candidate paths, in search order: the explicit path, `$PORTWAY_BPF_DIR/portway_lb.o`,
-    /// `./bpf/out/portway_lb.o`, `/usr/lib/portway/portway_lb.o`.
-    public static func candidates(
-        explicit: String?,
-        environment: [String: String] = ProcessInfo.processInfo.environment,
-        currentDirectory: String = FileManager.default.currentDirectoryPath
-    ) -> [String] {
-        if let explicit, !explicit.isEmpty { return [explicit] }
-        var paths: [String] = []
-        if let dir = environment["PORTWAY_BPF_DIR"], !dir.isEmpty {
-            paths.append((dir as NSString).appendingPathComponent(fileName))
-        }
-        paths.append((currentDirectory as NSString).appendingPathComponent("bpf/out/\(fileName)"))
-        paths.append("/usr/lib/portway/\(fileName)")
-        return paths
-    }
-
-    /// The first candidate that exists, or `DatapathError.objectNotFound`.
+    /// The object to load, or `DatapathError.objectNotFound` naming what was tried.
     public static func locate(
-        explicit: String?,
-        environment: [String: String] = ProcessInfo.processInfo.environment,
-        currentDirectory: String = FileManager.default.currentDirectoryPath
-    ) throws -> String {
-        let paths = candidates(explicit: explicit, environment: environment, currentDirectory: currentDirectory)
-        for path in paths where FileManager.default.isReadableFile(atPath: path) {
-            return path
+        explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> DatapathObject {
+        var path: String?
+        if let explicit, !explicit.isEmpty {
+            path = explicit
+        } else if let dir = environment["PORTWAY_BPF_DIR"], !dir.isEmpty {
+            path = (dir as NSString).appendingPathComponent(fileName)
         }
-        throw DatapathError.objectNotFound(searched: paths)
+        if let path {
+            guard FileManager.default.isReadableFile(atPath: path) else { throw DatapathError.objectNotFound(searched: [path]) }
+            return .file(path)
+        }
+        guard DatapathObject.embeddedBytes.count > 0 else { throw DatapathError.objectNotFound(searched: []) }
+        return .embedded
     }
 }

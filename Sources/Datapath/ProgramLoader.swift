@@ -52,9 +52,10 @@ enum ProgramLoader {
     private static let lock = NSLock()
 
     static func load(
-        objectPath: String, bpffs: String, mapSizes: [String: UInt32], programs: [String], config: pw_dp_config,
+        object source: DatapathObject, bpffs: String, mapSizes: [String: UInt32], programs: [String], config: pw_dp_config,
         skip: [String] = []
     ) throws -> LoadedObject {
+        let objectPath = source.description
         lock.lock()
         defer { lock.unlock() }
         portway_dp_log_capture_start()
@@ -62,7 +63,20 @@ enum ProgramLoader {
         func captured() -> String { String(cString: portway_dp_log_captured()) }
 
         errno = 0
-        guard let object = bpf_object__open_file(objectPath, nil) else {
+        let opened: OpaquePointer?
+        switch source {
+        case .file(let path):
+            opened = bpf_object__open_file(path, nil)
+        case .embedded:
+            let bytes = DatapathObject.embeddedBytes
+            var opts = bpf_object_open_opts()
+            opts.sz = MemoryLayout<bpf_object_open_opts>.size
+            opened = "portway_lb".withCString { name in
+                opts.object_name = name
+                return bpf_object__open_mem(bytes.baseAddress, bytes.count, &opts)
+            }
+        }
+        guard let object = opened else {
             throw DatapathError.objectOpenFailed(path: objectPath, errno: errno == 0 ? EINVAL : errno, log: captured())
         }
         var ok = false

@@ -3,7 +3,6 @@ import Foundation
 import Runtime
 import Synchronization
 
-/// The version Portway reports in its User-Agent.
 
 /// libcurl behind Swift concurrency. One dedicated thread runs a curl multi handle; requests are
 /// handed over through a lock-protected queue and `curl_multi_wakeup`, and results come back through

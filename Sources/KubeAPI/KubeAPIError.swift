@@ -1,5 +1,24 @@
+import CoreMetrics
 import Foundation
 import KubeModels
+import Synchronization
+
+/// `portway_api_errors_total{code}`: every error answer of the API server by HTTP code, and
+/// failures on the way there as code "transport". Recorded through swift-metrics' global factory
+/// (the agent bootstraps it with its Prometheus registry; elsewhere it is a no-op).
+enum APIErrorMetrics {
+    private static let counters = Mutex<[String: CoreMetrics.Counter]>([:])
+
+    static func count(code: String) {
+        let counter = counters.withLock { all in
+            if let counter = all[code] { return counter }
+            let counter = CoreMetrics.Counter(label: "portway_api_errors_total", dimensions: [("code", code)])
+            all[code] = counter
+            return counter
+        }
+        counter.increment()
+    }
+}
 
 /// What a request was doing, for error messages: "list endpointslices (discovery.k8s.io) cluster-wide".
 public struct RequestDescription: Sendable, CustomStringConvertible {
@@ -74,6 +93,7 @@ public struct KubeAPIError: Error, CustomStringConvertible, Sendable {
 
     /// Builds the error for a non-2xx response, decoding its Status body when there is one.
     static func fromResponse(code: Int, body: Data, request: RequestDescription) -> KubeAPIError {
+        APIErrorMetrics.count(code: String(code))
         // An error body is bounded like every other JSON body; one over the limits is just not decoded.
         let status = (try? JSONLimits.default.check(body)) == nil ? nil : try? JSONDecoder().decode(Status.self, from: body)
         return KubeAPIError(kind: .server(code: code, status: status?.kind == "Status" || status?.code != nil ? status : nil), request: request)

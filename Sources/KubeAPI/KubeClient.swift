@@ -79,6 +79,7 @@ public final class KubeClient: Sendable {
         do {
             response = try await transport.send(req)
         } catch let error as TransportError {
+            APIErrorMetrics.count(code: "transport")
             throw KubeAPIError(kind: .transport(error), request: what)
         }
         guard (200..<300).contains(response.status) else {

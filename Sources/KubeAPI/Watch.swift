@@ -104,6 +104,7 @@ public struct WatchEventStream<R: KubeResource>: AsyncSequence, Sendable {
                     }
                 } catch let error as TransportError {
                     finished = true
+                    APIErrorMetrics.count(code: "transport")
                     throw KubeAPIError(kind: .transport(error), request: stream.what)
                 }
             }

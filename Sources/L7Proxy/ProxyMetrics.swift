@@ -1,11 +1,36 @@
+import CoreMetrics
 import GatewayCore
+import Logging
 import NIOConcurrencyHelpers
+import Prometheus
 
-/// Request counters and latency histograms per (route, status code), kept for a metrics endpoint.
-/// Thread-safe: every event loop records into it.
+/// The proxy's metrics, recorded through swift-metrics into a Prometheus registry (the agent's
+/// `/metrics` renders the same registry): requests and latency per (route, status code),
+/// requests rejected before routing by reason, open client connections. Thread-safe: every event
+/// loop records into it. The handles of a series are made once, on its first request, and cached:
+/// a request costs one dictionary lookup under a lock and the handles' atomic updates, no string
+/// formatting.
 public final class ProxyMetrics: Sendable {
     /// Upper bounds (seconds) of the latency buckets, Prometheus style; the last bucket is +Inf.
     public static let latencyBuckets: [Double] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+    /// Metric names (stable: dashboards and docs/OPERATING.md use them).
+    public enum Name {
+        public static let requests = "portway_proxy_requests_total"
+        public static let duration = "portway_proxy_request_duration_seconds"
+        public static let rejected = "portway_proxy_requests_rejected_total"
+        public static let openConnections = "portway_proxy_open_connections"
+        public static let connectionsRejected = "portway_proxy_connections_rejected_total"
+        public static let idleReaped = "portway_proxy_idle_connections_reaped_total"
+        public static let acceptPauses = "portway_proxy_accept_pauses_total"
+    }
+
+    /// The connection limits' counters (`ConnectionLimits`: docs/L7PROXY.md).
+    private struct LimitCounters: Sendable {
+        let rejectedPerClient: CoreMetrics.Counter
+        let reaped: CoreMetrics.Counter
+        let acceptPauses: CoreMetrics.Counter
+    }
 
     /// One series: a route and the status code the client got.
     public struct Key: Hashable, Sendable, CustomStringConvertible {
@@ -18,17 +43,22 @@ public final class ProxyMetrics: Sendable {
         public var description: String { "\(route) \(status)" }
     }
 
-    /// Count, latency sum and cumulative-free bucket counts (index i counts latencies ≤ bucket i; the
-    /// extra last slot counts the rest).
-    public struct Series: Sendable, Equatable {
-        public var count: UInt64 = 0
-        public var latencySumSeconds: Double = 0
-        public var bucketCounts: [UInt64] = Array(repeating: 0, count: ProxyMetrics.latencyBuckets.count + 1)
+    private struct Handles: Sendable {
+        let requests: CoreMetrics.Counter
+        let duration: CoreMetrics.Timer
     }
 
-    private let series = NIOLockedValueBox<[Key: Series]>([:])
+    /// The registry the series live in (`prometheusText()` renders it).
+    public let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+    private let series = NIOLockedValueBox<[Key: Handles]>([:])
+    private let rejectedByStatus = NIOLockedValueBox<[Int: CoreMetrics.Counter]>([:])
+    private let openConnections: CoreMetrics.Meter
+    private let connectionLimits: LimitCounters
     private let gauges = NIOLockedValueBox(Gauges())
     private let live = NIOLockedValueBox(LiveObjects())
+    /// With a logger: one access-log line per finished request (`--proxy-access-log`).
+    private let accessLog: Logger?
 
     /// Highest bytes the proxy held at once for one exchange (written to a peer, not yet taken by its
     /// socket): what backpressure keeps bounded.
@@ -55,34 +85,87 @@ public final class ProxyMetrics: Sendable {
         public var upstreamConnections = 0
     }
 
-    public init() {}
+    /// - Parameters:
+    ///   - registry: where the series are kept (the agent passes the one its `/metrics` renders).
+    ///   - accessLog: a logger for one line per request (nil: no access log).
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), accessLog: Logger? = nil) {
+        self.registry = registry
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets[Name.duration] = Self.latencyBuckets.map { .nanoseconds(Int64($0 * 1e9)) }
+        self.factory = factory
+        self.accessLog = accessLog
+        openConnections = CoreMetrics.Meter(label: Name.openConnections, dimensions: [], factory: factory)
+        connectionLimits = LimitCounters(
+            rejectedPerClient: CoreMetrics.Counter(label: Name.connectionsRejected, dimensions: [("reason", "per_client_limit")], factory: factory),
+            reaped: CoreMetrics.Counter(label: Name.idleReaped, dimensions: [], factory: factory),
+            acceptPauses: CoreMetrics.Counter(label: Name.acceptPauses, dimensions: [], factory: factory))
+    }
 
     /// Client connection handlers and upstream connections not yet freed.
     public var liveObjects: LiveObjects { live.withLockedValue { $0 } }
 
-    func noteDownstreamHandler(alive delta: Int) { live.withLockedValue { $0.downstreamHandlers += delta } }
+    func noteDownstreamHandler(alive delta: Int) {
+        live.withLockedValue { $0.downstreamHandlers += delta }
+        if delta > 0 { openConnections.increment(by: Double(delta)) } else { openConnections.decrement(by: Double(-delta)) }
+    }
 
     func noteUpstreamConnection(alive delta: Int) { live.withLockedValue { $0.upstreamConnections += delta } }
 
-    /// Records one finished request.
+    /// Records one finished request. A request that matched no route (`RouteLabel.none`) and got
+    /// an error status was rejected before routing: it also counts in `portway_proxy_requests_rejected_total`
+    /// with its reason.
     public func record(route: RouteLabel, status: Int, latencySeconds: Double) {
-        let bucket = Self.latencyBuckets.firstIndex { latencySeconds <= $0 } ?? Self.latencyBuckets.count
-        series.withLockedValue { all in
-            let key = Key(route: route.name, status: status)
-            var entry = all[key] ?? Series()
-            entry.count += 1
-            entry.latencySumSeconds += latencySeconds
-            entry.bucketCounts[bucket] += 1
-            all[key] = entry
+        let key = Key(route: route.name, status: status)
+        let handles = series.withLockedValue { all in
+            if let handles = all[key] { return handles }
+            let labels = [("route", key.route), ("code", String(status))]
+            let made = Handles(
+                requests: CoreMetrics.Counter(label: Name.requests, dimensions: labels, factory: factory),
+                duration: CoreMetrics.Timer(label: Name.duration, dimensions: labels, factory: factory))
+            all[key] = made
+            return made
+        }
+        handles.requests.increment()
+        handles.duration.recordNanoseconds(Int64(latencySeconds * 1e9))
+        if route == .none && status >= 400 {
+            rejectedCounter(status: status).increment()
+        }
+        accessLog?.info("\(key.route) \(status) \(Int64(latencySeconds * 1e6))us")
+    }
+
+    private func rejectedCounter(status: Int) -> CoreMetrics.Counter {
+        rejectedByStatus.withLockedValue { all in
+            if let counter = all[status] { return counter }
+            let counter = CoreMetrics.Counter(label: Name.rejected, dimensions: [("reason", Self.rejectionReason(status: status))], factory: factory)
+            all[status] = counter
+            return counter
         }
     }
 
-    /// A copy of every series.
-    public func snapshot() -> [Key: Series] { series.withLockedValue { $0 } }
+    /// The reason label of a request answered before any route took it, from its status code.
+    public static func rejectionReason(status: Int) -> String {
+        switch status {
+        case 400: "bad_request"
+        case 404: "no_route"
+        case 408: "request_timeout"
+        case 413: "body_too_large"
+        case 414: "uri_too_long"
+        case 421: "misdirected"
+        case 431: "headers_too_large"
+        case 501: "not_implemented"
+        case 505: "http_version"
+        default: "status_\(status)"
+        }
+    }
 
-    /// Requests counted for a route and status.
+    /// Requests counted for a route and status (read from the rendered registry: for tests and
+    /// diagnostics, not for a hot path).
     public func count(route: String, status: Int) -> UInt64 {
-        series.withLockedValue { $0[Key(route: route, status: status)]?.count ?? 0 }
+        let prefix = "\(Name.requests){route=\"\(route)\",code=\"\(status)\"} "
+        for line in prometheusText().split(separator: "\n") where line.hasPrefix(prefix) {
+            return UInt64(line.dropFirst(prefix.count)) ?? 0
+        }
+        return 0
     }
 
     public var gaugeSnapshot: Gauges { gauges.withLockedValue { $0 } }
@@ -104,32 +187,20 @@ public final class ProxyMetrics: Sendable {
     func noteRejected(_ verdict: ConnectionAdmission.Verdict) {
         guard verdict == .rejectedPerClient else { return }
         gauges.withLockedValue { $0.connectionsRejectedPerClient += 1 }
+        connectionLimits.rejectedPerClient.increment()
     }
 
-    func noteReaped() { gauges.withLockedValue { $0.idleConnectionsReaped += 1 } }
-
-    func noteAcceptPaused() { gauges.withLockedValue { $0.acceptPauses += 1 } }
-
-    /// The series in the Prometheus text format (counter `portway_proxy_requests_total`, histogram
-    /// `portway_proxy_request_duration_seconds`).
-    public func prometheusText() -> String {
-        let all = snapshot().sorted { ($0.key.route, $0.key.status) < ($1.key.route, $1.key.status) }
-        var out = "# TYPE portway_proxy_requests_total counter\n"
-        for (key, s) in all {
-            out += "portway_proxy_requests_total{route=\"\(key.route)\",code=\"\(key.status)\"} \(s.count)\n"
-        }
-        out += "# TYPE portway_proxy_request_duration_seconds histogram\n"
-        for (key, s) in all {
-            let labels = "route=\"\(key.route)\",code=\"\(key.status)\""
-            var cumulative: UInt64 = 0
-            for (i, bound) in Self.latencyBuckets.enumerated() {
-                cumulative += s.bucketCounts[i]
-                out += "portway_proxy_request_duration_seconds_bucket{\(labels),le=\"\(bound)\"} \(cumulative)\n"
-            }
-            out += "portway_proxy_request_duration_seconds_bucket{\(labels),le=\"+Inf\"} \(s.count)\n"
-            out += "portway_proxy_request_duration_seconds_sum{\(labels)} \(s.latencySumSeconds)\n"
-            out += "portway_proxy_request_duration_seconds_count{\(labels)} \(s.count)\n"
-        }
-        return out
+    func noteReaped() {
+        gauges.withLockedValue { $0.idleConnectionsReaped += 1 }
+        connectionLimits.reaped.increment()
     }
+
+    func noteAcceptPaused() {
+        gauges.withLockedValue { $0.acceptPauses += 1 }
+        connectionLimits.acceptPauses.increment()
+    }
+
+    /// The registry in the Prometheus text format (counter `portway_proxy_requests_total`, histogram
+    /// `portway_proxy_request_duration_seconds`, ...; with the agent's registry, every agent metric too).
+    public func prometheusText() -> String { registry.emitToString() }
 }

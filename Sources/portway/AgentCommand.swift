@@ -1,13 +1,18 @@
 import Agent
 import ArgumentParser
 import BPFMaps
+import CoreMetrics
 import Datapath
 import FileSource
 import Foundation
 import GatewayCore
+import KubeAPI
+import KubeModels
 import L7Proxy
 import LoadBalancer
 import Logging
+import Prometheus
+import Runtime
 import ServiceLifecycle
 
 /// `portway agent`: keeps the pinned maps in sync with the cluster state (file mode: `--from-dir`).
@@ -32,15 +37,24 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("kubeconfig context (default: its current-context).", valueName: "NAME"))
     var context: String?
 
-    @Option(name: .customLong("device"), help: ArgumentHelp("An external device to attach the datapath to, repeatable.", valueName: "DEV"))
+    @Option(name: .customLong("device"), help: ArgumentHelp(
+        "An external device to attach the datapath to, repeatable. Default: the device holding the node's address (--node-ip, else the Node's InternalIP).",
+        valueName: "DEV"))
     var devices: [String] = []
+
+    @Flag(help: ArgumentHelp(
+        "Attach to every pod's host-side device as pods come and go: veths whose peer is in another network namespace, named with --pod-device-prefix (netlink link notifications)."))
+    var autoPodDevices = false
+
+    @Option(help: ArgumentHelp("With --auto-pod-devices, only devices whose name starts with this (the CNI's naming: veth for the bridge plugin; empty: any).", valueName: "PREFIX"))
+    var podDevicePrefix = ""
 
     @OptionGroup var datapathFeatures: DatapathFeatureOptions
 
     @Flag(help: "Program the maps only; do not load or attach the BPF programs.")
     var noDatapath = false
 
-    @Option(help: ArgumentHelp("The compiled datapath object (default: $PORTWAY_BPF_DIR/portway_lb.o, ./bpf/out/portway_lb.o, /usr/lib/portway/portway_lb.o).", valueName: "PATH"))
+    @Option(help: ArgumentHelp("A datapath object file to load instead of the one embedded in the binary (default: $PORTWAY_BPF_DIR/portway_lb.o when set; development).", valueName: "PATH"))
     var bpfObject: String?
 
     @Option(help: ArgumentHelp("This node's name (default: the host name).", valueName: "NAME"))
@@ -117,11 +131,27 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(help: "Log line format: text, json or logfmt.")
+    var logFormat: LogFormat = .text
+
+    @Flag(help: "Log one line per request the L7 proxy answers (route, status, duration).")
+    var proxyAccessLog = false
+
+    @Option(help: ArgumentHelp("TCP port of the health and metrics listener (/healthz, /readyz, /metrics) on all addresses; 0: none.", valueName: "PORT"))
+    var healthPort: Int = 9966
+
+    @Option(help: ArgumentHelp("A Unix socket serving the same (for `portway probe` in the kubelet's exec probes: per pod, unlike a host-network port).", valueName: "PATH"))
+    var healthSocket: String?
+
     func validate() throws {
         if let bad = nodeIP.first(where: { IPAddress($0) == nil }) { throw ValidationError("--node-ip \"\(bad)\" is not an IP address") }
         if !(resyncInterval >= 0) { throw ValidationError("--resync-interval must be 0 (off) or a number of seconds") }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("unknown --log-level \(logLevel)") }
-        if devices.isEmpty && !noDatapath { throw ValidationError("give at least one --device (or --no-datapath to program the maps only)") }
+        if devices.isEmpty && !noDatapath && directory != nil && nodeIP.isEmpty {
+            throw ValidationError("give --device, or --node-ip to find the device holding it (or --no-datapath to program the maps only)")
+        }
+        if !(0...65535).contains(healthPort) { throw ValidationError("--health-port must be 0 (none) to 65535") }
+        if autoPodDevices && noDatapath { throw ValidationError("--auto-pod-devices needs the datapath (not --no-datapath)") }
         if let proxyThreads, proxyThreads < 1 { throw ValidationError("--proxy-threads must be at least 1") }
         if let proxyMaxConnections, proxyMaxConnections < 1 { throw ValidationError("--proxy-max-connections must be at least 1") }
         if let proxyMaxConnectionsPerClient, proxyMaxConnectionsPerClient < 1 {
@@ -143,12 +173,18 @@ struct AgentCommand: AsyncParsableCommand {
 
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
+        let format = logFormat
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            if format == .text {
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+            return StructuredLogHandler(label: label, format: format, level: level)
         }
         let logger = Logger(label: "portway.agent")
+        let nodeName = nodeName ?? ProcessInfo.processInfo.hostName
+        logger.notice("portway \(portwayVersion) (commit \(portwayCommit)) starting on node \(nodeName)")
         // First: from here on SIGINT/SIGTERM never get the default action (see ShutdownSignals).
         let shutdown = ShutdownTrigger()
         let signals = ShutdownSignals { signal in
@@ -159,24 +195,62 @@ struct AgentCommand: AsyncParsableCommand {
             services: serviceMapSize, backends: backendMapSize, reverseNAT: revnatMapSize, affinity: affinityMapSize,
             connectionTracking: ctMapSize, snat: snatMapSize)
         var options = AgentOptions(
-            nodeName: nodeName ?? ProcessInfo.processInfo.hostName, nodeAddresses: nodeIP.compactMap { IPAddress($0) },
+            nodeName: nodeName, nodeAddresses: nodeIP.compactMap { IPAddress($0) },
             endpointsSource: endpointsSource, bpffs: bpffs, mapSizes: sizes,
             resyncInterval: resyncInterval > 0 ? .milliseconds(Int64(resyncInterval * 1000)) : nil)
         options.proxyPorts = gatewayFlags.proxyPorts.range
         // The proxy serves the Gateways of the class the leader writes status for, with the same certificate check.
         options.gateway = gatewayFlags.gateway
-        let installer: DatapathInstaller?
+
+        // Health, readiness and metrics answer from the start: a take-over stands by before it serves.
+        let telemetry = AgentTelemetry(
+            nodeName: nodeName, version: portwayVersion, commit: portwayCommit, resyncInterval: options.resyncInterval,
+            accessLog: proxyAccessLog ? Logger(label: "portway.proxy.access") : nil)
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: telemetry.registry))
+        telemetry.setPhase(takeOver ? .standby : .starting)
+        let health = HealthServer(telemetry: telemetry, port: healthPort == 0 ? nil : healthPort, socketPath: healthSocket)
+        do { try await health.start() } catch {
+            logger.critical("health listener: \(error)")
+            throw ExitCode.failure
+        }
+
+        let kube: KubeClusterSource?
+        do {
+            kube = directory != nil ? nil : try KubeClusterSource.fromConfiguration(
+                kubeconfig: kubeconfig, context: context, scope: options.watchScope, observe: { telemetry.informer($0, $1) })
+        } catch {
+            logger.critical("\(error)")
+            await health.close()
+            throw ExitCode.failure
+        }
+        let controller: DatapathController?
+        var external = devices
         if noDatapath {
-            installer = nil
+            controller = nil
         } else {
-            let devices = devices, bpfObject = bpfObject, features = datapathFeatures
-            installer = { maps in
-                let byName = Dictionary(uniqueKeysWithValues: MapKind.allCases.map { ($0.pinName, maps[$0].maxEntries) })
-                let options = features.options(devices: devices, bpffs: maps.directory, objectPath: bpfObject, mapSizes: byName)
-                return try Datapath.install(options).map(\.description) + [Datapath.hostRouting(options)?.description ?? "host routing unknown"]
+            if external.isEmpty {
+                do {
+                    external = [try await Self.uplink(nodeIPs: nodeIP, nodeName: nodeName, client: kube?.client, logger: logger)]
+                } catch {
+                    logger.critical("\(error)")
+                    await health.close()
+                    throw ExitCode.failure
+                }
+            }
+            let bpfObject = bpfObject, features = datapathFeatures, external = external
+            let pods = autoPodDevices ? ((try? PodDeviceWatcher.scan(external: external, prefix: podDevicePrefix)) ?? []) : []
+            controller = DatapathController(podDevices: pods) { podDevices, bpffs, mapSizes in
+                var options = features.options(devices: external, bpffs: bpffs, objectPath: bpfObject, mapSizes: mapSizes)
+                options.podDevices = features.podDevices + podDevices.filter { !features.podDevices.contains($0) }
+                return options
             }
         }
+        var installer: DatapathInstaller?
+        if let controller {
+            installer = { maps in try controller.install(maps: maps) }
+        }
         let listen = proxyListen ?? (noDatapath ? .plain : .transparent)
+        if listen == .transparent { Self.enableListenerMigration(logger: logger) }
         var preopened: [UInt16: CInt] = [:]
         if takeOver {
             options.waitForPinDirectory = true
@@ -195,25 +269,35 @@ struct AgentCommand: AsyncParsableCommand {
         }
         let proxy = listen == .off ? nil : L7ProxyOutput(
             mode: listen, threads: proxyThreads, options: proxyOptions, retry: options.retry, preopened: preopened,
-            listeners: noDatapath ? nil : L7ListenerMap(bpffs: bpffs), logger: Logger(label: "portway.proxy"))
-        let pipeline = AgentPipeline(options: options, logger: logger, installer: installer, proxy: proxy)
+            listeners: noDatapath ? nil : L7ListenerMap(bpffs: bpffs), logger: Logger(label: "portway.proxy"),
+            metrics: telemetry.proxyMetrics, onPending: { telemetry.proxyPortsPending($0) })
+        let pipeline = AgentPipeline(options: options, logger: logger, installer: installer, onSync: { telemetry.mapsWritten($0) }, proxy: proxy)
         do {
-            let services: [any ServiceLifecycle.Service]
+            var services: [any ServiceLifecycle.Service]
             if let directory {
                 let source = FileDirectorySource(directory: directory, logger: Logger(label: "portway.source.files"))
                 services = try await shutdown.unlessTriggered { try await pipeline.services(source: source) }
-            } else {
-                let kube = try KubeClusterSource.fromConfiguration(kubeconfig: kubeconfig, context: context, scope: options.watchScope)
+            } else if let kube {
                 if gatewayLeader.leaderElection {
                     // Every agent folds the Gateway state; the one holding the Lease writes Services and status.
-                    let leader = GatewayLeadership(source: kube, identity: options.nodeName, settings: gatewayLeader.settings(controllerName: gatewayFlags.gatewayControllerName))
+                    let leader = GatewayLeadership(
+                        source: kube, identity: options.nodeName, settings: gatewayLeader.settings(controllerName: gatewayFlags.gatewayControllerName),
+                        onLeadership: { telemetry.leadership($0) })
                     let source = ForwardingSource(kube) { leader.controller.send(.source($0)) }
                     services = try await shutdown.unlessTriggered { try await pipeline.services(source: source) } + [leader.controller, leader.election]
                 } else {
                     services = try await shutdown.unlessTriggered { try await pipeline.services(source: kube) }
                 }
+            } else {
+                services = []
             }
-            var configuration = ServiceGroupConfiguration(services: services.map { .init(service: $0) }, logger: logger)
+            if telemetry.phase == .standby { telemetry.setPhase(.starting) }
+            if let controller, autoPodDevices {
+                services.append(PodDeviceWatcher(
+                    controller: controller, external: external, prefix: podDevicePrefix, logger: Logger(label: "portway.devices")))
+            }
+            // The health listener first: a ServiceGroup stops in reverse order, so it answers to the end.
+            var configuration = ServiceGroupConfiguration(services: ([health] + services).map { .init(service: $0) }, logger: logger)
             configuration.maximumGracefulShutdownDuration = ShutdownTrigger.gracefulShutdownLimit
             let group = ServiceGroup(configuration: configuration)
             try await shutdown.run(group)
@@ -222,12 +306,44 @@ struct AgentCommand: AsyncParsableCommand {
             // process exits, so an agent waiting to take over writes only once this one is gone.
             withExtendedLifetime(services) {}
         } catch is CancellationError {
+            await health.close()
             logger.info("stopped before the first sync; pinned maps (and attached programs) stay in place")
         } catch {
+            await health.close()
             logger.critical("\(error)")
             throw ExitCode.failure
         }
         _ = signals
+    }
+
+    /// `net.ipv4.tcp_migrate_req=1` in this network namespace: when an agent closes its proxy
+    /// listeners after a take-over, the connections still queued on them move to the new agent's
+    /// sockets (same port, SO_REUSEPORT) instead of being reset. Best effort, logged once when set.
+    static func enableListenerMigration(logger: Logger) {
+        let path = "/proc/sys/net/ipv4/tcp_migrate_req"
+        guard let value = try? String(contentsOfFile: path, encoding: .utf8), value.trimmingCharacters(in: .whitespacesAndNewlines) == "0" else { return }
+        do {
+            try "1\n".write(toFile: path, atomically: false, encoding: .utf8)
+            logger.info("set net.ipv4.tcp_migrate_req=1: connections queued on a replaced agent's proxy ports move to the new one")
+        } catch {
+            logger.warning("cannot set net.ipv4.tcp_migrate_req=1 (\(error)): an agent take-over may reset connections queued at that moment")
+        }
+    }
+
+    /// The node's uplink: the device holding the node's address (`--node-ip`, else the InternalIP of
+    /// the Node named `nodeName`, read once from the API server).
+    static func uplink(nodeIPs: [String], nodeName: String, client: KubeClient?, logger: Logger) async throws -> String {
+        var addresses = nodeIPs
+        if addresses.isEmpty, let client {
+            let node = try await client.get(Node.self, name: nodeName)
+            addresses = (node.status?.addresses ?? []).filter { $0.type == "InternalIP" }.map(\.address)
+            if addresses.isEmpty { throw ValidationError("Node \(nodeName) has no InternalIP: give --device") }
+        }
+        guard let device = NetworkDevices.deviceHolding(addresses) else {
+            throw ValidationError("no device of this network namespace holds \(addresses.joined(separator: ", ")): give --device")
+        }
+        logger.info("uplink: \(device) (holds \(addresses.joined(separator: ", ")); --device overrides)")
+        return device
     }
 
     /// The takeover's first step: a transparent SO_REUSEPORT listener on every proxy port the pinned
@@ -256,3 +372,4 @@ extension PathNormalization.EscapedSlashes: ExpressibleByArgument {}
 enum PathNormalizationMode: String, CaseIterable, ExpressibleByArgument {
     case standard, none
 }
+extension LogFormat: ExpressibleByArgument {}

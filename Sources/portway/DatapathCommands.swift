@@ -32,7 +32,9 @@ struct DatapathFeatureOptions: ParsableArguments {
         "Leave forwarding after DNAT to the stack (routing, netfilter FORWARD) instead of bpf_fib_lookup + bpf_redirect_neigh."))
     var noHostRouting = false
 
-    @Option(help: ArgumentHelp("The cgroup v2 directory socket-LB attaches to (default: the cgroup2 mount in /proc/mounts).", valueName: "DIR"))
+    @Option(help: ArgumentHelp(
+        "The cgroup v2 directory socket-LB attaches to, or a directory with a cgroup2 mount below it (the host's /sys/fs/cgroup mounted into a container; default: the cgroup2 mount in /proc/mounts).",
+        valueName: "DIR"))
     var cgroupPath: String?
 
     func validate() throws {
@@ -43,7 +45,7 @@ struct DatapathFeatureOptions: ParsableArguments {
     }
 
     /// Where socket-LB attaches, or nil when it is off.
-    var socketLBCgroup: String? { socketLB ? (cgroupPath ?? CgroupV2.defaultRoot()) : nil }
+    var socketLBCgroup: String? { socketLB ? (cgroupPath.map { CgroupV2.resolve($0) } ?? CgroupV2.defaultRoot()) : nil }
 
     func options(devices: [String], bpffs: String, objectPath: String? = nil, mapSizes: [String: UInt32] = [:], mode: AttachMode? = nil)
         -> DatapathOptions
@@ -72,7 +74,7 @@ extension BPF {
         @OptionGroup var features: DatapathFeatureOptions
 
         @Option(help: ArgumentHelp(
-            "The compiled datapath object (default: $PORTWAY_BPF_DIR/portway_lb.o, ./bpf/out/portway_lb.o, /usr/lib/portway/portway_lb.o).",
+            "A datapath object file to load instead of the one embedded in the binary (default: $PORTWAY_BPF_DIR/portway_lb.o when set; development).",
             valueName: "PATH"))
         var bpfObject: String?
 

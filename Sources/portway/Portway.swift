@@ -1,6 +1,8 @@
 import Agent
 import ArgumentParser
+import KubeAPI
 import LoadBalancer
+import Runtime
 
 @main
 struct Portway: AsyncParsableCommand {
@@ -8,7 +10,7 @@ struct Portway: AsyncParsableCommand {
         commandName: "portway",
         abstract: "Kubernetes Service load balancing in eBPF, with an L7 proxy for Gateway traffic.",
         version: portwayRelease,
-        subcommands: [Version.self, Translate.self, Routes.self, Explain.self, BPF.self, AgentCommand.self]
+        subcommands: [Version.self, Translate.self, Routes.self, Explain.self, BPF.self, AgentCommand.self, Probe.self, Cleanup.self]
     )
 }
 
@@ -17,6 +19,7 @@ struct Version: ParsableCommand {
 
     func run() throws {
         print("portway: \(portwayRelease)")
+        print("commit: \(portwayCommit)")
         for (name, version) in linkedLibraryVersions().sorted(by: { $0.key < $1.key }) {
             print("\(name): \(version)")
         }

@@ -46,7 +46,7 @@ struct AgentSurvivalTests {
             try lab.spawn(in: nil, [
                 "nsenter", "--net=/var/run/netns/\(lab.node)", portwayBinary!, "agent", "--from-dir", dir,
                 "--device", Lab.device, "--node-name", "lab-node", "--node-ip", Lab.nodeIP, "--bpffs", lab.bpffs,
-                "--bpf-object", try ObjectLocator.locate(explicit: nil, currentDirectory: packageRoot),
+                "--bpf-object", try Lab.objectPath(),
                 "--service-map-size", "1024", "--backend-map-size", "1024", "--revnat-map-size", "1024",
                 "--affinity-map-size", "1024", "--ct-map-size", "4096", "--snat-map-size", "4096",
             ])
@@ -65,7 +65,7 @@ struct AgentSurvivalTests {
     @Test("portway bpf attach|status|detach: the host routing mode and why, pod devices and socket-LB hooks")
     func bpfCommands() async throws {
         try await withLab(prefix: "pwdp") { lab in
-            let object = try ObjectLocator.locate(explicit: nil, currentDirectory: packageRoot)
+            let object = try Lab.objectPath()
             let cgroup = try await onDedicatedThread { try lab.makeCgroup() }
             let nsenter = ["nsenter", "--net=/var/run/netns/\(lab.node)", portwayBinary!, "bpf"]
             let common = ["--device", Lab.device, "--pod-device", Lab.podDevice, "--bpffs", lab.bpffs]

@@ -170,7 +170,7 @@ func startAgent(_ lab: Lab, dir: String, extra: [String] = [], wrapper: [String]
         try lab.spawn(in: nil, redirect + wrapper + [
             "nsenter", "--net=/var/run/netns/\(lab.node)", portwayBinary!, "agent", "--from-dir", dir,
             "--device", Lab.device, "--pod-device", Lab.podDevice, "--node-name", "lab-node", "--node-ip", Lab.nodeIP,
-            "--bpffs", lab.bpffs, "--bpf-object", try ObjectLocator.locate(explicit: nil, currentDirectory: packageRoot),
+            "--bpffs", lab.bpffs, "--bpf-object", try Lab.objectPath(),
             "--service-map-size", "1024", "--backend-map-size", "1024", "--revnat-map-size", "1024",
             "--affinity-map-size", "1024", "--ct-map-size", "4096", "--snat-map-size", "4096", "--proxy-threads", "1",
         ] + extra)
@@ -444,7 +444,9 @@ struct GatewayE2ETests {
                     guard parts.count >= 2, let time = Double(parts[0]) else { return nil }
                     return (time, parts[1] == "ok", parts.dropFirst(2).joined(separator: " "))
                 }
-                #expect(results.count > 200, "\(mode): too few requests (\(results.count))")
+                // A request during a restart window waits for its SYN's retransmission (1 s, 3 s):
+                // the datapath drops SYNs while no proxy listens instead of refusing them.
+                #expect(results.count > 100, "\(mode): too few requests (\(results.count))")
                 var windowStart = 0.0
                 var settled = [(from: 0.0, to: restarts[0].killed)]
                 for (index, restart) in restarts.enumerated() {

@@ -44,12 +44,12 @@ struct L7RedirectTests {
                 #expect(a.seen_local == "\(Lab.nodeIP):30100", "original destination: \(a.seen_local)")
                 #expect(a.peer == "\(Lab.nodeIP):30100")
             }
-            // No proxy on that frontend's port: a reset at once, not a hang.
-            #expect(try await lab.probe("tcp", 30101) == "refused")
+            // No proxy on that frontend's port: the SYN is dropped (an agent restarting), the client retries.
+            #expect(try await lab.probe("tcp", 30101) == "timeout")
         }
     }
 
-    @Test("a LoadBalancer IP (not a node address) of an L7LB frontend lands on the proxy from outside; no listener: reset")
+    @Test("a LoadBalancer IP (not a node address) of an L7LB frontend lands on the proxy from outside; no listener: SYN dropped")
     func loadBalancerIPLandsOnProxy() async throws {
         try await withLab(prefix: "pwdp") { lab in
             try await lab.install()
@@ -65,11 +65,11 @@ struct L7RedirectTests {
             #expect(burst.errors.isEmpty, "\(burst.errors)")
             #expect(burst.countsByBackend == ["proxy": 10])
             #expect(burst.answers.allSatisfy { $0.seen_peer.hasPrefix("\(Lab.clientIP):") && $0.seen_local == "\(lbIP):443" })
-            #expect(try await lab.probe(from: client, "tcp", lbIP, 444) == "refused")
+            #expect(try await lab.probe(from: client, "tcp", lbIP, 444) == "timeout")
         }
     }
 
-    @Test("ClusterIP of an L7LB frontend from a pod lands on the proxy; without a listener the pod gets a reset")
+    @Test("ClusterIP of an L7LB frontend from a pod lands on the proxy; without a listener the pod's SYN is dropped, an open connection reset")
     func clusterIPFromPodLandsOnProxy() async throws {
         try await withLab(prefix: "pwdp") { lab in
             try await lab.install(podDevices: [Lab.podDevice])
@@ -86,12 +86,27 @@ struct L7RedirectTests {
                 #expect(a.seen_local == "\(clusterIP):80")
                 #expect(a.peer == "\(clusterIP):80")
             }
-            #expect(try await lab.probe(from: lab.pod, "tcp", clusterIP, 81) == "refused")
-            // The proxy going away: its registration goes with the socket, and new connections are
-            // reset, not left hanging.
+            #expect(try await lab.probe(from: lab.pod, "tcp", clusterIP, 81) == "timeout")
+            // The proxy going away: its registration goes with the socket, and new connections wait
+            // for the next one (SYN retransmission), neither reset nor answered.
             await onDedicatedThreadQuiet { proxy.stop() }
             #expect(try L7ListenerMap(bpffs: lab.bpffs).cookie(port: proxyPort) == nil)
-            #expect(try await lab.probe(from: lab.pod, "tcp", clusterIP, 80) == "refused")
+            #expect(try await lab.probe(from: lab.pod, "tcp", clusterIP, 80) == "timeout")
+        }
+    }
+
+    @Test("a connection attempted while the proxy restarts is served once it listens again (the SYN is dropped, not reset)")
+    func synWaitsForTheProxy() async throws {
+        try await withLab(prefix: "pwdp") { lab in
+            try await lab.install()
+            try setL7(lab, address: Lab.nodeIP, port: 30103, flags: PW_SVC_FLAG_NODEPORT, revNat: 9, proxy: proxyPort)
+            // The client's first SYN goes out while nothing listens (the probe waits up to 4 s); the
+            // proxy starts 300 ms later and takes the retransmitted SYN (1 s after the first).
+            async let answer = onDedicatedThread { try lab.clientRun(["probe", "tcp", Lab.nodeIP, "30103", "4"]).trimmed }
+            try await Task.sleep(for: .milliseconds(300))
+            let proxy = try await onDedicatedThread { try ProxyStub(netns: lab.node, port: proxyPort) }
+            defer { proxy.stop() }
+            #expect(try await answer == "ok proxy")
         }
     }
 

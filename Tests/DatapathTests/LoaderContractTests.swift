@@ -18,7 +18,7 @@ struct LoaderContractTests {
         return bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : nil
     }
 
-    private var object: String { get throws { try ObjectLocator.locate(explicit: nil, currentDirectory: packageRoot) } }
+    private var object: String { get throws { try Lab.objectPath() } }
 
     @Test("the loader reuses the maps BPFMaps created, with their sizes")
     func reusesBPFMapsPins() throws {

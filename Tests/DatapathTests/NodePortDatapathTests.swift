@@ -149,6 +149,39 @@ struct NodePortDatapathTests {
         }
     }
 
+    @Test("a pod device leaving the plan has its link detached and unpinned; cleanup removes every link, the proxy's policy route and the pins")
+    func pruneAndCleanup() async throws {
+        try await withLab { lab in
+            let withPod = try await lab.install(podDevices: [Lab.podDevice])
+            #expect(withPod.contains { $0.device == Lab.podDevice })
+            let node = lab.node, bpffs = lab.bpffs
+            let links = bpffs + "/links"
+            #expect(FileManager.default.fileExists(atPath: links + "/\(Lab.podDevice)_ingress"))
+            #expect(try await onDedicatedThread { try inNetns(node) { portway_dp_proxy_route_present() } } == 1)
+
+            // The pod's device is no longer wanted (its pod went): pruned.
+            let pruned = try await onDedicatedThread {
+                try inNetns(node) { Datapath.pruneLinks(DatapathOptions(devices: [Lab.device], bpffs: bpffs)) }
+            }
+            #expect(pruned == ["\(Lab.podDevice)_egress", "\(Lab.podDevice)_ingress"])
+            #expect(!FileManager.default.fileExists(atPath: links + "/\(Lab.podDevice)_ingress"))
+            let left = try await onDedicatedThread {
+                try inNetns(node) { Datapath.attachments(DatapathOptions(devices: [Lab.device], podDevices: [Lab.podDevice], bpffs: bpffs)) }
+            }
+            #expect(left.map(\.device) == [Lab.device, Lab.device])
+
+            let report = try await onDedicatedThread { try inNetns(node) { try Datapath.cleanup(bpffs: bpffs) } }
+            #expect(report.links == ["\(Lab.device)_egress", "\(Lab.device)_ingress"])
+            #expect(report.policyRoute)
+            #expect(report.pins.contains("pw_lb4_services"))
+            #expect(try await lab.attachments().isEmpty)
+            #expect(!FileManager.default.fileExists(atPath: bpffs))
+            #expect(try await onDedicatedThread { try inNetns(node) { portway_dp_proxy_route_present() } } == 0)
+            let rules = try await onDedicatedThread { try run(["ip", "-n", node, "rule"]) }
+            #expect(!rules.contains("lookup 2005"), "\(rules)")
+        }
+    }
+
     @Test("re-installing swaps the programs in place; uninstall detaches")
     func reinstallAndUninstall() async throws {
         try await withLab { lab in
@@ -194,7 +227,7 @@ struct NodePortDatapathTests {
     @Test("a missing device is a clear error and attaches nothing")
     func missingDevice() async throws {
         try await withLab { lab in
-            let object = try ObjectLocator.locate(explicit: nil, currentDirectory: packageRoot)
+            let object = try Lab.objectPath()
             let bpffs = lab.bpffs
             let node = lab.node
             let result: Result<[AttachedProgram], DatapathError> = try await onDedicatedThread {

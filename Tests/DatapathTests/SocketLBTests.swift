@@ -88,7 +88,7 @@ struct SocketLBTests {
     @Test("a cgroup path that is not cgroup v2 is a clear error and attaches nothing")
     func badCgroupPath() async throws {
         try await withLab(prefix: "pwdp") { lab in
-            let object = try ObjectLocator.locate(explicit: nil, currentDirectory: packageRoot)
+            let object = try Lab.objectPath()
             let node = lab.node, bpffs = lab.bpffs
             for path in ["/nonexistent-pwdp", "/tmp"] {
                 let result: DatapathError? = try await onDedicatedThread {

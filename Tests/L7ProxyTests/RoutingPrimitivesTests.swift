@@ -169,12 +169,18 @@ import Testing
         metrics.record(route: RouteLabel("r1"), status: 503, latencySeconds: 0.0001)
         #expect(metrics.count(route: "r1", status: 200) == 2)
         #expect(metrics.count(route: "r1", status: 503) == 1)
-        let series = metrics.snapshot()[ProxyMetrics.Key(route: "r1", status: 200)]!
-        #expect(series.bucketCounts[1] == 1)  // 0.002 ≤ 0.005
-        #expect(series.bucketCounts[ProxyMetrics.latencyBuckets.firstIndex(of: 5)!] == 1)
+        metrics.record(route: .none, status: 404, latencySeconds: 0.0001)
+        metrics.record(route: .none, status: 431, latencySeconds: 0.0001)
         let text = metrics.prometheusText()
         #expect(text.contains("portway_proxy_requests_total{route=\"r1\",code=\"200\"} 2"))
+        // Cumulative buckets: 0.002 falls in le=0.005; 3 s only from le=5 on.
+        #expect(text.contains("portway_proxy_request_duration_seconds_bucket{route=\"r1\",code=\"200\",le=\"0.001\"} 0"))
+        #expect(text.contains("portway_proxy_request_duration_seconds_bucket{route=\"r1\",code=\"200\",le=\"0.005\"} 1"))
+        #expect(text.contains("portway_proxy_request_duration_seconds_bucket{route=\"r1\",code=\"200\",le=\"2.5\"} 1"))
+        #expect(text.contains("portway_proxy_request_duration_seconds_bucket{route=\"r1\",code=\"200\",le=\"5.0\"} 2"))
         #expect(text.contains("portway_proxy_request_duration_seconds_bucket{route=\"r1\",code=\"200\",le=\"+Inf\"} 2"))
+        #expect(text.contains("portway_proxy_requests_rejected_total{reason=\"no_route\"} 1"))
+        #expect(text.contains("portway_proxy_requests_rejected_total{reason=\"headers_too_large\"} 1"))
     }
 
     @Test func routeTableSwapIsSeenByTheNextRead() {

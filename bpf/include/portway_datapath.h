@@ -60,6 +60,13 @@ int portway_dp_prog_id(int prog_fd, __u32 *id);
 /// entries are kept. Returns 0 or -errno.
 int portway_dp_proxy_route_install(void);
 
+/// Removes what portway_dp_proxy_route_install added (the rule and the table's route), in the
+/// calling thread's network namespace. Missing entries are fine. Returns 0 or -errno.
+int portway_dp_proxy_route_remove(void);
+/// 1 if the calling thread's network namespace has a policy rule to PW_PROXY_ROUTE_TABLE, 0 if
+/// not, -errno on failure.
+int portway_dp_proxy_route_present(void);
+
 /// 1 if the kernel offers bpf_redirect_neigh and bpf_fib_lookup to tc programs, 0 if not.
 int portway_dp_have_host_routing(void);
 
@@ -86,5 +93,24 @@ int portway_dp_is_bpffs(const char *path);
 /// Moves the calling thread into the network namespace at path (e.g. /var/run/netns/NAME).
 /// Returns 0 or -errno.
 int portway_dp_enter_netns(const char *path);
+
+/// One network device of the calling thread's namespace, as rtnetlink describes it.
+struct pw_link_info {
+    int ifindex;
+    char name[16];
+    char kind[16];            /* IFLA_INFO_KIND: "veth", "bridge", ... ("" for plain devices) */
+    __u32 master;             /* the ifindex of the bridge it is a port of, 0 if none */
+    int peer_in_other_netns;  /* IFLA_LINK_NETNSID present: a veth whose peer is in another namespace */
+    int up;
+};
+
+/// Lists the links of the calling thread's network namespace into out (at most max). Returns the
+/// number listed or -errno.
+int portway_nl_list_links(struct pw_link_info *out, int max);
+/// A netlink socket subscribed to link changes (RTMGRP_LINK), non-blocking. Returns the fd or -errno.
+int portway_nl_link_events_open(void);
+/// Waits up to timeout_ms for link changes on fd and drains them. Returns how many messages were
+/// read (0: none within the timeout) or -errno.
+int portway_nl_link_events_wait(int fd, int timeout_ms);
 
 #endif

@@ -299,7 +299,10 @@ static __always_inline int pw_proxy_registered(__u32 proxy_port)
  * (bound with IP_TRANSPARENT), is assigned to the packet with bpf_sk_assign; the addresses stay as the client
  * sent them, so the proxy's accepted socket has the client as peer and the frontend as local
  * address. The mark selects the policy route that delivers any destination locally. Without a
- * listener TCP gets a reset at once (pw_reply_reset); UDP is delivered locally all the same, where
+ * listener, a TCP SYN is dropped: the proxy is restarting (a frontend is L7LB only while an agent
+ * programs it), and the client's SYN retransmission (1 s, then 3 s) reaches the next agent, so a
+ * restart or a SIGKILL refuses no connection; any other TCP segment of a connection the proxy no
+ * longer has gets a reset at once (pw_reply_reset). UDP is delivered locally all the same, where
  * no socket wants it (an ICMP port unreachable only when the frontend is a node address). */
 static __always_inline int pw_to_proxy(struct __sk_buff *skb, const struct pw_pkt *p, __u32 proxy_port)
 {
@@ -348,14 +351,24 @@ static __always_inline int pw_to_proxy(struct __sk_buff *skb, const struct pw_pk
             sk = (struct bpf_sock *)bpf_sk_lookup_udp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
         }
     }
-    if (!sk && p->proto == IPPROTO_TCP)
+    if (!sk && p->proto == IPPROTO_TCP) {
+        if ((p->tcp_flags & (PW_TCP_FLAG_SYN | PW_TCP_FLAG_ACK)) == PW_TCP_FLAG_SYN)
+            return TC_ACT_SHOT;
         return pw_reply_reset(skb, p);
+    }
     skb->mark = (skb->mark & ~PW_MARK_TO_PROXY_MASK) | PW_MARK_TO_PROXY;
     if (!sk)
         return TC_ACT_OK;
     rc = bpf_sk_assign(skb, sk, 0);
     bpf_sk_release(sk);
-    return rc == 0 ? TC_ACT_OK : TC_ACT_SHOT;
+    if (rc == 0)
+        return TC_ACT_OK;
+    /* The socket is going away (a proxy killed or stopping while a handshake or a connection was
+     * still in its queue): a SYN waits for the next proxy (retransmission), any other segment
+     * gets a reset, so the client learns at once instead of retransmitting into nothing. */
+    if (p->proto == IPPROTO_TCP && (p->tcp_flags & (PW_TCP_FLAG_SYN | PW_TCP_FLAG_ACK)) != PW_TCP_FLAG_SYN)
+        return pw_reply_reset(skb, p);
+    return TC_ACT_SHOT;
 }
 
 /* The master entry of the frontend a packet is addressed to, as seen from where it entered:

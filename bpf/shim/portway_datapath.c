@@ -361,6 +361,106 @@ int portway_dp_proxy_route_install(void)
     return nl_request(&req.h);
 }
 
+int portway_dp_proxy_route_remove(void)
+{
+    struct {
+        struct nlmsghdr h;
+        union {
+            struct fib_rule_hdr rule;
+            struct rtmsg rt;
+        };
+        char attrs[128];
+    } req;
+    unsigned int lo = if_nametoindex("lo");
+    int rc, rc2;
+
+    memset(&req, 0, sizeof(req));
+    req.h.nlmsg_type = RTM_DELRULE;
+    req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+    req.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct fib_rule_hdr));
+    req.rule.family = AF_INET;
+    req.rule.action = FR_ACT_TO_TBL;
+    req.rule.table = RT_TABLE_UNSPEC;
+    nl_attr_u32(&req.h, FRA_FWMARK, PW_MARK_TO_PROXY);
+    nl_attr_u32(&req.h, FRA_FWMASK, PW_MARK_TO_PROXY_MASK);
+    nl_attr_u32(&req.h, FRA_TABLE, PW_PROXY_ROUTE_TABLE);
+    nl_attr_u32(&req.h, FRA_PRIORITY, PW_PROXY_RULE_PRIO);
+    rc = nl_request(&req.h);
+
+    memset(&req, 0, sizeof(req));
+    req.h.nlmsg_type = RTM_DELROUTE;
+    req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+    req.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg));
+    req.rt.rtm_family = AF_INET;
+    req.rt.rtm_table = RT_TABLE_UNSPEC;
+    req.rt.rtm_scope = RT_SCOPE_HOST;
+    req.rt.rtm_type = RTN_LOCAL;
+    nl_attr_u32(&req.h, RTA_TABLE, PW_PROXY_ROUTE_TABLE);
+    if (lo != 0)
+        nl_attr_u32(&req.h, RTA_OIF, lo);
+    rc2 = nl_request(&req.h);
+    /* gone already is fine */
+    if (rc == -ENOENT || rc == -ESRCH)
+        rc = 0;
+    if (rc2 == -ENOENT || rc2 == -ESRCH)
+        rc2 = 0;
+    return rc < 0 ? rc : rc2;
+}
+
+int portway_dp_proxy_route_present(void)
+{
+    struct {
+        struct nlmsghdr h;
+        struct fib_rule_hdr rule;
+    } req;
+    struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+    char buf[16384];
+    int fd, found = 0, done = 0;
+
+    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0)
+        return -errno;
+    memset(&req, 0, sizeof(req));
+    req.h.nlmsg_len = NLMSG_LENGTH(sizeof(req.rule));
+    req.h.nlmsg_type = RTM_GETRULE;
+    req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    req.rule.family = AF_INET;
+    if (sendto(fd, &req, req.h.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0) {
+        found = -errno;
+        close(fd);
+        return found;
+    }
+    while (!done) {
+        ssize_t len = recv(fd, buf, sizeof(buf), 0);
+        struct nlmsghdr *h;
+        if (len < 0) {
+            if (errno == EINTR)
+                continue;
+            found = -errno;
+            break;
+        }
+        for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, (unsigned int)len); h = NLMSG_NEXT(h, len)) {
+            struct rtattr *a;
+            int alen;
+            __u32 table = 0;
+            if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+                done = 1;
+                break;
+            }
+            alen = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof(struct fib_rule_hdr));
+            for (a = (struct rtattr *)((char *)NLMSG_DATA(h) + NLMSG_ALIGN(sizeof(struct fib_rule_hdr))); RTA_OK(a, alen);
+                 a = RTA_NEXT(a, alen)) {
+                if (a->rta_type == FRA_TABLE)
+                    table = *(__u32 *)RTA_DATA(a);
+            }
+            if (table == PW_PROXY_ROUTE_TABLE)
+                found = 1;
+        }
+    }
+    close(fd);
+    return found;
+}
+
 int portway_dp_have_host_routing(void)
 {
     return libbpf_probe_bpf_helper(BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_redirect_neigh, NULL) == 1 &&

@@ -9,7 +9,7 @@ enum LabPrerequisites {
         if !haveCommand("ip") { return "`ip` (iproute2) not found" }
         if !FileManager.default.isExecutableFile(atPath: Lab.python) { return "\(Lab.python) not found" }
         if let missing = BPFFSFixture.hostBPFFSMissing { return missing }
-        if (try? ObjectLocator.locate(explicit: nil, currentDirectory: packageRoot)) == nil {
+        if (try? Lab.objectPath()) == nil {
             return "bpf/out/portway_lb.o not built (make bpf)"
         }
         return nil
@@ -35,6 +35,17 @@ enum LabPrerequisites {
 /// (not a frontend). Everything is removed by `tearDown()`.
 final class Lab: @unchecked Sendable {  // used by one test at a time
     static let python = "/usr/bin/python3"
+
+    /// The compiled datapath file the tests load: $PORTWAY_BPF_DIR/portway_lb.o, else the package's
+    /// bpf/out/portway_lb.o (the agent itself loads the object embedded in its binary).
+    static func objectPath() throws -> String {
+        let environment = ProcessInfo.processInfo.environment
+        let dir = environment["PORTWAY_BPF_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? packageRoot + "/bpf/out"
+        guard case .file(let path) = try ObjectLocator.locate(explicit: dir + "/" + ObjectLocator.fileName) else {
+            throw DatapathError.objectNotFound(searched: [dir])
+        }
+        return path
+    }
 
     static let nodeIP = "192.0.2.1"
     static let node2IP = "192.0.2.2"
@@ -167,7 +178,7 @@ final class Lab: @unchecked Sendable {  // used by one test at a time
     {
         let options = DatapathOptions(
             devices: [Self.device], podDevices: podDevices, socketLBCgroup: socketLB ? try makeCgroup() : nil, bpffs: bpffs,
-            objectPath: try ObjectLocator.locate(explicit: nil, currentDirectory: packageRoot),
+            objectPath: try Lab.objectPath(),
             mapSizes: Self.smallMaps, mode: mode, hostRouting: hostRouting)
         return try inNetns(node) { try Datapath.install(options) }
     }

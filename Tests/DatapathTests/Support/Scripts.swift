@@ -52,7 +52,7 @@ enum Scripts {
     /// `client.py hold HOST PORT`: one TCP connection; each stdin line is sent and the answer printed.
     /// `client.py udpfrom HOST PORT N`: N unconnected UDP sockets, sendto + recvfrom; `peer` is the
     /// address the answer came from.
-    /// `client.py probe tcp|udp HOST PORT`: one attempt; prints `ok NAME`, `refused` or `timeout`.
+    /// `client.py probe tcp|udp HOST PORT [TIMEOUT]`: one attempt (1 s); prints `ok NAME`, `refused` or `timeout`.
     /// `client.py reuse HOST PORT SPORT N`: N TCP connections one after the other, all from source
     /// port SPORT; each sends `close`, reads the answer and waits for the server to close first (so
     /// the server side keeps the TIME_WAIT socket the next connection's SYN meets), then closes once
@@ -114,8 +114,9 @@ enum Scripts {
             print(json.dumps({"answers": answers, "errors": errors}), flush=True)
         elif mode == "probe":
             proto, host, port = sys.argv[2], sys.argv[3], int(sys.argv[4])
+            timeout = float(sys.argv[5]) if len(sys.argv) > 5 else 1.0
             try:
-                line, _ = once(proto, host, port, timeout=1.0)
+                line, _ = once(proto, host, port, timeout=timeout)
                 print("ok " + line.split()[0], flush=True)
             except ConnectionRefusedError:
                 print("refused", flush=True)
