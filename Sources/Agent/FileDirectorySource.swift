@@ -27,33 +27,18 @@ public struct FileDirectorySource: ClusterStateSource {
     }
 
     public func run(sink: @escaping SourceSink) async {
-        let stopped = Arc(Atomic<Bool>(false))
-        let poller = DirectoryPoller(directory: directory, logger: logger)
-        let interval = interval
-        let (finished, done) = AsyncStream<Void>.makeStream()
-        let thread = Thread {
-            var poller = poller
-            while !stopped.value.load(ordering: .acquiring) {
-                // Each reload is a whole snapshot; the pipeline diffs it by key.
-                if let snapshot = poller.poll() { sink(.snapshot(snapshot)) }
-                Thread.sleep(forTimeInterval: interval.seconds)
+        // File-system calls block: each poll runs on the source's own blocking executor, and the
+        // wait between polls is a task sleep (cancellation ends it at once).
+        let poller = LockBox(DirectoryPoller(directory: directory, logger: logger))
+        let executor = BlockingExecutor(label: "portway.source.files")
+        while !Task.isCancelled {
+            // Each reload is a whole snapshot; the pipeline diffs it by key.
+            if let polled = try? await executor.run({ poller.value.withLock { $0.poll() } }), let snapshot = polled {
+                sink(.snapshot(snapshot))
             }
-            done.finish()
-        }
-        thread.name = "portway-file-source"
-        await withTaskCancellationHandler {
-            thread.start()
-            for await _ in finished {}
-        } onCancel: {
-            stopped.value.store(true, ordering: .releasing)
+            try? await Task.sleep(for: interval)
         }
     }
-}
-
-/// A Sendable box for a non-copyable atomic shared with the polling thread.
-final class Arc<T: ~Copyable>: Sendable where T: Sendable {
-    let value: T
-    init(_ value: consuming T) { self.value = value }
 }
 
 /// One poll step: reload the files that changed, each keeping its last good content, and yield

@@ -2,6 +2,7 @@ import BPFMaps
 import Datapath
 import Foundation
 import Logging
+import Runtime
 import ServiceLifecycle
 import Synchronization
 
@@ -104,14 +105,12 @@ public struct PodDeviceWatcher: ServiceLifecycle.Service {
     }
 
     public func run() async throws {
-        let stop = Mutex(false)
-        let thread = DispatchQueue(label: "portway.pod-devices")
+        let stop = LockBox(false)
+        // Its own blocking executor: the netlink wait blocks (in short waits, so a stop is seen).
+        let executor = BlockingExecutor(label: "portway.pod-devices")
         await withGracefulShutdownHandler {
             await withTaskCancellationHandler {
-            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                // A dedicated thread: the netlink wait blocks.
-                thread.async { [controller, external, prefix, rescan, logger] in
-                    defer { done.resume() }
+                _ = try? await executor.run { [controller, external, prefix, rescan, logger] in
                     let events: LinkEvents
                     do { events = try LinkEvents() } catch {
                         logger.error("pod devices: \(error); pods that start later get no tc programs")
@@ -119,7 +118,7 @@ public struct PodDeviceWatcher: ServiceLifecycle.Service {
                     }
                     var lastScan = ContinuousClock.now
                     var changed = true
-                    while !stop.withLock({ $0 }) {
+                    while !stop.value.withLock({ $0 }) {
                         if changed || ContinuousClock.now - lastScan > rescan {
                             lastScan = ContinuousClock.now
                             do {
@@ -135,12 +134,11 @@ public struct PodDeviceWatcher: ServiceLifecycle.Service {
                         changed = events.wait(timeoutMilliseconds: 200)
                     }
                 }
-            }
             } onCancel: {
-                stop.withLock { $0 = true }
+                stop.value.withLock { $0 = true }
             }
         } onGracefulShutdown: {
-            stop.withLock { $0 = true }
+            stop.value.withLock { $0 = true }
         }
     }
 }

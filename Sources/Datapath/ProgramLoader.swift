@@ -1,6 +1,7 @@
 import CLibBPF
 import CPortwayBPF
 import Foundation
+import Synchronization
 
 /// A loaded datapath object: its programs' file descriptors by name. The descriptors belong to
 /// the object: they are valid until `close()`.
@@ -49,15 +50,23 @@ struct MapLayout: Equatable {
 /// and loads the programs into the kernel.
 enum ProgramLoader {
     /// libbpf's print callback is process-global: loads are serialized.
-    private static let lock = NSLock()
+    private static let lock = Mutex(())
 
     static func load(
         object source: DatapathObject, bpffs: String, mapSizes: [String: UInt32], programs: [String], config: pw_dp_config,
         skip: [String] = []
     ) throws -> LoadedObject {
+        // libbpf's log callback is process-wide: one load at a time captures its own messages.
+        try lock.withLock { _ in
+            try loadLocked(object: source, bpffs: bpffs, mapSizes: mapSizes, programs: programs, config: config, skip: skip)
+        }
+    }
+
+    private static func loadLocked(
+        object source: DatapathObject, bpffs: String, mapSizes: [String: UInt32], programs: [String], config: pw_dp_config,
+        skip: [String]
+    ) throws -> LoadedObject {
         let objectPath = source.description
-        lock.lock()
-        defer { lock.unlock() }
         portway_dp_log_capture_start()
         defer { portway_dp_log_capture_stop() }
         func captured() -> String { String(cString: portway_dp_log_captured()) }

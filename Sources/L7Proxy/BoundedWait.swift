@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// A wait for something the event loops do (a channel closing, a task submitted to a loop, the
 /// loops stopping) that gives up at a deadline kept on Swift's clock, or when the waiting task is
@@ -42,11 +43,11 @@ public enum BoundedWait {
             case finished(Bool)
         }
 
-        private let state = NIOLockedValueBox(State.pending)
+        private let state = Mutex(State.pending)
 
         func value() async -> Bool {
             await withCheckedContinuation { continuation in
-                let early: Bool? = state.withLockedValue { state in
+                let early: Bool? = state.withLock { state in
                     if case .finished(let value) = state { return value }
                     state = .waiting(continuation)
                     return nil
@@ -56,7 +57,7 @@ public enum BoundedWait {
         }
 
         func finish(_ value: Bool) {
-            let waiting: CheckedContinuation<Bool, Never>? = state.withLockedValue { state in
+            let waiting: CheckedContinuation<Bool, Never>? = state.withLock { state in
                 switch state {
                 case .pending:
                     state = .finished(value)

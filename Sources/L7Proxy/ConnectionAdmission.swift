@@ -84,7 +84,7 @@ final class ConnectionAdmission: Sendable {
         var lastReap: NIODeadline = .distantPast
     }
 
-    private let state = NIOLockedValueBox(State())
+    private let state = Mutex(State())
     /// Connections waiting for room, read by every response to decide whether to keep its
     /// connection alive (so it is one atomic load, not a lock).
     private let waiters = Atomic<Int>(0)
@@ -92,7 +92,7 @@ final class ConnectionAdmission: Sendable {
     init(limits: ConnectionLimits) { self.limits = limits }
 
     /// Client connections open now.
-    var openConnections: Int { state.withLockedValue { $0.total } }
+    var openConnections: Int { state.withLock { $0.total } }
 
     /// True while a connection waits for room: a connection finishing an exchange closes instead of
     /// staying idle, so the waiting one gets its place.
@@ -101,7 +101,7 @@ final class ConnectionAdmission: Sendable {
     /// Counts a new connection from `client` (nil: an address the proxy cannot read, counted in
     /// all only), or says why not.
     func admit(client: String?) -> Verdict {
-        state.withLockedValue { state in
+        state.withLock { state in
             if let client, state.perClient[client, default: 0] >= limits.maxConnectionsPerClient { return .rejectedPerClient }
             if state.total >= limits.maxConnections { return .full }
             if let client { state.perClient[client, default: 0] += 1 }
@@ -112,7 +112,7 @@ final class ConnectionAdmission: Sendable {
 
     /// Uncounts a connection that `admit` admitted; wakes the waiting listeners when there is room.
     func release(client: String?) {
-        let wake: [@Sendable () -> Void] = state.withLockedValue { state in
+        let wake: [@Sendable () -> Void] = state.withLock { state in
             state.total -= 1
             if let client, let current = state.perClient[client] {
                 if current <= 1 { state.perClient[client] = nil } else { state.perClient[client] = current - 1 }
@@ -127,7 +127,7 @@ final class ConnectionAdmission: Sendable {
     /// Registers a listener with `count` connections waiting for room (0: none any more). Returns
     /// false when there is room already: the listener should admit them now.
     func wait(_ listener: ObjectIdentifier, count: Int, resume: @escaping @Sendable () -> Void) -> Bool {
-        state.withLockedValue { state in
+        state.withLock { state in
             guard count > 0, state.total >= limits.maxConnections else {
                 state.waiting[listener] = nil
                 return false
@@ -142,7 +142,7 @@ final class ConnectionAdmission: Sendable {
 
     /// Whether idle connections should be reaped now (at most every 100 ms).
     func shouldReap(now: NIODeadline) -> Bool {
-        state.withLockedValue { state in
+        state.withLock { state in
             guard now - state.lastReap >= .milliseconds(100) else { return false }
             state.lastReap = now
             return true

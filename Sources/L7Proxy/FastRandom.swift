@@ -1,4 +1,5 @@
 import NIOConcurrencyHelpers
+import Synchronization
 
 /// The proxy's default source of backend choices: SplitMix64 behind a lock, seeded once from the
 /// system generator. `UInt64.random(in:)` with the system generator costs a `getrandom` system call
@@ -15,15 +16,15 @@ final class FastRandom: Sendable {
         }
     }
 
-    private let generator: NIOLockedValueBox<SplitMix64>
+    private let generator: Mutex<SplitMix64>
 
     init(seed: UInt64 = UInt64.random(in: .min ... .max)) {
-        generator = NIOLockedValueBox(SplitMix64(state: seed))
+        generator = Mutex(SplitMix64(state: seed))
     }
 
     /// A uniform value in `0..<bound` (`bound` > 0).
     func next(below bound: UInt64) -> UInt64 {
-        generator.withLockedValue { UInt64.random(in: 0..<bound, using: &$0) }
+        generator.withLock { UInt64.random(in: 0..<bound, using: &$0) }
     }
 
     /// One shared generator for every proxy that is not given its own `random`.

@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import Synchronization
 
 /// Binds a listening socket for a proxy port. Injectable: the agent binds transparent sockets
 /// (IP_TRANSPARENT, the target of the datapath's L7LB redirect); tests bind plain loopback.
@@ -75,16 +76,16 @@ public final class L7Proxy: Sendable {
     private let connector: any UpstreamConnector
     private let random: @Sendable (UInt64) -> UInt64
     private let logger: Logger
-    private let listeners = NIOLockedValueBox<[UInt16: any Channel]>([:])
+    private let listeners = Mutex<[UInt16: any Channel]>([:])
     /// Client connections open now (all ports).
-    private let activeConnections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+    private let activeConnections = Mutex<[ObjectIdentifier: any Channel]>([:])
     /// The certificates of the open HTTPS ports.
-    private let certificateStores = NIOLockedValueBox<[UInt16: TLSCertificateStore]>([:])
-    private let pools = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<UpstreamPool>]>([:])
+    private let certificateStores = Mutex<[UInt16: TLSCertificateStore]>([:])
+    private let pools = Mutex<[ObjectIdentifier: NIOLoopBound<UpstreamPool>]>([:])
     /// Client connections counted against `options`' limits.
     private let admission: ConnectionAdmission
     /// Set by `drain`/`shutdown`: a listener whose bind completes after that is closed at once.
-    private let stopping = NIOLockedValueBox(false)
+    private let stopping = Mutex(false)
 
     /// The connection limits in force (derived from the descriptor limit when not set).
     public var connectionLimits: ConnectionLimits { admission.limits }
@@ -109,14 +110,14 @@ public final class L7Proxy: Sendable {
     }
 
     /// The ports listening now (the bound port for listeners opened with port 0).
-    public var ports: [UInt16] { listeners.withLockedValue { $0.keys.sorted() } }
+    public var ports: [UInt16] { listeners.withLock { $0.keys.sorted() } }
 
     /// Starts listening on `port` (0 picks a free port) and returns the bound port. Opening a port
     /// that is already open returns it unchanged; once `drain` or `shutdown` began, nothing opens.
     @discardableResult
     public func open(port: UInt16, configuration: ListenerConfiguration = ListenerConfiguration()) async throws -> UInt16 {
-        if port != 0, listeners.withLockedValue({ $0[port] != nil }) { return port }
-        if stopping.withLockedValue({ $0 }) { throw L7ProxyError.stopped(port: port) }
+        if port != 0, listeners.withLock({ $0[port] != nil }) { return port }
+        if stopping.withLock({ $0 }) { throw L7ProxyError.stopped(port: port) }
         // HTTPS: handshakes choose among the store's certificates, replaceable while the port is open.
         let store = configuration.tls.map { TLSCertificateStore($0.certificates) }
         let tlsContext: NIOSSLContext?
@@ -150,16 +151,16 @@ public final class L7Proxy: Sendable {
         }
         let bound = UInt16(channel.localAddress?.port ?? Int(port))
         // A bind that was slow (a busy event loop) may finish after the proxy began to stop.
-        let registered = stopping.withLockedValue { stopping in
+        let registered = stopping.withLock { stopping in
             if stopping { return false }
-            listeners.withLockedValue { $0[bound] = channel }
+            listeners.withLock { $0[bound] = channel }
             return true
         }
         guard registered else {
             channel.close(promise: nil)
             throw L7ProxyError.stopped(port: port)
         }
-        certificateStores.withLockedValue { $0[bound] = store }
+        certificateStores.withLock { $0[bound] = store }
         logger.info("listening", metadata: ["port": "\(bound)", "tls": "\(configuration.tls != nil)"])
         return bound
     }
@@ -168,15 +169,15 @@ public final class L7Proxy: Sendable {
     /// the listener to close until `deadline` (nil: none) or until the task is cancelled: the port
     /// is out of `ports` at once either way, and a busy event loop closes it when it gets to it.
     public func close(port: UInt16, until deadline: ContinuousClock.Instant? = nil) async {
-        guard let channel = listeners.withLockedValue({ $0.removeValue(forKey: port) }) else { return }
-        certificateStores.withLockedValue { $0[port] = nil }
+        guard let channel = listeners.withLock({ $0.removeValue(forKey: port) }) else { return }
+        certificateStores.withLock { $0[port] = nil }
         let closed = await BoundedWait.until(deadline, channel.close(mode: .all))
         logger.info("stopped listening", metadata: ["port": "\(port)", "closed": "\(closed ? "yes" : "pending (event loop busy)")"])
     }
 
     /// True when `port` is open and terminates TLS.
     public func terminatesTLS(port: UInt16) -> Bool {
-        certificateStores.withLockedValue { $0[port] != nil }
+        certificateStores.withLock { $0[port] != nil }
     }
 
     /// Replaces the certificates of the open HTTPS port `port` while it stays open: new handshakes
@@ -184,7 +185,7 @@ public final class L7Proxy: Sendable {
     /// HTTPS port (open it with a TLS configuration instead).
     @discardableResult
     public func updateCertificates(port: UInt16, tls: TLSListener) -> Bool {
-        guard let store = certificateStores.withLockedValue({ $0[port] }), !tls.certificates.isEmpty else { return false }
+        guard let store = certificateStores.withLock({ $0[port] }), !tls.certificates.isEmpty else { return false }
         store.replace(tls.certificates)
         logger.info("certificates replaced", metadata: ["port": "\(port)", "count": "\(tls.certificates.count)"])
         return true
@@ -203,7 +204,7 @@ public final class L7Proxy: Sendable {
     }
 
     /// Client connections open now, on every port.
-    public var connectionCount: Int { activeConnections.withLockedValue { $0.count } }
+    public var connectionCount: Int { activeConnections.withLock { $0.count } }
 
     /// Stops accepting on every port and closes the idle connections; busy ones close after their
     /// current answer (sent with `Connection: close`). Returns when all are closed or `timeout`
@@ -211,13 +212,13 @@ public final class L7Proxy: Sendable {
     /// deadline is kept on Swift's clock. Call `shutdown()` after it.
     public func drain(timeout: Duration) async {
         let deadline = ContinuousClock.now + timeout
-        stopping.withLockedValue { $0 = true }
+        stopping.withLock { $0 = true }
         // Every listener at once: one busy loop must not hold back the others' closes.
         let closing = ports
         await withTaskGroup(of: Void.self) { group in
             for port in closing { group.addTask { await self.close(port: port, until: deadline) } }
         }
-        for channel in activeConnections.withLockedValue({ Array($0.values) }) {
+        for channel in activeConnections.withLock({ Array($0.values) }) {
             channel.pipeline.fireUserInboundEventTriggered(DrainRequested())
         }
         while connectionCount > 0, ContinuousClock.now < deadline, !Task.isCancelled {
@@ -228,9 +229,9 @@ public final class L7Proxy: Sendable {
     /// Closes every listener and every pooled upstream connection; waits for the event loops to
     /// do so until `deadline` (nil: until done or cancelled).
     public func shutdown(until deadline: ContinuousClock.Instant? = nil) async {
-        stopping.withLockedValue { $0 = true }
+        stopping.withLock { $0 = true }
         let closing = ports
-        let all = pools.withLockedValue { pools in
+        let all = pools.withLock { pools in
             defer { pools = [:] }
             return Array(pools.values)
         }
@@ -244,7 +245,7 @@ public final class L7Proxy: Sendable {
 
     /// Idle pooled upstream connections on all loops (for tests and diagnostics).
     public func idleUpstreamConnections() async -> Int {
-        let all = pools.withLockedValue { Array($0.values) }
+        let all = pools.withLock { Array($0.values) }
         var total = 0
         for pool in all {
             total += (try? await pool.eventLoop.submit { pool.value.idleCount }.get()) ?? 0
@@ -257,7 +258,7 @@ public final class L7Proxy: Sendable {
         let options = self.options
         let connector = self.connector
         let metrics = self.metrics
-        let bound = pools.withLockedValue { pools in
+        let bound = pools.withLock { pools in
             if let existing = pools[key] { return existing }
             let created = NIOLoopBound(UpstreamPool(eventLoop: eventLoop, connector: connector, options: options, metrics: metrics), eventLoop: eventLoop)
             pools[key] = created
@@ -270,7 +271,7 @@ public final class L7Proxy: Sendable {
     /// most every 100 ms), so clients with work get the room idle ones held.
     private func underPressure() {
         guard admission.shouldReap(now: .now()) else { return }
-        for channel in activeConnections.withLockedValue({ Array($0.values) }) {
+        for channel in activeConnections.withLock({ Array($0.values) }) {
             channel.pipeline.fireUserInboundEventTriggered(ReapIfIdle())
         }
     }
@@ -282,8 +283,8 @@ public final class L7Proxy: Sendable {
         let port = UInt16(channel.parent?.localAddress?.port ?? 0)
         let active = activeConnections
         let key = ObjectIdentifier(channel)
-        active.withLockedValue { $0[key] = channel }
-        channel.closeFuture.whenComplete { _ in active.withLockedValue { $0[key] = nil } }
+        active.withLock { $0[key] = channel }
+        channel.closeFuture.whenComplete { _ in active.withLock { $0[key] = nil } }
         try Self.configure(
             channel,
             shared: ConnectionContext(

@@ -3,6 +3,7 @@ import GatewayCore
 import Logging
 import NIOConcurrencyHelpers
 import Prometheus
+import Synchronization
 
 /// The proxy's metrics, recorded through swift-metrics into a Prometheus registry (the agent's
 /// `/metrics` renders the same registry): requests and latency per (route, status code),
@@ -51,12 +52,12 @@ public final class ProxyMetrics: Sendable {
     /// The registry the series live in (`prometheusText()` renders it).
     public let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
-    private let series = NIOLockedValueBox<[Key: Handles]>([:])
-    private let rejectedByStatus = NIOLockedValueBox<[Int: CoreMetrics.Counter]>([:])
+    private let series = Mutex<[Key: Handles]>([:])
+    private let rejectedByStatus = Mutex<[Int: CoreMetrics.Counter]>([:])
     private let openConnections: CoreMetrics.Meter
     private let connectionLimits: LimitCounters
-    private let gauges = NIOLockedValueBox(Gauges())
-    private let live = NIOLockedValueBox(LiveObjects())
+    private let gauges = Mutex(Gauges())
+    private let live = Mutex(LiveObjects())
     /// With a logger: one access-log line per finished request (`--proxy-access-log`).
     private let accessLog: Logger?
 
@@ -102,21 +103,21 @@ public final class ProxyMetrics: Sendable {
     }
 
     /// Client connection handlers and upstream connections not yet freed.
-    public var liveObjects: LiveObjects { live.withLockedValue { $0 } }
+    public var liveObjects: LiveObjects { live.withLock { $0 } }
 
     func noteDownstreamHandler(alive delta: Int) {
-        live.withLockedValue { $0.downstreamHandlers += delta }
+        live.withLock { $0.downstreamHandlers += delta }
         if delta > 0 { openConnections.increment(by: Double(delta)) } else { openConnections.decrement(by: Double(-delta)) }
     }
 
-    func noteUpstreamConnection(alive delta: Int) { live.withLockedValue { $0.upstreamConnections += delta } }
+    func noteUpstreamConnection(alive delta: Int) { live.withLock { $0.upstreamConnections += delta } }
 
     /// Records one finished request. A request that matched no route (`RouteLabel.none`) and got
     /// an error status was rejected before routing: it also counts in `portway_proxy_requests_rejected_total`
     /// with its reason.
     public func record(route: RouteLabel, status: Int, latencySeconds: Double) {
         let key = Key(route: route.name, status: status)
-        let handles = series.withLockedValue { all in
+        let handles = series.withLock { all in
             if let handles = all[key] { return handles }
             let labels = [("route", key.route), ("code", String(status))]
             let made = Handles(
@@ -134,7 +135,7 @@ public final class ProxyMetrics: Sendable {
     }
 
     private func rejectedCounter(status: Int) -> CoreMetrics.Counter {
-        rejectedByStatus.withLockedValue { all in
+        rejectedByStatus.withLock { all in
             if let counter = all[status] { return counter }
             let counter = CoreMetrics.Counter(label: Name.rejected, dimensions: [("reason", Self.rejectionReason(status: status))], factory: factory)
             all[status] = counter
@@ -168,35 +169,35 @@ public final class ProxyMetrics: Sendable {
         return 0
     }
 
-    public var gaugeSnapshot: Gauges { gauges.withLockedValue { $0 } }
+    public var gaugeSnapshot: Gauges { gauges.withLock { $0 } }
 
     func noteBuffered(request: Int) {
-        gauges.withLockedValue { $0.maxBufferedRequestBytes = max($0.maxBufferedRequestBytes, request) }
+        gauges.withLock { $0.maxBufferedRequestBytes = max($0.maxBufferedRequestBytes, request) }
     }
 
     func noteBuffered(response: Int) {
-        gauges.withLockedValue { $0.maxBufferedResponseBytes = max($0.maxBufferedResponseBytes, response) }
+        gauges.withLock { $0.maxBufferedResponseBytes = max($0.maxBufferedResponseBytes, response) }
     }
 
     func noteUpstream(reused: Bool) {
-        gauges.withLockedValue { if reused { $0.upstreamConnectionsReused += 1 } else { $0.upstreamConnectionsOpened += 1 } }
+        gauges.withLock { if reused { $0.upstreamConnectionsReused += 1 } else { $0.upstreamConnectionsOpened += 1 } }
     }
 
-    func noteRetry() { gauges.withLockedValue { $0.upstreamRetries += 1 } }
+    func noteRetry() { gauges.withLock { $0.upstreamRetries += 1 } }
 
     func noteRejected(_ verdict: ConnectionAdmission.Verdict) {
         guard verdict == .rejectedPerClient else { return }
-        gauges.withLockedValue { $0.connectionsRejectedPerClient += 1 }
+        gauges.withLock { $0.connectionsRejectedPerClient += 1 }
         connectionLimits.rejectedPerClient.increment()
     }
 
     func noteReaped() {
-        gauges.withLockedValue { $0.idleConnectionsReaped += 1 }
+        gauges.withLock { $0.idleConnectionsReaped += 1 }
         connectionLimits.reaped.increment()
     }
 
     func noteAcceptPaused() {
-        gauges.withLockedValue { $0.acceptPauses += 1 }
+        gauges.withLock { $0.acceptPauses += 1 }
         connectionLimits.acceptPauses.increment()
     }
 

@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
+import Synchronization
 
 /// A certificate of an HTTPS listener: served to clients whose SNI matches `hostname`.
 public struct ListenerCertificate: Sendable {
@@ -84,19 +85,19 @@ public struct TLSListener: Sendable {
 /// The certificates an open HTTPS proxy port serves, replaceable while the port stays open (a
 /// Secret rotated): each handshake reads the current set once.
 public final class TLSCertificateStore: Sendable {
-    private let box: NIOLockedValueBox<[ListenerCertificate]>
+    private let box: Mutex<[ListenerCertificate]>
 
     public init(_ certificates: [ListenerCertificate]) {
-        box = NIOLockedValueBox(certificates)
+        box = Mutex(certificates)
     }
 
     /// The certificates new handshakes choose among.
-    public var certificates: [ListenerCertificate] { box.withLockedValue { $0 } }
+    public var certificates: [ListenerCertificate] { box.withLock { $0 } }
 
     /// Installs `certificates` for every handshake from now on. An empty list is ignored (a port
     /// keeps serving its last certificates rather than failing every handshake).
     public func replace(_ certificates: [ListenerCertificate]) {
         guard !certificates.isEmpty else { return }
-        box.withLockedValue { $0 = certificates }
+        box.withLock { $0 = certificates }
     }
 }
