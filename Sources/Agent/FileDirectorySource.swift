@@ -33,7 +33,7 @@ public struct FileDirectorySource: ClusterStateSource {
         let executor = BlockingExecutor(label: "portway.source.files")
         while !Task.isCancelled {
             // Each reload is a whole snapshot; the pipeline diffs it by key.
-            if let polled = try? await executor.run({ poller.value.withLock { $0.poll() } }), let snapshot = polled {
+            if let snapshot = try? await executor.run({ poller.value.withLock { $0.poll() } }) {
                 sink(.snapshot(snapshot))
             }
             try? await Task.sleep(for: interval)

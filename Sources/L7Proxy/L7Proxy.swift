@@ -281,10 +281,9 @@ public final class L7Proxy: Sendable {
 
     private func initializeConnection(_ channel: any Channel, tls: NIOSSLContext?) throws {
         let port = UInt16(channel.parent?.localAddress?.port ?? 0)
-        let active = activeConnections
         let key = ObjectIdentifier(channel)
-        active.withLock { $0[key] = channel }
-        channel.closeFuture.whenComplete { _ in active.withLock { $0[key] = nil } }
+        activeConnections.withLock { $0[key] = channel }
+        channel.closeFuture.whenComplete { [weak self] _ in self?.activeConnections.withLock { $0[key] = nil } }
         try Self.configure(
             channel,
             shared: ConnectionContext(
