@@ -63,6 +63,13 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // What the CLI prints: translate, routes, explain, `bpf lb list` (text and JSON).
+        .target(
+            name: "Views",
+            dependencies: ["KubeModels", "LoadBalancer", "GatewayCore", "FileSource", "BPFMaps"],
+            swiftSettings: strict
+        ),
+
         // I/O modules.
         .target(
             name: "KubeAPI",
@@ -108,7 +115,6 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -131,7 +137,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "portway",
-            dependencies: [
+            dependencies: ["Views", 
                 "Agent", "LoadBalancer", "GatewayCore", "FileSource", "BPFMaps", "Datapath", "L7Proxy", "Runtime", "KubeAPI", "KubeModels",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -145,7 +151,13 @@ let package = Package(
         // What each fuzz target does with one input; fuzz/ and FuzzCorpusTests both call it.
         .target(
             name: "PortwayFuzzEntries",
-            dependencies: ["FileSource", "KubeAPI", "BPFMaps", "LoadBalancer", "GatewayCore", "KubeModels", "L7Proxy", "LinearRegex"],
+            dependencies: ["Views", 
+                "FileSource", "KubeAPI", "BPFMaps", "LoadBalancer", "GatewayCore", "KubeModels", "L7Proxy", "LinearRegex",
+                // The proxy's fuzz harness runs the proxy's handlers on in-memory channels.
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
 
@@ -154,7 +166,7 @@ let package = Package(
         // golden files. Not the test API server: that is KubeAPITestSupport (see docs/TESTING.md).
         .target(
             name: "PortwayTestSupport",
-            dependencies: ["KubeModels", "LoadBalancer", "BPFMaps"],
+            dependencies: ["Views", "KubeModels", "LoadBalancer", "BPFMaps"],
             swiftSettings: strict
         ),
 
@@ -167,7 +179,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KubeAPITests",
-            dependencies: [
+            dependencies: ["Views", 
                 "PortwayTestSupport",
                 "KubeAPI", "KubeModels", "KubeAPITestSupport", "Agent", "BPFMaps", "LoadBalancer", "GatewayCore", "Runtime",
                 .product(name: "Logging", package: "swift-log"),
@@ -205,12 +217,12 @@ let package = Package(
         ),
         .testTarget(
             name: "LoadBalancerTests",
-            dependencies: ["PortwayTestSupport", "LoadBalancer", "KubeModels", "FileSource"],
+            dependencies: ["Views", "PortwayTestSupport", "LoadBalancer", "KubeModels", "FileSource"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "GatewayCoreTests",
-            dependencies: ["PortwayTestSupport", "GatewayCore", "LoadBalancer", "KubeModels", "FileSource", "LinearRegex"],
+            dependencies: ["Views", "PortwayTestSupport", "GatewayCore", "LoadBalancer", "KubeModels", "FileSource", "LinearRegex"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -238,7 +250,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FileSourceTests",
-            dependencies: ["PortwayTestSupport", "FileSource", "LoadBalancer", "GatewayCore", "KubeModels", "BPFMaps"],
+            dependencies: ["Views", "PortwayTestSupport", "FileSource", "LoadBalancer", "GatewayCore", "KubeModels", "BPFMaps"],
             exclude: ["Golden"],
             swiftSettings: strict
         ),

@@ -292,6 +292,19 @@ public final class L7Proxy: Sendable {
             tls: tls)
     }
 
+    /// A client connection's handlers on `channel`, with upstream connections from `connector` on
+    /// `eventLoop`: what an accepted socket gets, for a harness's in-memory channel (the fuzz
+    /// entries in PortwayFuzzEntries; the package boundary keeps it out of the public API).
+    package static func installConnection(
+        on channel: any Channel, proxyPort: UInt16, options: ProxyOptions, routes: RouteTableHolder, metrics: ProxyMetrics,
+        connector: any UpstreamConnector, eventLoop: any EventLoop
+    ) throws {
+        let shared = ConnectionContext(
+            proxyPort: proxyPort, isTLS: false, options: options, routes: routes, metrics: metrics,
+            pool: UpstreamPool(eventLoop: eventLoop, connector: connector, options: options, metrics: metrics))
+        try configure(channel, shared: shared, tls: nil)
+    }
+
     /// Installs the proxy's handlers on a client channel: TLS (optional), activity probe, HTTP/1.1
     /// server codec with pipelining and limits, then the connection handler.
     static func configure(_ channel: any Channel, shared: ConnectionContext, tls: NIOSSLContext?) throws {

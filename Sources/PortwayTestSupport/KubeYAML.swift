@@ -205,9 +205,11 @@ public enum KubeYAML {
 
     /// Portway's GatewayClass, the Gateway `web` with one HTTP listener on port 80, and its NodePort
     /// Service (`portway-gw-web`, port 80 → node port `nodePort`).
-    public static func webGateway(namespace: String = "demo", clusterIP: String, nodePort: Int = 30880) -> String {
+    public static func webGateway(
+        namespace: String = "demo", clusterIP: String, nodePort: Int = 30880, controller: String = KubeYAML.controllerName
+    ) -> String {
         join(
-            gatewayClass(), gateway("web", namespace: namespace),
+            gatewayClass(controller: controller), gateway("web", namespace: namespace),
             gatewayService("web", namespace: namespace, clusterIP: clusterIP, ports: [Port(port: 80, targetPort: 80, nodePort: nodePort)]))
     }
 }

@@ -111,10 +111,10 @@ struct Routes: AsyncParsableCommand {
         do {
             if let cluster {
                 for warning in cluster.warnings { FileHandle.standardError.write(Data("warning: \(warning.message)\n".utf8)) }
-                result = FileSource.routes(
+                result = Command.routes(
                     try GatewayView.build(cluster.snapshot, loadWarnings: cluster.warnings, options: try flags.options(), pinnedProxyPorts: pinned), format: format)
             } else {
-                result = FileSource.routes(try GatewayView.load(try flags.options(), pinnedProxyPorts: pinned), format: format)
+                result = Command.routes(try GatewayView.load(try flags.options(), pinnedProxyPorts: pinned), format: format)
             }
         } catch let error as GatewayCommandError {
             try fail(error)
@@ -173,11 +173,11 @@ struct Explain: AsyncParsableCommand {
             let options = try flags.options()
             if let cluster {
                 for warning in cluster.warnings { FileHandle.standardError.write(Data("warning: \(warning.message)\n".utf8)) }
-                stdout = try FileSource.explain(request: request, format: format) { address throws(GatewayCommandError) in
+                stdout = try Command.explain(request: request, format: format) { address throws(GatewayCommandError) in
                     try GatewayView.build(cluster.snapshot, loadWarnings: cluster.warnings, options: options, preferNodeWithAddress: address, pinnedProxyPorts: pinned)
                 }.stdout
             } else {
-                stdout = try FileSource.explain(request: request, format: format) { address throws(GatewayCommandError) in
+                stdout = try Command.explain(request: request, format: format) { address throws(GatewayCommandError) in
                     try GatewayView.load(options, preferNodeWithAddress: address, pinnedProxyPorts: pinned)
                 }.stdout
             }

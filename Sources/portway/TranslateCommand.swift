@@ -49,7 +49,7 @@ struct Translate: ParsableCommand {
         )
         let result: TranslateOutput
         do {
-            result = try FileSource.translate(request)
+            result = try Command.translate(request)
         } catch {
             switch error {
             case .invalidNodeIP, .invalidNodeName: throw ValidationError(error.description)

@@ -113,9 +113,9 @@ let webGatewayYAML = KubeYAML.webGateway(namespace: "lab", clusterIP: "10.96.0.8
 
 /// The Gateway `web` (port 80, NodePort 30880) with route-a (a.example.com → `aBackend`, with
 /// `aMatches` as its rule's matches when given) and route-b (b.example.com → b).
-private func gatewayYAML(aBackend: String, aMatches: String? = nil) -> String {
+private func gatewayYAML(aBackend: String, aMatches: String? = nil, controller: String = KubeYAML.controllerName) -> String {
     KubeYAML.join(
-        webGatewayYAML,
+        KubeYAML.webGateway(namespace: "lab", clusterIP: "10.96.0.80", controller: controller),
         KubeYAML.httpRoute("route-a", namespace: "lab", hostnames: ["a.example.com"], rules: [KubeYAML.rule(aBackend, matches: aMatches)]),
         KubeYAML.httpRoute("route-b", namespace: "lab", hostnames: ["b.example.com"], rules: [KubeYAML.rule("b")]))
 }
@@ -182,6 +182,48 @@ func startAgent(_ lab: Lab, dir: String, extra: [String] = [], wrapper: [String]
 /// datapath hands the connection to the agent's transparent L7 proxy, which routes by Host.
 @Suite(.serialized, .enabled(if: gatewayReady, "needs root, the netns lab prerequisites and the portway binary"))
 struct GatewayE2ETests {
+    /// Issue 18: the controller name was given three ways (the node's proxy always served the
+    /// default one). Now one flag, `--gateway-controller-name`, for the agent and every command.
+    @Test("a GatewayClass with a non-default controller name, given once by the same flag, is served by the node's proxy and explained by explain")
+    func nonDefaultControllerName() async throws {
+        let controller = "example.com/portway-lab"
+        try await withLab(prefix: "pwl7") { lab in
+            let dir = try await startBackends(lab)
+            try gatewayYAML(aBackend: "a", controller: controller).write(toFile: dir + "/gateway.yaml", atomically: true, encoding: .utf8)
+            let agent = try await startAgent(lab, dir: dir, extra: ["--gateway-controller-name", controller])
+            defer { agent.kill() }
+            let client = try await onDedicatedThread {
+                try lab.spawn(in: lab.client, [Lab.python, lab.scripts + "/httpclient.py", Lab.nodeIP, "30880"])
+            }
+            var first = ""
+            await waitUntil(every: .milliseconds(100)) {
+                client.send("a.example.com")
+                first = await client.line() ?? "eof"
+                if first.hasPrefix("200 ") { return true }
+                client.send("new")
+                _ = await client.line()
+                return false
+            }
+            #expect(first == "200 A xff=\(Lab.clientIP)", "the node's proxy serves the Gateways of the class the flag names")
+            client.closeInput()
+
+            /// `portway explain` of a.example.com through the NodePort, with or without the flag.
+            func explain(_ flags: [String]) async throws -> [String: Any] {
+                let out = try await onDedicatedThread {
+                    try run([portwayBinary!, "explain", "-f", dir, "--node-name", "lab-node", "--node-ip", Lab.nodeIP,
+                             "--to", "\(Lab.nodeIP):30880", "--host", "a.example.com", "-o", "json", "--bpffs", lab.bpffs] + flags)
+                }
+                return try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
+            }
+            let explained = try await explain(["--gateway-controller-name", controller])
+            #expect(explained["mode"] as? String == "l7lb")
+            #expect(explained["code"] as? Int == 200)
+            // Without the flag the CLI does not take the class for Portway's: the frontend is not L7LB to it.
+            let other = try await explain([])
+            #expect(other["mode"] as? String != "l7lb" || other["code"] as? Int != 200)
+        }
+    }
+
     @Test("Host routing through the Gateway NodePort: a→A, b→B, unknown→404, X-Forwarded-For is the client; an HTTPRoute edit moves a keep-alive connection")
     func hostRoutingThroughNodePort() async throws {
         try await withLab(prefix: "pwl7") { lab in

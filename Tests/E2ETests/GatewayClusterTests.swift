@@ -111,7 +111,7 @@ struct GatewayClusterTests {
 
             try await cluster.api("POST", "\(Self.gatewayAPI)/gatewayclasses", [
                 "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
-                "metadata": ["name": "portway"], "spec": ["controllerName": "portway.io/gateway-controller"],
+                "metadata": ["name": "portway"], "spec": ["controllerName": LocalCluster.gatewayControllerName],
             ])
             try await cluster.api("POST", "\(Self.gatewayAPI)/namespaces/\(ns)/gateways", [
                 "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
@@ -168,7 +168,7 @@ struct GatewayClusterTests {
             }
             let routeA = try await cluster.waitForObject(routeAPath, "route-a's parent status at generation 2") { object in
                 let parents = (object["status"] as? [String: Any])?["parents"] as? [[String: Any]] ?? []
-                guard let ours = parents.first(where: { $0["controllerName"] as? String == "portway.io/gateway-controller" }) else { return false }
+                guard let ours = parents.first(where: { $0["controllerName"] as? String == LocalCluster.gatewayControllerName }) else { return false }
                 let c = conditions(ours)
                 return c["Accepted"]?.status == "True" && c["ResolvedRefs"]?.status == "True" && c["Accepted"]?.generation == generation(object)
             }
@@ -180,7 +180,7 @@ struct GatewayClusterTests {
             try await cluster.waitFor("\(cluster.nodeIP("node-a")):\(nodePort)", host: "b.example.com") { $0 == "http 500" }
             try await cluster.waitForObject(routeBPath, "route-b ResolvedRefs False") { object in
                 let parents = (object["status"] as? [String: Any])?["parents"] as? [[String: Any]] ?? []
-                let c = conditions(parents.first { $0["controllerName"] as? String == "portway.io/gateway-controller" })
+                let c = conditions(parents.first { $0["controllerName"] as? String == LocalCluster.gatewayControllerName })
                 return c["ResolvedRefs"]?.status == "False" && c["ResolvedRefs"]?.reason == "BackendNotFound"
             }
 

@@ -160,7 +160,7 @@ struct LocalClusterTests {
             let ns = LocalCluster.namespace
             try await cluster.api("POST", "/apis/gateway.networking.k8s.io/v1/gatewayclasses", [
                 "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": ["name": "portway"],
-                "spec": ["controllerName": "portway.io/gateway-controller"],
+                "spec": ["controllerName": LocalCluster.gatewayControllerName],
             ])
             func createGateway(_ name: String) async throws {
                 try await cluster.api("POST", "/apis/gateway.networking.k8s.io/v1/namespaces/\(ns)/gateways", [

@@ -9,7 +9,7 @@ import Testing
 private let trapsDirectory = packageRoot + "/docs/examples/gateway-traps"
 
 private func explain(_ to: String, host: String, path: String = "/", headers: [String] = []) throws -> Explanation {
-    try FileSource.explain(GatewayViewOptions(directory: trapsDirectory), request: ExplainRequest(to: to, host: host, path: path, headers: headers), format: .json).explanation
+    try Command.explain(GatewayViewOptions(directory: trapsDirectory), request: ExplainRequest(to: to, host: host, path: path, headers: headers), format: .json).explanation
 }
 
 private func summary(_ e: Explanation) -> String {
@@ -67,7 +67,7 @@ private func summary(_ e: Explanation) -> String {
     @Test func anUnknownDestination() throws {
         let none = try explain("198.51.100.1:80", host: "x")
         #expect(summary(none) == "none - - no route -")
-        let json = try FileSource.explain(GatewayViewOptions(directory: trapsDirectory), request: ExplainRequest(to: "198.51.100.1:80", host: "x", path: "/"), format: .json).stdout
+        let json = try Command.explain(GatewayViewOptions(directory: trapsDirectory), request: ExplainRequest(to: "198.51.100.1:80", host: "x", path: "/"), format: .json).stdout
         #expect(json == """
         {
           "frontend": null,
@@ -90,7 +90,7 @@ private func summary(_ e: Explanation) -> String {
     }
 
     @Test func explainJSONHasTheDocumentedShape() throws {
-        let out = try FileSource.explain(
+        let out = try Command.explain(
             GatewayViewOptions(directory: trapsDirectory), request: ExplainRequest(to: "203.0.113.20:80", host: "www.shop.example", path: "/api"), format: .json
         ).stdout
         let object = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
@@ -115,23 +115,23 @@ private func summary(_ e: Explanation) -> String {
     @Test func badArgumentsAreErrors() {
         let options = GatewayViewOptions(directory: trapsDirectory)
         #expect(throws: GatewayCommandError.invalidDestination("203.0.113.10")) {
-            try FileSource.explain(options, request: ExplainRequest(to: "203.0.113.10", host: "x", path: "/"), format: .json)
+            try Command.explain(options, request: ExplainRequest(to: "203.0.113.10", host: "x", path: "/"), format: .json)
         }
         #expect(throws: GatewayCommandError.invalidHeader("novalue")) {
-            try FileSource.explain(options, request: ExplainRequest(to: "203.0.113.10:80", host: "x", path: "/", headers: ["novalue"]), format: .json)
+            try Command.explain(options, request: ExplainRequest(to: "203.0.113.10:80", host: "x", path: "/", headers: ["novalue"]), format: .json)
         }
     }
 }
 
 @Suite struct GatewayRoutesCommandTests {
     @Test func routesAsATable() throws {
-        let out = try FileSource.routes(GatewayViewOptions(directory: trapsDirectory), format: .table)
+        let out = try Command.routes(GatewayViewOptions(directory: trapsDirectory), format: .table)
         #expect(out.stderr == "")
         Golden.check(out.stdout, "gateway-traps.routes.txt")
     }
 
     @Test func routesAsJSON() throws {
-        let out = try FileSource.routes(GatewayViewOptions(directory: trapsDirectory), format: .json)
+        let out = try Command.routes(GatewayViewOptions(directory: trapsDirectory), format: .json)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any])
         let tables = try #require(object["tables"] as? [[String: Any]])
         #expect(tables.map { "\(($0["gateway"] as? [String: String])?["name"] ?? "") \($0["port"] as? Int ?? 0) \($0["proxyPort"] as? Int ?? 0)" } == [
@@ -141,7 +141,7 @@ private func summary(_ e: Explanation) -> String {
         #expect(Set(rule.keys) == ["route", "rule", "match", "hostnames", "path", "headers", "queryParams", "method", "filters", "backends"])
         #expect(object["warnings"] as? [Any] != nil)
         // Byte-stable: two runs give the same text.
-        #expect(try FileSource.routes(GatewayViewOptions(directory: trapsDirectory), format: .json).stdout == out.stdout)
+        #expect(try Command.routes(GatewayViewOptions(directory: trapsDirectory), format: .json).stdout == out.stdout)
     }
 }
 
@@ -163,18 +163,18 @@ private func summary(_ e: Explanation) -> String {
         #expect(port(view, "public", 80) == 10500, "the pinned port")
         #expect(port(view, "internal", 80) == 10000)
         #expect(port(view, "internal", 9080) == 10001, "a pin of a frontend no Gateway has does not hold a port")
-        let explained = try FileSource.explain(request: ExplainRequest(to: "203.0.113.10:80", host: "www.shop.example", path: "/"), format: .json) { address throws(GatewayCommandError) in
+        let explained = try Command.explain(request: ExplainRequest(to: "203.0.113.10:80", host: "www.shop.example", path: "/"), format: .json) { address throws(GatewayCommandError) in
             try GatewayView.load(options, preferNodeWithAddress: address, pinnedProxyPorts: pinned)
         }
         #expect(explained.explanation.proxyPort == 10500)
-        let routes = try #require(try JSONSerialization.jsonObject(with: Data(FileSource.routes(view, format: .json).stdout.utf8)) as? [String: Any])
+        let routes = try #require(try JSONSerialization.jsonObject(with: Data(Command.routes(view, format: .json).stdout.utf8)) as? [String: Any])
         #expect((routes["tables"] as? [[String: Any]])?.compactMap { $0["proxyPort"] as? Int } == [10000, 10001, 10500])
     }
 }
 
 @Suite struct TranslateWithGatewaysTests {
     @Test func translateMarksPortwayGatewayFrontendsL7WithTheSamePortsAsExplain() throws {
-        let output = try FileSource.translate(TranslateRequest(directory: trapsDirectory, nodeName: "node-a"))
+        let output = try Command.translate(TranslateRequest(directory: trapsDirectory, nodeName: "node-a"))
         let l7 = output.state.entries.filter { $0.flags.contains(.l7LoadBalancer) }
         #expect(Set(l7.map(\.service.name)) == ["portway-gw-public", "portway-gw-internal", "internal-extra"])
         #expect(l7.allSatisfy { $0.backends.isEmpty })
@@ -205,7 +205,7 @@ private func summary(_ e: Explanation) -> String {
         try Self.yaml.write(toFile: directory + "/gateway.yaml", atomically: true, encoding: .utf8)
         let options = GatewayViewOptions(directory: directory, nodeName: "lab-node", nodeIPs: ["192.0.2.10"])
         func explain(_ path: String) throws -> Explanation {
-            try FileSource.explain(options, request: ExplainRequest(to: "192.0.2.10:30880", host: "a.example.com", path: path), format: .json).explanation
+            try Command.explain(options, request: ExplainRequest(to: "192.0.2.10:30880", host: "a.example.com", path: path), format: .json).explanation
         }
         #expect(try explain("/aab").decision?.entry?.route.name == "nested")
         let pathological = try explain("/" + String(repeating: "a", count: 5000))

@@ -9,12 +9,12 @@ import Testing
 private let problemsDirectory = packageRoot + "/docs/examples/gateway-problems"
 
 private func explainJSON(_ to: String, host: String, path: String = "/") throws -> [String: Any] {
-    let out = try FileSource.explain(GatewayViewOptions(directory: problemsDirectory), request: ExplainRequest(to: to, host: host, path: path), format: .json).stdout
+    let out = try Command.explain(GatewayViewOptions(directory: problemsDirectory), request: ExplainRequest(to: to, host: host, path: path), format: .json).stdout
     return try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
 }
 
 private func explainText(_ to: String, host: String) throws -> String {
-    try FileSource.explain(GatewayViewOptions(directory: problemsDirectory), request: ExplainRequest(to: to, host: host, path: "/"), format: .text).stdout
+    try Command.explain(GatewayViewOptions(directory: problemsDirectory), request: ExplainRequest(to: to, host: host, path: "/"), format: .text).stdout
 }
 
 /// `kind: message` of each warning.
@@ -106,7 +106,7 @@ private func warnings(_ object: [String: Any]) -> [String] {
 
 @Suite struct GatewayProblemsRoutesTests {
     @Test func routesJSONListsUnservedListenersAndWarns() throws {
-        let out = try FileSource.routes(GatewayViewOptions(directory: problemsDirectory), format: .json)
+        let out = try Command.routes(GatewayViewOptions(directory: problemsDirectory), format: .json)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any])
         let tables = try #require(object["tables"] as? [[String: Any]])
         #expect(tables.map { "\($0["port"] as? Int ?? 0) \((($0["listeners"] as? [[String: Any]]) ?? []).compactMap { $0["name"] as? String })" } == [
@@ -132,7 +132,7 @@ private func warnings(_ object: [String: Any]) -> [String] {
     }
 
     @Test func routesTableShowsTheBrokenListenersAndTheDeadPort() throws {
-        let out = try FileSource.routes(GatewayViewOptions(directory: problemsDirectory), format: .table)
+        let out = try Command.routes(GatewayViewOptions(directory: problemsDirectory), format: .table)
         #expect(out.stdout == """
         GATEWAY shop/edge PORT 80 PROXY PORT 10000 (no listener served: connections are reset)
           NOT SERVED http-a HTTP *(any host): Conflicted=True HostnameConflict: listeners http-a, http-b on port 80 have no hostname (each would take every host); none of them is served

@@ -20,7 +20,7 @@ struct GoldenDumpTests {
     ]
 
     static func translate(_ directory: String, node: String) throws -> TranslateOutput {
-        try FileSource.translate(TranslateRequest(directory: directory, nodeName: node))
+        try Command.translate(TranslateRequest(directory: directory, nodeName: node))
     }
 
     @Test("translate JSON and the writer's bpf lb list JSON (in-memory maps) match the golden files", arguments: cases)

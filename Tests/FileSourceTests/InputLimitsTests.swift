@@ -121,7 +121,7 @@ struct InputLimitsTests {
                 metadata: {name: web, namespace: demo}
                 spec: {clusterIP: 10.96.0.10, ports: [{port: 80}]}
                 """, to: "web.yaml", in: dir)
-            let output = try FileSource.translate(TranslateRequest(directory: dir, nodeName: "node-a", format: .table))
+            let output = try Command.translate(TranslateRequest(directory: dir, nodeName: "node-a", format: .table))
             #expect(output.stdout.contains("10.96.0.10:80/TCP"))
             #expect(output.stderr.contains("warning: file: limits: \(dir)/a-deep.yaml:1: nested more than 100 levels deep (the limit); file ignored"))
         }
@@ -147,7 +147,7 @@ struct DuplicateObjectTests {
             let loaded = try FileSource.load(directory: dir)
             #expect(loaded.snapshot.services.map(\.spec.clusterIP) == ["10.96.0.10"])
             #expect(loaded.warnings.map(\.description) == ["\(dir)/b.yaml: Service demo/web: also defined in \(dir)/a.yaml; this definition is ignored"])
-            let output = try FileSource.translate(TranslateRequest(directory: dir, nodeName: "node-a", format: .table))
+            let output = try Command.translate(TranslateRequest(directory: dir, nodeName: "node-a", format: .table))
             #expect(output.state.entries.count == 1)
         }
     }

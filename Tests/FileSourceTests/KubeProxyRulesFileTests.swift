@@ -30,7 +30,7 @@ import Testing
             spec: {type: LoadBalancer, clusterIP: 10.96.0.13, ports: [{port: 443}]}
             status: {loadBalancer: {ingress: [{ip: 203.0.113.5, ipMode: Proxy}, {ip: 203.0.113.6, ipMode: VIP}, {ip: 203.0.113.7}]}}
             """, to: "objs.yaml", in: dir)
-            let output = try FileSource.translate(TranslateRequest(directory: dir, nodeName: "node-a", nodeIPs: ["192.0.2.10"]))
+            let output = try Command.translate(TranslateRequest(directory: dir, nodeName: "node-a", nodeIPs: ["192.0.2.10"]))
             #expect(output.state.entries.map(\.frontend.description) == [
                 "0.0.0.0:30080/TCP", "10.96.0.10:80/TCP", "10.96.0.13:443/TCP", "192.0.2.10:30080/TCP",
                 "203.0.113.6:443/TCP", "203.0.113.7:443/TCP",

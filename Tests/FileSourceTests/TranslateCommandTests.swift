@@ -14,14 +14,14 @@ import Testing
     }
 
     @Test(.enabled(if: recordedObjectsPresent, "needs ../shared/k8s-api-traces/objs.yaml")) func recordedObjectsGiveTheNodePortFrontends() throws {
-        let output = try FileSource.translate(TranslateRequest(directory: try recordedObjects(), nodeName: "node-a", nodeIPs: ["192.0.2.10"]))
+        let output = try Command.translate(TranslateRequest(directory: try recordedObjects(), nodeName: "node-a", nodeIPs: ["192.0.2.10"]))
         #expect(output.stderr == "")
         #expect(output.state.warnings == [])
         Golden.check(output.stdout, "recorded-objects.translate.json")
     }
 
     @Test(.enabled(if: recordedObjectsPresent, "needs ../shared/k8s-api-traces/objs.yaml")) func recordedObjectsAsATable() throws {
-        let output = try FileSource.translate(TranslateRequest(
+        let output = try Command.translate(TranslateRequest(
             directory: try recordedObjects(), nodeName: "node-a", nodeIPs: ["192.0.2.10"], format: .table
         ))
         #expect(output.stdout == """
@@ -40,7 +40,7 @@ import Testing
     }
 
     @Test(.enabled(if: recordedObjectsPresent, "needs ../shared/k8s-api-traces/objs.yaml")) func recordedObjectsWithTheEndpointsSource() throws {
-        let output = try FileSource.translate(TranslateRequest(
+        let output = try Command.translate(TranslateRequest(
             directory: try recordedObjects(), nodeName: "node-a", nodeIPs: ["192.0.2.10", "192.0.2.11"], endpointsSource: .endpoints
         ))
         #expect(output.state.entries.map(\.frontend.description) == ["0.0.0.0:30080/TCP", "192.0.2.10:30080/TCP", "192.0.2.11:30080/TCP"])
@@ -62,7 +62,7 @@ import Testing
             metadata: {name: broken, namespace: demo}
             spec: {ports: "none"}
             """, to: "svc.yaml", in: dir)
-            let json = try FileSource.translate(TranslateRequest(directory: dir, nodeName: "node-a"))
+            let json = try Command.translate(TranslateRequest(directory: dir, nodeName: "node-a"))
             #expect(json.stderr == "")
             #expect(json.stdout.contains(#""warnings": ["#))
             let parsed = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
@@ -73,7 +73,7 @@ import Testing
             ])
             #expect((parsed?["services"] as? [Any])?.count == 1)
 
-            let table = try FileSource.translate(TranslateRequest(directory: dir, nodeName: "node-a", format: .table))
+            let table = try Command.translate(TranslateRequest(directory: dir, nodeName: "node-a", format: .table))
             #expect(table.stderr == """
             warning: Service demo/broken: spec.ports: \(dir)/svc.yaml:9: expected a list, found "none"; object ignored
             warning: Service demo/web: spec.ports[0].port: port 70000 is out of range 1-65535; port ignored
@@ -96,9 +96,9 @@ import Testing
             metadata: {name: web, namespace: demo}
             spec: {type: NodePort, ports: [{port: 80, nodePort: 30080}]}
             """, to: "objs.yaml", in: dir)
-            let output = try FileSource.translate(TranslateRequest(directory: dir, nodeName: "node-a"))
+            let output = try Command.translate(TranslateRequest(directory: dir, nodeName: "node-a"))
             #expect(output.state.entries.map(\.frontend.description) == ["0.0.0.0:30080/TCP", "192.0.2.10:30080/TCP", "203.0.113.1:30080/TCP"])
-            let explicit = try FileSource.translate(TranslateRequest(directory: dir, nodeName: "node-a", nodeIPs: ["198.51.100.1"]))
+            let explicit = try Command.translate(TranslateRequest(directory: dir, nodeName: "node-a", nodeIPs: ["198.51.100.1"]))
             #expect(explicit.state.entries.map(\.frontend.description) == ["0.0.0.0:30080/TCP", "198.51.100.1:30080/TCP"])
         }
     }
@@ -106,13 +106,13 @@ import Testing
     @Test(arguments: ["192.0.2.300", "node-a", "", "192.0.2.10/24"])
     func malformedNodeIPIsAnError(_ ip: String) throws {
         #expect(throws: TranslateError.invalidNodeIP(ip)) {
-            try FileSource.translate(TranslateRequest(directory: tracesDirectory, nodeName: "node-a", nodeIPs: ["192.0.2.10", ip]))
+            try Command.translate(TranslateRequest(directory: tracesDirectory, nodeName: "node-a", nodeIPs: ["192.0.2.10", ip]))
         }
     }
 
     @Test func unreadableDirectoryIsAnError() {
         #expect(throws: TranslateError.load(.unreadableDirectory(path: "/nonexistent/portway", reason: "no such directory"))) {
-            try FileSource.translate(TranslateRequest(directory: "/nonexistent/portway", nodeName: "node-a"))
+            try Command.translate(TranslateRequest(directory: "/nonexistent/portway", nodeName: "node-a"))
         }
         #expect(TranslateError.invalidNodeIP("x").description == "--node-ip \"x\" is not an IP address")
     }

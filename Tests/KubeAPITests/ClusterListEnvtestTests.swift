@@ -99,8 +99,8 @@ struct ClusterListEnvtestTests {
         #expect(listed.snapshot.gateways.map(\.metadata.name) == ["gw"])
 
         let options = GatewayViewOptions(directory: directory)
-        let fromCluster = FileSource.routes(try GatewayView.build(listed.snapshot, options: options), format: .json)
-        let fromFiles = try FileSource.routes(options, format: .json)
+        let fromCluster = Command.routes(try GatewayView.build(listed.snapshot, options: options), format: .json)
+        let fromFiles = try Command.routes(options, format: .json)
         #expect(fromCluster.stdout == fromFiles.stdout)
         let tables = try #require(try JSONSerialization.jsonObject(with: Data(fromCluster.stdout.utf8)) as? [String: Any])
         #expect((tables["tables"] as? [Any])?.count == 2, "ports 80 and 443: \(fromCluster.stdout)")
@@ -126,17 +126,17 @@ struct ClusterListEnvtestTests {
             let request = requests[0]
             let explained = try await Self.run(binary, ["explain", "--kubeconfig", kubeconfig, "--to", request.to, "--host", request.host, "--path", request.path, "-o", "json"])
             #expect(explained.status == 0)
-            #expect(explained.stdout == (try FileSource.explain(options, request: request, format: .json)).stdout)
+            #expect(explained.stdout == (try Command.explain(options, request: request, format: .json)).stdout)
         } else {
             print("skipped: the portway binary is not next to the tests; the CLI over --kubeconfig is not run")
         }
 
         var codes: [String] = []
         for request in requests {
-            let cluster = try FileSource.explain(request: request, format: .json) { address throws(GatewayCommandError) in
+            let cluster = try Command.explain(request: request, format: .json) { address throws(GatewayCommandError) in
                 try GatewayView.build(listed.snapshot, options: options, preferNodeWithAddress: address)
             }
-            let files = try FileSource.explain(options, request: request, format: .json)
+            let files = try Command.explain(options, request: request, format: .json)
             #expect(cluster.stdout == files.stdout, "\(request.to) \(request.host)\(request.path)")
             let json = try #require(try JSONSerialization.jsonObject(with: Data(cluster.stdout.utf8)) as? [String: Any])
             codes.append("\(json["mode"] as? String ?? "?") \((json["code"] as? Int).map(String.init) ?? "null")")

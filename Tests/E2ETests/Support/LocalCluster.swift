@@ -278,6 +278,9 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
 
     // MARK: agents
 
+    /// The controller name every agent of the cluster serves (`--gateway-controller-name`).
+    static let gatewayControllerName = "example.com/portway-e2e"
+
     /// Starts (or restarts) `portway agent` in the node's namespace, as its DaemonSet pod would.
     func startAgent(_ nodeName: String) async throws {
         guard let node = nodes.first(where: { $0.name == nodeName }), let plane else { throw E2EError("no node \(nodeName)") }
@@ -292,6 +295,8 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
             "--service-map-size", "1024", "--backend-map-size", "1024", "--revnat-map-size", "1024",
             "--affinity-map-size", "1024", "--ct-map-size", "8192", "--snat-map-size", "8192",
             "--lease-duration", String(Self.leaseDurationSeconds), "--renew-deadline", "4", "--retry-period", String(Self.retryPeriodSeconds),
+            // Not the default: the node's proxy and the leader must both take it from this one flag.
+            "--gateway-controller-name", Self.gatewayControllerName,
         ]
         let agent = try await onDedicatedThread { try self.spawn(in: node.netns, args, log: "\(self.work)/agent-\(node.name).log") }
         agents[node.name] = agent

@@ -1,4 +1,5 @@
 import GatewayCore
+import L7Proxy
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -24,14 +25,13 @@ public func fuzzProxyRequestParser(
     let channel = EmbeddedChannel(loop: loop)
     let connector = FuzzConnector(loop: loop, succeed: upstreamResponse != nil)
     let metrics = ProxyMetrics()
-    let shared = ConnectionContext(
-        proxyPort: 8080, isTLS: false, options: options, routes: RouteTableHolder(FuzzRouter()), metrics: metrics,
-        pool: UpstreamPool(eventLoop: loop, connector: connector, options: options, metrics: metrics))
     var outcome = ProxyFuzzOutcome(statuses: [], closed: false)
     defer { tearDown(client: channel, upstreams: connector, loop: loop) }
     do {
         try channel.pipeline.syncOperations.addHandler(SocketLikeWrites())
-        try L7Proxy.configure(channel, shared: shared, tls: nil)
+        try L7Proxy.installConnection(
+            on: channel, proxyPort: 8080, options: options, routes: RouteTableHolder(FuzzRouter()), metrics: metrics, connector: connector,
+            eventLoop: loop)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8080)).wait()
         let cut = min(max(splitAt ?? bytes.count, 0), bytes.count)
         for piece in [bytes[..<cut], bytes[cut...]] where !piece.isEmpty {

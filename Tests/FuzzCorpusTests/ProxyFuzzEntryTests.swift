@@ -1,6 +1,6 @@
 import GatewayCore
+import PortwayFuzzEntries
 import Testing
-@testable import L7Proxy
 
 /// Seeds for `fuzzProxyRequestParser`, the entry the fuzz harness calls: each must run without a
 /// crash and give the answer the proxy owes it.

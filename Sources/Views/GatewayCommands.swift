@@ -1,3 +1,4 @@
+import FileSource
 import GatewayCore
 import KubeModels
 import LoadBalancer
@@ -133,7 +134,7 @@ public struct GatewayView: Sendable {
     public var servingWarnings: [GatewayWarning] { plan.servingWarnings }
 }
 
-extension FileSource {
+extension Command {
     /// `portway routes`: every table with its proxy port, as JSON or a table.
     public static func routes(_ options: GatewayViewOptions, format: RoutesFormat) throws(GatewayCommandError) -> (stdout: String, stderr: String) {
         routes(try GatewayView.load(options), format: format)

@@ -1,3 +1,4 @@
+import LoadBalancer
 // The `portway translate` JSON (docs/CLI-JSON.md). Each piece is a separate function so that
 // `bpf lb list -o json` can reuse them and add its IDs (serviceID, revNatID, backendID, slot).
 

@@ -1,3 +1,4 @@
+import FileSource
 import GatewayCore
 import KubeModels
 import LoadBalancer
@@ -53,7 +54,7 @@ public enum TranslateError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-extension FileSource {
+extension Command {
     /// `portway translate`: loads the directory, translates it for the node and renders the result.
     public static func translate(_ request: TranslateRequest) throws(TranslateError) -> TranslateOutput {
         guard !request.nodeName.isEmpty else { throw .invalidNodeName }

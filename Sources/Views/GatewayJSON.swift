@@ -1,0 +1,210 @@
+import GatewayCore
+import KubeModels
+import LoadBalancer
+
+extension Explanation {
+    /// The `portway explain` JSON (docs/CLI-JSON.md).
+    public var json: JSONObject {
+        var out: JSONObject = [:]
+        out["frontend"] = frontend.map { entry in
+            var f = json(for: entry.frontend)
+            f["type"] = .string(entry.type.rawValue)
+            f["flags"] = .array(entry.flags.names.map { .string($0) })
+            f["service"] = .object(json(for: entry.service))
+            return .object(f)
+        } ?? .null
+        out["mode"] = .string(mode)
+        out["proxyPort"] = .integer(proxyPort)
+        out["gateway"] = gateway.map { .object(["namespace": .string($0.namespace), "name": .string($0.name)]) } ?? .null
+        if let name = decision?.listener {
+            out["listener"] = .object(["name": .string(name), "hostname": decision?.listenerHostname.map { .string($0) } ?? .null, "port": .integer(listenerPort)])
+        } else {
+            out["listener"] = .null
+        }
+        out["route"] = decision?.entry.map { .object(["namespace": .string($0.route.namespace), "name": .string($0.route.name), "rule": .int($0.rule)]) } ?? .null
+        out["candidates"] = .array((decision?.candidates ?? []).map { c in
+            .object(["route": .string(c.route.description), "rule": .int(c.rule), "match": .int(c.match), "result": .string(c.result.rawValue), "reason": .string(c.reason)])
+        })
+        out["backends"] = .array(backends.map { .object(["address": .string($0.address), "port": .int($0.port), "weight": .int($0.weight)]) })
+        out["code"] = .integer(code)
+        out["refused"] = .bool(refused)
+        out["reason"] = reason.map { .string($0) } ?? .null
+        out["unservedListeners"] = .array(unservedListeners.map { item in
+            var object = GatewayJSON.unservedListener(item.listener)
+            object["gateway"] = nil
+            object["port"] = nil
+            object["takesHost"] = .bool(item.takesHost)
+            return .object(object)
+        })
+        out["notAttached"] = .array(notAttached.map { item in
+            let ref = item.parentRef
+            return .object([
+                "route": .object(["namespace": .string(item.route.namespace), "name": .string(item.route.name)]),
+                "parentRef": .object([
+                    "namespace": ref.namespace.map { .string($0) } ?? .null, "name": .string(ref.name),
+                    "sectionName": ref.sectionName.map { .string($0) } ?? .null, "port": .integer(ref.port),
+                ]),
+                "reason": .string(item.reason),
+                "message": .string(item.message),
+            ])
+        })
+        out["warnings"] = .array(warnings.map { .object(["kind": .string($0.kind), "message": .string($0.message)]) })
+        return out
+    }
+
+    /// The human form of `portway explain -o text`.
+    public var text: String {
+        var out = ""
+        guard let frontend else {
+            return "frontend: none (this node has no map entry for the destination)\n"
+        }
+        out += "frontend: \(frontend.frontend) \(frontend.type.rawValue) [\(frontend.flags.names.joined(separator: ", "))] of Service \(frontend.service.namespace)/\(frontend.service.name)\n"
+        if mode == "l4" {
+            out += "mode: l4 (eBPF forwards the connection; no HTTP routing)\n"
+            out += "backends: \(backends.isEmpty ? "none" : backends.map { "\($0.address):\($0.port)" }.joined(separator: ", "))\n"
+        } else {
+            out += "mode: l7lb → proxy port \(proxyPort.map(String.init) ?? "?")\n"
+            if let gateway { out += "gateway: \(gateway) port \(listenerPort.map(String.init) ?? "?")\n" }
+            for item in unservedListeners {
+                let l = item.listener
+                out += "not served: listener \(l.name) \(l.protocol) \(l.hostname ?? "*(any host)")\(item.takesHost ? " (takes this host)" : ""): \(l.conditionText) \(l.reason): \(l.message)\n"
+            }
+            if let decision {
+                out += "listener: \(decision.listener.map { "\($0) (\(decision.listenerHostname ?? "any host"))" } ?? "none takes this host")\n"
+                for c in decision.candidates {
+                    out += "  \(c.result.rawValue.padding(12)) \(c.route) rule \(c.rule) match \(c.match): \(c.reason)\n"
+                }
+                out += "route: \(decision.entry.map { "\($0.route) rule \($0.rule)" } ?? "none")\n"
+            }
+            for item in notAttached {
+                out += "not attached: \(item.route) (parentRef \(item.parentText)): \(item.reason): \(item.message)\n"
+            }
+            out += "backends: \(backends.isEmpty ? "none" : backends.map { "\($0.address):\($0.port) (weight \($0.weight))" }.joined(separator: ", "))\n"
+            if refused {
+                out += "code: - (connection reset: \(reason ?? "nothing listens on the proxy port"))\n"
+            } else {
+                out += "code: \(code.map(String.init) ?? "-")\(reason.map { " (\($0))" } ?? "")\n"
+            }
+        }
+        for warning in warnings { out += "warning: \(warning)\n" }
+        return out
+    }
+}
+
+extension String {
+    func padding(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
+}
+
+/// JSON of the route tables for `portway routes` (docs/CLI-JSON.md).
+public enum GatewayJSON {
+    public static func table(_ table: PortRouteTable) -> JSONObject {
+        [
+            "gateway": .object(["namespace": .string(table.gateway.namespace), "name": .string(table.gateway.name)]),
+            "port": .int(table.port),
+            "listeners": .array(table.listeners.map { listener in
+                .object([
+                    "name": .string(listener.name),
+                    "hostname": listener.hostname.map { .string($0) } ?? .null,
+                    "protocol": .string(listener.protocol.rawValue),
+                    "certificates": .array(listener.certificates.map { .string($0.description) }),
+                    "rules": .array(listener.rules.map { .object(rule($0)) }),
+                ])
+            }),
+        ]
+    }
+
+    /// An unserved listener: `{"gateway", "port", "name", "hostname", "protocol", "condition", "status", "reason", "message"}`.
+    public static func unservedListener(_ listener: UnservedListener) -> JSONObject {
+        [
+            "gateway": .object(["namespace": .string(listener.gateway.namespace), "name": .string(listener.gateway.name)]),
+            "port": .int(listener.port),
+            "name": .string(listener.name),
+            "hostname": listener.hostname.map { .string($0) } ?? .null,
+            "protocol": .string(listener.protocol),
+            "condition": .string(listener.condition),
+            "status": .string(listener.condition == "Conflicted" ? "True" : "False"),
+            "reason": .string(listener.reason),
+            "message": .string(listener.message),
+        ]
+    }
+
+    public static func rule(_ entry: RouteTableEntry) -> JSONObject {
+        let m = entry.matchSpec
+        let values = { (list: [ValueMatch]) -> JSONValue in
+            .array(list.map { .object(["type": .string($0.kind.rawValue), "name": .string($0.name), "value": .string($0.value)]) })
+        }
+        return [
+            "route": .object(["namespace": .string(entry.route.namespace), "name": .string(entry.route.name)]),
+            "rule": .int(entry.rule),
+            "match": .int(entry.match),
+            "hostnames": .array(entry.hostnames.map { .string($0) }),
+            "path": .object(["type": .string(m.pathKind.rawValue), "value": .string(m.path)]),
+            "headers": values(m.headers),
+            "queryParams": values(m.queryParams),
+            "method": m.method.map { .string($0) } ?? .null,
+            "filters": .array(entry.filters.map(filter)),
+            "backends": .array(entry.backends.map { b in
+                .object([
+                    "service": .object(["namespace": .string(b.reference.namespace), "name": .string(b.reference.name)]),
+                    "port": .integer(b.port),
+                    "weight": .int(b.weight),
+                    "code": .integer(b.failureCode),
+                    "reason": b.failure.map { .string("\($0.reason): \($0.message)") } ?? .null,
+                    "endpoints": .array(b.endpoints.map { .object(["address": .string($0.address), "port": .int($0.port), "terminating": .bool($0.terminating)]) }),
+                ])
+            }),
+        ]
+    }
+
+    /// A filter as `{"type", <its settings>}` (the Gateway API's shape, from the lowered filter).
+    public static func filter(_ f: RouteFilter) -> JSONValue {
+        func headers(_ h: HeaderModifier) -> JSONValue {
+            let pairs = { (list: [HeaderField]) -> JSONValue in .array(list.map { .object(["name": .string($0.name), "value": .string($0.value)]) }) }
+            return .object(["set": pairs(h.set), "add": pairs(h.add), "remove": .array(h.remove.map { .string($0) })])
+        }
+        func path(_ p: PathModifier?) -> JSONValue {
+            guard let p else { return .null }
+            switch p {
+            case .replaceFullPath(let full):
+                return .object(["type": .string(p.typeName), "replaceFullPath": .string(full), "replacePrefixMatch": .null])
+            case .replacePrefixMatch(_, let replacement):
+                return .object(["type": .string(p.typeName), "replaceFullPath": .null, "replacePrefixMatch": .string(replacement)])
+            }
+        }
+        var out: JSONObject = ["type": .string(f.typeName)]
+        switch f {
+        case .requestHeaderModifier(let h): out["requestHeaderModifier"] = headers(h)
+        case .responseHeaderModifier(let h): out["responseHeaderModifier"] = headers(h)
+        case .requestRedirect(let r):
+            out["requestRedirect"] = .object([
+                "scheme": r.scheme.map { .string($0) } ?? .null, "hostname": r.hostname.map { .string($0) } ?? .null,
+                "path": path(r.path), "port": .integer(r.port), "statusCode": .int(r.statusCode),
+            ])
+        case .urlRewrite(let u):
+            out["urlRewrite"] = .object(["hostname": u.hostname.map { .string($0) } ?? .null, "path": path(u.path)])
+        }
+        return .object(out)
+    }
+
+    /// One line for `portway routes -o table`: match → action.
+    public static func describe(_ entry: RouteTableEntry) -> String {
+        let m = entry.matchSpec
+        var parts = [entry.hostnames.isEmpty ? "any host" : entry.hostnames.joined(separator: ",")]
+        parts.append("\(m.pathKind.rawValue) \(m.path)")
+        if let method = m.method { parts.append(method) }
+        parts += m.headers.map { "header \($0.name)\($0.kind == .exact ? "=" : "~")\($0.value)" }
+        parts += m.queryParams.map { "query \($0.name)\($0.kind == .exact ? "=" : "~")\($0.value)" }
+        let action: String
+        if let redirect = entry.redirect {
+            action = "redirect \(redirect.statusCode)"
+        } else if entry.backends.isEmpty {
+            action = "500 (no backends)"
+        } else {
+            action = entry.backends.map { b in
+                "\(b.reference):\(b.port.map(String.init) ?? "?") w\(b.weight)" + (b.failureCode.map { " (\($0)\(b.failure.map { " \($0.reason)" } ?? " no endpoints"))" } ?? " (\(b.endpoints.count) endpoints)")
+            }.joined(separator: ", ")
+        }
+        let filters = entry.filters.map(\.typeName).filter { $0 != "RequestRedirect" }
+        return parts.joined(separator: " ") + " → " + action + (filters.isEmpty ? "" : " [\(filters.joined(separator: ", "))]")
+    }
+}
