@@ -6,6 +6,7 @@ import KubeModels
 import L7Proxy
 import LinearRegex
 import LoadBalancer
+import Views
 
 /// The entry points the libFuzzer targets (fuzz/) call with each input, and the corpus regression
 /// test (Tests/FuzzCorpusTests) calls with every checked-in input. Each must return for any bytes:

@@ -2,6 +2,7 @@ import BPFMaps
 import Foundation
 import LoadBalancer
 import Testing
+import Views
 
 /// Golden files: expected outputs kept as data files under `Tests/<Target>/Golden/` (as Cilium's
 /// testdata), compared byte for byte. `PORTWAY_UPDATE_GOLDEN=1` writes the actual output instead

@@ -7,10 +7,10 @@ extension Explanation {
     public var json: JSONObject {
         var out: JSONObject = [:]
         out["frontend"] = frontend.map { entry in
-            var f = json(for: entry.frontend)
+            var f = Views.json(for: entry.frontend)
             f["type"] = .string(entry.type.rawValue)
             f["flags"] = .array(entry.flags.names.map { .string($0) })
-            f["service"] = .object(json(for: entry.service))
+            f["service"] = .object(Views.json(for: entry.service))
             return .object(f)
         } ?? .null
         out["mode"] = .string(mode)

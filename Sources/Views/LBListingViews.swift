@@ -9,8 +9,8 @@ extension LBListing {
     /// `backendID` and `slot`; `service` is null (the maps do not hold it).
     public var json: JSONObject {
         let services: [JSONValue] = rows.map { row, ids in
-            var object = json(for: row.entry) { i, backend in
-                var b = json(for: backend)
+            var object = Views.json(for: row.entry) { i, backend in
+                var b = Views.json(for: backend)
                 b["backendID"] = .integer(ids[i])
                 b["slot"] = .integer(row.slots?[i])
                 return b
@@ -20,6 +20,6 @@ extension LBListing {
             object["service"] = .null
             return .object(object)
         }
-        return ["services": .array(services), "warnings": .array(warnings.map { .object(json(for: $0)) })]
+        return ["services": .array(services), "warnings": .array(warnings.map { .object(Views.json(for: $0)) })]
     }
 }

@@ -65,7 +65,7 @@ extension Command {
         }
         let loaded: LoadResult
         do {
-            loaded = try load(directory: request.directory)
+            loaded = try FileSource.load(directory: request.directory)
         } catch {
             throw .load(error)
         }

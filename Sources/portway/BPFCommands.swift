@@ -2,6 +2,7 @@ import ArgumentParser
 import BPFMaps
 import Foundation
 import LoadBalancer
+import Views
 
 /// `portway bpf …`: inspect the pinned BPF maps.
 struct BPF: ParsableCommand {

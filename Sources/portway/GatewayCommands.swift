@@ -8,6 +8,7 @@ import KubeAPI
 import KubeModels
 import LoadBalancer
 import Runtime
+import Views
 
 /// Flags shared by `portway routes` and `portway explain`.
 struct GatewayViewFlags: ParsableArguments {

@@ -3,6 +3,7 @@ import ArgumentParser
 import KubeAPI
 import LoadBalancer
 import Runtime
+import Views
 
 @main
 struct Portway: AsyncParsableCommand {

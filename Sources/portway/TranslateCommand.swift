@@ -2,6 +2,7 @@ import ArgumentParser
 import FileSource
 import Foundation
 import LoadBalancer
+import Views
 
 /// `portway translate`: a thin shell over `FileSource.translate`, where the logic (and its tests) lives.
 struct Translate: ParsableCommand {

@@ -4,6 +4,7 @@ import KubeModels
 import LoadBalancer
 import Testing
 @testable import FileSource
+import Views
 
 /// docs/examples/gateway-traps: three LoadBalancers in front of two Portway Gateways with a shared HTTPRoute.
 private let trapsDirectory = packageRoot + "/docs/examples/gateway-traps"

@@ -2,6 +2,7 @@ import Foundation
 import LoadBalancer
 import Testing
 @testable import FileSource
+import Views
 
 /// docs/examples/gateway-problems: conflicted listeners, a garbage TLS Secret beside a valid one,
 /// and routes that name the Gateway but do not attach. What `routes` and `explain` say about them

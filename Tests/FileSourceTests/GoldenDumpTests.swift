@@ -3,6 +3,7 @@ import FileSource
 import Foundation
 import LoadBalancer
 import Testing
+import Views
 
 /// The directories of YAML the project ships, through `portway translate` and the map writer, kept
 /// as data files in Tests/FileSourceTests/Golden (as Cilium's testdata): the translate JSON and the

@@ -2,6 +2,7 @@ import Foundation
 import KubeModels
 import Testing
 @testable import FileSource
+import Views
 
 /// Defect 4 of issue 12: YAML nested thousands of levels deep overflowed the parser's stack. The
 /// limits are checked on the text before parsing; over one is an error for that file, never a crash.

@@ -2,6 +2,7 @@ import Foundation
 import LoadBalancer
 import Testing
 @testable import FileSource
+import Views
 
 /// The file source follows kube-proxy's rules as the watch does: the same YAML gives no frontends
 /// for another proxy's or a headless-labelled Service, nor for an `ipMode: Proxy` ingress address.

@@ -2,6 +2,7 @@ import Foundation
 import KubeModels
 import Testing
 @testable import FileSource
+import Views
 
 @Suite struct YAMLLoaderTests {
     @Test func multiDocumentFileWithListAndIgnoredKinds() throws {

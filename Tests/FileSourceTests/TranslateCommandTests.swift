@@ -2,6 +2,7 @@ import Foundation
 import LoadBalancer
 import Testing
 @testable import FileSource
+import Views
 
 /// `portway translate` as the executable runs it (`FileSource.translate`), on the recorded objects.
 @Suite struct TranslateCommandTests {

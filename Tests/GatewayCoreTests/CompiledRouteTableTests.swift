@@ -3,6 +3,7 @@ import KubeModels
 import Testing
 @testable import GatewayCore
 import LoadBalancer
+import Views
 
 /// Regular expressions are compiled once, with the table; matching never compiles.
 @Suite struct CompiledRouteTableTests {

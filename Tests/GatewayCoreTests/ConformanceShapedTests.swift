@@ -3,6 +3,7 @@ import KubeModels
 import Testing
 @testable import GatewayCore
 import LoadBalancer
+import Views
 
 // Fixtures shaped like the Gateway API conformance tests (v1.2), written from their facts.
 

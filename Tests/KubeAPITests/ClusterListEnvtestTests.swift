@@ -7,6 +7,7 @@ import KubeAPITestSupport
 import KubeModels
 import LoadBalancer
 import Testing
+import Views
 
 /// The cluster read by one list (`portway routes/explain --kubeconfig`) and TLS Secrets in the
 /// cluster source, against a real kube-apiserver with the upstream Gateway API CRDs. Skipped,

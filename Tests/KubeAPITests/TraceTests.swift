@@ -3,6 +3,7 @@ import KubeAPI
 import KubeAPITestSupport
 import KubeModels
 import Testing
+import Views
 
 @Suite("Recorded kube-apiserver traces decode with the slim models", .enabled(if: SharedFixtures.traces, "needs ../shared/k8s-api-traces"))
 struct TraceDecodingTests {

@@ -2,6 +2,7 @@ import Foundation
 import KubeModels
 import Testing
 @testable import LoadBalancer
+import Views
 
 @Suite struct JSONValueTests {
     @Test(arguments: [
