@@ -22,6 +22,7 @@ final class ActivityProbe: ChannelInboundHandler, RemovableChannelHandler {
     func writeRawAndClose(_ bytes: ByteBuffer) {
         guard let context else { return }
         let channel = context.channel
+        LastSegment.carryFIN(channel)
         context.writeAndFlush(NIOAny(bytes)).whenComplete { _ in channel.close(promise: nil) }
     }
 
@@ -357,8 +358,10 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
             writeDownstreamBody(bytes, context: context)
         case .writeResponseEnd(let close):
             recordMetrics(status: responseStatus)
+            let closing = close || closesAfterExchange
+            if closing { LastSegment.carryFIN(context.channel) }
             let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-            if close || closesAfterExchange { closeAfter(written, context: context) }
+            if closing { closeAfter(written, context: context) }
         case .sendLocal(let response, let close):
             sendLocal(response, close: close || closesAfterExchange, context: context)
         case .sendWithoutRequest(let response):
@@ -545,6 +548,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
             headers.replaceOrAdd(name: "connection", value: "keep-alive")
         }
         let version: HTTPVersion = requestVersion == .http1_0 ? .http1_0 : .http1_1
+        if close { LastSegment.carryFIN(context.channel) }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
         if requestMethod != .HEAD {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
@@ -574,11 +578,15 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
             run(machine.responseHead(head, allowsKeepAlive: allows))
         case .body(let bytes):
             run(machine.responseBody(bytes))
-            // Flush per read batch would be cheaper; a body part is usually a whole socket read.
-            context?.flush()
         case .end:
             run(machine.responseEnd(upstreamKeepAlive: upstreamKeepAlive))
         }
+    }
+
+    func upstreamReadComplete() {
+        // One flush (one writev) per socket read of the backend, not per body part; the response's
+        // end flushes what is left itself (so a closing response's last segment can carry the FIN).
+        context?.flush()
     }
 
     func upstreamClosed() {
@@ -600,5 +608,27 @@ extension SocketAddress {
         guard var text = self.ipAddress else { return nil }
         if text.hasPrefix("::ffff:"), text.contains(".") { text = String(text.dropFirst(7)) }
         return text
+    }
+}
+
+/// Sends a closing response's last bytes and the connection's FIN in one segment.
+///
+/// A client that reads a `Connection: close` response and closes its socket before the proxy's
+/// FIN arrives becomes the side that closes first, and keeps a TIME_WAIT entry for that 4-tuple for
+/// 60 s. A client opening connections at a high rate (wrk, a health checker, a `Connection: close`
+/// HTTP client) then runs out of ephemeral ports that are free of TIME_WAIT, and every `connect`
+/// searches longer: the new-connection benchmark fell from 8,000 to 400 requests/s within three
+/// rounds (docs/BENCHMARKS.md). Corking the socket (TCP_CORK) before the last write keeps its
+/// partial segment in the kernel until `close`, which sends it with the FIN, as nginx's responses
+/// arrive: the client sees the end of the response and the FIN together and closes second.
+enum LastSegment {
+    private static let cork = ChannelOptions.Types.SocketOption(level: .tcp, name: .init(rawValue: 3 /* TCP_CORK */))
+
+    /// Corks `channel`'s socket; the caller closes it once the final write completes (the kernel
+    /// also sends a corked segment after 200 ms, so a close that never comes delays no bytes for long).
+    static func carryFIN(_ channel: any Channel) {
+        guard channel.eventLoop.inEventLoop, let options = channel.syncOptions else { return }
+        // A channel that is not a TCP socket (a test's embedded channel) has nothing to cork.
+        try? options.setOption(cork, value: 1)
     }
 }

@@ -23,6 +23,8 @@ public struct TCPUpstreamConnector: UpstreamConnector {
 /// Receives what an upstream connection reports while it serves an exchange.
 protocol UpstreamDelegate: AnyObject {
     func upstreamRead(_ part: HTTPClientResponsePart)
+    /// The end of one socket read's worth of response parts: time to flush them to the client.
+    func upstreamReadComplete()
     func upstreamClosed()
     func upstreamWritabilityChanged(_ writable: Bool)
     /// Whether the upstream may read more: false while the client connection cannot take more bytes.
@@ -98,6 +100,11 @@ private final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandl
             // Bytes on an idle pooled connection: the backend broke the protocol; drop the connection.
             context.close(promise: nil)
         }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        delegate?.upstreamReadComplete()
+        context.fireChannelReadComplete()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
