@@ -161,7 +161,7 @@ public enum RouteMatcher {
 
     /// The status a request matched to `entry` gets when nothing goes wrong upstream.
     public static func code(of entry: RouteTableEntry) -> Int {
-        if let redirect = entry.redirect { return redirect.statusCode ?? 302 }
+        if let redirect = entry.redirect { return redirect.statusCode }
         let weighted = entry.backends.filter { $0.weight > 0 }
         if weighted.contains(where: { $0.failureCode == nil }) { return 200 }
         if weighted.contains(where: { $0.failure == nil }) { return 503 }
