@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include "portway_datapath.h"
 #include "portway_maps.h"
+#include "portway_netlink.h"
 
 #define LOG_CAP (64 * 1024)
 static char log_buf[LOG_CAP + 1];
@@ -279,44 +280,6 @@ int portway_dp_enter_netns(const char *path)
     return rc;
 }
 
-/* One rtnetlink request with an acknowledgement; EEXIST counts as success. */
-static int nl_request(struct nlmsghdr *req)
-{
-    struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
-    char buf[4096];
-    int fd, rc;
-    ssize_t n;
-
-    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-    if (fd < 0)
-        return -errno;
-    if (sendto(fd, req, req->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0) {
-        rc = -errno;
-        close(fd);
-        return rc;
-    }
-    n = recv(fd, buf, sizeof(buf), 0);
-    rc = n < 0 ? -errno : -EIO;
-    if (n >= (ssize_t)sizeof(struct nlmsghdr)) {
-        struct nlmsghdr *h = (struct nlmsghdr *)buf;
-        if (h->nlmsg_type == NLMSG_ERROR) {
-            int err = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
-            rc = (err == 0 || err == -EEXIST) ? 0 : err;
-        }
-    }
-    close(fd);
-    return rc;
-}
-
-static void nl_attr_u32(struct nlmsghdr *h, unsigned short type, __u32 value)
-{
-    struct rtattr *a = (struct rtattr *)((char *)h + NLMSG_ALIGN(h->nlmsg_len));
-    a->rta_type = type;
-    a->rta_len = RTA_LENGTH(sizeof(value));
-    memcpy(RTA_DATA(a), &value, sizeof(value));
-    h->nlmsg_len = NLMSG_ALIGN(h->nlmsg_len) + RTA_ALIGN(a->rta_len);
-}
-
 int portway_dp_proxy_route_install(void)
 {
     struct {
@@ -339,11 +302,11 @@ int portway_dp_proxy_route_install(void)
     req.rule.family = AF_INET;
     req.rule.action = FR_ACT_TO_TBL;
     req.rule.table = RT_TABLE_UNSPEC;
-    nl_attr_u32(&req.h, FRA_FWMARK, PW_MARK_TO_PROXY);
-    nl_attr_u32(&req.h, FRA_FWMASK, PW_MARK_TO_PROXY_MASK);
-    nl_attr_u32(&req.h, FRA_TABLE, PW_PROXY_ROUTE_TABLE);
-    nl_attr_u32(&req.h, FRA_PRIORITY, PW_PROXY_RULE_PRIO);
-    rc = nl_request(&req.h);
+    pw_nl_attr_u32(&req.h, FRA_FWMARK, PW_MARK_TO_PROXY);
+    pw_nl_attr_u32(&req.h, FRA_FWMASK, PW_MARK_TO_PROXY_MASK);
+    pw_nl_attr_u32(&req.h, FRA_TABLE, PW_PROXY_ROUTE_TABLE);
+    pw_nl_attr_u32(&req.h, FRA_PRIORITY, PW_PROXY_RULE_PRIO);
+    rc = pw_nl_request(&req.h);
     if (rc < 0)
         return rc;
 
@@ -356,9 +319,9 @@ int portway_dp_proxy_route_install(void)
     req.rt.rtm_protocol = RTPROT_STATIC;
     req.rt.rtm_scope = RT_SCOPE_HOST;
     req.rt.rtm_type = RTN_LOCAL;
-    nl_attr_u32(&req.h, RTA_TABLE, PW_PROXY_ROUTE_TABLE);
-    nl_attr_u32(&req.h, RTA_OIF, lo);
-    return nl_request(&req.h);
+    pw_nl_attr_u32(&req.h, RTA_TABLE, PW_PROXY_ROUTE_TABLE);
+    pw_nl_attr_u32(&req.h, RTA_OIF, lo);
+    return pw_nl_request(&req.h);
 }
 
 int portway_dp_proxy_route_remove(void)
@@ -381,11 +344,11 @@ int portway_dp_proxy_route_remove(void)
     req.rule.family = AF_INET;
     req.rule.action = FR_ACT_TO_TBL;
     req.rule.table = RT_TABLE_UNSPEC;
-    nl_attr_u32(&req.h, FRA_FWMARK, PW_MARK_TO_PROXY);
-    nl_attr_u32(&req.h, FRA_FWMASK, PW_MARK_TO_PROXY_MASK);
-    nl_attr_u32(&req.h, FRA_TABLE, PW_PROXY_ROUTE_TABLE);
-    nl_attr_u32(&req.h, FRA_PRIORITY, PW_PROXY_RULE_PRIO);
-    rc = nl_request(&req.h);
+    pw_nl_attr_u32(&req.h, FRA_FWMARK, PW_MARK_TO_PROXY);
+    pw_nl_attr_u32(&req.h, FRA_FWMASK, PW_MARK_TO_PROXY_MASK);
+    pw_nl_attr_u32(&req.h, FRA_TABLE, PW_PROXY_ROUTE_TABLE);
+    pw_nl_attr_u32(&req.h, FRA_PRIORITY, PW_PROXY_RULE_PRIO);
+    rc = pw_nl_request(&req.h);
 
     memset(&req, 0, sizeof(req));
     req.h.nlmsg_type = RTM_DELROUTE;
@@ -395,10 +358,10 @@ int portway_dp_proxy_route_remove(void)
     req.rt.rtm_table = RT_TABLE_UNSPEC;
     req.rt.rtm_scope = RT_SCOPE_HOST;
     req.rt.rtm_type = RTN_LOCAL;
-    nl_attr_u32(&req.h, RTA_TABLE, PW_PROXY_ROUTE_TABLE);
+    pw_nl_attr_u32(&req.h, RTA_TABLE, PW_PROXY_ROUTE_TABLE);
     if (lo != 0)
-        nl_attr_u32(&req.h, RTA_OIF, lo);
-    rc2 = nl_request(&req.h);
+        pw_nl_attr_u32(&req.h, RTA_OIF, lo);
+    rc2 = pw_nl_request(&req.h);
     /* gone already is fine */
     if (rc == -ENOENT || rc == -ESRCH)
         rc = 0;
@@ -407,58 +370,32 @@ int portway_dp_proxy_route_remove(void)
     return rc < 0 ? rc : rc2;
 }
 
+/* One fib rule of the dump: is it the proxy's (a rule that looks up the proxy's table)? */
+static int note_proxy_rule(const struct nlmsghdr *h, void *found)
+{
+    int alen = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof(struct fib_rule_hdr));
+    const struct rtattr *a = (const struct rtattr *)((const char *)NLMSG_DATA(h) + NLMSG_ALIGN(sizeof(struct fib_rule_hdr)));
+    for (; RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
+        if (a->rta_type == FRA_TABLE && *(const __u32 *)RTA_DATA(a) == PW_PROXY_ROUTE_TABLE)
+            *(int *)found = 1;
+    }
+    return 0;
+}
+
 int portway_dp_proxy_route_present(void)
 {
     struct {
         struct nlmsghdr h;
         struct fib_rule_hdr rule;
     } req;
-    struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
-    char buf[16384];
-    int fd, found = 0, done = 0;
+    int found = 0, rc;
 
-    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-    if (fd < 0)
-        return -errno;
     memset(&req, 0, sizeof(req));
     req.h.nlmsg_len = NLMSG_LENGTH(sizeof(req.rule));
     req.h.nlmsg_type = RTM_GETRULE;
-    req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
     req.rule.family = AF_INET;
-    if (sendto(fd, &req, req.h.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0) {
-        found = -errno;
-        close(fd);
-        return found;
-    }
-    while (!done) {
-        ssize_t len = recv(fd, buf, sizeof(buf), 0);
-        struct nlmsghdr *h;
-        if (len < 0) {
-            if (errno == EINTR)
-                continue;
-            found = -errno;
-            break;
-        }
-        for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, (unsigned int)len); h = NLMSG_NEXT(h, len)) {
-            struct rtattr *a;
-            int alen;
-            __u32 table = 0;
-            if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
-                done = 1;
-                break;
-            }
-            alen = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof(struct fib_rule_hdr));
-            for (a = (struct rtattr *)((char *)NLMSG_DATA(h) + NLMSG_ALIGN(sizeof(struct fib_rule_hdr))); RTA_OK(a, alen);
-                 a = RTA_NEXT(a, alen)) {
-                if (a->rta_type == FRA_TABLE)
-                    table = *(__u32 *)RTA_DATA(a);
-            }
-            if (table == PW_PROXY_ROUTE_TABLE)
-                found = 1;
-        }
-    }
-    close(fd);
-    return found;
+    rc = pw_nl_dump(&req.h, note_proxy_rule, &found);
+    return rc < 0 ? rc : found;
 }
 
 int portway_dp_have_host_routing(void)

@@ -1,5 +1,7 @@
-/* rtnetlink for the agent's device discovery: the links of this network namespace (name, kind,
- * whether a veth's peer lives in another namespace) and a socket that wakes up on link changes. */
+/* rtnetlink: one request with its acknowledgement and one dump, for the shims (the proxy's route
+ * and rule in portway_datapath.c); and the agent's device discovery: the links of this network
+ * namespace (name, kind, whether a veth's peer lives in another namespace) and a socket that wakes
+ * up on link changes. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
@@ -10,10 +12,11 @@
 #include <linux/rtnetlink.h>
 #include <linux/if_link.h>
 #include "portway_datapath.h"
+#include "portway_netlink.h"
 
-static void parse_link(struct nlmsghdr *h, struct pw_link_info *out)
+static void parse_link(const struct nlmsghdr *h, struct pw_link_info *out)
 {
-    struct ifinfomsg *ifi = NLMSG_DATA(h);
+    const struct ifinfomsg *ifi = NLMSG_DATA(h);
     int len = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof(*ifi));
     struct rtattr *a;
 
@@ -44,29 +47,58 @@ static void parse_link(struct nlmsghdr *h, struct pw_link_info *out)
     }
 }
 
-int portway_nl_list_links(struct pw_link_info *out, int max)
+int pw_nl_request(struct nlmsghdr *req)
 {
-    struct {
-        struct nlmsghdr h;
-        struct ifinfomsg ifi;
-    } req;
     struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
-    char buf[32768];
-    int fd, n = 0, done = 0;
+    char buf[4096];
+    int fd, rc;
+    ssize_t n;
 
     fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
     if (fd < 0)
         return -errno;
-    memset(&req, 0, sizeof(req));
-    req.h.nlmsg_len = NLMSG_LENGTH(sizeof(req.ifi));
-    req.h.nlmsg_type = RTM_GETLINK;
-    req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    req.h.nlmsg_seq = 1;
-    req.ifi.ifi_family = AF_UNSPEC;
-    if (sendto(fd, &req, req.h.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0) {
-        n = -errno;
+    if (sendto(fd, req, req->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0) {
+        rc = -errno;
         close(fd);
-        return n;
+        return rc;
+    }
+    n = recv(fd, buf, sizeof(buf), 0);
+    rc = n < 0 ? -errno : -EIO;
+    if (n >= (ssize_t)sizeof(struct nlmsghdr)) {
+        struct nlmsghdr *h = (struct nlmsghdr *)buf;
+        if (h->nlmsg_type == NLMSG_ERROR) {
+            int err = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
+            rc = (err == 0 || err == -EEXIST) ? 0 : err;
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+void pw_nl_attr_u32(struct nlmsghdr *h, unsigned short type, __u32 value)
+{
+    struct rtattr *a = (struct rtattr *)((char *)h + NLMSG_ALIGN(h->nlmsg_len));
+    a->rta_type = type;
+    a->rta_len = RTA_LENGTH(sizeof(value));
+    memcpy(RTA_DATA(a), &value, sizeof(value));
+    h->nlmsg_len = NLMSG_ALIGN(h->nlmsg_len) + RTA_ALIGN(a->rta_len);
+}
+
+int pw_nl_dump(struct nlmsghdr *req, int (*each)(const struct nlmsghdr *h, void *ctx), void *ctx)
+{
+    struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+    char buf[32768];
+    int fd, rc = 0, done = 0;
+
+    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0)
+        return -errno;
+    req->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    req->nlmsg_seq = 1;
+    if (sendto(fd, req, req->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
     }
     while (!done) {
         ssize_t len = recv(fd, buf, sizeof(buf), 0);
@@ -74,7 +106,11 @@ int portway_nl_list_links(struct pw_link_info *out, int max)
         if (len < 0) {
             if (errno == EINTR)
                 continue;
-            n = -errno;
+            rc = -errno;
+            break;
+        }
+        if (len == 0) {
+            rc = -EIO;
             break;
         }
         for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, (unsigned int)len); h = NLMSG_NEXT(h, len)) {
@@ -83,16 +119,50 @@ int portway_nl_list_links(struct pw_link_info *out, int max)
                 break;
             }
             if (h->nlmsg_type == NLMSG_ERROR) {
-                n = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
+                rc = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
                 done = 1;
                 break;
             }
-            if (h->nlmsg_type == RTM_NEWLINK && n < max)
-                parse_link(h, &out[n++]);
+            rc = each(h, ctx);
+            if (rc < 0) {
+                done = 1;
+                break;
+            }
         }
     }
     close(fd);
-    return n;
+    return rc < 0 ? rc : 0;
+}
+
+struct link_list {
+    struct pw_link_info *out;
+    int max;
+    int n;
+};
+
+static int note_link(const struct nlmsghdr *h, void *ctx)
+{
+    struct link_list *list = ctx;
+    if (h->nlmsg_type == RTM_NEWLINK && list->n < list->max)
+        parse_link(h, &list->out[list->n++]);
+    return 0;
+}
+
+int portway_nl_list_links(struct pw_link_info *out, int max)
+{
+    struct {
+        struct nlmsghdr h;
+        struct ifinfomsg ifi;
+    } req;
+    struct link_list list = {.out = out, .max = max, .n = 0};
+    int rc;
+
+    memset(&req, 0, sizeof(req));
+    req.h.nlmsg_len = NLMSG_LENGTH(sizeof(req.ifi));
+    req.h.nlmsg_type = RTM_GETLINK;
+    req.ifi.ifi_family = AF_UNSPEC;
+    rc = pw_nl_dump(&req.h, note_link, &list);
+    return rc < 0 ? rc : list.n;
 }
 
 int portway_nl_link_events_open(void)
