@@ -121,46 +121,36 @@ log "the DaemonSet pod is Ready"
 
 # ---- 3. workloads and traffic
 BUSYBOX=localhost/busybox:node
+# A Deployment of busybox httpd pods answering "<name> <pod name>" on :8080.
+web_deployment() {
+    cat <<EOF
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: $1, namespace: $NS}
+spec:
+  replicas: $2
+  selector: {matchLabels: {app: $1}}
+  template:
+    metadata: {labels: {app: $1}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: $BUSYBOX
+        imagePullPolicy: Never
+        command: ["/bin/sh", "-c", "mkdir -p /www && echo \"$1 \$HOSTNAME\" >/www/index.html && exec httpd -f -p 8080 -h /www"]
+        ports: [{containerPort: 8080}]
+        readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+EOF
+}
 kubectl apply -f - >/dev/null <<EOF || fail "applying the workloads"
 apiVersion: v1
 kind: Namespace
 metadata: {name: $NS}
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: a, namespace: $NS}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: a}}
-  template:
-    metadata: {labels: {app: a}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: web
-        image: $BUSYBOX
-        imagePullPolicy: Never
-        command: ["/bin/sh", "-c", "mkdir -p /www && echo \"a \$HOSTNAME\" >/www/index.html && exec httpd -f -p 8080 -h /www"]
-        ports: [{containerPort: 8080}]
-        readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+$(web_deployment a 2)
 ---
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: b, namespace: $NS}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: b}}
-  template:
-    metadata: {labels: {app: b}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: web
-        image: $BUSYBOX
-        imagePullPolicy: Never
-        command: ["/bin/sh", "-c", "mkdir -p /www && echo \"b \$HOSTNAME\" >/www/index.html && exec httpd -f -p 8080 -h /www"]
-        ports: [{containerPort: 8080}]
-        readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+$(web_deployment b 1)
 ---
 apiVersion: v1
 kind: Service
