@@ -163,6 +163,20 @@ struct AgentProcessTests {
         return (kubeconfig, listener)
     }
 
+    /// Runs `body` with an agent (`kubeAgent`) on a `silentAPIServer`, once it has re-adopted its maps.
+    static func withAgentOnSilentAPIServer(_ name: String, _ body: (Child) async throws -> Void) async throws {
+        let fs = try BPFFSFixture.make()
+        defer { fs.cleanup() }
+        let root = try makeTempDirectory(name)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let (kubeconfig, listener) = try silentAPIServer(root: root)
+        defer { close(listener) }
+        let agent = try kubeAgent(kubeconfig: kubeconfig, bpffs: fs.directory, log: root + "/agent.log")
+        defer { agent.kill() }
+        #expect(await agent.waitForLog("re-adopted"), "\(agent.log)")
+        try await body(agent)
+    }
+
     static func kubeAgent(kubeconfig: String, bpffs: String, log: String) throws -> Child {
         try portwayProcess(
             ["agent", "--kubeconfig", kubeconfig, "--no-datapath", "--proxy-listen", "off", "--bpffs", bpffs, "--node-name", "node-a",
@@ -171,42 +185,28 @@ struct AgentProcessTests {
 
     @Test("one SIGTERM stops the agent within the grace period while the API server never answers (its informers never synced)")
     func stopsWhileTheAPIServerIsSilent() async throws {
-        let fs = try BPFFSFixture.make()
-        defer { fs.cleanup() }
-        let root = try makeTempDirectory("pwpl-silent")
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let (kubeconfig, listener) = try Self.silentAPIServer(root: root)
-        defer { close(listener) }
-        let agent = try Self.kubeAgent(kubeconfig: kubeconfig, bpffs: fs.directory, log: root + "/agent.log")
-        defer { agent.kill() }
-        #expect(await agent.waitForLog("re-adopted"), "\(agent.log)")
-        kill(agent.pid, SIGTERM)
-        // Liveness, generous: the election's release of the Lease is cancelled after 10 s
-        // (ShutdownTrigger.gracefulShutdownLimit); Kubernetes' default grace period is 30 s. Before,
-        // the source waited forever for informers that had stopped without a sync.
-        let status = await agent.waitForExit(limit: .seconds(25))
-        #expect(status == 0, "exit status \(String(describing: status)) (nil: still running after 25 s)\n\(agent.log)")
-        #expect(agent.log.contains("stopped"), "\(agent.log)")
+        try await Self.withAgentOnSilentAPIServer("pwpl-silent") { agent in
+            kill(agent.pid, SIGTERM)
+            // Liveness, generous: the election's release of the Lease is cancelled after 10 s
+            // (ShutdownTrigger.gracefulShutdownLimit); Kubernetes' default grace period is 30 s. Before,
+            // the source waited forever for informers that had stopped without a sync.
+            let status = await agent.waitForExit(limit: .seconds(25))
+            #expect(status == 0, "exit status \(String(describing: status)) (nil: still running after 25 s)\n\(agent.log)")
+            #expect(agent.log.contains("stopped"), "\(agent.log)")
+        }
     }
 
     @Test("a second SIGTERM ends at once a graceful stop that waits on an API server that never answers (exit 143)")
     func secondSignalExitsAtOnce() async throws {
-        let fs = try BPFFSFixture.make()
-        defer { fs.cleanup() }
-        let root = try makeTempDirectory("pwpl-signal2")
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let (kubeconfig, listener) = try Self.silentAPIServer(root: root)
-        defer { close(listener) }
-        let agent = try Self.kubeAgent(kubeconfig: kubeconfig, bpffs: fs.directory, log: root + "/agent.log")
-        defer { agent.kill() }
-        // Set up: from here on a stop goes through the election's release of the Lease, a request
+        // From "re-adopted" on, a stop goes through the election's release of the Lease, a request
         // the silent server never answers (the ServiceGroup would cancel it after 10 s).
-        #expect(await agent.waitForLog("re-adopted"), "\(agent.log)")
-        kill(agent.pid, SIGTERM)
-        #expect(await agent.waitForLog("signal 15: shutting down"), "\(agent.log)")
-        #expect(agent.isRunning, "\(agent.log)")
-        kill(agent.pid, SIGTERM)
-        let status = await agent.waitForExit(limit: .seconds(5))
-        #expect(status == 128 + SIGTERM, "the second signal exits at once with 143: \(String(describing: status))\n\(agent.log)")
+        try await Self.withAgentOnSilentAPIServer("pwpl-signal2") { agent in
+            kill(agent.pid, SIGTERM)
+            #expect(await agent.waitForLog("signal 15: shutting down"), "\(agent.log)")
+            #expect(agent.isRunning, "\(agent.log)")
+            kill(agent.pid, SIGTERM)
+            let status = await agent.waitForExit(limit: .seconds(5))
+            #expect(status == 128 + SIGTERM, "the second signal exits at once with 143: \(String(describing: status))\n\(agent.log)")
+        }
     }
 }
