@@ -280,87 +280,75 @@ int portway_dp_enter_netns(const char *path)
     return rc;
 }
 
+/* A request for the proxy's rule (fwmark → table) or route (local, table, via lo). */
+struct proxy_route_request {
+    struct nlmsghdr h;
+    union {
+        struct fib_rule_hdr rule;
+        struct rtmsg rt;
+    };
+    char attrs[128];
+};
+
+/* The rule "fwmark PW_MARK_TO_PROXY/mask lookup PW_PROXY_ROUTE_TABLE", to add (RTM_NEWRULE) or delete. */
+static void proxy_rule_request(struct proxy_route_request *req, __u16 type, __u16 flags)
+{
+    memset(req, 0, sizeof(*req));
+    req->h.nlmsg_type = type;
+    req->h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+    req->h.nlmsg_len = NLMSG_LENGTH(sizeof(struct fib_rule_hdr));
+    req->rule.family = AF_INET;
+    req->rule.action = FR_ACT_TO_TBL;
+    req->rule.table = RT_TABLE_UNSPEC;
+    pw_nl_attr_u32(&req->h, FRA_FWMARK, PW_MARK_TO_PROXY);
+    pw_nl_attr_u32(&req->h, FRA_FWMASK, PW_MARK_TO_PROXY_MASK);
+    pw_nl_attr_u32(&req->h, FRA_TABLE, PW_PROXY_ROUTE_TABLE);
+    pw_nl_attr_u32(&req->h, FRA_PRIORITY, PW_PROXY_RULE_PRIO);
+}
+
+/* The route "local 0.0.0.0/0 dev lo table PW_PROXY_ROUTE_TABLE", to add (RTM_NEWROUTE) or delete
+ * (lo 0: any device). */
+static void proxy_route_request(struct proxy_route_request *req, __u16 type, __u16 flags, unsigned int lo)
+{
+    memset(req, 0, sizeof(*req));
+    req->h.nlmsg_type = type;
+    req->h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+    req->h.nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg));
+    req->rt.rtm_family = AF_INET;
+    req->rt.rtm_table = RT_TABLE_UNSPEC;
+    if (type == RTM_NEWROUTE)
+        req->rt.rtm_protocol = RTPROT_STATIC;
+    req->rt.rtm_scope = RT_SCOPE_HOST;
+    req->rt.rtm_type = RTN_LOCAL;
+    pw_nl_attr_u32(&req->h, RTA_TABLE, PW_PROXY_ROUTE_TABLE);
+    if (lo != 0)
+        pw_nl_attr_u32(&req->h, RTA_OIF, lo);
+}
+
 int portway_dp_proxy_route_install(void)
 {
-    struct {
-        struct nlmsghdr h;
-        union {
-            struct fib_rule_hdr rule;
-            struct rtmsg rt;
-        };
-        char attrs[128];
-    } req;
+    struct proxy_route_request req;
     unsigned int lo = if_nametoindex("lo");
     int rc;
 
     if (lo == 0)
         return -errno;
-    memset(&req, 0, sizeof(req));
-    req.h.nlmsg_type = RTM_NEWRULE;
-    req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
-    req.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct fib_rule_hdr));
-    req.rule.family = AF_INET;
-    req.rule.action = FR_ACT_TO_TBL;
-    req.rule.table = RT_TABLE_UNSPEC;
-    pw_nl_attr_u32(&req.h, FRA_FWMARK, PW_MARK_TO_PROXY);
-    pw_nl_attr_u32(&req.h, FRA_FWMASK, PW_MARK_TO_PROXY_MASK);
-    pw_nl_attr_u32(&req.h, FRA_TABLE, PW_PROXY_ROUTE_TABLE);
-    pw_nl_attr_u32(&req.h, FRA_PRIORITY, PW_PROXY_RULE_PRIO);
+    proxy_rule_request(&req, RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL);
     rc = pw_nl_request(&req.h);
     if (rc < 0)
         return rc;
-
-    memset(&req, 0, sizeof(req));
-    req.h.nlmsg_type = RTM_NEWROUTE;
-    req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
-    req.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg));
-    req.rt.rtm_family = AF_INET;
-    req.rt.rtm_table = RT_TABLE_UNSPEC;
-    req.rt.rtm_protocol = RTPROT_STATIC;
-    req.rt.rtm_scope = RT_SCOPE_HOST;
-    req.rt.rtm_type = RTN_LOCAL;
-    pw_nl_attr_u32(&req.h, RTA_TABLE, PW_PROXY_ROUTE_TABLE);
-    pw_nl_attr_u32(&req.h, RTA_OIF, lo);
+    proxy_route_request(&req, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, lo);
     return pw_nl_request(&req.h);
 }
 
 int portway_dp_proxy_route_remove(void)
 {
-    struct {
-        struct nlmsghdr h;
-        union {
-            struct fib_rule_hdr rule;
-            struct rtmsg rt;
-        };
-        char attrs[128];
-    } req;
-    unsigned int lo = if_nametoindex("lo");
+    struct proxy_route_request req;
     int rc, rc2;
 
-    memset(&req, 0, sizeof(req));
-    req.h.nlmsg_type = RTM_DELRULE;
-    req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-    req.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct fib_rule_hdr));
-    req.rule.family = AF_INET;
-    req.rule.action = FR_ACT_TO_TBL;
-    req.rule.table = RT_TABLE_UNSPEC;
-    pw_nl_attr_u32(&req.h, FRA_FWMARK, PW_MARK_TO_PROXY);
-    pw_nl_attr_u32(&req.h, FRA_FWMASK, PW_MARK_TO_PROXY_MASK);
-    pw_nl_attr_u32(&req.h, FRA_TABLE, PW_PROXY_ROUTE_TABLE);
-    pw_nl_attr_u32(&req.h, FRA_PRIORITY, PW_PROXY_RULE_PRIO);
+    proxy_rule_request(&req, RTM_DELRULE, 0);
     rc = pw_nl_request(&req.h);
-
-    memset(&req, 0, sizeof(req));
-    req.h.nlmsg_type = RTM_DELROUTE;
-    req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-    req.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg));
-    req.rt.rtm_family = AF_INET;
-    req.rt.rtm_table = RT_TABLE_UNSPEC;
-    req.rt.rtm_scope = RT_SCOPE_HOST;
-    req.rt.rtm_type = RTN_LOCAL;
-    pw_nl_attr_u32(&req.h, RTA_TABLE, PW_PROXY_ROUTE_TABLE);
-    if (lo != 0)
-        pw_nl_attr_u32(&req.h, RTA_OIF, lo);
+    proxy_route_request(&req, RTM_DELROUTE, 0, if_nametoindex("lo"));
     rc2 = pw_nl_request(&req.h);
     /* gone already is fine */
     if (rc == -ENOENT || rc == -ESRCH)
