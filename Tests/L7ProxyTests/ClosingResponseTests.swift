@@ -20,7 +20,17 @@ import Glibc
         var status: Int
         var bodyBytes: Int
         var finWithResponse: Bool
+        /// From sending the request to reading the response's last byte.
+        var seconds: Double
     }
+
+    /// The kernel holds a corked partial segment for at most its minimum retransmission timeout
+    /// (200 ms) and then sends it alone. A response that took that long can therefore have been
+    /// split from its FIN by a descheduled event loop (a loaded CI machine), not by the proxy; a
+    /// response that arrived sooner was still corked when it was closed, so a missing FIN there is
+    /// the proxy's fault. Without the cork the data goes out at once and the FIN after it: fast
+    /// responses without FIN, which this test counts.
+    static let corkCeilingSeconds = 0.19
 
     @Test("Connection: close responses, forwarded and local, arrive with the FIN: the client never closes first")
     func finArrivesWithTheLastBytes() async throws {
@@ -36,7 +46,11 @@ import Glibc
                 }
                 #expect(exchanges.allSatisfy { $0.status == status }, "\(host)\(path): \(exchanges.map(\.status))")
                 if path.hasPrefix("/download") { #expect(exchanges.allSatisfy { $0.bodyBytes == 300_000 }) }
-                let late = exchanges.filter { !$0.finWithResponse }.count
+                let withoutFIN = exchanges.filter { !$0.finWithResponse }
+                let late = withoutFIN.filter { $0.seconds < Self.corkCeilingSeconds }.count
+                if withoutFIN.count > late {
+                    print("ClosingResponseTests: \(host)\(path): \(withoutFIN.count - late) responses without the FIN took over \(Self.corkCeilingSeconds) s (the kernel's cork ceiling, a descheduled event loop); not counted")
+                }
                 #expect(late == 0, "\(host)\(path): \(late) of 100 responses ended without the FIN: the client would close first")
             }
         }
@@ -59,6 +73,7 @@ import Glibc
         guard connected == 0 else { throw Failed(description: "connect: errno \(errno)") }
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let started = ContinuousClock.now
         let request = Array("GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n".utf8)
         guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == request.count else {
             throw Failed(description: "send: errno \(errno)")
@@ -71,7 +86,9 @@ import Glibc
                 guard received.count == complete.total else { throw Failed(description: "bytes after the response") }
                 var peek: UInt8 = 0
                 let next = recv(fd, &peek, 1, Int32(MSG_DONTWAIT | MSG_PEEK))
-                return Exchange(status: complete.status, bodyBytes: complete.body, finWithResponse: next == 0)
+                let elapsed = ContinuousClock.now - started
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                return Exchange(status: complete.status, bodyBytes: complete.body, finWithResponse: next == 0, seconds: seconds)
             }
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             guard n > 0 else { throw Failed(description: "connection ended inside the response (\(n), errno \(errno)): \(String(decoding: received, as: UTF8.self).prefix(200))") }
