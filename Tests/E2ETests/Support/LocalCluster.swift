@@ -126,7 +126,7 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         let work = self.work
         reaper = try await onDedicatedThread { try Reaper(directory: work) }
-        for (name, text) in [("pod.py", Scripts.pod), ("client.py", Scripts.client), ("fwd.py", Scripts.forwarder)] {
+        for (name, text) in [("pod.py", Scripts.pod), ("client.py", Scripts.client), ("fwd.py", Scripts.forwarder), ("route_watch.py", Scripts.routeWatch)] {
             try text.write(toFile: "\(work)/\(name)", atomically: true, encoding: .utf8)
         }
         let plane = try await EnvtestControlPlane.start(crdDirectory: sharedDirectory + "/gateway-api-crds", controllerManager: true)
@@ -455,6 +455,18 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
         return last
     }
 
+    /// Requests `hostname` at `target` back to back from the client namespace and reports each
+    /// change of answer with the time it arrived (see `Scripts.routeWatch`; bounded by `maxSeconds`).
+    func startRouteWatch(_ target: String, hostname: String, maxSeconds: Int = 300) async throws -> RouteWatch {
+        let client = self.client, work = self.work
+        let child = try await onDedicatedThread {
+            let c = try self.spawn(in: client, ["python3", "\(work)/route_watch.py", target, hostname, String(maxSeconds)])
+            try c.expectReady()
+            return c
+        }
+        return RouteWatch(child: child)
+    }
+
     /// A request loop running in the client namespace until `finish()` (bounded by `maxSeconds`).
     func startLoop(_ targets: [String], maxSeconds: Int = 120) async throws -> RequestLoop {
         let client = self.client, work = self.work
@@ -494,6 +506,22 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
     }
 
     deinit { tearDown() }
+}
+
+/// A running route watch (see `Scripts.routeWatch`).
+struct RouteWatch: Sendable {
+    let child: Child
+
+    /// The next change of answer: when it arrived (Unix time) and the answer (a pod's name,
+    /// `http-CODE` or `fail-REASON`); nil once the watch has ended.
+    func next() async -> (time: Double, answer: String)? {
+        guard let line = await child.line() else { return nil }
+        let parts = line.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, let time = Double(parts[0]) else { return (0, "unreadable: \(line)") }
+        return (time, String(parts[1]))
+    }
+
+    func stop() { child.kill() }
 }
 
 /// A running request loop (see `Scripts.client`).

@@ -27,6 +27,40 @@ enum Scripts {
         server.serve_forever()
         """#
 
+    /// `route_watch.py HOST:PORT HOSTNAME MAX_SECONDS`: requests `/` with that Host over one
+    /// keep-alive connection (a new one after any failure), back to back, and prints
+    /// `UNIX_TIME NAME` each time the answer changes: the pod's name for a 200, `http-CODE` for
+    /// another status, `fail-REASON` when nothing answered. Prints `ready` first; exits after
+    /// MAX_SECONDS (bounded).
+    static let routeWatch = #"""
+        import http.client, sys, time
+        target, hostname, max_seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+        addr, port = target.rsplit(":", 1)
+        deadline = time.time() + max_seconds
+        conn, last = None, None
+        print("ready", flush=True)
+        while time.time() < deadline:
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection(addr, int(port), timeout=2)
+                conn.request("GET", "/", headers={"Host": hostname})
+                response = conn.getresponse()
+                body = response.read().decode().strip()
+                name = body.split(" ")[0] if response.status == 200 else "http-%d" % response.status
+                if response.will_close:
+                    conn.close()
+                    conn = None
+            except Exception as e:
+                name = "fail-" + type(e).__name__
+                if conn is not None:
+                    conn.close()
+                conn = None
+            now = time.time()
+            if name != last:
+                print("%.6f %s" % (now, name), flush=True)
+                last = name
+        """#
+
     /// `client.py get HOST:PORT [TIMEOUT]`: one request; prints `ok NAME PEER` or `fail REASON`.
     /// `client.py loop MAX_SECONDS HOST:PORT...`: requests the targets round-robin, one fresh
     /// connection each, every 20 ms, until a line arrives on stdin or MAX_SECONDS pass (bounded);
