@@ -16,6 +16,9 @@ if [ -n "${KUBEBUILDER_ASSETS:-}" ] && [ "$(id -u)" = 0 ]; then
   swift build --build-tests >/dev/null
   PORTWAY_BIN="$(swift build -c release --show-bin-path)/portway" PORTWAY_BPF_DIR="$PWD/bpf/out" \
     swift test --skip-build --filter RouteChangeLatencyTests 2>&1 | grep -E "^route change|✘" || true
+  # The agent's memory: the release binary syncing 10k Services x 10 endpoints from the real API server.
+  PORTWAY_BENCH_MEMORY=1 PORTWAY_BIN="$(swift build -c release --show-bin-path)/portway" \
+    swift test --skip-build --filter AgentMemoryBenchTests 2>&1 | grep -E "^agent memory|^AgentMemoryBenchTests|✘" || true
 else
-  echo "route change → first routed request: skipped (needs root and the real control plane: ../shared/kube/assets.sh or KUBEBUILDER_ASSETS)"
+  echo "route change → first routed request, agent memory: skipped (needs root and the real control plane: ../shared/kube/assets.sh or KUBEBUILDER_ASSETS)"
 fi
