@@ -60,18 +60,30 @@ struct BatchOperationTests {
         #expect(try refused.state == ProgrammedState())
     }
 
-    @Test("a delete failing in the middle of a batch: what was deleted stays deleted, the frontend is retried alone and named")
+    @Test("a delete failing in the middle of a batch: what was deleted stays deleted, the rest go one by one, the failing frontend is named")
     func partialDeleteBatch() throws {
         let faults = FaultInjector()
         let m = try LoggedMaps(faults: faults)
-        _ = m.writer.sync(DesiredL4State(entries: batchEntries(100)))
-        // The 40th master delete fails, and again when that frontend is retried alone.
-        faults.arm(FaultPlan(failAt: 40, fault: .busy, map: .services, operations: [.delete], times: 2))
+        let entries = batchEntries(100)
+        _ = m.writer.sync(DesiredL4State(entries: entries))
+        m.log.clear()
+        // Services-map deletes 40, 41 and 42 fail: the 40th master in the masters batch, then the
+        // first slot of the slots batch (of the 39 frontends whose master went), then frontend 40's
+        // master again when it is retried alone.
+        faults.arm(FaultPlan(failAt: 40, fault: .busy, map: .services, operations: [.delete], times: 3))
         let summary = m.writer.sync(DesiredL4State(entries: []))
-        #expect(faults.failures == 2)
-        let failed = try #require(ServiceMapKey(batchEntries(100)[39].frontend))
+        #expect(faults.failures == 3)
+        let failed = try #require(ServiceMapKey(entries[39].frontend))
         #expect(summary.failures.map(\.subject) == ["remove \(failed)"], "\(summary.failures)")
         #expect(summary.removed == 99)
+        // No slot was deleted while its master was still there.
+        let services = m.log.all.filter { $0.map == .services }
+        #expect(Array(services.prefix(39)).allSatisfy { $0.batched && phase($0) == 3 }, "the batch deleted 39 masters first")
+        var mastersGone = Set<String>()
+        for r in services {
+            let frontend = String(r.description.split(separator: " ")[2])
+            if phase(r) == 3 { mastersGone.insert(frontend) } else { #expect(mastersGone.contains(frontend), "\(r)") }
+        }
         #expect(try m.state == m.writer.programmed)
         let listing = try LogicalListing(m.maps)
         #expect(listing.problems.isEmpty, "\(listing.problems)")
@@ -81,21 +93,24 @@ struct BatchOperationTests {
         #expect(try m.state == ProgrammedState())
     }
 
-    @Test("an update failing in the middle of a native batch: the frontends it stopped are written one by one, the failing one named")
+    @Test("an update failing in the middle of a native batch: the frontends it finished go on in batches, the rest one by one")
     func partialUpdateBatch() throws {
-        let faults = FaultInjector(FaultPlan(failAt: 150, fault: .busy, map: .services, operations: [.update], times: 2))
+        let faults = FaultInjector(FaultPlan(failAt: 150, fault: .busy, map: .services, operations: [.update]))
         let m = try LoggedMaps(faults: faults)
-        let entries = batchEntries(100)
-        let summary = m.writer.sync(DesiredL4State(entries: entries))
-        // Slot pair 150 is frontend 75's second slot; its retry alone fails again.
-        #expect(faults.failures == 2)
-        #expect(summary.failures.map(\.subject) == [ServiceMapKey(entries[74].frontend)!.description], "\(summary.failures)")
-        #expect(summary.added == 99)
-        #expect(m.log.all.prefix(200 + 149).allSatisfy(\.batched), "the batch wrote up to the failing pair")
+        let summary = m.writer.sync(DesiredL4State(entries: batchEntries(100)))
+        #expect(faults.failures == 1)
+        #expect(summary.failures.isEmpty && summary.added == 100, "\(summary.failures)")
+        // Slot pair 150 is frontend 75's second slot: frontends 1...74 got their reverse NAT and
+        // master in batches, 75...100 (frontend 75's first slot taken back) one by one.
+        let records = m.log.all
+        #expect(Array(records.prefix(200 + 149)).allSatisfy { $0.batched }, "the batch wrote up to the failing pair")
+        let masters = records.filter { phase($0) == 3 }
+        #expect(masters.count == 100)
+        #expect(Array(masters.prefix(74)).allSatisfy { $0.batched } && Array(masters.dropFirst(74)).allSatisfy { !$0.batched })
+        #expect(records.filter { $0.map == .reverseNAT && $0.batched }.count == 74)
         #expect(try m.state == m.writer.programmed)
         let listing = try LogicalListing(m.maps)
-        #expect(listing.problems.isEmpty && listing.frontends.count == 99, "\(listing.problems)")
-        #expect(m.writer.retryFailed().added == 1)
+        #expect(listing.problems.isEmpty && listing.frontends.count == 100, "\(listing.problems)")
     }
 }
 
