@@ -53,3 +53,41 @@ struct IDAllocator {
         mark(id, false)
     }
 }
+
+/// How many slots point at each backend ID. IDs are handed out densely from 1 (`IDAllocator`), so
+/// the counts live in an array indexed by ID — no hashing on the writer's hottest path — with a
+/// dictionary for IDs beyond the allocator's bitmap range (adopted from maps written by others).
+struct RefCounts: ExpressibleByDictionaryLiteral {
+    private var dense: [Int32] = []
+    private var sparse: [UInt32: Int] = [:]
+    private static let denseLimit: UInt32 = 1 << 22
+
+    init(dictionaryLiteral elements: (UInt32, Int)...) {
+        for (id, n) in elements { self[id] = n }
+    }
+
+    /// The count of `id`; nil when no slot points at it.
+    subscript(id: UInt32) -> Int? {
+        get {
+            guard id < Self.denseLimit else { return sparse[id] }
+            guard Int(id) < dense.count, dense[Int(id)] > 0 else { return nil }
+            return Int(dense[Int(id)])
+        }
+        set {
+            guard id < Self.denseLimit else {
+                sparse[id] = newValue
+                return
+            }
+            if Int(id) >= dense.count {
+                guard newValue != nil else { return }
+                dense.append(contentsOf: repeatElement(0, count: max(Int(id) + 1, 2 * dense.count, 1024) - dense.count))
+            }
+            dense[Int(id)] = Int32(clamping: newValue ?? 0)
+        }
+    }
+
+    subscript(id: UInt32, default value: Int) -> Int {
+        get { self[id] ?? value }
+        set { self[id] = newValue == 0 && value == 0 ? nil : newValue }
+    }
+}

@@ -90,7 +90,8 @@ public final class InMemoryMap: MapOperations {
         storage.withLock { Array($0.keys) }
     }
 
-    public func updateBatch(keys: UnsafeRawBufferPointer, values: UnsafeRawBufferPointer, count: Int) -> MapBatchResult {
+    /// Pair by pair, logged as batched, stopping at the first error (as the kernel's batch does).
+    public func nativeUpdateBatch(keys: UnsafeRawBufferPointer, values: UnsafeRawBufferPointer, count: Int) -> MapBatchResult? {
         let ks = Int(kind.keySize), vs = Int(kind.valueSize)
         for i in 0..<count {
             do {
@@ -100,6 +101,32 @@ public final class InMemoryMap: MapOperations {
             }
         }
         return MapBatchResult(written: count, error: nil)
+    }
+
+    /// Key by key, logged as batched, stopping at the first absent key with ENOENT (as the kernel's batch does).
+    public func nativeDeleteBatch(keys: UnsafeRawBufferPointer, count: Int) -> MapBatchResult? {
+        let ks = Int(kind.keySize)
+        for i in 0..<count {
+            let k = Array(keys[(i * ks)..<((i + 1) * ks)])
+            guard storage.withLock({ $0.removeValue(forKey: k) != nil }) else {
+                return MapBatchResult(written: i, error: .syscall(map: name, operation: "batch delete", errno: ENOENT))
+            }
+            log?.append(MapOperationRecord(map: kind, operation: .delete, key: k, value: nil, batched: true))
+        }
+        return MapBatchResult(written: count, error: nil)
+    }
+
+    public func nativeEntries() throws(BPFMapError) -> PackedEntries? {
+        storage.withLock { map in
+            var out = PackedEntries(count: map.count, calls: 1)
+            out.keys.reserveCapacity(map.count * Int(kind.keySize))
+            out.values.reserveCapacity(map.count * Int(kind.valueSize))
+            for (k, v) in map {
+                out.keys += k
+                out.values += v
+            }
+            return out
+        }
     }
 }
 
@@ -125,14 +152,24 @@ public struct FaultPlan: Sendable {
     public var operations: Set<MapOperationRecord.Operation>
     /// Fail this many operations from `failAt` on (Int.max: every one).
     public var times: Int
+    /// Refuse every batch command, as a kernel without them (EINVAL) or a map type without them
+    /// (ENOTSUPP) does: batches then go element by element, each element counted as above.
+    public var refusingBatches: Bool
 
-    public init(failAt: Int, fault: Fault, map: MapKind? = nil, operations: Set<MapOperationRecord.Operation> = [.update, .delete], times: Int = 1) {
+    public init(
+        failAt: Int, fault: Fault, map: MapKind? = nil, operations: Set<MapOperationRecord.Operation> = [.update, .delete],
+        times: Int = 1, refusingBatches: Bool = false
+    ) {
         self.failAt = failAt
         self.fault = fault
         self.map = map
         self.operations = operations
         self.times = times
+        self.refusingBatches = refusingBatches
     }
+
+    /// No fault, only every batch command refused.
+    public static var refusingBatches: FaultPlan { FaultPlan(failAt: Int.max, fault: .busy, times: 0, refusingBatches: true) }
 }
 
 /// The counter of a fault plan shared by the maps of one set.
@@ -146,6 +183,9 @@ public final class FaultInjector: Sendable {
 
     /// How many operations failed so far.
     public var failures: Int { state.withLock { $0.failed } }
+
+    /// Whether batch commands are refused.
+    var refusesBatches: Bool { state.withLock { $0.plan?.refusingBatches ?? false } }
 
     /// The error for this operation, or nil to let it through.
     func check(_ map: MapKind, _ operation: MapOperationRecord.Operation) -> BPFMapError? {
@@ -196,9 +236,39 @@ public final class FaultInjectingMap: MapOperations {
 
     public func allKeys() throws(BPFMapError) -> [[UInt8]] { try base.allKeys() }
 
-    /// Pair by pair, so a fault lands on exactly the planned pair.
-    public func updateBatch(keys: UnsafeRawBufferPointer, values: UnsafeRawBufferPointer, count: Int) -> MapBatchResult {
-        updateOneByOne(keys: keys, values: values, count: count)
+    /// The base map's batch up to the pair the plan fails (each pair counted as one operation),
+    /// so a fault lands on exactly the planned pair, mid-batch; nil when the plan refuses batches.
+    public func nativeUpdateBatch(keys: UnsafeRawBufferPointer, values: UnsafeRawBufferPointer, count: Int) -> MapBatchResult? {
+        guard !injector.refusesBatches else { return nil }
+        let ks = Int(kind.keySize), vs = Int(kind.valueSize)
+        for i in 0..<count {
+            guard let error = injector.check(kind, .update) else { continue }
+            var r = base.updateBatch(
+                keys: UnsafeRawBufferPointer(rebasing: keys[..<(i * ks)]), values: UnsafeRawBufferPointer(rebasing: values[..<(i * vs)]), count: i)
+            if r.error == nil { r.error = fixed(error) }
+            r.calls = max(r.calls, 1)
+            return r
+        }
+        return base.updateBatch(keys: keys, values: values, count: count)
+    }
+
+    /// As `nativeUpdateBatch`, for deletes; the base's own batch reports absent keys (ENOENT).
+    public func nativeDeleteBatch(keys: UnsafeRawBufferPointer, count: Int) -> MapBatchResult? {
+        guard !injector.refusesBatches else { return nil }
+        let ks = Int(kind.keySize)
+        for i in 0..<count {
+            guard let error = injector.check(kind, .delete) else { continue }
+            var r = base.nativeDeleteBatch(keys: UnsafeRawBufferPointer(rebasing: keys[..<(i * ks)]), count: i)
+                ?? base.deleteOneByOne(keys: UnsafeRawBufferPointer(rebasing: keys[..<(i * ks)]), count: i)
+            if r.error == nil { r.error = error }
+            r.calls = max(r.calls, 1)
+            return r
+        }
+        return base.nativeDeleteBatch(keys: keys, count: count) ?? base.deleteOneByOne(keys: keys, count: count)
+    }
+
+    public func nativeEntries() throws(BPFMapError) -> PackedEntries? {
+        injector.refusesBatches ? nil : try base.allEntries()
     }
 
     /// A "map full" names this map's real size.

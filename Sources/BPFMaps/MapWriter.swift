@@ -12,7 +12,9 @@ import Synchronization
 /// 3. backend entries whose state changed, stale reverse-NAT entries, then orphan backends last.
 ///
 /// Many new frontends at once (a cold start) are written phase by phase with batch updates:
-/// all their backends, then all their slots, their reverse NAT, and their masters last.
+/// all their backends, then all their slots, their reverse NAT, and their masters last; many
+/// removed ones with batch deletes, all their masters first. Maps that refuse batch commands get
+/// the same operations one by one.
 ///
 /// IDs are stable: one backend ID per (address, port, protocol), shared by all frontends (with a
 /// reference count per ID, so orphans are found without scanning), and one reverse-NAT (service)

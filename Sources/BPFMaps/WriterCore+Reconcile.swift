@@ -46,16 +46,21 @@ extension WriterCore {
         syscalls = 0
         var summary = SyncSummary()
 
-        // 1. Removed frontends first: frees room for new ones.
-        for key in removals {
-            let hadMaster = programmed.services[key]?.master != nil
-            do {
-                try removeService(key)
-                if hadMaster { summary.removed += 1 }
-            } catch {
-                summary.failures.append(SyncFailure(subject: "remove \(key)", frontend: key.frontend, error: error))
-            }
+        // 1. Removed frontends first: frees room for new ones. Many go phase by phase in batches.
+        if removals.count >= Self.batchThreshold {
+            summary.removed += removeBatch(removals, into: &summary)
             pruneNewlyUnreferenced(keeping: nil)
+        } else {
+            for key in removals {
+                let hadMaster = programmed.services[key]?.master != nil
+                do {
+                    try removeService(key)
+                    if hadMaster { summary.removed += 1 }
+                } catch {
+                    summary.failures.append(SyncFailure(subject: "remove \(key)", frontend: key.frontend, error: error))
+                }
+                pruneNewlyUnreferenced(keeping: nil)
+            }
         }
 
         // 2. Capacity: which upserts fit, whole Services in a stable order.
@@ -66,14 +71,22 @@ extension WriterCore {
             summary.failures.append(SyncFailure(subject: service.key.description, frontend: service.frontend, error: plan.error ?? .interrupted))
         }
         // Orphans nothing admitted wants: gone now, to make the room the plan counted on.
-        for id in unreferenced.sorted() {
-            guard let entry = programmed.backends[id], !plan.needs(entry.key, backendUse) || backendIDs[entry.key] != id else { continue }
-            pruneBackend(id, into: &summary)
-        }
+        pruneBackends(unreferenced.sorted().filter { id in
+            guard let entry = programmed.backends[id] else { return false }
+            return !plan.needs(entry.key, backendUse) || backendIDs[entry.key] != id
+        }, into: &summary)
         // Reverse-NAT entries no master uses (left by a crash or a rollback): room the plan counted on.
         if full {
             let used = Set(revNatIDs.values)
-            for id in programmed.reverseNAT.keys.sorted() where !used.contains(id) {
+            let stale = programmed.reverseNAT.keys.filter { !used.contains($0) }.sorted()
+            let r = maps.reverseNAT.deleteBatch(stale.map(\.bigEndian))
+            syscalls += r.calls
+            counts[.reverseNAT, default: MapOpCounts()].deletes += r.written
+            for id in stale[..<r.written] {
+                programmed.reverseNAT[id] = nil
+                revNatAllocator.release(UInt32(id))
+            }
+            for id in stale[r.written...] {
                 do {
                     try deleteRevNat(id)
                     revNatAllocator.release(UInt32(id))
@@ -91,6 +104,7 @@ extension WriterCore {
         }
         ranked.sort { a, b in a.grows != b.grows ? !a.grows : a.key < b.key }
         let order = ranked.map { upserts[$0.index] }
+        if order.count >= Self.batchThreshold { reserveForNewFrontends(order) }
         var index = 0
         while index < order.count {
             if isCancelled() {
@@ -102,7 +116,7 @@ extension WriterCore {
             var end = index
             while end < order.count, end - index < Self.batchChunk, isFresh(order[end].key) { end += 1 }
             if end - index >= Self.batchThreshold {
-                let leftovers = writeBatch(Array(order[index..<end]), into: &summary)
+                let leftovers = writeBatch(order[index..<end], into: &summary)
                 for service in leftovers { upsert(service, needed: plan.neededBackends, into: &summary) }
                 index = end
                 continue
@@ -128,13 +142,24 @@ extension WriterCore {
 
         // 5. Orphan backends last: no slot points at them any more.
         newlyUnreferenced.removeAll()
-        for id in unreferenced.sorted() { pruneBackend(id, into: &summary) }
+        pruneBackends(unreferenced.sorted(), into: &summary)
 
         summary.frontends = desired.count
         summary.backends = backendUse.count
         summary.operations = counts
         summary.syscalls = syscalls
         return summary
+    }
+
+    /// Sizes the indices once for many new frontends (a cold start) instead of growing them entry by entry.
+    mutating func reserveForNewFrontends(_ services: [DesiredService]) {
+        var slots = 0
+        for s in services { slots += s.slots.count }
+        programmed.services.reserveCapacity(programmed.services.count + services.count)
+        programmed.reverseNAT.reserveCapacity(programmed.reverseNAT.count + services.count)
+        programmed.backends.reserveCapacity(programmed.backends.count + min(slots, backendUse.count))
+        backendIDs.reserveCapacity(backendIDs.count + min(slots, backendUse.count))
+        revNatIDs.reserveCapacity(revNatIDs.count + services.count)
     }
 
     /// Adds (`by` 1) or removes (-1) a desired frontend's uses of its backends.
@@ -180,12 +205,14 @@ extension WriterCore {
         let ids = newlyUnreferenced
         newlyUnreferenced.removeAll(keepingCapacity: true)
         var ignored = SyncSummary()
+        var prune: [UInt32] = []
         for id in ids {
             guard refs[id, default: 0] == 0, let entry = programmed.backends[id] else { continue }
             let wanted = needed.map { $0.contains(entry.key) } ?? (backendUse[entry.key] != nil)
             if wanted && backendIDs[entry.key] == id { continue }
-            pruneBackend(id, into: &ignored)
+            prune.append(id)
         }
+        pruneBackends(prune, into: &ignored)
         // A failed prune stays in `unreferenced` for the end of the call.
     }
 }

@@ -25,7 +25,7 @@ struct WriterCore: ~Copyable {
     var backendIDs: [BackendKey: UInt32] = [:]
     var backendAllocator = IDAllocator(limit: UInt32.max - 1)
     /// Slots pointing at each backend ID.
-    var refs: [UInt32: Int] = [:]
+    var refs: RefCounts = [:]
     /// Backend entries no slot points at (pruned at the end of each call).
     var unreferenced = Set<UInt32>()
     /// IDs whose last reference went during the current frontend (pruned right after it when unwanted).

@@ -98,16 +98,8 @@ func desiredState(services: Int, endpoints: Int) -> DesiredL4State {
 
 /// Packed key and value bytes of every entry of one pinned map.
 func packedEntries(_ map: PinnedMap) throws -> (keys: [UInt8], values: [UInt8], count: Int) {
-    var keys: [UInt8] = [], values: [UInt8] = []
-    var value = [UInt8](repeating: 0, count: 64)
-    let keyList = try map.allKeys()
-    for key in keyList {
-        let found = try key.withUnsafeBytes { k in try value.withUnsafeMutableBytes { v in try map.lookup(key: k, value: v) } }
-        guard found else { continue }
-        keys += key
-        values += value.prefix(Int(map.kind.valueSize))
-    }
-    return (keys, values, keyList.count)
+    let p = try map.allEntries()
+    return (p.keys, p.values, p.count)
 }
 
 /// The same entries written by C: one bpf_map_update_elem per entry, or BPF_MAP_UPDATE_BATCH.
@@ -235,9 +227,11 @@ final class BlindCapacityMap: MapOperations {
     func update(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(BPFMapError) { try base.update(key: key, value: value) }
     func delete(key: UnsafeRawBufferPointer) throws(BPFMapError) -> Bool { try base.delete(key: key) }
     func allKeys() throws(BPFMapError) -> [[UInt8]] { try base.allKeys() }
-    func updateBatch(keys: UnsafeRawBufferPointer, values: UnsafeRawBufferPointer, count: Int) -> MapBatchResult {
-        base.updateBatch(keys: keys, values: values, count: count)
+    func nativeUpdateBatch(keys: UnsafeRawBufferPointer, values: UnsafeRawBufferPointer, count: Int) -> MapBatchResult? {
+        base.nativeUpdateBatch(keys: keys, values: values, count: count)
     }
+    func nativeDeleteBatch(keys: UnsafeRawBufferPointer, count: Int) -> MapBatchResult? { base.nativeDeleteBatch(keys: keys, count: count) }
+    func nativeEntries() throws(BPFMapError) -> PackedEntries? { try base.nativeEntries() }
 }
 
 /// 20k services x 1 endpoint into a 30,000-entry services map: with the capacity plan, and blind

@@ -119,6 +119,50 @@ struct ConcurrentReaderTests {
         #expect(try ProgrammedState.read(from: maps) == writer.programmed)
     }
 
+    @Test("batches keep the order too: many frontends added (backends, slots, reverse NAT, masters) and removed (masters first) at once")
+    func batchChurn() async throws {
+        let fixture = try BPFFSFixture.make()
+        defer { fixture.cleanup() }
+        let maps = try fixture.maps()
+        let writer = try MapWriter(maps: maps)
+        let frontends = (0..<96).map { Frontend(address: ip("10.0.\($0 / 250).\($0 % 250 + 1)"), port: 30080, proto: .tcp) }
+        let pool = (0..<64).map { backend("10.1.\($0 / 8).\($0 % 8 + 1)") }
+        let reader = DatapathLikeReader(maps: maps, frontends: frontends)
+        let readerDone = startThread { reader.run() }
+        let seed: UInt64 = 0xBA7C4
+        print("batchChurn: seed \(seed)")
+        var rng = SeededRandom(seed: seed)
+        var present = Set<Int>()
+        var totals = (syncs: 0, batched: 0, failures: 0)
+        for generation in 1...120 {
+            // Every other round removes at least 40 frontends at once (a batch); the next adds them back (a batch).
+            let keep: Set<Int> = generation % 2 == 0
+                ? Set(present.shuffled(using: &rng).prefix(max(0, present.count - 40 - Int.random(in: 0...16, using: &rng))))
+                : Set(0..<frontends.count)
+            let entries = keep.sorted().map { i -> FrontendEntry in
+                let chosen = pool.shuffled(using: &rng).prefix(Int.random(in: 1...6, using: &rng))
+                return FrontendEntry(
+                    frontend: frontends[i], type: .nodePort, flags: [.nodePort, .sessionAffinity],
+                    affinityTimeoutSeconds: UInt32(generation), service: ServiceReference(namespace: "demo", name: "churn-\(i)", port: 80),
+                    backends: Array(chosen))
+            }
+            let summary = writer.sync(DesiredL4State(entries: entries))
+            totals.syncs += 1
+            totals.failures += summary.failures.count
+            if summary.added >= 32 || summary.removed >= 32 { totals.batched += 1 }
+            present = keep
+        }
+        reader.stop.store(true, ordering: .releasing)
+        await readerDone.value
+        let violations = reader.violations.withLock { $0 }
+        #expect(violations.count == 0, "first violations: \(violations.prefix(5))")
+        #expect(totals.failures == 0)
+        #expect(totals.batched >= 100, "most syncs added or removed a batch's worth: \(totals.batched)")
+        #expect(reader.walks.load(ordering: .relaxed) > 0 && reader.slotReads.load(ordering: .relaxed) > 0)
+        print("batchChurn: \(totals.syncs) syncs, \(totals.batched) with batches; reader: \(reader.walks.load(ordering: .relaxed)) masters, \(reader.slotReads.load(ordering: .relaxed)) slots")
+        #expect(try ProgrammedState.read(from: maps) == writer.programmed)
+    }
+
     @Test("the reader does catch a writer that breaks the order (the test can fail)")
     func readerDetectsBadOrder() async throws {
         let fs = try BPFFSFixture.make()

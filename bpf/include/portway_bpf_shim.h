@@ -37,6 +37,16 @@ int portway_map_next_key(int fd, const void *key, void *next_key);
 /// On return *count holds how many were written; returns 0 or -errno (the error of element *count).
 int portway_map_update_batch(int fd, const void *keys, const void *values, __u32 *count);
 
+/// BPF_MAP_DELETE_BATCH: deletes *count keys (a packed array) in one syscall, stopping at the first
+/// failure (ENOENT for an absent key). On return *count holds how many were deleted; returns 0 or -errno.
+int portway_map_delete_batch(int fd, const void *keys, __u32 *count);
+
+/// BPF_MAP_LOOKUP_BATCH: copies up to *count entries into packed keys/values, continuing after the
+/// position `in_batch` names (NULL: from the start) and storing the next position in `out_batch`
+/// (a buffer of at least max(key size, 4) bytes). *count holds how many were copied; returns 0, or
+/// -ENOENT when the walk ended (entries may still have been copied), or another -errno.
+int portway_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, __u32 *count);
+
 /// What the pinned object at `path` is: 1 a map, 2 a program, 3 a link, 0 something else; -errno
 /// when it cannot be opened. (`bpf_obj_get` succeeds for any pinned object.)
 int portway_pinned_object_kind(const char *path);

@@ -71,6 +71,16 @@ int portway_map_update_batch(int fd, const void *keys, const void *values, __u32
     return neg_errno(bpf_map_update_batch(fd, keys, values, count, &opts));
 }
 
+int portway_map_delete_batch(int fd, const void *keys, __u32 *count) {
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    return neg_errno(bpf_map_delete_batch(fd, keys, count, &opts));
+}
+
+int portway_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, __u32 *count) {
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    return neg_errno(bpf_map_lookup_batch(fd, in_batch, out_batch, keys, values, count, &opts));
+}
+
 int portway_pinned_object_kind(const char *path) {
     int fd = bpf_obj_get(path);
     if (fd < 0) return neg_errno(fd);
