@@ -88,7 +88,8 @@ public final class GatewayWriters: Sendable {
             await writeStatus(object, into: &report) { current in
                 var out = current
                 out.status = GatewayClassStatus(
-                    conditions: GatewayStatusMerge.mergeConditions(existing: current.status?.conditions ?? [], new: status.conditions ?? [], now: time))
+                    conditions: GatewayStatusMerge.mergeConditions(existing: current.status?.conditions ?? [], new: status.conditions ?? [], now: time),
+                    supportedFeatures: status.supportedFeatures)
                 return out
             }
         }

@@ -119,9 +119,9 @@ struct GatewayBuild {
         for gatewayClass in gatewayClasses { classes[gatewayClass.metadata.name] = gatewayClass }
         for gatewayClass in gatewayClasses
         where gatewayClass.spec.controllerName == options.controllerName {
-            state.status.gatewayClasses[gatewayClass.metadata.name] = GatewayClassStatus(conditions: [
-                condition("Accepted", true, "Accepted", "handled by \(options.controllerName)", gatewayClass.metadata),
-            ])
+            state.status.gatewayClasses[gatewayClass.metadata.name] = GatewayClassStatus(
+                conditions: [condition("Accepted", true, "Accepted", "handled by \(options.controllerName)", gatewayClass.metadata)],
+                supportedFeatures: GatewayFeatures.supportedFeatures)
         }
 
         // Gateways: Portway's, validated listener by listener.
@@ -152,11 +152,21 @@ struct GatewayBuild {
         let routes = Self.ordered(index.httpRoutes)
         var routeFacts: [NamespacedName: RouteFacts] = [:]
         var seenRoutes = Set<NamespacedName>()
+        let owned = Set(state.ownedGateways)
         for route in routes {
             let routeKey = key(route.metadata)
             guard seenRoutes.insert(routeKey).inserted else {
                 state.warnings.append(GatewayWarning(object: "HTTPRoute \(routeKey)", message: "defined more than once; the first definition is used"))
                 continue
+            }
+            // Before the partial build's filter: warnings cover every object (of Portway's Gateways).
+            let unknown = route.unknownFieldPaths
+            if !unknown.isEmpty, ClusterIndex.parentGateways(of: route).contains(where: {
+                owned.contains(NamespacedName(namespace: $0.namespace, name: $0.name))
+            }) {
+                state.warnings.append(GatewayWarning(
+                    object: "HTTPRoute \(routeKey)",
+                    message: "generation \(route.metadata.generation.map(String.init) ?? "?"): fields Portway does not know: \(unknown.joined(separator: ", ")); the route is not accepted (UnsupportedValue)"))
             }
             // A partial build validates only the routes naming one of its Gateways.
             if only != nil, !ClusterIndex.parentGateways(of: route).contains(where: { gateways[NamespacedName(namespace: $0.namespace, name: $0.name)] != nil }) {
@@ -321,6 +331,11 @@ struct GatewayBuild {
             if facts.unsupported == nil { facts.unsupported = ("UnsupportedValue", message) }
         }
         for (r, rule) in (route.spec.rules ?? []).enumerated() {
+            var timeouts = RouteTimeouts()
+            switch RouteTimeouts.lower(rule.timeouts) {
+            case .success(let lowered): timeouts = lowered
+            case .failure(let problem): unsupported("spec.rules[\(r)]: \(problem.message)")
+            }
             var backends: [WeightedBackend] = []
             for (b, ref) in (rule.backendRefs ?? []).enumerated() {
                 var backend = resolve(ref, routeNamespace: routeKey.namespace)
@@ -347,13 +362,17 @@ struct GatewayBuild {
                     }
                     facts.entries.append(RouteTableEntry(
                         route: routeKey, rule: r, match: m, ruleName: rule.name, hostnames: [], matchSpec: spec,
-                        filters: filters, backends: backends, routeCreated: route.metadata.creationTimestamp ?? ""
+                        filters: filters, backends: backends, timeouts: timeouts, routeCreated: route.metadata.creationTimestamp ?? ""
                     ))
                 case .failure(let problem):
                     unsupported("spec.rules[\(r)].matches[\(m)]: \(problem.message)")
                 }
             }
         }
+        // A field the models do not know may change what a request gets (a retry, a mirror):
+        // the route is refused, never served without it (the builder also warns, once per generation).
+        let unknown = route.unknownFieldPaths
+        if !unknown.isEmpty { unsupported("\(unknown.joined(separator: ", ")): not supported by Portway") }
         return facts
     }
 
@@ -504,6 +523,7 @@ struct GatewayBuild {
                 for (routeKey, hostnames) in fact.attached {
                     for var entry in routes[routeKey]?.entries ?? [] {
                         entry.hostnames = hostnames
+                        entry.setListenerPort(port)
                         entries.append(entry)
                     }
                 }

@@ -104,12 +104,14 @@ public struct RouteTableEntry: Hashable, Codable, Sendable {
     /// The rule's filters, lowered (`RouteFilter.lower`), in the rule's order.
     public var filters: [RouteFilter]
     public var backends: [WeightedBackend]
+    /// The rule's `timeouts`, validated (`RouteTimeouts.lower`).
+    public var timeouts: RouteTimeouts
     /// The route's `metadata.creationTimestamp` (older routes win ties), "" when unknown.
     public var routeCreated: String
 
     public init(
         route: NamespacedName, rule: Int, match: Int, ruleName: String? = nil, hostnames: [String], matchSpec: RouteMatchSpec,
-        filters: [RouteFilter] = [], backends: [WeightedBackend], routeCreated: String = ""
+        filters: [RouteFilter] = [], backends: [WeightedBackend], timeouts: RouteTimeouts = RouteTimeouts(), routeCreated: String = ""
     ) {
         self.route = route
         self.rule = rule
@@ -119,7 +121,19 @@ public struct RouteTableEntry: Hashable, Codable, Sendable {
         self.matchSpec = matchSpec
         self.filters = filters
         self.backends = backends
+        self.timeouts = timeouts
         self.routeCreated = routeCreated
+    }
+
+    /// Tells the rule's RequestRedirect the port of the listener it is attached to (a redirect
+    /// without port and scheme keeps the listener's port).
+    mutating func setListenerPort(_ port: Int) {
+        for i in filters.indices {
+            if case .requestRedirect(var redirect) = filters[i] {
+                redirect.listenerPort = port
+                filters[i] = .requestRedirect(redirect)
+            }
+        }
     }
 
     /// The RequestRedirect filter, if the rule has one: the request is answered by the proxy.

@@ -99,17 +99,24 @@ public struct URLRewrite: Hashable, Codable, Sendable {
 
 /// The RequestRedirect filter: answer with a redirect built from the request.
 public struct RedirectDecision: Hashable, Codable, Sendable {
+    /// The redirect codes the Gateway API allows (302 is the default).
+    public static let statusCodes: Set<Int> = [301, 302, 303, 307, 308]
+
     public var scheme: String?
     public var hostname: String?
     public var port: Int?
     public var path: PathModifier?
-    /// 301 or 302 (the Gateway API default).
+    /// One of `statusCodes`.
     public var statusCode: Int
     public var route: RouteLabel
+    /// The port of the Gateway listener the request came through (set when the route tables are
+    /// built, per listener port): a redirect without port and scheme keeps it. Never the port the
+    /// connection arrived on, which is a NodePort or the proxy port.
+    public var listenerPort: Int?
 
     public init(
         scheme: String? = nil, hostname: String? = nil, port: Int? = nil, path: PathModifier? = nil,
-        statusCode: Int = 302, route: RouteLabel = .none
+        statusCode: Int = 302, route: RouteLabel = .none, listenerPort: Int? = nil
     ) {
         self.scheme = scheme
         self.hostname = hostname
@@ -117,12 +124,14 @@ public struct RedirectDecision: Hashable, Codable, Sendable {
         self.path = path
         self.statusCode = statusCode
         self.route = route
+        self.listenerPort = listenerPort
     }
 
     /// The Location header for a request, following the Gateway API rules: the scheme and host default
     /// to the request's; the port is the explicit one, else the scheme's well-known port when the scheme
-    /// is set, else the listener port; well-known ports (80 for http, 443 for https) are omitted.
-    public func location(requestScheme: String, requestHost: String, listenerPort: Int, path: String, query: String?) -> String {
+    /// is set, else the Gateway listener's port (`listenerPort`; the request scheme's well-known port
+    /// when unknown); well-known ports (80 for http, 443 for https) are omitted.
+    public func location(requestScheme: String, requestHost: String, path: String, query: String?) -> String {
         let scheme = self.scheme ?? requestScheme
         let host = hostname ?? requestHost
         let port: Int
@@ -131,7 +140,7 @@ public struct RedirectDecision: Hashable, Codable, Sendable {
         } else if self.scheme != nil {
             port = scheme == "https" ? 443 : 80
         } else {
-            port = listenerPort
+            port = listenerPort ?? (scheme == "https" ? 443 : 80)
         }
         let wellKnown = (scheme == "http" && port == 80) || (scheme == "https" && port == 443)
         let authorityHost = host.contains(":") ? "[\(host)]" : host
@@ -191,9 +200,19 @@ public enum RouteFilter: Hashable, Codable, Sendable {
             return path(rewrite.path, matchedPrefix: matchedPrefix).map { .urlRewrite(URLRewrite(hostname: rewrite.hostname, path: $0)) }
         case ("RequestRedirect", .rule):
             guard let redirect = filter.requestRedirect else { return missing() }
+            let statusCode = redirect.statusCode ?? 302
+            guard RedirectDecision.statusCodes.contains(statusCode) else {
+                return .failure(Unsupported(message: "RequestRedirect statusCode \(statusCode) is not supported (301, 302, 303, 307, 308 are)"))
+            }
+            if let scheme = redirect.scheme, scheme != "http" && scheme != "https" {
+                return .failure(Unsupported(message: "RequestRedirect scheme \(scheme) is not supported (http and https are)"))
+            }
+            if let port = redirect.port, !(1...65535).contains(port) {
+                return .failure(Unsupported(message: "RequestRedirect port \(port) is out of range"))
+            }
             return path(redirect.path, matchedPrefix: matchedPrefix).map {
                 .requestRedirect(RedirectDecision(
-                    scheme: redirect.scheme, hostname: redirect.hostname, port: redirect.port, path: $0, statusCode: redirect.statusCode ?? 302))
+                    scheme: redirect.scheme, hostname: redirect.hostname, port: redirect.port, path: $0, statusCode: statusCode))
             }
         case (_, .rule):
             return .failure(Unsupported(message: "filter type \(filter.type) is not supported"))

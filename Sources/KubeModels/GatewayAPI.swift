@@ -1,5 +1,7 @@
 // Slim models of the Gateway API (gateway.networking.k8s.io) objects Portway reads and writes.
-// Only the fields Portway uses; unknown fields are ignored when decoding.
+// Only the fields Portway uses; unknown fields are ignored when decoding, except in an HTTPRoute's
+// spec, where the models record them (`unknownFields`, UnknownFields.swift): the route is refused
+// rather than served without them.
 
 /// A standard `metav1.Condition`, as used in Gateway API statuses.
 public struct Condition: Codable, Hashable, Sendable {
@@ -46,7 +48,19 @@ public struct GatewayClassSpec: Codable, Hashable, Sendable {
 
 public struct GatewayClassStatus: Codable, Hashable, Sendable {
     public var conditions: [Condition]?
-    public init(conditions: [Condition]? = nil) { self.conditions = conditions }
+    /// The conformance features the class's controller supports, sorted by name (v1.2+ shape:
+    /// objects with a `name`).
+    public var supportedFeatures: [SupportedFeature]?
+    public init(conditions: [Condition]? = nil, supportedFeatures: [SupportedFeature]? = nil) {
+        self.conditions = conditions
+        self.supportedFeatures = supportedFeatures
+    }
+}
+
+/// One `status.supportedFeatures` entry of a GatewayClass.
+public struct SupportedFeature: Codable, Hashable, Sendable {
+    public var name: String
+    public init(name: String) { self.name = name }
 }
 
 /// gateway.networking.k8s.io/v1 Gateway.
@@ -222,10 +236,22 @@ public struct HTTPRouteSpec: Codable, Hashable, Sendable {
     public var parentRefs: [ParentReference]?
     public var hostnames: [String]?
     public var rules: [HTTPRouteRule]?
+    /// Fields of the object the model does not know (never encoded).
+    public var unknownFields: [String] = []
     public init(parentRefs: [ParentReference]? = nil, hostnames: [String]? = nil, rules: [HTTPRouteRule]? = nil) {
         self.parentRefs = parentRefs
         self.hostnames = hostnames
         self.rules = rules
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case parentRefs, hostnames, rules }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        parentRefs = try c.decodeIfPresent([ParentReference].self, forKey: .parentRefs)
+        hostnames = try c.decodeIfPresent([String].self, forKey: .hostnames)
+        rules = try c.decodeIfPresent([HTTPRouteRule].self, forKey: .rules)
+        unknownFields = try decoder.unknownKeys(besides: CodingKeys.self)
     }
 }
 
@@ -251,11 +277,41 @@ public struct HTTPRouteRule: Codable, Hashable, Sendable {
     public var matches: [HTTPRouteMatch]?
     public var filters: [HTTPRouteFilter]?
     public var backendRefs: [HTTPBackendRef]?
-    public init(name: String? = nil, matches: [HTTPRouteMatch]? = nil, filters: [HTTPRouteFilter]? = nil, backendRefs: [HTTPBackendRef]? = nil) {
+    public var timeouts: HTTPRouteTimeouts?
+    /// Fields of the object the model does not know (never encoded), e.g. `retry`, `sessionPersistence`.
+    public var unknownFields: [String] = []
+    public init(
+        name: String? = nil, matches: [HTTPRouteMatch]? = nil, filters: [HTTPRouteFilter]? = nil, backendRefs: [HTTPBackendRef]? = nil,
+        timeouts: HTTPRouteTimeouts? = nil
+    ) {
         self.name = name
         self.matches = matches
         self.filters = filters
         self.backendRefs = backendRefs
+        self.timeouts = timeouts
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, matches, filters, backendRefs, timeouts }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decodeIfPresent(String.self, forKey: .name)
+        matches = try c.decodeIfPresent([HTTPRouteMatch].self, forKey: .matches)
+        filters = try c.decodeIfPresent([HTTPRouteFilter].self, forKey: .filters)
+        backendRefs = try c.decodeIfPresent([HTTPBackendRef].self, forKey: .backendRefs)
+        timeouts = try c.decodeIfPresent(HTTPRouteTimeouts.self, forKey: .timeouts)
+        unknownFields = try decoder.unknownKeys(besides: CodingKeys.self)
+    }
+}
+
+/// `rules[].timeouts`: Gateway API Durations (GEP-2257, e.g. `500ms`, `1h2m3s`), validated when the
+/// route tables are built.
+public struct HTTPRouteTimeouts: Codable, Hashable, Sendable {
+    public var request: String?
+    public var backendRequest: String?
+    public init(request: String? = nil, backendRequest: String? = nil) {
+        self.request = request
+        self.backendRequest = backendRequest
     }
 }
 
@@ -264,11 +320,24 @@ public struct HTTPRouteMatch: Codable, Hashable, Sendable {
     public var headers: [HTTPHeaderMatch]?
     public var queryParams: [HTTPHeaderMatch]?
     public var method: String?
+    /// Fields of the object the model does not know (never encoded).
+    public var unknownFields: [String] = []
     public init(path: HTTPPathMatch? = nil, headers: [HTTPHeaderMatch]? = nil, queryParams: [HTTPHeaderMatch]? = nil, method: String? = nil) {
         self.path = path
         self.headers = headers
         self.queryParams = queryParams
         self.method = method
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case path, headers, queryParams, method }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        path = try c.decodeIfPresent(HTTPPathMatch.self, forKey: .path)
+        headers = try c.decodeIfPresent([HTTPHeaderMatch].self, forKey: .headers)
+        queryParams = try c.decodeIfPresent([HTTPHeaderMatch].self, forKey: .queryParams)
+        method = try c.decodeIfPresent(String.self, forKey: .method)
+        unknownFields = try decoder.unknownKeys(besides: CodingKeys.self)
     }
 }
 
@@ -302,12 +371,26 @@ public struct HTTPRouteFilter: Codable, Hashable, Sendable {
     public var responseHeaderModifier: HTTPHeaderFilter?
     public var requestRedirect: HTTPRequestRedirectFilter?
     public var urlRewrite: HTTPURLRewriteFilter?
+    /// Fields of the object the model does not know (never encoded), e.g. `requestMirror`, `cors`, `extensionRef`.
+    public var unknownFields: [String] = []
     public init(type: String, requestHeaderModifier: HTTPHeaderFilter? = nil, responseHeaderModifier: HTTPHeaderFilter? = nil, requestRedirect: HTTPRequestRedirectFilter? = nil, urlRewrite: HTTPURLRewriteFilter? = nil) {
         self.type = type
         self.requestHeaderModifier = requestHeaderModifier
         self.responseHeaderModifier = responseHeaderModifier
         self.requestRedirect = requestRedirect
         self.urlRewrite = urlRewrite
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case type, requestHeaderModifier, responseHeaderModifier, requestRedirect, urlRewrite }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        type = try c.decode(String.self, forKey: .type)
+        requestHeaderModifier = try c.decodeIfPresent(HTTPHeaderFilter.self, forKey: .requestHeaderModifier)
+        responseHeaderModifier = try c.decodeIfPresent(HTTPHeaderFilter.self, forKey: .responseHeaderModifier)
+        requestRedirect = try c.decodeIfPresent(HTTPRequestRedirectFilter.self, forKey: .requestRedirect)
+        urlRewrite = try c.decodeIfPresent(HTTPURLRewriteFilter.self, forKey: .urlRewrite)
+        unknownFields = try decoder.unknownKeys(besides: CodingKeys.self)
     }
 }
 
@@ -349,6 +432,8 @@ public struct HTTPRequestRedirectFilter: Codable, Hashable, Sendable {
     public var path: HTTPPathModifier?
     public var port: Int?
     public var statusCode: Int?
+    /// Fields of the object the model does not know (never encoded).
+    public var unknownFields: [String] = []
     public init(scheme: String? = nil, hostname: String? = nil, path: HTTPPathModifier? = nil, port: Int? = nil, statusCode: Int? = nil) {
         self.scheme = scheme
         self.hostname = hostname
@@ -356,14 +441,37 @@ public struct HTTPRequestRedirectFilter: Codable, Hashable, Sendable {
         self.port = port
         self.statusCode = statusCode
     }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case scheme, hostname, path, port, statusCode }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        scheme = try c.decodeIfPresent(String.self, forKey: .scheme)
+        hostname = try c.decodeIfPresent(String.self, forKey: .hostname)
+        path = try c.decodeIfPresent(HTTPPathModifier.self, forKey: .path)
+        port = try c.decodeIfPresent(Int.self, forKey: .port)
+        statusCode = try c.decodeIfPresent(Int.self, forKey: .statusCode)
+        unknownFields = try decoder.unknownKeys(besides: CodingKeys.self)
+    }
 }
 
 public struct HTTPURLRewriteFilter: Codable, Hashable, Sendable {
     public var hostname: String?
     public var path: HTTPPathModifier?
+    /// Fields of the object the model does not know (never encoded).
+    public var unknownFields: [String] = []
     public init(hostname: String? = nil, path: HTTPPathModifier? = nil) {
         self.hostname = hostname
         self.path = path
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case hostname, path }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        hostname = try c.decodeIfPresent(String.self, forKey: .hostname)
+        path = try c.decodeIfPresent(HTTPPathModifier.self, forKey: .path)
+        unknownFields = try decoder.unknownKeys(besides: CodingKeys.self)
     }
 }
 
@@ -375,6 +483,8 @@ public struct HTTPBackendRef: Codable, Hashable, Sendable {
     public var port: Int?
     public var weight: Int?
     public var filters: [HTTPRouteFilter]?
+    /// Fields of the object the model does not know (never encoded).
+    public var unknownFields: [String] = []
     public init(group: String? = nil, kind: String? = nil, name: String, namespace: String? = nil, port: Int? = nil, weight: Int? = nil, filters: [HTTPRouteFilter]? = nil) {
         self.group = group
         self.kind = kind
@@ -383,6 +493,20 @@ public struct HTTPBackendRef: Codable, Hashable, Sendable {
         self.port = port
         self.weight = weight
         self.filters = filters
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case group, kind, name, namespace, port, weight, filters }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        group = try c.decodeIfPresent(String.self, forKey: .group)
+        kind = try c.decodeIfPresent(String.self, forKey: .kind)
+        name = try c.decode(String.self, forKey: .name)
+        namespace = try c.decodeIfPresent(String.self, forKey: .namespace)
+        port = try c.decodeIfPresent(Int.self, forKey: .port)
+        weight = try c.decodeIfPresent(Int.self, forKey: .weight)
+        filters = try c.decodeIfPresent([HTTPRouteFilter].self, forKey: .filters)
+        unknownFields = try decoder.unknownKeys(besides: CodingKeys.self)
     }
 }
 

@@ -273,6 +273,18 @@ struct ConnectionStateMachine {
         }
     }
 
+    /// The current upstream attempt ran past the route's backendRequest timeout: 504 while no
+    /// response head was sent (whatever the client's body is doing: the backend is what is late),
+    /// else the response is cut by closing.
+    mutating func backendTimedOut() -> [Action] {
+        guard case .forwarding(let exchange) = state else { return [] }
+        state = .closed
+        if exchange.response == .awaitingHead {
+            return [.cancelExchangeTimers, .releaseUpstream(reuse: false), .sendLocal(LocalResponse(status: .gatewayTimeout), close: true)]
+        }
+        return [.cancelExchangeTimers, .releaseUpstream(reuse: false), .closeDownstream]
+    }
+
     // MARK: upstream events
 
     mutating func upstreamConnected(reused: Bool) -> [Action] {

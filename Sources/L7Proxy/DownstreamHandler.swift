@@ -91,6 +91,8 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     private var pendingHeadDeadline: NIODeadline?
     private var idleTimer: Scheduled<Void>?
     private var requestTimer: Scheduled<Void>?
+    /// The route's backendRequest timeout for the current upstream attempt.
+    private var backendTimer: Scheduled<Void>?
     private var readHeld = false
     private var bufferedRequestBytes = 0
     private var bufferedResponseBytes = 0
@@ -264,10 +266,10 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         case .respond(let status, _):
             return .local(.init(status: HTTPResponseStatus(statusCode: status), route: route))
         case .redirect(let redirect):
+            // The port is the Gateway listener's, carried in the decision: the connection's local
+            // port is the NodePort (or the proxy port), which a redirect must never name.
             let location = redirect.location(
-                requestScheme: shared.isTLS ? "https" : "http", requestHost: target.host,
-                listenerPort: Int(context.channel.localAddress?.port ?? Int(shared.proxyPort)),
-                path: target.path, query: target.query)
+                requestScheme: shared.isTLS ? "https" : "http", requestHost: target.host, path: target.path, query: target.query)
             var headers = HTTPHeaders()
             headers.add(name: "location", value: location)
             return .local(.init(status: HTTPResponseStatus(statusCode: redirect.statusCode), headers: headers, route: route))
@@ -327,7 +329,10 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
             idleTimer = nil
             requestTimer?.cancel()
             requestTimer = nil
+            backendTimer?.cancel()
+            backendTimer = nil
         case .connectUpstream(let attempt):
+            armBackendTimer(context: context)
             connectUpstream(attempt: attempt)
         case .writeUpstream(let part):
             writeUpstream(part)
@@ -412,8 +417,13 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     private func startExchangeTimers(context: ChannelHandlerContext) {
         let idle = shared.options.idleTimeout
         scheduleIdleCheck(after: idle, context: context)
-        let requestTimeout = forward?.requestTimeoutSeconds.map { TimeAmount.nanoseconds(Int64($0 * 1e9)) }
-            ?? shared.options.requestTimeout
+        // The route's timeouts.request wins over the proxy's; "0s" (0) means none at all.
+        let requestTimeout: TimeAmount?
+        if let seconds = forward?.requestTimeoutSeconds {
+            requestTimeout = seconds > 0 ? .nanoseconds(Int64(seconds * 1e9)) : nil
+        } else {
+            requestTimeout = shared.options.requestTimeout
+        }
         if let requestTimeout {
             let generation = self.generation
             requestTimer = context.eventLoop.assumeIsolated().scheduleTask(in: requestTimeout) { [weak self] in
@@ -445,9 +455,25 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         waitTimer?.cancel()
         idleTimer?.cancel()
         requestTimer?.cancel()
+        backendTimer?.cancel()
         waitTimer = nil
         idleTimer = nil
         requestTimer = nil
+        backendTimer = nil
+    }
+
+    /// Arms the route's backendRequest timeout for one upstream attempt (from its connect to the
+    /// end of the backend's response); a later attempt gets the whole timeout again.
+    private func armBackendTimer(context: ChannelHandlerContext) {
+        backendTimer?.cancel()
+        backendTimer = nil
+        guard let seconds = forward?.backendRequestTimeoutSeconds, seconds > 0 else { return }
+        let generation = self.generation
+        backendTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) { [weak self] in
+            guard let self, self.generation == generation else { return }
+            self.backendTimer = nil
+            self.run(self.machine.backendTimedOut())
+        }
     }
 
     private func connectUpstream(attempt: Int) {

@@ -49,9 +49,12 @@ public struct GatewayRouteTableRouter: RequestRouter {
         return port.decisions[listener][rule]
     }
 
-    /// The decision for a request that matched `entry`: forward to its backends with its filters, or redirect.
+    /// The decision for a request that matched `entry`: forward to its backends with its filters and
+    /// timeouts, or redirect.
     static func decision(for entry: RouteTableEntry) -> RoutingDecision {
-        var forward = ForwardDecision(backends: entry.backends.map(Self.upstream), route: RouteLabel("\(entry.route)/rule\(entry.rule)"))
+        var forward = ForwardDecision(
+            backends: entry.backends.map(Self.upstream), requestTimeoutSeconds: entry.timeouts.request,
+            backendRequestTimeoutSeconds: entry.timeouts.backendRequest, route: RouteLabel("\(entry.route)/rule\(entry.rule)"))
         if let redirect = RuleFilters.apply(entry.filters, to: &forward) { return .redirect(redirect) }
         return .forward(forward)
     }

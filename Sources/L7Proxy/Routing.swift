@@ -94,20 +94,26 @@ public struct ForwardDecision: Sendable {
     public var requestHeaders: HeaderModifier
     public var responseHeaders: HeaderModifier
     public var rewrite: URLRewrite?
-    /// The Gateway API `timeouts.request` of the rule: from the request head to the end of the response.
+    /// The Gateway API `timeouts.request` of the rule: from the request head to the end of the
+    /// response (504 before a response head, else the connection is closed). nil: the proxy's
+    /// `requestTimeout`; 0: none at all ("0s" disables it).
     public var requestTimeoutSeconds: Double?
+    /// The Gateway API `timeouts.backendRequest` of the rule: each upstream attempt, from its
+    /// connect to the end of the backend's response (504 before a response head). nil or 0: none.
+    public var backendRequestTimeoutSeconds: Double?
     public var route: RouteLabel
 
     public init(
         backends: [WeightedUpstream], requestHeaders: HeaderModifier = .init(),
         responseHeaders: HeaderModifier = .init(), rewrite: URLRewrite? = nil,
-        requestTimeoutSeconds: Double? = nil, route: RouteLabel = .none
+        requestTimeoutSeconds: Double? = nil, backendRequestTimeoutSeconds: Double? = nil, route: RouteLabel = .none
     ) {
         self.backends = backends
         self.requestHeaders = requestHeaders
         self.responseHeaders = responseHeaders
         self.rewrite = rewrite
         self.requestTimeoutSeconds = requestTimeoutSeconds
+        self.backendRequestTimeoutSeconds = backendRequestTimeoutSeconds
         self.route = route
     }
 }

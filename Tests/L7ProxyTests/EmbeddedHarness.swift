@@ -80,12 +80,14 @@ struct HostRouter: RequestRouter {
     var requestHeaders = HeaderModifier()
     var responseHeaders = HeaderModifier()
     var requestTimeoutSeconds: Double? = nil
+    var backendRequestTimeoutSeconds: Double? = nil
 
     func route(_ request: RoutingRequest) -> RoutingDecision {
         switch request.host {
         case "a.example.com":
             return .forward(ForwardDecision(backends: [.endpoints(a)], requestHeaders: requestHeaders, responseHeaders: responseHeaders,
-                                            requestTimeoutSeconds: requestTimeoutSeconds, route: RouteLabel("default/a/rule0")))
+                                            requestTimeoutSeconds: requestTimeoutSeconds, backendRequestTimeoutSeconds: backendRequestTimeoutSeconds,
+                                            route: RouteLabel("default/a/rule0")))
         case "b.example.com":
             return .forward(ForwardDecision(backends: [.endpoints(b)], route: RouteLabel("default/b/rule0")))
         case "split.example.com":

@@ -216,6 +216,44 @@ import Testing
         #expect(parseResponses(timed.clientReceived()).map(\.status) == [504])
     }
 
+    /// Issue 19: HTTPRoute `timeouts.backendRequest` is per upstream attempt, and `request: 0s`
+    /// disables the proxy's own request timeout.
+    @Test func backendRequestTimeoutGives504AndZeroDisablesTheRequestTimeout() throws {
+        var options = ProxyOptions()
+        options.idleTimeout = .seconds(60)
+        var router = HostRouter(a: [a], b: [b])
+        router.backendRequestTimeoutSeconds = 0.5
+        let h = try EmbeddedHarness(router: router, options: options)
+        h.send("GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        h.loop.advanceTime(by: .milliseconds(499))
+        #expect(h.clientReceived().isEmpty)
+        h.loop.advanceTime(by: .milliseconds(1))
+        #expect(parseResponses(h.clientReceived()).map(\.status) == [504])
+        #expect(!h.connector.upstreams[0].isActive, "the late attempt's connection is closed")
+
+        // Answered in time: the timer is gone with the exchange, the next request has its own.
+        let fast = try EmbeddedHarness(router: router, options: options)
+        fast.send("GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        fast.loop.advanceTime(by: .milliseconds(300))
+        fast.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        fast.loop.advanceTime(by: .seconds(1))
+        fast.send("GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        fast.loop.advanceTime(by: .milliseconds(300))
+        fast.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        #expect(parseResponses(fast.clientReceived()).map(\.status) == [200, 200])
+
+        // request: 0s — no request timeout at all, even with one configured for the proxy.
+        options.requestTimeout = .seconds(1)
+        var unlimited = HostRouter(a: [a], b: [b])
+        unlimited.requestTimeoutSeconds = 0
+        let slow = try EmbeddedHarness(router: unlimited, options: options)
+        slow.send("GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        slow.loop.advanceTime(by: .seconds(5))
+        #expect(slow.clientReceived().isEmpty)
+        slow.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        #expect(parseResponses(slow.clientReceived()).map(\.status) == [200])
+    }
+
     @Test func stalledUploadGets408() throws {
         var options = ProxyOptions()
         options.idleTimeout = .seconds(5)

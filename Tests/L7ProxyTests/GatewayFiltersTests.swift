@@ -41,7 +41,7 @@ private func lowered(_ filter: HTTPRouteFilter, at place: RouteFilter.Place = .r
             try lowered(HTTPRouteFilter(type: "RequestRedirect", requestRedirect: HTTPRequestRedirectFilter(scheme: "https"))),
         ], to: &forward)
         #expect(redirect == RedirectDecision(scheme: "https", statusCode: 302, route: RouteLabel("ns/r/rule1")))
-        #expect(redirect?.location(requestScheme: "http", requestHost: "a.example.com", listenerPort: 80, path: "/p", query: nil) == "https://a.example.com/p")
+        #expect(redirect?.location(requestScheme: "http", requestHost: "a.example.com", path: "/p", query: nil) == "https://a.example.com/p")
     }
 
     /// A backendRef's header modifiers go with that backend only, after the rule's.

@@ -85,7 +85,7 @@ import Testing
 
     @Test func redirectAndFailingBackends() {
         guard case .redirect(let redirect) = decide("old.example.com", "/x") else { Issue.record("expected redirect"); return }
-        #expect(redirect.location(requestScheme: "http", requestHost: "old.example.com", listenerPort: 80, path: "/x", query: nil) == "http://new.example.com/x")
+        #expect(redirect.location(requestScheme: "http", requestHost: "old.example.com", path: "/x", query: nil) == "http://new.example.com/x")
         #expect(redirect.statusCode == 301)
         guard case .forward(let broken) = decide("broken.example.com") else { Issue.record("expected forward"); return }
         #expect(BackendChoice.choose(from: broken.backends) == .status(500))

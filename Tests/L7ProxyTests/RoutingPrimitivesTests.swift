@@ -24,15 +24,20 @@ import Testing
 
     @Test func redirectLocationFollowsTheGatewayAPIPortRules() {
         // Scheme changed, no port: the scheme's well-known port, omitted.
-        #expect(RedirectDecision(scheme: "https").location(requestScheme: "http", requestHost: "a.example.com", listenerPort: 80, path: "/x", query: "q=1")
+        #expect(RedirectDecision(scheme: "https", listenerPort: 80).location(requestScheme: "http", requestHost: "a.example.com", path: "/x", query: "q=1")
             == "https://a.example.com/x?q=1")
+        // Scheme changed on a listener of another port: still the scheme's port, not the listener's.
+        #expect(RedirectDecision(scheme: "http", listenerPort: 8080).location(requestScheme: "http", requestHost: "a", path: "/", query: nil) == "http://a/")
         // Nothing set: the listener port, shown when it is not well known.
-        #expect(RedirectDecision().location(requestScheme: "http", requestHost: "a.example.com", listenerPort: 8080, path: "/x", query: nil)
+        #expect(RedirectDecision(listenerPort: 8080).location(requestScheme: "http", requestHost: "a.example.com", path: "/x", query: nil)
             == "http://a.example.com:8080/x")
+        #expect(RedirectDecision(listenerPort: 80).location(requestScheme: "http", requestHost: "a.example.com", path: "/x", query: nil)
+            == "http://a.example.com/x")
+        #expect(RedirectDecision(listenerPort: 443).location(requestScheme: "https", requestHost: "a", path: "/", query: nil) == "https://a/")
         // Explicit port and host and path.
-        #expect(RedirectDecision(hostname: "b.example.com", port: 8443, path: .replaceFullPath("/y"), statusCode: 301)
-            .location(requestScheme: "https", requestHost: "a", listenerPort: 443, path: "/x", query: nil) == "https://b.example.com:8443/y")
-        #expect(RedirectDecision(scheme: "http", port: 80).location(requestScheme: "https", requestHost: "h", listenerPort: 443, path: "/", query: nil)
+        #expect(RedirectDecision(hostname: "b.example.com", port: 8443, path: .replaceFullPath("/y"), statusCode: 301, listenerPort: 443)
+            .location(requestScheme: "https", requestHost: "a", path: "/x", query: nil) == "https://b.example.com:8443/y")
+        #expect(RedirectDecision(scheme: "http", port: 80, listenerPort: 443).location(requestScheme: "https", requestHost: "h", path: "/", query: nil)
             == "http://h/")
     }
 

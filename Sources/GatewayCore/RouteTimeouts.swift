@@ -1,0 +1,66 @@
+import KubeModels
+
+/// A rule's HTTPRoute `timeouts`, validated at build time. In seconds; nil: not set (the proxy's
+/// own settings apply); 0: set to "0s", which disables that timeout (the spec's "SHOULD disable").
+public struct RouteTimeouts: Hashable, Codable, Sendable {
+    /// `timeouts.request`: from the request head to the end of the response (504 while no response
+    /// head was sent).
+    public var request: Double?
+    /// `timeouts.backendRequest`: one upstream attempt, from its connect to the end of the backend's
+    /// response (504 while no response head was sent).
+    public var backendRequest: Double?
+
+    public init(request: Double? = nil, backendRequest: Double? = nil) {
+        self.request = request
+        self.backendRequest = backendRequest
+    }
+
+    public var isEmpty: Bool { request == nil && backendRequest == nil }
+
+    /// Validates a rule's `timeouts` (nil: none). Refused: a value that is not a Gateway API
+    /// Duration, and a backendRequest longer than a non-zero request (the spec's CEL rule, which
+    /// an API server without CEL does not apply).
+    public static func lower(_ timeouts: HTTPRouteTimeouts?) -> Result<RouteTimeouts, RouteFilter.Unsupported> {
+        guard let timeouts else { return .success(RouteTimeouts()) }
+        var out = RouteTimeouts()
+        for (field, text) in [("request", timeouts.request), ("backendRequest", timeouts.backendRequest)] {
+            guard let text else { continue }
+            guard let seconds = GatewayDuration.seconds(text) else {
+                return .failure(RouteFilter.Unsupported(
+                    message: "timeouts.\(field) \"\(text)\" is not a Gateway API duration (e.g. 500ms, 10s, 1h2m3s: up to four of h, m, s, ms in that order, 1-5 digits each)"))
+            }
+            if field == "request" { out.request = seconds } else { out.backendRequest = seconds }
+        }
+        if let request = out.request, let backend = out.backendRequest, request > 0, backend > request {
+            return .failure(RouteFilter.Unsupported(message: "timeouts.backendRequest (\(timeouts.backendRequest!)) is longer than timeouts.request (\(timeouts.request!))"))
+        }
+        return .success(out)
+    }
+}
+
+/// The Gateway API Duration (GEP-2257): `^([0-9]{1,5}(h|m|s|ms)){1,4}$`, a strict subset of Go's
+/// `time.ParseDuration`, with each unit at most once and in descending order (h, m, s, ms).
+public enum GatewayDuration {
+    /// The duration in seconds, nil when `text` is not a Gateway API Duration.
+    public static func seconds(_ text: String) -> Double? {
+        let units: [(name: String, seconds: Double)] = [("h", 3600), ("m", 60), ("s", 1), ("ms", 0.001)]
+        var rest = Substring(text)
+        var total = 0.0
+        var next = 0  // index of the smallest unit still allowed
+        var parts = 0
+        while !rest.isEmpty {
+            let digits = rest.prefix { $0.isASCII && $0.isNumber }
+            guard (1...5).contains(digits.count), let value = Int(digits) else { return nil }
+            rest = rest.dropFirst(digits.count)
+            // "ms" before "m": the longest unit name that matches.
+            guard let index = units.indices.filter({ rest.hasPrefix(units[$0].name) }).max(by: { units[$0].name.count < units[$1].name.count }),
+                  index >= next
+            else { return nil }
+            rest = rest.dropFirst(units[index].name.count)
+            total += Double(value) * units[index].seconds
+            next = index + 1
+            parts += 1
+        }
+        return parts == 0 ? nil : total
+    }
+}
