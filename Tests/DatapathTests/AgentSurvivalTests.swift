@@ -3,18 +3,7 @@ import Datapath
 import Foundation
 import Testing
 
-private let agentReady: Bool = {
-    guard LabPrerequisites.ready else { return false }
-    guard portwayBinary != nil else {
-        print("⚠️ AgentSurvivalTests skipped: the portway binary was not found next to the tests (set PORTWAY_BIN)")
-        return false
-    }
-    guard haveCommand("nsenter") else {
-        print("⚠️ AgentSurvivalTests skipped: nsenter (util-linux) not found")
-        return false
-    }
-    return true
-}()
+private let agentReady = LabPrerequisites.readyWithAgent("AgentSurvivalTests")
 
 /// The whole chain with the real agent: YAML files -> translator -> map writer -> tc programs,
 /// and the datapath outliving the agent process.

@@ -1,18 +1,7 @@
 import Foundation
 import Testing
 
-private let conformanceReady: Bool = {
-    guard LabPrerequisites.ready else { return false }
-    guard portwayBinary != nil else {
-        print("⚠️ GatewayConformanceE2ETests skipped: the portway binary was not found next to the tests (set PORTWAY_BIN)")
-        return false
-    }
-    guard haveCommand("nsenter") else {
-        print("⚠️ GatewayConformanceE2ETests skipped: nsenter (util-linux) not found")
-        return false
-    }
-    return true
-}()
+private let conformanceReady = LabPrerequisites.readyWithAgent("GatewayConformanceE2ETests")
 
 /// The conformance suite's echo backend and client, as far as these tests need them.
 private enum ConformanceScripts {

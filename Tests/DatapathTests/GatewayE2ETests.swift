@@ -3,18 +3,7 @@ import Datapath
 import Foundation
 import Testing
 
-private let gatewayReady: Bool = {
-    guard LabPrerequisites.ready else { return false }
-    guard portwayBinary != nil else {
-        print("⚠️ GatewayE2ETests skipped: the portway binary was not found next to the tests (set PORTWAY_BIN)")
-        return false
-    }
-    guard haveCommand("nsenter") else {
-        print("⚠️ GatewayE2ETests skipped: nsenter (util-linux) not found")
-        return false
-    }
-    return true
-}()
+private let gatewayReady = LabPrerequisites.readyWithAgent("GatewayE2ETests")
 
 /// Python helpers for HTTP through the Gateway (written into the lab's script directory).
 private enum HTTPScripts {

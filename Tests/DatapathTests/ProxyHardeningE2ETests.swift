@@ -109,18 +109,7 @@ private enum HardeningScripts {
         """#
 }
 
-private let hardeningReady: Bool = {
-    guard LabPrerequisites.ready else { return false }
-    guard portwayBinary != nil else {
-        print("⚠️ ProxyHardeningE2ETests skipped: the portway binary was not found next to the tests (set PORTWAY_BIN)")
-        return false
-    }
-    for command in ["nsenter", "prlimit"] where !haveCommand(command) {
-        print("⚠️ ProxyHardeningE2ETests skipped: \(command) (util-linux) not found")
-        return false
-    }
-    return true
-}()
+private let hardeningReady = LabPrerequisites.readyWithAgent("ProxyHardeningE2ETests", commands: ["nsenter", "prlimit"])
 
 /// The Gateway `web` (port 80, NodePort 30880): paths.example.com sends `/admin` to A and the rest to
 /// B, echo.example.com sends everything to B; and a plain L4 NodePort Service `plain` (30090) to A.

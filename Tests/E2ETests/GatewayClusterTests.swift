@@ -52,6 +52,20 @@ extension LocalCluster {
         return last
     }
 
+    /// The GatewayClass `portway` (this cluster's controller name) and the Gateway `web` in the
+    /// test namespace: one HTTP listener on port 80.
+    func createWebGateway() async throws {
+        let gatewayAPI = "/apis/gateway.networking.k8s.io/v1"
+        try await api("POST", "\(gatewayAPI)/gatewayclasses", [
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+            "metadata": ["name": "portway"], "spec": ["controllerName": LocalCluster.gatewayControllerName],
+        ])
+        try await api("POST", "\(gatewayAPI)/namespaces/\(LocalCluster.namespace)/gateways", [
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": ["name": "web"],
+            "spec": ["gatewayClassName": "portway", "listeners": [["name": "http", "port": 80, "protocol": "HTTP"]]],
+        ])
+    }
+
     /// Polls the object at `path` until `accept` holds (bounded); returns it.
     @discardableResult
     func waitForObject(_ path: String, _ what: String, timeout: Duration = .seconds(60), _ accept: ([String: Any]) -> Bool) async throws -> [String: Any] {
@@ -109,15 +123,7 @@ struct GatewayClusterTests {
             try await cluster.createService("app-a", selector: "app-a", nodePort: 30091)
             try await cluster.createService("app-b", selector: "app-b", nodePort: 30092)
 
-            try await cluster.api("POST", "\(Self.gatewayAPI)/gatewayclasses", [
-                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
-                "metadata": ["name": "portway"], "spec": ["controllerName": LocalCluster.gatewayControllerName],
-            ])
-            try await cluster.api("POST", "\(Self.gatewayAPI)/namespaces/\(ns)/gateways", [
-                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
-                "metadata": ["name": "web"],
-                "spec": ["gatewayClassName": "portway", "listeners": [["name": "http", "port": 80, "protocol": "HTTP"]]],
-            ])
+            try await cluster.createWebGateway()
             try await cluster.api("POST", "\(Self.gatewayAPI)/namespaces/\(ns)/httproutes", route("route-a", host: "a.example.com", service: "app-a"))
             try await cluster.api("POST", "\(Self.gatewayAPI)/namespaces/\(ns)/httproutes", route("route-b", host: "b.example.com", service: "app-b"))
 

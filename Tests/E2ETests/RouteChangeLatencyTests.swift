@@ -20,14 +20,7 @@ struct RouteChangeLatencyTests {
             try await cluster.createPod("app-b-1", on: "node-a", labels: ["app": "app-b"])
             try await cluster.createService("app-a", selector: "app-a", nodePort: 30091)
             try await cluster.createService("app-b", selector: "app-b", nodePort: 30092)
-            try await cluster.api("POST", "\(Self.gatewayAPI)/gatewayclasses", [
-                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
-                "metadata": ["name": "portway"], "spec": ["controllerName": LocalCluster.gatewayControllerName],
-            ])
-            try await cluster.api("POST", "\(Self.gatewayAPI)/namespaces/\(ns)/gateways", [
-                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": ["name": "web"],
-                "spec": ["gatewayClassName": "portway", "listeners": [["name": "http", "port": 80, "protocol": "HTTP"]]],
-            ])
+            try await cluster.createWebGateway()
             let routePath = "\(Self.gatewayAPI)/namespaces/\(ns)/httproutes/edited"
             try await cluster.api("POST", "\(Self.gatewayAPI)/namespaces/\(ns)/httproutes", [
                 "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": ["name": "edited"],

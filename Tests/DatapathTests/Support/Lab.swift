@@ -20,6 +20,21 @@ enum LabPrerequisites {
         if let missing { print("⚠️ DatapathTests skipped: \(missing)") }
         return missing == nil
     }()
+
+    /// True when a suite that runs the built `portway` binary in the lab can run: the lab, the
+    /// binary and `commands` (util-linux); otherwise prints, naming `suite`, what is missing.
+    static func readyWithAgent(_ suite: String, commands: [String] = ["nsenter"]) -> Bool {
+        guard ready else { return false }
+        guard portwayBinary != nil else {
+            print("⚠️ \(suite) skipped: the portway binary was not found next to the tests (set PORTWAY_BIN)")
+            return false
+        }
+        for command in commands where !haveCommand(command) {
+            print("⚠️ \(suite) skipped: \(command) (util-linux) not found")
+            return false
+        }
+        return true
+    }
 }
 
 /// A throwaway network lab, all in namespaces named `<prefix><random>-*` (prefix `pw`, or `pwdp`
