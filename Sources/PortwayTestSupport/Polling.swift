@@ -9,14 +9,15 @@ public struct EventuallyFailed: Error, CustomStringConvertible {
 }
 
 /// Polls `condition` until it holds: the way tests wait for something to happen. A deadline (a
-/// generous one: the machine may be loaded) only keeps a broken test from hanging; it is never a
+/// generous one: at the start of a full run, hundreds of tests share two cores and a test's first
+/// steps have waited 35 s for a thread) only keeps a broken test from hanging; it is never a
 /// timing assertion. On timeout the test fails with `what` (evaluated then, so it can describe the
 /// state at that moment) at the caller's line, and `EventuallyFailed` is thrown so the test stops.
 ///
 /// To assert that something does *not* happen, wait first for a positive signal that it had its
 /// chance (a later event in the same order, a log line of the process), never on a sleep.
 public func eventually(
-    _ what: @autoclosure () -> String, timeout: Duration = .seconds(20), every interval: Duration = .milliseconds(10),
+    _ what: @autoclosure () -> String, timeout: Duration = .seconds(60), every interval: Duration = .milliseconds(10),
     sourceLocation: SourceLocation = #_sourceLocation, _ condition: () async throws -> Bool
 ) async throws {
     if try await waitUntil(timeout: timeout, every: interval, condition) { return }
