@@ -54,7 +54,7 @@ struct HostIndex<Value: Sendable>: Sendable {
         var values: [(Value, HostSpecificity)]
     }
 
-    /// Files `value` under `pattern` (nil: every host).
+    /// Files `value` under `pattern` (nil: every host, with the lowest specificity).
     mutating func insert(pattern: String?, _ value: Value) {
         guard let pattern else {
             any.append(value)
@@ -69,9 +69,6 @@ struct HostIndex<Value: Sendable>: Sendable {
             exact[lowered, default: []].append((value, HostSpecificity(exactCharacters: pattern.count, wildcardCharacters: 0)))
         }
     }
-
-    /// Files `value` for every host, with the lowest specificity (a route without hostnames).
-    mutating func insertAnyHost(_ value: Value) { any.append(value) }
 
     /// Calls `body` with each value whose pattern matches the normalized `host`, and the
     /// specificity of that pattern (values for every host: zero).
@@ -117,11 +114,9 @@ struct ListenerRuleIndex: Sendable {
             let group = positions.count
             groupOf[key] = group
             positions.append([position])
-            if entry.hostnames.isEmpty {
-                hosts.insertAnyHost(group)
-            } else {
-                for name in entry.hostnames { hosts.insert(pattern: name, group) }
-            }
+            // No hostnames: every host the listener takes (`Hostnames.specificity` gives it zero).
+            if entry.hostnames.isEmpty { hosts.insert(pattern: nil, group) }
+            for name in entry.hostnames { hosts.insert(pattern: name, group) }
         }
         self.hosts = hosts
         groups = positions.map { PathIndex(rules, positions: $0) }
@@ -185,6 +180,9 @@ struct PathIndex: Sendable {
         if let found = prefixes[path[...]] { body(found) }
     }
 
+    /// ASCII characters that stand for themselves in RE2 outside a class (no metacharacter).
+    private static let plainPunctuation: Set<Character> = ["/", "-", "_", "~", "%", "=", ",", ";", ":", "@", "&", "!", "'", "\"", "<", ">", "#", " "]
+
     /// The literal text at the start of a RE2 pattern: every whole match starts with it. Only
     /// plain characters count, and none followed by a quantifier that could drop it; a pattern
     /// with an alternation anywhere has none (conservative: "" visits the pattern for every path).
@@ -192,7 +190,7 @@ struct PathIndex: Sendable {
         guard !pattern.contains("|") else { return "" }
         var literal = ""
         for c in pattern {
-            if c.isASCII, c.isLetter || c.isNumber || c == "/" || c == "-" || c == "_" || c == "~" || c == "%" || c == "=" || c == "," || c == ";" || c == ":" || c == "@" || c == "&" || c == "!" || c == "'" || c == "\"" || c == "<" || c == ">" || c == "#" || c == " " {
+            if c.isASCII, c.isLetter || c.isNumber || Self.plainPunctuation.contains(c) {
                 literal.append(c)
                 continue
             }
