@@ -174,7 +174,10 @@ let package = Package(
         .target(name: "CBenchBaseline", dependencies: ["CPortwayBPF", "CLibBPF"]),
         .executableTarget(
             name: "portway-bench",
-            dependencies: ["LoadBalancer", "KubeModels", "KubeAPI", "BPFMaps", "CBenchBaseline", "CPortwayBPF"],
+            dependencies: [
+                "LoadBalancer", "KubeModels", "KubeAPI", "BPFMaps", "CBenchBaseline", "CPortwayBPF", "GatewayCore", "L7Proxy",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

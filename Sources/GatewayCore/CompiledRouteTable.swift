@@ -102,11 +102,14 @@ public struct CompiledRouteTable: Sendable {
     let matches: [[CompiledMatch]]
     /// Whether any rule looks at query parameters (if none does, a request's query is not parsed).
     let matchesQuery: Bool
+    /// Which listener and rule matches a request can match, by its host and path (`RouteIndex`).
+    let index: RouteIndex
 
     public init(_ table: PortRouteTable) {
         self.table = table
         matches = table.listeners.map { $0.rules.map { CompiledMatch($0.matchSpec) } }
         matchesQuery = table.listeners.contains { $0.rules.contains { !$0.matchSpec.queryParams.isEmpty } }
+        index = RouteIndex(table)
     }
 
     /// One warning per regular expression the engine refused (its match never applies).

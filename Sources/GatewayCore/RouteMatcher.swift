@@ -193,16 +193,23 @@ public enum RouteMatcher {
         guard let specificity = Hostnames.specificity(host: request.host, patterns: entry.hostnames) else {
             return .failure(.hostname(entry.hostnames, request.host))
         }
+        if let mismatch = conditionMismatch(compiled, request) { return .failure(mismatch) }
+        return .success(specificity)
+    }
+
+    /// Why the match's path, method, header and query conditions do not hold for `request`
+    /// (its hostnames aside); nil when they all hold.
+    static func conditionMismatch<H: RouteRequestHeaders>(_ compiled: CompiledMatch, _ request: MatchInput<H>) -> Mismatch? {
         let spec = compiled.spec
-        guard compiled.pathMatches(request.path) else { return .failure(.path(request.path, spec)) }
-        if let wanted = spec.method, wanted != request.method { return .failure(.method(request.method, wanted)) }
+        guard compiled.pathMatches(request.path) else { return .path(request.path, spec) }
+        if let wanted = spec.method, wanted != request.method { return .method(request.method, wanted) }
         for index in spec.headers.indices where !compiled.headerMatches(index, in: request.headers) {
-            return .failure(.header(spec.headers[index]))
+            return .header(spec.headers[index])
         }
         for index in spec.queryParams.indices where !compiled.queryMatches(index, in: request.query) {
-            return .failure(.query(spec.queryParams[index]))
+            return .query(spec.queryParams[index])
         }
-        return .success(specificity)
+        return nil
     }
 
     /// A request as the rules see it: the host normalized, the path without query, the query
@@ -271,7 +278,59 @@ public enum RouteMatcher {
         match(compiled, MatchInput(host: normalizedHost, path: path, query: query, method: method, headers: headers, parseQuery: compiled.matchesQuery))
     }
 
+    /// The choice through the table's index (`RouteIndex`): the listener by hostname hash, then
+    /// the rule groups serving the host, most specific hostname first; within a level of
+    /// specificity the lowest position (the table's precedence order) among the candidates the
+    /// path index yields whose conditions hold. Chooses exactly what `linearMatch` chooses.
     private static func match<H: RouteRequestHeaders>(_ compiled: CompiledRouteTable, _ request: MatchInput<H>) -> RouteMatch {
+        let index = compiled.index
+        guard let listener = index.servingListener(host: request.host) else { return RouteMatch(listener: nil, rule: nil) }
+        let rules = index.rules[listener]
+        var serving: [(group: Int, specificity: HostSpecificity)] = []
+        rules.hosts.forEachMatch(host: request.host) { serving.append(($0, $1)) }
+        if serving.count > 1 { serving.sort { $0.specificity > $1.specificity } }
+        let matches = compiled.matches[listener]
+        var i = 0
+        while i < serving.count {
+            // A more specific hostname wins over any position; at equal specificity the first position.
+            let level = serving[i].specificity
+            var best = Int.max
+            while i < serving.count, serving[i].specificity == level {
+                best = firstMatch(in: rules.groups[serving[i].group], matches, request, before: best)
+                i += 1
+            }
+            if best != Int.max { return RouteMatch(listener: listener, rule: best) }
+        }
+        return RouteMatch(listener: listener, rule: nil)
+    }
+
+    /// The lowest position below `bound` in `group` whose conditions hold for `request` (`bound` if none).
+    private static func firstMatch<H: RouteRequestHeaders>(in group: PathIndex, _ matches: [CompiledMatch], _ request: MatchInput<H>, before bound: Int) -> Int {
+        var best = bound
+        // Each list is in position order: its first match is its best, and nothing past `best` can win.
+        group.forEachCandidateList(path: request.path) { positions in
+            for position in positions {
+                if position >= best { return }
+                if conditionMismatch(matches[position], request) == nil {
+                    best = position
+                    return
+                }
+            }
+        }
+        let path = request.path.utf8
+        for (position, literal) in group.patterns {
+            if position >= best { break }
+            if path.starts(with: literal.utf8), conditionMismatch(matches[position], request) == nil {
+                best = position
+                break
+            }
+        }
+        return best
+    }
+
+    /// The linear scan the index replaced, kept as the model test's oracle: every rule match of
+    /// the serving listener evaluated in order, the most specific hostname first.
+    static func linearMatch<H: RouteRequestHeaders>(_ compiled: CompiledRouteTable, _ request: MatchInput<H>) -> RouteMatch {
         let table = compiled.table
         guard let listener = servingListener(table, host: request.host) else { return RouteMatch(listener: nil, rule: nil) }
         var best: (position: Int, specificity: HostSpecificity)?
@@ -284,6 +343,11 @@ public enum RouteMatcher {
             }
         }
         return RouteMatch(listener: listener, rule: best?.position)
+    }
+
+    /// `linearMatch` for a `RouteRequest` (tests).
+    static func linearMatch(_ compiled: CompiledRouteTable, request: RouteRequest) -> RouteMatch {
+        linearMatch(compiled, input(request, parseQuery: compiled.matchesQuery))
     }
 
     /// `a=1&b=x%20y` → [(a, 1), (b, "x y")].

@@ -255,10 +255,13 @@ func benchFullMap(_ dir: String) throws {
         + "(\(b.failures.count) failed); issue 12 measured 19 s")
 }
 
-/// PORTWAY_BENCH_ONLY=<name> runs one map benchmark (for profiling): cold10k, cold50k, change, capacity, full.
+/// PORTWAY_BENCH_ONLY=<name> runs one benchmark alone (for profiling): cold10k, cold50k, change,
+/// capacity, full (the map writer), routes (the per-request route lookup).
+let benchOnly = ProcessInfo.processInfo.environment["PORTWAY_BENCH_ONLY"]
+func wanted(_ name: String) -> Bool { benchOnly == nil || benchOnly == name }
+
 func benchMapWriter() throws {
-    let only = ProcessInfo.processInfo.environment["PORTWAY_BENCH_ONLY"]
-    func wanted(_ name: String) -> Bool { only == nil || only == name }
+    guard ["cold10k", "cold50k", "change", "capacity", "full"].contains(where: wanted) else { return }
     try withBenchBPFFS { dir in
         if wanted("cold10k") { try benchColdSync(dir, services: 10_000, endpoints: 10) }
         if wanted("cold50k") { try benchColdSync(dir, services: 50_000, endpoints: 2) }
@@ -271,10 +274,11 @@ func benchMapWriter() throws {
 enum BenchError: Error { case failed(String) }
 
 do {
-    if ProcessInfo.processInfo.environment["PORTWAY_BENCH_ONLY"] == nil { try benchTranslator() }
+    if benchOnly == nil { try benchTranslator() }
     try benchMapWriter()
-    try benchWatchIngest()
-    try benchOneChange()
+    if benchOnly == nil { try benchWatchIngest() }
+    if benchOnly == nil { try benchOneChange() }
+    if wanted("routes") { benchRouteLookup() }
 } catch {
     print("benchmark failed: \(error)")
     exit(1)
