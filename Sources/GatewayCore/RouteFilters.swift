@@ -151,6 +151,21 @@ public struct RedirectDecision: Hashable, Codable, Sendable {
     }
 }
 
+/// The RequestMirror filter: a copy of `numerator / denominator` of the requests goes to `backend`
+/// (one of its endpoints), its answer ignored.
+public struct RequestMirror: Hashable, Codable, Sendable {
+    /// The mirror's backendRef; the builder resolves it (a `failure` means it is not configured).
+    public var backend: WeightedBackend
+    public var numerator: Int
+    public var denominator: Int
+
+    public init(backend: WeightedBackend, numerator: Int = 100, denominator: Int = 100) {
+        self.backend = backend
+        self.numerator = numerator
+        self.denominator = denominator
+    }
+}
+
 /// One filter of a rule (or of a backendRef), as Portway applies it.
 public enum RouteFilter: Hashable, Codable, Sendable {
     case requestHeaderModifier(HeaderModifier)
@@ -158,6 +173,8 @@ public enum RouteFilter: Hashable, Codable, Sendable {
     /// Answered by the proxy (the route label is set when the rule's decision is made).
     case requestRedirect(RedirectDecision)
     case urlRewrite(URLRewrite)
+    /// A copy of the request to another backend (several per rule allowed).
+    case requestMirror(RequestMirror)
 
     /// Where a filter stands: a backendRef takes only the header modifiers.
     public enum Place: Sendable {
@@ -177,6 +194,7 @@ public enum RouteFilter: Hashable, Codable, Sendable {
         case .responseHeaderModifier: "ResponseHeaderModifier"
         case .requestRedirect: "RequestRedirect"
         case .urlRewrite: "URLRewrite"
+        case .requestMirror: "RequestMirror"
         }
     }
 
@@ -214,6 +232,29 @@ public enum RouteFilter: Hashable, Codable, Sendable {
                 .requestRedirect(RedirectDecision(
                     scheme: redirect.scheme, hostname: redirect.hostname, port: redirect.port, path: $0, statusCode: statusCode))
             }
+        case ("RequestMirror", .rule):
+            guard let mirror = filter.requestMirror else { return missing() }
+            var numerator = 100
+            var denominator = 100
+            switch (mirror.percent, mirror.fraction) {
+            case (.some, .some):
+                return .failure(Unsupported(message: "RequestMirror sets both percent and fraction"))
+            case (.some(let percent), nil):
+                guard (0...100).contains(percent) else { return .failure(Unsupported(message: "RequestMirror percent \(percent) is not within 0-100")) }
+                numerator = percent
+            case (nil, .some(let fraction)):
+                let over = fraction.denominator ?? 100
+                guard over > 0, (0...over).contains(fraction.numerator) else {
+                    return .failure(Unsupported(message: "RequestMirror fraction \(fraction.numerator)/\(over) is not within 0-1"))
+                }
+                (numerator, denominator) = (fraction.numerator, over)
+            case (nil, nil):
+                break
+            }
+            // The builder resolves the reference (`GatewayState.build`).
+            let ref = mirror.backendRef
+            let backend = WeightedBackend(weight: 1, reference: NamespacedName(namespace: ref.namespace ?? "", name: ref.name), port: ref.port)
+            return .success(.requestMirror(RequestMirror(backend: backend, numerator: numerator, denominator: denominator)))
         case (_, .rule):
             return .failure(Unsupported(message: "filter type \(filter.type) is not supported"))
         case (_, .backendRef):
