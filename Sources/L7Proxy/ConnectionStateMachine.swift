@@ -366,7 +366,8 @@ struct ConnectionStateMachine {
         case .awaitingHead:
             // A pooled connection the backend had already closed: the request is replayed once on a
             // fresh connection, but only when it can be sent again as it was (complete, no body, idempotent).
-            if reused && exchange.attempts < 2 && exchange.requestComplete && exchange.requestBodyBytes == 0
+            // With a route retry, its policy alone decides (one count of attempts, as configured).
+            if exchange.retry == nil && reused && exchange.attempts < 2 && exchange.requestComplete && exchange.requestBodyBytes == 0
                 && exchange.idempotent
             {
                 exchange.attempts += 1

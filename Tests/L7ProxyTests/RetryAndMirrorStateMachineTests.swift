@@ -69,6 +69,19 @@ import Testing
         #expect(m.backendTimedOut() == [.cancelExchangeTimers, .releaseUpstream(reuse: false), .sendLocal(.init(status: .gatewayTimeout), close: true)])
     }
 
+    /// A reset on a pooled connection counts as one of the policy's retries (the free replay of a
+    /// stale pooled connection would make `attempts: 2` send the request four times).
+    @Test func withAPolicyAResetOnAPooledConnectionUsesARetry() {
+        var m = Machine()
+        _ = m.requestHead(.forward(upstreamHead: head, idempotent: true, retry: RouteRetry(attempts: 1, backoffSeconds: 0.1)), keepAlive: true)
+        _ = m.requestEnd()
+        _ = m.upstreamConnected(reused: true)
+        #expect(m.upstreamClosed() == retried)
+        #expect(m.retryTimerFired() == [.connectUpstream(attempt: 2)])
+        _ = m.upstreamConnected(reused: true)
+        #expect(m.upstreamClosed() == [.cancelExchangeTimers, .releaseUpstream(reuse: false), .armWaitTimer(.keepAlive), .sendLocal(.init(status: .badGateway), close: false)])
+    }
+
     @Test func aBodyWithinTheLimitIsReplayedAndOneBeyondItIsNot() {
         var m = Machine(maxReplayBodyBytes: 4)
         _ = m.requestHead(.forward(upstreamHead: post, idempotent: false, retry: retry), keepAlive: true)
