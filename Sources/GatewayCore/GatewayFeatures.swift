@@ -21,8 +21,14 @@ public enum GatewayFeatures {
         "HTTPRoutePathRewrite",
         "HTTPRoutePortRedirect",
         "HTTPRouteQueryParamMatching",
+        "HTTPRouteRequestMirror",
+        "HTTPRouteRequestMultipleMirrors",
+        "HTTPRouteRequestPercentageMirror",
         "HTTPRouteRequestTimeout",
         "HTTPRouteResponseHeaderModification",
+        "HTTPRouteRetry",
+        "HTTPRouteRetryBackendTimeout",
+        "HTTPRouteRetryConnectionError",
         "HTTPRouteSchemeRedirect",
     ]
 
