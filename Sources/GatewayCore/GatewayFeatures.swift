@@ -15,6 +15,7 @@ public enum GatewayFeatures {
         "HTTPRoute308RedirectStatusCode",
         "HTTPRouteBackendRequestHeaderModification",
         "HTTPRouteBackendTimeout",
+        "HTTPRouteCORS",
         "HTTPRouteHostRewrite",
         "HTTPRouteMethodMatching",
         "HTTPRoutePathRedirect",

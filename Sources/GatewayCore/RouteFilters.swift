@@ -166,6 +166,72 @@ public struct RequestMirror: Hashable, Codable, Sendable {
     }
 }
 
+/// The CORS filter: a preflight (OPTIONS with Origin and Access-Control-Request-Method) is
+/// answered by the proxy; a request from an allowed Origin gets the CORS headers on its response.
+public struct CORSPolicy: Hashable, Codable, Sendable {
+    /// Origins as written (`https://www.example.com`, `https://*.example.com`, `*`).
+    public var allowOrigins: [String]
+    public var allowCredentials: Bool
+    public var allowMethods: [String]
+    public var allowHeaders: [String]
+    public var exposeHeaders: [String]
+    /// Seconds a browser may cache the preflight answer (5 when unset, as the spec says).
+    public var maxAge: Int
+
+    public init(
+        allowOrigins: [String] = [], allowCredentials: Bool = false, allowMethods: [String] = [], allowHeaders: [String] = [],
+        exposeHeaders: [String] = [], maxAge: Int = 5
+    ) {
+        self.allowOrigins = allowOrigins
+        self.allowCredentials = allowCredentials
+        self.allowMethods = allowMethods
+        self.allowHeaders = allowHeaders
+        self.exposeHeaders = exposeHeaders
+        self.maxAge = maxAge
+    }
+
+    /// Whether `origin` (the request's Origin header) is allowed: `*`, an exact origin (ASCII case
+    /// ignored), or a pattern whose `*` stands for one or more characters (`https://*.bar.com`
+    /// takes `https://www.bar.com` and `https://a.www.bar.com`).
+    public func allows(origin: String) -> Bool {
+        let origin = origin.lowercased()
+        for allowed in allowOrigins {
+            let pattern = allowed.lowercased()
+            if pattern == "*" || pattern == origin { return true }
+            guard let star = pattern.firstIndex(of: "*") else { continue }
+            let prefix = pattern[..<star], suffix = pattern[pattern.index(after: star)...]
+            if origin.count > prefix.count + suffix.count && origin.hasPrefix(prefix) && origin.hasSuffix(suffix) { return true }
+        }
+        return false
+    }
+
+    /// The headers of the proxy's answer to a preflight from an allowed `origin` asking for
+    /// `method` and `headers` (the Access-Control-Request-* values). A wildcard method or header
+    /// list answers with what was asked (a literal `*` means nothing to a browser sending
+    /// credentials); the origin is always echoed.
+    public func preflightHeaders(origin: String, method: String, headers: String?) -> [HeaderField] {
+        var out = [HeaderField("access-control-allow-origin", origin)]
+        if allowCredentials { out.append(HeaderField("access-control-allow-credentials", "true")) }
+        let methods = allowMethods.contains("*") ? method : allowMethods.joined(separator: ", ")
+        if !methods.isEmpty { out.append(HeaderField("access-control-allow-methods", methods)) }
+        let allowed = allowHeaders.contains("*") ? (headers ?? "") : allowHeaders.joined(separator: ", ")
+        if !allowed.isEmpty { out.append(HeaderField("access-control-allow-headers", allowed)) }
+        if !exposeHeaders.isEmpty { out.append(HeaderField("access-control-expose-headers", exposeHeaders.joined(separator: ", "))) }
+        out.append(HeaderField("access-control-max-age", String(maxAge)))
+        out.append(HeaderField("vary", "Origin"))
+        return out
+    }
+
+    /// The headers added to the response of a request from an allowed `origin`.
+    public func responseHeaders(origin: String) -> [HeaderField] {
+        var out = [HeaderField("access-control-allow-origin", origin)]
+        if allowCredentials { out.append(HeaderField("access-control-allow-credentials", "true")) }
+        if !exposeHeaders.isEmpty { out.append(HeaderField("access-control-expose-headers", exposeHeaders.joined(separator: ", "))) }
+        out.append(HeaderField("vary", "Origin"))
+        return out
+    }
+}
+
 /// One filter of a rule (or of a backendRef), as Portway applies it.
 public enum RouteFilter: Hashable, Codable, Sendable {
     case requestHeaderModifier(HeaderModifier)
@@ -175,6 +241,8 @@ public enum RouteFilter: Hashable, Codable, Sendable {
     case urlRewrite(URLRewrite)
     /// A copy of the request to another backend (several per rule allowed).
     case requestMirror(RequestMirror)
+    /// Preflights answered by the proxy, CORS headers on allowed origins' responses.
+    case cors(CORSPolicy)
 
     /// Where a filter stands: a backendRef takes only the header modifiers.
     public enum Place: Sendable {
@@ -195,6 +263,7 @@ public enum RouteFilter: Hashable, Codable, Sendable {
         case .requestRedirect: "RequestRedirect"
         case .urlRewrite: "URLRewrite"
         case .requestMirror: "RequestMirror"
+        case .cors: "CORS"
         }
     }
 
@@ -255,6 +324,13 @@ public enum RouteFilter: Hashable, Codable, Sendable {
             let ref = mirror.backendRef
             let backend = WeightedBackend(weight: 1, reference: NamespacedName(namespace: ref.namespace ?? "", name: ref.name), port: ref.port)
             return .success(.requestMirror(RequestMirror(backend: backend, numerator: numerator, denominator: denominator)))
+        case ("CORS", .rule):
+            guard let cors = filter.cors else { return .failure(Unsupported(message: "filter type CORS has no cors settings")) }
+            let maxAge = cors.maxAge ?? 5
+            guard maxAge >= 1 else { return .failure(Unsupported(message: "CORS maxAge \(maxAge) is below 1")) }
+            return .success(.cors(CORSPolicy(
+                allowOrigins: cors.allowOrigins ?? [], allowCredentials: cors.allowCredentials ?? false, allowMethods: cors.allowMethods ?? [],
+                allowHeaders: cors.allowHeaders ?? [], exposeHeaders: cors.exposeHeaders ?? [], maxAge: maxAge)))
         case (_, .rule):
             return .failure(Unsupported(message: "filter type \(filter.type) is not supported"))
         case (_, .backendRef):

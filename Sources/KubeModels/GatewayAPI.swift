@@ -401,11 +401,13 @@ public struct HTTPRouteFilter: Codable, Hashable, Sendable {
     public var requestRedirect: HTTPRequestRedirectFilter?
     public var urlRewrite: HTTPURLRewriteFilter?
     public var requestMirror: HTTPRequestMirrorFilter?
-    /// Fields of the object the model does not know (never encoded), e.g. `cors`, `extensionRef`.
+    public var cors: HTTPCORSFilter?
+    /// Fields of the object the model does not know (never encoded), e.g. `extensionRef`.
     public var unknownFields: [String] = []
     public init(
         type: String, requestHeaderModifier: HTTPHeaderFilter? = nil, responseHeaderModifier: HTTPHeaderFilter? = nil,
-        requestRedirect: HTTPRequestRedirectFilter? = nil, urlRewrite: HTTPURLRewriteFilter? = nil, requestMirror: HTTPRequestMirrorFilter? = nil
+        requestRedirect: HTTPRequestRedirectFilter? = nil, urlRewrite: HTTPURLRewriteFilter? = nil, requestMirror: HTTPRequestMirrorFilter? = nil,
+        cors: HTTPCORSFilter? = nil
     ) {
         self.type = type
         self.requestHeaderModifier = requestHeaderModifier
@@ -413,9 +415,12 @@ public struct HTTPRouteFilter: Codable, Hashable, Sendable {
         self.requestRedirect = requestRedirect
         self.urlRewrite = urlRewrite
         self.requestMirror = requestMirror
+        self.cors = cors
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case type, requestHeaderModifier, responseHeaderModifier, requestRedirect, urlRewrite, requestMirror }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case type, requestHeaderModifier, responseHeaderModifier, requestRedirect, urlRewrite, requestMirror, cors
+    }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -425,6 +430,7 @@ public struct HTTPRouteFilter: Codable, Hashable, Sendable {
         requestRedirect = try c.decodeIfPresent(HTTPRequestRedirectFilter.self, forKey: .requestRedirect)
         urlRewrite = try c.decodeIfPresent(HTTPURLRewriteFilter.self, forKey: .urlRewrite)
         requestMirror = try c.decodeIfPresent(HTTPRequestMirrorFilter.self, forKey: .requestMirror)
+        cors = try c.decodeIfPresent(HTTPCORSFilter.self, forKey: .cors)
         unknownFields = try decoder.unknownKeys(besides: CodingKeys.self)
     }
 }
@@ -451,6 +457,42 @@ public struct HTTPRequestMirrorFilter: Codable, Hashable, Sendable {
         backendRef = try c.decode(HTTPBackendRef.self, forKey: .backendRef)
         percent = try c.decodeIfPresent(Int.self, forKey: .percent)
         fraction = try c.decodeIfPresent(GatewayFraction.self, forKey: .fraction)
+        unknownFields = try decoder.unknownKeys(besides: CodingKeys.self)
+    }
+}
+
+/// The CORS filter (v1.6): which origins may read the responses, with which methods and headers.
+public struct HTTPCORSFilter: Codable, Hashable, Sendable {
+    public var allowOrigins: [String]?
+    public var allowCredentials: Bool?
+    public var allowMethods: [String]?
+    public var allowHeaders: [String]?
+    public var exposeHeaders: [String]?
+    public var maxAge: Int?
+    /// Fields of the object the model does not know (never encoded).
+    public var unknownFields: [String] = []
+    public init(
+        allowOrigins: [String]? = nil, allowCredentials: Bool? = nil, allowMethods: [String]? = nil, allowHeaders: [String]? = nil,
+        exposeHeaders: [String]? = nil, maxAge: Int? = nil
+    ) {
+        self.allowOrigins = allowOrigins
+        self.allowCredentials = allowCredentials
+        self.allowMethods = allowMethods
+        self.allowHeaders = allowHeaders
+        self.exposeHeaders = exposeHeaders
+        self.maxAge = maxAge
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case allowOrigins, allowCredentials, allowMethods, allowHeaders, exposeHeaders, maxAge }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        allowOrigins = try c.decodeIfPresent([String].self, forKey: .allowOrigins)
+        allowCredentials = try c.decodeIfPresent(Bool.self, forKey: .allowCredentials)
+        allowMethods = try c.decodeIfPresent([String].self, forKey: .allowMethods)
+        allowHeaders = try c.decodeIfPresent([String].self, forKey: .allowHeaders)
+        exposeHeaders = try c.decodeIfPresent([String].self, forKey: .exposeHeaders)
+        maxAge = try c.decodeIfPresent(Int.self, forKey: .maxAge)
         unknownFields = try decoder.unknownKeys(besides: CodingKeys.self)
     }
 }

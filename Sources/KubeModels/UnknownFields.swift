@@ -48,11 +48,12 @@ extension HTTPRoute {
 }
 
 extension HTTPRouteFilter {
-    /// The filter's unknown fields and those of its redirect, rewrite and mirror settings.
+    /// The filter's unknown fields and those of its redirect, rewrite, mirror and CORS settings.
     var unknownFieldPaths: [String] {
         unknownFields + (requestRedirect?.unknownFields ?? []).map { "requestRedirect.\($0)" }
             + (urlRewrite?.unknownFields ?? []).map { "urlRewrite.\($0)" }
             + (requestMirror?.unknownFields ?? []).map { "requestMirror.\($0)" }
             + (requestMirror?.backendRef.unknownFields ?? []).map { "requestMirror.backendRef.\($0)" }
+            + (cors?.unknownFields ?? []).map { "cors.\($0)" }
     }
 }

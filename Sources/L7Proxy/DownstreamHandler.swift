@@ -284,13 +284,29 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
             var headers = HTTPHeaders()
             headers.add(name: "location", value: location)
             return .local(.init(status: HTTPResponseStatus(statusCode: redirect.statusCode), headers: headers, route: route))
-        case .forward(let forward):
+        case .forward(var forward):
+            if let cors = forward.cors, let origin = head.headers.first(name: "origin") {
+                if head.method == .OPTIONS, let method = head.headers.first(name: "access-control-request-method") {
+                    // A CORS preflight is answered here, never forwarded; an origin not allowed
+                    // gets no CORS headers, which the browser takes as a refusal.
+                    var headers = HTTPHeaders()
+                    if cors.allows(origin: origin) {
+                        let asked = head.headers.first(name: "access-control-request-headers")
+                        for field in cors.preflightHeaders(origin: origin, method: method, headers: asked) { headers.add(name: field.name, value: field.value) }
+                    }
+                    return .local(.init(status: .noContent, headers: headers, route: route))
+                }
+                if cors.allows(origin: origin) {
+                    let fields = cors.responseHeaders(origin: origin)
+                    forward.responseHeaders = forward.responseHeaders.followed(by: HeaderModifier(
+                        set: fields.filter { $0.name != "vary" }, add: fields.filter { $0.name == "vary" }))
+                }
+            }
             let pick = BackendChoice.pick(from: forward.backends, random: shared.random)
             switch pick.choice {
             case .status(let code):
                 return .local(.init(status: HTTPResponseStatus(statusCode: code), route: route))
             case .endpoint(let chosen):
-                var forward = forward
                 if let index = pick.backend {
                     // The backendRef's own filters, after the rule's, only for the backend chosen.
                     let backend = forward.backends[index]
@@ -603,9 +619,13 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     private func sendLocal(_ response: ConnectionStateMachine.LocalResponse, close: Bool, context: ChannelHandlerContext) {
         recordMetrics(status: Int(response.status.code))
         var headers = response.headers
-        let body = response.body.isEmpty ? "\(response.status.code) \(response.status.reasonPhrase)\n" : response.body
-        headers.replaceOrAdd(name: "content-type", value: "text/plain; charset=utf-8")
-        headers.replaceOrAdd(name: "content-length", value: String(body.utf8.count))
+        // A 204 (a CORS preflight's answer) has no body and no Content-Length (RFC 9110 §8.6).
+        let bodyless = response.status == .noContent
+        let body = bodyless ? "" : response.body.isEmpty ? "\(response.status.code) \(response.status.reasonPhrase)\n" : response.body
+        if !bodyless {
+            headers.replaceOrAdd(name: "content-type", value: "text/plain; charset=utf-8")
+            headers.replaceOrAdd(name: "content-length", value: String(body.utf8.count))
+        }
         if close {
             headers.replaceOrAdd(name: "connection", value: "close")
         } else if requestVersion == .http1_0 {
@@ -614,7 +634,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         let version: HTTPVersion = requestVersion == .http1_0 ? .http1_0 : .http1_1
         if close { LastSegment.carryFIN(context.channel) }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
-        if requestMethod != .HEAD {
+        if requestMethod != .HEAD && !bodyless {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         }
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))

@@ -26,6 +26,8 @@ public enum RuleFilters {
                 forward.mirrors.append(MirrorTarget(
                     upstream: GatewayRouteTableRouter.upstream(mirror.backend),
                     numerator: UInt64(max(0, mirror.numerator)), denominator: UInt64(max(0, mirror.denominator))))
+            case .cors(let policy):
+                forward.cors = policy
             }
         }
         return redirect
@@ -43,7 +45,7 @@ public enum BackendFilters {
                 upstream.requestHeaders = upstream.requestHeaders.followed(by: modifier)
             case .responseHeaderModifier(let modifier):
                 upstream.responseHeaders = upstream.responseHeaders.followed(by: modifier)
-            case .requestRedirect, .urlRewrite, .requestMirror:
+            case .requestRedirect, .urlRewrite, .requestMirror, .cors:
                 continue
             }
         }

@@ -126,6 +126,8 @@ public struct ForwardDecision: Sendable {
     public var mirrors: [MirrorTarget] = []
     /// The rule's `retry`; nil: the proxy's own single retry of a failed connect.
     public var retry: RouteRetry?
+    /// The rule's CORS filter: preflights answered by the proxy, headers on allowed origins' responses.
+    public var cors: CORSPolicy?
     public var route: RouteLabel
 
     public init(

@@ -231,6 +231,12 @@ public enum GatewayJSON {
                 "reason": m.backend.failure.map { .string("\($0.reason): \($0.message)") } ?? .null,
                 "endpoints": .int(m.backend.endpoints.count),
             ])
+        case .cors(let c):
+            let strings = { (list: [String]) -> JSONValue in .array(list.map { .string($0) }) }
+            out["cors"] = .object([
+                "allowOrigins": strings(c.allowOrigins), "allowCredentials": .bool(c.allowCredentials), "allowMethods": strings(c.allowMethods),
+                "allowHeaders": strings(c.allowHeaders), "exposeHeaders": strings(c.exposeHeaders), "maxAge": .int(c.maxAge),
+            ])
         }
         return .object(out)
     }

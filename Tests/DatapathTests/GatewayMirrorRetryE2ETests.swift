@@ -54,7 +54,7 @@ private enum MirrorRetryScripts {
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
-            do_GET = do_POST = answer
+            do_GET = do_POST = do_PUT = do_OPTIONS = answer
             def log_message(self, *args):
                 pass
             def handle(self):
@@ -80,21 +80,25 @@ private enum MirrorRetryScripts {
             held.append(s.accept()[0])
         """#
 
-    /// `request.py ADDRESS PORT`: each stdin line is `HOST PATH [NAME:VALUE…]`; one GET on a new
-    /// connection; prints `{status, seconds, body}` or `{error}` after 5 s.
+    /// `request.py ADDRESS PORT`: each stdin line is `[METHOD] HOST PATH [NAME:VALUE…]` (GET when no
+    /// method); one request on a new connection; prints `{status, seconds, headers, body}` (header
+    /// names lowercased) or `{error}` after 5 s.
     static let client = #"""
         import http.client, json, sys, time
         address, port = sys.argv[1], int(sys.argv[2])
         for line in sys.stdin:
-            host, path, *extra = line.split()
+            words = line.split()
+            method = words.pop(0) if words[0].isupper() else "GET"
+            host, path, *extra = words
             headers = {"Host": host}
             headers.update(dict(h.split(":", 1) for h in extra))
             start = time.monotonic()
             try:
                 conn = http.client.HTTPConnection(address, port, timeout=5)
-                conn.request("GET", path, headers=headers)
+                conn.request(method, path, headers=headers)
                 r = conn.getresponse()
-                out = {"status": r.status, "seconds": time.monotonic() - start, "body": r.read().decode()}
+                out = {"status": r.status, "seconds": time.monotonic() - start,
+                       "headers": {k.lower(): v for k, v in r.getheaders()}, "body": r.read().decode()}
                 conn.close()
             except Exception as e:
                 out = {"error": f"{type(e).__name__} {e}"}
@@ -105,6 +109,7 @@ private enum MirrorRetryScripts {
 private struct Reply {
     var status: Int
     var seconds: Double
+    var headers: [String: String]
     var echo: [String: Any]
     var error: String?
 
@@ -112,6 +117,7 @@ private struct Reply {
         let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] ?? ["error": "not JSON: \(line)"]
         status = object["status"] as? Int ?? 0
         seconds = object["seconds"] as? Double ?? 0
+        headers = object["headers"] as? [String: String] ?? [:]
         echo = (object["body"] as? String).flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] } ?? [:]
         error = object["error"] as? String
     }
@@ -136,7 +142,7 @@ struct GatewayMirrorRetryE2ETests {
         var logs: [String: String] = [:]
         for (name, ns, port) in [("infra-backend-v1", "be1", "8081"), ("infra-backend-v2", "be2", "8081"), ("infra-backend-v3", "be2", "8083")] {
             let log = lab.scripts + "/\(name).log"
-            FileManager.default.createFile(atPath: log, contents: nil)
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
             logs[name] = log
             let backend = try await onDedicatedThread { try lab.spawn(in: "\(lab.prefix)-\(ns)", [Lab.python, lab.scripts + "/echo.py", name, port, log]) }
             #expect(await backend.line() == "ready")
@@ -294,6 +300,77 @@ struct GatewayMirrorRetryE2ETests {
             // The first attempt runs past backendRequest 500ms: retried, the second answers.
             #expect(await status("/retry/backend-timeout", "responseCode=500&succeedAfter=1&delayRetry=2s") == "200 infra-backend-v1")
             #expect(await status("/retry/backend-timeout", "responseCode=500&succeedAfter=3&delayRetry=2s") == "504 -")
+            client.closeInput()
+        }
+    }
+
+    /// HTTPRouteCORS: every case of the upstream test (its routes as written), through the NodePort.
+    @Test("CORS through the Gateway NodePort: preflights answered by the proxy (204, allowed origins exact and wildcard, methods, headers, credentials, max age), simple requests get the headers, other origins get none")
+    func corsThroughNodePort() async throws {
+        let rule = { (path: String, cors: String) in
+            "  - matches: [{path: {type: PathPrefix, value: \(path)}}]\n    filters: [{type: CORS, cors: \(cors)}]\n    backendRefs: [{name: infra-backend-v1, port: 80}]"
+        }
+        let routes = """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: HTTPRoute
+            metadata: {name: cors, namespace: lab}
+            spec:
+              parentRefs: [{name: web}]
+              hostnames: [cors.example.com]
+              rules:
+            \([
+                rule("/cors-1", "{allowOrigins: ['https://www.foo.com', 'https://*.bar.com'], allowMethods: [GET, OPTIONS], allowHeaders: [x-header-1, x-header-2], exposeHeaders: [x-header-3, x-header-4], allowCredentials: true, maxAge: 3600}"),
+                rule("/cors-2", "{allowOrigins: ['https://www.foo.com'], allowMethods: ['*']}"),
+                rule("/cors-wildcard-origin", "{allowOrigins: ['*'], allowMethods: [PUT], allowCredentials: false}"),
+                rule("/cors-wildcard-methods-headers", "{allowOrigins: ['*'], allowMethods: ['*'], allowHeaders: ['*'], allowCredentials: true}"),
+                rule("/cors-wildcard-methods-headers-unauth", "{allowOrigins: ['*'], allowMethods: ['*'], allowHeaders: ['*'], allowCredentials: false}"),
+            ].joined(separator: "\n"))
+
+            """
+        try await withLab(prefix: "pwmr") { lab in
+            let (agent, ask, client, _) = try await start(lab, routes: routes, probe: "cors.example.com /cors-1")
+            defer { agent.kill() }
+            let asked = "access-control-request-method:GET access-control-request-headers:x-header-1,x-header-2"
+            for origin in ["https://www.foo.com", "https://www.bar.com", "https://xpto.www.bar.com"] {
+                let preflight = await ask("OPTIONS cors.example.com /cors-1 Origin:\(origin) \(asked)")
+                #expect(preflight.status == 204 && preflight.backend == "-", "\(origin): \(preflight.summary)")
+                #expect(preflight.headers["access-control-allow-origin"] == origin)
+                #expect(preflight.headers["access-control-allow-methods"] == "GET, OPTIONS")
+                #expect(preflight.headers["access-control-allow-headers"] == "x-header-1, x-header-2")
+                #expect(preflight.headers["access-control-expose-headers"] == "x-header-3, x-header-4")
+                #expect(preflight.headers["access-control-max-age"] == "3600")
+                #expect(preflight.headers["access-control-allow-credentials"] == "true")
+            }
+            let refused = await ask("OPTIONS cors.example.com /cors-1 Origin:https://foobar.com access-control-request-method:GET")
+            #expect(refused.status == 204 && refused.headers["access-control-allow-origin"] == nil, "\(refused.headers)")
+            for origin in ["https://www.foo.com", "https://www.bar.com"] {
+                let simple = await ask("cors.example.com /cors-1 Origin:\(origin) \(asked)")
+                #expect(simple.status == 200 && simple.backend == "infra-backend-v1" && simple.headers["access-control-allow-origin"] == origin, "\(simple.headers)")
+            }
+            let other = await ask("cors.example.com /cors-1 Origin:https://foobar.com access-control-request-method:GET")
+            #expect(other.status == 200 && other.headers["access-control-allow-origin"] == nil)
+            let post = await ask("OPTIONS cors.example.com /cors-2 Origin:https://www.foo.com access-control-request-method:POST")
+            #expect(post.status == 204 && post.headers["access-control-allow-methods"] == "POST"
+                && post.headers["access-control-allow-origin"] == "https://www.foo.com" && post.headers["access-control-allow-credentials"] == nil)
+            for origin in ["https://foobar.com", "https://foobar.com:12345"] {
+                let wildcard = await ask("OPTIONS cors.example.com /cors-wildcard-origin Origin:\(origin) access-control-request-method:PUT")
+                #expect(wildcard.status == 204 && wildcard.headers["access-control-allow-origin"] == origin
+                    && wildcard.headers["access-control-allow-methods"] == "PUT" && wildcard.headers["access-control-allow-credentials"] == nil)
+                let put = await ask("PUT cors.example.com /cors-wildcard-origin Origin:\(origin)")
+                #expect(put.status == 200 && put.headers["access-control-allow-origin"] == origin && put.headers["access-control-allow-credentials"] == nil, "\(put.summary)")
+            }
+            let anyHeaders = "Origin:https://other.foo.com access-control-request-method:PUT access-control-request-headers:x-header-1,x-header-2"
+            let credentialed = await ask("OPTIONS cors.example.com /cors-wildcard-methods-headers \(anyHeaders)")
+            #expect(credentialed.headers["access-control-allow-origin"] == "https://other.foo.com" && credentialed.headers["access-control-allow-methods"] == "PUT"
+                && credentialed.headers["access-control-allow-headers"] == "x-header-1,x-header-2" && credentialed.headers["access-control-allow-credentials"] == "true",
+                "\(credentialed.headers)")
+            let unauth = await ask("OPTIONS cors.example.com /cors-wildcard-methods-headers-unauth \(anyHeaders)")
+            #expect(unauth.status == 204 && unauth.headers["access-control-allow-origin"] == "https://other.foo.com" && unauth.headers["access-control-allow-credentials"] == nil)
+            let get = await ask("cors.example.com /cors-wildcard-methods-headers Origin:https://other.foo.com")
+            #expect(get.status == 200 && get.headers["access-control-allow-origin"] == "https://other.foo.com" && get.headers["access-control-allow-credentials"] == "true")
+            let getUnauth = await ask("cors.example.com /cors-wildcard-methods-headers-unauth Origin:https://other.foo.com")
+            #expect(getUnauth.status == 200 && getUnauth.headers["access-control-allow-origin"] == "https://other.foo.com"
+                && getUnauth.headers["access-control-allow-credentials"] == nil)
             client.closeInput()
         }
     }

@@ -74,3 +74,52 @@ import Testing
         }
     }
 }
+
+/// Issue 19: the CORS filter was refused; now it is lowered and its origin rules are the spec's.
+@Suite struct CORSPolicyTests {
+    @Test("origins: exact (case ignored), '*', and a '*' pattern for one or more characters (any number of labels)")
+    func origins() {
+        let policy = CORSPolicy(allowOrigins: ["https://www.foo.com", "https://*.bar.com"])
+        for origin in ["https://www.foo.com", "HTTPS://WWW.FOO.COM", "https://www.bar.com", "https://xpto.www.bar.com"] {
+            #expect(policy.allows(origin: origin), "\(origin)")
+        }
+        for origin in ["https://foobar.com", "http://www.foo.com", "https://.bar.com", "https://bar.com", "https://www.foo.com:8443", "null"] {
+            #expect(!policy.allows(origin: origin), "\(origin)")
+        }
+        #expect(CORSPolicy(allowOrigins: ["*"]).allows(origin: "https://foobar.com:12345"))
+        #expect(!CORSPolicy().allows(origin: "https://foobar.com"))
+    }
+
+    @Test("preflight headers: lists joined, wildcards answer what was asked, credentials only when allowed, max age 5 by default")
+    func preflight() {
+        let listed = CORSPolicy(
+            allowOrigins: ["*"], allowCredentials: true, allowMethods: ["GET", "OPTIONS"], allowHeaders: ["x-header-1", "x-header-2"],
+            exposeHeaders: ["x-header-3"], maxAge: 3600)
+        #expect(listed.preflightHeaders(origin: "https://a.example", method: "GET", headers: "x-header-1").map { "\($0.name): \($0.value)" } == [
+            "access-control-allow-origin: https://a.example", "access-control-allow-credentials: true",
+            "access-control-allow-methods: GET, OPTIONS", "access-control-allow-headers: x-header-1, x-header-2",
+            "access-control-expose-headers: x-header-3", "access-control-max-age: 3600", "vary: Origin",
+        ])
+        let wildcard = CORSPolicy(allowOrigins: ["*"], allowMethods: ["*"], allowHeaders: ["*"])
+        #expect(wildcard.preflightHeaders(origin: "https://a.example", method: "PUT", headers: "x-a, x-b").map { "\($0.name): \($0.value)" } == [
+            "access-control-allow-origin: https://a.example", "access-control-allow-methods: PUT", "access-control-allow-headers: x-a, x-b",
+            "access-control-max-age: 5", "vary: Origin",
+        ])
+        #expect(wildcard.responseHeaders(origin: "https://a.example").map(\.name) == ["access-control-allow-origin", "vary"])
+    }
+
+    @Test func lowering() throws {
+        let filter = HTTPRouteFilter(type: "CORS", cors: HTTPCORSFilter(allowOrigins: ["*"], allowMethods: ["PUT"]))
+        #expect(try RouteFilter.lower(filter, at: .rule, matchedPrefix: nil).get() == .cors(CORSPolicy(allowOrigins: ["*"], allowMethods: ["PUT"])))
+        if case .failure(let problem) = RouteFilter.lower(HTTPRouteFilter(type: "CORS", cors: HTTPCORSFilter(maxAge: 0)), at: .rule, matchedPrefix: nil) {
+            #expect(problem.message == "CORS maxAge 0 is below 1")
+        } else {
+            Issue.record("maxAge 0 was accepted")
+        }
+        if case .failure(let problem) = RouteFilter.lower(filter, at: .backendRef, matchedPrefix: nil) {
+            #expect(problem.message == "filter type CORS is not supported on a backendRef")
+        } else {
+            Issue.record("CORS on a backendRef was accepted")
+        }
+    }
+}

@@ -96,7 +96,7 @@ import Testing
              "spec.rules[0].filters[0]: RequestMirror percent 101 is not within 0-100"),
             ("{type: RequestMirror, requestMirror: {backendRef: {name: infra-backend-v2, port: 8080}, fraction: {numerator: 3, denominator: 2}}}",
              "spec.rules[0].filters[0]: RequestMirror fraction 3/2 is not within 0-1"),
-            ("{type: CORS, cors: {allowOrigins: ['*']}}", "spec.rules[0].filters[0]: filter type CORS is not supported"),
+            ("{type: CORS, cors: {allowOrigins: ['*'], maxAge: 0}}", "spec.rules[0].filters[0]: CORS maxAge 0 is below 1"),
             ("{type: ExtensionRef, extensionRef: {group: example.com, kind: Thing, name: t}}", "spec.rules[0].filters[0]: filter type ExtensionRef is not supported"),
             ("{type: RequestRedirect, requestRedirect: {statusCode: 305}}", "spec.rules[0].filters[0]: RequestRedirect statusCode 305 is not supported (301, 302, 303, 307, 308 are)"),
             ("{type: RequestRedirect, requestRedirect: {scheme: ftp}}", "spec.rules[0].filters[0]: RequestRedirect scheme ftp is not supported (http and https are)"),
