@@ -207,18 +207,14 @@ struct ConnectionStateMachine {
                 }
             }
             switch exchange.upstream {
-            case .connecting:
+            case .connecting, .backingOff:
+                // Sent with the rest when the (next) attempt is connected; reads are held meanwhile.
                 exchange.pending.append(.body(.byteBuffer(bytes)))
                 state = .forwarding(exchange)
                 return []
             case .connected:
                 state = .forwarding(exchange)
                 return [.writeUpstream(.body(.byteBuffer(bytes)))]
-            case .backingOff:
-                // Sent with the rest at the next attempt; without the kept body there is none.
-                if exchange.replayBody == nil { return fail(exchange, status: .badGateway) }
-                state = .forwarding(exchange)
-                return []
             }
         case .idle, .tunneling, .closed:
             return []
@@ -238,16 +234,13 @@ struct ConnectionStateMachine {
             exchange.requestComplete = true
             exchange.replayBody?.append(.end(nil))
             switch exchange.upstream {
-            case .connecting:
+            case .connecting, .backingOff:
                 exchange.pending.append(.end(nil))
                 state = .forwarding(exchange)
                 return []
             case .connected:
                 state = .forwarding(exchange)
                 return [.writeUpstream(.end(nil)), .flushUpstream]
-            case .backingOff:
-                state = .forwarding(exchange)
-                return []
             }
         case .idle, .tunneling, .closed:
             return []

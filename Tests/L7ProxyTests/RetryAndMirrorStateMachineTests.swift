@@ -114,6 +114,25 @@ import Testing
         #expect(reset.upstreamClosed() == [.cancelExchangeTimers, .releaseUpstream(reuse: false), .armWaitTimer(.keepAlive), .sendLocal(.init(status: .badGateway), close: false)])
     }
 
+    /// A backend answering a listed code before the upload ended: the parts that arrive during the
+    /// backoff go with the next attempt, after the kept ones.
+    @Test func bodyPartsArrivingDuringTheBackoffAreSentWithTheNextAttempt() {
+        var m = Machine()
+        _ = m.requestHead(.forward(upstreamHead: post, idempotent: false, retry: retry), keepAlive: true)
+        let part1 = ByteBuffer(string: "ab"), part2 = ByteBuffer(string: "cd")
+        _ = m.upstreamConnected(reused: false)
+        _ = m.requestBody(part1)
+        #expect(m.responseHead(status(503), allowsKeepAlive: true) == retried)
+        #expect(m.holdsDownstreamReads)
+        #expect(m.requestBody(part2) == [])
+        #expect(m.requestEnd() == [])
+        _ = m.retryTimerFired()
+        #expect(m.upstreamConnected(reused: false) == [
+            .writeUpstream(.head(post)), .writeUpstream(.body(.byteBuffer(part1))), .writeUpstream(.body(.byteBuffer(part2))),
+            .writeUpstream(.end(nil)), .flushUpstream, .resumeDownstreamReads,
+        ])
+    }
+
     @Test func neverOnceTheResponseStarted() {
         var m = Machine()
         _ = m.requestHead(.forward(upstreamHead: head, idempotent: true, retry: retry), keepAlive: true)
