@@ -336,6 +336,11 @@ struct GatewayBuild {
             case .success(let lowered): timeouts = lowered
             case .failure(let problem): unsupported("spec.rules[\(r)]: \(problem.message)")
             }
+            var retry: RouteRetry?
+            switch RouteRetry.lower(rule.retry) {
+            case .success(let lowered): retry = lowered
+            case .failure(let problem): unsupported("spec.rules[\(r)]: \(problem.message)")
+            }
             var backends: [WeightedBackend] = []
             for (b, ref) in (rule.backendRefs ?? []).enumerated() {
                 var backend = resolve(ref, routeNamespace: routeKey.namespace)
@@ -356,13 +361,22 @@ struct GatewayBuild {
                     var filters: [RouteFilter] = []
                     for (f, filter) in (rule.filters ?? []).enumerated() {
                         switch RouteFilter.lower(filter, at: .rule, matchedPrefix: spec.pathKind == .pathPrefix ? spec.path : nil) {
+                        case .success(.requestMirror(var mirror)):
+                            // The mirror's backendRef resolves like a backendRef (ReferenceGrant,
+                            // ResolvedRefs); one that fails is not configured (the proxy skips it).
+                            let ref = filter.requestMirror!.backendRef
+                            mirror.backend = resolve(
+                                HTTPBackendRef(group: ref.group, kind: ref.kind, name: ref.name, namespace: ref.namespace, port: ref.port),
+                                routeNamespace: routeKey.namespace)
+                            if facts.refProblem == nil, let failure = mirror.backend.failure { facts.refProblem = failure }
+                            filters.append(.requestMirror(mirror))
                         case .success(let lowered): filters.append(lowered)
                         case .failure(let problem): unsupported("spec.rules[\(r)].filters[\(f)]: \(problem.message)")
                         }
                     }
                     facts.entries.append(RouteTableEntry(
                         route: routeKey, rule: r, match: m, ruleName: rule.name, hostnames: [], matchSpec: spec,
-                        filters: filters, backends: backends, timeouts: timeouts, routeCreated: route.metadata.creationTimestamp ?? ""
+                        filters: filters, backends: backends, timeouts: timeouts, retry: retry, routeCreated: route.metadata.creationTimestamp ?? ""
                     ))
                 case .failure(let problem):
                     unsupported("spec.rules[\(r)].matches[\(m)]: \(problem.message)")

@@ -106,12 +106,15 @@ public struct RouteTableEntry: Hashable, Codable, Sendable {
     public var backends: [WeightedBackend]
     /// The rule's `timeouts`, validated (`RouteTimeouts.lower`).
     public var timeouts: RouteTimeouts
+    /// The rule's `retry`, validated (`RouteRetry.lower`); nil: none.
+    public var retry: RouteRetry?
     /// The route's `metadata.creationTimestamp` (older routes win ties), "" when unknown.
     public var routeCreated: String
 
     public init(
         route: NamespacedName, rule: Int, match: Int, ruleName: String? = nil, hostnames: [String], matchSpec: RouteMatchSpec,
-        filters: [RouteFilter] = [], backends: [WeightedBackend], timeouts: RouteTimeouts = RouteTimeouts(), routeCreated: String = ""
+        filters: [RouteFilter] = [], backends: [WeightedBackend], timeouts: RouteTimeouts = RouteTimeouts(), retry: RouteRetry? = nil,
+        routeCreated: String = ""
     ) {
         self.route = route
         self.rule = rule
@@ -122,6 +125,7 @@ public struct RouteTableEntry: Hashable, Codable, Sendable {
         self.filters = filters
         self.backends = backends
         self.timeouts = timeouts
+        self.retry = retry
         self.routeCreated = routeCreated
     }
 
@@ -134,6 +138,11 @@ public struct RouteTableEntry: Hashable, Codable, Sendable {
                 filters[i] = .requestRedirect(redirect)
             }
         }
+    }
+
+    /// The rule's RequestMirror filters, in order.
+    public var mirrors: [RequestMirror] {
+        filters.compactMap { if case .requestMirror(let mirror) = $0 { mirror } else { nil } }
     }
 
     /// The RequestRedirect filter, if the rule has one: the request is answered by the proxy.

@@ -151,6 +151,87 @@ public struct RedirectDecision: Hashable, Codable, Sendable {
     }
 }
 
+/// The RequestMirror filter: a copy of `numerator / denominator` of the requests goes to `backend`
+/// (one of its endpoints), its answer ignored.
+public struct RequestMirror: Hashable, Codable, Sendable {
+    /// The mirror's backendRef; the builder resolves it (a `failure` means it is not configured).
+    public var backend: WeightedBackend
+    public var numerator: Int
+    public var denominator: Int
+
+    public init(backend: WeightedBackend, numerator: Int = 100, denominator: Int = 100) {
+        self.backend = backend
+        self.numerator = numerator
+        self.denominator = denominator
+    }
+}
+
+/// The CORS filter: a preflight (OPTIONS with Origin and Access-Control-Request-Method) is
+/// answered by the proxy; a request from an allowed Origin gets the CORS headers on its response.
+public struct CORSPolicy: Hashable, Codable, Sendable {
+    /// Origins as written (`https://www.example.com`, `https://*.example.com`, `*`).
+    public var allowOrigins: [String]
+    public var allowCredentials: Bool
+    public var allowMethods: [String]
+    public var allowHeaders: [String]
+    public var exposeHeaders: [String]
+    /// Seconds a browser may cache the preflight answer (5 when unset, as the spec says).
+    public var maxAge: Int
+
+    public init(
+        allowOrigins: [String] = [], allowCredentials: Bool = false, allowMethods: [String] = [], allowHeaders: [String] = [],
+        exposeHeaders: [String] = [], maxAge: Int = 5
+    ) {
+        self.allowOrigins = allowOrigins
+        self.allowCredentials = allowCredentials
+        self.allowMethods = allowMethods
+        self.allowHeaders = allowHeaders
+        self.exposeHeaders = exposeHeaders
+        self.maxAge = maxAge
+    }
+
+    /// Whether `origin` (the request's Origin header) is allowed: `*`, an exact origin (ASCII case
+    /// ignored), or a pattern whose `*` stands for one or more characters (`https://*.bar.com`
+    /// takes `https://www.bar.com` and `https://a.www.bar.com`).
+    public func allows(origin: String) -> Bool {
+        let origin = origin.lowercased()
+        for allowed in allowOrigins {
+            let pattern = allowed.lowercased()
+            if pattern == "*" || pattern == origin { return true }
+            guard let star = pattern.firstIndex(of: "*") else { continue }
+            let prefix = pattern[..<star], suffix = pattern[pattern.index(after: star)...]
+            if origin.count > prefix.count + suffix.count && origin.hasPrefix(prefix) && origin.hasSuffix(suffix) { return true }
+        }
+        return false
+    }
+
+    /// The headers of the proxy's answer to a preflight from an allowed `origin` asking for
+    /// `method` and `headers` (the Access-Control-Request-* values). A wildcard method or header
+    /// list answers with what was asked (a literal `*` means nothing to a browser sending
+    /// credentials); the origin is always echoed.
+    public func preflightHeaders(origin: String, method: String, headers: String?) -> [HeaderField] {
+        var out = [HeaderField("access-control-allow-origin", origin)]
+        if allowCredentials { out.append(HeaderField("access-control-allow-credentials", "true")) }
+        let methods = allowMethods.contains("*") ? method : allowMethods.joined(separator: ", ")
+        if !methods.isEmpty { out.append(HeaderField("access-control-allow-methods", methods)) }
+        let allowed = allowHeaders.contains("*") ? (headers ?? "") : allowHeaders.joined(separator: ", ")
+        if !allowed.isEmpty { out.append(HeaderField("access-control-allow-headers", allowed)) }
+        if !exposeHeaders.isEmpty { out.append(HeaderField("access-control-expose-headers", exposeHeaders.joined(separator: ", "))) }
+        out.append(HeaderField("access-control-max-age", String(maxAge)))
+        out.append(HeaderField("vary", "Origin"))
+        return out
+    }
+
+    /// The headers added to the response of a request from an allowed `origin`.
+    public func responseHeaders(origin: String) -> [HeaderField] {
+        var out = [HeaderField("access-control-allow-origin", origin)]
+        if allowCredentials { out.append(HeaderField("access-control-allow-credentials", "true")) }
+        if !exposeHeaders.isEmpty { out.append(HeaderField("access-control-expose-headers", exposeHeaders.joined(separator: ", "))) }
+        out.append(HeaderField("vary", "Origin"))
+        return out
+    }
+}
+
 /// One filter of a rule (or of a backendRef), as Portway applies it.
 public enum RouteFilter: Hashable, Codable, Sendable {
     case requestHeaderModifier(HeaderModifier)
@@ -158,6 +239,10 @@ public enum RouteFilter: Hashable, Codable, Sendable {
     /// Answered by the proxy (the route label is set when the rule's decision is made).
     case requestRedirect(RedirectDecision)
     case urlRewrite(URLRewrite)
+    /// A copy of the request to another backend (several per rule allowed).
+    case requestMirror(RequestMirror)
+    /// Preflights answered by the proxy, CORS headers on allowed origins' responses.
+    case cors(CORSPolicy)
 
     /// Where a filter stands: a backendRef takes only the header modifiers.
     public enum Place: Sendable {
@@ -177,6 +262,8 @@ public enum RouteFilter: Hashable, Codable, Sendable {
         case .responseHeaderModifier: "ResponseHeaderModifier"
         case .requestRedirect: "RequestRedirect"
         case .urlRewrite: "URLRewrite"
+        case .requestMirror: "RequestMirror"
+        case .cors: "CORS"
         }
     }
 
@@ -214,6 +301,36 @@ public enum RouteFilter: Hashable, Codable, Sendable {
                 .requestRedirect(RedirectDecision(
                     scheme: redirect.scheme, hostname: redirect.hostname, port: redirect.port, path: $0, statusCode: statusCode))
             }
+        case ("RequestMirror", .rule):
+            guard let mirror = filter.requestMirror else { return missing() }
+            var numerator = 100
+            var denominator = 100
+            switch (mirror.percent, mirror.fraction) {
+            case (.some, .some):
+                return .failure(Unsupported(message: "RequestMirror sets both percent and fraction"))
+            case (.some(let percent), nil):
+                guard (0...100).contains(percent) else { return .failure(Unsupported(message: "RequestMirror percent \(percent) is not within 0-100")) }
+                numerator = percent
+            case (nil, .some(let fraction)):
+                let over = fraction.denominator ?? 100
+                guard over > 0, (0...over).contains(fraction.numerator) else {
+                    return .failure(Unsupported(message: "RequestMirror fraction \(fraction.numerator)/\(over) is not within 0-1"))
+                }
+                (numerator, denominator) = (fraction.numerator, over)
+            case (nil, nil):
+                break
+            }
+            // The builder resolves the reference (`GatewayState.build`).
+            let ref = mirror.backendRef
+            let backend = WeightedBackend(weight: 1, reference: NamespacedName(namespace: ref.namespace ?? "", name: ref.name), port: ref.port)
+            return .success(.requestMirror(RequestMirror(backend: backend, numerator: numerator, denominator: denominator)))
+        case ("CORS", .rule):
+            guard let cors = filter.cors else { return .failure(Unsupported(message: "filter type CORS has no cors settings")) }
+            let maxAge = cors.maxAge ?? 5
+            guard maxAge >= 1 else { return .failure(Unsupported(message: "CORS maxAge \(maxAge) is below 1")) }
+            return .success(.cors(CORSPolicy(
+                allowOrigins: cors.allowOrigins ?? [], allowCredentials: cors.allowCredentials ?? false, allowMethods: cors.allowMethods ?? [],
+                allowHeaders: cors.allowHeaders ?? [], exposeHeaders: cors.exposeHeaders ?? [], maxAge: maxAge)))
         case (_, .rule):
             return .failure(Unsupported(message: "filter type \(filter.type) is not supported"))
         case (_, .backendRef):

@@ -64,3 +64,56 @@ public enum GatewayDuration {
         return parts == 0 ? nil : total
     }
 }
+
+/// A rule's HTTPRoute `retry` (v1.6), validated at build time. A request is sent again, after
+/// `backoffSeconds`, when its attempt answered one of `codes`, failed to connect, was reset or
+/// closed before a response head, or ran past the backendRequest timeout; at most `attempts` times.
+/// Never once a byte of the response reached the client, and never with a body that was streamed
+/// beyond what the proxy buffers (docs/L7PROXY.md).
+public struct RouteRetry: Hashable, Codable, Sendable {
+    /// Response status codes that are retried (400-599), sorted.
+    public var codes: [Int]
+    /// Retries at most (after the first attempt).
+    public var attempts: Int
+    /// The least wait between attempts, in seconds.
+    public var backoffSeconds: Double
+
+    /// The retries when `attempts` is not set: one, as Envoy-based peers do.
+    public static let defaultAttempts = 1
+    /// The backoff when `backoff` is not set: 25 ms (Envoy's base interval).
+    public static let defaultBackoffSeconds = 0.025
+    /// The most `attempts` Portway takes: a retry storm against a failing backend multiplies its load.
+    public static let maxAttempts = 10
+
+    public init(codes: [Int] = [], attempts: Int = RouteRetry.defaultAttempts, backoffSeconds: Double = RouteRetry.defaultBackoffSeconds) {
+        self.codes = codes
+        self.attempts = attempts
+        self.backoffSeconds = backoffSeconds
+    }
+
+    /// Validates a rule's `retry` (nil: none). Refused: a code outside 400-599, attempts below 1 or
+    /// above `maxAttempts`, a backoff that is not a Gateway API Duration.
+    public static func lower(_ retry: HTTPRouteRetry?) -> Result<RouteRetry?, RouteFilter.Unsupported> {
+        guard let retry else { return .success(nil) }
+        var out = RouteRetry()
+        for code in retry.codes ?? [] {
+            guard (400...599).contains(code) else {
+                return .failure(RouteFilter.Unsupported(message: "retry.codes \(code) is not within 400-599"))
+            }
+        }
+        out.codes = Array(Set(retry.codes ?? [])).sorted()
+        if let attempts = retry.attempts {
+            guard (1...maxAttempts).contains(attempts) else {
+                return .failure(RouteFilter.Unsupported(message: "retry.attempts \(attempts) is not within 1-\(maxAttempts)"))
+            }
+            out.attempts = attempts
+        }
+        if let text = retry.backoff {
+            guard let seconds = GatewayDuration.seconds(text) else {
+                return .failure(RouteFilter.Unsupported(message: "retry.backoff \"\(text)\" is not a Gateway API duration"))
+            }
+            out.backoffSeconds = seconds
+        }
+        return .success(out)
+    }
+}

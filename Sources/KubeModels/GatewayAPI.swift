@@ -278,20 +278,23 @@ public struct HTTPRouteRule: Codable, Hashable, Sendable {
     public var filters: [HTTPRouteFilter]?
     public var backendRefs: [HTTPBackendRef]?
     public var timeouts: HTTPRouteTimeouts?
-    /// Fields of the object the model does not know (never encoded), e.g. `retry`, `sessionPersistence`.
+    /// `rules[].retry` (v1.6: codes, attempts, backoff).
+    public var retry: HTTPRouteRetry?
+    /// Fields of the object the model does not know (never encoded), e.g. `sessionPersistence`.
     public var unknownFields: [String] = []
     public init(
         name: String? = nil, matches: [HTTPRouteMatch]? = nil, filters: [HTTPRouteFilter]? = nil, backendRefs: [HTTPBackendRef]? = nil,
-        timeouts: HTTPRouteTimeouts? = nil
+        timeouts: HTTPRouteTimeouts? = nil, retry: HTTPRouteRetry? = nil
     ) {
         self.name = name
         self.matches = matches
         self.filters = filters
         self.backendRefs = backendRefs
         self.timeouts = timeouts
+        self.retry = retry
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case name, matches, filters, backendRefs, timeouts }
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, matches, filters, backendRefs, timeouts, retry }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -300,6 +303,7 @@ public struct HTTPRouteRule: Codable, Hashable, Sendable {
         filters = try c.decodeIfPresent([HTTPRouteFilter].self, forKey: .filters)
         backendRefs = try c.decodeIfPresent([HTTPBackendRef].self, forKey: .backendRefs)
         timeouts = try c.decodeIfPresent(HTTPRouteTimeouts.self, forKey: .timeouts)
+        retry = try c.decodeIfPresent(HTTPRouteRetry.self, forKey: .retry)
         unknownFields = try decoder.unknownKeys(besides: CodingKeys.self)
     }
 }
@@ -312,6 +316,31 @@ public struct HTTPRouteTimeouts: Codable, Hashable, Sendable {
     public init(request: String? = nil, backendRequest: String? = nil) {
         self.request = request
         self.backendRequest = backendRequest
+    }
+}
+
+/// `rules[].retry`: the response codes retried, the retries at most (`attempts`) and the least wait
+/// between attempts (`backoff`, a Gateway API Duration), validated when the route tables are built.
+public struct HTTPRouteRetry: Codable, Hashable, Sendable {
+    public var codes: [Int]?
+    public var attempts: Int?
+    public var backoff: String?
+    /// Fields of the object the model does not know (never encoded).
+    public var unknownFields: [String] = []
+    public init(codes: [Int]? = nil, attempts: Int? = nil, backoff: String? = nil) {
+        self.codes = codes
+        self.attempts = attempts
+        self.backoff = backoff
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case codes, attempts, backoff }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        codes = try c.decodeIfPresent([Int].self, forKey: .codes)
+        attempts = try c.decodeIfPresent(Int.self, forKey: .attempts)
+        backoff = try c.decodeIfPresent(String.self, forKey: .backoff)
+        unknownFields = try decoder.unknownKeys(besides: CodingKeys.self)
     }
 }
 
@@ -371,17 +400,27 @@ public struct HTTPRouteFilter: Codable, Hashable, Sendable {
     public var responseHeaderModifier: HTTPHeaderFilter?
     public var requestRedirect: HTTPRequestRedirectFilter?
     public var urlRewrite: HTTPURLRewriteFilter?
-    /// Fields of the object the model does not know (never encoded), e.g. `requestMirror`, `cors`, `extensionRef`.
+    public var requestMirror: HTTPRequestMirrorFilter?
+    public var cors: HTTPCORSFilter?
+    /// Fields of the object the model does not know (never encoded), e.g. `extensionRef`.
     public var unknownFields: [String] = []
-    public init(type: String, requestHeaderModifier: HTTPHeaderFilter? = nil, responseHeaderModifier: HTTPHeaderFilter? = nil, requestRedirect: HTTPRequestRedirectFilter? = nil, urlRewrite: HTTPURLRewriteFilter? = nil) {
+    public init(
+        type: String, requestHeaderModifier: HTTPHeaderFilter? = nil, responseHeaderModifier: HTTPHeaderFilter? = nil,
+        requestRedirect: HTTPRequestRedirectFilter? = nil, urlRewrite: HTTPURLRewriteFilter? = nil, requestMirror: HTTPRequestMirrorFilter? = nil,
+        cors: HTTPCORSFilter? = nil
+    ) {
         self.type = type
         self.requestHeaderModifier = requestHeaderModifier
         self.responseHeaderModifier = responseHeaderModifier
         self.requestRedirect = requestRedirect
         self.urlRewrite = urlRewrite
+        self.requestMirror = requestMirror
+        self.cors = cors
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case type, requestHeaderModifier, responseHeaderModifier, requestRedirect, urlRewrite }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case type, requestHeaderModifier, responseHeaderModifier, requestRedirect, urlRewrite, requestMirror, cors
+    }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -390,7 +429,81 @@ public struct HTTPRouteFilter: Codable, Hashable, Sendable {
         responseHeaderModifier = try c.decodeIfPresent(HTTPHeaderFilter.self, forKey: .responseHeaderModifier)
         requestRedirect = try c.decodeIfPresent(HTTPRequestRedirectFilter.self, forKey: .requestRedirect)
         urlRewrite = try c.decodeIfPresent(HTTPURLRewriteFilter.self, forKey: .urlRewrite)
+        requestMirror = try c.decodeIfPresent(HTTPRequestMirrorFilter.self, forKey: .requestMirror)
+        cors = try c.decodeIfPresent(HTTPCORSFilter.self, forKey: .cors)
         unknownFields = try decoder.unknownKeys(besides: CodingKeys.self)
+    }
+}
+
+/// The RequestMirror filter: a copy of each request (or of `percent` / `fraction` of them) to
+/// `backendRef`, whose answer is ignored. The backendRef is a BackendObjectReference (no weight,
+/// no filters).
+public struct HTTPRequestMirrorFilter: Codable, Hashable, Sendable {
+    public var backendRef: HTTPBackendRef
+    public var percent: Int?
+    public var fraction: GatewayFraction?
+    /// Fields of the object the model does not know (never encoded).
+    public var unknownFields: [String] = []
+    public init(backendRef: HTTPBackendRef, percent: Int? = nil, fraction: GatewayFraction? = nil) {
+        self.backendRef = backendRef
+        self.percent = percent
+        self.fraction = fraction
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case backendRef, percent, fraction }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        backendRef = try c.decode(HTTPBackendRef.self, forKey: .backendRef)
+        percent = try c.decodeIfPresent(Int.self, forKey: .percent)
+        fraction = try c.decodeIfPresent(GatewayFraction.self, forKey: .fraction)
+        unknownFields = try decoder.unknownKeys(besides: CodingKeys.self)
+    }
+}
+
+/// The CORS filter (v1.6): which origins may read the responses, with which methods and headers.
+public struct HTTPCORSFilter: Codable, Hashable, Sendable {
+    public var allowOrigins: [String]?
+    public var allowCredentials: Bool?
+    public var allowMethods: [String]?
+    public var allowHeaders: [String]?
+    public var exposeHeaders: [String]?
+    public var maxAge: Int?
+    /// Fields of the object the model does not know (never encoded).
+    public var unknownFields: [String] = []
+    public init(
+        allowOrigins: [String]? = nil, allowCredentials: Bool? = nil, allowMethods: [String]? = nil, allowHeaders: [String]? = nil,
+        exposeHeaders: [String]? = nil, maxAge: Int? = nil
+    ) {
+        self.allowOrigins = allowOrigins
+        self.allowCredentials = allowCredentials
+        self.allowMethods = allowMethods
+        self.allowHeaders = allowHeaders
+        self.exposeHeaders = exposeHeaders
+        self.maxAge = maxAge
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case allowOrigins, allowCredentials, allowMethods, allowHeaders, exposeHeaders, maxAge }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        allowOrigins = try c.decodeIfPresent([String].self, forKey: .allowOrigins)
+        allowCredentials = try c.decodeIfPresent(Bool.self, forKey: .allowCredentials)
+        allowMethods = try c.decodeIfPresent([String].self, forKey: .allowMethods)
+        allowHeaders = try c.decodeIfPresent([String].self, forKey: .allowHeaders)
+        exposeHeaders = try c.decodeIfPresent([String].self, forKey: .exposeHeaders)
+        maxAge = try c.decodeIfPresent(Int.self, forKey: .maxAge)
+        unknownFields = try decoder.unknownKeys(besides: CodingKeys.self)
+    }
+}
+
+/// The Gateway API `Fraction`: numerator / denominator (100 when absent).
+public struct GatewayFraction: Codable, Hashable, Sendable {
+    public var numerator: Int
+    public var denominator: Int?
+    public init(numerator: Int, denominator: Int? = nil) {
+        self.numerator = numerator
+        self.denominator = denominator
     }
 }
 

@@ -28,6 +28,7 @@ extension HTTPRoute {
         for (r, rule) in (spec.rules ?? []).enumerated() {
             let base = "spec.rules[\(r)]"
             out += rule.unknownFields.map { "\(base).\($0)" }
+            out += (rule.retry?.unknownFields ?? []).map { "\(base).retry.\($0)" }
             for (m, match) in (rule.matches ?? []).enumerated() {
                 out += match.unknownFields.map { "\(base).matches[\(m)].\($0)" }
             }
@@ -47,9 +48,12 @@ extension HTTPRoute {
 }
 
 extension HTTPRouteFilter {
-    /// The filter's unknown fields and those of its redirect and rewrite settings.
+    /// The filter's unknown fields and those of its redirect, rewrite, mirror and CORS settings.
     var unknownFieldPaths: [String] {
         unknownFields + (requestRedirect?.unknownFields ?? []).map { "requestRedirect.\($0)" }
             + (urlRewrite?.unknownFields ?? []).map { "urlRewrite.\($0)" }
+            + (requestMirror?.unknownFields ?? []).map { "requestMirror.\($0)" }
+            + (requestMirror?.backendRef.unknownFields ?? []).map { "requestMirror.backendRef.\($0)" }
+            + (cors?.unknownFields ?? []).map { "cors.\($0)" }
     }
 }

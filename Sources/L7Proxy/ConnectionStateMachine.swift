@@ -11,9 +11,13 @@ import NIOHTTP1
 ///                                   │ head(forward)
 ///                                   ▼
 ///                              forwarding ── response end ──▶ idle | closed
-///                    (upstream: connecting → connected; request: streaming → complete;
-///                     response: awaitingHead → streaming → complete)
+///                    (upstream: connecting → connected [→ backingOff → connecting: a retry];
+///                     request: streaming → complete; response: awaitingHead → streaming → complete)
 /// ```
+/// With a route `retry`, an attempt that answers a listed code, fails to connect, is reset or closed
+/// before a response head, or runs past the backendRequest timeout is released and, after the
+/// backoff (`backingOff`), sent again — only while no byte of the response reached the client and
+/// the request's body so far is kept (`replayBody`, at most `maxReplayBodyBytes`).
 /// Any state goes to `closed` on a parse error, a timeout or the client going away. The handler
 /// (`DownstreamHandler`) performs the actions in order; the state is updated before actions are
 /// returned, so re-entrant events caused by an action (a pipelined request delivered when the
@@ -36,8 +40,8 @@ struct ConnectionStateMachine {
 
     /// What the handler decided a request head means.
     enum RequestPlan {
-        /// Forward to a backend with this upstream head.
-        case forward(upstreamHead: HTTPRequestHead, idempotent: Bool)
+        /// Forward to a backend with this upstream head (and the route's retry, if any).
+        case forward(upstreamHead: HTTPRequestHead, idempotent: Bool, retry: RouteRetry? = nil)
         /// Answer locally once the request body has been read (and dropped).
         case local(LocalResponse)
         /// Answer locally right away and close (the request is unusable).
@@ -47,6 +51,8 @@ struct ConnectionStateMachine {
     enum UpstreamPhase: Equatable {
         case connecting
         case connected(reused: Bool)
+        /// Between two attempts of a route retry: the backoff timer runs.
+        case backingOff
     }
 
     enum ResponsePhase: Equatable {
@@ -70,6 +76,14 @@ struct ConnectionStateMachine {
         var response: ResponsePhase = .awaitingHead
         /// Request parts received while the upstream connection is being opened.
         var pending: [HTTPClientRequestPart] = []
+        /// The route's retry policy; nil: only the proxy's own replays (a failed connect, a stale
+        /// pooled connection).
+        var retry: RouteRetry?
+        /// Retries of the route's policy used so far.
+        var retriesUsed = 0
+        /// With a retry policy: the request's body parts (and end) so far, to send again; nil once
+        /// the body outgrew `maxReplayBodyBytes` (then no retry after a byte of it was sent).
+        var replayBody: [HTTPClientRequestPart]?
     }
 
     enum State {
@@ -87,8 +101,12 @@ struct ConnectionStateMachine {
         /// Start the exchange's idle and request timers.
         case startExchangeTimers
         case cancelExchangeTimers
-        /// Obtain an upstream connection (pooled or new) for this attempt (1 or 2).
+        /// Obtain an upstream connection (pooled or new) for this attempt (1, 2, …).
         case connectUpstream(attempt: Int)
+        /// Wait `seconds` (the route's retry backoff), then report `retryTimerFired`.
+        case scheduleRetry(after: Double)
+        /// Stop the backendRequest timer of the attempt that ended.
+        case cancelBackendTimer
         case writeUpstream(HTTPClientRequestPart)
         case flushUpstream
         /// Give the upstream connection back to the pool (`reuse`) or close it.
@@ -113,9 +131,11 @@ struct ConnectionStateMachine {
 
     private(set) var state: State = .idle(headStarted: false)
     let maxDiscardedBodyBytes: Int
+    let maxReplayBodyBytes: Int
 
-    init(maxDiscardedBodyBytes: Int = 1 << 20) {
+    init(maxDiscardedBodyBytes: Int = 1 << 20, maxReplayBodyBytes: Int = 64 * 1024) {
         self.maxDiscardedBodyBytes = maxDiscardedBodyBytes
+        self.maxReplayBodyBytes = maxReplayBodyBytes
     }
 
     /// The first actions for a new connection.
@@ -123,7 +143,9 @@ struct ConnectionStateMachine {
 
     /// Whether reads from the client should wait: the upstream is not there yet to take the body.
     var holdsDownstreamReads: Bool {
-        if case .forwarding(let exchange) = state, exchange.upstream == .connecting, !exchange.requestComplete {
+        if case .forwarding(let exchange) = state, exchange.upstream == .connecting || exchange.upstream == .backingOff,
+           !exchange.requestComplete
+        {
             return true
         }
         return false
@@ -156,8 +178,11 @@ struct ConnectionStateMachine {
         case .local(let response):
             state = .discarding(response, keepAlive: keepAlive, discarded: 0)
             return [.cancelWaitTimer, .startExchangeTimers]
-        case .forward(let head, let idempotent):
-            state = .forwarding(Exchange(upstreamHead: head, idempotent: idempotent, keepAlive: keepAlive, upgrade: upgrade))
+        case .forward(let head, let idempotent, let retry):
+            var exchange = Exchange(upstreamHead: head, idempotent: idempotent, keepAlive: keepAlive, upgrade: upgrade)
+            exchange.retry = retry
+            if retry != nil && !upgrade { exchange.replayBody = [] }
+            state = .forwarding(exchange)
             return [.cancelWaitTimer, .startExchangeTimers, .connectUpstream(attempt: 1)]
         }
     }
@@ -174,8 +199,16 @@ struct ConnectionStateMachine {
             return []
         case .forwarding(var exchange):
             exchange.requestBodyBytes += bytes.readableBytes
+            if exchange.replayBody != nil {
+                if exchange.requestBodyBytes > maxReplayBodyBytes {
+                    exchange.replayBody = nil
+                } else {
+                    exchange.replayBody!.append(.body(.byteBuffer(bytes)))
+                }
+            }
             switch exchange.upstream {
-            case .connecting:
+            case .connecting, .backingOff:
+                // Sent with the rest when the (next) attempt is connected; reads are held meanwhile.
                 exchange.pending.append(.body(.byteBuffer(bytes)))
                 state = .forwarding(exchange)
                 return []
@@ -199,8 +232,9 @@ struct ConnectionStateMachine {
             return [.cancelExchangeTimers, .sendLocal(response, close: true)]
         case .forwarding(var exchange):
             exchange.requestComplete = true
+            exchange.replayBody?.append(.end(nil))
             switch exchange.upstream {
-            case .connecting:
+            case .connecting, .backingOff:
                 exchange.pending.append(.end(nil))
                 state = .forwarding(exchange)
                 return []
@@ -277,7 +311,8 @@ struct ConnectionStateMachine {
     /// response head was sent (whatever the client's body is doing: the backend is what is late),
     /// else the response is cut by closing.
     mutating func backendTimedOut() -> [Action] {
-        guard case .forwarding(let exchange) = state else { return [] }
+        guard case .forwarding(var exchange) = state, exchange.upstream != .backingOff else { return [] }
+        if canRetry(exchange, sentRequest: true) { return retry(&exchange) }
         state = .closed
         if exchange.response == .awaitingHead {
             return [.cancelExchangeTimers, .releaseUpstream(reuse: false), .sendLocal(LocalResponse(status: .gatewayTimeout), close: true)]
@@ -304,6 +339,11 @@ struct ConnectionStateMachine {
     /// so the first failure is retried once on a fresh connection.
     mutating func upstreamConnectFailed(timedOut: Bool) -> [Action] {
         guard case .forwarding(var exchange) = state, exchange.upstream == .connecting else { return [] }
+        if exchange.retry != nil {
+            // Nothing was sent: the parts waiting in `pending` go with the next attempt.
+            if canRetry(exchange, sentRequest: false) { return retry(&exchange, rebuildPending: false) }
+            return fail(exchange, status: timedOut ? .gatewayTimeout : .badGateway)
+        }
         if exchange.attempts < 2 {
             exchange.attempts += 1
             state = .forwarding(exchange)
@@ -319,7 +359,8 @@ struct ConnectionStateMachine {
         case .awaitingHead:
             // A pooled connection the backend had already closed: the request is replayed once on a
             // fresh connection, but only when it can be sent again as it was (complete, no body, idempotent).
-            if reused && exchange.attempts < 2 && exchange.requestComplete && exchange.requestBodyBytes == 0
+            // With a route retry, its policy alone decides (one count of attempts, as configured).
+            if exchange.retry == nil && reused && exchange.attempts < 2 && exchange.requestComplete && exchange.requestBodyBytes == 0
                 && exchange.idempotent
             {
                 exchange.attempts += 1
@@ -328,6 +369,8 @@ struct ConnectionStateMachine {
                 state = .forwarding(exchange)
                 return [.releaseUpstream(reuse: false), .connectUpstream(attempt: exchange.attempts)]
             }
+            // Reset or closed before a response head: the route's retry, if the request can be sent again.
+            if canRetry(exchange, sentRequest: true) { return retry(&exchange) }
             return fail(exchange, status: .badGateway)
         case .switching:
             return fail(exchange, status: .badGateway)
@@ -342,6 +385,10 @@ struct ConnectionStateMachine {
         guard case .forwarding(var exchange) = state, exchange.response == .awaitingHead else { return [] }
         if head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols {
             return [.writeInformationalHead(head)]
+        }
+        if let retry = exchange.retry, retry.codes.contains(Int(head.status.code)), canRetry(exchange, sentRequest: true) {
+            // Nothing of this answer reaches the client: the attempt is dropped (its connection too).
+            return self.retry(&exchange)
         }
         if exchange.upgrade {
             if head.status == .switchingProtocols {
@@ -383,6 +430,32 @@ struct ConnectionStateMachine {
             .cancelExchangeTimers, .releaseUpstream(reuse: upstreamKeepAlive && exchange.requestComplete),
             .writeResponseEnd(close: true),
         ]
+    }
+
+    /// The backoff ended: the next attempt of the route's retry, on a fresh connection.
+    mutating func retryTimerFired() -> [Action] {
+        guard case .forwarding(var exchange) = state, exchange.upstream == .backingOff else { return [] }
+        exchange.attempts += 1
+        exchange.upstream = .connecting
+        state = .forwarding(exchange)
+        return [.connectUpstream(attempt: exchange.attempts)]
+    }
+
+    /// Whether the route's retry may send the request again: attempts left, no byte of the response
+    /// sent to the client, and (when some of the request was sent) all of it kept.
+    private func canRetry(_ exchange: Exchange, sentRequest: Bool) -> Bool {
+        guard let retry = exchange.retry, exchange.retriesUsed < retry.attempts, exchange.response == .awaitingHead else { return false }
+        return !sentRequest || exchange.replayBody != nil
+    }
+
+    /// Ends the current attempt and waits the backoff; the next one sends the head and the kept
+    /// body again (`rebuildPending`; else the unsent `pending` parts stay).
+    private mutating func retry(_ exchange: inout Exchange, rebuildPending: Bool = true) -> [Action] {
+        exchange.retriesUsed += 1
+        exchange.upstream = .backingOff
+        if rebuildPending { exchange.pending = exchange.replayBody ?? [] }
+        state = .forwarding(exchange)
+        return [.cancelBackendTimer, .releaseUpstream(reuse: false), .scheduleRetry(after: exchange.retry?.backoffSeconds ?? 0)]
     }
 
     private mutating func fail(_ exchange: Exchange, status: HTTPResponseStatus) -> [Action] {

@@ -81,6 +81,8 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     private var lastActivity: NIODeadline = .now()
     private var requestsSeen = 0
     private var upgradeRequested = false
+    /// The current request's mirror copies still taking its body (fed its parts, then forgotten).
+    private var mirrors: [MirrorExchange] = []
     /// Set when the proxy stops: close after the current answer instead of keeping alive.
     private var draining = false
     /// The client's address for X-Forwarded-For, formatted at the connection's first request.
@@ -93,6 +95,8 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     private var requestTimer: Scheduled<Void>?
     /// The route's backendRequest timeout for the current upstream attempt.
     private var backendTimer: Scheduled<Void>?
+    /// The route retry's backoff between two attempts.
+    private var retryTimer: Scheduled<Void>?
     private var readHeld = false
     private var bufferedRequestBytes = 0
     private var bufferedResponseBytes = 0
@@ -102,7 +106,8 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     init(shared: ConnectionContext, probe: ActivityProbe) {
         self.shared = shared
         self.probe = probe
-        self.machine = ConnectionStateMachine(maxDiscardedBodyBytes: shared.options.maxDiscardedBodyBytes)
+        self.machine = ConnectionStateMachine(
+            maxDiscardedBodyBytes: shared.options.maxDiscardedBodyBytes, maxReplayBodyBytes: shared.options.maxRetryBodyBytes)
         shared.metrics.noteDownstreamHandler(alive: 1)
     }
 
@@ -132,6 +137,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        abandonMirrors()
         run(machine.downstreamClosed())
         context.fireChannelInactive()
     }
@@ -170,8 +176,11 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
             let keepAlive = head.isKeepAlive && requestsSeen < shared.options.maxRequestsPerConnection
             run(machine.requestHead(plan, keepAlive: keepAlive, upgrade: upgradeRequested))
         case .body(let bytes):
+            for mirror in mirrors { mirror.requestBody(bytes) }
             run(machine.requestBody(bytes))
         case .end:
+            for mirror in mirrors { mirror.requestEnd() }
+            mirrors = []
             run(machine.requestEnd())
         }
     }
@@ -196,6 +205,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let parseError = error as? HTTPParserError {
             shared.logger.debug("rejecting a malformed request", metadata: ["client": "\(context.channel.remoteAddress?.description ?? "?")", "error": "\(parseError)"])
+            abandonMirrors()
             run(machine.parseError(headTooLarge: parseError == .headerOverflow))
         } else {
             // Resets, TLS failures: nothing to answer on.
@@ -220,6 +230,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
 
     private func plan(for head: HTTPRequestHead, context: ChannelHandlerContext) -> ConnectionStateMachine.RequestPlan {
         generation += 1
+        abandonMirrors()
         forward = nil
         endpoint = nil
         backendIndex = nil
@@ -273,13 +284,29 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
             var headers = HTTPHeaders()
             headers.add(name: "location", value: location)
             return .local(.init(status: HTTPResponseStatus(statusCode: redirect.statusCode), headers: headers, route: route))
-        case .forward(let forward):
+        case .forward(var forward):
+            if let cors = forward.cors, let origin = head.headers.first(name: "origin") {
+                if head.method == .OPTIONS, let method = head.headers.first(name: "access-control-request-method") {
+                    // A CORS preflight is answered here, never forwarded; an origin not allowed
+                    // gets no CORS headers, which the browser takes as a refusal.
+                    var headers = HTTPHeaders()
+                    if cors.allows(origin: origin) {
+                        let asked = head.headers.first(name: "access-control-request-headers")
+                        for field in cors.preflightHeaders(origin: origin, method: method, headers: asked) { headers.add(name: field.name, value: field.value) }
+                    }
+                    return .local(.init(status: .noContent, headers: headers, route: route))
+                }
+                if cors.allows(origin: origin) {
+                    let fields = cors.responseHeaders(origin: origin)
+                    forward.responseHeaders = forward.responseHeaders.followed(by: HeaderModifier(
+                        set: fields.filter { $0.name != "vary" }, add: fields.filter { $0.name == "vary" }))
+                }
+            }
             let pick = BackendChoice.pick(from: forward.backends, random: shared.random)
             switch pick.choice {
             case .status(let code):
                 return .local(.init(status: HTTPResponseStatus(statusCode: code), route: route))
             case .endpoint(let chosen):
-                var forward = forward
                 if let index = pick.backend {
                     // The backendRef's own filters, after the rule's, only for the backend chosen.
                     let backend = forward.backends[index]
@@ -292,9 +319,22 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
                 let upstreamHead = HeaderRewriting.upstreamRequestHead(
                     head, target: target, clientAddress: clientAddress, isTLS: shared.isTLS,
                     modifier: forward.requestHeaders, rewrite: forward.rewrite)
-                return .forward(upstreamHead: upstreamHead, idempotent: head.method.isIdempotent)
+                if !forward.mirrors.isEmpty && !upgradeRequested {
+                    // The copies take the head as the backend gets it: the rule's filters applied,
+                    // the same Host and path (the spec asks for nothing else).
+                    mirrors = MirrorExchange.start(
+                        forward.mirrors, head: upstreamHead, on: context.eventLoop, pool: shared.pool,
+                        metrics: shared.metrics, options: shared.options, random: shared.random)
+                }
+                return .forward(upstreamHead: upstreamHead, idempotent: head.method.isIdempotent, retry: forward.retry)
             }
         }
+    }
+
+    /// The client's request will not end: the copies still taking it are dropped.
+    private func abandonMirrors() {
+        for mirror in mirrors { mirror.clientGone() }
+        mirrors = []
     }
 
     // MARK: actions
@@ -331,6 +371,18 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
             requestTimer = nil
             backendTimer?.cancel()
             backendTimer = nil
+            retryTimer?.cancel()
+            retryTimer = nil
+        case .cancelBackendTimer:
+            backendTimer?.cancel()
+            backendTimer = nil
+        case .scheduleRetry(let seconds):
+            let generation = self.generation
+            retryTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) { [weak self] in
+                guard let self, self.generation == generation else { return }
+                self.retryTimer = nil
+                self.run(self.machine.retryTimerFired())
+            }
         case .connectUpstream(let attempt):
             armBackendTimer(context: context)
             connectUpstream(attempt: attempt)
@@ -456,6 +508,8 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         idleTimer?.cancel()
         requestTimer?.cancel()
         backendTimer?.cancel()
+        retryTimer?.cancel()
+        retryTimer = nil
         waitTimer = nil
         idleTimer = nil
         requestTimer = nil
@@ -565,9 +619,13 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     private func sendLocal(_ response: ConnectionStateMachine.LocalResponse, close: Bool, context: ChannelHandlerContext) {
         recordMetrics(status: Int(response.status.code))
         var headers = response.headers
-        let body = response.body.isEmpty ? "\(response.status.code) \(response.status.reasonPhrase)\n" : response.body
-        headers.replaceOrAdd(name: "content-type", value: "text/plain; charset=utf-8")
-        headers.replaceOrAdd(name: "content-length", value: String(body.utf8.count))
+        // A 204 (a CORS preflight's answer) has no body and no Content-Length (RFC 9110 §8.6).
+        let bodyless = response.status == .noContent
+        let body = bodyless ? "" : response.body.isEmpty ? "\(response.status.code) \(response.status.reasonPhrase)\n" : response.body
+        if !bodyless {
+            headers.replaceOrAdd(name: "content-type", value: "text/plain; charset=utf-8")
+            headers.replaceOrAdd(name: "content-length", value: String(body.utf8.count))
+        }
         if close {
             headers.replaceOrAdd(name: "connection", value: "close")
         } else if requestVersion == .http1_0 {
@@ -576,7 +634,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         let version: HTTPVersion = requestVersion == .http1_0 ? .http1_0 : .http1_1
         if close { LastSegment.carryFIN(context.channel) }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
-        if requestMethod != .HEAD {
+        if requestMethod != .HEAD && !bodyless {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         }
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))

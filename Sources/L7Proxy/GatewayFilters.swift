@@ -20,6 +20,14 @@ public enum RuleFilters {
             case .requestRedirect(var decision):
                 decision.route = forward.route
                 redirect = decision
+            case .requestMirror(let mirror):
+                // A mirror whose backendRef did not resolve is not configured (ResolvedRefs=False).
+                guard mirror.backend.failure == nil else { continue }
+                forward.mirrors.append(MirrorTarget(
+                    upstream: GatewayRouteTableRouter.upstream(mirror.backend),
+                    numerator: UInt64(max(0, mirror.numerator)), denominator: UInt64(max(0, mirror.denominator))))
+            case .cors(let policy):
+                forward.cors = policy
             }
         }
         return redirect
@@ -37,7 +45,7 @@ public enum BackendFilters {
                 upstream.requestHeaders = upstream.requestHeaders.followed(by: modifier)
             case .responseHeaderModifier(let modifier):
                 upstream.responseHeaders = upstream.responseHeaders.followed(by: modifier)
-            case .requestRedirect, .urlRewrite:
+            case .requestRedirect, .urlRewrite, .requestMirror, .cors:
                 continue
             }
         }

@@ -55,6 +55,7 @@ public struct GatewayRouteTableRouter: RequestRouter {
         var forward = ForwardDecision(
             backends: entry.backends.map(Self.upstream), requestTimeoutSeconds: entry.timeouts.request,
             backendRequestTimeoutSeconds: entry.timeouts.backendRequest, route: RouteLabel("\(entry.route)/rule\(entry.rule)"))
+        forward.retry = entry.retry
         if let redirect = RuleFilters.apply(entry.filters, to: &forward) { return .redirect(redirect) }
         return .forward(forward)
     }

@@ -69,6 +69,11 @@ public final class ProxyMetrics: Sendable {
         public var upstreamConnectionsOpened = 0
         public var upstreamConnectionsReused = 0
         public var upstreamRetries = 0
+        /// RequestMirror copies started, and those dropped (over the body limit, the in-flight
+        /// limit, a mirror that failed or was too slow); `mirrorsInFlight` are not finished yet.
+        public var mirrorsStarted = 0
+        public var mirrorsDropped = 0
+        public var mirrorsInFlight = 0
         /// Connections closed at once because their client address had too many open.
         public var connectionsRejectedPerClient = 0
         /// Idle client connections closed to make room at the limit.
@@ -184,6 +189,27 @@ public final class ProxyMetrics: Sendable {
     }
 
     func noteRetry() { gauges.withLock { $0.upstreamRetries += 1 } }
+
+    /// Counts a mirror in flight when fewer than `limit` are; false (counted as dropped) otherwise.
+    func startMirror(limit: Int) -> Bool {
+        gauges.withLock {
+            guard $0.mirrorsInFlight < limit else {
+                $0.mirrorsDropped += 1
+                return false
+            }
+            $0.mirrorsInFlight += 1
+            $0.mirrorsStarted += 1
+            return true
+        }
+    }
+
+    /// A mirror started with `startMirror` finished (`dropped`: before its whole request was sent).
+    func finishMirror(dropped: Bool) {
+        gauges.withLock {
+            $0.mirrorsInFlight -= 1
+            if dropped { $0.mirrorsDropped += 1 }
+        }
+    }
 
     func noteRejected(_ verdict: ConnectionAdmission.Verdict) {
         guard verdict == .rejectedPerClient else { return }

@@ -27,6 +27,17 @@ public struct ProxyOptions: Sendable {
     /// Bytes of a request body the proxy drops while answering locally (404, redirect) before it closes
     /// the connection instead of reading on.
     public var maxDiscardedBodyBytes: Int = 1 << 20
+    /// Request body bytes copied to a RequestMirror: a request with a longer body is not mirrored
+    /// (or its copy is cut and dropped once the body grows past it), so a mirror never holds more.
+    public var maxMirroredBodyBytes: Int = 64 * 1024
+    /// RequestMirror copies in flight at once (all connections): beyond it a copy is dropped.
+    public var maxMirrorsInFlight: Int = 1024
+    /// How long a mirror copy may take, from its connect to the end of the mirror's response; then
+    /// it is dropped (its connection closed).
+    public var mirrorTimeout: TimeAmount = .seconds(10)
+    /// Request body bytes kept to replay a request on a retry (HTTPRoute `retry`): a request whose
+    /// body grows past it is not retried once any of it was sent.
+    public var maxRetryBodyBytes: Int = 64 * 1024
     /// Keep-alive requests answered on one client connection before the proxy closes it.
     public var maxRequestsPerConnection: Int = 10_000
     /// How request paths are normalized before routing and forwarding (docs/L7PROXY.md).

@@ -88,6 +88,27 @@ extension HeaderModifier {
     }
 }
 
+/// A RequestMirror of a forwarding rule: `numerator / denominator` of its requests are copied to
+/// one endpoint of `upstream` (the answer ignored).
+public struct MirrorTarget: Sendable {
+    public var upstream: WeightedUpstream
+    public var numerator: UInt64
+    public var denominator: UInt64
+
+    public init(upstream: WeightedUpstream, numerator: UInt64 = 100, denominator: UInt64 = 100) {
+        self.upstream = upstream
+        self.numerator = numerator
+        self.denominator = denominator
+    }
+
+    /// Whether this request is mirrored: one draw from the proxy's random source, none at 0 or 100%.
+    public func fires(random: (UInt64) -> UInt64) -> Bool {
+        if numerator == 0 || denominator == 0 { return false }
+        if numerator >= denominator { return true }
+        return random(denominator) < numerator
+    }
+}
+
 /// Forward the request to one of the weighted backends.
 public struct ForwardDecision: Sendable {
     public var backends: [WeightedUpstream]
@@ -101,6 +122,12 @@ public struct ForwardDecision: Sendable {
     /// The Gateway API `timeouts.backendRequest` of the rule: each upstream attempt, from its
     /// connect to the end of the backend's response (504 before a response head). nil or 0: none.
     public var backendRequestTimeoutSeconds: Double?
+    /// The rule's RequestMirror filters (the unresolved ones left out).
+    public var mirrors: [MirrorTarget] = []
+    /// The rule's `retry`; nil: the proxy's own single retry of a failed connect.
+    public var retry: RouteRetry?
+    /// The rule's CORS filter: preflights answered by the proxy, headers on allowed origins' responses.
+    public var cors: CORSPolicy?
     public var route: RouteLabel
 
     public init(

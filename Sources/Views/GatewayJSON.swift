@@ -22,6 +22,7 @@ extension Explanation {
             out["listener"] = .null
         }
         out["route"] = decision?.entry.map { .object(["namespace": .string($0.route.namespace), "name": .string($0.route.name), "rule": .int($0.rule)]) } ?? .null
+        out["policy"] = decision?.entry.map { .object(GatewayJSON.policy($0)) } ?? .null
         out["candidates"] = .array((decision?.candidates ?? []).map { c in
             .object(["route": .string(c.route.description), "rule": .int(c.rule), "match": .int(c.match), "result": .string(c.result.rawValue), "reason": .string(c.reason)])
         })
@@ -75,6 +76,7 @@ extension Explanation {
                     out += "  \(c.result.rawValue.padding(12)) \(c.route) rule \(c.rule) match \(c.match): \(c.reason)\n"
                 }
                 out += "route: \(decision.entry.map { "\($0.route) rule \($0.rule)" } ?? "none")\n"
+                if let entry = decision.entry { out += "policy: \(GatewayJSON.describePolicy(entry))\n" }
             }
             for item in notAttached {
                 out += "not attached: \(item.route) (parentRef \(item.parentText)): \(item.reason): \(item.message)\n"
@@ -156,6 +158,44 @@ public enum GatewayJSON {
         ]
     }
 
+    /// What the proxy does around forwarding a rule's requests: `{"timeouts": {"requestMs",
+    /// "backendRequestMs"}, "retry": {"codes", "attempts", "backoffMs"} | null, "mirrors":
+    /// [{"service", "port", "numerator", "denominator", "endpoints", "reason"}]}` (docs/CLI-JSON.md).
+    public static func policy(_ entry: RouteTableEntry) -> JSONObject {
+        let ms = { (seconds: Double?) -> JSONValue in seconds.map { .int(Int(($0 * 1000).rounded())) } ?? .null }
+        return [
+            "timeouts": .object(["requestMs": ms(entry.timeouts.request), "backendRequestMs": ms(entry.timeouts.backendRequest)]),
+            "retry": entry.retry.map { r in
+                .object(["codes": .array(r.codes.map { .int($0) }), "attempts": .int(r.attempts), "backoffMs": ms(r.backoffSeconds)])
+            } ?? .null,
+            "mirrors": .array(entry.mirrors.map { m in
+                .object([
+                    "service": .object(["namespace": .string(m.backend.reference.namespace), "name": .string(m.backend.reference.name)]),
+                    "port": .integer(m.backend.port), "numerator": .int(m.numerator), "denominator": .int(m.denominator),
+                    "endpoints": .int(m.backend.endpoints.count),
+                    "reason": m.backend.failure.map { .string("\($0.reason): \($0.message)") } ?? .null,
+                ])
+            }),
+        ]
+    }
+
+    /// One line of a rule's timeouts, retry and mirrors for `explain -o text`.
+    public static func describePolicy(_ entry: RouteTableEntry) -> String {
+        func duration(_ seconds: Double) -> String { seconds == 0 ? "off" : seconds < 1 ? "\(Int((seconds * 1000).rounded()))ms" : "\(seconds)s" }
+        var parts: [String] = []
+        parts.append("request timeout \(entry.timeouts.request.map(duration) ?? "proxy default")")
+        parts.append("backendRequest timeout \(entry.timeouts.backendRequest.map(duration) ?? "none")")
+        if let r = entry.retry {
+            parts.append("retry \(r.attempts)x on \((r.codes.map(String.init) + ["connect errors", "resets", "backend timeouts"]).joined(separator: ", ")) backoff \(duration(r.backoffSeconds))")
+        } else {
+            parts.append("no retry")
+        }
+        for m in entry.mirrors {
+            parts.append("mirror \(m.numerator)/\(m.denominator) to \(m.backend.reference):\(m.backend.port.map(String.init) ?? "?")" + (m.backend.failure.map { " (not configured: \($0.reason))" } ?? ""))
+        }
+        return parts.joined(separator: "; ")
+    }
+
     /// A filter as `{"type", <its settings>}` (the Gateway API's shape, from the lowered filter).
     public static func filter(_ f: RouteFilter) -> JSONValue {
         func headers(_ h: HeaderModifier) -> JSONValue {
@@ -182,6 +222,21 @@ public enum GatewayJSON {
             ])
         case .urlRewrite(let u):
             out["urlRewrite"] = .object(["hostname": u.hostname.map { .string($0) } ?? .null, "path": path(u.path)])
+        case .requestMirror(let m):
+            out["requestMirror"] = .object([
+                "backendRef": .object([
+                    "namespace": .string(m.backend.reference.namespace), "name": .string(m.backend.reference.name), "port": .integer(m.backend.port),
+                ]),
+                "fraction": .object(["numerator": .int(m.numerator), "denominator": .int(m.denominator)]),
+                "reason": m.backend.failure.map { .string("\($0.reason): \($0.message)") } ?? .null,
+                "endpoints": .int(m.backend.endpoints.count),
+            ])
+        case .cors(let c):
+            let strings = { (list: [String]) -> JSONValue in .array(list.map { .string($0) }) }
+            out["cors"] = .object([
+                "allowOrigins": strings(c.allowOrigins), "allowCredentials": .bool(c.allowCredentials), "allowMethods": strings(c.allowMethods),
+                "allowHeaders": strings(c.allowHeaders), "exposeHeaders": strings(c.exposeHeaders), "maxAge": .int(c.maxAge),
+            ])
         }
         return .object(out)
     }

@@ -77,6 +77,7 @@ private func summary(_ e: Explanation) -> String {
           "gateway": null,
           "listener": null,
           "route": null,
+          "policy": null,
           "candidates": [],
           "backends": [],
           "code": null,
@@ -96,8 +97,8 @@ private func summary(_ e: Explanation) -> String {
         ).stdout
         let object = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
         #expect(Set(object.keys) == [
-            "frontend", "mode", "proxyPort", "gateway", "listener", "route", "candidates", "backends", "code", "refused", "reason", "unservedListeners",
-            "notAttached", "warnings",
+            "frontend", "mode", "proxyPort", "gateway", "listener", "route", "policy", "candidates", "backends", "code", "refused", "reason",
+            "unservedListeners", "notAttached", "warnings",
         ])
         #expect(object["mode"] as? String == "l7lb")
         #expect(object["gateway"] as? [String: String] == ["namespace": "shop", "name": "internal"])
@@ -111,6 +112,16 @@ private func summary(_ e: Explanation) -> String {
         let candidates = try #require(object["candidates"] as? [[String: Any]])
         #expect(candidates.map { Set($0.keys) } == Array(repeating: ["route", "rule", "match", "result", "reason"], count: 2))
         #expect(object["code"] as? Int == 200)
+        // Issue 19: the winning rule's timeouts and retry as the proxy applies them.
+        let policy = try #require(object["policy"] as? [String: Any])
+        #expect(policy["timeouts"] as? [String: Int] == ["requestMs": 10000, "backendRequestMs": 2000])
+        let retry = try #require(policy["retry"] as? [String: Any])
+        #expect(retry["codes"] as? [Int] == [502, 503] && retry["attempts"] as? Int == 2 && retry["backoffMs"] as? Int == 100)
+        #expect((policy["mirrors"] as? [Any])?.isEmpty == true)
+        let text = try Command.explain(
+            GatewayViewOptions(directory: trapsDirectory), request: ExplainRequest(to: "203.0.113.20:80", host: "www.shop.example", path: "/api"), format: .text
+        ).stdout
+        #expect(text.contains("policy: request timeout 10.0s; backendRequest timeout 2.0s; retry 2x on 502, 503, connect errors, resets, backend timeouts backoff 100ms\n"), "\(text)")
     }
 
     @Test func badArgumentsAreErrors() {

@@ -29,7 +29,9 @@ import Testing
             if case .failure(let problem) = result { return problem.message }
             return nil
         }
-        #expect(message(lower(HTTPRouteFilter(type: "RequestMirror"))) == "filter type RequestMirror is not supported")
+        #expect(message(lower(HTTPRouteFilter(type: "ExtensionRef"))) == "filter type ExtensionRef is not supported")
+        #expect(message(lower(HTTPRouteFilter(type: "CORS"))) == "filter type CORS has no cors settings")
+        #expect(message(lower(HTTPRouteFilter(type: "RequestMirror"))) == "filter type RequestMirror has no requestMirror settings")
         #expect(message(lower(HTTPRouteFilter(type: "RequestHeaderModifier"))) == "filter type RequestHeaderModifier has no requestHeaderModifier settings")
         #expect(message(lower(HTTPRouteFilter(type: "URLRewrite", urlRewrite: HTTPURLRewriteFilter(
             path: HTTPPathModifier(type: "ReplacePrefixMatch", replacePrefixMatch: "/x"))), prefix: nil)) == "ReplacePrefixMatch needs a PathPrefix match")

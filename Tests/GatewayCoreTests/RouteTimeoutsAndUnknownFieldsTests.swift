@@ -75,23 +75,28 @@ import Testing
         let state = try GW.build(routeYAML("""
               - matches: [{path: {value: /a}}]
                 backendRefs: [{name: infra-backend-v1, port: 8080, futureField: 1}]
-                retry: {attempts: 2, codes: [503]}
+                retry: {attempts: 2, codes: [503], budget: 3}
                 sessionPersistence: {sessionName: s}
             """, generation: 7))
         #expect(state.routeConditions("r") == ["Accepted=False/UnsupportedValue", "ResolvedRefs=True/ResolvedRefs"])
         let message = state.status.routes[NamespacedName(namespace: GW.infra, name: "r")]?.first?.conditions?.first?.message ?? ""
-        #expect(message == "spec.rules[0].retry, spec.rules[0].sessionPersistence, spec.rules[0].backendRefs[0].futureField: not supported by Portway")
+        #expect(message == "spec.rules[0].sessionPersistence, spec.rules[0].retry.budget, spec.rules[0].backendRefs[0].futureField: not supported by Portway")
         #expect(state.tables.first?.listeners.first?.rules.isEmpty == true, "never served without the fields")
         #expect(state.warnings.map(\.description) == [
-            "HTTPRoute \(GW.infra)/r: generation 7: fields Portway does not know: spec.rules[0].retry, spec.rules[0].sessionPersistence, spec.rules[0].backendRefs[0].futureField; the route is not accepted (UnsupportedValue)",
+            "HTTPRoute \(GW.infra)/r: generation 7: fields Portway does not know: spec.rules[0].sessionPersistence, spec.rules[0].retry.budget, spec.rules[0].backendRefs[0].futureField; the route is not accepted (UnsupportedValue)",
         ])
     }
 
     @Test("an unsupported filter type keeps its own message; its settings field is not reported twice as the route's first problem")
     func unsupportedFiltersAreRefused() throws {
         for (filter, message) in [
-            ("{type: RequestMirror, requestMirror: {backendRef: {name: infra-backend-v2, port: 8080}}}", "spec.rules[0].filters[0]: filter type RequestMirror is not supported"),
-            ("{type: CORS, cors: {allowOrigins: ['*']}}", "spec.rules[0].filters[0]: filter type CORS is not supported"),
+            ("{type: RequestMirror, requestMirror: {backendRef: {name: infra-backend-v2, port: 8080}, percent: 10, fraction: {numerator: 1}}}",
+             "spec.rules[0].filters[0]: RequestMirror sets both percent and fraction"),
+            ("{type: RequestMirror, requestMirror: {backendRef: {name: infra-backend-v2, port: 8080}, percent: 101}}",
+             "spec.rules[0].filters[0]: RequestMirror percent 101 is not within 0-100"),
+            ("{type: RequestMirror, requestMirror: {backendRef: {name: infra-backend-v2, port: 8080}, fraction: {numerator: 3, denominator: 2}}}",
+             "spec.rules[0].filters[0]: RequestMirror fraction 3/2 is not within 0-1"),
+            ("{type: CORS, cors: {allowOrigins: ['*'], maxAge: 0}}", "spec.rules[0].filters[0]: CORS maxAge 0 is below 1"),
             ("{type: ExtensionRef, extensionRef: {group: example.com, kind: Thing, name: t}}", "spec.rules[0].filters[0]: filter type ExtensionRef is not supported"),
             ("{type: RequestRedirect, requestRedirect: {statusCode: 305}}", "spec.rules[0].filters[0]: RequestRedirect statusCode 305 is not supported (301, 302, 303, 307, 308 are)"),
             ("{type: RequestRedirect, requestRedirect: {scheme: ftp}}", "spec.rules[0].filters[0]: RequestRedirect scheme ftp is not supported (http and https are)"),
