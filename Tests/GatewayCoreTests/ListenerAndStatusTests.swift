@@ -199,6 +199,19 @@ private func secret(_ name: String, namespace: String = GW.infra, type: String =
         #expect(withAddresses.status.gateways.values.first?.conditions?.map { "\($0.type)=\($0.status)/\($0.reason ?? "")" } == ["Accepted=False/UnsupportedAddress", "Programmed=False/Invalid"])
     }
 
+    /// GatewayInvalidParametersRef: Portway has no parameters kind, so any
+    /// `spec.infrastructure.parametersRef` is one it cannot resolve: Accepted=False/InvalidParameters.
+    /// Labels and annotations alone leave the Gateway accepted.
+    @Test func aParametersRefMakesTheGatewayInvalidParameters() throws {
+        let listener = "  - {name: http, port: 80, protocol: HTTP}"
+        let invalid = try GW.build(gateway("params", addresses: "\n  infrastructure: {parametersRef: {group: invalid.io, kind: InvalidParameters, name: invalid}}", listeners: listener))
+        let conditions = try #require(invalid.status.gateways.values.first?.conditions)
+        #expect(conditions.map { "\($0.type)=\($0.status)/\($0.reason ?? "")" } == ["Accepted=False/InvalidParameters", "Programmed=False/Invalid"])
+        #expect(conditions[0].message?.contains("invalid.io/InvalidParameters invalid") == true, "\(conditions[0])")
+        let labelsOnly = try GW.build(gateway("params", addresses: "\n  infrastructure: {labels: {team: a}}", listeners: listener))
+        #expect(labelsOnly.status.gateways.values.first?.conditions?.first.map { "\($0.type)=\($0.status)/\($0.reason ?? "")" } == "Accepted=True/Accepted")
+    }
+
     @Test func gatewayClassesOfPortwayAreAccepted() throws {
         let state = try GW.build("")
         #expect(state.status.gatewayClasses.keys.sorted() == ["portway"])
