@@ -22,6 +22,7 @@ extension Explanation {
             out["listener"] = .null
         }
         out["route"] = decision?.entry.map { .object(["namespace": .string($0.route.namespace), "name": .string($0.route.name), "rule": .int($0.rule)]) } ?? .null
+        out["policy"] = decision?.entry.map(GatewayJSON.policy) ?? .null
         out["candidates"] = .array((decision?.candidates ?? []).map { c in
             .object(["route": .string(c.route.description), "rule": .int(c.rule), "match": .int(c.match), "result": .string(c.result.rawValue), "reason": .string(c.reason)])
         })
@@ -75,6 +76,10 @@ extension Explanation {
                     out += "  \(c.result.rawValue.padding(12)) \(c.route) rule \(c.rule) match \(c.match): \(c.reason)\n"
                 }
                 out += "route: \(decision.entry.map { "\($0.route) rule \($0.rule)" } ?? "none")\n"
+                if let entry = decision.entry {
+                    let policy = GatewayJSON.policyText(entry)
+                    out += "policy: \(policy.isEmpty ? "none (the proxy's own timeouts)" : policy.joined(separator: ", "))\n"
+                }
             }
             for item in notAttached {
                 out += "not attached: \(item.route) (parentRef \(item.parentText)): \(item.reason): \(item.message)\n"
@@ -143,6 +148,7 @@ public enum GatewayJSON {
             "queryParams": values(m.queryParams),
             "method": m.method.map { .string($0) } ?? .null,
             "filters": .array(entry.filters.map(filter)),
+            "policy": policy(entry),
             "backends": .array(entry.backends.map { b in
                 .object([
                     "service": .object(["namespace": .string(b.reference.namespace), "name": .string(b.reference.name)]),
@@ -186,6 +192,19 @@ public enum GatewayJSON {
         return .object(out)
     }
 
+    /// What the proxy does around forwarding a rule's requests, beside its filters:
+    /// `{"timeouts": {"request", "backendRequest"}}`, each a Gateway API Duration or null (not
+    /// set: the proxy's own settings apply; "0s" disables it). docs/CLI-JSON.md.
+    public static func policy(_ entry: RouteTableEntry) -> JSONValue {
+        let duration = { (seconds: Double?) -> JSONValue in seconds.map { .string(GatewayDuration.format($0)) } ?? .null }
+        return .object(["timeouts": .object(["request": duration(entry.timeouts.request), "backendRequest": duration(entry.timeouts.backendRequest)])])
+    }
+
+    /// The policy in words (`timeout request 500ms`), empty when the rule sets none.
+    public static func policyText(_ entry: RouteTableEntry) -> [String] {
+        entry.timeouts.descriptions.map { "timeout \($0)" }
+    }
+
     /// One line for `portway routes -o table`: match → action.
     public static func describe(_ entry: RouteTableEntry) -> String {
         let m = entry.matchSpec
@@ -205,6 +224,8 @@ public enum GatewayJSON {
             }.joined(separator: ", ")
         }
         let filters = entry.filters.map(\.typeName).filter { $0 != "RequestRedirect" }
+        let policy = policyText(entry)
         return parts.joined(separator: " ") + " → " + action + (filters.isEmpty ? "" : " [\(filters.joined(separator: ", "))]")
+            + (policy.isEmpty ? "" : " {\(policy.joined(separator: ", "))}")
     }
 }
