@@ -194,7 +194,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DatapathTests",
-            dependencies: ["PortwayTestSupport", "Datapath", "BPFMaps", "CPortwayBPF", "CLibBPF"],
+            dependencies: ["PortwayTestSupport", "Datapath", "BPFMaps", "CPortwayBPF", "CLibBPF", "GatewayCore", "FileSource", "KubeModels"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,4 +1,7 @@
+import FileSource
 import Foundation
+import GatewayCore
+import KubeModels
 import Testing
 
 private let conformanceReady: Bool = {
@@ -17,7 +20,8 @@ private let conformanceReady: Bool = {
 /// The conformance suite's echo backend and client, as far as these tests need them.
 private enum ConformanceScripts {
     /// `echo.py NAME PORT`: answers every request with a JSON body `{name, method, path, host,
-    /// headers}` (header names lowercased) and the response headers `X-Header-Set: original` and
+    /// headers}` (header names lowercased, the values of a repeated header joined with commas, as
+    /// the conformance suite compares them) and the response headers `X-Header-Set: original` and
     /// `X-Header-Remove: present` (for response header modifiers to act on); `?delay=1s` (or
     /// `500ms`) waits that long first, as the conformance backend does.
     static let backend = #"""
@@ -34,7 +38,7 @@ private enum ConformanceScripts {
                 seconds = float(delay[:-2]) / 1000 if delay.endswith("ms") else float(delay.rstrip("s"))
                 time.sleep(seconds)
                 body = json.dumps({"name": name, "method": self.command, "path": self.path, "host": self.headers.get("Host", ""),
-                                   "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+                                   "headers": {k.lower(): ",".join(self.headers.get_all(k)) for k in self.headers.keys()}}).encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("X-Header-Set", "original")
@@ -55,16 +59,24 @@ private enum ConformanceScripts {
 
     /// `request.py ADDRESS`: each stdin line is `PORT METHOD HOST PATH [NAME:VALUE…]`; one request on
     /// a new connection, no redirect followed; prints one JSON line `{status, location, headers,
-    /// body}` (response header names lowercased), or `{"error": …}` after 5 s.
+    /// body}` (response header names lowercased), or `{"error": …}` after 5 s. A PORT written
+    /// `tls:PORT` speaks TLS with HOST as the SNI (the certificate is not verified).
     static let client = #"""
-        import http.client, json, sys
+        import http.client, json, socket, ssl, sys
         address = sys.argv[1]
         for line in sys.stdin:
             port, method, host, path, *extra = line.split()
             headers = {"Host": host}
             headers.update(dict(h.split(":", 1) for h in extra))
             try:
-                conn = http.client.HTTPConnection(address, int(port), timeout=5)
+                tls = port.startswith("tls:")
+                port = int(port.removeprefix("tls:"))
+                conn = http.client.HTTPConnection(address, port, timeout=5)
+                if tls:
+                    context = ssl.create_default_context()
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+                    conn.sock = context.wrap_socket(socket.create_connection((address, port), timeout=5), server_hostname=host)
                 conn.request(method, path, headers=headers)
                 r = conn.getresponse()
                 body = r.read().decode()
@@ -104,7 +116,7 @@ private struct Answer {
 }
 
 /// The Gateway `web` in namespace `lab` with HTTP listeners on 80 (NodePort 30880) and 8080
-/// (NodePort 30881), and `routes`.
+/// (NodePort 30881), the backends infra-backend-v1/-v2/-v3, and `routes`.
 private func conformanceGatewayYAML(_ routes: [String]) -> String {
     KubeYAML.join([
         KubeYAML.gatewayClass(),
@@ -117,6 +129,7 @@ private func conformanceGatewayYAML(_ routes: [String]) -> String {
         ]),
         backendYAML(service: "infra-backend-v1", clusterIP: "10.96.0.81", address: Lab.backendIPs["be1"]!),
         backendYAML(service: "infra-backend-v2", clusterIP: "10.96.0.82", address: Lab.backendIPs["be2"]!),
+        KubeYAML.backend("infra-backend-v3", namespace: "lab", clusterIP: "10.96.0.83", targetPort: 8082, addresses: [Lab.backendIPs["be1"]!], nodeName: "lab-node"),
     ] + routes)
 }
 
@@ -148,6 +161,83 @@ private func timeoutRule(_ path: String, _ timeouts: String) -> String {
         + "    timeouts: \(timeouts)"
 }
 
+/// An HTTPRoute in `lab` (YAML) attached to each of `parents`, for `hosts` (none: every host), with
+/// `rules` (YAML list items indented by two spaces).
+private func httpRoute(_ name: String, parents: [String] = ["web"], hosts: [String] = [], rules: String) -> String {
+    """
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: HTTPRoute
+    metadata: {name: \(name), namespace: lab}
+    spec:
+      parentRefs: [\(parents.map { "{name: \($0)}" }.joined(separator: ", "))]
+    \(hosts.isEmpty ? "" : "  hostnames: [\(hosts.joined(separator: ", "))]\n")  rules:
+    \(rules)
+
+    """
+}
+
+/// The upstream suite's Gateways `same-namespace` (routes from its namespace; NodePort 30890) and
+/// `all-namespaces` (routes from every namespace; NodePort 30891), each one HTTP listener on 80.
+private let upstreamGatewaysYAML = KubeYAML.join([
+    KubeYAML.gateway("same-namespace", namespace: "lab", listeners: [KubeYAML.listener("http", port: 80)]),
+    """
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: Gateway
+    metadata: {name: all-namespaces, namespace: lab}
+    spec:
+      gatewayClassName: \(KubeYAML.className)
+      listeners: [{name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}]
+
+    """,
+    KubeYAML.gatewayService("same-namespace", namespace: "lab", clusterIP: "10.96.0.90", ports: [.init(name: "http", port: 80, targetPort: 80, nodePort: 30890)]),
+    KubeYAML.gatewayService("all-namespaces", namespace: "lab", clusterIP: "10.96.0.91", ports: [.init(name: "http", port: 80, targetPort: 80, nodePort: 30891)]),
+])
+
+/// HTTPRouteServiceTypes' Services: `manual-endpointslices` (a ClusterIP Service without selector,
+/// slices written by hand), `headless` (clusterIP None with a selector: its slice as the
+/// EndpointSlice controller writes it) and `headless-manual-endpointslices`; port 8080
+/// `first-port` to infra-backend-v1's port, and an empty IPv6 slice beside each IPv4 one.
+private func serviceTypesYAML() -> String {
+    let address = Lab.backendIPs["be1"]!
+    func service(_ name: String, clusterIP: String, selector: Bool) -> String {
+        """
+        apiVersion: v1
+        kind: Service
+        metadata: {name: \(name), namespace: lab}
+        spec:
+          clusterIP: \(clusterIP)\(selector ? "\n  selector: {app: infra-backend-v1}" : "")
+          ports: [{name: first-port, protocol: TCP, port: 8080, targetPort: 8081}]
+
+        """
+    }
+    func slice(_ service: String, family: String, managed: Bool, endpoints: Bool) -> String {
+        """
+        apiVersion: discovery.k8s.io/v1
+        kind: EndpointSlice
+        metadata:
+          name: \(service)-\(family == "IPv4" ? "ip4" : "ip6")
+          namespace: lab
+          labels: {kubernetes.io/service-name: \(service)\(managed ? ", endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io" : "")}
+        addressType: \(family)
+        ports: [{name: first-port, port: 8081, protocol: TCP}]
+        endpoints: \(endpoints
+            ? "[{addresses: [\"\(address)\"], conditions: {ready: true, serving: true, terminating: false}, nodeName: lab-node, targetRef: {kind: Pod, name: infra-backend-v1-0, namespace: lab}}]"
+            : "[]")
+
+        """
+    }
+    return KubeYAML.join([
+        service("manual-endpointslices", clusterIP: "10.96.0.84", selector: false),
+        slice("manual-endpointslices", family: "IPv4", managed: false, endpoints: true),
+        slice("manual-endpointslices", family: "IPv6", managed: false, endpoints: false),
+        service("headless", clusterIP: "None", selector: true),
+        slice("headless", family: "IPv4", managed: true, endpoints: true),
+        service("headless-manual-endpointslices", clusterIP: "None", selector: false),
+        slice("headless-manual-endpointslices", family: "IPv4", managed: false, endpoints: true),
+        slice("headless-manual-endpointslices", family: "IPv6", managed: false, endpoints: false),
+    ])
+}
+
 /// The GATEWAY-HTTP conformance tests that send traffic, with real packets: a client namespace
 /// sends to the node's Gateway NodePorts, the datapath hands the connections to the agent's proxy.
 @Suite(.serialized, .enabled(if: conformanceReady, "needs root, the netns lab prerequisites and the portway binary"))
@@ -158,8 +248,9 @@ struct GatewayConformanceE2ETests {
     private func start(_ lab: Lab, yaml: String, probe: String, status: Int) async throws -> (agent: Child, ask: (String) async -> Answer, client: Child) {
         try ConformanceScripts.backend.write(toFile: lab.scripts + "/echo.py", atomically: true, encoding: .utf8)
         try ConformanceScripts.client.write(toFile: lab.scripts + "/request.py", atomically: true, encoding: .utf8)
-        for (name, ns) in [("infra-backend-v1", "\(lab.prefix)-be1"), ("infra-backend-v2", "\(lab.prefix)-be2")] {
-            let backend = try await onDedicatedThread { try lab.spawn(in: ns, [Lab.python, lab.scripts + "/echo.py", name, "8081"]) }
+        // infra-backend-v3 shares be1's namespace on its own port.
+        for (name, ns, port) in [("infra-backend-v1", "\(lab.prefix)-be1", "8081"), ("infra-backend-v2", "\(lab.prefix)-be2", "8081"), ("infra-backend-v3", "\(lab.prefix)-be1", "8082")] {
+            let backend = try await onDedicatedThread { try lab.spawn(in: ns, [Lab.python, lab.scripts + "/echo.py", name, port]) }
             #expect(await backend.line() == "ready")
         }
         let dir = lab.scripts + "/yaml"
@@ -232,6 +323,56 @@ struct GatewayConformanceE2ETests {
             ]
             for (path, expected) in onPort8080 {
                 #expect(await ask(30881, path) == expected, "listener 8080 (NodePort 30881) \(path)")
+            }
+            client.closeInput()
+        }
+    }
+
+    /// HTTPRouteRedirectPortAndScheme, the cases of the HTTPS listener on 443: without scheme the
+    /// request's (https) and the listener's port (443, omitted); an explicit port or scheme as on
+    /// the HTTP listeners. Sent over TLS (SNI example.org) to the Gateway's NodePort.
+    @Test("Redirects on an HTTPS listener through its NodePort: the request's scheme https, the listener's port 443 omitted, explicit ports and schemes")
+    func redirectsOnAnHTTPSListener() async throws {
+        guard haveCommand("openssl") else {
+            print("⚠️ redirectsOnAnHTTPSListener skipped: openssl not found")
+            return
+        }
+        let rules = [
+            redirectRule("/scheme-nil-and-port-nil"),
+            redirectRule("/scheme-nil-and-port-443", "port: 443"),
+            redirectRule("/scheme-nil-and-port-8443", "port: 8443"),
+            redirectRule("/scheme-http-and-port-nil", "scheme: http"),
+            redirectRule("/scheme-http-and-port-80", "scheme: http, port: 80"),
+            redirectRule("/scheme-http-and-port-8080", "scheme: http, port: 8080"),
+        ].joined(separator: "\n")
+        try await withLab(prefix: "pwgc") { lab in
+            let certificate = lab.scripts + "/tls-validity-checks"
+            try await onDedicatedThread { try makeCertificate(hostname: "example.org", path: certificate) }
+            let https = KubeYAML.join([
+                KubeYAML.gateway("same-namespace-with-https-listener", namespace: "lab", listeners: [
+                    KubeYAML.listener("https", port: 443, protocol: "HTTPS", certificate: "tls-validity-checks-certificate"),
+                ]),
+                KubeYAML.gatewayService("same-namespace-with-https-listener", namespace: "lab", clusterIP: "10.96.0.92", ports: [
+                    .init(name: "https", port: 443, targetPort: 443, nodePort: 30882),
+                ]),
+                KubeYAML.tlsSecret(
+                    "tls-validity-checks-certificate", namespace: "lab",
+                    certificate: try Data(contentsOf: URL(fileURLWithPath: certificate + ".crt")), key: try Data(contentsOf: URL(fileURLWithPath: certificate + ".key"))),
+                httpRoute("http-route-for-listener-on-port-443", parents: ["same-namespace-with-https-listener"], rules: rules),
+            ])
+            let (agent, request, client) = try await start(
+                lab, yaml: conformanceGatewayYAML([https]), probe: "tls:30882 GET example.org /scheme-nil-and-port-nil", status: 302)
+            defer { agent.kill() }
+            let cases: [(String, String)] = [
+                ("/scheme-nil-and-port-nil", "302 https://example.org/scheme-nil-and-port-nil"),
+                ("/scheme-nil-and-port-443", "302 https://example.org/scheme-nil-and-port-443"),
+                ("/scheme-nil-and-port-8443", "302 https://example.org:8443/scheme-nil-and-port-8443"),
+                ("/scheme-http-and-port-nil", "302 http://example.org/scheme-http-and-port-nil"),
+                ("/scheme-http-and-port-80", "302 http://example.org/scheme-http-and-port-80"),
+                ("/scheme-http-and-port-8080", "302 http://example.org:8080/scheme-http-and-port-8080"),
+            ]
+            for (path, expected) in cases {
+                #expect(await request("tls:30882 GET example.org \(path)").summary == expected, "listener 443 (NodePort 30882) \(path)")
             }
             client.closeInput()
         }
@@ -336,6 +477,187 @@ struct GatewayConformanceE2ETests {
             #expect(await ask("30880 GET modifiers.example.com /prefix/one/two").backend == "infra-backend-v1 /one/two")
             #expect(await ask("30880 GET modifiers.example.com /prefix/one").backend == "infra-backend-v1 /one")
             #expect(await ask("30880 GET modifiers.example.com /full/one/two").backend == "infra-backend-v1 /one")
+            client.closeInput()
+        }
+    }
+
+    /// The core tests that send traffic, each upstream route and request as it is, on the Gateway
+    /// `web` under a hostname of its own (upstream each runs alone on `same-namespace` without
+    /// hostnames; the hostnames keep their catch-all rules apart here): HTTPRouteExactPathMatching,
+    /// HTTPRouteMatching, HTTPRouteHeaderMatching, HTTPRoutePathMatchOrder,
+    /// HTTPRouteMatchingAcrossRoutes (its own hostnames), HTTPRouteRequestHeaderModifier,
+    /// HTTPRouteNoBackendRefs and the 500s of HTTPRouteInvalidNonExistentBackendRef,
+    /// HTTPRouteInvalidBackendRefUnknownKind and HTTPRouteInvalidCrossNamespaceBackendRef. On the
+    /// upstream Gateways `same-namespace` and `all-namespaces`, as upstream: HTTPRouteMultipleGateways
+    /// and HTTPRouteServiceTypes.
+    @Test("Core routing through the Gateway NodePorts: exact paths, matching, headers, path order, across routes, request header modifiers, rules without backends, invalid backendRefs (500), one route on two Gateways, headless and manual-EndpointSlice Services")
+    func coreRoutingThroughNodePort() async throws {
+        let v1 = "[{name: infra-backend-v1, port: 80}]", v2 = "[{name: infra-backend-v2, port: 80}]", v3 = "[{name: infra-backend-v3, port: 80}]"
+        func rule(_ matches: String, _ backends: String, filters: String? = nil) -> String {
+            "  - matches: \(matches)\n" + (filters.map { "    filters: \($0)\n" } ?? "") + "    backendRefs: \(backends)"
+        }
+        let prefix = { (path: String) in "{path: {type: PathPrefix, value: \(path)}}" }
+        let exact = { (path: String) in "{path: {type: Exact, value: \(path)}}" }
+        let header = { (name: String, value: String) in "{name: \(name), value: \(value)}" }
+        let modifier = { (settings: String) in "[{type: RequestHeaderModifier, requestHeaderModifier: {\(settings)}}]" }
+        let routes = [
+            httpRoute("exact-matching", hosts: ["exact.example.com"], rules: [
+                rule("[\(exact("/one"))]", v1), rule("[\(exact("/two"))]", v2),
+            ].joined(separator: "\n")),
+            httpRoute("matching", hosts: ["matching.example.com"], rules: [
+                rule("[\(prefix("/")), {headers: [\(header("version", "one"))]}]", v1),
+                rule("[\(prefix("/v2")), {headers: [\(header("version", "two"))]}]", v2),
+            ].joined(separator: "\n")),
+            httpRoute("header-matching", hosts: ["header.example.com"], rules: [
+                rule("[{headers: [\(header("version", "one"))]}]", v1),
+                rule("[{headers: [\(header("version", "two"))]}]", v2),
+                rule("[{headers: [\(header("version", "two")), \(header("color", "orange"))]}]", v1),
+                rule("[{headers: [\(header("color", "blue"))]}, {headers: [\(header("color", "green"))]}]", v1),
+                rule("[{headers: [\(header("color", "red"))]}, {headers: [\(header("color", "yellow"))]}]", v2),
+            ].joined(separator: "\n")),
+            httpRoute("path-matching-order", hosts: ["order.example.com"], rules: [
+                rule("[\(exact("/match"))]", v1), rule("[\(exact("/match/exact"))]", v2), rule("[\(exact("/match/exact/one"))]", v3),
+                rule("[\(prefix("/match/"))]", v3), rule("[\(prefix("/match/prefix/"))]", v1), rule("[\(prefix("/match/prefix/one"))]", v2),
+            ].joined(separator: "\n")),
+            httpRoute("matching-part1", hosts: ["example.com", "example.net"], rules: rule("[\(prefix("/")), {headers: [\(header("version", "one"))]}]", v1)),
+            httpRoute("matching-part2", hosts: ["example.com"], rules: rule("[\(prefix("/v2")), {headers: [\(header("version", "two"))]}]", v2)),
+            httpRoute("request-header-modifier", hosts: ["headers.example.com"], rules: [
+                rule("[\(prefix("/set"))]", v1, filters: modifier("set: [{name: X-Header-Set, value: set-overwrites-values}]")),
+                rule("[\(prefix("/add"))]", v1, filters: modifier("add: [{name: X-Header-Add, value: add-appends-values}]")),
+                rule("[\(prefix("/remove"))]", v1, filters: modifier("remove: [X-Header-Remove]")),
+                rule("[\(prefix("/multiple"))]", v1, filters: modifier(
+                    "set: [{name: X-Header-Set-1, value: header-set-1}, {name: X-Header-Set-2, value: header-set-2}], "
+                        + "add: [{name: X-Header-Add-1, value: header-add-1}, {name: X-Header-Add-2, value: header-add-2}, {name: X-Header-Add-3, value: header-add-3}], "
+                        + "remove: [X-Header-Remove-1, X-Header-Remove-2]")),
+                rule("[\(prefix("/case-insensitivity"))]", v1, filters: modifier(
+                    "set: [{name: X-Header-Set, value: header-set}], add: [{name: X-Header-Add, value: header-add}], remove: [X-Header-Remove]")),
+            ].joined(separator: "\n")),
+            httpRoute("omitted-backendrefs", hosts: ["omitted.example.com"], rules: """
+                  - matches: [\(exact("/omitted-no-forward"))]
+                  - matches: [\(exact("/empty-no-forward"))]
+                    backendRefs: []
+                \(rule("[\(prefix("/"))]", v1))
+                """),
+            httpRoute("invalid-nonexistent-backend-ref", hosts: ["nonexistent.example.com"], rules: "  - backendRefs: [{name: nonexistent, namespace: lab, port: 8080}]"),
+            httpRoute("invalid-backend-ref-unknown-kind", hosts: ["unknownkind.example.com"], rules:
+                "  - backendRefs: [{group: unknownkind.example.com, kind: NonExistent, name: infra-backend-v1, port: 80}]"),
+            httpRoute("invalid-cross-namespace-backend-ref", hosts: ["crossns.example.com"], rules:
+                "  - backendRefs: [{name: web-backend, namespace: gateway-conformance-web-backend, port: 8080}]"),
+            KubeYAML.service("web-backend", namespace: "gateway-conformance-web-backend", clusterIP: "10.96.0.85", ports: [.init(port: 8080, targetPort: 8081)]),
+            // HTTPRouteMultipleGateways and HTTPRouteServiceTypes, on the upstream Gateways.
+            upstreamGatewaysYAML,
+            httpRoute("multiple-gateways-shared-route", parents: ["same-namespace", "all-namespaces"], rules: rule("[\(prefix("/shared"))]", v1)),
+            httpRoute("same-namespace-dedicated-route", parents: ["same-namespace"], rules: rule("[\(prefix("/"))]", v2)),
+            httpRoute("all-namespaces-dedicated-route", parents: ["all-namespaces"], rules: rule("[\(prefix("/"))]", v3)),
+            httpRoute("service-types", parents: ["same-namespace"], rules: [
+                rule("[\(exact("/manual-endpointslices"))]", "[{name: manual-endpointslices, port: 8080}]"),
+                rule("[\(exact("/headless"))]", "[{name: headless, port: 8080}]"),
+                rule("[\(exact("/headless-manual-endpointslices"))]", "[{name: headless-manual-endpointslices, port: 8080}]"),
+            ].joined(separator: "\n")),
+            serviceTypesYAML(),
+        ]
+        // Status, as upstream checks it before sending: what the builder makes of the very objects the
+        // agent serves (the leader writes it; GatewayLeaderEnvtestTests checks the writing).
+        let status = GatewayState.build(try FileSource.load(yaml: conformanceGatewayYAML(routes), file: "gateway.yaml").snapshot, options: GatewayOptions()).status
+        func conditions(_ route: String, parent: String) -> [String] {
+            let entry = status.routes[NamespacedName(namespace: "lab", name: route)]?.first { $0.parentRef.name == parent }
+            return (entry?.conditions ?? []).map { "\($0.type)=\($0.status)/\($0.reason ?? "")" }
+        }
+        let resolved = ["Accepted=True/Accepted", "ResolvedRefs=True/ResolvedRefs"]
+        for route in ["exact-matching", "matching", "header-matching", "path-matching-order", "matching-part1", "matching-part2", "request-header-modifier", "omitted-backendrefs"] {
+            #expect(conditions(route, parent: "web") == resolved, "\(route)")
+        }
+        for (route, parents) in [
+            ("multiple-gateways-shared-route", ["same-namespace", "all-namespaces"]), ("same-namespace-dedicated-route", ["same-namespace"]),
+            ("all-namespaces-dedicated-route", ["all-namespaces"]), ("service-types", ["same-namespace"]),
+        ] {
+            for parent in parents { #expect(conditions(route, parent: parent) == resolved, "\(route) on \(parent)") }
+        }
+        for (route, reason) in [
+            ("invalid-nonexistent-backend-ref", "BackendNotFound"), ("invalid-backend-ref-unknown-kind", "InvalidKind"), ("invalid-cross-namespace-backend-ref", "RefNotPermitted"),
+        ] {
+            #expect(conditions(route, parent: "web") == ["Accepted=True/Accepted", "ResolvedRefs=False/\(reason)"], "\(route)")
+        }
+        for gateway in ["web", "same-namespace", "all-namespaces"] {
+            let accepted = status.gateways[NamespacedName(namespace: "lab", name: gateway)]?.conditions?.first
+            #expect(accepted.map { "\($0.type)=\($0.status)" } == "Accepted=True", "Gateway \(gateway)")
+        }
+        try await withLab(prefix: "pwgc") { lab in
+            let (agent, ask, client) = try await start(lab, yaml: conformanceGatewayYAML(routes), probe: "30880 GET exact.example.com /one", status: 200)
+            defer { agent.kill() }
+            /// `BACKEND PATH` as the backend saw it, or the status when no backend answered.
+            func backend(_ port: Int, _ host: String, _ path: String, _ headers: String = "") async -> String {
+                let answer = await ask("\(port) GET \(host) \(path)\(headers.isEmpty ? "" : " " + headers)")
+                return answer.status == 200 ? answer.backend : answer.summary
+            }
+            func expect(_ host: String, _ cases: [(String, String, String)], port: Int = 30880, sourceLocation: SourceLocation = #_sourceLocation) async {
+                for (path, headers, expected) in cases {
+                    let got = await backend(port, host, path, headers)
+                    let want = expected.hasPrefix("infra-") ? "\(expected) \(path)" : expected
+                    #expect(got == want, "\(port) \(host)\(path) \(headers)", sourceLocation: sourceLocation)
+                }
+            }
+            // The other Gateways' listeners open beside web's: wait for theirs too.
+            for port in [30890, 30891] {
+                await waitUntil(every: .milliseconds(100)) { await ask("\(port) GET multi.example.com /shared").status == 200 }
+            }
+            let (b1, b2, b3) = ("infra-backend-v1", "infra-backend-v2", "infra-backend-v3")
+            let notFound = "404 -", serverError = "500 -"
+            // HTTPRouteExactPathMatching.
+            await expect("exact.example.com", [
+                ("/one", "", b1), ("/two", "", b2), ("/", "", notFound), ("/one/example", "", notFound), ("/two/", "", notFound), ("/Two", "", notFound),
+            ])
+            // HTTPRouteMatching.
+            await expect("matching.example.com", [
+                ("/", "", b1), ("/example", "", b1), ("/", "Version:one", b1), ("/v2", "", b2), ("/v2/example", "", b2), ("/", "Version:two", b2),
+                ("/v2/", "", b2), ("/v2example", "", b1), ("/foo/v2/example", "", b1),
+            ])
+            // HTTPRouteHeaderMatching.
+            await expect("header.example.com", [
+                ("/", "Version:one", b1), ("/", "Version:two", b2), ("/", "Version:two Color:orange", b1), ("/", "Version:two Color:blue", b2),
+                ("/", "Color:orange", notFound), ("/", "Some-Other-Header:one", notFound), ("/", "Color:blue", b1), ("/", "Color:green", b1),
+                ("/", "Color:red", b2), ("/", "Color:yellow", b2), ("/", "Color:purple", notFound),
+            ])
+            // HTTPRoutePathMatchOrder.
+            await expect("order.example.com", [
+                ("/match/exact/one", "", b3), ("/match/exact", "", b2), ("/match", "", b1), ("/match/prefix/one/any", "", b2),
+                ("/match/prefix/any", "", b1), ("/match/any", "", b3),
+            ])
+            // HTTPRouteMatchingAcrossRoutes.
+            await expect("example.com", [("/", "", b1), ("/example", "", b1), ("/example", "Version:one", b1), ("/v2", "", b2), ("/v2/example", "", b2), ("/", "Version:two", b2)])
+            await expect("example.net", [("/example", "", b1), ("/v2", "", b1)])
+            // HTTPRouteRequestHeaderModifier: what the backend got.
+            func sent(_ path: String, _ headers: String) async -> Answer { await ask("30880 GET headers.example.com \(path) \(headers)") }
+            let set1 = await sent("/set", "Some-Other-Header:val")
+            #expect(set1.backend == "\(b1) /set" && set1.sent("some-other-header") == "val" && set1.sent("x-header-set") == "set-overwrites-values", "\(set1.echo)")
+            let set2 = await sent("/set", "Some-Other-Header:val X-Header-Set:some-other-value")
+            #expect(set2.sent("x-header-set") == "set-overwrites-values", "\(set2.echo)")
+            let add1 = await sent("/add", "Some-Other-Header:val")
+            #expect(add1.sent("x-header-add") == "add-appends-values" && add1.sent("some-other-header") == "val", "\(add1.echo)")
+            let add2 = await sent("/add", "Some-Other-Header:val X-Header-Add:some-other-value")
+            #expect(add2.sent("x-header-add") == "some-other-value,add-appends-values", "\(add2.echo)")
+            let remove = await sent("/remove", "X-Header-Remove:val")
+            #expect(remove.backend == "\(b1) /remove" && remove.sent("x-header-remove") == nil, "\(remove.echo)")
+            let multiple = await sent("/multiple", "X-Header-Set-2:set-val-2 X-Header-Add-2:add-val-2 X-Header-Remove-2:remove-val-2 Another-Header:another-header-val")
+            let multipleExpected: [String: String?] = [
+                "x-header-set-1": "header-set-1", "x-header-set-2": "header-set-2", "x-header-add-1": "header-add-1", "x-header-add-2": "add-val-2,header-add-2",
+                "x-header-add-3": "header-add-3", "another-header": "another-header-val", "x-header-remove-1": nil, "x-header-remove-2": nil,
+            ]
+            for (name, value) in multipleExpected { #expect(multiple.sent(name) == value, "/multiple \(name): \(multiple.echo)") }
+            let caseless = await sent("/case-insensitivity", "x-header-set:original-val-set x-header-add:original-val-add x-header-remove:original-val-remove Another-Header:another-header-val")
+            let caselessExpected: [String: String?] = ["x-header-set": "header-set", "x-header-add": "original-val-add,header-add", "another-header": "another-header-val", "x-header-remove": nil]
+            for (name, value) in caselessExpected { #expect(caseless.sent(name) == value, "/case-insensitivity \(name): \(caseless.echo)") }
+            // HTTPRouteNoBackendRefs.
+            await expect("omitted.example.com", [("/forward", "", b1), ("/omitted-no-forward", "", serverError), ("/empty-no-forward", "", serverError)])
+            // The invalid backendRefs: the route stays attached and answers 500.
+            await expect("nonexistent.example.com", [("/", "", serverError)])
+            await expect("unknownkind.example.com", [("/v2", "", serverError)])
+            await expect("crossns.example.com", [("/", "", serverError)])
+            // HTTPRouteMultipleGateways: the shared route on both, each Gateway's own route beside it.
+            await expect("multi.example.com", [("/shared", "", b1), ("/", "", b2)], port: 30890)
+            await expect("multi.example.com", [("/shared", "", b1), ("/", "", b3)], port: 30891)
+            // HTTPRouteServiceTypes.
+            await expect("types.example.com", [("/manual-endpointslices", "", b1), ("/headless", "", b1), ("/headless-manual-endpointslices", "", b1)], port: 30890)
             client.closeInput()
         }
     }
