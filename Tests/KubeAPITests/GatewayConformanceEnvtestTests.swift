@@ -297,4 +297,105 @@ struct GatewayConformanceEnvtestTests {
             try await eventually("Gateway gateway-secret-reference-grant-all-in-namespace: \(served)") { try await https("gateway-secret-reference-grant-all-in-namespace") == served }
         }
     }
+
+    /// GatewayInvalidRouteKind, GatewayListenerUnsupportedProtocol, GatewayWithAttachedRoutes,
+    /// HTTPRouteInvalidCrossNamespaceParentRef and HTTPRouteInvalidParentRefNotMatchingSectionName,
+    /// each as the upstream test checks it.
+    @Test("Listener kinds and protocols, attachedRoutes, parentRefs that do not attach, on the real server")
+    func listenersAndParentRefs() async throws {
+        try await Self.withLeader { admin, _ in
+            let ns = Self.infra, web = "gateway-conformance-web-backend"
+            let selected = RouteNamespaces(from: "Selector", selector: LabelSelector(matchLabels: ["kubernetes.io/metadata.name": ns]))
+            func gateway(_ name: String, _ listeners: [Listener]) async throws {
+                _ = try await admin.create(Gateway(metadata: ObjectMeta(name: name, namespace: ns), spec: GatewaySpec(gatewayClassName: "portway", listeners: listeners)))
+            }
+            func route(_ name: String, in namespace: String = ns, hostnames: [String]? = nil, _ parent: ParentReference, backend: String = "infra-backend-v1") async throws {
+                _ = try await admin.create(HTTPRoute(
+                    metadata: ObjectMeta(name: name, namespace: namespace),
+                    spec: HTTPRouteSpec(parentRefs: [parent], hostnames: hostnames, rules: [HTTPRouteRule(backendRefs: [HTTPBackendRef(name: backend, port: 8080)])])))
+            }
+            _ = try await admin.create(Service(metadata: ObjectMeta(name: "infra-backend-v1", namespace: ns), spec: ServiceSpec(ports: [ServicePort(protocol: "TCP", port: 8080)])))
+            _ = try await admin.create(Service(metadata: ObjectMeta(name: "web-backend", namespace: web), spec: ServiceSpec(ports: [ServicePort(protocol: "TCP", port: 8080)])))
+            let all = RouteNamespaces(from: "All")
+            try await gateway("gateway-only-invalid-route-kind", [
+                Listener(name: "http", port: 80, protocol: "HTTP", allowedRoutes: AllowedRoutes(namespaces: all, kinds: [RouteGroupKind(kind: "InvalidRoute")])),
+            ])
+            try await gateway("gateway-supported-and-invalid-route-kind", [
+                Listener(name: "http", port: 80, protocol: "HTTP", allowedRoutes: AllowedRoutes(namespaces: all, kinds: [RouteGroupKind(kind: "InvalidRoute"), RouteGroupKind(kind: "HTTPRoute")])),
+            ])
+            try await gateway("gateway-only-unsupported-protocols", [Listener(name: "invalid", port: 1111, protocol: "INVALID")])
+            try await gateway("gateway-supported-and-unsupported-protocols", [
+                Listener(name: "http", port: 80, protocol: "HTTP"), Listener(name: "invalid", port: 1111, protocol: "INVALID"),
+            ])
+            let httpRouteKind = [RouteGroupKind(kind: "HTTPRoute")]
+            try await gateway("gateway-with-one-attached-route", [
+                Listener(name: "http", port: 80, protocol: "HTTP", allowedRoutes: AllowedRoutes(namespaces: selected, kinds: httpRouteKind)),
+            ])
+            try await gateway("gateway-with-two-attached-routes", [
+                Listener(name: "http", hostname: "foo.example.com", port: 80, protocol: "HTTP", allowedRoutes: AllowedRoutes(namespaces: selected, kinds: httpRouteKind)),
+            ])
+            try await gateway("unresolved-gateway-with-one-attached-unresolved-route", [
+                Listener(
+                    name: "tls", port: 443, protocol: "HTTPS", allowedRoutes: AllowedRoutes(namespaces: selected, kinds: httpRouteKind),
+                    tls: GatewayTLSConfig(mode: "Terminate", certificateRefs: [SecretObjectReference(group: "", kind: "Secret", name: "does-not-exist")])),
+            ])
+            try await gateway("same-namespace", [Listener(name: "http", port: 80, protocol: "HTTP")])
+            let gatewayRef = { (name: String) in ParentReference(kind: "Gateway", namespace: ns, name: name) }
+            try await route("http-route-1", gatewayRef("gateway-with-one-attached-route"))
+            try await route("http-route-2", gatewayRef("gateway-with-two-attached-routes"))
+            try await route("http-route-3", gatewayRef("gateway-with-two-attached-routes"))
+            try await route("http-route-not-accepted", hostnames: ["not-accepted.test.com"], gatewayRef("gateway-with-two-attached-routes"))
+            try await route("http-route-4", ParentReference(kind: "Gateway", namespace: ns, name: "unresolved-gateway-with-one-attached-unresolved-route", sectionName: "tls"), backend: "does-not-exist")
+            try await route("invalid-cross-namespace-parent-ref", in: web, ParentReference(namespace: ns, name: "same-namespace"), backend: "web-backend")
+            try await route("httproute-listener-not-matching-section-name", ParentReference(namespace: ns, name: "same-namespace", sectionName: "http1", port: 80))
+
+            /// The Gateway's `Accepted` and, per listener, the conditions of `types` with attachedRoutes and kinds, at its generation.
+            func status(_ name: String, _ types: [String]) async throws -> String {
+                let g = try await admin.get(Gateway.self, name: name, namespace: ns)
+                guard Self.latest(g.status?.conditions, g.metadata.generation) else { return "not at generation \(g.metadata.generation ?? 0)" }
+                let listeners = (g.status?.listeners ?? []).map { l in
+                    let conditions = Self.summary(l.conditions).filter { c in types.contains { c.hasPrefix($0 + "=") } }
+                    return "\(l.name): \(conditions.joined(separator: " ")) attached=\(l.attachedRoutes) kinds=\(l.supportedKinds.map(\.kind))"
+                }
+                return ([Self.summary(g.status?.conditions).first ?? "-"] + listeners).joined(separator: "; ")
+            }
+            let expected: [(String, [String], String)] = [
+                // GatewayInvalidRouteKind.
+                ("gateway-only-invalid-route-kind", ["ResolvedRefs"], "http: ResolvedRefs=False/InvalidRouteKinds attached=0 kinds=[]"),
+                ("gateway-supported-and-invalid-route-kind", ["ResolvedRefs"], "http: ResolvedRefs=False/InvalidRouteKinds attached=0 kinds=[\"HTTPRoute\"]"),
+                // GatewayListenerUnsupportedProtocol.
+                ("gateway-only-unsupported-protocols", ["Accepted"], "invalid: Accepted=False/UnsupportedProtocol attached=0 kinds=[]"),
+                ("gateway-supported-and-unsupported-protocols", ["Accepted"],
+                 "http: Accepted=True/Accepted attached=0 kinds=[\"HTTPRoute\"]; invalid: Accepted=False/UnsupportedProtocol attached=0 kinds=[]"),
+                // GatewayWithAttachedRoutes.
+                ("gateway-with-one-attached-route", ["Accepted", "ResolvedRefs"], "http: Accepted=True/Accepted ResolvedRefs=True/ResolvedRefs attached=1 kinds=[\"HTTPRoute\"]"),
+                ("gateway-with-two-attached-routes", ["Accepted", "ResolvedRefs"], "http: Accepted=True/Accepted ResolvedRefs=True/ResolvedRefs attached=2 kinds=[\"HTTPRoute\"]"),
+                ("unresolved-gateway-with-one-attached-unresolved-route", ["ResolvedRefs", "Programmed"],
+                 "tls: ResolvedRefs=False/InvalidCertificateRef Programmed=False/Invalid attached=1 kinds=[\"HTTPRoute\"]"),
+                // HTTPRouteInvalidCrossNamespaceParentRef, HTTPRouteInvalidParentRefNotMatchingSectionName: no route attaches.
+                ("same-namespace", ["Accepted"], "http: Accepted=True/Accepted attached=0 kinds=[\"HTTPRoute\"]"),
+            ]
+            for (gateway, types, listeners) in expected {
+                var got = ""
+                let done = try await waitUntil { got = try await status(gateway, types); return got.hasSuffix("; " + listeners) }
+                #expect(done, "Gateway \(gateway): \(got)")
+            }
+            #expect(try await status("gateway-only-unsupported-protocols", []).hasPrefix("Accepted=False/ListenersNotValid;"))
+            #expect(try await status("gateway-supported-and-unsupported-protocols", []).hasPrefix("Accepted=True/ListenersNotValid;"))
+
+            func parent(_ route: String, in namespace: String = ns, gateway: String) async throws -> [String] {
+                Self.summary(try await admin.get(HTTPRoute.self, name: route, namespace: namespace).status?.parents?.first { $0.parentRef.name == gateway }?.conditions)
+            }
+            try await eventually("http-route-not-accepted: NoMatchingListenerHostname") {
+                try await parent("http-route-not-accepted", gateway: "gateway-with-two-attached-routes").contains("Accepted=False/NoMatchingListenerHostname")
+            }
+            try await eventually("invalid-cross-namespace-parent-ref: NotAllowedByListeners, references resolved") {
+                let conditions = try await parent("invalid-cross-namespace-parent-ref", in: web, gateway: "same-namespace")
+                return conditions.contains("Accepted=False/NotAllowedByListeners") && conditions.contains("ResolvedRefs=True/ResolvedRefs")
+            }
+            try await eventually("httproute-listener-not-matching-section-name: NoMatchingParent") {
+                try await parent("httproute-listener-not-matching-section-name", gateway: "same-namespace").contains("Accepted=False/NoMatchingParent")
+            }
+        }
+    }
 }
