@@ -176,6 +176,63 @@ private func httpRoute(_ name: String, parents: [String] = ["web"], hosts: [Stri
     """
 }
 
+/// An HTTPRoute of HTTPRouteHostnameIntersection: on Gateway httproute-hostname-intersection for
+/// `hosts`, PathPrefix `path` to `backend`.
+private func intersectionRoute(_ name: String, hosts: [String], path: String, backend: String) -> String {
+    httpRoute(name, parents: ["httproute-hostname-intersection"], hosts: hosts, rules: """
+          - matches: [{path: {type: PathPrefix, value: \(path)}}]
+            backendRefs: [{name: \(backend), port: 80}]
+        """)
+}
+
+/// The upstream suite's backend namespaces (labelled `gateway-conformance: backend`) with
+/// web-backend, app-backend-v1 and app-backend-v2 (on be2, see `start(otherBackends:)`).
+private let otherBackendsYAML = KubeYAML.join([
+    KubeYAML.namespace("gateway-conformance-web-backend", labels: ["gateway-conformance": "backend"]),
+    KubeYAML.namespace("gateway-conformance-app-backend", labels: ["gateway-conformance": "backend"]),
+    KubeYAML.backend("web-backend", namespace: "gateway-conformance-web-backend", clusterIP: "10.96.0.86", targetPort: 8083, addresses: [Lab.backendIPs["be2"]!], nodeName: "lab-node"),
+    KubeYAML.backend("app-backend-v1", namespace: "gateway-conformance-app-backend", clusterIP: "10.96.0.87", targetPort: 8084, addresses: [Lab.backendIPs["be2"]!], nodeName: "lab-node"),
+    KubeYAML.backend("app-backend-v2", namespace: "gateway-conformance-app-backend", clusterIP: "10.96.0.88", targetPort: 8085, addresses: [Lab.backendIPs["be2"]!], nodeName: "lab-node"),
+])
+
+/// A ReferenceGrant in `namespace` from `fromGroup/fromKind` in `fromNamespace` to `toGroup/toKind` `toName`.
+private func referenceGrant(
+    _ name: String, in namespace: String, from: (group: String, kind: String, namespace: String), to: (group: String, kind: String, name: String)
+) -> String {
+    """
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: ReferenceGrant
+    metadata: {name: \(name), namespace: \(namespace)}
+    spec:
+      from: [{group: "\(from.group)", kind: \(from.kind), namespace: \(from.namespace)}]
+      to: [{group: "\(to.group)", kind: \(to.kind), name: \(to.name)}]
+
+    """
+}
+
+/// The upstream suite's Gateway `same-namespace-with-https-listener` (NodePort 30882): listeners
+/// `https` (any host), `https-with-hostname` (second-example.org) and `https-with-wildcard-hostname`
+/// (*.wildcard.org) on 443, each with the Secret `tls-validity-checks-certificate` (a new
+/// self-signed certificate for example.org). Blocking (openssl).
+private func httpsGatewayYAML(_ lab: Lab) async throws -> String {
+    let certificate = lab.scripts + "/tls-validity-checks"
+    try await onDedicatedThread { try makeCertificate(hostname: "example.org", path: certificate) }
+    let secret = "tls-validity-checks-certificate"
+    return KubeYAML.join([
+        KubeYAML.gateway("same-namespace-with-https-listener", namespace: "lab", listeners: [
+            KubeYAML.listener("https", port: 443, protocol: "HTTPS", certificate: secret),
+            KubeYAML.listener("https-with-hostname", port: 443, protocol: "HTTPS", hostname: "second-example.org", certificate: secret),
+            KubeYAML.listener("https-with-wildcard-hostname", port: 443, protocol: "HTTPS", hostname: "'*.wildcard.org'", certificate: secret),
+        ]),
+        KubeYAML.gatewayService("same-namespace-with-https-listener", namespace: "lab", clusterIP: "10.96.0.92", ports: [
+            .init(name: "https", port: 443, targetPort: 443, nodePort: 30882),
+        ]),
+        KubeYAML.tlsSecret(
+            secret, namespace: "lab",
+            certificate: try Data(contentsOf: URL(fileURLWithPath: certificate + ".crt")), key: try Data(contentsOf: URL(fileURLWithPath: certificate + ".key"))),
+    ])
+}
+
 /// The upstream suite's Gateways `same-namespace` (routes from its namespace; NodePort 30890) and
 /// `all-namespaces` (routes from every namespace; NodePort 30891), each one HTTP listener on 80.
 private let upstreamGatewaysYAML = KubeYAML.join([
@@ -245,11 +302,18 @@ struct GatewayConformanceE2ETests {
     /// Starts the echo backends (infra-backend-v1 on be1, -v2 on be2), writes `yaml` and starts the
     /// agent; returns it and the client (`request.py` in the client namespace) once `probe`
     /// (`PORT METHOD HOST PATH`) is answered with `status`.
-    private func start(_ lab: Lab, yaml: String, probe: String, status: Int) async throws -> (agent: Child, ask: (String) async -> Answer, client: Child) {
+    private func start(
+        _ lab: Lab, yaml: String, probe: String, status: Int, otherBackends: Bool = false
+    ) async throws -> (agent: Child, ask: (String) async -> Answer, client: Child) {
         try ConformanceScripts.backend.write(toFile: lab.scripts + "/echo.py", atomically: true, encoding: .utf8)
         try ConformanceScripts.client.write(toFile: lab.scripts + "/request.py", atomically: true, encoding: .utf8)
-        // infra-backend-v3 shares be1's namespace on its own port.
-        for (name, ns, port) in [("infra-backend-v1", "\(lab.prefix)-be1", "8081"), ("infra-backend-v2", "\(lab.prefix)-be2", "8081"), ("infra-backend-v3", "\(lab.prefix)-be1", "8082")] {
+        // infra-backend-v3 shares be1's namespace on its own port; the other namespaces' backends
+        // (`otherBackendsYAML`) share be2's.
+        var backends = [("infra-backend-v1", "\(lab.prefix)-be1", "8081"), ("infra-backend-v2", "\(lab.prefix)-be2", "8081"), ("infra-backend-v3", "\(lab.prefix)-be1", "8082")]
+        if otherBackends {
+            backends += [("web-backend", "\(lab.prefix)-be2", "8083"), ("app-backend-v1", "\(lab.prefix)-be2", "8084"), ("app-backend-v2", "\(lab.prefix)-be2", "8085")]
+        }
+        for (name, ns, port) in backends {
             let backend = try await onDedicatedThread { try lab.spawn(in: ns, [Lab.python, lab.scripts + "/echo.py", name, port]) }
             #expect(await backend.line() == "ready")
         }
@@ -346,20 +410,8 @@ struct GatewayConformanceE2ETests {
             redirectRule("/scheme-http-and-port-8080", "scheme: http, port: 8080"),
         ].joined(separator: "\n")
         try await withLab(prefix: "pwgc") { lab in
-            let certificate = lab.scripts + "/tls-validity-checks"
-            try await onDedicatedThread { try makeCertificate(hostname: "example.org", path: certificate) }
-            let https = KubeYAML.join([
-                KubeYAML.gateway("same-namespace-with-https-listener", namespace: "lab", listeners: [
-                    KubeYAML.listener("https", port: 443, protocol: "HTTPS", certificate: "tls-validity-checks-certificate"),
-                ]),
-                KubeYAML.gatewayService("same-namespace-with-https-listener", namespace: "lab", clusterIP: "10.96.0.92", ports: [
-                    .init(name: "https", port: 443, targetPort: 443, nodePort: 30882),
-                ]),
-                KubeYAML.tlsSecret(
-                    "tls-validity-checks-certificate", namespace: "lab",
-                    certificate: try Data(contentsOf: URL(fileURLWithPath: certificate + ".crt")), key: try Data(contentsOf: URL(fileURLWithPath: certificate + ".key"))),
-                httpRoute("http-route-for-listener-on-port-443", parents: ["same-namespace-with-https-listener"], rules: rules),
-            ])
+            let https = try await httpsGatewayYAML(lab) + "---\n"
+                + httpRoute("http-route-for-listener-on-port-443", parents: ["same-namespace-with-https-listener"], rules: rules)
             let (agent, request, client) = try await start(
                 lab, yaml: conformanceGatewayYAML([https]), probe: "tls:30882 GET example.org /scheme-nil-and-port-nil", status: 302)
             defer { agent.kill() }
@@ -373,6 +425,134 @@ struct GatewayConformanceE2ETests {
             ]
             for (path, expected) in cases {
                 #expect(await request("tls:30882 GET example.org \(path)").summary == expected, "listener 443 (NodePort 30882) \(path)")
+            }
+            client.closeInput()
+        }
+    }
+
+    /// HTTPRouteCrossNamespace (Gateway backend-namespaces, routes from namespaces labelled
+    /// `gateway-conformance: backend`; NodePort 30896), HTTPRouteInvalidReferenceGrant (seven
+    /// grants that each miss by one field: 500), HTTPRouteReferenceGrant (the right grant: 200
+    /// from web-backend; deleted: 500 again) and HTTPRoutePartiallyInvalidViaInvalidReferenceGrant
+    /// (a grant for app-backend-v1 only: its rule 200, the other 500). Each with its upstream status
+    /// from the builder on the objects the agent serves at that moment. Upstream runs them alone
+    /// on `same-namespace`; here the two routes there have hostnames of their own.
+    @Test("ReferenceGrants and cross-namespace routes through the Gateway NodePorts: grants that miss, the right grant added and deleted, a partially permitted route")
+    func referenceGrantsThroughNodePort() async throws {
+        let infra = "lab", webNS = "gateway-conformance-web-backend", appNS = "gateway-conformance-app-backend"
+        let routes = [
+            otherBackendsYAML,
+            """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: Gateway
+            metadata: {name: backend-namespaces, namespace: lab}
+            spec:
+              gatewayClassName: \(KubeYAML.className)
+              listeners: [{name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: Selector, selector: {matchLabels: {gateway-conformance: backend}}}}}]
+
+            """,
+            KubeYAML.gatewayService("backend-namespaces", namespace: "lab", clusterIP: "10.96.0.96", ports: [.init(name: "http", port: 80, targetPort: 80, nodePort: 30896)]),
+            """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: HTTPRoute
+            metadata: {name: cross-namespace, namespace: \(webNS)}
+            spec:
+              parentRefs: [{name: backend-namespaces, namespace: lab}]
+              rules: [{backendRefs: [{name: web-backend, port: 80}]}]
+
+            """,
+            upstreamGatewaysYAML,
+            httpRoute("reference-grant", parents: ["same-namespace"], hosts: ["grant.example.com"], rules: "  - backendRefs: [{name: web-backend, namespace: \(webNS), port: 80}]"),
+            httpRoute("invalid-reference-grant", parents: ["same-namespace"], hosts: ["partial.example.com"], rules: """
+                  - matches: [{path: {type: PathPrefix, value: /v2}}]
+                    backendRefs: [{name: app-backend-v2, namespace: \(appNS), port: 80}]
+                  - backendRefs: [{name: app-backend-v1, namespace: \(appNS), port: 80}]
+                """),
+            referenceGrant("invalid-reference-grant", in: appNS, from: (GatewayAPI.group, "HTTPRoute", infra), to: ("", "Service", "app-backend-v1")),
+        ]
+        let invalidGrants = KubeYAML.join([
+            referenceGrant("reference-grant-wrong-namespace", in: infra, from: (GatewayAPI.group, "HTTPRoute", infra), to: ("", "Service", "web-backend")),
+            referenceGrant("reference-grant-wrong-from-group", in: webNS, from: ("not-the-group-youre-looking-for", "HTTPRoute", infra), to: ("", "Service", "web-backend")),
+            referenceGrant("reference-grant-wrong-from-kind", in: webNS, from: (GatewayAPI.group, "Gateway", infra), to: ("", "Service", "web-backend")),
+            referenceGrant("reference-grant-wrong-from-namespace", in: webNS, from: (GatewayAPI.group, "HTTPRoute", "not-the-namespace-youre-looking-for"), to: ("", "Service", "web-backend")),
+            referenceGrant("reference-grant-wrong-to-group", in: webNS, from: (GatewayAPI.group, "HTTPRoute", infra), to: ("not-the-group-youre-looking-for", "Service", "web-backend")),
+            referenceGrant("reference-grant-wrong-to-kind", in: webNS, from: (GatewayAPI.group, "HTTPRoute", infra), to: ("", "Secret", "web-backend")),
+            referenceGrant("reference-grant-wrong-to-name", in: webNS, from: (GatewayAPI.group, "HTTPRoute", infra), to: ("", "Secret", "not-the-service-youre-looking-for")),
+        ])
+        let rightGrant = referenceGrant("reference-grant", in: webNS, from: (GatewayAPI.group, "HTTPRoute", infra), to: ("", "Service", "web-backend"))
+        /// The `ResolvedRefs` of route `name` (namespace `namespace`) on `gateway`, from the builder over `extra` too.
+        func resolvedRefs(_ name: String, in namespace: String = infra, gateway: String = "same-namespace", extra: [String]) throws -> String {
+            let status = GatewayState.build(try FileSource.load(yaml: conformanceGatewayYAML(routes + extra), file: "gateway.yaml").snapshot, options: GatewayOptions()).status
+            let parent = status.routes[NamespacedName(namespace: namespace, name: name)]?.first { $0.parentRef.name == gateway }
+            return (parent?.conditions ?? []).map { "\($0.type)=\($0.status)/\($0.reason ?? "")" }.joined(separator: " ")
+        }
+        #expect(try resolvedRefs("cross-namespace", in: webNS, gateway: "backend-namespaces", extra: [invalidGrants]) == "Accepted=True/Accepted ResolvedRefs=True/ResolvedRefs")
+        #expect(try resolvedRefs("invalid-reference-grant", extra: [invalidGrants]) == "Accepted=True/Accepted ResolvedRefs=False/RefNotPermitted")
+        #expect(try resolvedRefs("reference-grant", extra: [invalidGrants]) == "Accepted=True/Accepted ResolvedRefs=False/RefNotPermitted")
+        #expect(try resolvedRefs("reference-grant", extra: [invalidGrants, rightGrant]) == "Accepted=True/Accepted ResolvedRefs=True/ResolvedRefs")
+        try await withLab(prefix: "pwgc") { lab in
+            // The grants that miss are there from the start: the 500 below is with them loaded.
+            let (agent, ask, client) = try await start(
+                lab, yaml: conformanceGatewayYAML(routes + [invalidGrants]), probe: "30896 GET cross.example.com /", status: 200, otherBackends: true)
+            defer { agent.kill() }
+            let dir = lab.scripts + "/yaml"
+            func backend(_ port: Int, _ host: String, _ path: String = "/") async -> String {
+                let answer = await ask("\(port) GET \(host) \(path)")
+                return answer.status == 200 ? "\(answer.echo["name"] as? String ?? "?")" : answer.summary
+            }
+            // HTTPRouteCrossNamespace.
+            #expect(await backend(30896, "cross.example.com") == "web-backend")
+            // HTTPRoutePartiallyInvalidViaInvalidReferenceGrant.
+            await waitUntil(every: .milliseconds(100)) { await ask("30890 GET partial.example.com /").status == 200 }
+            #expect(await backend(30890, "partial.example.com", "/v2") == "500 -")
+            #expect(await backend(30890, "partial.example.com") == "app-backend-v1")
+            // HTTPRouteInvalidReferenceGrant.
+            #expect(await backend(30890, "grant.example.com") == "500 -")
+            // HTTPRouteReferenceGrant: the right grant, then without it.
+            try rightGrant.write(toFile: dir + "/grant.yaml", atomically: true, encoding: .utf8)
+            var got = ""
+            await waitUntil(every: .milliseconds(100)) { got = await backend(30890, "grant.example.com"); return got == "web-backend" }
+            #expect(got == "web-backend", "with the grant")
+            try FileManager.default.removeItem(atPath: dir + "/grant.yaml")
+            await waitUntil(every: .milliseconds(100)) { got = await backend(30890, "grant.example.com"); return got == "500 -" }
+            #expect(got == "500 -", "the grant deleted")
+            client.closeInput()
+        }
+    }
+
+    /// HTTPRouteHTTPSListener: over TLS (SNI = Host) to the HTTPS Gateway's NodePort, a route for
+    /// example.org on every listener and one by sectionName on https-with-hostname; status from
+    /// the builder on the same objects.
+    @Test("HTTPS listeners through their NodePort: a route by hostname, one by sectionName, an unknown host 404")
+    func httpsListenerThroughNodePort() async throws {
+        guard haveCommand("openssl") else {
+            print("⚠️ httpsListenerThroughNodePort skipped: openssl not found")
+            return
+        }
+        try await withLab(prefix: "pwgc") { lab in
+            let yaml = conformanceGatewayYAML([
+                try await httpsGatewayYAML(lab),
+                httpRoute("httproute-https-test", parents: ["same-namespace-with-https-listener"], hosts: ["example.org"], rules: "  - backendRefs: [{name: infra-backend-v1, port: 80}]"),
+                """
+                apiVersion: gateway.networking.k8s.io/v1
+                kind: HTTPRoute
+                metadata: {name: httproute-https-test-no-hostname, namespace: lab}
+                spec:
+                  parentRefs: [{name: same-namespace-with-https-listener, sectionName: https-with-hostname}]
+                  rules: [{backendRefs: [{name: infra-backend-v2, port: 80}]}]
+
+                """,
+            ])
+            let status = GatewayState.build(try FileSource.load(yaml: yaml, file: "gateway.yaml").snapshot, options: GatewayOptions()).status
+            for route in ["httproute-https-test", "httproute-https-test-no-hostname"] {
+                let parents = status.routes[NamespacedName(namespace: "lab", name: route)] ?? []
+                #expect(!parents.isEmpty && parents.allSatisfy { $0.conditions?.map { "\($0.type)=\($0.status)" } == ["Accepted=True", "ResolvedRefs=True"] }, "\(route)")
+            }
+            let (agent, ask, client) = try await start(lab, yaml: yaml, probe: "tls:30882 GET example.org /", status: 200)
+            defer { agent.kill() }
+            for (host, expected) in [("example.org", "200 infra-backend-v1"), ("unknown-example.org", "404 -"), ("second-example.org", "200 infra-backend-v2")] {
+                let answer = await ask("tls:30882 GET \(host) /")
+                #expect("\(answer.status) \(answer.echo["name"] as? String ?? "-")" == expected, "Host and SNI \(host)")
             }
             client.closeInput()
         }
@@ -658,6 +838,124 @@ struct GatewayConformanceE2ETests {
             await expect("multi.example.com", [("/shared", "", b1), ("/", "", b3)], port: 30891)
             // HTTPRouteServiceTypes.
             await expect("types.example.com", [("/manual-endpointslices", "", b1), ("/headless", "", b1), ("/headless-manual-endpointslices", "", b1)], port: 30890)
+            client.closeInput()
+        }
+    }
+
+    /// HTTPRouteListenerHostnameMatching (four listeners on one port, routes by sectionName; its
+    /// own Gateway, NodePort 30893), HTTPRouteHostnameIntersection (its two Gateways, NodePorts
+    /// 30894 and 30895, status and traffic) and HTTPRouteWeight (70/30/0 on same-namespace, NodePort 30890:
+    /// upstream checks the distribution with a tolerance; here 300 requests, each share within
+    /// 0.1 of its weight — over 3.5 standard deviations — and none to the weight-0 backend).
+    @Test("Hostnames and weights through the Gateway NodePorts: exact and wildcard listeners by sectionName; route and listener hostnames intersected; a 70/30/0 split")
+    func hostnamesAndWeightsThroughNodePort() async throws {
+        let listeners = [("listener-1", "bar.com"), ("listener-2", "foo.bar.com"), ("listener-3", "'*.bar.com'"), ("listener-4", "'*.foo.com'")]
+        let hostnameGateway = KubeYAML.join([
+            KubeYAML.gateway("httproute-listener-hostname-matching", namespace: "lab", listeners: listeners.map { KubeYAML.listener($0.0, port: 80, hostname: $0.1) }),
+            KubeYAML.gatewayService("httproute-listener-hostname-matching", namespace: "lab", clusterIP: "10.96.0.93", ports: [
+                .init(name: "http", port: 80, targetPort: 80, nodePort: 30893),
+            ]),
+        ])
+        func sectionRoute(_ name: String, sections: [String], backend: String) -> String {
+            """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: HTTPRoute
+            metadata: {name: \(name), namespace: lab}
+            spec:
+              parentRefs: [\(sections.map { "{name: httproute-listener-hostname-matching, namespace: lab, sectionName: \($0)}" }.joined(separator: ", "))]
+              rules: [{backendRefs: [{name: \(backend), port: 80}]}]
+
+            """
+        }
+        let routes = [
+            hostnameGateway,
+            sectionRoute("backend-v1", sections: ["listener-1"], backend: "infra-backend-v1"),
+            sectionRoute("backend-v2", sections: ["listener-2"], backend: "infra-backend-v2"),
+            sectionRoute("backend-v3", sections: ["listener-3", "listener-4"], backend: "infra-backend-v3"),
+            KubeYAML.gateway("httproute-hostname-intersection", namespace: "lab", listeners: [
+                KubeYAML.listener("listener-1", port: 80, hostname: "very.specific.com"), KubeYAML.listener("listener-2", port: 80, hostname: "'*.wildcard.io'"),
+                KubeYAML.listener("listener-3", port: 80, hostname: "'*.anotherwildcard.io'"),
+            ]),
+            KubeYAML.gateway("httproute-hostname-intersection-all", namespace: "lab", listeners: [KubeYAML.listener("listener-1", port: 80)]),
+            KubeYAML.gatewayService("httproute-hostname-intersection", namespace: "lab", clusterIP: "10.96.0.94", ports: [.init(name: "http", port: 80, targetPort: 80, nodePort: 30894)]),
+            KubeYAML.gatewayService("httproute-hostname-intersection-all", namespace: "lab", clusterIP: "10.96.0.95", ports: [.init(name: "http", port: 80, targetPort: 80, nodePort: 30895)]),
+            intersectionRoute("specific-host-matches-listener-specific-host", hosts: ["non.matching.com", "'*.nonmatchingwildcard.io'", "very.specific.com"], path: "/s1", backend: "infra-backend-v1"),
+            intersectionRoute("specific-host-matches-listener-wildcard-host", hosts: ["non.matching.com", "wildcard.io", "foo.wildcard.io", "bar.wildcard.io", "foo.bar.wildcard.io"], path: "/s2", backend: "infra-backend-v2"),
+            intersectionRoute("wildcard-host-matches-listener-specific-host", hosts: ["non.matching.com", "'*.specific.com'"], path: "/s3", backend: "infra-backend-v3"),
+            intersectionRoute("wildcard-host-matches-listener-wildcard-host", hosts: ["'*.anotherwildcard.io'"], path: "/s4", backend: "infra-backend-v1"),
+            intersectionRoute("no-intersecting-hosts", hosts: ["specific.but.wrong.com", "wildcard.io"], path: "/s5", backend: "infra-backend-v2"),
+            httpRoute("httproute-hostname-intersection-all", parents: ["httproute-hostname-intersection-all"], hosts: ["first.com", "sub.first.com", "second.com", "sub.second.com"],
+                      rules: "  - backendRefs: [{name: infra-backend-v2, port: 80}]"),
+            upstreamGatewaysYAML,
+            httpRoute("weighted-backends", parents: ["same-namespace"], rules: """
+                  - backendRefs: [{name: infra-backend-v1, port: 80, weight: 70}, {name: infra-backend-v2, port: 80, weight: 30}, {name: infra-backend-v3, port: 80, weight: 0}]
+                """),
+        ]
+        let status = GatewayState.build(try FileSource.load(yaml: conformanceGatewayYAML(routes), file: "gateway.yaml").snapshot, options: GatewayOptions()).status
+        for route in [
+            "backend-v1", "backend-v2", "backend-v3", "weighted-backends", "specific-host-matches-listener-specific-host", "specific-host-matches-listener-wildcard-host",
+            "wildcard-host-matches-listener-specific-host", "wildcard-host-matches-listener-wildcard-host", "httproute-hostname-intersection-all",
+        ] {
+            let parents = status.routes[NamespacedName(namespace: "lab", name: route)] ?? []
+            #expect(!parents.isEmpty && parents.allSatisfy { p in
+                p.conditions?.map { "\($0.type)=\($0.status)" } == ["Accepted=True", "ResolvedRefs=True"]
+            }, "\(route): \(parents)")
+        }
+        // HTTPRouteHostnameIntersection's status: a route without a common hostname is not accepted,
+        // and only accepted routes count in attachedRoutes.
+        let noIntersection = status.routes[NamespacedName(namespace: "lab", name: "no-intersecting-hosts")]?.first?.conditions?.first
+        #expect(noIntersection.map { "\($0.type)=\($0.status)/\($0.reason ?? "")" } == "Accepted=False/NoMatchingListenerHostname")
+        let intersection = status.gateways[NamespacedName(namespace: "lab", name: "httproute-hostname-intersection")]?.listeners ?? []
+        #expect(intersection.map { "\($0.name) \($0.attachedRoutes)" } == ["listener-1 2", "listener-2 1", "listener-3 1"])
+        try await withLab(prefix: "pwgc") { lab in
+            let (agent, ask, client) = try await start(lab, yaml: conformanceGatewayYAML(routes), probe: "30893 GET bar.com /", status: 200)
+            defer { agent.kill() }
+            for port in [30894, 30895] {
+                await waitUntil(every: .milliseconds(100)) { await ask("\(port) GET first.com /").status != 0 }
+            }
+            // HTTPRouteHostnameIntersection.
+            let intersections: [(Int, String, String, String)] = [
+                (30894, "very.specific.com", "/s1", "infra-backend-v1"), (30894, "very.specific.com:1234", "/s1", "infra-backend-v1"),
+                (30894, "non.matching.com", "/s1", "404 -"), (30894, "foo.nonmatchingwildcard.io", "/s1", "404 -"), (30894, "foo.wildcard.io", "/s1", "404 -"),
+                (30894, "very.specific.com", "/non-matching-prefix", "404 -"),
+                (30894, "foo.wildcard.io", "/s2", "infra-backend-v2"), (30894, "bar.wildcard.io", "/s2", "infra-backend-v2"), (30894, "foo.bar.wildcard.io", "/s2", "infra-backend-v2"),
+                (30894, "non.matching.com", "/s2", "404 -"), (30894, "wildcard.io", "/s2", "404 -"), (30894, "very.specific.com", "/s2", "404 -"),
+                (30894, "foo.wildcard.io", "/non-matching-prefix", "404 -"),
+                (30894, "very.specific.com", "/s3", "infra-backend-v3"), (30894, "non.matching.com", "/s3", "404 -"), (30894, "foo.specific.com", "/s3", "404 -"),
+                (30894, "foo.wildcard.io", "/s3", "404 -"),
+                (30894, "foo.anotherwildcard.io", "/s4", "infra-backend-v1"), (30894, "bar.anotherwildcard.io", "/s4", "infra-backend-v1"),
+                (30894, "foo.bar.anotherwildcard.io", "/s4", "infra-backend-v1"), (30894, "anotherwildcard.io", "/s4", "404 -"), (30894, "foo.wildcard.io", "/s4", "404 -"),
+                (30894, "very.specific.com", "/s4", "404 -"), (30894, "foo.anotherwildcard.io", "/non-matching-prefix", "404 -"),
+                (30894, "specific.but.wrong.com", "/s5", "404 -"), (30894, "wildcard.io", "/s5", "404 -"),
+                (30895, "first.com", "/", "infra-backend-v2"), (30895, "sub.first.com", "/", "infra-backend-v2"), (30895, "second.com", "/", "infra-backend-v2"),
+                (30895, "sub.second.com", "/", "infra-backend-v2"),
+            ]
+            for (port, host, path, expected) in intersections {
+                let answer = await ask("\(port) GET \(host) \(path)")
+                let got = answer.status == 200 ? answer.echo["name"] as? String ?? "?" : answer.summary
+                #expect(got == expected, "\(port) Host \(host) \(path)")
+            }
+            await waitUntil(every: .milliseconds(100)) { await ask("30890 GET weights.example.com /").status == 200 }
+            let hosts: [(String, String)] = [
+                ("bar.com", "infra-backend-v1 /"), ("foo.bar.com", "infra-backend-v2 /"), ("baz.bar.com", "infra-backend-v3 /"),
+                ("boo.bar.com", "infra-backend-v3 /"), ("multiple.prefixes.bar.com", "infra-backend-v3 /"), ("multiple.prefixes.foo.com", "infra-backend-v3 /"),
+                ("foo.com", "404 -"), ("no.matching.host", "404 -"),
+            ]
+            for (host, expected) in hosts {
+                let answer = await ask("30893 GET \(host) /")
+                #expect((answer.status == 200 ? answer.backend : answer.summary) == expected, "Host \(host)")
+            }
+            var counts: [String: Int] = [:]
+            let total = 300
+            for i in 0..<total {
+                // Upstream adds entropy to each request; a new connection per request does the rest.
+                let answer = await ask("30890 GET weights.example.com /?entropy=\(i)")
+                counts[answer.status == 200 ? (answer.echo["name"] as? String ?? "?") : answer.summary, default: 0] += 1
+            }
+            print("HTTPRouteWeight: \(counts.sorted { $0.key < $1.key })")
+            let v1 = Double(counts["infra-backend-v1"] ?? 0) / Double(total), v2 = Double(counts["infra-backend-v2"] ?? 0) / Double(total)
+            #expect(abs(v1 - 0.7) <= 0.1 && abs(v2 - 0.3) <= 0.1, "\(counts)")
+            #expect(counts["infra-backend-v3"] == nil && (counts["infra-backend-v1"] ?? 0) + (counts["infra-backend-v2"] ?? 0) == total, "\(counts)")
             client.closeInput()
         }
     }
