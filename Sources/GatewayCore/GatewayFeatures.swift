@@ -23,6 +23,8 @@ public enum GatewayFeatures {
         "HTTPRouteBackendTimeout",
         "HTTPRouteHostRewrite",
         "HTTPRouteMethodMatching",
+        "HTTPRouteNamedRouteRule",
+        "HTTPRouteParentRefPort",
         "HTTPRoutePathRedirect",
         "HTTPRoutePathRewrite",
         "HTTPRoutePortRedirect",

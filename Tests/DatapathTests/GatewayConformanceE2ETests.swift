@@ -558,6 +558,71 @@ struct GatewayConformanceE2ETests {
         }
     }
 
+    /// HTTPRouteListenerPortMatching (HTTPRouteParentRefPort: routes attached by `parentRefs[].port`
+    /// to listeners on 80, 8080 and 8090 of one Gateway, NodePorts 30897-30899; the request goes to
+    /// the NodePort of the Host's port, as upstream picks the Gateway address by it) and
+    /// HTTPRouteNamedRule (HTTPRouteNamedRouteRule: a named rule beside an unnamed one).
+    @Test("parentRefs by port and named rules through the Gateway NodePorts")
+    func parentRefPortAndNamedRulesThroughNodePort() async throws {
+        let listeners = [
+            ("listener-1", 80, "foo.com"), ("listener-2", 8080, "foo.com"), ("listener-3", 8080, "bar.com"), ("listener-4", 8090, "foo.com"), ("listener-5", 8090, "bar.com"),
+        ]
+        func portRoute(_ name: String, port: Int, section: String? = nil, backend: String) -> String {
+            """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: HTTPRoute
+            metadata: {name: \(name), namespace: lab}
+            spec:
+              parentRefs: [{name: httproute-listener-port-matching, namespace: lab, port: \(port)\(section.map { ", sectionName: \($0)" } ?? "")}]
+              rules: [{backendRefs: [{name: \(backend), port: 80}]}]
+
+            """
+        }
+        let routes = [
+            KubeYAML.gateway("httproute-listener-port-matching", namespace: "lab", listeners: listeners.map { KubeYAML.listener($0.0, port: $0.1, hostname: $0.2) }),
+            KubeYAML.gatewayService("httproute-listener-port-matching", namespace: "lab", clusterIP: "10.96.0.97", ports: [
+                .init(name: "http-80", port: 80, targetPort: 80, nodePort: 30897), .init(name: "http-8080", port: 8080, targetPort: 8080, nodePort: 30898),
+                .init(name: "http-8090", port: 8090, targetPort: 8090, nodePort: 30899),
+            ]),
+            portRoute("backend-v1", port: 80, backend: "infra-backend-v1"),
+            portRoute("backend-v2", port: 8080, backend: "infra-backend-v2"),
+            portRoute("backend-v3", port: 8090, section: "listener-4", backend: "infra-backend-v3"),
+            upstreamGatewaysYAML,
+            httpRoute("http-named-rules", parents: ["same-namespace"], rules: """
+                  - name: named-rule
+                    matches: [{path: {type: PathPrefix, value: /named}}]
+                    backendRefs: [{name: infra-backend-v1, port: 80}]
+                  - matches: [{path: {type: PathPrefix, value: /unnamed}}]
+                    backendRefs: [{name: infra-backend-v2, port: 80}]
+                """),
+        ]
+        let state = GatewayState.build(try FileSource.load(yaml: conformanceGatewayYAML(routes), file: "gateway.yaml").snapshot, options: GatewayOptions())
+        for route in ["backend-v1", "backend-v2", "backend-v3", "http-named-rules"] {
+            let parents = state.status.routes[NamespacedName(namespace: "lab", name: route)] ?? []
+            #expect(!parents.isEmpty && parents.allSatisfy { $0.conditions?.map { "\($0.type)=\($0.status)" } == ["Accepted=True", "ResolvedRefs=True"] }, "\(route)")
+        }
+        let listenerStatus = state.status.gateways[NamespacedName(namespace: "lab", name: "httproute-listener-port-matching")]?.listeners ?? []
+        #expect(listenerStatus.map { "\($0.name) \($0.attachedRoutes)" } == ["listener-1 1", "listener-2 1", "listener-3 1", "listener-4 1", "listener-5 0"])
+        try await withLab(prefix: "pwgc") { lab in
+            let (agent, ask, client) = try await start(lab, yaml: conformanceGatewayYAML(routes), probe: "30897 GET foo.com /", status: 200)
+            defer { agent.kill() }
+            for port in [30898, 30899, 30890] {
+                await waitUntil(every: .milliseconds(100)) { await ask("\(port) GET foo.com /named").status != 0 }
+            }
+            let cases: [(Int, String, String, String)] = [
+                (30897, "foo.com", "/", "200 infra-backend-v1"), (30898, "foo.com:8080", "/", "200 infra-backend-v2"), (30898, "bar.com:8080", "/", "200 infra-backend-v2"),
+                (30899, "foo.com:8090", "/", "200 infra-backend-v3"), (30899, "bar.com:8090", "/", "404 -"),
+                // HTTPRouteNamedRule.
+                (30890, "named.example.com", "/named", "200 infra-backend-v1"), (30890, "named.example.com", "/unnamed", "200 infra-backend-v2"),
+            ]
+            for (port, host, path, expected) in cases {
+                let answer = await ask("\(port) GET \(host) \(path)")
+                #expect("\(answer.status) \(answer.echo["name"] as? String ?? "-")" == expected, "\(port) Host \(host) \(path)")
+            }
+            client.closeInput()
+        }
+    }
+
     /// HTTPRouteTimeoutRequest and HTTPRouteTimeoutBackendRequest. Issue 19: `timeouts` was never
     /// decoded, so a backend delayed past the route's 500 ms answered 200.
     @Test("Route timeouts through the Gateway NodePort: request 500ms and backendRequest 500ms give 504 for a backend delayed 1 s, 200 when fast; 0s disables them")

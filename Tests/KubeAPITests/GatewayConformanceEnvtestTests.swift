@@ -299,8 +299,9 @@ struct GatewayConformanceEnvtestTests {
     }
 
     /// GatewayInvalidRouteKind, GatewayListenerUnsupportedProtocol, GatewayWithAttachedRoutes,
-    /// HTTPRouteInvalidCrossNamespaceParentRef and HTTPRouteInvalidParentRefNotMatchingSectionName,
-    /// each as the upstream test checks it.
+    /// HTTPRouteInvalidCrossNamespaceParentRef, HTTPRouteInvalidParentRefNotMatchingSectionName and
+    /// HTTPRouteInvalidParentRefSectionNameNotMatchingPort (HTTPRouteParentRefPort), each as the
+    /// upstream test checks it.
     @Test("Listener kinds and protocols, attachedRoutes, parentRefs that do not attach, on the real server")
     func listenersAndParentRefs() async throws {
         try await Self.withLeader { admin, _ in
@@ -340,6 +341,9 @@ struct GatewayConformanceEnvtestTests {
                     tls: GatewayTLSConfig(mode: "Terminate", certificateRefs: [SecretObjectReference(group: "", kind: "Secret", name: "does-not-exist")])),
             ])
             try await gateway("same-namespace", [Listener(name: "http", port: 80, protocol: "HTTP")])
+            try await gateway("gateway-with-one-not-matching-port-and-section-name-route", [
+                Listener(name: "http", port: 80, protocol: "HTTP", allowedRoutes: AllowedRoutes(namespaces: all, kinds: httpRouteKind)),
+            ])
             let gatewayRef = { (name: String) in ParentReference(kind: "Gateway", namespace: ns, name: name) }
             try await route("http-route-1", gatewayRef("gateway-with-one-attached-route"))
             try await route("http-route-2", gatewayRef("gateway-with-two-attached-routes"))
@@ -348,6 +352,9 @@ struct GatewayConformanceEnvtestTests {
             try await route("http-route-4", ParentReference(kind: "Gateway", namespace: ns, name: "unresolved-gateway-with-one-attached-unresolved-route", sectionName: "tls"), backend: "does-not-exist")
             try await route("invalid-cross-namespace-parent-ref", in: web, ParentReference(namespace: ns, name: "same-namespace"), backend: "web-backend")
             try await route("httproute-listener-not-matching-section-name", ParentReference(namespace: ns, name: "same-namespace", sectionName: "http1", port: 80))
+            try await route(
+                "httproute-listener-section-name-not-matching-port",
+                ParentReference(namespace: ns, name: "gateway-with-one-not-matching-port-and-section-name-route", sectionName: "http", port: 81))
 
             /// The Gateway's `Accepted` and, per listener, the conditions of `types` with attachedRoutes and kinds, at its generation.
             func status(_ name: String, _ types: [String]) async throws -> String {
@@ -374,6 +381,8 @@ struct GatewayConformanceEnvtestTests {
                  "tls: ResolvedRefs=False/InvalidCertificateRef Programmed=False/Invalid attached=1 kinds=[\"HTTPRoute\"]"),
                 // HTTPRouteInvalidCrossNamespaceParentRef, HTTPRouteInvalidParentRefNotMatchingSectionName: no route attaches.
                 ("same-namespace", ["Accepted"], "http: Accepted=True/Accepted attached=0 kinds=[\"HTTPRoute\"]"),
+                // HTTPRouteInvalidParentRefSectionNameNotMatchingPort.
+                ("gateway-with-one-not-matching-port-and-section-name-route", ["Accepted"], "http: Accepted=True/Accepted attached=0 kinds=[\"HTTPRoute\"]"),
             ]
             for (gateway, types, listeners) in expected {
                 var got = ""
@@ -395,6 +404,10 @@ struct GatewayConformanceEnvtestTests {
             }
             try await eventually("httproute-listener-not-matching-section-name: NoMatchingParent") {
                 try await parent("httproute-listener-not-matching-section-name", gateway: "same-namespace").contains("Accepted=False/NoMatchingParent")
+            }
+            try await eventually("httproute-listener-section-name-not-matching-port: NoMatchingParent") {
+                try await parent("httproute-listener-section-name-not-matching-port", gateway: "gateway-with-one-not-matching-port-and-section-name-route")
+                    .contains("Accepted=False/NoMatchingParent")
             }
         }
     }
