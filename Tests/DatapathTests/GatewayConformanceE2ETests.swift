@@ -623,6 +623,74 @@ struct GatewayConformanceE2ETests {
         }
     }
 
+    /// GatewayHTTPListenerIsolation: four listeners on port 80 (none, *.example.com,
+    /// *.foo.example.com, abc.foo.example.com), a route on each by sectionName; a request is served
+    /// only by the most specific listener for its host, never by a less specific one's routes. Both
+    /// upstream Gateways: routes without hostnames (NodePort 30884) and routes whose hostnames
+    /// intersect several listeners (NodePort 30885).
+    @Test("HTTP listener isolation through the Gateway NodePorts: each host only by its most specific listener, with and without route hostnames")
+    func listenerIsolationThroughNodePort() async throws {
+        let listeners = [
+            ("empty-hostname", nil), ("wildcard-example-com", "'*.example.com'"), ("wildcard-foo-example-com", "'*.foo.example.com'"),
+            ("abc-foo-example-com", "abc.foo.example.com"),
+        ] as [(String, String?)]
+        let intersecting = ["bar.com", "'*.example.com'", "'*.foo.example.com'", "abc.foo.example.com"]
+        var yaml: [String] = []
+        for (gateway, nodePort, hosts, suffix) in [
+            ("http-listener-isolation", 30884, [String](), ""),
+            ("http-listener-isolation-with-hostname-intersection", 30885, intersecting, "-with-hostname-intersection"),
+        ] {
+            yaml.append("""
+                apiVersion: gateway.networking.k8s.io/v1
+                kind: Gateway
+                metadata: {name: \(gateway), namespace: lab}
+                spec:
+                  gatewayClassName: \(KubeYAML.className)
+                  listeners:
+                \(listeners.map { "  - {name: \($0.0), port: 80, protocol: HTTP\($0.1.map { ", hostname: \($0)" } ?? ""), allowedRoutes: {namespaces: {from: All}}}" }.joined(separator: "\n"))
+
+                """)
+            yaml.append(KubeYAML.gatewayService(gateway, namespace: "lab", clusterIP: "10.96.1.\(nodePort - 30800)", ports: [.init(name: "http", port: 80, targetPort: 80, nodePort: nodePort)]))
+            for (listener, _) in listeners {
+                yaml.append("""
+                    apiVersion: gateway.networking.k8s.io/v1
+                    kind: HTTPRoute
+                    metadata: {name: attaches-to-\(listener)\(suffix), namespace: lab}
+                    spec:
+                      parentRefs: [{name: \(gateway), namespace: lab, sectionName: \(listener)}]
+                    \(hosts.isEmpty ? "" : "  hostnames: [\(hosts.joined(separator: ", "))]\n")  rules:
+                      - matches: [{path: {type: PathPrefix, value: /\(listener)}}]
+                        backendRefs: [{name: infra-backend-v1, port: 80}]
+
+                    """)
+            }
+        }
+        let status = GatewayState.build(try FileSource.load(yaml: conformanceGatewayYAML(yaml), file: "gateway.yaml").snapshot, options: GatewayOptions()).status
+        for suffix in ["", "-with-hostname-intersection"] {
+            for (listener, _) in listeners {
+                let parents = status.routes[NamespacedName(namespace: "lab", name: "attaches-to-\(listener)\(suffix)")] ?? []
+                #expect(parents.count == 1 && parents[0].conditions?.map { "\($0.type)=\($0.status)" } == ["Accepted=True", "ResolvedRefs=True"], "\(listener)\(suffix)")
+            }
+        }
+        try await withLab(prefix: "pwgc") { lab in
+            let (agent, ask, client) = try await start(lab, yaml: conformanceGatewayYAML(yaml), probe: "30884 GET bar.com /empty-hostname", status: 200)
+            defer { agent.kill() }
+            await waitUntil(every: .milliseconds(100)) { await ask("30885 GET bar.com /empty-hostname").status == 200 }
+            // The listener whose routes serve each host; every other listener's path is 404 there.
+            let servedBy = ["bar.com": "empty-hostname", "bar.example.com": "wildcard-example-com", "bar.foo.example.com": "wildcard-foo-example-com", "abc.foo.example.com": "abc-foo-example-com"]
+            for port in [30884, 30885] {
+                for (host, serving) in servedBy.sorted(by: { $0.key < $1.key }) {
+                    for (listener, _) in listeners {
+                        let answer = await ask("\(port) GET \(host) /\(listener)")
+                        let expected = listener == serving ? "200 infra-backend-v1" : "404 -"
+                        #expect("\(answer.status) \(answer.echo["name"] as? String ?? "-")" == expected, "\(port) Host \(host) /\(listener)")
+                    }
+                }
+            }
+            client.closeInput()
+        }
+    }
+
     /// HTTPRouteTimeoutRequest and HTTPRouteTimeoutBackendRequest. Issue 19: `timeouts` was never
     /// decoded, so a backend delayed past the route's 500 ms answered 200.
     @Test("Route timeouts through the Gateway NodePort: request 500ms and backendRequest 500ms give 504 for a backend delayed 1 s, 200 when fast; 0s disables them")
