@@ -578,8 +578,11 @@ struct GatewayBuild {
             conditions.append(condition(
                 "Accepted", false, "InvalidParameters",
                 "spec.infrastructure.parametersRef \(ref.group)/\(ref.kind) \(ref.name): Portway takes no parameters; remove the reference", meta))
-        } else if let addresses = gateway.spec.addresses, !addresses.isEmpty {
-            conditions.append(condition("Accepted", false, "UnsupportedAddress", "spec.addresses is not supported; the address comes from the Gateway's Service", meta))
+        } else if let addresses = gateway.spec.addresses, addresses.contains(where: { !($0.value ?? "").isEmpty }) {
+            // An entry without a value asks for any address (GatewayAddressEmpty): the Service's are
+            // that. A static address is one Portway cannot assign (GatewayStaticAddresses).
+            conditions.append(condition(
+                "Accepted", false, "UnsupportedAddress", "spec.addresses with a value is not supported; the address comes from the Gateway's Service", meta))
         } else if !listeners.isEmpty, valid.isEmpty {
             conditions.append(condition("Accepted", false, "ListenersNotValid", "no listener is valid: \(invalid.joined(separator: ", "))", meta))
         } else if !invalid.isEmpty {

@@ -14,6 +14,7 @@ public enum GatewayFeatures {
     /// Sorted in ascending order, as the spec requires of `supportedFeatures`.
     public static let supported: [String] = [
         "Gateway",
+        "GatewayAddressEmpty",
         "GatewayHTTPListenerIsolation",
         "GatewayPort8080",
         "HTTPRoute",

@@ -215,8 +215,10 @@ public struct LabelSelectorRequirement: Codable, Hashable, Sendable {
 public struct GatewayAddress: Codable, Hashable, Sendable {
     /// IPAddress (default) or Hostname.
     public var type: String?
-    public var value: String
-    public init(type: String? = nil, value: String) {
+    /// Absent or empty in `spec.addresses`: any address of that type, the implementation's choice
+    /// (GatewayAddressEmpty). Always set in `status.addresses`.
+    public var value: String?
+    public init(type: String? = nil, value: String?) {
         self.type = type
         self.value = value
     }

@@ -78,7 +78,7 @@ struct GatewayConformanceEnvtestTests {
         }
     }
 
-    /// GatewayInvalidParametersRef, GatewayObservedGenerationBump, GatewayModifyListeners (add and
+    /// GatewayInvalidParametersRef, GatewayAddressEmpty, GatewayObservedGenerationBump, GatewayModifyListeners (add and
     /// remove), HTTPRouteObservedGenerationBump, and the route reasons of
     /// HTTPRouteInvalidNonExistentBackendRef, HTTPRouteInvalidBackendRefUnknownKind and
     /// HTTPRouteInvalidCrossNamespaceBackendRef, each as the upstream test checks it.
@@ -150,6 +150,17 @@ struct GatewayConformanceEnvtestTests {
             // GatewayInvalidParametersRef.
             let invalid = try await latestGateway("gateway-invalid-parameters-ref")
             #expect(Self.summary(invalid.status?.conditions).first == "Accepted=False/InvalidParameters")
+
+            // GatewayAddressEmpty: an address type without a value; the Gateway gets an address of its
+            // Service (NodePort: the Nodes' InternalIPs).
+            _ = try await admin.create(node("node-a", internalIP: "192.0.2.1"))
+            _ = try await admin.create(Gateway(
+                metadata: ObjectMeta(name: "gateway-without-address-value", namespace: ns),
+                spec: GatewaySpec(gatewayClassName: "portway", listeners: [Listener(name: "http", port: 8080, protocol: "HTTP")], addresses: [GatewayAddress(type: "IPAddress", value: nil)])))
+            let addressed = try await latestGateway("gateway-without-address-value") { $0.status?.addresses?.isEmpty == false }
+            #expect(addressed.spec.addresses == [GatewayAddress(type: "IPAddress", value: nil)], "the server keeps the address without value")
+            #expect(Self.summary(addressed.status?.conditions) == ["Accepted=True/Accepted", "Programmed=True/Programmed"])
+            #expect(addressed.status?.addresses == [GatewayAddress(type: "IPAddress", value: "192.0.2.1")])
 
             // GatewayObservedGenerationBump: a listener added; every condition follows the new generation.
             let before = try await latestGateway("gateway-observed-generation-bump")
