@@ -241,8 +241,8 @@ private func summary(_ e: Explanation) -> String {
         KubeYAML.backend("a", namespace: "lab", clusterIP: "10.96.0.81", targetPort: 8081, addresses: ["10.244.1.10"]))
 
     static func withDirectory(_ body: (GatewayViewOptions) throws -> Void) throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("portway-route-policy-\(getpid())").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // One directory per test: the suite's tests run in parallel.
+        let directory = try makeTempDirectory("portway-route-policy")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try yaml.write(toFile: directory + "/gateway.yaml", atomically: true, encoding: .utf8)
         try body(GatewayViewOptions(directory: directory, nodeName: "lab-node", nodeIPs: ["192.0.2.10"]))
