@@ -197,7 +197,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DatapathTests",
-            dependencies: ["PortwayTestSupport", "Datapath", "BPFMaps", "CPortwayBPF", "CLibBPF"],
+            dependencies: ["PortwayTestSupport", "Datapath", "BPFMaps", "CPortwayBPF", "CLibBPF", "GatewayCore", "FileSource", "KubeModels"],
             swiftSettings: strict
         ),
         .testTarget(

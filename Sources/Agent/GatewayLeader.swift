@@ -86,6 +86,9 @@ public struct GatewayLeaderController: ServiceLifecycle.Service {
                         if !touched.gateways.isEmpty || touched.services.contains(where: { $0.name.hasPrefix(GatewayServices.namePrefix) }) {
                             due = true
                         }
+                        // The leader writes every Portway GatewayClass's status, with or without
+                        // Gateways of that class (a new class, a generation bump).
+                        if case .gatewayClasses = change { due = true }
                     }
                 case .leadership(let now):
                     guard now != leading else { continue }

@@ -587,8 +587,16 @@ struct GatewayBuild {
         // with Accepted True as long as one listener is.
         let invalid = listeners.filter { !$0.accepted }.map { "\($0.listener.name) (\($0.unserved?.reason ?? "invalid"))" }
         let valid = listeners.filter(\.accepted).map(\.listener.name)
-        if let addresses = gateway.spec.addresses, !addresses.isEmpty {
-            conditions.append(condition("Accepted", false, "UnsupportedAddress", "spec.addresses is not supported; the address comes from the Gateway's Service", meta))
+        if let ref = gateway.spec.infrastructure?.parametersRef {
+            // Portway defines no parameters kind: any reference is one it cannot resolve (GatewayInvalidParametersRef).
+            conditions.append(condition(
+                "Accepted", false, "InvalidParameters",
+                "spec.infrastructure.parametersRef \(ref.group)/\(ref.kind) \(ref.name): Portway takes no parameters; remove the reference", meta))
+        } else if let addresses = gateway.spec.addresses, addresses.contains(where: { !($0.value ?? "").isEmpty }) {
+            // An entry without a value asks for any address (GatewayAddressEmpty): the Service's are
+            // that. A static address is one Portway cannot assign (GatewayStaticAddresses).
+            conditions.append(condition(
+                "Accepted", false, "UnsupportedAddress", "spec.addresses with a value is not supported; the address comes from the Gateway's Service", meta))
         } else if !listeners.isEmpty, valid.isEmpty {
             conditions.append(condition("Accepted", false, "ListenersNotValid", "no listener is valid: \(invalid.joined(separator: ", "))", meta))
         } else if !invalid.isEmpty {

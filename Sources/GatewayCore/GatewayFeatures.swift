@@ -5,11 +5,19 @@ import KubeModels
 /// docs/GATEWAY-API.md's feature table must list exactly these as passing (a test compares them),
 /// so a claim cannot drift from the tests behind it. A feature is here only when every upstream
 /// test of it has a Portway test that passes, with real traffic through the Gateway NodePort where
-/// the upstream test sends traffic.
+/// the upstream test sends traffic. The core features of GATEWAY-HTTP (Gateway, HTTPRoute,
+/// ReferenceGrant) are here because every core test of the doc's core table passes.
 public enum GatewayFeatures {
+    /// The core features of the GATEWAY-HTTP profile.
+    public static let core: [String] = ["Gateway", "HTTPRoute", "ReferenceGrant"]
+
     /// Sorted in ascending order, as the spec requires of `supportedFeatures`.
     public static let supported: [String] = [
+        "Gateway",
+        "GatewayAddressEmpty",
+        "GatewayHTTPListenerIsolation",
         "GatewayPort8080",
+        "HTTPRoute",
         "HTTPRoute303RedirectStatusCode",
         "HTTPRoute307RedirectStatusCode",
         "HTTPRoute308RedirectStatusCode",
@@ -18,6 +26,8 @@ public enum GatewayFeatures {
         "HTTPRouteCORS",
         "HTTPRouteHostRewrite",
         "HTTPRouteMethodMatching",
+        "HTTPRouteNamedRouteRule",
+        "HTTPRouteParentRefPort",
         "HTTPRoutePathRedirect",
         "HTTPRoutePathRewrite",
         "HTTPRoutePortRedirect",
@@ -31,6 +41,7 @@ public enum GatewayFeatures {
         "HTTPRouteRetryBackendTimeout",
         "HTTPRouteRetryConnectionError",
         "HTTPRouteSchemeRedirect",
+        "ReferenceGrant",
     ]
 
     /// `status.supportedFeatures` of Portway's GatewayClasses.

@@ -63,6 +63,28 @@ public enum GatewayDuration {
         }
         return parts == 0 ? nil : total
     }
+
+    /// `seconds` as a Gateway API Duration, largest units first, rounded to milliseconds:
+    /// 0.5 → "500ms", 3723.25 → "1h2m3s250ms", 0 → "0s". What `routes` and `explain` print.
+    public static func format(_ seconds: Double) -> String {
+        var rest = Int((seconds * 1000).rounded())
+        guard rest > 0 else { return "0s" }
+        var out = ""
+        for (name, ms) in [("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] where rest >= ms {
+            out += "\(rest / ms)\(name)"
+            rest %= ms
+        }
+        return out
+    }
+}
+
+extension RouteTimeouts {
+    /// `request 500ms`, `backendRequest 0s (disabled)`: the timeouts set, for `routes` and `explain`.
+    public var descriptions: [String] {
+        [("request", request), ("backendRequest", backendRequest)].compactMap { name, value in
+            value.map { "\(name) \(GatewayDuration.format($0))\($0 == 0 ? " (disabled)" : "")" }
+        }
+    }
 }
 
 /// A rule's HTTPRoute `retry` (v1.6), validated at build time. A request is sent again, after

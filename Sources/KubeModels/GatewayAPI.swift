@@ -81,11 +81,39 @@ public struct GatewaySpec: Codable, Hashable, Sendable {
     public var gatewayClassName: String
     public var listeners: [Listener]
     public var addresses: [GatewayAddress]?
+    /// `spec.infrastructure`: what the implementation's own objects carry, and its parameters.
+    public var infrastructure: GatewayInfrastructure?
 
-    public init(gatewayClassName: String, listeners: [Listener], addresses: [GatewayAddress]? = nil) {
+    public init(gatewayClassName: String, listeners: [Listener], addresses: [GatewayAddress]? = nil, infrastructure: GatewayInfrastructure? = nil) {
         self.gatewayClassName = gatewayClassName
         self.listeners = listeners
         self.addresses = addresses
+        self.infrastructure = infrastructure
+    }
+}
+
+/// `spec.infrastructure` of a Gateway.
+public struct GatewayInfrastructure: Codable, Hashable, Sendable {
+    public var labels: [String: String]?
+    public var annotations: [String: String]?
+    /// Implementation-specific parameters (Portway has none to name).
+    public var parametersRef: LocalParametersReference?
+    public init(labels: [String: String]? = nil, annotations: [String: String]? = nil, parametersRef: LocalParametersReference? = nil) {
+        self.labels = labels
+        self.annotations = annotations
+        self.parametersRef = parametersRef
+    }
+}
+
+/// A reference to an object in the Gateway's namespace by group, kind and name.
+public struct LocalParametersReference: Codable, Hashable, Sendable {
+    public var group: String
+    public var kind: String
+    public var name: String
+    public init(group: String, kind: String, name: String) {
+        self.group = group
+        self.kind = kind
+        self.name = name
     }
 }
 
@@ -187,8 +215,10 @@ public struct LabelSelectorRequirement: Codable, Hashable, Sendable {
 public struct GatewayAddress: Codable, Hashable, Sendable {
     /// IPAddress (default) or Hostname.
     public var type: String?
-    public var value: String
-    public init(type: String? = nil, value: String) {
+    /// Absent or empty in `spec.addresses`: any address of that type, the implementation's choice
+    /// (GatewayAddressEmpty). Always set in `status.addresses`.
+    public var value: String?
+    public init(type: String? = nil, value: String?) {
         self.type = type
         self.value = value
     }

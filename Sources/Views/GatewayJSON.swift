@@ -22,7 +22,7 @@ extension Explanation {
             out["listener"] = .null
         }
         out["route"] = decision?.entry.map { .object(["namespace": .string($0.route.namespace), "name": .string($0.route.name), "rule": .int($0.rule)]) } ?? .null
-        out["policy"] = decision?.entry.map { .object(GatewayJSON.policy($0)) } ?? .null
+        out["policy"] = decision?.entry.map(GatewayJSON.policy) ?? .null
         out["candidates"] = .array((decision?.candidates ?? []).map { c in
             .object(["route": .string(c.route.description), "rule": .int(c.rule), "match": .int(c.match), "result": .string(c.result.rawValue), "reason": .string(c.reason)])
         })
@@ -76,7 +76,10 @@ extension Explanation {
                     out += "  \(c.result.rawValue.padding(12)) \(c.route) rule \(c.rule) match \(c.match): \(c.reason)\n"
                 }
                 out += "route: \(decision.entry.map { "\($0.route) rule \($0.rule)" } ?? "none")\n"
-                if let entry = decision.entry { out += "policy: \(GatewayJSON.describePolicy(entry))\n" }
+                if let entry = decision.entry {
+                    let policy = GatewayJSON.policyText(entry)
+                    out += "policy: \(policy.isEmpty ? "none (the proxy's own timeouts)" : policy.joined(separator: ", "))\n"
+                }
             }
             for item in notAttached {
                 out += "not attached: \(item.route) (parentRef \(item.parentText)): \(item.reason): \(item.message)\n"
@@ -145,6 +148,7 @@ public enum GatewayJSON {
             "queryParams": values(m.queryParams),
             "method": m.method.map { .string($0) } ?? .null,
             "filters": .array(entry.filters.map(filter)),
+            "policy": policy(entry),
             "backends": .array(entry.backends.map { b in
                 .object([
                     "service": .object(["namespace": .string(b.reference.namespace), "name": .string(b.reference.name)]),
@@ -156,44 +160,6 @@ public enum GatewayJSON {
                 ])
             }),
         ]
-    }
-
-    /// What the proxy does around forwarding a rule's requests: `{"timeouts": {"requestMs",
-    /// "backendRequestMs"}, "retry": {"codes", "attempts", "backoffMs"} | null, "mirrors":
-    /// [{"service", "port", "numerator", "denominator", "endpoints", "reason"}]}` (docs/CLI-JSON.md).
-    public static func policy(_ entry: RouteTableEntry) -> JSONObject {
-        let ms = { (seconds: Double?) -> JSONValue in seconds.map { .int(Int(($0 * 1000).rounded())) } ?? .null }
-        return [
-            "timeouts": .object(["requestMs": ms(entry.timeouts.request), "backendRequestMs": ms(entry.timeouts.backendRequest)]),
-            "retry": entry.retry.map { r in
-                .object(["codes": .array(r.codes.map { .int($0) }), "attempts": .int(r.attempts), "backoffMs": ms(r.backoffSeconds)])
-            } ?? .null,
-            "mirrors": .array(entry.mirrors.map { m in
-                .object([
-                    "service": .object(["namespace": .string(m.backend.reference.namespace), "name": .string(m.backend.reference.name)]),
-                    "port": .integer(m.backend.port), "numerator": .int(m.numerator), "denominator": .int(m.denominator),
-                    "endpoints": .int(m.backend.endpoints.count),
-                    "reason": m.backend.failure.map { .string("\($0.reason): \($0.message)") } ?? .null,
-                ])
-            }),
-        ]
-    }
-
-    /// One line of a rule's timeouts, retry and mirrors for `explain -o text`.
-    public static func describePolicy(_ entry: RouteTableEntry) -> String {
-        func duration(_ seconds: Double) -> String { seconds == 0 ? "off" : seconds < 1 ? "\(Int((seconds * 1000).rounded()))ms" : "\(seconds)s" }
-        var parts: [String] = []
-        parts.append("request timeout \(entry.timeouts.request.map(duration) ?? "proxy default")")
-        parts.append("backendRequest timeout \(entry.timeouts.backendRequest.map(duration) ?? "none")")
-        if let r = entry.retry {
-            parts.append("retry \(r.attempts)x on \((r.codes.map(String.init) + ["connect errors", "resets", "backend timeouts"]).joined(separator: ", ")) backoff \(duration(r.backoffSeconds))")
-        } else {
-            parts.append("no retry")
-        }
-        for m in entry.mirrors {
-            parts.append("mirror \(m.numerator)/\(m.denominator) to \(m.backend.reference):\(m.backend.port.map(String.init) ?? "?")" + (m.backend.failure.map { " (not configured: \($0.reason))" } ?? ""))
-        }
-        return parts.joined(separator: "; ")
     }
 
     /// A filter as `{"type", <its settings>}` (the Gateway API's shape, from the lowered filter).
@@ -241,6 +207,44 @@ public enum GatewayJSON {
         return .object(out)
     }
 
+    /// What the proxy does around forwarding a rule's requests, beside its filters:
+    /// `{"timeouts": {"request", "backendRequest"}, "retry": {"codes", "attempts", "backoff"} |
+    /// null, "mirrors": [{"service", "port", "numerator", "denominator", "endpoints", "reason"}]}`;
+    /// durations are Gateway API Durations, a timeout null when not set (the proxy's own settings
+    /// apply; "0s" disables it). docs/CLI-JSON.md.
+    public static func policy(_ entry: RouteTableEntry) -> JSONValue {
+        let duration = { (seconds: Double?) -> JSONValue in seconds.map { .string(GatewayDuration.format($0)) } ?? .null }
+        return .object([
+            "timeouts": .object(["request": duration(entry.timeouts.request), "backendRequest": duration(entry.timeouts.backendRequest)]),
+            "retry": entry.retry.map { r in
+                .object(["codes": .array(r.codes.map { .int($0) }), "attempts": .int(r.attempts), "backoff": duration(r.backoffSeconds)])
+            } ?? .null,
+            "mirrors": .array(entry.mirrors.map { m in
+                .object([
+                    "service": .object(["namespace": .string(m.backend.reference.namespace), "name": .string(m.backend.reference.name)]),
+                    "port": .integer(m.backend.port), "numerator": .int(m.numerator), "denominator": .int(m.denominator),
+                    "endpoints": .int(m.backend.endpoints.count),
+                    "reason": m.backend.failure.map { .string("\($0.reason): \($0.message)") } ?? .null,
+                ])
+            }),
+        ])
+    }
+
+    /// The policy in words (`timeout request 500ms`, `retry 2x on 502, 503 backoff 100ms`,
+    /// `mirror 1/2 to shop/audit:80`), empty when the rule sets none.
+    public static func policyText(_ entry: RouteTableEntry) -> [String] {
+        var parts = entry.timeouts.descriptions.map { "timeout \($0)" }
+        if let r = entry.retry {
+            let on = r.codes.map(String.init) + ["connect errors", "resets", "backend timeouts"]
+            parts.append("retry \(r.attempts)x on \(on.joined(separator: " / ")) backoff \(GatewayDuration.format(r.backoffSeconds))")
+        }
+        for m in entry.mirrors {
+            parts.append("mirror \(m.numerator)/\(m.denominator) to \(m.backend.reference):\(m.backend.port.map(String.init) ?? "?")"
+                + (m.backend.failure.map { " (not configured: \($0.reason))" } ?? ""))
+        }
+        return parts
+    }
+
     /// One line for `portway routes -o table`: match → action.
     public static func describe(_ entry: RouteTableEntry) -> String {
         let m = entry.matchSpec
@@ -260,6 +264,8 @@ public enum GatewayJSON {
             }.joined(separator: ", ")
         }
         let filters = entry.filters.map(\.typeName).filter { $0 != "RequestRedirect" }
+        let policy = policyText(entry)
         return parts.joined(separator: " ") + " → " + action + (filters.isEmpty ? "" : " [\(filters.joined(separator: ", "))]")
+            + (policy.isEmpty ? "" : " {\(policy.joined(separator: ", "))}")
     }
 }

@@ -1,4 +1,7 @@
+import FileSource
 import Foundation
+import GatewayCore
+import KubeModels
 import Testing
 
 private let conformanceReady = LabPrerequisites.readyWithAgent("GatewayConformanceE2ETests")
@@ -6,7 +9,8 @@ private let conformanceReady = LabPrerequisites.readyWithAgent("GatewayConforman
 /// The conformance suite's echo backend and client, as far as these tests need them.
 private enum ConformanceScripts {
     /// `echo.py NAME PORT`: answers every request with a JSON body `{name, method, path, host,
-    /// headers}` (header names lowercased) and the response headers `X-Header-Set: original` and
+    /// headers}` (header names lowercased, the values of a repeated header joined with commas, as
+    /// the conformance suite compares them) and the response headers `X-Header-Set: original` and
     /// `X-Header-Remove: present` (for response header modifiers to act on); `?delay=1s` (or
     /// `500ms`) waits that long first, as the conformance backend does.
     static let backend = #"""
@@ -23,7 +27,7 @@ private enum ConformanceScripts {
                 seconds = float(delay[:-2]) / 1000 if delay.endswith("ms") else float(delay.rstrip("s"))
                 time.sleep(seconds)
                 body = json.dumps({"name": name, "method": self.command, "path": self.path, "host": self.headers.get("Host", ""),
-                                   "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+                                   "headers": {k.lower(): ",".join(self.headers.get_all(k)) for k in self.headers.keys()}}).encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("X-Header-Set", "original")
@@ -44,16 +48,24 @@ private enum ConformanceScripts {
 
     /// `request.py ADDRESS`: each stdin line is `PORT METHOD HOST PATH [NAME:VALUE…]`; one request on
     /// a new connection, no redirect followed; prints one JSON line `{status, location, headers,
-    /// body}` (response header names lowercased), or `{"error": …}` after 5 s.
+    /// body}` (response header names lowercased), or `{"error": …}` after 5 s. A PORT written
+    /// `tls:PORT` speaks TLS with HOST as the SNI (the certificate is not verified).
     static let client = #"""
-        import http.client, json, sys
+        import http.client, json, socket, ssl, sys
         address = sys.argv[1]
         for line in sys.stdin:
             port, method, host, path, *extra = line.split()
             headers = {"Host": host}
             headers.update(dict(h.split(":", 1) for h in extra))
             try:
-                conn = http.client.HTTPConnection(address, int(port), timeout=5)
+                tls = port.startswith("tls:")
+                port = int(port.removeprefix("tls:"))
+                conn = http.client.HTTPConnection(address, port, timeout=5)
+                if tls:
+                    context = ssl.create_default_context()
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+                    conn.sock = context.wrap_socket(socket.create_connection((address, port), timeout=5), server_hostname=host)
                 conn.request(method, path, headers=headers)
                 r = conn.getresponse()
                 body = r.read().decode()
@@ -93,7 +105,7 @@ private struct Answer {
 }
 
 /// The Gateway `web` in namespace `lab` with HTTP listeners on 80 (NodePort 30880) and 8080
-/// (NodePort 30881), and `routes`.
+/// (NodePort 30881), the backends infra-backend-v1/-v2/-v3, and `routes`.
 private func conformanceGatewayYAML(_ routes: [String]) -> String {
     KubeYAML.join([
         KubeYAML.gatewayClass(),
@@ -106,6 +118,7 @@ private func conformanceGatewayYAML(_ routes: [String]) -> String {
         ]),
         backendYAML(service: "infra-backend-v1", clusterIP: "10.96.0.81", address: Lab.backendIPs["be1"]!),
         backendYAML(service: "infra-backend-v2", clusterIP: "10.96.0.82", address: Lab.backendIPs["be2"]!),
+        KubeYAML.backend("infra-backend-v3", namespace: "lab", clusterIP: "10.96.0.83", targetPort: 8082, addresses: [Lab.backendIPs["be1"]!], nodeName: "lab-node"),
     ] + routes)
 }
 
@@ -137,6 +150,140 @@ private func timeoutRule(_ path: String, _ timeouts: String) -> String {
         + "    timeouts: \(timeouts)"
 }
 
+/// An HTTPRoute in `lab` (YAML) attached to each of `parents`, for `hosts` (none: every host), with
+/// `rules` (YAML list items indented by two spaces).
+private func httpRoute(_ name: String, parents: [String] = ["web"], hosts: [String] = [], rules: String) -> String {
+    """
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: HTTPRoute
+    metadata: {name: \(name), namespace: lab}
+    spec:
+      parentRefs: [\(parents.map { "{name: \($0)}" }.joined(separator: ", "))]
+    \(hosts.isEmpty ? "" : "  hostnames: [\(hosts.joined(separator: ", "))]\n")  rules:
+    \(rules)
+
+    """
+}
+
+/// An HTTPRoute of HTTPRouteHostnameIntersection: on Gateway httproute-hostname-intersection for
+/// `hosts`, PathPrefix `path` to `backend`.
+private func intersectionRoute(_ name: String, hosts: [String], path: String, backend: String) -> String {
+    httpRoute(name, parents: ["httproute-hostname-intersection"], hosts: hosts, rules: """
+          - matches: [{path: {type: PathPrefix, value: \(path)}}]
+            backendRefs: [{name: \(backend), port: 80}]
+        """)
+}
+
+/// The upstream suite's backend namespaces (labelled `gateway-conformance: backend`) with
+/// web-backend, app-backend-v1 and app-backend-v2 (on be2, see `start(otherBackends:)`).
+private let otherBackendsYAML = KubeYAML.join([
+    KubeYAML.namespace("gateway-conformance-web-backend", labels: ["gateway-conformance": "backend"]),
+    KubeYAML.namespace("gateway-conformance-app-backend", labels: ["gateway-conformance": "backend"]),
+    KubeYAML.backend("web-backend", namespace: "gateway-conformance-web-backend", clusterIP: "10.96.0.86", targetPort: 8083, addresses: [Lab.backendIPs["be2"]!], nodeName: "lab-node"),
+    KubeYAML.backend("app-backend-v1", namespace: "gateway-conformance-app-backend", clusterIP: "10.96.0.87", targetPort: 8084, addresses: [Lab.backendIPs["be2"]!], nodeName: "lab-node"),
+    KubeYAML.backend("app-backend-v2", namespace: "gateway-conformance-app-backend", clusterIP: "10.96.0.88", targetPort: 8085, addresses: [Lab.backendIPs["be2"]!], nodeName: "lab-node"),
+])
+
+/// A ReferenceGrant in `namespace` from `fromGroup/fromKind` in `fromNamespace` to `toGroup/toKind` `toName`.
+private func referenceGrant(
+    _ name: String, in namespace: String, from: (group: String, kind: String, namespace: String), to: (group: String, kind: String, name: String)
+) -> String {
+    """
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: ReferenceGrant
+    metadata: {name: \(name), namespace: \(namespace)}
+    spec:
+      from: [{group: "\(from.group)", kind: \(from.kind), namespace: \(from.namespace)}]
+      to: [{group: "\(to.group)", kind: \(to.kind), name: \(to.name)}]
+
+    """
+}
+
+/// The upstream suite's Gateway `same-namespace-with-https-listener` (NodePort 30882): listeners
+/// `https` (any host), `https-with-hostname` (second-example.org) and `https-with-wildcard-hostname`
+/// (*.wildcard.org) on 443, each with the Secret `tls-validity-checks-certificate` (a new
+/// self-signed certificate for example.org). Blocking (openssl).
+private func httpsGatewayYAML(_ lab: Lab) async throws -> String {
+    let certificate = lab.scripts + "/tls-validity-checks"
+    try await onDedicatedThread { try makeCertificate(hostname: "example.org", path: certificate) }
+    let secret = "tls-validity-checks-certificate"
+    return KubeYAML.join([
+        KubeYAML.gateway("same-namespace-with-https-listener", namespace: "lab", listeners: [
+            KubeYAML.listener("https", port: 443, protocol: "HTTPS", certificate: secret),
+            KubeYAML.listener("https-with-hostname", port: 443, protocol: "HTTPS", hostname: "second-example.org", certificate: secret),
+            KubeYAML.listener("https-with-wildcard-hostname", port: 443, protocol: "HTTPS", hostname: "'*.wildcard.org'", certificate: secret),
+        ]),
+        KubeYAML.gatewayService("same-namespace-with-https-listener", namespace: "lab", clusterIP: "10.96.0.92", ports: [
+            .init(name: "https", port: 443, targetPort: 443, nodePort: 30882),
+        ]),
+        KubeYAML.tlsSecret(
+            secret, namespace: "lab",
+            certificate: try Data(contentsOf: URL(fileURLWithPath: certificate + ".crt")), key: try Data(contentsOf: URL(fileURLWithPath: certificate + ".key"))),
+    ])
+}
+
+/// The upstream suite's Gateways `same-namespace` (routes from its namespace; NodePort 30890) and
+/// `all-namespaces` (routes from every namespace; NodePort 30891), each one HTTP listener on 80.
+private let upstreamGatewaysYAML = KubeYAML.join([
+    KubeYAML.gateway("same-namespace", namespace: "lab", listeners: [KubeYAML.listener("http", port: 80)]),
+    """
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: Gateway
+    metadata: {name: all-namespaces, namespace: lab}
+    spec:
+      gatewayClassName: \(KubeYAML.className)
+      listeners: [{name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}]
+
+    """,
+    KubeYAML.gatewayService("same-namespace", namespace: "lab", clusterIP: "10.96.0.90", ports: [.init(name: "http", port: 80, targetPort: 80, nodePort: 30890)]),
+    KubeYAML.gatewayService("all-namespaces", namespace: "lab", clusterIP: "10.96.0.91", ports: [.init(name: "http", port: 80, targetPort: 80, nodePort: 30891)]),
+])
+
+/// HTTPRouteServiceTypes' Services: `manual-endpointslices` (a ClusterIP Service without selector,
+/// slices written by hand), `headless` (clusterIP None with a selector: its slice as the
+/// EndpointSlice controller writes it) and `headless-manual-endpointslices`; port 8080
+/// `first-port` to infra-backend-v1's port, and an empty IPv6 slice beside each IPv4 one.
+private func serviceTypesYAML() -> String {
+    let address = Lab.backendIPs["be1"]!
+    func service(_ name: String, clusterIP: String, selector: Bool) -> String {
+        """
+        apiVersion: v1
+        kind: Service
+        metadata: {name: \(name), namespace: lab}
+        spec:
+          clusterIP: \(clusterIP)\(selector ? "\n  selector: {app: infra-backend-v1}" : "")
+          ports: [{name: first-port, protocol: TCP, port: 8080, targetPort: 8081}]
+
+        """
+    }
+    func slice(_ service: String, family: String, managed: Bool, endpoints: Bool) -> String {
+        """
+        apiVersion: discovery.k8s.io/v1
+        kind: EndpointSlice
+        metadata:
+          name: \(service)-\(family == "IPv4" ? "ip4" : "ip6")
+          namespace: lab
+          labels: {kubernetes.io/service-name: \(service)\(managed ? ", endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io" : "")}
+        addressType: \(family)
+        ports: [{name: first-port, port: 8081, protocol: TCP}]
+        endpoints: \(endpoints
+            ? "[{addresses: [\"\(address)\"], conditions: {ready: true, serving: true, terminating: false}, nodeName: lab-node, targetRef: {kind: Pod, name: infra-backend-v1-0, namespace: lab}}]"
+            : "[]")
+
+        """
+    }
+    return KubeYAML.join([
+        service("manual-endpointslices", clusterIP: "10.96.0.84", selector: false),
+        slice("manual-endpointslices", family: "IPv4", managed: false, endpoints: true),
+        slice("manual-endpointslices", family: "IPv6", managed: false, endpoints: false),
+        service("headless", clusterIP: "None", selector: true),
+        slice("headless", family: "IPv4", managed: true, endpoints: true),
+        service("headless-manual-endpointslices", clusterIP: "None", selector: false),
+        slice("headless-manual-endpointslices", family: "IPv4", managed: false, endpoints: true),
+        slice("headless-manual-endpointslices", family: "IPv6", managed: false, endpoints: false),
+    ])
+}
+
 /// The GATEWAY-HTTP conformance tests that send traffic, with real packets: a client namespace
 /// sends to the node's Gateway NodePorts, the datapath hands the connections to the agent's proxy.
 @Suite(.serialized, .enabled(if: conformanceReady, "needs root, the netns lab prerequisites and the portway binary"))
@@ -144,11 +291,19 @@ struct GatewayConformanceE2ETests {
     /// Starts the echo backends (infra-backend-v1 on be1, -v2 on be2), writes `yaml` and starts the
     /// agent; returns it and the client (`request.py` in the client namespace) once `probe`
     /// (`PORT METHOD HOST PATH`) is answered with `status`.
-    private func start(_ lab: Lab, yaml: String, probe: String, status: Int) async throws -> (agent: Child, ask: (String) async -> Answer, client: Child) {
+    private func start(
+        _ lab: Lab, yaml: String, probe: String, status: Int, otherBackends: Bool = false
+    ) async throws -> (agent: Child, ask: (String) async -> Answer, client: Child) {
         try ConformanceScripts.backend.write(toFile: lab.scripts + "/echo.py", atomically: true, encoding: .utf8)
         try ConformanceScripts.client.write(toFile: lab.scripts + "/request.py", atomically: true, encoding: .utf8)
-        for (name, ns) in [("infra-backend-v1", "\(lab.prefix)-be1"), ("infra-backend-v2", "\(lab.prefix)-be2")] {
-            let backend = try await onDedicatedThread { try lab.spawn(in: ns, [Lab.python, lab.scripts + "/echo.py", name, "8081"]) }
+        // infra-backend-v3 shares be1's namespace on its own port; the other namespaces' backends
+        // (`otherBackendsYAML`) share be2's.
+        var backends = [("infra-backend-v1", "\(lab.prefix)-be1", "8081"), ("infra-backend-v2", "\(lab.prefix)-be2", "8081"), ("infra-backend-v3", "\(lab.prefix)-be1", "8082")]
+        if otherBackends {
+            backends += [("web-backend", "\(lab.prefix)-be2", "8083"), ("app-backend-v1", "\(lab.prefix)-be2", "8084"), ("app-backend-v2", "\(lab.prefix)-be2", "8085")]
+        }
+        for (name, ns, port) in backends {
+            let backend = try await onDedicatedThread { try lab.spawn(in: ns, [Lab.python, lab.scripts + "/echo.py", name, port]) }
             #expect(await backend.line() == "ready")
         }
         let dir = lab.scripts + "/yaml"
@@ -221,6 +376,305 @@ struct GatewayConformanceE2ETests {
             ]
             for (path, expected) in onPort8080 {
                 #expect(await ask(30881, path) == expected, "listener 8080 (NodePort 30881) \(path)")
+            }
+            client.closeInput()
+        }
+    }
+
+    /// HTTPRouteRedirectPortAndScheme, the cases of the HTTPS listener on 443: without scheme the
+    /// request's (https) and the listener's port (443, omitted); an explicit port or scheme as on
+    /// the HTTP listeners. Sent over TLS (SNI example.org) to the Gateway's NodePort.
+    @Test("Redirects on an HTTPS listener through its NodePort: the request's scheme https, the listener's port 443 omitted, explicit ports and schemes")
+    func redirectsOnAnHTTPSListener() async throws {
+        guard haveCommand("openssl") else {
+            print("⚠️ redirectsOnAnHTTPSListener skipped: openssl not found")
+            return
+        }
+        let rules = [
+            redirectRule("/scheme-nil-and-port-nil"),
+            redirectRule("/scheme-nil-and-port-443", "port: 443"),
+            redirectRule("/scheme-nil-and-port-8443", "port: 8443"),
+            redirectRule("/scheme-http-and-port-nil", "scheme: http"),
+            redirectRule("/scheme-http-and-port-80", "scheme: http, port: 80"),
+            redirectRule("/scheme-http-and-port-8080", "scheme: http, port: 8080"),
+        ].joined(separator: "\n")
+        try await withLab(prefix: "pwgc") { lab in
+            let https = try await httpsGatewayYAML(lab) + "---\n"
+                + httpRoute("http-route-for-listener-on-port-443", parents: ["same-namespace-with-https-listener"], rules: rules)
+            let (agent, request, client) = try await start(
+                lab, yaml: conformanceGatewayYAML([https]), probe: "tls:30882 GET example.org /scheme-nil-and-port-nil", status: 302)
+            defer { agent.kill() }
+            let cases: [(String, String)] = [
+                ("/scheme-nil-and-port-nil", "302 https://example.org/scheme-nil-and-port-nil"),
+                ("/scheme-nil-and-port-443", "302 https://example.org/scheme-nil-and-port-443"),
+                ("/scheme-nil-and-port-8443", "302 https://example.org:8443/scheme-nil-and-port-8443"),
+                ("/scheme-http-and-port-nil", "302 http://example.org/scheme-http-and-port-nil"),
+                ("/scheme-http-and-port-80", "302 http://example.org/scheme-http-and-port-80"),
+                ("/scheme-http-and-port-8080", "302 http://example.org:8080/scheme-http-and-port-8080"),
+            ]
+            for (path, expected) in cases {
+                #expect(await request("tls:30882 GET example.org \(path)").summary == expected, "listener 443 (NodePort 30882) \(path)")
+            }
+            client.closeInput()
+        }
+    }
+
+    /// HTTPRouteCrossNamespace (Gateway backend-namespaces, routes from namespaces labelled
+    /// `gateway-conformance: backend`; NodePort 30896), HTTPRouteInvalidReferenceGrant (seven
+    /// grants that each miss by one field: 500), HTTPRouteReferenceGrant (the right grant: 200
+    /// from web-backend; deleted: 500 again) and HTTPRoutePartiallyInvalidViaInvalidReferenceGrant
+    /// (a grant for app-backend-v1 only: its rule 200, the other 500). Each with its upstream status
+    /// from the builder on the objects the agent serves at that moment. Upstream runs them alone
+    /// on `same-namespace`; here the two routes there have hostnames of their own.
+    @Test("ReferenceGrants and cross-namespace routes through the Gateway NodePorts: grants that miss, the right grant added and deleted, a partially permitted route")
+    func referenceGrantsThroughNodePort() async throws {
+        let infra = "lab", webNS = "gateway-conformance-web-backend", appNS = "gateway-conformance-app-backend"
+        let routes = [
+            otherBackendsYAML,
+            """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: Gateway
+            metadata: {name: backend-namespaces, namespace: lab}
+            spec:
+              gatewayClassName: \(KubeYAML.className)
+              listeners: [{name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: Selector, selector: {matchLabels: {gateway-conformance: backend}}}}}]
+
+            """,
+            KubeYAML.gatewayService("backend-namespaces", namespace: "lab", clusterIP: "10.96.0.96", ports: [.init(name: "http", port: 80, targetPort: 80, nodePort: 30896)]),
+            """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: HTTPRoute
+            metadata: {name: cross-namespace, namespace: \(webNS)}
+            spec:
+              parentRefs: [{name: backend-namespaces, namespace: lab}]
+              rules: [{backendRefs: [{name: web-backend, port: 80}]}]
+
+            """,
+            upstreamGatewaysYAML,
+            httpRoute("reference-grant", parents: ["same-namespace"], hosts: ["grant.example.com"], rules: "  - backendRefs: [{name: web-backend, namespace: \(webNS), port: 80}]"),
+            httpRoute("invalid-reference-grant", parents: ["same-namespace"], hosts: ["partial.example.com"], rules: """
+                  - matches: [{path: {type: PathPrefix, value: /v2}}]
+                    backendRefs: [{name: app-backend-v2, namespace: \(appNS), port: 80}]
+                  - backendRefs: [{name: app-backend-v1, namespace: \(appNS), port: 80}]
+                """),
+            referenceGrant("invalid-reference-grant", in: appNS, from: (GatewayAPI.group, "HTTPRoute", infra), to: ("", "Service", "app-backend-v1")),
+        ]
+        let invalidGrants = KubeYAML.join([
+            referenceGrant("reference-grant-wrong-namespace", in: infra, from: (GatewayAPI.group, "HTTPRoute", infra), to: ("", "Service", "web-backend")),
+            referenceGrant("reference-grant-wrong-from-group", in: webNS, from: ("not-the-group-youre-looking-for", "HTTPRoute", infra), to: ("", "Service", "web-backend")),
+            referenceGrant("reference-grant-wrong-from-kind", in: webNS, from: (GatewayAPI.group, "Gateway", infra), to: ("", "Service", "web-backend")),
+            referenceGrant("reference-grant-wrong-from-namespace", in: webNS, from: (GatewayAPI.group, "HTTPRoute", "not-the-namespace-youre-looking-for"), to: ("", "Service", "web-backend")),
+            referenceGrant("reference-grant-wrong-to-group", in: webNS, from: (GatewayAPI.group, "HTTPRoute", infra), to: ("not-the-group-youre-looking-for", "Service", "web-backend")),
+            referenceGrant("reference-grant-wrong-to-kind", in: webNS, from: (GatewayAPI.group, "HTTPRoute", infra), to: ("", "Secret", "web-backend")),
+            referenceGrant("reference-grant-wrong-to-name", in: webNS, from: (GatewayAPI.group, "HTTPRoute", infra), to: ("", "Secret", "not-the-service-youre-looking-for")),
+        ])
+        let rightGrant = referenceGrant("reference-grant", in: webNS, from: (GatewayAPI.group, "HTTPRoute", infra), to: ("", "Service", "web-backend"))
+        /// The `ResolvedRefs` of route `name` (namespace `namespace`) on `gateway`, from the builder over `extra` too.
+        func resolvedRefs(_ name: String, in namespace: String = infra, gateway: String = "same-namespace", extra: [String]) throws -> String {
+            let status = GatewayState.build(try FileSource.load(yaml: conformanceGatewayYAML(routes + extra), file: "gateway.yaml").snapshot, options: GatewayOptions()).status
+            let parent = status.routes[NamespacedName(namespace: namespace, name: name)]?.first { $0.parentRef.name == gateway }
+            return (parent?.conditions ?? []).map { "\($0.type)=\($0.status)/\($0.reason ?? "")" }.joined(separator: " ")
+        }
+        #expect(try resolvedRefs("cross-namespace", in: webNS, gateway: "backend-namespaces", extra: [invalidGrants]) == "Accepted=True/Accepted ResolvedRefs=True/ResolvedRefs")
+        #expect(try resolvedRefs("invalid-reference-grant", extra: [invalidGrants]) == "Accepted=True/Accepted ResolvedRefs=False/RefNotPermitted")
+        #expect(try resolvedRefs("reference-grant", extra: [invalidGrants]) == "Accepted=True/Accepted ResolvedRefs=False/RefNotPermitted")
+        #expect(try resolvedRefs("reference-grant", extra: [invalidGrants, rightGrant]) == "Accepted=True/Accepted ResolvedRefs=True/ResolvedRefs")
+        try await withLab(prefix: "pwgc") { lab in
+            // The grants that miss are there from the start: the 500 below is with them loaded.
+            let (agent, ask, client) = try await start(
+                lab, yaml: conformanceGatewayYAML(routes + [invalidGrants]), probe: "30896 GET cross.example.com /", status: 200, otherBackends: true)
+            defer { agent.kill() }
+            let dir = lab.scripts + "/yaml"
+            func backend(_ port: Int, _ host: String, _ path: String = "/") async -> String {
+                let answer = await ask("\(port) GET \(host) \(path)")
+                return answer.status == 200 ? "\(answer.echo["name"] as? String ?? "?")" : answer.summary
+            }
+            // HTTPRouteCrossNamespace.
+            #expect(await backend(30896, "cross.example.com") == "web-backend")
+            // HTTPRoutePartiallyInvalidViaInvalidReferenceGrant.
+            await waitUntil(every: .milliseconds(100)) { await ask("30890 GET partial.example.com /").status == 200 }
+            #expect(await backend(30890, "partial.example.com", "/v2") == "500 -")
+            #expect(await backend(30890, "partial.example.com") == "app-backend-v1")
+            // HTTPRouteInvalidReferenceGrant.
+            #expect(await backend(30890, "grant.example.com") == "500 -")
+            // HTTPRouteReferenceGrant: the right grant, then without it.
+            try rightGrant.write(toFile: dir + "/grant.yaml", atomically: true, encoding: .utf8)
+            var got = ""
+            await waitUntil(every: .milliseconds(100)) { got = await backend(30890, "grant.example.com"); return got == "web-backend" }
+            #expect(got == "web-backend", "with the grant")
+            try FileManager.default.removeItem(atPath: dir + "/grant.yaml")
+            await waitUntil(every: .milliseconds(100)) { got = await backend(30890, "grant.example.com"); return got == "500 -" }
+            #expect(got == "500 -", "the grant deleted")
+            client.closeInput()
+        }
+    }
+
+    /// HTTPRouteHTTPSListener: over TLS (SNI = Host) to the HTTPS Gateway's NodePort, a route for
+    /// example.org on every listener and one by sectionName on https-with-hostname; status from
+    /// the builder on the same objects.
+    @Test("HTTPS listeners through their NodePort: a route by hostname, one by sectionName, an unknown host 404")
+    func httpsListenerThroughNodePort() async throws {
+        guard haveCommand("openssl") else {
+            print("⚠️ httpsListenerThroughNodePort skipped: openssl not found")
+            return
+        }
+        try await withLab(prefix: "pwgc") { lab in
+            let yaml = conformanceGatewayYAML([
+                try await httpsGatewayYAML(lab),
+                httpRoute("httproute-https-test", parents: ["same-namespace-with-https-listener"], hosts: ["example.org"], rules: "  - backendRefs: [{name: infra-backend-v1, port: 80}]"),
+                """
+                apiVersion: gateway.networking.k8s.io/v1
+                kind: HTTPRoute
+                metadata: {name: httproute-https-test-no-hostname, namespace: lab}
+                spec:
+                  parentRefs: [{name: same-namespace-with-https-listener, sectionName: https-with-hostname}]
+                  rules: [{backendRefs: [{name: infra-backend-v2, port: 80}]}]
+
+                """,
+            ])
+            let status = GatewayState.build(try FileSource.load(yaml: yaml, file: "gateway.yaml").snapshot, options: GatewayOptions()).status
+            for route in ["httproute-https-test", "httproute-https-test-no-hostname"] {
+                let parents = status.routes[NamespacedName(namespace: "lab", name: route)] ?? []
+                #expect(!parents.isEmpty && parents.allSatisfy { $0.conditions?.map { "\($0.type)=\($0.status)" } == ["Accepted=True", "ResolvedRefs=True"] }, "\(route)")
+            }
+            let (agent, ask, client) = try await start(lab, yaml: yaml, probe: "tls:30882 GET example.org /", status: 200)
+            defer { agent.kill() }
+            for (host, expected) in [("example.org", "200 infra-backend-v1"), ("unknown-example.org", "404 -"), ("second-example.org", "200 infra-backend-v2")] {
+                let answer = await ask("tls:30882 GET \(host) /")
+                #expect("\(answer.status) \(answer.echo["name"] as? String ?? "-")" == expected, "Host and SNI \(host)")
+            }
+            client.closeInput()
+        }
+    }
+
+    /// HTTPRouteListenerPortMatching (HTTPRouteParentRefPort: routes attached by `parentRefs[].port`
+    /// to listeners on 80, 8080 and 8090 of one Gateway, NodePorts 30897-30899; the request goes to
+    /// the NodePort of the Host's port, as upstream picks the Gateway address by it) and
+    /// HTTPRouteNamedRule (HTTPRouteNamedRouteRule: a named rule beside an unnamed one).
+    @Test("parentRefs by port and named rules through the Gateway NodePorts")
+    func parentRefPortAndNamedRulesThroughNodePort() async throws {
+        let listeners = [
+            ("listener-1", 80, "foo.com"), ("listener-2", 8080, "foo.com"), ("listener-3", 8080, "bar.com"), ("listener-4", 8090, "foo.com"), ("listener-5", 8090, "bar.com"),
+        ]
+        func portRoute(_ name: String, port: Int, section: String? = nil, backend: String) -> String {
+            """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: HTTPRoute
+            metadata: {name: \(name), namespace: lab}
+            spec:
+              parentRefs: [{name: httproute-listener-port-matching, namespace: lab, port: \(port)\(section.map { ", sectionName: \($0)" } ?? "")}]
+              rules: [{backendRefs: [{name: \(backend), port: 80}]}]
+
+            """
+        }
+        let routes = [
+            KubeYAML.gateway("httproute-listener-port-matching", namespace: "lab", listeners: listeners.map { KubeYAML.listener($0.0, port: $0.1, hostname: $0.2) }),
+            KubeYAML.gatewayService("httproute-listener-port-matching", namespace: "lab", clusterIP: "10.96.0.97", ports: [
+                .init(name: "http-80", port: 80, targetPort: 80, nodePort: 30897), .init(name: "http-8080", port: 8080, targetPort: 8080, nodePort: 30898),
+                .init(name: "http-8090", port: 8090, targetPort: 8090, nodePort: 30899),
+            ]),
+            portRoute("backend-v1", port: 80, backend: "infra-backend-v1"),
+            portRoute("backend-v2", port: 8080, backend: "infra-backend-v2"),
+            portRoute("backend-v3", port: 8090, section: "listener-4", backend: "infra-backend-v3"),
+            upstreamGatewaysYAML,
+            httpRoute("http-named-rules", parents: ["same-namespace"], rules: """
+                  - name: named-rule
+                    matches: [{path: {type: PathPrefix, value: /named}}]
+                    backendRefs: [{name: infra-backend-v1, port: 80}]
+                  - matches: [{path: {type: PathPrefix, value: /unnamed}}]
+                    backendRefs: [{name: infra-backend-v2, port: 80}]
+                """),
+        ]
+        let state = GatewayState.build(try FileSource.load(yaml: conformanceGatewayYAML(routes), file: "gateway.yaml").snapshot, options: GatewayOptions())
+        for route in ["backend-v1", "backend-v2", "backend-v3", "http-named-rules"] {
+            let parents = state.status.routes[NamespacedName(namespace: "lab", name: route)] ?? []
+            #expect(!parents.isEmpty && parents.allSatisfy { $0.conditions?.map { "\($0.type)=\($0.status)" } == ["Accepted=True", "ResolvedRefs=True"] }, "\(route)")
+        }
+        let listenerStatus = state.status.gateways[NamespacedName(namespace: "lab", name: "httproute-listener-port-matching")]?.listeners ?? []
+        #expect(listenerStatus.map { "\($0.name) \($0.attachedRoutes)" } == ["listener-1 1", "listener-2 1", "listener-3 1", "listener-4 1", "listener-5 0"])
+        try await withLab(prefix: "pwgc") { lab in
+            let (agent, ask, client) = try await start(lab, yaml: conformanceGatewayYAML(routes), probe: "30897 GET foo.com /", status: 200)
+            defer { agent.kill() }
+            for port in [30898, 30899, 30890] {
+                await waitUntil(every: .milliseconds(100)) { await ask("\(port) GET foo.com /named").status != 0 }
+            }
+            let cases: [(Int, String, String, String)] = [
+                (30897, "foo.com", "/", "200 infra-backend-v1"), (30898, "foo.com:8080", "/", "200 infra-backend-v2"), (30898, "bar.com:8080", "/", "200 infra-backend-v2"),
+                (30899, "foo.com:8090", "/", "200 infra-backend-v3"), (30899, "bar.com:8090", "/", "404 -"),
+                // HTTPRouteNamedRule.
+                (30890, "named.example.com", "/named", "200 infra-backend-v1"), (30890, "named.example.com", "/unnamed", "200 infra-backend-v2"),
+            ]
+            for (port, host, path, expected) in cases {
+                let answer = await ask("\(port) GET \(host) \(path)")
+                #expect("\(answer.status) \(answer.echo["name"] as? String ?? "-")" == expected, "\(port) Host \(host) \(path)")
+            }
+            client.closeInput()
+        }
+    }
+
+    /// GatewayHTTPListenerIsolation: four listeners on port 80 (none, *.example.com,
+    /// *.foo.example.com, abc.foo.example.com), a route on each by sectionName; a request is served
+    /// only by the most specific listener for its host, never by a less specific one's routes. Both
+    /// upstream Gateways: routes without hostnames (NodePort 30884) and routes whose hostnames
+    /// intersect several listeners (NodePort 30885).
+    @Test("HTTP listener isolation through the Gateway NodePorts: each host only by its most specific listener, with and without route hostnames")
+    func listenerIsolationThroughNodePort() async throws {
+        let listeners = [
+            ("empty-hostname", nil), ("wildcard-example-com", "'*.example.com'"), ("wildcard-foo-example-com", "'*.foo.example.com'"),
+            ("abc-foo-example-com", "abc.foo.example.com"),
+        ] as [(String, String?)]
+        let intersecting = ["bar.com", "'*.example.com'", "'*.foo.example.com'", "abc.foo.example.com"]
+        var yaml: [String] = []
+        for (gateway, nodePort, hosts, suffix) in [
+            ("http-listener-isolation", 30884, [String](), ""),
+            ("http-listener-isolation-with-hostname-intersection", 30885, intersecting, "-with-hostname-intersection"),
+        ] {
+            yaml.append("""
+                apiVersion: gateway.networking.k8s.io/v1
+                kind: Gateway
+                metadata: {name: \(gateway), namespace: lab}
+                spec:
+                  gatewayClassName: \(KubeYAML.className)
+                  listeners:
+                \(listeners.map { "  - {name: \($0.0), port: 80, protocol: HTTP\($0.1.map { ", hostname: \($0)" } ?? ""), allowedRoutes: {namespaces: {from: All}}}" }.joined(separator: "\n"))
+
+                """)
+            yaml.append(KubeYAML.gatewayService(gateway, namespace: "lab", clusterIP: "10.96.1.\(nodePort - 30800)", ports: [.init(name: "http", port: 80, targetPort: 80, nodePort: nodePort)]))
+            for (listener, _) in listeners {
+                yaml.append("""
+                    apiVersion: gateway.networking.k8s.io/v1
+                    kind: HTTPRoute
+                    metadata: {name: attaches-to-\(listener)\(suffix), namespace: lab}
+                    spec:
+                      parentRefs: [{name: \(gateway), namespace: lab, sectionName: \(listener)}]
+                    \(hosts.isEmpty ? "" : "  hostnames: [\(hosts.joined(separator: ", "))]\n")  rules:
+                      - matches: [{path: {type: PathPrefix, value: /\(listener)}}]
+                        backendRefs: [{name: infra-backend-v1, port: 80}]
+
+                    """)
+            }
+        }
+        let status = GatewayState.build(try FileSource.load(yaml: conformanceGatewayYAML(yaml), file: "gateway.yaml").snapshot, options: GatewayOptions()).status
+        for suffix in ["", "-with-hostname-intersection"] {
+            for (listener, _) in listeners {
+                let parents = status.routes[NamespacedName(namespace: "lab", name: "attaches-to-\(listener)\(suffix)")] ?? []
+                #expect(parents.count == 1 && parents[0].conditions?.map { "\($0.type)=\($0.status)" } == ["Accepted=True", "ResolvedRefs=True"], "\(listener)\(suffix)")
+            }
+        }
+        try await withLab(prefix: "pwgc") { lab in
+            let (agent, ask, client) = try await start(lab, yaml: conformanceGatewayYAML(yaml), probe: "30884 GET bar.com /empty-hostname", status: 200)
+            defer { agent.kill() }
+            await waitUntil(every: .milliseconds(100)) { await ask("30885 GET bar.com /empty-hostname").status == 200 }
+            // The listener whose routes serve each host; every other listener's path is 404 there.
+            let servedBy = ["bar.com": "empty-hostname", "bar.example.com": "wildcard-example-com", "bar.foo.example.com": "wildcard-foo-example-com", "abc.foo.example.com": "abc-foo-example-com"]
+            for port in [30884, 30885] {
+                for (host, serving) in servedBy.sorted(by: { $0.key < $1.key }) {
+                    for (listener, _) in listeners {
+                        let answer = await ask("\(port) GET \(host) /\(listener)")
+                        let expected = listener == serving ? "200 infra-backend-v1" : "404 -"
+                        #expect("\(answer.status) \(answer.echo["name"] as? String ?? "-")" == expected, "\(port) Host \(host) /\(listener)")
+                    }
+                }
             }
             client.closeInput()
         }
@@ -325,6 +779,305 @@ struct GatewayConformanceE2ETests {
             #expect(await ask("30880 GET modifiers.example.com /prefix/one/two").backend == "infra-backend-v1 /one/two")
             #expect(await ask("30880 GET modifiers.example.com /prefix/one").backend == "infra-backend-v1 /one")
             #expect(await ask("30880 GET modifiers.example.com /full/one/two").backend == "infra-backend-v1 /one")
+            client.closeInput()
+        }
+    }
+
+    /// The core tests that send traffic, each upstream route and request as it is, on the Gateway
+    /// `web` under a hostname of its own (upstream each runs alone on `same-namespace` without
+    /// hostnames; the hostnames keep their catch-all rules apart here): HTTPRouteExactPathMatching,
+    /// HTTPRouteMatching, HTTPRouteHeaderMatching, HTTPRoutePathMatchOrder,
+    /// HTTPRouteMatchingAcrossRoutes (its own hostnames), HTTPRouteRequestHeaderModifier,
+    /// HTTPRouteNoBackendRefs and the 500s of HTTPRouteInvalidNonExistentBackendRef,
+    /// HTTPRouteInvalidBackendRefUnknownKind and HTTPRouteInvalidCrossNamespaceBackendRef. On the
+    /// upstream Gateways `same-namespace` and `all-namespaces`, as upstream: HTTPRouteMultipleGateways
+    /// and HTTPRouteServiceTypes.
+    @Test("Core routing through the Gateway NodePorts: exact paths, matching, headers, path order, across routes, request header modifiers, rules without backends, invalid backendRefs (500), one route on two Gateways, headless and manual-EndpointSlice Services")
+    func coreRoutingThroughNodePort() async throws {
+        let v1 = "[{name: infra-backend-v1, port: 80}]", v2 = "[{name: infra-backend-v2, port: 80}]", v3 = "[{name: infra-backend-v3, port: 80}]"
+        func rule(_ matches: String, _ backends: String, filters: String? = nil) -> String {
+            "  - matches: \(matches)\n" + (filters.map { "    filters: \($0)\n" } ?? "") + "    backendRefs: \(backends)"
+        }
+        let prefix = { (path: String) in "{path: {type: PathPrefix, value: \(path)}}" }
+        let exact = { (path: String) in "{path: {type: Exact, value: \(path)}}" }
+        let header = { (name: String, value: String) in "{name: \(name), value: \(value)}" }
+        let modifier = { (settings: String) in "[{type: RequestHeaderModifier, requestHeaderModifier: {\(settings)}}]" }
+        let routes = [
+            httpRoute("exact-matching", hosts: ["exact.example.com"], rules: [
+                rule("[\(exact("/one"))]", v1), rule("[\(exact("/two"))]", v2),
+            ].joined(separator: "\n")),
+            httpRoute("matching", hosts: ["matching.example.com"], rules: [
+                rule("[\(prefix("/")), {headers: [\(header("version", "one"))]}]", v1),
+                rule("[\(prefix("/v2")), {headers: [\(header("version", "two"))]}]", v2),
+            ].joined(separator: "\n")),
+            httpRoute("header-matching", hosts: ["header.example.com"], rules: [
+                rule("[{headers: [\(header("version", "one"))]}]", v1),
+                rule("[{headers: [\(header("version", "two"))]}]", v2),
+                rule("[{headers: [\(header("version", "two")), \(header("color", "orange"))]}]", v1),
+                rule("[{headers: [\(header("color", "blue"))]}, {headers: [\(header("color", "green"))]}]", v1),
+                rule("[{headers: [\(header("color", "red"))]}, {headers: [\(header("color", "yellow"))]}]", v2),
+            ].joined(separator: "\n")),
+            httpRoute("path-matching-order", hosts: ["order.example.com"], rules: [
+                rule("[\(exact("/match"))]", v1), rule("[\(exact("/match/exact"))]", v2), rule("[\(exact("/match/exact/one"))]", v3),
+                rule("[\(prefix("/match/"))]", v3), rule("[\(prefix("/match/prefix/"))]", v1), rule("[\(prefix("/match/prefix/one"))]", v2),
+            ].joined(separator: "\n")),
+            httpRoute("matching-part1", hosts: ["example.com", "example.net"], rules: rule("[\(prefix("/")), {headers: [\(header("version", "one"))]}]", v1)),
+            httpRoute("matching-part2", hosts: ["example.com"], rules: rule("[\(prefix("/v2")), {headers: [\(header("version", "two"))]}]", v2)),
+            httpRoute("request-header-modifier", hosts: ["headers.example.com"], rules: [
+                rule("[\(prefix("/set"))]", v1, filters: modifier("set: [{name: X-Header-Set, value: set-overwrites-values}]")),
+                rule("[\(prefix("/add"))]", v1, filters: modifier("add: [{name: X-Header-Add, value: add-appends-values}]")),
+                rule("[\(prefix("/remove"))]", v1, filters: modifier("remove: [X-Header-Remove]")),
+                rule("[\(prefix("/multiple"))]", v1, filters: modifier(
+                    "set: [{name: X-Header-Set-1, value: header-set-1}, {name: X-Header-Set-2, value: header-set-2}], "
+                        + "add: [{name: X-Header-Add-1, value: header-add-1}, {name: X-Header-Add-2, value: header-add-2}, {name: X-Header-Add-3, value: header-add-3}], "
+                        + "remove: [X-Header-Remove-1, X-Header-Remove-2]")),
+                rule("[\(prefix("/case-insensitivity"))]", v1, filters: modifier(
+                    "set: [{name: X-Header-Set, value: header-set}], add: [{name: X-Header-Add, value: header-add}], remove: [X-Header-Remove]")),
+            ].joined(separator: "\n")),
+            httpRoute("omitted-backendrefs", hosts: ["omitted.example.com"], rules: """
+                  - matches: [\(exact("/omitted-no-forward"))]
+                  - matches: [\(exact("/empty-no-forward"))]
+                    backendRefs: []
+                \(rule("[\(prefix("/"))]", v1))
+                """),
+            httpRoute("invalid-nonexistent-backend-ref", hosts: ["nonexistent.example.com"], rules: "  - backendRefs: [{name: nonexistent, namespace: lab, port: 8080}]"),
+            httpRoute("invalid-backend-ref-unknown-kind", hosts: ["unknownkind.example.com"], rules:
+                "  - backendRefs: [{group: unknownkind.example.com, kind: NonExistent, name: infra-backend-v1, port: 80}]"),
+            httpRoute("invalid-cross-namespace-backend-ref", hosts: ["crossns.example.com"], rules:
+                "  - backendRefs: [{name: web-backend, namespace: gateway-conformance-web-backend, port: 8080}]"),
+            KubeYAML.service("web-backend", namespace: "gateway-conformance-web-backend", clusterIP: "10.96.0.85", ports: [.init(port: 8080, targetPort: 8081)]),
+            // HTTPRouteMultipleGateways and HTTPRouteServiceTypes, on the upstream Gateways.
+            upstreamGatewaysYAML,
+            httpRoute("multiple-gateways-shared-route", parents: ["same-namespace", "all-namespaces"], rules: rule("[\(prefix("/shared"))]", v1)),
+            httpRoute("same-namespace-dedicated-route", parents: ["same-namespace"], rules: rule("[\(prefix("/"))]", v2)),
+            httpRoute("all-namespaces-dedicated-route", parents: ["all-namespaces"], rules: rule("[\(prefix("/"))]", v3)),
+            httpRoute("service-types", parents: ["same-namespace"], rules: [
+                rule("[\(exact("/manual-endpointslices"))]", "[{name: manual-endpointslices, port: 8080}]"),
+                rule("[\(exact("/headless"))]", "[{name: headless, port: 8080}]"),
+                rule("[\(exact("/headless-manual-endpointslices"))]", "[{name: headless-manual-endpointslices, port: 8080}]"),
+            ].joined(separator: "\n")),
+            serviceTypesYAML(),
+        ]
+        // Status, as upstream checks it before sending: what the builder makes of the very objects the
+        // agent serves (the leader writes it; GatewayLeaderEnvtestTests checks the writing).
+        let status = GatewayState.build(try FileSource.load(yaml: conformanceGatewayYAML(routes), file: "gateway.yaml").snapshot, options: GatewayOptions()).status
+        func conditions(_ route: String, parent: String) -> [String] {
+            let entry = status.routes[NamespacedName(namespace: "lab", name: route)]?.first { $0.parentRef.name == parent }
+            return (entry?.conditions ?? []).map { "\($0.type)=\($0.status)/\($0.reason ?? "")" }
+        }
+        let resolved = ["Accepted=True/Accepted", "ResolvedRefs=True/ResolvedRefs"]
+        for route in ["exact-matching", "matching", "header-matching", "path-matching-order", "matching-part1", "matching-part2", "request-header-modifier", "omitted-backendrefs"] {
+            #expect(conditions(route, parent: "web") == resolved, "\(route)")
+        }
+        for (route, parents) in [
+            ("multiple-gateways-shared-route", ["same-namespace", "all-namespaces"]), ("same-namespace-dedicated-route", ["same-namespace"]),
+            ("all-namespaces-dedicated-route", ["all-namespaces"]), ("service-types", ["same-namespace"]),
+        ] {
+            for parent in parents { #expect(conditions(route, parent: parent) == resolved, "\(route) on \(parent)") }
+        }
+        for (route, reason) in [
+            ("invalid-nonexistent-backend-ref", "BackendNotFound"), ("invalid-backend-ref-unknown-kind", "InvalidKind"), ("invalid-cross-namespace-backend-ref", "RefNotPermitted"),
+        ] {
+            #expect(conditions(route, parent: "web") == ["Accepted=True/Accepted", "ResolvedRefs=False/\(reason)"], "\(route)")
+        }
+        for gateway in ["web", "same-namespace", "all-namespaces"] {
+            let accepted = status.gateways[NamespacedName(namespace: "lab", name: gateway)]?.conditions?.first
+            #expect(accepted.map { "\($0.type)=\($0.status)" } == "Accepted=True", "Gateway \(gateway)")
+        }
+        try await withLab(prefix: "pwgc") { lab in
+            let (agent, ask, client) = try await start(lab, yaml: conformanceGatewayYAML(routes), probe: "30880 GET exact.example.com /one", status: 200)
+            defer { agent.kill() }
+            /// `BACKEND PATH` as the backend saw it, or the status when no backend answered.
+            func backend(_ port: Int, _ host: String, _ path: String, _ headers: String = "") async -> String {
+                let answer = await ask("\(port) GET \(host) \(path)\(headers.isEmpty ? "" : " " + headers)")
+                return answer.status == 200 ? answer.backend : answer.summary
+            }
+            func expect(_ host: String, _ cases: [(String, String, String)], port: Int = 30880, sourceLocation: SourceLocation = #_sourceLocation) async {
+                for (path, headers, expected) in cases {
+                    let got = await backend(port, host, path, headers)
+                    let want = expected.hasPrefix("infra-") ? "\(expected) \(path)" : expected
+                    #expect(got == want, "\(port) \(host)\(path) \(headers)", sourceLocation: sourceLocation)
+                }
+            }
+            // The other Gateways' listeners open beside web's: wait for theirs too.
+            for port in [30890, 30891] {
+                await waitUntil(every: .milliseconds(100)) { await ask("\(port) GET multi.example.com /shared").status == 200 }
+            }
+            let (b1, b2, b3) = ("infra-backend-v1", "infra-backend-v2", "infra-backend-v3")
+            let notFound = "404 -", serverError = "500 -"
+            // HTTPRouteExactPathMatching.
+            await expect("exact.example.com", [
+                ("/one", "", b1), ("/two", "", b2), ("/", "", notFound), ("/one/example", "", notFound), ("/two/", "", notFound), ("/Two", "", notFound),
+            ])
+            // HTTPRouteMatching.
+            await expect("matching.example.com", [
+                ("/", "", b1), ("/example", "", b1), ("/", "Version:one", b1), ("/v2", "", b2), ("/v2/example", "", b2), ("/", "Version:two", b2),
+                ("/v2/", "", b2), ("/v2example", "", b1), ("/foo/v2/example", "", b1),
+            ])
+            // HTTPRouteHeaderMatching.
+            await expect("header.example.com", [
+                ("/", "Version:one", b1), ("/", "Version:two", b2), ("/", "Version:two Color:orange", b1), ("/", "Version:two Color:blue", b2),
+                ("/", "Color:orange", notFound), ("/", "Some-Other-Header:one", notFound), ("/", "Color:blue", b1), ("/", "Color:green", b1),
+                ("/", "Color:red", b2), ("/", "Color:yellow", b2), ("/", "Color:purple", notFound),
+            ])
+            // HTTPRoutePathMatchOrder.
+            await expect("order.example.com", [
+                ("/match/exact/one", "", b3), ("/match/exact", "", b2), ("/match", "", b1), ("/match/prefix/one/any", "", b2),
+                ("/match/prefix/any", "", b1), ("/match/any", "", b3),
+            ])
+            // HTTPRouteMatchingAcrossRoutes.
+            await expect("example.com", [("/", "", b1), ("/example", "", b1), ("/example", "Version:one", b1), ("/v2", "", b2), ("/v2/example", "", b2), ("/", "Version:two", b2)])
+            await expect("example.net", [("/example", "", b1), ("/v2", "", b1)])
+            // HTTPRouteRequestHeaderModifier: what the backend got.
+            func sent(_ path: String, _ headers: String) async -> Answer { await ask("30880 GET headers.example.com \(path) \(headers)") }
+            let set1 = await sent("/set", "Some-Other-Header:val")
+            #expect(set1.backend == "\(b1) /set" && set1.sent("some-other-header") == "val" && set1.sent("x-header-set") == "set-overwrites-values", "\(set1.echo)")
+            let set2 = await sent("/set", "Some-Other-Header:val X-Header-Set:some-other-value")
+            #expect(set2.sent("x-header-set") == "set-overwrites-values", "\(set2.echo)")
+            let add1 = await sent("/add", "Some-Other-Header:val")
+            #expect(add1.sent("x-header-add") == "add-appends-values" && add1.sent("some-other-header") == "val", "\(add1.echo)")
+            let add2 = await sent("/add", "Some-Other-Header:val X-Header-Add:some-other-value")
+            #expect(add2.sent("x-header-add") == "some-other-value,add-appends-values", "\(add2.echo)")
+            let remove = await sent("/remove", "X-Header-Remove:val")
+            #expect(remove.backend == "\(b1) /remove" && remove.sent("x-header-remove") == nil, "\(remove.echo)")
+            let multiple = await sent("/multiple", "X-Header-Set-2:set-val-2 X-Header-Add-2:add-val-2 X-Header-Remove-2:remove-val-2 Another-Header:another-header-val")
+            let multipleExpected: [String: String?] = [
+                "x-header-set-1": "header-set-1", "x-header-set-2": "header-set-2", "x-header-add-1": "header-add-1", "x-header-add-2": "add-val-2,header-add-2",
+                "x-header-add-3": "header-add-3", "another-header": "another-header-val", "x-header-remove-1": nil, "x-header-remove-2": nil,
+            ]
+            for (name, value) in multipleExpected { #expect(multiple.sent(name) == value, "/multiple \(name): \(multiple.echo)") }
+            let caseless = await sent("/case-insensitivity", "x-header-set:original-val-set x-header-add:original-val-add x-header-remove:original-val-remove Another-Header:another-header-val")
+            let caselessExpected: [String: String?] = ["x-header-set": "header-set", "x-header-add": "original-val-add,header-add", "another-header": "another-header-val", "x-header-remove": nil]
+            for (name, value) in caselessExpected { #expect(caseless.sent(name) == value, "/case-insensitivity \(name): \(caseless.echo)") }
+            // HTTPRouteNoBackendRefs.
+            await expect("omitted.example.com", [("/forward", "", b1), ("/omitted-no-forward", "", serverError), ("/empty-no-forward", "", serverError)])
+            // The invalid backendRefs: the route stays attached and answers 500.
+            await expect("nonexistent.example.com", [("/", "", serverError)])
+            await expect("unknownkind.example.com", [("/v2", "", serverError)])
+            await expect("crossns.example.com", [("/", "", serverError)])
+            // HTTPRouteMultipleGateways: the shared route on both, each Gateway's own route beside it.
+            await expect("multi.example.com", [("/shared", "", b1), ("/", "", b2)], port: 30890)
+            await expect("multi.example.com", [("/shared", "", b1), ("/", "", b3)], port: 30891)
+            // HTTPRouteServiceTypes.
+            await expect("types.example.com", [("/manual-endpointslices", "", b1), ("/headless", "", b1), ("/headless-manual-endpointslices", "", b1)], port: 30890)
+            client.closeInput()
+        }
+    }
+
+    /// HTTPRouteListenerHostnameMatching (four listeners on one port, routes by sectionName; its
+    /// own Gateway, NodePort 30893), HTTPRouteHostnameIntersection (its two Gateways, NodePorts
+    /// 30894 and 30895, status and traffic) and HTTPRouteWeight (70/30/0 on same-namespace, NodePort 30890:
+    /// upstream checks the distribution with a tolerance; here 300 requests, each share within
+    /// 0.1 of its weight — over 3.5 standard deviations — and none to the weight-0 backend).
+    @Test("Hostnames and weights through the Gateway NodePorts: exact and wildcard listeners by sectionName; route and listener hostnames intersected; a 70/30/0 split")
+    func hostnamesAndWeightsThroughNodePort() async throws {
+        let listeners = [("listener-1", "bar.com"), ("listener-2", "foo.bar.com"), ("listener-3", "'*.bar.com'"), ("listener-4", "'*.foo.com'")]
+        let hostnameGateway = KubeYAML.join([
+            KubeYAML.gateway("httproute-listener-hostname-matching", namespace: "lab", listeners: listeners.map { KubeYAML.listener($0.0, port: 80, hostname: $0.1) }),
+            KubeYAML.gatewayService("httproute-listener-hostname-matching", namespace: "lab", clusterIP: "10.96.0.93", ports: [
+                .init(name: "http", port: 80, targetPort: 80, nodePort: 30893),
+            ]),
+        ])
+        func sectionRoute(_ name: String, sections: [String], backend: String) -> String {
+            """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: HTTPRoute
+            metadata: {name: \(name), namespace: lab}
+            spec:
+              parentRefs: [\(sections.map { "{name: httproute-listener-hostname-matching, namespace: lab, sectionName: \($0)}" }.joined(separator: ", "))]
+              rules: [{backendRefs: [{name: \(backend), port: 80}]}]
+
+            """
+        }
+        let routes = [
+            hostnameGateway,
+            sectionRoute("backend-v1", sections: ["listener-1"], backend: "infra-backend-v1"),
+            sectionRoute("backend-v2", sections: ["listener-2"], backend: "infra-backend-v2"),
+            sectionRoute("backend-v3", sections: ["listener-3", "listener-4"], backend: "infra-backend-v3"),
+            KubeYAML.gateway("httproute-hostname-intersection", namespace: "lab", listeners: [
+                KubeYAML.listener("listener-1", port: 80, hostname: "very.specific.com"), KubeYAML.listener("listener-2", port: 80, hostname: "'*.wildcard.io'"),
+                KubeYAML.listener("listener-3", port: 80, hostname: "'*.anotherwildcard.io'"),
+            ]),
+            KubeYAML.gateway("httproute-hostname-intersection-all", namespace: "lab", listeners: [KubeYAML.listener("listener-1", port: 80)]),
+            KubeYAML.gatewayService("httproute-hostname-intersection", namespace: "lab", clusterIP: "10.96.0.94", ports: [.init(name: "http", port: 80, targetPort: 80, nodePort: 30894)]),
+            KubeYAML.gatewayService("httproute-hostname-intersection-all", namespace: "lab", clusterIP: "10.96.0.95", ports: [.init(name: "http", port: 80, targetPort: 80, nodePort: 30895)]),
+            intersectionRoute("specific-host-matches-listener-specific-host", hosts: ["non.matching.com", "'*.nonmatchingwildcard.io'", "very.specific.com"], path: "/s1", backend: "infra-backend-v1"),
+            intersectionRoute("specific-host-matches-listener-wildcard-host", hosts: ["non.matching.com", "wildcard.io", "foo.wildcard.io", "bar.wildcard.io", "foo.bar.wildcard.io"], path: "/s2", backend: "infra-backend-v2"),
+            intersectionRoute("wildcard-host-matches-listener-specific-host", hosts: ["non.matching.com", "'*.specific.com'"], path: "/s3", backend: "infra-backend-v3"),
+            intersectionRoute("wildcard-host-matches-listener-wildcard-host", hosts: ["'*.anotherwildcard.io'"], path: "/s4", backend: "infra-backend-v1"),
+            intersectionRoute("no-intersecting-hosts", hosts: ["specific.but.wrong.com", "wildcard.io"], path: "/s5", backend: "infra-backend-v2"),
+            httpRoute("httproute-hostname-intersection-all", parents: ["httproute-hostname-intersection-all"], hosts: ["first.com", "sub.first.com", "second.com", "sub.second.com"],
+                      rules: "  - backendRefs: [{name: infra-backend-v2, port: 80}]"),
+            upstreamGatewaysYAML,
+            httpRoute("weighted-backends", parents: ["same-namespace"], rules: """
+                  - backendRefs: [{name: infra-backend-v1, port: 80, weight: 70}, {name: infra-backend-v2, port: 80, weight: 30}, {name: infra-backend-v3, port: 80, weight: 0}]
+                """),
+        ]
+        let status = GatewayState.build(try FileSource.load(yaml: conformanceGatewayYAML(routes), file: "gateway.yaml").snapshot, options: GatewayOptions()).status
+        for route in [
+            "backend-v1", "backend-v2", "backend-v3", "weighted-backends", "specific-host-matches-listener-specific-host", "specific-host-matches-listener-wildcard-host",
+            "wildcard-host-matches-listener-specific-host", "wildcard-host-matches-listener-wildcard-host", "httproute-hostname-intersection-all",
+        ] {
+            let parents = status.routes[NamespacedName(namespace: "lab", name: route)] ?? []
+            #expect(!parents.isEmpty && parents.allSatisfy { p in
+                p.conditions?.map { "\($0.type)=\($0.status)" } == ["Accepted=True", "ResolvedRefs=True"]
+            }, "\(route): \(parents)")
+        }
+        // HTTPRouteHostnameIntersection's status: a route without a common hostname is not accepted,
+        // and only accepted routes count in attachedRoutes.
+        let noIntersection = status.routes[NamespacedName(namespace: "lab", name: "no-intersecting-hosts")]?.first?.conditions?.first
+        #expect(noIntersection.map { "\($0.type)=\($0.status)/\($0.reason ?? "")" } == "Accepted=False/NoMatchingListenerHostname")
+        let intersection = status.gateways[NamespacedName(namespace: "lab", name: "httproute-hostname-intersection")]?.listeners ?? []
+        #expect(intersection.map { "\($0.name) \($0.attachedRoutes)" } == ["listener-1 2", "listener-2 1", "listener-3 1"])
+        try await withLab(prefix: "pwgc") { lab in
+            let (agent, ask, client) = try await start(lab, yaml: conformanceGatewayYAML(routes), probe: "30893 GET bar.com /", status: 200)
+            defer { agent.kill() }
+            for port in [30894, 30895] {
+                await waitUntil(every: .milliseconds(100)) { await ask("\(port) GET first.com /").status != 0 }
+            }
+            // HTTPRouteHostnameIntersection.
+            let intersections: [(Int, String, String, String)] = [
+                (30894, "very.specific.com", "/s1", "infra-backend-v1"), (30894, "very.specific.com:1234", "/s1", "infra-backend-v1"),
+                (30894, "non.matching.com", "/s1", "404 -"), (30894, "foo.nonmatchingwildcard.io", "/s1", "404 -"), (30894, "foo.wildcard.io", "/s1", "404 -"),
+                (30894, "very.specific.com", "/non-matching-prefix", "404 -"),
+                (30894, "foo.wildcard.io", "/s2", "infra-backend-v2"), (30894, "bar.wildcard.io", "/s2", "infra-backend-v2"), (30894, "foo.bar.wildcard.io", "/s2", "infra-backend-v2"),
+                (30894, "non.matching.com", "/s2", "404 -"), (30894, "wildcard.io", "/s2", "404 -"), (30894, "very.specific.com", "/s2", "404 -"),
+                (30894, "foo.wildcard.io", "/non-matching-prefix", "404 -"),
+                (30894, "very.specific.com", "/s3", "infra-backend-v3"), (30894, "non.matching.com", "/s3", "404 -"), (30894, "foo.specific.com", "/s3", "404 -"),
+                (30894, "foo.wildcard.io", "/s3", "404 -"),
+                (30894, "foo.anotherwildcard.io", "/s4", "infra-backend-v1"), (30894, "bar.anotherwildcard.io", "/s4", "infra-backend-v1"),
+                (30894, "foo.bar.anotherwildcard.io", "/s4", "infra-backend-v1"), (30894, "anotherwildcard.io", "/s4", "404 -"), (30894, "foo.wildcard.io", "/s4", "404 -"),
+                (30894, "very.specific.com", "/s4", "404 -"), (30894, "foo.anotherwildcard.io", "/non-matching-prefix", "404 -"),
+                (30894, "specific.but.wrong.com", "/s5", "404 -"), (30894, "wildcard.io", "/s5", "404 -"),
+                (30895, "first.com", "/", "infra-backend-v2"), (30895, "sub.first.com", "/", "infra-backend-v2"), (30895, "second.com", "/", "infra-backend-v2"),
+                (30895, "sub.second.com", "/", "infra-backend-v2"),
+            ]
+            for (port, host, path, expected) in intersections {
+                let answer = await ask("\(port) GET \(host) \(path)")
+                let got = answer.status == 200 ? answer.echo["name"] as? String ?? "?" : answer.summary
+                #expect(got == expected, "\(port) Host \(host) \(path)")
+            }
+            await waitUntil(every: .milliseconds(100)) { await ask("30890 GET weights.example.com /").status == 200 }
+            let hosts: [(String, String)] = [
+                ("bar.com", "infra-backend-v1 /"), ("foo.bar.com", "infra-backend-v2 /"), ("baz.bar.com", "infra-backend-v3 /"),
+                ("boo.bar.com", "infra-backend-v3 /"), ("multiple.prefixes.bar.com", "infra-backend-v3 /"), ("multiple.prefixes.foo.com", "infra-backend-v3 /"),
+                ("foo.com", "404 -"), ("no.matching.host", "404 -"),
+            ]
+            for (host, expected) in hosts {
+                let answer = await ask("30893 GET \(host) /")
+                #expect((answer.status == 200 ? answer.backend : answer.summary) == expected, "Host \(host)")
+            }
+            var counts: [String: Int] = [:]
+            let total = 300
+            for i in 0..<total {
+                // Upstream adds entropy to each request; a new connection per request does the rest.
+                let answer = await ask("30890 GET weights.example.com /?entropy=\(i)")
+                counts[answer.status == 200 ? (answer.echo["name"] as? String ?? "?") : answer.summary, default: 0] += 1
+            }
+            print("HTTPRouteWeight: \(counts.sorted { $0.key < $1.key })")
+            let v1 = Double(counts["infra-backend-v1"] ?? 0) / Double(total), v2 = Double(counts["infra-backend-v2"] ?? 0) / Double(total)
+            #expect(abs(v1 - 0.7) <= 0.1 && abs(v2 - 0.3) <= 0.1, "\(counts)")
+            #expect(counts["infra-backend-v3"] == nil && (counts["infra-backend-v1"] ?? 0) + (counts["infra-backend-v2"] ?? 0) == total, "\(counts)")
             client.closeInput()
         }
     }

@@ -114,14 +114,14 @@ private func summary(_ e: Explanation) -> String {
         #expect(object["code"] as? Int == 200)
         // Issue 19: the winning rule's timeouts and retry as the proxy applies them.
         let policy = try #require(object["policy"] as? [String: Any])
-        #expect(policy["timeouts"] as? [String: Int] == ["requestMs": 10000, "backendRequestMs": 2000])
+        #expect(policy["timeouts"] as? [String: String] == ["request": "10s", "backendRequest": "2s"])
         let retry = try #require(policy["retry"] as? [String: Any])
-        #expect(retry["codes"] as? [Int] == [502, 503] && retry["attempts"] as? Int == 2 && retry["backoffMs"] as? Int == 100)
+        #expect(retry["codes"] as? [Int] == [502, 503] && retry["attempts"] as? Int == 2 && retry["backoff"] as? String == "100ms")
         #expect((policy["mirrors"] as? [Any])?.isEmpty == true)
         let text = try Command.explain(
             GatewayViewOptions(directory: trapsDirectory), request: ExplainRequest(to: "203.0.113.20:80", host: "www.shop.example", path: "/api"), format: .text
         ).stdout
-        #expect(text.contains("policy: request timeout 10.0s; backendRequest timeout 2.0s; retry 2x on 502, 503, connect errors, resets, backend timeouts backoff 100ms\n"), "\(text)")
+        #expect(text.contains("policy: timeout request 10s, timeout backendRequest 2s, retry 2x on 502 / 503 / connect errors / resets / backend timeouts backoff 100ms\n"), "\(text)")
     }
 
     @Test func badArgumentsAreErrors() {
@@ -150,7 +150,7 @@ private func summary(_ e: Explanation) -> String {
             "internal 80 10000", "internal 9080 10001", "public 80 10002",
         ])
         let rule = try #require(((tables[2]["listeners"] as? [[String: Any]])?.first?["rules"] as? [[String: Any]])?.first)
-        #expect(Set(rule.keys) == ["route", "rule", "match", "hostnames", "path", "headers", "queryParams", "method", "filters", "backends"])
+        #expect(Set(rule.keys) == ["route", "rule", "match", "hostnames", "path", "headers", "queryParams", "method", "filters", "policy", "backends"])
         #expect(object["warnings"] as? [Any] != nil)
         // Byte-stable: two runs give the same text.
         #expect(try Command.routes(GatewayViewOptions(directory: trapsDirectory), format: .json).stdout == out.stdout)
@@ -223,5 +223,87 @@ private func summary(_ e: Explanation) -> String {
         let pathological = try explain("/" + String(repeating: "a", count: 5000))
         #expect(pathological.code == 404)
         #expect(pathological.decision?.candidates.first?.reason.contains("does not match RegularExpression /(a+)+b") == true)
+    }
+}
+
+/// A rule's timeouts in `routes` and `explain` (issue 19: "explain shows a retry/timeout policy"),
+/// as a per-rule `policy` beside the filters.
+@Suite struct RoutePolicyCommandTests {
+    static let yaml = KubeYAML.join(
+        KubeYAML.webGateway(namespace: "lab", clusterIP: "10.96.0.80"),
+        """
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: HTTPRoute
+        metadata: {name: slow, namespace: lab}
+        spec:
+          parentRefs: [{name: web}]
+          hostnames: [a.example.com]
+          rules:
+          - matches: [{path: {type: PathPrefix, value: /slow}}]
+            backendRefs: [{name: a, port: 80}]
+            timeouts: {request: 1m30s, backendRequest: 500ms}
+          - matches: [{path: {type: PathPrefix, value: /stream}}]
+            backendRefs: [{name: a, port: 80}]
+            timeouts: {request: 0s}
+          - backendRefs: [{name: a, port: 80}]
+
+        """,
+        KubeYAML.backend("a", namespace: "lab", clusterIP: "10.96.0.81", targetPort: 8081, addresses: ["10.244.1.10"]))
+
+    static func withDirectory(_ body: (GatewayViewOptions) throws -> Void) throws {
+        // One directory per test: the suite's tests run in parallel.
+        let directory = try makeTempDirectory("portway-route-policy")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try yaml.write(toFile: directory + "/gateway.yaml", atomically: true, encoding: .utf8)
+        try body(GatewayViewOptions(directory: directory, nodeName: "lab-node", nodeIPs: ["192.0.2.10"]))
+    }
+
+    @Test("explain: the winning rule's timeouts as text and as the JSON policy object; none when the rule sets none")
+    func explainShowsTheRulesTimeouts() throws {
+        try Self.withDirectory { options in
+            func explain(_ path: String, _ format: ExplainFormat) throws -> String {
+                try Command.explain(options, request: ExplainRequest(to: "192.0.2.10:30880", host: "a.example.com", path: path), format: format).stdout
+            }
+            let text = try explain("/slow/x", .text)
+            #expect(text.contains("route: lab/slow rule 0\npolicy: timeout request 1m30s, timeout backendRequest 500ms\n"), "\(text)")
+            #expect(try explain("/stream", .text).contains("policy: timeout request 0s (disabled)\n"))
+            #expect(try explain("/other", .text).contains("policy: none (the proxy's own timeouts)\n"))
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(explain("/slow", .json).utf8)) as? [String: Any])
+            let policy = try #require(json["policy"] as? [String: Any])
+            #expect(policy["timeouts"] as? [String: String] == ["request": "1m30s", "backendRequest": "500ms"])
+            #expect(policy["retry"] is NSNull && (policy["mirrors"] as? [Any])?.isEmpty == true)
+            let none = try #require(try JSONSerialization.jsonObject(with: Data(explain("/other", .json).utf8)) as? [String: Any])
+            let timeouts = try #require((none["policy"] as? [String: Any])?["timeouts"] as? [String: Any])
+            #expect(timeouts["request"] is NSNull && timeouts["backendRequest"] is NSNull)
+        }
+    }
+
+    @Test("routes: each rule's policy in the JSON, and the timeouts set at the end of its table line")
+    func routesShowTheRulesTimeouts() throws {
+        try Self.withDirectory { options in
+            let table = try Command.routes(options, format: .table).stdout
+            let lines = table.split(separator: "\n").filter { $0.contains("lab/slow rule") }
+            #expect(lines.count == 3, "\(table)")
+            #expect(lines.contains { $0.contains("PathPrefix /slow") && $0.hasSuffix(" {timeout request 1m30s, timeout backendRequest 500ms}") }, "\(table)")
+            #expect(lines.contains { $0.contains("PathPrefix /stream") && $0.hasSuffix(" {timeout request 0s (disabled)}") }, "\(table)")
+            #expect(lines.contains { $0.contains("PathPrefix / ") && !$0.contains("{") }, "\(table)")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(Command.routes(options, format: .json).stdout.utf8)) as? [String: Any])
+            let rules = try #require(((object["tables"] as? [[String: Any]])?.first?["listeners"] as? [[String: Any]])?.first?["rules"] as? [[String: Any]])
+            let policies = rules.map { rule in
+                let t = (rule["policy"] as? [String: Any])?["timeouts"] as? [String: Any]
+                return "\(rule["rule"] as? Int ?? -1): \(t?["request"] as? String ?? "-") \(t?["backendRequest"] as? String ?? "-")"
+            }
+            #expect(policies.sorted() == ["0: 1m30s 500ms", "1: 0s -", "2: - -"])
+        }
+    }
+
+    @Test func durationsPrintAsGatewayAPIDurations() {
+        #expect(GatewayDuration.format(0.5) == "500ms")
+        #expect(GatewayDuration.format(0) == "0s")
+        #expect(GatewayDuration.format(90) == "1m30s")
+        #expect(GatewayDuration.format(3723.25) == "1h2m3s250ms")
+        for text in ["500ms", "1h2m3s250ms", "10s", "99999h"] {
+            #expect(GatewayDuration.seconds(text).map(GatewayDuration.format) == text, "\(text) round-trips")
+        }
     }
 }

@@ -21,11 +21,13 @@ import Testing
         return rows
     }
 
-    @Test("the extended-feature rows marked passing are exactly GatewayFeatures.supported, which the GatewayClass status lists")
+    @Test("the extended-feature rows marked passing, and the core features when every core test passes, are exactly GatewayFeatures.supported, which the GatewayClass status lists")
     func passingRowsAreTheSupportedFeatures() throws {
         let rows = try Self.table("Extended features")
         let passing = rows.filter { $0.count == 3 && $0[2].hasPrefix("passing") }.map { $0[0] }
-        #expect(passing.sorted() == GatewayFeatures.supported)
+        let core = try Self.table("Core tests")
+        let corePassing = core.count == 37 && core.allSatisfy { $0.count == 3 && $0[2].hasPrefix("passing") }
+        #expect((passing + (corePassing ? GatewayFeatures.core : [])).sorted() == GatewayFeatures.supported)
         #expect(GatewayFeatures.supported == GatewayFeatures.supported.sorted(), "supportedFeatures must be sorted by name")
         #expect(Set(rows.map { $0[0] }).count == rows.count, "each feature once")
         // The builder writes the same list into every Portway GatewayClass's status.

@@ -199,6 +199,38 @@ private func secret(_ name: String, namespace: String = GW.infra, type: String =
         #expect(withAddresses.status.gateways.values.first?.conditions?.map { "\($0.type)=\($0.status)/\($0.reason ?? "")" } == ["Accepted=False/UnsupportedAddress", "Programmed=False/Invalid"])
     }
 
+    /// GatewayAddressEmpty: an address of a type without a value asks for any address, which the
+    /// Gateway's Service gives: accepted, with the Service's address. One with a value is still refused.
+    @Test func anAddressWithoutValueIsAccepted() throws {
+        let service = """
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: portway-gw-addr, namespace: \(GW.infra), labels: {gateway.networking.k8s.io/gateway-name: addr}}
+        spec: {type: ClusterIP, clusterIP: 10.96.50.1, ports: [{name: http, port: 8080}]}
+
+        """
+        let empty = try GW.build(gateway("addr", addresses: "\n  addresses: [{type: IPAddress}]", listeners: "  - {name: http, port: 8080, protocol: HTTP}") + service)
+        let status = try #require(empty.status.gateways.values.first)
+        #expect(status.conditions?.map { "\($0.type)=\($0.status)/\($0.reason ?? "")" } == ["Accepted=True/Accepted", "Programmed=True/Programmed"])
+        #expect(status.addresses == [GatewayAddress(type: "IPAddress", value: "10.96.50.1")])
+        let emptyValue = try GW.build(gateway("addr", addresses: "\n  addresses: [{type: IPAddress, value: \"\"}]", listeners: "  - {name: http, port: 8080, protocol: HTTP}") + service)
+        #expect(emptyValue.status.gateways.values.first?.conditions?.first?.reason == "Accepted")
+    }
+
+    /// GatewayInvalidParametersRef: Portway has no parameters kind, so any
+    /// `spec.infrastructure.parametersRef` is one it cannot resolve: Accepted=False/InvalidParameters.
+    /// Labels and annotations alone leave the Gateway accepted.
+    @Test func aParametersRefMakesTheGatewayInvalidParameters() throws {
+        let listener = "  - {name: http, port: 80, protocol: HTTP}"
+        let invalid = try GW.build(gateway("params", addresses: "\n  infrastructure: {parametersRef: {group: invalid.io, kind: InvalidParameters, name: invalid}}", listeners: listener))
+        let conditions = try #require(invalid.status.gateways.values.first?.conditions)
+        #expect(conditions.map { "\($0.type)=\($0.status)/\($0.reason ?? "")" } == ["Accepted=False/InvalidParameters", "Programmed=False/Invalid"])
+        #expect(conditions[0].message?.contains("invalid.io/InvalidParameters invalid") == true, "\(conditions[0])")
+        let labelsOnly = try GW.build(gateway("params", addresses: "\n  infrastructure: {labels: {team: a}}", listeners: listener))
+        #expect(labelsOnly.status.gateways.values.first?.conditions?.first.map { "\($0.type)=\($0.status)/\($0.reason ?? "")" } == "Accepted=True/Accepted")
+    }
+
     @Test func gatewayClassesOfPortwayAreAccepted() throws {
         let state = try GW.build("")
         #expect(state.status.gatewayClasses.keys.sorted() == ["portway"])

@@ -246,7 +246,7 @@ struct GatewayLeaderEnvtestTests {
 
         // A Node joins: the NodePort Gateway's addresses follow.
         _ = try await admin.create(node("node-b", internalIP: "192.0.2.2"))
-        try await eventually("both nodes") { try await status("np")?.addresses?.map(\.value).sorted() == ["192.0.2.1", "192.0.2.2"] }
+        try await eventually("both nodes") { try await status("np")?.addresses?.compactMap(\.value).sorted() == ["192.0.2.1", "192.0.2.2"] }
 
         // The load balancer assigns an address to the Gateway's Service: written, and Programmed.
         let lbService = GatewayServices.serviceName(gateway: "lb")
