@@ -158,16 +158,18 @@ public final class Informer<R: KubeResource>: Sendable {
                 do {
                     let list = try await client.list(R.self, options: options.list, pageSize: options.pageSize)
                     let events = store.replace(with: list.items)
-                    resumeSyncWaiters()
                     resourceVersion = list.resourceVersion
+                    // The list's events before the waiters: a first snapshot built from the store
+                    // once they resume already holds them (sent after it, they were every object twice).
                     for e in events { handler(e) }
+                    resumeSyncWaiters()
                 } catch let error as KubeAPIError where (error.code == 404 && options.absentIsEmpty) || (error.code == 403 && options.forbiddenIsEmpty) {
                     if Task.isCancelled { break }
                     // Objects seen before (the CRD was removed) are deleted; waiters stop waiting.
                     let events = store.replace(with: [])
-                    resumeSyncWaiters()
                     resourceVersion = ""
                     for e in events { handler(e) }
+                    resumeSyncWaiters()
                     backoff = BackoffState()
                     transition(.absent(retryIn: options.absentRetry, reason: error.description))
                     do { try await options.sleep(options.absentRetry) } catch { break }

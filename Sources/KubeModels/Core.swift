@@ -129,19 +129,50 @@ public struct EndpointSlice: KubeResource, Hashable {
     }
 }
 
+/// One endpoint of a slice. Held compactly (a cluster has about as many as it has pods, and every
+/// one is kept): the first address inline, as Portway uses only it (like kube-proxy), the others,
+/// which the API allows and nobody sends, in an array that is empty and unallocated otherwise.
+/// `zone` and `hostname` are not kept: nothing reads them.
 public struct Endpoint: Codable, Hashable, Sendable {
-    public var addresses: [String]
+    /// `addresses[0]`, the address Portway uses; nil for an endpoint without addresses.
+    public private(set) var firstAddress: String?
+    private var otherAddresses: [String]
     public var conditions: EndpointConditions?
     public var nodeName: String?
-    public var zone: String?
-    public var hostname: String?
 
-    public init(addresses: [String], conditions: EndpointConditions? = nil, nodeName: String? = nil, zone: String? = nil, hostname: String? = nil) {
-        self.addresses = addresses
+    /// Every address of the endpoint, as the API has them (allocates: read `firstAddress` where one is enough).
+    public var addresses: [String] {
+        get { firstAddress.map { [$0] + otherAddresses } ?? [] }
+        set {
+            firstAddress = newValue.first
+            otherAddresses = Array(newValue.dropFirst())
+        }
+    }
+
+    public init(addresses: [String], conditions: EndpointConditions? = nil, nodeName: String? = nil) {
+        self.firstAddress = addresses.first
+        self.otherAddresses = Array(addresses.dropFirst())
         self.conditions = conditions
         self.nodeName = nodeName
-        self.zone = zone
-        self.hostname = hostname
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case addresses, conditions, nodeName
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            addresses: try c.decode([String].self, forKey: .addresses),
+            conditions: try c.decodeIfPresent(EndpointConditions.self, forKey: .conditions),
+            nodeName: try c.decodeIfPresent(String.self, forKey: .nodeName))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(addresses, forKey: .addresses)
+        try c.encodeIfPresent(conditions, forKey: .conditions)
+        try c.encodeIfPresent(nodeName, forKey: .nodeName)
     }
 }
 

@@ -129,7 +129,7 @@ struct BackendMerger {
         parsed.reserveCapacity(slice.endpoints?.count ?? 0)
         for (j, endpoint) in (slice.endpoints ?? []).enumerated() {
             // Addresses of one endpoint are fungible; like kube-proxy, use the first only.
-            guard let text = endpoint.addresses.first else {
+            guard let text = endpoint.firstAddress else {
                 warnings.append(TranslationWarning(object: object, field: "endpoints[\(j)].addresses", message: "no address; endpoint ignored"))
                 continue
             }

@@ -229,7 +229,7 @@ final class FuzzInput {
                     Endpoint(
                         addresses: list(max: 2) { address() },
                         conditions: optional { EndpointConditions(ready: optional { bool() }, serving: optional { bool() }, terminating: optional { bool() }) },
-                        nodeName: pick(["node-a", "node-b", nil]), zone: nil, hostname: nil)
+                        nodeName: pick(["node-a", "node-b", nil]))
                 }
             },
             ports: optional { list(max: 3) { EndpointPort(name: pick(["http", "dns", nil, ""]), protocol: proto(), port: optional { int() }) } })

@@ -172,6 +172,7 @@ struct AgentCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        HeapTrim.configureAllocator()
         let level = Logger.Level(rawValue: logLevel) ?? .info
         let format = logFormat
         LoggingSystem.bootstrap { label in
