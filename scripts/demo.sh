@@ -71,7 +71,8 @@ for i in 1 2 3; do
     ip -n "$be" addr add "10.11.$i.2/24" dev eth0 && ip -n "$be" link set eth0 up
     ip -n "$be" route add default via "10.11.$i.1"
     mkdir -p "$WORK/www/be$i" && echo "web-be$i" > "$WORK/www/be$i/index.html"
-    ip netns exec "$be" python3 -m http.server 8080 --bind 0.0.0.0 --directory "$WORK/www/be$i" >/dev/null 2>&1 &
+    # Its access log (stderr) kept: the mirror step counts the copies web-be1 received.
+    ip netns exec "$be" python3 -m http.server 8080 --bind 0.0.0.0 --directory "$WORK/www/be$i" >/dev/null 2>"$WORK/be$i.log" &
     echo "  pod web-be$i  10.11.$i.2:8080 (on the node)"
 done
 echo "  client $CLIENT_IP -> node $NODE_IP (device eth0)"
@@ -145,7 +146,22 @@ for host in a.example.com b.example.com c.example.com; do
     printf '  Host: %-14s -> %s\n' "$host" "$(ip netns exec "$P-client" curl -s --max-time 2 -w ' (HTTP %{http_code})' -H "Host: $host" "http://$NODE_IP:30088/" | tr -d '\n')"
 done
 
-say "portway explain --to $NODE_IP:30088 --host a.example.com"
+say "a redirect answered by the proxy: Host a.example.com, GET /old/page (examples/gateway.yaml)"
+ip netns exec "$P-client" curl -s --max-time 2 -o /dev/null -w '  HTTP %{http_code}, Location: %{redirect_url}\n' \
+    -H "Host: a.example.com" "http://$NODE_IP:30088/old/page"
+
+say "a mirror: 5 requests to Host b.example.com are answered by web-be2, and web-a (web-be1) gets a copy of each"
+before=$(grep -c '"GET /?mirrored' "$WORK/be1.log" || true)
+for n in 1 2 3 4 5; do
+    printf '  GET /?mirrored=%s -> %s\n' "$n" "$(ip netns exec "$P-client" curl -s --max-time 2 -w ' (HTTP %{http_code})' -H "Host: b.example.com" "http://$NODE_IP:30088/?mirrored=$n" | tr -d '\n' | cut -c1-60)"
+done
+for _ in $(seq 50); do  # the copies are fire-and-forget: they may land just after the answers
+    [ "$(grep -c '"GET /?mirrored' "$WORK/be1.log" || true)" -ge $((before + 5)) ] && break
+    sleep 0.1
+done
+echo "  web-be1's access log: $(( $(grep -c '"GET /?mirrored' "$WORK/be1.log" || true) - before )) copies of /?mirrored=N received"
+
+say "portway explain --to $NODE_IP:30088 --host a.example.com (the rule's timeouts and retry: its policy line)"
 "$PORTWAY" explain -f "$WORK/examples" --node-ip $NODE_IP --to $NODE_IP:30088 --host a.example.com | sed 's/^/  /'
 
 say "kill -9 the agent: the pinned maps and tcx links keep serving"
