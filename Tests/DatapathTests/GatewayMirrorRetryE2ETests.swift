@@ -1,14 +1,7 @@
 import Foundation
 import Testing
 
-private let mirrorRetryReady: Bool = {
-    guard LabPrerequisites.ready else { return false }
-    guard portwayBinary != nil else {
-        print("⚠️ GatewayMirrorRetryE2ETests skipped: the portway binary was not found next to the tests (set PORTWAY_BIN)")
-        return false
-    }
-    return true
-}()
+private let mirrorRetryReady = LabPrerequisites.readyWithAgent("GatewayMirrorRetryE2ETests", commands: [])
 
 /// The conformance suite's echo backend as far as RequestMirror and retry need it, and a client.
 private enum MirrorRetryScripts {
