@@ -131,26 +131,32 @@ struct ConcurrentReaderTests {
         let readerDone = startThread { reader.run() }
         let seed: UInt64 = 0xBA7C4
         print("batchChurn: seed \(seed)")
-        var rng = SeededRandom(seed: seed)
-        var present = Set<Int>()
-        var totals = (syncs: 0, batched: 0, failures: 0)
-        for generation in 1...120 {
-            // Every other round removes at least 40 frontends at once (a batch); the next adds them back (a batch).
-            let keep: Set<Int> = generation % 2 == 0
-                ? Set(present.shuffled(using: &rng).prefix(max(0, present.count - 40 - Int.random(in: 0...16, using: &rng))))
-                : Set(0..<frontends.count)
-            let entries = keep.sorted().map { i -> FrontendEntry in
-                let chosen = pool.shuffled(using: &rng).prefix(Int.random(in: 1...6, using: &rng))
-                return FrontendEntry(
-                    frontend: frontends[i], type: .nodePort, flags: [.nodePort, .sessionAffinity],
-                    affinityTimeoutSeconds: UInt32(generation), service: ServiceReference(namespace: "demo", name: "churn-\(i)", port: 80),
-                    backends: Array(chosen))
+        // The 120 syncs on a thread of their own (synchronous map writes: on the cooperative pool they
+        // would hold one of its threads for the whole churn and starve other suites' timers).
+        struct Totals: Sendable { var syncs = 0, batched = 0, failures = 0 }
+        let totals = try await onDedicatedThread { () -> Totals in
+            var rng = SeededRandom(seed: seed)
+            var present = Set<Int>()
+            var totals = Totals()
+            for generation in 1...120 {
+                // Every other round removes at least 40 frontends at once (a batch); the next adds them back (a batch).
+                let keep: Set<Int> = generation % 2 == 0
+                    ? Set(present.shuffled(using: &rng).prefix(max(0, present.count - 40 - Int.random(in: 0...16, using: &rng))))
+                    : Set(0..<frontends.count)
+                let entries = keep.sorted().map { i -> FrontendEntry in
+                    let chosen = pool.shuffled(using: &rng).prefix(Int.random(in: 1...6, using: &rng))
+                    return FrontendEntry(
+                        frontend: frontends[i], type: .nodePort, flags: [.nodePort, .sessionAffinity],
+                        affinityTimeoutSeconds: UInt32(generation), service: ServiceReference(namespace: "demo", name: "churn-\(i)", port: 80),
+                        backends: Array(chosen))
+                }
+                let summary = writer.sync(DesiredL4State(entries: entries))
+                totals.syncs += 1
+                totals.failures += summary.failures.count
+                if summary.added >= 32 || summary.removed >= 32 { totals.batched += 1 }
+                present = keep
             }
-            let summary = writer.sync(DesiredL4State(entries: entries))
-            totals.syncs += 1
-            totals.failures += summary.failures.count
-            if summary.added >= 32 || summary.removed >= 32 { totals.batched += 1 }
-            present = keep
+            return totals
         }
         reader.stop.store(true, ordering: .releasing)
         await readerDone.value

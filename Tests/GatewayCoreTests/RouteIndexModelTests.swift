@@ -1,6 +1,7 @@
 import GatewayCore
 import KubeModels
 import LoadBalancer
+import PortwayTestSupport
 import Testing
 @testable import GatewayCore
 
@@ -117,13 +118,24 @@ struct RouteTableGenerator {
 
 /// The indexed lookup (`RouteIndex`, the proxy's path) chooses exactly what the linear scan over
 /// every rule match chooses, and what the explaining matcher chooses, on random tables and requests.
-/// Serialized and sized to a few seconds of CPU: its cases are synchronous, and run side by side
-/// they would hold every thread of the cooperative pool the pipeline tests wait on.
+/// Serialized, and the comparisons run on a thread of their own: they are synchronous CPU work
+/// (tens of seconds in a debug build on a loaded machine), and on the cooperative pool they held
+/// one of its two threads for the whole suite, starving the timers of the pipeline tests beside
+/// them (their retries waited past 60 s).
 @Suite(.serialized) struct RouteIndexModelTests {
-    static func compare(seed: UInt64?, tables: Int, requests: Int) {
-        var generator = RouteTableGenerator(rng: SeededRandom(seed: seed))
-        let seed = generator.rng.seed
-        var compared = 0, routed = 0
+    /// What one seed's comparisons found: the mismatches (empty when the index agrees), how many
+    /// requests were compared and how many of them were routed.
+    struct Outcome: Sendable {
+        var mismatches: [String] = []
+        var compared = 0
+        var routed = 0
+        var seed: UInt64 = 0
+    }
+
+    static func compare(seed: UInt64?, tables: Int, requests: Int) -> Outcome {
+        var generator = RouteTableGenerator(rng: SeededRandom(seed: seed, label: "RouteIndexModelTests"))
+        var outcome = Outcome(seed: generator.rng.seed)
+        let seed = outcome.seed
         for t in 0..<tables {
             let table = generator.table()
             let compiled = CompiledRouteTable(table)
@@ -133,26 +145,34 @@ struct RouteTableGenerator {
                 let linear = RouteMatcher.linearMatch(compiled, request: request)
                 let explained = RouteMatcher.decide(compiled, request: request)
                 let linearEntry = linear.listener.flatMap { l in linear.rule.map { table.listeners[l].rules[$0] } }
-                #expect(indexed.listener == linear.listener, "seed \(seed) table \(t): \(request) listener")
-                #expect(indexed.entry == linearEntry, "seed \(seed) table \(t): \(request)\n\(table)")
-                #expect(indexed.entry == explained.entry, "seed \(seed) table \(t): \(request) explain")
-                compared += 1
-                if indexed.entry != nil { routed += 1 }
+                if indexed.listener != linear.listener { outcome.mismatches.append("seed \(seed) table \(t): \(request) listener") }
+                if indexed.entry != linearEntry { outcome.mismatches.append("seed \(seed) table \(t): \(request)\n\(table)") }
+                if indexed.entry != explained.entry { outcome.mismatches.append("seed \(seed) table \(t): \(request) explain") }
+                outcome.compared += 1
+                if indexed.entry != nil { outcome.routed += 1 }
             }
         }
-        #expect(compared == tables * requests)
+        return outcome
+    }
+
+    /// Runs `compare` off the cooperative pool and checks what it found.
+    static func check(seed: UInt64?, tables: Int, requests: Int) async throws {
+        let outcome = try await onDedicatedThread { compare(seed: seed, tables: tables, requests: requests) }
+        #expect(outcome.mismatches.isEmpty, "\(outcome.mismatches.count) mismatches; the first: \(outcome.mismatches.prefix(3))")
+        #expect(outcome.compared == tables * requests)
         // The generator is useful only if a good share of requests is routed and a good share is not.
-        #expect(routed > compared / 10 && routed < compared * 9 / 10, "seed \(seed): \(routed) of \(compared) routed")
+        #expect(outcome.routed > outcome.compared / 10 && outcome.routed < outcome.compared * 9 / 10,
+                "seed \(outcome.seed): \(outcome.routed) of \(outcome.compared) routed")
     }
 
     @Test(arguments: Array(1...24) as [UInt64])
-    func indexedLookupEqualsLinearScan(seed: UInt64) {
-        Self.compare(seed: seed, tables: 25, requests: 40)
+    func indexedLookupEqualsLinearScan(seed: UInt64) async throws {
+        try await Self.check(seed: seed, tables: 25, requests: 40)
     }
 
     /// A fresh seed each run (printed; replay with PORTWAY_TEST_SEED).
-    @Test func indexedLookupEqualsLinearScanFreshSeed() {
-        Self.compare(seed: nil, tables: 100, requests: 40)
+    @Test func indexedLookupEqualsLinearScanFreshSeed() async throws {
+        try await Self.check(seed: nil, tables: 100, requests: 40)
     }
 
     /// A request's path visits only the prefix lists of its own segments (plus `/`), whatever
