@@ -68,7 +68,7 @@ struct AgentMemoryBenchTests {
         ).write(toFile: kubeconfig, atomically: true, encoding: .utf8)
         let started = ContinuousClock.now
         let agent = try portwayProcess(
-            ["agent", "--kubeconfig", kubeconfig, "--no-datapath", "--proxy-listen", "off", "--bpffs", fs.directory, "--node-name", "node-a",
+            ["agent", "--kubeconfig", kubeconfig, "--no-datapath", "--proxy-listen", "off", "--health-port", "0", "--bpffs", fs.directory, "--node-name", "node-a",
              "--log-level", "debug"],
             logPath: root + "/agent.log")
         defer { agent.kill() }

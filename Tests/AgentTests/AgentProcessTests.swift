@@ -45,7 +45,7 @@ struct AgentProcessTests {
 
     /// `agent --from-dir DIR` on `bpffs`, maps only, no proxy, a resync every 200 ms.
     static func agentArguments(bpffs: String, dir: String, extra: [String] = []) -> [String] {
-        ["agent", "--from-dir", dir, "--no-datapath", "--proxy-listen", "off", "--bpffs", bpffs, "--node-name", "node-a",
+        ["agent", "--from-dir", dir, "--no-datapath", "--proxy-listen", "off", "--health-port", "0", "--bpffs", bpffs, "--node-name", "node-a",
          "--node-ip", "192.0.2.10", "--resync-interval", "0.2"] + sizeFlags + extra
     }
 
@@ -179,7 +179,7 @@ struct AgentProcessTests {
 
     static func kubeAgent(kubeconfig: String, bpffs: String, log: String) throws -> Child {
         try portwayProcess(
-            ["agent", "--kubeconfig", kubeconfig, "--no-datapath", "--proxy-listen", "off", "--bpffs", bpffs, "--node-name", "node-a",
+            ["agent", "--kubeconfig", kubeconfig, "--no-datapath", "--proxy-listen", "off", "--health-port", "0", "--bpffs", bpffs, "--node-name", "node-a",
              "--node-ip", "192.0.2.10"] + sizeFlags, logPath: log)
     }
 

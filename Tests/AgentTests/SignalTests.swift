@@ -17,7 +17,7 @@ struct SignalTests {
     /// returns the exit status and the log.
     func cycle(bpffs: String, dir: String, marker: String, signal: Int32) async throws -> (status: Int32, reason: Process.TerminationReason, log: String) {
         let agent = try Child([
-            portwayBinary!, "agent", "--from-dir", dir + "/yaml", "--no-datapath", "--bpffs", bpffs, "--node-name", "node-a", "--node-ip", "192.0.2.10",
+            portwayBinary!, "agent", "--from-dir", dir + "/yaml", "--no-datapath", "--health-port", "0", "--bpffs", bpffs, "--node-name", "node-a", "--node-ip", "192.0.2.10",
             "--service-map-size", "256", "--backend-map-size", "256", "--revnat-map-size", "256", "--affinity-map-size", "64",
             "--ct-map-size", "64", "--snat-map-size", "64",
         ], stderrLog: dir + "/agent.log", discardStdout: true)
