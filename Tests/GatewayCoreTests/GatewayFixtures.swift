@@ -86,6 +86,11 @@ extension GatewayState {
         return (parents[parent].conditions ?? []).map { "\($0.type)=\($0.status)/\($0.reason ?? "")" }
     }
 
+    /// The message of the first condition (Accepted) of the route's first parent entry; "" when none.
+    func routeMessage(_ route: String, namespace: String = GW.infra) -> String {
+        status.routes[NamespacedName(namespace: namespace, name: route)]?.first?.conditions?.first?.message ?? ""
+    }
+
     /// `Type=Status/Reason` of the Gateway's listener conditions, and its attachedRoutes.
     func listenerConditions(_ gateway: String, listener: String, namespace: String = GW.infra) -> [String] {
         guard let l = status.gateways[NamespacedName(namespace: namespace, name: gateway)]?.listeners?.first(where: { $0.name == listener }) else { return ["no status"] }

@@ -69,7 +69,7 @@ import Testing
                     retry: \(retry)
                 """))
             #expect(refused.routeConditions("r").first == "Accepted=False/UnsupportedValue", "\(retry)")
-            let text = refused.status.routes[NamespacedName(namespace: GW.infra, name: "r")]?.first?.conditions?.first?.message ?? ""
+            let text = refused.routeMessage("r")
             #expect(text == "spec.rules[0]: \(message)", "\(retry)")
         }
     }

@@ -64,7 +64,7 @@ import Testing
                     timeouts: \(timeouts)
                 """))
             #expect(refused.routeConditions("r").first == "Accepted=False/UnsupportedValue", "\(timeouts)")
-            let text = refused.status.routes[NamespacedName(namespace: GW.infra, name: "r")]?.first?.conditions?.first?.message ?? ""
+            let text = refused.routeMessage("r")
             #expect(text.contains(message), "\(timeouts): \(text)")
             #expect(refused.tables.first?.listeners.first?.rules.isEmpty == true, "a refused route is not served")
         }
@@ -79,7 +79,7 @@ import Testing
                 sessionPersistence: {sessionName: s}
             """, generation: 7))
         #expect(state.routeConditions("r") == ["Accepted=False/UnsupportedValue", "ResolvedRefs=True/ResolvedRefs"])
-        let message = state.status.routes[NamespacedName(namespace: GW.infra, name: "r")]?.first?.conditions?.first?.message ?? ""
+        let message = state.routeMessage("r")
         #expect(message == "spec.rules[0].sessionPersistence, spec.rules[0].retry.budget, spec.rules[0].backendRefs[0].futureField: not supported by Portway")
         #expect(state.tables.first?.listeners.first?.rules.isEmpty == true, "never served without the fields")
         #expect(state.warnings.map(\.description) == [
@@ -106,7 +106,7 @@ import Testing
                     backendRefs: [{name: infra-backend-v1, port: 8080}]
                 """))
             #expect(state.routeConditions("r").first == "Accepted=False/UnsupportedValue", "\(filter)")
-            let text = state.status.routes[NamespacedName(namespace: GW.infra, name: "r")]?.first?.conditions?.first?.message ?? ""
+            let text = state.routeMessage("r")
             #expect(text == message, "\(filter)")
         }
     }
