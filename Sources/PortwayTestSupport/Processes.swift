@@ -185,6 +185,18 @@ public final class Child: @unchecked Sendable {
         return process.terminationStatus
     }
 
+    /// Sends SIGTERM and waits up to `limit` for the process to end on its own (a graceful stop:
+    /// a server drains what reached it); SIGKILL after that. Reaps it. Blocks.
+    public func terminate(limit: Duration = .seconds(10)) {
+        guard process.isRunning else { return process.waitUntilExit() }
+        Glibc.kill(process.processIdentifier, SIGTERM)
+        let exited = DispatchSemaphore(value: 0)
+        let waiter = Thread { [process] in process.waitUntilExit(); exited.signal() }
+        waiter.start()
+        let seconds = Double(limit.components.seconds) + Double(limit.components.attoseconds) / 1e18
+        if exited.wait(timeout: .now() + seconds) == .timedOut { kill() }
+    }
+
     /// Sends SIGKILL and reaps the process.
     public func kill() {
         if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }

@@ -377,7 +377,9 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
         }
         // Like a preStop hook that waits for the node proxies: the pod drains until no node's maps
         // hold it as an active backend any more (and at least `grace`), so zero failed requests do
-        // not depend on how fast a loaded machine runs the agents.
+        // not depend on how fast a loaded machine runs the agents. Then the kubelet's SIGTERM: the
+        // pod serves every connection that already reached it and exits (a request in flight
+        // when the last node let go of the pod is answered, not cut off).
         if let ip = pods[name]?.ip { try await waitUntilNotActive(ip) }
         let left = grace - (ContinuousClock.now - start)
         if left > .zero { try await Task.sleep(for: left) }
@@ -412,7 +414,7 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
     private func removePod(_ name: String) async throws {
         guard let pod = pods.removeValue(forKey: name) else { return }
         try await onDedicatedThread {
-            pod.server.kill()
+            pod.server.terminate()  // as the kubelet stops a container: SIGTERM, then SIGKILL
             try run(["ip", "netns", "del", pod.netns])
         }
         netnsList.removeAll { $0 == pod.netns }

@@ -2,8 +2,10 @@
 enum Scripts {
     /// `pod.py NAME IP PORT`: an HTTP server on the Pod IP. `GET /` answers `NAME PEER_IP:PEER_PORT`
     /// (who the pod saw: the client itself, or a node after SNAT). Prints `ready` once listening.
+    /// SIGTERM stops it as a well-behaved pod stops: it serves every connection that already
+    /// reached it (accepted, or waiting in the listen backlog), then exits.
     static let pod = #"""
-        import http.server, socketserver, sys
+        import http.server, select, signal, socketserver, sys, threading
         name, ip, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -18,13 +20,20 @@ enum Scripts {
                 pass
 
         class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
+            daemon_threads = False
+            block_on_close = True  # server_close() joins the request threads
             allow_reuse_address = True
             request_queue_size = 256
 
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])  # threads inherit the mask
         server = Server((ip, port), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
         print("ready", flush=True)
-        server.serve_forever()
+        signal.sigwait([signal.SIGTERM])
+        server.shutdown()
+        while select.select([server.socket], [], [], 0)[0]:
+            server.handle_request()  # connections already in the backlog are served, not reset
+        server.server_close()
         """#
 
     /// `route_watch.py HOST:PORT HOSTNAME MAX_SECONDS`: requests `/` with that Host over one
