@@ -26,7 +26,7 @@ public struct GatewayWriteReport: Sendable, Equatable {
 
 /// The leader's outputs of the Gateway control plane, from one whole snapshot:
 /// - the Service `portway-gw-<gateway>` of each Portway Gateway (`GatewayServices.desiredService`):
-///   created when missing, patched when its type, ports, label or owner differ (merge patch, so what
+///   created when missing, patched when its type, ports, labels, annotations or owner differ (merge patch, so what
 ///   the server allocated, cluster IP and node ports, stays); deleted with its Gateway by the
 ///   garbage collector through the ownerReference;
 /// - status: each Portway GatewayClass's conditions, each Portway Gateway's status, and Portway's
@@ -157,8 +157,9 @@ public final class GatewayWriters: Sendable {
         }
     }
 
-    /// The merge patch that brings `current` to `desired` (type, ports, the Gateway label, the
-    /// owner), nil when nothing differs. Node ports of ports that stay are kept.
+    /// The merge patch that brings `current` to `desired` (type, ports, the Gateway label and the
+    /// Gateway's infrastructure labels and annotations, the owner), nil when nothing differs. Node
+    /// ports of ports that stay are kept; labels and annotations others set are left as they are.
     static func servicePatch(current: Service, desired: Service, owners: [OwnerReference]) -> Data? {
         let desiredOwner = desired.metadata.ownerReferences ?? []
         let desiredPorts = (desired.spec.ports ?? []).map { port -> ServicePort in
@@ -167,15 +168,35 @@ public final class GatewayWriters: Sendable {
             return p
         }
         func shape(_ ports: [ServicePort]) -> [String] { ports.map { "\($0.name ?? "")/\($0.protocol ?? "TCP")/\($0.port)" }.sorted() }
-        let labels = desired.metadata.labels ?? [:]
-        let labelsOK = labels.allSatisfy { current.metadata.labels?[$0.key] == $0.value }
+        // Labels and annotations: the desired ones set; those the Service's records say came from
+        // the Gateway's infrastructure and that it no longer has, removed (null in a merge patch).
+        func changes(desired: [String: String], current: [String: String], recorded: String?) -> [String: String?] {
+            var out: [String: String?] = [:]
+            for key in (recorded ?? "").split(separator: ",").map(String.init) where desired[key] == nil && current[key] != nil {
+                out[key] = .some(nil)
+            }
+            for (key, value) in desired where current[key] != value { out[key] = value }
+            return out
+        }
+        let currentAnnotations = current.metadata.annotations ?? [:]
+        var annotationChanges = changes(
+            desired: desired.metadata.annotations ?? [:], current: currentAnnotations,
+            recorded: currentAnnotations[GatewayServices.propagatedAnnotationsAnnotation])
+        for record in [GatewayServices.propagatedLabelsAnnotation, GatewayServices.propagatedAnnotationsAnnotation]
+        where desired.metadata.annotations?[record] == nil && currentAnnotations[record] != nil {
+            annotationChanges[record] = .some(nil)
+        }
+        let labelChanges = changes(
+            desired: desired.metadata.labels ?? [:], current: current.metadata.labels ?? [:],
+            recorded: currentAnnotations[GatewayServices.propagatedLabelsAnnotation])
         let ownerOK = desiredOwner.allSatisfy { owner in owners.contains { $0.uid == owner.uid && $0.controller == true } }
         let typeOK = current.spec.type == desired.spec.type
         let portsOK = shape(current.spec.ports ?? []) == shape(desiredPorts)
-        guard !(labelsOK && ownerOK && typeOK && portsOK) else { return nil }
+        guard !(labelChanges.isEmpty && annotationChanges.isEmpty && ownerOK && typeOK && portsOK) else { return nil }
         struct Patch: Encodable {
             struct Metadata: Encodable {
-                var labels: [String: String]
+                var labels: [String: String?]
+                var annotations: [String: String?]?
                 var ownerReferences: [OwnerReference]
             }
             struct Spec: Encodable {
@@ -188,7 +209,9 @@ public final class GatewayWriters: Sendable {
         // Other owners stay (a merge patch replaces the whole list).
         let keptOwners = owners.filter { owner in !desiredOwner.contains { $0.uid == owner.uid } && owner.controller != true }
         let patch = Patch(
-            metadata: .init(labels: labels, ownerReferences: keptOwners + desiredOwner),
+            metadata: .init(
+                labels: labelChanges, annotations: annotationChanges.isEmpty ? nil : annotationChanges,
+                ownerReferences: keptOwners + desiredOwner),
             spec: .init(type: desired.spec.type, ports: desiredPorts))
         return try? JSONEncoder().encode(patch)
     }

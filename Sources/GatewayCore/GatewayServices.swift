@@ -8,6 +8,11 @@ public enum GatewayServices {
     public static let namePrefix = "portway-gw-"
     /// Gateway annotation choosing the Service type: `NodePort` (the default) or `LoadBalancer`.
     public static let serviceTypeAnnotation = "portway.io/service-type"
+    /// Service annotations recording which label and annotation keys came from the Gateway's
+    /// `spec.infrastructure` (comma-separated; keys cannot hold commas), so that a key removed
+    /// there is removed from the Service too, and keys others put on the Service stay.
+    public static let propagatedLabelsAnnotation = "portway.io/infrastructure-labels"
+    public static let propagatedAnnotationsAnnotation = "portway.io/infrastructure-annotations"
     /// Longest Service name the API accepts (a DNS-1035 label).
     public static let maxNameLength = 63
 
@@ -28,15 +33,26 @@ public enum GatewayServices {
     /// with it), one TCP port per distinct listener port (named `port-<n>`), no selector (its
     /// frontends go to the proxy, never to endpoints). `defaultType` applies unless the Gateway's
     /// `portway.io/service-type` annotation says `NodePort` or `LoadBalancer`.
+    ///
+    /// GatewayInfrastructurePropagation: the Gateway's `spec.infrastructure.labels` and
+    /// `.annotations` are the Service's too; the `gateway.networking.k8s.io/gateway-name` label
+    /// stays the Gateway's name whatever `labels` says (the leader and the nodes find the Service by it).
     public static func desiredService(for gateway: Gateway, defaultType: String = "NodePort") -> Service {
         let namespace = GatewayBuild.namespace(gateway.metadata)
         let requested = gateway.metadata.annotations?[serviceTypeAnnotation]
         let type = ["NodePort", "LoadBalancer"].contains(requested ?? "") ? requested! : defaultType
         let ports = Set(gateway.spec.listeners.map(\.port).filter { (1...65535).contains($0) }).sorted()
+        var labels = gateway.spec.infrastructure?.labels ?? [:]
+        labels[GatewayAPI.gatewayNameLabel] = gateway.metadata.name
+        var annotations = gateway.spec.infrastructure?.annotations ?? [:]
+        let propagatedLabels = labels.keys.filter { $0 != GatewayAPI.gatewayNameLabel }.sorted()
+        let propagatedAnnotations = annotations.keys.sorted()
+        if !propagatedLabels.isEmpty { annotations[propagatedLabelsAnnotation] = propagatedLabels.joined(separator: ",") }
+        if !propagatedAnnotations.isEmpty { annotations[propagatedAnnotationsAnnotation] = propagatedAnnotations.joined(separator: ",") }
         return Service(
             metadata: ObjectMeta(
                 name: serviceName(gateway: gateway.metadata.name), namespace: namespace,
-                labels: [GatewayAPI.gatewayNameLabel: gateway.metadata.name],
+                labels: labels, annotations: annotations.isEmpty ? nil : annotations,
                 ownerReferences: [OwnerReference(
                     apiVersion: Gateway.resource.apiVersion, kind: "Gateway", name: gateway.metadata.name,
                     uid: gateway.metadata.uid ?? "", controller: true, blockOwnerDeletion: true

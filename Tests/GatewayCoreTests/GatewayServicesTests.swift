@@ -46,6 +46,22 @@ import LoadBalancer
         #expect(service.spec.ports == [80, 443, 8080].map { ServicePort(name: "port-\($0)", protocol: "TCP", port: $0) })
     }
 
+    /// GatewayInfrastructurePropagation: `spec.infrastructure` labels and annotations on the Service,
+    /// recorded so that the leader can remove them later; the gateway-name label stays the Gateway's.
+    @Test func infrastructureLabelsAndAnnotationsArePropagatedAndRecorded() {
+        var gw = gateway("public", annotations: ["portway.io/service-type": "LoadBalancer"])
+        gw.spec.infrastructure = GatewayInfrastructure(
+            labels: ["key2": "value2", "a": "b", GatewayAPI.gatewayNameLabel: "someone-else"], annotations: ["key1": "value1"])
+        let service = GatewayServices.desiredService(for: gw)
+        #expect(service.metadata.labels == [GatewayAPI.gatewayNameLabel: "public", "key2": "value2", "a": "b"])
+        #expect(service.metadata.annotations == [
+            "key1": "value1", GatewayServices.propagatedLabelsAnnotation: "a,key2", GatewayServices.propagatedAnnotationsAnnotation: "key1",
+        ])
+        // The Gateway's own annotations are not its infrastructure's.
+        #expect(service.spec.type == "LoadBalancer")
+        #expect(GatewayServices.desiredService(for: gateway("plain")).metadata.annotations == nil)
+    }
+
     @Test func theTypeComesFromTheAnnotationOrTheDefault() {
         #expect(GatewayServices.desiredService(for: gateway("g", annotations: ["portway.io/service-type": "LoadBalancer"])).spec.type == "LoadBalancer")
         #expect(GatewayServices.desiredService(for: gateway("g", annotations: ["portway.io/service-type": "ClusterIP"])).spec.type == "NodePort")
