@@ -256,6 +256,16 @@ public enum RouteMatcher {
         servingListener(table, host: Hostnames.normalize(host: host)).map { table.listeners[$0] }
     }
 
+    /// GatewayHTTPSListenerDetectMisdirectedRequests: true when a request for the normalized `host`
+    /// came on a TLS connection whose SNI, `serverName`, chose another listener of the port (or a
+    /// listener when the host has none, or none when the host has one): such a request gets 421
+    /// Misdirected Request (RFC 9110 §15.5.20), never another listener's routes. The SNI chose the
+    /// certificate the same way (exact hostname, longest wildcard, then no hostname).
+    public static func isMisdirected(_ compiled: CompiledRouteTable, normalizedHost host: String, serverName: String) -> Bool {
+        let index = compiled.index
+        return index.servingListener(host: Hostnames.normalize(host: serverName)) != index.servingListener(host: host)
+    }
+
     /// `match` for a table used once (its regular expressions compiled for this call).
     public static func match(_ table: PortRouteTable, request: RouteRequest) -> (listener: Int?, entry: RouteTableEntry?, code: Int) {
         match(CompiledRouteTable(table), request: request)

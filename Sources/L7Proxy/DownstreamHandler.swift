@@ -61,6 +61,8 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
 
     private let shared: ConnectionContext
     private let probe: ActivityProbe
+    /// The TLS connection's SNI (`RoutingRequest.serverName`).
+    private let serverName: TLSServerName
     private var machine: ConnectionStateMachine
     private var context: ChannelHandlerContext?
     private var started = false
@@ -103,9 +105,10 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     private var maxBufferedRequestBytes = 0
     private var maxBufferedResponseBytes = 0
 
-    init(shared: ConnectionContext, probe: ActivityProbe) {
+    init(shared: ConnectionContext, probe: ActivityProbe, serverName: TLSServerName = TLSServerName()) {
         self.shared = shared
         self.probe = probe
+        self.serverName = serverName
         self.machine = ConnectionStateMachine(
             maxDiscardedBodyBytes: shared.options.maxDiscardedBodyBytes, maxReplayBodyBytes: shared.options.maxRetryBodyBytes)
         shared.metrics.noteDownstreamHandler(alive: 1)
@@ -268,7 +271,8 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         }
         let request = RoutingRequest(
             proxyPort: shared.proxyPort, host: target.host, path: target.path, query: target.query,
-            method: head.method.rawValue, headers: head.headers, clientAddress: clientAddress, isTLS: shared.isTLS
+            method: head.method.rawValue, headers: head.headers, clientAddress: clientAddress, isTLS: shared.isTLS,
+            serverName: serverName.name
         )
         // Read the table once: this request finishes on it whatever is swapped in meanwhile.
         let decision = shared.routes.current.route(request)

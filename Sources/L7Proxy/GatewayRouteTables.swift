@@ -40,6 +40,9 @@ public struct GatewayRouteTableRouter: RequestRouter {
 
     public func route(_ request: RoutingRequest) -> RoutingDecision {
         guard let port = compiled[request.proxyPort] else { return .respond(status: 404, route: .none) }
+        if let serverName = request.serverName, RouteMatcher.isMisdirected(port.matcher, normalizedHost: request.host, serverName: serverName) {
+            return .respond(status: 421, route: .none)
+        }
         // The host is normalized already (RequestTarget), the path and query are apart, the
         // headers are read in place: the matcher converts nothing and says where by position.
         let found = RouteMatcher.match(

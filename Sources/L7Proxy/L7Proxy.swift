@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import NIOTLS
 import Synchronization
 
 /// Binds a listening socket for a proxy port. Injectable: the agent binds transparent sockets
@@ -305,11 +306,22 @@ public final class L7Proxy: Sendable {
         try configure(channel, shared: shared, tls: nil)
     }
 
-    /// Installs the proxy's handlers on a client channel: TLS (optional), activity probe, HTTP/1.1
-    /// server codec with pipelining and limits, then the connection handler.
+    /// Installs the proxy's handlers on a client channel: TLS (optional; the ClientHello's server
+    /// name read first, for misdirected-request detection), activity probe, HTTP/1.1 server codec
+    /// with pipelining and limits, then the connection handler.
     static func configure(_ channel: any Channel, shared: ConnectionContext, tls: NIOSSLContext?) throws {
         let sync = channel.pipeline.syncOperations
-        if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
+        let serverName = TLSServerName()
+        if let tls {
+            // NIOSSL does not tell a handler the SNI it chose the certificate by; NIOTLS's
+            // SNIHandler reads it from the ClientHello, then leaves the bytes to NIOSSL.
+            let eventLoop = channel.eventLoop
+            try sync.addHandler(ByteToMessageHandler(SNIHandler { result in
+                if case .hostname(let name) = result { serverName.name = name }
+                return eventLoop.makeSucceededVoidFuture()
+            }))
+            try sync.addHandler(NIOSSLServerHandler(context: tls))
+        }
         let probe = ActivityProbe()
         try sync.addHandler(probe)
         var limits = NIOHTTPDecoderLimitConfiguration()
@@ -319,6 +331,12 @@ public final class L7Proxy: Sendable {
         try sync.configureHTTPServerPipeline(
             withPipeliningAssistance: true, withErrorHandling: false, withOutboundHeaderValidation: true,
             withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
-        try sync.addHandler(DownstreamHandler(shared: shared, probe: probe))
+        try sync.addHandler(DownstreamHandler(shared: shared, probe: probe, serverName: serverName))
     }
+}
+
+/// The server name a TLS client asked for (SNI), once its ClientHello is read; nil without TLS or
+/// SNI. Lives on the connection's event loop: written by the SNI reader, read by the connection handler.
+final class TLSServerName {
+    var name: String?
 }

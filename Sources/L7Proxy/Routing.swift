@@ -21,11 +21,14 @@ public struct RoutingRequest: Sendable {
     public var clientAddress: String?
     /// True when the request came over TLS terminated by the proxy.
     public var isTLS: Bool
+    /// The server name (SNI) of the TLS connection's ClientHello, when it had one.
+    public var serverName: String?
 
     public init(
         proxyPort: UInt16, host: String, path: String, query: String? = nil, method: String,
-        headers: HTTPHeaders = [:], clientAddress: String? = nil, isTLS: Bool = false
+        headers: HTTPHeaders = [:], clientAddress: String? = nil, isTLS: Bool = false, serverName: String? = nil
     ) {
+        self.serverName = serverName
         self.proxyPort = proxyPort
         self.host = host
         self.path = path

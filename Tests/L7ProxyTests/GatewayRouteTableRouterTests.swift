@@ -54,6 +54,39 @@ import Testing
         #expect(b.rewrite?.path?.apply(to: "/api/users") == "/v2/users")
     }
 
+    /// GatewayHTTPSListenerDetectMisdirectedRequests: the SNI's listener and the Host's must be the
+    /// same (upstream's listeners: any host, second-example.org, *.wildcard.org,
+    /// fourth-example.wildcard.org); without SNI nothing is compared.
+    @Test func aHostServedByAnotherListenerThanTheSNIIsMisdirected() {
+        func listener(_ name: String, _ hostname: String?, _ address: String) -> ListenerRouteTable {
+            ListenerRouteTable(name: name, hostname: hostname, protocol: .https, rules: [Self.entry(name, hostnames: [], backends: [Self.backend(name, address)])])
+        }
+        // The table's order: exact names, then wildcards, then no hostname.
+        let table = PortRouteTable(gateway: NamespacedName(namespace: Self.ns, name: "gw"), port: 443, listeners: [
+            listener("https-with-hostname", "second-example.org", "10.0.0.2"),
+            listener("https-with-hostname-matching-wildcard", "fourth-example.wildcard.org", "10.0.0.4"),
+            listener("https-with-wildcard-hostname", "*.wildcard.org", "10.0.0.3"),
+            listener("https", nil, "10.0.0.1"),
+        ])
+        let router = GatewayRouteTableRouter(tables: [10443: table])
+        func outcome(_ serverName: String?, _ host: String) -> String {
+            switch router.route(RoutingRequest(proxyPort: 10443, host: host, path: "/", method: "GET", isTLS: true, serverName: serverName)) {
+            case .respond(let status, _): return "\(status)"
+            case .forward(let forward): return forward.route.name
+            case .redirect: return "redirect"
+            }
+        }
+        #expect(outcome("example.org", "example.org") == "default/https/rule0")
+        #expect(outcome("example.org", "second-example.org") == "421")
+        #expect(outcome("second-example.org", "example.org") == "421")
+        #expect(outcome("Second-Example.org.", "second-example.org") == "default/https-with-hostname/rule0")
+        #expect(outcome("third-example.wildcard.org", "fith-example.wildcard.org") == "default/https-with-wildcard-hostname/rule0")
+        #expect(outcome("third-example.wildcard.org", "fourth-example.wildcard.org") == "421")
+        #expect(outcome("fourth-example.wildcard.org", "fith-example.wildcard.org") == "421")
+        #expect(outcome("unknown-example.org", "example.org") == "default/https/rule0")
+        #expect(outcome(nil, "second-example.org") == "default/https-with-hostname/rule0")
+    }
+
     /// The Gateway API weights, through the picker the proxy forwards with (BackendChoice): 3:0:1,
     /// a weight of 0 never chosen.
     @Test func weightsSplitTrafficAndZeroMeansNone() {
