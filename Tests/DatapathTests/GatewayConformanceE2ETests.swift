@@ -49,7 +49,8 @@ private enum ConformanceScripts {
     /// `request.py ADDRESS`: each stdin line is `PORT METHOD HOST PATH [NAME:VALUE…]`; one request on
     /// a new connection, no redirect followed; prints one JSON line `{status, location, headers,
     /// body}` (response header names lowercased), or `{"error": …}` after 5 s. A PORT written
-    /// `tls:PORT` speaks TLS with HOST as the SNI (the certificate is not verified).
+    /// `tls:PORT` speaks TLS with HOST as the SNI, `tls:PORT:NAME` with NAME as the SNI (the
+    /// certificate is not verified).
     static let client = #"""
         import http.client, json, socket, ssl, sys
         address = sys.argv[1]
@@ -59,19 +60,147 @@ private enum ConformanceScripts {
             headers.update(dict(h.split(":", 1) for h in extra))
             try:
                 tls = port.startswith("tls:")
-                port = int(port.removeprefix("tls:"))
+                port, _, sni = port.removeprefix("tls:").partition(":")
+                port = int(port)
                 conn = http.client.HTTPConnection(address, port, timeout=5)
                 if tls:
                     context = ssl.create_default_context()
                     context.check_hostname = False
                     context.verify_mode = ssl.CERT_NONE
-                    conn.sock = context.wrap_socket(socket.create_connection((address, port), timeout=5), server_hostname=host)
+                    conn.sock = context.wrap_socket(socket.create_connection((address, port), timeout=5), server_hostname=sni or host)
                 conn.request(method, path, headers=headers)
                 r = conn.getresponse()
                 body = r.read().decode()
                 out = {"status": r.status, "location": r.getheader("Location") or "-",
                        "headers": {k.lower(): v for k, v in r.getheaders()}, "body": body}
                 conn.close()
+            except Exception as e:
+                out = {"error": f"{type(e).__name__} {e}"}
+            print(json.dumps(out), flush=True)
+        """#
+
+    /// `wsecho.py NAME PORT`: a WebSocket echo server (RFC 6455, the standard library only): an
+    /// upgrade request gets 101 with its `Sec-WebSocket-Accept`, then every data frame comes back
+    /// with its opcode (ping as pong, close as close, then the connection ends); any other
+    /// request gets 200 with `{name, websocket: false, path}` and the connection closed.
+    static let webSocketBackend = #"""
+        import base64, hashlib, json, socket, socketserver, struct, sys
+        name, port = sys.argv[1], int(sys.argv[2])
+        GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+        def exact(f, n):
+            data = f.read(n)
+            if len(data) < n:
+                raise EOFError
+            return data
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                lines = []
+                while True:
+                    line = self.rfile.readline()
+                    if not line:
+                        return
+                    if line in (b"\r\n", b"\n"):
+                        break
+                    lines.append(line.decode("latin-1").rstrip("\r\n"))
+                headers = {}
+                for line in lines[1:]:
+                    k, _, v = line.partition(":")
+                    headers[k.strip().lower()] = v.strip()
+                if headers.get("upgrade", "").lower() != "websocket":
+                    body = json.dumps({"name": name, "websocket": False, "path": lines[0].split()[1]}).encode()
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+                    return
+                accept = base64.b64encode(hashlib.sha1((headers["sec-websocket-key"] + GUID).encode()).digest()).decode()
+                self.wfile.write(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                  "Sec-WebSocket-Accept: %s\r\n\r\n" % accept).encode())
+                self.wfile.flush()
+                try:
+                    while True:
+                        b0, b1 = exact(self.rfile, 2)
+                        opcode, length = b0 & 0x0F, b1 & 0x7F
+                        if length == 126:
+                            length = struct.unpack("!H", exact(self.rfile, 2))[0]
+                        elif length == 127:
+                            length = struct.unpack("!Q", exact(self.rfile, 8))[0]
+                        mask = exact(self.rfile, 4) if b1 & 0x80 else b"\0\0\0\0"
+                        payload = bytes(c ^ mask[i % 4] for i, c in enumerate(exact(self.rfile, length)))
+                        reply = 0xA if opcode == 0x9 else opcode
+                        header = bytes([0x80 | reply]) + (bytes([len(payload)]) if len(payload) < 126 else b"\x7e" + struct.pack("!H", len(payload)))
+                        self.wfile.write(header + payload)
+                        self.wfile.flush()
+                        if opcode == 0x8:
+                            return
+                except (EOFError, ConnectionError):
+                    return
+        class Server(socketserver.ThreadingTCPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+        server = Server(("0.0.0.0", port), Handler)
+        print("ready", flush=True)
+        server.serve_forever()
+        """#
+
+    /// `wsclient.py ADDRESS`: each stdin line is `PORT HOST PATH ORIGIN`; a WebSocket handshake on a
+    /// new connection, then, after a 101, the upstream test's text frame ("Websocket Support!") and
+    /// binary frame (1…7), a 10 KiB binary frame and a close, each answer read back. Prints one JSON
+    /// line `{status, acceptOK, text: "OPCODE TEXT", binary: "OPCODE B,B,…", large, close}`, or
+    /// `{"error": …}` after 5 s.
+    static let webSocketClient = #"""
+        import base64, hashlib, json, os, socket, struct, sys
+        address = sys.argv[1]
+        GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+        def exact(s, n):
+            data = b""
+            while len(data) < n:
+                chunk = s.recv(n - len(data))
+                if not chunk:
+                    raise EOFError("connection closed")
+                data += chunk
+            return data
+        def send(s, opcode, payload):
+            mask = os.urandom(4)
+            n = len(payload)
+            header = bytes([0x80 | opcode]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack("!H", n))
+            s.sendall(header + mask + bytes(c ^ mask[i % 4] for i, c in enumerate(payload)))
+        def receive(s):
+            b0, b1 = exact(s, 2)
+            length = b1 & 0x7F
+            if length == 126:
+                length = struct.unpack("!H", exact(s, 2))[0]
+            elif length == 127:
+                length = struct.unpack("!Q", exact(s, 8))[0]
+            if b1 & 0x80:
+                raise ValueError("a masked frame from the server")
+            return b0 & 0x0F, exact(s, length)
+        for line in sys.stdin:
+            port, host, path, origin = line.split()
+            try:
+                s = socket.create_connection((address, int(port)), timeout=5)
+                key = base64.b64encode(os.urandom(16)).decode()
+                s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                           "Sec-WebSocket-Version: 13\r\nOrigin: %s\r\n\r\n" % (path, host, key, origin)).encode())
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += exact(s, 1)
+                lines = head.decode("latin-1").split("\r\n")
+                status = int(lines[0].split()[1])
+                headers = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:] if l)}
+                expected = base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
+                out = {"status": status, "acceptOK": headers.get("sec-websocket-accept") == expected}
+                if status == 101:
+                    send(s, 0x1, "Websocket Support!".encode())
+                    opcode, data = receive(s)
+                    out["text"] = "%d %s" % (opcode, data.decode())
+                    send(s, 0x2, bytes([1, 2, 3, 4, 5, 6, 7]))
+                    opcode, data = receive(s)
+                    out["binary"] = "%d %s" % (opcode, ",".join(map(str, data)))
+                    big = bytes(range(256)) * 40
+                    send(s, 0x2, big)
+                    opcode, data = receive(s)
+                    out["large"] = opcode == 2 and data == big
+                    send(s, 0x8, struct.pack("!H", 1000))
+                    out["close"] = receive(s)[0]
+                s.close()
             except Exception as e:
                 out = {"error": f"{type(e).__name__} {e}"}
             print(json.dumps(out), flush=True)
@@ -200,9 +329,10 @@ private func referenceGrant(
 }
 
 /// The upstream suite's Gateway `same-namespace-with-https-listener` (NodePort 30882): listeners
-/// `https` (any host), `https-with-hostname` (second-example.org) and `https-with-wildcard-hostname`
-/// (*.wildcard.org) on 443, each with the Secret `tls-validity-checks-certificate` (a new
-/// self-signed certificate for example.org). Blocking (openssl).
+/// `https` (any host), `https-with-hostname` (second-example.org), `https-with-wildcard-hostname`
+/// (*.wildcard.org) and `https-with-hostname-matching-wildcard` (fourth-example.wildcard.org) on
+/// 443, each with the Secret `tls-validity-checks-certificate` (a new self-signed certificate for
+/// example.org). Blocking (openssl).
 private func httpsGatewayYAML(_ lab: Lab) async throws -> String {
     let certificate = lab.scripts + "/tls-validity-checks"
     try await onDedicatedThread { try makeCertificate(hostname: "example.org", path: certificate) }
@@ -212,6 +342,7 @@ private func httpsGatewayYAML(_ lab: Lab) async throws -> String {
             KubeYAML.listener("https", port: 443, protocol: "HTTPS", certificate: secret),
             KubeYAML.listener("https-with-hostname", port: 443, protocol: "HTTPS", hostname: "second-example.org", certificate: secret),
             KubeYAML.listener("https-with-wildcard-hostname", port: 443, protocol: "HTTPS", hostname: "'*.wildcard.org'", certificate: secret),
+            KubeYAML.listener("https-with-hostname-matching-wildcard", port: 443, protocol: "HTTPS", hostname: "fourth-example.wildcard.org", certificate: secret),
         ]),
         KubeYAML.gatewayService("same-namespace-with-https-listener", namespace: "lab", clusterIP: "10.96.0.92", ports: [
             .init(name: "https", port: 443, targetPort: 443, nodePort: 30882),
@@ -542,6 +673,73 @@ struct GatewayConformanceE2ETests {
             for (host, expected) in [("example.org", "200 infra-backend-v1"), ("unknown-example.org", "404 -"), ("second-example.org", "200 infra-backend-v2")] {
                 let answer = await ask("tls:30882 GET \(host) /")
                 #expect("\(answer.status) \(answer.echo["name"] as? String ?? "-")" == expected, "Host and SNI \(host)")
+            }
+            client.closeInput()
+        }
+    }
+
+    /// HTTPRouteHTTPSListenerDetectMisdirectedRequests (GatewayHTTPSListenerDetectMisdirectedRequests):
+    /// upstream's four routes, one per listener of `same-namespace-with-https-listener` by
+    /// sectionName, and every case of the upstream test over TLS to the NodePort, the SNI and the
+    /// Host set apart: a Host served by another listener than the SNI's gets 421; a Host of the
+    /// SNI's listener its route (200) or 404. Upstream speaks HTTP/2; the proxy offers only
+    /// http/1.1 in ALPN, so these are HTTP/1.1 requests (the listener choice is the same).
+    @Test("Misdirected requests on HTTPS listeners through their NodePort: 421 when the Host belongs to another listener than the SNI")
+    func misdirectedRequestsOnHTTPSListeners() async throws {
+        guard haveCommand("openssl") else {
+            print("⚠️ misdirectedRequestsOnHTTPSListeners skipped: openssl not found")
+            return
+        }
+        func sectionRoute(_ number: Int, section: String, backend: String) -> String {
+            """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: HTTPRoute
+            metadata: {name: https-listener-detect-misdirected-requests-test-\(number), namespace: lab}
+            spec:
+              parentRefs: [{name: same-namespace-with-https-listener, sectionName: \(section)}]
+            \(number == 1 ? "  hostnames: [example.org]\n" : "")  rules:
+              - matches: [{path: {type: PathPrefix, value: /detect-misdirected-requests}}]
+                backendRefs: [{name: \(backend), port: 80}]
+
+            """
+        }
+        try await withLab(prefix: "pwgc") { lab in
+            let yaml = conformanceGatewayYAML([
+                try await httpsGatewayYAML(lab),
+                sectionRoute(1, section: "https", backend: "infra-backend-v1"),
+                sectionRoute(2, section: "https-with-hostname", backend: "infra-backend-v2"),
+                sectionRoute(3, section: "https-with-wildcard-hostname", backend: "infra-backend-v3"),
+                sectionRoute(4, section: "https-with-hostname-matching-wildcard", backend: "infra-backend-v1"),
+            ])
+            let status = GatewayState.build(try FileSource.load(yaml: yaml, file: "gateway.yaml").snapshot, options: GatewayOptions()).status
+            for number in 1...4 {
+                let parents = status.routes[NamespacedName(namespace: "lab", name: "https-listener-detect-misdirected-requests-test-\(number)")] ?? []
+                #expect(parents.map { ($0.conditions ?? []).map { "\($0.type)=\($0.status)" } } == [["Accepted=True", "ResolvedRefs=True"]], "route \(number)")
+            }
+            let (agent, ask, client) = try await start(lab, yaml: yaml, probe: "tls:30882:example.org GET example.org /detect-misdirected-requests", status: 200)
+            defer { agent.kill() }
+            // (SNI, Host, expected): upstream's cases in its order.
+            let cases: [(String, String, String)] = [
+                ("example.org", "example.org", "200 infra-backend-v1"),
+                ("example.org", "second-example.org", "421 -"),
+                ("example.org", "unknown-example.org", "404 -"),
+                ("second-example.org", "second-example.org", "200 infra-backend-v2"),
+                ("second-example.org", "example.org", "421 -"),
+                ("second-example.org", "unknown-example.org", "421 -"),
+                ("third-example.wildcard.org", "third-example.wildcard.org", "200 infra-backend-v3"),
+                ("third-example.wildcard.org", "fith-example.wildcard.org", "200 infra-backend-v3"),
+                ("third-example.wildcard.org", "fourth-example.wildcard.org", "421 -"),
+                ("third-example.wildcard.org", "second-example.org", "421 -"),
+                ("third-example.wildcard.org", "unknown-example.org", "421 -"),
+                ("fourth-example.wildcard.org", "fourth-example.wildcard.org", "200 infra-backend-v1"),
+                ("fourth-example.wildcard.org", "fith-example.wildcard.org", "421 -"),
+                ("unknown-example.org", "example.org", "200 infra-backend-v1"),
+                ("unknown-example.org", "unknown-example.org", "404 -"),
+            ]
+            for (serverName, host, expected) in cases {
+                let answer = await ask("tls:30882:\(serverName) GET \(host) /detect-misdirected-requests")
+                let got = answer.error.map { "error \($0)" } ?? "\(answer.status) \(answer.echo["name"] as? String ?? "-")"
+                #expect(got == expected, "SNI \(serverName), Host \(host)")
             }
             client.closeInput()
         }
@@ -1078,6 +1276,64 @@ struct GatewayConformanceE2ETests {
             let v1 = Double(counts["infra-backend-v1"] ?? 0) / Double(total), v2 = Double(counts["infra-backend-v2"] ?? 0) / Double(total)
             #expect(abs(v1 - 0.7) <= 0.1 && abs(v2 - 0.3) <= 0.1, "\(counts)")
             #expect(counts["infra-backend-v3"] == nil && (counts["infra-backend-v1"] ?? 0) + (counts["infra-backend-v2"] ?? 0) == total, "\(counts)")
+            client.closeInput()
+        }
+    }
+
+    /// HTTPRouteBackendProtocolWebSocket: the upstream route `backend-protocol-ws` on
+    /// `same-namespace` (NodePort 30890) to a Service port with `appProtocol: kubernetes.io/ws`
+    /// (8082 `third-port` to 3000, as upstream's infra-backend-v1 has it; here a Service of its own,
+    /// infra-backend-ws on be1, so the other tests' backends stay as they are). A WebSocket dialled
+    /// at `ws://<gateway>/ws` with the upstream Origin gets 101 and its text and binary frames
+    /// echoed; status from the builder on the same objects.
+    @Test("WebSocket through the Gateway NodePort to a backend port with appProtocol kubernetes.io/ws: 101, text and binary frames echoed")
+    func webSocketBackendThroughNodePort() async throws {
+        let backend = """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: infra-backend-ws, namespace: lab}
+            spec:
+              clusterIP: 10.96.0.78
+              ports: [{name: third-port, protocol: TCP, appProtocol: kubernetes.io/ws, port: 8082, targetPort: 3000}]
+            ---
+            apiVersion: discovery.k8s.io/v1
+            kind: EndpointSlice
+            metadata:
+              name: infra-backend-ws-1
+              namespace: lab
+              labels: {kubernetes.io/service-name: infra-backend-ws}
+            addressType: IPv4
+            ports: [{name: third-port, port: 3000, protocol: TCP, appProtocol: kubernetes.io/ws}]
+            endpoints: [{addresses: ["\(Lab.backendIPs["be1"]!)"], conditions: {ready: true}, nodeName: lab-node}]
+
+            """
+        let yaml = conformanceGatewayYAML([
+            upstreamGatewaysYAML, backend,
+            httpRoute("backend-protocol-ws", parents: ["same-namespace"], rules: "  - backendRefs: [{name: infra-backend-ws, port: 8082}]"),
+        ])
+        let status = GatewayState.build(try FileSource.load(yaml: yaml, file: "gateway.yaml").snapshot, options: GatewayOptions()).status
+        let parents = status.routes[NamespacedName(namespace: "lab", name: "backend-protocol-ws")] ?? []
+        #expect(parents.map { ($0.conditions ?? []).map { "\($0.type)=\($0.status)" } } == [["Accepted=True", "ResolvedRefs=True"]])
+        try await withLab(prefix: "pwgc") { lab in
+            try ConformanceScripts.webSocketBackend.write(toFile: lab.scripts + "/wsecho.py", atomically: true, encoding: .utf8)
+            try ConformanceScripts.webSocketClient.write(toFile: lab.scripts + "/wsclient.py", atomically: true, encoding: .utf8)
+            let echo = try await onDedicatedThread { try lab.spawn(in: "\(lab.prefix)-be1", [Lab.python, lab.scripts + "/wsecho.py", "infra-backend-ws", "3000"]) }
+            #expect(await echo.line() == "ready")
+            let (agent, ask, client) = try await start(lab, yaml: yaml, probe: "30890 GET gateway /ws", status: 200)
+            defer { agent.kill() }
+            #expect(await ask("30890 GET gateway /ws").echo["name"] as? String == "infra-backend-ws", "a plain request reaches the WebSocket backend")
+            let ws = try await onDedicatedThread { try lab.spawn(in: lab.client, [Lab.python, lab.scripts + "/wsclient.py", Lab.nodeIP]) }
+            // The upstream test dials twice in a row at least (its consecutive successes); three here.
+            for attempt in 1...3 {
+                ws.send("30890 gateway /ws ws://gateway/HTTPRouteBackendProtocolWebSocket")
+                let line = await ws.line() ?? "eof"
+                let answer = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] ?? [:]
+                #expect(answer["status"] as? Int == 101 && answer["acceptOK"] as? Bool == true, "attempt \(attempt): \(line)")
+                #expect(answer["text"] as? String == "1 Websocket Support!", "attempt \(attempt): \(line)")
+                #expect(answer["binary"] as? String == "2 1,2,3,4,5,6,7", "attempt \(attempt): \(line)")
+                #expect(answer["large"] as? Bool == true && answer["close"] as? Int == 8, "attempt \(attempt): \(line)")
+            }
+            ws.closeInput()
             client.closeInput()
         }
     }

@@ -309,6 +309,58 @@ struct GatewayConformanceEnvtestTests {
         }
     }
 
+    /// GatewayInfrastructure (GatewayInfrastructurePropagation): the upstream Gateway
+    /// `gateway-with-infrastructure-metadata` (annotation key1: value1, label key2: value2, HTTP on
+    /// 8080) is Accepted with its latest conditions, and the Service found by the
+    /// `gateway.networking.k8s.io/gateway-name` label carries both. Beyond upstream: a changed value
+    /// and a new key follow, a removed key goes, and what others put on the Service stays.
+    @Test("GatewayInfrastructure: the Gateway's infrastructure labels and annotations on its Service, on the real server; changes follow")
+    func gatewayInfrastructurePropagation() async throws {
+        try await Self.withLeader { admin, _ in
+            let ns = Self.infra, name = "gateway-with-infrastructure-metadata"
+            _ = try await admin.create(Gateway(
+                metadata: ObjectMeta(name: name, namespace: ns),
+                spec: GatewaySpec(
+                    gatewayClassName: "portway", listeners: [Listener(name: "http", port: 8080, protocol: "HTTP")],
+                    infrastructure: GatewayInfrastructure(labels: ["key2": "value2"], annotations: ["key1": "value1"]))))
+            try await eventually("Gateway \(name) Accepted at its generation") {
+                let g = try await admin.get(Gateway.self, name: name, namespace: ns)
+                return Self.latest(g.status?.conditions, g.metadata.generation) && Self.summary(g.status?.conditions).contains("Accepted=True/Accepted")
+            }
+            /// The labels and annotations of the Services the upstream test lists (by the gateway-name label).
+            func services() async throws -> [(labels: [String: String], annotations: [String: String])] {
+                try await admin.list(Service.self, options: ListOptions(namespace: ns, labelSelector: "\(GatewayAPI.gatewayNameLabel)=\(name)")).items
+                    .map { ($0.metadata.labels ?? [:], $0.metadata.annotations ?? [:]) }
+            }
+            func carries(_ labels: [String: String], _ annotations: [String: String]) async throws -> Bool {
+                let found = try await services()
+                guard let service = found.first else { return false }
+                return labels.allSatisfy { service.labels[$0.key] == $0.value } && annotations.allSatisfy { service.annotations[$0.key] == $0.value }
+            }
+            try await eventually("the Gateway's Service with key2=value2 and key1: value1") { try await carries(["key2": "value2"], ["key1": "value1"]) }
+            #expect(try await services().count == 1)
+            // Someone else's label and annotation on the Service.
+            let serviceName = GatewayServices.serviceName(gateway: name)
+            _ = try await admin.patch(Service.self, name: serviceName, namespace: ns, mergePatch: Self.mergePatch([
+                "metadata": ["labels": ["team": "edge"], "annotations": ["note": "kept"]],
+            ]))
+            // key2 changes value, key3 is new, key1 goes; the gateway-name label cannot be taken over.
+            _ = try await admin.patch(Gateway.self, name: name, namespace: ns, mergePatch: Self.mergePatch([
+                "spec": ["infrastructure": ["labels": ["key2": "other", "key3": "value3"], "annotations": NSNull()]],
+            ]))
+            try await eventually("the Service follows the Gateway's infrastructure") {
+                guard let service = try await services().first else { return false }
+                return service.labels["key2"] == "other" && service.labels["key3"] == "value3" && service.annotations["key1"] == nil
+            }
+            let found = try await services()
+            let service = try #require(found.first)
+            #expect(service.labels[GatewayAPI.gatewayNameLabel] == name)
+            #expect(service.labels["team"] == "edge" && service.annotations["note"] == "kept", "\(service)")
+            #expect(service.annotations[GatewayServices.propagatedAnnotationsAnnotation] == nil, "\(service.annotations)")
+            #expect(service.annotations[GatewayServices.propagatedLabelsAnnotation] == "key2,key3", "\(service.annotations)")
+        }
+    }
+
     /// GatewayInvalidRouteKind, GatewayListenerUnsupportedProtocol, GatewayWithAttachedRoutes,
     /// HTTPRouteInvalidCrossNamespaceParentRef, HTTPRouteInvalidParentRefNotMatchingSectionName and
     /// HTTPRouteInvalidParentRefSectionNameNotMatchingPort (HTTPRouteParentRefPort), each as the
@@ -366,6 +418,7 @@ struct GatewayConformanceEnvtestTests {
             try await route(
                 "httproute-listener-section-name-not-matching-port",
                 ParentReference(namespace: ns, name: "gateway-with-one-not-matching-port-and-section-name-route", sectionName: "http", port: 81))
+            try await route("httproute-listener-not-matching-route-port", ParentReference(namespace: ns, name: "same-namespace", port: 81))
 
             /// The Gateway's `Accepted` and, per listener, the conditions of `types` with attachedRoutes and kinds, at its generation.
             func status(_ name: String, _ types: [String]) async throws -> String {
@@ -390,7 +443,8 @@ struct GatewayConformanceEnvtestTests {
                 ("gateway-with-two-attached-routes", ["Accepted", "ResolvedRefs"], "http: Accepted=True/Accepted ResolvedRefs=True/ResolvedRefs attached=2 kinds=[\"HTTPRoute\"]"),
                 ("unresolved-gateway-with-one-attached-unresolved-route", ["ResolvedRefs", "Programmed"],
                  "tls: ResolvedRefs=False/InvalidCertificateRef Programmed=False/Invalid attached=1 kinds=[\"HTTPRoute\"]"),
-                // HTTPRouteInvalidCrossNamespaceParentRef, HTTPRouteInvalidParentRefNotMatchingSectionName: no route attaches.
+                // HTTPRouteInvalidCrossNamespaceParentRef, HTTPRouteInvalidParentRefNotMatchingSectionName,
+                // HTTPRouteInvalidParentRefNotMatchingListenerPort: no route attaches.
                 ("same-namespace", ["Accepted"], "http: Accepted=True/Accepted attached=0 kinds=[\"HTTPRoute\"]"),
                 // HTTPRouteInvalidParentRefSectionNameNotMatchingPort.
                 ("gateway-with-one-not-matching-port-and-section-name-route", ["Accepted"], "http: Accepted=True/Accepted attached=0 kinds=[\"HTTPRoute\"]"),
@@ -420,6 +474,15 @@ struct GatewayConformanceEnvtestTests {
                 try await parent("httproute-listener-section-name-not-matching-port", gateway: "gateway-with-one-not-matching-port-and-section-name-route")
                     .contains("Accepted=False/NoMatchingParent")
             }
+            // HTTPRouteInvalidParentRefNotMatchingListenerPort (HTTPRouteDestinationPortMatching):
+            // port 81 matches no listener of same-namespace; its references resolve all the same,
+            // and no parent accepts it.
+            try await eventually("httproute-listener-not-matching-route-port: NoMatchingParent, references resolved") {
+                let conditions = try await parent("httproute-listener-not-matching-route-port", gateway: "same-namespace")
+                return conditions.contains("Accepted=False/NoMatchingParent") && conditions.contains("ResolvedRefs=True/ResolvedRefs")
+            }
+            let parents = try await admin.get(HTTPRoute.self, name: "httproute-listener-not-matching-route-port", namespace: ns).status?.parents ?? []
+            #expect(!parents.contains { $0.conditions?.contains { $0.type == "Accepted" && $0.status == "True" } == true }, "\(parents)")
         }
     }
 }
