@@ -61,8 +61,8 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
 
     private let shared: ConnectionContext
     private let probe: ActivityProbe
-    /// The TLS connection's SNI (`RoutingRequest.serverName`).
-    private let serverName: TLSServerName
+    /// The TLS connection's SNI (`RoutingRequest.serverName`); nil without TLS.
+    private let serverName: TLSServerName?
     private var machine: ConnectionStateMachine
     private var context: ChannelHandlerContext?
     private var started = false
@@ -105,7 +105,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     private var maxBufferedRequestBytes = 0
     private var maxBufferedResponseBytes = 0
 
-    init(shared: ConnectionContext, probe: ActivityProbe, serverName: TLSServerName = TLSServerName()) {
+    init(shared: ConnectionContext, probe: ActivityProbe, serverName: TLSServerName? = nil) {
         self.shared = shared
         self.probe = probe
         self.serverName = serverName
@@ -272,7 +272,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         let request = RoutingRequest(
             proxyPort: shared.proxyPort, host: target.host, path: target.path, query: target.query,
             method: head.method.rawValue, headers: head.headers, clientAddress: clientAddress, isTLS: shared.isTLS,
-            serverName: serverName.name
+            serverName: serverName?.name
         )
         // Read the table once: this request finishes on it whatever is swapped in meanwhile.
         let decision = shared.routes.current.route(request)

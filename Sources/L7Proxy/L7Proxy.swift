@@ -311,13 +311,15 @@ public final class L7Proxy: Sendable {
     /// with pipelining and limits, then the connection handler.
     static func configure(_ channel: any Channel, shared: ConnectionContext, tls: NIOSSLContext?) throws {
         let sync = channel.pipeline.syncOperations
-        let serverName = TLSServerName()
+        var serverName: TLSServerName?
         if let tls {
             // NIOSSL does not tell a handler the SNI it chose the certificate by; NIOTLS's
             // SNIHandler reads it from the ClientHello, then leaves the bytes to NIOSSL.
             let eventLoop = channel.eventLoop
+            let sni = TLSServerName()
+            serverName = sni
             try sync.addHandler(ByteToMessageHandler(SNIHandler { result in
-                if case .hostname(let name) = result { serverName.name = name }
+                if case .hostname(let name) = result { sni.name = name }
                 return eventLoop.makeSucceededVoidFuture()
             }))
             try sync.addHandler(NIOSSLServerHandler(context: tls))
