@@ -1082,3 +1082,101 @@ struct GatewayConformanceE2ETests {
         }
     }
 }
+
+// MARK: ListenerSet (GEP-1713)
+
+extension GatewayConformanceE2ETests {
+    /// ListenerSetHTTPRouting with real packets: two ListenerSets on a Gateway that allows all, routes
+    /// attached through the Gateway, the sets and their sections; each host answers only the routes
+    /// of its own listener (a Gateway parentRef never reaches a set's listener). A set's listener on
+    /// a port the Gateway lacks (8090) is served on that port's NodePort; a set naming a Gateway that
+    /// allows none (ListenerSetDefaultNotAllowed) is not served.
+    @Test("ListenerSet routing through the Gateway NodePorts: routes by Gateway, ListenerSet and sectionName; a set's own port; a set not allowed is not served")
+    func listenerSetRoutingThroughNodePort() async throws {
+        func listener(_ name: String, port: Int = 80) -> String {
+            "  - {name: \(name), port: \(port), protocol: HTTP, hostname: \(name).com, allowedRoutes: {namespaces: {from: All}}}"
+        }
+        func listenerSet(_ name: String, gateway: String, listeners: [String]) -> String {
+            """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: ListenerSet
+            metadata: {name: \(name), namespace: lab}
+            spec:
+              parentRef: {kind: Gateway, group: gateway.networking.k8s.io, name: \(gateway)}
+              listeners:
+            \(listeners.joined(separator: "\n"))
+
+            """
+        }
+        func lsRoute(_ name: String, parents: String, path: String, backend: String) -> String {
+            """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: HTTPRoute
+            metadata: {name: \(name), namespace: lab}
+            spec:
+              parentRefs: \(parents)
+              rules: [{matches: [{path: {type: PathPrefix, value: \(path)}}], backendRefs: [{name: \(backend), port: 80}]}]
+
+            """
+        }
+        let set = "kind: ListenerSet, group: gateway.networking.k8s.io"
+        let routes = [
+            """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: Gateway
+            metadata: {name: ls-gw, namespace: lab}
+            spec:
+              gatewayClassName: portway
+              allowedListeners: {namespaces: {from: All}}
+              listeners:
+            \(listener("gateway-listener-1"))
+            \(listener("gateway-listener-2"))
+
+            """,
+            KubeYAML.gatewayService("ls-gw", namespace: "lab", clusterIP: "10.96.0.70", ports: [
+                .init(name: "port-80", port: 80, targetPort: 80, nodePort: 30870), .init(name: "port-8090", port: 8090, targetPort: 8090, nodePort: 30871),
+            ]),
+            listenerSet("ls-1", gateway: "ls-gw", listeners: [listener("ls-1-listener-1"), listener("ls-1-listener-2"), listener("ls-1-own-port", port: 8090)]),
+            listenerSet("ls-2", gateway: "ls-gw", listeners: [listener("ls-2-listener-1"), listener("ls-2-listener-2")]),
+            listenerSet("not-allowed", gateway: "web", listeners: [listener("not-allowed-listener")]),
+            lsRoute("attaches-to-all", parents: "[{name: ls-gw}, {\(set), name: ls-1}, {\(set), name: ls-2}, {\(set), name: not-allowed}]", path: "/route", backend: "infra-backend-v1"),
+            lsRoute("gateway-route", parents: "[{name: ls-gw}]", path: "/gateway-route", backend: "infra-backend-v2"),
+            lsRoute("gateway-section-route", parents: "[{name: ls-gw, sectionName: gateway-listener-1}]", path: "/gateway-section-route", backend: "infra-backend-v3"),
+            lsRoute("ls-1-route", parents: "[{\(set), name: ls-1}]", path: "/ls-1-route", backend: "infra-backend-v2"),
+            lsRoute("ls-1-section-route", parents: "[{\(set), name: ls-1, sectionName: ls-1-listener-1}]", path: "/ls-1-section-route", backend: "infra-backend-v3"),
+            lsRoute("ls-2-route", parents: "[{\(set), name: ls-2}]", path: "/ls-2-route", backend: "infra-backend-v2"),
+        ]
+        let yaml = conformanceGatewayYAML(routes)
+        // Status, from the same objects (the envtest suite checks it on the real API server).
+        let state = GatewayState.build(try FileSource.load(yaml: yaml, file: "gateway.yaml").snapshot, options: GatewayOptions())
+        #expect(state.status.gateways[NamespacedName(namespace: "lab", name: "ls-gw")]?.attachedListenerSets == 2)
+        #expect(state.status.listenerSets[NamespacedName(namespace: "lab", name: "not-allowed")]?.conditions?.first?.reason == "NotAllowed")
+        try await withLab(prefix: "pwls") { lab in
+            let (agent, ask, client) = try await start(lab, yaml: yaml, probe: "30870 GET gateway-listener-1.com /route", status: 200)
+            defer { agent.kill() }
+            let hosts = ["gateway-listener-1.com", "gateway-listener-2.com", "ls-1-listener-1.com", "ls-1-listener-2.com", "ls-2-listener-1.com", "ls-2-listener-2.com"]
+            let expected: [(path: String, served: Set<Int>, backend: String)] = [
+                ("/route", [0, 1, 2, 3, 4, 5], "infra-backend-v1"),
+                ("/gateway-route", [0, 1], "infra-backend-v2"),
+                ("/gateway-section-route", [0], "infra-backend-v3"),
+                ("/ls-1-route", [2, 3], "infra-backend-v2"),
+                ("/ls-1-section-route", [2], "infra-backend-v3"),
+                ("/ls-2-route", [4, 5], "infra-backend-v2"),
+            ]
+            for (path, served, backend) in expected {
+                for (i, host) in hosts.enumerated() {
+                    let answer = await ask("30870 GET \(host) \(path)")
+                    let got = "\(answer.status) \(answer.echo["name"] as? String ?? "-")"
+                    #expect(got == (served.contains(i) ? "200 \(backend)" : "404 -"), "\(host)\(path)")
+                }
+            }
+            // The set's listener on its own port, through that port's NodePort.
+            await waitUntil(every: .milliseconds(100)) { await ask("30871 GET ls-1-own-port.com /route").status == 200 }
+            #expect("\(await ask("30871 GET ls-1-own-port.com /route").status)" == "200")
+            #expect(await ask("30871 GET ls-1-own-port.com /ls-1-route").status == 200)
+            // Not allowed by `web` (no allowedListeners): its host is not served there.
+            #expect(await ask("30880 GET not-allowed-listener.com /route").status == 404)
+            client.closeInput()
+        }
+    }
+}
