@@ -253,6 +253,11 @@ struct GatewayBuild {
         for (i, listener) in listeners.enumerated() {
             let proto = ListenerProtocol(rawValue: listener.protocol)
             var fact = ListenerFacts(index: i, listener: listener, protocolSupported: proto != nil && (1...65535).contains(listener.port), supportedKinds: [], invalidKinds: false)
+            if proto == nil, !(listener.allowedRoutes?.kinds ?? []).isEmpty {
+                // Kinds asked of a protocol Portway does not serve (TLS, TCP…): none of them can be
+                // served there (ListenerSetAllowedRoutesSupportedKinds: HTTPRoute on TLS).
+                fact.invalidKinds = true
+            }
             if proto != nil {
                 let requested = listener.allowedRoutes?.kinds ?? []
                 if requested.isEmpty {
@@ -825,8 +830,10 @@ extension GatewayBuild {
             }
             statuses.append(ListenerStatus(name: fact.listener.name, supportedKinds: fact.supportedKinds, attachedRoutes: fact.attached.count, conditions: conditions))
         }
-        let valid = listeners.filter(\.accepted).map(\.listener.name)
-        let invalid = listeners.filter { !$0.accepted }.map { "\($0.listener.name) (\($0.unserved?.reason ?? "invalid"))" }
+        // A set is attached while one of its listeners is served: one whose certificate reference
+        // is not permitted does not count (ListenerSetReferenceGrant).
+        let valid = listeners.filter(\.programmed).map(\.listener.name)
+        let invalid = listeners.filter { !$0.programmed }.map { "\($0.listener.name) (\($0.unserved?.reason ?? "invalid"))" }
         var conditions: [Condition] = []
         if valid.isEmpty {
             let message = "no listener is valid: \(invalid.joined(separator: ", "))"
@@ -836,9 +843,7 @@ extension GatewayBuild {
             conditions.append(invalid.isEmpty
                 ? condition("Accepted", true, "Accepted", "attached to its Gateway", meta)
                 : condition("Accepted", true, "ListenersNotValid", "listeners not valid: \(invalid.joined(separator: ", ")); accepted: \(valid.joined(separator: ", "))", meta))
-            conditions.append(listeners.contains(where: \.programmed)
-                ? condition("Programmed", true, "Programmed", "served by every node's proxy", meta)
-                : condition("Programmed", false, "Invalid", "no listener is programmed", meta))
+            conditions.append(condition("Programmed", true, "Programmed", "served by every node's proxy", meta))
         }
         return ListenerSetStatus(conditions: conditions, listeners: statuses)
     }

@@ -266,6 +266,41 @@ private let accepted = ["Accepted=True/Accepted", "Conflicted=False/NoConflicts"
         #expect(try GW.build(yaml + gatewayGrant).setListener("set", "tls")[2] == "ResolvedRefs=False/RefNotPermitted")
     }
 
+    /// ListenerSetReferenceGrant: a set whose only listener's certificate is not permitted is not
+    /// accepted (ListenersNotValid); ListenerSetAllowedRoutesSupportedKinds: HTTPRoute asked of a
+    /// TLS listener is InvalidRouteKinds.
+    @Test func unresolvedReferencesAndKindsMakeListenersNotValid() throws {
+        let other = "listenerset-grant-ns"
+        let grant = { (kind: String) in
+            "---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: for-\(kind), namespace: \(GW.web)}\n"
+                + "spec:\n  from: [{group: gateway.networking.k8s.io, kind: \(kind), namespace: \(GW.infra)}]\n  to: [{group: \"\", kind: Secret}]\n"
+        }
+        let tls = { (name: String) in
+            "  - {name: \(name), port: 443, protocol: HTTPS, hostname: \(name).com, allowedRoutes: {namespaces: {from: All}}, tls: {certificateRefs: [{group: \"\", kind: Secret, name: certificate, namespace: \(GW.web)}]}}"
+        }
+        let state = try GW.build(
+            "---\n" + KubeYAML.namespace(other)
+                + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: certificate, namespace: \(GW.web)}\ntype: kubernetes.io/tls\ndata: \(GW.tlsData())\n"
+                + gateway("gw", allowed: "{from: All}", listeners: tls("gateway-listener")) + grant("Gateway") + grant("ListenerSet")
+                + listenerSet("with-grant", gateway: "gw", listeners: tls("with-grant-listener"))
+                + listenerSet("without-grant", namespace: other, gateway: "gw", listeners: tls("without-grant-listener"))
+                + listenerSet("kinds", gateway: "gw", listeners: """
+                  - name: tls-only
+                    port: 443
+                    protocol: TLS
+                    hostname: tls-only.com
+                    allowedRoutes: {namespaces: {from: All}, kinds: [{kind: HTTPRoute}]}
+                    tls: {mode: Passthrough}
+                """))
+        #expect(state.status.gateways[key("gw")]?.conditions?.first?.status == "True")
+        #expect(state.setConditions("with-grant") == ["Accepted=True/Accepted", "Programmed=True/Programmed"])
+        #expect(state.setListener("with-grant", "with-grant-listener")[2] == "ResolvedRefs=True/ResolvedRefs")
+        #expect(state.setConditions("without-grant", namespace: other) == ["Accepted=False/ListenersNotValid", "Programmed=False/ListenersNotValid"])
+        #expect(state.setListener("without-grant", "without-grant-listener", namespace: other)[2] == "ResolvedRefs=False/RefNotPermitted")
+        #expect(state.setListener("kinds", "tls-only")[2] == "ResolvedRefs=False/InvalidRouteKinds")
+        #expect(state.attachedListenerSets("gw") == 1)
+    }
+
     /// Reconcile by key: a ListenerSet change touches its parent Gateway (old and new), a route
     /// naming a ListenerSet touches the set's Gateway, and a partial build equals a full one.
     @Test func changesTouchTheParentGateway() throws {
