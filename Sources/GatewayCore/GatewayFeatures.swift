@@ -41,6 +41,7 @@ public enum GatewayFeatures {
         "HTTPRouteRetryBackendTimeout",
         "HTTPRouteRetryConnectionError",
         "HTTPRouteSchemeRedirect",
+        "ListenerSet",
         "ReferenceGrant",
     ]
 
