@@ -151,6 +151,9 @@ struct GatewayBuild {
         }
 
         // ListenerSets: their listeners join their Gateway's, after its own (GEP-1713 precedence).
+        for (setKey, sets) in index.listenerSets.sorted(by: { $0.key < $1.key }) where sets.count > 1 {
+            state.warnings.append(GatewayWarning(object: "ListenerSet \(setKey)", message: "defined more than once; the first definition is used"))
+        }
         var listenerSetsByGateway: [NamespacedName: [ListenerSetFacts]] = [:]
         for gatewayKey in gateways.keys.sorted() {
             listenerSetsByGateway[gatewayKey] = attachListenerSets(to: gatewayKey, gateway: gateways[gatewayKey]!.gateway, listeners: &gateways[gatewayKey]!.listeners)
@@ -745,10 +748,7 @@ extension GatewayBuild {
             .sorted { ($0.metadata.creationTimestamp ?? "", key($0.metadata)) < ($1.metadata.creationTimestamp ?? "", key($1.metadata)) }
         for listenerSet in candidates {
             let setKey = key(listenerSet.metadata)
-            guard seen.insert(setKey).inserted else {
-                state.warnings.append(GatewayWarning(object: "ListenerSet \(setKey)", message: "defined more than once; the first definition is used"))
-                continue
-            }
+            guard seen.insert(setKey).inserted else { continue }  // Files only: warned in `build` for every set.
             let allowed = allowsListenerSet(gateway, gatewayNamespace: gatewayKey.namespace, setNamespace: setKey.namespace)
             sets.append(ListenerSetFacts(listenerSet: listenerSet, key: setKey, allowed: allowed))
             guard allowed else { continue }
