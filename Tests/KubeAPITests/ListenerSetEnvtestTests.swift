@@ -102,4 +102,75 @@ struct ListenerSetEnvtestTests {
             }
         }
     }
+
+    /// ListenerSetReferenceGrant, ListenerSetAllowedRoutesSupportedKinds and
+    /// ListenerSetProtocolConflict on the real server: a set's listener needs a grant from kind
+    /// ListenerSet (the set without one is not accepted), HTTPRoute asked of a TLS listener is
+    /// InvalidRouteKinds, a TCP listener on the Gateway's HTTP port is ProtocolConflict.
+    @Test("ListenerSet on the real server: certificate grants from kind ListenerSet, invalid route kinds, protocol conflicts")
+    func listenerSetReferencesKindsAndConflicts() async throws {
+        try await Conformance.withLeader { admin, plane in
+            let ns = Conformance.infra, web = "gateway-conformance-web-backend", other = "gateway-api-listener-sets-test-reference-grant-ns"
+            _ = try await admin.create(Namespace(metadata: ObjectMeta(name: other)))
+            let pair = [
+                "tls.crt": plane.certificates.read(plane.certificates.serverCertPath).base64EncodedString(),
+                "tls.key": plane.certificates.read(plane.certificates.serverKeyPath).base64EncodedString(),
+            ]
+            _ = try await admin.create(Secret(metadata: ObjectMeta(name: "certificate", namespace: web), type: Secret.tlsType, data: pair))
+            for kind in ["Gateway", "ListenerSet"] {
+                _ = try await admin.create(ReferenceGrant(
+                    metadata: ObjectMeta(name: "for-\(kind.lowercased())", namespace: web),
+                    spec: ReferenceGrantSpec(from: [ReferenceGrantFrom(group: GatewayAPI.group, kind: kind, namespace: ns)], to: [ReferenceGrantTo(group: "", kind: "Secret")])))
+            }
+            let all = AllowedRoutes(namespaces: RouteNamespaces(from: "All"))
+            func https(_ name: String) -> Listener {
+                Listener(
+                    name: name, hostname: "\(name).com", port: 443, protocol: "HTTPS", allowedRoutes: all,
+                    tls: GatewayTLSConfig(certificateRefs: [SecretObjectReference(group: "", kind: "Secret", name: "certificate", namespace: web)]))
+            }
+            _ = try await admin.create(Gateway(
+                metadata: ObjectMeta(name: "gw", namespace: ns),
+                spec: GatewaySpec(
+                    gatewayClassName: "portway", listeners: [https("gateway-listener"), Listener(name: "http", hostname: "http.com", port: 80, protocol: "HTTP", allowedRoutes: all)],
+                    allowedListeners: AllowedListeners(namespaces: RouteNamespaces(from: "All")))))
+            func listenerSet(_ name: String, in namespace: String = ns, _ listeners: [Listener]) async throws {
+                _ = try await admin.create(ListenerSet(
+                    metadata: ObjectMeta(name: name, namespace: namespace),
+                    spec: ListenerSetSpec(parentRef: ListenerSetParentReference(group: GatewayAPI.group, kind: "Gateway", namespace: ns, name: "gw"), listeners: listeners)))
+            }
+            try await listenerSet("with-grant", [https("with-grant-listener")])
+            try await listenerSet("without-grant", in: other, [https("without-grant-listener")])
+            try await listenerSet("kinds", [Listener(
+                name: "tls-only", hostname: "tls-only.com", port: 443, protocol: "TLS",
+                allowedRoutes: AllowedRoutes(namespaces: RouteNamespaces(from: "All"), kinds: [RouteGroupKind(kind: "HTTPRoute")]), tls: GatewayTLSConfig(mode: "Passthrough"))])
+            try await listenerSet("tcp", [Listener(name: "ok", hostname: "ok.com", port: 80, protocol: "HTTP", allowedRoutes: all), Listener(name: "tcp", port: 80, protocol: "TCP")])
+
+            /// The set's conditions, then each listener's conditions of `types`, at its generation.
+            func status(_ name: String, in namespace: String = ns, _ types: [String]) async throws -> String {
+                let s = try await admin.get(ListenerSet.self, name: name, namespace: namespace)
+                guard Conformance.latest(s.status?.conditions, s.metadata.generation) else { return "not at generation \(s.metadata.generation ?? 0)" }
+                let listeners = (s.status?.listeners ?? []).map { l in
+                    "\(l.name): " + Conformance.summary(l.conditions).filter { c in types.contains { c.hasPrefix($0 + "=") } }.joined(separator: " ")
+                }
+                return (Conformance.summary(s.status?.conditions) + listeners).joined(separator: "; ")
+            }
+            let expected: [(String, String, [String], String)] = [
+                ("with-grant", ns, ["ResolvedRefs"], "Accepted=True/Accepted; Programmed=True/Programmed; with-grant-listener: ResolvedRefs=True/ResolvedRefs"),
+                ("without-grant", other, ["ResolvedRefs"],
+                 "Accepted=False/ListenersNotValid; Programmed=False/ListenersNotValid; without-grant-listener: ResolvedRefs=False/RefNotPermitted"),
+                ("kinds", ns, ["ResolvedRefs"], "Accepted=False/ListenersNotValid; Programmed=False/ListenersNotValid; tls-only: ResolvedRefs=False/InvalidRouteKinds"),
+                ("tcp", ns, ["Accepted", "Conflicted", "Programmed"],
+                 "Accepted=True/ListenersNotValid; Programmed=True/Programmed; ok: Accepted=True/Accepted Conflicted=False/NoConflicts Programmed=True/Programmed; "
+                    + "tcp: Accepted=False/ProtocolConflict Conflicted=True/ProtocolConflict Programmed=False/ProtocolConflict"),
+            ]
+            for (name, namespace, types, want) in expected {
+                var got = ""
+                let done = try await waitUntil { got = try await status(name, in: namespace, types); return got == want }
+                #expect(done, "ListenerSet \(name): \(got)")
+            }
+            try await eventually("gw: attachedListenerSets 2 (with-grant, tcp)") {
+                try await admin.get(Gateway.self, name: "gw", namespace: ns).status?.attachedListenerSets == 2
+            }
+        }
+    }
 }
