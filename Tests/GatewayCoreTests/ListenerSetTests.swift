@@ -301,6 +301,25 @@ private let accepted = ["Accepted=True/Accepted", "Conflicted=False/NoConflicts"
         #expect(state.attachedListenerSets("gw") == 1)
     }
 
+    /// ListenerSetRouteStatusScopedToParentRef: a route's status.parents has entries only for the
+    /// parentRefs it declares (a Gateway parentRef gives no entry for the Gateway's sets, nor the
+    /// reverse), and a Gateway route does not count on a set's listener.
+    @Test func routeStatusIsScopedToItsParentRefs() throws {
+        let state = try GW.build(
+            gateway("gateway-parentref", allowed: "{from: Same}", listeners: http("gw-parentref-listener", host: "gw-parentref.com", from: "Same"))
+                + listenerSet("listenerset-parentref", gateway: "gateway-parentref", listeners: http("listenerset-parentref-listener", host: "listenerset-parentref.com", from: "Same"))
+                + route("route-parentref-gwonly", parents: "[{name: gateway-parentref, namespace: \(GW.infra)}]", path: "gwonly", backend: "infra-backend-v1")
+                + route("route-parentref-lsonly", parents: "[{kind: ListenerSet, group: gateway.networking.k8s.io, name: listenerset-parentref, namespace: \(GW.infra)}]", path: "lsonly", backend: "infra-backend-v2"))
+        #expect(state.attachedListenerSets("gateway-parentref") == 1)
+        #expect(state.setListener("listenerset-parentref", "listenerset-parentref-listener") == accepted + ["attachedRoutes=1"])
+        #expect(state.status.routes[key("route-parentref-gwonly")]?.map { "\($0.parentRef.kind ?? "Gateway") \($0.parentRef.name)" } == ["Gateway gateway-parentref"])
+        #expect(state.status.routes[key("route-parentref-lsonly")]?.map { "\($0.parentRef.kind ?? "Gateway") \($0.parentRef.name)" } == ["ListenerSet listenerset-parentref"])
+        #expect(state.parentConditions("route-parentref-gwonly", kind: "Gateway", name: "gateway-parentref").first == "Accepted=True/Accepted")
+        #expect(state.parentConditions("route-parentref-lsonly", kind: "ListenerSet", name: "listenerset-parentref").first == "Accepted=True/Accepted")
+        #expect(state.route("gateway-parentref", host: "listenerset-parentref.com", path: "/gwonly") == "404")
+        #expect(state.route("gateway-parentref", host: "listenerset-parentref.com", path: "/lsonly") == "route-parentref-lsonly/0 → infra-backend-v2")
+    }
+
     /// Reconcile by key: a ListenerSet change touches its parent Gateway (old and new), a route
     /// naming a ListenerSet touches the set's Gateway, and a partial build equals a full one.
     @Test func changesTouchTheParentGateway() throws {
