@@ -80,7 +80,7 @@ public final class GatewayWriters: Sendable {
         }
         for key in state.ownedGateways {
             guard let gateway = snapshot.gateways.first(where: { Self.key($0.metadata) == key }) else { continue }
-            await writeService(for: gateway, existing: snapshot.services, into: &report)
+            await writeService(for: gateway, extraPorts: state.listenerSetPorts(gateway: key), existing: snapshot.services, into: &report)
         }
         let time = now()
         for (name, status) in state.status.gatewayClasses.sorted(by: { $0.key < $1.key }) {
@@ -98,6 +98,18 @@ public final class GatewayWriters: Sendable {
             await writeStatus(object, into: &report) { current in
                 var out = current
                 out.status = GatewayStatusMerge.mergeGatewayStatus(existing: current.status, new: status, now: time)
+                return out
+            }
+        }
+        // ListenerSets of Portway's Gateways: conditions and listeners (transition times kept as a Gateway's).
+        for (key, status) in state.status.listenerSets.sorted(by: { $0.key < $1.key }) {
+            guard let object = snapshot.listenerSets.first(where: { Self.key($0.metadata) == key }) else { continue }
+            await writeStatus(object, into: &report) { current in
+                var out = current
+                let merged = GatewayStatusMerge.mergeGatewayStatus(
+                    existing: current.status.map { GatewayStatus(conditions: $0.conditions, listeners: $0.listeners) },
+                    new: GatewayStatus(conditions: status.conditions, listeners: status.listeners), now: time)
+                out.status = ListenerSetStatus(conditions: merged.conditions, listeners: merged.listeners)
                 return out
             }
         }
@@ -124,9 +136,9 @@ public final class GatewayWriters: Sendable {
 
     // MARK: Services
 
-    private func writeService(for gateway: Gateway, existing services: [Service], into report: inout GatewayWriteReport) async {
+    private func writeService(for gateway: Gateway, extraPorts: [Int] = [], existing services: [Service], into report: inout GatewayWriteReport) async {
         guard let uid = gateway.metadata.uid, !uid.isEmpty else { return }
-        let desired = GatewayServices.desiredService(for: gateway, defaultType: serviceType)
+        let desired = GatewayServices.desiredService(for: gateway, defaultType: serviceType, extraPorts: extraPorts)
         let namespace = desired.metadata.namespace ?? "default"
         let name = desired.metadata.name
         let label = "\(namespace)/\(name)"

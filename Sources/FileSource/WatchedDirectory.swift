@@ -101,6 +101,6 @@ extension ClusterSnapshot {
     /// Objects of every kind the file source reads, together.
     public var objectCount: Int {
         services.count + endpointSlices.count + endpoints.count + nodes.count + namespaces.count + secrets.count
-            + gatewayClasses.count + gateways.count + httpRoutes.count + referenceGrants.count
+            + gatewayClasses.count + gateways.count + httpRoutes.count + referenceGrants.count + listenerSets.count
     }
 }

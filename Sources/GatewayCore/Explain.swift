@@ -214,7 +214,8 @@ public struct Explainer: Sendable {
     private func notAttached(to gateway: NamespacedName) -> [NotAttachedRoute] {
         var out: [NotAttachedRoute] = []
         for (route, parents) in gateways.status.routes.sorted(by: { $0.key < $1.key }) {
-            for parent in parents where NamespacedName(namespace: parent.parentRef.namespace ?? route.namespace, name: parent.parentRef.name) == gateway {
+            for parent in parents where (parent.parentRef.kind ?? "Gateway") == "Gateway"
+                && NamespacedName(namespace: parent.parentRef.namespace ?? route.namespace, name: parent.parentRef.name) == gateway {
                 guard let accepted = parent.conditions?.first(where: { $0.type == "Accepted" }), accepted.status == "False" else { continue }
                 out.append(NotAttachedRoute(route: route, parentRef: parent.parentRef, reason: accepted.reason ?? "", message: accepted.message ?? ""))
             }

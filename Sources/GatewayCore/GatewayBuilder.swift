@@ -45,6 +45,8 @@ struct ListenerFacts {
     /// HostnameConflict or ProtocolConflict, with the listeners it conflicts with.
     var conflict: (reason: String, message: String)?
     var attached: [(route: NamespacedName, hostnames: [String])] = []
+    /// The ListenerSet the listener comes from; nil for the Gateway's own listeners.
+    var listenerSet: NamespacedName?
 
     var accepted: Bool { protocolSupported && conflict == nil }
     /// Served when accepted, with its certificates, for the route kinds it supports (an invalid
@@ -148,6 +150,15 @@ struct GatewayBuild {
             if only?.contains(gatewayKey) ?? true { gateways[gatewayKey] = (gateway, validateListeners(gateway, key: gatewayKey)) }
         }
 
+        // ListenerSets: their listeners join their Gateway's, after its own (GEP-1713 precedence).
+        for (setKey, sets) in index.listenerSets.sorted(by: { $0.key < $1.key }) where sets.count > 1 {
+            state.warnings.append(GatewayWarning(object: "ListenerSet \(setKey)", message: "defined more than once; the first definition is used"))
+        }
+        var listenerSetsByGateway: [NamespacedName: [ListenerSetFacts]] = [:]
+        for gatewayKey in gateways.keys.sorted() {
+            listenerSetsByGateway[gatewayKey] = attachListenerSets(to: gatewayKey, gateway: gateways[gatewayKey]!.gateway, listeners: &gateways[gatewayKey]!.listeners)
+        }
+
         // Routes: validate once, then attach through each parentRef.
         let routes = Self.ordered(index.httpRoutes)
         var routeFacts: [NamespacedName: RouteFacts] = [:]
@@ -161,7 +172,7 @@ struct GatewayBuild {
             }
             // Before the partial build's filter: warnings cover every object (of Portway's Gateways).
             let unknown = route.unknownFieldPaths
-            if !unknown.isEmpty, ClusterIndex.parentGateways(of: route).contains(where: {
+            if !unknown.isEmpty, index.reachedGateways(of: route).contains(where: {
                 owned.contains(NamespacedName(namespace: $0.namespace, name: $0.name))
             }) {
                 state.warnings.append(GatewayWarning(
@@ -169,18 +180,32 @@ struct GatewayBuild {
                     message: "generation \(route.metadata.generation.map(String.init) ?? "?"): fields Portway does not know: \(unknown.joined(separator: ", ")); the route is not accepted (UnsupportedValue)"))
             }
             // A partial build validates only the routes naming one of its Gateways.
-            if only != nil, !ClusterIndex.parentGateways(of: route).contains(where: { gateways[NamespacedName(namespace: $0.namespace, name: $0.name)] != nil }) {
+            if only != nil, !index.reachedGateways(of: route).contains(where: { gateways[NamespacedName(namespace: $0.namespace, name: $0.name)] != nil }) {
                 continue
             }
             let facts = validate(route, key: routeKey)
             routeFacts[routeKey] = facts
             var parents: [RouteParentStatus] = []
             for parentRef in route.spec.parentRefs ?? [] {
-                guard (parentRef.group ?? GatewayAPI.group) == GatewayAPI.group, (parentRef.kind ?? "Gateway") == "Gateway" else { continue }
-                let gatewayKey = NamespacedName(namespace: parentRef.namespace ?? routeKey.namespace, name: parentRef.name)
-                guard gateways[gatewayKey] != nil else { continue }
-                let accepted = attach(facts, parentRef: parentRef, to: &gateways[gatewayKey]!.listeners, gatewayNamespace: gatewayKey.namespace)
-                parents.append(parentStatus(facts, parentRef: parentRef, accepted: accepted))
+                guard (parentRef.group ?? GatewayAPI.group) == GatewayAPI.group else { continue }
+                let parentKey = NamespacedName(namespace: parentRef.namespace ?? routeKey.namespace, name: parentRef.name)
+                switch parentRef.kind ?? "Gateway" {
+                case "Gateway":
+                    guard gateways[parentKey] != nil else { continue }
+                    let accepted = attach(facts, parentRef: parentRef, to: &gateways[parentKey]!.listeners, gatewayNamespace: parentKey.namespace, listenerSet: nil)
+                    parents.append(parentStatus(facts, parentRef: parentRef, accepted: accepted))
+                case ListenerSet.resource.kind:
+                    // A ListenerSet of one of the Gateways built here (a foreign or missing one: no entry).
+                    guard let found = listenerSetsByGateway.lazy.compactMap({ entry in entry.value.first { $0.key == parentKey }.map { (entry.key, $0) } }).first
+                    else { continue }
+                    let (gatewayKey, set) = found
+                    let accepted = set.allowed
+                        ? attach(facts, parentRef: parentRef, to: &gateways[gatewayKey]!.listeners, gatewayNamespace: gatewayKey.namespace, listenerSet: parentKey)
+                        : (false, "NotAllowedByListeners", "ListenerSet \(parentKey) is not allowed by Gateway \(gatewayKey) (spec.allowedListeners)")
+                    parents.append(parentStatus(facts, parentRef: parentRef, accepted: accepted))
+                default:
+                    continue
+                }
             }
             if !parents.isEmpty { state.status.routes[routeKey] = parents }
         }
@@ -189,12 +214,24 @@ struct GatewayBuild {
         for gatewayKey in state.ownedGateways {
             guard let served = gateways[gatewayKey] else { continue }
             buildTables(gatewayKey, listeners: served.listeners, routes: routeFacts)
-            state.status.gateways[gatewayKey] = gatewayStatus(served.gateway, listeners: served.listeners)
+            state.status.gateways[gatewayKey] = gatewayStatus(served.gateway, listeners: served.listeners.filter { $0.listenerSet == nil })
+            let sets = listenerSetsByGateway[gatewayKey] ?? []
+            if served.gateway.spec.allowedListeners != nil || !sets.isEmpty {
+                var accepted = 0
+                for set in sets {
+                    let status = listenerSetStatus(set, listeners: served.listeners.filter { $0.listenerSet == set.key })
+                    if status.conditions?.first(where: { $0.type == "Accepted" })?.status == "True" { accepted += 1 }
+                    state.status.listenerSets[set.key] = status
+                }
+                state.status.gateways[gatewayKey]?.attachedListenerSets = accepted
+            }
             for fact in served.listeners {
                 guard let why = fact.unserved else { continue }
-                state.unservedListeners.append(UnservedListener(
+                var unserved = UnservedListener(
                     gateway: gatewayKey, name: fact.listener.name, port: fact.listener.port, hostname: fact.listener.hostname?.lowercased(),
-                    protocol: fact.listener.protocol, condition: why.condition, reason: why.reason, message: why.message))
+                    protocol: fact.listener.protocol, condition: why.condition, reason: why.reason, message: why.message)
+                unserved.listenerSet = fact.listenerSet
+                state.unservedListeners.append(unserved)
             }
         }
         state.unservedListeners.sort { ($0.gateway, $0.port, $0.name) < ($1.gateway, $1.port, $1.name) }
@@ -207,10 +244,23 @@ struct GatewayBuild {
     // MARK: Listeners
 
     private mutating func validateListeners(_ gateway: Gateway, key gatewayKey: NamespacedName) -> [ListenerFacts] {
+        var facts = validateEach(gateway.spec.listeners, owner: gatewayKey, ownerKind: "Gateway")
+        Self.markConflicts(&facts)
+        return facts
+    }
+
+    /// Each listener on its own: protocol, route kinds, certificates (a certificateRef's namespace
+    /// defaults to the owner's; a ReferenceGrant must name the owner's kind).
+    private mutating func validateEach(_ listeners: [Listener], owner: NamespacedName, ownerKind: String) -> [ListenerFacts] {
         var facts: [ListenerFacts] = []
-        for (i, listener) in gateway.spec.listeners.enumerated() {
+        for (i, listener) in listeners.enumerated() {
             let proto = ListenerProtocol(rawValue: listener.protocol)
             var fact = ListenerFacts(index: i, listener: listener, protocolSupported: proto != nil && (1...65535).contains(listener.port), supportedKinds: [], invalidKinds: false)
+            if proto == nil, !(listener.allowedRoutes?.kinds ?? []).isEmpty {
+                // Kinds asked of a protocol Portway does not serve (TLS, TCP…): none of them can be
+                // served there (ListenerSetAllowedRoutesSupportedKinds: HTTPRoute on TLS).
+                fact.invalidKinds = true
+            }
             if proto != nil {
                 let requested = listener.allowedRoutes?.kinds ?? []
                 if requested.isEmpty {
@@ -225,12 +275,17 @@ struct GatewayBuild {
                     }
                 }
             }
-            if proto == .https { resolveCertificates(&fact, gateway: gatewayKey) }
+            if proto == .https { resolveCertificates(&fact, gateway: owner, ownerKind: ownerKind) }
             facts.append(fact)
         }
-        // Conflicts between listeners on one port: different protocols, or one hostname twice. No
-        // listener of a conflicting set is served (the spec: never pick a winner among them).
-        let byPort = Dictionary(grouping: facts.indices.filter { facts[$0].protocolSupported }, by: { facts[$0].listener.port })
+        return facts
+    }
+
+    /// Conflicts between listeners of one Gateway (or of one ListenerSet) on one port: different
+    /// protocols, or one hostname twice. No listener of a conflicting set is served (the spec:
+    /// never pick a winner among them). Listeners already conflicted are left out.
+    private static func markConflicts(_ facts: inout [ListenerFacts]) {
+        let byPort = Dictionary(grouping: facts.indices.filter { facts[$0].protocolSupported && facts[$0].conflict == nil }, by: { facts[$0].listener.port })
         for (port, indices) in byPort where indices.count > 1 {
             let protocols = Dictionary(grouping: indices, by: { facts[$0].listener.protocol })
             if protocols.count > 1 {
@@ -249,10 +304,9 @@ struct GatewayBuild {
                 }
             }
         }
-        return facts
     }
 
-    private mutating func resolveCertificates(_ fact: inout ListenerFacts, gateway: NamespacedName) {
+    private mutating func resolveCertificates(_ fact: inout ListenerFacts, gateway: NamespacedName, ownerKind: String = "Gateway") {
         let tls = fact.listener.tls
         if let mode = tls?.mode, mode != "Terminate" {
             fact.certificateProblem = ("InvalidCertificateRef", "TLS mode \(mode) is not supported on an HTTPS listener")
@@ -273,7 +327,7 @@ struct GatewayBuild {
                 continue
             }
             if target.namespace != gateway.namespace,
-               !granted(from: (GatewayAPI.group, "Gateway", gateway.namespace), to: ("", "Secret", target)) {
+               !granted(from: (GatewayAPI.group, ownerKind, gateway.namespace), to: ("", "Secret", target)) {
                 fail("RefNotPermitted", "certificateRef to Secret \(target) is not permitted by a ReferenceGrant in namespace \(target.namespace)")
                 continue
             }
@@ -469,15 +523,20 @@ struct GatewayBuild {
     }
 
     /// Attaches the route to the listeners `parentRef` selects; returns the Accepted condition's (status, reason, message).
-    private func attach(_ facts: RouteFacts, parentRef: ParentReference, to listeners: inout [ListenerFacts], gatewayNamespace: String) -> (Bool, String, String) {
+    private func attach(
+        _ facts: RouteFacts, parentRef: ParentReference, to listeners: inout [ListenerFacts], gatewayNamespace: String, listenerSet: NamespacedName?
+    ) -> (Bool, String, String) {
+        // A Gateway parentRef reaches the Gateway's own listeners only; a ListenerSet one, that set's.
         let candidates = listeners.indices.filter { i in
-            (parentRef.sectionName.map { $0 == listeners[i].listener.name } ?? true)
+            listeners[i].listenerSet == listenerSet
+                && (parentRef.sectionName.map { $0 == listeners[i].listener.name } ?? true)
                 && (parentRef.port.map { $0 == listeners[i].listener.port } ?? true)
         }
         guard !candidates.isEmpty else {
             return (false, "NoMatchingParent", "no listener matches sectionName \(parentRef.sectionName ?? "(any)") and port \(parentRef.port.map(String.init) ?? "(any)")")
         }
-        let allowed = candidates.filter { allows(listeners[$0], routeNamespace: facts.key.namespace, gatewayNamespace: gatewayNamespace) }
+        // `Same` is the namespace of the listener's owner: the Gateway's, or the ListenerSet's.
+        let allowed = candidates.filter { allows(listeners[$0], routeNamespace: facts.key.namespace, gatewayNamespace: listeners[$0].listenerSet?.namespace ?? gatewayNamespace) }
         guard !allowed.isEmpty else {
             return (false, "NotAllowedByListeners", "no listener allows HTTPRoutes from namespace \(facts.key.namespace)")
         }
@@ -542,10 +601,12 @@ struct GatewayBuild {
                     }
                 }
                 entries.sort(by: RoutePrecedence.before)
-                tables.append(ListenerRouteTable(
+                var table = ListenerRouteTable(
                     name: fact.listener.name, hostname: fact.listener.hostname?.lowercased(),
                     protocol: ListenerProtocol(rawValue: fact.listener.protocol) ?? .http, certificates: fact.certificates, rules: entries
-                ))
+                )
+                table.listenerSet = fact.listenerSet
+                tables.append(table)
             }
             tables.sort { RoutePrecedence.listenerBefore($0.hostname, $1.hostname) }
             state.tables.append(PortRouteTable(gateway: gatewayKey, port: port, listeners: tables))
@@ -660,6 +721,131 @@ struct GatewayBuild {
 
     private func condition(_ type: String, _ status: Bool, _ reason: String, _ message: String, _ meta: ObjectMeta) -> Condition {
         Condition(type: type, status: status ? "True" : "False", reason: reason, message: message, observedGeneration: meta.generation)
+    }
+}
+
+/// A ListenerSet naming one of the Gateways built, and whether the Gateway allows it.
+struct ListenerSetFacts {
+    var listenerSet: ListenerSet
+    var key: NamespacedName
+    /// False: the Gateway's `spec.allowedListeners` does not take it (none of its listeners is served).
+    var allowed: Bool
+}
+
+// MARK: ListenerSets (GEP-1713)
+
+extension GatewayBuild {
+    /// The ListenerSets naming `gateway` in precedence order (oldest first, then by namespace and
+    /// name); the listeners of those it allows are validated and appended to `listeners`: each set's
+    /// listeners among themselves as a Gateway's are, then against every listener before them (the
+    /// Gateway's own, then older sets'), which wins: a later listener on the same port with another
+    /// protocol is ProtocolConflict, with the same hostname HostnameConflict, and is not served.
+    mutating func attachListenerSets(to gatewayKey: NamespacedName, gateway: Gateway, listeners: inout [ListenerFacts]) -> [ListenerSetFacts] {
+        var sets: [ListenerSetFacts] = []
+        var seen = Set<NamespacedName>()
+        let candidates = Self.ordered(index.listenerSets)
+            .filter { ClusterIndex.parentGateway(of: $0).map { NamespacedName(namespace: $0.namespace, name: $0.name) } == gatewayKey }
+            .sorted { ($0.metadata.creationTimestamp ?? "", key($0.metadata)) < ($1.metadata.creationTimestamp ?? "", key($1.metadata)) }
+        for listenerSet in candidates {
+            let setKey = key(listenerSet.metadata)
+            guard seen.insert(setKey).inserted else { continue }  // Files only: warned in `build` for every set.
+            let allowed = allowsListenerSet(gateway, gatewayNamespace: gatewayKey.namespace, setNamespace: setKey.namespace)
+            sets.append(ListenerSetFacts(listenerSet: listenerSet, key: setKey, allowed: allowed))
+            guard allowed else { continue }
+            var facts = validateEach(listenerSet.spec.listeners, owner: setKey, ownerKind: ListenerSet.resource.kind)
+            for i in facts.indices {
+                facts[i].listenerSet = setKey
+                let mine = facts[i].listener
+                let holders = listeners.filter { $0.conflict == nil && $0.protocolSupported && $0.listener.port == mine.port }
+                if let other = holders.first(where: { $0.listener.protocol != mine.protocol }) {
+                    facts[i].conflict = ("ProtocolConflict", "port \(mine.port) is taken by \(Self.owner(other)) with protocol \(other.listener.protocol); this \(mine.protocol) listener is not served")
+                } else if let other = holders.first(where: { ($0.listener.hostname?.lowercased() ?? "") == (mine.hostname?.lowercased() ?? "") }) {
+                    let host = mine.hostname.map { "hostname \($0.lowercased())" } ?? "no hostname"
+                    facts[i].conflict = ("HostnameConflict", "port \(mine.port) with \(host) is taken by \(Self.owner(other)), which takes precedence; not served")
+                }
+            }
+            Self.markConflicts(&facts)
+            listeners += facts
+        }
+        return sets
+    }
+
+    /// "listener NAME of Gateway" or "listener NAME of ListenerSet ns/name", for messages.
+    private static func owner(_ fact: ListenerFacts) -> String {
+        "listener \(fact.listener.name) of " + (fact.listenerSet.map { "ListenerSet \($0)" } ?? "the Gateway")
+    }
+
+    /// `spec.allowedListeners.namespaces`: None (the default), Same, All or Selector.
+    private func allowsListenerSet(_ gateway: Gateway, gatewayNamespace: String, setNamespace: String) -> Bool {
+        let namespaces = gateway.spec.allowedListeners?.namespaces
+        switch namespaces?.from ?? "None" {
+        case "All": return true
+        case "Same": return setNamespace == gatewayNamespace
+        case "Selector":
+            guard let selector = namespaces?.selector else { return false }
+            var labels = namespaceLabels(setNamespace) ?? [:]
+            labels[GatewayAPI.namespaceNameLabel] = setNamespace
+            return LabelSelectorMatcher.matches(selector, labels: labels)
+        default: return false
+        }
+    }
+
+    /// A ListenerSet's status: NotAllowed when its Gateway does not take it; else Accepted while
+    /// one listener is, Programmed while one is served, and each listener's conditions (a
+    /// conflicted one: Accepted and Programmed False with the conflict's reason, as upstream).
+    func listenerSetStatus(_ set: ListenerSetFacts, listeners: [ListenerFacts]) -> ListenerSetStatus {
+        let meta = set.listenerSet.metadata
+        guard set.allowed else {
+            let message = "Gateway \(ClusterIndex.parentGateway(of: set.listenerSet).map(\.description) ?? "?") does not allow ListenerSets from namespace \(set.key.namespace) (spec.allowedListeners)"
+            return ListenerSetStatus(
+                conditions: [condition("Accepted", false, "NotAllowed", message, meta), condition("Programmed", false, "NotAllowed", message, meta)], listeners: [])
+        }
+        var statuses: [ListenerStatus] = []
+        for fact in listeners {
+            var conditions: [Condition] = []
+            if !fact.protocolSupported && fact.conflict == nil {
+                conditions.append(condition("Accepted", false, "UnsupportedProtocol", fact.unserved?.message ?? "", meta))
+            } else if let conflict = fact.conflict {
+                conditions.append(condition("Accepted", false, conflict.reason, conflict.message, meta))
+            } else {
+                conditions.append(condition("Accepted", true, "Accepted", "listener accepted", meta))
+            }
+            if let conflict = fact.conflict {
+                conditions.append(condition("Conflicted", true, conflict.reason, conflict.message, meta))
+            } else {
+                conditions.append(condition("Conflicted", false, "NoConflicts", "no conflicts", meta))
+            }
+            if fact.invalidKinds {
+                conditions.append(condition("ResolvedRefs", false, "InvalidRouteKinds", "only HTTPRoute is supported in allowedRoutes.kinds", meta))
+            } else if let problem = fact.certificateProblem {
+                conditions.append(condition("ResolvedRefs", false, problem.reason, problem.message, meta))
+            } else {
+                conditions.append(condition("ResolvedRefs", true, "ResolvedRefs", "all references resolved", meta))
+            }
+            if fact.programmed {
+                conditions.append(condition("Programmed", true, "Programmed", "served by every node's proxy", meta))
+            } else {
+                let message = "not served: \(fact.unserved?.message ?? "listener is not accepted or has unresolved references")"
+                conditions.append(condition("Programmed", false, fact.conflict?.reason ?? "Invalid", message, meta))
+            }
+            statuses.append(ListenerStatus(name: fact.listener.name, supportedKinds: fact.supportedKinds, attachedRoutes: fact.attached.count, conditions: conditions))
+        }
+        // A set is attached while one of its listeners is served: one whose certificate reference
+        // is not permitted does not count (ListenerSetReferenceGrant).
+        let valid = listeners.filter(\.programmed).map(\.listener.name)
+        let invalid = listeners.filter { !$0.programmed }.map { "\($0.listener.name) (\($0.unserved?.reason ?? "invalid"))" }
+        var conditions: [Condition] = []
+        if valid.isEmpty {
+            let message = "no listener is valid: \(invalid.joined(separator: ", "))"
+            conditions.append(condition("Accepted", false, "ListenersNotValid", message, meta))
+            conditions.append(condition("Programmed", false, "ListenersNotValid", message, meta))
+        } else {
+            conditions.append(invalid.isEmpty
+                ? condition("Accepted", true, "Accepted", "attached to its Gateway", meta)
+                : condition("Accepted", true, "ListenersNotValid", "listeners not valid: \(invalid.joined(separator: ", ")); accepted: \(valid.joined(separator: ", "))", meta))
+            conditions.append(condition("Programmed", true, "Programmed", "served by every node's proxy", meta))
+        }
+        return ListenerSetStatus(conditions: conditions, listeners: statuses)
     }
 }
 

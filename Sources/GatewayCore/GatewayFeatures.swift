@@ -45,6 +45,7 @@ public enum GatewayFeatures {
         "HTTPRouteRetryBackendTimeout",
         "HTTPRouteRetryConnectionError",
         "HTTPRouteSchemeRedirect",
+        "ListenerSet",
         "ReferenceGrant",
     ]
 

@@ -277,7 +277,7 @@ public struct GatewayPlan: Sendable {
         var out: [ObjectKey: Set<NamespacedName>] = [:]
         for routes in index.httpRoutes.values {
             for route in routes {
-                let parents = Set(ClusterIndex.parentGateways(of: route).map(name))
+                let parents = Set(index.reachedGateways(of: route).map(name))
                 guard !parents.isEmpty else { continue }
                 for rule in route.spec.rules ?? [] {
                     for ref in rule.backendRefs ?? [] where (ref.kind ?? "Service") == "Service" {

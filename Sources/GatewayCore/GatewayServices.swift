@@ -32,16 +32,17 @@ public enum GatewayServices {
     /// The Service for `gateway`: in its namespace, labelled with its name, owned by it (deleted
     /// with it), one TCP port per distinct listener port (named `port-<n>`), no selector (its
     /// frontends go to the proxy, never to endpoints). `defaultType` applies unless the Gateway's
-    /// `portway.io/service-type` annotation says `NodePort` or `LoadBalancer`.
+    /// `portway.io/service-type` annotation says `NodePort` or `LoadBalancer`. `extraPorts`: the
+    /// ports of the listeners its ListenerSets add (`GatewayState.listenerSetPorts`).
     ///
     /// GatewayInfrastructurePropagation: the Gateway's `spec.infrastructure.labels` and
     /// `.annotations` are the Service's too; the `gateway.networking.k8s.io/gateway-name` label
     /// stays the Gateway's name whatever `labels` says (the leader and the nodes find the Service by it).
-    public static func desiredService(for gateway: Gateway, defaultType: String = "NodePort") -> Service {
+    public static func desiredService(for gateway: Gateway, defaultType: String = "NodePort", extraPorts: [Int] = []) -> Service {
         let namespace = GatewayBuild.namespace(gateway.metadata)
         let requested = gateway.metadata.annotations?[serviceTypeAnnotation]
         let type = ["NodePort", "LoadBalancer"].contains(requested ?? "") ? requested! : defaultType
-        let ports = Set(gateway.spec.listeners.map(\.port).filter { (1...65535).contains($0) }).sorted()
+        let ports = Set((gateway.spec.listeners.map(\.port) + extraPorts).filter { (1...65535).contains($0) }).sorted()
         var labels = gateway.spec.infrastructure?.labels ?? [:]
         labels[GatewayAPI.gatewayNameLabel] = gateway.metadata.name
         var annotations = gateway.spec.infrastructure?.annotations ?? [:]

@@ -52,6 +52,12 @@ public struct GatewayState: Hashable, Sendable {
         return out.sorted { ($0.key, $0.warning.message) < ($1.key, $1.warning.message) }.map(\.warning)
     }
 
+    /// The ports served for `gateway` by listeners of its ListenerSets (its Service fronts them
+    /// beside its own listeners' ports).
+    public func listenerSetPorts(gateway: NamespacedName) -> [Int] {
+        Set(tables.filter { $0.gateway == gateway && $0.listeners.contains { $0.listenerSet != nil } }.map(\.port)).sorted()
+    }
+
     /// The table of `gateway`'s listener port `port`.
     public func table(gateway: NamespacedName, port: Int) -> PortRouteTable? {
         tables.first { $0.gateway == gateway && $0.port == port }
@@ -68,11 +74,17 @@ public struct GatewayStatusReport: Hashable, Sendable {
     /// For each HTTPRoute with a parentRef to one of Portway's Gateways: Portway's `status.parents`
     /// entries, in parentRef order.
     public var routes: [NamespacedName: [RouteParentStatus]]
+    /// Each ListenerSet naming one of Portway's Gateways (allowed or not).
+    public var listenerSets: [NamespacedName: ListenerSetStatus]
 
-    public init(gatewayClasses: [String: GatewayClassStatus] = [:], gateways: [NamespacedName: GatewayStatus] = [:], routes: [NamespacedName: [RouteParentStatus]] = [:]) {
+    public init(
+        gatewayClasses: [String: GatewayClassStatus] = [:], gateways: [NamespacedName: GatewayStatus] = [:], routes: [NamespacedName: [RouteParentStatus]] = [:],
+        listenerSets: [NamespacedName: ListenerSetStatus] = [:]
+    ) {
         self.gatewayClasses = gatewayClasses
         self.gateways = gateways
         self.routes = routes
+        self.listenerSets = listenerSets
     }
 }
 

@@ -80,6 +80,8 @@ public struct ListenerRouteTable: Hashable, Codable, Sendable {
     /// Every match of every rule of the attached routes, sorted by the Gateway API precedence
     /// (the request's hostname specificity is applied on top by `RouteMatcher`).
     public var rules: [RouteTableEntry]
+    /// The ListenerSet the listener comes from (nil: the Gateway's own listener; absent from JSON then).
+    public var listenerSet: NamespacedName?
 
     public init(name: String, hostname: String?, protocol: ListenerProtocol, certificates: [NamespacedName] = [], rules: [RouteTableEntry]) {
         self.name = name
@@ -283,6 +285,8 @@ public struct UnservedListener: Hashable, Codable, Sendable, CustomStringConvert
     /// InvalidRouteKinds, InvalidCertificateRef or RefNotPermitted.
     public var reason: String
     public var message: String
+    /// The ListenerSet the listener comes from (nil: the Gateway's own listener).
+    public var listenerSet: NamespacedName?
 
     public init(gateway: NamespacedName, name: String, port: Int, hostname: String?, protocol: String, condition: String, reason: String, message: String) {
         self.gateway = gateway
@@ -298,9 +302,10 @@ public struct UnservedListener: Hashable, Codable, Sendable, CustomStringConvert
     /// `Conflicted=True` or `ResolvedRefs=False`, as the status says it.
     public var conditionText: String { "\(condition)=\(condition == "Conflicted" ? "True" : "False")" }
 
-    /// "listener NAME (port P, HOST) not served: CONDITION REASON: MESSAGE".
+    /// "listener NAME (port P, HOST) not served: CONDITION REASON: MESSAGE" (NAME is "NAME of
+    /// ListenerSet ns/name" for a ListenerSet's listener).
     public var description: String {
-        "listener \(name) (port \(port), \(hostname ?? "any host")) not served: \(conditionText) \(reason): \(message)"
+        "listener \(name)\(listenerSet.map { " of ListenerSet \($0)" } ?? "") (port \(port), \(hostname ?? "any host")) not served: \(conditionText) \(reason): \(message)"
     }
 
     /// True when this listener's hostname takes `host` (normalized): it would serve the request if it were served.

@@ -76,6 +76,8 @@ public struct RouteDecision: Hashable, Codable, Sendable {
     /// The listener serving the request's host; nil when no listener on the port takes it.
     public var listener: String?
     public var listenerHostname: String?
+    /// The ListenerSet the serving listener comes from; nil for the Gateway's own listeners.
+    public var listenerSet: NamespacedName?
     /// The winning rule match; nil → 404.
     public var entry: RouteTableEntry?
     public var candidates: [RouteCandidate]
@@ -156,7 +158,9 @@ public enum RouteMatcher {
         }
         let listener = listenerIndex.map { table.listeners[$0] }
         let entry = winner.flatMap { listener?.rules[$0] }
-        return RouteDecision(listener: listener?.name, listenerHostname: listener?.hostname, entry: entry, candidates: candidates, code: entry.map(code(of:)) ?? 404)
+        var decision = RouteDecision(listener: listener?.name, listenerHostname: listener?.hostname, entry: entry, candidates: candidates, code: entry.map(code(of:)) ?? 404)
+        decision.listenerSet = listener?.listenerSet
+        return decision
     }
 
     /// The status a request matched to `entry` gets when nothing goes wrong upstream.

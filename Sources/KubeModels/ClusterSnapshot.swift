@@ -13,11 +13,14 @@ public struct ClusterSnapshot: Hashable, Sendable {
     public var namespaces: [Namespace]
     /// TLS Secrets named by HTTPS listeners' certificateRefs.
     public var secrets: [Secret]
+    /// ListenerSets: listeners added to Gateways that allow them.
+    public var listenerSets: [ListenerSet]
 
     public init(
         services: [Service] = [], endpointSlices: [EndpointSlice] = [], endpoints: [Endpoints] = [], nodes: [Node] = [],
         gatewayClasses: [GatewayClass] = [], gateways: [Gateway] = [], httpRoutes: [HTTPRoute] = [],
-        referenceGrants: [ReferenceGrant] = [], namespaces: [Namespace] = [], secrets: [Secret] = []
+        referenceGrants: [ReferenceGrant] = [], namespaces: [Namespace] = [], secrets: [Secret] = [],
+        listenerSets: [ListenerSet] = []
     ) {
         self.services = services
         self.endpointSlices = endpointSlices
@@ -29,5 +32,6 @@ public struct ClusterSnapshot: Hashable, Sendable {
         self.referenceGrants = referenceGrants
         self.namespaces = namespaces
         self.secrets = secrets
+        self.listenerSets = listenerSets
     }
 }

@@ -83,12 +83,74 @@ public struct GatewaySpec: Codable, Hashable, Sendable {
     public var addresses: [GatewayAddress]?
     /// `spec.infrastructure`: what the implementation's own objects carry, and its parameters.
     public var infrastructure: GatewayInfrastructure?
+    /// `spec.allowedListeners`: which ListenerSets may attach (nil: none, the spec's default).
+    public var allowedListeners: AllowedListeners?
 
-    public init(gatewayClassName: String, listeners: [Listener], addresses: [GatewayAddress]? = nil, infrastructure: GatewayInfrastructure? = nil) {
+    public init(
+        gatewayClassName: String, listeners: [Listener], addresses: [GatewayAddress]? = nil, infrastructure: GatewayInfrastructure? = nil,
+        allowedListeners: AllowedListeners? = nil
+    ) {
         self.gatewayClassName = gatewayClassName
         self.listeners = listeners
         self.addresses = addresses
         self.infrastructure = infrastructure
+        self.allowedListeners = allowedListeners
+    }
+}
+
+/// `spec.allowedListeners` of a Gateway: the namespaces whose ListenerSets may attach.
+public struct AllowedListeners: Codable, Hashable, Sendable {
+    /// `from`: All, Same, Selector or None (the default).
+    public var namespaces: RouteNamespaces?
+    public init(namespaces: RouteNamespaces? = nil) { self.namespaces = namespaces }
+}
+
+/// gateway.networking.k8s.io/v1 ListenerSet (GEP-1713, standard since v1.5): listeners added to
+/// a Gateway (its `parentRef`) that allows them (`spec.allowedListeners`).
+public struct ListenerSet: KubeResource, Hashable {
+    public static let resource = ResourceDescriptor(group: "gateway.networking.k8s.io", version: "v1", plural: "listenersets", kind: "ListenerSet", namespaced: true)
+    public var metadata: ObjectMeta
+    public var spec: ListenerSetSpec
+    public var status: ListenerSetStatus?
+
+    public init(metadata: ObjectMeta, spec: ListenerSetSpec, status: ListenerSetStatus? = nil) {
+        self.metadata = metadata
+        self.spec = spec
+        self.status = status
+    }
+}
+
+public struct ListenerSetSpec: Codable, Hashable, Sendable {
+    public var parentRef: ListenerSetParentReference
+    /// Same fields as a Gateway's listeners (`ListenerEntry`).
+    public var listeners: [Listener]
+    public init(parentRef: ListenerSetParentReference, listeners: [Listener]) {
+        self.parentRef = parentRef
+        self.listeners = listeners
+    }
+}
+
+/// A ListenerSet's `spec.parentRef`: a Gateway (group and kind default to the Gateway API's
+/// Gateway, the namespace to the ListenerSet's).
+public struct ListenerSetParentReference: Codable, Hashable, Sendable {
+    public var group: String?
+    public var kind: String?
+    public var namespace: String?
+    public var name: String
+    public init(group: String? = nil, kind: String? = nil, namespace: String? = nil, name: String) {
+        self.group = group
+        self.kind = kind
+        self.namespace = namespace
+        self.name = name
+    }
+}
+
+public struct ListenerSetStatus: Codable, Hashable, Sendable {
+    public var conditions: [Condition]?
+    public var listeners: [ListenerStatus]?
+    public init(conditions: [Condition]? = nil, listeners: [ListenerStatus]? = nil) {
+        self.conditions = conditions
+        self.listeners = listeners
     }
 }
 
@@ -228,10 +290,13 @@ public struct GatewayStatus: Codable, Hashable, Sendable {
     public var addresses: [GatewayAddress]?
     public var conditions: [Condition]?
     public var listeners: [ListenerStatus]?
-    public init(addresses: [GatewayAddress]? = nil, conditions: [Condition]? = nil, listeners: [ListenerStatus]? = nil) {
+    /// How many ListenerSets are attached (accepted); nil when the Gateway allows none.
+    public var attachedListenerSets: Int?
+    public init(addresses: [GatewayAddress]? = nil, conditions: [Condition]? = nil, listeners: [ListenerStatus]? = nil, attachedListenerSets: Int? = nil) {
         self.addresses = addresses
         self.conditions = conditions
         self.listeners = listeners
+        self.attachedListenerSets = attachedListenerSets
     }
 }
 

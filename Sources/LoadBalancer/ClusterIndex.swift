@@ -43,6 +43,8 @@ public enum ClusterChange: Hashable, Sendable {
     case namespaces(String, [Namespace])
     /// TLS Secrets (HTTPS listeners' certificateRefs).
     case secrets(ObjectKey, [Secret])
+    /// ListenerSets (their listeners join their parent Gateway's).
+    case listenerSets(ObjectKey, [ListenerSet])
 }
 
 /// What one change touches: the Services to translate again, whether a Node changed (which
@@ -82,6 +84,7 @@ public struct ClusterIndex: Hashable, Sendable {
     public private(set) var referenceGrants: [ObjectKey: [ReferenceGrant]] = [:]
     public private(set) var namespaces: [String: [Namespace]] = [:]
     public private(set) var secrets: [ObjectKey: [Secret]] = [:]
+    public private(set) var listenerSets: [ObjectKey: [ListenerSet]] = [:]
     /// Service key → names of the slices labelled with it.
     private var slicesByService: [ObjectKey: Set<ObjectKey>] = [:]
 
@@ -106,6 +109,35 @@ public struct ClusterIndex: Hashable, Sendable {
         for object in snapshot.referenceGrants { referenceGrants[ObjectKey(object.metadata), default: []].append(object) }
         for object in snapshot.namespaces { namespaces[object.metadata.name, default: []].append(object) }
         for object in snapshot.secrets { secrets[ObjectKey(object.metadata), default: []].append(object) }
+        for object in snapshot.listenerSets { listenerSets[ObjectKey(object.metadata), default: []].append(object) }
+    }
+
+    /// The Gateway a ListenerSet names in its `spec.parentRef` (nil: not a Gateway of the Gateway API group).
+    public static func parentGateway(of listenerSet: ListenerSet) -> ObjectKey? {
+        let parent = listenerSet.spec.parentRef
+        guard (parent.group ?? GatewayClass.resource.group) == GatewayClass.resource.group, (parent.kind ?? "Gateway") == "Gateway" else { return nil }
+        return ObjectKey(namespace: parent.namespace ?? listenerSet.metadata.namespace, name: parent.name)
+    }
+
+    /// The ListenerSets an HTTPRoute names in its parentRefs (kind ListenerSet of the Gateway API
+    /// group; the namespace defaults to the route's).
+    public static func parentListenerSets(of route: HTTPRoute) -> Set<ObjectKey> {
+        var out: Set<ObjectKey> = []
+        for parent in route.spec.parentRefs ?? [] {
+            guard (parent.group ?? GatewayClass.resource.group) == GatewayClass.resource.group, parent.kind == ListenerSet.resource.kind else { continue }
+            out.insert(ObjectKey(namespace: parent.namespace ?? route.metadata.namespace, name: parent.name))
+        }
+        return out
+    }
+
+    /// The Gateways a route reaches: those it names, and the parents of the ListenerSets it names
+    /// (as this index stores them).
+    public func reachedGateways(of route: HTTPRoute) -> Set<ObjectKey> {
+        var out = Self.parentGateways(of: route)
+        for key in Self.parentListenerSets(of: route) {
+            for listenerSet in listenerSets[key] ?? [] { if let gateway = Self.parentGateway(of: listenerSet) { out.insert(gateway) } }
+        }
+        return out
     }
 
     /// The Gateways an HTTPRoute names in its parentRefs (kind Gateway of the Gateway API group;
@@ -190,7 +222,7 @@ public struct ClusterIndex: Hashable, Sendable {
             touched.gateways.insert(key)
         case .httpRoutes(let key, let objects):
             // The parents of the old AND new route: a route that moves leaves one Gateway and joins another.
-            for route in (httpRoutes[key] ?? []) + objects { touched.gateways.formUnion(Self.parentGateways(of: route)) }
+            for route in (httpRoutes[key] ?? []) + objects { touched.gateways.formUnion(reachedGateways(of: route)) }
             httpRoutes[key] = objects.isEmpty ? nil : objects
         case .referenceGrants(let key, let objects):
             // A grant can permit any route's backendRef or any listener's certificateRef into its
@@ -203,6 +235,10 @@ public struct ClusterIndex: Hashable, Sendable {
         case .secrets(let key, let objects):
             secrets[key] = objects.isEmpty ? nil : objects
             touched.gateways = gatewaysReferencing(secret: key)
+        case .listenerSets(let key, let objects):
+            // The parents of the old AND new ListenerSet (it may move to another Gateway).
+            for listenerSet in (listenerSets[key] ?? []) + objects { if let gateway = Self.parentGateway(of: listenerSet) { touched.gateways.insert(gateway) } }
+            listenerSets[key] = objects.isEmpty ? nil : objects
         }
         return touched
     }
@@ -213,7 +249,8 @@ public struct ClusterIndex: Hashable, Sendable {
         return ClusterSnapshot(
             services: ordered(services), endpointSlices: ordered(endpointSlices), endpoints: ordered(endpoints), nodes: ordered(nodes),
             gatewayClasses: ordered(gatewayClasses), gateways: ordered(gateways), httpRoutes: ordered(httpRoutes),
-            referenceGrants: ordered(referenceGrants), namespaces: ordered(namespaces), secrets: ordered(secrets))
+            referenceGrants: ordered(referenceGrants), namespaces: ordered(namespaces), secrets: ordered(secrets),
+            listenerSets: ordered(listenerSets))
     }
 
     /// The slices of one Service in name order (objects with one name in their stored order).
@@ -250,6 +287,7 @@ public struct ClusterIndex: Hashable, Sendable {
             + diff(old.referenceGrants, new.referenceGrants, key: { ObjectKey($0.metadata) }, ClusterChange.referenceGrants)
             + diff(old.namespaces, new.namespaces, key: { $0.metadata.name }, ClusterChange.namespaces)
             + diff(old.secrets, new.secrets, key: { ObjectKey($0.metadata) }, ClusterChange.secrets)
+            + diff(old.listenerSets, new.listenerSets, key: { ObjectKey($0.metadata) }, ClusterChange.listenerSets)
     }
 }
 

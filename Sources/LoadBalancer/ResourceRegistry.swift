@@ -134,6 +134,11 @@ public enum ResourceRegistry {
         Secret.self, forbiddenIsNone: true, selectors: { $0.watchGateways ? ListSelectors(fieldSelector: tlsSecretFieldSelector) : nil },
         store: { $0.secrets.append($1) }, objects: \.secrets, change: { .secrets(ObjectKey($0), $1) })
 
+    /// ListenerSets (v1 since Gateway API v1.5): a change touches its parent Gateway.
+    public static let listenerSets = ResourceKind(
+        ListenerSet.self, optional: true, selectors: gatewaySelectors, store: { $0.listenerSets.append($1) }, objects: \.listenerSets,
+        change: { .listenerSets(ObjectKey($0), $1) })
+
     /// `type=kubernetes.io/tls`: the Secrets the cluster source lists and watches.
     public static let tlsSecretFieldSelector = "type=\(Secret.tlsType)"
 
@@ -141,6 +146,6 @@ public enum ResourceRegistry {
 
     /// All kinds, in the order their informers start.
     public static let kinds: [any AnyResourceKind] = [
-        services, endpointSlices, endpoints, nodes, gatewayClasses, gateways, httpRoutes, referenceGrants, namespaces, secrets,
+        services, endpointSlices, endpoints, nodes, gatewayClasses, gateways, httpRoutes, referenceGrants, namespaces, secrets, listenerSets,
     ]
 }

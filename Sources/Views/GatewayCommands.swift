@@ -174,6 +174,7 @@ extension Command {
                 out += table == nil ? " (no listener served: connections are reset)\n" : "\n"
                 for listener in table?.listeners ?? [] {
                     out += "  LISTENER \(listener.name) \(listener.protocol.rawValue) \(listener.hostname ?? "*(any host)")"
+                    if let set = listener.listenerSet { out += " (ListenerSet \(set))" }
                     out += listener.certificates.isEmpty ? "\n" : " certs \(listener.certificates.map(\.description).joined(separator: ","))\n"
                     for (i, rule) in listener.rules.enumerated() {
                         out += "    \(i + 1). \(rule.route) rule \(rule.rule) match \(rule.match): \(GatewayJSON.describe(rule))\n"
@@ -181,7 +182,7 @@ extension Command {
                     if listener.rules.isEmpty { out += "    (no routes: 404)\n" }
                 }
                 for listener in unserved {
-                    out += "  NOT SERVED \(listener.name) \(listener.protocol) \(listener.hostname ?? "*(any host)"): \(listener.conditionText) \(listener.reason): \(listener.message)\n"
+                    out += "  NOT SERVED \(listener.name)\(listener.listenerSet.map { " (ListenerSet \($0))" } ?? "") \(listener.protocol) \(listener.hostname ?? "*(any host)"): \(listener.conditionText) \(listener.reason): \(listener.message)\n"
                 }
             }
             let stderr = allWarnings.map { "warning: \($0)\n" }.joined()

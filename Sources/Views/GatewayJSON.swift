@@ -17,7 +17,9 @@ extension Explanation {
         out["proxyPort"] = .integer(proxyPort)
         out["gateway"] = gateway.map { .object(["namespace": .string($0.namespace), "name": .string($0.name)]) } ?? .null
         if let name = decision?.listener {
-            out["listener"] = .object(["name": .string(name), "hostname": decision?.listenerHostname.map { .string($0) } ?? .null, "port": .integer(listenerPort)])
+            var listener: JSONObject = ["name": .string(name), "hostname": decision?.listenerHostname.map { .string($0) } ?? .null, "port": .integer(listenerPort)]
+            if let set = decision?.listenerSet { listener["listenerSet"] = GatewayJSON.name(set) }
+            out["listener"] = .object(listener)
         } else {
             out["listener"] = .null
         }
@@ -68,10 +70,11 @@ extension Explanation {
             if let gateway { out += "gateway: \(gateway) port \(listenerPort.map(String.init) ?? "?")\n" }
             for item in unservedListeners {
                 let l = item.listener
-                out += "not served: listener \(l.name) \(l.protocol) \(l.hostname ?? "*(any host)")\(item.takesHost ? " (takes this host)" : ""): \(l.conditionText) \(l.reason): \(l.message)\n"
+                out += "not served: listener \(l.name)\(l.listenerSet.map { " of ListenerSet \($0)" } ?? "") \(l.protocol) \(l.hostname ?? "*(any host)")\(item.takesHost ? " (takes this host)" : ""): \(l.conditionText) \(l.reason): \(l.message)\n"
             }
             if let decision {
-                out += "listener: \(decision.listener.map { "\($0) (\(decision.listenerHostname ?? "any host"))" } ?? "none takes this host")\n"
+                out += "listener: \(decision.listener.map { "\($0) (\(decision.listenerHostname ?? "any host"))" } ?? "none takes this host")"
+                out += decision.listenerSet.map { " of ListenerSet \($0)\n" } ?? "\n"
                 for c in decision.candidates {
                     out += "  \(c.result.rawValue.padding(12)) \(c.route) rule \(c.rule) match \(c.match): \(c.reason)\n"
                 }
@@ -107,20 +110,28 @@ public enum GatewayJSON {
             "gateway": .object(["namespace": .string(table.gateway.namespace), "name": .string(table.gateway.name)]),
             "port": .int(table.port),
             "listeners": .array(table.listeners.map { listener in
-                .object([
+                var object: JSONObject = [
                     "name": .string(listener.name),
                     "hostname": listener.hostname.map { .string($0) } ?? .null,
                     "protocol": .string(listener.protocol.rawValue),
                     "certificates": .array(listener.certificates.map { .string($0.description) }),
                     "rules": .array(listener.rules.map { .object(rule($0)) }),
-                ])
+                ]
+                // Only on a ListenerSet's listener (the Gateway's own keep their JSON as it was).
+                if let set = listener.listenerSet { object["listenerSet"] = name(set) }
+                return .object(object)
             }),
         ]
     }
 
+    /// `{"namespace", "name"}` of an object.
+    public static func name(_ key: NamespacedName) -> JSONValue {
+        .object(["namespace": .string(key.namespace), "name": .string(key.name)])
+    }
+
     /// An unserved listener: `{"gateway", "port", "name", "hostname", "protocol", "condition", "status", "reason", "message"}`.
     public static func unservedListener(_ listener: UnservedListener) -> JSONObject {
-        [
+        var out: JSONObject = [
             "gateway": .object(["namespace": .string(listener.gateway.namespace), "name": .string(listener.gateway.name)]),
             "port": .int(listener.port),
             "name": .string(listener.name),
@@ -131,6 +142,8 @@ public enum GatewayJSON {
             "reason": .string(listener.reason),
             "message": .string(listener.message),
         ]
+        if let set = listener.listenerSet { out["listenerSet"] = name(set) }
+        return out
     }
 
     public static func rule(_ entry: RouteTableEntry) -> JSONObject {

@@ -14,6 +14,7 @@ struct GatewayStageModelTests {
         let gateways = [ObjectKey(namespace: "demo", name: "g1"), ObjectKey(namespace: "demo", name: "g2"), ObjectKey(namespace: "other", name: "g3")]
         let routes = [ObjectKey(namespace: "demo", name: "r1"), ObjectKey(namespace: "demo", name: "r2"), ObjectKey(namespace: "other", name: "r3"), ObjectKey(namespace: "demo", name: "r4")]
         let services = [ObjectKey(namespace: "demo", name: "s1"), ObjectKey(namespace: "demo", name: "s2"), ObjectKey(namespace: "other", name: "s3")]
+        let listenerSets = [ObjectKey(namespace: "demo", name: "ls1"), ObjectKey(namespace: "other", name: "ls2")]
 
         mutating func pick<T>(_ items: [T]) -> T { items[Int(rng.next() % UInt64(items.count))] }
         mutating func chance(_ percent: UInt64) -> Bool { rng.next() % 100 < percent }
@@ -33,13 +34,20 @@ struct GatewayStageModelTests {
             if chance(15) { listeners.append(Listener(name: "dup", hostname: listeners[0].hostname, port: 80, protocol: "HTTP")) }
             return Gateway(
                 metadata: ObjectMeta(name: key.name, namespace: key.namespace, generation: Int64(rng.next() % 5)),
-                spec: GatewaySpec(gatewayClassName: pick(["portway", "portway", "foreign", "missing"]), listeners: listeners))
+                spec: GatewaySpec(
+                    gatewayClassName: pick(["portway", "portway", "foreign", "missing"]), listeners: listeners,
+                    allowedListeners: chance(60) ? AllowedListeners(namespaces: RouteNamespaces(from: pick(["All", "Same", "None"]))) : nil))
         }
 
         mutating func route(_ key: ObjectKey) -> HTTPRoute {
             var parents: [ParentReference] = []
             for gateway in gateways where chance(45) {
                 parents.append(ParentReference(namespace: gateway.namespace == key.namespace && chance(50) ? nil : gateway.namespace, name: gateway.name))
+            }
+            for set in listenerSets where chance(25) {
+                parents.append(ParentReference(
+                    group: GatewayAPI.group, kind: "ListenerSet", namespace: set.namespace == key.namespace && chance(50) ? nil : set.namespace, name: set.name,
+                    sectionName: chance(30) ? "ls-a" : nil))
             }
             var backends: [HTTPBackendRef] = []
             for service in services where chance(50) {
@@ -61,7 +69,7 @@ struct GatewayStageModelTests {
 
         /// One random change.
         mutating func change() -> ClusterChange {
-            switch rng.next() % 11 {
+            switch rng.next() % 12 {
             case 0:
                 let key = pick(gateways)
                 return .gateways(key, chance(20) ? [] : [gateway(key)])
@@ -102,6 +110,18 @@ struct GatewayStageModelTests {
                     spec: ReferenceGrantSpec(
                         from: [ReferenceGrantFrom(group: GatewayAPI.group, kind: "HTTPRoute", namespace: "demo")],
                         to: [ReferenceGrantTo(group: "", kind: "Service")]))])
+            case 10:
+                // A ListenerSet naming one of the Gateways (or moving to another), its listeners
+                // overlapping the Gateways' and each other's.
+                let key = pick(listenerSets)
+                let gateway = pick(gateways)
+                var listeners = [Listener(
+                    name: "ls-a", hostname: pick([nil, "a.example.com", "c.example.com"]), port: pick([80, 80, 9090]), protocol: pick(["HTTP", "HTTP", "TCP"]),
+                    allowedRoutes: AllowedRoutes(namespaces: RouteNamespaces(from: pick(["Same", "All"]))))]
+                if chance(40) { listeners.append(Listener(name: "ls-b", hostname: "*.example.com", port: 80, protocol: "HTTP")) }
+                return .listenerSets(key, chance(20) ? [] : [ListenerSet(
+                    metadata: ObjectMeta(name: key.name, namespace: key.namespace, generation: 1, creationTimestamp: "2026-11-2\(rng.next() % 9)T00:00:00Z"),
+                    spec: ListenerSetSpec(parentRef: ListenerSetParentReference(namespace: gateway.namespace, name: gateway.name), listeners: listeners))])
             default:
                 let key = ObjectKey(namespace: "demo", name: "cert")
                 return .secrets(key, chance(25) ? [] : [Secret(

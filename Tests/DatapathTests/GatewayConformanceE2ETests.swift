@@ -1338,3 +1338,201 @@ struct GatewayConformanceE2ETests {
         }
     }
 }
+
+// MARK: ListenerSet (GEP-1713)
+
+private func lsListener(_ name: String, port: Int = 80, host: String? = nil, from: String = "All") -> String {
+    "  - {name: \(name), port: \(port), protocol: HTTP, hostname: \(host ?? name + ".com"), allowedRoutes: {namespaces: {from: \(from)}}}"
+}
+private func lsListenerSet(_ name: String, namespace: String = "lab", gateway: String, listeners: [String]) -> String {
+    """
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: ListenerSet
+    metadata: {name: \(name), namespace: \(namespace)}
+    spec:
+      parentRef: {kind: Gateway, group: gateway.networking.k8s.io, name: \(gateway), namespace: lab}
+      listeners:
+    \(listeners.joined(separator: "\n"))
+
+    """
+}
+private func lsRoute(_ name: String, namespace: String = "lab", parents: String, path: String, backend: String) -> String {
+    """
+    apiVersion: gateway.networking.k8s.io/v1
+    kind: HTTPRoute
+    metadata: {name: \(name), namespace: \(namespace)}
+    spec:
+      parentRefs: \(parents)
+      rules: [{matches: [{path: {type: PathPrefix, value: \(path)}}], backendRefs: [{name: \(backend), namespace: lab, port: 80}]}]
+
+    """
+}
+
+extension GatewayConformanceE2ETests {
+    /// ListenerSetHTTPRouting with real packets: two ListenerSets on a Gateway that allows all, routes
+    /// attached through the Gateway, the sets and their sections; each host answers only the routes
+    /// of its own listener (a Gateway parentRef never reaches a set's listener). A set's listener on
+    /// a port the Gateway lacks (8090) is served on that port's NodePort; a set naming a Gateway that
+    /// allows none (ListenerSetDefaultNotAllowed) is not served.
+    @Test("ListenerSet routing through the Gateway NodePorts: routes by Gateway, ListenerSet and sectionName; a set's own port; a set not allowed is not served")
+    func listenerSetRoutingThroughNodePort() async throws {
+        let set = "kind: ListenerSet, group: gateway.networking.k8s.io"
+        let routes = [
+            """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: Gateway
+            metadata: {name: ls-gw, namespace: lab}
+            spec:
+              gatewayClassName: portway
+              allowedListeners: {namespaces: {from: All}}
+              listeners:
+            \(lsListener("gateway-listener-1"))
+            \(lsListener("gateway-listener-2"))
+
+            """,
+            KubeYAML.gatewayService("ls-gw", namespace: "lab", clusterIP: "10.96.0.70", ports: [
+                .init(name: "port-80", port: 80, targetPort: 80, nodePort: 30870), .init(name: "port-8090", port: 8090, targetPort: 8090, nodePort: 30871),
+            ]),
+            lsListenerSet("ls-1", gateway: "ls-gw", listeners: [lsListener("ls-1-listener-1"), lsListener("ls-1-listener-2"), lsListener("ls-1-own-port", port: 8090)]),
+            lsListenerSet("ls-2", gateway: "ls-gw", listeners: [lsListener("ls-2-listener-1"), lsListener("ls-2-listener-2")]),
+            lsListenerSet("not-allowed", gateway: "web", listeners: [lsListener("not-allowed-listener")]),
+            lsRoute("attaches-to-all", parents: "[{name: ls-gw}, {\(set), name: ls-1}, {\(set), name: ls-2}, {\(set), name: not-allowed}]", path: "/route", backend: "infra-backend-v1"),
+            lsRoute("gateway-route", parents: "[{name: ls-gw}]", path: "/gateway-route", backend: "infra-backend-v2"),
+            lsRoute("gateway-section-route", parents: "[{name: ls-gw, sectionName: gateway-listener-1}]", path: "/gateway-section-route", backend: "infra-backend-v3"),
+            lsRoute("ls-1-route", parents: "[{\(set), name: ls-1}]", path: "/ls-1-route", backend: "infra-backend-v2"),
+            lsRoute("ls-1-section-route", parents: "[{\(set), name: ls-1, sectionName: ls-1-listener-1}]", path: "/ls-1-section-route", backend: "infra-backend-v3"),
+            lsRoute("ls-2-route", parents: "[{\(set), name: ls-2}]", path: "/ls-2-route", backend: "infra-backend-v2"),
+        ]
+        let yaml = conformanceGatewayYAML(routes)
+        // Status, from the same objects (the envtest suite checks it on the real API server).
+        let state = GatewayState.build(try FileSource.load(yaml: yaml, file: "gateway.yaml").snapshot, options: GatewayOptions())
+        #expect(state.status.gateways[NamespacedName(namespace: "lab", name: "ls-gw")]?.attachedListenerSets == 2)
+        #expect(state.status.listenerSets[NamespacedName(namespace: "lab", name: "not-allowed")]?.conditions?.first?.reason == "NotAllowed")
+        try await withLab(prefix: "pwls") { lab in
+            let (agent, ask, client) = try await start(lab, yaml: yaml, probe: "30870 GET gateway-listener-1.com /route", status: 200)
+            defer { agent.kill() }
+            let hosts = ["gateway-listener-1.com", "gateway-listener-2.com", "ls-1-listener-1.com", "ls-1-listener-2.com", "ls-2-listener-1.com", "ls-2-listener-2.com"]
+            let expected: [(path: String, served: Set<Int>, backend: String)] = [
+                ("/route", [0, 1, 2, 3, 4, 5], "infra-backend-v1"),
+                ("/gateway-route", [0, 1], "infra-backend-v2"),
+                ("/gateway-section-route", [0], "infra-backend-v3"),
+                ("/ls-1-route", [2, 3], "infra-backend-v2"),
+                ("/ls-1-section-route", [2], "infra-backend-v3"),
+                ("/ls-2-route", [4, 5], "infra-backend-v2"),
+            ]
+            for (path, served, backend) in expected {
+                for (i, host) in hosts.enumerated() {
+                    let answer = await ask("30870 GET \(host) \(path)")
+                    let got = "\(answer.status) \(answer.echo["name"] as? String ?? "-")"
+                    #expect(got == (served.contains(i) ? "200 \(backend)" : "404 -"), "\(host)\(path)")
+                }
+            }
+            // The set's listener on its own port, through that port's NodePort.
+            await waitUntil(every: .milliseconds(100)) { await ask("30871 GET ls-1-own-port.com /route").status == 200 }
+            #expect("\(await ask("30871 GET ls-1-own-port.com /route").status)" == "200")
+            #expect(await ask("30871 GET ls-1-own-port.com /ls-1-route").status == 200)
+            // Not allowed by `web` (no allowedListeners): its host is not served there.
+            #expect(await ask("30880 GET not-allowed-listener.com /route").status == 404)
+            client.closeInput()
+        }
+    }
+
+    /// ListenerSetDualParentRefIndependence, ListenerSetGatewayParentSectionNameNotFound and
+    /// ListenerSetAllowedRoutesNamespaces with real packets: each parentRef judged on its own (a
+    /// Gateway parentRef cannot name a set's listener), and a set listener's `allowedRoutes`
+    /// (`Same` is the ListenerSet's namespace; `Selector` selects route namespaces by label).
+    @Test("ListenerSet parentRefs and allowedRoutes through the Gateway NodePort: dual parentRefs, a Gateway parentRef naming a set's section, All/Same/Selector and a set in another namespace")
+    func listenerSetParentRefsAndAllowedRoutesThroughNodePort() async throws {
+        let set = "kind: ListenerSet, group: gateway.networking.k8s.io"
+        let (allowedNS, notAllowedNS, crossNS) = ("gateway-api-routes-allowed-ns", "gateway-api-routes-not-allowed-ns", "gateway-api-ls-cross-ns")
+        let routes = [
+            """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: Gateway
+            metadata: {name: ls-gw2, namespace: lab}
+            spec:
+              gatewayClassName: portway
+              allowedListeners: {namespaces: {from: All}}
+              listeners:
+            \(lsListener("gw-dual-parentref-listener", host: "gw-dual.com", from: "Same"))
+            \(lsListener("gw-listener", host: "gw-section.com", from: "Same"))
+            \(lsListener("gateway-listener"))
+
+            """,
+            KubeYAML.gatewayService("ls-gw2", namespace: "lab", clusterIP: "10.96.0.72", ports: [.init(name: "port-80", port: 80, targetPort: 80, nodePort: 30872)]),
+            KubeYAML.namespace(allowedNS, labels: ["allowed": "ns"]), KubeYAML.namespace(notAllowedNS), KubeYAML.namespace(crossNS),
+            """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: ReferenceGrant
+            metadata: {name: routes-to-lab, namespace: lab}
+            spec:
+              from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: \(allowedNS)}, {group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: \(notAllowedNS)}, {group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: \(crossNS)}]
+              to: [{group: "", kind: Service}]
+
+            """,
+            lsListenerSet("ls-dual-parentref", gateway: "ls-gw2", listeners: [lsListener("ls-dual-parentref-listener", host: "ls-dual.com", from: "Same")]),
+            lsListenerSet("listenerset-section-name", gateway: "ls-gw2", listeners: [lsListener("ls-only-listener", host: "ls-section-name.com", from: "Same")]),
+            lsListenerSet("ls-allowed-routes", gateway: "ls-gw2", listeners: [
+                lsListener("allowed-routes-all", host: "allowed-routes-all.com"), lsListener("allowed-routes-same", host: "allowed-routes-same.com", from: "Same"),
+                lsListener("allowed-routes-selector", host: "allowed-routes-selector.com", from: "Selector, selector: {matchLabels: {allowed: ns}}"),
+            ]),
+            lsListenerSet("ls-cross-ns", namespace: crossNS, gateway: "ls-gw2", listeners: [lsListener("cross-ns-same", host: "cross-ns-same.com", from: "Same")]),
+            lsRoute("route-dual-parentref-both", parents: "[{name: ls-gw2}, {\(set), name: ls-dual-parentref}]", path: "/dualboth", backend: "infra-backend-v1"),
+            lsRoute(
+                "route-dual-parentref-one", parents: "[{name: ls-gw2, sectionName: ls-dual-parentref-listener}, {\(set), name: ls-dual-parentref, sectionName: ls-dual-parentref-listener}]",
+                path: "/dualone", backend: "infra-backend-v2"),
+            lsRoute("route-via-listenerset", parents: "[{\(set), name: listenerset-section-name, sectionName: ls-only-listener}]", path: "/goodsection", backend: "infra-backend-v1"),
+            lsRoute("route-via-gateway", parents: "[{name: ls-gw2, sectionName: ls-only-listener}]", path: "/badsection", backend: "infra-backend-v2"),
+            lsRoute("route-in-same-namespace", parents: "[{\(set), name: ls-allowed-routes}]", path: "/route-in-same-namespace", backend: "infra-backend-v1"),
+            lsRoute("route-in-selected-namespace", namespace: allowedNS, parents: "[{\(set), name: ls-allowed-routes, namespace: lab}]", path: "/route-in-selected-namespace", backend: "infra-backend-v2"),
+            lsRoute("route-not-in-selected-namespace", namespace: notAllowedNS, parents: "[{\(set), name: ls-allowed-routes, namespace: lab}]", path: "/route-not-in-selected-namespace", backend: "infra-backend-v3"),
+            lsRoute("route-in-listenerset-namespace", namespace: crossNS, parents: "[{\(set), name: ls-cross-ns}]", path: "/route-in-listenerset-namespace", backend: "infra-backend-v1"),
+            lsRoute("route-in-gateway-namespace", parents: "[{\(set), name: ls-cross-ns, namespace: \(crossNS)}]", path: "/route-in-gateway-namespace", backend: "infra-backend-v1"),
+        ]
+        let yaml = conformanceGatewayYAML(routes)
+        // Status, from the same objects.
+        let state = GatewayState.build(try FileSource.load(yaml: yaml, file: "gateway.yaml").snapshot, options: GatewayOptions())
+        func accepted(_ route: String, namespace: String = "lab", parent: String) -> String {
+            let entry = state.status.routes[NamespacedName(namespace: namespace, name: route)]?.first { $0.parentRef.name == parent }
+            let condition = entry?.conditions?.first { $0.type == "Accepted" }
+            return "\(condition?.status ?? "-")/\(condition?.reason ?? "-")"
+        }
+        #expect(accepted("route-dual-parentref-both", parent: "ls-gw2") == "True/Accepted")
+        #expect(accepted("route-dual-parentref-both", parent: "ls-dual-parentref") == "True/Accepted")
+        #expect(accepted("route-dual-parentref-one", parent: "ls-gw2") == "False/NoMatchingParent")
+        #expect(accepted("route-dual-parentref-one", parent: "ls-dual-parentref") == "True/Accepted")
+        #expect(accepted("route-via-gateway", parent: "ls-gw2") == "False/NoMatchingParent")
+        #expect(accepted("route-via-listenerset", parent: "listenerset-section-name") == "True/Accepted")
+        #expect(accepted("route-in-gateway-namespace", parent: "ls-cross-ns") == "False/NotAllowedByListeners")
+        #expect(accepted("route-in-listenerset-namespace", namespace: crossNS, parent: "ls-cross-ns") == "True/Accepted")
+        let attached = (state.status.listenerSets[NamespacedName(namespace: "lab", name: "ls-allowed-routes")]?.listeners ?? []).map { "\($0.name)=\($0.attachedRoutes)" }
+        #expect(attached == ["allowed-routes-all=3", "allowed-routes-same=1", "allowed-routes-selector=1"])
+        #expect(state.status.listenerSets[NamespacedName(namespace: "lab", name: "ls-dual-parentref")]?.listeners?.first?.attachedRoutes == 2)
+        #expect(state.status.gateways[NamespacedName(namespace: "lab", name: "ls-gw2")]?.attachedListenerSets == 4)
+        try await withLab(prefix: "pwlr") { lab in
+            let (agent, ask, client) = try await start(lab, yaml: yaml, probe: "30872 GET gw-dual.com /dualboth", status: 200)
+            defer { agent.kill() }
+            let cases: [(host: String, path: String, expected: String)] = [
+                ("gw-dual.com", "/dualboth", "200 infra-backend-v1"), ("ls-dual.com", "/dualboth", "200 infra-backend-v1"),
+                ("ls-dual.com", "/dualone", "200 infra-backend-v2"), ("gw-dual.com", "/dualone", "404 -"),
+                ("ls-section-name.com", "/goodsection", "200 infra-backend-v1"), ("gw-section.com", "/badsection", "404 -"),
+                ("allowed-routes-all.com", "/route-in-same-namespace", "200 infra-backend-v1"),
+                ("allowed-routes-all.com", "/route-in-selected-namespace", "200 infra-backend-v2"),
+                ("allowed-routes-all.com", "/route-not-in-selected-namespace", "200 infra-backend-v3"),
+                ("allowed-routes-same.com", "/route-in-same-namespace", "200 infra-backend-v1"),
+                ("allowed-routes-same.com", "/route-in-selected-namespace", "404 -"),
+                ("allowed-routes-same.com", "/route-not-in-selected-namespace", "404 -"),
+                ("allowed-routes-selector.com", "/route-in-same-namespace", "404 -"),
+                ("allowed-routes-selector.com", "/route-in-selected-namespace", "200 infra-backend-v2"),
+                ("allowed-routes-selector.com", "/route-not-in-selected-namespace", "404 -"),
+                ("cross-ns-same.com", "/route-in-listenerset-namespace", "200 infra-backend-v1"),
+                ("cross-ns-same.com", "/route-in-gateway-namespace", "404 -"),
+            ]
+            for (host, path, expected) in cases {
+                let answer = await ask("30872 GET \(host) \(path)")
+                #expect("\(answer.status) \(answer.echo["name"] as? String ?? "-")" == expected, "\(host)\(path)")
+            }
+            client.closeInput()
+        }
+    }
+}
