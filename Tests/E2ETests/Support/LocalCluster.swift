@@ -197,6 +197,8 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
             let path: String
             if kind == "ServiceAccount", let ns = meta["namespace"] as? String {
                 path = "/api/v1/namespaces/\(ns)/serviceaccounts"
+            } else if kind == "Role" || kind == "RoleBinding", let ns = meta["namespace"] as? String {
+                path = "/apis/rbac.authorization.k8s.io/v1/namespaces/\(ns)/\(kind.lowercased())s"
             } else if let p = paths[kind] {
                 path = p
             } else {
