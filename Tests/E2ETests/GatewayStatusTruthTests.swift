@@ -132,4 +132,37 @@ struct GatewayStatusTruthTests {
             #expect(Self.programmed(resumed).message == "generation 2 served by all 3 nodes")
         }
     }
+
+    @Test("A proxy port one node cannot open keeps the Gateway Programmed=False naming that node alone; freed, True once its proxy listens")
+    func oneNodeFails() async throws {
+        try await withLocalCluster(nodes: Self.nodes) { cluster in
+            let ns = LocalCluster.namespace
+            let failing = "node-b"
+            let netns = try #require(cluster.nodes.first { $0.name == failing }?.netns)
+            // The Gateway's one port gets the lowest proxy port of the range on every (fresh) node:
+            // on node-b a plain socket (no SO_REUSEPORT) holds it, so its proxy cannot listen there.
+            let script = "import socket, sys\ns = socket.socket()\ns.bind(('0.0.0.0', 10000))\ns.listen()\nprint('ready', flush=True)\nsys.stdin.read()"
+            let blocker = try Child(["nsenter", "--net=/var/run/netns/\(netns)", "python3", "-c", script])
+            defer { blocker.kill() }
+            try await onDedicatedThread { try blocker.expectReady() }
+            try await cluster.createWebGateway()
+            let gatewayPath = "\(Self.gatewayAPI)/namespaces/\(ns)/gateways/web"
+            let failed = try await cluster.waitForObject(gatewayPath, "Programmed False/Invalid naming \(failing)") { object in
+                let p = Self.programmed(object)
+                return p.status == "False" && p.reason == "Invalid" && p.observed == p.generation
+                    && p.message.contains("\(failing): listener http: proxy port 10000 is not listening")
+            }
+            let message = Self.programmed(failed).message
+            #expect(message == "2 of 3 nodes serve generation 1; \(failing): listener http: proxy port 10000 is not listening", "only \(failing) is named")
+            // Freed: the agent's next bind retry (its backoff) opens the port, and its report clears.
+            blocker.kill()
+            let freedAt = ContinuousClock.now
+            let fixed = try await cluster.waitForObject(gatewayPath, "Programmed True once \(failing) listens", timeout: .seconds(90)) {
+                let p = Self.programmed($0)
+                return p.status == "True" && p.observed == p.generation
+            }
+            print("Programmed True \(ContinuousClock.now - freedAt) after the port was freed on \(failing)")
+            #expect(Self.programmed(fixed).message == "generation 1 served by all 3 nodes")
+        }
+    }
 }
