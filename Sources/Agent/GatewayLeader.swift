@@ -99,14 +99,21 @@ public struct GatewayLeaderController: ServiceLifecycle.Service {
                 case .reports(let from, let leases):
                     guard from == term, leading else { continue }
                     var next: [String: ObservedReport] = [:]
+                    let wallNow = Date()
                     for lease in leases {
                         guard let node = lease.metadata.labels?[NodeProgramReport.label] ?? lease.spec?.holderIdentity else { continue }
-                        let seen = reports?[node]
-                        let changed = seen?.version != lease.metadata.resourceVersion
+                        let lifetime = Duration.seconds(lease.spec?.leaseDurationSeconds ?? 40)
+                        let seenAt: ContinuousClock.Instant
+                        if let seen = reports?[node] {
+                            // A change seen in this term: now, on this agent's clock.
+                            seenAt = seen.version == lease.metadata.resourceVersion ? seen.seenAt : now
+                        } else {
+                            // First seen in this term (its list): aged by its renewTime on the wall
+                            // clock, so a node dead before this term is not taken as live for a whole lifetime.
+                            seenAt = now - Self.age(renewTime: lease.spec?.renewTime, wallNow: wallNow, atMost: lifetime)
+                        }
                         next[node] = ObservedReport(
-                            report: NodeProgramReport(lease: lease), version: lease.metadata.resourceVersion,
-                            seenAt: changed ? now : (seen?.seenAt ?? now),
-                            lifetime: .seconds(lease.spec?.leaseDurationSeconds ?? 3 * 60))
+                            report: NodeProgramReport(lease: lease), version: lease.metadata.resourceVersion, seenAt: seenAt, lifetime: lifetime)
                     }
                     if reports == nil { due = true }
                     reports = next
@@ -190,6 +197,24 @@ extension GatewayLeaderController {
             if let report = observed.report { out[node] = report }
         }
         return out
+    }
+
+    /// How long ago `renewTime` (a Lease MicroTime) was by `wallNow`, between 0 (unknown, in the
+    /// future: clocks differ) and `limit`.
+    static func age(renewTime: String?, wallNow: Date, atMost limit: Duration) -> Duration {
+        guard let renewTime, let renewed = Self.date(rfc3339: renewTime) else { return .zero }
+        let seconds = wallNow.timeIntervalSince(renewed)
+        guard seconds > 0 else { return .zero }
+        return min(.milliseconds(Int64(seconds * 1000)), limit)
+    }
+
+    /// A Lease time (RFC 3339, with or without fractional seconds) as a Date.
+    static func date(rfc3339 text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text)
     }
 
     /// When the next live report goes stale (a pass is due then).

@@ -42,11 +42,14 @@ public struct NodeReportPublisher: ServiceLifecycle.Service {
     let retry: BackoffPolicy
     let logger: Logger
 
-    /// How long a report lives without a renewal, in renew periods.
-    public static let staleAfterRenewals = 3
+    /// How long a report lives without a renewal, in renew periods (as the kubelet's node Lease:
+    /// renewed every 10 s, 40 s of life).
+    public static let staleAfterRenewals = 4
+    /// The renew period unless `--node-report-period` says otherwise.
+    public static let defaultRenewPeriod: Duration = .seconds(10)
 
     public init(
-        client: KubeClient, namespace: String, node: String, renewPeriod: Duration = .seconds(60), retry: BackoffPolicy = .retries(),
+        client: KubeClient, namespace: String, node: String, renewPeriod: Duration = NodeReportPublisher.defaultRenewPeriod, retry: BackoffPolicy = .retries(),
         logger: Logger = Logger(label: "portway.node-report")
     ) {
         self.client = client

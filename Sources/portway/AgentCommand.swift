@@ -270,7 +270,9 @@ struct AgentCommand: AsyncParsableCommand {
         }
         // In cluster mode the node tells the leader what its proxy serves (a Lease beside the election's).
         let reporter = listen == .off ? nil : kube.map {
-            NodeReportPublisher(client: $0.client, namespace: gatewayLeader.namespace, node: options.nodeName, retry: options.retry)
+            NodeReportPublisher(
+                client: $0.client, namespace: gatewayLeader.namespace, node: options.nodeName, renewPeriod: .seconds(gatewayLeader.nodeReportPeriod),
+                retry: options.retry)
         }
         let proxy = listen == .off ? nil : L7ProxyOutput(
             mode: listen, threads: proxyThreads, options: proxyOptions, retry: options.retry, preopened: preopened,

@@ -297,6 +297,9 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
             "--service-map-size", "1024", "--backend-map-size", "1024", "--revnat-map-size", "1024",
             "--affinity-map-size", "1024", "--ct-map-size", "8192", "--snat-map-size", "8192",
             "--lease-duration", String(Self.leaseDurationSeconds), "--renew-deadline", "4", "--retry-period", String(Self.retryPeriodSeconds),
+            // A dead agent's report goes stale after 4 × 5 s (a leader SIGKILLed drops out of the
+            // nodes that must serve a Gateway within the handover tests' bounds).
+            "--node-report-period", "5",
             // Not the default: the node's proxy and the leader must both take it from this one flag.
             "--gateway-controller-name", Self.gatewayControllerName,
         ]
