@@ -177,6 +177,7 @@ struct ReconcileService: ServiceLifecycle.Service {
         var publishedTables: [UInt16: PortRouteTable]?
         // The tables name certificate Secrets only; their bytes change on their own (a rotation).
         var publishedCertificates: [NamespacedName: TLSMaterial] = [:]
+        var publishedReport: NodeProgramReport?
         var gatewayWarnings = Set<GatewayWarning>()
         // What the proxy does not serve (listeners left out, ports nothing listens on), logged on change.
         var servingWarnings = Set<GatewayWarning>()
@@ -270,10 +271,14 @@ struct ReconcileService: ServiceLifecycle.Service {
             if synced, let proxy {
                 let tables = gateway.routeTables
                 let certificates = gateway.state.certificates
-                if tables != publishedTables || certificates != publishedCertificates {
-                    proxy.publish(tables, certificates: certificates)
+                // What the proxy is to serve, per Gateway generation: a generation bump that
+                // changes no table is news to the leader too (the node's report).
+                let report = NodeProgramReport.draft(state: gateway.state, index: reconciler.index)
+                if tables != publishedTables || certificates != publishedCertificates || report != publishedReport {
+                    proxy.publish(tables, certificates: certificates, report: report)
                     publishedTables = tables
                     publishedCertificates = certificates
+                    publishedReport = report
                 }
             }
             if synced && reconciler.nodeObjectMissing != nodeMissing {

@@ -17,6 +17,9 @@ public enum GatewayControllerEvent: Sendable {
     /// Every Node, from the Node informer the controller runs while leading (term `term`): the
     /// agents' own sources see only their own Node, the Gateways' NodePort addresses need all.
     case nodes(term: Int, [Node])
+    /// Every node report Lease (`NodeProgramReport`), from the informer the controller runs while
+    /// leading (term `term`), after its list and after each change.
+    case reports(term: Int, [Lease])
 }
 
 /// The Gateway control plane's leader-only half: while this agent holds the Lease, it keeps the
@@ -36,12 +39,16 @@ public struct GatewayLeaderController: ServiceLifecycle.Service {
     let nodeInformerOptions: InformerOptions
     /// Called after each pass (tests, metrics).
     let onPass: (@Sendable (GatewayWriteReport) -> Void)?
+    /// Where the nodes' report Leases are (the agents' namespace); nil: not watched, the status is
+    /// the build's alone.
+    let reportNamespace: String?
 
     public init(
         writers: GatewayWriters, logger: Logger = Logger(label: "portway.gateway.leader"),
         retryDelay: Duration = .seconds(5), nodeInformerOptions: InformerOptions = InformerOptions(),
-        onPass: (@Sendable (GatewayWriteReport) -> Void)? = nil
+        reportNamespace: String? = nil, onPass: (@Sendable (GatewayWriteReport) -> Void)? = nil
     ) {
+        self.reportNamespace = reportNamespace
         self.loop = CoalescingLoop()
         self.writers = writers
         self.logger = logger
@@ -67,11 +74,49 @@ public struct GatewayLeaderController: ServiceLifecycle.Service {
         var term = 0
         var nodeWatch: Task<Void, Never>?
         var allNodes: [Node]?
-        defer { nodeWatch?.cancel() }
-        await loop.run { batch, retryDue in
-            var due = retryDue
+        // The nodes' reports of this term (nil: not listed yet), each with when this agent saw it
+        // change (its own clock: a node's clock may differ) and how long it lives unrenewed.
+        var reportWatch: Task<Void, Never>?
+        var reports: [String: ObservedReport]?
+        // The live reports the last pass wrote from: a pass is due when they change (a report, a
+        // node joining, a report going stale).
+        var passLive: [String: NodeProgramReport] = [:]
+        var retryAt: ContinuousClock.Instant?
+        defer {
+            nodeWatch?.cancel()
+            reportWatch?.cancel()
+        }
+        await loop.run { batch, deadlinePassed in
+            let now = ContinuousClock.now
+            // The deadline is a retry (or a report going stale: see `live` below).
+            var due = false
+            if deadlinePassed, let at = retryAt, at <= now {
+                due = true
+                retryAt = nil
+            }
             for event in batch {
                 switch event {
+                case .reports(let from, let leases):
+                    guard from == term, leading else { continue }
+                    var next: [String: ObservedReport] = [:]
+                    let wallNow = Date()
+                    for lease in leases {
+                        guard let node = lease.metadata.labels?[NodeProgramReport.label] ?? lease.spec?.holderIdentity else { continue }
+                        let lifetime = Duration.seconds(lease.spec?.leaseDurationSeconds ?? 40)
+                        let seenAt: ContinuousClock.Instant
+                        if let seen = reports?[node] {
+                            // A change seen in this term: now, on this agent's clock.
+                            seenAt = seen.version == lease.metadata.resourceVersion ? seen.seenAt : now
+                        } else {
+                            // First seen in this term (its list): aged by its renewTime on the wall
+                            // clock, so a node dead before this term is not taken as live for a whole lifetime.
+                            seenAt = now - Self.age(renewTime: lease.spec?.renewTime, wallNow: wallNow, atMost: lifetime)
+                        }
+                        next[node] = ObservedReport(
+                            report: NodeProgramReport(lease: lease), version: lease.metadata.resourceVersion, seenAt: seenAt, lifetime: lifetime)
+                    }
+                    if reports == nil { due = true }
+                    reports = next
                 case .nodes(let from, let nodes):
                     guard from == term, leading else { continue }  // From an earlier term.
                     if allNodes.map(Self.internalIPs) != Self.internalIPs(nodes) { due = true }
@@ -99,17 +144,124 @@ public struct GatewayLeaderController: ServiceLifecycle.Service {
                     nodeWatch?.cancel()
                     nodeWatch = now ? watchNodes(term: term) : nil
                     allNodes = nil
+                    reportWatch?.cancel()
+                    reportWatch = now ? reportNamespace.map { watchReports(term: term, namespace: $0) } : nil
+                    reports = nil
+                    passLive = [:]
+                    retryAt = nil
                     due = now
                 }
             }
-            guard due, synced, leading, let allNodes else { return nil }
-            var snapshot = index.snapshot
-            snapshot.nodes = allNodes
-            let report = await writers.write(snapshot)
-            for error in report.errors { logger.warning("\(error)") }
-            onPass?(report)
-            // A pass with failed writes is tried again (whole) after the delay.
-            return report.errors.isEmpty ? nil : ContinuousClock.now + retryDelay
+            // A report that changed, or a node that joined or left the live set.
+            let live = Self.live(reports, nodes: allNodes, now: now)
+            if live != passLive { due = true }
+            let listed = reportNamespace == nil || reports != nil
+            guard leading else { return nil }
+            if due, synced, listed, let allNodes {
+                var snapshot = index.snapshot
+                snapshot.nodes = allNodes
+                let report = await writers.write(snapshot, reports: live)
+                passLive = live
+                for error in report.errors { logger.warning("\(error)") }
+                onPass?(report)
+                // A pass with failed writes is tried again (whole) after the delay.
+                retryAt = report.errors.isEmpty ? nil : ContinuousClock.now + retryDelay
+            }
+            return [retryAt, Self.expiry(of: reports)].compactMap { $0 }.min()
+        }
+    }
+}
+
+/// A node's report as the leader saw it.
+struct ObservedReport: Hashable {
+    /// nil: the Lease carries no report this agent can read.
+    var report: NodeProgramReport?
+    var version: String?
+    /// When the Lease last changed, on this agent's clock.
+    var seenAt: ContinuousClock.Instant
+    /// Its `leaseDurationSeconds`: stale when not renewed within it.
+    var lifetime: Duration
+
+    var expiry: ContinuousClock.Instant { seenAt + lifetime }
+}
+
+extension GatewayLeaderController {
+    /// The reports of the nodes that should serve the Gateways: every Node the leader knows whose
+    /// agent's report is not stale (renewed within its lifetime). With the Node list not in yet, the
+    /// live reports alone.
+    static func live(_ reports: [String: ObservedReport]?, nodes: [Node]?, now: ContinuousClock.Instant) -> [String: NodeProgramReport] {
+        guard let reports else { return [:] }
+        let known = nodes.map { Set($0.map(\.metadata.name)) }
+        var out: [String: NodeProgramReport] = [:]
+        for (node, observed) in reports where observed.expiry > now && known?.contains(node) ?? true {
+            if let report = observed.report { out[node] = report }
+        }
+        return out
+    }
+
+    /// How long ago `renewTime` (a Lease MicroTime) was by `wallNow`, between 0 (unknown, in the
+    /// future: clocks differ) and `limit`.
+    static func age(renewTime: String?, wallNow: Date, atMost limit: Duration) -> Duration {
+        guard let renewTime, let renewed = Self.date(rfc3339: renewTime) else { return .zero }
+        let seconds = wallNow.timeIntervalSince(renewed)
+        guard seconds > 0 else { return .zero }
+        return min(.milliseconds(Int64(seconds * 1000)), limit)
+    }
+
+    /// A Lease time (RFC 3339, with or without fractional seconds) as a Date.
+    static func date(rfc3339 text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text)
+    }
+
+    /// When the next live report goes stale (a pass is due then).
+    static func expiry(of reports: [String: ObservedReport]?) -> ContinuousClock.Instant? {
+        let now = ContinuousClock.now
+        return reports?.values.map(\.expiry).filter { $0 > now }.min()
+    }
+
+    /// Runs an informer on the nodes' report Leases (label `portway.io/node-report`) in
+    /// `namespace` until cancelled; once listed, reports them all after the list and each change.
+    /// A refusal to list (RBAC of an older release) counts as no reports.
+    private func watchReports(term: Int, namespace: String) -> Task<Void, Never> {
+        let loop = loop, logger = logger
+        var options = nodeInformerOptions
+        options.list = ListOptions(namespace: namespace, labelSelector: NodeProgramReport.label)
+        options.forbiddenIsEmpty = true
+        // The informer's objects by name, kept from its events; reported whole once it has listed.
+        let leases = Mutex<(listed: Bool, byName: [String: Lease])>((false, [:]))
+        let report: @Sendable () -> Void = {
+            let all = leases.withLock { $0.byName.values.sorted { $0.metadata.name < $1.metadata.name } }
+            loop.send(.reports(term: term, all))
+        }
+        let informer = Informer<Lease>(
+            client: writers.client, options: options,
+            onStateChange: { state in
+                if case .backingOff(_, _, let reason) = state { logger.warning("node reports (Leases in \(namespace)): \(reason)") }
+            },
+            handler: { event in
+                // Every change counts, a renewal too: it keeps the report live.
+                let listed = leases.withLock { state in
+                    switch event {
+                    case .added(let lease), .updated(_, let lease): state.byName[lease.metadata.name] = lease
+                    case .deleted(let lease): state.byName[lease.metadata.name] = nil
+                    }
+                    return state.listed
+                }
+                if listed { report() }
+            })
+        return Task {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await informer.run() }
+                await informer.waitForSync()
+                guard !Task.isCancelled else { return }
+                leases.withLock { $0 = (true, Dictionary(informer.store.items.map { ($0.metadata.name, $0) }, uniquingKeysWith: { $1 })) }
+                report()
+                await group.waitForAll()
+            }
         }
     }
 }
@@ -270,7 +422,8 @@ public struct GatewayLeadership: Sendable {
     ) {
         let writers = GatewayWriters(
             client: client, options: .node(controllerName: settings.controllerName), serviceType: settings.serviceType, logger: logger)
-        controller = GatewayLeaderController(writers: writers, logger: logger, onPass: onPass)
+        // The nodes publish their reports beside the election's Lease (`NodeReportPublisher`).
+        controller = GatewayLeaderController(writers: writers, logger: logger, reportNamespace: settings.leaseNamespace, onPass: onPass)
         let config = LeaderElectionConfig(
             namespace: settings.leaseNamespace, name: settings.leaseName, identity: identity, leaseDuration: settings.leaseDuration,
             renewDeadline: settings.renewDeadline, retryPeriod: settings.retryPeriod)

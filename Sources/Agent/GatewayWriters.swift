@@ -70,8 +70,10 @@ public final class GatewayWriters: Sendable {
     /// Forgets what was written (a new term of leadership starts from what the objects hold).
     public func reset() { written.withLock { $0 = [:] } }
 
-    /// One pass over `snapshot`: Services, then status.
-    public func write(_ snapshot: ClusterSnapshot) async -> GatewayWriteReport {
+    /// One pass over `snapshot`: Services, then status. `reports`: the live nodes' reports of what
+    /// they serve (node → report); a Gateway is `Programmed` only when every one serves its
+    /// generation with no failure (`NodeProgramReport.applying`). None: the build's status as it is.
+    public func write(_ snapshot: ClusterSnapshot, reports: [String: NodeProgramReport] = [:]) async -> GatewayWriteReport {
         // The plan every node makes, from scratch: the leader writes the status and Services it implies.
         let state = GatewayPlan(index: ClusterIndex(snapshot), options: options).state
         var report = GatewayWriteReport()
@@ -95,6 +97,7 @@ public final class GatewayWriters: Sendable {
         }
         for (key, status) in state.status.gateways.sorted(by: { $0.key < $1.key }) {
             guard let object = snapshot.gateways.first(where: { Self.key($0.metadata) == key }) else { continue }
+            let status = NodeProgramReport.applying(reports, to: status, gateway: key, generation: object.metadata.generation ?? 0)
             await writeStatus(object, into: &report) { current in
                 var out = current
                 out.status = GatewayStatusMerge.mergeGatewayStatus(existing: current.status, new: status, now: time)

@@ -42,9 +42,12 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
     private let onApplied: (@Sendable ([UInt16]) -> Void)?
     /// Called after each step with the ports wanted but not listening (readiness).
     private let onPending: (@Sendable (Set<UInt16>) -> Void)?
+    /// Called after each step with what the proxy serves now (the node's report to the leader):
+    /// the pipeline's draft with the listeners whose certificate did not load or whose port did not open.
+    private let onProgrammed: (@Sendable (NodeProgramReport) -> Void)?
 
     enum Message: Sendable {
-        case tables([UInt16: PortRouteTable], certificates: [NamespacedName: TLSMaterial])
+        case tables([UInt16: PortRouteTable], certificates: [NamespacedName: TLSMaterial], report: NodeProgramReport?)
     }
 
     /// - Parameters:
@@ -61,7 +64,8 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
         mode: ProxyListenMode, threads: Int? = nil, options: ProxyOptions = ProxyOptions(), retry: BackoffPolicy = .retries(),
         preopened: [UInt16: CInt] = [:], drainTimeout: Duration = .seconds(1), listeners: L7ListenerMap? = nil,
         logger: Logger = Logger(label: "portway.proxy"), onApplied: (@Sendable ([UInt16]) -> Void)? = nil,
-        metrics: ProxyMetrics = ProxyMetrics(), onPending: (@Sendable (Set<UInt16>) -> Void)? = nil
+        metrics: ProxyMetrics = ProxyMetrics(), onPending: (@Sendable (Set<UInt16>) -> Void)? = nil,
+        onProgrammed: (@Sendable (NodeProgramReport) -> Void)? = nil
     ) {
         let binder: any ListenerBinder
         let waiting = PreopenedSockets(preopened)
@@ -87,11 +91,13 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
         self.logger = logger
         self.onApplied = onApplied
         self.onPending = onPending
+        self.onProgrammed = onProgrammed
     }
 
-    /// Hands the proxy the tables to serve (later calls replace earlier ones not yet applied).
-    func publish(_ tables: [UInt16: PortRouteTable], certificates: [NamespacedName: TLSMaterial]) {
-        loop.send(.tables(tables, certificates: certificates))
+    /// Hands the proxy the tables to serve (later calls replace earlier ones not yet applied), with
+    /// the report of what they are (`NodeProgramReport.draft`), told to `onProgrammed` once applied.
+    func publish(_ tables: [UInt16: PortRouteTable], certificates: [NamespacedName: TLSMaterial], report: NodeProgramReport? = nil) {
+        loop.send(.tables(tables, certificates: certificates, report: report))
     }
 
     /// How long the stop may take after the drain: closing what is left and stopping the event
@@ -125,12 +131,16 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
         var certificates: [NamespacedName: TLSMaterial] = [:]
         var attempt = 0
         var appliedTLS: [UInt16: [TLSSource]] = [:]
+        var draft: NodeProgramReport?
+        // Per port: listener → why the proxy does not serve it (a certificate, the port itself).
+        var portFailures: [UInt16: [String: String]] = [:]
         await loop.run { batch, _ in
             var changed = false
             for message in batch {
-                if case .tables(let tables, let certs) = message {
+                if case .tables(let tables, let certs, let report) = message {
                     wanted = tables
                     certificates = certs
+                    draft = report
                     changed = true
                     attempt = 0
                 }
@@ -141,10 +151,13 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
                 for problem in router.problems { logger.warning("\(problem)") }
                 proxy.routes.swap(router)
             }
-            let failed = await apply(wanted, certificates: certificates, applied: &appliedTLS)
+            let failed = await apply(wanted, certificates: certificates, applied: &appliedTLS, failures: &portFailures)
             closeUnadopted()
             onApplied?(proxy.ports)
             onPending?(failed)
+            if let draft, let onProgrammed {
+                onProgrammed(Self.report(draft, tables: wanted, failures: portFailures, failedPorts: failed))
+            }
             if !failed.isEmpty {
                 attempt += 1
                 let delay = retry.retryDelay(attempt: attempt)
@@ -157,6 +170,24 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
             }
             return nil
         }
+    }
+
+    /// `draft` with what the proxy failed to serve: per Gateway, the listeners of a port whose
+    /// certificate did not load, and every listener of a port that is not listening.
+    static func report(
+        _ draft: NodeProgramReport, tables: [UInt16: PortRouteTable], failures: [UInt16: [String: String]], failedPorts: Set<UInt16>
+    ) -> NodeProgramReport {
+        var out = draft
+        for (port, table) in tables.sorted(by: { $0.key < $1.key }) {
+            let key = table.gateway.description
+            guard var program = out.gateways[key] else { continue }
+            for (listener, message) in (failures[port] ?? [:]).sorted(by: { $0.key < $1.key }) { program.fail(listener: listener, message) }
+            if failedPorts.contains(port) {
+                for listener in table.listeners { program.fail(listener: listener.name, "proxy port \(port) is not listening") }
+            }
+            out.gateways[key] = program
+        }
+        return out
     }
 
     /// Closes the pre-opened sockets not adopted yet (a take-over given up); ports open later bind anew.
@@ -189,13 +220,15 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
     /// is not opened (never served as plain HTTP), or keeps its previous certificates if open.
     /// Returns the ports that failed.
     private func apply(
-        _ wanted: [UInt16: PortRouteTable], certificates: [NamespacedName: TLSMaterial], applied: inout [UInt16: [TLSSource]]
+        _ wanted: [UInt16: PortRouteTable], certificates: [NamespacedName: TLSMaterial], applied: inout [UInt16: [TLSSource]],
+        failures: inout [UInt16: [String: String]]
     ) async -> Set<UInt16> {
         let open = Set(proxy.ports)
         for port in open.subtracting(wanted.keys).sorted() {
             await proxy.close(port: port)
             applied[port] = nil
         }
+        for port in failures.keys where wanted[port] == nil { failures[port] = nil }
         var failed = Set<UInt16>()
         for port in wanted.keys.sorted() {
             guard let table = wanted[port] else { continue }
@@ -207,6 +240,8 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
             for skipped in unusable {
                 logger.error("\(label): certificate skipped, the port's other listeners are served: \(skipped)")
             }
+            failures[port] = unusable.isEmpty ? nil : Dictionary(
+                unusable.map { ($0.listener, "certificate failed to load: Secret \($0.secret): \($0.problem)") }, uniquingKeysWith: { old, _ in old })
             let https = table.listeners.contains { $0.protocol == .https }
             if https && tls == nil {
                 // Nothing to terminate TLS with: never answer an HTTPS listener in plain text.

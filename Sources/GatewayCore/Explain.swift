@@ -90,6 +90,9 @@ public struct Explanation: Hashable, Sendable {
     /// The routes that name the Gateway in a parentRef but did not attach through it.
     public var notAttached: [NotAttachedRoute]
     public var warnings: [ExplainWarning]
+    /// What this node's agent reports it serves of the Gateway (its report Lease); nil when not
+    /// known (files, no report read).
+    public var nodeReport: ExplainNodeReport?
 
     public init(frontend: FrontendEntry? = nil, mode: String = "none", proxyPort: UInt16? = nil, gateway: NamespacedName? = nil, listenerPort: Int? = nil,
                 decision: RouteDecision? = nil, backends: [ExplainBackend] = [], code: Int? = nil, refused: Bool = false, reason: String? = nil,
@@ -107,6 +110,48 @@ public struct Explanation: Hashable, Sendable {
         self.unservedListeners = unservedListeners
         self.notAttached = notAttached
         self.warnings = warnings
+    }
+}
+
+/// What one node's report (`NodeProgramReport`) says of the Gateway a request reaches.
+public struct ExplainNodeReport: Hashable, Sendable {
+    public var node: String
+    /// The generation of the Gateway in the objects read.
+    public var gatewayGeneration: Int64
+    /// The generation the node's proxy serves; nil when its report does not name the Gateway.
+    public var generation: Int64?
+    /// Listener → why the node does not serve it.
+    public var failures: [String: String]
+    /// `programmed` (this generation, no failure), `failed`, `pending` (an older generation or
+    /// none), `absent` (the node publishes no report).
+    public var state: String
+
+    /// The entry of `report` (nil: the node has none) for `gateway` at `generation`.
+    public init(node: String, gateway: NamespacedName, gatewayGeneration: Int64, report: NodeProgramReport?) {
+        self.node = node
+        self.gatewayGeneration = gatewayGeneration
+        let program = report?.gateways[gateway.description]
+        generation = program?.generation
+        failures = program?.failures ?? [:]
+        if report == nil {
+            state = "absent"
+        } else if let program, program.generation >= gatewayGeneration {
+            state = failures.isEmpty ? "programmed" : "failed"
+        } else {
+            state = "pending"
+        }
+    }
+
+    /// One line for `explain -o text`.
+    public var text: String {
+        var out = "node report (\(node)): "
+        switch state {
+        case "absent": out += "none published"
+        case "pending": out += generation.map { "at generation \($0), the Gateway is at \(gatewayGeneration)" } ?? "has not programmed this Gateway"
+        default: out += "serves generation \(generation ?? 0)"
+        }
+        for (listener, message) in failures.sorted(by: { $0.key < $1.key }) { out += "; listener \(listener): \(message)" }
+        return out
     }
 }
 

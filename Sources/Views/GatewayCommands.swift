@@ -199,8 +199,11 @@ extension Command {
 
     /// `portway explain` over a view however its objects were read: `view` is given the address
     /// the request goes to (the node that has it is "this node" unless one is named).
+    /// `nodeReports` (node → what its agent reports it serves, from the report Leases; nil: not
+    /// read) adds this node's report for the Gateway the request reaches, when any node reports.
     public static func explain(
-        request: ExplainRequest, format: ExplainFormat, view makeView: (IPAddress) throws(GatewayCommandError) -> GatewayView
+        request: ExplainRequest, format: ExplainFormat, nodeReports: [String: NodeProgramReport]? = nil,
+        view makeView: (IPAddress) throws(GatewayCommandError) -> GatewayView
     ) throws(GatewayCommandError) -> (stdout: String, explanation: Explanation) {
         guard let colon = request.to.lastIndex(of: ":"),
               let address = IPv4Address(request.to[..<colon]),
@@ -213,10 +216,16 @@ extension Command {
             headers.append(HTTPHeader(name: String(text[..<colon]).trimmingSpaces, value: String(text[text.index(after: colon)...]).trimmingSpaces))
         }
         let view = try makeView(.v4(address))
-        let explanation = Explainer(snapshot: view.snapshot, plan: view.plan, state: view.state).explain(
+        var explanation = Explainer(snapshot: view.snapshot, plan: view.plan, state: view.state).explain(
             to: Frontend(address: .v4(address), port: port, proto: .tcp),
             request: RouteRequest(host: request.host, path: request.path, method: request.method, headers: headers)
         )
+        // No report at all (no agent publishes one there): nothing to say, the output stays what `-f` gives.
+        if let nodeReports, !nodeReports.isEmpty, let gateway = explanation.gateway {
+            let object = view.snapshot.gateways.first { ($0.metadata.namespace ?? "") == gateway.namespace && $0.metadata.name == gateway.name }
+            explanation.nodeReport = ExplainNodeReport(
+                node: view.nodeName, gateway: gateway, gatewayGeneration: object?.metadata.generation ?? 0, report: nodeReports[view.nodeName])
+        }
         switch format {
         case .json: return (JSONValue.object(explanation.json).rendered() + "\n", explanation)
         case .text: return (explanation.text, explanation)

@@ -52,6 +52,13 @@ extension Explanation {
             ])
         })
         out["warnings"] = .array(warnings.map { .object(["kind": .string($0.kind), "message": .string($0.message)]) })
+        if let report = nodeReport {
+            let failures = report.failures.sorted { $0.key < $1.key }.map { JSONObject.Member(key: $0.key, value: .string($0.value)) }
+            out["nodeReport"] = .object([
+                "failures": .object(JSONObject(failures)), "gatewayGeneration": .int(Int(report.gatewayGeneration)),
+                "generation": .integer(report.generation), "node": .string(report.node), "state": .string(report.state),
+            ])
+        }
         return out
     }
 
@@ -68,6 +75,7 @@ extension Explanation {
         } else {
             out += "mode: l7lb → proxy port \(proxyPort.map(String.init) ?? "?")\n"
             if let gateway { out += "gateway: \(gateway) port \(listenerPort.map(String.init) ?? "?")\n" }
+            if let nodeReport { out += nodeReport.text + "\n" }
             for item in unservedListeners {
                 let l = item.listener
                 out += "not served: listener \(l.name)\(l.listenerSet.map { " of ListenerSet \($0)" } ?? "") \(l.protocol) \(l.hostname ?? "*(any host)")\(item.takesHost ? " (takes this host)" : ""): \(l.conditionText) \(l.reason): \(l.message)\n"

@@ -268,10 +268,17 @@ struct AgentCommand: AsyncParsableCommand {
         if listen != .off {
             logger.info("proxy: \(proxyOptions.connectionLimits(fileDescriptorLimit: descriptors)) (descriptor limit \(descriptors), \(fdReserve) kept for the agent)")
         }
+        // In cluster mode the node tells the leader what its proxy serves (a Lease beside the election's).
+        let reporter = listen == .off ? nil : kube.map {
+            NodeReportPublisher(
+                client: $0.client, namespace: gatewayLeader.namespace, node: options.nodeName, renewPeriod: .seconds(gatewayLeader.nodeReportPeriod),
+                retry: options.retry)
+        }
         let proxy = listen == .off ? nil : L7ProxyOutput(
             mode: listen, threads: proxyThreads, options: proxyOptions, retry: options.retry, preopened: preopened,
             listeners: noDatapath ? nil : L7ListenerMap(bpffs: bpffs), logger: Logger(label: "portway.proxy"),
-            metrics: telemetry.proxyMetrics, onPending: { telemetry.proxyPortsPending($0) })
+            metrics: telemetry.proxyMetrics, onPending: { telemetry.proxyPortsPending($0) },
+            onProgrammed: reporter.map { reporter in { @Sendable report in reporter.send(report) } })
         let pipeline = AgentPipeline(options: options, logger: logger, installer: installer, onSync: { telemetry.mapsWritten($0) }, proxy: proxy)
         do {
             var services: [any ServiceLifecycle.Service]
@@ -292,6 +299,7 @@ struct AgentCommand: AsyncParsableCommand {
             } else {
                 services = []
             }
+            if let reporter { services.append(reporter) }
             if telemetry.phase == .standby { telemetry.setPhase(.starting) }
             if let controller, autoPodDevices {
                 services.append(PodDeviceWatcher(

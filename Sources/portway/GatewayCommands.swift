@@ -57,6 +57,25 @@ struct GatewayViewFlags: ParsableArguments {
         }
     }
 
+    /// The nodes' reports of what their proxies serve (the agents' report Leases in `namespace`)
+    /// when `--kubeconfig` is given; nil without it, or (with a warning) when they cannot be listed.
+    func listNodeReports(namespace: String) async -> [String: NodeProgramReport]? {
+        guard let kubeconfig else { return nil }
+        do {
+            let client = KubeClient(config: try ClusterConfig.load(kubeconfig: kubeconfig, context: context))
+            let leases = try await client.list(Lease.self, options: ListOptions(namespace: namespace, labelSelector: NodeProgramReport.label))
+            var out: [String: NodeProgramReport] = [:]
+            for lease in leases.items {
+                guard let node = lease.metadata.labels?[NodeProgramReport.label], let report = NodeProgramReport(lease: lease) else { continue }
+                out[node] = report
+            }
+            return out
+        } catch {
+            FileHandle.standardError.write(Data("warning: the nodes' reports (Leases in \(namespace)) cannot be listed: \(error)\n".utf8))
+            return nil
+        }
+    }
+
     /// The proxy port of each L7LB frontend in the maps under `--bpffs` (none without it). The
     /// bpf() reads run on a blocking executor, not on the cooperative pool.
     func pinnedProxyPorts() async throws -> [Frontend: UInt16] {
@@ -154,6 +173,9 @@ struct Explain: AsyncParsableCommand {
     @Option(name: [.customShort("o"), .long], help: "Output format.")
     var output: Output = .text
 
+    @Option(help: ArgumentHelp("With --kubeconfig: the namespace of the agents' report Leases (their --lease-namespace).", valueName: "NAMESPACE"))
+    var reportNamespace = "portway-system"
+
     func validate() throws {
         let parts = to.split(separator: ":")
         guard parts.count == 2, IPv4Address(parts[0]) != nil, let port = UInt16(parts[1]), port > 0 else {
@@ -170,11 +192,12 @@ struct Explain: AsyncParsableCommand {
         let format: ExplainFormat = output == .json ? .json : .text
         let cluster = try await flags.listCluster()
         let pinned = try await flags.pinnedProxyPorts()
+        let reports = await flags.listNodeReports(namespace: reportNamespace)
         do {
             let options = try flags.options()
             if let cluster {
                 for warning in cluster.warnings { FileHandle.standardError.write(Data("warning: \(warning.message)\n".utf8)) }
-                stdout = try Command.explain(request: request, format: format) { address throws(GatewayCommandError) in
+                stdout = try Command.explain(request: request, format: format, nodeReports: reports) { address throws(GatewayCommandError) in
                     try GatewayView.build(cluster.snapshot, loadWarnings: cluster.warnings, options: options, preferNodeWithAddress: address, pinnedProxyPorts: pinned)
                 }.stdout
             } else {

@@ -25,6 +25,9 @@ struct GatewayLeaderOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Seconds between reads (and the leader's renewals) of the Lease.", valueName: "SECONDS"))
     var retryPeriod: Int = 2
 
+    @Option(help: ArgumentHelp("Seconds between renewals of this node's report Lease (what its proxy serves; stale after 4 periods without one).", valueName: "SECONDS"))
+    var nodeReportPeriod: Int = 10
+
     @Option(help: ArgumentHelp("Type of the Gateways' Services: NodePort or LoadBalancer (a Gateway's portway.io/service-type annotation overrides it).", valueName: "TYPE"))
     var gatewayServiceType = "NodePort"
 
@@ -32,6 +35,7 @@ struct GatewayLeaderOptions: ParsableArguments {
         guard retryPeriod >= 1, renewDeadline > retryPeriod, leaseDuration > renewDeadline else {
             throw ValidationError("need 1 <= --retry-period < --renew-deadline < --lease-duration (seconds)")
         }
+        guard nodeReportPeriod >= 1 else { throw ValidationError("--node-report-period must be at least 1 (seconds)") }
         guard ["NodePort", "LoadBalancer"].contains(gatewayServiceType) else {
             throw ValidationError("--gateway-service-type must be NodePort or LoadBalancer")
         }

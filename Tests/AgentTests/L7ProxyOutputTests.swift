@@ -205,7 +205,10 @@ struct L7ProxyOutputTests {
             nodeName: "node-a", nodeAddresses: [IPAddress("192.0.2.10")!], resyncInterval: nil, proxyPorts: proxyPort...proxyPort)
         let logs = LogLines()
         let builds = Recorded<GatewayState>()
-        let proxy = L7ProxyOutput(mode: .loopback, threads: 1, logger: Logger(label: "test.proxy") { _ in CapturingLogHandler(sink: logs) })
+        let reports = Recorded<NodeProgramReport>()
+        let proxy = L7ProxyOutput(
+            mode: .loopback, threads: 1, logger: Logger(label: "test.proxy") { _ in CapturingLogHandler(sink: logs) },
+            onProgrammed: { report in reports.items.withLock { $0.append(report) } })
         let pipeline = AgentPipeline(
             options: options, logger: Logger(label: "test.tls") { _ in CapturingLogHandler(sink: logs) }, proxy: proxy,
             onGatewayBuild: { state in builds.items.withLock { $0.append(state) } })
@@ -224,6 +227,12 @@ struct L7ProxyOutputTests {
         #expect(state.unservedListeners.map { "\($0.name) \($0.reason)" } == ["https-bad InvalidCertificateRef"])
         let line = logs.lines.withLock { $0 }.first { $0.contains("https-bad") }
         #expect(line?.contains("Secret demo/tls-bad: tls.crt holds no PEM block") == true, "the log names the listener and the Secret: \(line ?? "none")")
+        // What the node reports to the leader once the proxy applied the tables: the Gateway, and
+        // the listener its TLS library refused (issue 19: status that tells the truth).
+        try await eventually("the node's report after the tables were applied") { reports.items.withLock { !$0.isEmpty } }
+        let report = try #require(reports.items.withLock { $0.last }?.gateways["demo/tls"])
+        #expect(report.failures?.keys.sorted() == ["https-bad"])
+        #expect(report.failures?["https-bad"]?.hasPrefix("certificate not loaded: Secret demo/tls-bad: tls.crt holds no PEM block") == true, "\(report)")
 
         await serviceGroup.triggerGracefulShutdown()
         try await task.value

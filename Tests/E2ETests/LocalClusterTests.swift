@@ -61,7 +61,10 @@ struct LocalClusterTests {
             ] {
                 #expect(try await cluster.statusAsAgent(path) == 200, "\(path)")
             }
-            for path in ["/api/v1/namespaces/e2e/pods", "/api/v1/configmaps", "/apis/apps/v1/deployments"] {
+            // The nodes' report Leases: listed and watched in the agents' namespace only (the Role of manifests/).
+            #expect(try await cluster.statusAsAgent("/apis/coordination.k8s.io/v1/namespaces/portway-system/leases?labelSelector=portway.io%2Fnode-report") == 200)
+            for path in ["/api/v1/namespaces/e2e/pods", "/api/v1/configmaps", "/apis/apps/v1/deployments", "/apis/coordination.k8s.io/v1/leases",
+                         "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases"] {
                 #expect(try await cluster.statusAsAgent(path) == 403, "\(path)")
             }
             let secret: [String: Any] = ["apiVersion": "v1", "kind": "Secret", "metadata": ["name": "agent-made", "namespace": LocalCluster.namespace], "type": "Opaque"]

@@ -124,6 +124,38 @@ private func summary(_ e: Explanation) -> String {
         #expect(text.contains("policy: timeout request 10s, timeout backendRequest 2s, retry 2x on 502 / 503 / connect errors / resets / backend timeouts backoff 100ms\n"), "\(text)")
     }
 
+    /// Issue 19: with the nodes' reports (`--kubeconfig`), explain says what this node's agent
+    /// reports it serves of the Gateway the request reaches.
+    @Test func explainShowsThisNodesReport() throws {
+        let options = GatewayViewOptions(directory: trapsDirectory)
+        let request = ExplainRequest(to: "203.0.113.20:80", host: "www.shop.example", path: "/api")
+        func explained(_ reports: [String: NodeProgramReport]?, _ format: ExplainFormat = .json) throws -> (stdout: String, explanation: Explanation) {
+            try Command.explain(request: request, format: format, nodeReports: reports) { address throws(GatewayCommandError) in
+                try GatewayView.load(options, preferNodeWithAddress: address)
+            }
+        }
+        let node = try explained(nil).explanation
+        let gateway = try #require(node.gateway)
+        #expect(node.nodeReport == nil, "no reports read: nothing said")
+        #expect(try explained([:]).stdout == explained(nil).stdout, "no node reports at all: the output -f gives")
+        let nodeName = try GatewayView.load(options, preferNodeWithAddress: IPAddress("203.0.113.20")).nodeName
+        let failing = NodeProgramReport(gateways: [gateway.description: GatewayProgram(generation: 1000, failures: ["https": "certificate not loaded: bad"])])
+        let withReport = try explained([nodeName: failing])
+        #expect(withReport.explanation.nodeReport?.state == "failed")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(withReport.stdout.utf8)) as? [String: Any])
+        let report = try #require(object["nodeReport"] as? [String: Any])
+        #expect(report["node"] as? String == nodeName)
+        #expect(report["failures"] as? [String: String] == ["https": "certificate not loaded: bad"])
+        #expect(Set(report.keys) == ["node", "state", "generation", "gatewayGeneration", "failures"])
+        let text = try explained([nodeName: failing], .text).stdout
+        #expect(text.contains("node report (\(nodeName)): serves generation 1000; listener https: certificate not loaded: bad\n"), "\(text)")
+        // Another node reports, this one does not: absent.
+        #expect(try explained(["elsewhere": NodeProgramReport()]).explanation.nodeReport?.state == "absent")
+        // This node at an older generation than the Gateway's: pending.
+        let lagging = try explained([nodeName: NodeProgramReport(gateways: [gateway.description: GatewayProgram(generation: -1)])])
+        #expect(lagging.explanation.nodeReport?.state == "pending")
+    }
+
     @Test func badArgumentsAreErrors() {
         let options = GatewayViewOptions(directory: trapsDirectory)
         #expect(throws: GatewayCommandError.invalidDestination("203.0.113.10")) {

@@ -197,6 +197,8 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
             let path: String
             if kind == "ServiceAccount", let ns = meta["namespace"] as? String {
                 path = "/api/v1/namespaces/\(ns)/serviceaccounts"
+            } else if kind == "Role" || kind == "RoleBinding", let ns = meta["namespace"] as? String {
+                path = "/apis/rbac.authorization.k8s.io/v1/namespaces/\(ns)/\(kind.lowercased())s"
             } else if let p = paths[kind] {
                 path = p
             } else {
@@ -295,6 +297,9 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
             "--service-map-size", "1024", "--backend-map-size", "1024", "--revnat-map-size", "1024",
             "--affinity-map-size", "1024", "--ct-map-size", "8192", "--snat-map-size", "8192",
             "--lease-duration", String(Self.leaseDurationSeconds), "--renew-deadline", "4", "--retry-period", String(Self.retryPeriodSeconds),
+            // A dead agent's report goes stale after 4 × 5 s (a leader SIGKILLed drops out of the
+            // nodes that must serve a Gateway within the handover tests' bounds).
+            "--node-report-period", "5",
             // Not the default: the node's proxy and the leader must both take it from this one flag.
             "--gateway-controller-name", Self.gatewayControllerName,
         ]
