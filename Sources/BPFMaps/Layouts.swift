@@ -48,9 +48,8 @@ public struct ServiceMapKey: Hashable, Comparable, Sendable, CustomStringConvert
 
     private var packed: UInt64 { UInt64(address.value) << 32 | UInt64(port) << 16 | UInt64(proto) << 8 | UInt64(scope) }
 
-    public static func < (lhs: ServiceMapKey, rhs: ServiceMapKey) -> Bool {
-        (lhs.address, lhs.port, lhs.proto, lhs.scope) < (rhs.address, rhs.port, rhs.proto, rhs.scope)
-    }
+    /// Address, port, protocol, scope: the packed key's order.
+    public static func < (lhs: ServiceMapKey, rhs: ServiceMapKey) -> Bool { lhs.packed < rhs.packed }
 
     /// The C key of one of this frontend's entries (slot 0: the master).
     public func cKey(slot: UInt16) -> pw_lb4_key {

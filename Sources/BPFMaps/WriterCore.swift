@@ -124,14 +124,20 @@ struct WriterCore: ~Copyable {
         var lowering = Lowering()
         var wanted: [ServiceMapKey: DesiredService] = [:]
         wanted.reserveCapacity(state.entries.count)
+        // Also in the input's order (sorted by frontend): the writer sorts them by key, nearly free then.
+        var upserts: [DesiredService] = []
+        upserts.reserveCapacity(state.entries.count)
         for entry in state.entries {
             // Lowered aside: a duplicate's own lines are not reported, only that it is one.
             var one = Lowering()
             let service = one.lower(entry)
             // One probe: the first entry of a frontend wins.
-            if let service, !Self.insert(service, into: &wanted[service.key]) {
-                lowering.skipped.append("\(entry.frontend): duplicate frontend, the first entry wins")
-                continue
+            if let service {
+                guard Self.insert(service, into: &wanted[service.key]) else {
+                    lowering.skipped.append("\(entry.frontend): duplicate frontend, the first entry wins")
+                    continue
+                }
+                upserts.append(service)
             }
             if !one.skipped.isEmpty { lowering.skipped += one.skipped }
             if !one.warnings.isEmpty { lowering.warnings += one.warnings }
@@ -142,8 +148,8 @@ struct WriterCore: ~Copyable {
         desired = wanted
         failed = [:]
         resetUses(reserving: wanted.count * 2)
-        for service in wanted.values { use(service, by: 1) }
-        var summary = reconcile(removals: removals, upserts: Array(wanted.values), touched: nil, isCancelled: isCancelled)
+        for service in upserts { use(service, by: 1) }
+        var summary = reconcile(removals: removals, upserts: upserts, touched: nil, isCancelled: isCancelled)
         summary.skipped = lowering.skipped
         summary.warnings = lowering.warnings
         summary.duration = ContinuousClock.now - start
