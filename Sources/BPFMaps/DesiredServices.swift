@@ -92,6 +92,6 @@ struct Lowering {
             flags: flags, flags2: flags2, union: union)
         return DesiredService(
             key: key, frontend: entry.frontend, group: ServiceName(namespace: entry.service.namespace, name: entry.service.name), master: master,
-            slots: active + terminating, revNat: RevNatEntry(address: key.address, port: key.port))
+            slots: terminating.isEmpty ? active : active + terminating, revNat: RevNatEntry(address: key.address, port: key.port))
     }
 }

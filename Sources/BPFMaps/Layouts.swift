@@ -40,13 +40,16 @@ public struct ServiceMapKey: Hashable, Comparable, Sendable, CustomStringConvert
     public var description: String { "\(address):\(port)/\(protocolName(proto))" }
 
     /// The key packed in 64 bits: one hash combine instead of four (the writer hashes keys a lot).
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(UInt64(address.value) << 32 | UInt64(port) << 16 | UInt64(proto) << 8 | UInt64(scope))
-    }
+    public func hash(into hasher: inout Hasher) { hasher.combine(packed) }
 
-    public static func < (lhs: ServiceMapKey, rhs: ServiceMapKey) -> Bool {
-        (lhs.address, lhs.port, lhs.proto, lhs.scope) < (rhs.address, rhs.port, rhs.proto, rhs.scope)
-    }
+    /// What dictionaries and sets call: the packed key hashed in one step, as a `UInt64` key is,
+    /// instead of through a `Hasher` (its out-of-line seeding was the writer's top user-space cost).
+    public func _rawHashValue(seed: Int) -> Int { packed._rawHashValue(seed: seed) }
+
+    private var packed: UInt64 { UInt64(address.value) << 32 | UInt64(port) << 16 | UInt64(proto) << 8 | UInt64(scope) }
+
+    /// Address, port, protocol, scope: the packed key's order.
+    public static func < (lhs: ServiceMapKey, rhs: ServiceMapKey) -> Bool { lhs.packed < rhs.packed }
 
     /// The C key of one of this frontend's entries (slot 0: the master).
     public func cKey(slot: UInt16) -> pw_lb4_key {
@@ -153,9 +156,12 @@ public struct BackendKey: Hashable, Comparable, Sendable, CustomStringConvertibl
     }
 
     /// The key packed in 64 bits: one hash combine instead of three.
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(UInt64(address.value) << 24 | UInt64(port) << 8 | UInt64(proto))
-    }
+    public func hash(into hasher: inout Hasher) { hasher.combine(packed) }
+
+    /// What dictionaries and sets call: the packed key hashed in one step (see `ServiceMapKey`).
+    public func _rawHashValue(seed: Int) -> Int { packed._rawHashValue(seed: seed) }
+
+    private var packed: UInt64 { UInt64(address.value) << 24 | UInt64(port) << 8 | UInt64(proto) }
 
     public static func < (lhs: BackendKey, rhs: BackendKey) -> Bool {
         (lhs.address, lhs.port, lhs.proto) < (rhs.address, rhs.port, rhs.proto)

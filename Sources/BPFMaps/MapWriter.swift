@@ -93,7 +93,7 @@ public final class MapWriter: Sendable {
     public func backendID(for backend: Backend) -> UInt32? {
         guard let v4 = backend.address.ipv4 else { return nil }
         let key = BackendKey(address: v4, port: backend.port, proto: backend.proto.ipProtocolNumber)
-        return core.withLock { $0.backendIDs[key] }
+        return core.withLock { $0.backendID(key) }
     }
 
     /// The reverse-NAT (service) ID of a frontend, if it has one.

@@ -5,11 +5,106 @@ import LoadBalancer
 public struct ServiceEntries: Hashable, Sendable {
     public var master: MasterEntry?
     /// Slot number (1...) to backend ID.
-    public var slots: [UInt16: UInt32]
+    public var slots: SlotMap
 
-    public init(master: MasterEntry? = nil, slots: [UInt16: UInt32] = [:]) {
+    public init(master: MasterEntry? = nil, slots: SlotMap = [:]) {
         self.master = master
         self.slots = slots
+    }
+}
+
+/// A frontend's slots, slot number (1...) to backend ID, read and written like a
+/// `[UInt16: UInt32]`. The writer writes slots 1...N without gaps, so they live in an array (no
+/// hashing, one allocation per frontend); slots past a gap (maps written by others, or a slot
+/// deleted from the middle) go to a dictionary. The split is canonical — `dense` is the longest
+/// run 1...n and `sparse` holds only slots past n + 1 (or slot 0) — so equal maps compare equal.
+public struct SlotMap: Hashable, Sendable, Sequence, ExpressibleByDictionaryLiteral {
+    /// Slots 1...dense.count.
+    private var dense: [UInt32] = []
+    /// The other slots: never 1...dense.count + 1.
+    private var sparse: [UInt16: UInt32] = [:]
+
+    public init() {}
+
+    public init(dictionaryLiteral elements: (UInt16, UInt32)...) {
+        for (slot, id) in elements { self[slot] = id }
+    }
+
+    /// Slots 1...ids.count (at most 65,535).
+    public init(dense ids: [UInt32]) {
+        precondition(ids.count <= Int(UInt16.max), "slot numbers are u16")
+        dense = ids
+    }
+
+    public var count: Int { dense.count + sparse.count }
+    public var isEmpty: Bool { dense.isEmpty && sparse.isEmpty }
+
+    /// The slot numbers, the run 1...n first in order, then the others in no particular order.
+    public var keys: [UInt16] {
+        let run = dense.isEmpty ? [] : Array(1...UInt16(dense.count))
+        return sparse.isEmpty ? run : run + sparse.keys
+    }
+
+    /// The backend IDs, in the order of `keys`.
+    public var values: [UInt32] { sparse.isEmpty ? dense : dense + sparse.values }
+
+    public subscript(slot: UInt16) -> UInt32? {
+        get {
+            if slot >= 1 && Int(slot) <= dense.count { return dense[Int(slot) - 1] }
+            return sparse.isEmpty ? nil : sparse[slot]
+        }
+        set {
+            if let newValue { updateValue(newValue, forKey: slot) } else { removeValue(forKey: slot) }
+        }
+    }
+
+    /// Sets a slot; returns the ID it held.
+    @discardableResult
+    public mutating func updateValue(_ id: UInt32, forKey slot: UInt16) -> UInt32? {
+        let i = Int(slot)
+        if i >= 1 && i <= dense.count {
+            defer { dense[i - 1] = id }
+            return dense[i - 1]
+        }
+        guard i >= 1 && i == dense.count + 1 else { return sparse.updateValue(id, forKey: slot) }
+        dense.append(id)
+        // Slots past the gap this one closed now continue the run.
+        while !sparse.isEmpty, dense.count < Int(UInt16.max), let next = sparse.removeValue(forKey: UInt16(dense.count + 1)) {
+            dense.append(next)
+        }
+        return nil
+    }
+
+    /// Clears a slot; returns the ID it held. Clearing one inside the run moves the slots after it
+    /// to `sparse`.
+    @discardableResult
+    public mutating func removeValue(forKey slot: UInt16) -> UInt32? {
+        let i = Int(slot)
+        guard i >= 1 && i <= dense.count else { return sparse.isEmpty ? nil : sparse.removeValue(forKey: slot) }
+        let old = dense[i - 1]
+        for j in i..<dense.count { sparse[UInt16(j + 1)] = dense[j] }
+        dense.removeSubrange((i - 1)...)
+        return old
+    }
+
+    /// (slot, backend ID) pairs in the order of `keys`.
+    public func makeIterator() -> Iterator { Iterator(dense: dense, rest: sparse.makeIterator()) }
+
+    public struct Iterator: IteratorProtocol {
+        fileprivate var dense: [UInt32]
+        fileprivate var index = 0
+        fileprivate var rest: Dictionary<UInt16, UInt32>.Iterator
+
+        fileprivate init(dense: [UInt32], rest: Dictionary<UInt16, UInt32>.Iterator) {
+            self.dense = dense
+            self.rest = rest
+        }
+
+        public mutating func next() -> (key: UInt16, value: UInt32)? {
+            guard index < dense.count else { return rest.next() }
+            index += 1
+            return (UInt16(index), dense[index - 1])
+        }
     }
 }
 

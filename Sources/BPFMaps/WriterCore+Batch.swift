@@ -31,8 +31,13 @@ extension WriterCore {
             guard let rev = revNatAllocator.allocate() else { usable = n; break }
             let mark = slotIDs.count
             for bk in s.slots {
-                if let id = backendIDs[bk] {
-                    let entry = BackendEntry(address: bk.address, port: bk.port, proto: bk.proto, state: backendUse[bk]?.state ?? UInt8(PW_BACKEND_ACTIVE))
+                // One probe for the backend's ID and desired state.
+                let index = recordIndex(bk)
+                let record = backends.values[index]
+                let state = record.use.state ?? UInt8(PW_BACKEND_ACTIVE)
+                if record.id != 0 {
+                    let id = record.id
+                    let entry = BackendEntry(address: bk.address, port: bk.port, proto: bk.proto, state: state)
                     if programmed.backends[id] != entry && scheduled.insert(id).inserted {
                         backendKeys.append(id)
                         backendValues.append(entry.cValue)
@@ -42,15 +47,16 @@ extension WriterCore {
                     continue
                 }
                 guard let id = backendAllocator.allocate() else {
+                    if record.isEmpty { backends.remove(at: index) }
                     slotIDs.removeSubrange(mark...)
                     revNatAllocator.release(rev)
                     usable = n
                     break outer
                 }
                 // A freshly allocated ID is new to the maps and to this chunk: no checks needed.
-                backendIDs[bk] = id
+                backends.values[index].id = id
                 allocatedBackends.append((bk, id))
-                let entry = BackendEntry(address: bk.address, port: bk.port, proto: bk.proto, state: backendUse[bk]?.state ?? UInt8(PW_BACKEND_ACTIVE))
+                let entry = BackendEntry(address: bk.address, port: bk.port, proto: bk.proto, state: state)
                 backendKeys.append(id)
                 backendValues.append(entry.cValue)
                 backendEntries.append(entry)
@@ -98,13 +104,9 @@ extension WriterCore {
                         complete += 1
                         continue
                     }
-                    var slots: [UInt16: UInt32] = Dictionary(minimumCapacity: written)
-                    for i in 0..<written {
-                        let id = slotIDs[n + i]
-                        slots[UInt16(i + 1)] = id
-                        refs[id, default: 0] += 1
-                    }
-                    programmed.services[s.key] = ServiceEntries(master: nil, slots: slots)
+                    let ids = Array(slotIDs[n..<(n + written)])
+                    for id in ids { refs[id, default: 0] += 1 }
+                    programmed.services[s.key] = ServiceEntries(master: nil, slots: SlotMap(dense: ids))
                     serviceEntryCount += written
                     complete += 1
                 } else {
@@ -179,7 +181,7 @@ extension WriterCore {
         // Backend IDs allocated but never written are free again.
         if b.written < backendKeys.count {
             for (bk, id) in allocatedBackends where programmed.backends[id] == nil {
-                if backendIDs[bk] == id { backendIDs[bk] = nil }
+                clearBackendID(bk, ifIs: id)
                 backendAllocator.release(id)
             }
         }
@@ -211,7 +213,7 @@ extension WriterCore {
         let skip = Set(unfinished)
         var slotKeys: [pw_lb4_key] = [], slotOwners: [(ServiceMapKey, UInt16)] = []
         for key in keys where !skip.contains(key) {
-            for slot in (programmed.services[key]?.slots.keys ?? [:].keys).sorted(by: >) {
+            for slot in (programmed.services[key]?.slots.keys ?? []).sorted(by: >) {
                 slotKeys.append(key.cKey(slot: slot))
                 slotOwners.append((key, slot))
             }
@@ -280,7 +282,7 @@ extension WriterCore {
         syscalls += r.calls
         counts[.backends, default: MapOpCounts()].deletes += r.written
         for id in ids[..<r.written] {
-            if let entry = programmed.backends.removeValue(forKey: id), backendIDs[entry.key] == id { backendIDs[entry.key] = nil }
+            if let entry = programmed.backends.removeValue(forKey: id) { clearBackendID(entry.key, ifIs: id) }
             unreferenced.remove(id)
             backendAllocator.release(id)
         }

@@ -14,7 +14,8 @@ extension WriterCore {
         var error: BPFMapError?
 
         func admits(_ key: ServiceMapKey) -> Bool { admitted?.contains(key) ?? true }
-        func needs(_ bk: BackendKey, _ use: [BackendKey: BackendUse]) -> Bool { neededBackends?.contains(bk) ?? (use[bk] != nil) }
+        /// Whether an admitted frontend needs the backend (`inUse`: whether any desired one uses it).
+        func needs(_ bk: BackendKey, inUse: Bool) -> Bool { neededBackends?.contains(bk) ?? inUse }
     }
 
     /// Decides which upserts fit the maps, whole Services at a time: Services with a programmed
@@ -31,7 +32,7 @@ extension WriterCore {
         for s in upserts {
             services -= currentEntries(s.key)
             if let id = revNatIDs[s.key], programmed.reverseNAT[id] != nil { revNat -= 1 }
-            for id in programmed.services[s.key]?.slots.values ?? [:].values { released[id, default: 0] += 1 }
+            for id in programmed.services[s.key]?.slots.values ?? [] { released[id, default: 0] += 1 }
         }
         if full {
             let used = Set(revNatIDs.values)
@@ -43,14 +44,14 @@ extension WriterCore {
         // Backend keys already counted in `backends`.
         func costs(_ bk: BackendKey, _ counted: Set<BackendKey>) -> Bool {
             if counted.contains(bk) { return false }
-            guard let id = backendIDs[bk], programmed.backends[id] != nil else { return true }
+            guard let id = backendID(bk), programmed.backends[id] != nil else { return true }
             return freed.contains(id)
         }
 
         // All of it fits (the usual case, and a full sync needs no per-Service work then): in a
         // full sync every backend is freed first, so the desired backends are what counts.
         let allServices = upserts.reduce(0) { $0 + $1.serviceEntries }
-        if full, services + allServices <= limits.services, backends + backendUse.count <= limits.backends,
+        if full, services + allServices <= limits.services, backends + desiredBackends <= limits.backends,
            revNat + upserts.count <= limits.revNat {
             return plan
         }
@@ -94,7 +95,7 @@ extension WriterCore {
                 for s in group.members where programmed.services[s.key] != nil {
                     services += currentEntries(s.key)
                     if let id = revNatIDs[s.key], programmed.reverseNAT[id] != nil { revNat += 1 }
-                    for id in Set(programmed.services[s.key]?.slots.values ?? [:].values) where freed.contains(id) {
+                    for id in Set(programmed.services[s.key]?.slots.values ?? []) where freed.contains(id) {
                         freed.remove(id)
                         backends += 1
                         if let entry = programmed.backends[id] { counted.insert(entry.key) }

@@ -36,7 +36,7 @@ extension WriterCore {
         if programmed.services[key]?.master != nil {
             try deleteServiceEntry(key, slot: 0)
         }
-        for slot in (programmed.services[key]?.slots.keys ?? [:].keys).sorted(by: >) {
+        for slot in (programmed.services[key]?.slots.keys ?? []).sorted(by: >) {
             try deleteServiceEntry(key, slot: slot)
         }
         if let id = revNatIDs[key] {
@@ -126,7 +126,7 @@ extension WriterCore {
             case .backendCreated(let id, let bk):
                 guard refs[id, default: 0] == 0, (try? deleteBackend(id)) != nil else { continue }
                 backendAllocator.release(id)
-                if backendIDs[bk] == id { backendIDs[bk] = nil }
+                clearBackendID(bk, ifIs: id)
             }
         }
     }
@@ -134,15 +134,20 @@ extension WriterCore {
     /// The ID of a backend, writing its entry when it is new or its state changed; `created` when
     /// this call wrote the entry where there was none.
     mutating func ensureBackend(_ bk: BackendKey) throws(BPFMapError) -> (UInt32, created: Bool) {
-        let state = backendUse[bk]?.state ?? UInt8(PW_BACKEND_ACTIVE)
+        let index = recordIndex(bk)
+        let record = backends.values[index]
+        let state = record.use.state ?? UInt8(PW_BACKEND_ACTIVE)
         let id: UInt32
         var fresh = false
-        if let existing = backendIDs[bk] {
-            id = existing
+        if record.id != 0 {
+            id = record.id
         } else {
-            guard let allocated = backendAllocator.allocate() else { throw .idsExhausted(what: "backend IDs", limit: Int(UInt32.max - 1)) }
+            guard let allocated = backendAllocator.allocate() else {
+                if record.isEmpty { backends.remove(at: index) }
+                throw .idsExhausted(what: "backend IDs", limit: Int(UInt32.max - 1))
+            }
             id = allocated
-            backendIDs[bk] = id
+            backends.values[index].id = id
             fresh = true
         }
         let entry = BackendEntry(address: bk.address, port: bk.port, proto: bk.proto, state: state)
@@ -152,7 +157,7 @@ extension WriterCore {
                 try writeBackend(id, entry)
             } catch {
                 if fresh {
-                    backendIDs[bk] = nil
+                    clearBackendID(bk, ifIs: id)
                     backendAllocator.release(id)
                 }
                 throw error

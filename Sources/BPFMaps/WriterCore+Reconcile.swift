@@ -73,7 +73,8 @@ extension WriterCore {
         // Orphans nothing admitted wants: gone now, to make the room the plan counted on.
         pruneBackends(unreferenced.sorted().filter { id in
             guard let entry = programmed.backends[id] else { return false }
-            return !plan.needs(entry.key, backendUse) || backendIDs[entry.key] != id
+            let record = backends[entry.key]
+            return !plan.needs(entry.key, inUse: record?.use.state != nil) || record?.id != id
         }, into: &summary)
         // Reverse-NAT entries no master uses (left by a crash or a rollback): room the plan counted on.
         if full {
@@ -130,8 +131,9 @@ extension WriterCore {
         // sync wrote every desired frontend, checking each backend on the way.
         if let touched {
             for bk in touched.count <= 1024 ? touched.sorted() : Array(touched) {
-                guard let id = backendIDs[bk], let entry = programmed.backends[id], let state = backendUse[bk]?.state,
-                      entry.state != state, refs[id, default: 0] > 0 else { continue }
+                guard let record = backends[bk], record.id != 0, let entry = programmed.backends[record.id],
+                      let state = record.use.state, entry.state != state, refs[record.id, default: 0] > 0 else { continue }
+                let id = record.id
                 var updated = entry
                 updated.state = state
                 do { try writeBackend(id, updated) } catch {
@@ -145,7 +147,7 @@ extension WriterCore {
         pruneBackends(unreferenced.sorted(), into: &summary)
 
         summary.frontends = desired.count
-        summary.backends = backendUse.count
+        summary.backends = desiredBackends
         summary.operations = counts
         summary.syscalls = syscalls
         return summary
@@ -157,23 +159,70 @@ extension WriterCore {
         for s in services { slots += s.slots.count }
         programmed.services.reserveCapacity(programmed.services.count + services.count)
         programmed.reverseNAT.reserveCapacity(programmed.reverseNAT.count + services.count)
-        programmed.backends.reserveCapacity(programmed.backends.count + min(slots, backendUse.count))
-        backendIDs.reserveCapacity(backendIDs.count + min(slots, backendUse.count))
+        programmed.backends.reserveCapacity(programmed.backends.count + min(slots, desiredBackends))
         revNatIDs.reserveCapacity(revNatIDs.count + services.count)
     }
 
-    /// Adds (`by` 1) or removes (-1) a desired frontend's uses of its backends.
-    mutating func use(_ service: DesiredService, by delta: Int) {
+    /// Adds (`by` 1) or removes (-1) a desired frontend's uses of its backends: one probe per slot.
+    mutating func use(_ service: DesiredService, by delta: Int32) {
         let active = Int(service.master.count)
         for (i, bk) in service.slots.enumerated() {
             if delta > 0 {
-                if i < active { backendUse[bk, default: BackendUse()].active += 1 } else { backendUse[bk, default: BackendUse()].terminating += 1 }
+                let change = Self.count(&backends[bk, default: BackendRecord()].use, active: i < active, by: delta)
+                desiredBackends += change
                 continue
             }
-            var u = backendUse[bk] ?? BackendUse()
-            if i < active { u.active -= 1 } else { u.terminating -= 1 }
-            backendUse[bk] = u.active <= 0 && u.terminating <= 0 ? nil : u
+            guard let index = backends.index(forKey: bk) else { continue }
+            let change = Self.count(&backends.values[index].use, active: i < active, by: delta)
+            desiredBackends += change
+            if backends.values[index].isEmpty { backends.remove(at: index) }
         }
+    }
+
+    /// Counts one use more or less; returns the change in the number of desired backends (-1, 0, 1).
+    private static func count(_ use: inout BackendUse, active: Bool, by delta: Int32) -> Int {
+        let was = use.state != nil
+        if active { use.active += delta } else { use.terminating += delta }
+        return (use.state != nil ? 1 : 0) - (was ? 1 : 0)
+    }
+
+    /// Forgets every desired use (a full sync counts them afresh); records left with no ID go.
+    mutating func resetUses(reserving capacity: Int) {
+        if desiredBackends > 0 {
+            var idless = false
+            for i in backends.indices {
+                backends.values[i].use = BackendUse()
+                if backends.values[i].id == 0 { idless = true }
+            }
+            if idless { backends = backends.filter { $0.value.id != 0 } }
+            desiredBackends = 0
+        }
+        backends.reserveCapacity(capacity)
+    }
+
+    /// The backend's ID, if it has one.
+    func backendID(_ bk: BackendKey) -> UInt32? {
+        guard let id = backends[bk]?.id, id != 0 else { return nil }
+        return id
+    }
+
+    /// Gives the backend an ID.
+    mutating func setBackendID(_ bk: BackendKey, _ id: UInt32) {
+        backends[bk, default: BackendRecord()].id = id
+    }
+
+    /// Takes the backend's ID away when it is `id`; the record goes when nothing uses the backend.
+    mutating func clearBackendID(_ bk: BackendKey, ifIs id: UInt32) {
+        guard let index = backends.index(forKey: bk), backends.values[index].id == id else { return }
+        backends.values[index].id = 0
+        if backends.values[index].isEmpty { backends.remove(at: index) }
+    }
+
+    /// The position of a backend's record (one probe), made empty when there is none.
+    mutating func recordIndex(_ bk: BackendKey) -> Dictionary<BackendKey, BackendRecord>.Index {
+        if let index = backends.index(forKey: bk) { return index }
+        backends[bk] = BackendRecord()
+        return backends.index(forKey: bk)!
     }
 
     /// Services-map entries a frontend holds now.
@@ -193,7 +242,7 @@ extension WriterCore {
         do {
             try deleteBackend(id)
             backendAllocator.release(id)
-            if backendIDs[entry.key] == id { backendIDs[entry.key] = nil }
+            clearBackendID(entry.key, ifIs: id)
         } catch {
             summary.failures.append(SyncFailure(subject: "prune backend \(id)", error: error))
         }
@@ -208,8 +257,9 @@ extension WriterCore {
         var prune: [UInt32] = []
         for id in ids {
             guard refs[id, default: 0] == 0, let entry = programmed.backends[id] else { continue }
-            let wanted = needed.map { $0.contains(entry.key) } ?? (backendUse[entry.key] != nil)
-            if wanted && backendIDs[entry.key] == id { continue }
+            let record = backends[entry.key]
+            let wanted = needed.map { $0.contains(entry.key) } ?? (record?.use.state != nil)
+            if wanted && record?.id == id { continue }
             prune.append(id)
         }
         pruneBackends(prune, into: &ignored)

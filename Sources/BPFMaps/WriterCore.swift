@@ -4,13 +4,22 @@ import LoadBalancer
 /// How many desired frontends use a backend, as active and as terminating: its entry's state is
 /// the most available one (active when any frontend has it active).
 struct BackendUse {
-    var active = 0
-    var terminating = 0
+    var active: Int32 = 0
+    var terminating: Int32 = 0
     var state: UInt8? {
         if active > 0 { return UInt8(PW_BACKEND_ACTIVE) }
         if terminating > 0 { return UInt8(PW_BACKEND_TERMINATING) }
         return nil
     }
+}
+
+/// What the writer knows of one backend (address, port, protocol): its ID in the maps and the
+/// desired frontends' uses of it. One record for both, so a slot costs one probe, not two.
+struct BackendRecord {
+    /// 0: none (IDs start at 1).
+    var id: UInt32 = 0
+    var use = BackendUse()
+    var isEmpty: Bool { id == 0 && use.state == nil }
 }
 
 /// The writer's state and algorithm; guarded by MapWriter's mutex. Every map operation goes
@@ -22,7 +31,10 @@ struct WriterCore: ~Copyable {
     var programmed: ProgrammedState
     /// Entries in the services map (masters and slots) per the mirror.
     var serviceEntryCount = 0
-    var backendIDs: [BackendKey: UInt32] = [:]
+    /// Every backend with an ID or a desired use (see `backendID`, `setBackendID`, `use`).
+    var backends: [BackendKey: BackendRecord] = [:]
+    /// Backends some desired frontend uses (records whose `use` has a state).
+    var desiredBackends = 0
     var backendAllocator = IDAllocator(limit: UInt32.max - 1)
     /// Slots pointing at each backend ID.
     var refs: RefCounts = [:]
@@ -33,9 +45,8 @@ struct WriterCore: ~Copyable {
     var revNatIDs: [ServiceMapKey: UInt16] = [:]
     var revNatAllocator = IDAllocator(limit: UInt32(UInt16.max))
 
-    /// The desired frontends (what the last calls asked for), and the uses of each backend by them.
+    /// The desired frontends (what the last calls asked for); their uses of each backend are in `backends`.
     var desired: [ServiceMapKey: DesiredService] = [:]
-    var backendUse: [BackendKey: BackendUse] = [:]
     /// Desired frontends not programmed as desired.
     var failed: [ServiceMapKey: BPFMapError] = [:]
 
@@ -58,10 +69,14 @@ struct WriterCore: ~Copyable {
     /// writer had handed out stay theirs when the truth lost the entry (deleted by hand), so a
     /// repair rewrites the entry under the same ID.
     mutating func adopt(_ truth: ProgrammedState, keepingIDs: Bool) {
-        let oldBackendIDs = backendIDs, oldRevNatIDs = revNatIDs
+        var oldBackendIDs: [(BackendKey, UInt32)] = []
+        if keepingIDs { for (key, record) in backends where record.id != 0 { oldBackendIDs.append((key, record.id)) } }
+        let oldRevNatIDs = revNatIDs
         programmed = truth
         serviceEntryCount = truth.services.values.reduce(0) { $0 + ($1.master == nil ? 0 : 1) + $1.slots.count }
-        backendIDs = [:]
+        // IDs go, the desired uses stay.
+        backends = backends.filter { $0.value.use.state != nil }
+        for i in backends.indices { backends.values[i].id = 0 }
         backendAllocator = IDAllocator(limit: UInt32.max - 1)
         refs = [:]
         unreferenced = []
@@ -70,7 +85,7 @@ struct WriterCore: ~Copyable {
         // Re-adopt IDs: the lowest backend ID wins when a backend was pinned twice.
         for (id, entry) in truth.backends.sorted(by: { $0.key < $1.key }) {
             backendAllocator.adopt(id)
-            if backendIDs[entry.key] == nil { backendIDs[entry.key] = id }
+            if backendID(entry.key) == nil { setBackendID(entry.key, id) }
         }
         // IDs that slots point at but whose backend entry is gone (a recreated backends map) stay
         // reserved, so a new backend never takes an ID an old slot still names.
@@ -94,8 +109,8 @@ struct WriterCore: ~Copyable {
             // An ID whose entry was deleted or overwritten by hand stays with the backend this
             // writer gave it to; the entry is rewritten in place.
             for (key, id) in oldBackendIDs where truth.backends[id]?.key != key {
-                if let foreign = truth.backends[id]?.key, backendIDs[foreign] == id { backendIDs[foreign] = nil }
-                backendIDs[key] = id
+                if let foreign = truth.backends[id]?.key { clearBackendID(foreign, ifIs: id) }
+                setBackendID(key, id)
                 backendAllocator.adopt(id)
             }
         }
@@ -109,27 +124,43 @@ struct WriterCore: ~Copyable {
         var lowering = Lowering()
         var wanted: [ServiceMapKey: DesiredService] = [:]
         wanted.reserveCapacity(state.entries.count)
+        // Also in the input's order (sorted by frontend): the writer sorts them by key, nearly free then.
+        var upserts: [DesiredService] = []
+        upserts.reserveCapacity(state.entries.count)
         for entry in state.entries {
-            if let key = ServiceMapKey(entry.frontend), wanted[key] != nil {
-                lowering.skipped.append("\(entry.frontend): duplicate frontend, the first entry wins")
-                continue
+            // Lowered aside: a duplicate's own lines are not reported, only that it is one.
+            var one = Lowering()
+            let service = one.lower(entry)
+            // One probe: the first entry of a frontend wins.
+            if let service {
+                guard Self.insert(service, into: &wanted[service.key]) else {
+                    lowering.skipped.append("\(entry.frontend): duplicate frontend, the first entry wins")
+                    continue
+                }
+                upserts.append(service)
             }
-            guard let service = lowering.lower(entry) else { continue }
-            wanted[service.key] = service
+            if !one.skipped.isEmpty { lowering.skipped += one.skipped }
+            if !one.warnings.isEmpty { lowering.warnings += one.warnings }
         }
         // The desired state is replaced as a whole: the backend uses are counted afresh.
         let removals = programmed.services.keys.filter { wanted[$0] == nil }.sorted()
         for key in desired.keys where wanted[key] == nil && programmed.services[key] == nil { releaseRevNatID(of: key) }
         desired = wanted
         failed = [:]
-        backendUse = [:]
-        backendUse.reserveCapacity(wanted.count * 2)
-        for service in wanted.values { use(service, by: 1) }
-        var summary = reconcile(removals: removals, upserts: Array(wanted.values), touched: nil, isCancelled: isCancelled)
+        resetUses(reserving: wanted.count * 2)
+        for service in upserts { use(service, by: 1) }
+        var summary = reconcile(removals: removals, upserts: upserts, touched: nil, isCancelled: isCancelled)
         summary.skipped = lowering.skipped
         summary.warnings = lowering.warnings
         summary.duration = ContinuousClock.now - start
         return summary
+    }
+
+    /// Fills an empty dictionary slot; false when it held a value already.
+    private static func insert(_ service: DesiredService, into slot: inout DesiredService?) -> Bool {
+        guard slot == nil else { return false }
+        slot = service
+        return true
     }
 
     mutating func apply(_ entries: [Frontend: FrontendEntry?], isCancelled: () -> Bool) -> SyncSummary {
