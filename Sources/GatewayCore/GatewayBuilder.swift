@@ -512,6 +512,9 @@ struct GatewayBuild {
         guard let servicePort = (service.spec.ports ?? []).first(where: { $0.port == port && ($0.protocol ?? "TCP") == "TCP" }) else {
             return fail("BackendNotFound", "Service \(target) has no TCP port \(port)")
         }
+        if let appProtocol = servicePort.appProtocol, GatewayAPI.unsupportedBackendProtocols.contains(appProtocol) {
+            return fail("UnsupportedProtocol", "Service \(target) port \(port) has appProtocol \(appProtocol); the proxy speaks HTTP/1.1 to backends (and WebSocket: kubernetes.io/ws)")
+        }
         var ignored: [TranslationWarning] = []
         let all = BackendResolver.backends(
             of: ServiceKey(namespace: target.namespace, name: target.name), in: index, source: .endpointSlices, warnings: &ignored

@@ -96,4 +96,8 @@ public enum GatewayAPI {
     /// The label every Namespace carries with its own name (set by the API server).
     public static let namespaceNameLabel = "kubernetes.io/metadata.name"
     static let methods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
+    /// Backend `appProtocol`s the proxy cannot speak (it speaks HTTP/1.1 in clear text to backends,
+    /// WebSocket included): a backendRef to such a port is `ResolvedRefs=False/UnsupportedProtocol`
+    /// (GEP-1911) instead of being sent HTTP/1.1 it does not expect. Other values are served as HTTP/1.1.
+    static let unsupportedBackendProtocols: Set<String> = ["kubernetes.io/h2c", "kubernetes.io/wss", "h2c", "h2", "grpc", "https"]
 }

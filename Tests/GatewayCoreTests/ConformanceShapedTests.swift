@@ -302,6 +302,38 @@ private func rule(_ matches: String, _ backend: String = "infra-backend-v1", ext
         #expect(try GW.build(sameNamespace + otherKind + crossRoute).route("same-namespace", host: "h") == "reference-grant/0 → 500 RefNotPermitted")
     }
 
+    /// GEP-1911: a backend port whose `appProtocol` the proxy cannot speak (HTTP/2 in clear text,
+    /// TLS) is an unresolved reference, not a backend sent HTTP/1.1; WebSocket and other values are served.
+    @Test func backendAppProtocolsTheProxyCannotSpeakAreUnsupportedProtocol() throws {
+        let service = """
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: proto-backend, namespace: \(GW.infra)}
+        spec:
+          clusterIP: 10.96.30.1
+          ports:
+          - {name: h2c, port: 8081, targetPort: 3000, appProtocol: kubernetes.io/h2c}
+          - {name: ws, port: 8082, targetPort: 3000, appProtocol: kubernetes.io/ws}
+          - {name: wss, port: 8083, targetPort: 3000, appProtocol: kubernetes.io/wss}
+          - {name: plain, port: 8084, targetPort: 3000, appProtocol: http}
+          - {name: none, port: 8085, targetPort: 3000}
+
+        """
+        func ref(_ name: String, _ port: Int, _ host: String) -> String {
+            route(name, hostnames: "[\(host)]", rules: "  - backendRefs: [{name: proto-backend, port: \(port)}]")
+        }
+        let state = try GW.build(sameNamespace + service + ref("h2c", 8081, "a.example") + ref("ws", 8082, "b.example")
+            + ref("wss", 8083, "c.example") + ref("plain", 8084, "d.example") + ref("none", 8085, "e.example"))
+        for name in ["h2c", "wss"] {
+            #expect(state.routeConditions(name) == ["Accepted=True/Accepted", "ResolvedRefs=False/UnsupportedProtocol"], "\(name)")
+        }
+        #expect(state.route("same-namespace", host: "a.example") == "h2c/0 → 500 UnsupportedProtocol")
+        for name in ["ws", "plain", "none"] {
+            #expect(state.routeConditions(name) == ["Accepted=True/Accepted", "ResolvedRefs=True/ResolvedRefs"], "\(name)")
+        }
+    }
+
     @Test func invalidReferencesAndTheirReasons() throws {
         let yaml = sameNamespace
             + route("nonexistent-backend", hostnames: "[a.example]", rules: "  - backendRefs: [{name: nonexistent, port: 8080}]")
