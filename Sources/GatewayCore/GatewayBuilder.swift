@@ -616,34 +616,45 @@ struct GatewayBuild {
         }
     }
 
+    /// One listener's Accepted, Conflicted, ResolvedRefs and Programmed conditions. A conflicted
+    /// listener's Accepted reason is `Invalid` on a Gateway (the conformance suite's, for
+    /// GatewayListenerProtocolAndRouteKindConflicts) and the conflict's own on a ListenerSet, whose
+    /// Programmed False also carries it (as upstream's ListenerSet tests want).
+    private func listenerConditions(_ fact: ListenerFacts, meta: ObjectMeta, ofListenerSet: Bool) -> [Condition] {
+        var conditions: [Condition] = []
+        if let conflict = fact.conflict, fact.protocolSupported || ofListenerSet {
+            conditions.append(condition("Accepted", false, ofListenerSet ? conflict.reason : "Invalid", conflict.message, meta))
+        } else if !fact.protocolSupported {
+            conditions.append(condition("Accepted", false, "UnsupportedProtocol", fact.unserved?.message ?? "", meta))
+        } else {
+            conditions.append(condition("Accepted", true, "Accepted", "listener accepted", meta))
+        }
+        if let conflict = fact.conflict {
+            conditions.append(condition("Conflicted", true, conflict.reason, conflict.message, meta))
+        } else {
+            conditions.append(condition("Conflicted", false, "NoConflicts", "no conflicts", meta))
+        }
+        if fact.invalidKinds {
+            conditions.append(condition("ResolvedRefs", false, "InvalidRouteKinds", "only HTTPRoute is supported in allowedRoutes.kinds", meta))
+        } else if let problem = fact.certificateProblem {
+            conditions.append(condition("ResolvedRefs", false, problem.reason, problem.message, meta))
+        } else {
+            conditions.append(condition("ResolvedRefs", true, "ResolvedRefs", "all references resolved", meta))
+        }
+        if fact.programmed {
+            conditions.append(condition("Programmed", true, "Programmed", "served by every node's proxy", meta))
+        } else {
+            let message = "not served: \(fact.unserved?.message ?? "listener is not accepted or has unresolved references")"
+            conditions.append(condition("Programmed", false, ofListenerSet ? fact.conflict?.reason ?? "Invalid" : "Invalid", message, meta))
+        }
+        return conditions
+    }
+
     private func gatewayStatus(_ gateway: Gateway, listeners: [ListenerFacts]) -> GatewayStatus {
         let meta = gateway.metadata
         var statuses: [ListenerStatus] = []
         for fact in listeners {
-            var conditions: [Condition] = []
-            if !fact.protocolSupported {
-                conditions.append(condition("Accepted", false, "UnsupportedProtocol", fact.unserved?.message ?? "", meta))
-            } else if let conflict = fact.conflict {
-                // The conformance suite's reason for a conflicted listener (GatewayListenerProtocolAndRouteKindConflicts).
-                conditions.append(condition("Accepted", false, "Invalid", conflict.message, meta))
-            } else {
-                conditions.append(condition("Accepted", true, "Accepted", "listener accepted", meta))
-            }
-            if let conflict = fact.conflict {
-                conditions.append(condition("Conflicted", true, conflict.reason, conflict.message, meta))
-            } else {
-                conditions.append(condition("Conflicted", false, "NoConflicts", "no conflicts", meta))
-            }
-            if fact.invalidKinds {
-                conditions.append(condition("ResolvedRefs", false, "InvalidRouteKinds", "only HTTPRoute is supported in allowedRoutes.kinds", meta))
-            } else if let problem = fact.certificateProblem {
-                conditions.append(condition("ResolvedRefs", false, problem.reason, problem.message, meta))
-            } else {
-                conditions.append(condition("ResolvedRefs", true, "ResolvedRefs", "all references resolved", meta))
-            }
-            conditions.append(fact.programmed
-                ? condition("Programmed", true, "Programmed", "served by every node's proxy", meta)
-                : condition("Programmed", false, "Invalid", "not served: \(fact.unserved?.message ?? "listener is not accepted or has unresolved references")", meta))
+            let conditions = listenerConditions(fact, meta: meta, ofListenerSet: false)
             statuses.append(ListenerStatus(name: fact.listener.name, supportedKinds: fact.supportedKinds, attachedRoutes: fact.attached.count, conditions: conditions))
         }
         var conditions: [Condition] = []
@@ -805,32 +816,7 @@ extension GatewayBuild {
         }
         var statuses: [ListenerStatus] = []
         for fact in listeners {
-            var conditions: [Condition] = []
-            if !fact.protocolSupported && fact.conflict == nil {
-                conditions.append(condition("Accepted", false, "UnsupportedProtocol", fact.unserved?.message ?? "", meta))
-            } else if let conflict = fact.conflict {
-                conditions.append(condition("Accepted", false, conflict.reason, conflict.message, meta))
-            } else {
-                conditions.append(condition("Accepted", true, "Accepted", "listener accepted", meta))
-            }
-            if let conflict = fact.conflict {
-                conditions.append(condition("Conflicted", true, conflict.reason, conflict.message, meta))
-            } else {
-                conditions.append(condition("Conflicted", false, "NoConflicts", "no conflicts", meta))
-            }
-            if fact.invalidKinds {
-                conditions.append(condition("ResolvedRefs", false, "InvalidRouteKinds", "only HTTPRoute is supported in allowedRoutes.kinds", meta))
-            } else if let problem = fact.certificateProblem {
-                conditions.append(condition("ResolvedRefs", false, problem.reason, problem.message, meta))
-            } else {
-                conditions.append(condition("ResolvedRefs", true, "ResolvedRefs", "all references resolved", meta))
-            }
-            if fact.programmed {
-                conditions.append(condition("Programmed", true, "Programmed", "served by every node's proxy", meta))
-            } else {
-                let message = "not served: \(fact.unserved?.message ?? "listener is not accepted or has unresolved references")"
-                conditions.append(condition("Programmed", false, fact.conflict?.reason ?? "Invalid", message, meta))
-            }
+            let conditions = listenerConditions(fact, meta: meta, ofListenerSet: true)
             statuses.append(ListenerStatus(name: fact.listener.name, supportedKinds: fact.supportedKinds, attachedRoutes: fact.attached.count, conditions: conditions))
         }
         // A set is attached while one of its listeners is served: one whose certificate reference
