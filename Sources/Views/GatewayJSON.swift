@@ -114,7 +114,7 @@ extension String {
 /// JSON of the route tables for `portway routes` (docs/CLI-JSON.md).
 public enum GatewayJSON {
     public static func table(_ table: PortRouteTable) -> JSONObject {
-        [
+        var out: JSONObject = [
             "gateway": .object(["namespace": .string(table.gateway.namespace), "name": .string(table.gateway.name)]),
             "port": .int(table.port),
             "listeners": .array(table.listeners.map { listener in
@@ -130,6 +130,14 @@ public enum GatewayJSON {
                 return .object(object)
             }),
         ]
+        // Only on a port with client certificate validation (the others keep their JSON as it was).
+        if let validation = table.clientValidation {
+            out["clientValidation"] = .object([
+                "mode": .string(validation.mode.rawValue),
+                "caCertificateRefs": .array(validation.caCertificateRefs.map { .string($0.description) }),
+            ])
+        }
+        return out
     }
 
     /// `{"namespace", "name"}` of an object.
