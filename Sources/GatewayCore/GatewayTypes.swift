@@ -339,6 +339,7 @@ public struct UnservedListener: Hashable, Codable, Sendable, CustomStringConvert
     /// `Conflicted` (True) or `ResolvedRefs` (False).
     public var condition: String
     /// The condition's reason: UnsupportedProtocol, HostnameConflict, ProtocolConflict,
+    /// NoValidCACertificate (client certificate validation without a usable CA certificate),
     /// InvalidRouteKinds, InvalidCertificateRef or RefNotPermitted.
     public var reason: String
     public var message: String
