@@ -368,7 +368,10 @@ private func summary(_ e: Explanation) -> String {
             KubeYAML.tlsSecret(
                 "cert", namespace: "lab", certificate: try Data(contentsOf: URL(fileURLWithPath: directory + "/server.crt")),
                 key: try Data(contentsOf: URL(fileURLWithPath: directory + "/server.key"))),
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca, namespace: lab}\ndata: {ca.crt: \(String(reflecting: ca))}\n")
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca, namespace: lab}\ndata: {ca.crt: \(String(reflecting: ca))}\n",
+            KubeYAML.gatewayService("tls", namespace: "lab", clusterIP: "10.96.0.44", ports: [
+                .init(name: "https", port: 443, targetPort: 443, nodePort: 30443), .init(name: "https-8443", port: 8443, targetPort: 8443, nodePort: 30444),
+            ]))
         try yaml.write(toFile: directory + "/gateway.yaml", atomically: true, encoding: .utf8)
         let options = GatewayViewOptions(directory: directory)
         let table = try Command.routes(options, format: .table).stdout
@@ -381,5 +384,15 @@ private func summary(_ e: Explanation) -> String {
         #expect(validation["mode"] as? String == "AllowValidOnly")
         #expect(validation["caCertificateRefs"] as? [String] == ["lab/ca"])
         #expect(tables.first { $0["port"] as? Int == 8443 }?["clientValidation"] == nil)
+
+        // explain: the port's validation beside the listener.
+        let https = ExplainRequest(to: "10.96.0.44:443", host: "example.org", path: "/")
+        let text = try Command.explain(options, request: https, format: .text).stdout
+        #expect(text.contains("client certificates: AllowValidOnly, CA lab/ca: a client without a certificate of these CAs fails the TLS handshake\n"), "\(text)")
+        let other = try Command.explain(options, request: ExplainRequest(to: "10.96.0.44:8443", host: "example.org", path: "/"), format: .text).stdout
+        #expect(!other.contains("client certificates"))
+        let explained = try #require(try JSONSerialization.jsonObject(with: Data(Command.explain(options, request: https, format: .json).stdout.utf8)) as? [String: Any])
+        let listener = try #require(explained["listener"] as? [String: Any], "\(explained)")
+        #expect((listener["clientValidation"] as? [String: Any])?["caCertificateRefs"] as? [String] == ["lab/ca"])
     }
 }
