@@ -57,6 +57,8 @@ extension GatewayOptions {
     /// The options of a node (agent, leader, `portway routes`/`explain`): certificates checked with
     /// the proxy's TLS library, so that status, the CLI and the proxy agree on every Secret.
     public static func node(controllerName: String = GatewayOptions.defaultControllerName) -> GatewayOptions {
-        GatewayOptions(controllerName: controllerName, certificateValidator: NIOSSLCertificateValidator.validate)
+        GatewayOptions(
+            controllerName: controllerName, certificateValidator: NIOSSLCertificateValidator.validate,
+            caCertificateValidator: NIOSSLCACertificateValidator.validate)
     }
 }

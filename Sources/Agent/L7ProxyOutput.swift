@@ -130,7 +130,7 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
         var wanted: [UInt16: PortRouteTable] = [:]
         var certificates: [NamespacedName: TLSMaterial] = [:]
         var attempt = 0
-        var appliedTLS: [UInt16: [TLSSource]] = [:]
+        var appliedTLS: [UInt16: PortTLSSource] = [:]
         var draft: NodeProgramReport?
         // Per port: listener → why the proxy does not serve it (a certificate, the port itself).
         var portFailures: [UInt16: [String: String]] = [:]
@@ -207,10 +207,19 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
         var material: TLSMaterial
     }
 
-    static func tlsSources(_ table: PortRouteTable, certificates: [NamespacedName: TLSMaterial]) -> [TLSSource] {
-        table.listeners.filter { $0.protocol == .https }.flatMap { listener in
-            listener.certificates.compactMap { certificates[$0] }.map { TLSSource(hostname: listener.hostname, material: $0) }
-        }
+    /// A port's certificates and its client certificate validation (a CA bundle or mode change is
+    /// a TLS change as a rotated Secret is).
+    struct PortTLSSource: Hashable {
+        var certificates: [TLSSource]
+        var clientValidation: FrontendValidation?
+    }
+
+    static func tlsSources(_ table: PortRouteTable, certificates: [NamespacedName: TLSMaterial]) -> PortTLSSource {
+        PortTLSSource(
+            certificates: table.listeners.filter { $0.protocol == .https }.flatMap { listener in
+                listener.certificates.compactMap { certificates[$0] }.map { TLSSource(hostname: listener.hostname, material: $0) }
+            },
+            clientValidation: table.clientValidation)
     }
 
     /// Closes the ports no longer wanted and opens the missing ones; an open port whose
@@ -220,7 +229,7 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
     /// is not opened (never served as plain HTTP), or keeps its previous certificates if open.
     /// Returns the ports that failed.
     private func apply(
-        _ wanted: [UInt16: PortRouteTable], certificates: [NamespacedName: TLSMaterial], applied: inout [UInt16: [TLSSource]],
+        _ wanted: [UInt16: PortRouteTable], certificates: [NamespacedName: TLSMaterial], applied: inout [UInt16: PortTLSSource],
         failures: inout [UInt16: [String: String]]
     ) async -> Set<UInt16> {
         let open = Set(proxy.ports)
@@ -241,11 +250,12 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
                 logger.error("\(label): certificate skipped, the port's other listeners are served: \(skipped)")
             }
             failures[port] = unusable.isEmpty ? nil : Dictionary(
-                unusable.map { ($0.listener, "certificate failed to load: Secret \($0.secret): \($0.problem)") }, uniquingKeysWith: { old, _ in old })
+                unusable.map { ($0.listener, "certificate failed to load: \($0.kind) \($0.secret): \($0.problem)") }, uniquingKeysWith: { old, _ in old })
             let https = table.listeners.contains { $0.protocol == .https }
             if https && tls == nil {
-                // Nothing to terminate TLS with: never answer an HTTPS listener in plain text.
-                if open.contains(port) && proxy.terminatesTLS(port: port) {
+                // Nothing to terminate TLS with: never answer an HTTPS listener in plain text, nor
+                // with the previous TLS when the port now asks for client certificates.
+                if open.contains(port) && proxy.terminatesTLS(port: port) && table.clientValidation == nil {
                     logger.error("\(label): no usable certificate; keeping the previous ones")
                 } else {
                     logger.error("\(label): no usable certificate; not listening")
@@ -256,9 +266,11 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
             }
             if open.contains(port) {
                 if let tls, proxy.terminatesTLS(port: port) {
-                    proxy.updateCertificates(port: port, tls: tls)
-                    applied[port] = sources
-                    continue
+                    if proxy.updateCertificates(port: port, tls: tls) {
+                        applied[port] = sources
+                        continue
+                    }
+                    // Not taken (a context with the new validation failed): reopened below.
                 }
                 if tls == nil, !proxy.terminatesTLS(port: port) {
                     applied[port] = sources

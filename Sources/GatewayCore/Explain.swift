@@ -93,6 +93,8 @@ public struct Explanation: Hashable, Sendable {
     /// What this node's agent reports it serves of the Gateway (its report Lease); nil when not
     /// known (files, no report read).
     public var nodeReport: ExplainNodeReport?
+    /// The Gateway port's client certificate validation (`spec.tls.frontend`); nil: none asked for.
+    public var clientValidation: FrontendValidation?
 
     public init(frontend: FrontendEntry? = nil, mode: String = "none", proxyPort: UInt16? = nil, gateway: NamespacedName? = nil, listenerPort: Int? = nil,
                 decision: RouteDecision? = nil, backends: [ExplainBackend] = [], code: Int? = nil, refused: Bool = false, reason: String? = nil,
@@ -211,6 +213,7 @@ public struct Explainer: Sendable {
             result.reason = "\(why): nothing listens on proxy port \(proxyPort), so this node resets the connection (no HTTP answer)"
             return result
         }
+        result.clientValidation = table.clientValidation
         let decision = RouteMatcher.decide(table, request: request)
         result.decision = decision
         result.code = decision.code

@@ -47,8 +47,15 @@ struct ListenerFacts {
     var attached: [(route: NamespacedName, hostnames: [String])] = []
     /// The ListenerSet the listener comes from; nil for the Gateway's own listeners.
     var listenerSet: NamespacedName?
+    /// An HTTPS listener's client certificate validation (its Gateway's `spec.tls.frontend` for its port).
+    var clientValidation: FrontendValidation?
+    /// Why a caCertificateRef of that validation did not resolve: (reason, message) of the first
+    /// bad one, and whether none did (the listener is then not accepted: NoValidCACertificate).
+    var caProblem: (reason: String, message: String, noneValid: Bool)?
 
-    var accepted: Bool { protocolSupported && conflict == nil }
+    /// Not accepted when conflicted, of a protocol Portway does not serve, or asking for client
+    /// certificate validation with no CA certificate that resolved (never served without it).
+    var accepted: Bool { protocolSupported && conflict == nil && !(caProblem?.noneValid ?? false) }
     /// Served when accepted, with its certificates, for the route kinds it supports (an invalid
     /// kind beside HTTPRoute makes ResolvedRefs False but does not stop HTTPRoutes).
     var programmed: Bool { accepted && certificateProblem == nil && !supportedKinds.isEmpty }
@@ -59,6 +66,7 @@ struct ListenerFacts {
             return ("Accepted", "UnsupportedProtocol", "protocol \(listener.protocol) on port \(listener.port) is not supported (HTTP and HTTPS are)")
         }
         if let conflict { return ("Conflicted", conflict.reason, conflict.message) }
+        if let ca = caProblem, ca.noneValid { return ("Accepted", "NoValidCACertificate", ca.message) }
         if supportedKinds.isEmpty { return ("ResolvedRefs", "InvalidRouteKinds", "no route kind Portway serves is allowed (only HTTPRoute is supported)") }
         if let problem = certificateProblem { return ("ResolvedRefs", problem.reason, problem.message) }
         return nil
@@ -85,6 +93,8 @@ struct GatewayBuild {
     private var state = GatewayState()
     /// The validator's answer per Secret in this build (listeners often share one).
     private var certificateChecks: [NamespacedName: String?] = [:]
+    /// The CA validator's answer per ConfigMap in this build.
+    private var caChecks: [NamespacedName: String?] = [:]
 
     init(index: ClusterIndex, options: GatewayOptions, only: Set<NamespacedName>?) {
         self.index = index
@@ -99,6 +109,10 @@ struct GatewayBuild {
 
     private func secret(_ key: NamespacedName) -> Secret? {
         index.secrets[ObjectKey(namespace: key.namespace, name: key.name)]?.last
+    }
+
+    private func configMap(_ key: NamespacedName) -> ConfigMap? {
+        index.configMaps[ObjectKey(namespace: key.namespace, name: key.name)]?.last
     }
 
     private func namespaceLabels(_ name: String) -> [String: String]? {
@@ -157,6 +171,8 @@ struct GatewayBuild {
         var listenerSetsByGateway: [NamespacedName: [ListenerSetFacts]] = [:]
         for gatewayKey in gateways.keys.sorted() {
             listenerSetsByGateway[gatewayKey] = attachListenerSets(to: gatewayKey, gateway: gateways[gatewayKey]!.gateway, listeners: &gateways[gatewayKey]!.listeners)
+            // Client certificate validation: per port, over the Gateway's and its sets' HTTPS listeners.
+            applyFrontendValidation(gateways[gatewayKey]!.gateway, key: gatewayKey, to: &gateways[gatewayKey]!.listeners)
         }
 
         // Routes: validate once, then attach through each parentRef.
@@ -343,6 +359,76 @@ struct GatewayBuild {
                 fact.certificates.append(target)
             }
         }
+    }
+
+    /// The Gateway's `spec.tls.frontend` on its HTTPS listeners: each port's validation (its
+    /// `perPort` entry, which replaces the default there even without `validation`, else
+    /// `default`), resolved once per port.
+    private mutating func applyFrontendValidation(_ gateway: Gateway, key gatewayKey: NamespacedName, to listeners: inout [ListenerFacts]) {
+        guard let frontend = gateway.spec.tls?.frontend else { return }
+        var resolved: [Int: (validation: FrontendValidation?, problem: (reason: String, message: String, noneValid: Bool)?)] = [:]
+        for i in listeners.indices where listeners[i].protocolSupported && ListenerProtocol(rawValue: listeners[i].listener.protocol) == .https {
+            let port = listeners[i].listener.port
+            let settings = frontend.perPort?.first(where: { $0.port == port })?.tls ?? frontend.default
+            guard let validation = settings?.validation else { continue }
+            if resolved[port] == nil { resolved[port] = resolveValidation(validation, gateway: gatewayKey) }
+            listeners[i].clientValidation = resolved[port]?.validation
+            listeners[i].caProblem = resolved[port]?.problem
+        }
+    }
+
+    /// A frontend `validation`'s CA certificates: each caCertificateRef must be a ConfigMap (group
+    /// "", else InvalidCACertificateKind), in the Gateway's namespace or permitted by a
+    /// ReferenceGrant there (else RefNotPermitted), exist with a usable `ca.crt` (else
+    /// InvalidCACertificateRef). The usable ones are the validation; the first problem is reported.
+    private mutating func resolveValidation(
+        _ validation: FrontendTLSValidation, gateway: NamespacedName
+    ) -> (validation: FrontendValidation?, problem: (reason: String, message: String, noneValid: Bool)?) {
+        // The CRD's enum has two values; anything else (files) is taken as the strict one.
+        let mode: FrontendValidation.Mode = validation.mode == FrontendTLSValidation.allowInsecureFallback ? .allowInsecureFallback : .allowValidOnly
+        var refs: [NamespacedName] = []
+        var bundle: [UInt8] = []
+        var problem: (reason: String, message: String)?
+        for ref in validation.caCertificateRefs {
+            let target = NamespacedName(namespace: ref.namespace ?? gateway.namespace, name: ref.name)
+            func fail(_ reason: String, _ message: String) {
+                if problem == nil { problem = (reason, message) }
+            }
+            guard (ref.group ?? "").isEmpty, ref.kind == ConfigMap.resource.kind else {
+                fail("InvalidCACertificateKind", "caCertificateRef \(target) is a \(ref.kind) of group \"\(ref.group ?? "")\": only ConfigMaps (group \"\") are supported")
+                continue
+            }
+            if target.namespace != gateway.namespace,
+               !granted(from: (GatewayAPI.group, "Gateway", gateway.namespace), to: ("", ConfigMap.resource.kind, target)) {
+                fail("RefNotPermitted", "caCertificateRef to ConfigMap \(target) is not permitted by a ReferenceGrant in namespace \(target.namespace)")
+                continue
+            }
+            guard let configMap = configMap(target) else {
+                fail("InvalidCACertificateRef", "ConfigMap \(target) does not exist")
+                continue
+            }
+            guard let text = configMap.caCertificate, !text.isEmpty else {
+                fail("InvalidCACertificateRef", "ConfigMap \(target) has no \(ConfigMap.caCertificateKey)")
+                continue
+            }
+            let pem = Array(text.utf8)
+            let verdict: String?
+            if let checked = caChecks[target] {
+                verdict = checked
+            } else {
+                verdict = options.caCertificateValidator(pem)
+                caChecks[target] = .some(verdict)
+            }
+            if let verdict {
+                fail("InvalidCACertificateRef", "ConfigMap \(target): \(ConfigMap.caCertificateKey) \(verdict)")
+                continue
+            }
+            refs.append(target)
+            if !bundle.isEmpty, bundle.last != UInt8(ascii: "\n") { bundle.append(UInt8(ascii: "\n")) }
+            bundle += pem
+        }
+        let resolved = refs.isEmpty ? nil : FrontendValidation(mode: mode, caCertificateRefs: refs, caCertificates: bundle)
+        return (resolved, problem.map { ($0.reason, $0.message, refs.isEmpty) })
     }
 
     /// The certificate chain and key of a `kubernetes.io/tls` Secret, if the validator takes them;
@@ -612,7 +698,9 @@ struct GatewayBuild {
                 tables.append(table)
             }
             tables.sort { RoutePrecedence.listenerBefore($0.hostname, $1.hostname) }
-            state.tables.append(PortRouteTable(gateway: gatewayKey, port: port, listeners: tables))
+            // Every HTTPS listener of a port has the port's validation (HTTP beside HTTPS conflicts).
+            let validation = programmed.first { $0.listener.port == port && $0.clientValidation != nil }?.clientValidation
+            state.tables.append(PortRouteTable(gateway: gatewayKey, port: port, listeners: tables, clientValidation: validation))
         }
     }
 
@@ -626,6 +714,9 @@ struct GatewayBuild {
             conditions.append(condition("Accepted", false, ofListenerSet ? conflict.reason : "Invalid", conflict.message, meta))
         } else if !fact.protocolSupported {
             conditions.append(condition("Accepted", false, "UnsupportedProtocol", fact.unserved?.message ?? "", meta))
+        } else if let ca = fact.caProblem, ca.noneValid {
+            let owner = ofListenerSet ? "the Gateway's spec.tls.frontend" : "spec.tls.frontend"
+            conditions.append(condition("Accepted", false, "NoValidCACertificate", "no caCertificateRef of \(owner) for port \(fact.listener.port) resolved: \(ca.message)", meta))
         } else {
             conditions.append(condition("Accepted", true, "Accepted", "listener accepted", meta))
         }
@@ -638,6 +729,8 @@ struct GatewayBuild {
             conditions.append(condition("ResolvedRefs", false, "InvalidRouteKinds", "only HTTPRoute is supported in allowedRoutes.kinds", meta))
         } else if let problem = fact.certificateProblem {
             conditions.append(condition("ResolvedRefs", false, problem.reason, problem.message, meta))
+        } else if let ca = fact.caProblem {
+            conditions.append(condition("ResolvedRefs", false, ca.reason, ca.message, meta))
         } else {
             conditions.append(condition("ResolvedRefs", true, "ResolvedRefs", "all references resolved", meta))
         }
@@ -686,6 +779,15 @@ struct GatewayBuild {
                 : condition("Programmed", true, "Programmed", "served by every node's proxy", meta))
         } else {
             conditions.append(condition("Programmed", false, "Invalid", "no listener is programmed", meta))
+        }
+        // Removed as soon as no validation allows the fallback any more (the spec).
+        let frontend = gateway.spec.tls?.frontend
+        let insecure = ([frontend?.default] + (frontend?.perPort ?? []).map { Optional($0.tls) })
+            .contains { $0?.validation?.mode == FrontendTLSValidation.allowInsecureFallback }
+        if insecure {
+            conditions.append(condition(
+                "InsecureFrontendValidationMode", true, "ConfigurationChanged",
+                "spec.tls.frontend allows clients without a valid certificate (AllowInsecureFallback)", meta))
         }
         return GatewayStatus(addresses: addresses.isEmpty ? nil : addresses, conditions: conditions, listeners: statuses)
     }

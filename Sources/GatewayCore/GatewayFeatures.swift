@@ -15,6 +15,8 @@ public enum GatewayFeatures {
     public static let supported: [String] = [
         "Gateway",
         "GatewayAddressEmpty",
+        "GatewayFrontendClientCertificateValidation",
+        "GatewayFrontendClientCertificateValidationInsecureFallback",
         "GatewayHTTPListenerIsolation",
         "GatewayHTTPSListenerDetectMisdirectedRequests",
         "GatewayInfrastructurePropagation",

@@ -30,6 +30,10 @@ public struct NamespacedName: Hashable, Comparable, Codable, Sendable, CustomStr
 /// port's SNI table), while the other listeners are served.
 public typealias CertificateValidator = @Sendable (TLSMaterial) -> String?
 
+/// Says what is wrong with the PEM text of a ConfigMap's `ca.crt` (nil: usable as CA certificates
+/// for client certificate validation). A caCertificateRef it refuses is `InvalidCACertificateRef`.
+public typealias CACertificateValidator = @Sendable ([UInt8]) -> String?
+
 /// What the Gateway control plane needs to know beyond the snapshot.
 public struct GatewayOptions: Sendable {
     /// The `spec.controllerName` of GatewayClasses whose Gateways Portway serves.
@@ -39,12 +43,20 @@ public struct GatewayOptions: Sendable {
     /// CLI inject one that parses them with the proxy's TLS library (and checks that the key belongs
     /// to the certificate), so status, `routes`, `explain` and the proxy agree on every Secret.
     public var certificateValidator: CertificateValidator
+    /// Decides whether a ConfigMap's `ca.crt` is usable as client CA certificates: by default
+    /// `FrontendValidation.structuralProblem` (PEM CERTIFICATE blocks); the agent and the CLI
+    /// inject one that parses them with the proxy's TLS library.
+    public var caCertificateValidator: CACertificateValidator
 
     public static let defaultControllerName = "portway.io/gateway-controller"
 
-    public init(controllerName: String = GatewayOptions.defaultControllerName, certificateValidator: @escaping CertificateValidator = TLSMaterial.structuralProblem) {
+    public init(
+        controllerName: String = GatewayOptions.defaultControllerName, certificateValidator: @escaping CertificateValidator = TLSMaterial.structuralProblem,
+        caCertificateValidator: @escaping CACertificateValidator = FrontendValidation.structuralProblem
+    ) {
         self.controllerName = controllerName
         self.certificateValidator = certificateValidator
+        self.caCertificateValidator = caCertificateValidator
     }
 }
 
@@ -61,11 +73,56 @@ public struct PortRouteTable: Hashable, Codable, Sendable {
     /// Most specific hostname first: exact names, then wildcards (longest first), then no hostname.
     /// A request is served by the first listener whose hostname matches its Host (or SNI).
     public var listeners: [ListenerRouteTable]
+    /// Client certificate validation of the port's HTTPS listeners (the Gateway's
+    /// `spec.tls.frontend`); nil: no client certificate is asked for.
+    public var clientValidation: FrontendValidation?
 
-    public init(gateway: NamespacedName, port: Int, listeners: [ListenerRouteTable]) {
+    public init(gateway: NamespacedName, port: Int, listeners: [ListenerRouteTable], clientValidation: FrontendValidation? = nil) {
         self.gateway = gateway
         self.port = port
         self.listeners = listeners
+        self.clientValidation = clientValidation
+    }
+}
+
+/// The client certificate validation of one Gateway port's HTTPS listeners: the Gateway's
+/// `spec.tls.frontend` entry for the port (`perPort`, else `default`) with its CA certificates
+/// resolved. One proxy port serves one Gateway port, so it is a property of the port's TLS.
+public struct FrontendValidation: Hashable, Codable, Sendable {
+    public enum Mode: String, Hashable, Codable, Sendable {
+        /// A client certificate is required and must chain to one of the CA certificates.
+        case allowValidOnly = "AllowValidOnly"
+        /// Every client is served (none is asked for a certificate): the spec's insecure fallback.
+        case allowInsecureFallback = "AllowInsecureFallback"
+    }
+
+    public var mode: Mode
+    /// The ConfigMaps whose `ca.crt` resolved, in reference order.
+    public var caCertificateRefs: [NamespacedName]
+    /// Their `ca.crt` PEM text, concatenated in that order (CA certificates are public: they may
+    /// be in the tables, unlike private keys).
+    public var caCertificates: [UInt8]
+
+    public init(mode: Mode, caCertificateRefs: [NamespacedName], caCertificates: [UInt8]) {
+        self.mode = mode
+        self.caCertificateRefs = caCertificateRefs
+        self.caCertificates = caCertificates
+    }
+
+    /// The default CA check of the builder, in pure Swift: well-formed PEM with at least one
+    /// `CERTIFICATE` block (text outside the blocks is ignored, as OpenSSL does).
+    public static let structuralProblem: CACertificateValidator = { pem in
+        switch PEM.blocks(pem) {
+        case .failure(let problem): return problem.message
+        case .success(let blocks):
+            guard blocks.contains(where: { $0.label == "CERTIFICATE" }) else {
+                let labels = blocks.map(\.label)
+                return labels.isEmpty
+                    ? "holds no PEM block (expected -----BEGIN CERTIFICATE-----)"
+                    : "holds no CERTIFICATE block (found \(labels.joined(separator: ", ")))"
+            }
+            return nil
+        }
     }
 }
 
@@ -282,6 +339,7 @@ public struct UnservedListener: Hashable, Codable, Sendable, CustomStringConvert
     /// `Conflicted` (True) or `ResolvedRefs` (False).
     public var condition: String
     /// The condition's reason: UnsupportedProtocol, HostnameConflict, ProtocolConflict,
+    /// NoValidCACertificate (client certificate validation without a usable CA certificate),
     /// InvalidRouteKinds, InvalidCertificateRef or RefNotPermitted.
     public var reason: String
     public var message: String

@@ -27,6 +27,7 @@ public struct ServedResource: Hashable, Sendable {
                        bookmarkFields: ["spec": .object([:]), "status": .object(["daemonEndpoints": .object(["kubeletEndpoint": .object(["Port": .number(0)])]), "nodeInfo": .object([:])])]),
         ServedResource(group: "", versions: ["v1"], plural: "namespaces", kind: "Namespace", namespaced: false, builtin: true, hasGeneration: false, bookmarkFields: ["spec": .object([:]), "status": .object([:])]),
         ServedResource(group: "", versions: ["v1"], plural: "secrets", kind: "Secret", namespaced: true, builtin: true, hasGeneration: false, bookmarkFields: [:]),
+        ServedResource(group: "", versions: ["v1"], plural: "configmaps", kind: "ConfigMap", namespaced: true, builtin: true, hasGeneration: false, bookmarkFields: [:]),
         ServedResource(group: "discovery.k8s.io", versions: ["v1"], plural: "endpointslices", kind: "EndpointSlice", namespaced: true, builtin: true, hasGeneration: true,
                        bookmarkFields: ["addressType": .string(""), "endpoints": .null, "ports": .null]),
         ServedResource(group: "coordination.k8s.io", versions: ["v1"], plural: "leases", kind: "Lease", namespaced: true, builtin: true, hasGeneration: false, bookmarkFields: ["spec": .object([:])]),

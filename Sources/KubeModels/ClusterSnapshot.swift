@@ -15,12 +15,14 @@ public struct ClusterSnapshot: Hashable, Sendable {
     public var secrets: [Secret]
     /// ListenerSets: listeners added to Gateways that allow them.
     public var listenerSets: [ListenerSet]
+    /// ConfigMaps (their `ca.crt` only): CA certificates of Gateways' frontend TLS validation.
+    public var configMaps: [ConfigMap]
 
     public init(
         services: [Service] = [], endpointSlices: [EndpointSlice] = [], endpoints: [Endpoints] = [], nodes: [Node] = [],
         gatewayClasses: [GatewayClass] = [], gateways: [Gateway] = [], httpRoutes: [HTTPRoute] = [],
         referenceGrants: [ReferenceGrant] = [], namespaces: [Namespace] = [], secrets: [Secret] = [],
-        listenerSets: [ListenerSet] = []
+        listenerSets: [ListenerSet] = [], configMaps: [ConfigMap] = []
     ) {
         self.services = services
         self.endpointSlices = endpointSlices
@@ -33,5 +35,6 @@ public struct ClusterSnapshot: Hashable, Sendable {
         self.namespaces = namespaces
         self.secrets = secrets
         self.listenerSets = listenerSets
+        self.configMaps = configMaps
     }
 }

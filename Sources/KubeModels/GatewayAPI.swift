@@ -85,16 +85,85 @@ public struct GatewaySpec: Codable, Hashable, Sendable {
     public var infrastructure: GatewayInfrastructure?
     /// `spec.allowedListeners`: which ListenerSets may attach (nil: none, the spec's default).
     public var allowedListeners: AllowedListeners?
+    /// `spec.tls`: the Gateway-wide TLS settings (its frontend client certificate validation).
+    public var tls: GatewayWideTLSConfig?
 
     public init(
         gatewayClassName: String, listeners: [Listener], addresses: [GatewayAddress]? = nil, infrastructure: GatewayInfrastructure? = nil,
-        allowedListeners: AllowedListeners? = nil
+        allowedListeners: AllowedListeners? = nil, tls: GatewayWideTLSConfig? = nil
     ) {
         self.gatewayClassName = gatewayClassName
         self.listeners = listeners
         self.addresses = addresses
         self.infrastructure = infrastructure
         self.allowedListeners = allowedListeners
+        self.tls = tls
+    }
+}
+
+/// A Gateway's `spec.tls` (`GatewayTLSConfig` upstream; this name keeps the listener's
+/// `GatewayTLSConfig`): only `frontend` is read (`backend`, the Gateway's client certificate
+/// towards backends, is not supported).
+public struct GatewayWideTLSConfig: Codable, Hashable, Sendable {
+    public var frontend: FrontendTLSConfig?
+    public init(frontend: FrontendTLSConfig? = nil) { self.frontend = frontend }
+}
+
+/// `spec.tls.frontend`: client certificate validation for every HTTPS listener (`default`), or
+/// for those on one port (`perPort`, which replaces the default there).
+public struct FrontendTLSConfig: Codable, Hashable, Sendable {
+    public var `default`: FrontendTLSSettings?
+    public var perPort: [FrontendTLSPortConfig]?
+    public init(default: FrontendTLSSettings? = nil, perPort: [FrontendTLSPortConfig]? = nil) {
+        self.default = `default`
+        self.perPort = perPort
+    }
+}
+
+/// `TLSConfig` upstream: the frontend settings applied to a set of listeners.
+public struct FrontendTLSSettings: Codable, Hashable, Sendable {
+    public var validation: FrontendTLSValidation?
+    public init(validation: FrontendTLSValidation? = nil) { self.validation = validation }
+}
+
+/// One `spec.tls.frontend.perPort` entry.
+public struct FrontendTLSPortConfig: Codable, Hashable, Sendable {
+    public var port: Int
+    public var tls: FrontendTLSSettings
+    public init(port: Int, tls: FrontendTLSSettings) {
+        self.port = port
+        self.tls = tls
+    }
+}
+
+/// `validation`: the CA certificates client certificates must chain to, and what happens without one.
+public struct FrontendTLSValidation: Codable, Hashable, Sendable {
+    /// Core: one ConfigMap (group "") with the PEM bundle under `ca.crt`.
+    public var caCertificateRefs: [ObjectReference]
+    /// AllowValidOnly (the default) or AllowInsecureFallback.
+    public var mode: String?
+    public init(caCertificateRefs: [ObjectReference], mode: String? = nil) {
+        self.caCertificateRefs = caCertificateRefs
+        self.mode = mode
+    }
+
+    /// `mode` values.
+    public static let allowValidOnly = "AllowValidOnly"
+    public static let allowInsecureFallback = "AllowInsecureFallback"
+}
+
+/// A reference to an object by group, kind and name, possibly in another namespace (`ObjectReference` upstream).
+public struct ObjectReference: Codable, Hashable, Sendable {
+    /// "" (the core group) when absent.
+    public var group: String?
+    public var kind: String
+    public var name: String
+    public var namespace: String?
+    public init(group: String? = "", kind: String, name: String, namespace: String? = nil) {
+        self.group = group
+        self.kind = kind
+        self.name = name
+        self.namespace = namespace
     }
 }
 

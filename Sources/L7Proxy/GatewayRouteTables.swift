@@ -76,21 +76,26 @@ public struct GatewayRouteTableRouter: RequestRouter {
 }
 
 /// A certificate a proxy port's TLS could not load: which listener and Secret, and why. The port
-/// serves its other listeners; this one's SNI falls back as for any unknown name.
+/// serves its other listeners; this one's SNI falls back as for any unknown name. Or (`kind`
+/// ConfigMap) the port's client CA certificates: then no listener of the port is served.
 public struct UnusableCertificate: Hashable, Sendable, CustomStringConvertible {
     public var listener: String
     public var hostname: String?
+    /// The Secret (or, for client CA certificates, the ConfigMap) it comes from.
     public var secret: NamespacedName
     public var problem: String
+    /// "Secret", or "ConfigMap" for client CA certificates.
+    public var kind: String
 
-    public init(listener: String, hostname: String?, secret: NamespacedName, problem: String) {
+    public init(listener: String, hostname: String?, secret: NamespacedName, problem: String, kind: String = "Secret") {
         self.listener = listener
         self.hostname = hostname
         self.secret = secret
         self.problem = problem
+        self.kind = kind
     }
 
-    public var description: String { "listener \(listener) (\(hostname ?? "any host")): Secret \(secret): \(problem)" }
+    public var description: String { "listener \(listener) (\(hostname ?? "any host")): \(kind) \(secret): \(problem)" }
 }
 
 /// The proxy's parsed request headers as the route matcher reads them (in place, no copy).
@@ -138,7 +143,38 @@ extension TLSListener {
             }
         }
         guard !listenerCertificates.isEmpty else { return nil }
-        self.init(certificates: listenerCertificates)
+        var validation: ClientCertificateValidation?
+        if let frontend = table.clientValidation {
+            do {
+                validation = try ClientCertificateValidation(pemTrustRoots: frontend.caCertificates, required: frontend.mode == .allowValidOnly)
+            } catch {
+                // Never served without the validation it asks for: the whole port is left out.
+                let source = frontend.caCertificateRefs.first ?? NamespacedName(namespace: table.gateway.namespace, name: "?")
+                for listener in table.listeners where listener.protocol == .https {
+                    unusable.append(UnusableCertificate(
+                        listener: listener.name, hostname: listener.hostname, secret: source,
+                        problem: "client CA certificates (ca.crt) failed to load: \(error)", kind: "ConfigMap"))
+                }
+                return nil
+            }
+        }
+        self.init(certificates: listenerCertificates, clientValidation: validation)
+    }
+}
+
+/// The Gateway builder's CA certificate check done with the proxy's TLS library: a ConfigMap's
+/// `ca.crt` must be well-formed PEM whose certificates NIOSSL parses (what the proxy loads).
+public enum NIOSSLCACertificateValidator {
+    public static let validate: CACertificateValidator = { pem in problem(with: pem) }
+
+    public static func problem(with pem: [UInt8]) -> String? {
+        if let structural = FrontendValidation.structuralProblem(pem) { return structural }
+        do {
+            guard !(try NIOSSLCertificate.fromPEMBytes(pem)).isEmpty else { return "holds no certificate" }
+        } catch {
+            return "does not parse as X.509 certificates (\(error))"
+        }
+        return nil
     }
 }
 

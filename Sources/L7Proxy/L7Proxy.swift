@@ -80,8 +80,8 @@ public final class L7Proxy: Sendable {
     private let listeners = Mutex<[UInt16: any Channel]>([:])
     /// Client connections open now (all ports).
     private let activeConnections = Mutex<[ObjectIdentifier: any Channel]>([:])
-    /// The certificates of the open HTTPS ports.
-    private let certificateStores = Mutex<[UInt16: TLSCertificateStore]>([:])
+    /// The certificates and TLS contexts of the open HTTPS ports.
+    private let certificateStores = Mutex<[UInt16: TLSPort]>([:])
     private let pools = Mutex<[ObjectIdentifier: NIOLoopBound<UpstreamPool>]>([:])
     /// Client connections counted against `options`' limits.
     private let admission: ConnectionAdmission
@@ -119,14 +119,9 @@ public final class L7Proxy: Sendable {
     public func open(port: UInt16, configuration: ListenerConfiguration = ListenerConfiguration()) async throws -> UInt16 {
         if port != 0, listeners.withLock({ $0[port] != nil }) { return port }
         if stopping.withLock({ $0 }) { throw L7ProxyError.stopped(port: port) }
-        // HTTPS: handshakes choose among the store's certificates, replaceable while the port is open.
-        let store = configuration.tls.map { TLSCertificateStore($0.certificates) }
-        let tlsContext: NIOSSLContext?
-        if let tls = configuration.tls, let store {
-            tlsContext = try tls.makeContext(store: store)
-        } else {
-            tlsContext = nil
-        }
+        // HTTPS: handshakes choose among the store's certificates, replaceable while the port is
+        // open; each connection takes the port's context of the moment (client validation changes).
+        let store = try configuration.tls.map { try TLSPort($0) }
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 512)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -140,7 +135,7 @@ public final class L7Proxy: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try self.initializeConnection(channel, tls: tlsContext)
+                    try self.initializeConnection(channel, tls: store?.context)
                 }
             }
         let channel: any Channel
@@ -181,14 +176,23 @@ public final class L7Proxy: Sendable {
         certificateStores.withLock { $0[port] != nil }
     }
 
-    /// Replaces the certificates of the open HTTPS port `port` while it stays open: new handshakes
-    /// get them, connections already established keep theirs. False when `port` is not an open
-    /// HTTPS port (open it with a TLS configuration instead).
+    /// Replaces the certificates (and the client certificate validation) of the open HTTPS port
+    /// `port` while it stays open: new handshakes get them, connections already established keep
+    /// theirs. False when `port` is not an open HTTPS port (open it with a TLS configuration
+    /// instead), or when a context with the new validation could not be made (nothing changed:
+    /// close and reopen the port, which fails the same way rather than serve without it).
     @discardableResult
     public func updateCertificates(port: UInt16, tls: TLSListener) -> Bool {
         guard let store = certificateStores.withLock({ $0[port] }), !tls.certificates.isEmpty else { return false }
-        store.replace(tls.certificates)
-        logger.info("certificates replaced", metadata: ["port": "\(port)", "count": "\(tls.certificates.count)"])
+        do {
+            try store.update(tls)
+        } catch {
+            logger.error("TLS not updated", metadata: ["port": "\(port)", "error": "\(error)"])
+            return false
+        }
+        logger.info("certificates replaced", metadata: [
+            "port": "\(port)", "count": "\(tls.certificates.count)", "clientValidation": "\(tls.clientValidation.map { $0.required ? "required" : "off" } ?? "none")",
+        ])
         return true
     }
 

@@ -26,17 +26,56 @@ public struct ListenerCertificate: Sendable {
     }
 }
 
-/// TLS termination for one proxy port: the HTTPS listeners sharing it, the certificate chosen by SNI.
+/// Client certificate validation on a proxy port (a Gateway's `spec.tls.frontend`): with
+/// `required`, a handshake without a client certificate chaining to `trustRoots` fails (the CA
+/// names are sent in the CertificateRequest); without, no client certificate is asked for (the
+/// spec's AllowInsecureFallback: every client is served).
+public struct ClientCertificateValidation: Sendable, Hashable {
+    public var trustRoots: [NIOSSLCertificate]
+    public var required: Bool
+
+    public init(trustRoots: [NIOSSLCertificate], required: Bool = true) {
+        self.trustRoots = trustRoots
+        self.required = required
+    }
+
+    /// From a PEM bundle (a ConfigMap's `ca.crt`, several concatenated).
+    public init(pemTrustRoots: [UInt8], required: Bool = true) throws {
+        let roots = try NIOSSLCertificate.fromPEMBytes(pemTrustRoots)
+        guard !roots.isEmpty else { throw TLSListener.Problem.noTrustRoot }
+        self.init(trustRoots: roots, required: required)
+    }
+
+    /// Sets `configuration` to ask for and verify client certificates (chain only: a client
+    /// certificate names no host to check).
+    func apply(to configuration: inout TLSConfiguration) {
+        guard required else { return }
+        configuration.certificateVerification = .noHostnameVerification
+        configuration.trustRoots = .certificates(trustRoots)
+        configuration.sendCANameList = true
+    }
+}
+
+/// TLS termination for one proxy port: the HTTPS listeners sharing it, the certificate chosen by
+/// SNI, and the port's client certificate validation (nil: none asked for).
 public struct TLSListener: Sendable {
     public var certificates: [ListenerCertificate]
+    public var clientValidation: ClientCertificateValidation?
 
     public enum Problem: Error, CustomStringConvertible {
         case noCertificate
-        public var description: String { "an HTTPS listener needs at least one certificate" }
+        case noTrustRoot
+        public var description: String {
+            switch self {
+            case .noCertificate: "an HTTPS listener needs at least one certificate"
+            case .noTrustRoot: "client certificate validation needs at least one CA certificate"
+            }
+        }
     }
 
-    public init(certificates: [ListenerCertificate]) {
+    public init(certificates: [ListenerCertificate], clientValidation: ClientCertificateValidation? = nil) {
         self.certificates = certificates
+        self.clientValidation = clientValidation
     }
 
     /// The certificate for an SNI name: an exact hostname first, then the longest matching wildcard,
@@ -68,6 +107,7 @@ public struct TLSListener: Sendable {
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: fallback.certificateChain.map { .certificate($0) }, privateKey: .privateKey(fallback.privateKey))
         configuration.applicationProtocols = ["http/1.1"]
+        clientValidation?.apply(to: &configuration)
         configuration.sslContextCallback = { values, promise in
             guard let chosen = TLSListener.choose(serverName: values.serverHostname, among: store.certificates) else {
                 promise.succeed(.noChanges)
@@ -99,5 +139,34 @@ public final class TLSCertificateStore: Sendable {
     public func replace(_ certificates: [ListenerCertificate]) {
         guard !certificates.isEmpty else { return }
         box.withLock { $0 = certificates }
+    }
+}
+
+/// The TLS of an open HTTPS proxy port: its certificates (`store`, replaced in place) and the
+/// server context new connections get, remade when the client certificate validation changes
+/// (a CA bundle rotated, the mode switched): connections accepted before keep theirs.
+final class TLSPort: Sendable {
+    let store: TLSCertificateStore
+    private let current: Mutex<(context: NIOSSLContext, validation: ClientCertificateValidation?)>
+
+    init(_ tls: TLSListener) throws {
+        let store = TLSCertificateStore(tls.certificates)
+        self.store = store
+        current = Mutex((try tls.makeContext(store: store), tls.clientValidation))
+    }
+
+    /// The context for a connection accepted now.
+    var context: NIOSSLContext { current.withLock { $0.context } }
+
+    /// Installs `tls`'s certificates, and a new context when its validation differs. Throws (and
+    /// changes nothing) when that context cannot be made.
+    func update(_ tls: TLSListener) throws {
+        if tls.clientValidation != current.withLock({ $0.validation }) {
+            let context = try tls.makeContext(store: store)
+            store.replace(tls.certificates)
+            current.withLock { $0 = (context, tls.clientValidation) }
+        } else {
+            store.replace(tls.certificates)
+        }
     }
 }

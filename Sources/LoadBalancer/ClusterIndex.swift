@@ -45,6 +45,8 @@ public enum ClusterChange: Hashable, Sendable {
     case secrets(ObjectKey, [Secret])
     /// ListenerSets (their listeners join their parent Gateway's).
     case listenerSets(ObjectKey, [ListenerSet])
+    /// ConfigMaps (CA certificates of Gateways' frontend TLS validation).
+    case configMaps(ObjectKey, [ConfigMap])
 }
 
 /// What one change touches: the Services to translate again, whether a Node changed (which
@@ -85,6 +87,7 @@ public struct ClusterIndex: Hashable, Sendable {
     public private(set) var namespaces: [String: [Namespace]] = [:]
     public private(set) var secrets: [ObjectKey: [Secret]] = [:]
     public private(set) var listenerSets: [ObjectKey: [ListenerSet]] = [:]
+    public private(set) var configMaps: [ObjectKey: [ConfigMap]] = [:]
     /// Service key → names of the slices labelled with it.
     private var slicesByService: [ObjectKey: Set<ObjectKey>] = [:]
 
@@ -110,6 +113,7 @@ public struct ClusterIndex: Hashable, Sendable {
         for object in snapshot.namespaces { namespaces[object.metadata.name, default: []].append(object) }
         for object in snapshot.secrets { secrets[ObjectKey(object.metadata), default: []].append(object) }
         for object in snapshot.listenerSets { listenerSets[ObjectKey(object.metadata), default: []].append(object) }
+        for object in snapshot.configMaps { configMaps[ObjectKey(object.metadata), default: []].append(object) }
     }
 
     /// The Gateway a ListenerSet names in its `spec.parentRef` (nil: not a Gateway of the Gateway API group).
@@ -180,6 +184,26 @@ public struct ClusterIndex: Hashable, Sendable {
         }.keys)
     }
 
+    /// Gateways whose `spec.tls.frontend` validation (default or per port) names the ConfigMap
+    /// `key` among its caCertificateRefs (the namespace defaults to the Gateway's).
+    private func gatewaysReferencing(configMap key: ObjectKey) -> Set<ObjectKey> {
+        Set(gateways.filter { entry in
+            entry.value.contains { gateway in
+                Self.frontendCACertificateRefs(of: gateway).contains { ref in
+                    (ref.group ?? "").isEmpty && ref.kind == ConfigMap.resource.kind
+                        && ObjectKey(namespace: ref.namespace ?? gateway.metadata.namespace, name: ref.name) == key
+                }
+            }
+        }.keys)
+    }
+
+    /// Every caCertificateRef of a Gateway's frontend TLS validation (default and per port).
+    public static func frontendCACertificateRefs(of gateway: Gateway) -> [ObjectReference] {
+        let frontend = gateway.spec.tls?.frontend
+        return (frontend?.default?.validation?.caCertificateRefs ?? [])
+            + (frontend?.perPort ?? []).flatMap { $0.tls.validation?.caCertificateRefs ?? [] }
+    }
+
     /// The Service an EndpointSlice belongs to; nil without the label (a custom slice: not ours).
     public static func serviceKey(of slice: EndpointSlice) -> ObjectKey? {
         guard let service = slice.metadata.labels?[EndpointSlice.serviceNameLabel], !service.isEmpty else { return nil }
@@ -239,6 +263,9 @@ public struct ClusterIndex: Hashable, Sendable {
             // The parents of the old AND new ListenerSet (it may move to another Gateway).
             for listenerSet in (listenerSets[key] ?? []) + objects { if let gateway = Self.parentGateway(of: listenerSet) { touched.gateways.insert(gateway) } }
             listenerSets[key] = objects.isEmpty ? nil : objects
+        case .configMaps(let key, let objects):
+            configMaps[key] = objects.isEmpty ? nil : objects
+            touched.gateways = gatewaysReferencing(configMap: key)
         }
         return touched
     }
@@ -250,7 +277,7 @@ public struct ClusterIndex: Hashable, Sendable {
             services: ordered(services), endpointSlices: ordered(endpointSlices), endpoints: ordered(endpoints), nodes: ordered(nodes),
             gatewayClasses: ordered(gatewayClasses), gateways: ordered(gateways), httpRoutes: ordered(httpRoutes),
             referenceGrants: ordered(referenceGrants), namespaces: ordered(namespaces), secrets: ordered(secrets),
-            listenerSets: ordered(listenerSets))
+            listenerSets: ordered(listenerSets), configMaps: ordered(configMaps))
     }
 
     /// The slices of one Service in name order (objects with one name in their stored order).
@@ -288,6 +315,7 @@ public struct ClusterIndex: Hashable, Sendable {
             + diff(old.namespaces, new.namespaces, key: { $0.metadata.name }, ClusterChange.namespaces)
             + diff(old.secrets, new.secrets, key: { ObjectKey($0.metadata) }, ClusterChange.secrets)
             + diff(old.listenerSets, new.listenerSets, key: { ObjectKey($0.metadata) }, ClusterChange.listenerSets)
+            + diff(old.configMaps, new.configMaps, key: { ObjectKey($0.metadata) }, ClusterChange.configMaps)
     }
 }
 

@@ -139,6 +139,17 @@ public enum ResourceRegistry {
         ListenerSet.self, optional: true, selectors: gatewaySelectors, store: { $0.listenerSets.append($1) }, objects: \.listenerSets,
         change: { .listenerSets(ObjectKey($0), $1) })
 
+    /// CA certificates of Gateways' frontend TLS validation (`spec.tls.frontend` caCertificateRefs,
+    /// a ConfigMap's `ca.crt`): every node's proxy verifies client certificates, so every agent
+    /// reads them. Neither the API (ConfigMaps have no useful field selector) nor RBAC can narrow
+    /// ConfigMaps to the referenced ones, so every ConfigMap is watched; the model keeps only
+    /// `ca.crt` and the name. A change touches the Gateways naming it. Without the RBAC grant (a
+    /// list answering 403) there are none, with a warning: listeners asking for client
+    /// certificate validation then stay unprogrammed (NoValidCACertificate), the rest is served.
+    public static let configMaps = ResourceKind(
+        ConfigMap.self, forbiddenIsNone: true, selectors: gatewaySelectors,
+        store: { $0.configMaps.append($1) }, objects: \.configMaps, change: { .configMaps(ObjectKey($0), $1) })
+
     /// `type=kubernetes.io/tls`: the Secrets the cluster source lists and watches.
     public static let tlsSecretFieldSelector = "type=\(Secret.tlsType)"
 
@@ -147,5 +158,6 @@ public enum ResourceRegistry {
     /// All kinds, in the order their informers start.
     public static let kinds: [any AnyResourceKind] = [
         services, endpointSlices, endpoints, nodes, gatewayClasses, gateways, httpRoutes, referenceGrants, namespaces, secrets, listenerSets,
+        configMaps,
     ]
 }

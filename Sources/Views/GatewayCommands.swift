@@ -171,6 +171,9 @@ extension Command {
                 let unserved = view.gateways.unservedListeners.filter { $0.gateway == key.gateway && $0.port == key.port }
                 let proxy = proxyPort(key.gateway, key.port).map(String.init) ?? "-"
                 out += "GATEWAY \(key.gateway) PORT \(key.port) PROXY PORT \(proxy)"
+                if let validation = table?.clientValidation {
+                    out += " CLIENT CERTIFICATES \(validation.mode.rawValue) CA \(validation.caCertificateRefs.map(\.description).joined(separator: ","))"
+                }
                 out += table == nil ? " (no listener served: connections are reset)\n" : "\n"
                 for listener in table?.listeners ?? [] {
                     out += "  LISTENER \(listener.name) \(listener.protocol.rawValue) \(listener.hostname ?? "*(any host)")"

@@ -19,6 +19,8 @@ extension Explanation {
         if let name = decision?.listener {
             var listener: JSONObject = ["name": .string(name), "hostname": decision?.listenerHostname.map { .string($0) } ?? .null, "port": .integer(listenerPort)]
             if let set = decision?.listenerSet { listener["listenerSet"] = GatewayJSON.name(set) }
+            // Only on a port asking for client certificates (as in `routes`).
+            if let validation = clientValidation { listener["clientValidation"] = GatewayJSON.clientValidation(validation) }
             out["listener"] = .object(listener)
         } else {
             out["listener"] = .null
@@ -75,6 +77,10 @@ extension Explanation {
         } else {
             out += "mode: l7lb → proxy port \(proxyPort.map(String.init) ?? "?")\n"
             if let gateway { out += "gateway: \(gateway) port \(listenerPort.map(String.init) ?? "?")\n" }
+            if let validation = clientValidation {
+                out += "client certificates: \(validation.mode.rawValue), CA \(validation.caCertificateRefs.map(\.description).joined(separator: ", "))"
+                out += validation.mode == .allowValidOnly ? ": a client without a certificate of these CAs fails the TLS handshake\n" : ": none is asked for\n"
+            }
             if let nodeReport { out += nodeReport.text + "\n" }
             for item in unservedListeners {
                 let l = item.listener
@@ -114,7 +120,7 @@ extension String {
 /// JSON of the route tables for `portway routes` (docs/CLI-JSON.md).
 public enum GatewayJSON {
     public static func table(_ table: PortRouteTable) -> JSONObject {
-        [
+        var out: JSONObject = [
             "gateway": .object(["namespace": .string(table.gateway.namespace), "name": .string(table.gateway.name)]),
             "port": .int(table.port),
             "listeners": .array(table.listeners.map { listener in
@@ -130,6 +136,17 @@ public enum GatewayJSON {
                 return .object(object)
             }),
         ]
+        // Only on a port with client certificate validation (the others keep their JSON as it was).
+        if let validation = table.clientValidation { out["clientValidation"] = clientValidation(validation) }
+        return out
+    }
+
+    /// `{"mode", "caCertificateRefs": ["ns/name", …]}` of a port's client certificate validation.
+    public static func clientValidation(_ validation: FrontendValidation) -> JSONValue {
+        .object([
+            "mode": .string(validation.mode.rawValue),
+            "caCertificateRefs": .array(validation.caCertificateRefs.map { .string($0.description) }),
+        ])
     }
 
     /// `{"namespace", "name"}` of an object.

@@ -32,11 +32,15 @@ struct GatewayStageModelTests {
             if chance(20) { listeners.append(Listener(name: "alt", port: 8080, protocol: "HTTP")) }
             // A second listener with the first one's hostname: both conflicted, neither served.
             if chance(15) { listeners.append(Listener(name: "dup", hostname: listeners[0].hostname, port: 80, protocol: "HTTP")) }
+            // Client certificate validation with the ConfigMap `ca` (of the Gateway's namespace or demo's).
+            let tls: GatewayWideTLSConfig? = chance(40) ? GatewayWideTLSConfig(frontend: FrontendTLSConfig(default: FrontendTLSSettings(validation: FrontendTLSValidation(
+                caCertificateRefs: [ObjectReference(kind: "ConfigMap", name: "ca", namespace: pick([nil, "demo"]))],
+                mode: pick([nil, "AllowInsecureFallback"]))))) : nil
             return Gateway(
                 metadata: ObjectMeta(name: key.name, namespace: key.namespace, generation: Int64(rng.next() % 5)),
                 spec: GatewaySpec(
                     gatewayClassName: pick(["portway", "portway", "foreign", "missing"]), listeners: listeners,
-                    allowedListeners: chance(60) ? AllowedListeners(namespaces: RouteNamespaces(from: pick(["All", "Same", "None"]))) : nil))
+                    allowedListeners: chance(60) ? AllowedListeners(namespaces: RouteNamespaces(from: pick(["All", "Same", "None"]))) : nil, tls: tls))
         }
 
         mutating func route(_ key: ObjectKey) -> HTTPRoute {
@@ -69,7 +73,7 @@ struct GatewayStageModelTests {
 
         /// One random change.
         mutating func change() -> ClusterChange {
-            switch rng.next() % 12 {
+            switch rng.next() % 13 {
             case 0:
                 let key = pick(gateways)
                 return .gateways(key, chance(20) ? [] : [gateway(key)])
@@ -122,6 +126,11 @@ struct GatewayStageModelTests {
                 return .listenerSets(key, chance(20) ? [] : [ListenerSet(
                     metadata: ObjectMeta(name: key.name, namespace: key.namespace, generation: 1, creationTimestamp: "2026-11-2\(rng.next() % 9)T00:00:00Z"),
                     spec: ListenerSetSpec(parentRef: ListenerSetParentReference(namespace: gateway.namespace, name: gateway.name), listeners: listeners))])
+            case 11:
+                let key = ObjectKey(namespace: pick(["demo", "other"]), name: "ca")
+                return .configMaps(key, chance(25) ? [] : [ConfigMap(
+                    metadata: ObjectMeta(name: "ca", namespace: key.namespace),
+                    data: ["ca.crt": pick(["-----BEGIN CERTIFICATE-----\nMAEB\n-----END CERTIFICATE-----\n", "-----BEGIN CERTIFICATE-----\nMAEC\n-----END CERTIFICATE-----\n", "garbage"])])])
             default:
                 let key = ObjectKey(namespace: "demo", name: "cert")
                 return .secrets(key, chance(25) ? [] : [Secret(

@@ -55,20 +55,25 @@ struct LocalClusterTests {
 
             // The agents' ServiceAccount token is bound by the ClusterRole of manifests/: what it needs, nothing more.
             // Secrets: read (HTTPS listeners' certificates; RBAC cannot narrow by type), never written.
+            // ConfigMaps: read (client CA certificates of spec.tls.frontend; RBAC cannot narrow by
+            // reference), never written.
             for path in [
                 "/api/v1/services", "/apis/discovery.k8s.io/v1/endpointslices", "/api/v1/nodes?fieldSelector=metadata.name%3Dnode-a", "/api/v1/namespaces",
-                "/api/v1/secrets?fieldSelector=type%3Dkubernetes.io%2Ftls",
+                "/api/v1/secrets?fieldSelector=type%3Dkubernetes.io%2Ftls", "/api/v1/configmaps",
             ] {
                 #expect(try await cluster.statusAsAgent(path) == 200, "\(path)")
             }
             // The nodes' report Leases: listed and watched in the agents' namespace only (the Role of manifests/).
             #expect(try await cluster.statusAsAgent("/apis/coordination.k8s.io/v1/namespaces/portway-system/leases?labelSelector=portway.io%2Fnode-report") == 200)
-            for path in ["/api/v1/namespaces/e2e/pods", "/api/v1/configmaps", "/apis/apps/v1/deployments", "/apis/coordination.k8s.io/v1/leases",
+            for path in ["/api/v1/namespaces/e2e/pods", "/apis/apps/v1/deployments", "/apis/coordination.k8s.io/v1/leases",
                          "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases"] {
                 #expect(try await cluster.statusAsAgent(path) == 403, "\(path)")
             }
             let secret: [String: Any] = ["apiVersion": "v1", "kind": "Secret", "metadata": ["name": "agent-made", "namespace": LocalCluster.namespace], "type": "Opaque"]
             #expect(try await cluster.statusAsAgent("/api/v1/namespaces/\(LocalCluster.namespace)/secrets", method: "POST", body: secret) == 403, "writing Secrets is forbidden")
+            let configMap: [String: Any] = ["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "agent-made", "namespace": LocalCluster.namespace], "data": ["ca.crt": "x"]]
+            #expect(try await cluster.statusAsAgent("/api/v1/namespaces/\(LocalCluster.namespace)/configmaps", method: "POST", body: configMap) == 403, "writing ConfigMaps is forbidden")
+            #expect(try await cluster.statusAsAgent("/api/v1/namespaces/kube-system/configmaps/kube-root-ca.crt", method: "DELETE") == 403, "deleting ConfigMaps is forbidden")
             try expectNoRBACTrouble(cluster)
         }
     }

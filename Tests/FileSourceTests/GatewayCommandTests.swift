@@ -339,3 +339,60 @@ private func summary(_ e: Explanation) -> String {
         }
     }
 }
+
+/// `portway routes` shows a port's client certificate validation (docs/CLI-JSON.md): the mode and
+/// the ConfigMaps whose `ca.crt` resolved, as text and JSON; absent on ports without it.
+@Suite struct RoutesClientValidationTests {
+    @Test func routesShowAPortsClientCertificateValidation() throws {
+        guard haveCommand("openssl") else {
+            print("skipping: openssl is missing")
+            return
+        }
+        let directory = try makeTempDirectory("portway-client-validation")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try makeCertificate(hostname: "example.org", path: directory + "/server")
+        try makeCertificate(hostname: "client", path: directory + "/client")
+        let ca = try String(contentsOfFile: directory + "/client.crt", encoding: .utf8)
+        let yaml = KubeYAML.join(
+            KubeYAML.gatewayClass(),
+            KubeYAML.gateway("tls", namespace: "lab", listeners: [
+                KubeYAML.listener("https", port: 443, protocol: "HTTPS", certificate: "cert"), KubeYAML.listener("https-8443", port: 8443, protocol: "HTTPS", certificate: "cert"),
+            ]).replacingOccurrences(of: "  listeners:\n", with: """
+                  tls:
+                    frontend:
+                      default: {validation: {caCertificateRefs: [{kind: ConfigMap, group: "", name: ca}]}}
+                      perPort: [{port: 8443, tls: {}}]
+                  listeners:
+
+                """),
+            KubeYAML.tlsSecret(
+                "cert", namespace: "lab", certificate: try Data(contentsOf: URL(fileURLWithPath: directory + "/server.crt")),
+                key: try Data(contentsOf: URL(fileURLWithPath: directory + "/server.key"))),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca, namespace: lab}\ndata: {ca.crt: \(String(reflecting: ca))}\n",
+            KubeYAML.gatewayService("tls", namespace: "lab", clusterIP: "10.96.0.44", ports: [
+                .init(name: "https", port: 443, targetPort: 443, nodePort: 30443), .init(name: "https-8443", port: 8443, targetPort: 8443, nodePort: 30444),
+            ]))
+        try yaml.write(toFile: directory + "/gateway.yaml", atomically: true, encoding: .utf8)
+        let options = GatewayViewOptions(directory: directory)
+        let table = try Command.routes(options, format: .table).stdout
+        #expect(table.contains("GATEWAY lab/tls PORT 443 PROXY PORT ") && table.contains(" CLIENT CERTIFICATES AllowValidOnly CA lab/ca\n"), "\(table)")
+        #expect(table.components(separatedBy: "CLIENT CERTIFICATES").count == 2, "port 8443 has none: \(table)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(Command.routes(options, format: .json).stdout.utf8)) as? [String: Any])
+        let tables = try #require(object["tables"] as? [[String: Any]])
+        #expect(tables.map { "\($0["port"] as? Int ?? 0) \($0["clientValidation"].map { "\($0)" } ?? "none")" }.count == 2)
+        let validation = try #require(tables.first { $0["port"] as? Int == 443 }?["clientValidation"] as? [String: Any])
+        #expect(validation["mode"] as? String == "AllowValidOnly")
+        #expect(validation["caCertificateRefs"] as? [String] == ["lab/ca"])
+        #expect(tables.first { $0["port"] as? Int == 8443 }?["clientValidation"] == nil)
+
+        // explain: the port's validation beside the listener.
+        let https = ExplainRequest(to: "10.96.0.44:443", host: "example.org", path: "/")
+        let text = try Command.explain(options, request: https, format: .text).stdout
+        #expect(text.contains("client certificates: AllowValidOnly, CA lab/ca: a client without a certificate of these CAs fails the TLS handshake\n"), "\(text)")
+        let other = try Command.explain(options, request: ExplainRequest(to: "10.96.0.44:8443", host: "example.org", path: "/"), format: .text).stdout
+        #expect(!other.contains("client certificates"))
+        let explained = try #require(try JSONSerialization.jsonObject(with: Data(Command.explain(options, request: https, format: .json).stdout.utf8)) as? [String: Any])
+        let listener = try #require(explained["listener"] as? [String: Any], "\(explained)")
+        #expect((listener["clientValidation"] as? [String: Any])?["caCertificateRefs"] as? [String] == ["lab/ca"])
+    }
+}

@@ -82,8 +82,9 @@ import Views
         #expect(slice.endpoints?.first?.nodeName == "node-a")
         #expect(result.snapshot.endpoints.first?.subsets?.first?.addresses?.first?.ip == "10.244.1.10")
         #expect(result.snapshot.nodes.first?.status?.addresses?.first?.address == "192.0.2.10")
+        // ConfigMaps are read (client CA certificates), keeping only `ca.crt`.
+        #expect(result.snapshot.configMaps.map { "\($0.metadata.name) \($0.data ?? ["-": "-"])" } == ["settings [:]"])
         #expect(result.ignored.map { "\($0.apiVersion) \($0.kind) \($0.name) line \($0.line ?? 0)" } == [
-            "v1 ConfigMap settings line 28",
             "apps/v1 Deployment public line 53",
             "example.org/v1 Service not-core line 57",
         ])
@@ -230,6 +231,7 @@ import Views
     @Test func addingAKindIsOneTableEntry() {
         #expect(Set(FileSource.kinds.keys) == [
             "Service", "EndpointSlice", "Endpoints", "Node", "Namespace", "Secret", "GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant", "ListenerSet",
+            "ConfigMap",
         ])
         #expect(FileSource.kinds["HTTPRoute"]?.matches(apiVersion: "gateway.networking.k8s.io/v1beta1") == true)
         #expect(FileSource.kinds["EndpointSlice"]?.matches(apiVersion: "discovery.k8s.io/v1") == true)
