@@ -108,7 +108,7 @@ import Testing
         let decoded = try JSONDecoder().decode(KubeModels.Service.self, from: Data(json.utf8))
         #expect(decoded.metadata.name == "web" && decoded.spec.clusterIP == "10.96.0.1" && decoded.status == nil)
         let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         #expect(String(decoding: try encoder.encode(decoded), as: UTF8.self) == json)
         #expect(throws: (any Error).self) { try JSONDecoder().decode(KubeModels.Service.self, from: Data(#"{"metadata":{"name":"web"}}"#.utf8)) }
 
