@@ -122,11 +122,11 @@ public struct GatewayLeaderController: ServiceLifecycle.Service {
                     if allNodes.map(Self.internalIPs) != Self.internalIPs(nodes) { due = true }
                     allNodes = nodes
                 case .source(.snapshot(let snapshot)):
-                    index = ClusterIndex(snapshot)
+                    index = ClusterIndex(Self.leaderInput(snapshot))
                     synced = true
                     due = true
                 case .source(.changes(let changes)):
-                    for change in changes {
+                    for change in changes where Self.isLeaderInput(change) {
                         let touched = index.apply(change)
                         if !touched.gateways.isEmpty || touched.services.contains(where: { $0.name.hasPrefix(GatewayServices.namePrefix) }) {
                             due = true
@@ -168,6 +168,28 @@ public struct GatewayLeaderController: ServiceLifecycle.Service {
                 retryAt = report.errors.isEmpty ? nil : ContinuousClock.now + retryDelay
             }
             return [retryAt, Self.expiry(of: reports)].compactMap { $0 }.min()
+        }
+    }
+}
+
+extension GatewayLeaderController {
+    /// What the leader's passes read of the cluster: everything but the endpoints (EndpointSlices,
+    /// Endpoints). The status and Services it writes depend on the Gateway API objects, the
+    /// Services (a backendRef's Service and port exist or not; the Gateways' own Services) and the
+    /// Nodes, never on a Service's endpoints, which are most of a cluster's objects: the pipeline
+    /// indexes them already, a second index of them cost every agent ~3 MB per 10k Services.
+    static func leaderInput(_ snapshot: ClusterSnapshot) -> ClusterSnapshot {
+        var out = snapshot
+        out.endpointSlices = []
+        out.endpoints = []
+        return out
+    }
+
+    /// Whether `change` is of a kind `leaderInput` keeps.
+    static func isLeaderInput(_ change: ClusterChange) -> Bool {
+        switch change {
+        case .endpointSlices, .endpoints: false
+        default: true
         }
     }
 }

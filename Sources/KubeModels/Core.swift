@@ -5,15 +5,50 @@
 /// core/v1 Service.
 public struct Service: KubeResource, Hashable {
     public static let resource = ResourceDescriptor(group: "", version: "v1", plural: "services", kind: "Service", namespaced: true)
-    public var metadata: ObjectMeta
-    public var spec: ServiceSpec
-    public var status: ServiceStatus?
+
+    private struct Fields: Hashable, Sendable {
+        var metadata: ObjectMeta
+        var spec: ServiceSpec
+        var status: ServiceStatus?
+    }
+    /// Held once for every copy (`SharedFields`).
+    private var fields: SharedFields<Fields>
+
+    public var metadata: ObjectMeta {
+        _read { yield fields.value.metadata }
+        _modify { SharedFields.unique(&fields); yield &fields.value.metadata }
+    }
+    public var spec: ServiceSpec {
+        _read { yield fields.value.spec }
+        _modify { SharedFields.unique(&fields); yield &fields.value.spec }
+    }
+    public var status: ServiceStatus? {
+        _read { yield fields.value.status }
+        _modify { SharedFields.unique(&fields); yield &fields.value.status }
+    }
 
     public init(metadata: ObjectMeta, spec: ServiceSpec, status: ServiceStatus? = nil) {
-        self.metadata = metadata
-        self.spec = spec
-        self.status = status
+        fields = SharedFields(Fields(metadata: metadata, spec: spec, status: status))
     }
+
+    private enum CodingKeys: String, CodingKey { case metadata, spec, status }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            metadata: try c.decode(ObjectMeta.self, forKey: .metadata), spec: try c.decode(ServiceSpec.self, forKey: .spec),
+            status: try c.decodeIfPresent(ServiceStatus.self, forKey: .status))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(metadata, forKey: .metadata)
+        try c.encode(spec, forKey: .spec)
+        try c.encodeIfPresent(status, forKey: .status)
+    }
+
+    public static func == (lhs: Service, rhs: Service) -> Bool { lhs.fields === rhs.fields || lhs.fields.value == rhs.fields.value }
+    public func hash(into hasher: inout Hasher) { fields.value.hash(into: &hasher) }
 }
 
 public struct ServiceSpec: Codable, Hashable, Sendable {
@@ -115,18 +150,56 @@ public struct EndpointSlice: KubeResource, Hashable {
     /// The label that names the Service a slice belongs to.
     public static let serviceNameLabel = "kubernetes.io/service-name"
 
-    public var metadata: ObjectMeta
+    private struct Fields: Hashable, Sendable {
+        var metadata: ObjectMeta
+        var addressType: String
+        var endpoints: [Endpoint]?
+        var ports: [EndpointPort]?
+    }
+    /// Held once for every copy (`SharedFields`).
+    private var fields: SharedFields<Fields>
+
+    public var metadata: ObjectMeta {
+        _read { yield fields.value.metadata }
+        _modify { SharedFields.unique(&fields); yield &fields.value.metadata }
+    }
     /// IPv4, IPv6 or FQDN.
-    public var addressType: String
-    public var endpoints: [Endpoint]?
-    public var ports: [EndpointPort]?
+    public var addressType: String {
+        _read { yield fields.value.addressType }
+        _modify { SharedFields.unique(&fields); yield &fields.value.addressType }
+    }
+    public var endpoints: [Endpoint]? {
+        _read { yield fields.value.endpoints }
+        _modify { SharedFields.unique(&fields); yield &fields.value.endpoints }
+    }
+    public var ports: [EndpointPort]? {
+        _read { yield fields.value.ports }
+        _modify { SharedFields.unique(&fields); yield &fields.value.ports }
+    }
 
     public init(metadata: ObjectMeta, addressType: String, endpoints: [Endpoint]? = nil, ports: [EndpointPort]? = nil) {
-        self.metadata = metadata
-        self.addressType = addressType
-        self.endpoints = endpoints
-        self.ports = ports
+        fields = SharedFields(Fields(metadata: metadata, addressType: addressType, endpoints: endpoints, ports: ports))
     }
+
+    private enum CodingKeys: String, CodingKey { case metadata, addressType, endpoints, ports }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            metadata: try c.decode(ObjectMeta.self, forKey: .metadata), addressType: try c.decode(String.self, forKey: .addressType),
+            endpoints: try c.decodeIfPresent([Endpoint].self, forKey: .endpoints), ports: try c.decodeIfPresent([EndpointPort].self, forKey: .ports))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(metadata, forKey: .metadata)
+        try c.encode(addressType, forKey: .addressType)
+        try c.encodeIfPresent(endpoints, forKey: .endpoints)
+        try c.encodeIfPresent(ports, forKey: .ports)
+    }
+
+    public static func == (lhs: EndpointSlice, rhs: EndpointSlice) -> Bool { lhs.fields === rhs.fields || lhs.fields.value == rhs.fields.value }
+    public func hash(into hasher: inout Hasher) { fields.value.hash(into: &hasher) }
 }
 
 /// One endpoint of a slice. Held compactly (a cluster has about as many as it has pods, and every
@@ -205,13 +278,42 @@ public struct EndpointPort: Codable, Hashable, Sendable {
 /// core/v1 Endpoints (the pre-EndpointSlice API, used with `--endpoints-source=endpoints`).
 public struct Endpoints: KubeResource, Hashable {
     public static let resource = ResourceDescriptor(group: "", version: "v1", plural: "endpoints", kind: "Endpoints", namespaced: true)
-    public var metadata: ObjectMeta
-    public var subsets: [EndpointSubset]?
+
+    private struct Fields: Hashable, Sendable {
+        var metadata: ObjectMeta
+        var subsets: [EndpointSubset]?
+    }
+    /// Held once for every copy (`SharedFields`).
+    private var fields: SharedFields<Fields>
+
+    public var metadata: ObjectMeta {
+        _read { yield fields.value.metadata }
+        _modify { SharedFields.unique(&fields); yield &fields.value.metadata }
+    }
+    public var subsets: [EndpointSubset]? {
+        _read { yield fields.value.subsets }
+        _modify { SharedFields.unique(&fields); yield &fields.value.subsets }
+    }
 
     public init(metadata: ObjectMeta, subsets: [EndpointSubset]? = nil) {
-        self.metadata = metadata
-        self.subsets = subsets
+        fields = SharedFields(Fields(metadata: metadata, subsets: subsets))
     }
+
+    private enum CodingKeys: String, CodingKey { case metadata, subsets }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(metadata: try c.decode(ObjectMeta.self, forKey: .metadata), subsets: try c.decodeIfPresent([EndpointSubset].self, forKey: .subsets))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(metadata, forKey: .metadata)
+        try c.encodeIfPresent(subsets, forKey: .subsets)
+    }
+
+    public static func == (lhs: Endpoints, rhs: Endpoints) -> Bool { lhs.fields === rhs.fields || lhs.fields.value == rhs.fields.value }
+    public func hash(into hasher: inout Hasher) { fields.value.hash(into: &hasher) }
 }
 
 public struct EndpointSubset: Codable, Hashable, Sendable {

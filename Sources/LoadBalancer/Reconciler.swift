@@ -162,7 +162,7 @@ public struct L4Reconciler: Sendable {
         guard let result = results[key] else { return [] }
         var out: [TranslationWarning] = []
         var claimed = Set<Frontend>()
-        for note in result.notes {
+        result.forEachNote { note in
             switch note {
             case .warning(let warning):
                 out.append(warning)

@@ -19,11 +19,29 @@ enum KeyNote: Hashable, Sendable {
 /// The translation of one Service key: its claims in emission order and its notes.
 struct KeyResult: Hashable, Sendable {
     var claims: [FrontendClaim] = []
+    /// Empty when they would be only the claims in order (no warning: the usual case, an array
+    /// per Service saved): `forEachNote` gives them back.
     var notes: [KeyNote] = []
     /// True when a port has a nodePort: the key depends on the node's addresses.
     var usesNodeAddresses = false
 
     var isEmpty: Bool { claims.isEmpty && notes.isEmpty && !usesNodeAddresses }
+
+    /// Calls `body` with each note in emission order.
+    func forEachNote(_ body: (KeyNote) -> Void) {
+        if notes.isEmpty {
+            for i in claims.indices { body(.claim(i)) }
+        } else {
+            for note in notes { body(note) }
+        }
+    }
+
+    /// Drops `notes` when they are only the claims in order.
+    mutating func compactNotes() {
+        guard notes.count == claims.count else { return }
+        for (i, note) in notes.enumerated() where note != .claim(i) { return }
+        notes = []
+    }
 }
 
 /// Translates the Services stored under one key (usually one) into their frontend claims. Pure:
@@ -44,6 +62,7 @@ struct ServiceTranslation {
     static func translate(_ key: ServiceKey, index: ClusterIndex, options: TranslatorOptions, nodeIPv4: [IPv4Address]) -> KeyResult {
         var run = ServiceTranslation(index: index, options: options, nodeIPv4: nodeIPv4)
         for service in index.services[key] ?? [] { run.translate(service, key: key) }
+        run.result.compactNotes()
         return run.result
     }
 

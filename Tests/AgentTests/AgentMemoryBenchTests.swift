@@ -57,6 +57,18 @@ struct AgentMemoryBenchTests {
         }
         print("AgentMemoryBenchTests: \(Self.services) Services and EndpointSlices created in \(ContinuousClock.now - created)")
 
+        // Each binary in turn, `rounds` times, against this one API server: before/after comparisons
+        // (PORTWAY_BENCH_MEMORY_BINARIES, space-separated; default the binary under test).
+        let environment = ProcessInfo.processInfo.environment
+        let binaries = environment["PORTWAY_BENCH_MEMORY_BINARIES"].map { $0.split(separator: " ").map(String.init) } ?? [portwayBinary!]
+        let rounds = environment["PORTWAY_BENCH_MEMORY_ROUNDS"].flatMap { Int($0) } ?? 1
+        for _ in 0..<rounds {
+            for binary in binaries { try await measure(binary: binary, plane: plane) }
+        }
+    }
+
+    /// Runs `binary`'s agent against `plane` until its first sync and trim; prints its memory.
+    func measure(binary: String, plane: EnvtestControlPlane) async throws {
         let root = try makeTempDirectory("pwmem")
         defer { try? FileManager.default.removeItem(atPath: root) }
         let fs = try BPFFSFixture.make(prefix: "pwmem-bpffs")
@@ -67,10 +79,10 @@ struct AgentMemoryBenchTests {
             token: EnvtestControlPlane.adminToken, user: "admin"
         ).write(toFile: kubeconfig, atomically: true, encoding: .utf8)
         let started = ContinuousClock.now
-        let agent = try portwayProcess(
-            ["agent", "--kubeconfig", kubeconfig, "--no-datapath", "--proxy-listen", "off", "--health-port", "0", "--bpffs", fs.directory, "--node-name", "node-a",
-             "--log-level", "debug"],
-            logPath: root + "/agent.log")
+        let agent = try Child(
+            [binary, "agent", "--kubeconfig", kubeconfig, "--no-datapath", "--proxy-listen", "off", "--health-port", "0", "--bpffs", fs.directory,
+             "--node-name", "node-a", "--log-level", "debug"],
+            stderrLog: root + "/agent.log", discardStdout: true)
         defer { agent.kill() }
         // The first sync's summary line, then the trim that follows it (both logged by the map output).
         #expect(await agent.waitForLog("maps sync: ", limit: .seconds(300)), "\(agent.log.suffix(3000))")
@@ -86,8 +98,8 @@ struct AgentMemoryBenchTests {
             return Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "0").map { $0 / 1024 } ?? 0
         }
         let trim = agent.log.split(separator: "\n").first { $0.contains("heap trimmed") }.map(String.init) ?? "no trim line"
-        print(String(format: "agent memory, real kube-apiserver, %d Services × %d endpoints (release binary: %@): synced in %@; peak (VmHWM) %.1f MB, after the sync %.1f MB (VmRSS); %@",
-                     Self.services, Self.endpointsPerService, portwayBinary ?? "?", "\(synced)", kB("VmHWM"), kB("VmRSS"), String(trim.suffix(80))))
+        print(String(format: "agent memory, real kube-apiserver, %d Services × %d endpoints (release binary: %@): synced in %@; peak (VmHWM) %.1f MB, after the sync %.1f MB (VmRSS; anonymous %.1f, files %.1f); %@",
+                     Self.services, Self.endpointsPerService, binary, "\(synced)", kB("VmHWM"), kB("VmRSS"), kB("RssAnon"), kB("RssFile"), String(trim.suffix(80))))
     }
 
     var crdDirectory: String { sharedDirectory + "/gateway-api-crds" }
