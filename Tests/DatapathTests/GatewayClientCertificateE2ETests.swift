@@ -8,29 +8,10 @@ private let clientCertificatesReady = LabPrerequisites.readyWithAgent("GatewayCl
 
 /// Scripts of the client certificate tests.
 private enum ClientCertificateScripts {
-    /// `name.py NAME PORT`: answers every request with 200 and the body NAME.
-    static let backend = #"""
-        import http.server, sys
-        name, port = sys.argv[1], int(sys.argv[2])
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            def do_GET(self):
-                body = name.encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            def log_message(self, *args):
-                pass
-        server = http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler)
-        print("ready", flush=True)
-        server.serve_forever()
-        """#
-
     /// `mtls.py ADDRESS DIR`: each stdin line is `[tls:]PORT HOST CERT`, one GET / on a new
     /// connection (over TLS with HOST as the SNI, the server's certificate not verified, presenting
-    /// DIR/CERT.crt with its key unless CERT is `-`); prints `STATUS BODY`, or `error TYPE` after
-    /// 5 s or when the handshake or the request fails.
+    /// DIR/CERT.crt with its key unless CERT is `-`); prints `STATUS NAME` (NAME: the body's first
+    /// word, the backend's name), or `error TYPE` after 5 s or when the handshake or the request fails.
     static let client = #"""
         import http.client, socket, ssl, sys
         address, directory = sys.argv[1], sys.argv[2]
@@ -49,7 +30,7 @@ private enum ClientCertificateScripts {
                     conn.sock = context.wrap_socket(socket.create_connection((address, port), timeout=5), server_hostname=host)
                 conn.request("GET", "/", headers={"Host": host})
                 r = conn.getresponse()
-                out = f"{r.status} {r.read().decode()}"
+                out = f"{r.status} {(r.read().decode().split() or [''])[0]}"  # the backend's name
                 conn.close()
             except Exception as e:
                 out = f"error {type(e).__name__}"
@@ -168,10 +149,10 @@ struct GatewayClientCertificateE2ETests {
             }
             let clientCA = try String(contentsOfFile: certs + "/client.crt", encoding: .utf8)
             let perPortCA = try String(contentsOfFile: certs + "/per-port-client.crt", encoding: .utf8)
-            try ClientCertificateScripts.backend.write(toFile: lab.scripts + "/name.py", atomically: true, encoding: .utf8)
+            try Scripts.httpBackend.write(toFile: lab.scripts + "/httpbackend.py", atomically: true, encoding: .utf8)
             try ClientCertificateScripts.client.write(toFile: lab.scripts + "/mtls.py", atomically: true, encoding: .utf8)
             for (name, ns) in [("infra-backend-v1", "\(lab.prefix)-be1"), ("infra-backend-v2", "\(lab.prefix)-be2")] {
-                let backend = try await onDedicatedThread { try lab.spawn(in: ns, [Lab.python, lab.scripts + "/name.py", name, "8081"]) }
+                let backend = try await onDedicatedThread { try lab.spawn(in: ns, [Lab.python, lab.scripts + "/httpbackend.py", name, "8081"]) }
                 #expect(await backend.line() == "ready")
             }
             let dir = lab.scripts + "/yaml"

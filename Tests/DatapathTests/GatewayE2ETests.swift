@@ -7,25 +7,6 @@ private let gatewayReady = LabPrerequisites.readyWithAgent("GatewayE2ETests")
 
 /// Python helpers for HTTP through the Gateway (written into the lab's script directory).
 private enum HTTPScripts {
-    /// `httpbackend.py NAME PORT`: answers every GET with `NAME xff=<X-Forwarded-For>` (keep-alive).
-    static let backend = #"""
-        import http.server, sys
-        name, port = sys.argv[1], int(sys.argv[2])
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            def do_GET(self):
-                body = f"{name} xff={self.headers.get('X-Forwarded-For', '-')}".encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            def log_message(self, *args):
-                pass
-        server = http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler)
-        print("ready", flush=True)
-        server.serve_forever()
-        """#
-
     /// `httpclient.py HOST PORT [CAFILE SNI]`: one keep-alive connection (TLS with SNI, trusting
     /// only CAFILE, when given); each stdin line is a Host header, optionally followed by a space
     /// and the path (default `/`), and `STATUS BODY` (or `error ...`, after 3 s without an answer)
@@ -135,7 +116,7 @@ func backendYAML(service: String, clusterIP: String, address: String) -> String 
 /// Writes the HTTP scripts, starts backend A (be1) and B (be2) on port 8081 and writes their
 /// Services `a` and `b` into a new YAML directory, which it returns.
 private func startBackends(_ lab: Lab) async throws -> String {
-    try HTTPScripts.backend.write(toFile: lab.scripts + "/httpbackend.py", atomically: true, encoding: .utf8)
+    try Scripts.httpBackend.write(toFile: lab.scripts + "/httpbackend.py", atomically: true, encoding: .utf8)
     try HTTPScripts.client.write(toFile: lab.scripts + "/httpclient.py", atomically: true, encoding: .utf8)
     try HTTPScripts.loop.write(toFile: lab.scripts + "/loop.py", atomically: true, encoding: .utf8)
     for (name, ns) in [("A", "\(lab.prefix)-be1"), ("B", "\(lab.prefix)-be2")] {

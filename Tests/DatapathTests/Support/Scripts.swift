@@ -1,6 +1,26 @@
 /// Small Python programs the end-to-end tests run inside the namespaces (python3 is a Portway
 /// dependency, see the Makefile). Written to a temporary directory by `Lab`.
 enum Scripts {
+    /// `httpbackend.py NAME PORT`: the Gateway tests' plain HTTP backend; answers every GET with
+    /// `NAME xff=<X-Forwarded-For>` (keep-alive).
+    static let httpBackend = #"""
+        import http.server, sys
+        name, port = sys.argv[1], int(sys.argv[2])
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            def do_GET(self):
+                body = f"{name} xff={self.headers.get('X-Forwarded-For', '-')}".encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            def log_message(self, *args):
+                pass
+        server = http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler)
+        print("ready", flush=True)
+        server.serve_forever()
+        """#
+
     /// `backend.py NAME PORT`: TCP and UDP echo on 0.0.0.0:PORT. Every request line / datagram is
     /// answered with `NAME PEER_IP:PEER_PORT LOCAL_IP:LOCAL_PORT` (what the backend saw), so tests
     /// can check DNAT (LOCAL is the backend's own address) and SNAT (PEER is the node). After the
