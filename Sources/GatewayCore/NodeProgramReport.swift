@@ -215,20 +215,17 @@ extension NodeProgramReport {
     /// yet, the message naming those nodes (the Gateway API's `RouteReasonPending`: "the
     /// controller has not yet reconciled the route", and a route is reconciled when every node
     /// serves it). `ResolvedRefs` stays as the build says: its reasons are about references, which
-    /// resolve or not whatever the nodes serve. When every node serves it, Accepted's message says
-    /// so. Without reports, `parents` unchanged.
+    /// resolve or not whatever the nodes serve. When every node serves it, the entries stay the
+    /// build's, message included: a route's status does not count the nodes, so a node joining or
+    /// leaving rewrites no route (a cluster has many routes). Without reports, `parents` unchanged.
     public static func applying(_ reports: [String: NodeProgramReport], toRoute parents: [RouteParentStatus], route: NamespacedName, generation: Int64) -> [RouteParentStatus] {
-        guard let verdict = programmed(route, kind: .httpRoute, generation: generation, reports: reports) else { return parents }
+        guard let verdict = programmed(route, kind: .httpRoute, generation: generation, reports: reports), !verdict.programmed else { return parents }
         return parents.map { parent in
             var out = parent
             guard let i = parent.conditions?.firstIndex(where: { $0.type == "Accepted" }), parent.conditions?[i].status == "True" else { return parent }
-            if verdict.programmed {
-                out.conditions?[i].message = "\(parent.conditions?[i].message ?? "accepted"); \(verdict.message)"
-            } else {
-                out.conditions?[i].status = "False"
-                out.conditions?[i].reason = "Pending"
-                out.conditions?[i].message = verdict.message
-            }
+            out.conditions?[i].status = "False"
+            out.conditions?[i].reason = "Pending"
+            out.conditions?[i].message = verdict.message
             return out
         }
     }
