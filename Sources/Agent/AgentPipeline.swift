@@ -110,7 +110,14 @@ public struct AgentPipeline: Sendable {
         source: some ClusterStateSource, outputs: [any L4MapOutput], inheritedProxyPorts: [Frontend: UInt16] = [:]
     ) -> [any ServiceLifecycle.Service] {
         let loop = CoalescingLoop<PipelineEvent>()
-        let runners = outputs.map { OutputRunner(output: $0, policy: options.retry, logger: logger) }
+        // The node's report counts a Gateway port as served once the maps hold its redirect too.
+        // The first output is the map writer (the only one the agent runs).
+        var onRedirects: (@Sendable (RedirectsWritten) -> Void)?
+        if let proxy { onRedirects = { @Sendable redirects in proxy.redirectsWritten(redirects) } }
+        let runners = outputs.enumerated().map { i, output in
+            OutputRunner(output: output, policy: options.retry, logger: logger, onRedirects: i == 0 ? onRedirects : nil)
+        }
+        if !outputs.isEmpty { proxy?.expectRedirects() }
         let reconciler = ReconcileService(
             options: options, loop: loop, runners: runners, proxy: proxy, onGatewayBuild: onGatewayBuild,
             inheritedProxyPorts: inheritedProxyPorts, logger: logger)
@@ -178,6 +185,7 @@ struct ReconcileService: ServiceLifecycle.Service {
         // The tables name certificate Secrets only; their bytes change on their own (a rotation).
         var publishedCertificates: [NamespacedName: TLSMaterial] = [:]
         var publishedReport: NodeProgramReport?
+        var draft: NodeProgramReport?
         var gatewayWarnings = Set<GatewayWarning>()
         // What the proxy does not serve (listeners left out, ports nothing listens on), logged on change.
         var servingWarnings = Set<GatewayWarning>()
@@ -232,6 +240,7 @@ struct ReconcileService: ServiceLifecycle.Service {
                 nextResync = nil
             }
             flush()
+            let builtGateways = synced && gatewayWork != .none
             if synced && gatewayWork != .none && !gateway.isIdle(index: reconciler.index) {
                 // Gateway frontends go to the proxy; a Service port whose Gateway came or went is
                 // sent again, marked or not.
@@ -273,7 +282,15 @@ struct ReconcileService: ServiceLifecycle.Service {
                 let certificates = gateway.state.certificates
                 // What the proxy is to serve, per Gateway generation: a generation bump that
                 // changes no table is news to the leader too (the node's report).
-                let report = NodeProgramReport.draft(state: gateway.state, index: reconciler.index)
+                // Drafted again only after a Gateway build (it reads every route: not per endpoint change).
+                if builtGateways || draft == nil { draft = NodeProgramReport.draft(state: gateway.state, index: reconciler.index) }
+                var report = draft ?? NodeProgramReport()
+                // A listener port whose Service has no frontend here yet has no proxy port: not served.
+                for table in gateway.state.tables where gateway.proxyPort(gateway: table.gateway, port: table.port) == nil {
+                    let message = "the Gateway's Service has no frontend on this node yet"
+                    report.gateways[table.gateway.description]?.wait(for: "port \(table.port)", message)
+                    for set in Set(table.listeners.compactMap(\.listenerSet)) { report.listenerSets?[set.description]?.wait(for: "port \(table.port)", message) }
+                }
                 if tables != publishedTables || certificates != publishedCertificates || report != publishedReport {
                     proxy.publish(tables, certificates: certificates, report: report)
                     publishedTables = tables

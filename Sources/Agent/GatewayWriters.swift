@@ -71,8 +71,9 @@ public final class GatewayWriters: Sendable {
     public func reset() { written.withLock { $0 = [:] } }
 
     /// One pass over `snapshot`: Services, then status. `reports`: the live nodes' reports of what
-    /// they serve (node → report); a Gateway is `Programmed` only when every one serves its
-    /// generation with no failure (`NodeProgramReport.applying`). None: the build's status as it is.
+    /// they serve (node → report); a Gateway or ListenerSet is `Programmed`, and an HTTPRoute's
+    /// parent `Accepted`, only when every one serves its generation with no failure
+    /// (`NodeProgramReport.applying`). None: the build's status as it is.
     public func write(_ snapshot: ClusterSnapshot, reports: [String: NodeProgramReport] = [:]) async -> GatewayWriteReport {
         // The plan every node makes, from scratch: the leader writes the status and Services it implies.
         let state = GatewayPlan(index: ClusterIndex(snapshot), options: options).state
@@ -107,6 +108,7 @@ public final class GatewayWriters: Sendable {
         // ListenerSets of Portway's Gateways: conditions and listeners (transition times kept as a Gateway's).
         for (key, status) in state.status.listenerSets.sorted(by: { $0.key < $1.key }) {
             guard let object = snapshot.listenerSets.first(where: { Self.key($0.metadata) == key }) else { continue }
+            let status = NodeProgramReport.applying(reports, to: status, listenerSet: key, generation: object.metadata.generation ?? 0)
             await writeStatus(object, into: &report) { current in
                 var out = current
                 let merged = GatewayStatusMerge.mergeGatewayStatus(
@@ -118,7 +120,8 @@ public final class GatewayWriters: Sendable {
         }
         for route in snapshot.httpRoutes.sorted(by: { Self.key($0.metadata) < Self.key($1.metadata) }) {
             let key = Self.key(route.metadata)
-            let ours = state.status.routes[key] ?? []
+            let ours = NodeProgramReport.applying(
+                reports, toRoute: state.status.routes[key] ?? [], route: key, generation: route.metadata.generation ?? 0)
             // Routes that never had a Portway parent and have none now: nothing to do, no read.
             guard !ours.isEmpty || route.status?.parents?.contains(where: { $0.controllerName == options.controllerName }) == true else { continue }
             await writeStatus(route, into: &report) { current in

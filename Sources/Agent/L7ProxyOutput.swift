@@ -46,8 +46,13 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
     /// the pipeline's draft with the listeners whose certificate did not load or whose port did not open.
     private let onProgrammed: (@Sendable (NodeProgramReport) -> Void)?
 
+    /// Whether the node's report waits for the map writer's redirects (`redirectsWritten`): set
+    /// by the pipeline that has a map output, before it runs.
+    private let redirectsExpected = Atomic<Bool>(false)
+
     enum Message: Sendable {
         case tables([UInt16: PortRouteTable], certificates: [NamespacedName: TLSMaterial], report: NodeProgramReport?)
+        case redirects(RedirectsWritten)
     }
 
     /// - Parameters:
@@ -100,6 +105,13 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
         loop.send(.tables(tables, certificates: certificates, report: report))
     }
 
+    /// From now on a Gateway port counts as served in the node's report only once the map
+    /// writer says its L7LB redirect is written (`redirectsWritten`).
+    func expectRedirects() { redirectsExpected.store(true, ordering: .relaxed) }
+
+    /// What the map writer holds of the L7LB redirects now (its `OutputRunner`).
+    func redirectsWritten(_ redirects: RedirectsWritten) { loop.send(.redirects(redirects)) }
+
     /// How long the stop may take after the drain: closing what is left and stopping the event
     /// loops. The whole shutdown takes at most `drainTimeout` + this, busy event loops or not.
     public static let stopTimeout: Duration = .seconds(1)
@@ -134,15 +146,19 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
         var draft: NodeProgramReport?
         // Per port: listener → why the proxy does not serve it (a certificate, the port itself).
         var portFailures: [UInt16: [String: String]] = [:]
+        var redirects = RedirectsWritten()
         await loop.run { batch, _ in
             var changed = false
             for message in batch {
-                if case .tables(let tables, let certs, let report) = message {
+                switch message {
+                case .tables(let tables, let certs, let report):
                     wanted = tables
                     certificates = certs
                     draft = report
                     changed = true
                     attempt = 0
+                case .redirects(let written):
+                    redirects = written
                 }
             }
             // The router first: a port opened next serves its table from its first connection.
@@ -156,7 +172,8 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
             onApplied?(proxy.ports)
             onPending?(failed)
             if let draft, let onProgrammed {
-                onProgrammed(Self.report(draft, tables: wanted, failures: portFailures, failedPorts: failed))
+                let report = Self.report(draft, tables: wanted, failures: portFailures, failedPorts: failed)
+                onProgrammed(redirectsExpected.load(ordering: .relaxed) ? Self.report(report, tables: wanted, redirects: redirects) : report)
             }
             if !failed.isEmpty {
                 attempt += 1
@@ -172,20 +189,42 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
         }
     }
 
-    /// `draft` with what the proxy failed to serve: per Gateway, the listeners of a port whose
-    /// certificate did not load, and every listener of a port that is not listening.
+    /// `draft` with what the proxy failed to serve: per Gateway (or its ListenerSet, for a
+    /// listener of one), the listeners of a port whose certificate did not load, and every
+    /// listener of a port that is not listening.
     static func report(
         _ draft: NodeProgramReport, tables: [UInt16: PortRouteTable], failures: [UInt16: [String: String]], failedPorts: Set<UInt16>
     ) -> NodeProgramReport {
         var out = draft
         for (port, table) in tables.sorted(by: { $0.key < $1.key }) {
-            let key = table.gateway.description
-            guard var program = out.gateways[key] else { continue }
-            for (listener, message) in (failures[port] ?? [:]).sorted(by: { $0.key < $1.key }) { program.fail(listener: listener, message) }
-            if failedPorts.contains(port) {
-                for listener in table.listeners { program.fail(listener: listener.name, "proxy port \(port) is not listening") }
+            let listenerSets = Dictionary(table.listeners.map { ($0.name, $0.listenerSet) }, uniquingKeysWith: { first, _ in first })
+            for (listener, message) in (failures[port] ?? [:]).sorted(by: { $0.key < $1.key }) {
+                out.fail(gateway: table.gateway, listenerSet: listenerSets[listener] ?? nil, listener: listener, message)
             }
-            out.gateways[key] = program
+            if failedPorts.contains(port) {
+                for listener in table.listeners {
+                    out.fail(gateway: table.gateway, listenerSet: listener.listenerSet, listener: listener.name, "proxy port \(port) is not listening")
+                }
+            }
+        }
+        return out
+    }
+
+    /// `report` with the map writer's half: a Gateway port whose redirect to its proxy port
+    /// failed to be written is a failure of each of its listeners (a full map, a failed write);
+    /// one whose redirect is not written yet keeps its Gateway (and ListenerSets) pending.
+    static func report(_ report: NodeProgramReport, tables: [UInt16: PortRouteTable], redirects: RedirectsWritten) -> NodeProgramReport {
+        var out = report
+        for (proxyPort, table) in tables.sorted(by: { $0.key < $1.key }) {
+            if let why = redirects.failed[proxyPort] {
+                for listener in table.listeners {
+                    out.fail(gateway: table.gateway, listenerSet: listener.listenerSet, listener: listener.name, "redirect to proxy port \(proxyPort) not written to the maps: \(why)")
+                }
+            } else if redirects.written[proxyPort, default: 0] == 0 {
+                let message = "the redirect to proxy port \(proxyPort) is not in the maps yet"
+                out.gateways[table.gateway.description]?.wait(for: "port \(table.port)", message)
+                for set in Set(table.listeners.compactMap(\.listenerSet)) { out.listenerSets?[set.description]?.wait(for: "port \(table.port)", message) }
+            }
         }
         return out
     }

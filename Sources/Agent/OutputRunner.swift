@@ -9,6 +9,21 @@ enum OutputMessage: Sendable {
     case repair(DesiredL4State)
 }
 
+/// What an output holds of the L7LB redirects (the frontends flagged `l7-load-balancer` that hand
+/// their connections to a proxy port), by proxy port: the node's report counts a Gateway port as
+/// served only once its redirect is written (`L7ProxyOutput`).
+public struct RedirectsWritten: Hashable, Sendable {
+    /// Proxy port → how many frontends redirecting to it are written.
+    public var written: [UInt16: Int] = [:]
+    /// Proxy port → why a frontend redirecting to it could not be written (the first one).
+    public var failed: [UInt16: String] = [:]
+
+    public init(written: [UInt16: Int] = [:], failed: [UInt16: String] = [:]) {
+        self.written = written
+        self.failed = failed
+    }
+}
+
 /// Lets a log line of a given cause through once per `interval`; the repeats in between go to the
 /// debug log and are counted, and the next line let through says how many there were. What fails
 /// on every retry pass (a map too small) is then logged once a minute, not once a pass.
@@ -49,16 +64,20 @@ final class OutputRunner: Sendable {
     let repeatInterval: Duration
     /// Called after each step with the report (tests, metrics).
     let onReport: (@Sendable (OutputReport) -> Void)?
+    /// Called after each step that may have changed them with the L7LB redirects written (the
+    /// node's report to the leader).
+    let onRedirects: (@Sendable (RedirectsWritten) -> Void)?
 
     init(
         output: any L4MapOutput, policy: BackoffPolicy, logger: Logger, repeatInterval: Duration = .seconds(60),
-        onReport: (@Sendable (OutputReport) -> Void)? = nil
+        onReport: (@Sendable (OutputReport) -> Void)? = nil, onRedirects: (@Sendable (RedirectsWritten) -> Void)? = nil
     ) {
         self.output = output
         self.policy = policy
         self.logger = logger
         self.repeatInterval = repeatInterval
         self.onReport = onReport
+        self.onRedirects = onRedirects
     }
 
     func send(_ message: OutputMessage) { loop.send(message) }
@@ -75,12 +94,53 @@ final class OutputRunner: Sendable {
         /// Changes whose call failed as a whole: sent again when due (newer changes replace them).
         var pendingChanges: FrontendChanges = [:]
         var limiter: RepeatLimiter
+        /// The L7LB frontends sent to the output, with their proxy port (few: a Gateway's Service ports).
+        var redirects: [Frontend: UInt16] = [:]
+        /// Why each failing frontend failed, as the output said.
+        var failingBecause: [Frontend: String] = [:]
+        /// What `onRedirects` was last told.
+        var toldRedirects: RedirectsWritten?
     }
 
     func run() async {
         var state = State(limiter: RepeatLimiter(interval: repeatInterval))
         await loop.run { messages, _ in
-            await self.step(messages, &state)
+            let due = await self.step(messages, &state)
+            self.tellRedirects(&state)
+            return due
+        }
+    }
+
+    /// Tells `onRedirects` what of the L7LB redirects sent is written now: not a failing
+    /// frontend, nor one of a call that threw (sent again when due).
+    private func tellRedirects(_ state: inout State) {
+        guard let onRedirects else { return }
+        var out = RedirectsWritten()
+        let unsent = state.pendingFull != nil
+        for (frontend, port) in state.redirects.sorted(by: { $0.key.description < $1.key.description }) {
+            if state.failing.contains(frontend) {
+                if out.failed[port] == nil { out.failed[port] = "\(frontend): \(state.failingBecause[frontend] ?? "not written")" }
+            } else if !unsent && state.pendingChanges.index(forKey: frontend) == nil {
+                out.written[port, default: 0] += 1
+            }
+        }
+        guard out != state.toldRedirects else { return }
+        state.toldRedirects = out
+        onRedirects(out)
+    }
+
+    /// `redirects` after `message`: the L7LB frontends it sends, with their proxy ports.
+    static func track(_ message: OutputMessage, _ redirects: inout [Frontend: UInt16]) {
+        func port(_ entry: FrontendEntry?) -> UInt16? {
+            guard let entry, entry.flags.contains(.l7LoadBalancer), let port = entry.l7ProxyPort, port != 0 else { return nil }
+            return port
+        }
+        switch message {
+        case .sync(let desired), .repair(let desired):
+            redirects = [:]
+            for entry in desired.entries { if let p = port(entry) { redirects[entry.frontend] = p } }
+        case .changes(let changes):
+            for (frontend, entry) in changes { redirects[frontend] = port(entry) }
         }
     }
 
@@ -91,6 +151,7 @@ final class OutputRunner: Sendable {
         var full: (state: DesiredL4State, repair: Bool)?
         var changes: FrontendChanges = [:]
         for message in messages {
+            if onRedirects != nil { Self.track(message, &state.redirects) }
             switch message {
             case .sync(let desired): full = (desired, false); changes = [:]
             case .repair(let desired): full = (desired, true); changes = [:]
@@ -113,6 +174,7 @@ final class OutputRunner: Sendable {
                 let report = full.repair ? try await output.repair(full.state) : try await output.sync(full.state)
                 log(report, full.repair ? "repair" : "sync", &state.limiter)
                 failedNow = report.failed
+                state.failingBecause.merge(report.failedBecause) { _, new in new }
             } catch {
                 guard !Self.isCancellation(error) else { return nil }
                 logger.error("\(output.name) \(full.repair ? "repair" : "sync") failed: \(error); trying again")
@@ -124,6 +186,7 @@ final class OutputRunner: Sendable {
             do {
                 let report = try await output.apply(changes)
                 log(report, "sync", &state.limiter)
+                state.failingBecause.merge(report.failedBecause) { _, new in new }
                 // Frontends of these changes that fail join the failing; the others left them.
                 var failing = (failedNow ?? state.failing).subtracting(changes.keys)
                 failing.formUnion(report.failed)
@@ -136,11 +199,13 @@ final class OutputRunner: Sendable {
             }
         }
         if let failedNow { state.failing = failedNow }
+        state.failingBecause = state.failingBecause.filter { state.failing.contains($0.key) }
         if retryDue, !state.failing.isEmpty {
             // The output programs its own failures again (and what a thrown call did not reach).
             do {
                 let report = try await output.retryFailed()
                 log(report, "retry of \(state.failing.count) frontends", &state.limiter)
+                state.failingBecause.merge(report.failedBecause) { _, new in new }
                 let recovered = state.failing.subtracting(report.failed)
                 if !recovered.isEmpty {
                     let named = recovered.sorted { $0.description < $1.description }.prefix(3).map(\.description).joined(separator: ", ")

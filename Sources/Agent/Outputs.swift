@@ -29,6 +29,9 @@ public struct OutputReport: Sendable {
     public var notes: [String]
     /// Lines for the debug log as they are (e.g. the heap trim after a full sync).
     public var debug: [String] = []
+    /// Why each frontend of `failed` failed, when the output says (the map writer's error), for
+    /// the node's report of the Gateway redirects it could not write.
+    public var failedBecause: [Frontend: String] = [:]
 
     public init(failed: Set<Frontend> = [], summary: String = "", errors: [Problem] = [], warnings: [String] = [], notes: [String] = []) {
         self.failed = failed
@@ -116,9 +119,11 @@ public final class MapWriterOutput: L4MapOutput {
             let more = summary.repaired.count > SyncFailureGroup.examples ? " and \(summary.repaired.count - SyncFailureGroup.examples) more" : ""
             warnings.append("repaired \(summary.repaired.count) entries changed outside the agent: \(named)\(more)")
         }
-        return OutputReport(
+        var out = OutputReport(
             failed: Set(summary.failures.compactMap(\.frontend)), summary: summary.description,
             errors: summary.failureGroups.map { OutputReport.Problem(cause: "\($0.error.cause)", line: $0.description) },
             warnings: warnings, notes: summary.skipped)
+        for failure in summary.failures { if let frontend = failure.frontend, out.failedBecause[frontend] == nil { out.failedBecause[frontend] = "\(failure.error)" } }
+        return out
     }
 }

@@ -124,21 +124,42 @@ public struct ExplainNodeReport: Hashable, Sendable {
     public var generation: Int64?
     /// Listener → why the node does not serve it.
     public var failures: [String: String]
+    /// Why the node does not serve the generation yet though nothing failed (a port whose redirect
+    /// is not in its maps yet, or whose Service has no frontend there yet): "port N" → what it waits for.
+    public var waiting: [String: String]
     /// `programmed` (this generation, no failure), `failed`, `pending` (an older generation or
-    /// none), `absent` (the node publishes no report).
+    /// none, or something awaited), `absent` (the node publishes no report).
     public var state: String
 
-    /// The entry of `report` (nil: the node has none) for `gateway` at `generation`.
-    public init(node: String, gateway: NamespacedName, gatewayGeneration: Int64, report: NodeProgramReport?) {
+    /// The winning HTTPRoute, its generation in the objects read, and the generation this node
+    /// serves (nil: none); nil when no route wins.
+    public var route: (name: NamespacedName, generation: Int64, served: Int64?)?
+
+    public static func == (a: Self, b: Self) -> Bool {
+        (a.node, a.gatewayGeneration, a.generation, a.failures, a.waiting, a.state) == (b.node, b.gatewayGeneration, b.generation, b.failures, b.waiting, b.state)
+            && a.route?.name == b.route?.name && a.route?.generation == b.route?.generation && a.route?.served == b.route?.served
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(node)
+        hasher.combine(state)
+        hasher.combine(route?.name)
+    }
+
+    /// The entry of `report` (nil: the node has none) for `gateway` at `generation`, and for the
+    /// winning `route` (its name and generation in the objects read) when one wins.
+    public init(node: String, gateway: NamespacedName, gatewayGeneration: Int64, report: NodeProgramReport?, route: (name: NamespacedName, generation: Int64)? = nil) {
         self.node = node
         self.gatewayGeneration = gatewayGeneration
+        self.route = route.map { ($0.name, $0.generation, report?.routeGeneration($0.name)) }
         let program = report?.gateways[gateway.description]
         generation = program?.generation
         failures = program?.failures ?? [:]
+        waiting = program?.pending ?? [:]
         if report == nil {
             state = "absent"
         } else if let program, program.generation >= gatewayGeneration {
-            state = failures.isEmpty ? "programmed" : "failed"
+            state = !failures.isEmpty ? "failed" : waiting.isEmpty ? "programmed" : "pending"
         } else {
             state = "pending"
         }
@@ -153,6 +174,10 @@ public struct ExplainNodeReport: Hashable, Sendable {
         default: out += "serves generation \(generation ?? 0)"
         }
         for (listener, message) in failures.sorted(by: { $0.key < $1.key }) { out += "; listener \(listener): \(message)" }
+        for (key, message) in waiting.sorted(by: { $0.key < $1.key }) { out += "; \(key): \(message)" }
+        if let route {
+            out += "; route \(route.name) " + (route.served.map { "at generation \($0)" } ?? "not served") + " (the route is at \(route.generation))"
+        }
         return out
     }
 }

@@ -52,13 +52,16 @@ struct ListenerFacts {
     /// Why a caCertificateRef of that validation did not resolve: (reason, message) of the first
     /// bad one, and whether none did (the listener is then not accepted: NoValidCACertificate).
     var caProblem: (reason: String, message: String, noneValid: Bool)?
+    /// Why its Gateway is not accepted (InvalidParameters, UnsupportedAddress): a listener of an
+    /// unaccepted Gateway is not served (the spec: a Gateway that is not accepted is not programmed).
+    var gatewayRefused: String?
 
     /// Not accepted when conflicted, of a protocol Portway does not serve, or asking for client
     /// certificate validation with no CA certificate that resolved (never served without it).
     var accepted: Bool { protocolSupported && conflict == nil && !(caProblem?.noneValid ?? false) }
     /// Served when accepted, with its certificates, for the route kinds it supports (an invalid
     /// kind beside HTTPRoute makes ResolvedRefs False but does not stop HTTPRoutes).
-    var programmed: Bool { accepted && certificateProblem == nil && !supportedKinds.isEmpty }
+    var programmed: Bool { accepted && certificateProblem == nil && !supportedKinds.isEmpty && gatewayRefused == nil }
 
     /// Why it is not programmed, as its status says it: (condition, reason, message); nil when it is.
     var unserved: (condition: String, reason: String, message: String)? {
@@ -69,6 +72,7 @@ struct ListenerFacts {
         if let ca = caProblem, ca.noneValid { return ("Accepted", "NoValidCACertificate", ca.message) }
         if supportedKinds.isEmpty { return ("ResolvedRefs", "InvalidRouteKinds", "no route kind Portway serves is allowed (only HTTPRoute is supported)") }
         if let problem = certificateProblem { return ("ResolvedRefs", problem.reason, problem.message) }
+        if let gatewayRefused { return ("Programmed", "Invalid", "the Gateway is not accepted (\(gatewayRefused))") }
         return nil
     }
 }
@@ -228,7 +232,10 @@ struct GatewayBuild {
 
         // Tables, Gateway status and the listeners left out.
         for gatewayKey in state.ownedGateways {
-            guard let served = gateways[gatewayKey] else { continue }
+            guard var served = gateways[gatewayKey] else { continue }
+            if let refused = refusal(served.gateway) {
+                for i in served.listeners.indices { served.listeners[i].gatewayRefused = refused.reason }
+            }
             buildTables(gatewayKey, listeners: served.listeners, routes: routeFacts)
             state.status.gateways[gatewayKey] = gatewayStatus(served.gateway, listeners: served.listeners.filter { $0.listenerSet == nil })
             let sets = listenerSetsByGateway[gatewayKey] ?? []
@@ -743,6 +750,20 @@ struct GatewayBuild {
         return conditions
     }
 
+    /// Why the Gateway itself is not accepted, whatever its listeners: (reason, message); nil when it is.
+    private func refusal(_ gateway: Gateway) -> (reason: String, message: String)? {
+        if let ref = gateway.spec.infrastructure?.parametersRef {
+            // Portway defines no parameters kind: any reference is one it cannot resolve (GatewayInvalidParametersRef).
+            return ("InvalidParameters", "spec.infrastructure.parametersRef \(ref.group)/\(ref.kind) \(ref.name): Portway takes no parameters; remove the reference")
+        }
+        if let addresses = gateway.spec.addresses, addresses.contains(where: { !($0.value ?? "").isEmpty }) {
+            // An entry without a value asks for any address (GatewayAddressEmpty): the Service's are
+            // that. A static address is one Portway cannot assign (GatewayStaticAddresses).
+            return ("UnsupportedAddress", "spec.addresses with a value is not supported; the address comes from the Gateway's Service")
+        }
+        return nil
+    }
+
     private func gatewayStatus(_ gateway: Gateway, listeners: [ListenerFacts]) -> GatewayStatus {
         let meta = gateway.metadata
         var statuses: [ListenerStatus] = []
@@ -755,16 +776,9 @@ struct GatewayBuild {
         // with Accepted True as long as one listener is.
         let invalid = listeners.filter { !$0.accepted }.map { "\($0.listener.name) (\($0.unserved?.reason ?? "invalid"))" }
         let valid = listeners.filter(\.accepted).map(\.listener.name)
-        if let ref = gateway.spec.infrastructure?.parametersRef {
-            // Portway defines no parameters kind: any reference is one it cannot resolve (GatewayInvalidParametersRef).
-            conditions.append(condition(
-                "Accepted", false, "InvalidParameters",
-                "spec.infrastructure.parametersRef \(ref.group)/\(ref.kind) \(ref.name): Portway takes no parameters; remove the reference", meta))
-        } else if let addresses = gateway.spec.addresses, addresses.contains(where: { !($0.value ?? "").isEmpty }) {
-            // An entry without a value asks for any address (GatewayAddressEmpty): the Service's are
-            // that. A static address is one Portway cannot assign (GatewayStaticAddresses).
-            conditions.append(condition(
-                "Accepted", false, "UnsupportedAddress", "spec.addresses with a value is not supported; the address comes from the Gateway's Service", meta))
+        let refused = refusal(gateway)
+        if let refused {
+            conditions.append(condition("Accepted", false, refused.reason, refused.message, meta))
         } else if !listeners.isEmpty, valid.isEmpty {
             conditions.append(condition("Accepted", false, "ListenersNotValid", "no listener is valid: \(invalid.joined(separator: ", "))", meta))
         } else if !invalid.isEmpty {
@@ -777,6 +791,8 @@ struct GatewayBuild {
             conditions.append(addresses.isEmpty
                 ? condition("Programmed", false, "AddressNotAssigned", "the Gateway's Service (\(GatewayServices.serviceName(gateway: gateway.metadata.name))) has no address yet (no Service, a LoadBalancer without ingress, or no Node with an InternalIP)", meta)
                 : condition("Programmed", true, "Programmed", "served by every node's proxy", meta))
+        } else if let refused {
+            conditions.append(condition("Programmed", false, "Invalid", "not served: the Gateway is not accepted (\(refused.reason))", meta))
         } else {
             conditions.append(condition("Programmed", false, "Invalid", "no listener is programmed", meta))
         }

@@ -226,8 +226,11 @@ extension Command {
         // No report at all (no agent publishes one there): nothing to say, the output stays what `-f` gives.
         if let nodeReports, !nodeReports.isEmpty, let gateway = explanation.gateway {
             let object = view.snapshot.gateways.first { ($0.metadata.namespace ?? "") == gateway.namespace && $0.metadata.name == gateway.name }
+            let route = explanation.decision?.entry.map { entry in
+                (entry.route, view.snapshot.httpRoutes.first { ($0.metadata.namespace ?? "") == entry.route.namespace && $0.metadata.name == entry.route.name }?.metadata.generation ?? 0)
+            }
             explanation.nodeReport = ExplainNodeReport(
-                node: view.nodeName, gateway: gateway, gatewayGeneration: object?.metadata.generation ?? 0, report: nodeReports[view.nodeName])
+                node: view.nodeName, gateway: gateway, gatewayGeneration: object?.metadata.generation ?? 0, report: nodeReports[view.nodeName], route: route)
         }
         switch format {
         case .json: return (JSONValue.object(explanation.json).rendered() + "\n", explanation)

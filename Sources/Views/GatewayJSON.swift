@@ -56,10 +56,20 @@ extension Explanation {
         out["warnings"] = .array(warnings.map { .object(["kind": .string($0.kind), "message": .string($0.message)]) })
         if let report = nodeReport {
             let failures = report.failures.sorted { $0.key < $1.key }.map { JSONObject.Member(key: $0.key, value: .string($0.value)) }
-            out["nodeReport"] = .object([
+            let waiting = report.waiting.sorted { $0.key < $1.key }.map { JSONObject.Member(key: $0.key, value: .string($0.value)) }
+            var route = JSONValue.null
+            if let winner = report.route {
+                let fields: JSONObject = [
+                    "name": .string(winner.name.description), "generation": .int(Int(winner.generation)), "served": .integer(winner.served),
+                ]
+                route = .object(fields)
+            }
+            let fields: JSONObject = [
                 "failures": .object(JSONObject(failures)), "gatewayGeneration": .int(Int(report.gatewayGeneration)),
                 "generation": .integer(report.generation), "node": .string(report.node), "state": .string(report.state),
-            ])
+                "waiting": .object(JSONObject(waiting)), "route": route,
+            ]
+            out["nodeReport"] = .object(fields)
         }
         return out
     }

@@ -54,4 +54,18 @@ import Testing
         #expect(NodeProgramReport(lease: Lease(metadata: ObjectMeta(name: "other"))) == nil)
         #expect(NodeProgramReport(json: "not json") == nil)
     }
+
+    /// The annotation stays small: 1,000 routes (named like `route-0042`, generation 12, in one
+    /// namespace) with a Gateway take ~16 KB of the 256 KB an object's annotations may hold.
+    @Test func aThousandRoutesStaySmall() throws {
+        var routes: [String: Int64] = [:]
+        for i in 0..<1000 { routes[String(format: "route-%04d", i)] = 12 }
+        let report = NodeProgramReport(gateways: ["shop/web": GatewayProgram(generation: 3)], routes: ["shop": routes])
+        let size = report.json.utf8.count
+        print("1,000 routes: \(size) bytes")
+        #expect(size < 17_000, "\(size) bytes")
+        #expect(report.json.hasPrefix(#"{"gateways":{"shop/web":{"generation":3}},"routes":{"shop":{"route-0000":12,"route-0001":12,"#), "\(report.json.prefix(120))")
+        #expect(NodeProgramReport(json: report.json) == report)
+    }
 }
+

@@ -167,4 +167,64 @@ struct GatewayStatusTruthTests {
             #expect(Self.programmed(fixed).message == "generation 1 served by all 3 nodes")
         }
     }
+
+    /// The parent entry's Accepted condition of an HTTPRoute: status, reason, message, observedGeneration; and the route's generation.
+    static func accepted(_ object: [String: Any]) -> (status: String, reason: String, message: String, observed: Int, generation: Int) {
+        let parents = (object["status"] as? [String: Any])?["parents"] as? [[String: Any]] ?? []
+        let ours = parents.first { $0["controllerName"] as? String == LocalCluster.gatewayControllerName } ?? [:]
+        let c = (ours["conditions"] as? [[String: Any]] ?? []).first { $0["type"] as? String == "Accepted" } ?? [:]
+        let generation = ((object["metadata"] as? [String: Any])?["generation"] as? NSNumber)?.intValue ?? -1
+        return (
+            c["status"] as? String ?? "", c["reason"] as? String ?? "", c["message"] as? String ?? "",
+            (c["observedGeneration"] as? NSNumber)?.intValue ?? -1, generation
+        )
+    }
+
+    @Test("A stopped agent keeps a new HTTPRoute generation's Accepted False/Pending naming that node; True once it runs again")
+    func routeAcceptedFollowsTheNodes() async throws {
+        try await withLocalCluster(nodes: Self.nodes) { cluster in
+            let ns = LocalCluster.namespace
+            try await cluster.createService("app", selector: "app", nodePort: 30093)
+            try await cluster.createWebGateway()
+            try await cluster.api("POST", "\(Self.gatewayAPI)/namespaces/\(ns)/httproutes", [
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": ["name": "shop"],
+                "spec": ["parentRefs": [["name": "web"]], "hostnames": ["shop.example.com"], "rules": [["backendRefs": [["name": "app", "port": 80]]]]],
+            ])
+            let routePath = "\(Self.gatewayAPI)/namespaces/\(ns)/httproutes/shop"
+            // Every node serves generation 1: Accepted True (the build's message: no node count).
+            let first = try await cluster.waitForObject(routePath, "Accepted True at generation 1") { object in
+                let a = Self.accepted(object)
+                return a.status == "True" && a.observed == 1
+            }
+            #expect(Self.accepted(first).reason == "Accepted")
+            let acceptedMessage = Self.accepted(first).message
+
+            // A node that lags: its agent stopped (not the leader's), then the route changes.
+            let leader = try await cluster.api("GET", "\(Self.leases)/portway-gateway-leader")
+            let holder = (leader["spec"] as? [String: Any])?["holderIdentity"] as? String
+            let lagging = try #require(Self.nodes.first { $0 != holder })
+            let pid = try #require(cluster.agents[lagging]?.process.processIdentifier)
+            #expect(kill(pid, SIGSTOP) == 0)
+            var stopped = true
+            defer { if stopped { kill(pid, SIGCONT) } }
+            try await cluster.api("PATCH", routePath, ["spec": ["hostnames": ["shop.example.com", "store.example.com"]]])
+            // The running nodes catch up; the stopped one cannot: Accepted False/Pending naming it.
+            let pending = try await cluster.waitForObject(routePath, "Accepted False/Pending, 2 of 3 nodes, naming \(lagging)") { object in
+                let a = Self.accepted(object)
+                return a.status == "False" && a.reason == "Pending" && a.generation == 2 && a.observed == 2
+                    && a.message.hasPrefix("2 of 3 nodes serve generation 2; ")
+            }
+            #expect(Self.accepted(pending).message == "2 of 3 nodes serve generation 2; \(lagging): at generation 1, not 2")
+            #expect(kill(pid, SIGCONT) == 0)
+            stopped = false
+            let resumedAt = ContinuousClock.now
+            let resumed = try await cluster.waitForObject(routePath, "Accepted True once \(lagging) runs again", timeout: .seconds(20)) {
+                let a = Self.accepted($0)
+                return a.status == "True" && a.observed == 2
+            }
+            print("Accepted True \(ContinuousClock.now - resumedAt) after \(lagging) was resumed")
+            #expect(Self.accepted(resumed).message == acceptedMessage)
+        }
+    }
 }
+

@@ -146,9 +146,23 @@ private func summary(_ e: Explanation) -> String {
         let report = try #require(object["nodeReport"] as? [String: Any])
         #expect(report["node"] as? String == nodeName)
         #expect(report["failures"] as? [String: String] == ["https": "certificate not loaded: bad"])
-        #expect(Set(report.keys) == ["node", "state", "generation", "gatewayGeneration", "failures"])
+        #expect(Set(report.keys) == ["node", "state", "generation", "gatewayGeneration", "failures", "waiting", "route"])
+        // The winning route: its generation in the objects, and the one this node serves (none here).
+        let route = try #require(report["route"] as? [String: Any])
+        let routeName = try #require(route["name"] as? String)
+        #expect(route["served"] is NSNull)
+        let split = routeName.split(separator: "/").map(String.init)
+        var serving = failing
+        serving.routes = [split[0]: [split[1]: 1000]]
+        let served = try explained([nodeName: serving]).explanation.nodeReport?.route
+        #expect(served?.served == 1000 && served?.name.description == routeName)
+        // Waiting for a port's redirect: pending, with what it waits for.
+        let waiting = NodeProgramReport(gateways: [gateway.description: GatewayProgram(generation: 1000, pending: ["port 80": "the redirect to proxy port 10000 is not in the maps yet"])])
+        let waited = try explained([nodeName: waiting])
+        #expect(waited.explanation.nodeReport?.state == "pending")
+        #expect(waited.explanation.nodeReport?.waiting == ["port 80": "the redirect to proxy port 10000 is not in the maps yet"])
         let text = try explained([nodeName: failing], .text).stdout
-        #expect(text.contains("node report (\(nodeName)): serves generation 1000; listener https: certificate not loaded: bad\n"), "\(text)")
+        #expect(text.contains("node report (\(nodeName)): serves generation 1000; listener https: certificate not loaded: bad; route \(routeName) not served (the route is at "), "\(text)")
         // Another node reports, this one does not: absent.
         #expect(try explained(["elsewhere": NodeProgramReport()]).explanation.nodeReport?.state == "absent")
         // This node at an older generation than the Gateway's: pending.

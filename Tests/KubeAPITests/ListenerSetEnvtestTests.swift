@@ -173,4 +173,74 @@ struct ListenerSetEnvtestTests {
             }
         }
     }
+
+    /// Issue 19 on the real server: with a node's report Lease, the leader writes a ListenerSet's
+    /// `Programmed` and a route parent's `Accepted` from what the node serves: Pending, naming the
+    /// node, while its report lacks them; True once it has them at their generations.
+    @Test("ListenerSet Programmed and HTTPRoute Accepted follow a node's report Lease")
+    func listenerSetAndRouteFollowTheNodeReport() async throws {
+        try await Conformance.withLeader { admin, _ in
+            let ns = Conformance.infra
+            _ = try await admin.create(Node(metadata: ObjectMeta(name: "node-x")))
+            _ = try await admin.create(Service(metadata: ObjectMeta(name: "infra-backend-v1", namespace: ns), spec: ServiceSpec(ports: [ServicePort(protocol: "TCP", port: 8080)])))
+            _ = try await admin.create(Gateway(
+                metadata: ObjectMeta(name: "gw", namespace: ns),
+                spec: GatewaySpec(
+                    gatewayClassName: "portway", listeners: [Listener(name: "http", port: 80, protocol: "HTTP")],
+                    allowedListeners: AllowedListeners(namespaces: RouteNamespaces(from: "All")))))
+            _ = try await admin.create(ListenerSet(
+                metadata: ObjectMeta(name: "set", namespace: ns),
+                spec: ListenerSetSpec(
+                    parentRef: ListenerSetParentReference(group: GatewayAPI.group, kind: "Gateway", namespace: ns, name: "gw"),
+                    listeners: [Listener(name: "one", hostname: "one.com", port: 80, protocol: "HTTP")])))
+            _ = try await admin.create(HTTPRoute(
+                metadata: ObjectMeta(name: "to-set", namespace: ns),
+                spec: HTTPRouteSpec(
+                    parentRefs: [ParentReference(group: GatewayAPI.group, kind: "ListenerSet", name: "set")],
+                    rules: [HTTPRouteRule(backendRefs: [HTTPBackendRef(name: "infra-backend-v1", port: 8080)])])))
+            // node-x's report: the Gateway only, neither the ListenerSet nor the route.
+            func lease(_ report: NodeProgramReport) -> Lease {
+                var lease = Lease(
+                    metadata: ObjectMeta(name: NodeProgramReport.leaseName(node: "node-x"), namespace: "portway-system"),
+                    spec: LeaseSpec(holderIdentity: "node-x", leaseDurationSeconds: 3600, renewTime: LeaderElectionMachine.microTime(Date())))
+                lease.metadata.labels = [NodeProgramReport.label: "node-x"]
+                lease.metadata.annotations = [NodeProgramReport.annotation: report.json]
+                return lease
+            }
+            let gatewayOnly = NodeProgramReport(gateways: ["\(ns)/gw": GatewayProgram(generation: 1)])
+            _ = try await admin.create(lease(gatewayOnly), namespace: "portway-system")
+
+            func set() async throws -> ListenerSet { try await admin.get(ListenerSet.self, name: "set", namespace: ns) }
+            func accepted() async throws -> Condition? {
+                let route = try await admin.get(HTTPRoute.self, name: "to-set", namespace: ns)
+                return route.status?.parents?.first { $0.controllerName == GatewayOptions.defaultControllerName }?.conditions?.first { $0.type == "Accepted" }
+            }
+            try await eventually("the ListenerSet Programmed False/Pending, naming node-x") {
+                let programmed = try await set().status?.conditions?.first { $0.type == "Programmed" }
+                return programmed?.status == "False" && programmed?.reason == "Pending"
+                    && programmed?.message == "0 of 1 nodes serve generation 1; node-x: has not programmed this ListenerSet"
+            }
+            try await eventually("the route's Accepted False/Pending, naming node-x") {
+                let condition = try await accepted()
+                return condition?.status == "False" && condition?.reason == "Pending"
+                    && condition?.message == "0 of 1 nodes serve generation 1; node-x: has not programmed this route"
+            }
+            // node-x serves both now.
+            var current = try await admin.get(Lease.self, name: NodeProgramReport.leaseName(node: "node-x"), namespace: "portway-system")
+            var full = gatewayOnly
+            full.listenerSets = ["\(ns)/set": GatewayProgram(generation: 1)]
+            full.routes = [ns: ["to-set": 1]]
+            current.metadata.annotations = [NodeProgramReport.annotation: full.json]
+            _ = try await admin.update(current, namespace: "portway-system")
+            try await eventually("the ListenerSet Programmed True, served by the 1 node") {
+                let programmed = try await set().status?.conditions?.first { $0.type == "Programmed" }
+                return programmed?.status == "True" && programmed?.message == "generation 1 served by the 1 node"
+            }
+            try await eventually("the route's Accepted True once node-x serves it") {
+                let condition = try await accepted()
+                return condition?.status == "True" && condition?.reason == "Accepted"
+            }
+        }
+    }
 }
+
