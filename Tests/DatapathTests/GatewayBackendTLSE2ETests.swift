@@ -35,15 +35,22 @@ private enum BackendTLSScripts {
         server.serve_forever()
         """#
 
-    /// `client.py ADDRESS PORT`: each stdin line is `HOST PATH`, one GET on a new connection;
+    /// `client.py ADDRESS PORT`: each stdin line is `HOST PATH [tls:PORT]`, one GET on a new
+    /// connection (to PORT over TLS with HOST as the SNI, the certificate not verified, when given);
     /// prints `STATUS BODY`, or `error TYPE` after 5 s.
     static let client = #"""
-        import http.client, sys
-        address, port = sys.argv[1], int(sys.argv[2])
+        import http.client, socket, ssl, sys
+        address, default_port = sys.argv[1], int(sys.argv[2])
         for line in sys.stdin:
-            host, path = line.split()
+            host, path, *tls = line.split()
             try:
+                port = int(tls[0].removeprefix("tls:")) if tls else default_port
                 conn = http.client.HTTPConnection(address, port, timeout=5)
+                if tls:
+                    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+                    conn.sock = context.wrap_socket(socket.create_connection((address, port), timeout=5), server_hostname=host)
                 conn.request("GET", path, headers={"Host": host})
                 r = conn.getresponse()
                 out = f"{r.status} {r.read().decode().strip()}"
@@ -90,9 +97,18 @@ struct GatewayBackendTLSE2ETests {
 
     /// The Gateway `same-namespace` (HTTP 80 → NodePort 30860), one route for abc.example.com
     /// with a rule per case and `/plain` to a plain HTTP backend, the Services and their policies.
-    /// `policies: false` leaves the policies out (the feature off).
-    static func yaml(ca: String, otherCA: String, policies: Bool = true) -> String {
+    static func yaml(ca: String, otherCA: String, listenerCertificate: Data, listenerKey: Data) -> String {
         var objects = [
+            // Re-encrypt: an HTTPS listener (443 → NodePort 30861) whose route goes to the TLS backend.
+            KubeYAML.tlsSecret("https-listener-certificate", namespace: "lab", certificate: listenerCertificate, key: listenerKey),
+            KubeYAML.gateway(
+                "same-namespace-with-https-listener", namespace: "lab",
+                listeners: [KubeYAML.listener("https", port: 443, protocol: "HTTPS", hostname: "https-listener.org", certificate: "https-listener-certificate")]),
+            KubeYAML.gatewayService(
+                "same-namespace-with-https-listener", namespace: "lab", clusterIP: "10.96.1.59", ports: [.init(name: "https", port: 443, targetPort: 443, nodePort: 30861)]),
+            KubeYAML.httpRoute(
+                "backendtlspolicy-reencrypt", namespace: "lab", parent: "same-namespace-with-https-listener", hostnames: ["https-listener.org"],
+                rules: [KubeYAML.rule("btls-ok", matches: "[{path: {type: Exact, value: /backendtlspolicy}}]")]),
             KubeYAML.gatewayClass(),
             KubeYAML.gateway("same-namespace", namespace: "lab", listeners: [KubeYAML.listener("http", port: 80)]),
             KubeYAML.gatewayService("same-namespace", namespace: "lab", clusterIP: "10.96.1.60", ports: [.init(port: 80, targetPort: 80, nodePort: 30860)]),
@@ -108,25 +124,23 @@ struct GatewayBackendTLSE2ETests {
             objects.append(KubeYAML.backend(
                 item.service, namespace: "lab", clusterIP: "10.96.1.\(61 + i)", targetPort: 8443, addresses: [Lab.backendIPs["be1"]!], nodeName: "lab-node"))
         }
-        if policies {
-            objects += [
-                policy("btls-ok"),
-                policy("btls-cert-mismatch", ca: "mismatch-ca-certificate"),
-                policy("btls-host-mismatch", hostname: "mismatch.example.com"),
-                policy("btls-san-dns", sans: "[{type: Hostname, hostname: abc.example.com}]"),
-                policy("btls-san-dns-mismatch", sans: "[{type: Hostname, hostname: dce.example.com}]"),
-                policy("btls-san-uri", sans: "[{type: URI, uri: \"spiffe://abc.example.com/test-identity\"}]"),
-                policy("btls-san-uri-mismatch", sans: "[{type: URI, uri: \"spiffe://def.example.com/test-identity\"}]"),
-                policy("btls-multiple-sans", sans: "[{type: URI, uri: \"spiffe://def.example.com/test-identity\"}, {type: Hostname, hostname: abc.example.com}]"),
-                // The hostname is only the SNI when subjectAltNames is set: a name the certificate lacks is fine.
-                policy("btls-san-instead-of-hostname", hostname: "other.example.com", sans: "[{type: Hostname, hostname: abc.example.com}]"),
-                policy("btls-nonexistent-ca", ca: "nonexistent-ca-certificate"),
-            ]
-        }
+        objects += [
+            policy("btls-ok"),
+            policy("btls-cert-mismatch", ca: "mismatch-ca-certificate"),
+            policy("btls-host-mismatch", hostname: "mismatch.example.com"),
+            policy("btls-san-dns", sans: "[{type: Hostname, hostname: abc.example.com}]"),
+            policy("btls-san-dns-mismatch", sans: "[{type: Hostname, hostname: dce.example.com}]"),
+            policy("btls-san-uri", sans: "[{type: URI, uri: \"spiffe://abc.example.com/test-identity\"}]"),
+            policy("btls-san-uri-mismatch", sans: "[{type: URI, uri: \"spiffe://def.example.com/test-identity\"}]"),
+            policy("btls-multiple-sans", sans: "[{type: URI, uri: \"spiffe://def.example.com/test-identity\"}, {type: Hostname, hostname: abc.example.com}]"),
+            // The hostname is only the SNI when subjectAltNames is set: a name the certificate lacks is fine.
+            policy("btls-san-instead-of-hostname", hostname: "other.example.com", sans: "[{type: Hostname, hostname: abc.example.com}]"),
+            policy("btls-nonexistent-ca", ca: "nonexistent-ca-certificate"),
+        ]
         return KubeYAML.join(objects)
     }
 
-    @Test("BackendTLSPolicy through the Gateway NodePort: the right CA and hostname 200 (SNI sent), a wrong CA or hostname 502, SANs by DNS name and URI, a missing CA 500")
+    @Test("BackendTLSPolicy through the Gateway NodePort: the right CA and hostname 200 (SNI sent), a wrong CA or hostname 502, SANs by DNS name and URI, a missing CA 500, re-encrypt from an HTTPS listener")
     func backendTLSThroughNodePort() async throws {
         guard haveCommand("openssl") else {
             print("⚠️ backendTLSThroughNodePort skipped: openssl not found")
@@ -140,7 +154,10 @@ struct GatewayBackendTLSE2ETests {
                 try makeCertificate(
                     hostname: "abc.example.com", path: certs + "/backend", subjectAltNames: "DNS:abc.example.com,URI:spiffe://abc.example.com/test-identity")
                 try makeCertificate(hostname: "other-ca", path: certs + "/other")
+                try makeCertificate(hostname: "https-listener.org", path: certs + "/listener")
             }
+            let listenerCertificate = try Data(contentsOf: URL(fileURLWithPath: certs + "/listener.crt"))
+            let listenerKey = try Data(contentsOf: URL(fileURLWithPath: certs + "/listener.key"))
             let ca = try String(contentsOfFile: certs + "/backend.crt", encoding: .utf8)
             let otherCA = try String(contentsOfFile: certs + "/other.crt", encoding: .utf8)
             try BackendTLSScripts.backend.write(toFile: lab.scripts + "/httpsbackend.py", atomically: true, encoding: .utf8)
@@ -154,7 +171,7 @@ struct GatewayBackendTLSE2ETests {
             #expect(await plain.line() == "ready")
             let dir = lab.scripts + "/yaml"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            try Self.yaml(ca: ca, otherCA: otherCA).write(toFile: dir + "/gateway.yaml", atomically: true, encoding: .utf8)
+            try Self.yaml(ca: ca, otherCA: otherCA, listenerCertificate: listenerCertificate, listenerKey: listenerKey).write(toFile: dir + "/gateway.yaml", atomically: true, encoding: .utf8)
             let log = lab.scripts + "/agent.log"
             let agent = try await startAgent(lab, dir: dir, log: log)
             defer { agent.kill() }
@@ -184,6 +201,9 @@ struct GatewayBackendTLSE2ETests {
             #expect(await ask("/backendtlspolicy-san-uri-mismatch").hasPrefix("502 "))
             #expect(await ask("/backendtlspolicy-multiple-sans") == "200 tls-backend sni=abc.example.com")
             #expect(await ask("/backendtlspolicy-san-instead-of-hostname") == "200 tls-backend sni=other.example.com")
+            // Re-encrypt: TLS from the client to the HTTPS listener, TLS again to the backend.
+            client.send("https-listener.org /backendtlspolicy tls:30861")
+            #expect(await client.line() == "200 tls-backend sni=abc.example.com", "HTTPS listener to a TLS backend")
             // Pooled connections are reused with their TLS, the plain backend is still plain.
             #expect(await ask("/backendtlspolicy") == "200 tls-backend sni=abc.example.com")
             #expect(await ask("/plain").hasPrefix("200 plain"))
@@ -193,7 +213,7 @@ struct GatewayBackendTLSE2ETests {
             #expect(logged.contains("include none of URI:spiffe://def.example.com/test-identity"), "the log says which names were wanted")
 
             // The wrong CA's ConfigMap fixed in place: the same backend verifies now.
-            try Self.yaml(ca: ca, otherCA: ca).write(toFile: dir + "/gateway.yaml", atomically: true, encoding: .utf8)
+            try Self.yaml(ca: ca, otherCA: ca, listenerCertificate: listenerCertificate, listenerKey: listenerKey).write(toFile: dir + "/gateway.yaml", atomically: true, encoding: .utf8)
             var fixed = ""
             await waitUntil(every: .milliseconds(100)) {
                 fixed = await ask("/backendtlspolicy-cert-mismatch")
