@@ -291,4 +291,33 @@ import Testing
 
         #expect(index.apply(.backendTLSPolicies(ObjectKey(policy.metadata), [])).services == [serviceKey])
     }
+
+    /// A Service used only as a RequestMirror's backend is read by the Gateway too: a policy (or
+    /// endpoint) change on it rebuilds that Gateway, and the mirror goes over TLS.
+    @Test func aMirrorOnlyServiceIsReadByItsGateway() throws {
+        let base = Self.gateway + Self.caConfigMaps + Self.service("plain", ports: [("http", 80)], subnet: 23)
+            + Self.service("mirror-test", ports: [("btls", 443)], subnet: 24) + """
+            ---
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: HTTPRoute
+            metadata: {name: mirrored, namespace: \(GW.infra)}
+            spec:
+              parentRefs: [{name: same-namespace}]
+              rules:
+              - backendRefs: [{name: plain, port: 80}]
+                filters: [{type: RequestMirror, requestMirror: {backendRef: {name: mirror-test, port: 443}}}]
+
+            """
+        var index = ClusterIndex(try GW.load(base))
+        var plan = GatewayPlan(index: index)
+        let policy = try GW.load(Self.policy("mirror-tls", service: "mirror-test")).backendTLSPolicies[0]
+        let touched = index.apply(.backendTLSPolicies(ObjectKey(policy.metadata), [policy]))
+        let work = plan.affected(touched, index: index)
+        #expect(work == .gateways([Self.gatewayKey]))
+        plan.rebuild(work, index: index)
+        #expect(plan.state.tables == GatewayState.build(index).tables)
+        let entry = try #require(plan.state.table(gateway: Self.gatewayKey, port: 80)?.listeners.first?.rules.first)
+        #expect(entry.mirrors.first?.backend.tls?.policy.name == "mirror-tls")
+        #expect(conditions(plan.state, "mirror-tls") == ["Accepted=True/Accepted", "ResolvedRefs=True/ResolvedRefs"])
+    }
 }
