@@ -134,6 +134,13 @@ public struct GatewayLeaderController: ServiceLifecycle.Service {
                         // The leader writes every Portway GatewayClass's status, with or without
                         // Gateways of that class (a new class, a generation bump).
                         if case .gatewayClasses = change { due = true }
+                        // A BackendTLSPolicy's status (and its CA ConfigMaps') is the leader's too;
+                        // they touch Services, not Gateways.
+                        switch change {
+                        case .backendTLSPolicies: due = true
+                        case .configMaps where !touched.services.isEmpty: due = true
+                        default: break
+                        }
                     }
                 case .leadership(let now):
                     guard now != leading else { continue }

@@ -133,6 +133,19 @@ public final class GatewayWriters: Sendable {
                 return out
             }
         }
+        // BackendTLSPolicies: Portway's ancestor entries (one per Gateway whose routes use their Services).
+        for policy in snapshot.backendTLSPolicies.sorted(by: { Self.key($0.metadata) < Self.key($1.metadata) }) {
+            let key = Self.key(policy.metadata)
+            let ours = state.status.backendTLSPolicies[key] ?? []
+            guard !ours.isEmpty || policy.status?.ancestors.contains(where: { $0.controllerName == options.controllerName }) == true else { continue }
+            await writeStatus(policy, into: &report) { current in
+                var out = current
+                out.status = PolicyStatus(ancestors: GatewayStatusMerge.mergeAncestors(
+                    existing: current.status?.ancestors ?? [], ours: ours, controllerName: self.options.controllerName,
+                    policyNamespace: key.namespace, now: time))
+                return out
+            }
+        }
         return report
     }
 

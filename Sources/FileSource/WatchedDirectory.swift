@@ -102,6 +102,6 @@ extension ClusterSnapshot {
     public var objectCount: Int {
         services.count + endpointSlices.count + endpoints.count + nodes.count + namespaces.count + secrets.count
             + gatewayClasses.count + gateways.count + httpRoutes.count + referenceGrants.count + listenerSets.count
-            + configMaps.count
+            + configMaps.count + backendTLSPolicies.count
     }
 }

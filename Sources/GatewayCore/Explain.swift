@@ -21,11 +21,14 @@ public struct ExplainBackend: Hashable, Codable, Sendable {
     public var address: String
     public var port: Int
     public var weight: Int
+    /// The TLS the proxy speaks to it (its Service port's BackendTLSPolicy); nil: plain HTTP.
+    public var tls: BackendTLS?
 
-    public init(address: String, port: Int, weight: Int) {
+    public init(address: String, port: Int, weight: Int, tls: BackendTLS? = nil) {
         self.address = address
         self.port = port
         self.weight = weight
+        self.tls = tls
     }
 }
 
@@ -258,7 +261,7 @@ public struct Explainer: Sendable {
         }
         if let winner = decision.entry, decision.code == 200 || decision.code == 503 || decision.code == 500 {
             for backend in winner.backends where backend.weight > 0 {
-                result.backends += backend.endpoints.map { ExplainBackend(address: $0.address, port: $0.port, weight: backend.weight) }
+                result.backends += backend.endpoints.map { ExplainBackend(address: $0.address, port: $0.port, weight: backend.weight, tls: backend.tls) }
             }
         }
         if let listener = table.listeners.first(where: { $0.name == decision.listener }), listener.hostname == nil {

@@ -86,6 +86,9 @@ struct RouteFacts {
     /// The first backendRef that did not resolve.
     var refProblem: BackendFailure?
     var entries: [RouteTableEntry] = []
+    /// The BackendTLSPolicies naming the Services (ports) its backendRefs use: their status lists
+    /// the Gateways the route is accepted by.
+    var backendPolicies: Set<NamespacedName> = []
 }
 
 struct GatewayBuild {
@@ -99,11 +102,16 @@ struct GatewayBuild {
     private var certificateChecks: [NamespacedName: String?] = [:]
     /// The CA validator's answer per ConfigMap in this build.
     private var caChecks: [NamespacedName: String?] = [:]
+    /// Every BackendTLSPolicy, validated, conflicts resolved.
+    private let backendPolicies: BackendTLSPolicyIndex
+    /// BackendTLSPolicy → the Gateways built here that accept a route using a Service it names.
+    private var policyAncestors: [NamespacedName: Set<NamespacedName>] = [:]
 
     init(index: ClusterIndex, options: GatewayOptions, only: Set<NamespacedName>?) {
         self.index = index
         self.options = options
         self.only = only
+        self.backendPolicies = BackendTLSPolicyIndex(index: index, validator: options.caCertificateValidator)
     }
 
     /// The object stored under a name (the last of several: files can hold one name twice).
@@ -214,6 +222,7 @@ struct GatewayBuild {
                     guard gateways[parentKey] != nil else { continue }
                     let accepted = attach(facts, parentRef: parentRef, to: &gateways[parentKey]!.listeners, gatewayNamespace: parentKey.namespace, listenerSet: nil)
                     parents.append(parentStatus(facts, parentRef: parentRef, accepted: accepted))
+                    if accepted.0 { for policy in facts.backendPolicies { policyAncestors[policy, default: []].insert(parentKey) } }
                 case ListenerSet.resource.kind:
                     // A ListenerSet of one of the Gateways built here (a foreign or missing one: no entry).
                     guard let found = listenerSetsByGateway.lazy.compactMap({ entry in entry.value.first { $0.key == parentKey }.map { (entry.key, $0) } }).first
@@ -223,6 +232,7 @@ struct GatewayBuild {
                         ? attach(facts, parentRef: parentRef, to: &gateways[gatewayKey]!.listeners, gatewayNamespace: gatewayKey.namespace, listenerSet: parentKey)
                         : (false, "NotAllowedByListeners", "ListenerSet \(parentKey) is not allowed by Gateway \(gatewayKey) (spec.allowedListeners)")
                     parents.append(parentStatus(facts, parentRef: parentRef, accepted: accepted))
+                    if accepted.0 { for policy in facts.backendPolicies { policyAncestors[policy, default: []].insert(gatewayKey) } }
                 default:
                     continue
                 }
@@ -258,6 +268,15 @@ struct GatewayBuild {
             }
         }
         state.unservedListeners.sort { ($0.gateway, $0.port, $0.name) < ($1.gateway, $1.port, $1.name) }
+        // BackendTLSPolicies: one ancestor entry per Gateway accepting a route that uses their Services.
+        for (policy, ancestors) in policyAncestors {
+            let conditions = backendPolicies.conditions(of: policy, condition: condition)
+            state.status.backendTLSPolicies[policy] = ancestors.sorted().map { gateway in
+                PolicyAncestorStatus(
+                    ancestorRef: ParentReference(group: GatewayAPI.group, kind: "Gateway", namespace: gateway.namespace, name: gateway.name),
+                    controllerName: options.controllerName, conditions: conditions)
+            }
+        }
         // Only the certificates the tables name (a conflicted listener's Secret is not served).
         let named = Set(state.tables.flatMap { $0.listeners.flatMap(\.certificates) })
         state.certificates = state.certificates.filter { named.contains($0.key) }
@@ -490,7 +509,7 @@ struct GatewayBuild {
             }
             var backends: [WeightedBackend] = []
             for (b, ref) in (rule.backendRefs ?? []).enumerated() {
-                var backend = resolve(ref, routeNamespace: routeKey.namespace)
+                var backend = resolve(ref, routeNamespace: routeKey.namespace, policies: &facts.backendPolicies)
                 for (f, filter) in (ref.filters ?? []).enumerated() {
                     switch RouteFilter.lower(filter, at: .backendRef, matchedPrefix: nil) {
                     case .success(let lowered): backend.filters.append(lowered)
@@ -514,7 +533,7 @@ struct GatewayBuild {
                             let ref = filter.requestMirror!.backendRef
                             mirror.backend = resolve(
                                 HTTPBackendRef(group: ref.group, kind: ref.kind, name: ref.name, namespace: ref.namespace, port: ref.port),
-                                routeNamespace: routeKey.namespace)
+                                routeNamespace: routeKey.namespace, policies: &facts.backendPolicies)
                             if facts.refProblem == nil, let failure = mirror.backend.failure { facts.refProblem = failure }
                             filters.append(.requestMirror(mirror))
                         case .success(let lowered): filters.append(lowered)
@@ -581,8 +600,9 @@ struct GatewayBuild {
         return .success(spec)
     }
 
-    /// Resolves one backendRef to its Service's endpoints, or says why it cannot be used.
-    private func resolve(_ ref: HTTPBackendRef, routeNamespace: String) -> WeightedBackend {
+    /// Resolves one backendRef to its Service's endpoints, or says why it cannot be used; with the
+    /// BackendTLSPolicy of its Service port, if any (`policies` gets every policy naming that port).
+    private func resolve(_ ref: HTTPBackendRef, routeNamespace: String, policies: inout Set<NamespacedName>) -> WeightedBackend {
         let target = NamespacedName(namespace: ref.namespace ?? routeNamespace, name: ref.name)
         var backend = WeightedBackend(weight: max(0, ref.weight ?? 1), reference: target, port: ref.port)
         func fail(_ reason: String, _ message: String) -> WeightedBackend {
@@ -605,7 +625,13 @@ struct GatewayBuild {
         guard let servicePort = (service.spec.ports ?? []).first(where: { $0.port == port && ($0.protocol ?? "TCP") == "TCP" }) else {
             return fail("BackendNotFound", "Service \(target) has no TCP port \(port)")
         }
-        if let appProtocol = servicePort.appProtocol, GatewayAPI.unsupportedBackendProtocols.contains(appProtocol) {
+        if !backendPolicies.isEmpty {
+            policies.formUnion(backendPolicies.relevantPolicies(service: target, portName: servicePort.name))
+            backend.tls = backendPolicies.policy(service: target, portName: servicePort.name)?.tls
+        }
+        // HTTPS to the backend is what a BackendTLSPolicy gives.
+        if let appProtocol = servicePort.appProtocol, GatewayAPI.unsupportedBackendProtocols.contains(appProtocol),
+           !(backend.tls != nil && appProtocol == "https") {
             return fail("UnsupportedProtocol", "Service \(target) port \(port) has appProtocol \(appProtocol); the proxy speaks HTTP/1.1 to backends (and WebSocket: kubernetes.io/ws)")
         }
         var ignored: [TranslationWarning] = []

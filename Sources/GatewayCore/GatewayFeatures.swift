@@ -13,6 +13,8 @@ public enum GatewayFeatures {
 
     /// Sorted in ascending order, as the spec requires of `supportedFeatures`.
     public static let supported: [String] = [
+        "BackendTLSPolicy",
+        "BackendTLSPolicySANValidation",
         "Gateway",
         "GatewayAddressEmpty",
         "GatewayFrontendClientCertificateValidation",

@@ -270,8 +270,8 @@ public struct GatewayPlan: Sendable {
         return out
     }
 
-    /// Which Gateways a build reads each Service for: the Services routes name as backends (any
-    /// reference that may resolve to a Service), for each Gateway the route names; and each
+    /// Which Gateways a build reads each Service for: the Services routes name as backends or
+    /// mirrors (any reference that may resolve to a Service), for each Gateway the route names; and each
     /// Gateway-labelled Service, for its Gateway.
     static func readers(_ index: ClusterIndex) -> [ObjectKey: Set<NamespacedName>] {
         var out: [ObjectKey: Set<NamespacedName>] = [:]
@@ -280,7 +280,9 @@ public struct GatewayPlan: Sendable {
                 let parents = Set(index.reachedGateways(of: route).map(name))
                 guard !parents.isEmpty else { continue }
                 for rule in route.spec.rules ?? [] {
-                    for ref in rule.backendRefs ?? [] where (ref.kind ?? "Service") == "Service" {
+                    // RequestMirror backends too: their endpoints and BackendTLSPolicies are in the tables.
+                    let mirrors = (rule.filters ?? []).compactMap { $0.requestMirror?.backendRef }
+                    for ref in (rule.backendRefs ?? []) + mirrors where (ref.kind ?? "Service") == "Service" {
                         out[ObjectKey(namespace: ref.namespace ?? route.metadata.namespace, name: ref.name), default: []].formUnion(parents)
                     }
                 }

@@ -76,15 +76,19 @@ public struct GatewayStatusReport: Hashable, Sendable {
     public var routes: [NamespacedName: [RouteParentStatus]]
     /// Each ListenerSet naming one of Portway's Gateways (allowed or not).
     public var listenerSets: [NamespacedName: ListenerSetStatus]
+    /// Each BackendTLSPolicy whose Service a route of Portway's Gateways uses as a backend: Portway's
+    /// `status.ancestors` entries, one per such Gateway, sorted by Gateway.
+    public var backendTLSPolicies: [NamespacedName: [PolicyAncestorStatus]]
 
     public init(
         gatewayClasses: [String: GatewayClassStatus] = [:], gateways: [NamespacedName: GatewayStatus] = [:], routes: [NamespacedName: [RouteParentStatus]] = [:],
-        listenerSets: [NamespacedName: ListenerSetStatus] = [:]
+        listenerSets: [NamespacedName: ListenerSetStatus] = [:], backendTLSPolicies: [NamespacedName: [PolicyAncestorStatus]] = [:]
     ) {
         self.gatewayClasses = gatewayClasses
         self.gateways = gateways
         self.routes = routes
         self.listenerSets = listenerSets
+        self.backendTLSPolicies = backendTLSPolicies
     }
 }
 
@@ -99,5 +103,6 @@ public enum GatewayAPI {
     /// Backend `appProtocol`s the proxy cannot speak (it speaks HTTP/1.1 in clear text to backends,
     /// WebSocket included): a backendRef to such a port is `ResolvedRefs=False/UnsupportedProtocol`
     /// (GEP-1911) instead of being sent HTTP/1.1 it does not expect. Other values are served as HTTP/1.1.
+    /// `https` is served when a BackendTLSPolicy applies to the port (HTTP/1.1 over TLS).
     static let unsupportedBackendProtocols: Set<String> = ["kubernetes.io/h2c", "kubernetes.io/wss", "h2c", "h2", "grpc", "https"]
 }

@@ -31,6 +31,19 @@ public enum GatewayStatusMerge {
         return out
     }
 
+    /// `status.ancestors` of a policy after Portway's write, as `mergeParents` does for a route:
+    /// other controllers' entries stay; Portway's are replaced by `ours` (by ancestorRef), stale
+    /// ones removed, new ones appended; unchanged conditions keep their transition time.
+    public static func mergeAncestors(
+        existing: [PolicyAncestorStatus], ours: [PolicyAncestorStatus], controllerName: String, policyNamespace: String, now: String
+    ) -> [PolicyAncestorStatus] {
+        let asParents = mergeParents(
+            existing: existing.map { RouteParentStatus(parentRef: $0.ancestorRef, controllerName: $0.controllerName, conditions: $0.conditions) },
+            ours: ours.map { RouteParentStatus(parentRef: $0.ancestorRef, controllerName: $0.controllerName, conditions: $0.conditions) },
+            controllerName: controllerName, routeNamespace: policyNamespace, now: now)
+        return asParents.map { PolicyAncestorStatus(ancestorRef: $0.parentRef, controllerName: $0.controllerName, conditions: $0.conditions) }
+    }
+
     /// A Gateway's status after Portway's write: `new`, with the transition times of unchanged
     /// conditions (the Gateway's and each listener's, matched by listener name) kept from `existing`,
     /// and `existing`'s addresses when `new` has the same ones in another order (the order is no

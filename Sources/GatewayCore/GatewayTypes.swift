@@ -270,19 +270,27 @@ public struct WeightedBackend: Hashable, Codable, Sendable {
     public var endpoints: [BackendEndpoint]
     /// Filters of the backendRef itself, lowered (header modifiers only).
     public var filters: [RouteFilter]
+    /// TLS to the backend: the BackendTLSPolicy of its Service port; nil: plain HTTP (absent from JSON).
+    public var tls: BackendTLS?
 
-    public init(weight: Int, reference: NamespacedName, port: Int?, failure: BackendFailure? = nil, endpoints: [BackendEndpoint] = [], filters: [RouteFilter] = []) {
+    public init(
+        weight: Int, reference: NamespacedName, port: Int?, failure: BackendFailure? = nil, endpoints: [BackendEndpoint] = [], filters: [RouteFilter] = [],
+        tls: BackendTLS? = nil
+    ) {
         self.weight = weight
         self.reference = reference
         self.port = port
         self.failure = failure
         self.endpoints = endpoints
         self.filters = filters
+        self.tls = tls
     }
 
-    /// The status a request given to this backend gets when it cannot be forwarded, nil when it can.
+    /// The status a request given to this backend gets when it cannot be forwarded, nil when it can:
+    /// 500 for a reference that failed or a BackendTLSPolicy without usable CA certificates (never
+    /// sent in plain text instead), 503 without endpoints.
     public var failureCode: Int? {
-        if failure != nil { return 500 }
+        if failure != nil || tls?.problem != nil { return 500 }
         return endpoints.isEmpty ? 503 : nil
     }
 }

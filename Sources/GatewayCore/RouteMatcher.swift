@@ -168,7 +168,7 @@ public enum RouteMatcher {
         if let redirect = entry.redirect { return redirect.statusCode }
         let weighted = entry.backends.filter { $0.weight > 0 }
         if weighted.contains(where: { $0.failureCode == nil }) { return 200 }
-        if weighted.contains(where: { $0.failure == nil }) { return 503 }
+        if weighted.contains(where: { $0.failureCode == 503 }) { return 503 }
         return 500
     }
 

@@ -36,6 +36,7 @@ public struct ServedResource: Hashable, Sendable {
         ServedResource(group: "gateway.networking.k8s.io", versions: ["v1", "v1beta1"], plural: "httproutes", kind: "HTTPRoute", namespaced: true, builtin: false, hasGeneration: true, bookmarkFields: [:]),
         ServedResource(group: "gateway.networking.k8s.io", versions: ["v1beta1"], plural: "referencegrants", kind: "ReferenceGrant", namespaced: true, builtin: false, hasGeneration: true, bookmarkFields: [:]),
         ServedResource(group: "gateway.networking.k8s.io", versions: ["v1"], plural: "listenersets", kind: "ListenerSet", namespaced: true, builtin: false, hasGeneration: true, bookmarkFields: [:]),
+        ServedResource(group: "gateway.networking.k8s.io", versions: ["v1"], plural: "backendtlspolicies", kind: "BackendTLSPolicy", namespaced: true, builtin: false, hasGeneration: true, bookmarkFields: [:]),
     ]
 
     static func find(group: String, version: String, plural: String) -> ServedResource? {

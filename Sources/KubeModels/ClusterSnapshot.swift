@@ -17,12 +17,14 @@ public struct ClusterSnapshot: Hashable, Sendable {
     public var listenerSets: [ListenerSet]
     /// ConfigMaps (their `ca.crt` only): CA certificates of Gateways' frontend TLS validation.
     public var configMaps: [ConfigMap]
+    /// BackendTLSPolicies: TLS from the proxy to the Services they target.
+    public var backendTLSPolicies: [BackendTLSPolicy]
 
     public init(
         services: [Service] = [], endpointSlices: [EndpointSlice] = [], endpoints: [Endpoints] = [], nodes: [Node] = [],
         gatewayClasses: [GatewayClass] = [], gateways: [Gateway] = [], httpRoutes: [HTTPRoute] = [],
         referenceGrants: [ReferenceGrant] = [], namespaces: [Namespace] = [], secrets: [Secret] = [],
-        listenerSets: [ListenerSet] = [], configMaps: [ConfigMap] = []
+        listenerSets: [ListenerSet] = [], configMaps: [ConfigMap] = [], backendTLSPolicies: [BackendTLSPolicy] = []
     ) {
         self.services = services
         self.endpointSlices = endpointSlices
@@ -36,5 +38,6 @@ public struct ClusterSnapshot: Hashable, Sendable {
         self.secrets = secrets
         self.listenerSets = listenerSets
         self.configMaps = configMaps
+        self.backendTLSPolicies = backendTLSPolicies
     }
 }

@@ -845,3 +845,112 @@ public struct ReferenceGrantTo: Codable, Hashable, Sendable {
         self.name = name
     }
 }
+
+/// gateway.networking.k8s.io/v1 BackendTLSPolicy (GEP-1897): how the Gateway's proxy connects to a
+/// Service's port over TLS (the CA certificates that verify the backend, the SNI and the names its
+/// certificate must carry). `options` are implementation-specific; Portway defines none and
+/// ignores them.
+public struct BackendTLSPolicy: KubeResource, Hashable {
+    public static let resource = ResourceDescriptor(
+        group: "gateway.networking.k8s.io", version: "v1", plural: "backendtlspolicies", kind: "BackendTLSPolicy", namespaced: true)
+    public var metadata: ObjectMeta
+    public var spec: BackendTLSPolicySpec
+    public var status: PolicyStatus?
+
+    public init(metadata: ObjectMeta, spec: BackendTLSPolicySpec, status: PolicyStatus? = nil) {
+        self.metadata = metadata
+        self.spec = spec
+        self.status = status
+    }
+}
+
+public struct BackendTLSPolicySpec: Codable, Hashable, Sendable {
+    public var targetRefs: [PolicyTargetReference]
+    public var validation: BackendTLSPolicyValidation
+    /// Implementation-specific keys; Portway defines none (they are ignored).
+    public var options: [String: String]?
+    public init(targetRefs: [PolicyTargetReference], validation: BackendTLSPolicyValidation, options: [String: String]? = nil) {
+        self.targetRefs = targetRefs
+        self.validation = validation
+        self.options = options
+    }
+}
+
+/// `LocalPolicyTargetReferenceWithSectionName`: an object in the policy's namespace (a Service),
+/// optionally one section of it (a Service port, by name).
+public struct PolicyTargetReference: Codable, Hashable, Sendable {
+    public var group: String
+    public var kind: String
+    public var name: String
+    public var sectionName: String?
+    public init(group: String = "", kind: String = "Service", name: String, sectionName: String? = nil) {
+        self.group = group
+        self.kind = kind
+        self.name = name
+        self.sectionName = sectionName
+    }
+}
+
+public struct BackendTLSPolicyValidation: Codable, Hashable, Sendable {
+    /// ConfigMaps (group "") in the policy's namespace with the PEM bundle under `ca.crt`.
+    public var caCertificateRefs: [LocalObjectReference]?
+    /// "System": the system's trusted CA certificates (instead of caCertificateRefs).
+    public var wellKnownCACertificates: String?
+    /// The SNI, and the name the backend's certificate must carry unless `subjectAltNames` is set.
+    public var hostname: String
+    /// When set, the backend's certificate must carry one of these (and `hostname` is not checked).
+    public var subjectAltNames: [SubjectAltName]?
+    public init(
+        caCertificateRefs: [LocalObjectReference]? = nil, wellKnownCACertificates: String? = nil, hostname: String,
+        subjectAltNames: [SubjectAltName]? = nil
+    ) {
+        self.caCertificateRefs = caCertificateRefs
+        self.wellKnownCACertificates = wellKnownCACertificates
+        self.hostname = hostname
+        self.subjectAltNames = subjectAltNames
+    }
+
+    /// The `wellKnownCACertificates` value Portway supports.
+    public static let systemCACertificates = "System"
+}
+
+/// A reference to an object in the referrer's namespace.
+public struct LocalObjectReference: Codable, Hashable, Sendable {
+    public var group: String
+    public var kind: String
+    public var name: String
+    public init(group: String = "", kind: String = "ConfigMap", name: String) {
+        self.group = group
+        self.kind = kind
+        self.name = name
+    }
+}
+
+/// One Subject Alternative Name a backend's certificate may carry: `Hostname` (a DNS name) or `URI`.
+public struct SubjectAltName: Codable, Hashable, Sendable {
+    public var type: String
+    public var hostname: String?
+    public var uri: String?
+    public init(type: String, hostname: String? = nil, uri: String? = nil) {
+        self.type = type
+        self.hostname = hostname
+        self.uri = uri
+    }
+}
+
+/// A policy's status: one entry per ancestor (a Gateway) and controller.
+public struct PolicyStatus: Codable, Hashable, Sendable {
+    public var ancestors: [PolicyAncestorStatus]
+    public init(ancestors: [PolicyAncestorStatus] = []) { self.ancestors = ancestors }
+}
+
+public struct PolicyAncestorStatus: Codable, Hashable, Sendable {
+    public var ancestorRef: ParentReference
+    public var controllerName: String
+    public var conditions: [Condition]?
+    public init(ancestorRef: ParentReference, controllerName: String, conditions: [Condition]? = nil) {
+        self.ancestorRef = ancestorRef
+        self.controllerName = controllerName
+        self.conditions = conditions
+    }
+}

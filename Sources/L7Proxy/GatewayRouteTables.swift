@@ -69,7 +69,13 @@ public struct GatewayRouteTableRouter: RequestRouter {
     static func upstream(_ backend: GatewayCore.WeightedBackend) -> WeightedUpstream {
         let weight = UInt32(clamping: max(0, backend.weight))
         if backend.failure != nil { return WeightedUpstream(weight: weight, target: .status(500)) }
-        var upstream = WeightedUpstream(weight: weight, target: .endpoints(backend.endpoints.map { UpstreamEndpoint(host: $0.address, port: $0.port) }))
+        var tls: UpstreamTLS?
+        if let policy = backend.tls {
+            // A BackendTLSPolicy that cannot be used: 500, never plain HTTP instead.
+            guard policy.problem == nil, let made = try? UpstreamTLS.make(policy) else { return WeightedUpstream(weight: weight, target: .status(500)) }
+            tls = made
+        }
+        var upstream = WeightedUpstream(weight: weight, target: .endpoints(backend.endpoints.map { UpstreamEndpoint(host: $0.address, port: $0.port, tls: tls) }))
         BackendFilters.apply(backend.filters, to: &upstream)
         return upstream
     }

@@ -45,10 +45,14 @@ public struct UpstreamEndpoint: Hashable, Sendable, CustomStringConvertible {
     /// An IP address literal (IPv4 or IPv6) or a host name resolvable by the system.
     public var host: String
     public var port: Int
+    /// TLS to the endpoint (its backend's BackendTLSPolicy); nil: plain HTTP. Part of the pool's
+    /// key, so a connection is reused only with the TLS it was opened with.
+    public var tls: UpstreamTLS?
 
-    public init(host: String, port: Int) {
+    public init(host: String, port: Int, tls: UpstreamTLS? = nil) {
         self.host = host
         self.port = port
+        self.tls = tls
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }

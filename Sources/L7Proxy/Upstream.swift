@@ -183,8 +183,14 @@ final class UpstreamPool {
                 }
             }
         }
-        connector.connect(to: endpoint, on: eventLoop, timeout: options.connectTimeout)
-            .hop(to: eventLoop)
+        var connected = connector.connect(to: endpoint, on: eventLoop, timeout: options.connectTimeout).hop(to: eventLoop)
+        if let tls = endpoint.tls {
+            // TLS to the backend: the connection is handed out only once the handshake is done and
+            // the backend's certificate verified (nothing is written to it before).
+            let timeout = options.connectTimeout
+            connected = connected.assumeIsolated().flatMap { tls.secure($0, timeout: timeout) }.nonisolated()
+        }
+        connected
             .assumeIsolated()
             .whenComplete { result in
                 switch result {

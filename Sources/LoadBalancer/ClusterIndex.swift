@@ -47,6 +47,8 @@ public enum ClusterChange: Hashable, Sendable {
     case listenerSets(ObjectKey, [ListenerSet])
     /// ConfigMaps (CA certificates of Gateways' frontend TLS validation).
     case configMaps(ObjectKey, [ConfigMap])
+    /// BackendTLSPolicies (TLS to the Services they target).
+    case backendTLSPolicies(ObjectKey, [BackendTLSPolicy])
 }
 
 /// What one change touches: the Services to translate again, whether a Node changed (which
@@ -88,6 +90,7 @@ public struct ClusterIndex: Hashable, Sendable {
     public private(set) var secrets: [ObjectKey: [Secret]] = [:]
     public private(set) var listenerSets: [ObjectKey: [ListenerSet]] = [:]
     public private(set) var configMaps: [ObjectKey: [ConfigMap]] = [:]
+    public private(set) var backendTLSPolicies: [ObjectKey: [BackendTLSPolicy]] = [:]
     /// Service key → names of the slices labelled with it, sorted (usually one name: an array of
     /// one is less than half the memory of a set of one, and there is one per Service).
     private var slicesByService: [ObjectKey: [ObjectKey]] = [:]
@@ -115,6 +118,27 @@ public struct ClusterIndex: Hashable, Sendable {
         for object in snapshot.secrets { secrets[ObjectKey(object.metadata), default: []].append(object) }
         for object in snapshot.listenerSets { listenerSets[ObjectKey(object.metadata), default: []].append(object) }
         for object in snapshot.configMaps { configMaps[ObjectKey(object.metadata), default: []].append(object) }
+        for object in snapshot.backendTLSPolicies { backendTLSPolicies[ObjectKey(object.metadata), default: []].append(object) }
+    }
+
+    /// The Services a BackendTLSPolicy targets (`targetRefs` of kind Service, in its namespace).
+    public static func targetServices(of policy: BackendTLSPolicy) -> Set<ObjectKey> {
+        Set(policy.spec.targetRefs.filter { $0.group.isEmpty && $0.kind == "Service" }.map {
+            ObjectKey(namespace: policy.metadata.namespace, name: $0.name)
+        })
+    }
+
+    /// The Services targeted by BackendTLSPolicies that name the ConfigMap `key` as a CA certificate.
+    private func servicesWithPolicies(naming configMap: ObjectKey) -> Set<ObjectKey> {
+        var out: Set<ObjectKey> = []
+        for (policyKey, policies) in backendTLSPolicies where policyKey.namespace == configMap.namespace {
+            for policy in policies where (policy.spec.validation.caCertificateRefs ?? []).contains(where: {
+                $0.group.isEmpty && $0.kind == ConfigMap.resource.kind && $0.name == configMap.name
+            }) {
+                out.formUnion(Self.targetServices(of: policy))
+            }
+        }
+        return out
     }
 
     /// The Gateway a ListenerSet names in its `spec.parentRef` (nil: not a Gateway of the Gateway API group).
@@ -267,6 +291,13 @@ public struct ClusterIndex: Hashable, Sendable {
         case .configMaps(let key, let objects):
             configMaps[key] = objects.isEmpty ? nil : objects
             touched.gateways = gatewaysReferencing(configMap: key)
+            // A backend's CA certificates: the Gateways reading the policies' Services.
+            touched.services = servicesWithPolicies(naming: key)
+        case .backendTLSPolicies(let key, let objects):
+            // The Services of the old AND new policy: the Gateway plan rebuilds the Gateways reading
+            // them (translating those Services again is cheap and changes nothing).
+            for policy in (backendTLSPolicies[key] ?? []) + objects { touched.services.formUnion(Self.targetServices(of: policy)) }
+            backendTLSPolicies[key] = objects.isEmpty ? nil : objects
         }
         return touched
     }
@@ -278,7 +309,7 @@ public struct ClusterIndex: Hashable, Sendable {
             services: ordered(services), endpointSlices: ordered(endpointSlices), endpoints: ordered(endpoints), nodes: ordered(nodes),
             gatewayClasses: ordered(gatewayClasses), gateways: ordered(gateways), httpRoutes: ordered(httpRoutes),
             referenceGrants: ordered(referenceGrants), namespaces: ordered(namespaces), secrets: ordered(secrets),
-            listenerSets: ordered(listenerSets), configMaps: ordered(configMaps))
+            listenerSets: ordered(listenerSets), configMaps: ordered(configMaps), backendTLSPolicies: ordered(backendTLSPolicies))
     }
 
     /// The slices of one Service in name order (objects with one name in their stored order).
@@ -325,6 +356,7 @@ public struct ClusterIndex: Hashable, Sendable {
             + diff(old.secrets, new.secrets, key: { ObjectKey($0.metadata) }, ClusterChange.secrets)
             + diff(old.listenerSets, new.listenerSets, key: { ObjectKey($0.metadata) }, ClusterChange.listenerSets)
             + diff(old.configMaps, new.configMaps, key: { ObjectKey($0.metadata) }, ClusterChange.configMaps)
+            + diff(old.backendTLSPolicies, new.backendTLSPolicies, key: { ObjectKey($0.metadata) }, ClusterChange.backendTLSPolicies)
     }
 }
 

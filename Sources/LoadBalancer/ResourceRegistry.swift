@@ -150,6 +150,12 @@ public enum ResourceRegistry {
         ConfigMap.self, forbiddenIsNone: true, selectors: gatewaySelectors,
         store: { $0.configMaps.append($1) }, objects: \.configMaps, change: { .configMaps(ObjectKey($0), $1) })
 
+    /// BackendTLSPolicies (v1 since Gateway API v1.4): TLS from every node's proxy to the Services
+    /// they target. A change touches those Services (so the Gateways reading them are rebuilt).
+    public static let backendTLSPolicies = ResourceKind(
+        BackendTLSPolicy.self, optional: true, selectors: gatewaySelectors, store: { $0.backendTLSPolicies.append($1) },
+        objects: \.backendTLSPolicies, change: { .backendTLSPolicies(ObjectKey($0), $1) })
+
     /// `type=kubernetes.io/tls`: the Secrets the cluster source lists and watches.
     public static let tlsSecretFieldSelector = "type=\(Secret.tlsType)"
 
@@ -158,6 +164,6 @@ public enum ResourceRegistry {
     /// All kinds, in the order their informers start.
     public static let kinds: [any AnyResourceKind] = [
         services, endpointSlices, endpoints, nodes, gatewayClasses, gateways, httpRoutes, referenceGrants, namespaces, secrets, listenerSets,
-        configMaps,
+        configMaps, backendTLSPolicies,
     ]
 }

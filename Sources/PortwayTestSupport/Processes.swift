@@ -212,11 +212,12 @@ extension String {
 }
 
 /// A self-signed EC (P-256) certificate for `hostname` as `<path>.crt` and `<path>.key` (the
-/// openssl CLI). Blocking.
-public func makeCertificate(hostname: String, path: String) throws {
+/// openssl CLI), with the subject alternative names `subjectAltNames` (openssl's syntax,
+/// `DNS:a,URI:spiffe://b`; by default `DNS:<hostname>`). Blocking.
+public func makeCertificate(hostname: String, path: String, subjectAltNames: String? = nil) throws {
     try run([
         "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
         "-keyout", path + ".key", "-out", path + ".crt", "-days", "2",
-        "-subj", "/CN=\(hostname)", "-addext", "subjectAltName=DNS:\(hostname)",
+        "-subj", "/CN=\(hostname)", "-addext", "subjectAltName=\(subjectAltNames ?? "DNS:\(hostname)")",
     ])
 }

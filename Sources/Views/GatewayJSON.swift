@@ -30,7 +30,12 @@ extension Explanation {
         out["candidates"] = .array((decision?.candidates ?? []).map { c in
             .object(["route": .string(c.route.description), "rule": .int(c.rule), "match": .int(c.match), "result": .string(c.result.rawValue), "reason": .string(c.reason)])
         })
-        out["backends"] = .array(backends.map { .object(["address": .string($0.address), "port": .int($0.port), "weight": .int($0.weight)]) })
+        out["backends"] = .array(backends.map { b in
+            var object: JSONObject = ["address": .string(b.address), "port": .int(b.port), "weight": .int(b.weight)]
+            // Only for a backend with a BackendTLSPolicy (as in `routes`).
+            if let tls = b.tls { object["tls"] = GatewayJSON.backendTLS(tls) }
+            return .object(object)
+        })
         out["code"] = .integer(code)
         out["refused"] = .bool(refused)
         out["reason"] = reason.map { .string($0) } ?? .null
@@ -111,7 +116,7 @@ extension Explanation {
             for item in notAttached {
                 out += "not attached: \(item.route) (parentRef \(item.parentText)): \(item.reason): \(item.message)\n"
             }
-            out += "backends: \(backends.isEmpty ? "none" : backends.map { "\($0.address):\($0.port) (weight \($0.weight))" }.joined(separator: ", "))\n"
+            out += "backends: \(backends.isEmpty ? "none" : backends.map { "\($0.address):\($0.port) (weight \($0.weight)\($0.tls.map { ", \(GatewayJSON.backendTLSText($0))" } ?? ""))" }.joined(separator: ", "))\n"
             if refused {
                 out += "code: - (connection reset: \(reason ?? "nothing listens on the proxy port"))\n"
             } else {
@@ -198,16 +203,39 @@ public enum GatewayJSON {
             "filters": .array(entry.filters.map(filter)),
             "policy": policy(entry),
             "backends": .array(entry.backends.map { b in
-                .object([
+                var object: JSONObject = [
                     "service": .object(["namespace": .string(b.reference.namespace), "name": .string(b.reference.name)]),
                     "port": .integer(b.port),
                     "weight": .int(b.weight),
                     "code": .integer(b.failureCode),
-                    "reason": b.failure.map { .string("\($0.reason): \($0.message)") } ?? .null,
+                    "reason": b.failure.map { .string("\($0.reason): \($0.message)") } ?? b.tls?.problem.map { .string($0) } ?? .null,
                     "endpoints": .array(b.endpoints.map { .object(["address": .string($0.address), "port": .int($0.port), "terminating": .bool($0.terminating)]) }),
-                ])
+                ]
+                // Only for a backend with a BackendTLSPolicy: plain HTTP backends keep their JSON.
+                if let tls = b.tls { object["tls"] = backendTLS(tls) }
+                return .object(object)
             }),
         ]
+    }
+
+    /// A backend's TLS (its BackendTLSPolicy): `{"policy", "sni", "caCertificateRefs", "wellKnownCACertificates",
+    /// "subjectAltNames", "problem"}`.
+    public static func backendTLS(_ tls: BackendTLS) -> JSONValue {
+        .object([
+            "policy": name(tls.policy),
+            "sni": .string(tls.hostname),
+            "caCertificateRefs": .array(tls.caCertificateRefs.map { .string($0.description) }),
+            "wellKnownCACertificates": tls.systemCACertificates ? .string("System") : .null,
+            "subjectAltNames": .array(tls.subjectAltNames.map { .object(["type": .string($0.type.rawValue), "value": .string($0.value)]) }),
+            "problem": tls.problem.map { .string($0) } ?? .null,
+        ])
+    }
+
+    /// `TLS SNI host, CA ConfigMap ns/name[, SAN URI:…][ (not usable: …)]` for the text forms.
+    public static func backendTLSText(_ tls: BackendTLS) -> String {
+        "TLS SNI \(tls.hostname), CA \(tls.caSource)"
+            + (tls.subjectAltNames.isEmpty ? "" : ", SAN \(tls.subjectAltNames.map(\.description).joined(separator: " "))")
+            + (tls.problem.map { " (not usable: \($0))" } ?? "")
     }
 
     /// A filter as `{"type", <its settings>}` (the Gateway API's shape, from the lowered filter).
@@ -308,7 +336,9 @@ public enum GatewayJSON {
             action = "500 (no backends)"
         } else {
             action = entry.backends.map { b in
-                "\(b.reference):\(b.port.map(String.init) ?? "?") w\(b.weight)" + (b.failureCode.map { " (\($0)\(b.failure.map { " \($0.reason)" } ?? " no endpoints"))" } ?? " (\(b.endpoints.count) endpoints)")
+                "\(b.reference):\(b.port.map(String.init) ?? "?") w\(b.weight)"
+                    + (b.failureCode.map { " (\($0)\(b.failure.map { " \($0.reason)" } ?? (b.tls?.problem != nil ? " BackendTLSPolicy not usable" : " no endpoints")))" } ?? " (\(b.endpoints.count) endpoints)")
+                    + (b.tls.map { " [\(backendTLSText($0))]" } ?? "")
             }.joined(separator: ", ")
         }
         let filters = entry.filters.map(\.typeName).filter { $0 != "RequestRedirect" }

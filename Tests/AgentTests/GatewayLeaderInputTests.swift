@@ -64,6 +64,7 @@ import Testing
         let kept: [ClusterChange] = [
             .services(key, []), .nodes("n", []), .gatewayClasses("c", []), .gateways(key, []), .httpRoutes(key, []),
             .referenceGrants(key, []), .namespaces("n", []), .secrets(key, []), .listenerSets(key, []),
+            .configMaps(key, []), .backendTLSPolicies(key, []),
         ]
         for change in kept { #expect(GatewayLeaderController.isLeaderInput(change), "\(change)") }
     }

@@ -73,7 +73,7 @@ struct GatewayStageModelTests {
 
         /// One random change.
         mutating func change() -> ClusterChange {
-            switch rng.next() % 13 {
+            switch rng.next() % 14 {
             case 0:
                 let key = pick(gateways)
                 return .gateways(key, chance(20) ? [] : [gateway(key)])
@@ -131,6 +131,18 @@ struct GatewayStageModelTests {
                 return .configMaps(key, chance(25) ? [] : [ConfigMap(
                     metadata: ObjectMeta(name: "ca", namespace: key.namespace),
                     data: ["ca.crt": pick(["-----BEGIN CERTIFICATE-----\nMAEB\n-----END CERTIFICATE-----\n", "-----BEGIN CERTIFICATE-----\nMAEC\n-----END CERTIFICATE-----\n", "garbage"])])])
+            case 12:
+                // A BackendTLSPolicy on a Service (or one of its ports), with the ConfigMap `ca`
+                // of its namespace: two per namespace, so they conflict now and then.
+                let service = pick(services)
+                let key = ObjectKey(namespace: service.namespace, name: pick(["p1", "p2"]))
+                return .backendTLSPolicies(key, chance(20) ? [] : [BackendTLSPolicy(
+                    metadata: ObjectMeta(name: key.name, namespace: key.namespace, generation: 1, creationTimestamp: "2026-11-2\(rng.next() % 3)T00:00:00Z"),
+                    spec: BackendTLSPolicySpec(
+                        targetRefs: [PolicyTargetReference(name: service.name, sectionName: pick([nil, "http", "other"]))],
+                        validation: BackendTLSPolicyValidation(
+                            caCertificateRefs: chance(85) ? [LocalObjectReference(name: "ca")] : nil, wellKnownCACertificates: chance(15) ? "System" : nil,
+                            hostname: pick(["a.example.com", "b.example.com"]))))])
             default:
                 let key = ObjectKey(namespace: "demo", name: "cert")
                 return .secrets(key, chance(25) ? [] : [Secret(

@@ -410,3 +410,57 @@ private func summary(_ e: Explanation) -> String {
         #expect((listener["clientValidation"] as? [String: Any])?["caCertificateRefs"] as? [String] == ["lab/ca"])
     }
 }
+
+/// `portway routes` and `explain` show a backend's TLS (its BackendTLSPolicy: SNI, CA source,
+/// subject alternative names) as text and JSON; plain backends keep their JSON as it was.
+@Suite struct RoutesBackendTLSTests {
+    @Test func routesAndExplainShowABackendsTLS() throws {
+        let directory = try makeTempDirectory("portway-backend-tls")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let ca = "-----BEGIN CERTIFICATE-----\nMAEJ\n-----END CERTIFICATE-----\n"
+        let yaml = KubeYAML.join(
+            KubeYAML.webGateway(namespace: "lab", clusterIP: "10.96.0.45"),
+            KubeYAML.backend("secure", namespace: "lab", clusterIP: "10.96.0.46", targetPort: 8443, addresses: ["10.244.1.5"]),
+            KubeYAML.backend("plain", namespace: "lab", clusterIP: "10.96.0.47", targetPort: 8080, addresses: ["10.244.1.6"]),
+            KubeYAML.httpRoute("r", namespace: "lab", hostnames: ["abc.example.com"], rules: [
+                KubeYAML.rule("secure", matches: "[{path: {type: PathPrefix, value: /secure}}]"), KubeYAML.rule("plain"),
+            ]),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca, namespace: lab}\ndata: {ca.crt: \(String(reflecting: ca))}\n",
+            """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: BackendTLSPolicy
+            metadata: {name: secure-tls, namespace: lab}
+            spec:
+              targetRefs: [{group: "", kind: Service, name: secure}]
+              validation:
+                caCertificateRefs: [{group: "", kind: ConfigMap, name: ca}]
+                hostname: abc.example.com
+                subjectAltNames: [{type: URI, uri: "spiffe://abc.example.com/id"}]
+
+            """)
+        try yaml.write(toFile: directory + "/gateway.yaml", atomically: true, encoding: .utf8)
+        let options = GatewayViewOptions(directory: directory)
+        let table = try Command.routes(options, format: .table).stdout
+        #expect(table.contains("lab/secure:80 w1 (1 endpoints) [TLS SNI abc.example.com, CA ConfigMap lab/ca, SAN URI:spiffe://abc.example.com/id]"), "\(table)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(Command.routes(options, format: .json).stdout.utf8)) as? [String: Any])
+        let rules = (object["tables"] as? [[String: Any]])?.first.flatMap { ($0["listeners"] as? [[String: Any]])?.first?["rules"] as? [[String: Any]] } ?? []
+        let backends = rules.compactMap { ($0["backends"] as? [[String: Any]])?.first }
+        let secure = try #require(backends.first { ($0["service"] as? [String: Any])?["name"] as? String == "secure" }, "\(rules)")
+        let tls = try #require(secure["tls"] as? [String: Any])
+        #expect(tls["sni"] as? String == "abc.example.com")
+        #expect(tls["caCertificateRefs"] as? [String] == ["lab/ca"])
+        #expect(tls["wellKnownCACertificates"] is NSNull)
+        #expect((tls["subjectAltNames"] as? [[String: String]]) == [["type": "URI", "value": "spiffe://abc.example.com/id"]])
+        let plain = try #require(backends.first { ($0["service"] as? [String: Any])?["name"] as? String == "plain" })
+        #expect(plain["tls"] == nil, "a plain backend has no tls key")
+
+        let request = ExplainRequest(to: "10.96.0.45:80", host: "abc.example.com", path: "/secure")
+        let text = try Command.explain(options, request: request, format: .text).stdout
+        #expect(text.contains("backends: 10.244.1.5:8443 (weight 1, TLS SNI abc.example.com, CA ConfigMap lab/ca, SAN URI:spiffe://abc.example.com/id)\n"), "\(text)")
+        let explained = try #require(try JSONSerialization.jsonObject(with: Data(Command.explain(options, request: request, format: .json).stdout.utf8)) as? [String: Any])
+        let explainedTLS = try #require((explained["backends"] as? [[String: Any]])?.first?["tls"] as? [String: Any], "\(explained)")
+        #expect(explainedTLS["sni"] as? String == "abc.example.com")
+        let plainText = try Command.explain(options, request: ExplainRequest(to: "10.96.0.45:80", host: "abc.example.com", path: "/"), format: .text).stdout
+        #expect(plainText.contains("backends: 10.244.1.6:8080 (weight 1)\n"), "\(plainText)")
+    }
+}

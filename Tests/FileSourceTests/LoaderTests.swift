@@ -231,7 +231,7 @@ import Views
     @Test func addingAKindIsOneTableEntry() {
         #expect(Set(FileSource.kinds.keys) == [
             "Service", "EndpointSlice", "Endpoints", "Node", "Namespace", "Secret", "GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant", "ListenerSet",
-            "ConfigMap",
+            "ConfigMap", "BackendTLSPolicy",
         ])
         #expect(FileSource.kinds["HTTPRoute"]?.matches(apiVersion: "gateway.networking.k8s.io/v1beta1") == true)
         #expect(FileSource.kinds["EndpointSlice"]?.matches(apiVersion: "discovery.k8s.io/v1") == true)

@@ -90,6 +90,6 @@ struct MergeKeepsEveryKindTests {
         let merged = try FileSource.load(directory: dir)
         #expect(Self.reflectedCount(merged.snapshot) == expected)
         #expect(merged.snapshot.objectCount == expected)
-        #expect(Mirror(reflecting: ClusterSnapshot()).children.count == 12, "a new kind: add it to FileSource.merge and objectCount")
+        #expect(Mirror(reflecting: ClusterSnapshot()).children.count == 13, "a new kind: add it to FileSource.merge and objectCount")
     }
 }

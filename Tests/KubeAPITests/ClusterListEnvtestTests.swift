@@ -93,9 +93,11 @@ struct ClusterListEnvtestTests {
         try await Self.dump(plane, to: directory)
 
         let listed = try await ClusterSnapshotList.list(client: admin, scope: WatchScope(nodeName: ""), allNodes: true)
-        // The v1.2.1 CRDs this suite installs have no ListenerSet (standard since v1.5): the one
-        // warning allowed is that kind's "not served, taken as none".
-        #expect(listed.warnings.filter { !$0.hasPrefix("listenersets: not served") }.isEmpty, "\(listed.warnings)")
+        // The v1.2.1 CRDs this suite installs have no ListenerSet (standard since v1.5) and no v1
+        // BackendTLSPolicy (v1 since v1.4): the warnings allowed are those kinds' "not served, taken as none".
+        #expect(
+            listed.warnings.filter { !$0.hasPrefix("listenersets: not served") && !$0.hasPrefix("backendtlspolicies: not served") }.isEmpty,
+            "\(listed.warnings)")
         #expect(!listed.snapshot.services.contains { $0.metadata.name == "elsewhere" }, "the Service of another proxy is not listed")
         #expect(listed.snapshot.secrets.map(\.metadata.name) == ["shop-tls"], "TLS Secrets only")
         #expect(listed.snapshot.nodes.map(\.metadata.name) == ["node-a", "node-b"])

@@ -19,7 +19,8 @@ final class TestBackend: Sendable {
     /// Connections accepted so far (to see pooling).
     let accepted = NIOLockedValueBox(0)
 
-    init(name: String, group: any EventLoopGroup) async throws {
+    /// `tls`: serve HTTPS with this context (a BackendTLSPolicy's backend).
+    init(name: String, group: any EventLoopGroup, tls: NIOSSLContext? = nil) async throws {
         self.name = name
         let accepted = self.accepted
         channel = try await ServerBootstrap(group: group)
@@ -27,6 +28,7 @@ final class TestBackend: Sendable {
             .childChannelInitializer { channel in
                 accepted.withLockedValue { $0 += 1 }
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(BackendHandler(name: name))
                 }
