@@ -79,6 +79,7 @@ extension WriterCore {
         while ready < usable, backendsNeeded[ready] <= b.written { ready += 1 }
 
         // Phase 2: slots of those frontends.
+        var slotMaps: [SlotMap] = []
         var slotsOf = 0
         for s in batch.prefix(ready) { slotsOf += s.slots.count }
         if slotsOf > 0 {
@@ -95,18 +96,21 @@ extension WriterCore {
             }
             let r = maps.services.updateBatch(keys, values)
             syscalls += r.calls
-            // Mirror what was written: whole frontends at once (they had no entries), then the rest slot by slot.
+            // Whole frontends (they had no entries) go into the mirror with their masters, one
+            // insert each; the slots of a frontend the batch stopped in, slot by slot now.
             var n = 0, complete = 0
+            slotMaps.reserveCapacity(ready)
             for s in batch.prefix(ready) {
                 let written = min(s.slots.count, r.written - n)
                 if written == s.slots.count {
                     guard written > 0 else {
+                        slotMaps.append(SlotMap())
                         complete += 1
                         continue
                     }
                     let ids = Array(slotIDs[n..<(n + written)])
                     for id in ids { refs[id, default: 0] += 1 }
-                    programmed.services[s.key] = ServiceEntries(master: nil, slots: SlotMap(dense: ids))
+                    slotMaps.append(SlotMap(dense: ids))
                     serviceEntryCount += written
                     complete += 1
                 } else {
@@ -118,6 +122,8 @@ extension WriterCore {
             }
             record(.services, updates: r.written)
             ready = complete
+        } else {
+            slotMaps = Array(repeating: SlotMap(), count: ready)
         }
 
         // Phase 3: reverse NAT of the frontends whose slots are all in.
@@ -154,13 +160,17 @@ extension WriterCore {
             let r = maps.services.updateBatch(keys, values)
             syscalls += r.calls
             for i in 0..<r.written {
-                programmed.services[batch[base + i].key, default: ServiceEntries()].master = masters[i]
+                programmed.services[batch[base + i].key] = ServiceEntries(master: masters[i], slots: slotMaps[i])
             }
             serviceEntryCount += r.written
             record(.services, updates: r.written)
             mastersWritten = r.written
         }
         summary.added += mastersWritten
+        // Frontends whose slots are all in but whose master is not: their slots, for the take-back.
+        for i in mastersWritten..<slotMaps.count where !slotMaps[i].isEmpty {
+            programmed.services[batch[base + i].key] = ServiceEntries(master: nil, slots: slotMaps[i])
+        }
 
         // Frontends without a master: take back what the batch wrote for them, then one by one.
         var leftovers: [DesiredService] = []

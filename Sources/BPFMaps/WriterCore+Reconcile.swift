@@ -104,7 +104,10 @@ extension WriterCore {
             ranked.append((s.serviceEntries > currentEntries(s.key), s.key, i))
         }
         ranked.sort { a, b in a.grows != b.grows ? !a.grows : a.key < b.key }
-        let order = ranked.map { upserts[$0.index] }
+        // A cold sync's upserts are usually in that order already: no copy then.
+        var inPlace = ranked.count == upserts.count
+        for (i, r) in ranked.enumerated() where inPlace && r.index != i { inPlace = false }
+        let order = inPlace ? upserts : ranked.map { upserts[$0.index] }
         if order.count >= Self.batchThreshold { reserveForNewFrontends(order) }
         var index = 0
         while index < order.count {

@@ -127,28 +127,40 @@ struct WriterCore: ~Copyable {
         // Also in the input's order (sorted by frontend): the writer sorts them by key, nearly free then.
         var upserts: [DesiredService] = []
         upserts.reserveCapacity(state.entries.count)
-        for entry in state.entries {
-            // Lowered aside: a duplicate's own lines are not reported, only that it is one.
-            var one = Lowering()
-            let service = one.lower(entry)
-            // One probe: the first entry of a frontend wins.
-            if let service {
-                guard Self.insert(service, into: &wanted[service.key]) else {
-                    lowering.skipped.append("\(entry.frontend): duplicate frontend, the first entry wins")
-                    continue
+        // The desired state is replaced as a whole: the backend uses are counted afresh, each
+        // frontend's as it is lowered (its backend keys still in cache).
+        resetUses(reserving: state.entries.count * 2)
+        var one = Lowering()
+        // Read in place (borrowed): copying each entry out retained its fields for nothing.
+        state.entries.withUnsafeBufferPointer { entries in
+            for i in entries.indices {
+                // Lowered aside: a duplicate's own lines are not reported, only that it is one.
+                let service = one.lower(entries[i])
+                // One probe: the first entry of a frontend wins.
+                if let service {
+                    guard Self.insert(service, into: &wanted[service.key]) else {
+                        lowering.skipped.append("\(entries[i].frontend): duplicate frontend, the first entry wins")
+                        one.skipped.removeAll()
+                        one.warnings.removeAll()
+                        continue
+                    }
+                    use(service, by: 1)
+                    upserts.append(service)
                 }
-                upserts.append(service)
+                if !one.skipped.isEmpty {
+                    lowering.skipped += one.skipped
+                    one.skipped.removeAll()
+                }
+                if !one.warnings.isEmpty {
+                    lowering.warnings += one.warnings
+                    one.warnings.removeAll()
+                }
             }
-            if !one.skipped.isEmpty { lowering.skipped += one.skipped }
-            if !one.warnings.isEmpty { lowering.warnings += one.warnings }
         }
-        // The desired state is replaced as a whole: the backend uses are counted afresh.
         let removals = programmed.services.keys.filter { wanted[$0] == nil }.sorted()
         for key in desired.keys where wanted[key] == nil && programmed.services[key] == nil { releaseRevNatID(of: key) }
         desired = wanted
         failed = [:]
-        resetUses(reserving: wanted.count * 2)
-        for service in upserts { use(service, by: 1) }
         var summary = reconcile(removals: removals, upserts: upserts, touched: nil, isCancelled: isCancelled)
         summary.skipped = lowering.skipped
         summary.warnings = lowering.warnings
