@@ -9,7 +9,9 @@ extension WriterCore {
     /// then masters. A batch stopped by an error (the kernel says how many pairs it wrote) lets the
     /// frontends it had finished go on to the next phases; the others are taken back again and
     /// returned for the one-by-one path (which reports exactly what fails).
-    mutating func writeBatch(_ services: ArraySlice<DesiredService>, into summary: inout SyncSummary) -> [DesiredService] {
+    /// `positions`: the backend record of each of their slots, in order (from counting the uses),
+    /// or nil to look each up.
+    mutating func writeBatch(_ services: ArraySlice<DesiredService>, positions: ArraySlice<Int32>?, into summary: inout SyncSummary) -> [DesiredService] {
         // IDs, and the entries to write, in frontend order.
         var slotTotal = 0
         for s in services { slotTotal += s.slots.count }
@@ -27,13 +29,21 @@ extension WriterCore {
         var scheduled = Set<UInt32>()
         var allocatedBackends: [(BackendKey, UInt32)] = []
         var usable = services.count
+        var k = positions?.startIndex ?? 0
         outer: for (n, s) in services.enumerated() {
             guard let rev = revNatAllocator.allocate() else { usable = n; break }
             let mark = slotIDs.count
             for bk in s.slots {
-                // One probe for the backend's ID and desired state.
-                let index = recordIndex(bk)
-                let record = backends.values[index]
+                // The backend's ID and desired state: by position, or with one probe.
+                let index: Int
+                if let positions {
+                    index = Int(positions[k])
+                    k += 1
+                    assert(backends.key(at: index) == bk, "a slot's backend position is stale")
+                } else {
+                    index = backends.insert(bk)
+                }
+                let record = backends.records[index]
                 let state = record.use.state ?? UInt8(PW_BACKEND_ACTIVE)
                 if record.id != 0 {
                     let id = record.id
@@ -54,7 +64,7 @@ extension WriterCore {
                     break outer
                 }
                 // A freshly allocated ID is new to the maps and to this chunk: no checks needed.
-                backends.values[index].id = id
+                backends.records[index].id = id
                 allocatedBackends.append((bk, id))
                 let entry = BackendEntry(address: bk.address, port: bk.port, proto: bk.proto, state: state)
                 backendKeys.append(id)
