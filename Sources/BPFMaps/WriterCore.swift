@@ -201,7 +201,10 @@ struct WriterCore: ~Copyable {
         // frontend's as it is lowered (its backend keys still in cache).
         // Sized once for every slot (an upper bound on the backends): growing the backend table
         // while counting rehashed it several times at 10 endpoints per frontend.
-        let slots = state.entries.withUnsafeBufferPointer { entries in entries.reduce(0) { $0 + $1.backends.count } }
+        var slots = 0
+        state.entries.withUnsafeBufferPointer { entries in
+            for i in entries.indices { slots += entries[i].backends.count }
+        }
         resetUses(reserving: slots)
         // Where each upsert's slots' backend records are, for the batch path.
         var positions: [Int32] = []
