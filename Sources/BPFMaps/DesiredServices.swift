@@ -39,7 +39,7 @@ struct Lowering {
     var warnings: [String] = []
 
     /// The map form of `entry`; nil (and a `skipped` line) for an IPv6 frontend.
-    mutating func lower(_ entry: FrontendEntry) -> DesiredService? {
+    mutating func lower(_ entry: borrowing FrontendEntry) -> DesiredService? {
         guard let key = ServiceMapKey(entry.frontend) else {
             skipped.append("\(entry.frontend): only IPv4 frontends are programmed")
             return nil

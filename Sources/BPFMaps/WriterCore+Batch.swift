@@ -9,7 +9,9 @@ extension WriterCore {
     /// then masters. A batch stopped by an error (the kernel says how many pairs it wrote) lets the
     /// frontends it had finished go on to the next phases; the others are taken back again and
     /// returned for the one-by-one path (which reports exactly what fails).
-    mutating func writeBatch(_ services: ArraySlice<DesiredService>, into summary: inout SyncSummary) -> [DesiredService] {
+    /// `positions`: the backend record of each of their slots, in order (from counting the uses),
+    /// or nil to look each up.
+    mutating func writeBatch(_ services: ArraySlice<DesiredService>, positions: ArraySlice<Int32>?, into summary: inout SyncSummary) -> [DesiredService] {
         // IDs, and the entries to write, in frontend order.
         var slotTotal = 0
         for s in services { slotTotal += s.slots.count }
@@ -27,13 +29,21 @@ extension WriterCore {
         var scheduled = Set<UInt32>()
         var allocatedBackends: [(BackendKey, UInt32)] = []
         var usable = services.count
+        var k = positions?.startIndex ?? 0
         outer: for (n, s) in services.enumerated() {
             guard let rev = revNatAllocator.allocate() else { usable = n; break }
             let mark = slotIDs.count
             for bk in s.slots {
-                // One probe for the backend's ID and desired state.
-                let index = recordIndex(bk)
-                let record = backends.values[index]
+                // The backend's ID and desired state: by position, or with one probe.
+                let index: Int
+                if let positions {
+                    index = Int(positions[k])
+                    k += 1
+                    assert(backends.key(at: index) == bk, "a slot's backend position is stale")
+                } else {
+                    index = backends.insert(bk)
+                }
+                let record = backends.records[index]
                 let state = record.use.state ?? UInt8(PW_BACKEND_ACTIVE)
                 if record.id != 0 {
                     let id = record.id
@@ -54,7 +64,7 @@ extension WriterCore {
                     break outer
                 }
                 // A freshly allocated ID is new to the maps and to this chunk: no checks needed.
-                backends.values[index].id = id
+                backends.records[index].id = id
                 allocatedBackends.append((bk, id))
                 let entry = BackendEntry(address: bk.address, port: bk.port, proto: bk.proto, state: state)
                 backendKeys.append(id)
@@ -79,6 +89,7 @@ extension WriterCore {
         while ready < usable, backendsNeeded[ready] <= b.written { ready += 1 }
 
         // Phase 2: slots of those frontends.
+        var slotMaps: [SlotMap] = []
         var slotsOf = 0
         for s in batch.prefix(ready) { slotsOf += s.slots.count }
         if slotsOf > 0 {
@@ -95,18 +106,21 @@ extension WriterCore {
             }
             let r = maps.services.updateBatch(keys, values)
             syscalls += r.calls
-            // Mirror what was written: whole frontends at once (they had no entries), then the rest slot by slot.
+            // Whole frontends (they had no entries) go into the mirror with their masters, one
+            // insert each; the slots of a frontend the batch stopped in, slot by slot now.
             var n = 0, complete = 0
+            slotMaps.reserveCapacity(ready)
             for s in batch.prefix(ready) {
                 let written = min(s.slots.count, r.written - n)
                 if written == s.slots.count {
                     guard written > 0 else {
+                        slotMaps.append(SlotMap())
                         complete += 1
                         continue
                     }
                     let ids = Array(slotIDs[n..<(n + written)])
                     for id in ids { refs[id, default: 0] += 1 }
-                    programmed.services[s.key] = ServiceEntries(master: nil, slots: SlotMap(dense: ids))
+                    slotMaps.append(SlotMap(dense: ids))
                     serviceEntryCount += written
                     complete += 1
                 } else {
@@ -118,6 +132,8 @@ extension WriterCore {
             }
             record(.services, updates: r.written)
             ready = complete
+        } else {
+            slotMaps = Array(repeating: SlotMap(), count: ready)
         }
 
         // Phase 3: reverse NAT of the frontends whose slots are all in.
@@ -154,13 +170,17 @@ extension WriterCore {
             let r = maps.services.updateBatch(keys, values)
             syscalls += r.calls
             for i in 0..<r.written {
-                programmed.services[batch[base + i].key, default: ServiceEntries()].master = masters[i]
+                programmed.services[batch[base + i].key] = ServiceEntries(master: masters[i], slots: slotMaps[i])
             }
             serviceEntryCount += r.written
             record(.services, updates: r.written)
             mastersWritten = r.written
         }
         summary.added += mastersWritten
+        // Frontends whose slots are all in but whose master is not: their slots, for the take-back.
+        for i in mastersWritten..<slotMaps.count where !slotMaps[i].isEmpty {
+            programmed.services[batch[base + i].key] = ServiceEntries(master: nil, slots: slotMaps[i])
+        }
 
         // Frontends without a master: take back what the batch wrote for them, then one by one.
         var leftovers: [DesiredService] = []

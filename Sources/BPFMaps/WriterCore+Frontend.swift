@@ -134,8 +134,8 @@ extension WriterCore {
     /// The ID of a backend, writing its entry when it is new or its state changed; `created` when
     /// this call wrote the entry where there was none.
     mutating func ensureBackend(_ bk: BackendKey) throws(BPFMapError) -> (UInt32, created: Bool) {
-        let index = recordIndex(bk)
-        let record = backends.values[index]
+        let index = backends.insert(bk)
+        let record = backends.records[index]
         let state = record.use.state ?? UInt8(PW_BACKEND_ACTIVE)
         let id: UInt32
         var fresh = false
@@ -147,7 +147,7 @@ extension WriterCore {
                 throw .idsExhausted(what: "backend IDs", limit: Int(UInt32.max - 1))
             }
             id = allocated
-            backends.values[index].id = id
+            backends.records[index].id = id
             fresh = true
         }
         let entry = BackendEntry(address: bk.address, port: bk.port, proto: bk.proto, state: state)

@@ -38,8 +38,11 @@ extension WriterCore {
     /// Removes `removals`, then programs `upserts` (already in `desired`, with their backend uses
     /// counted). `touched`: backends whose desired state may have changed; nil for a full sync,
     /// which writes every desired frontend (and so checks every backend) and prunes strays.
+    /// `positions`: the backend record position of every upsert's slots, in the order of `upserts`
+    /// (see `use(_:positions:)`), when the caller counted them so.
     mutating func reconcile(
-        removals: [ServiceMapKey], upserts: [DesiredService], touched: Set<BackendKey>?, isCancelled: () -> Bool
+        removals: [ServiceMapKey], upserts: [DesiredService], positions: [Int32]? = nil, touched: Set<BackendKey>?,
+        isCancelled: () -> Bool
     ) -> SyncSummary {
         let full = touched == nil
         counts = [:]
@@ -104,9 +107,19 @@ extension WriterCore {
             ranked.append((s.serviceEntries > currentEntries(s.key), s.key, i))
         }
         ranked.sort { a, b in a.grows != b.grows ? !a.grows : a.key < b.key }
-        let order = ranked.map { upserts[$0.index] }
+        // A cold sync's upserts are usually in that order already: no copy then.
+        var inPlace = ranked.count == upserts.count
+        for (i, r) in ranked.enumerated() where inPlace && r.index != i { inPlace = false }
+        let order = inPlace ? upserts : ranked.map { upserts[$0.index] }
+        // The slots' record positions follow `upserts`: usable when the order is theirs.
+        let positions = inPlace ? positions : nil
         if order.count >= Self.batchThreshold { reserveForNewFrontends(order) }
         var index = 0
+        // Slots of order[..<index] (where the next frontend's positions start).
+        var offset = 0
+        // Nothing in the maps for any frontend yet (a cold start): every upsert is fresh until
+        // written (their keys are distinct), so the run below needs no probes.
+        let allFresh = programmed.services.isEmpty && revNatIDs.isEmpty
         while index < order.count {
             if isCancelled() {
                 for service in order[index...] { failed[service.key] = .interrupted }
@@ -115,14 +128,18 @@ extension WriterCore {
             }
             // A run of new frontends goes in batches.
             var end = index
-            while end < order.count, end - index < Self.batchChunk, isFresh(order[end].key) { end += 1 }
+            while end < order.count, end - index < Self.batchChunk, allFresh || isFresh(order[end].key) { end += 1 }
             if end - index >= Self.batchThreshold {
-                let leftovers = writeBatch(order[index..<end], into: &summary)
+                var slots = 0
+                for s in order[index..<end] { slots += s.slots.count }
+                let leftovers = writeBatch(order[index..<end], positions: positions?[offset..<(offset + slots)], into: &summary)
                 for service in leftovers { upsert(service, needed: plan.neededBackends, into: &summary) }
+                offset += slots
                 index = end
                 continue
             }
             upsert(order[index], needed: plan.neededBackends, into: &summary)
+            offset += order[index].slots.count
             index += 1
         }
 
@@ -168,14 +185,24 @@ extension WriterCore {
         let active = Int(service.master.count)
         for (i, bk) in service.slots.enumerated() {
             if delta > 0 {
-                let change = Self.count(&backends[bk, default: BackendRecord()].use, active: i < active, by: delta)
-                desiredBackends += change
+                let p = backends.insert(bk)
+                desiredBackends += Self.count(&backends.records[p].use, active: i < active, by: delta)
                 continue
             }
-            guard let index = backends.index(forKey: bk) else { continue }
-            let change = Self.count(&backends.values[index].use, active: i < active, by: delta)
-            desiredBackends += change
-            if backends.values[index].isEmpty { backends.remove(at: index) }
+            guard let p = backends.position(of: bk) else { continue }
+            desiredBackends += Self.count(&backends.records[p].use, active: i < active, by: delta)
+            if backends.records[p].isEmpty { backends.remove(at: p) }
+        }
+    }
+
+    /// Adds a desired frontend's uses of its backends, appending the position of each slot's
+    /// backend record to `positions` (for the batch path: no second probe).
+    mutating func use(_ service: DesiredService, positions: inout [Int32]) {
+        let active = Int(service.master.count)
+        for (i, bk) in service.slots.enumerated() {
+            let p = backends.insert(bk)
+            desiredBackends += Self.count(&backends.records[p].use, active: i < active, by: 1)
+            positions.append(Int32(p))
         }
     }
 
@@ -190,11 +217,11 @@ extension WriterCore {
     mutating func resetUses(reserving capacity: Int) {
         if desiredBackends > 0 {
             var idless = false
-            for i in backends.indices {
-                backends.values[i].use = BackendUse()
-                if backends.values[i].id == 0 { idless = true }
+            for p in backends.live {
+                backends.records[p].use = BackendUse()
+                if backends.records[p].id == 0 { idless = true }
             }
-            if idless { backends = backends.filter { $0.value.id != 0 } }
+            if idless { backends.removeAll { $0.id == 0 } }
             desiredBackends = 0
         }
         backends.reserveCapacity(capacity)
@@ -208,21 +235,14 @@ extension WriterCore {
 
     /// Gives the backend an ID.
     mutating func setBackendID(_ bk: BackendKey, _ id: UInt32) {
-        backends[bk, default: BackendRecord()].id = id
+        backends.records[backends.insert(bk)].id = id
     }
 
     /// Takes the backend's ID away when it is `id`; the record goes when nothing uses the backend.
     mutating func clearBackendID(_ bk: BackendKey, ifIs id: UInt32) {
-        guard let index = backends.index(forKey: bk), backends.values[index].id == id else { return }
-        backends.values[index].id = 0
-        if backends.values[index].isEmpty { backends.remove(at: index) }
-    }
-
-    /// The position of a backend's record (one probe), made empty when there is none.
-    mutating func recordIndex(_ bk: BackendKey) -> Dictionary<BackendKey, BackendRecord>.Index {
-        if let index = backends.index(forKey: bk) { return index }
-        backends[bk] = BackendRecord()
-        return backends.index(forKey: bk)!
+        guard let p = backends.position(of: bk), backends.records[p].id == id else { return }
+        backends.records[p].id = 0
+        if backends.records[p].isEmpty { backends.remove(at: p) }
     }
 
     /// Services-map entries a frontend holds now.

@@ -22,6 +22,76 @@ struct BackendRecord {
     var isEmpty: Bool { id == 0 && use.state == nil }
 }
 
+/// The writer's backends by key, each record at a position that stays its own while the record
+/// exists: a call that counted the desired uses (one probe per slot) hands the positions to the
+/// batch path, which then reads and writes records by position instead of probing again. Removed
+/// positions are reused.
+struct BackendTable {
+    private var positions: [BackendKey: Int32] = [:]
+    /// Per position: the key, nil when the position is free.
+    private var keys: [BackendKey?] = []
+    /// Per position (a free position holds an empty record).
+    var records: [BackendRecord] = []
+    private var free: [Int32] = []
+
+    var count: Int { positions.count }
+
+    /// The record of a backend (one probe).
+    subscript(key: BackendKey) -> BackendRecord? {
+        guard let p = positions[key] else { return nil }
+        return records[Int(p)]
+    }
+
+    /// The position of a backend's record, if it has one.
+    func position(of key: BackendKey) -> Int? { positions[key].map { Int($0) } }
+
+    /// The position of a backend's record, made empty when there is none (one probe).
+    mutating func insert(_ key: BackendKey) -> Int {
+        let next = free.last ?? Int32(records.count)
+        let p = Self.fill(&positions[key, default: -1], with: next)
+        guard p == next, keys.count <= Int(p) || keys[Int(p)] == nil else { return Int(p) }
+        if Int(p) == records.count {
+            keys.append(key)
+            records.append(BackendRecord())
+        } else {
+            free.removeLast()
+            keys[Int(p)] = key
+        }
+        return Int(p)
+    }
+
+    private static func fill(_ slot: inout Int32, with next: Int32) -> Int32 {
+        if slot < 0 { slot = next }
+        return slot
+    }
+
+    /// The key at a position in use.
+    func key(at p: Int) -> BackendKey { keys[p]! }
+
+    /// Removes the record at a position in use.
+    mutating func remove(at p: Int) {
+        guard let key = keys[p] else { return }
+        positions[key] = nil
+        keys[p] = nil
+        records[p] = BackendRecord()
+        free.append(Int32(p))
+    }
+
+    /// The positions in use.
+    var live: [Int] { keys.indices.filter { keys[$0] != nil } }
+
+    /// Removes every record `shouldRemove` says.
+    mutating func removeAll(where shouldRemove: (BackendRecord) -> Bool) {
+        for p in keys.indices where keys[p] != nil && shouldRemove(records[p]) { remove(at: p) }
+    }
+
+    mutating func reserveCapacity(_ n: Int) {
+        positions.reserveCapacity(n)
+        keys.reserveCapacity(n)
+        records.reserveCapacity(n)
+    }
+}
+
 /// The writer's state and algorithm; guarded by MapWriter's mutex. Every map operation goes
 /// through the counted helpers at the bottom, which update the mirror (`programmed`) and the
 /// indices (reference counts, entry counts) only when the operation succeeded.
@@ -32,7 +102,7 @@ struct WriterCore: ~Copyable {
     /// Entries in the services map (masters and slots) per the mirror.
     var serviceEntryCount = 0
     /// Every backend with an ID or a desired use (see `backendID`, `setBackendID`, `use`).
-    var backends: [BackendKey: BackendRecord] = [:]
+    var backends = BackendTable()
     /// Backends some desired frontend uses (records whose `use` has a state).
     var desiredBackends = 0
     var backendAllocator = IDAllocator(limit: UInt32.max - 1)
@@ -70,13 +140,13 @@ struct WriterCore: ~Copyable {
     /// repair rewrites the entry under the same ID.
     mutating func adopt(_ truth: ProgrammedState, keepingIDs: Bool) {
         var oldBackendIDs: [(BackendKey, UInt32)] = []
-        if keepingIDs { for (key, record) in backends where record.id != 0 { oldBackendIDs.append((key, record.id)) } }
+        if keepingIDs { for p in backends.live where backends.records[p].id != 0 { oldBackendIDs.append((backends.key(at: p), backends.records[p].id)) } }
         let oldRevNatIDs = revNatIDs
         programmed = truth
         serviceEntryCount = truth.services.values.reduce(0) { $0 + ($1.master == nil ? 0 : 1) + $1.slots.count }
         // IDs go, the desired uses stay.
-        backends = backends.filter { $0.value.use.state != nil }
-        for i in backends.indices { backends.values[i].id = 0 }
+        backends.removeAll { $0.use.state == nil }
+        for p in backends.live { backends.records[p].id = 0 }
         backendAllocator = IDAllocator(limit: UInt32.max - 1)
         refs = [:]
         unreferenced = []
@@ -127,29 +197,50 @@ struct WriterCore: ~Copyable {
         // Also in the input's order (sorted by frontend): the writer sorts them by key, nearly free then.
         var upserts: [DesiredService] = []
         upserts.reserveCapacity(state.entries.count)
-        for entry in state.entries {
-            // Lowered aside: a duplicate's own lines are not reported, only that it is one.
-            var one = Lowering()
-            let service = one.lower(entry)
-            // One probe: the first entry of a frontend wins.
-            if let service {
-                guard Self.insert(service, into: &wanted[service.key]) else {
-                    lowering.skipped.append("\(entry.frontend): duplicate frontend, the first entry wins")
-                    continue
-                }
-                upserts.append(service)
-            }
-            if !one.skipped.isEmpty { lowering.skipped += one.skipped }
-            if !one.warnings.isEmpty { lowering.warnings += one.warnings }
+        // The desired state is replaced as a whole: the backend uses are counted afresh, each
+        // frontend's as it is lowered (its backend keys still in cache).
+        // Sized once for every slot (an upper bound on the backends): growing the backend table
+        // while counting rehashed it several times at 10 endpoints per frontend.
+        var slots = 0
+        state.entries.withUnsafeBufferPointer { entries in
+            for i in entries.indices { slots += entries[i].backends.count }
         }
-        // The desired state is replaced as a whole: the backend uses are counted afresh.
+        resetUses(reserving: slots)
+        // Where each upsert's slots' backend records are, for the batch path.
+        var positions: [Int32] = []
+        positions.reserveCapacity(slots)
+        var one = Lowering()
+        // Read in place (borrowed): copying each entry out retained its fields for nothing.
+        state.entries.withUnsafeBufferPointer { entries in
+            for i in entries.indices {
+                // Lowered aside: a duplicate's own lines are not reported, only that it is one.
+                let service = one.lower(entries[i])
+                // One probe: the first entry of a frontend wins.
+                if let service {
+                    guard Self.insert(service, into: &wanted[service.key]) else {
+                        lowering.skipped.append("\(entries[i].frontend): duplicate frontend, the first entry wins")
+                        one.skipped.removeAll()
+                        one.warnings.removeAll()
+                        continue
+                    }
+                    use(service, positions: &positions)
+                    upserts.append(service)
+                }
+                if !one.skipped.isEmpty {
+                    lowering.skipped += one.skipped
+                    one.skipped.removeAll()
+                }
+                if !one.warnings.isEmpty {
+                    lowering.warnings += one.warnings
+                    one.warnings.removeAll()
+                }
+            }
+        }
         let removals = programmed.services.keys.filter { wanted[$0] == nil }.sorted()
         for key in desired.keys where wanted[key] == nil && programmed.services[key] == nil { releaseRevNatID(of: key) }
         desired = wanted
         failed = [:]
-        resetUses(reserving: wanted.count * 2)
-        for service in upserts { use(service, by: 1) }
-        var summary = reconcile(removals: removals, upserts: upserts, touched: nil, isCancelled: isCancelled)
+        var summary = reconcile(removals: removals, upserts: upserts, positions: positions, touched: nil, isCancelled: isCancelled)
         summary.skipped = lowering.skipped
         summary.warnings = lowering.warnings
         summary.duration = ContinuousClock.now - start

@@ -195,6 +195,30 @@ struct PinnedBatchTests {
             #expect(listing.problems.isEmpty && listing.frontends.count == 66, "\(listing.problems)")
         }
     }
+
+    @Test("full syncs replacing every frontend and half the backends: the batch path finds each backend where counting its uses left it, freed places reused")
+    func replacedGenerations() throws {
+        let m = try LoggedMaps()
+        for generation in 0..<4 {
+            // New frontends each time (another port); the first backend is new, the second shared
+            // across generations, and a third alternates (freed, then wanted again).
+            let entries = (0..<100).map { i in
+                entry("10.0.0.\(i + 1)", UInt16(80 + generation), name: "s\(i)", backends: [
+                    backend("10.\(100 + generation).0.\(i + 1)"), backend("10.150.0.\(i + 1)"),
+                    backend("10.\(200 + generation % 2).0.\(i + 1)", 9090, .tcp, .terminating),
+                ])
+            }
+            let summary = m.writer.sync(DesiredL4State(entries: entries))
+            #expect(summary.failures.isEmpty && summary.added == 100 && summary.removed == (generation == 0 ? 0 : 100), "\(summary)")
+            #expect(try m.state == m.writer.programmed)
+            let fresh = try LoggedMaps()
+            _ = fresh.writer.sync(DesiredL4State(entries: entries))
+            let listing = try LogicalListing(m.maps)
+            #expect(listing.problems.isEmpty, "\(listing.problems)")
+            #expect(try listing == LogicalListing(fresh.maps), "generation \(generation) as a fresh writer writes it")
+            #expect(try m.state.backends.count == 300, "the previous generation's backends pruned")
+        }
+    }
 }
 
 /// A map that claims another size than the kernel's (so the capacity plan admits what the kernel refuses).
