@@ -343,12 +343,13 @@ if [ "$PERF" = 1 ]; then
     # After the measured runs, so perf's overhead never lands in a number above.
     for row in "${ROWS[@]}"; do
         pids=$(proxy_pids "$row" | tr ' ' ,)
-        perf stat -x, -e raw_syscalls:sys_enter -p "$pids" -o "$WORK/syscalls.$row" &
+        perf stat -x, -e raw_syscalls:sys_enter,syscalls:sys_enter_epoll_ctl -p "$pids" -o "$WORK/syscalls.$row" &
         PERF_PID=$!
         read -r _ _ _ _ _ requests < <(measure "$row" keepalive)
         kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true
         PERF_PID=""
-        awk -F, -v row="$row" -v n="$requests" '/raw_syscalls/ {printf "bench-l7: %s keep-alive: %.1f syscalls per request\n", row, n ? $1 / n : 0}' "$WORK/syscalls.$row" >&2
+        awk -F, -v row="$row" -v n="$requests" '/raw_syscalls/ {all = $1} /epoll_ctl/ {ctl = $1}
+            END {printf "bench-l7: %s keep-alive: %.1f syscalls per request, of which epoll_ctl %.2f\n", row, n ? all / n : 0, n ? ctl / n : 0}' "$WORK/syscalls.$row" >&2
     done
     echo "bench-l7: profiling the agent: perf record -g during one more Portway keep-alive run" >&2
     perf record -g -o "$PERF_OUT" -p "$AGENT_PID" >/dev/null 2>&1 &

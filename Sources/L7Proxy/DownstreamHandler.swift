@@ -3,36 +3,10 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// Tells the connection handler that bytes arrived while it waits for a request head, so it can
-/// switch from the keep-alive timeout to the (shorter) request-head timeout. Sits before the decoder.
-final class ActivityProbe: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-
-    struct BytesArrived {}
-
-    /// Set by the connection handler while it waits for a head; cleared at the first bytes.
-    var watching = false
-    private var context: ChannelHandlerContext?
-
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
-
-    /// Writes already-encoded bytes below the HTTP codec and closes the connection.
-    func writeRawAndClose(_ bytes: ByteBuffer) {
-        guard let context else { return }
-        let channel = context.channel
-        LastSegment.carryFIN(channel)
-        context.writeAndFlush(NIOAny(bytes)).whenComplete { _ in channel.close(promise: nil) }
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if watching {
-            watching = false
-            context.fireUserInboundEventTriggered(BytesArrived())
-        }
-        context.fireChannelRead(data)
-    }
+/// What waits behind a request still being answered (HTTP/1.1 pipelining).
+enum PipelinedEvent {
+    case part(HTTPServerRequestPart)
+    case parseError(HTTPParserError)
 }
 
 /// Sent to every client connection when the proxy drains (`L7Proxy.drain`).
@@ -60,7 +34,6 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     typealias OutboundOut = HTTPServerResponsePart
 
     private let shared: ConnectionContext
-    private let probe: ActivityProbe
     /// The TLS connection's SNI (`RoutingRequest.serverName`); nil without TLS.
     private let serverName: TLSServerName?
     private var machine: ConnectionStateMachine
@@ -100,14 +73,22 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     /// The route retry's backoff between two attempts.
     private var retryTimer: Scheduled<Void>?
     private var readHeld = false
+    /// HTTP/1.1 pipelining: what the decoder delivered after a request that is still being answered
+    /// (the next requests' parts, a parse error), handed to the state machine in order once the
+    /// answer ends. While anything waits here the socket is not read further; otherwise it is read
+    /// all the time (no read interest dropped and re-armed per request, as NIO's pipelining handler does).
+    private var pipelined = CircularBuffer<PipelinedEvent>(initialCapacity: 0)
+    private var deliveringPipelined = false
+    /// Whether the decoder delivered anything during the current socket read (else the read was a
+    /// request head's first bytes, or bytes between requests).
+    private var deliveredInThisRead = false
     private var bufferedRequestBytes = 0
     private var bufferedResponseBytes = 0
     private var maxBufferedRequestBytes = 0
     private var maxBufferedResponseBytes = 0
 
-    init(shared: ConnectionContext, probe: ActivityProbe, serverName: TLSServerName? = nil) {
+    init(shared: ConnectionContext, serverName: TLSServerName? = nil) {
         self.shared = shared
-        self.probe = probe
         self.serverName = serverName
         self.machine = ConnectionStateMachine(
             maxDiscardedBodyBytes: shared.options.maxDiscardedBodyBytes, maxReplayBodyBytes: shared.options.maxRetryBodyBytes)
@@ -140,24 +121,23 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        pipelined.removeAll()
         abandonMirrors()
         run(machine.downstreamClosed())
         context.fireChannelInactive()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ActivityProbe.BytesArrived {
-            run(machine.bytesArrived())
-        } else if event is ReapIfIdle {
+        if event is ReapIfIdle {
             // The proxy is at its connection limit: a connection waiting for a request makes room.
-            if probe.watching {
+            if machine.waitsForRequest {
                 shared.metrics.noteReaped()
                 context.close(promise: nil)
             }
         } else if event is DrainRequested {
             // The proxy is stopping: an idle connection closes now, a busy one after its answer.
             draining = true
-            if probe.watching { context.close(promise: nil) }
+            if machine.waitsForRequest { context.close(promise: nil) }
         } else {
             context.fireUserInboundEventTriggered(event)
         }
@@ -172,7 +152,19 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         lastActivity = now
-        switch unwrapInboundIn(data) {
+        deliveredInThisRead = true
+        let part = unwrapInboundIn(data)
+        if machine.takesNoMoreRequests { return }  // nothing will answer it
+        if !pipelined.isEmpty || machine.awaitsAnswerOnly {
+            // A pipelined request: it waits for the answer in progress.
+            pipelined.append(.part(part))
+            return
+        }
+        handleRequestPart(part, context: context)
+    }
+
+    private func handleRequestPart(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
             requestsSeen += 1
             let plan = plan(for: head, context: context)
@@ -189,6 +181,13 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        if !deliveredInThisRead && machine.waitsForRequest {
+            // Bytes came in while waiting for a request, and no head is complete yet: from now on
+            // the request-head (slowloris) limit applies instead of the keep-alive timeout. (The
+            // decoder forwards every socket read's end; TLS only reads that yielded plaintext.)
+            run(machine.bytesArrived())
+        }
+        deliveredInThisRead = false
         upstream?.flush()
         if let deadline = pendingHeadDeadline {
             pendingHeadDeadline = nil
@@ -206,6 +205,15 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let parseError = error as? HTTPParserError, !pipelined.isEmpty || machine.awaitsAnswerOnly {
+            // Bad bytes after a complete request: its answer goes out first, then the 400.
+            pipelined.append(.parseError(parseError))
+            return
+        }
+        handleError(error, context: context)
+    }
+
+    private func handleError(_ error: any Error, context: ChannelHandlerContext) {
         if let parseError = error as? HTTPParserError {
             shared.logger.debug("rejecting a malformed request", metadata: ["client": "\(context.channel.remoteAddress?.description ?? "?")", "error": "\(parseError)"])
             abandonMirrors()
@@ -222,7 +230,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     }
 
     func read(context: ChannelHandlerContext) {
-        if machine.holdsDownstreamReads || (upstream.map { !$0.isWritable } ?? false) {
+        if !pipelined.isEmpty || machine.holdsDownstreamReads || (upstream.map { !$0.isWritable } ?? false) {
             readHeld = true
         } else {
             context.read()
@@ -345,6 +353,28 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
 
     private func run(_ actions: [ConnectionStateMachine.Action]) {
         for action in actions { perform(action) }
+        if !pipelined.isEmpty && !deliveringPipelined && !machine.awaitsAnswerOnly { deliverPipelined() }
+    }
+
+    /// Hands the waiting pipelined events to the state machine until one has to wait again (a
+    /// request complete, its answer not), then lets the socket be read again once none waits.
+    private func deliverPipelined() {
+        guard let context else { return }
+        deliveringPipelined = true
+        defer { deliveringPipelined = false }
+        while let next = pipelined.first {
+            if machine.takesNoMoreRequests {
+                pipelined.removeAll()
+                return
+            }
+            if machine.awaitsAnswerOnly { return }
+            pipelined.removeFirst()
+            switch next {
+            case .part(let part): handleRequestPart(part, context: context)
+            case .parseError(let error): handleError(error, context: context)
+            }
+        }
+        resumeDownstreamReadsIfAllowed()
     }
 
     private func perform(_ action: ConnectionStateMachine.Action) {
@@ -353,7 +383,6 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         case .armWaitTimer(let kind):
             waitTimer?.cancel()
             waitTimer = nil
-            probe.watching = kind == .keepAlive
             if kind == .keepAlive {
                 armWaitTimer(at: now + shared.options.keepAliveTimeout, context: context)
             } else {
@@ -362,7 +391,6 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
                 pendingHeadDeadline = now + shared.options.requestHeadTimeout
             }
         case .cancelWaitTimer:
-            probe.watching = false
             waitTimer?.cancel()
             waitTimer = nil
             pendingHeadDeadline = nil
@@ -430,7 +458,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
             let body = "\(response.status.code) \(response.status.reasonPhrase)\n"
             let text = "HTTP/1.1 \(response.status.code) \(response.status.reasonPhrase)\r\n"
                 + "content-type: text/plain; charset=utf-8\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n" + body
-            probe.writeRawAndClose(context.channel.allocator.buffer(string: text))
+            writeRawAndClose(context.channel.allocator.buffer(string: text), context: context)
         case .closeDownstream:
             context.close(promise: nil)
         case .startTunnel(let head):
@@ -455,7 +483,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         do {
             let sync = channel.pipeline.syncOperations
             let http = sync.present([
-                HTTPServerPipelineHandler.self, NIOHTTPResponseHeadersValidator.self,
+                NIOHTTPResponseHeadersValidator.self,
                 ByteToMessageHandler<HTTPRequestDecoder>.self, HTTPResponseEncoder.self,
             ])
             try clientEnd.install(on: channel, removing: [self] + http)
@@ -643,6 +671,18 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         }
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if close { closeAfter(written, context: context) }
+    }
+
+    /// Writes already-encoded bytes below the HTTP codec (which has no request to pair them with)
+    /// and closes the connection.
+    private func writeRawAndClose(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
+        let channel = context.channel
+        guard let below = try? channel.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else {
+            channel.close(promise: nil)
+            return
+        }
+        LastSegment.carryFIN(channel)
+        below.writeAndFlush(NIOAny(bytes)).whenComplete { _ in channel.close(promise: nil) }
     }
 
     private func closeAfter(_ written: EventLoopFuture<Void>, context: ChannelHandlerContext) {

@@ -52,6 +52,39 @@ import Testing
         #expect(responses.last?.body == "3")
     }
 
+    @Test func theClientIsReadWhileAResponseIsPendingAndHeldWhileAPipelinedRequestWaits() throws {
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]))
+        let reads = ReadCounter()
+        try h.client.pipeline.syncOperations.addHandler(reads, position: .first)
+        h.send("GET /1 HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        // The request is complete, its answer is not: the socket stays readable (no read interest
+        // dropped and re-armed per request; NIO's pipelining handler withheld this read).
+        h.client.read()
+        #expect(reads.count == 1)
+        h.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+        // Two requests in one read: the second waits for the first's answer, and reading waits with it.
+        h.send("GET /2 HTTP/1.1\r\nHost: a.example.com\r\n\r\nGET /3 HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        h.client.read()
+        #expect(reads.count == 1)
+        #expect(h.upstreamReceived(0).contains("GET /2 "))
+        h.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2")
+        #expect(h.upstreamReceived(0).contains("GET /3 "))
+        #expect(reads.count == 2)
+        h.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n3")
+        #expect(parseResponses(h.clientReceived()).map(\.body) == ["1", "2", "3"])
+    }
+
+    @Test func malformedBytesAfterAPipelinedRequestAreAnswered400AfterItsResponse() throws {
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]))
+        h.send("GET /1 HTTP/1.1\r\nHost: a.example.com\r\n\r\nGET /2 HTTP/1.1\r\nHost: nowhere\r\n\r\nNOT HTTP\r\n\r\n")
+        #expect(h.clientReceived().isEmpty)
+        h.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+        let responses = parseResponses(h.clientReceived())
+        #expect(responses.map(\.status) == [200, 404, 400])
+        #expect(responses.first?.body == "1")
+        #expect(!h.client.isActive)
+    }
+
     @Test func chunkedRequestAndResponseBodiesStreamThrough() throws {
         let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]))
         h.send("POST /up HTTP/1.1\r\nHost: a.example.com\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
@@ -455,4 +488,14 @@ final class ScriptedRandom: @unchecked Sendable {  // used on the embedded loop 
     private var values: [UInt64]
     init(_ values: [UInt64]) { self.values = values }
     func next(_ range: UInt64) -> UInt64 { values.isEmpty ? 0 : values.removeFirst() % range }
+}
+
+/// Counts the reads the handlers above ask the socket for.
+final class ReadCounter: ChannelOutboundHandler {
+    typealias OutboundIn = ByteBuffer
+    var count = 0
+    func read(context: ChannelHandlerContext) {
+        count += 1
+        context.read()
+    }
 }
