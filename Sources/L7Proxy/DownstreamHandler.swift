@@ -63,14 +63,22 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     /// The client's address for X-Forwarded-For, formatted at the connection's first request.
     private var clientAddress: String??
 
-    private var waitTimer: Scheduled<Void>?
-    /// The request-head deadline (from the head's first byte), armed as `waitTimer` when the read ends.
-    private var pendingHeadDeadline: NIODeadline?
-    private var idleTimer: Scheduled<Void>?
-    private var requestTimer: Scheduled<Void>?
-    /// The route's backendRequest timeout for the current upstream attempt.
-    private var backendTimer: Scheduled<Void>?
-    /// The route retry's backoff between two attempts.
+    // The connection's deadlines, watched by one timer (`timer`) armed for the earliest of them.
+    // Moving a deadline later (every request moves the keep-alive one) re-arms nothing: the timer
+    // fires at the earlier time, finds nothing due and is armed for what is left, so a keep-alive
+    // request schedules and cancels no task at all.
+    private var timer: Scheduled<Void>?
+    /// When `timer` fires; nil when it is not armed.
+    private var timerDeadline: NIODeadline?
+    /// Between requests: the keep-alive wait, or once a head's first bytes came, the request-head
+    /// limit (the state machine knows which).
+    private var waitDeadline: NIODeadline?
+    /// During an exchange: the idle timeout, counted from `lastActivity`.
+    private var watchesIdleness = false
+    /// The route's (or the proxy's) request timeout of the current exchange.
+    private var requestDeadline: NIODeadline?
+    /// The route's backendRequest timeout of the current upstream attempt.
+    private var backendDeadline: NIODeadline?
     private var retryTimer: Scheduled<Void>?
     private var readHeld = false
     /// HTTP/1.1 pipelining: what the decoder delivered after a request that is still being answered
@@ -189,19 +197,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         }
         deliveredInThisRead = false
         upstream?.flush()
-        if let deadline = pendingHeadDeadline {
-            pendingHeadDeadline = nil
-            armWaitTimer(at: deadline, context: context)
-        }
         context.fireChannelReadComplete()
-    }
-
-    private func armWaitTimer(at deadline: NIODeadline, context: ChannelHandlerContext) {
-        waitTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
-            guard let self else { return }
-            self.waitTimer = nil
-            self.run(self.machine.waitTimerFired())
-        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -381,33 +377,21 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         guard let context else { return }
         switch action {
         case .armWaitTimer(let kind):
-            waitTimer?.cancel()
-            waitTimer = nil
-            if kind == .keepAlive {
-                armWaitTimer(at: now + shared.options.keepAliveTimeout, context: context)
-            } else {
-                // Usually the whole head is in the read that started it and the timer would be cancelled
-                // before this read ends: it is armed at the end of the read, only if still needed.
-                pendingHeadDeadline = now + shared.options.requestHeadTimeout
-            }
+            // A head's first bytes arrive at the end of a read that did not complete it (`bytesArrived`).
+            waitDeadline = now + (kind == .keepAlive ? shared.options.keepAliveTimeout : shared.options.requestHeadTimeout)
+            deadlinesChanged()
         case .cancelWaitTimer:
-            waitTimer?.cancel()
-            waitTimer = nil
-            pendingHeadDeadline = nil
+            waitDeadline = nil
         case .startExchangeTimers:
-            startExchangeTimers(context: context)
+            startExchangeTimers()
         case .cancelExchangeTimers:
-            idleTimer?.cancel()
-            idleTimer = nil
-            requestTimer?.cancel()
-            requestTimer = nil
-            backendTimer?.cancel()
-            backendTimer = nil
+            watchesIdleness = false
+            requestDeadline = nil
+            backendDeadline = nil
             retryTimer?.cancel()
             retryTimer = nil
         case .cancelBackendTimer:
-            backendTimer?.cancel()
-            backendTimer = nil
+            backendDeadline = nil
         case .scheduleRetry(let seconds):
             let generation = self.generation
             retryTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) { [weak self] in
@@ -416,7 +400,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
                 self.run(self.machine.retryTimerFired())
             }
         case .connectUpstream(let attempt):
-            armBackendTimer(context: context)
+            armBackendTimer()
             connectUpstream(attempt: attempt)
         case .writeUpstream(let part):
             writeUpstream(part)
@@ -498,68 +482,88 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         upstream.channel.read()
     }
 
-    private func startExchangeTimers(context: ChannelHandlerContext) {
-        let idle = shared.options.idleTimeout
-        scheduleIdleCheck(after: idle, context: context)
+    private func startExchangeTimers() {
+        watchesIdleness = true
         // The route's timeouts.request wins over the proxy's; "0s" (0) means none at all.
-        let requestTimeout: TimeAmount?
         if let seconds = forward?.requestTimeoutSeconds {
-            requestTimeout = seconds > 0 ? .nanoseconds(Int64(seconds * 1e9)) : nil
+            requestDeadline = seconds > 0 ? now + .nanoseconds(Int64(seconds * 1e9)) : nil
         } else {
-            requestTimeout = shared.options.requestTimeout
+            requestDeadline = shared.options.requestTimeout.map { now + $0 }
         }
-        if let requestTimeout {
-            let generation = self.generation
-            requestTimer = context.eventLoop.assumeIsolated().scheduleTask(in: requestTimeout) { [weak self] in
-                guard let self, self.generation == generation else { return }
-                self.requestTimer = nil
-                self.run(self.machine.exchangeTimedOut())
-            }
-        }
-    }
-
-    /// One timer per exchange that re-arms itself for the time left since the last byte, instead of
-    /// rescheduling on every read.
-    private func scheduleIdleCheck(after delay: TimeAmount, context: ChannelHandlerContext) {
-        let generation = self.generation
-        idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
-            guard let self, self.generation == generation, let context = self.context else { return }
-            let quiet = self.now - self.lastActivity
-            if quiet >= self.shared.options.idleTimeout {
-                self.idleTimer = nil
-                self.run(self.machine.exchangeTimedOut())
-            } else {
-                self.scheduleIdleCheck(after: self.shared.options.idleTimeout - quiet, context: context)
-            }
-        }
-    }
-
-    private func cancelAllTimers() {
-        pendingHeadDeadline = nil
-        waitTimer?.cancel()
-        idleTimer?.cancel()
-        requestTimer?.cancel()
-        backendTimer?.cancel()
-        retryTimer?.cancel()
-        retryTimer = nil
-        waitTimer = nil
-        idleTimer = nil
-        requestTimer = nil
-        backendTimer = nil
+        deadlinesChanged()
     }
 
     /// Arms the route's backendRequest timeout for one upstream attempt (from its connect to the
     /// end of the backend's response); a later attempt gets the whole timeout again.
-    private func armBackendTimer(context: ChannelHandlerContext) {
-        backendTimer?.cancel()
-        backendTimer = nil
-        guard let seconds = forward?.backendRequestTimeoutSeconds, seconds > 0 else { return }
-        let generation = self.generation
-        backendTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) { [weak self] in
-            guard let self, self.generation == generation else { return }
-            self.backendTimer = nil
-            self.run(self.machine.backendTimedOut())
+    private func armBackendTimer() {
+        if let seconds = forward?.backendRequestTimeoutSeconds, seconds > 0 {
+            backendDeadline = now + .nanoseconds(Int64(seconds * 1e9))
+            deadlinesChanged()
+        } else {
+            backendDeadline = nil
         }
+    }
+
+    /// The earliest deadline watched now.
+    private var earliestDeadline: NIODeadline? {
+        var earliest = waitDeadline
+        func consider(_ deadline: NIODeadline?) {
+            guard let deadline else { return }
+            earliest = earliest.map { min($0, deadline) } ?? deadline
+        }
+        if watchesIdleness { consider(lastActivity + shared.options.idleTimeout) }
+        consider(requestDeadline)
+        consider(backendDeadline)
+        return earliest
+    }
+
+    /// Arms the timer when a deadline is now earlier than the one it is armed for (or it is not armed).
+    private func deadlinesChanged() {
+        guard let context, let earliest = earliestDeadline else { return }
+        if let armed = timerDeadline, armed <= earliest { return }
+        timer?.cancel()
+        timerDeadline = earliest
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: earliest) { [weak self] in
+            self?.timerFired()
+        }
+    }
+
+    /// Acts on the deadlines that passed (in the order the separate timers used to fire: the wait,
+    /// the exchange's idle and request timeouts, the attempt's), then re-arms for the rest.
+    private func timerFired() {
+        timer = nil
+        timerDeadline = nil
+        guard context != nil else { return }
+        let now = self.now
+        if let deadline = waitDeadline, deadline <= now {
+            waitDeadline = nil
+            run(machine.waitTimerFired())
+        }
+        if watchesIdleness, lastActivity + shared.options.idleTimeout <= now {
+            watchesIdleness = false
+            run(machine.exchangeTimedOut())
+        }
+        if let deadline = requestDeadline, deadline <= now {
+            requestDeadline = nil
+            run(machine.exchangeTimedOut())
+        }
+        if let deadline = backendDeadline, deadline <= now {
+            backendDeadline = nil
+            run(machine.backendTimedOut())
+        }
+        deadlinesChanged()
+    }
+
+    private func cancelAllTimers() {
+        timer?.cancel()
+        timer = nil
+        timerDeadline = nil
+        waitDeadline = nil
+        watchesIdleness = false
+        requestDeadline = nil
+        backendDeadline = nil
+        retryTimer?.cancel()
+        retryTimer = nil
     }
 
     private func connectUpstream(attempt: Int) {

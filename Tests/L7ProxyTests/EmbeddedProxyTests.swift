@@ -230,6 +230,40 @@ import Testing
         #expect(!idle.client.isActive)
     }
 
+    /// One timer per connection, armed for the earliest deadline: a keep-alive wait moved later by a
+    /// request must not close the connection at the old deadline, and a deadline that comes earlier
+    /// than the armed one (a head started after a request) must not wait for it.
+    @Test func keepAliveCountsFromTheLastAnswerAndAHeadStartedLaterGets408OnTime() throws {
+        var options = ProxyOptions()
+        options.keepAliveTimeout = .seconds(60)
+        options.requestHeadTimeout = .seconds(10)
+        options.idleTimeout = .seconds(30)
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]), options: options)
+        h.loop.advanceTime(by: .seconds(50))
+        h.send("GET /1 HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        // t = 70: the exchange's idle timeout counts from the request's last byte (t = 50), not the wait's deadline.
+        h.loop.advanceTime(by: .seconds(20))
+        #expect(h.client.isActive)
+        h.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+        // t = 129: 59 s after the answer, past the first deadline (t = 60) and the idle one (t = 80).
+        h.loop.advanceTime(by: .seconds(59))
+        #expect(h.client.isActive)
+        h.loop.advanceTime(by: .seconds(1))
+        #expect(!h.client.isActive)
+        #expect(parseResponses(h.clientReceived()).map(\.status) == [200])
+
+        let slow = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]), options: options)
+        slow.send("GET /1 HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        slow.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+        slow.loop.advanceTime(by: .seconds(5))
+        slow.send("GET /2 HTTP/1.1\r\nHost: a.ex")
+        slow.loop.advanceTime(by: .seconds(9))
+        #expect(slow.client.isActive)
+        slow.loop.advanceTime(by: .seconds(1))
+        #expect(parseResponses(slow.clientReceived()).map(\.status) == [200, 408])
+        #expect(!slow.client.isActive)
+    }
+
     @Test func stalledBackendGets504AndARouteTimeoutApplies() throws {
         var options = ProxyOptions()
         options.idleTimeout = .seconds(5)
