@@ -162,7 +162,13 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         lastActivity = now
         deliveredInThisRead = true
         let part = unwrapInboundIn(data)
-        if machine.takesNoMoreRequests { return }  // nothing will answer it
+        if machine.takesNoMoreRequests {
+            // Nothing will answer a new request (nor mirror it); the rest of the current one still
+            // goes to its mirror copies (the state machine ignores it).
+            if case .head = part { return }
+            handleRequestPart(part, context: context)
+            return
+        }
         if !pipelined.isEmpty || machine.awaitsAnswerOnly {
             // A pipelined request: it waits for the answer in progress.
             pipelined.append(.part(part))

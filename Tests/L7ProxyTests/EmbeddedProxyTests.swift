@@ -85,6 +85,16 @@ import Testing
         #expect(!h.client.isActive)
     }
 
+    @Test func aRequestPipelinedBehindARefusedOneIsNeitherRoutedNorForwarded() throws {
+        let router = CountingRouter(HostRouter(a: [a], b: [b]))
+        let h = try EmbeddedHarness(router: router)
+        h.send("GET /a%2Fb HTTP/1.1\r\nHost: a.example.com\r\n\r\nGET /next HTTP/1.1\r\nHost: b.example.com\r\n\r\n")
+        #expect(parseResponses(h.clientReceived()).map(\.status) == [400])
+        // The connection closes after the 400: the request behind it was never routed (nor mirrored).
+        #expect(router.hosts.isEmpty)
+        #expect(h.connector.endpoints.isEmpty)
+    }
+
     @Test func chunkedRequestAndResponseBodiesStreamThrough() throws {
         let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]))
         h.send("POST /up HTTP/1.1\r\nHost: a.example.com\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
@@ -531,5 +541,16 @@ final class ReadCounter: ChannelOutboundHandler {
     func read(context: ChannelHandlerContext) {
         count += 1
         context.read()
+    }
+}
+
+/// A router that records the hosts it routed.
+final class CountingRouter: RequestRouter, @unchecked Sendable {
+    private let inner: any RequestRouter
+    private(set) var hosts: [String] = []
+    init(_ inner: any RequestRouter) { self.inner = inner }
+    func route(_ request: RoutingRequest) -> RoutingDecision {
+        hosts.append(request.host)
+        return inner.route(request)
     }
 }
