@@ -18,8 +18,9 @@
 # Namespaces pwbn<pid>-*, bpffs /sys/fs/bpf/pwbn<pid>: removed on exit, also on Ctrl-C.
 # Environment: PORTWAY (binary; default: the release build), DURATION (per run, default 5s),
 # CONNECTIONS (default 16), THREADS (default 1), ROUNDS (default 3; medians are reported),
-# PERF=1 (after the measured runs, records the agent with `perf record -g` during one more keep-alive
-# run, into $PERF_OUT). Besides requests/s and latency, each row reports the proxy's CPU time per
+# PERF=1 (after the measured runs, counts system calls per keep-alive request and records the agent
+# with `perf record -g` during one more keep-alive run, or with PERF_MODE=close one more
+# new-connection run, into $PERF_OUT). Besides requests/s and latency, each row reports the proxy's CPU time per
 # request (user + system of the agent process, or of nginx's master and workers): on a shared machine
 # the steadier figure.
 # Needs root, wrk, nginx. Prints a Markdown table and the Portway/nginx ratio lines.
@@ -42,6 +43,7 @@ THREADS=${THREADS:-1}
 ROUNDS=${ROUNDS:-3}
 PERF=${PERF:-0}
 PERF_OUT=${PERF_OUT:-/tmp/portway-l7.perf.data}
+PERF_MODE=${PERF_MODE:-keepalive}
 [ -x "$PORTWAY" ] || { echo "bench-l7: $PORTWAY not found; run swift build -c release --product portway" >&2; exit 1; }
 [ -f "$OBJECT" ] || { echo "bench-l7: $OBJECT not found; run make bpf" >&2; exit 1; }
 [ "$PERF" != 1 ] || command -v perf >/dev/null || { echo "bench-l7: PERF=1 needs perf (linux-perf)" >&2; exit 1; }
@@ -343,17 +345,18 @@ if [ "$PERF" = 1 ]; then
     # After the measured runs, so perf's overhead never lands in a number above.
     for row in "${ROWS[@]}"; do
         pids=$(proxy_pids "$row" | tr ' ' ,)
-        perf stat -x, -e raw_syscalls:sys_enter -p "$pids" -o "$WORK/syscalls.$row" &
+        perf stat -x, -e raw_syscalls:sys_enter,syscalls:sys_enter_epoll_ctl -p "$pids" -o "$WORK/syscalls.$row" &
         PERF_PID=$!
         read -r _ _ _ _ _ requests < <(measure "$row" keepalive)
         kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true
         PERF_PID=""
-        awk -F, -v row="$row" -v n="$requests" '/raw_syscalls/ {printf "bench-l7: %s keep-alive: %.1f syscalls per request\n", row, n ? $1 / n : 0}' "$WORK/syscalls.$row" >&2
+        awk -F, -v row="$row" -v n="$requests" '/raw_syscalls/ {all = $1} /epoll_ctl/ {ctl = $1}
+            END {printf "bench-l7: %s keep-alive: %.1f syscalls per request, of which epoll_ctl %.2f\n", row, n ? all / n : 0, n ? ctl / n : 0}' "$WORK/syscalls.$row" >&2
     done
-    echo "bench-l7: profiling the agent: perf record -g during one more Portway keep-alive run" >&2
+    echo "bench-l7: profiling the agent: perf record -g during one more Portway $PERF_MODE run" >&2
     perf record -g -o "$PERF_OUT" -p "$AGENT_PID" >/dev/null 2>&1 &
     PERF_PID=$!
-    measure portway keepalive >/dev/null
+    measure portway "$PERF_MODE" >/dev/null
     kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true
     PERF_PID=""
     echo "bench-l7: perf data in $PERF_OUT (perf report -i $PERF_OUT --children --sort sym | swift demangle)" >&2

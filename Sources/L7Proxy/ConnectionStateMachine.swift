@@ -156,6 +156,27 @@ struct ConnectionStateMachine {
         return false
     }
 
+    /// Waiting for the next request, not a byte of it received: the keep-alive wait.
+    var waitsForRequest: Bool {
+        if case .idle(headStarted: false) = state { return true }
+        return false
+    }
+
+    /// The request is complete and its answer is not: a request that arrives now (HTTP/1.1
+    /// pipelining) waits until the answer ends.
+    var awaitsAnswerOnly: Bool {
+        if case .forwarding(let exchange) = state { return exchange.requestComplete }
+        return false
+    }
+
+    /// No more requests on this connection: closed, or a byte tunnel.
+    var takesNoMoreRequests: Bool {
+        switch state {
+        case .closed, .tunneling: return true
+        case .idle, .discarding, .forwarding: return false
+        }
+    }
+
     // MARK: client events
 
     /// Bytes arrived while waiting for a request head.
@@ -167,7 +188,7 @@ struct ConnectionStateMachine {
 
     mutating func requestHead(_ plan: RequestPlan, keepAlive: Bool, upgrade: Bool = false) -> [Action] {
         guard case .idle = state else {
-            // The pipelining handler delivers one request at a time; anything else is a bug: stop.
+            // The handler delivers a request only once the previous one is answered; anything else is a bug: stop.
             state = .closed
             return [.closeDownstream]
         }

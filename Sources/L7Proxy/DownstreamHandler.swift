@@ -3,36 +3,10 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// Tells the connection handler that bytes arrived while it waits for a request head, so it can
-/// switch from the keep-alive timeout to the (shorter) request-head timeout. Sits before the decoder.
-final class ActivityProbe: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-
-    struct BytesArrived {}
-
-    /// Set by the connection handler while it waits for a head; cleared at the first bytes.
-    var watching = false
-    private var context: ChannelHandlerContext?
-
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
-
-    /// Writes already-encoded bytes below the HTTP codec and closes the connection.
-    func writeRawAndClose(_ bytes: ByteBuffer) {
-        guard let context else { return }
-        let channel = context.channel
-        LastSegment.carryFIN(channel)
-        context.writeAndFlush(NIOAny(bytes)).whenComplete { _ in channel.close(promise: nil) }
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if watching {
-            watching = false
-            context.fireUserInboundEventTriggered(BytesArrived())
-        }
-        context.fireChannelRead(data)
-    }
+/// What waits behind a request still being answered (HTTP/1.1 pipelining).
+enum PipelinedEvent {
+    case part(HTTPServerRequestPart)
+    case parseError(HTTPParserError)
 }
 
 /// Sent to every client connection when the proxy drains (`L7Proxy.drain`).
@@ -60,7 +34,6 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     typealias OutboundOut = HTTPServerResponsePart
 
     private let shared: ConnectionContext
-    private let probe: ActivityProbe
     /// The TLS connection's SNI (`RoutingRequest.serverName`); nil without TLS.
     private let serverName: TLSServerName?
     private var machine: ConnectionStateMachine
@@ -90,24 +63,40 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     /// The client's address for X-Forwarded-For, formatted at the connection's first request.
     private var clientAddress: String??
 
-    private var waitTimer: Scheduled<Void>?
-    /// The request-head deadline (from the head's first byte), armed as `waitTimer` when the read ends.
-    private var pendingHeadDeadline: NIODeadline?
-    private var idleTimer: Scheduled<Void>?
-    private var requestTimer: Scheduled<Void>?
-    /// The route's backendRequest timeout for the current upstream attempt.
-    private var backendTimer: Scheduled<Void>?
-    /// The route retry's backoff between two attempts.
+    // The connection's deadlines, watched by one timer (`timer`) armed for the earliest of them.
+    // Moving a deadline later (every request moves the keep-alive one) re-arms nothing: the timer
+    // fires at the earlier time, finds nothing due and is armed for what is left, so a keep-alive
+    // request schedules and cancels no task at all.
+    private var timer: Scheduled<Void>?
+    /// When `timer` fires; nil when it is not armed.
+    private var timerDeadline: NIODeadline?
+    /// Between requests: the keep-alive wait, or once a head's first bytes came, the request-head
+    /// limit (the state machine knows which).
+    private var waitDeadline: NIODeadline?
+    /// During an exchange: the idle timeout, counted from `lastActivity`.
+    private var watchesIdleness = false
+    /// The route's (or the proxy's) request timeout of the current exchange.
+    private var requestDeadline: NIODeadline?
+    /// The route's backendRequest timeout of the current upstream attempt.
+    private var backendDeadline: NIODeadline?
     private var retryTimer: Scheduled<Void>?
     private var readHeld = false
+    /// HTTP/1.1 pipelining: what the decoder delivered after a request that is still being answered
+    /// (the next requests' parts, a parse error), handed to the state machine in order once the
+    /// answer ends. While anything waits here the socket is not read further; otherwise it is read
+    /// all the time (no read interest dropped and re-armed per request, as NIO's pipelining handler does).
+    private var pipelined = CircularBuffer<PipelinedEvent>(initialCapacity: 0)
+    private var deliveringPipelined = false
+    /// Whether the decoder delivered anything during the current socket read (else the read was a
+    /// request head's first bytes, or bytes between requests).
+    private var deliveredInThisRead = false
     private var bufferedRequestBytes = 0
     private var bufferedResponseBytes = 0
     private var maxBufferedRequestBytes = 0
     private var maxBufferedResponseBytes = 0
 
-    init(shared: ConnectionContext, probe: ActivityProbe, serverName: TLSServerName? = nil) {
+    init(shared: ConnectionContext, serverName: TLSServerName? = nil) {
         self.shared = shared
-        self.probe = probe
         self.serverName = serverName
         self.machine = ConnectionStateMachine(
             maxDiscardedBodyBytes: shared.options.maxDiscardedBodyBytes, maxReplayBodyBytes: shared.options.maxRetryBodyBytes)
@@ -140,24 +129,23 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        pipelined.removeAll()
         abandonMirrors()
         run(machine.downstreamClosed())
         context.fireChannelInactive()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ActivityProbe.BytesArrived {
-            run(machine.bytesArrived())
-        } else if event is ReapIfIdle {
+        if event is ReapIfIdle {
             // The proxy is at its connection limit: a connection waiting for a request makes room.
-            if probe.watching {
+            if machine.waitsForRequest {
                 shared.metrics.noteReaped()
                 context.close(promise: nil)
             }
         } else if event is DrainRequested {
             // The proxy is stopping: an idle connection closes now, a busy one after its answer.
             draining = true
-            if probe.watching { context.close(promise: nil) }
+            if machine.waitsForRequest { context.close(promise: nil) }
         } else {
             context.fireUserInboundEventTriggered(event)
         }
@@ -172,7 +160,25 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         lastActivity = now
-        switch unwrapInboundIn(data) {
+        deliveredInThisRead = true
+        let part = unwrapInboundIn(data)
+        if machine.takesNoMoreRequests {
+            // Nothing will answer a new request (nor mirror it); the rest of the current one still
+            // goes to its mirror copies (the state machine ignores it).
+            if case .head = part { return }
+            handleRequestPart(part, context: context)
+            return
+        }
+        if !pipelined.isEmpty || machine.awaitsAnswerOnly {
+            // A pipelined request: it waits for the answer in progress.
+            pipelined.append(.part(part))
+            return
+        }
+        handleRequestPart(part, context: context)
+    }
+
+    private func handleRequestPart(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
             requestsSeen += 1
             let plan = plan(for: head, context: context)
@@ -189,23 +195,27 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        upstream?.flush()
-        if let deadline = pendingHeadDeadline {
-            pendingHeadDeadline = nil
-            armWaitTimer(at: deadline, context: context)
+        if !deliveredInThisRead && machine.waitsForRequest {
+            // Bytes came in while waiting for a request, and no head is complete yet: from now on
+            // the request-head (slowloris) limit applies instead of the keep-alive timeout. (The
+            // decoder forwards every socket read's end; TLS only reads that yielded plaintext.)
+            run(machine.bytesArrived())
         }
+        deliveredInThisRead = false
+        upstream?.flush()
         context.fireChannelReadComplete()
     }
 
-    private func armWaitTimer(at deadline: NIODeadline, context: ChannelHandlerContext) {
-        waitTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
-            guard let self else { return }
-            self.waitTimer = nil
-            self.run(self.machine.waitTimerFired())
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let parseError = error as? HTTPParserError, !pipelined.isEmpty || machine.awaitsAnswerOnly {
+            // Bad bytes after a complete request: its answer goes out first, then the 400.
+            pipelined.append(.parseError(parseError))
+            return
         }
+        handleError(error, context: context)
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    private func handleError(_ error: any Error, context: ChannelHandlerContext) {
         if let parseError = error as? HTTPParserError {
             shared.logger.debug("rejecting a malformed request", metadata: ["client": "\(context.channel.remoteAddress?.description ?? "?")", "error": "\(parseError)"])
             abandonMirrors()
@@ -222,7 +232,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     }
 
     func read(context: ChannelHandlerContext) {
-        if machine.holdsDownstreamReads || (upstream.map { !$0.isWritable } ?? false) {
+        if !pipelined.isEmpty || machine.holdsDownstreamReads || (upstream.map { !$0.isWritable } ?? false) {
             readHeld = true
         } else {
             context.read()
@@ -345,41 +355,49 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
 
     private func run(_ actions: [ConnectionStateMachine.Action]) {
         for action in actions { perform(action) }
+        if !pipelined.isEmpty && !deliveringPipelined && !machine.awaitsAnswerOnly { deliverPipelined() }
+    }
+
+    /// Hands the waiting pipelined events to the state machine until one has to wait again (a
+    /// request complete, its answer not), then lets the socket be read again once none waits.
+    private func deliverPipelined() {
+        guard let context else { return }
+        deliveringPipelined = true
+        defer { deliveringPipelined = false }
+        while let next = pipelined.first {
+            if machine.takesNoMoreRequests {
+                pipelined.removeAll()
+                return
+            }
+            if machine.awaitsAnswerOnly { return }
+            pipelined.removeFirst()
+            switch next {
+            case .part(let part): handleRequestPart(part, context: context)
+            case .parseError(let error): handleError(error, context: context)
+            }
+        }
+        resumeDownstreamReadsIfAllowed()
     }
 
     private func perform(_ action: ConnectionStateMachine.Action) {
         guard let context else { return }
         switch action {
         case .armWaitTimer(let kind):
-            waitTimer?.cancel()
-            waitTimer = nil
-            probe.watching = kind == .keepAlive
-            if kind == .keepAlive {
-                armWaitTimer(at: now + shared.options.keepAliveTimeout, context: context)
-            } else {
-                // Usually the whole head is in the read that started it and the timer would be cancelled
-                // before this read ends: it is armed at the end of the read, only if still needed.
-                pendingHeadDeadline = now + shared.options.requestHeadTimeout
-            }
+            // A head's first bytes arrive at the end of a read that did not complete it (`bytesArrived`).
+            waitDeadline = now + (kind == .keepAlive ? shared.options.keepAliveTimeout : shared.options.requestHeadTimeout)
+            deadlinesChanged()
         case .cancelWaitTimer:
-            probe.watching = false
-            waitTimer?.cancel()
-            waitTimer = nil
-            pendingHeadDeadline = nil
+            waitDeadline = nil
         case .startExchangeTimers:
-            startExchangeTimers(context: context)
+            startExchangeTimers()
         case .cancelExchangeTimers:
-            idleTimer?.cancel()
-            idleTimer = nil
-            requestTimer?.cancel()
-            requestTimer = nil
-            backendTimer?.cancel()
-            backendTimer = nil
+            watchesIdleness = false
+            requestDeadline = nil
+            backendDeadline = nil
             retryTimer?.cancel()
             retryTimer = nil
         case .cancelBackendTimer:
-            backendTimer?.cancel()
-            backendTimer = nil
+            backendDeadline = nil
         case .scheduleRetry(let seconds):
             let generation = self.generation
             retryTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) { [weak self] in
@@ -388,7 +406,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
                 self.run(self.machine.retryTimerFired())
             }
         case .connectUpstream(let attempt):
-            armBackendTimer(context: context)
+            armBackendTimer()
             connectUpstream(attempt: attempt)
         case .writeUpstream(let part):
             writeUpstream(part)
@@ -430,7 +448,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
             let body = "\(response.status.code) \(response.status.reasonPhrase)\n"
             let text = "HTTP/1.1 \(response.status.code) \(response.status.reasonPhrase)\r\n"
                 + "content-type: text/plain; charset=utf-8\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n" + body
-            probe.writeRawAndClose(context.channel.allocator.buffer(string: text))
+            writeRawAndClose(context.channel.allocator.buffer(string: text), context: context)
         case .closeDownstream:
             context.close(promise: nil)
         case .startTunnel(let head):
@@ -455,7 +473,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         do {
             let sync = channel.pipeline.syncOperations
             let http = sync.present([
-                HTTPServerPipelineHandler.self, NIOHTTPResponseHeadersValidator.self,
+                NIOHTTPResponseHeadersValidator.self,
                 ByteToMessageHandler<HTTPRequestDecoder>.self, HTTPResponseEncoder.self,
             ])
             try clientEnd.install(on: channel, removing: [self] + http)
@@ -470,68 +488,88 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         upstream.channel.read()
     }
 
-    private func startExchangeTimers(context: ChannelHandlerContext) {
-        let idle = shared.options.idleTimeout
-        scheduleIdleCheck(after: idle, context: context)
+    private func startExchangeTimers() {
+        watchesIdleness = true
         // The route's timeouts.request wins over the proxy's; "0s" (0) means none at all.
-        let requestTimeout: TimeAmount?
         if let seconds = forward?.requestTimeoutSeconds {
-            requestTimeout = seconds > 0 ? .nanoseconds(Int64(seconds * 1e9)) : nil
+            requestDeadline = seconds > 0 ? now + .nanoseconds(Int64(seconds * 1e9)) : nil
         } else {
-            requestTimeout = shared.options.requestTimeout
+            requestDeadline = shared.options.requestTimeout.map { now + $0 }
         }
-        if let requestTimeout {
-            let generation = self.generation
-            requestTimer = context.eventLoop.assumeIsolated().scheduleTask(in: requestTimeout) { [weak self] in
-                guard let self, self.generation == generation else { return }
-                self.requestTimer = nil
-                self.run(self.machine.exchangeTimedOut())
-            }
-        }
-    }
-
-    /// One timer per exchange that re-arms itself for the time left since the last byte, instead of
-    /// rescheduling on every read.
-    private func scheduleIdleCheck(after delay: TimeAmount, context: ChannelHandlerContext) {
-        let generation = self.generation
-        idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
-            guard let self, self.generation == generation, let context = self.context else { return }
-            let quiet = self.now - self.lastActivity
-            if quiet >= self.shared.options.idleTimeout {
-                self.idleTimer = nil
-                self.run(self.machine.exchangeTimedOut())
-            } else {
-                self.scheduleIdleCheck(after: self.shared.options.idleTimeout - quiet, context: context)
-            }
-        }
-    }
-
-    private func cancelAllTimers() {
-        pendingHeadDeadline = nil
-        waitTimer?.cancel()
-        idleTimer?.cancel()
-        requestTimer?.cancel()
-        backendTimer?.cancel()
-        retryTimer?.cancel()
-        retryTimer = nil
-        waitTimer = nil
-        idleTimer = nil
-        requestTimer = nil
-        backendTimer = nil
+        deadlinesChanged()
     }
 
     /// Arms the route's backendRequest timeout for one upstream attempt (from its connect to the
     /// end of the backend's response); a later attempt gets the whole timeout again.
-    private func armBackendTimer(context: ChannelHandlerContext) {
-        backendTimer?.cancel()
-        backendTimer = nil
-        guard let seconds = forward?.backendRequestTimeoutSeconds, seconds > 0 else { return }
-        let generation = self.generation
-        backendTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(seconds * 1e9))) { [weak self] in
-            guard let self, self.generation == generation else { return }
-            self.backendTimer = nil
-            self.run(self.machine.backendTimedOut())
+    private func armBackendTimer() {
+        if let seconds = forward?.backendRequestTimeoutSeconds, seconds > 0 {
+            backendDeadline = now + .nanoseconds(Int64(seconds * 1e9))
+            deadlinesChanged()
+        } else {
+            backendDeadline = nil
         }
+    }
+
+    /// The earliest deadline watched now.
+    private var earliestDeadline: NIODeadline? {
+        var earliest = waitDeadline
+        func consider(_ deadline: NIODeadline?) {
+            guard let deadline else { return }
+            earliest = earliest.map { min($0, deadline) } ?? deadline
+        }
+        if watchesIdleness { consider(lastActivity + shared.options.idleTimeout) }
+        consider(requestDeadline)
+        consider(backendDeadline)
+        return earliest
+    }
+
+    /// Arms the timer when a deadline is now earlier than the one it is armed for (or it is not armed).
+    private func deadlinesChanged() {
+        guard let context, let earliest = earliestDeadline else { return }
+        if let armed = timerDeadline, armed <= earliest { return }
+        timer?.cancel()
+        timerDeadline = earliest
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: earliest) { [weak self] in
+            self?.timerFired()
+        }
+    }
+
+    /// Acts on the deadlines that passed (in the order the separate timers used to fire: the wait,
+    /// the exchange's idle and request timeouts, the attempt's), then re-arms for the rest.
+    private func timerFired() {
+        timer = nil
+        timerDeadline = nil
+        guard context != nil else { return }
+        let now = self.now
+        if let deadline = waitDeadline, deadline <= now {
+            waitDeadline = nil
+            run(machine.waitTimerFired())
+        }
+        if watchesIdleness, lastActivity + shared.options.idleTimeout <= now {
+            watchesIdleness = false
+            run(machine.exchangeTimedOut())
+        }
+        if let deadline = requestDeadline, deadline <= now {
+            requestDeadline = nil
+            run(machine.exchangeTimedOut())
+        }
+        if let deadline = backendDeadline, deadline <= now {
+            backendDeadline = nil
+            run(machine.backendTimedOut())
+        }
+        deadlinesChanged()
+    }
+
+    private func cancelAllTimers() {
+        timer?.cancel()
+        timer = nil
+        timerDeadline = nil
+        waitDeadline = nil
+        watchesIdleness = false
+        requestDeadline = nil
+        backendDeadline = nil
+        retryTimer?.cancel()
+        retryTimer = nil
     }
 
     private func connectUpstream(attempt: Int) {
@@ -643,6 +681,18 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         }
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if close { closeAfter(written, context: context) }
+    }
+
+    /// Writes already-encoded bytes below the HTTP codec (which has no request to pair them with)
+    /// and closes the connection.
+    private func writeRawAndClose(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
+        let channel = context.channel
+        guard let below = try? channel.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else {
+            channel.close(promise: nil)
+            return
+        }
+        LastSegment.carryFIN(channel)
+        below.writeAndFlush(NIOAny(bytes)).whenComplete { _ in channel.close(promise: nil) }
     }
 
     private func closeAfter(_ written: EventLoopFuture<Void>, context: ChannelHandlerContext) {

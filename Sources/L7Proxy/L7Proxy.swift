@@ -311,8 +311,8 @@ public final class L7Proxy: Sendable {
     }
 
     /// Installs the proxy's handlers on a client channel: TLS (optional; the ClientHello's server
-    /// name read first, for misdirected-request detection), activity probe, HTTP/1.1 server codec
-    /// with pipelining and limits, then the connection handler.
+    /// name read first, for misdirected-request detection), the HTTP/1.1 server codec with its
+    /// limits, then the connection handler.
     static func configure(_ channel: any Channel, shared: ConnectionContext, tls: NIOSSLContext?) throws {
         let sync = channel.pipeline.syncOperations
         var serverName: TLSServerName?
@@ -328,16 +328,16 @@ public final class L7Proxy: Sendable {
             }))
             try sync.addHandler(NIOSSLServerHandler(context: tls))
         }
-        let probe = ActivityProbe()
-        try sync.addHandler(probe)
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderListSize = shared.options.maxHeaderBytes
         limits.maxHeaderFieldSize = shared.options.maxHeaderBytes
         limits.maxHeaderFieldCount = shared.options.maxHeaderCount
+        // Pipelining is the connection handler's (it queues a request that arrives before the
+        // previous answer ended, rather than NIO's handler, which stops reading the socket per request).
         try sync.configureHTTPServerPipeline(
-            withPipeliningAssistance: true, withErrorHandling: false, withOutboundHeaderValidation: true,
+            withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: true,
             withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
-        try sync.addHandler(DownstreamHandler(shared: shared, probe: probe, serverName: serverName))
+        try sync.addHandler(DownstreamHandler(shared: shared, serverName: serverName))
     }
 }
 

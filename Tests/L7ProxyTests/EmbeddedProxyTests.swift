@@ -52,6 +52,49 @@ import Testing
         #expect(responses.last?.body == "3")
     }
 
+    @Test func theClientIsReadWhileAResponseIsPendingAndHeldWhileAPipelinedRequestWaits() throws {
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]))
+        let reads = ReadCounter()
+        try h.client.pipeline.syncOperations.addHandler(reads, position: .first)
+        h.send("GET /1 HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        // The request is complete, its answer is not: the socket stays readable (no read interest
+        // dropped and re-armed per request; NIO's pipelining handler withheld this read).
+        h.client.read()
+        #expect(reads.count == 1)
+        h.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+        // Two requests in one read: the second waits for the first's answer, and reading waits with it.
+        h.send("GET /2 HTTP/1.1\r\nHost: a.example.com\r\n\r\nGET /3 HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        h.client.read()
+        #expect(reads.count == 1)
+        #expect(h.upstreamReceived(0).contains("GET /2 "))
+        h.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2")
+        #expect(h.upstreamReceived(0).contains("GET /3 "))
+        #expect(reads.count == 2)
+        h.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n3")
+        #expect(parseResponses(h.clientReceived()).map(\.body) == ["1", "2", "3"])
+    }
+
+    @Test func malformedBytesAfterAPipelinedRequestAreAnswered400AfterItsResponse() throws {
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]))
+        h.send("GET /1 HTTP/1.1\r\nHost: a.example.com\r\n\r\nGET /2 HTTP/1.1\r\nHost: nowhere\r\n\r\nNOT HTTP\r\n\r\n")
+        #expect(h.clientReceived().isEmpty)
+        h.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+        let responses = parseResponses(h.clientReceived())
+        #expect(responses.map(\.status) == [200, 404, 400])
+        #expect(responses.first?.body == "1")
+        #expect(!h.client.isActive)
+    }
+
+    @Test func aRequestPipelinedBehindARefusedOneIsNeitherRoutedNorForwarded() throws {
+        let router = CountingRouter(HostRouter(a: [a], b: [b]))
+        let h = try EmbeddedHarness(router: router)
+        h.send("GET /a%2Fb HTTP/1.1\r\nHost: a.example.com\r\n\r\nGET /next HTTP/1.1\r\nHost: b.example.com\r\n\r\n")
+        #expect(parseResponses(h.clientReceived()).map(\.status) == [400])
+        // The connection closes after the 400: the request behind it was never routed (nor mirrored).
+        #expect(router.hosts.isEmpty)
+        #expect(h.connector.endpoints.isEmpty)
+    }
+
     @Test func chunkedRequestAndResponseBodiesStreamThrough() throws {
         let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]))
         h.send("POST /up HTTP/1.1\r\nHost: a.example.com\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
@@ -195,6 +238,40 @@ import Testing
         idle.loop.advanceTime(by: .seconds(1))
         #expect(idle.clientReceived().isEmpty)
         #expect(!idle.client.isActive)
+    }
+
+    /// One timer per connection, armed for the earliest deadline: a keep-alive wait moved later by a
+    /// request must not close the connection at the old deadline, and a deadline that comes earlier
+    /// than the armed one (a head started after a request) must not wait for it.
+    @Test func keepAliveCountsFromTheLastAnswerAndAHeadStartedLaterGets408OnTime() throws {
+        var options = ProxyOptions()
+        options.keepAliveTimeout = .seconds(60)
+        options.requestHeadTimeout = .seconds(10)
+        options.idleTimeout = .seconds(30)
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]), options: options)
+        h.loop.advanceTime(by: .seconds(50))
+        h.send("GET /1 HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        // t = 70: the exchange's idle timeout counts from the request's last byte (t = 50), not the wait's deadline.
+        h.loop.advanceTime(by: .seconds(20))
+        #expect(h.client.isActive)
+        h.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+        // t = 129: 59 s after the answer, past the first deadline (t = 60) and the idle one (t = 80).
+        h.loop.advanceTime(by: .seconds(59))
+        #expect(h.client.isActive)
+        h.loop.advanceTime(by: .seconds(1))
+        #expect(!h.client.isActive)
+        #expect(parseResponses(h.clientReceived()).map(\.status) == [200])
+
+        let slow = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]), options: options)
+        slow.send("GET /1 HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        slow.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+        slow.loop.advanceTime(by: .seconds(5))
+        slow.send("GET /2 HTTP/1.1\r\nHost: a.ex")
+        slow.loop.advanceTime(by: .seconds(9))
+        #expect(slow.client.isActive)
+        slow.loop.advanceTime(by: .seconds(1))
+        #expect(parseResponses(slow.clientReceived()).map(\.status) == [200, 408])
+        #expect(!slow.client.isActive)
     }
 
     @Test func stalledBackendGets504AndARouteTimeoutApplies() throws {
@@ -455,4 +532,25 @@ final class ScriptedRandom: @unchecked Sendable {  // used on the embedded loop 
     private var values: [UInt64]
     init(_ values: [UInt64]) { self.values = values }
     func next(_ range: UInt64) -> UInt64 { values.isEmpty ? 0 : values.removeFirst() % range }
+}
+
+/// Counts the reads the handlers above ask the socket for.
+final class ReadCounter: ChannelOutboundHandler {
+    typealias OutboundIn = ByteBuffer
+    var count = 0
+    func read(context: ChannelHandlerContext) {
+        count += 1
+        context.read()
+    }
+}
+
+/// A router that records the hosts it routed.
+final class CountingRouter: RequestRouter, @unchecked Sendable {
+    private let inner: any RequestRouter
+    private(set) var hosts: [String] = []
+    init(_ inner: any RequestRouter) { self.inner = inner }
+    func route(_ request: RoutingRequest) -> RoutingDecision {
+        hosts.append(request.host)
+        return inner.route(request)
+    }
 }
