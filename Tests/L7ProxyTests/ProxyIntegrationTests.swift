@@ -4,6 +4,7 @@ import Glibc
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import PortwayTestSupport
 import Testing
 @testable import L7Proxy
 
@@ -193,7 +194,15 @@ import Testing
 
     @Test func portsOpenAndCloseWithoutDisturbingTheOthers() async throws {
         try await withProxy { proxy, first, _, _, group in
-            let second = try await proxy.open(port: 0)
+            // The second port is taken below the ephemeral range (32768–60999): once closed, an
+            // ephemeral port can be handed at once to a socket of a test running beside this one,
+            // and the refusal checked below would then be that test's listener answering.
+            var random = SeededRandom()
+            var second: UInt16 = 0
+            for _ in 0..<50 where second == 0 {
+                second = (try? await proxy.open(port: UInt16.random(in: 20000...29999, using: &random))) ?? 0
+            }
+            try #require(second != 0, "no free port in 20000–29999 after 50 tries")
             #expect(Set(proxy.ports) == [first, second])
             let kept = try await RawClient(port: second, group: group)
             try await kept.send("GET /before HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
