@@ -13,7 +13,8 @@ public typealias DatapathInstaller = @Sendable (_ maps: MapSet) throws -> [Strin
 
 /// What the reconcile loop is told (the periodic resync is its loop's deadline).
 enum PipelineEvent: Sendable {
-    case source(SourceEvent)
+    /// With when it reached the pipeline (wall clock, for `RouteChangeTrace`).
+    case source(SourceEvent, received: Double)
 }
 
 /// The node agent's pipeline:
@@ -144,7 +145,7 @@ struct SourceService<Source: ClusterStateSource>: ServiceLifecycle.Service {
     func run() async throws {
         let loop = loop
         await cancelWhenGracefulShutdown {
-            await source.run { loop.send(.source($0)) }
+            await source.run { loop.send(.source($0, received: RouteChangeTrace.now())) }
         }
     }
 }
@@ -195,6 +196,9 @@ struct ReconcileService: ServiceLifecycle.Service {
         var nextResync: ContinuousClock.Instant?
         await loop.run { batch, deadlinePassed in
             let start = clock.now
+            let stepStarted = RouteChangeTrace.now()
+            // The step's changes with when each arrived, traced if they change the proxy's tables.
+            var arrived: [(ClusterChange, Double)] = []
             var changes: FrontendChanges = [:]
             var pending: [ClusterChange] = []
             var translated = 0
@@ -215,7 +219,7 @@ struct ReconcileService: ServiceLifecycle.Service {
             }
             for event in batch {
                 switch event {
-                case .source(.snapshot(let snapshot)) where !synced:
+                case .source(.snapshot(let snapshot), _) where !synced:
                     // The first full sync: translated from scratch; prunes what the pins hold beyond it.
                     let step = reconciler.replaceAll(with: snapshot)
                     for warning in step.newWarnings { logger.warning("\(warning)") }
@@ -224,13 +228,16 @@ struct ReconcileService: ServiceLifecycle.Service {
                     fullState = reconciler.state
                     synced = true
                     gatewayWork = .all
-                case .source(.snapshot(let snapshot)):
+                case .source(.snapshot(let snapshot), _):
                     // A whole reload (files): diffed by key against what is indexed.
                     flush()
                     pending = ClusterIndex.changes(from: reconciler.index.snapshot, to: snapshot)
                     flush()
-                case .source(.changes(let more)):
-                    if synced { pending += more }
+                case .source(.changes(let more), let received):
+                    if synced {
+                        pending += more
+                        if proxy != nil { arrived += more.map { ($0, received) } }
+                    }
                 }
             }
             if deadlinePassed {
@@ -292,7 +299,9 @@ struct ReconcileService: ServiceLifecycle.Service {
                     for set in Set(table.listeners.compactMap(\.listenerSet)) { report.listenerSets?[set.description]?.wait(for: "port \(table.port)", message) }
                 }
                 if tables != publishedTables || certificates != publishedCertificates || report != publishedReport {
-                    proxy.publish(tables, certificates: certificates, report: report)
+                    let trace = RouteChangeTrace(
+                        events: arrived.map { $0.traced(received: $1) }, stepStarted: stepStarted, published: RouteChangeTrace.now())
+                    proxy.publish(tables, certificates: certificates, report: report, trace: trace)
                     publishedTables = tables
                     publishedCertificates = certificates
                     publishedReport = report

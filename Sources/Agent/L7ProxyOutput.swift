@@ -45,13 +45,16 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
     /// Called after each step with what the proxy serves now (the node's report to the leader):
     /// the pipeline's draft with the listeners whose certificate did not load or whose port did not open.
     private let onProgrammed: (@Sendable (NodeProgramReport) -> Void)?
+    /// Called after each swap of the router with the hops of the changes it was built from
+    /// (`RouteChangeTrace`, swapped time set; metrics and tests).
+    private let onRouteChange: (@Sendable (RouteChangeTrace) -> Void)?
 
     /// Whether the node's report waits for the map writer's redirects (`redirectsWritten`): set
     /// by the pipeline that has a map output, before it runs.
     private let redirectsExpected = Atomic<Bool>(false)
 
     enum Message: Sendable {
-        case tables([UInt16: PortRouteTable], certificates: [NamespacedName: TLSMaterial], report: NodeProgramReport?)
+        case tables([UInt16: PortRouteTable], certificates: [NamespacedName: TLSMaterial], report: NodeProgramReport?, trace: RouteChangeTrace?)
         case redirects(RedirectsWritten)
     }
 
@@ -65,12 +68,13 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
     ///     listeners close (requests in flight finish).
     ///   - listeners: where transparent listeners are registered for the datapath's sk_lookup
     ///     program as their ports open (nil: not registered; the tc programs assign them instead).
+    ///   - onRouteChange: told each traced change once its table is swapped in (also logged at debug level).
     public init(
         mode: ProxyListenMode, threads: Int? = nil, options: ProxyOptions = ProxyOptions(), retry: BackoffPolicy = .retries(),
         preopened: [UInt16: CInt] = [:], drainTimeout: Duration = .seconds(1), listeners: L7ListenerMap? = nil,
         logger: Logger = Logger(label: "portway.proxy"), onApplied: (@Sendable ([UInt16]) -> Void)? = nil,
         metrics: ProxyMetrics = ProxyMetrics(), onPending: (@Sendable (Set<UInt16>) -> Void)? = nil,
-        onProgrammed: (@Sendable (NodeProgramReport) -> Void)? = nil
+        onProgrammed: (@Sendable (NodeProgramReport) -> Void)? = nil, onRouteChange: (@Sendable (RouteChangeTrace) -> Void)? = nil
     ) {
         let binder: any ListenerBinder
         let waiting = PreopenedSockets(preopened)
@@ -97,12 +101,17 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
         self.onApplied = onApplied
         self.onPending = onPending
         self.onProgrammed = onProgrammed
+        self.onRouteChange = onRouteChange
     }
 
     /// Hands the proxy the tables to serve (later calls replace earlier ones not yet applied), with
-    /// the report of what they are (`NodeProgramReport.draft`), told to `onProgrammed` once applied.
-    func publish(_ tables: [UInt16: PortRouteTable], certificates: [NamespacedName: TLSMaterial], report: NodeProgramReport? = nil) {
-        loop.send(.tables(tables, certificates: certificates, report: report))
+    /// the report of what they are (`NodeProgramReport.draft`), told to `onProgrammed` once applied,
+    /// and the hops of the changes they come from, completed at the swap.
+    func publish(
+        _ tables: [UInt16: PortRouteTable], certificates: [NamespacedName: TLSMaterial], report: NodeProgramReport? = nil,
+        trace: RouteChangeTrace? = nil
+    ) {
+        loop.send(.tables(tables, certificates: certificates, report: report, trace: trace))
     }
 
     /// From now on a Gateway port counts as served in the node's report only once the map
@@ -149,14 +158,17 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
         var redirects = RedirectsWritten()
         await loop.run { batch, _ in
             var changed = false
+            // Every publication the new router answers for (a later one carries the earlier's changes).
+            var traces: [RouteChangeTrace] = []
             for message in batch {
                 switch message {
-                case .tables(let tables, let certs, let report):
+                case .tables(let tables, let certs, let report, let trace):
                     wanted = tables
                     certificates = certs
                     draft = report
                     changed = true
                     attempt = 0
+                    if let trace, !trace.events.isEmpty { traces.append(trace) }
                 case .redirects(let written):
                     redirects = written
                 }
@@ -166,6 +178,12 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
                 let router = GatewayRouteTableRouter(tables: wanted)
                 for problem in router.problems { logger.warning("\(problem)") }
                 proxy.routes.swap(router)
+                let swapped = RouteChangeTrace.now()
+                for var trace in traces {
+                    trace.swapped = swapped
+                    if logger.logLevel <= .debug { for line in trace.logLines { logger.debug("\(line)") } }
+                    onRouteChange?(trace)
+                }
             }
             let failed = await apply(wanted, certificates: certificates, applied: &appliedTLS, failures: &portFailures)
             closeUnadopted()

@@ -64,10 +64,16 @@ public final class AgentTelemetry: Sendable {
     private let mapEntries: [MapKind: CoreMetrics.Gauge]
     private let mapCapacity: [MapKind: CoreMetrics.Gauge]
     private let syncFailures: CoreMetrics.Counter
+    private let routeChange: CoreMetrics.Timer
 
     /// Buckets of `portway_sync_duration_seconds` (map writes take microseconds to seconds).
     static let syncBuckets: [Duration] = [.microseconds(100), .milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100),
                                           .milliseconds(500), .seconds(1), .seconds(5), .seconds(30)]
+
+    /// Buckets of `portway_route_change_seconds` (informer event → route table swapped: milliseconds
+    /// on a quiet node, more under load or with a large Gateway to build).
+    static let routeChangeBuckets: [Duration] = [.milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+                                                 .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1), .seconds(5)]
 
     /// - Parameters:
     ///   - version, commit: for `portway_build_info`.
@@ -80,6 +86,7 @@ public final class AgentTelemetry: Sendable {
         self.registry = registry
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.durationHistogramBuckets["portway_sync_duration_seconds"] = Self.syncBuckets
+        factory.durationHistogramBuckets["portway_route_change_seconds"] = Self.routeChangeBuckets
         self.factory = factory
         self.nodeName = nodeName
         self.resyncInterval = resyncInterval
@@ -93,6 +100,7 @@ public final class AgentTelemetry: Sendable {
         leader.record(0)
         syncDuration = CoreMetrics.Timer(label: "portway_sync_duration_seconds", dimensions: [], factory: factory)
         syncFailures = CoreMetrics.Counter(label: "portway_sync_failures_total", dimensions: [], factory: factory)
+        routeChange = CoreMetrics.Timer(label: "portway_route_change_seconds", dimensions: [], factory: factory)
         var entries: [MapKind: CoreMetrics.Gauge] = [:], capacity: [MapKind: CoreMetrics.Gauge] = [:]
         for kind in [MapKind.services, .backends, .reverseNAT] {
             entries[kind] = CoreMetrics.Gauge(label: "portway_map_entries", dimensions: [("map", kind.pinName)], factory: factory)
@@ -146,6 +154,13 @@ public final class AgentTelemetry: Sendable {
         default:
             break
         }
+    }
+
+    /// A change applied to the proxy's route table (`L7ProxyOutput`'s `onRouteChange`): per event
+    /// of it, informer event → table swapped into `portway_route_change_seconds`.
+    public func routeChanged(_ trace: RouteChangeTrace) {
+        guard let swapped = trace.swapped else { return }
+        for event in trace.events { routeChange.recordNanoseconds(Int64(max(0, swapped - event.received) * 1e9)) }
     }
 
     /// The Gateway leader election's role changes.

@@ -278,7 +278,8 @@ struct AgentCommand: AsyncParsableCommand {
             mode: listen, threads: proxyThreads, options: proxyOptions, retry: options.retry, preopened: preopened,
             listeners: noDatapath ? nil : L7ListenerMap(bpffs: bpffs), logger: Logger(label: "portway.proxy"),
             metrics: telemetry.proxyMetrics, onPending: { telemetry.proxyPortsPending($0) },
-            onProgrammed: reporter.map { reporter in { @Sendable report in reporter.send(report) } })
+            onProgrammed: reporter.map { reporter in { @Sendable report in reporter.send(report) } },
+            onRouteChange: { telemetry.routeChanged($0) })
         let pipeline = AgentPipeline(options: options, logger: logger, installer: installer, onSync: { telemetry.mapsWritten($0) }, proxy: proxy)
         do {
             var services: [any ServiceLifecycle.Service]

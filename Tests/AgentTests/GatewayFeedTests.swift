@@ -1,3 +1,4 @@
+import Foundation
 import Agent
 import GatewayCore
 import KubeModels
@@ -135,6 +136,52 @@ struct GatewayFeedTests {
         try await eventually("route-b gone") { endpoints(builds.last, host: "b.example.com").isEmpty && builds.last?.status.routes[NamespacedName(namespace: "demo", name: "route-b")] == nil }
         try await eventually("route-b gone from the proxy") { proxyEndpoints(proxy, port: proxyPort, host: "b.example.com").isEmpty }
         #expect(endpoints(builds.last, host: "a.example.com") == ["10.1.0.9"])
+
+        await group.triggerGracefulShutdown()
+        try await task.value
+    }
+
+    @Test("a route edit is traced from its informer event to the swap of the proxy's table: its object, generation and the hops in order")
+    func routeChangeTraced() async throws {
+        let source = ManualSource()
+        let output = MemoryOutput()
+        let builds = GatewayBuilds()
+        let traces = Mutex<[RouteChangeTrace]>([])
+        let proxy = L7ProxyOutput(mode: .loopback, threads: 1, logger: Logger(label: "test.proxy"), onRouteChange: { trace in traces.withLock { $0.append(trace) } })
+        let (group, task) = start(source, output: output, builds: builds, proxy: proxy, proxyPort: try freePort())
+        source.events.push(.snapshot(initialSnapshot))
+        try await eventually("the proxy serves route-a") {
+            guard let port = gatewayFrontends(output).first?.l7ProxyPort else { return false }
+            return proxyEndpoints(proxy, port: port, host: "a.example.com") == ["10.1.0.1"]
+        }
+        // The first sync is no change of a route: not traced.
+        #expect(traces.withLock { $0 }.isEmpty)
+
+        let before = Date().timeIntervalSince1970
+        source.events.push(.changes([.httpRoutes(ObjectKey(namespace: "demo", name: "route-a"), [GatewayObjects.route("route-a", host: "a.example.com", service: "b", generation: 2)])]))
+        try await eventually("the edit traced") { traces.withLock { !$0.isEmpty } }
+        let trace = try #require(traces.withLock { $0.first })
+        let event = try #require(trace.events.first)
+        #expect(trace.events.count == 1)
+        #expect(event.kind == "httproutes" && event.name == "demo/route-a" && event.generation == 2)
+        let swapped = try #require(trace.swapped)
+        // The hops in order, on the wall clock of this process.
+        #expect(before <= event.received && event.received <= trace.stepStarted && trace.stepStarted <= trace.published && trace.published <= swapped,
+                "\(trace)")
+        #expect(swapped <= Date().timeIntervalSince1970)
+        // The router swapped in is the edited one.
+        let port = try #require(gatewayFrontends(output).first?.l7ProxyPort)
+        #expect(proxyEndpoints(proxy, port: port, host: "a.example.com") == ["10.1.0.2"])
+        let line = try #require(trace.logLines.first)
+        #expect(line.hasPrefix("route change applied: httproutes demo/route-a generation=2 event="), "\(line)")
+        #expect(line.contains(" step=+") && line.contains(" published=+") && line.contains(" swapped=+"), "\(line)")
+
+        // A change of something no table reads changes no table: not traced, before the next edit or with it.
+        source.events.push(.changes([.endpointSlices(ObjectKey(namespace: "demo", name: "other-abc"), [slice("other-abc", service: "other", addresses: ["10.1.0.8"])])]))
+        source.events.push(.changes([.httpRoutes(ObjectKey(namespace: "demo", name: "route-a"), [GatewayObjects.route("route-a", host: "a.example.com", service: "a", generation: 3)])]))
+        try await eventually("the second edit traced") { traces.withLock { $0.contains { $0.events.contains { $0.generation == 3 } } } }
+        let all = traces.withLock { $0 }
+        #expect(all.count == 2 && all[1].events.map(\.name).filter { $0 != "demo/other-abc" } == ["demo/route-a"], "\(all)")
 
         await group.triggerGracefulShutdown()
         try await task.value

@@ -79,6 +79,26 @@ import Testing
         }
     }
 
+    @Test("portway_route_change_seconds: one observation per event of a swapped change, informer event → swap, in its buckets")
+    func routeChangeHistogram() {
+        let t = telemetry()
+        let events = [
+            RouteChangeTrace.Event(kind: "httproutes", name: "demo/a", generation: 2, received: 1000.000),
+            RouteChangeTrace.Event(kind: "endpointslices", name: "demo/b-abc", generation: nil, received: 1000.020),
+        ]
+        // Not swapped yet: nothing observed.
+        t.routeChanged(RouteChangeTrace(events: events, stepStarted: 1000.021, published: 1000.022))
+        t.routeChanged(RouteChangeTrace(events: events, stepStarted: 1000.021, published: 1000.022, swapped: 1000.0235))
+        let text = t.metricsText()
+        // 23.5 ms and 3.5 ms: both under 25 ms, one under 5 ms.
+        for line in [
+            "portway_route_change_seconds_count 2", #"portway_route_change_seconds_bucket{le="0.002"} 0"#,
+            #"portway_route_change_seconds_bucket{le="0.005"} 1"#, #"portway_route_change_seconds_bucket{le="0.025"} 2"#,
+        ] {
+            #expect(text.contains(line + "\n"), "missing \(line) in \(text.split(separator: "\n").filter { $0.contains("route_change") })")
+        }
+    }
+
     @Test("the health listener answers /healthz, /readyz (503 with the reasons until ready) and /metrics on a Unix socket and a TCP port")
     func healthServer() async throws {
         let t = telemetry()

@@ -98,6 +98,8 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
     private var vethCounter = 0
     /// The API server port the harness talks to (the primary, or another during an outage).
     var apiPort: Int = 0
+    /// Flags every agent is started with besides the harness's own (`--log-level debug`).
+    private var agentArguments: [String] = []
 
     var client: String { "\(prefix)-client" }
     var lan: String { "\(prefix)-lan" }
@@ -110,8 +112,9 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
     }
 
     /// Builds the whole cluster: control plane, RBAC from manifests/, Nodes, network, agents.
-    static func start(nodeNames: [String] = ["node-a", "node-b"]) async throws -> LocalCluster {
+    static func start(nodeNames: [String] = ["node-a", "node-b"], agentArguments: [String] = []) async throws -> LocalCluster {
         let cluster = LocalCluster()
+        cluster.agentArguments = agentArguments
         do {
             try await cluster.build(nodeNames: nodeNames)
         } catch {
@@ -302,7 +305,7 @@ final class LocalCluster: @unchecked Sendable {  // driven by one test at a time
             "--node-report-period", "5",
             // Not the default: the node's proxy and the leader must both take it from this one flag.
             "--gateway-controller-name", Self.gatewayControllerName,
-        ]
+        ] + agentArguments
         let agent = try await onDedicatedThread { try self.spawn(in: node.netns, args, log: "\(self.work)/agent-\(node.name).log") }
         agents[node.name] = agent
     }
@@ -554,8 +557,10 @@ struct RequestLoop: Sendable {
 }
 
 /// Builds a cluster, runs the body and always tears the cluster down.
-func withLocalCluster(nodes: [String] = ["node-a", "node-b"], _ body: (LocalCluster) async throws -> Void) async throws {
-    let cluster = try await LocalCluster.start(nodeNames: nodes)
+func withLocalCluster(
+    nodes: [String] = ["node-a", "node-b"], agentArguments: [String] = [], _ body: (LocalCluster) async throws -> Void
+) async throws {
+    let cluster = try await LocalCluster.start(nodeNames: nodes, agentArguments: agentArguments)
     do {
         try await body(cluster)
     } catch {

@@ -148,9 +148,16 @@ enum Scripts {
                     except OSError:
                         pass
 
+        def nodelay(s):
+            # Each piece forwarded at once: with Nagle, a watch event split over two reads waits
+            # for the ACK of the first, which the agent delays (~40 ms a hop).
+            if s.family != socket.AF_UNIX:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def serve(listener, connect):
             while True:
                 c, _ = listener.accept()
+                nodelay(c)
                 try:
                     upstream = connect()
                 except OSError:
@@ -176,6 +183,7 @@ enum Scripts {
             l.bind(path)
             def connect():
                 u = socket.create_connection((host, port), timeout=5)
+                nodelay(u)
                 u.settimeout(None)  # watches stay quiet for long stretches
                 return u
         l.listen(128)
