@@ -49,17 +49,35 @@ enum HeaderRewriting {
     ]
 
     static func removeHopByHop(_ headers: inout HTTPHeaders) {
-        // One pass to see whether there is anything to remove: usually at most a Connection header.
+        // One pass to see whether there is anything to remove: usually at most a Connection header,
+        // whose value is usually `keep-alive` (what nginx backends send) or `close`.
         var connectionSeen = false
+        var onlyCommonOptions = true
         var hopByHopSeen = false
-        for (name, _) in headers {
+        var closeFieldSeen = false
+        for (name, value) in headers {
             if name.utf8.count == 10, name.isASCIICaseInsensitiveEqual(to: "connection") {
                 connectionSeen = true
+                if !(value.isASCIICaseInsensitiveEqual(to: "keep-alive") || value.isASCIICaseInsensitiveEqual(to: "close")) {
+                    onlyCommonOptions = false
+                }
             } else if isHopByHop(name) {
                 hopByHopSeen = true
+            } else if name.utf8.count == 5, name.isASCIICaseInsensitiveEqual(to: "close") {
+                closeFieldSeen = true
             }
         }
         guard connectionSeen || hopByHopSeen else { return }
+        if onlyCommonOptions && !closeFieldSeen {
+            // `Connection: keep-alive` / `close` names no field outside the hop-by-hop set (Keep-Alive
+            // is in it; a `Close` field, which RFC 9110 §18.4 reserves, takes the general path):
+            // no split, no array, no lowercased copies.
+            if connectionSeen { headers.remove(name: "connection") }
+            if hopByHopSeen {
+                for name in hopByHop where name != "connection" { headers.remove(name: name) }
+            }
+            return
+        }
         var named: [String] = []
         if connectionSeen {
             named = headers["connection"].flatMap { $0.split(separator: ",") }.map {
@@ -195,7 +213,8 @@ enum HeaderRewriting {
         removeHopByHop(&headers)
         modifier.apply(to: &headers)
         var out = HTTPResponseHead(version: requestVersion, status: head.status, headers: headers)
-        out.headers.remove(name: "connection")
+        // removeHopByHop took Connection out; only the route's edits can have put one back.
+        if !modifier.isEmpty { out.headers.remove(name: "connection") }
         if !keepAlive {
             out.headers.add(name: "connection", value: "close")
         } else if requestVersion == .http1_0 {
