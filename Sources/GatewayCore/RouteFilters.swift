@@ -47,6 +47,20 @@ public struct HeaderModifier: Hashable, Codable, Sendable {
 
     public var isEmpty: Bool { self.set.isEmpty && self.add.isEmpty && self.remove.isEmpty }
 
+    /// Why these edits cannot be sent, or nil: a name that is not an RFC 9110 token, a value with a
+    /// control character (CR, LF, NUL or another but HTAB). Checked when the route tables are built;
+    /// the proxy sends the edits without checking them again (docs/L7PROXY.md "Request validation").
+    public var syntaxProblem: String? {
+        for field in self.set + add {
+            if !FieldSyntax.isToken(field.name) { return "header name \(String(reflecting: field.name)) is not a token (RFC 9110)" }
+            if !FieldSyntax.isFieldValue(field.value) {
+                return "the value of header \(field.name) holds a control character (CR, LF, NUL or another but HTAB): \(String(reflecting: field.value))"
+            }
+        }
+        for name in remove where !FieldSyntax.isToken(name) { return "header name \(String(reflecting: name)) is not a token (RFC 9110)" }
+        return nil
+    }
+
     /// Both modifiers in order (the later one's edits applied after the earlier one's).
     public func followed(by next: HeaderModifier) -> HeaderModifier {
         HeaderModifier(set: set + next.set, add: add + next.add, remove: remove + next.remove)
@@ -277,13 +291,16 @@ public enum RouteFilter: Hashable, Codable, Sendable {
         }
         switch (filter.type, place) {
         case ("RequestHeaderModifier", _):
-            guard let modifier = filter.requestHeaderModifier else { return missing() }
-            return .success(.requestHeaderModifier(HeaderModifier(modifier)))
+            guard let modifier = filter.requestHeaderModifier.map(HeaderModifier.init) else { return missing() }
+            if let problem = modifier.syntaxProblem { return .failure(Unsupported(message: "RequestHeaderModifier: \(problem)")) }
+            return .success(.requestHeaderModifier(modifier))
         case ("ResponseHeaderModifier", _):
-            guard let modifier = filter.responseHeaderModifier else { return missing() }
-            return .success(.responseHeaderModifier(HeaderModifier(modifier)))
+            guard let modifier = filter.responseHeaderModifier.map(HeaderModifier.init) else { return missing() }
+            if let problem = modifier.syntaxProblem { return .failure(Unsupported(message: "ResponseHeaderModifier: \(problem)")) }
+            return .success(.responseHeaderModifier(modifier))
         case ("URLRewrite", .rule):
             guard let rewrite = filter.urlRewrite else { return missing() }
+            if let problem = hostnameProblem(rewrite.hostname) { return .failure(Unsupported(message: "URLRewrite \(problem)")) }
             return path(rewrite.path, matchedPrefix: matchedPrefix).map { .urlRewrite(URLRewrite(hostname: rewrite.hostname, path: $0)) }
         case ("RequestRedirect", .rule):
             guard let redirect = filter.requestRedirect else { return missing() }
@@ -297,6 +314,7 @@ public enum RouteFilter: Hashable, Codable, Sendable {
             if let port = redirect.port, !(1...65535).contains(port) {
                 return .failure(Unsupported(message: "RequestRedirect port \(port) is out of range"))
             }
+            if let problem = hostnameProblem(redirect.hostname) { return .failure(Unsupported(message: "RequestRedirect \(problem)")) }
             return path(redirect.path, matchedPrefix: matchedPrefix).map {
                 .requestRedirect(RedirectDecision(
                     scheme: redirect.scheme, hostname: redirect.hostname, port: redirect.port, path: $0, statusCode: statusCode))
@@ -328,6 +346,12 @@ public enum RouteFilter: Hashable, Codable, Sendable {
             guard let cors = filter.cors else { return .failure(Unsupported(message: "filter type CORS has no cors settings")) }
             let maxAge = cors.maxAge ?? 5
             guard maxAge >= 1 else { return .failure(Unsupported(message: "CORS maxAge \(maxAge) is below 1")) }
+            // Sent joined in Access-Control-Allow-Methods/-Headers and -Expose-Headers: each must be a token.
+            for (field, values) in [("allowMethods", cors.allowMethods), ("allowHeaders", cors.allowHeaders), ("exposeHeaders", cors.exposeHeaders)] {
+                if let bad = (values ?? []).first(where: { !FieldSyntax.isToken($0) }) {
+                    return .failure(Unsupported(message: "CORS \(field) \(String(reflecting: bad)) is not a token (RFC 9110)"))
+                }
+            }
             return .success(.cors(CORSPolicy(
                 allowOrigins: cors.allowOrigins ?? [], allowCredentials: cors.allowCredentials ?? false, allowMethods: cors.allowMethods ?? [],
                 allowHeaders: cors.allowHeaders ?? [], exposeHeaders: cors.exposeHeaders ?? [], maxAge: maxAge)))
@@ -338,16 +362,32 @@ public enum RouteFilter: Hashable, Codable, Sendable {
         }
     }
 
+    /// Why a URLRewrite or RequestRedirect hostname cannot be sent (in Host or Location), or nil.
+    private static func hostnameProblem(_ hostname: String?) -> String? {
+        guard let hostname, !FieldSyntax.isPreciseHostname(hostname) else { return nil }
+        return "hostname \(String(reflecting: hostname)) is not a hostname (RFC 1123 labels)"
+    }
+
     private static func path(_ modifier: HTTPPathModifier?, matchedPrefix: String?) -> Result<PathModifier?, Unsupported> {
         guard let modifier else { return .success(nil) }
+        // Sent in the request line or in Location: characters a path may hold, no query or fragment.
+        func pathProblem(_ field: String, _ value: String) -> Unsupported? {
+            FieldSyntax.isPathCharacters(value) ? nil
+                : Unsupported(message: "\(field) \(String(reflecting: value)) holds characters a path may not (RFC 3986: pchar, \"/\", %XX)")
+        }
         switch modifier.type {
         case "ReplaceFullPath":
             guard let full = modifier.replaceFullPath else { return .failure(Unsupported(message: "ReplaceFullPath without replaceFullPath")) }
+            if let problem = pathProblem("replaceFullPath", full) { return .failure(problem) }
+            guard full.utf8.first == UInt8(ascii: "/") else {
+                return .failure(Unsupported(message: "replaceFullPath \(String(reflecting: full)) does not start with /"))
+            }
             return .success(.replaceFullPath(full))
         case "ReplacePrefixMatch":
             guard let replacement = modifier.replacePrefixMatch else {
                 return .failure(Unsupported(message: "ReplacePrefixMatch without replacePrefixMatch"))
             }
+            if let problem = pathProblem("replacePrefixMatch", replacement) { return .failure(problem) }
             guard let matchedPrefix else {
                 return .failure(Unsupported(message: "ReplacePrefixMatch needs a PathPrefix match"))
             }

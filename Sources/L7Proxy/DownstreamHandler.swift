@@ -472,10 +472,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         let channel = context.channel
         do {
             let sync = channel.pipeline.syncOperations
-            let http = sync.present([
-                NIOHTTPResponseHeadersValidator.self,
-                ByteToMessageHandler<HTTPRequestDecoder>.self, HTTPResponseEncoder.self,
-            ])
+            let http = sync.present([ByteToMessageHandler<HTTPRequestDecoder>.self, HTTPResponseEncoder.self])
             try clientEnd.install(on: channel, removing: [self] + http)
             try upstream.becomeTunnel(backendEnd)
         } catch {

@@ -25,6 +25,23 @@ extension String {
 }
 
 /// Builds the heads the proxy sends on. Pure functions, unit-tested.
+///
+/// What is sent unchecked: the proxy runs without NIO's outbound header validators (each scanned
+/// every name and value of every message it sent), because what it sends is valid by construction:
+/// - Names, values, trailers and methods from clients and backends come from NIO's HTTP decoder,
+///   llhttp with no lenient flag set (NIOHTTP1 HTTPDecoder.swift sets none). A name holds only
+///   token characters ("Invalid header field char"); a value ends at CR or LF, a CR must be followed
+///   by LF ("Missing expected LF after header value"), a bare LF ("Missing expected CR after header
+///   value") and obs-fold ("Unexpected whitespace after header value") are refused, and so is every
+///   other control character but HTAB ("Invalid header value char"): no decoded value holds CR, LF
+///   or NUL, so forwarding one cannot add a header or end the head.
+/// - The request target is the one `RequestTarget` validated and normalized (pchar, `/`, `?`, `%XX`).
+/// - Values from configuration (header modifiers, CORS lists, URLRewrite and RequestRedirect
+///   hostnames and paths) are checked once, when the route tables are built (GatewayCore's
+///   `FieldSyntax`, in `RouteFilter.lower`): a route holding an invalid one is not served.
+/// - A backend's reason phrase, where llhttp takes any byte but CR and LF, is never passed on: NIO's
+///   decoder keeps only the status code (HTTPDecoder.swift ignores `on_status`'s text), and the
+///   encoder writes the code's standard phrase or none.
 enum HeaderRewriting {
     /// Hop-by-hop headers (RFC 9110 §7.6.1) that never cross the proxy, plus those named in Connection.
     static let hopByHop: Set<String> = [
@@ -32,17 +49,35 @@ enum HeaderRewriting {
     ]
 
     static func removeHopByHop(_ headers: inout HTTPHeaders) {
-        // One pass to see whether there is anything to remove: usually at most a Connection header.
+        // One pass to see whether there is anything to remove: usually at most a Connection header,
+        // whose value is usually `keep-alive` (what nginx backends send) or `close`.
         var connectionSeen = false
+        var onlyCommonOptions = true
         var hopByHopSeen = false
-        for (name, _) in headers {
+        var closeFieldSeen = false
+        for (name, value) in headers {
             if name.utf8.count == 10, name.isASCIICaseInsensitiveEqual(to: "connection") {
                 connectionSeen = true
+                if !(value.isASCIICaseInsensitiveEqual(to: "keep-alive") || value.isASCIICaseInsensitiveEqual(to: "close")) {
+                    onlyCommonOptions = false
+                }
             } else if isHopByHop(name) {
                 hopByHopSeen = true
+            } else if name.utf8.count == 5, name.isASCIICaseInsensitiveEqual(to: "close") {
+                closeFieldSeen = true
             }
         }
         guard connectionSeen || hopByHopSeen else { return }
+        if onlyCommonOptions && !closeFieldSeen {
+            // `Connection: keep-alive` / `close` names no field outside the hop-by-hop set (Keep-Alive
+            // is in it; a `Close` field, which RFC 9110 §18.4 reserves, takes the general path):
+            // no split, no array, no lowercased copies.
+            if connectionSeen { headers.remove(name: "connection") }
+            if hopByHopSeen {
+                for name in hopByHop where name != "connection" { headers.remove(name: name) }
+            }
+            return
+        }
         var named: [String] = []
         if connectionSeen {
             named = headers["connection"].flatMap { $0.split(separator: ",") }.map {
@@ -178,7 +213,8 @@ enum HeaderRewriting {
         removeHopByHop(&headers)
         modifier.apply(to: &headers)
         var out = HTTPResponseHead(version: requestVersion, status: head.status, headers: headers)
-        out.headers.remove(name: "connection")
+        // removeHopByHop took Connection out; only the route's edits can have put one back.
+        if !modifier.isEmpty { out.headers.remove(name: "connection") }
         if !keepAlive {
             out.headers.add(name: "connection", value: "close")
         } else if requestVersion == .http1_0 {

@@ -71,7 +71,7 @@ final class UpstreamConnection {
     func becomeTunnel(_ end: TunnelHandler) throws {
         handler.delegate = nil
         let sync = channel.pipeline.syncOperations
-        let http = sync.present([HTTPRequestEncoder.self, ByteToMessageHandler<HTTPResponseDecoder>.self, NIOHTTPRequestHeadersValidator.self])
+        let http = sync.present([HTTPRequestEncoder.self, ByteToMessageHandler<HTTPResponseDecoder>.self])
         try end.install(on: channel, removing: [handler] + http)
     }
 }
@@ -201,7 +201,9 @@ final class UpstreamPool {
                         // As addHTTPClientHandlers, but 1xx heads are forwarded (relayed to the client) and
                         // bytes after a 101 stay in the decoder until the tunnel replaces it.
                         let decoder = HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .forward)
-                        try sync.addHandlers([HTTPRequestEncoder(), ByteToMessageHandler(decoder), NIOHTTPRequestHeadersValidator()])
+                        // No NIOHTTPRequestHeadersValidator: what the proxy sends is already valid
+                        // (`HeaderRewriting`'s "What is sent unchecked").
+                        try sync.addHandlers([HTTPRequestEncoder(), ByteToMessageHandler(decoder)])
                         try sync.addHandler(handler)
                         completion(.success((UpstreamConnection(channel: channel, endpoint: endpoint, handler: handler, metrics: self.metrics), false)))
                     } catch {

@@ -148,6 +148,31 @@ import Testing
         #expect(!HeaderRewriting.isHopByHop("x-upgrade") && !HeaderRewriting.isHopByHop("tf"))
     }
 
+    @Test func theCommonConnectionValuesAndTheGeneralPathRemoveTheSameHeaders() {
+        func removed(_ fields: [(String, String)]) -> [String] {
+            var headers = HTTPHeaders(fields)
+            HeaderRewriting.removeHopByHop(&headers)
+            return headers.map(\.name)
+        }
+        // keep-alive / close, any case: Connection and the hop-by-hop set go, nothing else.
+        #expect(removed([("Connection", "keep-alive"), ("Keep-Alive", "timeout=5"), ("X-A", "1")]) == ["X-A"])
+        #expect(removed([("connection", "Keep-Alive"), ("X-A", "1")]) == ["X-A"])
+        #expect(removed([("Connection", "CLOSE"), ("X-A", "1"), ("TE", "trailers")]) == ["X-A"])
+        // `close` names the reserved `Close` field (RFC 9110 §18.4): removed as the general path removes it.
+        #expect(removed([("Connection", "close"), ("Close", "x"), ("X-A", "1")]) == ["X-A"])
+        // Two Connection headers, the second naming a field: the general path.
+        #expect(removed([("Connection", "keep-alive"), ("Connection", "x-hop"), ("X-Hop", "1"), ("X-A", "1")]) == ["X-A"])
+        #expect(removed([("Connection", "close, x-hop"), ("X-Hop", "1"), ("X-A", "1")]) == ["X-A"])
+        // A field named like an option that is not in Connection stays.
+        #expect(removed([("Close", "x"), ("X-A", "1")]) == ["Close", "X-A"])
+        // A response's Connection never comes from the route's edits either.
+        let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Connection": "keep-alive", "X-A": "1"])
+        let edited = HeaderRewriting.downstreamResponseHead(
+            head, requestVersion: .http1_1, keepAlive: true, modifier: HeaderModifier(set: [HeaderField("connection", "upgrade")]))
+        #expect(edited.headers.map(\.name) == ["X-A"])
+        #expect(HeaderRewriting.downstreamResponseHead(head, requestVersion: .http1_1, keepAlive: true, modifier: HeaderModifier()).headers.map(\.name) == ["X-A"])
+    }
+
     @Test func upstreamHeadFramesABodylessPostAndQuotesIPv6InForwarded() throws {
         let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/", headers: ["Host": "h"])
         let out = HeaderRewriting.upstreamRequestHead(
