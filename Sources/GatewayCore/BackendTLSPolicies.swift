@@ -102,15 +102,15 @@ struct BackendTLSPolicyIndex {
 
     var isEmpty: Bool { facts.isEmpty }
 
-    init(index: ClusterIndex, validator: CACertificateValidator) {
+    init(index: ClusterIndex, validator: @escaping CACertificateValidator) {
         guard !index.backendTLSPolicies.isEmpty else { return }
-        var caChecks: [NamespacedName: String?] = [:]
+        var cas = CABundleReader(validator: validator)
         var claims: [TargetKey: [(created: String, key: NamespacedName)]] = [:]
         for (objectKey, policies) in index.backendTLSPolicies.sorted(by: { $0.key < $1.key }) {
             // Files can hold one name twice: the first counts (the builder warns for other kinds).
             guard let policy = policies.first else { continue }
             let key = NamespacedName(namespace: objectKey.namespace, name: objectKey.name)
-            facts[key] = Self.resolve(policy, key: key, index: index, validator: validator, caChecks: &caChecks)
+            facts[key] = Self.resolve(policy, key: key, index: index, cas: &cas)
             for target in policy.spec.targetRefs where target.group.isEmpty && target.kind == "Service" {
                 let section = target.sectionName.flatMap { $0.isEmpty ? nil : $0 }
                 let targetKey = TargetKey(service: ObjectKey(namespace: key.namespace, name: target.name), section: section)
@@ -164,7 +164,7 @@ struct BackendTLSPolicyIndex {
     }
 
     private static func resolve(
-        _ policy: BackendTLSPolicy, key: NamespacedName, index: ClusterIndex, validator: CACertificateValidator, caChecks: inout [NamespacedName: String?]
+        _ policy: BackendTLSPolicy, key: NamespacedName, index: ClusterIndex, cas: inout CABundleReader
     ) -> Facts {
         let validation = policy.spec.validation
         var tls = BackendTLS(policy: key, hostname: validation.hostname.lowercased())
@@ -214,29 +214,13 @@ struct BackendTLSPolicyIndex {
                     fail("InvalidKind", "caCertificateRef \(ref.name) is a \(ref.kind) of group \"\(ref.group)\": only ConfigMaps (group \"\") are supported")
                     continue
                 }
-                guard let configMap = index.configMaps[ObjectKey(namespace: target.namespace, name: target.name)]?.last else {
-                    fail("InvalidCACertificateRef", "ConfigMap \(target) does not exist")
-                    continue
+                switch cas.pem(of: index.configMaps[ObjectKey(namespace: target.namespace, name: target.name)]?.last, target) {
+                case .failure(let problem):
+                    fail("InvalidCACertificateRef", problem.message)
+                case .success(let pem):
+                    tls.caCertificateRefs.append(target)
+                    CABundleReader.append(pem, to: &tls.caCertificates)
                 }
-                guard let text = configMap.caCertificate, !text.isEmpty else {
-                    fail("InvalidCACertificateRef", "ConfigMap \(target) has no \(ConfigMap.caCertificateKey)")
-                    continue
-                }
-                let pem = Array(text.utf8)
-                let verdict: String?
-                if let checked = caChecks[target] {
-                    verdict = checked
-                } else {
-                    verdict = validator(pem)
-                    caChecks[target] = .some(verdict)
-                }
-                if let verdict {
-                    fail("InvalidCACertificateRef", "ConfigMap \(target): \(ConfigMap.caCertificateKey) \(verdict)")
-                    continue
-                }
-                tls.caCertificateRefs.append(target)
-                if !tls.caCertificates.isEmpty, tls.caCertificates.last != UInt8(ascii: "\n") { tls.caCertificates.append(UInt8(ascii: "\n")) }
-                tls.caCertificates += pem
             }
             if tls.caCertificateRefs.isEmpty, let problem = facts.refProblem, facts.notAccepted == nil {
                 facts.notAccepted = ("NoValidCACertificate", "no caCertificateRef resolved: \(problem.message)")

@@ -100,8 +100,8 @@ struct GatewayBuild {
     private var state = GatewayState()
     /// The validator's answer per Secret in this build (listeners often share one).
     private var certificateChecks: [NamespacedName: String?] = [:]
-    /// The CA validator's answer per ConfigMap in this build.
-    private var caChecks: [NamespacedName: String?] = [:]
+    /// The ConfigMaps' CA certificates, each checked once in this build.
+    private var cas: CABundleReader
     /// Every BackendTLSPolicy, validated, conflicts resolved.
     private let backendPolicies: BackendTLSPolicyIndex
     /// BackendTLSPolicy → the Gateways built here that accept a route using a Service it names.
@@ -111,6 +111,7 @@ struct GatewayBuild {
         self.index = index
         self.options = options
         self.only = only
+        self.cas = CABundleReader(validator: options.caCertificateValidator)
         self.backendPolicies = BackendTLSPolicyIndex(index: index, validator: options.caCertificateValidator)
     }
 
@@ -429,29 +430,13 @@ struct GatewayBuild {
                 fail("RefNotPermitted", "caCertificateRef to ConfigMap \(target) is not permitted by a ReferenceGrant in namespace \(target.namespace)")
                 continue
             }
-            guard let configMap = configMap(target) else {
-                fail("InvalidCACertificateRef", "ConfigMap \(target) does not exist")
-                continue
+            switch cas.pem(of: configMap(target), target) {
+            case .failure(let why):
+                fail("InvalidCACertificateRef", why.message)
+            case .success(let pem):
+                refs.append(target)
+                CABundleReader.append(pem, to: &bundle)
             }
-            guard let text = configMap.caCertificate, !text.isEmpty else {
-                fail("InvalidCACertificateRef", "ConfigMap \(target) has no \(ConfigMap.caCertificateKey)")
-                continue
-            }
-            let pem = Array(text.utf8)
-            let verdict: String?
-            if let checked = caChecks[target] {
-                verdict = checked
-            } else {
-                verdict = options.caCertificateValidator(pem)
-                caChecks[target] = .some(verdict)
-            }
-            if let verdict {
-                fail("InvalidCACertificateRef", "ConfigMap \(target): \(ConfigMap.caCertificateKey) \(verdict)")
-                continue
-            }
-            refs.append(target)
-            if !bundle.isEmpty, bundle.last != UInt8(ascii: "\n") { bundle.append(UInt8(ascii: "\n")) }
-            bundle += pem
         }
         let resolved = refs.isEmpty ? nil : FrontendValidation(mode: mode, caCertificateRefs: refs, caCertificates: bundle)
         return (resolved, problem.map { ($0.reason, $0.message, refs.isEmpty) })
