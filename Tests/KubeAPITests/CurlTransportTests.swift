@@ -6,9 +6,11 @@ import Testing
 
 @Suite("CurlTransport: cancellation, error detail, flow control")
 struct CurlTransportTests {
-    func request(_ server: TestAPIServer, _ path: String) throws -> HTTPRequest {
+    /// `timeout` is curl's for the whole transfer: the slow consumer's reads run on the test
+    /// process's concurrency pool, which the full parallel run can keep busy for tens of seconds.
+    func request(_ server: TestAPIServer, _ path: String, timeout: Duration = .seconds(20)) throws -> HTTPRequest {
         HTTPRequest(
-            url: server.url + path, headers: ["Authorization: Bearer test-token"], timeout: .seconds(20),
+            url: server.url + path, headers: ["Authorization: Bearer test-token"], timeout: timeout,
             tls: TLSSettings(caData: server.certificates.read(server.certificates.caCertPath)))
     }
 
@@ -67,7 +69,7 @@ struct CurlTransportTests {
     func flowControl() async throws {
         let server = try await TestAPIServer.started(tokens: ["test-token": "admin"])
         for i in 0..<1500 { try server.create("services", object: service("service-with-a-long-name-\(i)", labels: ["app": String(repeating: "x", count: 60)])) }
-        let req = try request(server, "/api/v1/services")
+        let req = try request(server, "/api/v1/services", timeout: .seconds(180))
         let whole = try await CurlTransport.shared.send(req)
         #expect(whole.status == 200 && whole.body.count > 400_000)
 

@@ -333,12 +333,23 @@ func openLoopbackListener() throws -> CInt {
 
 extension TestBackend {
     /// A loopback port with no listener (bound, then released).
+    /// A loopback port nobody listens on, below the ephemeral range (32768–60999): a port freed
+    /// from that range can be handed at once to a socket of a test running beside this one.
     static func unusedPort() -> Int {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { try? group.syncShutdownGracefully() }
-        guard let channel = try? ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).wait() else { return 1 }
-        let port = channel.localAddress?.port ?? 1
-        try? channel.close().wait()
-        return port
+        var random = SeededRandom(label: "unusedPort")
+        for _ in 0..<50 {
+            let port = Int.random(in: 20000...29999, using: &random)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { Glibc.close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = UInt16(port).bigEndian
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if connected != 0 { return port }  // refused: nobody listens there
+        }
+        return 1
     }
 }

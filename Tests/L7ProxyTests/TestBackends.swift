@@ -196,14 +196,16 @@ final class RawClient: Sendable {
     var byteCount: Int { received.withLockedValue { $0.readableBytes } }
     var isClosed: Bool { closed.withLockedValue { $0 } }
 
-    /// Waits (bounded) until `condition` holds on what was received; returns whether it did.
+    /// Waits (bounded) until `condition` holds on what was received; returns whether it did. The
+    /// default bound is generous: the full parallel run can keep the concurrency pool busy for tens
+    /// of seconds on 2 cores, and only a failing test waits it out.
     @discardableResult
-    func wait(seconds: Double = 10, until condition: (RawClient) -> Bool) async -> Bool {
+    func wait(seconds: Double = 60, until condition: (RawClient) -> Bool) async -> Bool {
         await waitUntil(timeout: .milliseconds(Int(seconds * 1000))) { condition(self) }
     }
 
     /// Waits for `count` complete responses and returns them.
-    func responses(_ count: Int, seconds: Double = 10) async -> [ParsedResponse] {
+    func responses(_ count: Int, seconds: Double = 60) async -> [ParsedResponse] {
         await wait(seconds: seconds) { client in
             let parsed = parseResponses(client.text)
             return parsed.count >= count && (parsed.last.map { r in
