@@ -182,7 +182,10 @@ struct GatewayStatusTruthTests {
 
     @Test("A stopped agent keeps a new HTTPRoute generation's Accepted False/Pending naming that node; True once it runs again")
     func routeAcceptedFollowsTheNodes() async throws {
-        try await withLocalCluster(nodes: Self.nodes) { cluster in
+        // Reports renewed every 30 s (stale after 120 s): the stopped agent's report must stay
+        // live while the test waits for Pending. With the cluster's 5 s it went stale after 20 s
+        // on a loaded machine, the leader left that node out, and the route went straight to True.
+        try await withLocalCluster(nodes: Self.nodes, agentArguments: ["--node-report-period", "30"]) { cluster in
             let ns = LocalCluster.namespace
             try await cluster.createService("app", selector: "app", nodePort: 30093)
             try await cluster.createWebGateway()
