@@ -143,13 +143,29 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
                 context.close(promise: nil)
             }
         } else if event is DrainRequested {
-            // The proxy is stopping: an idle connection closes now, a busy one after its answer.
+            // The proxy is stopping: an idle keep-alive connection closes now, a busy one after its
+            // answer. A connection that has not brought its first request yet gets a short grace
+            // instead: it was accepted just before the listener closed, and its request may already
+            // be in the socket buffer, unread; closing over unread bytes resets the connection, and
+            // the client never got an answer for a request it had sent (during a take-over too).
             draining = true
-            if machine.waitsForRequest { context.close(promise: nil) }
+            if machine.waitsForRequest {
+                if requestsSeen == 0 {
+                    let graceEnd = now + Self.firstRequestGraceOnDrain
+                    waitDeadline = waitDeadline.map { min($0, graceEnd) } ?? graceEnd
+                    deadlinesChanged()
+                } else {
+                    context.close(promise: nil)
+                }
+            }
         } else {
             context.fireUserInboundEventTriggered(event)
         }
     }
+
+    /// How long a draining proxy waits for a new connection's first request (it is then answered
+    /// with `Connection: close`); a connection that sends nothing closes when it ends.
+    static let firstRequestGraceOnDrain: TimeAmount = .milliseconds(250)
 
     /// Whether the connection closes once the current exchange ends: the proxy drains, or a new
     /// connection waits for room (an idle keep-alive connection would hold its place).

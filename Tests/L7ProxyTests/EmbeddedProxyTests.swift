@@ -37,6 +37,44 @@ import Testing
         #expect(h.metrics.count(route: "default/a/rule0", status: 204) == 1)
     }
 
+    /// The proxy drains (the agent stops or hands over): a connection accepted just before the
+    /// listener closed, whose request is not read yet, still gets its answer (with `Connection:
+    /// close`); closing it at once reset the client (the take-over's new-connection failures).
+    @Test func drainGivesANewConnectionItsFirstRequest() throws {
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]))
+        h.client.pipeline.fireUserInboundEventTriggered(DrainRequested())
+        h.loop.run()
+        try #require(h.client.isActive, "a connection without its first request yet is not closed at once")
+        h.send("GET /late HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        #expect(h.upstreamReceived(0).hasPrefix("GET /late HTTP/1.1"))
+        h.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        let answer = parseResponses(h.clientReceived())
+        #expect(answer.map(\.status) == [200])
+        #expect(answer.first?.header("connection") == "close")
+        #expect(!h.client.isActive)
+    }
+
+    /// A new connection that sends nothing while the proxy drains closes after the grace, not the
+    /// keep-alive timeout; an idle keep-alive connection (it had its requests) closes at once.
+    @Test func drainClosesSilentNewConnectionsAfterTheGraceAndIdleKeepAliveAtOnce() throws {
+        let silent = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]))
+        silent.client.pipeline.fireUserInboundEventTriggered(DrainRequested())
+        silent.loop.advanceTime(by: DownstreamHandler.firstRequestGraceOnDrain - .milliseconds(1))
+        #expect(silent.client.isActive)
+        silent.loop.advanceTime(by: .milliseconds(1))
+        #expect(!silent.client.isActive)
+        #expect(silent.clientReceived().isEmpty, "nothing was asked, nothing is answered")
+
+        let used = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]))
+        used.send("GET /1 HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        used.upstreamSends(0, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+        #expect(parseResponses(used.clientReceived()).map(\.status) == [200])
+        #expect(used.client.isActive)
+        used.client.pipeline.fireUserInboundEventTriggered(DrainRequested())
+        used.loop.run()
+        #expect(!used.client.isActive, "an idle keep-alive connection closes at once")
+    }
+
     @Test func pipelinedRequestsAreAnsweredInOrder() throws {
         let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]))
         h.send("GET /1 HTTP/1.1\r\nHost: a.example.com\r\n\r\nGET /2 HTTP/1.1\r\nHost: nowhere\r\n\r\nGET /3 HTTP/1.1\r\nHost: b.example.com\r\n\r\n")
