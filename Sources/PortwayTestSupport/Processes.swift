@@ -66,6 +66,18 @@ public func onDedicatedThread<T: Sendable>(_ body: @escaping @Sendable () throws
     }
 }
 
+/// Runs CPU-bound test work (model and differential checks) on one shared serial lane, one body at
+/// a time, off Swift's cooperative pool: the pool has one thread per core (2 here), and a few such
+/// checks running on it, or many on threads of their own, kept the full parallel run's
+/// socket and process tests from being scheduled for tens of seconds.
+public func onCPULane<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        cpuLane.async { continuation.resume(with: Result { try body() }) }
+    }
+}
+
+private let cpuLane = DispatchQueue(label: "portway.tests.cpu-lane")
+
 /// The `portway` binary next to the test bundle (`swift build --build-tests` builds it with the
 /// tests), or `$PORTWAY_BIN`; nil when neither is there (the tests that need it skip).
 public let portwayBinary: String? = {

@@ -157,7 +157,7 @@ struct RouteTableGenerator {
 
     /// Runs `compare` off the cooperative pool and checks what it found.
     static func check(seed: UInt64?, tables: Int, requests: Int) async throws {
-        let outcome = try await onDedicatedThread { compare(seed: seed, tables: tables, requests: requests) }
+        let outcome = try await onCPULane { compare(seed: seed, tables: tables, requests: requests) }
         #expect(outcome.mismatches.isEmpty, "\(outcome.mismatches.count) mismatches; the first: \(outcome.mismatches.prefix(3))")
         #expect(outcome.compared == tables * requests)
         // The generator is useful only if a good share of requests is routed and a good share is not.
