@@ -181,4 +181,6 @@ func benchWatchIngest() throws {
         + String(format: "%.0f events/s, %.1f MB/s", Double(decoded) / ours, megabytes / ours)
         + "; JSONSerialization on the same lines \(format(foundation)): "
         + String(format: "%.0f events/s; ours/JSONSerialization throughput = %.2f× (target ≥ 1.0)", Double(decoded) / foundation, foundation / ours))
+    targetRow("watch ingest vs JSONSerialization (throughput)", measured: "\(ratioText(foundation / ours)) (\(format(ours)))",
+              reference: "JSONSerialization \(format(foundation))", target: "≥ 1.0×", met: foundation / ours >= 1.0)
 }

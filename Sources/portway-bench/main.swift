@@ -160,6 +160,9 @@ func benchColdSync(_ dir: String, services: Int, endpoints: Int) throws {
         + "(\(Int(Double(services) / best)) services/s); C update loop \(format(loop)), C batch \(format(batch)); "
         + "writer/loop = \(String(format: "%.2f", best / loop)), writer/batch = \(String(format: "%.2f", best / batch)) (target <= 1.5); "
         + "on-CPU: writer \(format(bestCPU)), loop \(format(loopCPU)), batch \(format(batchCPU)), writer/batch = \(String(format: "%.2f", bestCPU / batchCPU))")
+    targetRow("cold sync writer vs C `BPF_MAP_UPDATE_BATCH`, \(services / 1000)k × \(endpoints) (on-CPU)",
+              measured: "\(ratioText(bestCPU / batchCPU)) (writer \(format(bestCPU)))", reference: "C batch \(format(batchCPU))",
+              target: "≤ 1.5×", met: bestCPU / batchCPU <= 1.5)
 }
 
 /// CPU time of the calling thread, in seconds (wall time on a loaded machine includes waiting for a core).
