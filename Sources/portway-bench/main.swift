@@ -259,7 +259,7 @@ func benchFullMap(_ dir: String) throws {
 }
 
 /// PORTWAY_BENCH_ONLY=<name> runs one benchmark alone (for profiling): cold10k, cold50k, change,
-/// capacity, full (the map writer), routes (the per-request route lookup).
+/// capacity, full (the map writer), routes (the per-request route lookup), ingest (watch events decoded).
 let benchOnly = ProcessInfo.processInfo.environment["PORTWAY_BENCH_ONLY"]
 func wanted(_ name: String) -> Bool { benchOnly == nil || benchOnly == name }
 
@@ -279,7 +279,7 @@ enum BenchError: Error { case failed(String) }
 do {
     if benchOnly == nil { try benchTranslator() }
     try benchMapWriter()
-    if benchOnly == nil { try benchWatchIngest() }
+    if wanted("ingest") { try benchWatchIngest() }
     if benchOnly == nil { try benchOneChange() }
     if wanted("routes") { benchRouteLookup() }
 } catch {
