@@ -156,6 +156,10 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
         // Per port: listener → why the proxy does not serve it (a certificate, the port itself).
         var portFailures: [UInt16: [String: String]] = [:]
         var redirects = RedirectsWritten()
+        // Until the first tables come there is nothing to serve, nor to close: a take-over's
+        // pre-opened ports hold the connections queued for this agent (the map writer's report
+        // can come first, and closing them then reset every connection in their queues).
+        var tablesArrived = false
         await loop.run { batch, _ in
             var changed = false
             // Every publication the new router answers for (a later one carries the earlier's changes).
@@ -163,6 +167,7 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
             for message in batch {
                 switch message {
                 case .tables(let tables, let certs, let report, let trace):
+                    tablesArrived = true
                     wanted = tables
                     certificates = certs
                     draft = report
@@ -172,6 +177,10 @@ public final class L7ProxyOutput: ServiceLifecycle.Service, Sendable {
                 case .redirects(let written):
                     redirects = written
                 }
+            }
+            guard tablesArrived else {
+                logger.debug("proxy: waiting for the first route tables (\(preopened.count) pre-opened ports held)")
+                return nil
             }
             // The router first: a port opened next serves its table from its first connection.
             if changed {
@@ -357,6 +366,8 @@ final class PreopenedSockets: Sendable {
 
     /// The socket for `port`, removed from the set.
     func take(_ port: UInt16) -> CInt? { sockets.withLock { $0.removeValue(forKey: port) } }
+    /// How many are held.
+    var count: Int { sockets.withLock { $0.count } }
 
     /// Every socket left, the set emptied.
     func takeAll() -> [UInt16: CInt] {
