@@ -42,8 +42,8 @@ private enum HTTPScripts {
 
     /// `loop.py HOST PORT MODE`: GETs with Host a.example.com (MODE `new`: a new connection each;
     /// `keepalive`: one connection, a new one after a failure), about every 10 ms, until stdin ends
-    /// (at most 20 000 requests or 120 s). Prints `<unix time> ok` or `<unix time> fail <reason>`
-    /// per request, then `done`.
+    /// (at most 20 000 requests or 120 s). Prints `<unix time> ok` or `<unix time> fail <reason>
+    /// <stage>` (connect, send, answer) per request, then `done`.
     static let loop = #"""
         import http.client, sys, threading, time
         host, port, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -54,10 +54,15 @@ private enum HTTPScripts {
         for _ in range(20000):
             if stop.is_set() or time.time() > deadline:
                 break
+            stage = "send"
             try:
                 if conn is None:
                     conn = http.client.HTTPConnection(host, port, timeout=5)
+                    stage = "connect"
+                    conn.connect()
+                    stage = "send"
                 conn.request("GET", "/", headers={"Host": "a.example.com"})
+                stage = "answer"
                 r = conn.getresponse()
                 body = r.read()
                 if r.status != 200 or not body.startswith(b"A "):
@@ -68,7 +73,7 @@ private enum HTTPScripts {
                     conn.close()
                     conn = None
             except Exception as e:
-                print(f"{time.time():.3f} fail {type(e).__name__}", flush=True)
+                print(f"{time.time():.3f} fail {type(e).__name__} {stage}", flush=True)
                 if conn is not None:
                     conn.close()
                 conn = None
@@ -422,7 +427,7 @@ struct GatewayE2ETests {
                     Glibc.kill(old.process.processIdentifier, signal)
                     old.process.waitUntilExit()
                 }
-                agent = try await startAgent(lab, dir: dir)
+                agent = try await startAgent(lab, dir: dir, log: lab.scripts + "/agent-after-\(signal).log")
                 restarts.append((signal == SIGTERM ? "SIGTERM" : "SIGKILL", killed, Date().timeIntervalSince1970))
             }
             // The lossless way: the new agent listens on the proxy port (SO_REUSEPORT) before the old
@@ -430,7 +435,7 @@ struct GatewayE2ETests {
             try await Task.sleep(for: .seconds(2))
             _ = try await onDedicatedThread { try run(["ip", "netns", "exec", lab.node, "sysctl", "-qw", "net.ipv4.tcp_migrate_req=1"]) }
             let old = agent
-            agent = try await startAgent(lab, dir: dir, extra: ["--take-over"])
+            agent = try await startAgent(lab, dir: dir, extra: ["--take-over"], log: lab.scripts + "/takeover-agent.log")
             var listeners = 0
             try await waitUntil(every: .milliseconds(50)) {
                 listeners = try await onDedicatedThread {
@@ -472,6 +477,15 @@ struct GatewayE2ETests {
                     let reasons = Dictionary(grouping: failed, by: \.reason).mapValues(\.count)
                     if restart.signal == "take-over" && mode == "new" {
                         #expect(failed.isEmpty, "a take-over refuses no new connection: \(reasons)")
+                        if !failed.isEmpty {
+                            // When, against the signal and the old agent's exit, and what the new agent logged.
+                            let offsets = failed.map { "\(Int(($0.time - restart.killed) * 1000)) ms after the signal (\(Int(($0.time - restart.started) * 1000)) ms after the old agent exited): \($0.reason)" }
+                            print("take-over failures: \(offsets)")
+                            let log = (try? String(contentsOfFile: lab.scripts + "/takeover-agent.log", encoding: .utf8)) ?? "(no log)"
+                            print("the new agent's log:\n" + log.split(separator: "\n").prefix(60).joined(separator: "\n"))
+                            let previous = (try? String(contentsOfFile: lab.scripts + "/agent-after-\(SIGKILL).log", encoding: .utf8)) ?? "(no log)"
+                            print("the previous agent's log, its end:\n" + previous.split(separator: "\n").suffix(40).joined(separator: "\n"))
+                        }
                     }
                     print("⏱ \(mode) \(restart.signal): window \(Int((back - restart.killed) * 1000)) ms (signal to new agent started \(Int((restart.started - restart.killed) * 1000)) ms), \(failed.count) failed: \(reasons)")
                     settled.append((back, index + 1 < restarts.count ? restarts[index + 1].killed : .infinity))
