@@ -1,5 +1,6 @@
 import GatewayCore
 import PortwayFuzzEntries
+import PortwayTestSupport
 import Testing
 
 /// Seeds for `fuzzProxyRequestParser`, the entry the fuzz harness calls: each must run without a
@@ -43,7 +44,12 @@ import Testing
         #expect(fuzzProxyRequestParser(request, upstreamResponse: Array(response.utf8)).statuses == statuses)
     }
 
-    @Test func randomBytesNeverCrash() {
+    @Test func randomBytesNeverCrash() async throws {
+        // CPU-bound: on the tests' CPU lane, not the 2-thread cooperative pool.
+        try await onCPULane { Self.randomBytes() }
+    }
+
+    static func randomBytes() {
         var generator = SeededRandom()
         for _ in 0..<200 {
             let count = Int.random(in: 0..<300, using: &generator)
