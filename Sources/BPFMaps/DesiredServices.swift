@@ -38,7 +38,9 @@ struct Lowering {
     /// Entries programmed only in part (more endpoints than slots), for the agent's warning log.
     var warnings: [String] = []
 
-    /// The map form of `entry`; nil (and a `skipped` line) for an IPv6 frontend.
+    /// The map form of `entry`; nil (and a `skipped` line) for an IPv6 frontend. Inlined: called
+    /// out of line, a full sync's caller copied each entry (retaining all its fields) to pass it.
+    @inline(__always)
     mutating func lower(_ entry: borrowing FrontendEntry) -> DesiredService? {
         guard let key = ServiceMapKey(entry.frontend) else {
             skipped.append("\(entry.frontend): only IPv4 frontends are programmed")
