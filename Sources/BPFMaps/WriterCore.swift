@@ -227,13 +227,13 @@ struct WriterCore: ~Copyable {
         var frontendPositions: [Int32] = []
         frontendPositions.reserveCapacity(state.entries.count)
         var one = Lowering()
-        // Read in place (borrowed, through the pointer's addressor): the buffer's subscript
-        // returned a copy of each entry, retaining all its fields for nothing.
+        // Read in place, field by field (`Lowering.lower(_:)` on a pointer): a copy of each entry
+        // retained all its fields for nothing.
         state.entries.withUnsafeBufferPointer { entries in
             guard let base = entries.baseAddress else { return }
             for i in entries.indices {
                 // Lowered aside: a duplicate's own lines are not reported, only that it is one.
-                let service = one.lower(base[i])
+                let service = one.lower(base + i)
                 // One probe (the frontend's record, where the batch path finds it again): the first
                 // entry of a frontend wins.
                 if let service {
