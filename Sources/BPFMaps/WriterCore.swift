@@ -229,9 +229,20 @@ struct WriterCore: ~Copyable {
         var one = Lowering()
         // Read in place, field by field (`Lowering.lower(_:)` on a pointer): a copy of each entry
         // retained all its fields for nothing.
+        // Each entry's backends are a separate allocation the sync reads first here: prefetched a
+        // few entries ahead (its storage address read from the entry without retaining it), the
+        // cache miss on each overlaps the lowering of the entries before it.
+        let backendsOffset = MemoryLayout<[Backend]>.size == MemoryLayout<UnsafeRawPointer>.size
+            ? MemoryLayout<FrontendEntry>.offset(of: \FrontendEntry.backends) : nil
+        let ahead = 8
         state.entries.withUnsafeBufferPointer { entries in
             guard let base = entries.baseAddress else { return }
             for i in entries.indices {
+                if let backendsOffset, i + ahead < entries.count {
+                    let storage = UnsafeRawPointer(base + i + ahead).load(fromByteOffset: backendsOffset, as: UnsafeRawPointer.self)
+                    portway_prefetch(storage)
+                    portway_prefetch(storage + 64)
+                }
                 // Lowered aside: a duplicate's own lines are not reported, only that it is one.
                 let service = one.lower(base + i)
                 // One probe (the frontend's record, where the batch path finds it again): the first
