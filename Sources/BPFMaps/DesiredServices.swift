@@ -40,18 +40,25 @@ struct Lowering {
 
     /// The map form of `entry`; nil (and a `skipped` line) for an IPv6 frontend.
     mutating func lower(_ entry: borrowing FrontendEntry) -> DesiredService? {
-        guard let key = ServiceMapKey(entry.frontend) else {
-            skipped.append("\(entry.frontend): only IPv4 frontends are programmed")
+        withUnsafePointer(to: entry) { lower($0) }
+    }
+
+    /// The map form of the entry at `entry`, read field by field: a full sync lowers the input in
+    /// place, and a borrowed entry read from the input's buffer was copied whole first (retaining
+    /// all its fields) in the release build.
+    mutating func lower(_ entry: UnsafePointer<FrontendEntry>) -> DesiredService? {
+        guard let key = ServiceMapKey(entry.pointee.frontend) else {
+            skipped.append("\(entry.pointee.frontend): only IPv4 frontends are programmed")
             return nil
         }
         var active: [BackendKey] = [], terminating: [BackendKey] = []
-        active.reserveCapacity(entry.backends.count)
+        active.reserveCapacity(entry.pointee.backends.count)
         // Duplicates are rare and lists short: a linear check up to 16 backends, a set beyond.
         var slotted = Set<BackendKey>()
-        let small = entry.backends.count <= 16
-        for backend in entry.backends {
+        let small = entry.pointee.backends.count <= 16
+        for backend in entry.pointee.backends {
             guard let v4 = backend.address.ipv4 else {
-                skipped.append("\(entry.frontend) backend \(backend.address): only IPv4 backends are programmed")
+                skipped.append("\(entry.pointee.frontend) backend \(backend.address): only IPv4 backends are programmed")
                 continue
             }
             // Quarantined and maintenance backends get no slot: the datapath never picks them.
@@ -65,8 +72,8 @@ struct Lowering {
             if backend.state == .active { active.append(bk) } else { terminating.append(bk) }
         }
         var flags: UInt8 = 0
-        var all = entry.flags
-        switch entry.type {
+        var all = entry.pointee.flags
+        switch entry.pointee.type {
         case .clusterIP: all.insert(.clusterIP)
         case .nodePort: all.insert(.nodePort)
         case .loadBalancer: all.insert(.loadBalancer)
@@ -75,14 +82,14 @@ struct Lowering {
         for (bit, flag) in flagBits where all.contains(flag) { flags |= bit }
         var flags2: UInt8 = 0
         var union: UInt32 = 0
-        if all.contains(.l7LoadBalancer) || entry.l7ProxyPort != nil {
+        if all.contains(.l7LoadBalancer) || entry.pointee.l7ProxyPort != nil {
             flags2 |= UInt8(PW_SVC_FLAG2_L7LB)
-            union = UInt32(entry.l7ProxyPort ?? 0)
+            union = UInt32(entry.pointee.l7ProxyPort ?? 0)
         } else if all.contains(.sessionAffinity) {
-            union = entry.affinityTimeoutSeconds ?? 10800
+            union = entry.pointee.affinityTimeoutSeconds ?? 10800
         }
         if active.count + terminating.count > maxSlotsPerFrontend {
-            warnings.append("\(entry.frontend) (Service \(entry.service.namespace)/\(entry.service.name)): "
+            warnings.append("\(entry.pointee.frontend) (Service \(entry.pointee.service.namespace)/\(entry.pointee.service.name)): "
                 + "\(active.count + terminating.count) endpoints, the datapath holds \(maxSlotsPerFrontend) per frontend; the rest are not programmed")
             active = Array(active.prefix(maxSlotsPerFrontend))
             terminating = Array(terminating.prefix(maxSlotsPerFrontend - active.count))
@@ -91,7 +98,7 @@ struct Lowering {
             count: UInt16(active.count), qcount: UInt16(terminating.count), revNatID: 0,
             flags: flags, flags2: flags2, union: union)
         return DesiredService(
-            key: key, frontend: entry.frontend, group: ServiceName(namespace: entry.service.namespace, name: entry.service.name), master: master,
+            key: key, frontend: entry.pointee.frontend, group: ServiceName(namespace: entry.pointee.service.namespace, name: entry.pointee.service.name), master: master,
             slots: terminating.isEmpty ? active : active + terminating, revNat: RevNatEntry(address: key.address, port: key.port))
     }
 }

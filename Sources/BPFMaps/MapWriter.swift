@@ -83,7 +83,7 @@ public final class MapWriter: Sendable {
         core.withLock { core in
             var result: [Frontend: BPFMapError] = [:]
             for (key, error) in core.failed {
-                if let service = core.desired[key] { result[service.frontend] = error }
+                if let service = core.frontends[desired: key] { result[service.frontend] = error }
             }
             return result
         }
@@ -99,7 +99,7 @@ public final class MapWriter: Sendable {
     /// The reverse-NAT (service) ID of a frontend, if it has one.
     public func revNatID(for frontend: Frontend) -> UInt16? {
         guard let key = ServiceMapKey(frontend) else { return nil }
-        return core.withLock { $0.revNatIDs[key] }
+        return core.withLock { $0.frontends[revNatID: key] }
     }
 
     /// The summary with what each map holds now and its capacity. The services map's entry count
@@ -107,12 +107,16 @@ public final class MapWriter: Sendable {
     /// proportional to its change.
     private func counted(_ summary: SyncSummary, _ core: borrowing WriterCore, full: Bool = false) -> SyncSummary {
         var summary = summary
-        let programmed = core.programmed
         if full {
-            summary.entries[.services] = programmed.services.values.reduce(0) { $0 + ($1.master == nil ? 0 : 1) + $1.slots.count }
+            var n = 0
+            for record in core.frontends.records where record.hasEntries {
+                guard let entries = record.entries else { continue }
+                n += (entries.master == nil ? 0 : 1) + entries.slots.count
+            }
+            summary.entries[.services] = n
         }
-        summary.entries[.backends] = programmed.backends.count
-        summary.entries[.reverseNAT] = programmed.reverseNAT.count
+        summary.entries[.backends] = core.backendEntries.count
+        summary.entries[.reverseNAT] = core.revNatEntries.count
         for kind in [MapKind.services, .backends, .reverseNAT] { summary.capacity[kind] = Int(maps[kind].maxEntries) }
         return summary
     }

@@ -9,31 +9,39 @@ extension WriterCore {
     /// then masters. A batch stopped by an error (the kernel says how many pairs it wrote) lets the
     /// frontends it had finished go on to the next phases; the others are taken back again and
     /// returned for the one-by-one path (which reports exactly what fails).
-    /// `positions`: the backend record of each of their slots, in order (from counting the uses),
-    /// or nil to look each up.
-    mutating func writeBatch(_ services: ArraySlice<DesiredService>, positions: ArraySlice<Int32>?, into summary: inout SyncSummary) -> [DesiredService] {
-        // IDs, and the entries to write, in frontend order.
+    /// `records`: each frontend's record position in `frontends`; `positions`: the backend record
+    /// of each of their slots, in order (from counting the uses), or nil to look each up.
+    mutating func writeBatch(
+        _ services: ArraySlice<DesiredService>, records: ArraySlice<Int32>, positions: ArraySlice<Int32>?, into summary: inout SyncSummary
+    ) -> [DesiredService] {
+        // IDs, and the entries to write, in frontend order. The services are read field by field
+        // (`services[i].slots`): iterating them copied each, retaining all its fields.
+        let first = services.startIndex
         var slotTotal = 0
-        for s in services { slotTotal += s.slots.count }
+        for i in services.indices { slotTotal += services[i].slots.count }
         var revIDs: [UInt16] = []
         revIDs.reserveCapacity(services.count)
         var slotIDs: [UInt32] = []
         slotIDs.reserveCapacity(slotTotal)
-        var backendKeys: [UInt32] = [], backendValues: [pw_lb4_backend] = [], backendEntries: [BackendEntry] = []
+        var backendKeys: [UInt32] = [], backendValues: [pw_lb4_backend] = [], newEntries: [BackendEntry] = []
         backendKeys.reserveCapacity(slotTotal)
         backendValues.reserveCapacity(slotTotal)
-        backendEntries.reserveCapacity(slotTotal)
+        newEntries.reserveCapacity(slotTotal)
         // Per frontend: how many backend entries must be written before its slots may be.
         var backendsNeeded: [Int] = []
         backendsNeeded.reserveCapacity(services.count)
+        // Per frontend: where its slots end in `slotIDs`.
+        var slotEnds: [Int] = []
+        slotEnds.reserveCapacity(services.count)
         var scheduled = Set<UInt32>()
         var allocatedBackends: [(BackendKey, UInt32)] = []
         var usable = services.count
         var k = positions?.startIndex ?? 0
-        outer: for (n, s) in services.enumerated() {
+        let firstRecord = records.startIndex
+        outer: for n in 0..<services.count {
             guard let rev = revNatAllocator.allocate() else { usable = n; break }
             let mark = slotIDs.count
-            for bk in s.slots {
+            for bk in services[first + n].slots {
                 // The backend's ID and desired state: by position, or with one probe.
                 let index: Int
                 if let positions {
@@ -48,10 +56,10 @@ extension WriterCore {
                 if record.id != 0 {
                     let id = record.id
                     let entry = BackendEntry(address: bk.address, port: bk.port, proto: bk.proto, state: state)
-                    if programmed.backends[id] != entry && scheduled.insert(id).inserted {
+                    if backendEntries[id] != entry && scheduled.insert(id).inserted {
                         backendKeys.append(id)
                         backendValues.append(entry.cValue)
-                        backendEntries.append(entry)
+                        newEntries.append(entry)
                     }
                     slotIDs.append(id)
                     continue
@@ -69,20 +77,21 @@ extension WriterCore {
                 let entry = BackendEntry(address: bk.address, port: bk.port, proto: bk.proto, state: state)
                 backendKeys.append(id)
                 backendValues.append(entry.cValue)
-                backendEntries.append(entry)
+                newEntries.append(entry)
                 slotIDs.append(id)
             }
             revIDs.append(UInt16(rev))
-            revNatIDs[s.key] = UInt16(rev)
+            frontends.setRevNatID(UInt16(rev), at: Int(records[firstRecord + n]))
             backendsNeeded.append(backendKeys.count)
+            slotEnds.append(slotIDs.count)
         }
         let batch = services.prefix(usable)
-        let base = batch.startIndex
+        let base = first
 
         // Phase 1: backends.
         let b = maps.backends.updateBatch(backendKeys, backendValues)
         syscalls += b.calls
-        for i in 0..<b.written { programmed.backends[backendKeys[i]] = backendEntries[i] }
+        for i in 0..<b.written { backendEntries[backendKeys[i]] = newEntries[i] }
         record(.backends, updates: b.written)
         // Frontends whose backends are all in (the counts only grow): on to their slots.
         var ready = 0
@@ -90,15 +99,15 @@ extension WriterCore {
 
         // Phase 2: slots of those frontends.
         var slotMaps: [SlotMap] = []
-        var slotsOf = 0
-        for s in batch.prefix(ready) { slotsOf += s.slots.count }
+        let slotsOf = ready > 0 ? slotEnds[ready - 1] : 0
         if slotsOf > 0 {
             var keys: [pw_lb4_key] = [], values: [pw_lb4_service] = []
             keys.reserveCapacity(slotsOf)
             values.reserveCapacity(slotsOf)
             var v = zeroed(pw_lb4_service.self)
-            for s in batch.prefix(ready) {
-                for i in 0..<s.slots.count { keys.append(s.key.cKey(slot: UInt16(i + 1))) }
+            for n in 0..<ready {
+                let key = services[first + n].key
+                for i in 0..<(slotEnds[n] - (n > 0 ? slotEnds[n - 1] : 0)) { keys.append(key.cKey(slot: UInt16(i + 1))) }
             }
             for i in 0..<slotsOf {
                 v.backend_id = slotIDs[i]
@@ -110,9 +119,10 @@ extension WriterCore {
             // insert each; the slots of a frontend the batch stopped in, slot by slot now.
             var n = 0, complete = 0
             slotMaps.reserveCapacity(ready)
-            for s in batch.prefix(ready) {
-                let written = min(s.slots.count, r.written - n)
-                if written == s.slots.count {
+            for f in 0..<ready {
+                let slotCount = slotEnds[f] - n
+                let written = min(slotCount, r.written - n)
+                if written == slotCount {
                     guard written > 0 else {
                         slotMaps.append(SlotMap())
                         complete += 1
@@ -125,7 +135,7 @@ extension WriterCore {
                     complete += 1
                 } else {
                     // The batch stopped in this frontend: what it wrote is mirrored (for the take-back).
-                    for i in 0..<written { mirrorSlot(s.key, slot: UInt16(i + 1), backendID: slotIDs[n + i]) }
+                    for i in 0..<written { mirrorSlot(services[first + f].key, slot: UInt16(i + 1), backendID: slotIDs[n + i]) }
                     break
                 }
                 n += written
@@ -143,11 +153,11 @@ extension WriterCore {
             values.reserveCapacity(ready)
             for i in 0..<ready {
                 keys.append(revIDs[i].bigEndian)
-                values.append(batch[base + i].revNat.cValue)
+                values.append(services[base + i].revNat.cValue)
             }
             let r = maps.reverseNAT.updateBatch(keys, values)
             syscalls += r.calls
-            for i in 0..<r.written { programmed.reverseNAT[revIDs[i]] = batch[base + i].revNat }
+            for i in 0..<r.written { revNatEntries[revIDs[i]] = services[base + i].revNat }
             record(.reverseNAT, updates: r.written)
             ready = r.written
         }
@@ -160,17 +170,16 @@ extension WriterCore {
             masters.reserveCapacity(ready)
             values.reserveCapacity(ready)
             for i in 0..<ready {
-                let s = batch[base + i]
-                var m = s.master
+                var m = services[base + i].master
                 m.revNatID = revIDs[i]
-                keys.append(s.key.cKey(slot: 0))
+                keys.append(services[base + i].key.cKey(slot: 0))
                 masters.append(m)
                 values.append(m.cValue)
             }
             let r = maps.services.updateBatch(keys, values)
             syscalls += r.calls
             for i in 0..<r.written {
-                programmed.services[batch[base + i].key] = ServiceEntries(master: masters[i], slots: slotMaps[i])
+                frontends.setEntries(ServiceEntries(master: masters[i], slots: slotMaps[i]), at: Int(records[firstRecord + i]))
             }
             serviceEntryCount += r.written
             record(.services, updates: r.written)
@@ -179,7 +188,7 @@ extension WriterCore {
         summary.added += mastersWritten
         // Frontends whose slots are all in but whose master is not: their slots, for the take-back.
         for i in mastersWritten..<slotMaps.count where !slotMaps[i].isEmpty {
-            programmed.services[batch[base + i].key] = ServiceEntries(master: nil, slots: slotMaps[i])
+            frontends.setEntries(ServiceEntries(master: nil, slots: slotMaps[i]), at: Int(records[firstRecord + i]))
         }
 
         // Frontends without a master: take back what the batch wrote for them, then one by one.
@@ -187,8 +196,8 @@ extension WriterCore {
         leftovers.reserveCapacity(services.count - mastersWritten)
         for s in batch.dropFirst(mastersWritten) {
             try? removeService(s.key)
-            if let id = revNatIDs.removeValue(forKey: s.key) {
-                if programmed.reverseNAT[id] != nil { try? deleteRevNat(id) }
+            if let id = frontends.removeRevNatID(of: s.key) {
+                if revNatEntries[id] != nil { try? deleteRevNat(id) }
                 revNatAllocator.release(UInt32(id))
             }
             leftovers.append(s)
@@ -200,7 +209,7 @@ extension WriterCore {
         }
         // Backend IDs allocated but never written are free again.
         if b.written < backendKeys.count {
-            for (bk, id) in allocatedBackends where programmed.backends[id] == nil {
+            for (bk, id) in allocatedBackends where backendEntries[id] == nil {
                 clearBackendID(bk, ifIs: id)
                 backendAllocator.release(id)
             }
@@ -220,12 +229,12 @@ extension WriterCore {
     /// master were removed completely.
     mutating func removeBatch(_ keys: [ServiceMapKey], into summary: inout SyncSummary) -> Int {
         // Masters.
-        let withMaster = keys.filter { programmed.services[$0]?.master != nil }
+        let withMaster = keys.filter { frontends[$0]?.master != nil }
         let m = maps.services.deleteBatch(withMaster.map { $0.cKey(slot: 0) })
         syscalls += m.calls
         counts[.services, default: MapOpCounts()].deletes += m.written
         for key in withMaster[..<m.written] {
-            programmed.services[key]?.master = nil
+            frontends[key]?.master = nil
             serviceEntryCount -= 1
         }
         // Frontends whose master is gone (or never was): their slots, then their reverse NAT.
@@ -233,7 +242,7 @@ extension WriterCore {
         let skip = Set(unfinished)
         var slotKeys: [pw_lb4_key] = [], slotOwners: [(ServiceMapKey, UInt16)] = []
         for key in keys where !skip.contains(key) {
-            for slot in (programmed.services[key]?.slots.keys ?? []).sorted(by: >) {
+            for slot in (frontends[key]?.slots.keys ?? []).sorted(by: >) {
                 slotKeys.append(key.cKey(slot: slot))
                 slotOwners.append((key, slot))
             }
@@ -242,7 +251,7 @@ extension WriterCore {
         syscalls += s.calls
         counts[.services, default: MapOpCounts()].deletes += s.written
         for (key, slot) in slotOwners[..<s.written] {
-            if let id = programmed.services[key]?.slots.removeValue(forKey: slot) {
+            if let id = frontends[key]?.slots.removeValue(forKey: slot) {
                 serviceEntryCount -= 1
                 release(id)
             }
@@ -251,16 +260,16 @@ extension WriterCore {
             var seen = Set<ServiceMapKey>()
             for (key, _) in slotOwners[s.written...] where seen.insert(key).inserted { unfinished.append(key) }
         }
-        for key in keys { if let e = programmed.services[key], e.master == nil, e.slots.isEmpty { programmed.services[key] = nil } }
+        for key in keys { if let e = frontends[key], e.master == nil, e.slots.isEmpty { frontends[key] = nil } }
         let done = Set(unfinished)
         var revKeys: [UInt16] = [], revOwners: [ServiceMapKey] = []
         for key in keys where !done.contains(key) {
-            guard let id = revNatIDs[key] else { continue }
-            if programmed.reverseNAT[id] != nil {
+            guard let id = frontends[revNatID: key] else { continue }
+            if revNatEntries[id] != nil {
                 revKeys.append(id)
                 revOwners.append(key)
             } else {
-                revNatIDs[key] = nil
+                frontends[revNatID: key] = nil
                 revNatAllocator.release(UInt32(id))
             }
         }
@@ -268,8 +277,8 @@ extension WriterCore {
         syscalls += r.calls
         counts[.reverseNAT, default: MapOpCounts()].deletes += r.written
         for (id, key) in zip(revKeys[..<r.written], revOwners[..<r.written]) {
-            programmed.reverseNAT[id] = nil
-            revNatIDs[key] = nil
+            revNatEntries[id] = nil
+            frontends[revNatID: key] = nil
             revNatAllocator.release(UInt32(id))
         }
         if r.error != nil { unfinished += revOwners[r.written...] }
@@ -292,7 +301,7 @@ extension WriterCore {
     mutating func pruneBackends(_ candidates: [UInt32], into summary: inout SyncSummary) {
         var ids: [UInt32] = []
         for id in candidates {
-            if refs[id, default: 0] == 0, programmed.backends[id] != nil { ids.append(id) } else { unreferenced.remove(id) }
+            if refs[id, default: 0] == 0, backendEntries[id] != nil { ids.append(id) } else { unreferenced.remove(id) }
         }
         guard ids.count > 1 else {
             for id in ids { pruneBackend(id, into: &summary) }
@@ -302,7 +311,7 @@ extension WriterCore {
         syscalls += r.calls
         counts[.backends, default: MapOpCounts()].deletes += r.written
         for id in ids[..<r.written] {
-            if let entry = programmed.backends.removeValue(forKey: id) { clearBackendID(entry.key, ifIs: id) }
+            if let entry = backendEntries.removeValue(forKey: id) { clearBackendID(entry.key, ifIs: id) }
             unreferenced.remove(id)
             backendAllocator.release(id)
         }

@@ -22,35 +22,37 @@ extension WriterCore {
     /// frontend first, then by namespace/name. Counts what the maps will hold after the call:
     /// the entries of frontends not in the change, plus the admitted frontends' entries.
     /// Proportional to the change (plus the whole state for a full sync, which changes it all).
-    func planCapacity(_ upserts: [DesiredService], full: Bool) -> CapacityPlan {
+    /// `records`: each upsert's record position in `frontends`.
+    func planCapacity(_ upserts: [DesiredService], at records: [Int32], full: Bool) -> CapacityPlan {
         var plan = CapacityPlan()
         let limits = (services: Int(maps.services.maxEntries), backends: Int(maps.backends.maxEntries), revNat: Int(maps.reverseNAT.maxEntries))
         // What stays: everything minus the changing frontends' current entries.
         var services = serviceEntryCount
-        var revNat = programmed.reverseNAT.count
+        var revNat = revNatEntries.count
         var released: [UInt32: Int] = [:]
-        for s in upserts {
-            services -= currentEntries(s.key)
-            if let id = revNatIDs[s.key], programmed.reverseNAT[id] != nil { revNat -= 1 }
-            for id in programmed.services[s.key]?.slots.values ?? [] { released[id, default: 0] += 1 }
+        for p in records {
+            // Field by field: a copy of the record would retain its arrays.
+            let revNatID = frontends.records[Int(p)].revNatID
+            if revNatID != 0, revNatEntries[revNatID] != nil { revNat -= 1 }
+            guard frontends.records[Int(p)].hasEntries, let entries = frontends.records[Int(p)].entries else { continue }
+            services -= (entries.master == nil ? 0 : 1) + entries.slots.count
+            for id in entries.slots.values { released[id, default: 0] += 1 }
         }
-        if full {
-            let used = Set(revNatIDs.values)
-            revNat -= programmed.reverseNAT.keys.filter { !used.contains($0) }.count
-        }
+        if full && revNatEntries.count > 0 { revNat -= staleRevNatIDs().count }
         var freed = unreferenced
         for (id, n) in released where refs[id, default: 0] - n <= 0 { freed.insert(id) }
-        var backends = programmed.backends.count - freed.filter { programmed.backends[$0] != nil }.count
+        var backends = backendEntries.count - freed.filter { backendEntries[$0] != nil }.count
         // Backend keys already counted in `backends`.
         func costs(_ bk: BackendKey, _ counted: Set<BackendKey>) -> Bool {
             if counted.contains(bk) { return false }
-            guard let id = backendID(bk), programmed.backends[id] != nil else { return true }
+            guard let id = backendID(bk), backendEntries[id] != nil else { return true }
             return freed.contains(id)
         }
 
         // All of it fits (the usual case, and a full sync needs no per-Service work then): in a
         // full sync every backend is freed first, so the desired backends are what counts.
-        let allServices = upserts.reduce(0) { $0 + $1.serviceEntries }
+        var allServices = 0
+        for i in upserts.indices { allServices += 1 + upserts[i].slots.count }
         if full, services + allServices <= limits.services, backends + desiredBackends <= limits.backends,
            revNat + upserts.count <= limits.revNat {
             return plan
@@ -61,7 +63,7 @@ extension WriterCore {
         var groups: [ServiceName: [DesiredService]] = [:]
         for s in upserts { groups[s.group, default: []].append(s) }
         let ordered = groups.map { name, members -> (programmed: Bool, name: ServiceName, members: [DesiredService]) in
-            (members.contains { programmed.services[$0.key]?.master != nil }, name, members)
+            (members.contains { frontends[$0.key]?.master != nil }, name, members)
         }.sorted { a, b in a.programmed != b.programmed ? a.programmed : a.name < b.name }
 
         var counted = Set<BackendKey>()
@@ -92,13 +94,13 @@ extension WriterCore {
             } else {
                 rejected = true
                 // Frontends already programmed keep their entries: they still take their room.
-                for s in group.members where programmed.services[s.key] != nil {
+                for s in group.members where frontends[s.key] != nil {
                     services += currentEntries(s.key)
-                    if let id = revNatIDs[s.key], programmed.reverseNAT[id] != nil { revNat += 1 }
-                    for id in Set(programmed.services[s.key]?.slots.values ?? []) where freed.contains(id) {
+                    if let id = frontends[revNatID: s.key], revNatEntries[id] != nil { revNat += 1 }
+                    for id in Set(frontends[s.key]?.slots.values ?? []) where freed.contains(id) {
                         freed.remove(id)
                         backends += 1
-                        if let entry = programmed.backends[id] { counted.insert(entry.key) }
+                        if let entry = backendEntries[id] { counted.insert(entry.key) }
                     }
                 }
             }

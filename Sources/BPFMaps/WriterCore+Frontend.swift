@@ -16,7 +16,7 @@ extension WriterCore {
     /// Programs one admitted frontend, recording the outcome.
     mutating func upsert(_ service: DesiredService, needed: Set<BackendKey>?, into summary: inout SyncSummary) {
         let before = counts
-        let existed = programmed.services[service.key]?.master != nil
+        let existed = frontends[service.key]?.master != nil
         do {
             try write(service)
             if !existed {
@@ -33,31 +33,32 @@ extension WriterCore {
 
     /// Removes a frontend: master first (the datapath stops using it), then slots, then rev NAT.
     mutating func removeService(_ key: ServiceMapKey) throws(BPFMapError) {
-        if programmed.services[key]?.master != nil {
+        if frontends[key]?.master != nil {
             try deleteServiceEntry(key, slot: 0)
         }
-        for slot in (programmed.services[key]?.slots.keys ?? []).sorted(by: >) {
+        for slot in (frontends[key]?.slots.keys ?? []).sorted(by: >) {
             try deleteServiceEntry(key, slot: slot)
         }
-        if let id = revNatIDs[key] {
-            if programmed.reverseNAT[id] != nil { try deleteRevNat(id) }
-            revNatIDs[key] = nil
+        if let id = frontends[revNatID: key] {
+            if revNatEntries[id] != nil { try deleteRevNat(id) }
+            frontends[revNatID: key] = nil
             revNatAllocator.release(UInt32(id))
         }
     }
 
     mutating func write(_ service: DesiredService) throws(BPFMapError) {
         let key = service.key
-        let newRevNat = revNatIDs[key] == nil
+        let existing = frontends[revNatID: key]
+        let newRevNat = existing == nil
         let revNatID: UInt16
-        if let id = revNatIDs[key] {
+        if let id = existing {
             revNatID = id
         } else {
             guard let id = revNatAllocator.allocate() else {
                 throw .idsExhausted(what: "reverse-NAT IDs", limit: Int(UInt16.max))
             }
             revNatID = UInt16(id)
-            revNatIDs[key] = revNatID
+            frontends[revNatID: key] = revNatID
         }
         var undo: [Undo] = []
         do {
@@ -72,33 +73,33 @@ extension WriterCore {
             // Slots 1...N: beyond the current count they are invisible until the master grows.
             for (i, id) in slotIDs.enumerated() {
                 let slot = UInt16(i + 1)
-                let previous = programmed.services[key]?.slots[slot]
+                let previous = frontends[key]?.slots[slot]
                 if previous != id {
                     try writeSlot(key, slot: slot, backendID: id)
                     undo.append(.slot(key, slot, previous: previous))
                 }
             }
-            let previousRevNat = programmed.reverseNAT[revNatID]
+            let previousRevNat = revNatEntries[revNatID]
             if previousRevNat != service.revNat {
                 try writeRevNat(revNatID, service.revNat)
                 undo.append(.revNat(revNatID, previous: previousRevNat))
             }
             var master = service.master
             master.revNatID = revNatID
-            if programmed.services[key]?.master != master {
+            if frontends[key]?.master != master {
                 try writeMaster(key, master)
             }
         } catch {
             rollback(undo)
             if newRevNat {
-                revNatIDs[key] = nil
-                if programmed.reverseNAT[revNatID] == nil { revNatAllocator.release(UInt32(revNatID)) }
+                frontends[revNatID: key] = nil
+                if revNatEntries[revNatID] == nil { revNatAllocator.release(UInt32(revNatID)) }
             }
             throw error
         }
         // Stale slots only now that the master no longer covers them.
         let count = service.slots.count
-        if let slots = programmed.services[key]?.slots, slots.count > count {
+        if let slots = frontends[key]?.slots, slots.count > count {
             for slot in slots.keys.sorted() where Int(slot) > count {
                 try deleteServiceEntry(key, slot: slot)
             }
@@ -151,7 +152,7 @@ extension WriterCore {
             fresh = true
         }
         let entry = BackendEntry(address: bk.address, port: bk.port, proto: bk.proto, state: state)
-        let previous = programmed.backends[id]
+        let previous = backendEntries[id]
         if previous != entry {
             do {
                 try writeBackend(id, entry)

@@ -16,7 +16,7 @@ extension WriterCore {
 
     /// Records a written slot in the mirror and the reference counts.
     mutating func mirrorSlot(_ key: ServiceMapKey, slot: UInt16, backendID: UInt32) {
-        let previous = programmed.services[key, default: ServiceEntries()].slots.updateValue(backendID, forKey: slot)
+        let previous = frontends[key, default: ServiceEntries()].slots.updateValue(backendID, forKey: slot)
         if let previous { release(previous) } else { serviceEntryCount += 1 }
         refs[backendID, default: 0] += 1
         if !unreferenced.isEmpty { unreferenced.remove(backendID) }
@@ -27,7 +27,7 @@ extension WriterCore {
         let n = refs[id, default: 0] - 1
         if n <= 0 {
             refs[id] = nil
-            if programmed.backends[id] != nil {
+            if backendEntries[id] != nil {
                 unreferenced.insert(id)
                 newlyUnreferenced.append(id)
             }
@@ -40,8 +40,8 @@ extension WriterCore {
         syscalls += 1
         try maps.services.update(key.cKey(slot: 0), master.cValue)
         record(.services, updates: 1)
-        if programmed.services[key, default: ServiceEntries()].master == nil { serviceEntryCount += 1 }
-        programmed.services[key, default: ServiceEntries()].master = master
+        if frontends[key]?.master == nil { serviceEntryCount += 1 }
+        frontends[key, default: ServiceEntries()].master = master
     }
 
     mutating func deleteServiceEntry(_ key: ServiceMapKey, slot: UInt16) throws(BPFMapError) {
@@ -49,14 +49,14 @@ extension WriterCore {
         try maps.services.delete(key.cKey(slot: slot))
         counts[.services, default: MapOpCounts()].deletes += 1
         if slot == 0 {
-            if programmed.services[key]?.master != nil { serviceEntryCount -= 1 }
-            programmed.services[key]?.master = nil
-        } else if let id = programmed.services[key]?.slots.removeValue(forKey: slot) {
+            if frontends[key]?.master != nil { serviceEntryCount -= 1 }
+            frontends[key]?.master = nil
+        } else if let id = frontends[key]?.slots.removeValue(forKey: slot) {
             serviceEntryCount -= 1
             release(id)
         }
-        if let entries = programmed.services[key], entries.master == nil, entries.slots.isEmpty {
-            programmed.services[key] = nil
+        if let entries = frontends[key], entries.master == nil, entries.slots.isEmpty {
+            frontends[key] = nil
         }
     }
 
@@ -64,28 +64,28 @@ extension WriterCore {
         syscalls += 1
         try maps.backends.update(id, entry.cValue)
         record(.backends, updates: 1)
-        if programmed.backends.updateValue(entry, forKey: id) == nil, refs[id, default: 0] == 0 { unreferenced.insert(id) }
+        if backendEntries.updateValue(entry, forKey: id) == nil, refs[id, default: 0] == 0 { unreferenced.insert(id) }
     }
 
     mutating func writeRevNat(_ id: UInt16, _ entry: RevNatEntry) throws(BPFMapError) {
         syscalls += 1
         try maps.reverseNAT.update(id.bigEndian, entry.cValue)
         record(.reverseNAT, updates: 1)
-        programmed.reverseNAT[id] = entry
+        revNatEntries[id] = entry
     }
 
     mutating func deleteRevNat(_ id: UInt16) throws(BPFMapError) {
         syscalls += 1
         try maps.reverseNAT.delete(id.bigEndian)
         counts[.reverseNAT, default: MapOpCounts()].deletes += 1
-        programmed.reverseNAT[id] = nil
+        revNatEntries[id] = nil
     }
 
     mutating func deleteBackend(_ id: UInt32) throws(BPFMapError) {
         syscalls += 1
         try maps.backends.delete(id)
         counts[.backends, default: MapOpCounts()].deletes += 1
-        programmed.backends[id] = nil
+        backendEntries[id] = nil
         unreferenced.remove(id)
     }
 

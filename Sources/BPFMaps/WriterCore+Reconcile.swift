@@ -11,7 +11,7 @@ extension WriterCore {
         var touched = Set<BackendKey>()
         var removals: [ServiceMapKey] = [], upserts: [DesiredService] = []
         for (key, new) in changes {
-            if let old = desired[key] {
+            if let old = frontends[desired: key] {
                 use(old, by: -1)
                 touched.formUnion(old.slots)
             }
@@ -19,12 +19,12 @@ extension WriterCore {
                 use(new, by: 1)
                 touched.formUnion(new.slots)
                 upserts.append(new)
-            } else if programmed.services[key] != nil {
+            } else if frontends[key] != nil {
                 removals.append(key)
             } else {
                 releaseRevNatID(of: key)
             }
-            desired[key] = new
+            frontends[desired: key] = new
             failed[key] = nil
         }
         return reconcile(removals: removals.sorted(), upserts: upserts, touched: touched, isCancelled: isCancelled)
@@ -32,19 +32,22 @@ extension WriterCore {
 
     /// A reverse-NAT ID held for a frontend that has no entries left (a rollback left none) is free.
     mutating func releaseRevNatID(of key: ServiceMapKey) {
-        if let id = revNatIDs.removeValue(forKey: key), programmed.reverseNAT[id] == nil { revNatAllocator.release(UInt32(id)) }
+        if let id = frontends.removeRevNatID(of: key), revNatEntries[id] == nil { revNatAllocator.release(UInt32(id)) }
     }
 
     /// Removes `removals`, then programs `upserts` (already in `desired`, with their backend uses
     /// counted). `touched`: backends whose desired state may have changed; nil for a full sync,
     /// which writes every desired frontend (and so checks every backend) and prunes strays.
     /// `positions`: the backend record position of every upsert's slots, in the order of `upserts`
-    /// (see `use(_:positions:)`), when the caller counted them so.
+    /// (see `use(_:positions:)`), when the caller counted them so; `frontendPositions`: each
+    /// upsert's frontend record, when the caller has them (else looked up here, one probe each).
     mutating func reconcile(
-        removals: [ServiceMapKey], upserts: [DesiredService], positions: [Int32]? = nil, touched: Set<BackendKey>?,
-        isCancelled: () -> Bool
+        removals: [ServiceMapKey], upserts: [DesiredService], positions: [Int32]? = nil, frontendPositions: [Int32]? = nil,
+        touched: Set<BackendKey>?, isCancelled: () -> Bool
     ) -> SyncSummary {
         let full = touched == nil
+        // Upserts are desired: their records exist and keep their positions through the call.
+        let records = frontendPositions ?? upserts.map { Int32(frontends.position(of: $0.key)!) }
         counts = [:]
         syscalls = 0
         var summary = SyncSummary()
@@ -55,7 +58,7 @@ extension WriterCore {
             pruneNewlyUnreferenced(keeping: nil)
         } else {
             for key in removals {
-                let hadMaster = programmed.services[key]?.master != nil
+                let hadMaster = frontends[key]?.master != nil
                 do {
                     try removeService(key)
                     if hadMaster { summary.removed += 1 }
@@ -67,27 +70,28 @@ extension WriterCore {
         }
 
         // 2. Capacity: which upserts fit, whole Services in a stable order.
-        let plan = planCapacity(upserts, full: full)
+        let plan = planCapacity(upserts, at: records, full: full)
         summary.shortfall = plan.shortfall
-        for service in upserts where !plan.admits(service.key) {
-            failed[service.key] = plan.error
-            summary.failures.append(SyncFailure(subject: service.key.description, frontend: service.frontend, error: plan.error ?? .interrupted))
+        // By index and field (iterating the services copied each, retaining its arrays).
+        for i in upserts.indices where !plan.admits(upserts[i].key) {
+            let key = upserts[i].key
+            failed[key] = plan.error
+            summary.failures.append(SyncFailure(subject: key.description, frontend: upserts[i].frontend, error: plan.error ?? .interrupted))
         }
         // Orphans nothing admitted wants: gone now, to make the room the plan counted on.
         pruneBackends(unreferenced.sorted().filter { id in
-            guard let entry = programmed.backends[id] else { return false }
+            guard let entry = backendEntries[id] else { return false }
             let record = backends[entry.key]
             return !plan.needs(entry.key, inUse: record?.use.state != nil) || record?.id != id
         }, into: &summary)
         // Reverse-NAT entries no master uses (left by a crash or a rollback): room the plan counted on.
-        if full {
-            let used = Set(revNatIDs.values)
-            let stale = programmed.reverseNAT.keys.filter { !used.contains($0) }.sorted()
+        if full && revNatEntries.count > 0 {
+            let stale = staleRevNatIDs()
             let r = maps.reverseNAT.deleteBatch(stale.map(\.bigEndian))
             syscalls += r.calls
             counts[.reverseNAT, default: MapOpCounts()].deletes += r.written
             for id in stale[..<r.written] {
-                programmed.reverseNAT[id] = nil
+                revNatEntries[id] = nil
                 revNatAllocator.release(UInt32(id))
             }
             for id in stale[r.written...] {
@@ -103,14 +107,15 @@ extension WriterCore {
         // 3. Admitted frontends, each all-or-nothing: first those that do not grow the services map.
         var ranked: [(grows: Bool, key: ServiceMapKey, index: Int)] = []
         ranked.reserveCapacity(upserts.count)
-        for (i, s) in upserts.enumerated() where plan.admits(s.key) {
-            ranked.append((s.serviceEntries > currentEntries(s.key), s.key, i))
+        for i in upserts.indices where plan.admits(upserts[i].key) {
+            ranked.append((1 + upserts[i].slots.count > currentEntries(at: Int(records[i])), upserts[i].key, i))
         }
         ranked.sort { a, b in a.grows != b.grows ? !a.grows : a.key < b.key }
         // A cold sync's upserts are usually in that order already: no copy then.
         var inPlace = ranked.count == upserts.count
         for (i, r) in ranked.enumerated() where inPlace && r.index != i { inPlace = false }
         let order = inPlace ? upserts : ranked.map { upserts[$0.index] }
+        let orderRecords = inPlace ? records : ranked.map { records[$0.index] }
         // The slots' record positions follow `upserts`: usable when the order is theirs.
         let positions = inPlace ? positions : nil
         if order.count >= Self.batchThreshold { reserveForNewFrontends(order) }
@@ -119,7 +124,7 @@ extension WriterCore {
         var offset = 0
         // Nothing in the maps for any frontend yet (a cold start): every upsert is fresh until
         // written (their keys are distinct), so the run below needs no probes.
-        let allFresh = programmed.services.isEmpty && revNatIDs.isEmpty
+        let allFresh = frontends.programmedCount == 0 && frontends.revNatCount == 0
         while index < order.count {
             if isCancelled() {
                 for service in order[index...] { failed[service.key] = .interrupted }
@@ -128,11 +133,12 @@ extension WriterCore {
             }
             // A run of new frontends goes in batches.
             var end = index
-            while end < order.count, end - index < Self.batchChunk, allFresh || isFresh(order[end].key) { end += 1 }
+            while end < order.count, end - index < Self.batchChunk, allFresh || isFresh(at: Int(orderRecords[end])) { end += 1 }
             if end - index >= Self.batchThreshold {
                 var slots = 0
-                for s in order[index..<end] { slots += s.slots.count }
-                let leftovers = writeBatch(order[index..<end], positions: positions?[offset..<(offset + slots)], into: &summary)
+                for i in index..<end { slots += order[i].slots.count }
+                let leftovers = writeBatch(
+                    order[index..<end], records: orderRecords[index..<end], positions: positions?[offset..<(offset + slots)], into: &summary)
                 for service in leftovers { upsert(service, needed: plan.neededBackends, into: &summary) }
                 offset += slots
                 index = end
@@ -148,7 +154,7 @@ extension WriterCore {
         // sync wrote every desired frontend, checking each backend on the way.
         if let touched {
             for bk in touched.count <= 1024 ? touched.sorted() : Array(touched) {
-                guard let record = backends[bk], record.id != 0, let entry = programmed.backends[record.id],
+                guard let record = backends[bk], record.id != 0, let entry = backendEntries[record.id],
                       let state = record.use.state, entry.state != state, refs[record.id, default: 0] > 0 else { continue }
                 let id = record.id
                 var updated = entry
@@ -163,7 +169,7 @@ extension WriterCore {
         newlyUnreferenced.removeAll()
         pruneBackends(unreferenced.sorted(), into: &summary)
 
-        summary.frontends = desired.count
+        summary.frontends = frontends.desiredCount
         summary.backends = desiredBackends
         summary.operations = counts
         summary.syscalls = syscalls
@@ -173,11 +179,10 @@ extension WriterCore {
     /// Sizes the indices once for many new frontends (a cold start) instead of growing them entry by entry.
     mutating func reserveForNewFrontends(_ services: [DesiredService]) {
         var slots = 0
-        for s in services { slots += s.slots.count }
-        programmed.services.reserveCapacity(programmed.services.count + services.count)
-        programmed.reverseNAT.reserveCapacity(programmed.reverseNAT.count + services.count)
-        programmed.backends.reserveCapacity(programmed.backends.count + min(slots, desiredBackends))
-        revNatIDs.reserveCapacity(revNatIDs.count + services.count)
+        for i in services.indices { slots += services[i].slots.count }
+        // The frontends are in `frontends` already (desired); IDs are handed out densely.
+        revNatEntries.reserveCapacity(revNatEntries.count + services.count + 1)
+        backendEntries.reserveCapacity(backendEntries.count + min(slots, desiredBackends) + 1)
     }
 
     /// Adds (`by` 1) or removes (-1) a desired frontend's uses of its backends: one probe per slot.
@@ -247,15 +252,28 @@ extension WriterCore {
 
     /// Services-map entries a frontend holds now.
     func currentEntries(_ key: ServiceMapKey) -> Int {
-        guard let e = programmed.services[key] else { return 0 }
+        guard let p = frontends.position(of: key) else { return 0 }
+        return currentEntries(at: p)
+    }
+
+    /// Services-map entries the frontend at a record position holds now.
+    func currentEntries(at p: Int) -> Int {
+        guard frontends.records[p].hasEntries, let e = frontends.records[p].entries else { return 0 }
         return (e.master == nil ? 0 : 1) + e.slots.count
     }
 
-    /// Whether nothing of this frontend is in the maps (the batch path writes such frontends).
-    func isFresh(_ key: ServiceMapKey) -> Bool { programmed.services[key] == nil && revNatIDs[key] == nil }
+    /// Whether nothing of the frontend at a record position is in the maps (the batch path writes such frontends).
+    func isFresh(at p: Int) -> Bool { !frontends.records[p].hasEntries && frontends.records[p].revNatID == 0 }
+
+    /// Reverse-NAT entries no frontend's ID names (left by a crash or a rollback), in order.
+    func staleRevNatIDs() -> [UInt16] {
+        var used = [Bool](repeating: false, count: Int(UInt16.max) + 1)
+        for p in frontends.records.indices where frontends.records[p].revNatID != 0 { used[Int(frontends.records[p].revNatID)] = true }
+        return revNatEntries.keys.filter { !used[Int($0)] }
+    }
 
     mutating func pruneBackend(_ id: UInt32, into summary: inout SyncSummary) {
-        guard refs[id, default: 0] == 0, let entry = programmed.backends[id] else {
+        guard refs[id, default: 0] == 0, let entry = backendEntries[id] else {
             unreferenced.remove(id)
             return
         }
@@ -276,7 +294,7 @@ extension WriterCore {
         var ignored = SyncSummary()
         var prune: [UInt32] = []
         for id in ids {
-            guard refs[id, default: 0] == 0, let entry = programmed.backends[id] else { continue }
+            guard refs[id, default: 0] == 0, let entry = backendEntries[id] else { continue }
             let record = backends[entry.key]
             let wanted = needed.map { $0.contains(entry.key) } ?? (record?.use.state != nil)
             if wanted && record?.id == id { continue }

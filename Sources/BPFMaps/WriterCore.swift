@@ -93,12 +93,21 @@ struct BackendTable {
 }
 
 /// The writer's state and algorithm; guarded by MapWriter's mutex. Every map operation goes
-/// through the counted helpers at the bottom, which update the mirror (`programmed`) and the
-/// indices (reference counts, entry counts) only when the operation succeeded.
+/// through the counted helpers at the bottom, which update the mirror (`frontends`' entries,
+/// `backendEntries`, `revNatEntries`) and the indices (reference counts, entry counts) only when
+/// the operation succeeded.
 struct WriterCore: ~Copyable {
     let maps: LoadBalancerMaps
-    /// Mirror of the maps.
-    var programmed: ProgrammedState
+    /// Per frontend, in one record: its services-map entries (the mirror), its reverse-NAT ID
+    /// and its desired state (what the last calls asked for; their uses of each backend are in
+    /// `backends`).
+    var frontends = FrontendTable()
+    /// Mirror of the backends map, by ID.
+    var backendEntries = IDTable<UInt32, BackendEntry>()
+    /// Mirror of the reverse-NAT map, by ID.
+    var revNatEntries = IDTable<UInt16, RevNatEntry>()
+    /// Full syncs so far (the desired state's replacement marks the frontends asked for).
+    var round: UInt32 = 0
     /// Entries in the services map (masters and slots) per the mirror.
     var serviceEntryCount = 0
     /// Every backend with an ID or a desired use (see `backendID`, `setBackendID`, `use`).
@@ -112,11 +121,8 @@ struct WriterCore: ~Copyable {
     var unreferenced = Set<UInt32>()
     /// IDs whose last reference went during the current frontend (pruned right after it when unwanted).
     var newlyUnreferenced: [UInt32] = []
-    var revNatIDs: [ServiceMapKey: UInt16] = [:]
     var revNatAllocator = IDAllocator(limit: UInt32(UInt16.max))
 
-    /// The desired frontends (what the last calls asked for); their uses of each backend are in `backends`.
-    var desired: [ServiceMapKey: DesiredService] = [:]
     /// Desired frontends not programmed as desired.
     var failed: [ServiceMapKey: BPFMapError] = [:]
 
@@ -131,8 +137,12 @@ struct WriterCore: ~Copyable {
 
     init(maps: LoadBalancerMaps, programmed: ProgrammedState) {
         self.maps = maps
-        self.programmed = ProgrammedState()
         adopt(programmed, keepingIDs: false)
+    }
+
+    /// The mirror as a `ProgrammedState` (built on demand: tests, the agent's start, `repair`).
+    var programmed: ProgrammedState {
+        ProgrammedState(services: frontends.services, backends: backendEntries.dictionary, reverseNAT: revNatEntries.dictionary)
     }
 
     /// Takes `truth` as the mirror and rebuilds every index from it. With `keepingIDs`, IDs this
@@ -141,8 +151,12 @@ struct WriterCore: ~Copyable {
     mutating func adopt(_ truth: ProgrammedState, keepingIDs: Bool) {
         var oldBackendIDs: [(BackendKey, UInt32)] = []
         if keepingIDs { for p in backends.live where backends.records[p].id != 0 { oldBackendIDs.append((backends.key(at: p), backends.records[p].id)) } }
-        let oldRevNatIDs = revNatIDs
-        programmed = truth
+        let oldRevNatIDs = frontends.revNatIDs
+        // The truth becomes the mirror; the reverse-NAT IDs are re-adopted from it below.
+        frontends.clearMirror()
+        for (key, entries) in truth.services { frontends[key] = entries }
+        backendEntries = IDTable(truth.backends)
+        revNatEntries = IDTable(truth.reverseNAT)
         serviceEntryCount = truth.services.values.reduce(0) { $0 + ($1.master == nil ? 0 : 1) + $1.slots.count }
         // IDs go, the desired uses stay.
         backends.removeAll { $0.use.state == nil }
@@ -150,7 +164,6 @@ struct WriterCore: ~Copyable {
         backendAllocator = IDAllocator(limit: UInt32.max - 1)
         refs = [:]
         unreferenced = []
-        revNatIDs = [:]
         revNatAllocator = IDAllocator(limit: UInt32(UInt16.max))
         // Re-adopt IDs: the lowest backend ID wins when a backend was pinned twice.
         for (id, entry) in truth.backends.sorted(by: { $0.key < $1.key }) {
@@ -169,11 +182,11 @@ struct WriterCore: ~Copyable {
         var claimed = Set<UInt16>()
         for (key, entries) in truth.services.sorted(by: { $0.key < $1.key }) {
             guard let master = entries.master, master.revNatID != 0, key.frontend != nil else { continue }
-            if claimed.insert(master.revNatID).inserted { revNatIDs[key] = master.revNatID }
+            if claimed.insert(master.revNatID).inserted { frontends[revNatID: key] = master.revNatID }
         }
         if keepingIDs {
-            for (key, id) in oldRevNatIDs where revNatIDs[key] == nil && !claimed.contains(id) {
-                revNatIDs[key] = id
+            for (key, id) in oldRevNatIDs where frontends[revNatID: key] == nil && !claimed.contains(id) {
+                frontends[revNatID: key] = id
                 claimed.insert(id)
             }
             // An ID whose entry was deleted or overwritten by hand stays with the backend this
@@ -192,9 +205,10 @@ struct WriterCore: ~Copyable {
     mutating func sync(_ state: DesiredL4State, isCancelled: () -> Bool) -> SyncSummary {
         let start = ContinuousClock.now
         var lowering = Lowering()
-        var wanted: [ServiceMapKey: DesiredService] = [:]
-        wanted.reserveCapacity(state.entries.count)
-        // Also in the input's order (sorted by frontend): the writer sorts them by key, nearly free then.
+        // The desired state is replaced as a whole: each frontend asked for is marked with this round.
+        round = round == UInt32.max ? 1 : round + 1
+        frontends.reserveCapacity(max(frontends.count, state.entries.count))
+        // In the input's order (sorted by frontend): the writer sorts them by key, nearly free then.
         var upserts: [DesiredService] = []
         upserts.reserveCapacity(state.entries.count)
         // The desired state is replaced as a whole: the backend uses are counted afresh, each
@@ -209,22 +223,42 @@ struct WriterCore: ~Copyable {
         // Where each upsert's slots' backend records are, for the batch path.
         var positions: [Int32] = []
         positions.reserveCapacity(slots)
+        // Where each upsert's frontend record is.
+        var frontendPositions: [Int32] = []
+        frontendPositions.reserveCapacity(state.entries.count)
         var one = Lowering()
-        // Read in place (borrowed): copying each entry out retained its fields for nothing.
+        // Read in place, field by field (`Lowering.lower(_:)` on a pointer): a copy of each entry
+        // retained all its fields for nothing.
+        // Each entry's backends are a separate allocation the sync reads first here: prefetched a
+        // few entries ahead (its storage address read from the entry without retaining it), the
+        // cache miss on each overlaps the lowering of the entries before it.
+        let backendsOffset = MemoryLayout<[Backend]>.size == MemoryLayout<UnsafeRawPointer>.size
+            ? MemoryLayout<FrontendEntry>.offset(of: \FrontendEntry.backends) : nil
+        let ahead = 8
         state.entries.withUnsafeBufferPointer { entries in
+            guard let base = entries.baseAddress else { return }
             for i in entries.indices {
+                if let backendsOffset, i + ahead < entries.count {
+                    let storage = UnsafeRawPointer(base + i + ahead).load(fromByteOffset: backendsOffset, as: UnsafeRawPointer.self)
+                    portway_prefetch(storage)
+                    portway_prefetch(storage + 64)
+                }
                 // Lowered aside: a duplicate's own lines are not reported, only that it is one.
-                let service = one.lower(entries[i])
-                // One probe: the first entry of a frontend wins.
+                let service = one.lower(base + i)
+                // One probe (the frontend's record, where the batch path finds it again): the first
+                // entry of a frontend wins.
                 if let service {
-                    guard Self.insert(service, into: &wanted[service.key]) else {
+                    let p = frontends.insert(service.key)
+                    guard frontends.mark(round, at: p) else {
                         lowering.skipped.append("\(entries[i].frontend): duplicate frontend, the first entry wins")
                         one.skipped.removeAll()
                         one.warnings.removeAll()
                         continue
                     }
+                    frontends.setDesired(service, at: p)
                     use(service, positions: &positions)
                     upserts.append(service)
+                    frontendPositions.append(Int32(p))
                 }
                 if !one.skipped.isEmpty {
                     lowering.skipped += one.skipped
@@ -236,22 +270,28 @@ struct WriterCore: ~Copyable {
                 }
             }
         }
-        let removals = programmed.services.keys.filter { wanted[$0] == nil }.sorted()
-        for key in desired.keys where wanted[key] == nil && programmed.services[key] == nil { releaseRevNatID(of: key) }
-        desired = wanted
+        // Frontends not asked for this round: no longer desired; removed when the maps hold them.
+        var removals: [ServiceMapKey] = []
+        for p in frontends.unmarked(round) {
+            let key = frontends.key(at: p)
+            let wasDesired = frontends.records[p].isDesired
+            if frontends.records[p].hasEntries {
+                removals.append(key)
+            } else if wasDesired {
+                releaseRevNatID(of: key)
+            }
+            // Still at `p`: a desired record is not removed by releasing its ID.
+            if wasDesired { frontends.setDesired(nil, at: p) }
+        }
+        removals.sort()
         failed = [:]
-        var summary = reconcile(removals: removals, upserts: upserts, positions: positions, touched: nil, isCancelled: isCancelled)
+        var summary = reconcile(
+            removals: removals, upserts: upserts, positions: positions, frontendPositions: frontendPositions, touched: nil,
+            isCancelled: isCancelled)
         summary.skipped = lowering.skipped
         summary.warnings = lowering.warnings
         summary.duration = ContinuousClock.now - start
         return summary
-    }
-
-    /// Fills an empty dictionary slot; false when it held a value already.
-    private static func insert(_ service: DesiredService, into slot: inout DesiredService?) -> Bool {
-        guard slot == nil else { return false }
-        slot = service
-        return true
     }
 
     mutating func apply(_ entries: [Frontend: FrontendEntry?], isCancelled: () -> Bool) -> SyncSummary {
@@ -280,7 +320,7 @@ struct WriterCore: ~Copyable {
     mutating func retryFailed(isCancelled: () -> Bool) -> SyncSummary {
         let start = ContinuousClock.now
         var changes: [ServiceMapKey: DesiredService?] = [:]
-        for key in failed.keys { changes[key] = .some(desired[key]) }
+        for key in failed.keys { changes[key] = .some(frontends[desired: key]) }
         var summary = reconcileChanges(changes, isCancelled: isCancelled)
         summary.duration = ContinuousClock.now - start
         return summary

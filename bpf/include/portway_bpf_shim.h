@@ -5,6 +5,9 @@
 #include <linux/types.h>
 #include "portway_maps.h"
 
+/// Asks the CPU to bring the cache line at `p` in: a hint (it never faults, whatever `p` is).
+static inline void portway_prefetch(const void *p) { __builtin_prefetch(p); }
+
 /// Returns libbpf's version as major * 1000 + minor (used to check that the package linked).
 int portway_libbpf_version(void);
 
