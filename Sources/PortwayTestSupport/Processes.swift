@@ -78,6 +78,18 @@ public func onCPULane<T: Sendable>(_ body: @escaping @Sendable () throws -> T) a
 
 private let cpuLane = DispatchQueue(label: "portway.tests.cpu-lane")
 
+/// What a check running on `onCPULane` found wrong (it cannot record issues itself: those belong
+/// to the test's task); thrown, it fails the test that awaited the lane with this description.
+public struct ModelCheckFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Throws `ModelCheckFailure(message)` unless `condition` holds: `#require` for code on `onCPULane`.
+public func check(_ condition: Bool, _ message: @autoclosure () -> String) throws {
+    if !condition { throw ModelCheckFailure(message()) }
+}
+
 /// The `portway` binary next to the test bundle (`swift build --build-tests` builds it with the
 /// tests), or `$PORTWAY_BIN`; nil when neither is there (the tests that need it skip).
 public let portwayBinary: String? = {

@@ -1,5 +1,6 @@
 import BPFMaps
 import LoadBalancer
+import PortwayTestSupport
 import Testing
 
 /// What the maps mean, without IDs: each frontend's master fields, its reverse-NAT entry and its
@@ -111,7 +112,15 @@ struct ChangeGenerator {
 @Suite("Incremental writes against from-scratch syncs (model check, in-memory maps)")
 struct IncrementalModelCheckTests {
     @Test("after every random change, incremental maps equal a fresh full sync of the same desired state", arguments: [UInt64(1), 2, 3])
-    func incrementalEqualsFull(seed: UInt64) throws {
+    func incrementalEqualsFull(seed: UInt64) async throws {
+        // CPU-bound: on the tests' CPU lane, not the 2-thread cooperative pool.
+        let totals = try await onCPULane { try Self.run(seed: seed) }
+        // The workload really churned.
+        #expect(totals.writes > 1000 && totals.deletes > 300)
+    }
+
+    /// 300 random changes of `seed`, each checked; what was written and deleted in all.
+    static func run(seed: UInt64) throws -> (writes: Int, deletes: Int) {
         let sizes = MapSizes([.services: 4096, .backends: 4096, .reverseNAT: 4096])
         let maps = LoadBalancerMaps.inMemory(sizes: sizes)
         let writer = try MapWriter(maps: maps)
@@ -124,23 +133,22 @@ struct IncrementalModelCheckTests {
             let summary = writer.apply(changes)
             totals.writes += summary.writes
             totals.deletes += summary.deletes
-            try #require(summary.failures.isEmpty, "step \(step): \(summary.failures)")
+            try check(summary.failures.isEmpty, "step \(step): \(summary.failures)")
 
             let fresh = LoadBalancerMaps.inMemory(sizes: sizes)
             let reference = try MapWriter(maps: fresh).sync(DesiredL4State(entries: Array(desired.values)))
-            try #require(reference.failures.isEmpty)
+            try check(reference.failures.isEmpty, "step \(step): the reference sync failed: \(reference.failures)")
             let incremental = try LogicalListing(maps), full = try LogicalListing(fresh)
-            try #require(incremental.problems.isEmpty, "step \(step): \(incremental.problems)")
-            try #require(full.problems.isEmpty, "step \(step): \(full.problems)")
-            try #require(incremental == full, "step \(step) (seed \(seed)): incremental and full differ")
-            try #require(try ProgrammedState.read(from: maps) == writer.programmed, "step \(step): the mirror is the maps")
+            try check(incremental.problems.isEmpty, "step \(step): \(incremental.problems)")
+            try check(full.problems.isEmpty, "step \(step): \(full.problems)")
+            try check(incremental == full, "step \(step) (seed \(seed)): incremental and full differ")
+            try check(try ProgrammedState.read(from: maps) == writer.programmed, "step \(step): the mirror is the maps")
             if step % 25 == 0 {
                 let resync = writer.sync(DesiredL4State(entries: Array(desired.values)))
-                try #require(resync.writes == 0 && resync.deletes == 0, "step \(step): a full sync after incremental changes wrote \(resync)")
+                try check(resync.writes == 0 && resync.deletes == 0, "step \(step): a full sync after incremental changes wrote \(resync)")
             }
         }
-        // The workload really churned.
-        #expect(totals.writes > 1000 && totals.deletes > 300)
+        return totals
     }
 
     @Test("the listing comparison sees a difference (the check can fail)")
