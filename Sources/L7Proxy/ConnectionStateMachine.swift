@@ -129,61 +129,6 @@ struct ConnectionStateMachine {
         case closeDownstream
     }
 
-    /// The actions of one event, in order. Up to four (every event but `upstreamConnected` with
-    /// request parts waiting) are held inline, so an event allocates nothing for them (an array
-    /// per event did: about eight per keep-alive request); more go to an array.
-    struct Actions: RandomAccessCollection, Equatable, ExpressibleByArrayLiteral {
-        private var first4: (Action?, Action?, Action?, Action?) = (nil, nil, nil, nil)
-        private var more: [Action] = []
-        private(set) var count = 0
-
-        init() {}
-        init(_ a: Action) { append(a) }
-        init(_ a: Action, _ b: Action) {
-            first4 = (a, b, nil, nil)
-            count = 2
-        }
-        init(_ a: Action, _ b: Action, _ c: Action) {
-            first4 = (a, b, c, nil)
-            count = 3
-        }
-        init(_ a: Action, _ b: Action, _ c: Action, _ d: Action) {
-            first4 = (a, b, c, d)
-            count = 4
-        }
-        /// For tests' expectations (the machine itself uses the initializers above: a literal builds an array first).
-        init(arrayLiteral elements: Action...) {
-            for element in elements { append(element) }
-        }
-
-        var startIndex: Int { 0 }
-        var endIndex: Int { count }
-
-        subscript(position: Int) -> Action {
-            precondition(position >= 0 && position < count, "action index out of range")
-            switch position {
-            case 0: return first4.0!
-            case 1: return first4.1!
-            case 2: return first4.2!
-            case 3: return first4.3!
-            default: return more[position - 4]
-            }
-        }
-
-        mutating func append(_ action: Action) {
-            switch count {
-            case 0: first4.0 = action
-            case 1: first4.1 = action
-            case 2: first4.2 = action
-            case 3: first4.3 = action
-            default: more.append(action)
-            }
-            count += 1
-        }
-
-        static func == (lhs: Actions, rhs: Actions) -> Bool { lhs.elementsEqual(rhs) }
-    }
-
     private(set) var state: State = .idle(headStarted: false)
     let maxDiscardedBodyBytes: Int
     let maxReplayBodyBytes: Int
@@ -194,7 +139,7 @@ struct ConnectionStateMachine {
     }
 
     /// The first actions for a new connection.
-    func start() -> Actions { Actions(.armWaitTimer(.keepAlive)) }
+    func start() -> [Action] { [.armWaitTimer(.keepAlive)] }
 
     /// Whether reads from the client should wait: the upstream is not there yet to take the body.
     var holdsDownstreamReads: Bool {
@@ -235,41 +180,41 @@ struct ConnectionStateMachine {
     // MARK: client events
 
     /// Bytes arrived while waiting for a request head.
-    mutating func bytesArrived() -> Actions {
+    mutating func bytesArrived() -> [Action] {
         guard case .idle(false) = state else { return [] }
         state = .idle(headStarted: true)
-        return Actions(.armWaitTimer(.requestHead))
+        return [.armWaitTimer(.requestHead)]
     }
 
-    mutating func requestHead(_ plan: RequestPlan, keepAlive: Bool, upgrade: Bool = false) -> Actions {
+    mutating func requestHead(_ plan: RequestPlan, keepAlive: Bool, upgrade: Bool = false) -> [Action] {
         guard case .idle = state else {
             // The handler delivers a request only once the previous one is answered; anything else is a bug: stop.
             state = .closed
-            return Actions(.closeDownstream)
+            return [.closeDownstream]
         }
         switch plan {
         case .reject(let response):
             state = .closed
-            return Actions(.cancelWaitTimer, .sendLocal(response, close: true))
+            return [.cancelWaitTimer, .sendLocal(response, close: true)]
         case .local(let response):
             state = .discarding(response, keepAlive: keepAlive, discarded: 0)
-            return Actions(.cancelWaitTimer, .startExchangeTimers)
+            return [.cancelWaitTimer, .startExchangeTimers]
         case .forward(let head, let idempotent, let retry):
             var exchange = Exchange(upstreamHead: head, idempotent: idempotent, keepAlive: keepAlive, upgrade: upgrade)
             exchange.retry = retry
             if retry != nil && !upgrade { exchange.replayBody = [] }
             state = .forwarding(exchange)
-            return Actions(.cancelWaitTimer, .startExchangeTimers, .connectUpstream(attempt: 1))
+            return [.cancelWaitTimer, .startExchangeTimers, .connectUpstream(attempt: 1)]
         }
     }
 
-    mutating func requestBody(_ bytes: ByteBuffer) -> Actions {
+    mutating func requestBody(_ bytes: ByteBuffer) -> [Action] {
         switch state {
         case .discarding(let response, let keepAlive, let discarded):
             let total = discarded + bytes.readableBytes
             if total > maxDiscardedBodyBytes {
                 state = .closed
-                return Actions(.cancelExchangeTimers, .sendLocal(response, close: true))
+                return [.cancelExchangeTimers, .sendLocal(response, close: true)]
             }
             state = .discarding(response, keepAlive: keepAlive, discarded: total)
             return []
@@ -290,22 +235,22 @@ struct ConnectionStateMachine {
                 return []
             case .connected:
                 state = .forwarding(exchange)
-                return Actions(.writeUpstream(.body(.byteBuffer(bytes))))
+                return [.writeUpstream(.body(.byteBuffer(bytes)))]
             }
         case .idle, .tunneling, .closed:
             return []
         }
     }
 
-    mutating func requestEnd() -> Actions {
+    mutating func requestEnd() -> [Action] {
         switch state {
         case .discarding(let response, let keepAlive, _):
             if keepAlive {
                 state = .idle(headStarted: false)
-                return Actions(.cancelExchangeTimers, .armWaitTimer(.keepAlive), .sendLocal(response, close: false))
+                return [.cancelExchangeTimers, .armWaitTimer(.keepAlive), .sendLocal(response, close: false)]
             }
             state = .closed
-            return Actions(.cancelExchangeTimers, .sendLocal(response, close: true))
+            return [.cancelExchangeTimers, .sendLocal(response, close: true)]
         case .forwarding(var exchange):
             exchange.requestComplete = true
             exchange.replayBody?.append(.end(nil))
@@ -316,7 +261,7 @@ struct ConnectionStateMachine {
                 return []
             case .connected:
                 state = .forwarding(exchange)
-                return Actions(.writeUpstream(.end(nil)), .flushUpstream)
+                return [.writeUpstream(.end(nil)), .flushUpstream]
             }
         case .idle, .tunneling, .closed:
             return []
@@ -324,60 +269,60 @@ struct ConnectionStateMachine {
     }
 
     /// The request could not be parsed: 400, or 431 when its head is too large.
-    mutating func parseError(headTooLarge: Bool) -> Actions {
+    mutating func parseError(headTooLarge: Bool) -> [Action] {
         let status: HTTPResponseStatus = headTooLarge ? .requestHeaderFieldsTooLarge : .badRequest
         switch state {
         case .idle, .discarding:
             state = .closed
-            return Actions(.cancelWaitTimer, .cancelExchangeTimers, .sendLocal(LocalResponse(status: status), close: true))
+            return [.cancelWaitTimer, .cancelExchangeTimers, .sendLocal(LocalResponse(status: status), close: true)]
         case .forwarding(let exchange):
             // A broken body (bad chunk) mid-request: the backend got a truncated request.
             state = .closed
             if exchange.response == .awaitingHead {
-                return Actions(.cancelExchangeTimers, .releaseUpstream(reuse: false), .sendLocal(LocalResponse(status: status), close: true))
+                return [.cancelExchangeTimers, .releaseUpstream(reuse: false), .sendLocal(LocalResponse(status: status), close: true)]
             }
-            return Actions(.cancelExchangeTimers, .releaseUpstream(reuse: false), .closeDownstream)
+            return [.cancelExchangeTimers, .releaseUpstream(reuse: false), .closeDownstream]
         case .tunneling, .closed:
             return []
         }
     }
 
     /// The client closed or the connection failed.
-    mutating func downstreamClosed() -> Actions {
+    mutating func downstreamClosed() -> [Action] {
         let wasForwarding: Bool
         if case .forwarding = state { wasForwarding = true } else { wasForwarding = false }
-        if case .closed = state, !wasForwarding { return Actions(.cancelWaitTimer, .cancelExchangeTimers) }
+        if case .closed = state, !wasForwarding { return [.cancelWaitTimer, .cancelExchangeTimers] }
         state = .closed
-        var actions = Actions(.cancelWaitTimer, .cancelExchangeTimers)
+        var actions: [Action] = [.cancelWaitTimer, .cancelExchangeTimers]
         if wasForwarding { actions.append(.releaseUpstream(reuse: false)) }
         return actions
     }
 
     // MARK: timers
 
-    mutating func waitTimerFired() -> Actions {
+    mutating func waitTimerFired() -> [Action] {
         guard case .idle(let headStarted) = state else { return [] }
         state = .closed
         if headStarted {
-            return Actions(.sendWithoutRequest(LocalResponse(status: .requestTimeout)))
+            return [.sendWithoutRequest(LocalResponse(status: .requestTimeout))]
         }
-        return Actions(.closeDownstream)
+        return [.closeDownstream]
     }
 
     /// The exchange's idle or request timer fired.
-    mutating func exchangeTimedOut() -> Actions {
+    mutating func exchangeTimedOut() -> [Action] {
         switch state {
         case .discarding:
             state = .closed
-            return Actions(.sendLocal(LocalResponse(status: .requestTimeout), close: true))
+            return [.sendLocal(LocalResponse(status: .requestTimeout), close: true)]
         case .forwarding(let exchange):
             state = .closed
             if exchange.response == .awaitingHead {
                 // Still waiting for the client's body: the client is slow (408); else the backend (504).
                 let status: HTTPResponseStatus = exchange.requestComplete ? .gatewayTimeout : .requestTimeout
-                return Actions(.releaseUpstream(reuse: false), .sendLocal(LocalResponse(status: status), close: true))
+                return [.releaseUpstream(reuse: false), .sendLocal(LocalResponse(status: status), close: true)]
             }
-            return Actions(.releaseUpstream(reuse: false), .closeDownstream)
+            return [.releaseUpstream(reuse: false), .closeDownstream]
         case .idle, .tunneling, .closed:
             return []
         }
@@ -386,27 +331,26 @@ struct ConnectionStateMachine {
     /// The current upstream attempt ran past the route's backendRequest timeout: 504 while no
     /// response head was sent (whatever the client's body is doing: the backend is what is late),
     /// else the response is cut by closing.
-    mutating func backendTimedOut() -> Actions {
+    mutating func backendTimedOut() -> [Action] {
         guard case .forwarding(var exchange) = state, exchange.upstream != .backingOff else { return [] }
         if canRetry(exchange, sentRequest: true) { return retry(&exchange) }
         state = .closed
         if exchange.response == .awaitingHead {
-            return Actions(.cancelExchangeTimers, .releaseUpstream(reuse: false), .sendLocal(LocalResponse(status: .gatewayTimeout), close: true))
+            return [.cancelExchangeTimers, .releaseUpstream(reuse: false), .sendLocal(LocalResponse(status: .gatewayTimeout), close: true)]
         }
-        return Actions(.cancelExchangeTimers, .releaseUpstream(reuse: false), .closeDownstream)
+        return [.cancelExchangeTimers, .releaseUpstream(reuse: false), .closeDownstream]
     }
 
     // MARK: upstream events
 
-    mutating func upstreamConnected(reused: Bool) -> Actions {
+    mutating func upstreamConnected(reused: Bool) -> [Action] {
         guard case .forwarding(var exchange) = state, exchange.upstream == .connecting else {
-            return Actions(.releaseUpstream(reuse: true))
+            return [.releaseUpstream(reuse: true)]
         }
         exchange.upstream = .connected(reused: reused)
-        var actions = Actions(.writeUpstream(.head(exchange.upstreamHead)))
-        for part in exchange.pending { actions.append(.writeUpstream(part)) }
-        actions.append(.flushUpstream)
-        actions.append(.resumeDownstreamReads)
+        var actions: [Action] = [.writeUpstream(.head(exchange.upstreamHead))]
+        actions += exchange.pending.map { .writeUpstream($0) }
+        actions += [.flushUpstream, .resumeDownstreamReads]
         exchange.pending = []
         state = .forwarding(exchange)
         return actions
@@ -414,7 +358,7 @@ struct ConnectionStateMachine {
 
     /// Opening the upstream connection failed (`timedOut` for the connect timeout). Nothing was sent,
     /// so the first failure is retried once on a fresh connection.
-    mutating func upstreamConnectFailed(timedOut: Bool) -> Actions {
+    mutating func upstreamConnectFailed(timedOut: Bool) -> [Action] {
         guard case .forwarding(var exchange) = state, exchange.upstream == .connecting else { return [] }
         if exchange.retry != nil {
             // Nothing was sent: the parts waiting in `pending` go with the next attempt.
@@ -424,13 +368,13 @@ struct ConnectionStateMachine {
         if exchange.attempts < 2 {
             exchange.attempts += 1
             state = .forwarding(exchange)
-            return Actions(.connectUpstream(attempt: exchange.attempts))
+            return [.connectUpstream(attempt: exchange.attempts)]
         }
         return fail(exchange, status: timedOut ? .gatewayTimeout : .badGateway)
     }
 
     /// The upstream connection closed or failed during the exchange.
-    mutating func upstreamClosed() -> Actions {
+    mutating func upstreamClosed() -> [Action] {
         guard case .forwarding(var exchange) = state, case .connected(let reused) = exchange.upstream else { return [] }
         switch exchange.response {
         case .awaitingHead:
@@ -444,7 +388,7 @@ struct ConnectionStateMachine {
                 exchange.upstream = .connecting
                 exchange.pending = [.end(nil)]
                 state = .forwarding(exchange)
-                return Actions(.releaseUpstream(reuse: false), .connectUpstream(attempt: exchange.attempts))
+                return [.releaseUpstream(reuse: false), .connectUpstream(attempt: exchange.attempts)]
             }
             // Reset or closed before a response head: the route's retry, if the request can be sent again.
             if canRetry(exchange, sentRequest: true) { return retry(&exchange) }
@@ -454,14 +398,14 @@ struct ConnectionStateMachine {
         case .streaming:
             // The response was cut short: the client must see the connection end too.
             state = .closed
-            return Actions(.cancelExchangeTimers, .releaseUpstream(reuse: false), .closeDownstream)
+            return [.cancelExchangeTimers, .releaseUpstream(reuse: false), .closeDownstream]
         }
     }
 
-    mutating func responseHead(_ head: HTTPResponseHead, allowsKeepAlive: Bool) -> Actions {
+    mutating func responseHead(_ head: HTTPResponseHead, allowsKeepAlive: Bool) -> [Action] {
         guard case .forwarding(var exchange) = state, exchange.response == .awaitingHead else { return [] }
         if head.status.code >= 100 && head.status.code < 200 && head.status != .switchingProtocols {
-            return Actions(.writeInformationalHead(head))
+            return [.writeInformationalHead(head)]
         }
         if let retry = exchange.retry, retry.codes.contains(Int(head.status.code)), canRetry(exchange, sentRequest: true) {
             // Nothing of this answer reaches the client: the attempt is dropped (its connection too).
@@ -471,7 +415,7 @@ struct ConnectionStateMachine {
             if head.status == .switchingProtocols {
                 exchange.response = .switching(head)
                 state = .forwarding(exchange)
-                return Actions(.cancelExchangeTimers)
+                return [.cancelExchangeTimers]
             }
             // Upgrade refused: the client's codec stopped at the upgrade request, so this is the last response.
             exchange.keepAlive = false
@@ -480,42 +424,42 @@ struct ConnectionStateMachine {
         // A backend that answers before the request body is complete: the client connection closes after.
         exchange.keepAlive = exchange.keepAlive && allowsKeepAlive
         state = .forwarding(exchange)
-        return Actions(.writeResponseHead(head, keepAlive: exchange.keepAlive))
+        return [.writeResponseHead(head, keepAlive: exchange.keepAlive)]
     }
 
-    mutating func responseBody(_ bytes: ByteBuffer) -> Actions {
+    mutating func responseBody(_ bytes: ByteBuffer) -> [Action] {
         guard case .forwarding(let exchange) = state, exchange.response == .streaming else { return [] }
-        return Actions(.writeResponseBody(bytes))
+        return [.writeResponseBody(bytes)]
     }
 
-    mutating func responseEnd(upstreamKeepAlive: Bool) -> Actions {
+    mutating func responseEnd(upstreamKeepAlive: Bool) -> [Action] {
         guard case .forwarding(let exchange) = state else { return [] }
         if case .switching(let head) = exchange.response {
             state = .tunneling
-            return Actions(.startTunnel(head))
+            return [.startTunnel(head)]
         }
         guard exchange.response == .streaming else { return [] }
         if exchange.requestComplete && exchange.keepAlive {
             state = .idle(headStarted: false)
-            return Actions(
+            return [
                 .cancelExchangeTimers, .releaseUpstream(reuse: upstreamKeepAlive), .armWaitTimer(.keepAlive),
-                .writeResponseEnd(close: false)
-            )
+                .writeResponseEnd(close: false),
+            ]
         }
         state = .closed
-        return Actions(
+        return [
             .cancelExchangeTimers, .releaseUpstream(reuse: upstreamKeepAlive && exchange.requestComplete),
-            .writeResponseEnd(close: true)
-        )
+            .writeResponseEnd(close: true),
+        ]
     }
 
     /// The backoff ended: the next attempt of the route's retry, on a fresh connection.
-    mutating func retryTimerFired() -> Actions {
+    mutating func retryTimerFired() -> [Action] {
         guard case .forwarding(var exchange) = state, exchange.upstream == .backingOff else { return [] }
         exchange.attempts += 1
         exchange.upstream = .connecting
         state = .forwarding(exchange)
-        return Actions(.connectUpstream(attempt: exchange.attempts))
+        return [.connectUpstream(attempt: exchange.attempts)]
     }
 
     /// Whether the route's retry may send the request again: attempts left, no byte of the response
@@ -527,29 +471,29 @@ struct ConnectionStateMachine {
 
     /// Ends the current attempt and waits the backoff; the next one sends the head and the kept
     /// body again (`rebuildPending`; else the unsent `pending` parts stay).
-    private mutating func retry(_ exchange: inout Exchange, rebuildPending: Bool = true) -> Actions {
+    private mutating func retry(_ exchange: inout Exchange, rebuildPending: Bool = true) -> [Action] {
         exchange.retriesUsed += 1
         exchange.upstream = .backingOff
         if rebuildPending { exchange.pending = exchange.replayBody ?? [] }
         state = .forwarding(exchange)
-        return Actions(.cancelBackendTimer, .releaseUpstream(reuse: false), .scheduleRetry(after: exchange.retry?.backoffSeconds ?? 0))
+        return [.cancelBackendTimer, .releaseUpstream(reuse: false), .scheduleRetry(after: exchange.retry?.backoffSeconds ?? 0)]
     }
 
-    private mutating func fail(_ exchange: Exchange, status: HTTPResponseStatus) -> Actions {
+    private mutating func fail(_ exchange: Exchange, status: HTTPResponseStatus) -> [Action] {
         if exchange.response == .streaming {
             state = .closed
-            return Actions(.cancelExchangeTimers, .releaseUpstream(reuse: false), .closeDownstream)
+            return [.cancelExchangeTimers, .releaseUpstream(reuse: false), .closeDownstream]
         }
         let response = LocalResponse(status: status)
         if exchange.requestComplete && exchange.keepAlive {
             state = .idle(headStarted: false)
-            return Actions(
+            return [
                 .cancelExchangeTimers, .releaseUpstream(reuse: false), .armWaitTimer(.keepAlive),
-                .sendLocal(response, close: false)
-            )
+                .sendLocal(response, close: false),
+            ]
         }
         state = .closed
-        return Actions(.cancelExchangeTimers, .releaseUpstream(reuse: false), .sendLocal(response, close: true))
+        return [.cancelExchangeTimers, .releaseUpstream(reuse: false), .sendLocal(response, close: true)]
     }
 }
 

@@ -371,7 +371,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
 
     // MARK: actions
 
-    private func run(_ actions: ConnectionStateMachine.Actions) {
+    private func run(_ actions: [ConnectionStateMachine.Action]) {
         for action in actions { perform(action) }
         if !pipelined.isEmpty && !deliveringPipelined && !machine.awaitsAnswerOnly { deliverPipelined() }
     }

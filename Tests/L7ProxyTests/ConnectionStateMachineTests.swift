@@ -182,34 +182,14 @@ import Testing
         #expect(plain.responseHead(switching, allowsKeepAlive: true) == [.writeResponseHead(switching, keepAlive: true)])
     }
 
-    @Test func actionsHoldFourInlineAndMoreInOrder() {
-        let all: [Machine.Action] = [
-            .cancelWaitTimer, .startExchangeTimers, .flushUpstream, .resumeDownstreamReads, .closeDownstream,
-            .cancelBackendTimer, .armWaitTimer(.keepAlive),
-        ]
-        var actions = Machine.Actions()
-        #expect(actions.isEmpty)
-        for (count, action) in all.enumerated() {
-            actions.append(action)
-            #expect(actions.count == count + 1)
-            #expect(Array(actions) == Array(all.prefix(count + 1)))
-        }
-        #expect(actions.last == .armWaitTimer(.keepAlive))
-        #expect(actions[4] == .closeDownstream)
-        #expect(Machine.Actions(.cancelWaitTimer, .startExchangeTimers, .flushUpstream, .resumeDownstreamReads) == [
-            .cancelWaitTimer, .startExchangeTimers, .flushUpstream, .resumeDownstreamReads,
-        ])
-        #expect(Machine.Actions(.cancelWaitTimer, .startExchangeTimers) != [.cancelWaitTimer])
-        #expect(Machine.Actions(.cancelWaitTimer) != [.startExchangeTimers])
-
-        // upstreamConnected with more parts waiting than fit inline: all of them, in order.
+    @Test func partsWaitingForTheUpstreamAreSentInOrderOnceItConnects() {
         var m = Machine()
         let post = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/", headers: ["host": "a", "transfer-encoding": "chunked"])
         _ = m.requestHead(.forward(upstreamHead: post, idempotent: false), keepAlive: true)
         let parts = (0..<5).map { ByteBuffer(string: "part\($0)") }
         for part in parts { #expect(m.requestBody(part) == []) }
         #expect(m.requestEnd() == [])
-        var expected: Machine.Actions = [.writeUpstream(.head(post))]
+        var expected: [Machine.Action] = [.writeUpstream(.head(post))]
         for part in parts { expected.append(.writeUpstream(.body(.byteBuffer(part)))) }
         expected.append(.writeUpstream(.end(nil)))
         expected.append(.flushUpstream)

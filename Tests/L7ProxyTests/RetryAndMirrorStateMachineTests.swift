@@ -12,7 +12,7 @@ import Testing
     let post = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/retry", headers: ["host": "a", "transfer-encoding": "chunked"])
     let retry = RouteRetry(codes: [500, 503], attempts: 2, backoffSeconds: 0.1)
     func status(_ code: Int) -> HTTPResponseHead { HTTPResponseHead(version: .http1_1, status: .init(statusCode: code), headers: ["content-length": "0"]) }
-    let retried: Machine.Actions = [.cancelBackendTimer, .releaseUpstream(reuse: false), .scheduleRetry(after: 0.1)]
+    let retried: [Machine.Action] = [.cancelBackendTimer, .releaseUpstream(reuse: false), .scheduleRetry(after: 0.1)]
 
     @Test func listedCodesAreRetriedAfterTheBackoffUpToAttemptsThenTheLastAnswerPasses() {
         var m = Machine()
