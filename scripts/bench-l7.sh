@@ -363,9 +363,9 @@ if [ "$PERF" = 1 ]; then
     # with uprobes in one more run: exact counts, unlike the CPU time, not moved by the machine's load.
     libc=$(ldconfig -p | awk '/libc\.so\.6 .*x86-64/ {print $NF; exit}')
     swiftcore=$(ldd "$PORTWAY" | awk '/libswiftCore\.so/ {print $3; exit}')
+    PROBES=1  # whatever is added below is removed on exit
     if [ -n "$libc" ] && [ -n "$swiftcore" ] && perf probe -q -x "$libc" -a "$P:malloc=malloc" 2>/dev/null \
         && perf probe -q -x "$swiftcore" -a "$P:retain=swift_retain" 2>/dev/null; then
-        PROBES=1
         perf stat -x, -e "$P:malloc,$P:retain" -p "$(proxy_pids portway | tr ' ' ,)" -o "$WORK/probes" &
         PERF_PID=$!
         read -r _ _ _ _ _ requests < <(measure portway keepalive)
