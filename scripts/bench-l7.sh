@@ -353,6 +353,7 @@ if [ "$PERF" = 1 ]; then
         pids=$(proxy_pids "$row" | tr ' ' ,)
         perf stat -x, -e raw_syscalls:sys_enter,syscalls:sys_enter_epoll_ctl -p "$pids" -o "$WORK/syscalls.$row" &
         PERF_PID=$!
+        sleep 1  # counting begun before the first request
         read -r _ _ _ _ _ requests < <(measure "$row" keepalive)
         kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true
         PERF_PID=""
@@ -360,7 +361,8 @@ if [ "$PERF" = 1 ]; then
             END {printf "bench-l7: %s keep-alive: %.1f syscalls per request, of which epoll_ctl %.2f\n", row, n ? all / n : 0, n ? ctl / n : 0}' "$WORK/syscalls.$row" >&2
     done
     # Heap allocations (libc malloc) and Swift retains per keep-alive request of the agent, counted
-    # with uprobes in one more run: exact counts, unlike the CPU time, not moved by the machine's load.
+    # with uprobes in one more run: steady counts (runs agree within a fraction of a percent), where the
+    # CPU time swings with the machine's load.
     libc=$(ldconfig -p | awk '/libc\.so\.6 .*x86-64/ {print $NF; exit}')
     swiftcore=$(ldd "$PORTWAY" | awk '/libswiftCore\.so/ {print $3; exit}')
     PROBES=1  # whatever is added below is removed on exit
@@ -368,6 +370,9 @@ if [ "$PERF" = 1 ]; then
         && perf probe -q -x "$swiftcore" -a "$P:retain=swift_retain" 2>/dev/null; then
         perf stat -x, -e "$P:malloc,$P:retain" -p "$(proxy_pids portway | tr ' ' ,)" -o "$WORK/probes" &
         PERF_PID=$!
+        # Attaching uprobes to a running process takes a moment: counting must have begun before the
+        # first request (else a short run's counts fall short by as much; the idle second adds little).
+        sleep 1
         read -r _ _ _ _ _ requests < <(measure portway keepalive)
         kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true
         PERF_PID=""
