@@ -18,7 +18,8 @@
 # Namespaces pwbn<pid>-*, bpffs /sys/fs/bpf/pwbn<pid>: removed on exit, also on Ctrl-C.
 # Environment: PORTWAY (binary; default: the release build), DURATION (per run, default 5s),
 # CONNECTIONS (default 16), THREADS (default 1), ROUNDS (default 3; medians are reported),
-# PERF=1 (after the measured runs, counts system calls per keep-alive request and records the agent
+# PERF=1 (after the measured runs, counts system calls per keep-alive request, the agent's mallocs
+# and swift_retain calls per keep-alive request (uprobes), and records the agent
 # with `perf record -g` during one more keep-alive run, or with PERF_MODE=close one more
 # new-connection run, into $PERF_OUT). Besides requests/s and latency, each row reports the proxy's CPU time per
 # request (user + system of the agent process, or of nginx's master and workers): on a shared machine
@@ -58,6 +59,7 @@ NAMESPACES=()
 AGENT_PID=""
 NGINX_PIDS=()
 PERF_PID=""
+PROBES=""
 
 cleanup() {
     trap - EXIT INT TERM
@@ -69,6 +71,7 @@ cleanup() {
         ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null
         ip netns del "$ns" 2>/dev/null
     done
+    [ -n "$PROBES" ] && perf probe -q -d "$P:*" 2>/dev/null
     rm -rf "$BPFFS" "$WORK"
 }
 trap cleanup EXIT
@@ -350,12 +353,34 @@ if [ "$PERF" = 1 ]; then
         pids=$(proxy_pids "$row" | tr ' ' ,)
         perf stat -x, -e raw_syscalls:sys_enter,syscalls:sys_enter_epoll_ctl -p "$pids" -o "$WORK/syscalls.$row" &
         PERF_PID=$!
+        sleep 1  # counting begun before the first request
         read -r _ _ _ _ _ requests < <(measure "$row" keepalive)
         kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true
         PERF_PID=""
         awk -F, -v row="$row" -v n="$requests" '/raw_syscalls/ {all = $1} /epoll_ctl/ {ctl = $1}
             END {printf "bench-l7: %s keep-alive: %.1f syscalls per request, of which epoll_ctl %.2f\n", row, n ? all / n : 0, n ? ctl / n : 0}' "$WORK/syscalls.$row" >&2
     done
+    # Heap allocations (libc malloc) and Swift retains per keep-alive request of the agent, counted
+    # with uprobes in one more run: steady counts (runs agree within a fraction of a percent), where the
+    # CPU time swings with the machine's load.
+    libc=$(ldconfig -p | awk '/libc\.so\.6 .*x86-64/ {print $NF; exit}')
+    swiftcore=$(ldd "$PORTWAY" | awk '/libswiftCore\.so/ {print $3; exit}')
+    PROBES=1  # whatever is added below is removed on exit
+    if [ -n "$libc" ] && [ -n "$swiftcore" ] && perf probe -q -x "$libc" -a "$P:malloc=malloc" 2>/dev/null \
+        && perf probe -q -x "$swiftcore" -a "$P:retain=swift_retain" 2>/dev/null; then
+        perf stat -x, -e "$P:malloc,$P:retain" -p "$(proxy_pids portway | tr ' ' ,)" -o "$WORK/probes" &
+        PERF_PID=$!
+        # Attaching uprobes to a running process takes a moment: counting must have begun before the
+        # first request (else a short run's counts fall short by as much; the idle second adds little).
+        sleep 1
+        read -r _ _ _ _ _ requests < <(measure portway keepalive)
+        kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true
+        PERF_PID=""
+        awk -F, -v n="$requests" '/:malloc/ {m = $1} /:retain/ {r = $1}
+            END {printf "bench-l7: portway keep-alive: %.1f mallocs, %.1f swift_retain calls per request\n", n ? m / n : 0, n ? r / n : 0}' "$WORK/probes" >&2
+    else
+        echo "bench-l7: no uprobes on malloc/swift_retain (perf probe failed): allocations not counted" >&2
+    fi
     echo "bench-l7: profiling the agent: perf record -g during one more Portway $PERF_MODE run" >&2
     perf record -g -o "$PERF_OUT" -p "$AGENT_PID" >/dev/null 2>&1 &
     PERF_PID=$!

@@ -81,6 +81,8 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     private var backendDeadline: NIODeadline?
     private var retryTimer: Scheduled<Void>?
     private var readHeld = false
+    /// Response bytes written to the client and not flushed yet (flushed at the end of the backend's read).
+    private var unflushedDownstream = false
     /// HTTP/1.1 pipelining: what the decoder delivered after a request that is still being answered
     /// (the next requests' parts, a parse error), handed to the state machine in order once the
     /// answer ends. While anything waits here the socket is not read further; otherwise it is read
@@ -445,6 +447,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
                 head, requestVersion: requestVersion, keepAlive: keepAlive && !closesAfterExchange,
                 modifier: forward?.responseHeaders ?? HeaderModifier())
             context.write(wrapOutboundOut(.head(out)), promise: nil)
+            unflushedDownstream = true
         case .writeInformationalHead(let head):
             var out = HTTPResponseHead(version: requestVersion, status: head.status, headers: head.headers)
             HeaderRewriting.removeHopByHop(&out.headers)
@@ -455,8 +458,13 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
             recordMetrics(status: responseStatus)
             let closing = close || closesAfterExchange
             if closing { LastSegment.carryFIN(context.channel) }
-            let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-            if closing { closeAfter(written, context: context) }
+            unflushedDownstream = false
+            if closing {
+                closeAfter(context.writeAndFlush(wrapOutboundOut(.end(nil))), context: context)
+            } else {
+                // No promise (and no future) when nothing waits for the write.
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            }
         case .sendLocal(let response, let close):
             sendLocal(response, close: close || closesAfterExchange, context: context)
         case .sendWithoutRequest(let response):
@@ -598,6 +606,11 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
             }
             endpoint = chosen
         }
+        if attempt == 1, let pooled = shared.pool.takeIdle(chosen) {
+            // A pooled connection, handed over at once (no completion closure to allocate).
+            upstreamAcquired(pooled, reused: true)
+            return
+        }
         let generation = self.generation
         shared.pool.acquire(chosen, fresh: attempt > 1) { [weak self] result in
             guard let self, self.generation == generation, self.context != nil else {
@@ -606,10 +619,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
             }
             switch result {
             case .success(let (connection, reused)):
-                self.shared.metrics.noteUpstream(reused: reused)
-                self.upstream = connection
-                connection.delegate = self
-                self.run(self.machine.upstreamConnected(reused: reused))
+                self.upstreamAcquired(connection, reused: reused)
             case .failure(let error):
                 self.shared.logger.notice(
                     "upstream connect failed",
@@ -619,6 +629,13 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
                 self.run(self.machine.upstreamConnectFailed(timedOut: timedOut))
             }
         }
+    }
+
+    private func upstreamAcquired(_ connection: UpstreamConnection, reused: Bool) {
+        shared.metrics.noteUpstream(reused: reused)
+        upstream = connection
+        connection.delegate = self
+        run(machine.upstreamConnected(reused: reused))
     }
 
     private func writeUpstream(_ part: HTTPClientRequestPart) {
@@ -632,6 +649,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
 
     private func writeDownstreamBody(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
         context.write(wrapOutboundOut(.body(.byteBuffer(bytes))), promise: tracked(bytes.readableBytes, toward: .downstream, context: context))
+        unflushedDownstream = true
     }
 
     private enum Peer { case upstream, downstream }
@@ -692,8 +710,11 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
         if requestMethod != .HEAD && !bodyless {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         }
-        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if close { closeAfter(written, context: context) }
+        if close {
+            closeAfter(context.writeAndFlush(wrapOutboundOut(.end(nil))), context: context)
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
     }
 
     /// Writes already-encoded bytes below the HTTP codec (which has no request to pair them with)
@@ -736,8 +757,11 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
 
     func upstreamReadComplete() {
         // One flush (one writev) per socket read of the backend, not per body part; the response's
-        // end flushes what is left itself (so a closing response's last segment can carry the FIN).
-        context?.flush()
+        // end flushes what is left itself (so a closing response's last segment can carry the FIN),
+        // and a read that wrote nothing since (the response's end came in it) flushes nothing.
+        guard unflushedDownstream, let context else { return }
+        unflushedDownstream = false
+        context.flush()
     }
 
     func upstreamClosed() {

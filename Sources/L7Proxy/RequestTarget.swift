@@ -80,10 +80,14 @@ struct RequestTarget: Equatable {
                 throw .badRequest("unsupported request target")
             }
         }
-        let hosts = head.headers["host"]
-        if hosts.count > 1 { throw .badRequest("more than one Host header") }
+        // The Host fields, counted in one pass without collecting them in an array.
+        var host: String?
+        for (name, value) in head.headers where name.utf8.count == 4 && name.isASCIICaseInsensitiveEqual(to: "host") {
+            if host != nil { throw .badRequest("more than one Host header") }
+            host = value
+        }
         if authority == nil {
-            if let host = hosts.first {
+            if let host {
                 authority = Substring(host)
             } else if head.version.major == 1 && head.version.minor >= 1 {
                 throw .badRequest("HTTP/1.1 request without Host")

@@ -61,11 +61,14 @@ final class UpstreamConnection {
     /// Lets a held read go ahead (the client connection drained).
     func resumeReads() { handler.resumeReads() }
 
+    /// Writes from the connection's own handler down (not from the pipeline's tail through it).
     func write(_ part: HTTPClientRequestPart, promise: EventLoopPromise<Void>?) {
-        channel.write(part, promise: promise)
+        handler.write(part, promise: promise)
     }
 
-    func flush() { channel.flush() }
+    /// Flushes what was written since the last flush; nothing written, nothing done (the client
+    /// connection's every read ends with a flush of its upstream, usually already flushed).
+    func flush() { handler.flushWritten() }
 
     /// Replaces the HTTP handlers by a tunnel end (after a 101). The connection leaves the pool for good.
     func becomeTunnel(_ end: TunnelHandler) throws {
@@ -88,9 +91,27 @@ private final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandl
     var onIdleClose: (() -> Void)?
     private var readHeld = false
     private var context: ChannelHandlerContext?
+    /// Something was written since the last flush.
+    private var unflushed = false
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func write(_ part: HTTPClientRequestPart, promise: EventLoopPromise<Void>?) {
+        guard let context else {
+            // Removed from the pipeline (closed, or a tunnel now): as a write to a closed channel.
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        unflushed = true
+        context.write(wrapOutboundOut(part), promise: promise)
+    }
+
+    func flushWritten() {
+        guard unflushed, let context else { return }
+        unflushed = false
+        context.flush()
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
@@ -167,21 +188,27 @@ final class UpstreamPool {
     /// Number of idle pooled connections (for tests).
     var idleCount: Int { idle.values.reduce(0) { $0 + $1.count } }
 
+    /// The most recently released idle connection to `endpoint` that is still open, taken out of
+    /// the pool; nil when there is none. (The endpoint's list stays in the dictionary, emptied, so
+    /// the next release appends without allocating; the sweep drops empty lists.)
+    func takeIdle(_ endpoint: UpstreamEndpoint) -> UpstreamConnection? {
+        while let connection = idle[endpoint]?.popLast() {
+            // Its onIdleClose stays: while an exchange holds it, its delegate is told of a close
+            // instead, and `remove` finds nothing to remove.
+            if connection.channel.isActive { return connection }
+        }
+        return nil
+    }
+
     /// Calls `completion` on the pool's loop with a pooled connection when one is alive (`reused`
     /// true), else a new one. `fresh` skips the pool (the retry after a failure).
     func acquire(
         _ endpoint: UpstreamEndpoint, fresh: Bool,
         completion: @escaping (Result<(UpstreamConnection, reused: Bool), any Error>) -> Void
     ) {
-        if !fresh {
-            while let connection = idle[endpoint]?.popLast() {
-                if idle[endpoint]?.isEmpty == true { idle[endpoint] = nil }
-                connection.handler.onIdleClose = nil
-                if connection.channel.isActive {
-                    completion(.success((connection, true)))
-                    return
-                }
-            }
+        if !fresh, let connection = takeIdle(endpoint) {
+            completion(.success((connection, true)))
+            return
         }
         var connected = connector.connect(to: endpoint, on: eventLoop, timeout: options.connectTimeout).hop(to: eventLoop)
         if let tls = endpoint.tls {
@@ -205,7 +232,13 @@ final class UpstreamPool {
                         // (`HeaderRewriting`'s "What is sent unchecked").
                         try sync.addHandlers([HTTPRequestEncoder(), ByteToMessageHandler(decoder)])
                         try sync.addHandler(handler)
-                        completion(.success((UpstreamConnection(channel: channel, endpoint: endpoint, handler: handler, metrics: self.metrics), false)))
+                        let connection = UpstreamConnection(channel: channel, endpoint: endpoint, handler: handler, metrics: self.metrics)
+                        // Set once: a connection that closes while it sits in the pool leaves it.
+                        handler.onIdleClose = { [weak self, weak connection] in
+                            guard let self, let connection else { return }
+                            self.remove(connection)
+                        }
+                        completion(.success((connection, false)))
                     } catch {
                         channel.close(promise: nil)
                         completion(.failure(error))
@@ -224,10 +257,6 @@ final class UpstreamPool {
         else {
             connection.channel.close(promise: nil)
             return
-        }
-        connection.handler.onIdleClose = { [weak self, weak connection] in
-            guard let self, let connection else { return }
-            self.remove(connection)
         }
         connection.idleSince = eventLoop.now
         connection.handler.resumeReads()

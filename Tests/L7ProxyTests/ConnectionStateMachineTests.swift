@@ -181,4 +181,20 @@ import Testing
         _ = plain.upstreamConnected(reused: false)
         #expect(plain.responseHead(switching, allowsKeepAlive: true) == [.writeResponseHead(switching, keepAlive: true)])
     }
+
+    @Test func partsWaitingForTheUpstreamAreSentInOrderOnceItConnects() {
+        var m = Machine()
+        let post = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/", headers: ["host": "a", "transfer-encoding": "chunked"])
+        _ = m.requestHead(.forward(upstreamHead: post, idempotent: false), keepAlive: true)
+        let parts = (0..<5).map { ByteBuffer(string: "part\($0)") }
+        for part in parts { #expect(m.requestBody(part) == []) }
+        #expect(m.requestEnd() == [])
+        var expected: [Machine.Action] = [.writeUpstream(.head(post))]
+        for part in parts { expected.append(.writeUpstream(.body(.byteBuffer(part)))) }
+        expected.append(.writeUpstream(.end(nil)))
+        expected.append(.flushUpstream)
+        expected.append(.resumeDownstreamReads)
+        #expect(m.upstreamConnected(reused: false) == expected)
+        #expect(expected.count == 9)  // head, five parts, end, flush, resume
+    }
 }

@@ -75,6 +75,43 @@ import Testing
         #expect(!used.client.isActive, "an idle keep-alive connection closes at once")
     }
 
+    /// A pooled connection is handed over at once (`UpstreamPool.takeIdle`), a new one through the
+    /// pool's completion; both must carry the same bytes each way, and a reused connection that the
+    /// backend closes while it is idle must still leave the pool.
+    @Test func aPooledAndANewUpstreamConnectionCarryTheSameBytes() throws {
+        let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]))
+        let request = "POST /p?q=1 HTTP/1.1\r\nHost: a.example.com\r\nContent-Length: 3\r\nX-Forwarded-For: 192.0.2.1\r\n\r\nabc"
+        let response = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\nX-From: a\r\n\r\nhello"
+        var sent: [String] = []
+        var answered: [String] = []
+        for _ in 0..<3 {
+            h.send(request)
+            sent.append(h.upstreamReceived(0))
+            h.upstreamSends(0, response)
+            answered.append(h.clientReceived())
+            #expect(h.pool.idleCount == 1)
+        }
+        #expect(h.connector.upstreams.count == 1, "the later requests reuse the first connection")
+        #expect(h.metrics.gaugeSnapshot.upstreamConnectionsOpened == 1)
+        #expect(h.metrics.gaugeSnapshot.upstreamConnectionsReused == 2)
+        #expect(sent[0].hasPrefix("POST /p?q=1 HTTP/1.1\r\n") && sent[0].hasSuffix("\r\n\r\nabc"))
+        #expect(sent[0].contains("x-forwarded-for: 192.0.2.1, 10.1.2.3\r\n"))
+        #expect(sent[1] == sent[0] && sent[2] == sent[0])
+        #expect(answered[0].lowercased() == "http/1.1 200 ok\r\ncontent-length: 5\r\nx-from: a\r\n\r\nhello")
+        #expect(answered[1] == answered[0] && answered[2] == answered[0])
+
+        // Closed by the backend while idle, after being taken from the pool and released again.
+        try h.connector.upstreams[0].close().wait()
+        h.loop.run()
+        #expect(h.pool.idleCount == 0)
+        // The next request opens a new connection and gets the same bytes again.
+        h.send(request)
+        #expect(h.connector.upstreams.count == 2)
+        #expect(h.upstreamReceived(1) == sent[0])
+        h.upstreamSends(1, response)
+        #expect(h.clientReceived() == answered[0])
+    }
+
     @Test func pipelinedRequestsAreAnsweredInOrder() throws {
         let h = try EmbeddedHarness(router: HostRouter(a: [a], b: [b]))
         h.send("GET /1 HTTP/1.1\r\nHost: a.example.com\r\n\r\nGET /2 HTTP/1.1\r\nHost: nowhere\r\n\r\nGET /3 HTTP/1.1\r\nHost: b.example.com\r\n\r\n")

@@ -28,6 +28,13 @@ import Testing
         for good in ["a.example.com", "A.Example.COM:8080", "10.0.0.1:80", "[fd00::1]", "[fd00::1]:443", "host:", "under_score.example", "a.example.com."] {
             #expect(!rejects("/", host: good), "Host \(good)")
         }
+        // Host fields in any case: exactly one is taken, two are refused.
+        let oneHost = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["X-A": "1", "HoSt": "A.example.com", "X-B": "2"])
+        #expect((try? RequestTarget.parse(oneHost))?.authority == "A.example.com")
+        let twoHosts = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["host": "a.example.com", "HOST": "a.example.com"])
+        #expect((try? RequestTarget.parse(twoHosts)) == nil)
+        let hostLike = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["hosts": "a.example.com", "hos": "b"])
+        #expect((try? RequestTarget.parse(hostLike)) == nil, "no Host on HTTP/1.1")
         // An absolute-form authority is held to the same syntax.
         #expect(rejects("http://evil@paths.example.com/admin"))
         #expect(rejects("http://paths.example.com:x/admin"))
@@ -52,6 +59,29 @@ import Testing
         #expect(HeaderRewriting.quoted("a.example.com:8080") == #""a.example.com:8080""#)
         #expect(HeaderRewriting.quoted(#"x", for=6.6.6.6;host="y"#) == #""x\", for=6.6.6.6;host=\"y""#)
         #expect(HeaderRewriting.quoted(#"back\slash"#) == #""back\\slash""#)
+    }
+
+    @Test("the Forwarded element built in one string equals the one built from interpolated pieces")
+    func forwardedElementMatchesTheInterpolatedForm() {
+        // The form it replaced, kept here as the reference.
+        func interpolated(_ client: String?, _ authority: String, _ proto: String) -> String {
+            var element = ""
+            if let client { element += "for=\(client.contains(":") ? "\"[\(client)]\"" : client);" }
+            element += "host=\(HeaderRewriting.quoted(authority));proto=\(proto)"
+            return element
+        }
+        let clients: [String?] = [nil, "192.0.2.7", "2001:db8::7", "::1"]
+        let authorities = ["a.example.com", "a.example.com:8080", "", #"x", for=6.6.6.6;host="y"#, #"back\slash"#, "[2001:db8::1]:443", "ünï"]
+        for client in clients {
+            for authority in authorities {
+                for proto in ["http", "https"] {
+                    #expect(
+                        HeaderRewriting.forwardedElement(clientAddress: client, authority: authority, proto: proto)
+                            == interpolated(client, authority, proto))
+                }
+            }
+        }
+        #expect(HeaderRewriting.forwardedElement(clientAddress: "2001:db8::7", authority: "a", proto: "http") == #"for="[2001:db8::7]";host="a";proto=http"#)
     }
 
     @Test("paths are normalized before routing: dot segments, merged slashes, unreserved escapes decoded")
