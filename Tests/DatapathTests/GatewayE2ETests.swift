@@ -462,8 +462,11 @@ struct GatewayE2ETests {
                     return (time, parts[1] == "ok", parts.dropFirst(2).joined(separator: " "))
                 }
                 // A request during a restart window waits for its SYN's retransmission (1 s, 3 s):
-                // the datapath drops SYNs while no proxy listens instead of refusing them.
-                #expect(results.count > 100, "\(mode): too few requests (\(results.count))")
+                // the datapath drops SYNs while no proxy listens instead of refusing them. The
+                // loop ran (at least a few per second of the ~17 s; on a loaded machine a debug
+                // agent's start-up can outlast the client's 5 s connect timeout twice, and each
+                // request takes longer: 93 in one such run).
+                #expect(results.count > 50, "\(mode): too few requests (\(results.count))")
                 var windowStart = 0.0
                 var settled = [(from: 0.0, to: restarts[0].killed)]
                 for (index, restart) in restarts.enumerated() {
