@@ -24,54 +24,38 @@ struct FrontendRecord: Sendable {
 /// desired state by position. Read and written like three dictionaries (`[key]`, `[revNatID:]`,
 /// `[desired:]`); a record goes when all three are empty. Removed positions are reused.
 struct FrontendTable: Sendable {
-    private var positions: [ServiceMapKey: Int32] = [:]
-    /// Per position: the key, nil when the position is free.
-    private var keys: [ServiceMapKey?] = []
+    private var index = PositionIndex<ServiceMapKey>()
     /// Per position (a free position holds an empty record).
     private(set) var records: [FrontendRecord] = []
-    private var free: [Int32] = []
     /// Records with services-map entries, with a reverse-NAT ID, with a desired state.
     private(set) var programmedCount = 0
     private(set) var revNatCount = 0
     private(set) var desiredCount = 0
 
     /// The position of a frontend's record, if it has one (one probe).
-    func position(of key: ServiceMapKey) -> Int? { positions[key].map { Int($0) } }
+    func position(of key: ServiceMapKey) -> Int? { index.position(of: key) }
 
     /// The position of a frontend's record, made empty when there is none (one probe).
     mutating func insert(_ key: ServiceMapKey) -> Int {
-        let next = free.last ?? Int32(records.count)
-        let p = Self.fill(&positions[key, default: -1], with: next)
-        guard p == next, keys.count <= Int(p) || keys[Int(p)] == nil else { return Int(p) }
-        if Int(p) == records.count {
-            keys.append(key)
-            records.append(FrontendRecord())
-        } else {
-            free.removeLast()
-            keys[Int(p)] = key
-        }
-        return Int(p)
-    }
-
-    private static func fill(_ slot: inout Int32, with next: Int32) -> Int32 {
-        if slot < 0 { slot = next }
-        return slot
+        let (p, appended) = index.insert(key)
+        if appended { records.append(FrontendRecord()) }
+        return p
     }
 
     /// Frontends with a record.
-    var count: Int { positions.count }
+    var count: Int { index.count }
 
     /// The positions in use whose record was not marked with `round`.
     func unmarked(_ round: UInt32) -> [Int] {
         var out: [Int] = []
-        for p in records.indices where keys[p] != nil && records[p].round != round { out.append(p) }
+        for p in records.indices where index.keys[p] != nil && records[p].round != round { out.append(p) }
         return out
     }
 
     /// Forgets every frontend's entries and reverse-NAT ID (the mirror is about to be replaced);
     /// records left empty go.
     mutating func clearMirror() {
-        for p in records.indices where keys[p] != nil {
+        for p in records.indices where index.keys[p] != nil {
             records[p].entries = nil
             records[p].hasEntries = false
             records[p].revNatID = 0
@@ -82,26 +66,22 @@ struct FrontendTable: Sendable {
     }
 
     /// The key at a position in use.
-    func key(at p: Int) -> ServiceMapKey { keys[p]! }
+    func key(at p: Int) -> ServiceMapKey { index.key(at: p) }
 
     /// The positions in use.
-    var live: [Int] { keys.indices.filter { keys[$0] != nil } }
+    var live: [Int] { index.live }
 
     /// Whether the record at a position holds nothing.
     func isEmpty(at p: Int) -> Bool { !records[p].hasEntries && records[p].revNatID == 0 && !records[p].isDesired }
 
     /// Removes the record at a position when it is empty.
     private mutating func removeIfEmpty(at p: Int) {
-        guard isEmpty(at: p), let key = keys[p] else { return }
-        positions[key] = nil
-        keys[p] = nil
+        guard isEmpty(at: p), index.remove(at: p) else { return }
         records[p] = FrontendRecord()
-        free.append(Int32(p))
     }
 
     mutating func reserveCapacity(_ n: Int) {
-        positions.reserveCapacity(n)
-        keys.reserveCapacity(n)
+        index.reserveCapacity(n)
         records.reserveCapacity(n)
     }
 
@@ -140,7 +120,7 @@ struct FrontendTable: Sendable {
 
     /// The services-map entries of a frontend (the mirror).
     subscript(key: ServiceMapKey) -> ServiceEntries? {
-        get { positions[key].flatMap { records[Int($0)].entries } }
+        get { index.position(of: key).flatMap { records[$0].entries } }
         _modify {
             // Moved out while yielded, so the caller mutates a unique value (no copy on write).
             let p = insert(key)
@@ -168,8 +148,8 @@ struct FrontendTable: Sendable {
     /// The reverse-NAT ID of a frontend.
     subscript(revNatID key: ServiceMapKey) -> UInt16? {
         get {
-            guard let p = positions[key], records[Int(p)].revNatID != 0 else { return nil }
-            return records[Int(p)].revNatID
+            guard let p = index.position(of: key), records[p].revNatID != 0 else { return nil }
+            return records[p].revNatID
         }
         set {
             if let newValue {
@@ -190,7 +170,7 @@ struct FrontendTable: Sendable {
 
     /// What the last calls asked for a frontend.
     subscript(desired key: ServiceMapKey) -> DesiredService? {
-        get { positions[key].flatMap { records[Int($0)].desired } }
+        get { index.position(of: key).flatMap { records[$0].desired } }
         set {
             if let newValue {
                 setDesired(newValue, at: insert(key))
@@ -204,7 +184,7 @@ struct FrontendTable: Sendable {
     var services: [ServiceMapKey: ServiceEntries] {
         var out: [ServiceMapKey: ServiceEntries] = [:]
         out.reserveCapacity(programmedCount)
-        for p in keys.indices where records[p].hasEntries { if let key = keys[p], let e = records[p].entries { out[key] = e } }
+        for p in records.indices where records[p].hasEntries { if let key = index.keys[p], let e = records[p].entries { out[key] = e } }
         return out
     }
 
@@ -212,7 +192,7 @@ struct FrontendTable: Sendable {
     var revNatIDs: [(key: ServiceMapKey, id: UInt16)] {
         var out: [(key: ServiceMapKey, id: UInt16)] = []
         out.reserveCapacity(revNatCount)
-        for p in keys.indices { if let key = keys[p], records[p].revNatID != 0 { out.append((key, records[p].revNatID)) } }
+        for p in records.indices { if let key = index.keys[p], records[p].revNatID != 0 { out.append((key, records[p].revNatID)) } }
         return out
     }
 }

@@ -27,67 +27,46 @@ struct BackendRecord {
 /// batch path, which then reads and writes records by position instead of probing again. Removed
 /// positions are reused.
 struct BackendTable {
-    private var positions: [BackendKey: Int32] = [:]
-    /// Per position: the key, nil when the position is free.
-    private var keys: [BackendKey?] = []
+    private var index = PositionIndex<BackendKey>()
     /// Per position (a free position holds an empty record).
     var records: [BackendRecord] = []
-    private var free: [Int32] = []
 
-    var count: Int { positions.count }
+    var count: Int { index.count }
 
     /// The record of a backend (one probe).
     subscript(key: BackendKey) -> BackendRecord? {
-        guard let p = positions[key] else { return nil }
-        return records[Int(p)]
+        index.position(of: key).map { records[$0] }
     }
 
     /// The position of a backend's record, if it has one.
-    func position(of key: BackendKey) -> Int? { positions[key].map { Int($0) } }
+    func position(of key: BackendKey) -> Int? { index.position(of: key) }
 
     /// The position of a backend's record, made empty when there is none (one probe).
     mutating func insert(_ key: BackendKey) -> Int {
-        let next = free.last ?? Int32(records.count)
-        let p = Self.fill(&positions[key, default: -1], with: next)
-        guard p == next, keys.count <= Int(p) || keys[Int(p)] == nil else { return Int(p) }
-        if Int(p) == records.count {
-            keys.append(key)
-            records.append(BackendRecord())
-        } else {
-            free.removeLast()
-            keys[Int(p)] = key
-        }
-        return Int(p)
-    }
-
-    private static func fill(_ slot: inout Int32, with next: Int32) -> Int32 {
-        if slot < 0 { slot = next }
-        return slot
+        let (p, appended) = index.insert(key)
+        if appended { records.append(BackendRecord()) }
+        return p
     }
 
     /// The key at a position in use.
-    func key(at p: Int) -> BackendKey { keys[p]! }
+    func key(at p: Int) -> BackendKey { index.key(at: p) }
 
     /// Removes the record at a position in use.
     mutating func remove(at p: Int) {
-        guard let key = keys[p] else { return }
-        positions[key] = nil
-        keys[p] = nil
+        guard index.remove(at: p) else { return }
         records[p] = BackendRecord()
-        free.append(Int32(p))
     }
 
     /// The positions in use.
-    var live: [Int] { keys.indices.filter { keys[$0] != nil } }
+    var live: [Int] { index.live }
 
     /// Removes every record `shouldRemove` says.
     mutating func removeAll(where shouldRemove: (BackendRecord) -> Bool) {
-        for p in keys.indices where keys[p] != nil && shouldRemove(records[p]) { remove(at: p) }
+        for p in records.indices where index.keys[p] != nil && shouldRemove(records[p]) { remove(at: p) }
     }
 
     mutating func reserveCapacity(_ n: Int) {
-        positions.reserveCapacity(n)
-        keys.reserveCapacity(n)
+        index.reserveCapacity(n)
         records.reserveCapacity(n)
     }
 }
