@@ -612,7 +612,9 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
             return
         }
         let generation = self.generation
-        shared.pool.acquire(chosen, fresh: attempt > 1) { [weak self] result in
+        // A new connection: the pool was looked at above on the first attempt, and a retry after
+        // a failure never takes a pooled one.
+        shared.pool.acquire(chosen, fresh: true) { [weak self] result in
             guard let self, self.generation == generation, self.context != nil else {
                 if case .success(let (connection, _)) = result { connection.channel.close(promise: nil) }
                 return
