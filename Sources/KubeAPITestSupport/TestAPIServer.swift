@@ -50,7 +50,8 @@ public final class TestAPIServer: @unchecked Sendable {
 
     // MARK: lifecycle
 
-    /// Starts listening (on a free port the first time, on the same port after a restart).
+    /// Starts listening (on a free port below the ephemeral range the first time, on the same
+    /// port after a restart).
     public func start() async throws {
         let tls = try makeTLSContext()
         let bootstrap = ServerBootstrap(group: group)
@@ -71,7 +72,24 @@ public final class TestAPIServer: @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(APIRequestHandler(server: self))
                 }
             }
-        let channel = try await bootstrap.bind(host: "127.0.0.1", port: port).get()
+        let channel: any Channel
+        if port != 0 {
+            channel = try await bootstrap.bind(host: "127.0.0.1", port: port).get()
+        } else {
+            // The first start: a port of its own below the ephemeral range, so that while the
+            // server is stopped (a restart) no other test's outgoing connection can take it.
+            var bound: (any Channel)?
+            var lastError: (any Error)?
+            for _ in 0..<200 where bound == nil {
+                do {
+                    bound = try await bootstrap.bind(host: "127.0.0.1", port: Self.nextPort()).get()
+                } catch {
+                    lastError = error
+                }
+            }
+            guard let bound else { throw lastError ?? ChannelError.inappropriateOperationForState }
+            channel = bound
+        }
         lock.withLock {
             serverChannel = channel
             boundPort = channel.localAddress?.port ?? 0
@@ -86,6 +104,17 @@ public final class TestAPIServer: @unchecked Sendable {
         config.shutdownTimeout = .milliseconds(200)
         config.trustRoots = .file(certificates.caCertPath)
         return try NIOSSLContext(configuration: config)
+    }
+
+    /// Ports for first starts, one per call across the process: 31000–32499, below the kernel's
+    /// ephemeral range (32768 up) and apart from the ports other tests pick (20000–29999 for the
+    /// proxy's), from an offset by process so runs side by side rarely meet.
+    private static let portCounter = NIOLockedValueBox(Int(getpid()) % 100 * 15)
+    private static func nextPort() -> Int {
+        portCounter.withLockedValue { counter in
+            defer { counter += 1 }
+            return 31000 + counter % 1500
+        }
     }
 
     /// Stops listening and closes every connection (watches end abruptly).
